@@ -1,0 +1,32 @@
+"""whence: where did this value come from?
+
+Cell-level lineage through numpy, recorded per operation and composed only when a query asks.
+
+>>> import numpy as np, whence as wh
+>>> wh.reset()
+>>> a = wh.track(np.arange(12.0).reshape(4, 3), name="a")
+>>> b = wh.track(np.arange(3.0), name="b")
+>>> y = np.tanh(a * b + 1).sum(axis=1)
+>>> wh.backward(y, (2,))["b"].tolist()
+[[0], [1], [2]]
+>>> wh.forward(a, (1, 2), y).tolist()
+[[1]]
+>>> wh.sources(y), wh.ops(y)
+(['a', 'b'], ['multiply', 'add', 'tanh', 'sum'])
+"""
+
+from .errors import (LineageLostWarning, LineageQueryError, NotTrackedError, PartialLineageWarning,
+                     SourceNameError, WhenceError)
+from .graph import OpRecord, release, reset, source_names
+from .tracked import TrackedArray, is_tracked, plain, track
+from .query import Cell, LineageResult, Relation, ancestors, backward, forward, lineage, ops, sources
+from . import buckets as _buckets  # noqa: F401  (registers the numpy function table)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "track", "TrackedArray", "is_tracked", "plain", "backward", "forward", "sources", "ops", "ancestors",
+    "lineage", "Cell", "LineageResult", "Relation", "OpRecord", "reset", "release", "source_names",
+    "WhenceError", "NotTrackedError", "SourceNameError", "LineageQueryError", "PartialLineageWarning",
+    "LineageLostWarning",
+]

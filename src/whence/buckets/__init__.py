@@ -1,0 +1,5 @@
+"""The numpy function table, one module per bucket (see :mod:`whence.ops.registry`)."""
+
+from . import registry, ufuncs  # noqa: F401
+from . import index_maps, region_maps, selection, opaque  # noqa: F401
+from .registry import BUCKETS, BUCKET_NAMES, HANDLERS, bucket_of, implements  # noqa: F401

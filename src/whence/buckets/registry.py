@@ -1,0 +1,117 @@
+"""The function table: every numpy function that dispatches through ``__array_function__`` sits in one bucket.
+
+Buckets (see the design in the README):
+
+``"A"`` index maps
+    lineage is a pure function of shapes and arguments (moves, copies, elementwise functions); answered by
+    index arithmetic or by replaying the function on index arrays.
+``"B"`` region maps
+    reductions, accumulations, windows and contractions; answered with rectangles along axes.
+``"C"`` data-dependent maps
+    the operation's own index array (sort permutation, mask, computed indices) is recorded.
+``"D"`` opaque
+    every output cell derives from every input cell; the result is PARTIAL and a
+    :class:`~whence.errors.PartialLineageWarning` is issued.
+``"M"`` metadata and I/O
+    the result holds no cells derived from values (``np.shape``, ``np.result_type``, ``np.save``); the
+    function runs on the plain values and its result is returned as numpy returns it.
+
+A function missing from the table is treated as bucket D, with a warning naming it.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+from ..tracked import TrackedArray
+
+__all__ = ["implements", "dispatch", "HANDLERS", "BUCKETS", "BUCKET_NAMES", "bucket_of"]
+
+HANDLERS: dict = {}
+BUCKETS: dict = {}
+BUCKET_NAMES = {"A": "index map", "B": "region map", "C": "data-dependent", "D": "opaque",
+                "M": "metadata / I/O"}
+_SIGNATURES: dict = {}
+
+
+def implements(bucket, *funcs):
+    """Register ``handler(func, *args, **kwargs)`` for the numpy functions ``funcs`` in ``bucket``."""
+    if bucket not in BUCKET_NAMES:
+        raise ValueError(f"unknown bucket {bucket!r}")
+
+    def deco(handler):
+        for f in funcs:
+            if f is None:
+                continue
+            if f in HANDLERS and HANDLERS[f] is handler:
+                continue  # an alias of a function already registered (np.permute_dims is np.transpose)
+            if f in HANDLERS:
+                raise RuntimeError(f"{getattr(f, '__name__', f)} is registered twice "
+                                   f"(buckets {BUCKETS[f]} and {bucket})")
+            HANDLERS[f] = handler
+            BUCKETS[f] = bucket
+        return handler
+
+    return deco
+
+
+def bucket_of(func):
+    """The bucket letter of a numpy function, or None when whence does not know it."""
+    return BUCKETS.get(func)
+
+
+def signature(func):
+    sig = _SIGNATURES.get(func)
+    if sig is None:
+        try:
+            sig = inspect.signature(func)
+        except (TypeError, ValueError):
+            sig = False
+        _SIGNATURES[func] = sig
+    return sig
+
+
+def bind(func, args, kwargs):
+    """Bind a call's arguments to ``func``'s parameters, defaults applied (a dict)."""
+    sig = signature(func)
+    if not sig:
+        raise TypeError(f"cannot bind the arguments of {func!r}")
+    ba = sig.bind(*args, **kwargs)
+    ba.apply_defaults()
+    return ba.arguments
+
+
+def dispatch(func, types, args, kwargs):
+    for t in types:
+        if not issubclass(t, (TrackedArray, np.ndarray)):
+            return NotImplemented
+    handler = HANDLERS.get(func)
+    out = kwargs.get("out", None)
+    if out is not None and handler is not None and BUCKETS.get(func) != "M":
+        kwargs = dict(kwargs)
+        kwargs.pop("out")
+        result = dispatch(func, types, args, kwargs)
+        return _store_out(out, result)
+    if handler is None:
+        from .opaque import opaque_call
+        return opaque_call(func, args, kwargs, reason="whence has no lineage rule for this function")
+    return handler(func, *args, **kwargs)
+
+
+def _store_out(out, result):
+    from ..errors import LineageLostWarning
+    import warnings
+    outs = out if isinstance(out, tuple) else (out,)
+    results = result if isinstance(result, tuple) else (result,)
+    for o, r in zip(outs, results):
+        if isinstance(o, TrackedArray):
+            o[...] = r
+        else:
+            np.copyto(o, np.asarray(r._data if isinstance(r, TrackedArray) else r), casting="unsafe")
+            if isinstance(r, TrackedArray):
+                warnings.warn("whence: tracked values were written into a plain array through out=; their "
+                              "lineage stops there (pass a TrackedArray as out= to keep it)",
+                              LineageLostWarning, stacklevel=4)
+    return out

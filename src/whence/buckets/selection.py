@@ -1,0 +1,518 @@
+"""Bucket C, data-dependent maps: sort, partition, masks, computed indices, ``where``, ``choose``, unique and
+set operations, and the in-place writers (``put``, ``place``, ``copyto``, ...).
+
+The index array the operation computes anyway (a permutation, the selected positions, the positions
+written) is kept; queries gather through it.  Control edges (``control=True`` in queries) lead from each
+output cell to the mask, condition or index-array cell that chose it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..maps import ElementwiseMap, GatherMap, OpaqueMap, PairsMap, UnionMap, replay_gather
+from ..tracked import TrackedArray, _wrap, make_node
+from .common import freeze, internal_ravel, is_t, raw
+from .registry import implements, signature
+
+__all__ = []
+
+
+def _gather_with_control(op, result, operands, replay, controls=(), stored=(), detail=""):
+    """A gather (``replay`` on index arrays) plus control edges ``[(tracked array, src function)]``."""
+    result = np.asarray(result)
+    vals = [raw(o) for o in operands]
+    shapes = [np.shape(v) for v in vals]
+    tracked = [is_t(o) for o in operands]
+    data_parents = [o._node for o in operands if is_t(o)]
+    gm = replay_gather(result.shape, shapes, tracked, replay, stored=stored)
+    ctrl = [(c, f) for c, f in controls if is_t(c)]
+    if not ctrl:
+        return _wrap(result, make_node(op, result.shape, gm, data_parents, detail=detail))
+    parents = list(data_parents)
+    parts = [(gm, tuple(range(len(parents))))]
+    for c, f in ctrl:
+        if callable(f):
+            parts.append((GatherMap(result.shape, [c.shape], f), (len(parents),)))
+        else:  # a map given directly
+            parts.append((f, (len(parents),)))
+        parents.append(c._node)
+    m = UnionMap(result.shape, [p.shape for p in parents], parts)
+    return _wrap(result, make_node(op, result.shape, m, parents, control=range(len(data_parents), len(parents)),
+                                   detail=detail))
+
+
+def _small_index(idx):
+    """Store an index array as int32 when its values fit (4 bytes per output cell)."""
+    idx = np.asarray(idx)
+    if idx.dtype.itemsize > 4 and idx.size and idx.dtype.kind in "iu" and int(idx.max(initial=0)) < 2**31 - 1 \
+            and int(idx.min(initial=0)) >= 0:
+        return idx.astype(np.int32)
+    return idx
+
+
+# ------------------------------------------------------------------------------------- sorting
+
+@implements("C", np.sort, np.partition, np.sort_complex)
+def _sort(func, a, *args, **kwargs):
+    v = raw(a)
+    if func is np.sort_complex:
+        axis, perm = -1, np.argsort(v, axis=-1, kind="stable")
+        values = np.sort_complex(v)
+    else:
+        ba = signature(func).bind(a, *args, **kwargs)
+        ba.apply_defaults()
+        p = dict(ba.arguments)
+        axis = p.get("axis", -1)
+        if axis is None:
+            v = np.ravel(v)
+            a = internal_ravel(a) if is_t(a) else a
+            axis = -1
+        if func is np.sort:
+            extra = {"stable": p["stable"]} if p.get("stable") is not None else {}
+            perm = np.argsort(v, axis=axis, kind=p.get("kind"), order=p.get("order"), **extra)
+        else:
+            perm = np.argpartition(v, p["kth"], axis=axis, kind=p.get("kind", "introselect"), order=p.get("order"))
+        values = np.take_along_axis(v, perm, axis) if v.ndim else v.copy()
+    if not is_t(a):
+        return values
+    if v.ndim == 0:
+        return _wrap(np.asarray(values), make_node(func.__name__, (), ElementwiseMap((), [()]), [a._node]))
+    perm = _small_index(perm)
+    return _gather_with_control(func.__name__, values, [a], lambda xs: np.take_along_axis(xs[0], perm, axis),
+                                stored=[perm], detail=f"axis={axis}")
+
+
+# ------------------------------------------------------------------------------- gathers by index
+
+@implements("C", np.take)
+def _take(func, a, indices, axis=None, out=None, mode="raise"):
+    ind = np.array(raw(indices), copy=True)
+    result = np.take(raw(a), ind, axis=axis, mode=mode)
+    nd = np.ndim(raw(a))
+
+    def ctrl_src():
+        ax = 0 if axis is None else axis % nd
+        shape = (1,) * ax + ind.shape + (1,) * (0 if axis is None else nd - ax - 1)
+        return np.broadcast_to(np.arange(1, ind.size + 1, dtype=np.int64).reshape(shape), np.shape(result))
+
+    return _gather_with_control("take", result, [a], lambda xs: np.take(xs[0], ind, axis=axis, mode=mode),
+                                [(indices, ctrl_src)], stored=[ind])
+
+
+@implements("C", np.take_along_axis)
+def _take_along_axis(func, arr, indices, *args, **kwargs):
+    ind = np.array(raw(indices), copy=True)
+    ax = args[0] if args else kwargs.get("axis", -1)
+    result = np.take_along_axis(raw(arr), ind, ax)
+    if ax is None:
+        return _gather_with_control("take_along_axis", result, [arr],
+                                    lambda xs: np.take_along_axis(xs[0], ind, None),
+                                    [(indices, lambda: np.arange(1, ind.size + 1).reshape(ind.shape))], stored=[ind])
+    return _gather_with_control(
+        "take_along_axis", result, [arr], lambda xs: np.take_along_axis(xs[0], ind, ax),
+        [(indices, lambda: np.broadcast_to(np.arange(1, ind.size + 1, dtype=np.int64).reshape(ind.shape),
+                                           np.shape(result)))], stored=[ind])
+
+
+@implements("C", np.choose)
+def _choose(func, a, choices, out=None, mode="raise"):
+    idx = np.array(raw(a), copy=True)
+    if isinstance(choices, TrackedArray) or isinstance(choices, np.ndarray):
+        ops = [choices]
+        result = np.choose(idx, raw(choices), mode=mode)
+        replay = lambda xs: np.choose(idx, xs[0], mode=mode)  # noqa: E731
+    else:
+        ops = list(choices)
+        result = np.choose(idx, [raw(c) for c in ops], mode=mode)
+        replay = lambda xs: np.choose(idx, xs, mode=mode)  # noqa: E731
+    ctrl = (a, ElementwiseMap(np.shape(result), [np.shape(idx)])) if is_t(a) else (a, None)
+    return _gather_with_control("choose", result, ops, replay, [ctrl], stored=[idx])
+
+
+@implements("C", np.select)
+def _select(func, condlist, choicelist, default=0):
+    conds = [np.array(raw(c), dtype=bool, copy=True) for c in condlist]
+    choices = list(choicelist)
+    ops = choices + [default]
+    result = np.select(conds, [raw(c) for c in choices], raw(default))
+    shape = np.shape(result)
+    n = len(choices)
+    ctrls = [(c, ElementwiseMap(shape, [c.shape])) for c in condlist if is_t(c)]
+    return _gather_with_control("select", result, ops, lambda xs: np.select(conds, xs[:n], xs[n]), ctrls,
+                                stored=conds)
+
+
+@implements("C", np.where)
+def _where(func, condition, *xy):
+    if not xy:
+        return np.nonzero(condition)
+    if len(xy) != 2:
+        raise ValueError("either both or neither of x and y should be given")
+    x, y = xy
+    cond = np.array(raw(condition), dtype=bool, copy=True)
+    result = np.where(cond, raw(x), raw(y))
+    ctrl = [(condition, ElementwiseMap(result.shape, [condition.shape]))] if is_t(condition) else []
+    return _gather_with_control("where", result, [x, y], lambda xs: np.where(cond, xs[0], xs[1]), ctrl,
+                                stored=[cond])
+
+
+def _positions_control(cond_flat_nz, out_shape, axis):
+    """Control src for compress-like selections: output index j along ``axis`` <- condition cell nz[j]."""
+    def src():
+        k = out_shape[axis] if out_shape else 0
+        col = cond_flat_nz[:k].astype(np.int64) + 1
+        shape = [1] * len(out_shape)
+        shape[axis] = k
+        return np.broadcast_to(col.reshape(shape), out_shape)
+    return src
+
+
+@implements("C", np.compress)
+def _compress(func, condition, a, axis=None, out=None):
+    cond = np.array(raw(condition), dtype=bool, copy=True)
+    result = np.compress(cond, raw(a), axis=axis)
+    nz = np.flatnonzero(cond)
+    ax = 0 if axis is None else axis % np.ndim(raw(a))
+    return _gather_with_control("compress", result, [a], lambda xs: np.compress(cond, xs[0], axis=axis),
+                                [(condition, _positions_control(nz, result.shape, ax))], stored=[cond])
+
+
+@implements("C", np.extract)
+def _extract(func, condition, arr):
+    cond = np.array(raw(condition), copy=True)
+    result = np.extract(cond, raw(arr))
+    nz = np.flatnonzero(np.ravel(cond))
+    return _gather_with_control("extract", result, [arr], lambda xs: np.extract(cond, xs[0]),
+                                [(condition, _positions_control(nz, result.shape, 0))], stored=[cond])
+
+
+@implements("C", np.nonzero, np.argwhere, np.flatnonzero)
+def _positions(func, a):
+    v = raw(a)
+    result = func(v)
+    if not is_t(a):
+        return result
+    nz = _small_index(np.flatnonzero(v))
+    if func is np.nonzero:
+        outs = []
+        for r in result:
+            outs.append(_wrap(r, make_node("nonzero", r.shape, GatherMap(r.shape, [a.shape], lambda: nz + 1,
+                                                                         stored=[nz]), [a._node])))
+        return tuple(outs)
+    if func is np.argwhere:
+        shape = result.shape
+        m = GatherMap(shape, [a.shape], lambda: np.broadcast_to((nz.astype(np.int64) + 1)[:, None], shape),
+                      stored=[nz])
+        return _wrap(result, make_node("argwhere", shape, m, [a._node]))
+    return _wrap(result, make_node("flatnonzero", result.shape, GatherMap(result.shape, [a.shape],
+                                                                          lambda: nz.astype(np.int64) + 1,
+                                                                          stored=[nz]), [a._node]))
+
+
+@implements("C", np.trim_zeros)
+def _trim_zeros(func, filt, trim="fb", *args, **kwargs):
+    v = raw(filt)
+    result = np.trim_zeros(v, trim, *args, **kwargs)
+    if not is_t(filt):
+        return result
+    if np.ndim(v) != 1:
+        from .opaque import opaque_result
+        return opaque_result("trim_zeros", result, [filt], "trim_zeros of an N-d array")
+    nz = np.flatnonzero(v)
+    start = int(nz[0]) if (nz.size and "f" in trim.lower()) else 0
+    if nz.size == 0:
+        start = 0
+    stop = start + len(result)
+    return _gather_with_control("trim_zeros", result, [filt], lambda xs: xs[0][start:stop])
+
+
+@implements("C", np.bincount)
+def _bincount(func, x, weights=None, minlength=0):
+    xv = np.array(raw(x), copy=True)
+    result = np.bincount(xv, raw(weights), minlength)
+    ops = [o for o in (x, weights) if is_t(o)]
+    if not ops:
+        return result
+    xi = xv.astype(np.int64)
+
+    def pairs(k):
+        return xi, np.arange(xi.size, dtype=np.int64)
+
+    m = PairsMap(result.shape, [o.shape for o in ops], pairs, stored=[xi])
+    return _wrap(result, make_node("bincount", result.shape, m, [o._node for o in ops]))
+
+
+# --------------------------------------------------------------------------------- unique, sets
+
+def _first_occurrence(flat, values, equal_nan=True):
+    """Flat index of the first occurrence in ``flat`` of each of ``values``."""
+    u, first = np.unique(flat, return_index=True, equal_nan=equal_nan) if _has_equal_nan() else np.unique(
+        flat, return_index=True)
+    pos = np.searchsorted(u, values)
+    pos = np.clip(pos, 0, max(len(u) - 1, 0))
+    return first[pos] if len(u) else np.zeros(0, np.int64)
+
+
+def _has_equal_nan():
+    try:
+        np.unique(np.zeros(1), equal_nan=True)
+        return True
+    except TypeError:
+        return False
+
+
+@implements("C", np.unique)
+def _unique(func, ar, return_index=False, return_inverse=False, return_counts=False, axis=None, **kwargs):
+    v = raw(ar)
+    result = np.unique(v, return_index, return_inverse, return_counts, axis, **kwargs)
+    if not is_t(ar):
+        return result
+    results = list(result) if isinstance(result, tuple) else [result]
+    names = ["values"] + [n for n, f in (("index", return_index), ("inverse", return_inverse),
+                                         ("counts", return_counts)) if f]
+    if axis is None:
+        flat = np.ravel(v)
+        first = _small_index(_first_occurrence(flat, results[0], kwargs.get("equal_nan", True)))
+        outs = []
+        inv = None
+        for name, r in zip(names, results):
+            r = np.asarray(r)
+            if name in ("values", "index"):
+                m = GatherMap(r.shape, [ar.shape], lambda first=first: first.astype(np.int64) + 1, stored=[first])
+            elif name == "inverse":
+                m = GatherMap(r.shape, [ar.shape], lambda r=r: np.arange(1, r.size + 1, dtype=np.int64).reshape(r.shape))
+            else:
+                inv = np.unique(flat, return_inverse=True)[1].ravel().astype(np.int64)
+                m = PairsMap(r.shape, [ar.shape], lambda k, inv=inv: (inv, np.arange(inv.size, dtype=np.int64)),
+                             stored=[inv])
+            outs.append(_wrap(r, make_node(f"unique.{name}" if name != "values" else "unique", r.shape, m,
+                                           [ar._node])))
+        return tuple(outs) if isinstance(result, tuple) else outs[0]
+    ax = axis % v.ndim
+    _, first, inv = np.unique(v, return_index=True, return_inverse=True, axis=ax)
+    inv = np.ravel(inv).astype(np.int64)
+    coord = np.indices(v.shape)[ax].ravel()
+    outs = []
+    for name, r in zip(names, results):
+        r = np.asarray(r)
+        if name == "values":
+            fi = first.copy()
+            m = replay_gather(r.shape, [v.shape], [True], lambda xs, fi=fi: np.take(xs[0], fi, axis=ax), stored=[fi])
+        else:
+            if name == "index":
+                grp = np.full(v.shape[ax], -1, np.int64)
+                grp[first] = np.arange(first.size)
+                g = grp[coord]
+            elif name == "inverse":
+                g = coord.astype(np.int64)
+            else:
+                g = inv[coord]
+            keep = g >= 0
+            o, i = g[keep], np.flatnonzero(keep)
+            m = PairsMap(r.shape, [v.shape], lambda k, o=o, i=i: (o, i), stored=[o, i])
+        outs.append(_wrap(r, make_node(f"unique.{name}" if name != "values" else "unique", r.shape, m, [ar._node])))
+    return tuple(outs) if isinstance(result, tuple) else outs[0]
+
+
+def _unique_api(func, x, names):
+    v = raw(x)
+    result = func(v)
+    if not is_t(x):
+        return result
+    results = list(result) if isinstance(result, tuple) else [result]
+    flat = np.ravel(v)
+    first = _small_index(_first_occurrence(flat, np.asarray(results[0])))
+    inv = None
+    outs = []
+    for name, r in zip(names, results):
+        r = np.asarray(r)
+        if name in ("values", "indices"):
+            m = GatherMap(r.shape, [x.shape], lambda: first.astype(np.int64) + 1, stored=[first])
+        elif name == "inverse_indices":
+            m = GatherMap(r.shape, [x.shape], lambda r=r: np.arange(1, r.size + 1, dtype=np.int64).reshape(r.shape))
+        else:
+            inv = np.asarray(results[names.index("inverse_indices")]).ravel().astype(np.int64) \
+                if "inverse_indices" in names else np.searchsorted(np.asarray(results[0]), flat)
+            m = PairsMap(r.shape, [x.shape], lambda k, inv=inv: (inv, np.arange(inv.size, dtype=np.int64)),
+                         stored=[inv])
+        outs.append(_wrap(r, make_node(f"{func.__name__}.{name}", r.shape, m, [x._node])))
+    if hasattr(result, "_fields"):
+        return type(result)(*outs)
+    return outs[0] if not isinstance(result, tuple) else tuple(outs)
+
+
+if hasattr(np, "unique_values"):
+    @implements("C", np.unique_values)
+    def _unique_values(func, x):
+        return _unique_api(func, x, ["values"])
+
+    @implements("C", np.unique_counts)
+    def _unique_counts(func, x):
+        return _unique_api(func, x, ["values", "counts"])
+
+    @implements("C", np.unique_inverse)
+    def _unique_inverse(func, x):
+        return _unique_api(func, x, ["values", "inverse_indices"])
+
+    @implements("C", np.unique_all)
+    def _unique_all(func, x):
+        return _unique_api(func, x, ["values", "indices", "inverse_indices", "counts"])
+
+
+@implements("C", np.intersect1d)
+def _intersect1d(func, ar1, ar2, assume_unique=False, return_indices=False):
+    v1, v2 = raw(ar1), raw(ar2)
+    vals, i1, i2 = np.intersect1d(v1, v2, assume_unique, return_indices=True)
+    result = (vals, i1, i2) if return_indices else vals
+    ts = [x for x in (ar1, ar2) if is_t(x)]
+    if not ts:
+        return result
+    parents, parts = [], []
+    for x, idx in ((ar1, i1), (ar2, i2)):
+        if is_t(x):
+            parts.append((GatherMap(vals.shape, [x.shape], lambda idx=idx: idx.astype(np.int64) + 1, stored=[idx]),
+                          (len(parents),)))
+            parents.append(x._node)
+    m = UnionMap(vals.shape, [p.shape for p in parents], parts)
+    out = _wrap(vals, make_node("intersect1d", vals.shape, m, parents))
+    if not return_indices:
+        return out
+    extra = []
+    for x, idx in ((ar1, i1), (ar2, i2)):
+        if is_t(x):
+            extra.append(_wrap(idx, make_node("intersect1d.indices", idx.shape, GatherMap(
+                idx.shape, [x.shape], lambda idx=idx: idx.astype(np.int64) + 1, stored=[idx]), [x._node])))
+        else:
+            extra.append(idx)
+    return (out, *extra)
+
+
+@implements("C", np.union1d)
+def _union1d(func, ar1, ar2):
+    v1, v2 = np.ravel(raw(ar1)), np.ravel(raw(ar2))
+    result = np.union1d(v1, v2)
+    ops = [x for x in (ar1, ar2)]
+    if not any(is_t(x) for x in ops):
+        return result
+    both = np.concatenate([v1, v2])
+    first = _first_occurrence(both, result)
+    n1 = v1.size
+    parents, parts = [], []
+    for k, x in enumerate(ops):
+        if not is_t(x):
+            continue
+        lo, hi = (0, n1) if k == 0 else (n1, both.size)
+        sel = np.where((first >= lo) & (first < hi), first - lo + 1, 0)
+        parts.append((GatherMap(result.shape, [x.shape], lambda sel=sel: sel, stored=[sel]), (len(parents),)))
+        parents.append(x._node)
+    m = UnionMap(result.shape, [p.shape for p in parents], parts)
+    return _wrap(result, make_node("union1d", result.shape, m, parents))
+
+
+@implements("C", np.setdiff1d, np.setxor1d)
+def _setdiff(func, ar1, ar2, assume_unique=False):
+    v1, v2 = raw(ar1), raw(ar2)
+    result = func(v1, v2, assume_unique)
+    if not (is_t(ar1) or is_t(ar2)):
+        return result
+    parents, parts = [], []
+    if func is np.setxor1d:
+        # which values survive depends on every cell of both arrays
+        for x in (ar1, ar2):
+            if is_t(x):
+                parts.append((OpaqueMap(result.shape, [x.shape]), (len(parents),)))
+                parents.append(x._node)
+    else:
+        flat = np.ravel(v1)
+        if assume_unique:
+            first = np.flatnonzero(~np.isin(flat, v2))
+        else:
+            first = _first_occurrence(flat, result)
+        if is_t(ar1):
+            parts.append((GatherMap(result.shape, [ar1.shape], lambda: first.astype(np.int64) + 1, stored=[first]),
+                          (len(parents),)))
+            parents.append(ar1._node)
+        if is_t(ar2):
+            parts.append((OpaqueMap(result.shape, [ar2.shape]), (len(parents),)))
+            parents.append(ar2._node)
+    m = UnionMap(result.shape, [p.shape for p in parents], parts)
+    return _wrap(result, make_node(func.__name__, result.shape, m, parents))
+
+
+# ------------------------------------------------------------------------------ in-place writers
+
+def _inplace(op, target, value_ops, apply):
+    """Apply an in-place writer to ``target``'s values, and record it by replaying it on index arrays.
+
+    ``apply(target_array, value_arrays)`` performs the write in place.
+    """
+    vals = [raw(v) for v in value_ops]
+    apply(target._data if is_t(target) else target, vals)
+    if not is_t(target):
+        return None
+    shape = target.shape
+    n = math.prod(shape)
+    tracked = [is_t(v) for v in value_ops]
+    vshapes = [np.shape(v) for v in vals]
+
+    def src():
+        t = np.arange(1, n + 1, dtype=np.int64).reshape(shape)
+        xs, off = [], n
+        for s, tr in zip(vshapes, tracked):
+            k = math.prod(s)
+            if tr:
+                xs.append(np.arange(off + 1, off + 1 + k, dtype=np.int64).reshape(s))
+                off += k
+            else:
+                xs.append(np.zeros(s, np.int64))
+        apply(t, xs)
+        return t
+
+    parents = [target._node] + [v._node for v in value_ops if is_t(v)]
+    m = GatherMap(shape, [p.shape for p in parents], src)
+    node = make_node(op, shape, m, parents)
+    target._write(None, node, shape)
+    return None
+
+
+@implements("C", np.put)
+def _put(func, a, ind, v, mode="raise"):
+    ind = np.array(raw(ind), copy=True)
+    return _inplace("put", a, [v], lambda t, xs: np.put(t, ind, xs[0], mode=mode))
+
+
+@implements("C", np.putmask)
+def _putmask(func, a, mask, values):
+    mask = np.array(raw(mask), dtype=bool, copy=True)
+    return _inplace("putmask", a, [values], lambda t, xs: np.putmask(t, mask, xs[0]))
+
+
+@implements("C", np.place)
+def _place(func, arr, mask, vals):
+    mask = np.array(raw(mask), dtype=bool, copy=True)
+    return _inplace("place", arr, [vals], lambda t, xs: np.place(t, mask, xs[0]))
+
+
+@implements("C", np.copyto)
+def _copyto(func, dst, src, casting="same_kind", where=True):
+    w = np.array(raw(where), dtype=bool, copy=True)
+    if not is_t(dst):
+        np.copyto(dst, raw(src), casting=casting, where=w)
+        return None
+    # check casting on the real values first, then replay unsafely on the index arrays
+    return _inplace("copyto", dst, [src], lambda t, xs: np.copyto(
+        t, xs[0], casting=casting if t is dst._data else "unsafe", where=w))
+
+
+@implements("C", np.put_along_axis)
+def _put_along_axis(func, arr, indices, values, axis):
+    ind = np.array(raw(indices), copy=True)
+    return _inplace("put_along_axis", arr, [values], lambda t, xs: np.put_along_axis(t, ind, xs[0], axis))
+
+
+@implements("C", np.fill_diagonal)
+def _fill_diagonal(func, a, val, wrap=False):
+    return _inplace("fill_diagonal", a, [val], lambda t, xs: np.fill_diagonal(t, xs[0], wrap))

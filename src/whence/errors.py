@@ -1,0 +1,34 @@
+"""Exceptions and warnings raised by whence."""
+
+__all__ = [
+    "WhenceError",
+    "NotTrackedError",
+    "SourceNameError",
+    "LineageQueryError",
+    "PartialLineageWarning",
+    "LineageLostWarning",
+]
+
+
+class WhenceError(Exception):
+    """Base class of every error raised by whence."""
+
+
+class NotTrackedError(WhenceError, TypeError):
+    """A lineage query was asked about an object that carries no lineage."""
+
+
+class SourceNameError(WhenceError, ValueError):
+    """A source name is invalid or already in use."""
+
+
+class LineageQueryError(WhenceError, IndexError):
+    """A query named cells that do not exist (index out of range, wrong mask shape)."""
+
+
+class PartialLineageWarning(UserWarning):
+    """An operation's exact lineage is unknown; its result falls back to all-to-all and is PARTIAL."""
+
+
+class LineageLostWarning(UserWarning):
+    """Tracked values were written into a plain (untracked) array, so their lineage stops there."""

@@ -1,0 +1,125 @@
+"""The lineage graph: one :class:`Node` per array operation, linked to its parent nodes.
+
+A node holds the operation's name, its *map* (the lineage relation between the output cells and the cells of
+each parent, see :mod:`whence.maps`), and a completeness flag.  Nodes are numbered in creation order, so a
+parent's id is always smaller than its child's: sorting by id is a topological order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import weakref
+from dataclasses import dataclass
+
+from .errors import SourceNameError
+
+__all__ = ["Node", "OpRecord", "new_source", "reset", "release", "source_names"]
+
+_ids = itertools.count()
+_sources: "weakref.WeakValueDictionary[str, Node]" = weakref.WeakValueDictionary()
+_auto_names = itertools.count()
+
+
+class Node:
+    """One operation (or source) in the lineage graph.
+
+    Parameters
+    ----------
+    op : str
+        Operation name, e.g. ``"add"`` or ``"getitem"``.
+    shape : tuple of int
+        Shape of the array this node produced.
+    map : whence.maps.Map or None
+        Lineage relation to the parents; ``None`` for sources and constants.
+    parents : tuple of Node
+        Parent nodes, in the order the map numbers them.
+    control : frozenset of int
+        Positions in ``parents`` that are control inputs (masks, conditions, index arrays).
+    partial : str or None
+        ``None`` when this op's lineage is exact (FULL), else the reason it is PARTIAL.
+    """
+
+    __slots__ = ("id", "op", "shape", "map", "parents", "control", "partial", "name", "internal",
+                 "detail", "__weakref__")
+
+    def __init__(self, op, shape, map=None, parents=(), control=frozenset(), partial=None, name=None,
+                 internal=False, detail=""):
+        self.id = next(_ids)
+        self.op = op
+        self.shape = tuple(shape)
+        self.map = map
+        self.parents = tuple(parents)
+        self.control = control
+        self.partial = partial
+        self.name = name
+        self.internal = internal
+        self.detail = detail
+
+    @property
+    def is_source(self):
+        return self.name is not None
+
+    @property
+    def size(self):
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    def record(self):
+        return OpRecord(self.id, self.op, self.shape, tuple(p.id for p in self.parents),
+                        "FULL" if self.partial is None else "PARTIAL", self.partial, self.name,
+                        self.map.nbytes if self.map is not None else 0, self.detail)
+
+    def __repr__(self):
+        flag = "" if self.partial is None else " PARTIAL"
+        label = f"source {self.name!r}" if self.name else self.op
+        return f"<Node {self.id} {label} shape={self.shape}{flag}>"
+
+
+@dataclass(frozen=True)
+class OpRecord:
+    """A read-only description of one operation, as returned by :func:`whence.ancestors`."""
+
+    id: int
+    op: str
+    shape: tuple
+    parents: tuple
+    completeness: str
+    reason: str | None
+    source: str | None
+    lineage_nbytes: int
+    detail: str = ""
+
+
+def new_source(shape, name=None):
+    """Create a source node under a unique name (an automatic one when ``name`` is None)."""
+    if name is None:
+        while True:
+            name = f"array{next(_auto_names)}"
+            if name not in _sources:
+                break
+    if not isinstance(name, str) or not name:
+        raise SourceNameError(f"a source name must be a non-empty string, got {name!r}")
+    if name in _sources:
+        raise SourceNameError(
+            f"source name {name!r} is already in use by a live tracked array; choose another name, "
+            f"or call whence.release({name!r}) / whence.reset() to free it")
+    node = Node("source", shape, name=name)
+    _sources[name] = node
+    return node
+
+
+def release(name):
+    """Free a source name so that it can be used again (the old arrays keep their lineage)."""
+    _sources.pop(name, None)
+
+
+def reset():
+    """Free every source name (arrays already tracked keep their lineage)."""
+    _sources.clear()
+
+
+def source_names():
+    """Names of the sources that are alive now."""
+    return sorted(_sources.keys())

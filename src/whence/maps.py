@@ -1,0 +1,577 @@
+"""Lineage maps: the relation between the cells of one operation's output and the cells of its parents.
+
+A map is recorded once per operation, at O(1) cost for shape-determined operations (classes A and B of the
+design) and at the cost of the index array the operation computes anyway for data-dependent ones (class C).
+Cells are only computed when a query asks, by pushing cell sets through the map:
+
+``backward(out_mask)``
+    the boolean mask of the output cells being asked about goes in; one mask per parent comes out (``None``
+    for a parent that contributes nothing).
+``forward(k, in_mask)``
+    the mask of cells of parent ``k`` goes in; the mask of output cells derived from them comes out.
+
+Masks passed in are never modified; masks returned may be read-only views and must not be modified either.
+
+The map kinds
+-------------
+:class:`ElementwiseMap`
+    broadcasting: an output cell derives from the broadcast cell of each operand.
+:class:`ReduceMap`
+    an output cell derives from every cell reduced into it (optionally restricted by a ``where`` mask).
+:class:`LaneMap`
+    an output cell derives from its whole lane along some axes (argsort: every cell compared).
+:class:`BandMap`
+    windows along axes: output index ``i`` derives from input indices ``lo[i] .. hi[i]`` (cumsum, diff,
+    convolve, reduceat, gradient, packbits).
+:class:`EinsumMap`
+    contractions described by labels (matmul, dot, tensordot, einsum, outer, cov, membership tests).
+:class:`GatherMap`
+    moves and copies: each output cell is copied from at most one parent cell, given by a source-index array
+    that is computed lazily by replaying the operation on index arrays (class A) or stored (class C).
+:class:`PairsMap`
+    an explicit relation given as (output cell, input cell) pairs, for scatters (``ufunc.at``, ``bincount``).
+:class:`OpaqueMap`
+    every output cell derives from every input cell (class D, always PARTIAL).
+:class:`UnionMap`
+    the union of several maps over the same output, e.g. a copy plus the control cells that chose it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "Map", "ElementwiseMap", "ReduceMap", "LaneMap", "BandMap", "EinsumMap", "GatherMap", "PairsMap",
+    "OpaqueMap", "UnionMap", "replay_gather", "unbroadcast_any",
+]
+
+
+def _size(shape):
+    return math.prod(shape)
+
+
+def unbroadcast_any(mask, shape):
+    """Reduce a mask of a broadcast shape to ``shape`` by OR over the broadcast axes."""
+    shape = tuple(shape)
+    extra = mask.ndim - len(shape)
+    if extra > 0:
+        mask = mask.any(axis=tuple(range(extra)))
+    axes = tuple(i for i, (m, s) in enumerate(zip(mask.shape, shape)) if s == 1 and m != 1)
+    if axes:
+        mask = mask.any(axis=axes, keepdims=True)
+    if mask.shape != shape:
+        mask = np.broadcast_to(mask, shape)
+    return mask
+
+
+class Map:
+    """Base class: ``out_shape``, ``parent_shapes`` and the two directions of the relation."""
+
+    kind = "map"
+    out_shape: tuple
+    parent_shapes: tuple
+
+    def backward(self, out_mask):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def forward(self, k, in_mask):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    @property
+    def nbytes(self):
+        """Bytes of lineage held by this map (index arrays and masks it stores)."""
+        return 0
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.parent_shapes} -> {self.out_shape}>"
+
+
+class ElementwiseMap(Map):
+    """Broadcasting elementwise relation.
+
+    Parameters
+    ----------
+    out_shape : tuple
+    parent_shapes : sequence of tuple
+        Each broadcasts to ``out_shape``.
+    valid : ndarray of bool, optional
+        Broadcastable to ``out_shape``; output cells where it is False have no lineage (``where=`` without
+        ``out=``).
+    """
+
+    kind = "elementwise"
+
+    def __init__(self, out_shape, parent_shapes, valid=None):
+        self.out_shape = tuple(out_shape)
+        self.parent_shapes = tuple(tuple(s) for s in parent_shapes)
+        self.valid = valid
+
+    def backward(self, out_mask):
+        if self.valid is not None:
+            out_mask = out_mask & self.valid
+        return [unbroadcast_any(out_mask, s) for s in self.parent_shapes]
+
+    def forward(self, k, in_mask):
+        out = np.broadcast_to(in_mask, self.out_shape)
+        if self.valid is not None:
+            out = out & self.valid
+        return out
+
+    @property
+    def nbytes(self):
+        return 0 if self.valid is None else self.valid.nbytes
+
+
+def _normalize_axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (int, np.integer)):
+        axis = (axis,)
+    out = []
+    for a in axis:
+        a = int(a)
+        if not -ndim <= a < max(ndim, 1):
+            raise np.exceptions.AxisError(a, ndim) if hasattr(np, "exceptions") else ValueError(a)
+        out.append(a % ndim if ndim else 0)
+    return tuple(sorted(set(out)))
+
+
+class ReduceMap(Map):
+    """Reduction over ``axes`` of an array of shape ``in_shape``.
+
+    The parents broadcast to ``in_shape`` (after an optional reshape given in ``aligns``, used for 1-D
+    weights along an axis).  The output has the reduced shape, with the reduced axes kept as length 1 when
+    ``keepdims`` is true, possibly preceded by extra leading axes (the ``q`` axes of ``quantile``) along which
+    the lineage is the same.
+
+    Parameters
+    ----------
+    in_shape : tuple
+    axes : tuple of int
+        Normalised, sorted axes of ``in_shape`` that are reduced.
+    out_shape : tuple
+    parent_shapes : sequence of tuple
+    aligns : sequence of tuple or None, optional
+        Shape each parent is reshaped to before broadcasting to ``in_shape`` (None: the parent's own shape).
+    where : ndarray of bool, optional
+        Broadcastable to ``in_shape``; cells where it is False are not reduced.
+    """
+
+    kind = "reduce"
+
+    def __init__(self, in_shape, axes, out_shape, parent_shapes, aligns=None, where=None):
+        self.in_shape = tuple(in_shape)
+        self.axes = tuple(axes)
+        self.out_shape = tuple(out_shape)
+        self.parent_shapes = tuple(tuple(s) for s in parent_shapes)
+        self.aligns = tuple(aligns) if aligns is not None else (None,) * len(self.parent_shapes)
+        self.where = where
+        self.kept = tuple(1 if i in self.axes else d for i, d in enumerate(self.in_shape))
+        self.lead = len(self.out_shape) - (len(self.in_shape) - len(self.axes))
+        kept_ndim = len(self.in_shape)
+        if len(self.out_shape) - kept_ndim >= 0 and self.out_shape[len(self.out_shape) - kept_ndim:] == self.kept:
+            self.lead = len(self.out_shape) - kept_ndim
+
+    def _in_mask_from_out(self, out_mask):
+        if self.lead:
+            out_mask = out_mask.any(axis=tuple(range(self.lead)))
+        m = out_mask.reshape(self.kept)
+        m = np.broadcast_to(m, self.in_shape)
+        if self.where is not None:
+            m = m & self.where
+        return m
+
+    def backward(self, out_mask):
+        m = self._in_mask_from_out(out_mask)
+        res = []
+        for shape, align in zip(self.parent_shapes, self.aligns):
+            if align is None:
+                res.append(unbroadcast_any(m, shape))
+            else:
+                res.append(unbroadcast_any(m, align).reshape(shape))
+        return res
+
+    def forward(self, k, in_mask):
+        align = self.aligns[k]
+        if align is not None:
+            in_mask = in_mask.reshape(align)
+        m = np.broadcast_to(in_mask, self.in_shape)
+        if self.where is not None:
+            m = m & self.where
+        red = m.any(axis=self.axes, keepdims=True) if self.axes else m
+        red = red.reshape(self.out_shape[self.lead:])
+        return np.broadcast_to(red, self.out_shape)
+
+    @property
+    def nbytes(self):
+        return 0 if self.where is None else np.asarray(self.where).nbytes
+
+
+class LaneMap(Map):
+    """Each output cell derives from its whole lane along ``axes`` of the (same-shaped) input."""
+
+    kind = "lane"
+
+    def __init__(self, shape, axes, parent_shapes=None):
+        self.out_shape = tuple(shape)
+        self.axes = tuple(axes)
+        self.parent_shapes = tuple(tuple(s) for s in parent_shapes) if parent_shapes else (self.out_shape,)
+
+    def _spread(self, mask):
+        if not self.axes:
+            return mask
+        return np.broadcast_to(mask.any(axis=self.axes, keepdims=True), self.out_shape)
+
+    def backward(self, out_mask):
+        m = self._spread(out_mask)
+        return [unbroadcast_any(m, s) for s in self.parent_shapes]
+
+    def forward(self, k, in_mask):
+        return self._spread(np.broadcast_to(in_mask, self.out_shape))
+
+
+class BandMap(Map):
+    """Windows along one or more axes; every other axis maps one to one.
+
+    Along ``axis``, output index ``i`` derives from input indices ``lo[i]`` to ``hi[i]`` inclusive (nothing
+    when ``hi[i] < lo[i]``).  Several (axis, lo, hi) bands compose as a product, which is exact for separable
+    windows (a rectangle per output cell).
+
+    Parameters
+    ----------
+    out_shape, in_shape : tuple
+    bands : list of (axis, lo, hi)
+        ``lo`` and ``hi`` are int64 arrays of length ``out_shape[axis]`` with values in ``[0, in_shape[axis])``.
+    """
+
+    kind = "band"
+
+    def __init__(self, out_shape, in_shape, bands):
+        self.out_shape = tuple(out_shape)
+        self.parent_shapes = (tuple(in_shape),)
+        self.bands = [(int(ax), np.asarray(lo, np.int64), np.asarray(hi, np.int64)) for ax, lo, hi in bands]
+
+    @staticmethod
+    def _back_axis(mask, axis, lo, hi, n):
+        m = np.moveaxis(mask, axis, 0)
+        ok = hi >= lo
+        diff = np.zeros((n + 1,) + m.shape[1:], np.int64)
+        if ok.any():
+            vals = m[ok].astype(np.int64)
+            np.add.at(diff, lo[ok], vals)
+            np.subtract.at(diff, hi[ok] + 1, vals)
+        res = np.cumsum(diff[:n], axis=0) > 0
+        return np.moveaxis(res, 0, axis)
+
+    @staticmethod
+    def _fwd_axis(mask, axis, lo, hi):
+        m = np.moveaxis(mask, axis, 0)
+        c = np.zeros((m.shape[0] + 1,) + m.shape[1:], np.int64)
+        np.cumsum(m, axis=0, out=c[1:])
+        ok = hi >= lo
+        lo_c = np.where(ok, lo, 0)
+        hi_c = np.where(ok, hi + 1, 0)
+        res = (c[hi_c] - c[lo_c]) > 0
+        return np.moveaxis(res, 0, axis)
+
+    def backward(self, out_mask):
+        m = out_mask
+        for axis, lo, hi in reversed(self.bands):
+            m = self._back_axis(m, axis, lo, hi, self.parent_shapes[0][axis])
+        return [m]
+
+    def forward(self, k, in_mask):
+        m = in_mask
+        for axis, lo, hi in self.bands:
+            m = self._fwd_axis(m, axis, lo, hi)
+        return m
+
+    @property
+    def nbytes(self):
+        return sum(lo.nbytes + hi.nbytes for _, lo, hi in self.bands)
+
+
+class EinsumMap(Map):
+    """Contraction described by labels, as in :func:`numpy.einsum`.
+
+    An output cell derives from every cell of operand ``k`` whose labels shared with the output agree with
+    the output cell's; labels private to the operand (summed over) take every value.  A label repeated
+    within one operand restricts it to the diagonal.  An operand axis of length 1 against a longer label is a
+    broadcast axis and is treated as private.
+
+    Parameters
+    ----------
+    op_labels : sequence of tuple
+        The labels (any hashable) of each operand's axes.
+    out_labels : tuple
+    out_shape : tuple
+    parent_shapes : sequence of tuple
+    """
+
+    kind = "einsum"
+
+    def __init__(self, op_labels, out_labels, out_shape, parent_shapes):
+        self.out_shape = tuple(out_shape)
+        self.parent_shapes = tuple(tuple(s) for s in parent_shapes)
+        self.out_labels = tuple(out_labels)
+        sizes = dict(zip(self.out_labels, self.out_shape))
+        for labels, shape in zip(op_labels, self.parent_shapes):
+            for lab, d in zip(labels, shape):
+                if d != 1:
+                    sizes[lab] = d
+                else:
+                    sizes.setdefault(lab, d)
+        self.plans = []
+        for labels, shape in zip(op_labels, self.parent_shapes):
+            first = {}
+            diag = []
+            for ax, lab in enumerate(labels):
+                if lab in first:
+                    diag.append((first[lab], ax))
+                else:
+                    first[lab] = ax
+            # labels of this operand that index the output (not broadcast axes)
+            shared = [lab for lab, ax in first.items()
+                      if lab in self.out_labels and not (shape[ax] == 1 and sizes.get(lab, 1) != 1)]
+            self.plans.append((tuple(labels), first, tuple(diag), tuple(shared)))
+
+    def _diag_mask(self, shape, diag):
+        m = None
+        for a1, a2 in diag:
+            idx = np.indices(shape, sparse=True)
+            eq = idx[a1] == idx[a2]
+            m = eq if m is None else (m & eq)
+        return m
+
+    def backward(self, out_mask):
+        res = []
+        for shape, (labels, first, diag, shared) in zip(self.parent_shapes, self.plans):
+            other = tuple(i for i, lab in enumerate(self.out_labels) if lab not in shared)
+            r = out_mask.any(axis=other) if other else out_mask
+            # r's axes follow the output order of the shared labels; reorder to operand order
+            out_order = [lab for lab in self.out_labels if lab in shared]
+            op_order = sorted(set(shared), key=lambda lab: first[lab])
+            if out_order != op_order:
+                r = np.transpose(r, [out_order.index(lab) for lab in op_order])
+            # place axes: shared first-occurrence axes take r's axes, others are size 1
+            view_shape = []
+            for ax, lab in enumerate(labels):
+                if lab in shared and first[lab] == ax:
+                    view_shape.append(shape[ax])
+                else:
+                    view_shape.append(1)
+            m = np.broadcast_to(r.reshape(view_shape), shape)
+            if diag:
+                m = m & self._diag_mask(shape, diag)
+            res.append(m)
+        return res
+
+    def forward(self, k, in_mask):
+        shape = self.parent_shapes[k]
+        labels, first, diag, shared = self.plans[k]
+        m = in_mask
+        if diag:
+            m = m & self._diag_mask(shape, diag)
+        keep = [ax for ax, lab in enumerate(labels) if lab in shared and first[lab] == ax]
+        drop = tuple(ax for ax in range(len(shape)) if ax not in keep)
+        r = m.any(axis=drop) if drop else m
+        op_order = [labels[ax] for ax in keep]
+        out_order = [lab for lab in self.out_labels if lab in shared]
+        if op_order != out_order:
+            r = np.transpose(r, [op_order.index(lab) for lab in out_order])
+        view_shape = [d if lab in shared else 1 for lab, d in zip(self.out_labels, self.out_shape)]
+        return np.broadcast_to(r.reshape(view_shape), self.out_shape)
+
+
+class GatherMap(Map):
+    """Each output cell is a copy of at most one parent cell.
+
+    ``src()`` returns an int64 array of the output's shape: 0 for a constant cell, else
+    ``offset[k] + flat_index + 1`` for a copy of parent ``k``'s cell ``flat_index``, where ``offset[k]`` is the
+    total size of parents ``0 .. k-1``.
+
+    Parameters
+    ----------
+    out_shape : tuple
+    parent_shapes : sequence of tuple
+    src : callable returning ndarray
+        Computed lazily, at query time.
+    stored : sequence of ndarray, optional
+        Arrays the map keeps (counted in :attr:`nbytes`).
+    """
+
+    kind = "gather"
+
+    def __init__(self, out_shape, parent_shapes, src, stored=()):
+        self.out_shape = tuple(out_shape)
+        self.parent_shapes = tuple(tuple(s) for s in parent_shapes)
+        self._src = src
+        self.stored = tuple(stored)
+        offs = [0]
+        for s in self.parent_shapes:
+            offs.append(offs[-1] + _size(s))
+        self.offsets = offs
+
+    def src(self):
+        s = np.asarray(self._src())
+        if s.shape != self.out_shape:
+            s = np.broadcast_to(s, self.out_shape)
+        return s
+
+    def backward(self, out_mask):
+        src = self.src()
+        sel = src[np.broadcast_to(out_mask, self.out_shape)]
+        sel = sel[sel > 0] - 1
+        res = []
+        for k, shape in enumerate(self.parent_shapes):
+            lo, hi = self.offsets[k], self.offsets[k + 1]
+            part = sel[(sel >= lo) & (sel < hi)] - lo if len(self.parent_shapes) > 1 else sel
+            m = np.zeros(_size(shape), bool)
+            m[part] = True
+            res.append(m.reshape(shape))
+        return res
+
+    def forward(self, k, in_mask):
+        src = self.src()
+        lo, hi = self.offsets[k], self.offsets[k + 1]
+        local = src.astype(np.int64, copy=False) - 1 - lo
+        ok = (local >= 0) & (local < hi - lo)
+        flat = np.ravel(in_mask)
+        out = np.zeros(self.out_shape, bool)
+        out[ok] = flat[local[ok]]
+        return out
+
+    @property
+    def nbytes(self):
+        return sum(np.asarray(a).nbytes for a in self.stored)
+
+
+def replay_gather(out_shape, operand_shapes, tracked, replay, output=None, stored=()):
+    """A :class:`GatherMap` computed by replaying a pure data-movement function on index arrays.
+
+    Parameters
+    ----------
+    out_shape : tuple
+    operand_shapes : sequence of tuple
+        Shapes of all data operands, tracked or not, in the order ``replay`` takes them.
+    tracked : sequence of bool
+        Which operands are tracked (the map's parents, in order).  Untracked ones are replayed as zeros
+        (constants).
+    replay : callable
+        ``replay(list_of_arrays)`` performs the same movement as the operation did.
+    output : int, optional
+        Which element of ``replay``'s result to use when it returns several arrays.
+    """
+    operand_shapes = [tuple(s) for s in operand_shapes]
+    parent_shapes = [s for s, t in zip(operand_shapes, tracked) if t]
+
+    def src():
+        xs = []
+        off = 0
+        for shape, t in zip(operand_shapes, tracked):
+            n = _size(shape)
+            if t:
+                xs.append(np.arange(off + 1, off + n + 1, dtype=np.int64).reshape(shape))
+                off += n
+            else:
+                xs.append(np.zeros(shape, np.int64))
+        out = replay(xs)
+        if output is not None:
+            out = out[output]
+        return np.asarray(out)
+
+    return GatherMap(out_shape, parent_shapes, src, stored)
+
+
+class PairsMap(Map):
+    """An explicit relation: ``pairs(k)`` returns (output flat indices, parent-``k`` flat indices)."""
+
+    kind = "pairs"
+
+    def __init__(self, out_shape, parent_shapes, pairs, stored=()):
+        self.out_shape = tuple(out_shape)
+        self.parent_shapes = tuple(tuple(s) for s in parent_shapes)
+        self._pairs = pairs
+        self.stored = tuple(stored)
+
+    def backward(self, out_mask):
+        flat = np.ravel(np.broadcast_to(out_mask, self.out_shape))
+        res = []
+        for k, shape in enumerate(self.parent_shapes):
+            o, i = self._pairs(k)
+            m = np.zeros(_size(shape), bool)
+            m[i[flat[o]]] = True
+            res.append(m.reshape(shape))
+        return res
+
+    def forward(self, k, in_mask):
+        o, i = self._pairs(k)
+        out = np.zeros(_size(self.out_shape), bool)
+        out[o[np.ravel(in_mask)[i]]] = True
+        return out.reshape(self.out_shape)
+
+    @property
+    def nbytes(self):
+        return sum(np.asarray(a).nbytes for a in self.stored)
+
+
+class OpaqueMap(Map):
+    """Every output cell derives from every cell of every parent (class D: PARTIAL)."""
+
+    kind = "opaque"
+
+    def __init__(self, out_shape, parent_shapes):
+        self.out_shape = tuple(out_shape)
+        self.parent_shapes = tuple(tuple(s) for s in parent_shapes)
+
+    def backward(self, out_mask):
+        hit = bool(np.any(out_mask))
+        return [np.full(s, hit, bool) for s in self.parent_shapes]
+
+    def forward(self, k, in_mask):
+        return np.full(self.out_shape, bool(np.any(in_mask)), bool)
+
+
+class UnionMap(Map):
+    """The union of several maps over one output.
+
+    Parameters
+    ----------
+    out_shape : tuple
+    parent_shapes : sequence of tuple
+    parts : sequence of (Map, tuple of int)
+        Each sub-map with, for each of its parents, the index of that parent in this map.
+    """
+
+    kind = "union"
+
+    def __init__(self, out_shape, parent_shapes, parts):
+        self.out_shape = tuple(out_shape)
+        self.parent_shapes = tuple(tuple(s) for s in parent_shapes)
+        self.parts = [(m, tuple(ix)) for m, ix in parts]
+
+    def backward(self, out_mask):
+        res = [None] * len(self.parent_shapes)
+        for m, ix in self.parts:
+            for j, pm in zip(ix, m.backward(out_mask)):
+                if pm is None:
+                    continue
+                res[j] = pm if res[j] is None else (res[j] | pm)
+        return res
+
+    def forward(self, k, in_mask):
+        out = None
+        for m, ix in self.parts:
+            for j, kk in enumerate(ix):
+                if kk == k:
+                    f = m.forward(j, in_mask)
+                    out = f if out is None else (out | f)
+        if out is None:
+            return np.zeros(self.out_shape, bool)
+        return out
+
+    @property
+    def nbytes(self):
+        return sum(m.nbytes for m, _ in self.parts)

@@ -1,0 +1,365 @@
+"""Lineage queries: composing the per-operation maps hop by hop, only when asked.
+
+A backward query starts from a set of cells of the array asked about and pushes it through the maps of the
+upstream operations in reverse creation order (a topological order), merging the sets that reach a node
+along several paths, until it reaches the sources.  A forward query runs the other way, restricted to the
+operations that lie between the source and the target.
+"""
+
+from __future__ import annotations
+
+import heapq
+import numbers
+
+import numpy as np
+
+from .errors import LineageQueryError, NotTrackedError
+from .graph import Node
+from .tracked import TrackedArray
+
+__all__ = ["backward", "forward", "sources", "ops", "ancestors", "lineage", "Cell", "LineageResult",
+           "Relation", "region_mask"]
+
+
+class LineageResult(dict):
+    """``{source name: int64 array (k, ndim)}`` of source cells, with completeness attributes.
+
+    Attributes
+    ----------
+    complete : bool
+        False when an operation on the way is PARTIAL (the answer is then a superset of the true lineage).
+    reasons : list of str
+        Why, for each PARTIAL operation met.
+    """
+
+    def __init__(self, *args, complete=True, reasons=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.complete = complete
+        self.reasons = list(reasons)
+
+    @property
+    def completeness(self):
+        return "FULL" if self.complete else "PARTIAL"
+
+    def __repr__(self):
+        body = ", ".join(f"{k!r}: <{len(v)} cells>" for k, v in self.items())
+        return f"LineageResult({{{body}}}, {self.completeness})"
+
+
+def _node_of(x, what="array"):
+    if isinstance(x, TrackedArray):
+        return x._node
+    if isinstance(x, Node):
+        return x
+    raise NotTrackedError(
+        f"the {what} is a {type(x).__name__}, not a tracked array: start tracking with whence.track(...) "
+        f"and compute from the tracked array")
+
+
+def region_mask(shape, index):
+    """Boolean mask of ``shape`` for a query region.
+
+    ``index`` is None (every cell), a tuple of ints and slices (a single int for 1-D), or a boolean mask of
+    the array's shape.  Out-of-range integers raise :class:`~whence.errors.LineageQueryError`.
+    """
+    shape = tuple(shape)
+    if index is None:
+        return np.ones(shape, bool)
+    if isinstance(index, TrackedArray):
+        index = index._data
+    if isinstance(index, np.ndarray) and index.dtype == bool:
+        if index.shape != shape:
+            raise LineageQueryError(f"a boolean query mask must have the array's shape {shape}, got {index.shape}")
+        return index
+    if isinstance(index, list):
+        index = tuple(index)
+    if not isinstance(index, tuple):
+        index = (index,)
+    if len([k for k in index if k is not Ellipsis]) > len(shape):
+        raise LineageQueryError(f"the query index {index!r} has more entries than the array has dimensions "
+                                f"({len(shape)})")
+    for k, d in zip([k for k in index if k is not Ellipsis], shape):
+        if isinstance(k, (bool, np.bool_)):
+            raise LineageQueryError(f"query index entries must be ints or slices, got {k!r}")
+        if isinstance(k, (numbers.Integral, np.integer)):
+            if not -d <= int(k) < d:
+                raise LineageQueryError(f"query index {int(k)} is out of range for an axis of length {d} "
+                                        f"(array shape {shape})")
+        elif not isinstance(k, slice):
+            raise LineageQueryError(f"query index entries must be ints or slices, got {type(k).__name__}")
+    m = np.zeros(shape, bool)
+    m[index] = True
+    return m
+
+
+def _upstream(node):
+    """Every node that ``node`` derives from, itself included, in creation order."""
+    seen = {node.id: node}
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        for p in n.parents:
+            if p.id not in seen:
+                seen[p.id] = p
+                stack.append(p)
+    return [seen[i] for i in sorted(seen)]
+
+
+def _backward_masks(node, mask, control=False):
+    """Push ``mask`` (cells of ``node``) back to the sources; returns ({source node: mask}, reasons)."""
+    pending = {node.id: (node, mask)}
+    heap = [-node.id]
+    found = {}
+    reasons = []
+    while heap:
+        nid = -heapq.heappop(heap)
+        n, m = pending.pop(nid)
+        if n.partial:
+            reasons.append(f"{n.op}: {n.partial}")
+        if n.is_source:
+            found[n] = m
+            continue
+        if n.map is None or not n.parents:
+            continue
+        pms = n.map.backward(m)
+        for k, (p, pm) in enumerate(zip(n.parents, pms)):
+            if pm is None or (k in n.control and not control):
+                continue
+            if not pm.any():
+                continue
+            if p.id in pending:
+                pending[p.id] = (p, pending[p.id][1] | pm)
+            else:
+                pending[p.id] = (p, pm)
+                heapq.heappush(heap, -p.id)
+    return found, reasons
+
+
+def backward(y, index=None, control=False):
+    """Source cells of cells of ``y``.
+
+    Parameters
+    ----------
+    y : TrackedArray
+    index : tuple of int and slice, or bool ndarray, optional
+        The cells asked about; all of ``y`` when omitted.
+    control : bool, default False
+        Also include the cells that chose a copy (masks, conditions, index arrays).
+
+    Returns
+    -------
+    LineageResult
+        ``{source name: int64 array (k, source.ndim)}``, rows unique and sorted; sources that contribute no
+        cell are left out.  ``.complete`` tells FULL from PARTIAL.
+
+    Examples
+    --------
+    >>> import numpy as np, whence as wh
+    >>> wh.reset()
+    >>> a = wh.track(np.arange(12.0).reshape(4, 3), name="a")
+    >>> b = wh.track(np.ones(3), name="b")
+    >>> y = (a * b).sum(axis=1)
+    >>> r = wh.backward(y, (2,))
+    >>> r["a"].tolist(), r["b"].tolist(), r.complete
+    ([[2, 0], [2, 1], [2, 2]], [[0], [1], [2]], True)
+    """
+    node = _node_of(y)
+    mask = region_mask(node.shape, index)
+    found, reasons = _backward_masks(node, mask, control)
+    res = LineageResult(complete=not reasons, reasons=reasons)
+    for n in sorted(found, key=lambda n: n.name):
+        m = np.asarray(found[n])
+        if m.any():
+            res[n.name] = np.argwhere(m).astype(np.int64)
+    return res
+
+
+def _start_node(x):
+    if isinstance(x, str):
+        from .graph import _sources
+        node = _sources.get(x)
+        if node is None:
+            raise NotTrackedError(f"no live source is named {x!r}")
+        return node
+    if isinstance(x, TrackedArray) and x._origin is not None:
+        return x._origin
+    return _node_of(x, "source")
+
+
+def forward(x, index, y, control=False):
+    """Cells of ``y`` derived from cells of ``x``.
+
+    Parameters
+    ----------
+    x : TrackedArray or str
+        A source (by array or by name) or any tracked array upstream of ``y``.  For a tracked array that
+        was written in place after being tracked, the query starts from its original source cells.
+    index : tuple of int and slice, or bool ndarray, or None
+        The cells of ``x``.
+    y : TrackedArray
+    control : bool, default False
+        Also follow control edges (a mask cell reaches the cells it selected).
+
+    Returns
+    -------
+    ndarray of int64, shape (k, y.ndim)
+        Rows unique and sorted.
+
+    Examples
+    --------
+    >>> import numpy as np, whence as wh
+    >>> wh.reset()
+    >>> a = wh.track(np.arange(6.0).reshape(2, 3), name="a")
+    >>> y = np.cumsum(a, axis=1)
+    >>> wh.forward(a, (0, 1), y).tolist()
+    [[0, 1], [0, 2]]
+    """
+    start = _start_node(x)
+    target = _node_of(y)
+    mask = region_mask(start.shape, index)
+    return np.argwhere(_forward_mask(start, mask, target, control)).astype(np.int64)
+
+
+def _forward_mask(start, mask, target, control=False):
+    up = _upstream(target)
+    relevant = {n.id for n in up}
+    if start.id not in relevant:
+        return np.zeros(target.shape, bool)
+    masks = {start.id: mask}
+    for n in up:
+        if n.id <= start.id or n.map is None:
+            continue
+        acc = None
+        for k, p in enumerate(n.parents):
+            pm = masks.get(p.id)
+            if pm is None or (k in n.control and not control):
+                continue
+            f = n.map.forward(k, pm)
+            acc = f if acc is None else (acc | f)
+        if acc is not None and acc.any():
+            masks[n.id] = acc
+    out = masks.get(target.id)
+    return np.zeros(target.shape, bool) if out is None else np.asarray(out)
+
+
+def sources(y):
+    """Names of the sources ``y`` derives from, sorted."""
+    return sorted(n.name for n in _upstream(_node_of(y)) if n.is_source)
+
+
+def ops(y):
+    """Names of the operations ``y`` derives from, in the order they ran (internal steps left out)."""
+    return [n.op for n in _upstream(_node_of(y)) if not n.is_source and not n.internal]
+
+
+def ancestors(y, depth=None):
+    """Records of the upstream operations of ``y``, nearest first, up to ``depth`` hops (None: all).
+
+    Returns
+    -------
+    list of whence.graph.OpRecord
+    """
+    node = _node_of(y)
+    if depth is not None and depth < 0:
+        raise ValueError("depth must be >= 0 or None")
+    seen = {node.id}
+    frontier = [node]
+    out = [node]
+    level = 0
+    while frontier and (depth is None or level < depth):
+        nxt = []
+        for n in frontier:
+            for p in n.parents:
+                if p.id not in seen:
+                    seen.add(p.id)
+                    nxt.append(p)
+        # internal nodes do not count as a hop
+        out.extend(nxt)
+        frontier = nxt
+        level += 1
+    return [n.record() for n in sorted(out, key=lambda n: -n.id) if not n.internal]
+
+
+class Cell:
+    """One cell of a tracked array, DSLog style: ``.value`` and ``.parents``."""
+
+    def __init__(self, array, index):
+        self.array = array
+        self.index = tuple(int(i) for i in index)
+        region_mask(array.shape, self.index)
+        if len(self.index) != array.ndim:
+            raise LineageQueryError(f"a cell needs {array.ndim} indices, got {len(self.index)}")
+
+    @property
+    def value(self):
+        return self.array._data[self.index]
+
+    @property
+    def parents(self):
+        res = backward(self.array, self.index)
+        return [(name, tuple(int(v) for v in row)) for name in sorted(res) for row in res[name]]
+
+    def __repr__(self):
+        return f"Cell({self.index}, value={self.value!r}, parents={len(self.parents)})"
+
+
+class Relation:
+    """The whole lineage relation of an array, kept compressed: one map per operation.
+
+    Attributes
+    ----------
+    records : list of OpRecord
+    nbytes : int
+        Bytes of lineage held (index arrays and masks of data-dependent operations; shape-determined
+        operations hold O(1)).
+    complete : bool
+    """
+
+    def __init__(self, y):
+        self.node = _node_of(y)
+        nodes = _upstream(self.node)
+        self.nodes = nodes
+        self.records = [n.record() for n in nodes if not n.is_source]
+        self.nbytes = sum(n.map.nbytes for n in nodes if n.map is not None) + 64 * len(nodes)
+        self.complete = not any(n.partial for n in nodes)
+        self.sources = {n.name: n.shape for n in nodes if n.is_source}
+
+    def backward(self, index=None, control=False):
+        return backward(self.node, index, control)
+
+    def pairs(self, source):
+        """Explicit (output cell, source cell) pairs for one source: int64 array (k, y.ndim + src.ndim).
+
+        This materialises the relation cell by cell (one forward query per source cell) and is meant for
+        small arrays and for comparing storage formats.
+        """
+        src = next(n for n in self.nodes if n.is_source and n.name == source)
+        rows = []
+        for cell in np.ndindex(*src.shape):
+            m = np.zeros(src.shape, bool)
+            m[cell] = True
+            outs = np.argwhere(_forward_mask(src, m, self.node))
+            if len(outs):
+                rows.append(np.hstack([outs, np.broadcast_to(np.array(cell, np.int64), (len(outs), len(cell)))]))
+        if not rows:
+            return np.zeros((0, len(self.node.shape) + len(src.shape)), np.int64)
+        return np.vstack(rows).astype(np.int64)
+
+    def __repr__(self):
+        return (f"<Relation of {len(self.records)} ops from {sorted(self.sources)}, {self.nbytes} bytes, "
+                f"{'FULL' if self.complete else 'PARTIAL'}>")
+
+
+def lineage(y):
+    """The whole lineage relation of ``y``, compressed (one map per operation), with ``.nbytes``.
+
+    Examples
+    --------
+    >>> import numpy as np, whence as wh
+    >>> wh.reset()
+    >>> a = wh.track(np.ones((100, 100)), name="a")
+    >>> rel = wh.lineage((a.T + 1).sum(axis=0))
+    >>> rel.complete, rel.nbytes < 1000
+    (True, True)
+    """
+    return Relation(y)

@@ -1,0 +1,759 @@
+"""`TrackedArray`: a numpy array that records the lineage of every operation applied to it.
+
+A :class:`TrackedArray` wraps a real :class:`numpy.ndarray` and a node of the lineage graph.  Every ufunc
+(``__array_ufunc__``), every numpy function (``__array_function__``), every operator, method, indexing
+operation and in-place write returns or updates a :class:`TrackedArray` whose node records the operation
+and its lineage map (see :mod:`whence.maps`).  Values are computed by numpy itself, on the plain arrays.
+
+Views share memory with the array they were taken from, exactly as in numpy.  whence keeps the lineage
+of a buffer on its *root* array: writing through a view records the write on the root, and every view
+re-reads its lineage from the root when the root has changed since.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+
+import numpy as np
+from numpy.lib.mixins import NDArrayOperatorsMixin
+
+from .errors import LineageLostWarning, NotTrackedError, PartialLineageWarning, WhenceError
+from .graph import Node, new_source
+from .maps import (ElementwiseMap, EinsumMap, GatherMap, OpaqueMap, PairsMap, BandMap, ReduceMap,
+                   UnionMap, replay_gather, _normalize_axes)
+
+__all__ = ["TrackedArray", "track", "is_tracked", "plain"]
+
+_NUMERIC_KINDS = frozenset("biufc")
+
+
+def track(data, name=None, copy=True):
+    """Start tracking the lineage of an array.
+
+    Parameters
+    ----------
+    data : array_like
+        Any shape, numeric or bool dtype (complex included).
+    name : str, optional
+        Unique source name used in query answers; an automatic one (``"array0"``, ...) when omitted.
+    copy : bool, default True
+        Copy the data, so that later writes to the original plain array cannot change tracked values
+        behind whence's back.  ``copy=False`` wraps the buffer as it is.
+
+    Returns
+    -------
+    TrackedArray
+
+    Raises
+    ------
+    TypeError
+        For object, string or other non-numeric dtypes, and for ragged input.
+    whence.errors.SourceNameError
+        When ``name`` is already used by a live tracked array.
+
+    Examples
+    --------
+    >>> import numpy as np, whence as wh
+    >>> wh.reset()
+    >>> a = wh.track(np.arange(6.0).reshape(2, 3), name="a")
+    >>> y = (a * 2).sum(axis=1)
+    >>> wh.backward(y, (1,))["a"].tolist()
+    [[1, 0], [1, 1], [1, 2]]
+    """
+    if isinstance(data, TrackedArray):
+        raise WhenceError("this array is already tracked; use it directly (or track(np.asarray(x)) for a new source)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", np.exceptions.VisibleDeprecationWarning
+                                  if hasattr(np, "exceptions") else DeprecationWarning)
+            arr = np.array(data, copy=True) if copy else np.asarray(data)
+    except (ValueError, Warning) as exc:
+        raise TypeError(f"cannot track ragged or malformed input: {exc}") from None
+    if arr.dtype.kind not in _NUMERIC_KINDS:
+        raise TypeError(
+            f"cannot track an array of dtype {arr.dtype}: whence tracks numeric and bool arrays only "
+            f"(object, string, datetime and structured dtypes carry no cell lineage)")
+    node = new_source(arr.shape, name)
+    t = _wrap(arr, node)
+    t._origin = node
+    return t
+
+
+def is_tracked(x):
+    """True when ``x`` carries lineage (a :class:`TrackedArray`)."""
+    return isinstance(x, TrackedArray)
+
+
+def plain(x):
+    """The plain numpy values of ``x`` (the object itself when it is not tracked)."""
+    return x._data if isinstance(x, TrackedArray) else x
+
+
+def _wrap(data, node, view_of=None, view_fn=None):
+    t = TrackedArray.__new__(TrackedArray)
+    if not isinstance(data, np.ndarray):
+        data = np.asarray(data)
+    t._data = data
+    t._node_ = node
+    t._root = None
+    t._chain = ()
+    t._seen = 0
+    t._version = 0
+    t._origin = None
+    if view_of is not None:
+        root = view_of._root if view_of._root is not None else view_of
+        t._root = root
+        t._chain = view_of._chain + (view_fn,)
+        t._seen = root._version
+    return t
+
+
+def _base(a):
+    while isinstance(a, np.ndarray) and a.base is not None and isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+def shares_buffer(result, source):
+    """True when ``result`` is a view into the same buffer as ``source`` (both plain ndarrays)."""
+    return (isinstance(result, np.ndarray) and result.base is not None and result.size > 0
+            and _base(result) is _base(source))
+
+
+def derive(op, data, map, parents, control=(), partial=None, internal=False, detail=""):
+    """Wrap ``data`` in a new :class:`TrackedArray` produced by ``op`` from ``parents`` (TrackedArrays or Nodes)."""
+    pnodes = tuple(p._node if isinstance(p, TrackedArray) else p for p in parents)
+    node = Node(op, np.shape(data), map, pnodes, frozenset(control), partial, internal=internal, detail=detail)
+    return _wrap(data, node)
+
+
+def make_node(op, shape, map, parents, control=(), partial=None, internal=False, detail=""):
+    pnodes = tuple(p._node if isinstance(p, TrackedArray) else p for p in parents)
+    return Node(op, shape, map, pnodes, frozenset(control), partial, internal=internal, detail=detail)
+
+
+def warn_partial(what, reason):
+    warnings.warn(f"whence: {what}: {reason}; its lineage falls back to all cells of all inputs and is marked "
+                  f"PARTIAL", PartialLineageWarning, stacklevel=4)
+
+
+# --------------------------------------------------------------------------------------------- indexing
+
+def _is_basic_key(key):
+    for k in key:
+        if k is None or k is Ellipsis or isinstance(k, slice):
+            continue
+        if isinstance(k, (bool, np.bool_)):
+            return False
+        if isinstance(k, (numbers.Integral, np.integer)):
+            continue
+        return False
+    return True
+
+
+def _prepare_key(key):
+    """Split an index into a plain key (arrays copied) and its tracked components ``[(position, array)]``."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    raw = []
+    comps = []
+    for i, k in enumerate(key):
+        if isinstance(k, TrackedArray):
+            comps.append((i, k))
+            raw.append(np.array(k._data, copy=True))
+        elif isinstance(k, np.ndarray):
+            raw.append(np.array(k, copy=True))
+        elif isinstance(k, (list, range)):
+            raw.append(np.asarray(k))
+        else:
+            raw.append(k)
+    return tuple(raw), comps
+
+
+def _adv_layout(key, ndim):
+    """Where numpy puts the broadcast block of advanced indices in the result.
+
+    Returns ``(bshape, start, comp_index)`` where ``comp_index[i]`` maps each cell of the broadcast block
+    to the flat index of the cell of key component ``i`` that selected it, or None for a basic key.
+    """
+    def consumes(k):
+        if k is None:
+            return 0
+        if isinstance(k, np.ndarray) and k.dtype == bool:
+            return k.ndim
+        return 1
+
+    consumed = sum(consumes(k) for k in key if k is not Ellipsis)
+    has_ell = any(k is Ellipsis for k in key)
+    entries = []  # (kind, key position, array-or-None)
+    has_array = any(isinstance(k, np.ndarray) and k.ndim > 0 for k in key)
+    if not has_array:
+        return None
+    for pos, k in enumerate(key):
+        if k is Ellipsis:
+            entries.extend([("s", pos, None)] * (ndim - consumed))
+        elif k is None:
+            entries.append(("n", pos, None))
+        elif isinstance(k, slice):
+            entries.append(("s", pos, None))
+        elif isinstance(k, np.ndarray) and k.dtype == bool:
+            nz = np.flatnonzero(k)
+            for _ in range(max(k.ndim, 1)):
+                entries.append(("a", pos, nz))
+        else:
+            arr = np.asarray(k)
+            entries.append(("a", pos, arr))
+    if not has_ell:
+        entries.extend([("s", -1, None)] * (ndim - consumed))
+    adv = [i for i, e in enumerate(entries) if e[0] == "a"]
+    contiguous = adv == list(range(adv[0], adv[-1] + 1))
+    start = sum(1 for e in entries[:adv[0]] if e[0] != "a") if contiguous else 0
+    shapes = []
+    seen = set()
+    for e in entries:
+        if e[0] == "a" and not (isinstance(key[e[1]], np.ndarray) and key[e[1]].dtype == bool and e[1] in seen):
+            shapes.append(e[2].shape)
+            if isinstance(key[e[1]], np.ndarray) and key[e[1]].dtype == bool:
+                seen.add(e[1])
+    bshape = np.broadcast_shapes(*shapes)
+    comp_index = {}
+    for kind, pos, arr in entries:
+        if kind != "a" or pos in comp_index:
+            continue
+        k = key[pos]
+        if isinstance(k, np.ndarray) and k.dtype == bool:
+            comp_index[pos] = np.broadcast_to(arr, bshape)  # arr = flatnonzero(mask)
+        else:
+            comp_index[pos] = np.broadcast_to(np.arange(arr.size, dtype=np.int64).reshape(arr.shape), bshape)
+    return bshape, start, comp_index
+
+
+def _control_src(key, ndim, result_shape, pos):
+    """Flat index of key component ``pos``'s cell that chose each cell of the indexed result."""
+    bshape, start, comp_index = _adv_layout(key, ndim)
+    nb = len(bshape)
+    after = len(result_shape) - start - nb
+    bpos = np.arange(math.prod(bshape), dtype=np.int64).reshape((1,) * start + bshape + (1,) * after)
+    bpos = np.broadcast_to(bpos, result_shape)
+    return np.ravel(comp_index[pos])[bpos]
+
+
+def _control_parts(key, ndim, result_shape, comps, first_parent):
+    """GatherMaps from the result to each tracked key component (control edges)."""
+    parts = []
+    for j, (pos, comp) in enumerate(comps):
+        cshape = comp.shape
+
+        def src(pos=pos):
+            return _control_src(key, ndim, result_shape, pos) + 1
+
+        parts.append((GatherMap(result_shape, [cshape], src), (first_parent + j,)))
+    return parts
+
+
+# ------------------------------------------------------------------------------------------ the array
+
+class TrackedArray(NDArrayOperatorsMixin):
+    """A numpy array with cell-level lineage.
+
+    Do not construct directly: use :func:`whence.track`.  Every numpy operation on a TrackedArray returns a
+    TrackedArray; ``np.asarray(x)`` gives the plain values.
+
+    Examples
+    --------
+    >>> import numpy as np, whence as wh
+    >>> wh.reset()
+    >>> a = wh.track(np.array([[1.0, 2.0], [3.0, 4.0]]), name="a")
+    >>> y = a[:, 0] + a[:, 1]
+    >>> y.cell(1).parents
+    [('a', (1, 0)), ('a', (1, 1))]
+    """
+
+    __slots__ = ("_data", "_node_", "_root", "_chain", "_seen", "_version", "_origin", "__weakref__")
+    __array_priority__ = 100
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("create tracked arrays with whence.track(data, name=...)")
+
+    # -- lineage plumbing ---------------------------------------------------------------------------
+    @property
+    def _node(self):
+        r = self._root
+        if r is not None and self._seen != r._version:
+            self._refresh()
+        return self._node_
+
+    def _positions(self):
+        """Flat positions in the root buffer of each cell of this view."""
+        r = self._root
+        idx = np.arange(r._data.size, dtype=np.int64).reshape(r._data.shape)
+        for f in self._chain:
+            idx = f(idx)
+        return np.asarray(idx)
+
+    def _refresh(self):
+        r = self._root
+        chain = self._chain
+        rshape = r._data.shape
+
+        def src():
+            idx = np.arange(1, math.prod(rshape) + 1, dtype=np.int64).reshape(rshape)
+            for f in chain:
+                idx = f(idx)
+            return idx
+
+        self._node_ = Node("view", self._data.shape, GatherMap(self._data.shape, [rshape], src),
+                           (r._node,), internal=True)
+        self._seen = r._version
+
+    def _write(self, region, value_node, value_shape, control_parts=(), control_nodes=(), op="setitem",
+               partial=None):
+        """Record that cells of this array were overwritten with ``value_node``'s cells (broadcast).
+
+        ``region`` is None (every cell) or a function that indexes an array of this array's shape, giving
+        the written cells in the order numpy assigns them (so that, for repeated indices, the last write
+        wins in the lineage exactly as in the values).  The lineage is recorded on the root of the buffer.
+        """
+        root = self._root if self._root is not None else self
+        rshape = root._data.shape
+        n = math.prod(rshape)
+        chain = self._chain if self._root is not None else ()
+        old = root._node
+        if (region is None and not chain and value_node is not None and tuple(value_node.shape) == rshape
+                and not control_parts):
+            root._node_ = value_node
+            root._version += 1
+            return
+
+        def pos_fn():
+            idx = np.arange(n, dtype=np.int64).reshape(rshape)
+            for f in chain:
+                idx = f(idx)
+            return np.asarray(idx if region is None else region(idx))
+
+        vshape = tuple(value_shape) if value_node is not None else None
+
+        def src():
+            s = np.arange(1, n + 1, dtype=np.int64)
+            pos = pos_fn()
+            if value_node is None:
+                s[pos.ravel()] = 0
+            else:
+                vs = vshape
+                while len(vs) > pos.ndim and vs[0] == 1:
+                    vs = vs[1:]
+                v = np.arange(n + 1, n + 1 + math.prod(vs), dtype=np.int64).reshape(vs)
+                s[pos.ravel()] = np.broadcast_to(v, pos.shape).ravel()
+            return s.reshape(rshape)
+
+        parents = [old] + ([value_node] if value_node is not None else [])
+        shapes = [rshape] + ([value_node.shape] if value_node is not None else [])
+        gmap = GatherMap(rshape, shapes, src)
+        control = ()
+        if control_parts:
+            first = len(parents)
+            parents += list(control_nodes)
+            shapes += [c.shape for c in control_nodes]
+            parts = [(gmap, tuple(range(first)))]
+            for m, ix in control_parts:
+                parts.append((_LiftMap(m, rshape, pos_fn), tuple(first + i for i in ix)))
+            gmap = UnionMap(rshape, shapes, parts)
+            control = tuple(range(first, len(parents)))
+        root._node_ = Node(op, rshape, gmap, tuple(parents), frozenset(control), partial)
+        root._version += 1
+
+    # -- numpy protocols -----------------------------------------------------------------------------
+    def __array__(self, dtype=None, copy=None):
+        if copy:
+            return np.array(self._data, dtype=dtype, copy=True)
+        if dtype is not None and np.dtype(dtype) != self._data.dtype:
+            return self._data.astype(dtype)
+        return self._data
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        from .buckets.ufuncs import handle_ufunc
+        return handle_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        from .buckets.registry import dispatch
+        return dispatch(func, types, args, kwargs)
+
+    # -- attributes ----------------------------------------------------------------------------------
+    shape = property(lambda self: self._data.shape, doc="Tuple of array dimensions.")
+    ndim = property(lambda self: self._data.ndim, doc="Number of dimensions.")
+    size = property(lambda self: self._data.size, doc="Number of cells.")
+    dtype = property(lambda self: self._data.dtype, doc="Data type of the cells.")
+    nbytes = property(lambda self: self._data.nbytes, doc="Bytes of the values (not of the lineage).")
+    itemsize = property(lambda self: self._data.itemsize)
+    strides = property(lambda self: self._data.strides)
+    flags = property(lambda self: self._data.flags)
+
+    @property
+    def values(self):
+        """The plain numpy values (the buffer itself, not a copy)."""
+        return self._data
+
+    @property
+    def name(self):
+        """The source name when this array is an untouched source, else None."""
+        return self._node.name
+
+    @property
+    def T(self):
+        return np.transpose(self)
+
+    @property
+    def mT(self):
+        return np.matrix_transpose(self) if hasattr(np, "matrix_transpose") else np.swapaxes(self, -1, -2)
+
+    @property
+    def real(self):
+        return np.real(self)
+
+    @property
+    def imag(self):
+        return np.imag(self)
+
+    @property
+    def flat(self):
+        return self.ravel()
+
+    def __len__(self):
+        return len(self._data)
+
+    def __iter__(self):
+        if self._data.ndim == 0:
+            raise TypeError("iteration over a 0-d array")
+        for i in range(len(self._data)):
+            yield self[i]
+
+    def __bool__(self):
+        return bool(self._data)
+
+    def __float__(self):
+        return float(self._data)
+
+    def __int__(self):
+        return int(self._data)
+
+    def __complex__(self):
+        return complex(self._data)
+
+    def __index__(self):
+        return self._data.__index__()
+
+    def __format__(self, spec):
+        return format(self._data[()] if self._data.ndim == 0 else self._data, spec)
+
+    def __hash__(self):
+        raise TypeError("unhashable type: 'TrackedArray'")
+
+    def __copy__(self):
+        return self.copy()
+
+    def __deepcopy__(self, memo):
+        return self.copy()
+
+    def __repr__(self):
+        body = np.array_repr(self._data)
+        if body.startswith("array("):
+            body = "TrackedArray(" + body[len("array("):].replace("\n      ", "\n             ")
+        return f"{body}\n{self._summary()}"
+
+    def __str__(self):
+        return f"{self._data}\n{self._summary()}"
+
+    def _summary(self):
+        from .query import sources as _sources, _upstream
+        nodes = _upstream(self._node)
+        nops = sum(1 for n in nodes if not n.is_source and not n.internal)
+        srcs = [n.name for n in nodes if n.is_source]
+        partial = any(n.partial for n in nodes)
+        node = self._node
+        last = f"source {node.name!r}" if node.is_source else node.op
+        return (f"lineage: {last}; {nops} op{'s' if nops != 1 else ''} from {len(srcs)} source"
+                f"{'s' if len(srcs) != 1 else ''} [{', '.join(srcs)}], {'PARTIAL' if partial else 'FULL'}")
+
+    # -- queries as methods --------------------------------------------------------------------------
+    def cell(self, *index):
+        """The DSLog-style view of one cell: ``.value`` and ``.parents`` (list of (source, coordinates)).
+
+        Examples
+        --------
+        >>> import numpy as np, whence as wh
+        >>> wh.reset()
+        >>> a = wh.track(np.arange(4.0), name="a")
+        >>> np.cumsum(a).cell(1).parents
+        [('a', (0,)), ('a', (1,))]
+        """
+        from .query import Cell
+        if len(index) == 1 and isinstance(index[0], tuple):
+            index = index[0]
+        return Cell(self, tuple(index))
+
+    # -- indexing ------------------------------------------------------------------------------------
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            raise IndexError(f"a TrackedArray has no fields; got the key {key!r}")
+        raw_key, comps = _prepare_key(key)
+        result = self._data[raw_key if len(raw_key) != 1 else raw_key[0]]
+        node = self._node
+        if _is_basic_key(raw_key):
+            def replay(xs, key=raw_key):
+                return xs[0][key]
+
+            out = _wrap(result, make_node("getitem", np.shape(result), replay_gather(
+                np.shape(result), [self.shape], [True], replay), [node], detail=_key_repr(raw_key)))
+            if shares_buffer(out._data, self._data):
+                root = self._root if self._root is not None else self
+                out._root = root
+                out._chain = self._chain + ((lambda x, key=raw_key: x[key]),)
+                out._seen = root._version
+            return out
+        rshape = np.shape(result)
+        ndim = self.ndim
+
+        def replay(xs, key=raw_key):
+            return xs[0][key if len(key) != 1 else key[0]]
+
+        stored = [k for k in raw_key if isinstance(k, np.ndarray)]
+        data_map = replay_gather(rshape, [self.shape], [True], replay, stored=stored)
+        if not comps:
+            return _wrap(result, make_node("getitem", rshape, data_map, [node], detail=_key_repr(raw_key)))
+        parents = [node] + [c._node for _, c in comps]
+        shapes = [self.shape] + [c.shape for _, c in comps]
+        parts = [(data_map, (0,))] + _control_parts(raw_key, ndim, rshape, comps, 1)
+        m = UnionMap(rshape, shapes, parts)
+        return _wrap(result, make_node("getitem", rshape, m, parents, control=range(1, len(parents)),
+                                       detail=_key_repr(raw_key)))
+
+    def __setitem__(self, key, value):
+        raw_key, comps = _prepare_key(key)
+        vnode = value._node if isinstance(value, TrackedArray) else None
+        raw_value = value._data if isinstance(value, TrackedArray) else value
+        k = raw_key if len(raw_key) != 1 else raw_key[0]
+        self._data[k] = raw_value  # numpy validates and raises before any lineage is recorded
+        region = (lambda idx, k=k: idx[k])
+        vshape = np.shape(raw_value) if vnode is not None else None
+        control_parts = ()
+        if comps:
+            wshape = np.shape(region(np.empty(self.shape, dtype=np.bool_)))
+            control_parts = _control_parts(raw_key, self.ndim, wshape, comps, 0)
+        self._write(region, vnode, vshape, control_parts, [c._node for _, c in comps], op="setitem")
+
+    # -- conversions ---------------------------------------------------------------------------------
+    def tolist(self):
+        return self._data.tolist()
+
+    def item(self, *args):
+        return self._data.item(*args)
+
+    def tobytes(self, order="C"):
+        return self._data.tobytes(order)
+
+    def unwrap(self):
+        """The plain numpy values (alias of :attr:`values`)."""
+        return self._data
+
+    # -- ndarray methods (delegating to the numpy functions, so that lineage is recorded once) -------
+    def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
+        return np.astype(self, dtype, copy=copy) if hasattr(np, "astype") else _elementwise_method(
+            self, "astype", lambda d: d.astype(dtype, order=order, casting=casting, copy=copy))
+
+    def copy(self, order="C"):
+        return np.copy(self, order=order)
+
+    def reshape(self, *shape, order="C"):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return np.reshape(self, shape, order=order)
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return np.transpose(self, axes or None)
+
+    def ravel(self, order="C"):
+        return np.ravel(self, order=order)
+
+    def flatten(self, order="C"):
+        return np.ravel(self, order=order).copy()
+
+    def squeeze(self, axis=None):
+        return np.squeeze(self, axis=axis)
+
+    def swapaxes(self, a1, a2):
+        return np.swapaxes(self, a1, a2)
+
+    def diagonal(self, offset=0, axis1=0, axis2=1):
+        return np.diagonal(self, offset, axis1, axis2)
+
+    def trace(self, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+        return np.trace(self, offset, axis1, axis2, dtype, out)
+
+    def repeat(self, repeats, axis=None):
+        return np.repeat(self, repeats, axis)
+
+    def take(self, indices, axis=None, out=None, mode="raise"):
+        return np.take(self, indices, axis, out, mode)
+
+    def compress(self, condition, axis=None, out=None):
+        return np.compress(condition, self, axis, out)
+
+    def choose(self, choices, out=None, mode="raise"):
+        return np.choose(self, choices, out, mode)
+
+    def nonzero(self):
+        return np.nonzero(self)
+
+    def searchsorted(self, v, side="left", sorter=None):
+        return np.searchsorted(self, v, side, sorter)
+
+    def clip(self, min=None, max=None, out=None, **kw):
+        return np.clip(self, min, max, out=out, **kw)
+
+    def round(self, decimals=0, out=None):
+        return np.round(self, decimals, out)
+
+    def conj(self):
+        return np.conjugate(self)
+
+    conjugate = conj
+
+    def dot(self, b, out=None):
+        return np.dot(self, b, out)
+
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False, **kw):
+        return np.sum(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kw)
+
+    def prod(self, axis=None, dtype=None, out=None, keepdims=False, **kw):
+        return np.prod(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kw)
+
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False, **kw):
+        return np.mean(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kw)
+
+    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
+        return np.std(self, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims, **kw)
+
+    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
+        return np.var(self, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims, **kw)
+
+    def max(self, axis=None, out=None, keepdims=False, **kw):
+        return np.max(self, axis=axis, out=out, keepdims=keepdims, **kw)
+
+    def min(self, axis=None, out=None, keepdims=False, **kw):
+        return np.min(self, axis=axis, out=out, keepdims=keepdims, **kw)
+
+    def ptp(self, axis=None, out=None, keepdims=False):
+        return np.ptp(self, axis=axis, out=out, keepdims=keepdims)
+
+    def argmax(self, axis=None, out=None, keepdims=False):
+        return np.argmax(self, axis=axis, out=out, keepdims=keepdims)
+
+    def argmin(self, axis=None, out=None, keepdims=False):
+        return np.argmin(self, axis=axis, out=out, keepdims=keepdims)
+
+    def any(self, axis=None, out=None, keepdims=False, **kw):
+        return np.any(self, axis=axis, out=out, keepdims=keepdims, **kw)
+
+    def all(self, axis=None, out=None, keepdims=False, **kw):
+        return np.all(self, axis=axis, out=out, keepdims=keepdims, **kw)
+
+    def cumsum(self, axis=None, dtype=None, out=None):
+        return np.cumsum(self, axis=axis, dtype=dtype, out=out)
+
+    def cumprod(self, axis=None, dtype=None, out=None):
+        return np.cumprod(self, axis=axis, dtype=dtype, out=out)
+
+    def argsort(self, axis=-1, kind=None, order=None, **kw):
+        return np.argsort(self, axis=axis, kind=kind, order=order, **kw)
+
+    def argpartition(self, kth, axis=-1, kind="introselect", order=None):
+        return np.argpartition(self, kth, axis=axis, kind=kind, order=order)
+
+    def view(self, dtype=None, type=None):
+        if type is not None:
+            raise TypeError("TrackedArray.view does not support type=")
+        if dtype is None or np.dtype(dtype) == self.dtype:
+            return self[...]
+        return _opaque_method(self, "view", lambda d: d.view(dtype))
+
+    # in-place methods: compute the new values and lineage, then write them into this array
+    def sort(self, axis=-1, kind=None, order=None, **kw):
+        """Sort in place (the lineage of every cell follows its value)."""
+        self[...] = np.sort(self, axis=axis, kind=kind, order=order, **kw)
+
+    def partition(self, kth, axis=-1, kind="introselect", order=None):
+        """Partition in place (the lineage of every cell follows its value)."""
+        self[...] = np.partition(self, kth, axis=axis, kind=kind, order=order)
+
+    def fill(self, value):
+        """Fill with a scalar: every cell becomes a constant (no lineage), or a copy of a tracked 0-d value."""
+        self[...] = value
+
+    def put(self, indices, values, mode="raise"):
+        np.put(self, indices, values, mode)
+
+    def resize(self, *args, **kwargs):
+        raise WhenceError("in-place resize of a tracked array is not supported; use np.resize(a, shape)")
+
+    def setfield(self, *args, **kwargs):
+        raise WhenceError("setfield is not supported on tracked arrays")
+
+
+def _key_repr(key):
+    parts = []
+    for k in key:
+        if isinstance(k, slice):
+            parts.append(":".join("" if v is None else str(v) for v in (k.start, k.stop, k.step)).rstrip(":") or ":")
+        elif k is Ellipsis:
+            parts.append("...")
+        elif k is None:
+            parts.append("None")
+        elif isinstance(k, np.ndarray):
+            parts.append(f"<{k.dtype} array {k.shape}>")
+        else:
+            parts.append(repr(k))
+    return "[" + ", ".join(parts) + "]"
+
+
+def _elementwise_method(self, name, fn):
+    data = fn(self._data)
+    return derive(name, data, ElementwiseMap(np.shape(data), [self.shape]), [self])
+
+
+def _opaque_method(self, name, fn):
+    data = fn(self._data)
+    warn_partial(f"ndarray.{name}", "reinterpreting the bytes mixes cells")
+    return derive(name, data, OpaqueMap(np.shape(data), [self.shape]), [self], partial=f"{name} is opaque")
+
+
+class _LiftMap(GatherMap):
+    """Lift a map defined over a written region (``pos_fn()`` gives its root positions) to the root."""
+
+    def __init__(self, inner, rshape, pos_fn):
+        self.inner = inner
+        self.out_shape = tuple(rshape)
+        self.parent_shapes = inner.parent_shapes
+        self.pos_fn = pos_fn
+        self.stored = ()
+
+    def _winners(self):
+        pos = np.asarray(self.pos_fn()).ravel()
+        last = np.full(math.prod(self.out_shape), -1, np.int64)
+        last[pos] = np.arange(pos.size)
+        return pos, last[pos] == np.arange(pos.size)
+
+    def backward(self, out_mask):
+        pos, win = self._winners()
+        region_mask = (np.ravel(out_mask)[pos] & win).reshape(self.inner.out_shape)
+        return self.inner.backward(region_mask)
+
+    def forward(self, k, in_mask):
+        pos, win = self._winners()
+        region = np.ravel(self.inner.forward(k, in_mask)) & win
+        out = np.zeros(math.prod(self.out_shape), bool)
+        out[pos[region]] = True
+        return out.reshape(self.out_shape)
