@@ -27,10 +27,12 @@ import numpy as np
 
 from ..tracked import TrackedArray
 
-__all__ = ["implements", "dispatch", "HANDLERS", "BUCKETS", "BUCKET_NAMES", "bucket_of"]
+__all__ = ["implements", "dispatch", "HANDLERS", "BUCKETS", "REGISTRATIONS", "BUCKET_NAMES", "bucket_of"]
 
 HANDLERS: dict = {}
 BUCKETS: dict = {}
+#: every registration made, aliases included: (function, bucket); a function must appear in one bucket only
+REGISTRATIONS: list = []
 BUCKET_NAMES = {"A": "index map", "B": "region map", "C": "data-dependent", "D": "opaque",
                 "M": "metadata / I/O"}
 _SIGNATURES: dict = {}
@@ -45,6 +47,7 @@ def implements(bucket, *funcs):
         for f in funcs:
             if f is None:
                 continue
+            REGISTRATIONS.append((f, bucket))
             if f in HANDLERS and HANDLERS[f] is handler:
                 continue  # an alias of a function already registered (np.permute_dims is np.transpose)
             if f in HANDLERS:

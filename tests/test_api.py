@@ -1,0 +1,213 @@
+"""The public API contract, bad input, views and in-place writes."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+import whence as wh
+
+
+@pytest.fixture(autouse=True)
+def fresh_names():
+    wh.reset()
+    yield
+    wh.reset()
+
+
+def cells(rows):
+    return [tuple(r) for r in np.asarray(rows).tolist()]
+
+
+def test_contract_example():
+    a = wh.track(np.random.rand(4, 3), name="a")
+    b = wh.track(np.random.rand(3), name="b")
+    y = np.tanh(a * b + 1).sum(axis=1)
+    assert isinstance(y, wh.TrackedArray)
+    assert isinstance(np.asarray(y), np.ndarray) and not isinstance(np.asarray(y), wh.TrackedArray)
+    np.testing.assert_allclose(np.asarray(y), np.tanh(np.asarray(a) * np.asarray(b) + 1).sum(axis=1))
+    r = wh.backward(y, (2,))
+    assert set(r) == {"a", "b"}
+    assert r["a"].dtype == np.int64 and r["a"].shape == (3, 2)
+    assert cells(r["a"]) == [(2, 0), (2, 1), (2, 2)]
+    assert cells(r["b"]) == [(0,), (1,), (2,)]
+    assert r.complete
+    whole = wh.backward(y)
+    assert len(whole["a"]) == 12 and len(whole["b"]) == 3
+    assert cells(wh.forward(a, (1, 2), y)) == [(1,)]
+    assert y.cell(2).parents == [("a", (2, 0)), ("a", (2, 1)), ("a", (2, 2)), ("b", (0,)), ("b", (1,)), ("b", (2,))]
+    assert wh.sources(y) == ["a", "b"]
+    assert wh.ops(y) == ["multiply", "add", "tanh", "sum"]
+    recs = wh.ancestors(y)
+    assert [r.op for r in recs][:4] == ["sum", "tanh", "add", "multiply"]
+    assert [r.op for r in wh.ancestors(y, depth=1)] == ["sum", "tanh"]
+    rel = wh.lineage(y)
+    assert rel.nbytes > 0 and rel.complete
+
+
+def test_region_and_mask_queries():
+    a = wh.track(np.arange(20.0).reshape(4, 5), name="a")
+    y = a * 2
+    r = wh.backward(y, (slice(1, 3), slice(None, None, 2)))
+    assert cells(r["a"]) == [(1, 0), (1, 2), (1, 4), (2, 0), (2, 2), (2, 4)]
+    mask = np.zeros((4, 5), bool)
+    mask[0, 1] = mask[3, 4] = True
+    assert cells(wh.backward(y, mask)["a"]) == [(0, 1), (3, 4)]
+    assert cells(wh.backward(y, (-1, -1))["a"]) == [(3, 4)]
+
+
+def test_control_cells():
+    a = wh.track(np.array([0.1, 0.9, 0.4, 0.8]), name="a")
+    b = wh.track(np.array([1.0, 2.0, 3.0, 4.0]), name="b")
+    y = b[a > 0.5]
+    assert cells(wh.backward(y, (1,))["b"]) == [(3,)]
+    assert "a" not in wh.backward(y, (1,))
+    r = wh.backward(y, (1,), control=True)
+    assert cells(r["a"]) == [(3,)] and cells(r["b"]) == [(3,)]
+    w = np.where(a > 0.5, b, 0.0)
+    assert cells(wh.backward(w, (2,), control=True)["a"]) == [(2,)]
+    assert "b" not in wh.backward(w, (2,))
+
+
+def test_zero_d_and_empty():
+    a = wh.track(np.float64(3.0), name="a")
+    y = a * 2
+    assert y.shape == () and cells(wh.backward(y, ())["a"]) == [()]
+    assert wh.backward(y)["a"].shape == (1, 0)
+    e = wh.track(np.zeros((0, 3)), name="e")
+    s = e.sum(axis=0)
+    assert wh.backward(s) == {}
+    assert wh.backward(e + 1) == {}
+
+
+@pytest.mark.parametrize("dtype", [np.bool_, np.int8, np.uint16, np.int64, np.float16, np.float32, np.float64,
+                                   np.complex64, np.complex128])
+def test_dtypes(dtype):
+    a = wh.track(np.ones((2, 3), dtype=dtype), name="a")
+    y = (a + a)[1]
+    assert cells(wh.backward(y, (2,))["a"]) == [(1, 2)]
+
+
+def test_bad_input():
+    with pytest.raises(TypeError, match="dtype object"):
+        wh.track(np.array([1, "x"], dtype=object), name="o")
+    with pytest.raises(TypeError, match="ragged"):
+        wh.track([[1, 2], [3]], name="r")
+    with pytest.raises(TypeError, match="dtype"):
+        wh.track(np.array(["a", "b"]), name="s")
+    a = wh.track(np.ones(3), name="a")
+    with pytest.raises(wh.SourceNameError, match="already in use"):
+        wh.track(np.ones(3), name="a")
+    with pytest.raises(wh.LineageQueryError, match="out of range"):
+        wh.backward(a, (3,))
+    with pytest.raises(wh.LineageQueryError, match="more entries"):
+        wh.backward(a, (0, 0))
+    with pytest.raises(wh.LineageQueryError, match="shape"):
+        wh.backward(a, np.ones(4, bool))
+    with pytest.raises(wh.NotTrackedError, match="not a tracked array"):
+        wh.backward(np.ones(3))
+    with pytest.raises(wh.NotTrackedError):
+        wh.forward(np.ones(3), (0,), a)
+    with pytest.raises(wh.NotTrackedError):
+        wh.sources([1, 2])
+    with pytest.raises(wh.WhenceError):
+        wh.track(a)
+
+
+def test_name_freed_when_garbage_collected():
+    a = wh.track(np.ones(3), name="tmp")
+    del a
+    import gc
+    gc.collect()
+    wh.track(np.ones(3), name="tmp")
+
+
+def test_opaque_warns_and_marks_partial():
+    m = wh.track(np.random.rand(3, 3) + 3 * np.eye(3), name="m")
+    with pytest.warns(wh.PartialLineageWarning, match="inv"):
+        inv = np.linalg.inv(m)
+    r = wh.backward(inv, (0, 0))
+    assert not r.complete and len(r["m"]) == 9
+    assert any("inv" in reason for reason in r.reasons)
+    assert "PARTIAL" in repr(inv)
+
+
+def test_setitem_and_inplace():
+    a = wh.track(np.zeros((3, 3)), name="a")
+    b = wh.track(np.ones(3), name="b")
+    a[1] = b
+    assert cells(wh.backward(a, (1, 2))["b"]) == [(2,)]
+    assert "a" not in wh.backward(a, (1, 2))
+    assert cells(wh.backward(a, (0, 2))["a"]) == [(0, 2)]
+    a += 1
+    assert cells(wh.backward(a, (1, 0))["b"]) == [(0,)]
+    a[[0, 0], [1, 1]] = wh.track(np.array([5.0, 6.0]), name="c")
+    assert cells(wh.backward(a, (0, 1))["c"]) == [(1,)]  # the last write wins, as in numpy
+    a[a > 5] = 0.0
+    assert wh.backward(a, (0, 1)) == {} or "c" not in wh.backward(a, (0, 1))
+
+
+def test_writes_through_views():
+    x = wh.track(np.arange(6.0), name="x")
+    w = wh.track(np.array([10.0]), name="w")
+    v = x[2:5]
+    v[1] = w[0]
+    assert np.asarray(x)[3] == 10.0
+    assert cells(wh.backward(x, (3,))["w"]) == [(0,)]
+    x[4] = -1.0  # write to the base: the view sees it
+    assert wh.backward(v, (2,)) == {}
+    assert cells(wh.backward(v, (0,))["x"]) == [(2,)]
+    r = x.reshape(2, 3)
+    x[0] = 7.0
+    assert wh.backward(r, (0, 0)) == {}
+    np.multiply(v, 2, out=v)
+    assert cells(wh.backward(x, (3,))["w"]) == [(0,)]
+
+
+def test_ufunc_out_where_and_at():
+    a = wh.track(np.arange(4.0), name="a")
+    o = wh.track(np.zeros(4), name="o")
+    np.add(a, 1, out=o, where=np.array([True, False, True, False]))
+    assert cells(wh.backward(o, (0,))["a"]) == [(0,)]
+    assert cells(wh.backward(o, (1,))["o"]) == [(1,)]
+    b = wh.track(np.array([1.0, 2.0, 3.0]), name="b")
+    np.add.at(a, [0, 0, 2], b)
+    r = wh.backward(a, (0,))
+    assert cells(r["a"]) == [(0,)] and cells(r["b"]) == [(0,), (1,)]
+
+
+def test_repr_and_conversions():
+    a = wh.track(np.arange(3.0), name="a")
+    s = repr(a * 2)
+    assert s.startswith("TrackedArray([0., 2., 4.])") and "lineage: multiply" in s and "[a]" in s
+    assert float(a.sum()) == 3.0 and len(a) == 3 and a.tolist() == [0.0, 1.0, 2.0]
+    assert int(a[1]) == 1 and bool(a[1])
+    assert [wh.backward(r)["a"].tolist() for r in a] == [[[0]], [[1]], [[2]]]
+
+
+def test_out_to_plain_array_warns():
+    a = wh.track(np.arange(3.0), name="a")
+    out = np.zeros(3)
+    with pytest.warns(wh.LineageLostWarning):
+        np.multiply(a, 2, out=out)
+    np.testing.assert_array_equal(out, [0, 2, 4])
+
+
+def test_foreign_types_get_notimplemented():
+    class Other:
+        __array_ufunc__ = None
+
+        def __radd__(self, other):
+            return "other"
+
+    a = wh.track(np.arange(3.0), name="a")
+    assert a + Other() == "other"
+
+
+def test_forward_from_mutated_source_and_by_name():
+    a = wh.track(np.arange(4.0), name="a")
+    y = np.cumsum(a)
+    a += 1
+    assert cells(wh.forward(a, (2,), y)) == [(2,), (3,)]
+    assert cells(wh.forward("a", (2,), y)) == [(2,), (3,)]
