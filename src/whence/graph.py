@@ -46,9 +46,9 @@ class Node:
                  internal=False, detail=""):
         self.id = next(_ids)
         self.op = op
-        self.shape = tuple(shape)
+        self.shape = shape if type(shape) is tuple else tuple(shape)
         self.map = map
-        self.parents = tuple(parents)
+        self.parents = parents if type(parents) is tuple else tuple(parents)
         self.control = control
         self.partial = partial
         self.name = name

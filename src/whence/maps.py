@@ -69,6 +69,8 @@ def unbroadcast_any(mask, shape):
 class Map:
     """Base class: ``out_shape``, ``parent_shapes`` and the two directions of the relation."""
 
+    __slots__ = ("__dict__",)
+
     kind = "map"
     out_shape: tuple
     parent_shapes: tuple
@@ -103,15 +105,19 @@ class ElementwiseMap(Map):
 
     kind = "elementwise"
 
+    __slots__ = ("out_shape", "parent_shapes", "valid")
+
     def __init__(self, out_shape, parent_shapes, valid=None):
-        self.out_shape = tuple(out_shape)
-        self.parent_shapes = tuple(tuple(s) for s in parent_shapes)
+        # shapes are kept as given (tuples from ndarray.shape): construction is on the hot path
+        self.out_shape = out_shape
+        self.parent_shapes = parent_shapes
         self.valid = valid
 
     def backward(self, out_mask):
         if self.valid is not None:
             out_mask = out_mask & self.valid
-        return [unbroadcast_any(out_mask, s) for s in self.parent_shapes]
+        shape = self.out_shape
+        return [out_mask if s == shape else unbroadcast_any(out_mask, s) for s in self.parent_shapes]
 
     def forward(self, k, in_mask):
         out = np.broadcast_to(in_mask, self.out_shape)
@@ -162,17 +168,27 @@ class ReduceMap(Map):
     kind = "reduce"
 
     def __init__(self, in_shape, axes, out_shape, parent_shapes, aligns=None, where=None):
-        self.in_shape = tuple(in_shape)
-        self.axes = tuple(axes)
-        self.out_shape = tuple(out_shape)
-        self.parent_shapes = tuple(tuple(s) for s in parent_shapes)
-        self.aligns = tuple(aligns) if aligns is not None else (None,) * len(self.parent_shapes)
+        self.in_shape = in_shape
+        self.axes = axes
+        self.out_shape = out_shape
+        self.parent_shapes = parent_shapes
+        self._aligns = aligns
         self.where = where
-        self.kept = tuple(1 if i in self.axes else d for i, d in enumerate(self.in_shape))
-        self.lead = len(self.out_shape) - (len(self.in_shape) - len(self.axes))
-        kept_ndim = len(self.in_shape)
-        if len(self.out_shape) - kept_ndim >= 0 and self.out_shape[len(self.out_shape) - kept_ndim:] == self.kept:
-            self.lead = len(self.out_shape) - kept_ndim
+
+    @property
+    def aligns(self):
+        return self._aligns if self._aligns is not None else (None,) * len(self.parent_shapes)
+
+    @property
+    def kept(self):
+        return tuple(1 if i in self.axes else d for i, d in enumerate(self.in_shape))
+
+    @property
+    def lead(self):
+        kept, out = self.kept, tuple(self.out_shape)
+        if len(out) >= len(kept) and out[len(out) - len(kept):] == kept:
+            return len(out) - len(kept)
+        return len(out) - (len(self.in_shape) - len(self.axes))
 
     def _in_mask_from_out(self, out_mask):
         if self.lead:

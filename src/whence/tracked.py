@@ -27,6 +27,9 @@ from .maps import (ElementwiseMap, EinsumMap, GatherMap, OpaqueMap, PairsMap, Ba
 __all__ = ["TrackedArray", "track", "is_tracked", "plain"]
 
 _NUMERIC_KINDS = frozenset("biufc")
+_SCALARS = frozenset([float, int, bool, complex, np.float64, np.float32, np.int64, np.int32, np.bool_,
+                      np.complex128, np.float16, np.int8, np.int16, np.uint8, np.uint16, np.uint32, np.uint64,
+                      np.complex64])
 
 
 def track(data, name=None, copy=True):
@@ -89,6 +92,25 @@ def is_tracked(x):
 def plain(x):
     """The plain numpy values of ``x`` (the object itself when it is not tracked)."""
     return x._data if isinstance(x, TrackedArray) else x
+
+
+_LATE = {}
+
+
+def _reduce_fast(func, a, axis, **kw):
+    f = _LATE.get("reduce")
+    if f is None:
+        from .buckets.region_maps import reduce_fast as f
+        _LATE["reduce"] = f
+    return f(func, a, axis, **kw)
+
+
+def _handle_ufunc(ufunc, method, inputs, kwargs):
+    f = _LATE.get("ufunc")
+    if f is None:
+        from .buckets.ufuncs import handle_ufunc as f
+        _LATE["ufunc"] = f
+    return f(ufunc, method, inputs, kwargs)
 
 
 def _wrap(data, node, view_of=None, view_fn=None):
@@ -373,12 +395,36 @@ class TrackedArray(NDArrayOperatorsMixin):
         return self._data
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        from .buckets.ufuncs import handle_ufunc
-        return handle_ufunc(ufunc, method, inputs, kwargs)
+        # fast path: a plain elementwise call with one output, no out=/where= (most operators)
+        if method == "__call__" and not kwargs and ufunc.nout == 1 and ufunc.signature is None:
+            raws = []
+            pnodes = []
+            pshapes = []
+            for x in inputs:
+                t = type(x)
+                if t is TrackedArray:
+                    d = x._data
+                    raws.append(d)
+                    pnodes.append(x._node)
+                    pshapes.append(d.shape)
+                elif t is np.ndarray or t in _SCALARS:
+                    raws.append(x)
+                else:
+                    break
+            else:
+                r = ufunc(*raws)
+                if type(r) is not np.ndarray:
+                    r = np.asarray(r)
+                shape = r.shape
+                return _wrap(r, Node(ufunc.__name__, shape, ElementwiseMap(shape, pshapes), pnodes))
+        return _handle_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
-        from .buckets.registry import dispatch
-        return dispatch(func, types, args, kwargs)
+        f = _LATE.get("dispatch")
+        if f is None:
+            from .buckets.registry import dispatch as f
+            _LATE["dispatch"] = f
+        return f(func, types, args, kwargs)
 
     # -- attributes ----------------------------------------------------------------------------------
     shape = property(lambda self: self._data.shape, doc="Tuple of array dimensions.")
@@ -626,12 +672,16 @@ class TrackedArray(NDArrayOperatorsMixin):
         return np.dot(self, b, out)
 
     def sum(self, axis=None, dtype=None, out=None, keepdims=False, **kw):
+        if out is None and not kw:
+            return _reduce_fast(np.sum, self, axis, dtype=dtype, keepdims=keepdims)
         return np.sum(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kw)
 
     def prod(self, axis=None, dtype=None, out=None, keepdims=False, **kw):
         return np.prod(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kw)
 
     def mean(self, axis=None, dtype=None, out=None, keepdims=False, **kw):
+        if out is None and not kw:
+            return _reduce_fast(np.mean, self, axis, dtype=dtype, keepdims=keepdims)
         return np.mean(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kw)
 
     def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
@@ -641,9 +691,13 @@ class TrackedArray(NDArrayOperatorsMixin):
         return np.var(self, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims, **kw)
 
     def max(self, axis=None, out=None, keepdims=False, **kw):
+        if out is None and not kw:
+            return _reduce_fast(np.max, self, axis, keepdims=keepdims)
         return np.max(self, axis=axis, out=out, keepdims=keepdims, **kw)
 
     def min(self, axis=None, out=None, keepdims=False, **kw):
+        if out is None and not kw:
+            return _reduce_fast(np.min, self, axis, keepdims=keepdims)
         return np.min(self, axis=axis, out=out, keepdims=keepdims, **kw)
 
     def ptp(self, axis=None, out=None, keepdims=False):

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..maps import (BandMap, EinsumMap, ElementwiseMap, LaneMap, ReduceMap, UnionMap, _normalize_axes,
                     replay_gather)
+from ..graph import Node
 from ..tracked import TrackedArray, _wrap, make_node
 from .common import freeze, internal_ravel, is_t, raw, wrap_result
 from .registry import implements, signature
@@ -56,7 +57,35 @@ _REDUCTIONS = [np.sum, np.prod, np.mean, np.std, np.var, np.max, np.min, np.amax
                _opt(np, "trapezoid"), _linalg.norm, _opt(_linalg, "vector_norm")]
 
 
+_FAST_KW = frozenset(["dtype", "keepdims", "ddof"])
+
+
+def reduce_fast(func, a, axis=None, *args, **kwargs):
+    """The common case of a reduction (a tracked array, an axis, maybe dtype/keepdims/ddof) without binding."""
+    if args or type(a) is not TrackedArray or not _FAST_KW.issuperset(kwargs):
+        return _reduction(func, a, axis, *args, **kwargs)
+    d = a._data
+    r = func(d, axis=axis, **kwargs)
+    if type(r) is not np.ndarray:
+        r = np.asarray(r)
+    nd = d.ndim
+    if axis is None:
+        axes = tuple(range(nd))
+    elif type(axis) is int and -nd <= axis < nd:
+        axes = (axis % nd,)
+    else:
+        axes = _normalize_axes(axis, nd)
+    shape = d.shape
+    return _wrap(r, Node(func.__name__, r.shape, ReduceMap(shape, axes, r.shape, (shape,)), (a._node,)))
+
+
 @implements("B", *[f for f in _REDUCTIONS if f is not None])
+def _reduction_handler(func, *args, **kwargs):
+    if func in _FAST_FUNCS and args:
+        return reduce_fast(func, *args, **kwargs)
+    return _reduction(func, *args, **kwargs)
+
+
 def _reduction(func, *args, **kwargs):
     result, arguments, tracked = _call_bound(func, args, kwargs)
     params = list(signature(func).parameters)
@@ -120,6 +149,10 @@ def _matrix_reduce(name, a, result):
     if hasattr(result, "_fields"):
         return type(result)(*outs)
     return tuple(outs) if isinstance(result, tuple) else outs[0]
+
+
+_FAST_FUNCS = frozenset([np.sum, np.prod, np.mean, np.std, np.var, np.max, np.min, np.amax, np.amin, np.all,
+                         np.any, np.argmax, np.argmin, np.nansum, np.nanmean, np.nanmax, np.nanmin, np.median])
 
 
 @implements("B", _linalg.det, _linalg.slogdet, _linalg.matrix_rank, _linalg.cond, _opt(_linalg, "matrix_norm"))
