@@ -591,3 +591,96 @@ class UnionMap(Map):
     @property
     def nbytes(self):
         return sum(m.nbytes for m, _ in self.parts)
+
+
+class ViewMap(Map):
+    """Analytic index maps for the moves numpy implements as views.
+
+    ``kind`` is one of:
+
+    ``"slice"``
+        ``out = parent[key]`` for a basic key (ints, slices, None, Ellipsis, already expanded to a tuple);
+    ``"transpose"``
+        ``out = parent.transpose(perm)``;
+    ``"reshape"``
+        ``out = parent.reshape(out_shape)`` in C order (flat indices are unchanged).
+
+    Dense masks move with the same numpy operation; sparse cell sets move by index arithmetic.
+    """
+
+    kind = "view"
+    __slots__ = ("out_shape", "parent_shapes", "how", "arg")
+
+    def __init__(self, out_shape, parent_shape, how, arg=None):
+        self.out_shape = out_shape
+        self.parent_shapes = (parent_shape,)
+        self.how = how
+        self.arg = arg
+
+    def backward(self, out_mask):
+        pshape = self.parent_shapes[0]
+        if self.how == "reshape":
+            return [np.reshape(out_mask, pshape)]
+        if self.how == "transpose":
+            return [np.transpose(out_mask, np.argsort(self.arg))]
+        m = np.zeros(pshape, bool)
+        m[self.arg] = out_mask
+        return [m]
+
+    def forward(self, k, in_mask):
+        if self.how == "reshape":
+            return np.reshape(in_mask, self.out_shape)
+        if self.how == "transpose":
+            return np.transpose(in_mask, self.arg)
+        return in_mask[self.arg]
+
+    def backward_sparse(self, flat):
+        pshape = self.parent_shapes[0]
+        if self.how == "reshape":
+            return [flat]
+        if not flat.size:
+            return [flat]
+        coords = np.unravel_index(flat, self.out_shape)
+        if self.how == "transpose":
+            pc = [None] * len(pshape)
+            for j, ax in enumerate(self.arg):
+                pc[ax] = coords[j]
+            return [np.ravel_multi_index(pc, pshape)]
+        pc = []
+        j = 0
+        for k in self.arg:
+            if k is None:
+                j += 1
+            elif isinstance(k, slice):
+                start, _, step = k.indices(pshape[len(pc)])
+                pc.append(start + step * coords[j])
+                j += 1
+            else:
+                pc.append(np.full(flat.shape, int(k) % pshape[len(pc)], np.int64))
+        while len(pc) < len(pshape):
+            pc.append(coords[j])
+            j += 1
+        if not pshape:
+            return [np.zeros(flat.shape, np.int64)]
+        return [np.ravel_multi_index(pc, pshape)]
+
+
+def expand_basic_key(key, ndim):
+    """A basic index as a tuple without Ellipsis (explicit slices), or None when it is not basic."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    n_ell = sum(1 for k in key if k is Ellipsis)
+    if n_ell > 1:
+        return None
+    consumed = sum(1 for k in key if k is not None and k is not Ellipsis)
+    out = []
+    for k in key:
+        if k is Ellipsis:
+            out.extend([slice(None)] * (ndim - consumed))
+        elif k is None or isinstance(k, slice):
+            out.append(k)
+        elif isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)):
+            out.append(int(k))
+        else:
+            return None
+    return tuple(out)

@@ -21,7 +21,7 @@ from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from .errors import LineageLostWarning, NotTrackedError, PartialLineageWarning, WhenceError
 from .graph import Node, new_source
-from .maps import (ElementwiseMap, EinsumMap, GatherMap, OpaqueMap, PairsMap, BandMap, ReduceMap,
+from .maps import (ViewMap, expand_basic_key, ElementwiseMap, EinsumMap, GatherMap, OpaqueMap, PairsMap, BandMap, ReduceMap,
                    UnionMap, replay_gather, _normalize_axes)
 
 __all__ = ["TrackedArray", "track", "is_tracked", "plain"]
@@ -543,21 +543,23 @@ class TrackedArray(NDArrayOperatorsMixin):
     def __getitem__(self, key):
         if isinstance(key, str):
             raise IndexError(f"a TrackedArray has no fields; got the key {key!r}")
+        d = self._data
+        ekey = expand_basic_key(key, d.ndim) if type(key) is not TrackedArray else None
+        if ekey is not None:
+            result = d[ekey]
+            if type(result) is not np.ndarray:
+                result = np.asarray(result)
+            out = _wrap(result, Node("getitem", result.shape, ViewMap(result.shape, d.shape, "slice", ekey),
+                                     (self._node,)))
+            if result.base is not None:
+                root = self._root if self._root is not None else self
+                out._root = root
+                out._chain = self._chain + ((lambda x, key=ekey: x[key]),)
+                out._seen = root._version
+            return out
         raw_key, comps = _prepare_key(key)
         result = self._data[raw_key if len(raw_key) != 1 else raw_key[0]]
         node = self._node
-        if _is_basic_key(raw_key):
-            def replay(xs, key=raw_key):
-                return xs[0][key]
-
-            out = _wrap(result, make_node("getitem", np.shape(result), replay_gather(
-                np.shape(result), [self.shape], [True], replay), [node], detail=_key_repr(raw_key)))
-            if shares_buffer(out._data, self._data):
-                root = self._root if self._root is not None else self
-                out._root = root
-                out._chain = self._chain + ((lambda x, key=raw_key: x[key]),)
-                out._seen = root._version
-            return out
         rshape = np.shape(result)
         ndim = self.ndim
 

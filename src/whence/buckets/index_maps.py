@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..maps import ElementwiseMap, GatherMap, OpaqueMap
-from ..tracked import TrackedArray, _wrap, make_node
+from ..graph import Node
+from ..maps import ElementwiseMap, GatherMap, OpaqueMap, ViewMap
+from ..tracked import TrackedArray, _wrap, make_node, shares_buffer
 from .common import elementwise_call, flatten_nested, freeze, is_t, raw, replay_call, wrap_result
 from .registry import bind, implements, signature
 
@@ -46,7 +47,90 @@ def _first_and_rest(func, args, kwargs):
             np.dsplit, _opt(np, "unstack"))
 def _unary_move(func, *args, **kwargs):
     a, step = _first_and_rest(func, args, kwargs)
+    if type(a) is TrackedArray:
+        spec = _ANALYTIC.get(func)
+        if spec is not None:
+            d = a._data
+            try:
+                how, arg = spec(d, *args[1:], **kwargs)
+            except Exception:
+                how = None
+            if how is not None:
+                r = step(d)
+                return view_result(func.__name__, a, r, ViewMap(r.shape, d.shape, how, arg), step)
     return replay_call(func.__name__, [a], lambda xs: step(xs[0]))
+
+
+def view_result(op, a, r, vmap, step):
+    """Wrap the result of an analytic move; register it as a view when it shares ``a``'s buffer."""
+    t = _wrap(r, Node(op, r.shape, vmap, (a._node,)))
+    if r.base is not None and shares_buffer(r, a._data):
+        root = a._root if a._root is not None else a
+        t._root = root
+        t._chain = a._chain + (step,)
+        t._seen = root._version
+    return t
+
+
+def _reshape_spec(d, shape=None, order="C", **kw):
+    return ("reshape", None) if order == "C" else (None, None)
+
+
+def _ravel_spec(d, order="C"):
+    return ("reshape", None) if order == "C" or (order in ("A", "K") and d.flags.c_contiguous) else (None, None)
+
+
+def _transpose_spec(d, axes=None):
+    nd = d.ndim
+    perm = tuple(reversed(range(nd))) if axes is None else tuple(int(x) % nd for x in axes)
+    return "transpose", perm
+
+
+def _swapaxes_spec(d, a1, a2):
+    nd = d.ndim
+    perm = list(range(nd))
+    a1, a2 = a1 % nd, a2 % nd
+    perm[a1], perm[a2] = perm[a2], perm[a1]
+    return "transpose", tuple(perm)
+
+
+def _moveaxis_spec(d, source, destination):
+    nd = d.ndim
+    src = [source] if isinstance(source, (int, np.integer)) else list(source)
+    dst = [destination] if isinstance(destination, (int, np.integer)) else list(destination)
+    src = [x % nd for x in src]
+    dst = [x % nd for x in dst]
+    order = [n for n in range(nd) if n not in src]
+    for de, so in sorted(zip(dst, src)):
+        order.insert(de, so)
+    return "transpose", tuple(order)
+
+
+def _mt_spec(d):
+    nd = d.ndim
+    perm = list(range(nd))
+    perm[-1], perm[-2] = perm[-2], perm[-1]
+    return "transpose", tuple(perm)
+
+
+def _flip_spec(d, axis=None):
+    nd = d.ndim
+    axes = range(nd) if axis is None else ([axis] if isinstance(axis, (int, np.integer)) else axis)
+    axes = {int(x) % nd for x in axes}
+    return "slice", tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(nd))
+
+
+_ANALYTIC = {
+    np.reshape: _reshape_spec, np.ravel: _ravel_spec,
+    np.squeeze: lambda d, axis=None: ("reshape", None), np.expand_dims: lambda d, axis: ("reshape", None),
+    np.transpose: _transpose_spec, np.swapaxes: _swapaxes_spec, np.moveaxis: _moveaxis_spec,
+    np.flip: _flip_spec, np.fliplr: lambda d: _flip_spec(d, 1), np.flipud: lambda d: _flip_spec(d, 0),
+}
+for _name in ("permute_dims",):
+    if hasattr(np, _name):
+        _ANALYTIC[getattr(np, _name)] = _transpose_spec
+if hasattr(np, "matrix_transpose"):
+    _ANALYTIC[np.matrix_transpose] = _mt_spec
 
 
 @implements("A", np.pad)
