@@ -684,3 +684,94 @@ def expand_basic_key(key, ndim):
         else:
             return None
     return tuple(out)
+
+
+# ------------------------------------------------------------------ sparse (flat index) backward steps
+
+def _clamp_to(flat, out_shape, shape):
+    """Flat indices of ``out_shape`` cells -> flat indices of the broadcast cells of ``shape``."""
+    if tuple(shape) == tuple(out_shape):
+        return flat
+    if not shape:
+        return np.zeros(min(flat.size, 1), np.int64)
+    coords = np.unravel_index(flat, out_shape)
+    off = len(out_shape) - len(shape)
+    pc = [coords[off + j] if d != 1 else np.zeros_like(flat) for j, d in enumerate(shape)]
+    return np.ravel_multi_index(pc, shape)
+
+
+def _elementwise_sparse(self, flat):
+    if self.valid is not None:
+        vb = np.broadcast_to(self.valid, self.out_shape)
+        flat = flat[vb[np.unravel_index(flat, self.out_shape)]] if flat.size else flat
+    return [_clamp_to(flat, self.out_shape, s) for s in self.parent_shapes]
+
+
+ElementwiseMap.backward_sparse = _elementwise_sparse
+
+
+def _reduce_sparse(self, flat, limit=1 << 22):
+    if self.where is not None or any(a is not None for a in self.aligns) or self.lead:
+        return None
+    in_shape = tuple(self.in_shape)
+    lane = 1
+    for ax in self.axes:
+        lane *= in_shape[ax]
+    if flat.size * lane > limit:
+        return None
+    kept = self.kept
+    if tuple(self.out_shape) == kept:
+        base = np.unravel_index(flat, kept) if kept else ()
+        base = list(base)
+    else:
+        oc = np.unravel_index(flat, self.out_shape) if self.out_shape else ()
+        base, j = [], 0
+        for i in range(len(in_shape)):
+            if i in self.axes:
+                base.append(np.zeros_like(flat))
+            else:
+                base.append(oc[j])
+                j += 1
+    if not in_shape:
+        return [flat]
+    bflat = np.ravel_multi_index(base, in_shape) if base else np.zeros_like(flat)
+    strides = np.cumprod((in_shape + (1,))[::-1])[::-1][1:]
+    offs = np.zeros(1, np.int64)
+    for ax in self.axes:
+        offs = (offs[:, None] + np.arange(in_shape[ax], dtype=np.int64)[None, :] * strides[ax]).ravel()
+    full = (bflat[:, None] + offs[None, :]).ravel()
+    return [_clamp_to(full, in_shape, s) for s in self.parent_shapes]
+
+
+ReduceMap.backward_sparse = _reduce_sparse
+
+
+def _gather_sparse(self, flat):
+    src = np.ravel(self.src())
+    sel = src[flat]
+    sel = sel[sel > 0] - 1
+    res = []
+    for k in range(len(self.parent_shapes)):
+        lo, hi = self.offsets[k], self.offsets[k + 1]
+        res.append(sel[(sel >= lo) & (sel < hi)] - lo if len(self.parent_shapes) > 1 else sel)
+    return res
+
+
+GatherMap.backward_sparse = _gather_sparse
+
+
+def _union_sparse(self, flat):
+    res = [None] * len(self.parent_shapes)
+    for m, ix in self.parts:
+        f = getattr(m, "backward_sparse", None)
+        if f is None:
+            return None
+        pms = f(flat)
+        if pms is None:
+            return None
+        for j, pm in zip(ix, pms):
+            res[j] = pm if res[j] is None else np.concatenate([res[j], pm])
+    return res
+
+
+UnionMap.backward_sparse = _union_sparse

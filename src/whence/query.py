@@ -15,6 +15,7 @@ import numpy as np
 
 from .errors import LineageQueryError, NotTrackedError
 from .graph import Node
+from .maps import ElementwiseMap
 from .tracked import TrackedArray
 
 __all__ = ["backward", "forward", "sources", "ops", "ancestors", "lineage", "Cell", "LineageResult",
@@ -105,34 +106,126 @@ def _upstream(node):
     return [seen[i] for i in sorted(seen)]
 
 
-def _backward_masks(node, mask, control=False):
-    """Push ``mask`` (cells of ``node``) back to the sources; returns ({source node: mask}, reasons)."""
-    pending = {node.id: (node, mask)}
+_SPARSE_FRACTION = 16
+
+
+def _dense(cs, shape):
+    """A cell set as a boolean mask of ``shape`` (cell sets are masks or flat index arrays)."""
+    kind, v = cs
+    if kind == "d":
+        return v
+    m = np.zeros(int(np.prod(shape)), bool)
+    m[v] = True
+    return m.reshape(shape)
+
+
+def _is_identity(n):
+    m = n.map
+    return (type(m) is ElementwiseMap and m.valid is None and len(n.parents) == 1 and not n.partial
+            and m.parent_shapes[0] == m.out_shape)
+
+
+def _merge(pending, p, cs, heap):
+    old = pending.get(p.id)
+    if old is None:
+        pending[p.id] = (p, cs)
+        heapq.heappush(heap, -p.id)
+        return
+    ocs = old[1]
+    if ocs[0] == "s" and cs[0] == "s":
+        merged = ("s", np.concatenate([ocs[1], cs[1]]))
+        if merged[1].size * _SPARSE_FRACTION > p.size:
+            merged = ("d", _dense(merged, p.shape))
+    else:
+        merged = ("d", _dense(ocs, p.shape) | _dense(cs, p.shape))
+    pending[p.id] = (p, merged)
+
+
+def _backward_sets(node, cs, control=False):
+    """Push a cell set of ``node`` back to the sources; returns ({source node: cell set}, reasons).
+
+    Cell sets are ``("s", flat indices)`` while they are small (point and small-region queries, answered by
+    index arithmetic) and ``("d", boolean mask)`` once they are dense.
+    """
+    pending = {node.id: (node, cs)}
     heap = [-node.id]
     found = {}
     reasons = []
     while heap:
         nid = -heapq.heappop(heap)
-        n, m = pending.pop(nid)
+        n, cs = pending.pop(nid)
+        # identity chains (same-shape elementwise ops with one tracked operand) pass cells through unchanged
+        while _is_identity(n):
+            n = n.parents[0]
+            if n.id in pending:
+                _merge(pending, n, cs, heap)
+                n = None
+                break
+        if n is None:
+            continue
         if n.partial:
             reasons.append(f"{n.op}: {n.partial}")
         if n.is_source:
-            found[n] = m
+            found[n] = cs if n not in found else ("d", _dense(found[n], n.shape) | _dense(cs, n.shape))
             continue
         if n.map is None or not n.parents:
             continue
-        pms = n.map.backward(m)
+        pms = None
+        if cs[0] == "s":
+            f = getattr(n.map, "backward_sparse", None)
+            if f is not None:
+                pms = f(cs[1])
+            if pms is not None:
+                pms = [("s", pm) if pm is not None else None for pm in pms]
+        if pms is None:
+            dense = _dense(cs, n.shape)
+            pms = [("d", pm) if pm is not None else None for pm in n.map.backward(dense)]
         for k, (p, pm) in enumerate(zip(n.parents, pms)):
             if pm is None or (k in n.control and not control):
                 continue
-            if not pm.any():
+            if pm[0] == "s":
+                if not pm[1].size:
+                    continue
+                if pm[1].size * _SPARSE_FRACTION > p.size:
+                    pm = ("d", _dense(pm, p.shape))
+            elif not pm[1].any():
                 continue
-            if p.id in pending:
-                pending[p.id] = (p, pending[p.id][1] | pm)
-            else:
-                pending[p.id] = (p, pm)
-                heapq.heappush(heap, -p.id)
+            _merge(pending, p, pm, heap)
     return found, reasons
+
+
+def _backward_masks(node, mask, control=False):
+    found, reasons = _backward_sets(node, ("d", mask), control)
+    return {n: _dense(cs, n.shape) for n, cs in found.items()}, reasons
+
+
+def _start_set(shape, index):
+    """The cell set asked about: sparse for single cells and small regions, dense otherwise."""
+    if isinstance(index, tuple) and len(index) == len(shape) and all(
+            isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)) for k in index):
+        for k, d in zip(index, shape):
+            if not -d <= int(k) < d:
+                raise LineageQueryError(f"query index {int(k)} is out of range for an axis of length {d} "
+                                        f"(array shape {tuple(shape)})")
+        flat = np.array([np.ravel_multi_index(tuple(int(k) % d for k, d in zip(index, shape)), shape)]
+                        if shape else [0], np.int64)
+        return ("s", flat)
+    mask = region_mask(shape, index)
+    size = mask.size
+    if size >= 4096:
+        flat = np.flatnonzero(mask)
+        if flat.size * _SPARSE_FRACTION <= size:
+            return ("s", flat)
+    return ("d", mask)
+
+
+def _cells(cs, shape):
+    if cs[0] == "d":
+        return np.argwhere(cs[1]).astype(np.int64)
+    flat = np.unique(cs[1])
+    if not shape:
+        return np.zeros((min(flat.size, 1), 0), np.int64)
+    return np.stack(np.unravel_index(flat, shape), axis=1).astype(np.int64)
 
 
 def backward(y, index=None, control=False):
@@ -164,13 +257,12 @@ def backward(y, index=None, control=False):
     ([[2, 0], [2, 1], [2, 2]], [[0], [1], [2]], True)
     """
     node = _node_of(y)
-    mask = region_mask(node.shape, index)
-    found, reasons = _backward_masks(node, mask, control)
+    found, reasons = _backward_sets(node, _start_set(node.shape, index), control)
     res = LineageResult(complete=not reasons, reasons=reasons)
     for n in sorted(found, key=lambda n: n.name):
-        m = np.asarray(found[n])
-        if m.any():
-            res[n.name] = np.argwhere(m).astype(np.int64)
+        c = _cells(found[n], n.shape)
+        if len(c):
+            res[n.name] = c
     return res
 
 

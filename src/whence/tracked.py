@@ -796,6 +796,8 @@ class _LiftMap(GatherMap):
         self.pos_fn = pos_fn
         self.stored = ()
 
+    backward_sparse = None  # queries densify before lifting a control map
+
     def _winners(self):
         pos = np.asarray(self.pos_fn()).ravel()
         last = np.full(math.prod(self.out_shape), -1, np.int64)
