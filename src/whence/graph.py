@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import weakref
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import SourceNameError
 
@@ -77,8 +77,7 @@ class Node:
         return f"<Node {self.id} {label} shape={self.shape}{flag}>"
 
 
-@dataclass(frozen=True)
-class OpRecord:
+class OpRecord(NamedTuple):
     """A read-only description of one operation, as returned by :func:`whence.ancestors`."""
 
     id: int

@@ -358,18 +358,23 @@ def ancestors(y, depth=None):
     frontier = [node]
     out = [node]
     level = 0
-    while frontier and (depth is None or level < depth):
+    limit = float("inf") if depth is None else depth
+    while frontier and level < limit:
         nxt = []
         for n in frontier:
             for p in n.parents:
                 if p.id not in seen:
                     seen.add(p.id)
                     nxt.append(p)
-        # internal nodes do not count as a hop
         out.extend(nxt)
         frontier = nxt
         level += 1
-    return [n.record() for n in sorted(out, key=lambda n: -n.id) if not n.internal]
+    out.sort(key=_neg_id)
+    return [n.record() for n in out if not n.internal]
+
+
+def _neg_id(n):
+    return -n.id
 
 
 class Cell:
