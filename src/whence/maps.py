@@ -265,9 +265,17 @@ class BandMap(Map):
     kind = "band"
 
     def __init__(self, out_shape, in_shape, bands):
-        self.out_shape = tuple(out_shape)
-        self.parent_shapes = (tuple(in_shape),)
-        self.bands = [(int(ax), np.asarray(lo, np.int64), np.asarray(hi, np.int64)) for ax, lo, hi in bands]
+        self.out_shape = out_shape
+        self.parent_shapes = (in_shape,)
+        # ``bands`` may be a callable returning the list, so that recording costs O(1) (prefix sums)
+        self._bands = bands
+
+    @property
+    def bands(self):
+        b = self._bands
+        if callable(b):
+            b = b()
+        return [(int(ax), np.asarray(lo, np.int64), np.asarray(hi, np.int64)) for ax, lo, hi in b]
 
     @staticmethod
     def _back_axis(mask, axis, lo, hi, n):
@@ -306,7 +314,7 @@ class BandMap(Map):
 
     @property
     def nbytes(self):
-        return sum(lo.nbytes + hi.nbytes for _, lo, hi in self.bands)
+        return 0 if callable(self._bands) else sum(lo.nbytes + hi.nbytes for _, lo, hi in self.bands)
 
 
 class EinsumMap(Map):
@@ -714,6 +722,8 @@ def _reduce_sparse(self, flat, limit=1 << 22):
     if self.where is not None or any(a is not None for a in self.aligns) or self.lead:
         return None
     in_shape = tuple(self.in_shape)
+    if not _size(in_shape):
+        return [np.zeros(0, np.int64) for _ in self.parent_shapes]
     lane = 1
     for ax in self.axes:
         lane *= in_shape[ax]

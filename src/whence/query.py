@@ -171,7 +171,7 @@ def _backward_sets(node, cs, control=False):
         if n.map is None or not n.parents:
             continue
         pms = None
-        if cs[0] == "s":
+        if cs[0] == "s" and n.shape:
             f = getattr(n.map, "backward_sparse", None)
             if f is not None:
                 pms = f(cs[1])
@@ -186,7 +186,7 @@ def _backward_sets(node, cs, control=False):
             if pm[0] == "s":
                 if not pm[1].size:
                     continue
-                if pm[1].size * _SPARSE_FRACTION > p.size:
+                if pm[1].size * _SPARSE_FRACTION > p.size or not p.shape:
                     pm = ("d", _dense(pm, p.shape))
             elif not pm[1].any():
                 continue

@@ -222,8 +222,8 @@ def _cumulative(func, a, *args, **kwargs):
         src = internal_ravel(a) if a.ndim != 1 else a
         axis = 0
     axis = axis % max(src.ndim, 1)
-    lo, hi = _prefix(src.shape[axis], initial)
-    m = BandMap(result.shape, src.shape, [(axis, lo, hi)])
+    n = src.shape[axis]
+    m = BandMap(result.shape, src.shape, lambda: [(axis, *_prefix(n, initial))])
     return _wrap(result, make_node(func.__name__, result.shape, m, [src._node], detail=f"axis={axis}"))
 
 

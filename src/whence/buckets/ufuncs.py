@@ -74,8 +74,7 @@ def handle_ufunc(ufunc, method, inputs, kwargs):
         a_shape = np.shape(raw_inputs[0])
         axis = kwargs.get("axis", 0) % max(len(a_shape), 1)
         n = a_shape[axis]
-        i = np.arange(n, dtype=np.int64)
-        m = BandMap(out_shape, a_shape, [(axis, np.zeros(n, np.int64), i)])
+        m = BandMap(out_shape, a_shape, lambda: [(axis, np.zeros(n, np.int64), np.arange(n, dtype=np.int64))])
         parents = [inputs[0]._node] if is_t(inputs[0]) else []
     elif method == "reduceat":
         a_shape = np.shape(raw_inputs[0])
