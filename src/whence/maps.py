@@ -785,3 +785,84 @@ def _union_sparse(self, flat):
 
 
 UnionMap.backward_sparse = _union_sparse
+
+
+# ------------------------------------------------------------------ sparse (flat index) forward steps
+
+def _elementwise_fwd_sparse(self, k, flat):
+    if tuple(self.parent_shapes[k]) != tuple(self.out_shape):
+        return None
+    if self.valid is not None and flat.size:
+        vb = np.broadcast_to(self.valid, self.out_shape)
+        flat = flat[vb[np.unravel_index(flat, self.out_shape)]]
+    return flat
+
+
+ElementwiseMap.forward_sparse = _elementwise_fwd_sparse
+
+
+def _view_fwd_sparse(self, k, flat):
+    pshape = self.parent_shapes[0]
+    if self.how == "reshape" or not flat.size:
+        return flat
+    pc = np.unravel_index(flat, pshape)
+    if self.how == "transpose":
+        return np.ravel_multi_index([pc[ax] for ax in self.arg], self.out_shape)
+    keep = np.ones(flat.shape, bool)
+    oc = []
+    ax = 0
+    for key in self.arg:
+        if key is None:
+            oc.append(np.zeros(flat.shape, np.int64))
+        elif isinstance(key, slice):
+            start, stop, step = key.indices(pshape[ax])
+            c = pc[ax] - start
+            keep &= (c % step == 0)
+            q = c // step
+            keep &= (q >= 0) & (q < len(range(start, stop, step)))
+            oc.append(q)
+            ax += 1
+        else:
+            keep &= pc[ax] == int(key) % pshape[ax]
+            ax += 1
+    while ax < len(pshape):
+        oc.append(pc[ax])
+        ax += 1
+    if not self.out_shape:
+        return np.zeros(int(keep.any()), np.int64)
+    return np.ravel_multi_index([c[keep] for c in oc], self.out_shape)
+
+
+ViewMap.forward_sparse = _view_fwd_sparse
+
+
+def _reduce_fwd_sparse(self, k, flat):
+    if self.where is not None or any(a is not None for a in self.aligns) or self.lead:
+        return None
+    if tuple(self.parent_shapes[k]) != tuple(self.in_shape) or not flat.size:
+        return None if flat.size else flat
+    pc = np.unravel_index(flat, self.in_shape)
+    if tuple(self.out_shape) == self.kept:
+        oc = [np.zeros_like(c) if i in self.axes else c for i, c in enumerate(pc)]
+    else:
+        oc = [c for i, c in enumerate(pc) if i not in self.axes]
+    if not self.out_shape:
+        return np.zeros(1, np.int64)
+    return np.ravel_multi_index(oc, self.out_shape)
+
+
+ReduceMap.forward_sparse = _reduce_fwd_sparse
+
+
+def _gather_fwd_sparse(self, k, flat):
+    src = np.ravel(self.src()).astype(np.int64, copy=False) - 1 - self.offsets[k]
+    n = self.offsets[k + 1] - self.offsets[k]
+    hit = np.zeros(n, bool)
+    hit[flat] = True
+    ok = (src >= 0) & (src < n)
+    out = np.zeros(src.shape, bool)
+    out[ok] = hit[src[ok]]
+    return np.flatnonzero(out)
+
+
+GatherMap.forward_sparse = _gather_fwd_sparse

@@ -308,30 +308,53 @@ def forward(x, index, y, control=False):
     """
     start = _start_node(x)
     target = _node_of(y)
-    mask = region_mask(start.shape, index)
-    return np.argwhere(_forward_mask(start, mask, target, control)).astype(np.int64)
+    return _cells(_forward_sets(start, _start_set(start.shape, index), target, control), target.shape)
 
 
 def _forward_mask(start, mask, target, control=False):
+    return _dense(_forward_sets(start, ("d", mask), target, control), target.shape)
+
+
+def _forward_sets(start, cs, target, control=False):
+    """Push a cell set of ``start`` forward to ``target`` through the operations between them."""
     up = _upstream(target)
-    relevant = {n.id for n in up}
-    if start.id not in relevant:
-        return np.zeros(target.shape, bool)
-    masks = {start.id: mask}
+    empty = ("s", np.zeros(0, np.int64))
+    if start.id not in {n.id for n in up}:
+        return empty
+    sets = {start.id: cs}
     for n in up:
         if n.id <= start.id or n.map is None:
             continue
         acc = None
         for k, p in enumerate(n.parents):
-            pm = masks.get(p.id)
-            if pm is None or (k in n.control and not control):
+            pcs = sets.get(p.id)
+            if pcs is None or (k in n.control and not control):
                 continue
-            f = n.map.forward(k, pm)
-            acc = f if acc is None else (acc | f)
-        if acc is not None and acc.any():
-            masks[n.id] = acc
-    out = masks.get(target.id)
-    return np.zeros(target.shape, bool) if out is None else np.asarray(out)
+            r = None
+            if pcs[0] == "s" and n.shape and p.shape:
+                f = getattr(n.map, "forward_sparse", None)
+                if f is not None:
+                    v = f(k, pcs[1])
+                    r = ("s", v) if v is not None else None
+            if r is None:
+                r = ("d", np.asarray(n.map.forward(k, _dense(pcs, p.shape))))
+            if acc is None:
+                acc = r
+            elif acc[0] == "s" and r[0] == "s":
+                acc = ("s", np.concatenate([acc[1], r[1]]))
+            else:
+                acc = ("d", _dense(acc, n.shape) | _dense(r, n.shape))
+        if acc is None:
+            continue
+        if acc[0] == "s":
+            if not acc[1].size:
+                continue
+            if acc[1].size * _SPARSE_FRACTION > n.size:
+                acc = ("d", _dense(acc, n.shape))
+        elif not acc[1].any():
+            continue
+        sets[n.id] = acc
+    return sets.get(target.id, empty)
 
 
 def sources(y):

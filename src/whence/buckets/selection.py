@@ -74,8 +74,10 @@ def _sort(func, a, *args, **kwargs):
             extra = {"stable": p["stable"]} if p.get("stable") is not None else {}
             perm = np.argsort(v, axis=axis, kind=p.get("kind"), order=p.get("order"), **extra)
         else:
-            perm = np.argpartition(v, p["kth"], axis=axis, kind=p.get("kind", "introselect"), order=p.get("order"))
-        values = np.take_along_axis(v, perm, axis) if v.ndim else v.copy()
+            values = np.partition(v, p["kth"], axis=axis, kind=p.get("kind", "introselect"), order=p.get("order"))
+            perm = _match_permutation(v, values, axis) if v.ndim else None
+        if func is np.sort:
+            values = np.take_along_axis(v, perm, axis) if v.ndim else v.copy()
     if not is_t(a):
         return values
     if v.ndim == 0:
@@ -85,11 +87,22 @@ def _sort(func, a, *args, **kwargs):
                                 stored=[perm], detail=f"axis={axis}")
 
 
+def _match_permutation(v, r, axis):
+    """A permutation ``perm`` along ``axis`` with ``take_along_axis(v, perm) == r``, for ``r`` a
+    rearrangement of each lane of ``v`` (numpy's own partition, whose arrangement argpartition does not
+    reproduce).  Equal values are matched in order."""
+    sv = np.argsort(v, axis=axis, kind="stable")
+    sr = np.argsort(r, axis=axis, kind="stable")
+    perm = np.empty_like(sv)
+    np.put_along_axis(perm, sr, sv, axis)
+    return perm
+
+
 # ------------------------------------------------------------------------------- gathers by index
 
 @implements("C", np.take)
 def _take(func, a, indices, axis=None, out=None, mode="raise"):
-    ind = np.array(raw(indices), copy=True)
+    ind = _small_index(np.array(raw(indices), copy=True))
     result = np.take(raw(a), ind, axis=axis, mode=mode)
     nd = np.ndim(raw(a))
 
@@ -107,6 +120,7 @@ def _take_along_axis(func, arr, indices, *args, **kwargs):
     ind = np.array(raw(indices), copy=True)
     ax = args[0] if args else kwargs.get("axis", -1)
     result = np.take_along_axis(raw(arr), ind, ax)
+    ind = _small_index(ind)
     if ax is None:
         return _gather_with_control("take_along_axis", result, [arr],
                                     lambda xs: np.take_along_axis(xs[0], ind, None),
