@@ -40,7 +40,7 @@ class Node:
     """
 
     __slots__ = ("id", "op", "shape", "map", "parents", "control", "partial", "name", "internal",
-                 "detail", "__weakref__")
+                 "detail", "cache", "__weakref__")
 
     def __init__(self, op, shape, map=None, parents=(), control=frozenset(), partial=None, name=None,
                  internal=False, detail=""):
@@ -54,6 +54,7 @@ class Node:
         self.name = name
         self.internal = internal
         self.detail = detail
+        self.cache = None  # memoised query answers (nodes never change once created)
 
     @property
     def is_source(self):
@@ -67,6 +68,26 @@ class Node:
         return n
 
     def record(self):
+        c = self.cache
+        if c is not None and "record" in c:
+            return c["record"]
+        rec = self._record()
+        if c is None:
+            self.cache = c = {}
+        c["record"] = rec
+        return rec
+
+    def memo(self, key, compute):
+        """``compute()`` once per node and key; later calls return the stored answer."""
+        c = self.cache
+        if c is None:
+            self.cache = c = {}
+        v = c.get(key)
+        if v is None:
+            v = c[key] = compute()
+        return v
+
+    def _record(self):
         return OpRecord(self.id, self.op, self.shape, tuple(p.id for p in self.parents),
                         "FULL" if self.partial is None else "PARTIAL", self.partial, self.name,
                         self.map.nbytes if self.map is not None else 0, self.detail)

@@ -358,13 +358,19 @@ def _forward_sets(start, cs, target, control=False):
 
 
 def sources(y):
-    """Names of the sources ``y`` derives from, sorted."""
-    return sorted(n.name for n in _upstream(_node_of(y)) if n.is_source)
+    """Names of the sources ``y`` derives from, sorted.
+
+    Answers are memoised on the graph node (nodes never change), so asking again costs O(1).
+    """
+    node = _node_of(y)
+    return list(node.memo("sources", lambda: tuple(sorted(n.name for n in _upstream(node) if n.is_source))))
 
 
 def ops(y):
     """Names of the operations ``y`` derives from, in the order they ran (internal steps left out)."""
-    return [n.op for n in _upstream(_node_of(y)) if not n.is_source and not n.internal]
+    node = _node_of(y)
+    return list(node.memo("ops", lambda: tuple(n.op for n in _upstream(node)
+                                                if not n.is_source and not n.internal)))
 
 
 def ancestors(y, depth=None):
@@ -377,23 +383,33 @@ def ancestors(y, depth=None):
     node = _node_of(y)
     if depth is not None and depth < 0:
         raise ValueError("depth must be >= 0 or None")
-    seen = {node.id}
+    levels = node.memo("levels", lambda: _levels(node))
+    if depth is None or depth >= levels[-1][1]:
+        return [rec for rec, _ in levels[:-1]]
+    return [rec for rec, lvl in levels[:-1] if lvl <= depth]
+
+
+def _levels(node):
+    """(record, hops from ``node``) of every upstream operation, nearest first by creation order; the last
+    entry carries the maximum depth."""
+    seen = {node.id: 0}
     frontier = [node]
     out = [node]
     level = 0
-    limit = float("inf") if depth is None else depth
-    while frontier and level < limit:
+    while frontier:
+        level += 1
         nxt = []
         for n in frontier:
             for p in n.parents:
                 if p.id not in seen:
-                    seen.add(p.id)
+                    seen[p.id] = level
                     nxt.append(p)
         out.extend(nxt)
         frontier = nxt
-        level += 1
     out.sort(key=_neg_id)
-    return [n.record() for n in out if not n.internal]
+    recs = [(n.record(), seen[n.id]) for n in out if not n.internal]
+    recs.append((None, level))
+    return recs
 
 
 def _neg_id(n):
