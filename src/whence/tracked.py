@@ -446,9 +446,19 @@ class TrackedArray(NDArrayOperatorsMixin):
         """The source name when this array is an untouched source, else None."""
         return self._node.name
 
+    def _view_op(self, op, result, how, arg, step):
+        out = _wrap(result, Node(op, result.shape, ViewMap(result.shape, self._data.shape, how, arg), (self._node,)))
+        if result.base is not None:
+            root = self._root if self._root is not None else self
+            out._root = root
+            out._chain = self._chain + (step,)
+            out._seen = root._version
+        return out
+
     @property
     def T(self):
-        return np.transpose(self)
+        d = self._data
+        return self._view_op("transpose", d.T, "transpose", tuple(range(d.ndim))[::-1], _transpose_all)
 
     @property
     def mT(self):
@@ -613,18 +623,25 @@ class TrackedArray(NDArrayOperatorsMixin):
     def copy(self, order="C"):
         return np.copy(self, order=order)
 
-    def reshape(self, *shape, order="C"):
+    def reshape(self, *shape, order="C", **kw):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return np.reshape(self, shape, order=order)
+        if order != "C" or kw:
+            return np.reshape(self, shape, order=order, **kw)
+        r = self._data.reshape(shape)
+        return self._view_op("reshape", r, "reshape", None, lambda x, shape=shape: x.reshape(shape))
 
     def transpose(self, *axes):
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        return np.transpose(self, axes or None)
+        if not axes or axes == (None,):
+            return self.T
+        return np.transpose(self, axes)
 
     def ravel(self, order="C"):
-        return np.ravel(self, order=order)
+        if order != "C":
+            return np.ravel(self, order=order)
+        return self._view_op("ravel", self._data.ravel(), "reshape", None, _ravel)
 
     def flatten(self, order="C"):
         return np.ravel(self, order=order).copy()
@@ -757,6 +774,14 @@ class TrackedArray(NDArrayOperatorsMixin):
 
     def setfield(self, *args, **kwargs):
         raise WhenceError("setfield is not supported on tracked arrays")
+
+
+def _transpose_all(x):
+    return x.T
+
+
+def _ravel(x):
+    return x.ravel()
 
 
 def _key_repr(key):
