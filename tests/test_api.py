@@ -211,3 +211,29 @@ def test_forward_from_mutated_source_and_by_name():
     a += 1
     assert cells(wh.forward(a, (2,), y)) == [(2,), (3,)]
     assert cells(wh.forward("a", (2,), y)) == [(2,), (3,)]
+
+
+def test_lazy_sort_permutation_survives_later_writes():
+    x = wh.track(np.array([3.0, 1.0, 2.0, 1.0]), name="x")
+    s = np.sort(x)
+    p = np.partition(x, 1)
+    f = np.sort(x.reshape(2, 2), axis=None)
+    x[0] = -5.0           # the input changes after the sort: the permutation was computed before the write
+    x[1:] = 0.0
+    assert cells(wh.backward(s, (3,))["x"]) == [(0,)]
+    assert cells(wh.backward(s, (0,))["x"]) == [(1,)]  # ties: the earlier cell first
+    assert cells(wh.backward(s, (1,))["x"]) == [(3,)]
+    assert cells(wh.backward(f, (3,))["x"]) == [(0,)]
+    v = np.asarray(p)
+    for i in range(4):
+        (src,) = cells(wh.backward(p, (i,))["x"])
+        assert [3.0, 1.0, 2.0, 1.0][src[0]] == v[i]
+
+
+def test_functions_returning_the_same_buffer_are_views():
+    a = wh.track(np.arange(4.0), name="a")
+    r = np.real(a)
+    b = wh.track(np.array([7.0]), name="b")
+    r[1] = b[0]
+    assert np.asarray(a)[1] == 7.0
+    assert cells(wh.backward(a, (1,))["b"]) == [(0,)]

@@ -469,7 +469,41 @@ class GatherMap(Map):
 
     @property
     def nbytes(self):
-        return sum(np.asarray(a).nbytes for a in self.stored)
+        return sum(getattr(a, "nbytes", 0) for a in self.stored)
+
+
+class LazyIndex:
+    """An index array computed on first use from a reference to the operation's input values.
+
+    Sorting records only a reference to its input buffer; the permutation is computed when a query first
+    needs it, and stored from then on.  Before whence writes into that buffer, every pending LazyIndex on it
+    is computed (see :meth:`whence.TrackedArray._before_write`), so the answer never depends on later values.
+    """
+
+    __slots__ = ("_fn", "_value", "__weakref__")
+
+    def __init__(self, fn):
+        self._fn = fn
+        self._value = None
+
+    def get(self):
+        if self._value is None:
+            v = np.asarray(self._fn())
+            if v.dtype.itemsize > 4 and v.size and int(v.max(initial=0)) < 2**31 - 1 and int(v.min(initial=0)) >= 0:
+                v = v.astype(np.int32)
+            self._value = v
+            self._fn = None
+        return self._value
+
+    materialize = get
+
+    @property
+    def pending(self):
+        return self._value is None
+
+    @property
+    def nbytes(self):
+        return 0 if self._value is None else self._value.nbytes
 
 
 def replay_gather(out_shape, operand_shapes, tracked, replay, output=None, stored=()):
@@ -538,7 +572,7 @@ class PairsMap(Map):
 
     @property
     def nbytes(self):
-        return sum(np.asarray(a).nbytes for a in self.stored)
+        return sum(getattr(a, "nbytes", 0) for a in self.stored)
 
 
 class OpaqueMap(Map):
@@ -866,3 +900,76 @@ def _gather_fwd_sparse(self, k, flat):
 
 
 GatherMap.forward_sparse = _gather_fwd_sparse
+
+
+# ------------------------------------------------------------ the "entire array" short-circuit
+# ``backward_all()`` answers, for the set of *every* output cell, per parent: True (every parent cell),
+# False (none) or None (not known without computing cells); ``forward_all(k)`` the same for the output
+# cells reached from every cell of parent ``k``.  Whole-array queries through class A/B pipelines then cost
+# O(1) per operation.
+
+def _all_true(self):
+    return [True] * len(self.parent_shapes)
+
+
+ElementwiseMap.backward_all = lambda self: _all_true(self) if self.valid is None else None
+ElementwiseMap.forward_all = lambda self, k: True if self.valid is None else None
+ViewMap.backward_all = lambda self: [True] if self.how != "slice" or all(
+    k is None or (isinstance(k, slice) and k == slice(None)) for k in self.arg) else None
+ViewMap.forward_all = lambda self, k: True
+ReduceMap.backward_all = lambda self: _all_true(self) if self.where is None else None
+ReduceMap.forward_all = lambda self, k: True if self.where is None else None
+LaneMap.backward_all = _all_true
+LaneMap.forward_all = lambda self, k: True
+OpaqueMap.backward_all = _all_true
+OpaqueMap.forward_all = lambda self, k: True
+
+
+def _band_backward_all(self):
+    shape = self.parent_shapes[0]
+    for ax, lo, hi in self.bands:
+        n = shape[ax]
+        diff = np.zeros(n + 1, np.int64)
+        ok = hi >= lo
+        np.add.at(diff, lo[ok], 1)
+        np.subtract.at(diff, hi[ok] + 1, 1)
+        if n and not (np.cumsum(diff[:n]) > 0).all():
+            return None
+    return [True]
+
+
+BandMap.backward_all = _band_backward_all
+BandMap.forward_all = lambda self, k: True if all((hi >= lo).all() for _, lo, hi in self.bands) else None
+EinsumMap.backward_all = lambda self: [True if not plan[2] else None for plan in self.plans] \
+    if all(not plan[2] for plan in self.plans) else None
+EinsumMap.forward_all = lambda self, k: True if not self.plans[k][2] else None
+
+
+def _union_backward_all(self):
+    res = [False] * len(self.parent_shapes)
+    for m, ix in self.parts:
+        f = getattr(m, "backward_all", None)
+        r = f() if f is not None else None
+        if r is None:
+            return None
+        for j, v in zip(ix, r):
+            res[j] = res[j] or v
+    return res
+
+
+def _union_forward_all(self, k):
+    unknown = False
+    for m, ix in self.parts:
+        for j, kk in enumerate(ix):
+            if kk == k:
+                f = getattr(m, "forward_all", None)
+                r = f(j) if f is not None else None
+                if r:
+                    return True
+                if r is None:
+                    unknown = True
+    return None if unknown else False
+
+
+UnionMap.backward_all = _union_backward_all
+UnionMap.forward_all = _union_forward_all

@@ -114,6 +114,8 @@ def _dense(cs, shape):
     kind, v = cs
     if kind == "d":
         return v
+    if kind == "a":
+        return np.ones(shape, bool)
     m = np.zeros(int(np.prod(shape)), bool)
     m[v] = True
     return m.reshape(shape)
@@ -132,7 +134,9 @@ def _merge(pending, p, cs, heap):
         heapq.heappush(heap, -p.id)
         return
     ocs = old[1]
-    if ocs[0] == "s" and cs[0] == "s":
+    if ocs[0] == "a" or cs[0] == "a":
+        merged = ("a", None)
+    elif ocs[0] == "s" and cs[0] == "s":
         merged = ("s", np.concatenate([ocs[1], cs[1]]))
         if merged[1].size * _SPARSE_FRACTION > p.size:
             merged = ("d", _dense(merged, p.shape))
@@ -166,12 +170,20 @@ def _backward_sets(node, cs, control=False):
         if n.partial:
             reasons.append(f"{n.op}: {n.partial}")
         if n.is_source:
-            found[n] = cs if n not in found else ("d", _dense(found[n], n.shape) | _dense(cs, n.shape))
+            if n in found:
+                prev = found[n]
+                cs = ("a", None) if "a" in (prev[0], cs[0]) else ("d", _dense(prev, n.shape) | _dense(cs, n.shape))
+            found[n] = cs
             continue
         if n.map is None or not n.parents:
             continue
         pms = None
-        if cs[0] == "s" and n.shape:
+        if cs[0] == "a":
+            f = getattr(n.map, "backward_all", None)
+            r = f() if f is not None else None
+            if r is not None:
+                pms = [("a", None) if v else None for v in r]
+        elif cs[0] == "s" and n.shape:
             f = getattr(n.map, "backward_sparse", None)
             if f is not None:
                 pms = f(cs[1])
@@ -183,7 +195,10 @@ def _backward_sets(node, cs, control=False):
         for k, (p, pm) in enumerate(zip(n.parents, pms)):
             if pm is None or (k in n.control and not control):
                 continue
-            if pm[0] == "s":
+            if pm[0] == "a":
+                if not p.size:
+                    continue
+            elif pm[0] == "s":
                 if not pm[1].size:
                     continue
                 if pm[1].size * _SPARSE_FRACTION > p.size or not p.shape:
@@ -210,6 +225,8 @@ def _start_set(shape, index):
         flat = np.array([np.ravel_multi_index(tuple(int(k) % d for k, d in zip(index, shape)), shape)]
                         if shape else [0], np.int64)
         return ("s", flat)
+    if index is None:
+        return ("a", None) if int(np.prod(shape)) else ("d", np.zeros(shape, bool))
     mask = region_mask(shape, index)
     size = mask.size
     if size >= 4096:
@@ -220,6 +237,10 @@ def _start_set(shape, index):
 
 
 def _cells(cs, shape):
+    if cs[0] == "a":
+        if not shape:
+            return np.zeros((1, 0), np.int64)
+        return np.indices(shape, dtype=np.int64).reshape(len(shape), -1).T
     if cs[0] == "d":
         return np.argwhere(cs[1]).astype(np.int64)
     flat = np.unique(cs[1])
@@ -331,7 +352,14 @@ def _forward_sets(start, cs, target, control=False):
             if pcs is None or (k in n.control and not control):
                 continue
             r = None
-            if pcs[0] == "s" and n.shape and p.shape:
+            if pcs[0] == "a":
+                f = getattr(n.map, "forward_all", None)
+                v = f(k) if f is not None else None
+                if v:
+                    r = ("a", None)
+                elif v is False:
+                    continue
+            elif pcs[0] == "s" and n.shape and p.shape:
                 f = getattr(n.map, "forward_sparse", None)
                 if f is not None:
                     v = f(k, pcs[1])
@@ -340,13 +368,18 @@ def _forward_sets(start, cs, target, control=False):
                 r = ("d", np.asarray(n.map.forward(k, _dense(pcs, p.shape))))
             if acc is None:
                 acc = r
+            elif acc[0] == "a" or r[0] == "a":
+                acc = ("a", None)
             elif acc[0] == "s" and r[0] == "s":
                 acc = ("s", np.concatenate([acc[1], r[1]]))
             else:
                 acc = ("d", _dense(acc, n.shape) | _dense(r, n.shape))
         if acc is None:
             continue
-        if acc[0] == "s":
+        if acc[0] == "a":
+            if not n.size:
+                continue
+        elif acc[0] == "s":
             if not acc[1].size:
                 continue
             if acc[1].size * _SPARSE_FRACTION > n.size:

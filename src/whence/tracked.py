@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+import weakref
 
 import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
@@ -124,6 +125,7 @@ def _wrap(data, node, view_of=None, view_fn=None):
     t._seen = 0
     t._version = 0
     t._origin = None
+    t._lazy = None
     if view_of is not None:
         root = view_of._root if view_of._root is not None else view_of
         t._root = root
@@ -293,7 +295,7 @@ class TrackedArray(NDArrayOperatorsMixin):
     [('a', (1, 0)), ('a', (1, 1))]
     """
 
-    __slots__ = ("_data", "_node_", "_root", "_chain", "_seen", "_version", "_origin", "__weakref__")
+    __slots__ = ("_data", "_node_", "_root", "_chain", "_seen", "_version", "_origin", "_lazy", "__weakref__")
     __array_priority__ = 100
 
     def __init__(self, *args, **kwargs):
@@ -329,6 +331,24 @@ class TrackedArray(NDArrayOperatorsMixin):
         self._node_ = Node("view", self._data.shape, GatherMap(self._data.shape, [rshape], src),
                            (r._node,), internal=True)
         self._seen = r._version
+
+    def _defer(self, lazy):
+        """Register a LazyIndex computed from this array's buffer, to be computed before any write to it."""
+        root = self._root if self._root is not None else self
+        if root._lazy is None:
+            root._lazy = []
+        root._lazy.append(weakref.ref(lazy))
+
+    def _before_write(self):
+        """Compute every pending LazyIndex that reads this buffer, before its values change."""
+        root = self._root if self._root is not None else self
+        pend = root._lazy
+        if pend:
+            root._lazy = None
+            for r in pend:
+                lz = r()
+                if lz is not None:
+                    lz.materialize()
 
     def _write(self, region, value_node, value_shape, control_parts=(), control_nodes=(), op="setitem",
                partial=None):
@@ -592,6 +612,7 @@ class TrackedArray(NDArrayOperatorsMixin):
         vnode = value._node if isinstance(value, TrackedArray) else None
         raw_value = value._data if isinstance(value, TrackedArray) else value
         k = raw_key if len(raw_key) != 1 else raw_key[0]
+        self._before_write()
         self._data[k] = raw_value  # numpy validates and raises before any lineage is recorded
         region = (lambda idx, k=k: idx[k])
         vshape = np.shape(raw_value) if vnode is not None else None

@@ -91,8 +91,25 @@ def elementwise_call(op, operands, compute, detail="", control=()):
     """Record an elementwise (broadcasting) function of ``operands``; untracked ones are constants."""
     values = [raw(o) for o in operands]
     result = compute(values)
-    return wrap_result(op, result, lambda shape: ElementwiseMap(
+    out = wrap_result(op, result, lambda shape: ElementwiseMap(
         shape, [o.shape for o in operands if is_t(o)]), [o for o in operands if is_t(o)], detail=detail)
+    if isinstance(out, TrackedArray):
+        for o in operands:
+            if is_t(o) and o.shape == out.shape and shares_buffer(out._data, o._data) or (
+                    is_t(o) and out._data is o._data):
+                # numpy returned the operand's own buffer (np.real of a real array, astype(copy=False)):
+                # the result is a view, cell for cell
+                root = o._root if o._root is not None else o
+                o._node
+                out._root = root
+                out._chain = o._chain + (_identity,)
+                out._seen = root._version
+                break
+    return out
+
+
+def _identity(x):
+    return x
 
 
 def wrap_result(op, result, make_map, parents, partial=None, detail="", control=()):

@@ -308,6 +308,7 @@ def _elementwise_fn(func, *args, **kwargs):
 @implements("A", np.nan_to_num)
 def _nan_to_num(func, x, copy=True, nan=0.0, posinf=None, neginf=None):
     if not copy and is_t(x):
+        x._before_write()
         np.nan_to_num(x._data, copy=False, nan=nan, posinf=posinf, neginf=neginf)
         return x  # values changed in place, each cell still derives from itself
     return elementwise_call("nan_to_num", [x], lambda v: np.nan_to_num(v[0], copy=True, nan=nan, posinf=posinf,

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ..maps import ElementwiseMap, GatherMap, OpaqueMap, PairsMap, UnionMap, replay_gather
+from ..maps import ElementwiseMap, GatherMap, LazyIndex, OpaqueMap, PairsMap, UnionMap, replay_gather
 from ..tracked import TrackedArray, _wrap, make_node
 from .common import freeze, internal_ravel, is_t, raw
 from .registry import implements, signature
@@ -57,9 +57,12 @@ def _small_index(idx):
 
 @implements("C", np.sort, np.partition, np.sort_complex)
 def _sort(func, a, *args, **kwargs):
+    """Values come from numpy's own sort; the permutation is computed lazily (stable: among equal values,
+    the earlier cell comes first), from a reference to the input buffer."""
     v = raw(a)
+    orig = a
     if func is np.sort_complex:
-        axis, perm = -1, np.argsort(v, axis=-1, kind="stable")
+        axis = -1
         values = np.sort_complex(v)
     else:
         ba = signature(func).bind(a, *args, **kwargs)
@@ -72,19 +75,22 @@ def _sort(func, a, *args, **kwargs):
             axis = -1
         if func is np.sort:
             extra = {"stable": p["stable"]} if p.get("stable") is not None else {}
-            perm = np.argsort(v, axis=axis, kind=p.get("kind"), order=p.get("order"), **extra)
+            values = np.sort(v, axis=axis, kind=p.get("kind"), order=p.get("order"), **extra)
         else:
             values = np.partition(v, p["kth"], axis=axis, kind=p.get("kind", "introselect"), order=p.get("order"))
-            perm = _match_permutation(v, values, axis) if v.ndim else None
-        if func is np.sort:
-            values = np.take_along_axis(v, perm, axis) if v.ndim else v.copy()
     if not is_t(a):
         return values
     if v.ndim == 0:
         return _wrap(np.asarray(values), make_node(func.__name__, (), ElementwiseMap((), [()]), [a._node]))
-    perm = _small_index(perm)
-    return _gather_with_control(func.__name__, values, [a], lambda xs: np.take_along_axis(xs[0], perm, axis),
-                                stored=[perm], detail=f"axis={axis}")
+    ax = axis % v.ndim
+    if func is np.partition:
+        lazy = LazyIndex(lambda v=v, values=values: _match_permutation(v, values, ax))
+    else:
+        lazy = LazyIndex(lambda v=v: np.argsort(v, axis=ax, kind="stable"))
+    orig._defer(lazy)
+    m = replay_gather(values.shape, [v.shape], [True], lambda xs: np.take_along_axis(xs[0], lazy.get(), ax),
+                      stored=[lazy])
+    return _wrap(values, make_node(func.__name__, values.shape, m, [a._node], detail=f"axis={ax}"))
 
 
 def _match_permutation(v, r, axis):
@@ -464,6 +470,8 @@ def _inplace(op, target, value_ops, apply):
     ``apply(target_array, value_arrays)`` performs the write in place.
     """
     vals = [raw(v) for v in value_ops]
+    if is_t(target):
+        target._before_write()
     apply(target._data if is_t(target) else target, vals)
     if not is_t(target):
         return None

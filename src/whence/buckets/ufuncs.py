@@ -30,6 +30,11 @@ def handle_ufunc(ufunc, method, inputs, kwargs):
     if where_t is not None:
         kwargs["where"] = where_t._data
     raw_inputs = [raw(x) for x in inputs]
+    for o in outs:
+        if is_t(o):
+            o._before_write()
+    if method == "at" and is_t(inputs[0]):
+        inputs[0]._before_write()
     if any(o is not None for o in outs):
         kwargs["out"] = tuple(raw(o) for o in outs)
     result = getattr(ufunc, method)(*raw_inputs, **kwargs)
