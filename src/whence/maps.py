@@ -973,3 +973,201 @@ def _union_forward_all(self, k):
 
 UnionMap.backward_all = _union_backward_all
 UnionMap.forward_all = _union_forward_all
+
+
+# ------------------------------------------------------------------- rectangles (ProvRC style)
+# ``rectangles()`` describes a map's relation without visiting cells, as rows
+# ``(parent, out_lo, out_hi, lo_ax, lo_mul, lo_off, hi_ax, hi_mul, hi_off)``: for output cells ``o`` with
+# ``out_lo <= o <= out_hi`` (per output axis), the parent cells ``i`` with, on every parent axis ``j``,
+# ``lo_off[j] + lo_mul[j] * o[lo_ax[j]] <= i[j] <= hi_off[j] + hi_mul[j] * o[hi_ax[j]]``, where an axis of
+# -1 means the bound is absolute (``mul`` 0).  Relative bounds make an identity or a shift over a whole
+# array one row (ProvRC); a stride (strided slices) is the multiplier.  A flat identity (reshape) is one row
+# over flat indices, marked by ``lo_ax == hi_ax == (-2,)``.  Maps whose relation depends on the data
+# return None: their stored index arrays are their compressed form.
+
+def _row(parent, out_shape, lo, hi):
+    """``lo``/``hi``: per parent axis (ax, mul, off)."""
+    return (parent, tuple(0 for _ in out_shape), tuple(d - 1 for d in out_shape),
+            tuple(t[0] for t in lo), tuple(t[1] for t in lo), tuple(t[2] for t in lo),
+            tuple(t[0] for t in hi), tuple(t[1] for t in hi), tuple(t[2] for t in hi))
+
+
+def _same(ax, mul=1, off=0):
+    return (ax, mul, off), (ax, mul, off)
+
+
+def _absolute(lo, hi):
+    return (-1, 0, lo), (-1, 0, hi)
+
+
+def _rows_from_axes(parent, out_shape, axes):
+    return _row(parent, out_shape, [a[0] for a in axes], [a[1] for a in axes])
+
+
+def _elementwise_rects(self):
+    if self.valid is not None:
+        return None
+    rows = []
+    out = tuple(self.out_shape)
+    for k, s in enumerate(self.parent_shapes):
+        off = len(out) - len(s)
+        axes = [_absolute(0, 0) if (d == 1 and out[off + j] != 1) else _same(off + j) for j, d in enumerate(s)]
+        rows.append(_rows_from_axes(k, out, axes))
+    return rows
+
+
+def _view_rects(self):
+    out, ps = tuple(self.out_shape), tuple(self.parent_shapes[0])
+    if self.how == "reshape":
+        n = _size(out)
+        return [(0, (0,), (n - 1,), (-2,), (1,), (0,), (-2,), (1,), (0,))]
+    if self.how == "transpose":
+        inv = np.argsort(self.arg)
+        return [_rows_from_axes(0, out, [_same(int(inv[j])) for j in range(len(ps))])]
+    axes = []
+    j = 0
+    for key in self.arg:
+        if key is None:
+            j += 1
+        elif isinstance(key, slice):
+            start, _, step = key.indices(ps[len(axes)])
+            axes.append(_same(j, step, start))
+            j += 1
+        else:
+            v = int(key) % ps[len(axes)]
+            axes.append(_absolute(v, v))
+    while len(axes) < len(ps):
+        axes.append(_same(j))
+        j += 1
+    return [_rows_from_axes(0, out, axes)]
+
+
+def _reduce_rects(self):
+    if self.where is not None or any(a is not None for a in self.aligns):
+        return None
+    out = tuple(self.out_shape)
+    keep = out[self.lead:] == self.kept
+    oj, j = {}, self.lead
+    for i in range(len(self.in_shape)):
+        if i in self.axes:
+            j += 1 if keep else 0
+        else:
+            oj[i] = j
+            j += 1
+    rows = []
+    for k, s in enumerate(self.parent_shapes):
+        off = len(self.in_shape) - len(s)
+        axes = []
+        for jj, d in enumerate(s):
+            i = off + jj
+            if i in self.axes or (d == 1 and self.in_shape[i] != 1):
+                axes.append(_absolute(0, d - 1))
+            else:
+                axes.append(_same(oj[i]))
+        rows.append(_rows_from_axes(k, out, axes))
+    return rows
+
+
+def _band_rects(self):
+    """Rows over runs of output indices whose window bounds follow one affine rule (one row for cumsum)."""
+    out = tuple(self.out_shape)
+    bands = self.bands
+    if len(bands) != 1:
+        return None
+    axis, lo, hi = bands[0]
+    m = len(lo)
+    if not m:
+        return []
+    i = np.arange(m)
+    ok = hi >= lo
+    # bound rules: lower absolute when it stays 0, else relative; upper relative
+    lo_key = np.where(lo == 0, -(1 << 40), lo - i)
+    key = np.stack([lo_key, hi - i, ok.astype(np.int64)], axis=1)
+    starts = np.flatnonzero(np.r_[True, (key[1:] != key[:-1]).any(axis=1)])
+    ends = np.r_[starts[1:], m]
+    rows = []
+    for st, en in zip(starts, ends):
+        if not ok[st]:
+            continue
+        lo_t = [(a, 1, 0) for a in range(len(out))]
+        hi_t = [(a, 1, 0) for a in range(len(out))]
+        lo_t[axis] = (-1, 0, 0) if lo[st] == 0 else (axis, 1, int(lo[st] - st))
+        hi_t[axis] = (axis, 1, int(hi[st] - st))
+        o_lo = [0] * len(out)
+        o_hi = [d - 1 for d in out]
+        o_lo[axis], o_hi[axis] = int(st), int(en - 1)
+        rows.append((0, tuple(o_lo), tuple(o_hi), *(tuple(t[c] for t in lo_t) for c in range(3)),
+                     *(tuple(t[c] for t in hi_t) for c in range(3))))
+    return rows
+
+
+def _einsum_rects(self):
+    out = tuple(self.out_shape)
+    rows = []
+    for k, (s, (labels, first, diag, shared)) in enumerate(zip(self.parent_shapes, self.plans)):
+        if diag:
+            return None
+        axes = [_same(self.out_labels.index(lab)) if lab in shared else _absolute(0, s[j] - 1)
+                for j, lab in enumerate(labels)]
+        rows.append(_rows_from_axes(k, out, axes))
+    return rows
+
+
+def _opaque_rects(self):
+    out = tuple(self.out_shape)
+    return [_rows_from_axes(k, out, [_absolute(0, d - 1) for d in s]) for k, s in enumerate(self.parent_shapes)]
+
+
+def _lane_rects(self):
+    out = tuple(self.out_shape)
+    if tuple(self.parent_shapes[0]) != out:
+        return None
+    return [_rows_from_axes(0, out, [_absolute(0, d - 1) if j in self.axes else _same(j)
+                                     for j, d in enumerate(out)])]
+
+
+def _union_rects(self):
+    rows = []
+    for m, ix in self.parts:
+        f = getattr(m, "rectangles", None)
+        r = f() if f is not None else None
+        if r is None:
+            return None
+        rows.extend((ix[row[0]],) + tuple(row[1:]) for row in r)
+    return rows
+
+
+ElementwiseMap.rectangles = _elementwise_rects
+ViewMap.rectangles = _view_rects
+ReduceMap.rectangles = _reduce_rects
+LaneMap.rectangles = _lane_rects
+BandMap.rectangles = _band_rects
+EinsumMap.rectangles = _einsum_rects
+OpaqueMap.rectangles = _opaque_rects
+UnionMap.rectangles = _union_rects
+GatherMap.rectangles = lambda self: None
+PairsMap.rectangles = lambda self: None
+
+
+def rectangles_to_pairs(rows, out_shape, parent_shapes):
+    """Expand rectangle rows into explicit (out flat, parent flat) pairs per parent (for tests and size
+    comparisons; this is the per-cell pass that the rectangles avoid)."""
+    res = {k: [] for k in range(len(parent_shapes))}
+    for parent, olo, ohi, lax, lmul, loff, hax, hmul, hoff in rows:
+        pshape = parent_shapes[parent]
+        if lax == (-2,):
+            f = np.arange(olo[0], ohi[0] + 1)
+            res[parent].append(np.stack([f, f], axis=1))
+            continue
+        for o in np.ndindex(*[h - l + 1 for l, h in zip(olo, ohi)]):
+            o = tuple(a + l for a, l in zip(o, olo))
+            ranges = []
+            for j in range(len(pshape)):
+                lo = loff[j] + (lmul[j] * o[lax[j]] if lax[j] >= 0 else 0)
+                hi = hoff[j] + (hmul[j] * o[hax[j]] if hax[j] >= 0 else 0)
+                ranges.append(range(max(lo, 0), min(hi, pshape[j] - 1) + 1))
+            of = np.ravel_multi_index(o, out_shape) if out_shape else 0
+            for i in np.ndindex(*[len(r) for r in ranges]):
+                cell = tuple(r[x] for r, x in zip(ranges, i))
+                res[parent].append(np.array([[of, np.ravel_multi_index(cell, pshape) if pshape else 0]]))
+    return {k: (np.unique(np.vstack(v), axis=0) if v else np.zeros((0, 2), np.int64)) for k, v in res.items()}

@@ -475,12 +475,17 @@ class Cell:
 class Relation:
     """The whole lineage relation of an array, kept compressed: one map per operation.
 
+    Shape-determined operations (classes A and B) are described by ProvRC-style rectangles computed from
+    their maps, with no pass over cells (:meth:`rectangles`); data-dependent operations (class C) by the
+    index arrays they stored.  The relation can be written to Parquet (:meth:`to_parquet`).
+
     Attributes
     ----------
     records : list of OpRecord
+        The operations, in creation order.
     nbytes : int
-        Bytes of lineage held (index arrays and masks of data-dependent operations; shape-determined
-        operations hold O(1)).
+        Bytes of the compressed relation: 8 bytes per integer of the rectangles and op descriptors, plus the
+        stored index arrays of data-dependent operations.
     complete : bool
     """
 
@@ -489,29 +494,132 @@ class Relation:
         nodes = _upstream(self.node)
         self.nodes = nodes
         self.records = [n.record() for n in nodes if not n.is_source]
-        self.nbytes = sum(n.map.nbytes for n in nodes if n.map is not None) + 64 * len(nodes)
         self.complete = not any(n.partial for n in nodes)
         self.sources = {n.name: n.shape for n in nodes if n.is_source}
+        self._rects = None
+
+    def _op_rects(self):
+        if self._rects is None:
+            out = {}
+            for n in self.nodes:
+                if n.map is not None and n.parents:
+                    f = getattr(n.map, "rectangles", None)
+                    out[n.id] = f() if f is not None else None
+            self._rects = out
+        return self._rects
+
+    @property
+    def nbytes(self):
+        total = 0
+        for n in self.nodes:
+            total += 8 * (3 + len(n.shape) + len(n.parents))  # op descriptor: id, op code, shape, parents
+            if n.map is None or not n.parents:
+                continue
+            rows = self._op_rects().get(n.id)
+            if rows is None:
+                total += n.map.nbytes
+            else:
+                total += sum(8 * (1 + sum(len(f) for f in row[1:])) for row in rows)
+        return total
+
+    def rectangles(self):
+        """Every rectangle of every shape-determined operation, as a dict of columns.
+
+        Columns: ``op_id``, ``op``, ``parent_id``, ``out_lo``, ``out_hi``, ``lo_ax``, ``lo_mul``, ``lo_off``,
+        ``hi_ax``, ``hi_mul``, ``hi_off`` (lists per axis; see :mod:`whence.maps`).  Data-dependent
+        operations are listed in :meth:`index_arrays` instead.
+        """
+        cols = {k: [] for k in ("op_id", "op", "parent_id", "out_lo", "out_hi", "lo_ax", "lo_mul", "lo_off",
+                                "hi_ax", "hi_mul", "hi_off")}
+        for n in self.nodes:
+            rows = self._op_rects().get(n.id)
+            if not rows:
+                continue
+            for row in rows:
+                cols["op_id"].append(n.id)
+                cols["op"].append(n.op)
+                cols["parent_id"].append(n.parents[row[0]].id)
+                for name, v in zip(list(cols)[3:], row[1:]):
+                    cols[name].append([int(x) for x in v])
+        return cols
+
+    def index_arrays(self):
+        """``{op id: flat source-index array}`` of the data-dependent operations (computed where lazy)."""
+        out = {}
+        for n in self.nodes:
+            if n.map is None or not n.parents or self._op_rects().get(n.id) is not None:
+                continue
+            src = getattr(n.map, "src", None)
+            if callable(src) and getattr(n.map, "parent_shapes", None) is not None and \
+                    type(n.map).__name__ == "GatherMap":
+                out[n.id] = np.ravel(src())
+        return out
+
+    def to_parquet(self, path, pairs=False):
+        """Write the relation to the directory ``path``: ``ops.parquet`` (one row per operation),
+        ``rectangles.parquet`` and ``index_arrays.parquet``; with ``pairs=True`` also ``pairs.parquet``, the
+        same relation as explicit (output cell, source cell) pairs for each source (large).
+
+        Returns the list of files written.  Needs pyarrow.
+        """
+        import os
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        os.makedirs(path, exist_ok=True)
+        written = []
+        ops_t = pa.table({
+            "id": [n.id for n in self.nodes], "op": [n.op if not n.is_source else "source" for n in self.nodes],
+            "source": [n.name for n in self.nodes], "shape": [list(n.shape) for n in self.nodes],
+            "parents": [[p.id for p in n.parents] for n in self.nodes],
+            "control": [sorted(n.control) for n in self.nodes],
+            "map": [type(n.map).__name__ if n.map is not None else None for n in self.nodes],
+            "completeness": ["FULL" if not n.partial else "PARTIAL" for n in self.nodes],
+            "reason": [n.partial for n in self.nodes], "detail": [n.detail for n in self.nodes]})
+        f = os.path.join(path, "ops.parquet")
+        pq.write_table(ops_t, f)
+        written.append(f)
+        f = os.path.join(path, "rectangles.parquet")
+        pq.write_table(pa.table(self.rectangles()), f)
+        written.append(f)
+        idx = self.index_arrays()
+        f = os.path.join(path, "index_arrays.parquet")
+        pq.write_table(pa.table({"op_id": list(idx), "src": [v.astype(np.int64) for v in idx.values()]}), f)
+        written.append(f)
+        if pairs:
+            tabs = []
+            for name, shape in self.sources.items():
+                pr = self.pairs(name)
+                tabs.append(pa.table({"source": [name] * len(pr),
+                                      **{f"out{j}": pr[:, j] for j in range(len(self.node.shape))},
+                                      **{f"in{j}": pr[:, len(self.node.shape) + j] for j in range(len(shape))}}))
+            f = os.path.join(path, "pairs.parquet")
+            pq.write_table(pa.concat_tables(tabs, promote_options="default") if tabs else pa.table({}), f)
+            written.append(f)
+        return written
 
     def backward(self, index=None, control=False):
         return backward(self.node, index, control)
 
     def pairs(self, source):
-        """Explicit (output cell, source cell) pairs for one source: int64 array (k, y.ndim + src.ndim).
-
-        This materialises the relation cell by cell (one forward query per source cell) and is meant for
-        small arrays and for comparing storage formats.
-        """
-        src = next(n for n in self.nodes if n.is_source and n.name == source)
+        """Explicit (output cell, source cell) pairs for one source: int64 array (k, y.ndim + src.ndim),
+        computed by one backward query per output cell (a per-cell pass, for comparisons on small arrays)."""
+        src = next((n for n in self.nodes if n.is_source and n.name == source), None)
+        if src is None:
+            raise NotTrackedError(f"{source!r} is not a source of this relation")
         rows = []
-        for cell in np.ndindex(*src.shape):
-            m = np.zeros(src.shape, bool)
-            m[cell] = True
-            outs = np.argwhere(_forward_mask(src, m, self.node))
-            if len(outs):
-                rows.append(np.hstack([outs, np.broadcast_to(np.array(cell, np.int64), (len(outs), len(cell)))]))
+        shape = self.node.shape
+        for cell in np.ndindex(*shape):
+            found, _ = _backward_sets(self.node, _start_set(shape, cell))
+            cs = found.get(src)
+            if cs is None:
+                continue
+            ins = _cells(cs, src.shape)
+            if len(ins):
+                rows.append(np.hstack([np.broadcast_to(np.array(cell, np.int64), (len(ins), len(cell))), ins]))
         if not rows:
-            return np.zeros((0, len(self.node.shape) + len(src.shape)), np.int64)
+            return np.zeros((0, len(shape) + len(src.shape)), np.int64)
         return np.vstack(rows).astype(np.int64)
 
     def __repr__(self):
