@@ -1,0 +1,347 @@
+"""Build issue 3's target table (PASS / MISS per row) and the detailed tables from the benchmark JSON."""
+
+from __future__ import annotations
+
+import math
+
+from bench_ops import OP_CLASS
+
+C_LIMIT = {"sort": 2.0, "boolean_mask": 1.5, "fancy_index": 1.5, "take_along_axis": 1.5, "where": 1.5}
+
+
+def _get(d, *path, default=None):
+    for p in path:
+        if d is None:
+            return default
+        if isinstance(d, dict):
+            d = d.get(p)
+        elif isinstance(d, list) and isinstance(p, int) and p < len(d):
+            d = d[p]
+        else:
+            return default
+    return default if d is None else d
+
+
+def _x(v, nd=2):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    return f"{v:.2g}x" if abs(v) < 0.01 else f"{v:.{nd}f}x"
+
+
+def _ms(v, nd=3):
+    return "—" if v is None else f"{v * 1e3:.{nd}f} ms"
+
+
+def _bytes(v):
+    if v is None:
+        return "—"
+    for unit, k in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if abs(v) >= k:
+            return f"{v / k:.2f} {unit}"
+    return f"{v:.0f} B"
+
+
+def _status(ok):
+    if ok is None:
+        return "NOT RUN"
+    return "PASS" if ok else "MISS"
+
+
+def _query(results, depth, name):
+    for e in _get(results, "query", "depths", default=[]):
+        if e["depth"] == depth:
+            return _get(e, "queries", name, "median_s")
+    return None
+
+
+def target_rows(results):
+    """[(figure, target, measured, status, note)] for every row of issue 3's target table, plus issue 2."""
+    ops = _get(results, "ops", "ops", default=[])
+    pipes = _get(results, "ops", "pipelines", default=[])
+    big = results.get("big") or {}
+    big_ops = big.get("ops") or []
+    rows = []
+
+    # 1. class A/B pipelines at >= 1e6
+    cand = [(f"{p['pipeline']} {p['size']}", p["ratio"]) for p in pipes if p["cells"] >= 1e6]
+    if big.get("ab_pipeline"):
+        cand.append(("ab 1e8", big["ab_pipeline"]["ratio"]))
+    if cand:
+        worst = max(cand, key=lambda c: c[1])
+        rows.append(("class A/B pipelines at >= 1e6 cells (tracked/plain)", "<= 1.03x",
+                     f"worst {_x(worst[1], 3)} ({worst[0]})", _status(worst[1] <= 1.03),
+                     "; ".join(f"{k} {_x(v, 3)}" for k, v in cand)))
+    else:
+        rows.append(("class A/B pipelines at >= 1e6 cells (tracked/plain)", "<= 1.03x", "—", "NOT RUN",
+                     "no size >= 1e6 in this mode"))
+
+    # 2. class A/B at 1e3 (dispatch)
+    ab3 = [o for o in ops if o["cells"] == 1000 and o["class"] in "AB"]
+    if ab3:
+        wr = max(ab3, key=lambda o: o["ratio"])
+        wu = max(ab3, key=lambda o: o["overhead_us"])
+        ok = all(o["ratio"] <= 1.5 and o["overhead_us"] <= 5 for o in ab3)
+        rows.append(("class A/B single ops at 1e3 cells (dispatch cost)", "<= 1.5x and <= 5 us per op",
+                     f"worst {_x(wr['ratio'])} ({wr['op']}), worst +{wu['overhead_us']:.1f} us ({wu['op']})",
+                     _status(ok), "; ".join(f"{o['op']} {_x(o['ratio'])} +{o['overhead_us']:.1f}us" for o in ab3)))
+
+    # 3. class C at >= 1e6
+    cc = [o for o in ops + big_ops if o["class"] == "C" and o["cells"] >= 1e6]
+    if cc:
+        per = {}
+        for o in cc:
+            if o["op"] not in per or o["ratio"] > per[o["op"]]["ratio"]:
+                per[o["op"]] = o
+        ok = all(o["ratio"] <= C_LIMIT[o["op"]] for o in per.values())
+        rows.append(("class C ops at >= 1e6 cells (sort, mask, take, where)", "<= 1.5x (sort <= 2x)",
+                     ", ".join(f"{k} {_x(o['ratio'])}" for k, o in per.items()), _status(ok),
+                     "worst over sizes >= 1e6; " + "; ".join(f"{o['op']} {o['size']} {_x(o['ratio'])}" for o in cc)))
+    else:
+        rows.append(("class C ops at >= 1e6 cells", "<= 1.5x (sort <= 2x)", "—", "NOT RUN", ""))
+
+    # 4. sum(axis=1) over 1e4 x 1e4
+    s = big.get("sum_axis1")
+    if s:
+        rows.append(("`sum(axis=1)` over 1e4 x 1e4: overhead", "< 10 ms", f"{s['overhead_ms']:.2f} ms "
+                     f"({_x(s['ratio'])})", _status(s["overhead_ms"] < 10),
+                     f"plain {_ms(s['plain_s'], 1)}, tracked {_ms(s['tracked_s'], 1)}"))
+    else:
+        rows.append(("`sum(axis=1)` over 1e4 x 1e4: overhead", "< 10 ms", "—", "NOT RUN",
+                     "; ".join(big.get("skipped", []))))
+
+    # 5. one-cell backward through 1000 ops
+    v = _query(results, 1000, "backward_cell")
+    shape = _get(results, "query", "shape")
+    rows.append(("one-cell backward through 1000 ops", "<= 2 ms", _ms(v), _status(None if v is None else v <= 2e-3),
+                 f"{shape} arrays; forward one cell {_ms(_query(results, 1000, 'forward_cell'))}"))
+
+    # 6. ancestors depth 1000
+    v = _query(results, 1000, "ancestors")
+    tpv = _get(results, "compare", "queries", "ancestors_depth1000", "median_s", "traceprop_ancestors")
+    whv = _get(results, "compare", "queries", "ancestors_depth1000", "median_s", "whence_ancestors")
+    rows.append(("`ancestors()` depth 1000", "<= 0.1 ms", _ms(v), _status(None if v is None else v <= 1e-4),
+                 f"side by side, same run: whence {_ms(whv)} vs traceprop {_ms(tpv)}"))
+
+    # 7. whole-array relation at 1e8
+    a = big.get("ab_pipeline")
+    if a:
+        per_op = a["lineage_nbytes_per_op"]
+        rows.append(("whole-array relation `lineage(y)`, 1e8-cell A/B pipeline", "<= 2x plain time, O(ops) bytes",
+                     f"{_x(a['lineage_vs_plain'], 4)} plain, {_bytes(a['lineage_nbytes'])} "
+                     f"({_bytes(per_op)}/op)", _status(a["lineage_vs_plain"] <= 2 and per_op <= 1024),
+                     f"plain pipeline {a['plain_s']:.2f} s; lineage(y) {_ms(a['lineage_s'])}; bytes judged "
+                     f"O(ops) when <= 1 KB per op"))
+        rows.append(("whole-array `backward(y)` (all cells), 1e8-cell A/B pipeline", "<= 2x plain time",
+                     f"{_x(a['backward_all_vs_plain'])} plain ({a['backward_all_s']:.2f} s)",
+                     _status(a["backward_all_vs_plain"] <= 2),
+                     f"cells returned {a.get('backward_all_cells')}"))
+    else:
+        rows.append(("whole-array relation, 1e8-cell A/B pipeline", "<= 2x plain time, O(ops) bytes", "—",
+                     "NOT RUN", "; ".join(big.get("skipped", []))))
+
+    # 8. compressed relation vs Parquet
+    d = _get(results, "dslog", "summary")
+    if d and d.get("parquet_ratio_median") is not None:
+        rows.append(("compressed relation vs explicit pairs in Parquet, DSLog workload (median)", ">= 2000x smaller",
+                     f"{d['parquet_ratio_median']:.0f}x (gzip-Parquet {d['gzip_parquet_ratio_median']:.0f}x)",
+                     _status(d["parquet_ratio_median"] >= 2000),
+                     f"{d['pipelines']} pipelines, 1000x100; min {d['parquet_ratio_min']:.2f}x; Parquet sizes "
+                     f"estimated (sampled pair counts x measured bytes/pair), see dslog.json"))
+    else:
+        rows.append(("compressed relation vs explicit pairs in Parquet", ">= 2000x smaller", "—", "NOT RUN", ""))
+
+    # 9. memory
+    mp = [p for p in _get(results, "memory", "pipelines", default=[]) if p["pipeline"] in ("elementwise", "ab")]
+    if mp:
+        w = max(mp, key=lambda p: p["lineage_nbytes_per_op"])
+        rows.append(("memory: class A/B lineage per op (`lineage(y).nbytes` / ops)", "<= 1 KB per op",
+                     f"worst {_bytes(w['lineage_nbytes_per_op'])}/op ({w['pipeline']} {w['size']})",
+                     _status(all(p["lineage_nbytes_per_op"] <= 1024 for p in mp)),
+                     "; ".join(f"{p['pipeline']} {p['size']} {_bytes(p['lineage_nbytes_per_op'])}/op" for p in mp)))
+        w = max(mp, key=lambda p: p["measured_lineage_bytes_per_op"])
+        rows.append(("memory: class A/B lineage per op, measured (tracemalloc, Python objects included)",
+                     "<= 1 KB per op", f"worst {_bytes(w['measured_lineage_bytes_per_op'])}/op ({w['pipeline']} "
+                     f"{w['size']})", _status(all(p["measured_lineage_bytes_per_op"] <= 1024 for p in mp)),
+                     "; ".join(f"{p['pipeline']} {p['size']} {_bytes(p['measured_lineage_bytes_per_op'])}/op"
+                               for p in mp)))
+    so = [o for o in _get(results, "memory", "single_ops", default=[]) if o["class"] == "C"]
+    if so:
+        rows.append(("memory: class C lineage per output cell (op map bytes)", "<= 4 B per output cell",
+                     ", ".join(f"{o['op']} {o['map_bytes_per_output_cell']:.2f}" for o in so),
+                     _status(all(o["map_bytes_per_output_cell"] <= 4 for o in so)),
+                     f"at {so[0]['cells']:.0e} cells; measured (tracemalloc): " +
+                     ", ".join(f"{o['op']} {o['measured_bytes_per_output_cell']:.2f}" for o in so)))
+
+    # issue 2 basics and side-by-side figures (no target of their own)
+    e6 = [p for p in pipes if p["pipeline"] == "elementwise" and p["cells"] == 1_000_000]
+    if e6:
+        rows.append(("issue 2: tracked/plain, 1M-cell elementwise pipeline (10 ops)", "(report; <= 1.03x above)",
+                     _x(e6[0]["ratio"], 3), "INFO",
+                     f"plain {_ms(e6[0]['plain_s'])}, tracked {_ms(e6[0]['tracked_s'])}"))
+    v = _query(results, 100, "backward_cell")
+    rows.append(("issue 2: one-cell backward latency, 100-op pipeline", "(report)", _ms(v),
+                 "INFO" if v is not None else "NOT RUN", f"{shape} arrays"))
+    if d and d.get("capture_ratio_median") is not None:
+        rows.append(("DSLog workload: capture overhead (median over pipelines)", "(report)",
+                     f"{_x(d['capture_ratio_median'])} at 1e5 cells; "
+                     f"{_x(d.get('capture_ratio_median_1e7'))} at 1e7", "INFO",
+                     f"max {_x(d['capture_ratio_max'])}; total {_x(d['capture_ratio_total'])}; DSLog C >> 2x"))
+    cmp_rows = _get(results, "compare", "capture", default=[])
+    c6 = [c for c in cmp_rows if c["cells"] == max([c["cells"] for c in cmp_rows] or [0])]
+    for c in cmp_rows:
+        if c["cells"] in (1000, 1_000_000) or c is (c6[0] if c6 else None):
+            rv = c["ratio_vs_plain"]
+            cells_txt = f"cellprov {_x(rv['cellprov'], 0)}" if "cellprov" in rv else f"cellprov {c['cellprov_mode']}"
+            rows.append((f"side by side, elementwise pipeline at {c['size']}", "(report)",
+                         f"whence {_x(rv.get('whence'))}, traceprop {_x(rv.get('traceprop'))}", "INFO",
+                         cells_txt))
+    return rows
+
+
+def targets_markdown(results):
+    rows = target_rows(results)
+    out = ["| figure | target | measured | status | detail |", "|---|---|---|---|---|"]
+    for r in rows:
+        out.append("| " + " | ".join(str(c).replace("|", "/") for c in r) + " |")
+    return "\n".join(out)
+
+
+def ops_markdown(results):
+    ops = _get(results, "ops", "ops", default=[]) + (_get(results, "big", "ops", default=[]) or [])
+    if not ops:
+        return ""
+    sizes = sorted({o["cells"] for o in ops})
+    names = list(OP_CLASS)
+    head = "| op (class) | " + " | ".join(f"1e{len(str(s)) - 1}" for s in sizes) + " | +us at 1e3 |"
+    out = [head, "|---|" + "---|" * (len(sizes) + 1)]
+    for n in names:
+        cells = []
+        us = "—"
+        for s in sizes:
+            m = [o for o in ops if o["op"] == n and o["cells"] == s]
+            cells.append(_x(m[0]["ratio"]) if m else "—")
+            if m and s == 1000:
+                us = f"{m[0]['overhead_us']:.1f}"
+        out.append(f"| {n} ({OP_CLASS[n]}) | " + " | ".join(cells) + f" | {us} |")
+    return "\n".join(out)
+
+
+def pipelines_markdown(results):
+    pipes = _get(results, "ops", "pipelines", default=[])
+    if not pipes:
+        return ""
+    out = ["| pipeline | cells | plain | tracked | ratio of medians | median paired ratio | rounds | +us per op |",
+           "|---|---|---|---|---|---|---|---|"]
+    for p in pipes:
+        out.append(f"| {p['pipeline']} | {p['size']} | {_ms(p['plain_s'])} | {_ms(p['tracked_s'])} | "
+                   f"{_x(p['ratio'], 3)} | {_x(p.get('ratio_paired'), 3)} | {p['reps']} | "
+                   f"{p['overhead_us_per_op']:.1f} |")
+    a = _get(results, "big", "ab_pipeline")
+    if a:
+        out.append(f"| ab | 1e8 | {_ms(a['plain_s'], 1)} | {_ms(a['tracked_s'], 1)} | {_x(a['ratio'], 3)} | "
+                   f"{_x(a.get('ratio_paired'), 3)} | {a['reps']} | "
+                   f"{(a['tracked_s'] - a['plain_s']) * 1e6 / a['n_ops']:.1f} |")
+    return "\n".join(out)
+
+
+def query_markdown(results):
+    deps = _get(results, "query", "depths", default=[])
+    if not deps:
+        return ""
+    names = list(deps[0]["queries"])
+    out = ["| query | " + " | ".join(f"depth {e['depth']}" for e in deps) + " |",
+           "|---|" + "---|" * len(deps)]
+    for n in names:
+        out.append(f"| {n} | " + " | ".join(_ms(_get(e, "queries", n, "median_s")) for e in deps) + " |")
+    return "\n".join(out)
+
+
+def compare_markdown(results):
+    rows = _get(results, "compare", "capture", default=[])
+    if not rows:
+        return ""
+    out = ["| cells | plain | whence | traceprop | cellprov | whence/traceprop |", "|---|---|---|---|---|---|"]
+    for c in rows:
+        m, r = c["median_s"], c["ratio_vs_plain"]
+
+        def f(k):
+            return f"{_ms(m[k])} ({_x(r[k])})" if k in m else c.get("cellprov_mode", "—")
+        out.append(f"| {c['size']} | {_ms(m['plain'])} | {f('whence')} | {f('traceprop')} | {f('cellprov')} | "
+                   f"{_x(c.get('whence_vs_traceprop'))} |")
+    q = _get(results, "compare", "queries", default={})
+    if q:
+        out.append("")
+        out.append("Depth-1000 graph queries, same run: " + "; ".join(
+            f"{k} {_ms(v)}" for d in q.values() for k, v in d["median_s"].items()))
+    return "\n".join(out)
+
+
+def dslog_markdown(results):
+    rows = _get(results, "dslog", "pipelines", default=[])
+    if not rows:
+        return ""
+    out = ["| # | capture ratio | whence bytes | est. pairs | Parquet (est.) | gzip-Parquet (est.) | ratio | steps |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "storage" not in r:
+            out.append(f"| {r['id']} | error: {r.get('error')} | | | | | | {'; '.join(r['steps'])} |")
+            continue
+        s = r["storage"]
+        out.append(f"| {r['id']} | {_x(r['ratio'])} | {s['whence_nbytes']} | {s['est_pairs']:.3g} | "
+                   f"{_bytes(s['parquet']['est_file_bytes'])} | {_bytes(s['gzip_parquet']['est_file_bytes'])} | "
+                   f"{s['parquet']['ratio_vs_whence']:.3g}x | {'; '.join(r['steps'])} |")
+    big = _get(results, "dslog", "pipelines_1e7", default=[])
+    if big:
+        out.append("")
+        out.append("Same pipelines at 1e7 cells (100000 x 100): " + "; ".join(
+            f"#{b['id']} {_x(b.get('ratio'))}" if "ratio" in b else f"#{b['id']} error {b.get('error')}"
+            for b in big))
+    return "\n".join(out)
+
+
+def memory_markdown(results):
+    m = results.get("memory") or {}
+    if not m.get("pipelines"):
+        return ""
+    out = ["| pipeline | cells | peak plain | peak tracked | ratio | lineage nbytes/op | measured/op |",
+           "|---|---|---|---|---|---|---|"]
+    for p in m["pipelines"]:
+        out.append(f"| {p['pipeline']} | {p['size']} | {_bytes(p['plain']['peak_bytes'])} | "
+                   f"{_bytes(p['tracked']['peak_bytes'])} | {_x(p['peak_ratio'])} | "
+                   f"{_bytes(p['lineage_nbytes_per_op'])} | {_bytes(p['measured_lineage_bytes_per_op'])} |")
+    out += ["", "| op (class) | map bytes | bytes / output cell | measured / output cell |", "|---|---|---|---|"]
+    for o in m.get("single_ops", []):
+        out.append(f"| {o['op']} ({o['class']}) | {o['map_nbytes']} | {o['map_bytes_per_output_cell']:.3f} | "
+                   f"{o['measured_bytes_per_output_cell']:.3f} |")
+    a = m.get("cellprov_anchor")
+    if a:
+        out += ["", f"Anchor: per-cell CellProvenance baseline at 1e4 cells holds "
+                    f"{a['cellprov_retained_bytes_per_cell']:.0f} B per output cell, peak {_x(a['cellprov_peak_ratio'], 1)} "
+                    f"plain (DSLog's C tracked_float: 32-40 B per cell)."]
+    return "\n".join(out)
+
+
+def summary(results, mode, env, total_s=None):
+    parts = [f"# whence benchmarks ({mode})", ""]
+    parts.append(f"{env['time']}; python {env['python']}, numpy {env['numpy']}, whence {env['whence']} "
+                 f"(git {env['git']}{', src modified' if env.get('src_dirty') else ''}); {env['cpus']} cpus, "
+                 f"{env['mem_available_gb']} GiB available, load {env['loadavg']}."
+                 + (f" Total run time {total_s / 60:.1f} min." if total_s else ""))
+    parts.append("")
+    parts.append("Every ratio: plain and tracked alternating in one run, median of >= 5 repetitions, ratio of "
+                 "the medians (see README.md).")
+    parts += ["", "## Targets (issue 3)", "", targets_markdown(results)]
+    skipped = [s for r in results.values() for s in (r.get("skipped") or [])]
+    if skipped:
+        parts += ["", "Skipped: " + "; ".join(skipped)]
+    for title, fn in (("Per-op overhead, tracked/plain", ops_markdown), ("Pipelines", pipelines_markdown),
+                      ("Query latency", query_markdown), ("Side by side: traceprop and per-cell baseline",
+                                                          compare_markdown),
+                      ("DSLog workload (1000 x 100)", dslog_markdown), ("Memory", memory_markdown)):
+        body = fn(results)
+        if body:
+            parts += ["", f"## {title}", "", body]
+    problems = [p for r in results.values() for p in (r.get("problems") or [])]
+    parts += ["", "## Problems found", ""]
+    parts += [f"- {p}" for p in problems] or ["none"]
+    return "\n".join(parts) + "\n"
