@@ -340,6 +340,18 @@ class EinsumMap(Map):
         self.out_shape = tuple(out_shape)
         self.parent_shapes = tuple(tuple(s) for s in parent_shapes)
         self.out_labels = tuple(out_labels)
+        self._op_labels = op_labels
+        self._plans = None
+
+    @property
+    def plans(self):
+        """Per operand: (labels, first axis of each label, diagonal axis pairs, labels shared with the output),
+        worked out on first use (recording a contraction stays O(1))."""
+        if self._plans is None:
+            self._plans = self._make_plans(self._op_labels)
+        return self._plans
+
+    def _make_plans(self, op_labels):
         sizes = dict(zip(self.out_labels, self.out_shape))
         for labels, shape in zip(op_labels, self.parent_shapes):
             for lab, d in zip(labels, shape):
@@ -347,7 +359,7 @@ class EinsumMap(Map):
                     sizes[lab] = d
                 else:
                     sizes.setdefault(lab, d)
-        self.plans = []
+        plans = []
         for labels, shape in zip(op_labels, self.parent_shapes):
             first = {}
             diag = []
@@ -356,10 +368,10 @@ class EinsumMap(Map):
                     diag.append((first[lab], ax))
                 else:
                     first[lab] = ax
-            # labels of this operand that index the output (not broadcast axes)
             shared = [lab for lab, ax in first.items()
                       if lab in self.out_labels and not (shape[ax] == 1 and sizes.get(lab, 1) != 1)]
-            self.plans.append((tuple(labels), first, tuple(diag), tuple(shared)))
+            plans.append((tuple(labels), first, tuple(diag), tuple(shared)))
+        return plans
 
     def _diag_mask(self, shape, diag):
         m = None
@@ -682,6 +694,21 @@ class ViewMap(Map):
             return [flat]
         if not flat.size:
             return [flat]
+        if flat.size == 1 and pshape and self.how == "slice":
+            c = unravel1(int(flat[0]), self.out_shape)
+            pc = []
+            j = 0
+            for k in self.arg:
+                if k is None:
+                    j += 1
+                elif isinstance(k, slice):
+                    start, _, step = k.indices(pshape[len(pc)])
+                    pc.append(start + step * c[j])
+                    j += 1
+                else:
+                    pc.append(int(k) % pshape[len(pc)])
+            pc.extend(c[j:j + len(pshape) - len(pc)])
+            return [np.array([ravel1(pc, pshape)], np.int64)]
         coords = np.unravel_index(flat, self.out_shape)
         if self.how == "transpose":
             pc = [None] * len(pshape)
@@ -730,10 +757,30 @@ def expand_basic_key(key, ndim):
 
 # ------------------------------------------------------------------ sparse (flat index) backward steps
 
+def unravel1(f, shape):
+    """Coordinates of one flat index (pure Python: faster than numpy for a single cell)."""
+    coords = []
+    for d in reversed(shape):
+        f, c = divmod(f, d)
+        coords.append(c)
+    return coords[::-1]
+
+
+def ravel1(coords, shape):
+    f = 0
+    for c, d in zip(coords, shape):
+        f = f * d + c
+    return f
+
+
 def _clamp_to(flat, out_shape, shape):
     """Flat indices of ``out_shape`` cells -> flat indices of the broadcast cells of ``shape``."""
-    if tuple(shape) == tuple(out_shape):
+    if shape == out_shape or tuple(shape) == tuple(out_shape):
         return flat
+    if flat.size == 1 and shape:
+        c = unravel1(int(flat[0]), out_shape)
+        off = len(out_shape) - len(shape)
+        return np.array([ravel1([c[off + j] if d != 1 else 0 for j, d in enumerate(shape)], shape)], np.int64)
     if not shape:
         return np.zeros(min(flat.size, 1), np.int64)
     coords = np.unravel_index(flat, out_shape)

@@ -107,6 +107,11 @@ def _upstream(node):
 
 
 _SPARSE_FRACTION = 16
+_SPARSE_MIN = 1024  # sets this small stay sparse whatever the array size
+
+
+def _too_dense(k, size):
+    return k > _SPARSE_MIN and k * _SPARSE_FRACTION > size
 
 
 def _dense(cs, shape):
@@ -138,8 +143,10 @@ def _merge(pending, p, cs, heap):
         merged = ("a", None)
     elif ocs[0] == "s" and cs[0] == "s":
         merged = ("s", np.concatenate([ocs[1], cs[1]]))
-        if merged[1].size * _SPARSE_FRACTION > p.size:
-            merged = ("d", _dense(merged, p.shape))
+        if _too_dense(merged[1].size, p.size):
+            merged = ("s", np.unique(merged[1]))
+            if _too_dense(merged[1].size, p.size):
+                merged = ("d", _dense(merged, p.shape))
     else:
         merged = ("d", _dense(ocs, p.shape) | _dense(cs, p.shape))
     pending[p.id] = (p, merged)
@@ -201,7 +208,7 @@ def _backward_sets(node, cs, control=False):
             elif pm[0] == "s":
                 if not pm[1].size:
                     continue
-                if pm[1].size * _SPARSE_FRACTION > p.size or not p.shape:
+                if not p.shape or _too_dense(pm[1].size, p.size):
                     pm = ("d", _dense(pm, p.shape))
             elif not pm[1].any():
                 continue
@@ -382,7 +389,7 @@ def _forward_sets(start, cs, target, control=False):
         elif acc[0] == "s":
             if not acc[1].size:
                 continue
-            if acc[1].size * _SPARSE_FRACTION > n.size:
+            if _too_dense(acc[1].size, n.size):
                 acc = ("d", _dense(acc, n.shape))
         elif not acc[1].any():
             continue

@@ -207,9 +207,13 @@ def _prefix(n, initial=False):
 @implements("B", np.cumsum, np.cumprod, np.nancumsum, np.nancumprod, _opt(np, "cumulative_sum"),
             _opt(np, "cumulative_prod"))
 def _cumulative(func, a, *args, **kwargs):
-    ba = signature(func).bind(a, *args, **kwargs)
-    ba.apply_defaults()
-    args_ = dict(ba.arguments)
+    if len(args) <= 1 and set(kwargs) <= {"axis", "dtype"} and func in (np.cumsum, np.cumprod, np.nancumsum,
+                                                                        np.nancumprod):
+        args_ = {"a": a, "axis": args[0] if args else kwargs.get("axis"), "dtype": kwargs.get("dtype")}
+    else:
+        ba = signature(func).bind(a, *args, **kwargs)
+        ba.apply_defaults()
+        args_ = dict(ba.arguments)
     axis = args_.get("axis")
     initial = bool(args_.get("include_initial", False))
     kw = {k: v for k, v in args_.items() if k in ("dtype", "include_initial")}
@@ -599,7 +603,7 @@ def _linalg_vecdot(func, x1, x2, /, *, axis=-1):
 def _linalg_matmul(func, x1, x2, /):
     v1, v2 = raw(x1), raw(x2)
     result = np.matmul(v1, v2)
-    labels, out_l = gufunc_labels("(n?,k),(k,m?)->(n?,m?)", [np.shape(v1), np.shape(v2)])
+    labels, out_l = gufunc_labels("(n?,k),(k,m?)->(n?,m?)", (np.shape(v1), np.shape(v2)))
     return _einsum_result("matmul", result, [x1, x2], labels, out_l)
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import re
@@ -196,6 +197,7 @@ def _at(ufunc, inputs, kwargs):
 _SIG_RE = re.compile(r"\(([^()]*)\)")
 
 
+@functools.lru_cache(maxsize=4096)
 def gufunc_labels(signature, shapes):
     """Einsum-style labels for a generalized ufunc call; returns (op_labels, out_labels)."""
     ins, outs = signature.split("->")
@@ -227,7 +229,7 @@ def gufunc_labels(signature, shapes):
 def _gufunc_map(ufunc, raw_inputs, tracked, inputs, out_shape, kwargs):
     if "axes" in kwargs or "axis" in kwargs:
         return OpaqueMap(out_shape, [x.shape for x in tracked]), f"{ufunc.__name__} with axes= is opaque"
-    shapes = [np.shape(v) for v in raw_inputs]
+    shapes = tuple(np.shape(v) for v in raw_inputs)
     labels, out_labels = gufunc_labels(ufunc.signature, shapes)
     sel = [lab for lab, x in zip(labels, inputs) if is_t(x)]
     return EinsumMap(sel, out_labels, out_shape, [x.shape for x in tracked]), None
