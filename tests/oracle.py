@@ -1521,3 +1521,74 @@ def perturbation_lineage(fn, sources):
             for o in zip(*np.nonzero(changed)) if y.ndim else ([()] if changed else []):
                 rel[tuple(int(k) for k in o)].add((name, tuple(int(k) for k in c)))
     return rel
+
+
+# ----------------------------------------------------------------------------
+# comparing a library answer with the oracle (no library import here)
+# ----------------------------------------------------------------------------
+
+def result_set(res, ndims, what="backward"):
+    """Validate the format of a backward answer and return it as a set of (name, coords).
+
+    The contract: a dict-like {source name: int64 array (k, source.ndim)}, rows
+    unique and sorted in C order, sources without cells omitted.
+    """
+    out = set()
+    for name, arr in res.items():
+        assert name in ndims, f"{what}: unknown source {name!r}"
+        assert isinstance(arr, np.ndarray), f"{what}[{name!r}] is {type(arr).__name__}, not ndarray"
+        assert arr.dtype == np.int64, f"{what}[{name!r}].dtype is {arr.dtype}, not int64"
+        assert arr.ndim == 2 and arr.shape[1] == ndims[name], \
+            f"{what}[{name!r}].shape is {arr.shape}, expected (k, {ndims[name]})"
+        assert arr.shape[0] > 0, f"{what}: source {name!r} has no cells but is not omitted"
+        rows = [tuple(int(v) for v in r) for r in arr]
+        assert rows == sorted(set(rows)), f"{what}[{name!r}] rows are not unique and sorted: {rows}"
+        out |= {(name, r) for r in rows}
+    return out
+
+
+def coords_set(arr, ndim, what="forward"):
+    """Validate a forward answer (int64 (k, ndim), sorted unique rows) and return a set of tuples."""
+    assert isinstance(arr, np.ndarray), f"{what} returned {type(arr).__name__}, not ndarray"
+    assert arr.dtype == np.int64, f"{what}.dtype is {arr.dtype}, not int64"
+    assert arr.ndim == 2 and arr.shape[1] == ndim, f"{what}.shape is {arr.shape}, expected (k, {ndim})"
+    rows = [tuple(int(v) for v in r) for r in arr]
+    assert rows == sorted(set(rows)), f"{what} rows are not unique and sorted: {rows}"
+    return set(rows)
+
+
+def _fmt_cells(cells, limit=12):
+    cells = sorted(cells)
+    s = ", ".join(f"{n}{list(c)}" for n, c in cells[:limit])
+    return s + (f", ... ({len(cells)} in all)" if len(cells) > limit else "")
+
+
+def compare(got, complete, expected, partial, may_be_partial, ctx=""):
+    """The soundness rules for one answer.
+
+    * oracle PARTIAL (an opaque op upstream): whence must say PARTIAL and give a superset;
+    * whence FULL: the sets must be equal;
+    * whence PARTIAL without reason (no opaque op in the pipeline): an error;
+      otherwise a superset is required.
+    """
+    missing = expected - got
+    extra = got - expected
+    detail = f"{ctx}\n  missing: {_fmt_cells(missing)}\n  extra:   {_fmt_cells(extra)}"
+    assert complete in (True, False), f"{ctx}: .complete is {complete!r}"
+    if partial:
+        assert not complete, f"whence claims FULL through an opaque (PARTIAL) op{detail}"
+        assert not missing, f"PARTIAL answer is not a superset{detail}"
+    elif complete:
+        assert not missing and not extra, f"wrong lineage{detail}"
+    else:
+        assert may_be_partial, f"whence says PARTIAL but nothing in the pipeline is opaque{detail}"
+        assert not missing, f"PARTIAL answer is not a superset{detail}"
+
+
+def sample_cells(shape, k=12):
+    """All cells of ``shape`` if at most k, else k cells evenly spread in C order (first and last included)."""
+    n = math.prod(shape)
+    if n <= k:
+        return [tuple(int(c) for c in i) for i in np.ndindex(*shape)]
+    flat = sorted(set(np.linspace(0, n - 1, k).round().astype(int).tolist()))
+    return [tuple(int(c) for c in np.unravel_index(f, shape)) for f in flat]

@@ -43,7 +43,8 @@ SRC_CELLS = 24
 @st.composite
 def shapes(draw, min_dims=0, max_dims=4, min_side=1, max_side=4, max_cells=SRC_CELLS, allow_empty=False):
     """Shapes of 0-D..4-D with small sides and at most ``max_cells`` cells."""
-    nd = draw(st.integers(min_dims, max_dims))
+    nds = [d for d in (0, 1, 1, 2, 2, 2, 3, 3, 4) if min_dims <= d <= max_dims] or [min_dims]
+    nd = draw(st.sampled_from(nds))
     dims = []
     for _ in range(nd):
         lo = 0 if allow_empty and draw(st.integers(0, 9)) == 0 else min_side
@@ -158,19 +159,21 @@ def _ora_index(items):
 # ----------------------------------------------------------------------------
 
 class Entry:
-    __slots__ = ("var", "o", "kind")
+    __slots__ = ("var", "o", "kind", "group")
 
-    def __init__(self, var, o, kind):
+    def __init__(self, var, o, kind, group=None):
         self.var = var
         self.o = o
         self.kind = kind  # "src", "fresh" (owns its memory), "view" (basic slice), "alias"
+        self.group = group  # fresh arrays and their basic-slice views share a group
 
 
 class Pipeline:
     """Sources, numpy code run on whence, and the oracle's final state of every array."""
 
-    def __init__(self, sources, lines, entries, flags):
+    def __init__(self, sources, lines, entries, flags, touched=()):
         self.sources = sources          # [(name, values)]
+        self.touched = list(touched)
         self.lines = lines              # code lines after the tracking lines
         self.vars = [e.var for e in entries]
         self.oracle = [e.o for e in entries]
@@ -188,8 +191,9 @@ class Pipeline:
     def source_ndims(self):
         return {n: np.ndim(v) for n, v in self.sources}
 
-    def script(self):
-        head = ["import numpy as np, whence as wh", "wh.reset()"]
+    def script(self, imports=True):
+        head = ["import numpy as np, whence as wh"] if imports else []
+        head += ["wh.reset()"]
         head += [f"{n} = wh.track({lit(v)}, name={n!r})" for n, v in self.sources]
         return "\n".join(head + self.lines)
 
@@ -210,9 +214,16 @@ class Pipeline:
         """The final array, plus a few earlier ones (later writes must not change their lineage
         unless they alias the written memory)."""
         n = len(self.vars)
-        extra = [i for i in range(n - 1) if self.kinds[i] != "src"]
-        step = max(1, len(extra) // max_extra) if extra else 1
-        return [n - 1] + extra[::step][:max_extra]
+        out = [n - 1]
+        # arrays changed by writes (through views or not) first, then earlier results
+        for v in reversed(self.touched):
+            i = self.vars.index(v)
+            if i not in out and len(out) <= max_extra:
+                out.append(i)
+        extra = [i for i in range(n - 1) if self.kinds[i] != "src" and i not in out]
+        if extra and len(out) <= max_extra:
+            out.append(extra[len(extra) // 2])
+        return out
 
 
 class Builder:
@@ -223,39 +234,63 @@ class Builder:
         self.flags = set()
         self.sources = []
         self.n = 0
+        self.pure_moves = False  # only data-independent copies (for the perturbation oracle)
+        self.touched = []        # vars of arrays changed by writes, most recent last
 
     # -- bookkeeping --------------------------------------------------------
     def source(self, name, values):
-        e = Entry(name, O.OArray.source(name, values), "src")
+        e = Entry(name, O.OArray.source(name, values), "src", self._group("src", None))
         self.entries.append(e)
         self.sources.append((name, np.array(values)))
         return e
 
-    def new(self, expr, o, kind):
+    def new(self, expr, o, kind, parent=None):
         var = f"x{self.n}"
         self.n += 1
         self.lines.append(f"{var} = {expr}")
-        e = Entry(var, o, kind)
+        e = Entry(var, o, kind, self._group(kind, parent))
         self.entries.append(e)
         return e
 
-    def stmt(self, code):
-        self.lines.append(code)
+    def _group(self, kind, parent):
+        if kind == "view":
+            assert parent is not None and parent.group is not None
+            return parent.group
+        self.ngroups = getattr(self, "ngroups", 0) + 1
+        return self.ngroups
 
-    def pick(self, draw, pred=lambda e: True):
+    def stmt(self, code, target=None):
+        self.lines.append(code)
+        if target is not None:
+            # the written array and every array sharing its memory
+            for f in self.entries:
+                if f.kind in ("fresh", "view") and np.may_share_memory(f.o.val, target.o.val):
+                    if f.var in self.touched:
+                        self.touched.remove(f.var)
+                    self.touched.append(f.var)
+
+    def pick(self, draw, pred=lambda e: True, avoid=None):
+        """A live array satisfying ``pred``; with ``avoid`` (the op's main operand) another array
+        is preferred, so that second operands, masks and written values bring new lineage."""
         cands = [e for e in self.entries if pred(e)]
         if not cands:
             return None
+        if avoid is not None:
+            others = [e for e in cands if e is not avoid]
+            if others and draw(st.integers(0, 3)):
+                cands = others
         j = draw(st.integers(0, len(cands) - 1))
         return cands[len(cands) - 1 - j]  # shrinks towards the most recent array
 
     def writable(self, e):
+        """Writes are drawn only into fresh arrays and basic-slice views of them, and only when
+        every other live array sharing the memory is one of those too (same group)."""
         if e.kind not in ("fresh", "view") or not e.o.val.flags.writeable:
             return False
         for f in self.entries:
             if f is e:
                 continue
-            if np.may_share_memory(f.o.val, e.o.val) and f.kind not in ("fresh", "view"):
+            if np.may_share_memory(f.o.val, e.o.val) and (f.kind not in ("fresh", "view") or f.group != e.group):
                 return False
         return True
 
@@ -263,15 +298,15 @@ class Builder:
         v = make_values(self.rng, shape, ties=ties)
         return Expr(lit(v), v)
 
-    def operand(self, draw, shape, allow_grow=True):
+    def operand(self, draw, shape, allow_grow=True, avoid=None):
         """A second operand for an elementwise op with an array of ``shape``: a live array that
         broadcasts with it, an untracked constant array, or a python scalar."""
         kind = draw(st.sampled_from(["pool", "pool", "const", "scalar"]))
         if kind == "pool":
             if allow_grow:
-                e = self.pick(draw, lambda f: _fits(_bshape(f.o.shape, shape)))
+                e = self.pick(draw, lambda f: _fits(_bshape(f.o.shape, shape)), avoid)
             else:
-                e = self.pick(draw, lambda f: _bshape(f.o.shape, shape) == tuple(shape))
+                e = self.pick(draw, lambda f: _bshape(f.o.shape, shape) == tuple(shape), avoid)
             if e is not None:
                 return Expr(e.var, e.o)
         if kind == "const" or kind == "pool":
@@ -329,6 +364,12 @@ UNARY = {
 }
 
 
+def op_copy(draw, B):
+    x = B.pick(draw)
+    B.new(f"{x.var}.copy()", O.copy(x.o), "fresh")
+    return True
+
+
 def op_unary(draw, B):
     x = B.pick(draw)
     name = draw(st.sampled_from(sorted(UNARY)))
@@ -351,7 +392,7 @@ BINARY = {
 
 def op_binary(draw, B):
     x = B.pick(draw)
-    y = B.operand(draw, x.o.shape)
+    y = B.operand(draw, x.o.shape, avoid=x)
     name = draw(st.sampled_from(sorted(BINARY)))
     code, fn = BINARY[name]
     swap = draw(st.booleans())
@@ -449,7 +490,7 @@ def op_matmul(draw, B):
     form = draw(st.sampled_from(["pool", "self_t", "const_r", "const_l", "dot", "einsum", "outer"]))
     X = x.o
     if form == "pool":
-        y = B.pick(draw, lambda e: _matmul_ok(X, e.o))
+        y = B.pick(draw, lambda e: _matmul_ok(X, e.o), avoid=x)
         if y is None:
             return False
         if draw(st.booleans()) and X.ndim <= 2 and y.o.ndim <= 2:
@@ -498,10 +539,11 @@ def op_matmul(draw, B):
         if sub is None:
             return False
         ops = [x] * (sub.split("->")[0].count(",") + 1)
-        B.new(f"np.einsum({sub!r}, {', '.join(e.var for e in ops)})", O.einsum(sub, *[e.o for e in ops]), "fresh")
+        # (einsum may return a view for pure transpositions / diagonals)
+        B.new(f"np.einsum({sub!r}, {', '.join(e.var for e in ops)})", O.einsum(sub, *[e.o for e in ops]), "alias")
         return True
     # outer
-    y = B.pick(draw, lambda e: _fits((X.size * e.o.size,)))
+    y = B.pick(draw, lambda e: _fits((X.size * e.o.size,)), avoid=x)
     if y is None:
         return False
     if draw(st.booleans()):
@@ -650,6 +692,8 @@ def op_join(draw, B):
     x = B.pick(draw)
     X = x.o
     kind = draw(st.sampled_from(["concatenate", "stack", "vstack", "array_split"]))
+    if kind == "vstack" and X.ndim < 2:
+        kind = "concatenate"
     if kind == "array_split":
         if X.ndim == 0:
             return False
@@ -660,7 +704,8 @@ def op_join(draw, B):
         B.n += len(parts)
         B.lines.append(f"{', '.join(names)}, = np.array_split({x.var}, {k}, axis={ax})")
         for nm, p in zip(names, parts):
-            B.entries.append(Entry(nm, p, "view" if x.kind in ("fresh", "view") else "alias"))
+            kind = "view" if x.kind in ("fresh", "view") else "alias"
+            B.entries.append(Entry(nm, p, kind, B._group(kind, x)))
         return True
     if kind in ("concatenate", "vstack"):
         if X.ndim == 0:
@@ -683,7 +728,7 @@ def op_join(draw, B):
         xs = [Expr(x.var, X)] + others
         if draw(st.booleans()):
             xs = xs[::-1]
-        o = O.concatenate([e.o for e in xs], axis=ax)
+        o = O.concatenate([e.o for e in xs], axis=ax) if kind == "concatenate" else O.vstack([e.o for e in xs])
         if not _fits(o.shape):
             return False
         inner = ", ".join(e.code for e in xs)
@@ -692,7 +737,7 @@ def op_join(draw, B):
         return True
     # stack
     ax = draw(st.integers(-(X.ndim + 1), X.ndim))
-    e = B.pick(draw, lambda f: f.o.shape == X.shape)
+    e = B.pick(draw, lambda f: f.o.shape == X.shape, avoid=x)
     xs = [Expr(x.var, X), Expr(e.var, e.o)]
     if draw(st.booleans()):
         xs.append(B.const(X.shape))
@@ -720,10 +765,13 @@ def _basic_items(draw, shape, allow_new=True):
             items.append(slice(None))
     if allow_new and draw(st.integers(0, 5)) == 0:
         items.insert(draw(st.integers(0, len(items))), None)
-    # drop trailing full slices sometimes, or replace them by an Ellipsis
+    # drop trailing full slices sometimes, or replace one full slice by an Ellipsis
+    # (only when nothing was dropped, so the Ellipsis stands for exactly one dim)
+    popped = 0
     while items and items[-1] == slice(None) and draw(st.booleans()):
         items.pop()
-    if items and draw(st.integers(0, 4)) == 0:
+        popped += 1
+    if items and not popped and draw(st.integers(0, 4)) == 0:
         i = draw(st.integers(0, len(items) - 1))
         if items[i] == slice(None):
             items[i] = Ellipsis
@@ -738,11 +786,11 @@ def op_slice(draw, B):
     x = B.pick(draw)
     items = _basic_items(draw, x.o.shape)
     o = O.getitem(x.o, tuple(items))
-    kind = "view" if x.kind in ("fresh", "view") else "alias"
+    kind = "view" if x.kind in ("fresh", "view") and x.o.ndim else "alias"
     if _full_int(items, x.o.ndim):
         # numpy returns a scalar (a copy) here, not a view
         o, kind = O.copy(o), "fresh"
-    B.new(f"{x.var}[{fmt_index(items)}]", o, kind)
+    B.new(f"{x.var}[{fmt_index(items)}]", o, kind, x)
     return True
 
 
@@ -754,9 +802,9 @@ def _threshold(X):
     return float(np.round(np.median(v), 3))
 
 
-def _tracked_mask(draw, B, shape):
+def _tracked_mask(draw, B, shape, avoid=None):
     """A tracked boolean array of ``shape`` (``Y > t`` for a live Y of that shape), or None."""
-    y = B.pick(draw, lambda e: e.o.shape == tuple(shape) and e.o.val.dtype.kind in "fiu")
+    y = B.pick(draw, lambda e: e.o.shape == tuple(shape) and e.o.val.dtype.kind in "fiu", avoid)
     if y is None:
         return None
     t = _threshold(y.o)
@@ -768,7 +816,7 @@ def _const_mask(B, shape):
     return Expr(lit(m), m)
 
 
-def _mask_index(draw, B, shape, tracked_ok=True):
+def _mask_index(draw, B, shape, tracked_ok=True, avoid=None):
     """Index items selecting with a boolean mask over all dims, or the first dim, or the second."""
     form = draw(st.sampled_from(["full", "axis0", "axis1"]))
     if form == "axis1" and len(shape) < 2:
@@ -776,7 +824,7 @@ def _mask_index(draw, B, shape, tracked_ok=True):
     if form == "axis0" and len(shape) < 1:
         form = "full"
     mshape = {"full": shape, "axis0": shape[:1], "axis1": shape[1:2]}[form]
-    m = _tracked_mask(draw, B, mshape) if tracked_ok and draw(st.booleans()) else None
+    m = _tracked_mask(draw, B, mshape, avoid) if tracked_ok and draw(st.integers(0, 3)) else None
     if m is None:
         m = _const_mask(B, mshape)
     return [slice(None), m] if form == "axis1" else [m]
@@ -788,17 +836,17 @@ def op_mask(draw, B):
         return False
     form = draw(st.sampled_from(["index", "index", "compress", "extract"]))
     if form == "index":
-        items = _mask_index(draw, B, x.o.shape)
+        items = _mask_index(draw, B, x.o.shape, avoid=x)
         o = O.getitem(x.o, _ora_index(items))
         B.new(f"{x.var}[{fmt_index(items)}]", o, "fresh")
         return True
     if form == "compress":
         ax = draw(st.integers(0, x.o.ndim - 1))
-        m = _tracked_mask(draw, B, (x.o.shape[ax],)) if draw(st.booleans()) else None
+        m = _tracked_mask(draw, B, (x.o.shape[ax],), x) if draw(st.booleans()) else None
         m = m or _const_mask(B, (x.o.shape[ax],))
         B.new(f"np.compress({m.code}, {x.var}, axis={ax})", O.compress(m.o, x.o, axis=ax), "fresh")
         return True
-    m = _tracked_mask(draw, B, x.o.shape) if draw(st.booleans()) else None
+    m = _tracked_mask(draw, B, x.o.shape, x) if draw(st.booleans()) else None
     m = m or _const_mask(B, x.o.shape)
     B.new(f"np.extract({m.code}, {x.var})", O.extract(m.o, x.o), "fresh")
     return True
@@ -815,7 +863,8 @@ def op_fancy(draw, B):
     if x is None:
         return False
     X = x.o
-    form = draw(st.sampled_from(["axis0", "axis1", "pair", "tracked", "take", "take_along"]))
+    forms = ["axis0", "axis1", "pair", "take"] + ([] if B.pure_moves else ["tracked", "take_along"])
+    form = draw(st.sampled_from(forms))
     if form == "axis1" and (X.ndim < 2 or X.shape[1] == 0):
         form = "axis0"
     if form == "pair" and (X.ndim < 2 or X.shape[1] == 0):
@@ -836,7 +885,7 @@ def op_fancy(draw, B):
         if X.ndim >= 3 and draw(st.booleans()):
             items = [items[0], slice(None), _int_array(draw, B, X.shape[2], (c,))] if X.shape[2] else items
     elif form == "tracked":
-        y = B.pick(draw, lambda e: e.o.ndim >= 1 and 1 <= e.o.shape[-1] <= X.shape[0])
+        y = B.pick(draw, lambda e: e.o.ndim >= 1 and 1 <= e.o.shape[-1] <= X.shape[0], avoid=x)
         if y is None:
             return False
         idx = O.argsort(y.o, axis=-1)
@@ -853,7 +902,7 @@ def op_fancy(draw, B):
         return True
     else:  # take_along_axis with a tracked argsort
         ax = draw(st.integers(-X.ndim, X.ndim - 1))
-        y = B.pick(draw, lambda e: e.o.shape == X.shape)
+        y = B.pick(draw, lambda e: e.o.shape == X.shape, avoid=x)
         idx = O.argsort(y.o, axis=ax)
         B.new(f"np.take_along_axis({x.var}, np.argsort({y.var}, axis={ax}), axis={ax})",
               O.take_along_axis(X, idx, axis=ax), "fresh")
@@ -870,16 +919,19 @@ def op_fancy(draw, B):
 def op_where(draw, B):
     x = B.pick(draw)
     X = x.o
-    if draw(st.booleans()):
-        c = B.pick(draw, lambda e: _fits(_bshape(e.o.shape, X.shape)) and e.o.val.dtype.kind in "fiu")
+    c = B.pick(draw, lambda e: _fits(_bshape(e.o.shape, X.shape)) and e.o.val.dtype.kind in "fiu", x) \
+        if draw(st.booleans()) else None
+    if c is not None:
         t = _threshold(c.o)
         cond = Expr(f"{c.var} > {t!r}", O.elementwise(np.greater, c.o, t))
     else:
         cond = _const_mask(B, draw(broadcastable_to(X.shape)))
-    other = B.operand(draw, X.shape)
+    other = B.operand(draw, X.shape, avoid=x)
     args = [Expr(x.var, X), other]
     if draw(st.booleans()):
         args = args[::-1]
+    if not _fits(_bshape(*[np.shape(a.o.val if isinstance(a.o, O.OArray) else a.o) for a in [cond] + args])):
+        return False
     o = O.where(cond.o, args[0].o, args[1].o)
     if not _fits(o.shape):
         return False
@@ -913,20 +965,26 @@ def op_sort(draw, B):
         new = O.sort(X, axis=ax)
         X.val[...] = new.val
         X.rec[...] = np.array(new.rec, dtype=object)
-        B.stmt(f"{x.var}.sort(axis={ax})")
+        B.stmt(f"{x.var}.sort(axis={ax})", x)
     return True
 
 
 # -- writes --------------------------------------------------------------------------
 
-def _value_for(draw, B, shape):
+def _value_for(draw, B, shape, avoid=None):
     """The right-hand side of a write into cells of ``shape``."""
-    form = draw(st.sampled_from(["pool", "pool", "const", "scalar"]))
+    form = draw(st.sampled_from(["gather", "pool", "gather", "const", "scalar"]))
+    if form == "gather":
+        # distinct source cells for every written position: y.ravel()[ix]
+        e = B.pick(draw, lambda f: f.o.size >= 1 and f.o.val.dtype.kind in "fiub", avoid)
+        if e is not None:
+            ix = B.rng.integers(0, e.o.size, size=shape).astype(np.int64)
+            return Expr(f"{e.var}.ravel()[{lit(ix)}]", O.getitem(O.ravel(e.o), (ix,)))
     if form == "pool":
-        e = B.pick(draw, lambda f: _bshape(f.o.shape, shape) == tuple(shape) and f.o.val.dtype.kind in "fiub")
+        e = B.pick(draw, lambda f: _bshape(f.o.shape, shape) == tuple(shape) and f.o.val.dtype.kind in "fiub", avoid)
         if e is not None:
             return Expr(e.var, e.o)
-    if form in ("pool", "const"):
+    if form in ("pool", "const", "gather"):
         return B.const(draw(broadcastable_to(tuple(shape), max_extra=0)))
     v = float(np.round(B.rng.uniform(-2, 2), 2))
     return Expr(repr(v), v)
@@ -934,18 +992,27 @@ def _value_for(draw, B, shape):
 
 def op_view(draw, B):
     """A basic-slice view of a writable array (later writes go through either)."""
-    x = B.pick(draw, B.writable)
+    # (no views of 0-d arrays: whence may hold a numpy scalar there, as numpy itself does
+    # for ufunc results, and then x[...] is a copy)
+    x = B.pick(draw, lambda e: B.writable(e) and e.o.ndim >= 1)
     if x is None:
         return False
     items = _basic_items(draw, x.o.shape, allow_new=False)
     if _full_int(items, x.o.ndim):
         items.append(Ellipsis)  # a 0-d view, not a scalar copy
-    B.new(f"{x.var}[{fmt_index(items)}]", O.getitem(x.o, tuple(items)), "view")
+    v = B.new(f"{x.var}[{fmt_index(items)}]", O.getitem(x.o, tuple(items)), "view", x)
+    # often write through the new view at once (the base's lineage must follow)
+    k = draw(st.integers(0, 3))
+    if k == 1 and v.o.ndim >= 1:
+        op_setitem(draw, B, v)
+    elif k == 2:
+        op_inplace(draw, B, v)
     return True
 
 
-def op_setitem(draw, B):
-    x = B.pick(draw, lambda e: B.writable(e) and e.o.ndim >= 1)
+def op_setitem(draw, B, x=None):
+    if x is None:
+        x = B.pick(draw, lambda e: B.writable(e) and e.o.ndim >= 1)
     if x is None:
         return False
     X = x.o
@@ -961,46 +1028,47 @@ def op_setitem(draw, B):
         if X.ndim >= 2 and X.shape[1] and draw(st.booleans()):
             items.append(_int_array(draw, B, X.shape[1], (len(items[0]),)))
     else:
-        items = _mask_index(draw, B, X.shape)
+        items = _mask_index(draw, B, X.shape, avoid=x)
         if any(isinstance(i, Expr) and isinstance(i.o, O.OArray) for i in items):
             B.flags.add("ctl_ambiguous")
     dec = O.decode_index(X.shape, _ora_index(items))
-    v = _value_for(draw, B, dec.shape)
+    v = _value_for(draw, B, dec.shape, x)
     O.setitem(X, _ora_index(items), v.o)
-    B.stmt(f"{x.var}[{fmt_index(items)}] = {v.code}")
+    B.stmt(f"{x.var}[{fmt_index(items)}] = {v.code}", x)
     return True
 
 
-def op_inplace(draw, B):
-    x = B.pick(draw, B.writable)
+def op_inplace(draw, B, x=None):
+    if x is None:
+        x = B.pick(draw, B.writable)
     if x is None:
         return False
     X = x.o
     form = draw(st.sampled_from(["+=", "-=", "*=", "out", "out2", "at"]))
     if form in ("+=", "-=", "*="):
-        y = B.operand(draw, X.shape, allow_grow=False)
+        y = B.operand(draw, X.shape, allow_grow=False, avoid=x)
         fn = {"+=": np.add, "-=": np.subtract, "*=": np.multiply}[form]
         O.iop(fn, X, y.o)
-        B.stmt(f"{x.var} {form} {y.code}")
+        B.stmt(f"{x.var} {form} {y.code}", x)
         return True
     if form in ("out", "out2"):
-        a = B.operand(draw, X.shape, allow_grow=False)
-        b = B.operand(draw, X.shape, allow_grow=False) if form == "out" else Expr(x.var, X)
+        a = B.operand(draw, X.shape, allow_grow=False, avoid=x)
+        b = B.operand(draw, X.shape, allow_grow=False, avoid=x) if form == "out" else Expr(x.var, X)
         if _bshape(np.shape(a.o.val if isinstance(a.o, O.OArray) else a.o),
                    np.shape(b.o.val if isinstance(b.o, O.OArray) else b.o), X.shape) != X.shape:
             return False
         fn = draw(st.sampled_from(["add", "multiply", "maximum"]))
         O.ufunc_out(getattr(np, fn), a.o, b.o, out=X)
-        B.stmt(f"np.{fn}({a.code}, {b.code}, out={x.var})")
+        B.stmt(f"np.{fn}({a.code}, {b.code}, out={x.var})", x)
         return True
     # ufunc.at
     if X.ndim == 0 or X.shape[0] == 0:
         return False
     ind = _int_array(draw, B, X.shape[0], (draw(st.integers(1, 4)),))
     dec = O.decode_index(X.shape, (ind,))
-    v = _value_for(draw, B, dec.shape)
+    v = _value_for(draw, B, dec.shape, x)
     O.ufunc_at(np.add, X, (ind,), v.o)
-    B.stmt(f"np.add.at({x.var}, {lit(ind)}, {v.code})")
+    B.stmt(f"np.add.at({x.var}, {lit(ind)}, {v.code})", x)
     return True
 
 
@@ -1035,7 +1103,10 @@ OPS = {
     "view": op_view, "setitem": op_setitem, "inplace": op_inplace, "opaque": op_opaque,
 }
 NO_OPAQUE = tuple(k for k in OPS if k != "opaque")
-MOVES_ONLY = ("move", "join", "slice", "fancy")  # data-independent copies only (perturbation oracle)
+MOVES_ONLY = ("move", "join", "slice", "fancy")  # with pure_moves=True: the perturbation oracle is exact
+CONTROL_HEAVY = NO_OPAQUE + ("mask", "fancy", "where") * 3  # more steps with control cells
+ANY_DTYPE = ("move", "join", "slice", "fancy", "mask", "sort", "reduce", "cumulative", "where", "setitem",
+             "view", "inplace", "binary", "matmul")
 
 
 @st.composite
@@ -1062,17 +1133,30 @@ def sources(draw, n_min=2, n_max=3, dtypes=("float64",), allow_empty=False, max_
 
 @st.composite
 def pipelines(draw, max_steps=20, ops=NO_OPAQUE + ("opaque",), dtypes=("float64",), allow_empty=False,
-              min_steps=1):
-    """A random pipeline over 2-3 named sources: see the module docstring."""
+              min_steps=1, pure_moves=False):
+    """A random pipeline over 2-3 named sources: see the module docstring.
+
+    With non-float ``dtypes`` a step that numpy rejects for the dtype (TypeError)
+    is replaced by a copy.
+    """
     srcs, rng = draw(sources(dtypes=dtypes, allow_empty=allow_empty))
     B = Builder(rng)
+    B.pure_moves = pure_moves
     for name, v in srcs:
         B.source(name, v)
+    floats = all(np.dtype(d).kind == "f" for d in dtypes)
+    fallback = op_unary if floats and not pure_moves else op_copy
     nsteps = draw(st.integers(min_steps, max_steps))
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         for _ in range(nsteps):
             name = draw(st.sampled_from(ops))
-            if not OPS[name](draw, B):
-                op_unary(draw, B)
-    return Pipeline(B.sources, B.lines, B.entries, B.flags)
+            try:
+                ok = OPS[name](draw, B)
+            except TypeError:
+                if floats:
+                    raise
+                ok = False
+            if not ok:
+                fallback(draw, B)
+    return Pipeline(B.sources, B.lines, B.entries, B.flags, B.touched)

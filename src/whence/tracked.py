@@ -576,7 +576,7 @@ class TrackedArray(NDArrayOperatorsMixin):
         d = self._data
         ekey = expand_basic_key(key, d.ndim) if type(key) is not TrackedArray else None
         if ekey is not None:
-            result = d[ekey]
+            result = d[key]  # the original key: x[0, ...] is a 0-d view where x[0] is a scalar
             if type(result) is not np.ndarray:
                 result = np.asarray(result)
             out = _wrap(result, Node("getitem", result.shape, ViewMap(result.shape, d.shape, "slice", ekey),
@@ -584,7 +584,7 @@ class TrackedArray(NDArrayOperatorsMixin):
             if result.base is not None:
                 root = self._root if self._root is not None else self
                 out._root = root
-                out._chain = self._chain + ((lambda x, key=ekey: x[key]),)
+                out._chain = self._chain + ((lambda x, key=key: x[key]),)
                 out._seen = root._version
             return out
         raw_key, comps = _prepare_key(key)

@@ -1,0 +1,425 @@
+"""Property tests: whence's lineage queries against a brute-force oracle on random pipelines.
+
+Every example is a random numpy pipeline (tests/strategies.py) over 2-3 named
+sources; the same code runs on whence TrackedArrays and, cell by cell, on the
+oracle (tests/oracle.py).  The final array and a few earlier ones are queried.
+A failing example prints as a runnable script (``Pipeline('''...''')``).
+
+The rules (docs/semantics.md): an answer marked FULL must equal the oracle's
+set exactly; an answer through an opaque op must be marked PARTIAL and be a
+superset; nothing may be PARTIAL when no opaque op was used.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import oracle as O  # noqa: E402
+import strategies as S  # noqa: E402
+
+wh = pytest.importorskip("whence")
+
+SCALE = float(os.environ.get("WHENCE_ORACLE_SCALE", "1"))
+
+
+def cfg(n, **kw):
+    return settings(max_examples=max(1, int(n * SCALE)), deadline=None, database=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                           HealthCheck.filter_too_much], **kw)
+
+
+# ----------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------
+
+def run(p):
+    """Replay a pipeline on whence; check every array is tracked and has numpy's values."""
+    pool, warns = p.replay()
+    for var, y, yo in zip(p.vars, pool, p.oracle):
+        assert wh.is_tracked(y), f"{var} is a {type(y).__name__}, not a TrackedArray\n{p.script()}"
+        v = np.asarray(y)
+        assert v.shape == yo.shape, f"{var}: shape {v.shape} != numpy's {yo.shape}\n{p.script()}"
+        np.testing.assert_allclose(v, yo.val, rtol=1e-9, atol=1e-12, equal_nan=True,
+                                   err_msg=f"{var}: values differ from numpy's\n{p.script()}")
+    partial_warned = any(issubclass(w.category, wh.PartialLineageWarning) for w in warns)
+    if p.has_opaque:
+        assert partial_warned, f"no PartialLineageWarning for an opaque op\n{p.script()}"
+    else:
+        assert not partial_warned, "PartialLineageWarning without an opaque op:\n" + "\n".join(
+            str(w.message) for w in warns if issubclass(w.category, wh.PartialLineageWarning)) + "\n" + p.script()
+    return pool
+
+
+def check_cells(p, pool, control=False, k=10, everything=False):
+    ndims = p.source_ndims()
+    for i in (range(len(pool)) if everything else p.output_indices()):
+        y, yo = pool[i], p.oracle[i]
+        for cell in O.sample_cells(yo.shape, k):
+            ctx = f"backward({p.vars[i]}, {cell}{', control=True' if control else ''})\n{p.script()}"
+            res = wh.backward(y, cell, control=control) if control else wh.backward(y, cell)
+            got = O.result_set(res, ndims)
+            O.compare(got, bool(res.complete), yo.lineage(cell, control), yo.partial(cell, control),
+                      p.has_opaque, ctx)
+
+
+def region_items(draw, shape):
+    items = []
+    for n in shape:
+        kind = draw(st.sampled_from(["int", "slice", "all"])) if n else "all"
+        if kind == "int":
+            items.append(draw(st.integers(0, n - 1)))
+        elif kind == "slice":
+            a = draw(st.integers(0, n))
+            b = draw(st.integers(a, n))
+            step = draw(st.sampled_from([None, 1, 2]))
+            items.append(slice(a, b, step))
+        else:
+            items.append(slice(None))
+    return tuple(items)
+
+
+# ----------------------------------------------------------------------------
+# backward, cell by cell
+# ----------------------------------------------------------------------------
+
+@cfg(250)
+@given(S.pipelines(ops=S.NO_OPAQUE))
+def test_backward_cells(p):
+    pool = run(p)
+    check_cells(p, pool)
+
+
+@cfg(200)
+@given(S.pipelines(ops=S.CONTROL_HEAVY))
+def test_backward_control(p):
+    """control=True adds exactly the mask / condition / index-array cells that chose each copy."""
+    assume(p.control_checkable)
+    pool = run(p)
+    check_cells(p, pool, control=True, k=6, everything=True)
+
+
+@cfg(120)
+@given(S.pipelines(ops=S.NO_OPAQUE + ("opaque",) * 3))
+def test_backward_with_opaque_ops(p):
+    """Through linalg.inv / fft: PARTIAL and a superset; elsewhere still exact."""
+    pool = run(p)
+    check_cells(p, pool, k=6)
+    check_cells(p, pool, control=True, k=3) if p.control_checkable else None
+
+
+# ----------------------------------------------------------------------------
+# unions, regions, masks
+# ----------------------------------------------------------------------------
+
+@cfg(200)
+@given(S.pipelines(ops=S.NO_OPAQUE), st.data())
+def test_backward_union_region_and_mask(p, data):
+    pool = run(p)
+    ndims = p.source_ndims()
+    i = len(pool) - 1
+    y, yo = pool[i], p.oracle[i]
+    ctx = p.script()
+    # everything
+    res = wh.backward(y)
+    O.compare(O.result_set(res, ndims), bool(res.complete), yo.lineage(None), yo.partial(None), False,
+              f"backward({p.vars[i]})\n{ctx}")
+    # a region of ints and slices
+    reg = region_items(data.draw, yo.shape)
+    res = wh.backward(y, reg)
+    O.compare(O.result_set(res, ndims), bool(res.complete), yo.lineage(reg), yo.partial(reg), False,
+              f"backward({p.vars[i]}, {reg})\n{ctx}")
+    # a boolean mask of y's shape
+    seed = data.draw(st.integers(0, 2**31))
+    m = np.asarray(np.random.default_rng(seed).random(yo.shape) < 0.4)
+    res = wh.backward(y, m)
+    O.compare(O.result_set(res, ndims), bool(res.complete), yo.lineage(m), yo.partial(m), False,
+              f"backward({p.vars[i]}, mask={S.lit(m)})\n{ctx}")
+    if p.control_checkable:
+        res = wh.backward(y, m, control=True)
+        O.compare(O.result_set(res, ndims), bool(res.complete), yo.lineage(m, True), yo.partial(m, True), False,
+                  f"backward({p.vars[i]}, mask={S.lit(m)}, control=True)\n{ctx}")
+
+
+# ----------------------------------------------------------------------------
+# forward
+# ----------------------------------------------------------------------------
+
+@cfg(150)
+@given(S.pipelines(ops=S.NO_OPAQUE + ("opaque",)))
+def test_forward_is_inverse_of_backward(p):
+    """forward(src, cell, y) = {o : (src, cell) in lineage(y[o])}; extra cells only where PARTIAL."""
+    pool = run(p)
+    srcs = {n: pool[k] for k, (n, _) in enumerate(p.sources)}
+    for i in p.output_indices(max_extra=1):
+        y, yo = pool[i], p.oracle[i]
+        inv = {}
+        for o in np.ndindex(*yo.shape):
+            for key in yo.rec[o].d:
+                inv.setdefault(key, set()).add(o)
+        for name, v in p.sources:
+            for cell in O.sample_cells(np.shape(v), 6):
+                ctx = f"forward({name}, {cell}, {p.vars[i]})\n{p.script()}"
+                got = O.coords_set(wh.forward(srcs[name], cell, y), yo.ndim, ctx)
+                exp = inv.get((name, cell), set())
+                missing = exp - got
+                extra = {o for o in got - exp if not yo.rec[o].pd}
+                assert not missing and not extra, f"wrong forward lineage: {ctx}\n  missing {sorted(missing)}" \
+                                                  f"\n  extra {sorted(extra)}"
+
+
+# ----------------------------------------------------------------------------
+# DSLog-style cell view
+# ----------------------------------------------------------------------------
+
+@cfg(100)
+@given(S.pipelines(ops=S.NO_OPAQUE, max_steps=8))
+def test_cell_parents(p):
+    pool = run(p)
+    y, yo = pool[-1], p.oracle[-1]
+    for cell in O.sample_cells(yo.shape, 5):
+        parents = y.cell(*cell).parents
+        got = [(str(n), tuple(int(c) for c in co)) for n, co in parents]
+        assert len(got) == len(set(got)), f"duplicate parents {got}\n{p.script()}"
+        assert set(got) == set(yo.lineage(cell)), \
+            f"{p.vars[-1]}.cell{cell}.parents = {sorted(got)}, oracle {sorted(yo.lineage(cell))}\n{p.script()}"
+
+
+# ----------------------------------------------------------------------------
+# lineage(x[idx]) == lineage(x)[idx]
+# ----------------------------------------------------------------------------
+
+@cfg(150)
+@given(S.pipelines(ops=S.NO_OPAQUE, max_steps=10), st.data())
+def test_lineage_of_index_is_index_of_lineage(p, data):
+    pool = run(p)
+    y, yo = pool[-1], p.oracle[-1]
+    assume(yo.ndim >= 1 and yo.size >= 1)
+    form = data.draw(st.sampled_from(["basic", "fancy", "mask"]))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
+    if form == "basic":
+        items = tuple(S._basic_items(data.draw, yo.shape, allow_new=True))
+    elif form == "fancy":
+        items = (rng.integers(-yo.shape[0], yo.shape[0], size=data.draw(st.integers(0, 5))),)
+    else:
+        items = (np.asarray(rng.random(yo.shape) < 0.5),)
+    dec = O.decode_index(yo.shape, items)
+    z = y[items]
+    assert wh.is_tracked(z)
+    ndims = p.source_ndims()
+    for o in O.sample_cells(dec.shape, 8):
+        a = wh.backward(z, o)
+        b = wh.backward(y, dec.src[o])
+        ctx = f"z = {p.vars[-1]}[{S.fmt_index(list(items))}]; z{list(o)} is {p.vars[-1]}{list(dec.src[o])}\n" \
+              f"{p.script()}"
+        ga, gb = O.result_set(a, ndims), O.result_set(b, ndims)
+        assert ga == gb, f"lineage(x[idx]) != lineage(x)[idx]: {ctx}"
+        O.compare(ga, bool(a.complete), yo.lineage(dec.src[o]), yo.partial(dec.src[o]), False, ctx)
+
+
+# ----------------------------------------------------------------------------
+# perturbation cross-check for pure moves
+# ----------------------------------------------------------------------------
+
+class _PlainWh:
+    """Stand-in for whence that runs a pipeline script on plain numpy."""
+
+    def __init__(self, arrays):
+        self.arrays = arrays
+
+    def reset(self):
+        pass
+
+    def track(self, values, name):
+        return np.array(self.arrays[name], copy=True)
+
+
+def plain_runner(p):
+    def fn(**arrays):
+        ns = {"np": np, "wh": _PlainWh(arrays)}
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            exec(compile(p.script(imports=False), "<plain>", "exec"), ns)
+        return ns[p.vars[-1]]
+    return fn
+
+
+@cfg(60)
+@given(S.pipelines(ops=S.MOVES_ONLY, pure_moves=True, max_steps=8))
+def test_perturbation_agrees_for_pure_moves(p):
+    """Three-way check on data-independent moves: perturbation oracle == cell oracle == whence."""
+    rel = O.perturbation_lineage(plain_runner(p), dict(p.sources))
+    yo = p.oracle[-1]
+    for o in np.ndindex(*yo.shape):
+        assert rel[o] == set(yo.lineage(o)), f"ORACLE disagrees with perturbation at {o}\n{p.script()}"
+    pool = run(p)
+    ndims = p.source_ndims()
+    for o in O.sample_cells(yo.shape, 16):
+        res = wh.backward(pool[-1], o)
+        O.compare(O.result_set(res, ndims), bool(res.complete), rel[o], False, False,
+                  f"backward({p.vars[-1]}, {o}) vs perturbation\n{p.script()}")
+
+
+# ----------------------------------------------------------------------------
+# dtypes and empty arrays
+# ----------------------------------------------------------------------------
+
+@cfg(120)
+@given(S.pipelines(ops=S.ANY_DTYPE, dtypes=("int64", "bool", "float32", "complex128"), max_steps=10))
+def test_dtypes(p):
+    pool = run(p)
+    check_cells(p, pool, k=6)
+
+
+@cfg(100)
+@given(S.pipelines(ops=S.NO_OPAQUE, allow_empty=True, max_steps=10))
+def test_empty_arrays(p):
+    assume(any(np.size(v) == 0 for _, v in p.sources))
+    pool = run(p)
+    check_cells(p, pool, k=6)
+    ndims = p.source_ndims()
+    for i in p.output_indices():
+        res = wh.backward(pool[i])
+        O.compare(O.result_set(res, ndims), bool(res.complete), p.oracle[i].lineage(None),
+                  p.oracle[i].partial(None), False, f"backward({p.vars[i]})\n{p.script()}")
+
+
+# ----------------------------------------------------------------------------
+# targeted write/view scenarios (also drawn at random above)
+# ----------------------------------------------------------------------------
+
+def _src(name, shape, seed=0):
+    v = np.round(np.random.default_rng(seed).uniform(-1, 1, shape), 3)
+    return wh.track(v.copy(), name=name), O.OArray.source(name, v)
+
+
+def _same(y, yo, cells=None, control=False):
+    ndims = {n: len(c) for r in yo.rec.ravel() for n, c in r.c}
+    for cell in cells or O.sample_cells(yo.shape, 64):
+        res = wh.backward(y, cell, control=control)
+        ndims.update({n: a.shape[1] for n, a in res.items()})
+        O.compare(O.result_set(res, ndims), bool(res.complete), yo.lineage(cell, control), False, False,
+                  f"backward(y, {cell}, control={control})")
+
+
+def test_write_through_slice_view_both_ways():
+    wh.reset()
+    a, ao = _src("a", (4, 3))
+    w, wo = _src("w", (3,), 1)
+    x = a * 1.0
+    xo = O.elementwise(np.multiply, ao, 1.0)
+    v = x[1:3]
+    vo = O.getitem(xo, (slice(1, 3),))
+    v[0] = w                      # changes x[1]
+    O.setitem(vo, (0,), wo)
+    _same(x, xo)
+    x[2, ::2] = -w[:2]            # changes v[1]
+    O.setitem(xo, (2, slice(None, None, 2)), O.elementwise(np.negative, O.getitem(wo, (slice(None, 2),))))
+    _same(v, vo)
+    _same(x, xo)
+
+
+def test_earlier_results_keep_their_lineage_after_writes():
+    """y computed from x before x is overwritten keeps the lineage it had (snapshot semantics)."""
+    wh.reset()
+    a, ao = _src("a", (3, 3))
+    b, bo = _src("b", (3,), 2)
+    x = a + 0.0
+    xo = O.elementwise(np.add, ao, 0.0)
+    y = x.sum(axis=0)
+    yo = O.reduce(np.sum, xo, axis=0)
+    x[...] = b
+    O.setitem(xo, (Ellipsis,), bo)
+    x += b
+    O.iop(np.add, xo, bo)
+    _same(y, yo)
+    _same(x, xo)
+
+
+def test_fancy_setitem_duplicates_last_write_wins():
+    wh.reset()
+    a, ao = _src("a", (4,))
+    b, bo = _src("b", (5,), 3)
+    x = a.copy()
+    xo = O.copy(ao)
+    idx = np.array([1, 3, 1, 0, 1])
+    x[idx] = b
+    O.setitem(xo, (idx,), bo)
+    _same(x, xo)
+
+
+def test_write_into_source_replaces_its_lineage():
+    wh.reset()
+    a, ao = _src("a", (3, 2))
+    b, bo = _src("b", (2,), 4)
+    a[1] = b
+    O.setitem(ao, (1,), bo)
+    _same(a, ao)
+    y = a * 2
+    _same(y, O.elementwise(np.multiply, ao, 2))
+
+
+def test_write_through_transpose_view():
+    """numpy semantics: t = x.T shares memory with x, so writing x rewrites t's cells too.
+
+    Not required by the brief's list (basic-slice views only), but a silent wrong
+    answer otherwise: t's values change while its lineage would not.
+    """
+    wh.reset()
+    a, ao = _src("a", (2, 3))
+    w, wo = _src("w", (), 5)
+    x = a.copy()
+    t = x.T
+    x[0, 1] = w
+    assert np.asarray(t)[1, 0] == np.asarray(w)
+    xo = O.copy(ao)
+    O.setitem(xo, (0, 1), wo)
+    _same(t, O.transpose(xo))
+
+
+def test_control_for_mask_where_and_index_arrays():
+    wh.reset()
+    a, ao = _src("a", (3, 4))
+    b, bo = _src("b", (3, 4), 6)
+    c, co = _src("c", (4,), 7)
+    m = a > 0.0
+    mo = O.elementwise(np.greater, ao, 0.0)
+    for y, yo in [
+        (b[m], O.getitem(bo, mo)),
+        (np.where(c > 0.2, a, b), O.where(O.elementwise(np.greater, co, 0.2), ao, bo)),
+        (b[:, np.argsort(c)], O.getitem(bo, (slice(None), O.argsort(co)))),
+        (np.take_along_axis(b, np.argsort(a, axis=1), axis=1),
+         O.take_along_axis(bo, O.argsort(ao, axis=1), axis=1)),
+        (np.compress(c > 0.0, b, axis=1), O.compress(O.elementwise(np.greater, co, 0.0), bo, axis=1)),
+        (np.where(m, 1.0, 0.0), O.where(mo, 1.0, 0.0)),
+    ]:
+        _same(y, yo)
+        _same(y, yo, control=True)
+
+
+def test_opaque_warns_and_is_partial():
+    wh.reset()
+    a, ao = _src("a", (3, 3))
+    b, bo = _src("b", (3,), 8)
+    with pytest.warns(wh.PartialLineageWarning):
+        inv = np.linalg.inv(a + np.eye(3) * 3)
+    y = inv @ b
+    yo = O.matmul(O.opaque(np.linalg.inv, O.elementwise(np.add, ao, np.eye(3) * 3)), bo)
+    ndims = {"a": 2, "b": 1}
+    for cell in O.sample_cells(yo.shape):
+        res = wh.backward(y, cell)
+        O.compare(O.result_set(res, ndims), bool(res.complete), yo.lineage(cell), True, True, f"inv @ b, {cell}")
+    z = np.concatenate([inv[0], b])       # b's part does not pass through the opaque op
+    zo = O.concatenate([O.getitem(O.opaque(np.linalg.inv, O.elementwise(np.add, ao, np.eye(3) * 3)), (0,)), bo])
+    for cell in O.sample_cells(zo.shape):
+        res = wh.backward(z, cell)
+        O.compare(O.result_set(res, ndims), bool(res.complete), zo.lineage(cell), zo.partial(cell), True,
+                  f"concatenate([inv[0], b]), {cell}")
