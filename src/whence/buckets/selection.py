@@ -108,7 +108,10 @@ def _match_permutation(v, r, axis):
 
 @implements("C", np.take)
 def _take(func, a, indices, axis=None, out=None, mode="raise"):
-    ind = _small_index(np.array(raw(indices), copy=True))
+    n = np.size(raw(a)) if axis is None else np.shape(raw(a))[axis]
+    ind = np.asarray(raw(indices))
+    ind = ind.astype(np.int32) if (mode == "raise" and n < 2**31 - 1 and ind.dtype.kind in "iu"
+                                   and np.ndim(ind) and ind.dtype != np.uint64) else np.array(ind, copy=True)
     result = np.take(raw(a), ind, axis=axis, mode=mode)
     nd = np.ndim(raw(a))
 
@@ -123,10 +126,13 @@ def _take(func, a, indices, axis=None, out=None, mode="raise"):
 
 @implements("C", np.take_along_axis)
 def _take_along_axis(func, arr, indices, *args, **kwargs):
-    ind = np.array(raw(indices), copy=True)
+    ind = raw(indices)
     ax = args[0] if args else kwargs.get("axis", -1)
     result = np.take_along_axis(raw(arr), ind, ax)
-    ind = _small_index(ind)
+    # numpy validated every index against the axis length: when that length fits, int32 holds them all, and
+    # the cast is also the copy that protects the lineage from later writes to ``indices``
+    n = np.size(raw(arr)) if ax is None else np.shape(raw(arr))[ax]
+    ind = np.asarray(ind).astype(np.int32) if n < 2**31 - 1 else np.array(ind, copy=True)
     if ax is None:
         return _gather_with_control("take_along_axis", result, [arr],
                                     lambda xs: np.take_along_axis(xs[0], ind, None),
