@@ -130,10 +130,21 @@ def with_control(rec, ctl):
 
 
 def _fill(shape, fn):
-    out = np.empty(tuple(shape), dtype=object)
+    """Object array of records ``fn(index)``; given an array instead of a shape, laid out like it."""
+    out = np.empty_like(shape, dtype=object) if isinstance(shape, np.ndarray) else np.empty(tuple(shape), object)
     for idx in np.ndindex(*out.shape):
         out[idx] = fn(idx)
     return out
+
+
+def _same_layout(val, rec):
+    """Do ``val`` and ``rec`` have proportional strides (so numpy view functions treat them alike)?"""
+    if val.shape != rec.shape:
+        return False
+    for n, sv, sr in zip(val.shape, val.strides, rec.strides):
+        if n > 1 and sv * rec.itemsize != sr * val.itemsize:
+            return False
+    return True
 
 
 def _nil(shape):
@@ -155,6 +166,12 @@ class OArray:
         val = np.asarray(val) if not isinstance(val, np.ndarray) else val
         assert isinstance(rec, np.ndarray) and rec.dtype == object, rec
         assert val.shape == rec.shape, (val.shape, rec.shape)
+        if not _same_layout(val, rec):
+            # keep the records laid out like the values, so that a numpy view function applied to both
+            # shares memory for both or for neither (writes through views then follow numpy)
+            r = np.empty_like(val, dtype=object)
+            r[...] = rec
+            rec = r
         self.val = val
         self.rec = rec
 
@@ -246,8 +263,8 @@ def elementwise(fn, *args, **kw):
     outs = tuple(np.asarray(o) for o in outs)
     shape = outs[0].shape
     brs = [np.broadcast_to(a.rec, shape) for a in args if isinstance(a, OArray)]
-    rec = _fill(shape, lambda i: union(b[i] for b in brs))
-    arrs = tuple(OArray(o, rec.copy()) for o in outs)
+    rec = _fill(outs[0], lambda i: union(b[i] for b in brs))
+    arrs = tuple(OArray(o, rec.copy() if k else rec) for k, o in enumerate(outs))
     return arrs if isinstance(res, tuple) else arrs[0]
 
 
@@ -606,12 +623,25 @@ def einsum(subscripts, *ops):
 # moves and copies (data independent)
 # ----------------------------------------------------------------------------
 
-def _gather(x, val, src_of):
-    """Output cell o is a copy of x[src_of(o)] (None: a constant)."""
+def _gather(x, val, src_of, view=None):
+    """Output cell o is a copy of x[src_of(o)] (None: a constant).
+
+    ``view``: the numpy function that produced ``val``; when numpy returned a view of x, the
+    records are the same view of x's records (checked against the definition), so that later
+    writes through either reach the other, as the values do.
+    """
+    val = np.asarray(val)
+
     def cell(o):
         s = src_of(o)
         return NIL if s is None else x.rec[s]
-    rec = _fill(val.shape, cell)
+    rec = _fill(val, cell)
+    if view is not None and val.size and np.shares_memory(val, x.val):
+        rv = view(x.rec)
+        assert rv.shape == rec.shape and np.shares_memory(rv, x.rec)
+        for o in np.ndindex(*rec.shape):
+            assert rv[o] is rec[o], ("view records differ from the definition", o)
+        rec = rv
     return OArray(val, rec)
 
 
@@ -637,11 +667,12 @@ def copy(x):
 def reshape(x, shape, order="C"):
     assert order == "C"
     val = np.reshape(x.val, shape)
-    return _gather(x, val, lambda o: _unravel(_ravel(o, val.shape), x.shape))
+    return _gather(x, val, lambda o: _unravel(_ravel(o, val.shape), x.shape), lambda r: np.reshape(r, shape))
 
 
 def ravel(x):
-    return reshape(x, (-1,))
+    val = np.ravel(x.val)
+    return _gather(x, val, lambda o: _unravel(o[0], x.shape), np.ravel)
 
 
 def transpose(x, axes=None):
@@ -654,7 +685,7 @@ def transpose(x, axes=None):
             s[a] = o[i]
         return tuple(s)
 
-    return _gather(x, val, src)
+    return _gather(x, val, src, lambda r: np.transpose(r, axes))
 
 
 def swapaxes(x, a1, a2):
@@ -680,7 +711,8 @@ def moveaxis(x, source, destination):
 def flip(x, axis=None):
     axes = _norm_axis(axis, x.ndim)
     val = np.flip(x.val, axis)
-    return _gather(x, val, lambda o: tuple(x.shape[d] - 1 - o[d] if d in axes else o[d] for d in range(x.ndim)))
+    return _gather(x, val, lambda o: tuple(x.shape[d] - 1 - o[d] if d in axes else o[d] for d in range(x.ndim)),
+                   lambda r: np.flip(r, axis))
 
 
 def roll(x, shift, axis=None):
@@ -788,13 +820,14 @@ def squeeze(x, axis=None):
         it = iter(o)
         return tuple(0 if d in drop else next(it) for d in range(x.ndim))
 
-    return _gather(x, val, src)
+    return _gather(x, val, src, lambda r: np.squeeze(r, axis))
 
 
 def expand_dims(x, axis):
     val = np.expand_dims(x.val, axis)
     new = _norm_axis(axis, val.ndim)
-    return _gather(x, val, lambda o: tuple(o[d] for d in range(val.ndim) if d not in new))
+    return _gather(x, val, lambda o: tuple(o[d] for d in range(val.ndim) if d not in new),
+                   lambda r: np.expand_dims(r, axis))
 
 
 def broadcast_to(x, shape):
@@ -880,7 +913,7 @@ def rot90(x, k=1, axes=(0, 1)):
     perm = list(range(x.ndim))
     perm[a0], perm[a1] = perm[a1], perm[a0]
     if k == 0:
-        out = copy(x)
+        out = getitem(x, (slice(None),))  # numpy: m[:]
     elif k == 2:
         out = flip(flip(x, a0), a1)
     elif k == 1:
@@ -1151,9 +1184,12 @@ def unique(x, return_index=False, return_inverse=False, return_counts=False):
     res = res if isinstance(res, tuple) else (res,)
     flat_v = x.val.reshape(-1)
     flat_r = x.rec.reshape(-1)
-    uvals = sorted(set(flat_v.tolist()))
-    first = [min(i for i in range(flat_v.size) if flat_v[i] == u) for u in uvals]
-    every = [[i for i in range(flat_v.size) if flat_v[i] == u] for u in uvals]
+    occ = {}
+    for i, v in enumerate(flat_v.tolist()):
+        occ.setdefault(v, []).append(i)   # in C order: occ[v][0] is the first occurrence
+    uvals = sorted(occ)
+    first = [occ[u][0] for u in uvals]
+    every = [occ[u] for u in uvals]
     np.testing.assert_array_equal(res[0], np.array(uvals, dtype=res[0].dtype))
     outs = [OArray(res[0], _fill((len(uvals),), lambda o: flat_r[first[o[0]]]))]
     k = 1

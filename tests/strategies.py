@@ -32,8 +32,8 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import oracle as O  # noqa: E402
 
-MAX_CELLS = 64
-SRC_CELLS = 24
+MAX_CELLS = 96
+SRC_CELLS = 32
 
 
 # ----------------------------------------------------------------------------
@@ -47,10 +47,15 @@ def shapes(draw, min_dims=0, max_dims=4, min_side=1, max_side=4, max_cells=SRC_C
     nd = draw(st.sampled_from(nds))
     dims = []
     for _ in range(nd):
-        lo = 0 if allow_empty and draw(st.integers(0, 9)) == 0 else min_side
+        lo = 0 if allow_empty and draw(st.integers(0, 4)) == 0 else min_side
         room = max_cells // max(1, math.prod(dims)) if dims else max_cells
         hi = max(lo, min(max_side, room))
-        dims.append(draw(st.integers(lo, hi)))
+        if lo < hi and max_side <= 8:
+            # prefer 2-3 over 1 (size-1 dims still come, and shrink last)
+            pref = [n for n in (2, 3, 4, 1, 0) if lo <= n <= hi]
+            dims.append(draw(st.sampled_from(pref)))
+        else:
+            dims.append(draw(st.integers(lo, hi)))
     return tuple(dims)
 
 
@@ -84,8 +89,11 @@ def _bshape(*shapes_):
         return None
 
 
-def _fits(shape, limit=MAX_CELLS):
-    return shape is not None and math.prod(shape) <= limit
+_LIMIT = [MAX_CELLS]  # the cell limit of the pipeline being generated
+
+
+def _fits(shape, limit=None):
+    return shape is not None and math.prod(shape) <= (limit or _LIMIT[0])
 
 
 def make_values(rng, shape, dtype="float64", ties=False):
@@ -164,7 +172,7 @@ class Entry:
     def __init__(self, var, o, kind, group=None):
         self.var = var
         self.o = o
-        self.kind = kind  # "src", "fresh" (owns its memory), "view" (basic slice), "alias"
+        self.kind = kind  # "src", "fresh" (owns its memory), "view" (basic slice), "alias" (other views)
         self.group = group  # fresh arrays and their basic-slice views share a group
 
 
@@ -236,6 +244,7 @@ class Builder:
         self.n = 0
         self.pure_moves = False  # only data-independent copies (for the perturbation oracle)
         self.touched = []        # vars of arrays changed by writes, most recent last
+        self.floats_only = True  # float pipelines: write only into float arrays
 
     # -- bookkeeping --------------------------------------------------------
     def source(self, name, values):
@@ -264,7 +273,7 @@ class Builder:
         if target is not None:
             # the written array and every array sharing its memory
             for f in self.entries:
-                if f.kind in ("fresh", "view") and np.may_share_memory(f.o.val, target.o.val):
+                if np.may_share_memory(f.o.val, target.o.val):
                     if f.var in self.touched:
                         self.touched.remove(f.var)
                     self.touched.append(f.var)
@@ -282,16 +291,26 @@ class Builder:
         j = draw(st.integers(0, len(cands) - 1))
         return cands[len(cands) - 1 - j]  # shrinks towards the most recent array
 
+    def mark(self, e):
+        """Check ``e`` after the pipeline too (a write may or may not have reached it)."""
+        if e.var in self.touched:
+            self.touched.remove(e.var)
+        self.touched.insert(max(0, len(self.touched) - 1), e.var)
+
     def writable(self, e):
-        """Writes are drawn only into fresh arrays and basic-slice views of them, and only when
-        every other live array sharing the memory is one of those too (same group)."""
-        if e.kind not in ("fresh", "view") or not e.o.val.flags.writeable:
+        """Writes are drawn into any non-source array whose memory the oracle mirrors: every live
+        array that may share memory with it (numpy views: slices, transposes, reshapes ...) must
+        share the oracle's records with it too, and none may be a source."""
+        if e.kind == "src" or not e.o.val.flags.writeable:
             return False
+        if self.floats_only and e.o.val.dtype.kind not in "fc":
+            return False  # (int results, e.g. unique's inverse: float writes would not cast)
         for f in self.entries:
             if f is e:
                 continue
-            if np.may_share_memory(f.o.val, e.o.val) and (f.kind not in ("fresh", "view") or f.group != e.group):
-                return False
+            if np.may_share_memory(f.o.val, e.o.val):
+                if f.kind == "src" or not np.may_share_memory(f.o.rec, e.o.rec):
+                    return False
         return True
 
     def const(self, shape, ties=False):
@@ -314,10 +333,6 @@ class Builder:
             return self.const(s)
         v = float(np.round(self.rng.uniform(-2, 2), 2))
         return Expr(repr(v), v)
-
-
-def _vals(e):
-    return e.o.val
 
 
 def _axis(draw, ndim, allow_none=True, allow_tuple=True):
@@ -429,8 +444,7 @@ REDUCE = ["sum", "mean", "max", "min", "prod", "std", "var", "median", "ptp", "a
 def op_reduce(draw, B):
     x = B.pick(draw)
     fn = draw(st.sampled_from(REDUCE))
-    single_axis = fn in ("argmax", "ptp_")
-    ax = _axis(draw, x.o.ndim, allow_tuple=not single_axis)
+    ax = _axis(draw, x.o.ndim, allow_tuple=fn != "argmax")
     keep = draw(st.booleans())
     method = draw(st.booleans()) and fn not in ("median", "ptp")
     f = getattr(np, fn)
@@ -535,7 +549,7 @@ def op_matmul(draw, B):
         elif X.ndim == 3:
             sub = draw(st.sampled_from(["ijk->ik", "ijk,ijk->j", "ijk->kji"]))
         else:
-            sub = "...->..." if False else None
+            sub = None
         if sub is None:
             return False
         ops = [x] * (sub.split("->")[0].count(",") + 1)
@@ -592,7 +606,7 @@ def op_move(draw, B):
     elif kind == "ravel":
         B.new(f"{v}.ravel()" if draw(st.booleans()) else f"np.ravel({v})", O.ravel(X), "alias")
     elif kind == "flatten":
-        B.new(f"{v}.flatten()", O.ravel(X), "fresh")
+        B.new(f"{v}.flatten()", O.copy(O.ravel(X)), "fresh")
     elif kind == "copy":
         B.new(f"{v}.copy()", O.copy(X), "fresh")
     elif kind == "transpose":
@@ -786,7 +800,7 @@ def op_slice(draw, B):
     x = B.pick(draw)
     items = _basic_items(draw, x.o.shape)
     o = O.getitem(x.o, tuple(items))
-    kind = "view" if x.kind in ("fresh", "view") and x.o.ndim else "alias"
+    kind = "view" if x.kind in ("fresh", "view") else "alias"
     if _full_int(items, x.o.ndim):
         # numpy returns a scalar (a copy) here, not a view
         o, kind = O.copy(o), "fresh"
@@ -992,9 +1006,7 @@ def _value_for(draw, B, shape, avoid=None):
 
 def op_view(draw, B):
     """A basic-slice view of a writable array (later writes go through either)."""
-    # (no views of 0-d arrays: whence may hold a numpy scalar there, as numpy itself does
-    # for ufunc results, and then x[...] is a copy)
-    x = B.pick(draw, lambda e: B.writable(e) and e.o.ndim >= 1)
+    x = B.pick(draw, B.writable)
     if x is None:
         return False
     items = _basic_items(draw, x.o.shape, allow_new=False)
@@ -1007,6 +1019,57 @@ def op_view(draw, B):
         op_setitem(draw, B, v)
     elif k == 2:
         op_inplace(draw, B, v)
+    return True
+
+
+def _view_step(draw, code, X):
+    """One numpy function that returns a view when it can (or a copy when it must)."""
+    kind = draw(st.sampled_from(["T", "slice", "reshape", "ravel", "flip", "swapaxes", "expand", "squeeze",
+                                 "moveaxis"]))
+    nd = X.ndim
+    if kind == "T":
+        return f"{code}.T", O.transpose(X)
+    if kind == "slice":
+        items = _basic_items(draw, X.shape, allow_new=True)
+        if _full_int(items, nd):
+            items.append(Ellipsis)
+        return f"{code}[{fmt_index(items)}]", O.getitem(X, tuple(items))
+    if kind == "reshape":
+        shp = _factor_shape(draw, X.size)
+        return f"{code}.reshape({shp!r})", O.reshape(X, shp)
+    if kind == "ravel":
+        return f"{code}.ravel()", O.ravel(X)
+    if kind == "flip" and nd:
+        ax = draw(st.integers(-nd, nd - 1))
+        return f"np.flip({code}, axis={ax})", O.flip(X, ax)
+    if kind == "swapaxes" and nd:
+        a1, a2 = draw(st.integers(-nd, nd - 1)), draw(st.integers(-nd, nd - 1))
+        return f"np.swapaxes({code}, {a1}, {a2})", O.swapaxes(X, a1, a2)
+    if kind == "moveaxis" and nd:
+        a1, a2 = draw(st.integers(-nd, nd - 1)), draw(st.integers(-nd, nd - 1))
+        return f"np.moveaxis({code}, {a1}, {a2})", O.moveaxis(X, a1, a2)
+    if kind == "expand" and nd < 4:
+        return f"np.expand_dims({code}, 0)", O.expand_dims(X, 0)
+    return f"np.squeeze({code})", O.squeeze(X)
+
+
+def op_viewchain(draw, B):
+    """v = f3(f2(f1(x))) for numpy view functions (some copy when the layout forces it, e.g. reshape
+    of a non-contiguous array), then a write into v or into x; both are checked afterwards."""
+    x = B.pick(draw, B.writable)
+    if x is None:
+        return False
+    code, o = x.var, x.o
+    for _ in range(draw(st.integers(1, 3))):
+        code, o = _view_step(draw, code, o)
+    v = B.new(code, o, "alias", x)
+    target, other = (v, x) if draw(st.booleans()) else (x, v)
+    if not B.writable(target):
+        return True
+    ok = (op_setitem(draw, B, target) if target.o.ndim >= 1 and draw(st.booleans())
+          else op_inplace(draw, B, target))
+    if ok:
+        B.mark(other)
     return True
 
 
@@ -1072,6 +1135,210 @@ def op_inplace(draw, B, x=None):
     return True
 
 
+# -- more functions and classic patterns ---------------------------------------------------
+
+EXTRA_FORMS = ["argmax_gather", "unique_inverse", "nonzero_index", "put", "copyto", "place", "tracked_setitem",
+               "take_tracked", "percentile", "sum_where", "einsum2", "convolve", "accumulate", "reduceat",
+               "choose", "select", "delete", "insert", "append", "resize", "kron", "batch_matmul",
+               "searchsorted", "isin", "clip_tracked"]
+
+
+def op_extra(draw, B):
+    form = draw(st.sampled_from(EXTRA_FORMS))
+    x = B.pick(draw, lambda e: e.o.ndim >= 1 and e.o.size >= 1)
+    if x is None:
+        return False
+    X = x.o
+    ax = draw(st.integers(-X.ndim, X.ndim - 1))
+    n_ax = X.shape[ax]
+    if form == "argmax_gather":
+        y = B.pick(draw, lambda e: e.o.shape == X.shape, avoid=x)
+        if y is None:
+            return False
+        idx = O.reduce(np.argmax, y.o, axis=ax, keepdims=True)
+        B.new(f"np.take_along_axis({x.var}, np.argmax({y.var}, axis={ax}, keepdims=True), axis={ax})",
+              O.take_along_axis(X, idx, axis=ax), "fresh")
+    elif form == "unique_inverse":
+        if X.val.dtype.kind in "fc" and np.isnan(X.val).any():
+            return False
+        u, inv = O.unique(X, return_inverse=True)
+        nu, ni = f"x{B.n}", f"x{B.n + 1}"
+        B.n += 2
+        B.lines.append(f"{nu}, {ni} = np.unique({x.var}, return_inverse=True)")
+        B.entries.append(Entry(nu, u, "fresh", B._group("fresh", None)))
+        B.entries.append(Entry(ni, inv, "alias", B._group("alias", None)))  # int: never written
+        B.new(f"{nu}[{ni}]", O.getitem(u, inv), "fresh")
+    elif form == "nonzero_index":
+        y = B.pick(draw, lambda e: e.o.shape == X.shape and e.o.val.dtype.kind in "fiu", avoid=x)
+        if y is None:
+            return False
+        t = _threshold(y.o)
+        nz = O.nonzero(O.elementwise(np.greater, y.o, t))
+        B.new(f"{x.var}[np.nonzero({y.var} > {t!r})]", O.getitem(X, tuple(nz)), "fresh")
+    elif form in ("put", "copyto", "place", "tracked_setitem"):
+        if not B.writable(x):
+            return False
+        if form == "put":
+            ind = B.rng.integers(0, X.size, size=draw(st.integers(1, 4))).astype(np.int64)
+            v = _value_for(draw, B, (len(ind),), x)
+            vo = O.as_oarray(v.o)
+            vflat = O.ravel(O.broadcast_to(vo, (len(ind),))) if vo.ndim <= 1 else O.ravel(vo)
+            if not _numpy_ok(lambda: np.put(X.val.copy(), ind, np.asarray(vo.val))):
+                return False
+            np.put(X.val, ind, np.asarray(vo.val))
+            newrec = [vflat.rec[k % vflat.size] for k in range(len(ind))]
+            for i, r in zip(ind, newrec):
+                X.rec[np.unravel_index(int(i), X.shape)] = r
+            B.stmt(f"np.put({x.var}, {lit(ind)}, {v.code})", x)
+        elif form == "copyto":
+            v = _value_for(draw, B, X.shape, x)
+            if not _numpy_ok(lambda: np.copyto(X.val.copy(), v.o.val if isinstance(v.o, O.OArray) else v.o)):
+                return False
+            O.setitem(X, (Ellipsis,), v.o)
+            B.stmt(f"np.copyto({x.var}, {v.code})", x)
+        elif form == "place":
+            m = B.rng.random(X.shape) < 0.5
+            k = draw(st.integers(1, 4))
+            v = _value_for(draw, B, (k,), x)
+            vflat = O.ravel(O.broadcast_to(O.as_oarray(v.o), (k,)))
+            vals = np.asarray(vflat.val)
+            if not _numpy_ok(lambda: np.place(X.val.copy(), m, vals)):
+                return False
+            np.place(X.val, m, vals)
+            j = 0
+            for idx in np.ndindex(*X.shape):
+                if m[idx]:
+                    X.rec[idx] = vflat.rec[j % k]
+                    j += 1
+            B.stmt(f"np.place({x.var}, {lit(m)}, {v.code})", x)
+        else:
+            y = B.pick(draw, lambda e: e.o.ndim >= 1 and 1 <= e.o.shape[-1] <= X.shape[0], avoid=x)
+            if y is None:
+                return False
+            idx = O.argsort(y.o, axis=-1)
+            dec = O.decode_index(X.shape, (idx,))
+            v = _value_for(draw, B, dec.shape, x)
+            O.setitem(X, (idx,), v.o)
+            B.flags.add("ctl_ambiguous")
+            B.stmt(f"{x.var}[np.argsort({y.var}, axis=-1)] = {v.code}", x)
+    elif form == "take_tracked":
+        y = B.pick(draw, lambda e: e.o.ndim >= 1 and 1 <= e.o.shape[-1] <= n_ax, avoid=x)
+        if y is None:
+            return False
+        o = O.take(X, O.argsort(y.o, axis=-1), axis=ax)
+        if not _fits(o.shape):
+            return False
+        B.new(f"np.take({x.var}, np.argsort({y.var}, axis=-1), axis={ax})", o, "fresh")
+    elif form == "percentile":
+        axx = _axis(draw, X.ndim)
+        o = O.reduce(lambda v, axis, **k: np.percentile(v, [25.0, 75.0], axis=axis, **k), X, axis=axx)
+        B.new(f"np.percentile({x.var}, [25.0, 75.0], axis={axx!r})", o, "fresh")
+    elif form == "sum_where":
+        m = B.rng.random(draw(broadcastable_to(X.shape, max_extra=0))) < 0.6
+        axx = _axis(draw, X.ndim)
+        B.new(f"np.sum({x.var}, axis={axx!r}, where={lit(m)})", O.reduce(np.sum, X, axis=axx, where=m), "fresh")
+    elif form == "einsum2":
+        if X.ndim != 2:
+            return False
+        y = B.pick(draw, lambda e: e.o.ndim == 2 and e.o.shape[1] == X.shape[1], avoid=x)
+        if y is None:
+            return False
+        o = O.einsum("ij,kj->ik", X, y.o)
+        if not _fits(o.shape):
+            return False
+        B.new(f"np.einsum('ij,kj->ik', {x.var}, {y.var})", o, "fresh")
+    elif form == "convolve":
+        y = B.pick(draw, lambda e: e.o.size >= 1, avoid=x)
+        if y is None:
+            return False
+        mode = draw(st.sampled_from(["full", "same", "valid"]))
+        o = O.convolve(O.ravel(X), O.ravel(y.o), mode)
+        if not _fits(o.shape):
+            return False
+        B.new(f"np.convolve({x.var}.ravel(), {y.var}.ravel(), mode={mode!r})", o, "fresh")
+    elif form == "accumulate":
+        fn = draw(st.sampled_from(["add", "multiply", "maximum"]))
+        B.new(f"np.{fn}.accumulate({x.var}, axis={ax})", O.accumulate(getattr(np, fn).accumulate, X, axis=ax),
+              "fresh")
+    elif form == "reduceat":
+        ind = np.asarray(B.rng.integers(0, n_ax, size=draw(st.integers(1, 4))), dtype=np.int64)
+        B.new(f"np.add.reduceat({x.var}, {lit(ind)}, axis={ax})", O.reduceat(np.add, X, ind, axis=ax), "fresh")
+    elif form == "choose":
+        y = B.pick(draw, lambda e: _bshape(e.o.shape, X.shape) == X.shape and e.o.val.dtype.kind in "fiu",
+                   avoid=x)
+        if y is None:
+            return False
+        w = B.operand(draw, X.shape, allow_grow=False, avoid=x)
+        t = _threshold(y.o)
+        sel = O.elementwise(lambda v: (v > t).astype(np.int64), y.o)
+        o = O.choose(sel, [X, w.o])
+        B.new(f"np.choose(({y.var} > {t!r}).astype(np.int64), [{x.var}, {w.code}])", o, "fresh")
+    elif form == "select":
+        y = B.pick(draw, lambda e: _bshape(e.o.shape, X.shape) == X.shape and e.o.val.dtype.kind in "fiu",
+                   avoid=x)
+        if y is None:
+            return False
+        w = B.operand(draw, X.shape, allow_grow=False, avoid=x)
+        t = _threshold(y.o)
+        o = O.select([O.elementwise(np.greater, y.o, t), O.elementwise(np.less, X, 0.0)], [X, w.o], default=0.5)
+        B.flags.add("ctl_ambiguous")
+        B.new(f"np.select([{y.var} > {t!r}, {x.var} < 0.0], [{x.var}, {w.code}], default=0.5)", o, "fresh")
+    elif form == "delete":
+        obj = sorted(set(B.rng.integers(0, n_ax, size=draw(st.integers(1, 3))).tolist()))
+        B.new(f"np.delete({x.var}, {obj!r}, axis={ax})", O.delete(X, obj, axis=ax), "fresh")
+    elif form == "insert":
+        pos = int(B.rng.integers(0, n_ax + 1))
+        o = O.insert(X, pos, 0.5, axis=ax)
+        if not _fits(o.shape):
+            return False
+        B.new(f"np.insert({x.var}, {pos}, 0.5, axis={ax})", o, "fresh")
+    elif form == "append":
+        y = B.pick(draw, lambda e: e.o.ndim == X.ndim and all(
+            e.o.shape[d] == X.shape[d] for d in range(X.ndim) if d != ax % X.ndim), avoid=x)
+        if y is None:
+            return False
+        o = O.append(X, y.o, axis=ax)
+        if not _fits(o.shape):
+            return False
+        B.new(f"np.append({x.var}, {y.var}, axis={ax})", o, "fresh")
+    elif form == "resize":
+        shp = _factor_shape(draw, draw(st.integers(1, 12)))
+        B.new(f"np.resize({x.var}, {shp!r})", O.resize(X, shp), "fresh")
+    elif form == "kron":
+        y = B.pick(draw, lambda e: e.o.size >= 1 and e.o.ndim <= 2, avoid=x)
+        if y is None:
+            return False
+        if X.ndim > 2 or not _fits((X.size * y.o.size,)):
+            return False
+        B.new(f"np.kron({x.var}, {y.var})", O.kron(X, y.o), "fresh")
+    elif form == "batch_matmul":
+        if X.ndim < 2:
+            return False
+        y = B.pick(draw, lambda e: e.o.shape == X.shape, avoid=x)
+        if y is None:
+            return False
+        t = O.swapaxes(y.o, -1, -2)
+        if not _matmul_ok(X, t):
+            return False
+        B.new(f"{x.var} @ np.swapaxes({y.var}, -1, -2)", O.matmul(X, t), "fresh")
+    elif form == "searchsorted":
+        y = B.pick(draw, lambda e: e.o.val.dtype.kind in "fiu", avoid=x)
+        if y is None:
+            return False
+        srt = O.sort(O.ravel(X))
+        o = O.elementwise(np.multiply, O.searchsorted(srt, y.o), 1.0)
+        B.new(f"np.searchsorted(np.sort({x.var}.ravel()), {y.var}) * 1.0", o, "fresh")
+    elif form == "isin":
+        y = B.pick(draw, lambda e: True, avoid=x)
+        if y is None:
+            return False
+        B.new(f"np.isin({x.var}, {y.var}) * 1.0", O.elementwise(np.multiply, O.isin(X, y.o), 1.0), "fresh")
+    else:  # clip_tracked
+        y = B.operand(draw, X.shape, allow_grow=False, avoid=x)
+        B.new(f"np.clip({x.var}, {y.code}, None)", O.elementwise(np.clip, X, y.o, None), "fresh")
+    return True
+
+
 # -- opaque ---------------------------------------------------------------------------
 
 def op_opaque(draw, B):
@@ -1100,22 +1367,26 @@ OPS = {
     "unary": op_unary, "binary": op_binary, "center": op_center, "reduce": op_reduce,
     "cumulative": op_cumulative, "matmul": op_matmul, "move": op_move, "join": op_join,
     "slice": op_slice, "mask": op_mask, "fancy": op_fancy, "where": op_where, "sort": op_sort,
-    "view": op_view, "setitem": op_setitem, "inplace": op_inplace, "opaque": op_opaque,
+    "view": op_view, "setitem": op_setitem, "inplace": op_inplace, "extra": op_extra, "viewchain": op_viewchain,
+    "opaque": op_opaque,
 }
 NO_OPAQUE = tuple(k for k in OPS if k != "opaque")
 MOVES_ONLY = ("move", "join", "slice", "fancy")  # with pure_moves=True: the perturbation oracle is exact
 CONTROL_HEAVY = NO_OPAQUE + ("mask", "fancy", "where") * 3  # more steps with control cells
 ANY_DTYPE = ("move", "join", "slice", "fancy", "mask", "sort", "reduce", "cumulative", "where", "setitem",
-             "view", "inplace", "binary", "matmul")
+             "view", "inplace", "binary", "matmul", "extra")
 
 
 @st.composite
-def sources(draw, n_min=2, n_max=3, dtypes=("float64",), allow_empty=False, max_cells=SRC_CELLS):
+def sources(draw, n_min=2, n_max=3, dtypes=("float64",), allow_empty=False, max_cells=SRC_CELLS, max_side=4,
+            max_dims=4, min_side=1, min_dims=0):
     """[(name, values)] with related shapes (so that broadcasting partners exist)."""
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     n = draw(st.integers(n_min, n_max))
-    base = draw(shapes(allow_empty=allow_empty, max_cells=max_cells))
+    shp_st = shapes(allow_empty=allow_empty, max_cells=max_cells, max_side=max_side, max_dims=max_dims,
+                    min_side=min_side, min_dims=min_dims)
+    base = draw(shp_st)
     out = []
     ties = draw(st.integers(0, 3)) == 0
     for i in range(n):
@@ -1125,7 +1396,7 @@ def sources(draw, n_min=2, n_max=3, dtypes=("float64",), allow_empty=False, max_
         elif rel == "bcast":
             shp = draw(broadcastable_to(base, max_extra=0))
         else:
-            shp = draw(shapes(allow_empty=allow_empty, max_cells=max_cells))
+            shp = draw(shp_st)
         dt = draw(st.sampled_from(dtypes))
         out.append(("abc"[i], make_values(rng, shp, dt, ties=ties)))
     return out, rng
@@ -1133,30 +1404,39 @@ def sources(draw, n_min=2, n_max=3, dtypes=("float64",), allow_empty=False, max_
 
 @st.composite
 def pipelines(draw, max_steps=20, ops=NO_OPAQUE + ("opaque",), dtypes=("float64",), allow_empty=False,
-              min_steps=1, pure_moves=False):
+              min_steps=1, pure_moves=False, max_cells=MAX_CELLS, src_cells=SRC_CELLS, max_side=4, max_dims=4,
+              min_side=1, min_dims=0):
     """A random pipeline over 2-3 named sources: see the module docstring.
 
     With non-float ``dtypes`` a step that numpy rejects for the dtype (TypeError)
-    is replaced by a copy.
+    is replaced by a copy.  ``max_cells`` bounds every intermediate array,
+    ``src_cells`` / ``max_side`` / ``max_dims`` the sources.
     """
-    srcs, rng = draw(sources(dtypes=dtypes, allow_empty=allow_empty))
+    srcs, rng = draw(sources(dtypes=dtypes, allow_empty=allow_empty, max_cells=src_cells, max_side=max_side,
+                             max_dims=max_dims, min_side=min_side, min_dims=min_dims))
     B = Builder(rng)
     B.pure_moves = pure_moves
     for name, v in srcs:
         B.source(name, v)
     floats = all(np.dtype(d).kind == "f" for d in dtypes)
+    B.floats_only = floats
     fallback = op_unary if floats and not pure_moves else op_copy
     nsteps = draw(st.integers(min_steps, max_steps))
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        for _ in range(nsteps):
-            name = draw(st.sampled_from(ops))
-            try:
-                ok = OPS[name](draw, B)
-            except TypeError:
-                if floats:
-                    raise
-                ok = False
-            if not ok:
-                fallback(draw, B)
+    old_limit = _LIMIT[0]
+    _LIMIT[0] = max_cells
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            for _ in range(nsteps):
+                name = draw(st.sampled_from(ops))
+                try:
+                    ok = OPS[name](draw, B)
+                except TypeError:
+                    if floats:
+                        raise
+                    ok = False
+                if not ok:
+                    fallback(draw, B)
+    finally:
+        _LIMIT[0] = old_limit
     return Pipeline(B.sources, B.lines, B.entries, B.flags, B.touched)

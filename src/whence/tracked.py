@@ -142,6 +142,8 @@ def _base(a):
 
 def shares_buffer(result, source):
     """True when ``result`` is a view into the same buffer as ``source`` (both plain ndarrays)."""
+    if result is source:
+        return result.size > 0  # numpy returned the same array object (np.squeeze with nothing to squeeze)
     return (isinstance(result, np.ndarray) and result.base is not None and result.size > 0
             and _base(result) is _base(source))
 
@@ -468,7 +470,7 @@ class TrackedArray(NDArrayOperatorsMixin):
 
     def _view_op(self, op, result, how, arg, step):
         out = _wrap(result, Node(op, result.shape, ViewMap(result.shape, self._data.shape, how, arg), (self._node,)))
-        if result.base is not None:
+        if shares_buffer(result, self._data):  # reshape copies when the memory layout does not allow a view
             root = self._root if self._root is not None else self
             out._root = root
             out._chain = self._chain + (step,)
@@ -581,7 +583,7 @@ class TrackedArray(NDArrayOperatorsMixin):
                 result = np.asarray(result)
             out = _wrap(result, Node("getitem", result.shape, ViewMap(result.shape, d.shape, "slice", ekey),
                                      (self._node,)))
-            if result.base is not None:
+            if shares_buffer(result, d):
                 root = self._root if self._root is not None else self
                 out._root = root
                 out._chain = self._chain + ((lambda x, key=key: x[key]),)

@@ -64,7 +64,7 @@ def _unary_move(func, *args, **kwargs):
 def view_result(op, a, r, vmap, step):
     """Wrap the result of an analytic move; register it as a view when it shares ``a``'s buffer."""
     t = _wrap(r, Node(op, r.shape, vmap, (a._node,)))
-    if r.base is not None and shares_buffer(r, a._data):
+    if shares_buffer(r, a._data):
         root = a._root if a._root is not None else a
         t._root = root
         t._chain = a._chain + (step,)
