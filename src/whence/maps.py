@@ -695,19 +695,7 @@ class ViewMap(Map):
         if not flat.size:
             return [flat]
         if flat.size == 1 and pshape and self.how == "slice":
-            c = unravel1(int(flat[0]), self.out_shape)
-            pc = []
-            j = 0
-            for k in self.arg:
-                if k is None:
-                    j += 1
-                elif isinstance(k, slice):
-                    start, _, step = k.indices(pshape[len(pc)])
-                    pc.append(start + step * c[j])
-                    j += 1
-                else:
-                    pc.append(int(k) % pshape[len(pc)])
-            pc.extend(c[j:j + len(pshape) - len(pc)])
+            pc = _slice_parent_coords(self.arg, pshape, unravel1(int(flat[0]), self.out_shape), int)
             return [np.array([ravel1(pc, pshape)], np.int64)]
         coords = np.unravel_index(flat, self.out_shape)
         if self.how == "transpose":
@@ -715,23 +703,30 @@ class ViewMap(Map):
             for j, ax in enumerate(self.arg):
                 pc[ax] = coords[j]
             return [np.ravel_multi_index(pc, pshape)]
-        pc = []
-        j = 0
-        for k in self.arg:
-            if k is None:
-                j += 1
-            elif isinstance(k, slice):
-                start, _, step = k.indices(pshape[len(pc)])
-                pc.append(start + step * coords[j])
-                j += 1
-            else:
-                pc.append(np.full(flat.shape, int(k) % pshape[len(pc)], np.int64))
-        while len(pc) < len(pshape):
-            pc.append(coords[j])
-            j += 1
+        pc = _slice_parent_coords(self.arg, pshape, coords, lambda v: np.full(flat.shape, v, np.int64))
         if not pshape:
             return [np.zeros(flat.shape, np.int64)]
         return [np.ravel_multi_index(pc, pshape)]
+
+
+def _slice_parent_coords(key, pshape, coords, const):
+    """Parent coordinates of output coordinates ``coords`` (ints or arrays) of ``parent[key]``, for a basic
+    key expanded by :func:`expand_basic_key`; ``const`` makes a coordinate fixed by an integer index."""
+    pc = []
+    j = 0
+    for k in key:
+        if k is None:
+            j += 1
+        elif isinstance(k, slice):
+            start, _, step = k.indices(pshape[len(pc)])
+            pc.append(start + step * coords[j])
+            j += 1
+        else:
+            pc.append(const(int(k) % pshape[len(pc)]))
+    while len(pc) < len(pshape):
+        pc.append(coords[j])
+        j += 1
+    return pc
 
 
 def expand_basic_key(key, ndim):

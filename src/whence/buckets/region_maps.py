@@ -199,6 +199,14 @@ def _trace(func, a, *args, **kwargs):
 
 # ------------------------------------------------------------------------------ accumulations
 
+def _axis_source(a, axis):
+    """The array an axis-wise operation works on and the normalised axis: ``axis=None`` means the flattened
+    array (an internal ravel node), axis 0."""
+    if axis is None:
+        return internal_ravel(a), 0
+    return a, axis % max(a.ndim, 1)
+
+
 def _prefix(n, initial=False):
     i = np.arange(n + (1 if initial else 0), dtype=np.int64)
     return np.zeros_like(i), (i - 1 if initial else i)
@@ -390,11 +398,7 @@ def _bits(func, a, *args, **kwargs):
     result = np.asarray(func(raw(a), *args, **kwargs))
     if not is_t(a):
         return result
-    src = a
-    if axis is None:
-        src = internal_ravel(a)
-        axis = 0
-    axis %= src.ndim
+    src, axis = _axis_source(a, axis)
     n = src.shape[axis]
     i = np.arange(result.shape[axis], dtype=np.int64)
     if func is np.packbits:
@@ -699,10 +703,6 @@ def _arg_lanes(func, a, *args, **kwargs):
     result = np.asarray(func(raw(a), *freeze(args), **freeze(kwargs)))
     if not is_t(a):
         return result
-    src = a
-    if axis is None:
-        src = internal_ravel(a)
-        axis = 0
-    axis %= max(src.ndim, 1)
+    src, axis = _axis_source(a, axis)
     m = LaneMap(result.shape, (axis,) if src.ndim else (), [src.shape])
     return _wrap(result, make_node(func.__name__, result.shape, m, [src._node], detail=f"axis={axis}"))
