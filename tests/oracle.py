@@ -129,9 +129,22 @@ def with_control(rec, ctl):
     return R(rec.d, frozenset(c), rec.pd, pc)
 
 
+def _blank_like(val):
+    """An object array laid out like ``val``: the same strides counted in elements, gaps and negative
+    steps included (``fft(x).real`` has gaps), so numpy view functions treat both alike."""
+    n_el = [s // val.itemsize if s % val.itemsize == 0 else None for s in val.strides]
+    if val.size <= 1 or None in n_el or any(e == 0 and n > 1 for e, n in zip(n_el, val.shape)):
+        return np.empty_like(val, dtype=object)  # (broadcast values are read-only anyway)
+    lo = sum(min(0, e * (n - 1)) for e, n in zip(n_el, val.shape))
+    hi = sum(max(0, e * (n - 1)) for e, n in zip(n_el, val.shape))
+    base = np.empty(hi - lo + 1, dtype=object)
+    return np.lib.stride_tricks.as_strided(base[-lo:], shape=val.shape,
+                                           strides=[e * base.itemsize for e in n_el])
+
+
 def _fill(shape, fn):
     """Object array of records ``fn(index)``; given an array instead of a shape, laid out like it."""
-    out = np.empty_like(shape, dtype=object) if isinstance(shape, np.ndarray) else np.empty(tuple(shape), object)
+    out = _blank_like(shape) if isinstance(shape, np.ndarray) else np.empty(tuple(shape), object)
     for idx in np.ndindex(*out.shape):
         out[idx] = fn(idx)
     return out
@@ -169,7 +182,7 @@ class OArray:
         if not _same_layout(val, rec):
             # keep the records laid out like the values, so that a numpy view function applied to both
             # shares memory for both or for neither (writes through views then follow numpy)
-            r = np.empty_like(val, dtype=object)
+            r = _blank_like(val)
             r[...] = rec
             rec = r
         self.val = val
@@ -528,9 +541,9 @@ def tensordot(a, b, axes=2):
 
 
 def dot(a, b):
-    a, b = as_oarray(a), as_oarray(b)
-    if a.ndim == 0 or b.ndim == 0:
+    if np.ndim(_val(a)) == 0 or np.ndim(_val(b)) == 0:
         return elementwise(np.multiply, a, b)
+    a, b = as_oarray(a), as_oarray(b)
     val = np.asarray(np.dot(a.val, b.val))
     rec = _tensordot_rec(a, b, [-1], [0] if b.ndim == 1 else [-2])
     assert rec.shape == val.shape
@@ -538,9 +551,9 @@ def dot(a, b):
 
 
 def inner(a, b):
-    a, b = as_oarray(a), as_oarray(b)
-    if a.ndim == 0 or b.ndim == 0:
+    if np.ndim(_val(a)) == 0 or np.ndim(_val(b)) == 0:
         return elementwise(np.multiply, a, b)
+    a, b = as_oarray(a), as_oarray(b)
     val = np.asarray(np.inner(a.val, b.val))
     rec = _tensordot_rec(a, b, [-1], [-1])
     assert rec.shape == val.shape
@@ -1043,7 +1056,7 @@ def choose(a, choices, mode="raise"):
     """np.choose: out[i] = choices[a[i]][i] (broadcast); control: the cell of a."""
     av = _val(a)
     chs = [as_oarray(c) for c in choices]
-    val = np.asarray(np.choose(av, [c.val for c in chs], mode=mode))
+    val = np.asarray(np.choose(av, [_val(c) for c in choices], mode=mode))  # (python scalars stay weak)
     shape = val.shape
     ba = np.broadcast_to(np.asarray(av), shape)
     brs = [np.broadcast_to(c.rec, shape) for c in chs]
@@ -1066,7 +1079,7 @@ def select(condlist, choicelist, default=0):
     conds = [as_oarray(c) for c in condlist]
     chs = [as_oarray(c) for c in choicelist]
     dflt = as_oarray(default)
-    val = np.asarray(np.select([c.val for c in conds], [c.val for c in chs], _val(default)))
+    val = np.asarray(np.select([_val(c) for c in condlist], [_val(c) for c in choicelist], _val(default)))
     shape = val.shape
     bc = [np.broadcast_to(c.val, shape) for c in conds]
     bcr = [np.broadcast_to(c.rec, shape) for c in conds]

@@ -200,6 +200,12 @@ class Pipeline:
         return {n: np.ndim(v) for n, v in self.sources}
 
     def script(self, imports=True):
+        cache = self.__dict__.setdefault("_scripts", {})
+        if imports not in cache:
+            cache[imports] = self._script(imports)
+        return cache[imports]
+
+    def _script(self, imports):
         head = ["import numpy as np, whence as wh"] if imports else []
         head += ["wh.reset()"]
         head += [f"{n} = wh.track({lit(v)}, name={n!r})" for n, v in self.sources]
@@ -1014,7 +1020,7 @@ def op_view(draw, B):
         items.append(Ellipsis)  # a 0-d view, not a scalar copy
     v = B.new(f"{x.var}[{fmt_index(items)}]", O.getitem(x.o, tuple(items)), "view", x)
     # often write through the new view at once (the base's lineage must follow)
-    k = draw(st.integers(0, 3))
+    k = draw(st.integers(0, 3)) if B.writable(v) else 0
     if k == 1 and v.o.ndim >= 1:
         op_setitem(draw, B, v)
     elif k == 2:
