@@ -20,10 +20,9 @@ import weakref
 import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
-from .errors import LineageLostWarning, NotTrackedError, PartialLineageWarning, WhenceError
+from .errors import PartialLineageWarning, WhenceError
 from .graph import Node, new_source
-from .maps import (ViewMap, expand_basic_key, ElementwiseMap, EinsumMap, GatherMap, OpaqueMap, PairsMap, BandMap, ReduceMap,
-                   UnionMap, replay_gather, _normalize_axes)
+from .maps import (ViewMap, expand_basic_key, ElementwiseMap, GatherMap, OpaqueMap, UnionMap, replay_gather)
 
 __all__ = ["TrackedArray", "track", "is_tracked", "plain"]
 
@@ -544,7 +543,7 @@ class TrackedArray(NDArrayOperatorsMixin):
         return f"{self._data}\n{self._summary()}"
 
     def _summary(self):
-        from .query import sources as _sources, _upstream
+        from .query import _upstream
         nodes = _upstream(self._node)
         nops = sum(1 for n in nodes if not n.is_source and not n.internal)
         srcs = [n.name for n in nodes if n.is_source]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..maps import ElementwiseMap, GatherMap, OpaqueMap, replay_gather
+from ..maps import ElementwiseMap, replay_gather
 from ..tracked import TrackedArray, _wrap, make_node, shares_buffer
 
 __all__ = ["raw", "is_t", "freeze", "replay_call", "elementwise_call", "wrap_result", "flatten_nested",

@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import Node
-from ..maps import ElementwiseMap, GatherMap, OpaqueMap, ViewMap
+from ..maps import ElementwiseMap, GatherMap, ViewMap
 from ..tracked import TrackedArray, _wrap, make_node, shares_buffer
 from .common import elementwise_call, flatten_nested, freeze, is_t, raw, replay_call, wrap_result
-from .registry import bind, implements, signature
+from .registry import implements, signature
 
 _linalg = np.linalg
 _fft = np.fft

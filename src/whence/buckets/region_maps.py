@@ -7,7 +7,6 @@ windows); the cells are computed at query time.
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -15,7 +14,7 @@ from ..maps import (BandMap, EinsumMap, ElementwiseMap, LaneMap, ReduceMap, Unio
                     replay_gather)
 from ..graph import Node
 from ..tracked import TrackedArray, _wrap, make_node
-from .common import freeze, internal_ravel, is_t, raw, wrap_result
+from .common import freeze, internal_ravel, is_t, raw
 from .registry import implements, signature
 from .ufuncs import gufunc_labels
 
@@ -183,9 +182,9 @@ def _trace(func, a, *args, **kwargs):
     if func is np.trace:
         ba = signature(func).bind(a, *args, **kwargs)
         ba.apply_defaults()
-        off, ax1, ax2, dtype = (ba.arguments[k] for k in ("offset", "axis1", "axis2", "dtype"))
+        off, ax1, ax2 = (ba.arguments[k] for k in ("offset", "axis1", "axis2"))
     else:
-        off, ax1, ax2, dtype = kwargs.get("offset", 0), -2, -1, kwargs.get("dtype")
+        off, ax1, ax2 = kwargs.get("offset", 0), -2, -1
     result = np.asarray(func(raw(a), *args, **kwargs))
     if not is_t(a):
         return result
@@ -225,7 +224,6 @@ def _cumulative(func, a, *args, **kwargs):
     axis = args_.get("axis")
     initial = bool(args_.get("include_initial", False))
     kw = {k: v for k, v in args_.items() if k in ("dtype", "include_initial")}
-    first = list(args_)[0]
     result = np.asarray(func(raw(a), axis=axis, **kw))
     if not is_t(a):
         return result
@@ -307,7 +305,6 @@ def _ediff1d(func, ary, to_end=None, to_begin=None):
     result = np.ediff1d(raw(ary), to_end=raw(to_end), to_begin=raw(to_begin))
     if not any(is_t(x) for x in (ary, to_end, to_begin)):
         return result
-    parts, vals = [], []
     if is_t(ary):
         flat = internal_ravel(ary)
         d = np.diff(flat._data)

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..maps import ElementwiseMap, GatherMap, LazyIndex, OpaqueMap, PairsMap, UnionMap, replay_gather
 from ..tracked import TrackedArray, _wrap, make_node
-from .common import freeze, internal_ravel, is_t, raw
+from .common import internal_ravel, is_t, raw
 from .registry import implements, signature
 
 __all__ = []

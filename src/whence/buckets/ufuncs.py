@@ -11,7 +11,7 @@ import re
 import numpy as np
 
 from ..maps import (BandMap, EinsumMap, ElementwiseMap, GatherMap, OpaqueMap, PairsMap, ReduceMap, UnionMap,
-                    _normalize_axes, replay_gather)
+                    _normalize_axes)
 from ..tracked import TrackedArray, _wrap, make_node, warn_partial
 from .common import is_t, raw
 
@@ -169,7 +169,6 @@ def _at(ufunc, inputs, kwargs):
     key = key if isinstance(key, tuple) else (key,)
     key = tuple(np.array(k, copy=True) if isinstance(k, (np.ndarray, list)) else k for k in key)
     k1 = key if len(key) != 1 else key[0]
-    root_like = a
     shape = a.shape
     n = math.prod(shape)
     old = a._node
