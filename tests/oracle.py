@@ -189,9 +189,17 @@ class OArray:
         self.rec = rec
 
     @classmethod
-    def source(cls, name, val):
+    def source(cls, name, val, layout="C"):
+        """A source array as ``wh.track(arr)`` holds it: a copy (``np.array(arr, copy=True)``, order K)
+        of ``arr`` laid out as ``layout`` says ("C", "F" Fortran order, "flip" a negative-stride
+        view); the records follow the same layout, so later views behave alike."""
         val = np.array(val)
-        return cls(val, _fill(val.shape, lambda i: R(frozenset({(name, tuple(int(k) for k in i))}))))
+        if layout == "F" and val.ndim >= 2:  # (asfortranarray makes 0-d arrays 1-d)
+            val = np.asfortranarray(val)
+        elif layout == "flip" and val.ndim:
+            val = np.flip(np.flip(val, 0).copy(), 0)
+        val = np.array(val, copy=True)  # whence.track copies its input (copy=True by default)
+        return cls(val, _fill(val, lambda i: R(frozenset({(name, tuple(int(k) for k in i))}))))
 
     @property
     def shape(self):

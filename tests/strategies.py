@@ -136,6 +136,14 @@ def _fmt_item(it):
     return lit(it)
 
 
+def _layout_code(code, layout, v):
+    if layout == "F" and np.ndim(v) >= 2:  # (asfortranarray makes 0-d arrays 1-d)
+        return f"np.asfortranarray({code})"
+    if layout == "flip" and np.ndim(v):
+        return f"np.flip({lit(np.flip(v, 0))}, 0)"
+    return code
+
+
 def fmt_index(items):
     if len(items) == 0:
         return "()"
@@ -179,8 +187,9 @@ class Entry:
 class Pipeline:
     """Sources, numpy code run on whence, and the oracle's final state of every array."""
 
-    def __init__(self, sources, lines, entries, flags, touched=()):
+    def __init__(self, sources, lines, entries, flags, touched=(), layouts=None):
         self.sources = sources          # [(name, values)]
+        self.layouts = dict(layouts or {})
         self.touched = list(touched)
         self.lines = lines              # code lines after the tracking lines
         self.vars = [e.var for e in entries]
@@ -208,7 +217,8 @@ class Pipeline:
     def _script(self, imports):
         head = ["import numpy as np, whence as wh"] if imports else []
         head += ["wh.reset()"]
-        head += [f"{n} = wh.track({lit(v)}, name={n!r})" for n, v in self.sources]
+        head += [f"{n} = wh.track({_layout_code(lit(v), self.layouts.get(n, 'C'), v)}, name={n!r})"
+                 for n, v in self.sources]
         return "\n".join(head + self.lines)
 
     def __repr__(self):
@@ -251,10 +261,12 @@ class Builder:
         self.pure_moves = False  # only data-independent copies (for the perturbation oracle)
         self.touched = []        # vars of arrays changed by writes, most recent last
         self.floats_only = True  # float pipelines: write only into float arrays
+        self.layouts = {}        # source name -> "C", "F" or "flip" (memory layout handed to wh.track)
 
     # -- bookkeeping --------------------------------------------------------
-    def source(self, name, values):
-        e = Entry(name, O.OArray.source(name, values), "src", self._group("src", None))
+    def source(self, name, values, layout="C"):
+        e = Entry(name, O.OArray.source(name, values, layout), "src", self._group("src", None))
+        self.layouts[name] = layout
         self.entries.append(e)
         self.sources.append((name, np.array(values)))
         return e
@@ -1405,7 +1417,8 @@ def sources(draw, n_min=2, n_max=3, dtypes=("float64",), allow_empty=False, max_
             shp = draw(shp_st)
         dt = draw(st.sampled_from(dtypes))
         out.append(("abc"[i], make_values(rng, shp, dt, ties=ties)))
-    return out, rng
+    layouts = {n: draw(st.sampled_from(["C", "C", "F", "flip"])) if np.ndim(v) >= 2 else "C" for n, v in out}
+    return out, rng, layouts
 
 
 @st.composite
@@ -1418,12 +1431,12 @@ def pipelines(draw, max_steps=20, ops=NO_OPAQUE + ("opaque",), dtypes=("float64"
     is replaced by a copy.  ``max_cells`` bounds every intermediate array,
     ``src_cells`` / ``max_side`` / ``max_dims`` the sources.
     """
-    srcs, rng = draw(sources(dtypes=dtypes, allow_empty=allow_empty, max_cells=src_cells, max_side=max_side,
+    srcs, rng, layouts = draw(sources(dtypes=dtypes, allow_empty=allow_empty, max_cells=src_cells, max_side=max_side,
                              max_dims=max_dims, min_side=min_side, min_dims=min_dims))
     B = Builder(rng)
     B.pure_moves = pure_moves
     for name, v in srcs:
-        B.source(name, v)
+        B.source(name, v, layouts[name])
     floats = all(np.dtype(d).kind == "f" for d in dtypes)
     B.floats_only = floats
     fallback = op_unary if floats and not pure_moves else op_copy
@@ -1445,4 +1458,4 @@ def pipelines(draw, max_steps=20, ops=NO_OPAQUE + ("opaque",), dtypes=("float64"
                     fallback(draw, B)
     finally:
         _LIMIT[0] = old_limit
-    return Pipeline(B.sources, B.lines, B.entries, B.flags, B.touched)
+    return Pipeline(B.sources, B.lines, B.entries, B.flags, B.touched, B.layouts)

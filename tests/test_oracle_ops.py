@@ -108,7 +108,77 @@ def _o_copyto(x, v):
     return x
 
 
-def _fill(x):
+def _sum_out(a):
+    buf = a[1] * 0.0                 # a tracked buffer: its old lineage must be replaced
+    np.sum(a, axis=0, out=buf)
+    return buf
+
+
+def _o_sum_out(a):
+    r = O.reduce(np.sum, a, axis=0)
+    return O.OArray(r.val.copy(), r.rec.copy())
+
+
+def _cumsum_out_view(a):
+    x = a.copy()
+    np.cumsum(a[0], out=x[2])       # out= is a view of another tracked array
+    return x
+
+
+def _o_cumsum_out_view(a):
+    x = O.copy(a)
+    r = O.accumulate(np.cumsum, O.getitem(a, (0,)), axis=0)
+    O.setitem(x, (2,), r)
+    return x
+
+
+def _matmul_out(a, b):
+    c = b[:3] * 0.0                  # a tracked buffer: its old lineage must be replaced
+    np.matmul(a, b, out=c)
+    return c
+
+
+def _o_matmul_out(a, b):
+    r = O.matmul(a, b)
+    return O.OArray(r.val.copy(), r.rec.copy())
+
+
+def _clip_inplace(a, lo):
+    x = a.copy()
+    np.clip(x, lo, 1.0, out=x)
+    return x
+
+
+def _negative_out_strided(a, b):
+    x = a.copy()
+    np.negative(b, out=x[::2, 1:])
+    return x
+
+
+def _o_negative_out_strided(a, b):
+    x = O.copy(a)
+    v = O.getitem(x, (slice(None, None, 2), slice(1, None)))
+    O.ufunc_out(np.negative, b, out=v)
+    return x
+
+
+def _o_cov(a):
+    val = np.cov(a.val)
+    rows = [O.union(a.rec[i]) for i in range(a.shape[0])]
+    return O.OArray(val, O._fill(val, lambda o: O.union([rows[o[0]], rows[o[1]]])))
+
+
+def _o_corrcoef(a):
+    r = _o_cov(a)
+    return O.OArray(np.corrcoef(a.val), r.rec)
+
+
+def _o_vecdot(a, b):
+    val = np.vecdot(a.val, b.val)
+    return O.OArray(val, O._fill(val, lambda o: O.union(list(a.rec[o]) + list(b.rec))))
+
+
+def _fill_method(x):
     x = x.copy()
     x.fill(0.5)
     return x
@@ -181,6 +251,12 @@ def _o_setitem_mask(x, b):
     m = O.elementwise(np.greater, x, 0)
     O.setitem(x, m, O.getitem(b, m))
     return x
+
+
+def _o_out_generic(fn, x, *args):
+    y = O.copy(x)
+    O.ufunc_out(fn, x, *args, out=y)
+    return y
 
 
 def gt(o, t=0.0):
@@ -430,8 +506,40 @@ CASES = [
     Case("place", lambda r: [F(r, (3, 4)), F(r, (3,))], lambda a, b: _place(a, MASK34, b),
          lambda a, b: _o_place(a, MASK34, b)),
     Case("copyto", lambda r: [F(r, (3, 4)), F(r, (4,))], _copyto, _o_copyto),
-    Case("fill", lambda r: [F(r, (3, 4))], _fill, _o_fill),
+    Case("fill", lambda r: [F(r, (3, 4))], _fill_method, _o_fill),
     Case("sort_inplace", lambda r: [F(r, (3, 4))], _inplace_sort, _o_inplace_sort),
+    Case("sum_out", lambda r: [F(r, (3, 4))], _sum_out, _o_sum_out),
+    Case("cumsum_out_view", lambda r: [F(r, (3, 4))], _cumsum_out_view, _o_cumsum_out_view),
+    Case("matmul_out", lambda r: [F(r, (3, 4)), F(r, (4, 2))], _matmul_out, _o_matmul_out),
+    Case("clip_inplace", lambda r: [F(r, (3, 4)), F(r, (4,))], _clip_inplace,
+         lambda a, lo: _o_out_generic(np.clip, a, lo, 1.0)),
+    Case("negative_out_strided", lambda r: [F(r, (4, 3)), F(r, (2, 2))], _negative_out_strided,
+         _o_negative_out_strided),
+    # ---- more functions ----------------------------------------------------------------
+    Case("where_1arg", lambda r: [F(r, (3, 4))], lambda a: np.where(a > 0), lambda a: O.nonzero(gt(a))),
+    Case("take_wrap", lambda r: [F(r, (3, 4))], lambda a: np.take(a, [5, -7, 1], axis=1, mode="wrap"),
+         lambda a: O.take(a, np.array([5, -7, 1]), axis=1, mode="wrap")),
+    Case("take_clip", lambda r: [F(r, (3, 4))], lambda a: np.take(a, [[5, -7], [1, 0]], mode="clip"),
+         lambda a: O.take(a, np.array([[5, -7], [1, 0]]), mode="clip")),
+    Case("compress_short", lambda r: [F(r, (3, 4)), F(r, (2,))], lambda a, c: np.compress(c > 0, a, axis=0),
+         lambda a, c: O.compress(gt(c), a, axis=0), control=True),
+    Case("diff_append_tracked", lambda r: [F(r, (3, 4)), F(r, (3, 1))], lambda a, b: np.diff(a, append=b),
+         lambda a, b: O.diff(a, 1, -1, append=b)),
+    Case("pad_reflect", lambda r: [F(r, (3, 4))], lambda a: np.pad(a, ((2, 1), (3, 0)), mode="reflect"),
+         lambda a: O.trace_move(lambda v: np.pad(v, ((2, 1), (3, 0)), mode="reflect"), a)),
+    Case("pad_symmetric", lambda r: [F(r, (3, 4))], lambda a: np.pad(a, 2, mode="symmetric"),
+         lambda a: O.trace_move(lambda v: np.pad(v, 2, mode="symmetric"), a)),
+    Case("roll_big_shift", lambda r: [F(r, (3, 4))], lambda a: np.roll(a, -13, axis=1), lambda a: O.roll(a, -13, 1),
+         move=lambda a: np.roll(a, -13, axis=1)),
+    Case("cov", lambda r: [F(r, (3, 5))], lambda a: np.cov(a), _o_cov),
+    Case("corrcoef", lambda r: [F(r, (3, 5))], lambda a: np.corrcoef(a), _o_corrcoef),
+    Case("vecdot", lambda r: [F(r, (3, 4)), F(r, (4,))], lambda a, b: np.vecdot(a, b), _o_vecdot),
+    Case("multi_dot", lambda r: [F(r, (2, 3)), F(r, (3, 4)), F(r, (4, 2))],
+         lambda a, b, c: np.linalg.multi_dot([a, b, c]), lambda a, b, c: O.matmul(O.matmul(a, b), c)),
+    Case("nancumsum", lambda r: [F(r, (3, 4))], lambda a: np.nancumsum(a, axis=0),
+         lambda a: O.accumulate(np.nancumsum, a, 0)),
+    Case("unwrap", lambda r: [F(r, (3, 4)) * 4], lambda a: np.unwrap(a, axis=1),
+         lambda a: O.accumulate(lambda v, axis: np.unwrap(v, axis=axis), a, 1)),
     # ---- opaque ----------------------------------------------------------------------
     Case("linalg_inv", lambda r: [SQ(r, 3), F(r, (3,))], lambda a, b: np.linalg.inv(a) @ b,
          lambda a, b: O.matmul(O.opaque(np.linalg.inv, a), b), mode="opaque"),
@@ -439,6 +547,8 @@ CASES = [
          mode="opaque"),
     Case("histogram", lambda r: [F(r, (3, 4))], lambda a: np.histogram(a, bins=3),
          lambda a: O.opaque(lambda v: np.histogram(v, bins=3), a), mode="opaque"),
+    Case("piecewise", lambda r: [F(r, (3, 4))], lambda a: np.piecewise(a, [a < 0, a >= 0], [-1.0, lambda v: v * 2]),
+         lambda a: O.opaque(lambda v: np.piecewise(v, [v < 0, v >= 0], [-1.0, lambda w: w * 2]), a), mode="opaque"),
     Case("apply_along_axis", lambda r: [F(r, (3, 4))], lambda a: np.apply_along_axis(np.sort, 1, a),
          lambda a: O.opaque(lambda v: np.apply_along_axis(np.sort, 1, v), a), mode="opaque"),
 ]

@@ -244,6 +244,9 @@ def _start_set(shape, index):
 
 
 def _cells(cs, shape):
+    if not shape:  # a 0-d array has one cell, with no coordinates
+        hit = cs[0] == "a" or (cs[1].size > 0 if cs[0] == "s" else bool(np.any(cs[1])))
+        return np.zeros((1 if hit else 0, 0), np.int64)
     if cs[0] == "a":
         if not shape:
             return np.zeros((1, 0), np.int64)
