@@ -60,7 +60,7 @@ from functools import reduce as _freduce
 import numpy as np
 
 __all__ = [
-    "R", "NIL", "OArray", "union", "as_oarray",
+    "R", "NIL", "OArray", "union", "as_oarray", "BUDGET", "BudgetExceeded",
     "elementwise", "reduce", "accumulate", "diff", "ediff1d", "convolve", "correlate",
     "matmul", "tensordot", "dot", "inner", "vdot", "outer", "ufunc_outer", "kron", "einsum",
     "copy", "reshape", "ravel", "transpose", "swapaxes", "moveaxis", "flip", "roll", "tile",
@@ -98,9 +98,16 @@ class R:
 NIL = R()
 
 
+class BudgetExceeded(Exception):
+    """The oracle's set sizes went past ``BUDGET`` (see ``budget``)."""
+
+
+BUDGET = [None]  # remaining set entries the oracle may create, or None for no limit
+
+
 def union(recs):
     """Union of records (data with data, control with control, flags or-ed)."""
-    recs = list(recs)
+    recs = [r for r in recs if r is not NIL]
     if not recs:
         return NIL
     if len(recs) == 1:
@@ -113,7 +120,11 @@ def union(recs):
         c |= r.c
         pd = pd or r.pd
         pc = pc or r.pc
-    return R(frozenset(d), frozenset(c), pd, pc)
+    if BUDGET[0] is not None:
+        BUDGET[0] -= len(d) + len(c)
+        if BUDGET[0] < 0:
+            raise BudgetExceeded()
+    return R(frozenset(d), frozenset(c) if c != d else None, pd, pc)
 
 
 def with_control(rec, ctl):

@@ -27,6 +27,7 @@ import sys
 import warnings
 
 import numpy as np
+from hypothesis import reject
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -49,7 +50,8 @@ def shapes(draw, min_dims=0, max_dims=4, min_side=1, max_side=4, max_cells=SRC_C
     for _ in range(nd):
         lo = 0 if allow_empty and draw(st.integers(0, 4)) == 0 else min_side
         room = max_cells // max(1, math.prod(dims)) if dims else max_cells
-        hi = max(lo, min(max_side, room))
+        hi = min(max_side, room)
+        lo = min(lo, hi)
         if lo < hi and max_side <= 8:
             # prefer 2-3 over 1 (size-1 dims still come, and shrink last)
             pref = [n for n in (2, 3, 4, 1, 0) if lo <= n <= hi]
@@ -489,6 +491,8 @@ def op_cumulative(draw, B):
         B.new(f"np.diff({x.var}, n={n}, axis={ax})", O.diff(x.o, n=n, axis=ax), "fresh")
         return True
     ax = _axis(draw, x.o.ndim, allow_tuple=False)
+    if ax is None and x.o.size > 256:
+        ax = -1  # (a flat prefix over a large array makes the oracle quadratic in memory)
     o = O.accumulate(getattr(np, fn), x.o, axis=ax)
     if draw(st.booleans()):
         B.new(f"{x.var}.{fn}(axis={ax!r})", o, "fresh")
@@ -1424,7 +1428,7 @@ def sources(draw, n_min=2, n_max=3, dtypes=("float64",), allow_empty=False, max_
 @st.composite
 def pipelines(draw, max_steps=20, ops=NO_OPAQUE + ("opaque",), dtypes=("float64",), allow_empty=False,
               min_steps=1, pure_moves=False, max_cells=MAX_CELLS, src_cells=SRC_CELLS, max_side=4, max_dims=4,
-              min_side=1, min_dims=0):
+              min_side=1, min_dims=0, oracle_budget=None):
     """A random pipeline over 2-3 named sources: see the module docstring.
 
     With non-float ``dtypes`` a step that numpy rejects for the dtype (TypeError)
@@ -1443,6 +1447,7 @@ def pipelines(draw, max_steps=20, ops=NO_OPAQUE + ("opaque",), dtypes=("float64"
     nsteps = draw(st.integers(min_steps, max_steps))
     old_limit = _LIMIT[0]
     _LIMIT[0] = max_cells
+    O.BUDGET[0] = oracle_budget  # (large pipelines: stop before the per-cell sets get too big)
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
@@ -1456,6 +1461,9 @@ def pipelines(draw, max_steps=20, ops=NO_OPAQUE + ("opaque",), dtypes=("float64"
                     ok = False
                 if not ok:
                     fallback(draw, B)
+    except O.BudgetExceeded:
+        reject()
     finally:
         _LIMIT[0] = old_limit
+        O.BUDGET[0] = None
     return Pipeline(B.sources, B.lines, B.entries, B.flags, B.touched, B.layouts)

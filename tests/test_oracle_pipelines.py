@@ -303,17 +303,28 @@ LARGE_OPS = ("unary", "binary", "center", "reduce", "cumulative", "move", "slice
 
 
 @cfg(12)
-@given(S.pipelines(ops=LARGE_OPS, max_steps=5, max_cells=4200, src_cells=1600, max_side=48, max_dims=3,
-                   min_side=12, min_dims=2),
+@given(S.pipelines(ops=LARGE_OPS, max_steps=5, max_cells=3000, src_cells=1600, max_side=48, max_dims=3,
+                   min_side=12, min_dims=2, oracle_budget=3_000_000),
        st.data())
 def test_large_arrays(p, data):
-    """Sources of up to 1600 cells and intermediates up to 4200, so that lineage sets exceed a thousand
+    """Sources of up to 1600 cells and intermediates up to 3000, so that lineage sets exceed a thousand
     cells and queries start dense (whole array, masks) or sparse (points)."""
     pool = run(p)
     ndims = p.source_ndims()
+    # tails with big lineage sets per cell: a long prefix sum and a total
+    y, yo = pool[-1], p.oracle[-1]
+    n = min(yo.size, 1500)
+    tails = [(np.cumsum(y.ravel()[:n]), O.accumulate(np.cumsum, O.getitem(O.ravel(yo), (slice(0, n),)), axis=0),
+              f"np.cumsum({p.vars[-1]}.ravel()[:{n}])"),
+             (y.sum(), O.reduce(np.sum, yo), f"{p.vars[-1]}.sum()")]
+    ctx = p.script() if len(p.script()) < 4000 else "\n".join(p.lines)
+    for z, zo, code in tails:
+        for cell in O.sample_cells(zo.shape, 3):
+            res = wh.backward(z, cell)
+            O.compare(O.result_set(res, ndims), bool(res.complete), zo.lineage(cell), zo.partial(cell), False,
+                      f"backward({code}, {cell})\n{ctx}")
     for i in p.output_indices(max_extra=1):
         y, yo = pool[i], p.oracle[i]
-        ctx = p.script() if len(p.script()) < 4000 else "\n".join(p.lines)
         for cell in O.sample_cells(yo.shape, 4):
             res = wh.backward(y, cell)
             O.compare(O.result_set(res, ndims), bool(res.complete), yo.lineage(cell), yo.partial(cell), False,
