@@ -55,22 +55,94 @@ from __future__ import annotations
 
 import itertools
 import math
-from functools import reduce as _freduce
 
 import numpy as np
 
 __all__ = [
-    "R", "NIL", "OArray", "union", "as_oarray", "BUDGET", "BudgetExceeded",
-    "elementwise", "reduce", "accumulate", "diff", "ediff1d", "convolve", "correlate",
-    "matmul", "tensordot", "dot", "inner", "vdot", "outer", "ufunc_outer", "kron", "einsum",
-    "copy", "reshape", "ravel", "transpose", "swapaxes", "moveaxis", "flip", "roll", "tile",
-    "repeat", "concatenate", "stack", "pad", "squeeze", "expand_dims", "broadcast_to",
-    "atleast_1d", "atleast_2d", "atleast_3d", "vstack", "hstack", "dstack", "column_stack",
-    "block", "rot90", "tril", "triu", "diagonal", "trace", "take", "take_along_axis",
-    "compress", "extract", "choose", "select", "delete", "insert", "append", "resize",
-    "split", "array_split", "sort", "argsort", "lane_sets", "unique", "nonzero", "argwhere",
-    "flatnonzero", "searchsorted", "isin", "where", "getitem", "setitem", "iop", "ufunc_out",
-    "ufunc_at", "reduceat", "opaque", "trace_move", "perturbation_lineage", "decode_index",
+    "BUDGET",
+    "NIL",
+    "BudgetExceeded",
+    "OArray",
+    "R",
+    "accumulate",
+    "append",
+    "argsort",
+    "argwhere",
+    "array_split",
+    "as_oarray",
+    "atleast_1d",
+    "atleast_2d",
+    "atleast_3d",
+    "block",
+    "broadcast_to",
+    "choose",
+    "column_stack",
+    "compress",
+    "concatenate",
+    "convolve",
+    "copy",
+    "correlate",
+    "decode_index",
+    "delete",
+    "diagonal",
+    "diff",
+    "dot",
+    "dstack",
+    "ediff1d",
+    "einsum",
+    "elementwise",
+    "expand_dims",
+    "extract",
+    "flatnonzero",
+    "flip",
+    "getitem",
+    "hstack",
+    "inner",
+    "insert",
+    "iop",
+    "isin",
+    "kron",
+    "lane_sets",
+    "matmul",
+    "moveaxis",
+    "nonzero",
+    "opaque",
+    "outer",
+    "pad",
+    "perturbation_lineage",
+    "ravel",
+    "reduce",
+    "reduceat",
+    "repeat",
+    "reshape",
+    "resize",
+    "roll",
+    "rot90",
+    "searchsorted",
+    "select",
+    "setitem",
+    "sort",
+    "split",
+    "squeeze",
+    "stack",
+    "swapaxes",
+    "take",
+    "take_along_axis",
+    "tensordot",
+    "tile",
+    "trace",
+    "trace_move",
+    "transpose",
+    "tril",
+    "triu",
+    "ufunc_at",
+    "ufunc_out",
+    "ufunc_outer",
+    "union",
+    "unique",
+    "vdot",
+    "vstack",
+    "where",
 ]
 
 
@@ -81,7 +153,7 @@ __all__ = [
 class R:
     """Lineage record of one cell (immutable by convention, freely shared)."""
 
-    __slots__ = ("d", "c", "pd", "pc")
+    __slots__ = ("c", "d", "pc", "pd")
 
     def __init__(self, d=frozenset(), c=None, pd=False, pc=None):
         self.d = d
@@ -184,7 +256,7 @@ def _nil(shape):
 class OArray:
     """Values plus per-cell lineage records."""
 
-    __slots__ = ("val", "rec")
+    __slots__ = ("rec", "val")
 
     def __init__(self, val, rec):
         val = np.asarray(val) if not isinstance(val, np.ndarray) else val
@@ -1118,7 +1190,7 @@ def delete(x, obj, axis=None):
     val = np.asarray(np.delete(x.val, obj, axis=axis))
     base, ax = (ravel(x), 0) if axis is None else (x, axis % x.ndim)
     n = base.shape[ax]
-    gone = set(int(i) % n for i in np.atleast_1d(np.arange(n)[obj]))
+    gone = {int(i) % n for i in np.atleast_1d(np.arange(n)[obj])}
     keep = [j for j in range(n) if j not in gone]
     return _gather(base, val, lambda o: o[:ax] + (keep[o[ax]],) + o[ax + 1:])
 
@@ -1291,7 +1363,7 @@ def where(cond, x, y):
 # ----------------------------------------------------------------------------
 
 class _Decoded:
-    __slots__ = ("shape", "src", "ctl", "basic", "plain")
+    __slots__ = ("basic", "ctl", "plain", "shape", "src")
 
 
 def decode_index(shape, idx):

@@ -31,7 +31,7 @@ from hypothesis import reject
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import oracle as O  # noqa: E402
+import oracle as O
 
 MAX_CELLS = 96
 SRC_CELLS = 32
@@ -177,7 +177,7 @@ def _ora_index(items):
 # ----------------------------------------------------------------------------
 
 class Entry:
-    __slots__ = ("var", "o", "kind", "group")
+    __slots__ = ("group", "kind", "o", "var")
 
     def __init__(self, var, o, kind, group=None):
         self.var = var
@@ -233,7 +233,7 @@ class Pipeline:
         ns = {"np": np, "wh": wh}
         with warnings.catch_warnings(record=True) as rec, np.errstate(all="ignore"):
             warnings.simplefilter("always")
-            exec(compile(self.script(), "<pipeline>", "exec"), ns)
+            exec(compile(self.script(), "<pipeline>", "exec"), ns)  # noqa: S102 (the pipeline's own code)
         return [ns[v] for v in self.vars], rec
 
     def output_indices(self, max_extra=2):
@@ -328,9 +328,9 @@ class Builder:
         for f in self.entries:
             if f is e:
                 continue
-            if np.may_share_memory(f.o.val, e.o.val):
-                if f.kind == "src" or not np.may_share_memory(f.o.rec, e.o.rec):
-                    return False
+            if np.may_share_memory(f.o.val, e.o.val) and (
+                    f.kind == "src" or not np.may_share_memory(f.o.rec, e.o.rec)):
+                return False
         return True
 
     def const(self, shape, ties=False):

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import oracle as O  # noqa: E402
+import oracle as O
 
 # ----------------------------------------------------------------------------
 # inputs
@@ -35,7 +35,7 @@ def F(r, shape):
     return ((r.permutation(n) - n / 3) / 4.0).reshape(shape)
 
 
-def I(r, shape, lo=0, hi=4):  # noqa: E743
+def I(r, shape, lo=0, hi=4):
     """Small integers, many ties."""
     return r.integers(lo, hi, size=shape).astype(np.int64)
 
@@ -588,8 +588,8 @@ def test_oracle_moves_agree_with_tag_tracing(case):
 def test_oracle_hand_examples():
     a = O.OArray.source("a", np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]))
     b = O.OArray.source("b", np.array([10.0, 20.0, 30.0]))
-    A = lambda *c: ("a", c)  # noqa: E731
-    B = lambda *c: ("b", c)  # noqa: E731
+    A = lambda *c: ("a", c)
+    B = lambda *c: ("b", c)
     # broadcasting
     y = O.elementwise(np.add, a, b)
     assert y.lineage((1, 2)) == {A(1, 2), B(2)}
@@ -633,7 +633,7 @@ def test_oracle_hand_examples():
     zs = O.sort(z)
     assert [zs.lineage((i,)) for i in range(4)] == [{("z", (1,))}, {("z", (3,))}, {("z", (0,))}, {("z", (2,))}]
     # unique: first occurrence; counts: every occurrence
-    u, idx, cnt = O.unique(z, return_index=True, return_counts=True)
+    u, _, cnt = O.unique(z, return_index=True, return_counts=True)
     assert u.lineage((1,)) == {("z", (0,))} and cnt.lineage((0,)) == {("z", (1,)), ("z", (3,))}
     # views share lineage both ways
     x = O.copy(a)
@@ -739,7 +739,7 @@ def test_function_against_oracle(case, seed):
         v = np.asarray(y)
         if case.mode == "partition":
             np.testing.assert_array_equal(np.sort(v, axis=1), np.sort(yo.val, axis=1))
-            _check_partition(y, yo, lambda o: wh.backward(y, o), 1, ndims)
+            _check_partition(y, yo, lambda o, y=y: wh.backward(y, o), 1, ndims)
             continue
         assert v.shape == yo.shape, f"{tag}: shape {v.shape} != {yo.shape}"
         np.testing.assert_allclose(v, yo.val, rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=tag)
