@@ -132,6 +132,20 @@ def _is_identity(n):
             and m.parent_shapes[0] == m.out_shape)
 
 
+def _settle(cs, node):
+    """A cell set reaching ``node``: None when it is empty, a bitmap once a sparse set has grown dense."""
+    kind, v = cs
+    if kind == "a":
+        return cs if node.size else None
+    if kind == "s":
+        if not v.size:
+            return None
+        if not node.shape or _too_dense(v.size, node.size):
+            return ("d", _dense(cs, node.shape))
+        return cs
+    return cs if v.any() else None
+
+
 def _merge(pending, p, cs, heap):
     old = pending.get(p.id)
     if old is None:
@@ -202,23 +216,10 @@ def _backward_sets(node, cs, control=False):
         for k, (p, pm) in enumerate(zip(n.parents, pms)):
             if pm is None or (k in n.control and not control):
                 continue
-            if pm[0] == "a":
-                if not p.size:
-                    continue
-            elif pm[0] == "s":
-                if not pm[1].size:
-                    continue
-                if not p.shape or _too_dense(pm[1].size, p.size):
-                    pm = ("d", _dense(pm, p.shape))
-            elif not pm[1].any():
-                continue
-            _merge(pending, p, pm, heap)
+            pm = _settle(pm, p)
+            if pm is not None:
+                _merge(pending, p, pm, heap)
     return found, reasons
-
-
-def _backward_masks(node, mask, control=False):
-    found, reasons = _backward_sets(node, ("d", mask), control)
-    return {n: _dense(cs, n.shape) for n, cs in found.items()}, reasons
 
 
 def _start_set(shape, index):
@@ -342,10 +343,6 @@ def forward(x, index, y, control=False):
     return _cells(_forward_sets(start, _start_set(start.shape, index), target, control), target.shape)
 
 
-def _forward_mask(start, mask, target, control=False):
-    return _dense(_forward_sets(start, ("d", mask), target, control), target.shape)
-
-
 def _forward_sets(start, cs, target, control=False):
     """Push a cell set of ``start`` forward to ``target`` through the operations between them."""
     up = _upstream(target)
@@ -384,19 +381,9 @@ def _forward_sets(start, cs, target, control=False):
                 acc = ("s", np.concatenate([acc[1], r[1]]))
             else:
                 acc = ("d", _dense(acc, n.shape) | _dense(r, n.shape))
-        if acc is None:
-            continue
-        if acc[0] == "a":
-            if not n.size:
-                continue
-        elif acc[0] == "s":
-            if not acc[1].size:
-                continue
-            if _too_dense(acc[1].size, n.size):
-                acc = ("d", _dense(acc, n.shape))
-        elif not acc[1].any():
-            continue
-        sets[n.id] = acc
+        acc = _settle(acc, n) if acc is not None else None
+        if acc is not None:
+            sets[n.id] = acc
     return sets.get(target.id, empty)
 
 
