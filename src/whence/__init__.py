@@ -24,9 +24,20 @@ from . import buckets as _buckets  # noqa: F401  (registers the numpy function t
 
 __version__ = "0.1.0"
 
+_TABULAR = ("read_csv", "read_parquet", "track_frame", "trace_to_file", "TrackedFrame", "TrackedSeries")
+
+
+def __getattr__(name):
+    # pandas is an optional extra: the tabular API loads on first use
+    if name in _TABULAR:
+        from . import tabular
+        return getattr(tabular, name)
+    raise AttributeError(f"module 'whence' has no attribute {name!r}")
+
+
 __all__ = [
     "track", "TrackedArray", "is_tracked", "plain", "backward", "forward", "sources", "ops", "ancestors",
     "lineage", "Cell", "LineageResult", "Relation", "OpRecord", "reset", "release", "source_names",
     "WhenceError", "NotTrackedError", "SourceNameError", "LineageQueryError", "PartialLineageWarning",
-    "LineageLostWarning",
+    "LineageLostWarning", *_TABULAR,
 ]

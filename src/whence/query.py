@@ -52,9 +52,53 @@ def _node_of(x, what="array"):
         return x._node
     if isinstance(x, Node):
         return x
+    node = _other_node(x)
+    if node is not None:
+        return node
     raise NotTrackedError(
         f"the {what} is a {type(x).__name__}, not a tracked array: start tracking with whence.track(...) "
         f"and compute from the tracked array")
+
+
+def _other_node(x):
+    """The node of a tracked frame or series, of a store handle, or of a plain array handed out by
+    ``np.asarray(tracked_frame)``."""
+    import sys
+    f = getattr(type(x), "_whence_node", None)
+    if f is not None:
+        return x._whence_node
+    frame = sys.modules.get("whence.tabular.frame")
+    if frame is not None and isinstance(x, np.ndarray):
+        return frame.plain_node(x)
+    return None
+
+
+def _rows_cols_index(shape, index, rows, columns):
+    """A query region from ``rows=`` / ``columns=`` (positions) for tables."""
+    if rows is None and columns is None:
+        return index
+    if index is not None:
+        raise LineageQueryError("give either an index or rows=/columns=, not both")
+    m = np.zeros(shape, bool)
+    r = slice(None) if rows is None else np.asarray(rows, np.int64).reshape(-1)
+    n = shape[0] if shape else 0
+    if rows is not None and r.size and (r.min() < -n or r.max() >= n):
+        raise LineageQueryError(f"rows {r.tolist()} out of range for {n} rows")
+    if len(shape) == 1:
+        if columns is not None:
+            raise LineageQueryError("columns= needs a 2-D array or a frame")
+        m[r] = True
+        return m
+    c = slice(None) if columns is None else np.asarray(columns, np.int64).reshape(-1)
+    if columns is not None and c.size and (c.min() < -shape[1] or c.max() >= shape[1]):
+        raise LineageQueryError(f"columns {c.tolist()} out of range for {shape[1]} columns")
+    if rows is None:
+        m[:, c] = True
+    elif columns is None:
+        m[r, :] = True
+    else:
+        m[np.ix_(r, c)] = True
+    return m
 
 
 def region_mask(shape, index):
@@ -260,7 +304,7 @@ def _cells(cs, shape):
     return np.stack(np.unravel_index(flat, shape), axis=1).astype(np.int64)
 
 
-def backward(y, index=None, control=False):
+def backward(y, index=None, control=False, *, rows=None, columns=None):
     """Source cells of cells of ``y``.
 
     Parameters
@@ -289,6 +333,7 @@ def backward(y, index=None, control=False):
     ([[2, 0], [2, 1], [2, 2]], [[0], [1], [2]], True)
     """
     node = _node_of(y)
+    index = _rows_cols_index(node.shape, index, rows, columns)
     found, reasons = _backward_sets(node, _start_set(node.shape, index), control)
     res = LineageResult(complete=not reasons, reasons=reasons)
     for n in sorted(found, key=lambda n: n.name):
@@ -310,7 +355,11 @@ def _start_node(x):
     return _node_of(x, "source")
 
 
-def forward(x, index, y, control=False):
+def _is_upstream(start, target):
+    return start.id in {n.id for n in _upstream(target)}
+
+
+def forward(x, index=None, y=None, control=False, *, rows=None, columns=None):
     """Cells of ``y`` derived from cells of ``x``.
 
     Parameters
@@ -338,9 +387,23 @@ def forward(x, index, y, control=False):
     >>> wh.forward(a, (0, 1), y).tolist()
     [[0, 1], [0, 2]]
     """
+    if y is None:
+        if not (isinstance(index, (TrackedArray, Node)) or _other_node(index) is not None):
+            raise LineageQueryError("forward needs the array to push the cells to: forward(x, index, y)")
+        index, y = None, index
     start = _start_node(x)
     target = _node_of(y)
-    return _cells(_forward_sets(start, _start_set(start.shape, index), target, control), target.shape)
+    index = _rows_cols_index(start.shape, index, rows, columns)
+    cs = _start_set(start.shape, index)
+    if not start.is_source and not _is_upstream(start, target):
+        # a derived table: its relation to the sources is composed, so push its source cells forward
+        found, _ = _backward_sets(start, cs, control)
+        acc = None
+        for src, scs in found.items():
+            r = _forward_sets(src, scs, target, control)
+            acc = r if acc is None else ("d", _dense(acc, target.shape) | _dense(r, target.shape))
+        return _cells(acc if acc is not None else ("s", np.zeros(0, np.int64)), target.shape)
+    return _cells(_forward_sets(start, cs, target, control), target.shape)
 
 
 def _forward_sets(start, cs, target, control=False):

@@ -1,0 +1,352 @@
+"""Row relations, column sets and the map that joins them: the lineage of a table.
+
+A table's lineage is *row lineage times column lineage*.  For each input it derives from (a source table,
+or any tracked array), a :class:`Part` holds
+
+- a :class:`RowRel`: for every output row, the input rows it derives from, kept as int64 arrays (one code
+  per output row, and a CSR relation when a row derives from many input rows, as after a group-by);
+- a boolean matrix ``cmat``: for every output column (index levels first), the input columns it derives from.
+
+Output cell ``(i, j)`` derives from the input cells ``rows(i) x cols(j)`` of every part.  Relations are
+composed eagerly, operation by operation, with vectorised numpy (a take for a filter, a sort or a join; a
+CSR build for a group-by), so that a query on a table is one hop back to its inputs whatever the length of
+the pandas pipeline.  No per-row Python object is ever made.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..graph import Node
+from ..maps import Map
+
+__all__ = ["RowRel", "Part", "Lineage", "TableMap"]
+
+_EMPTY = np.zeros(0, np.int64)
+
+
+def _expand(starts, lens):
+    """Concatenated ranges ``starts[k] : starts[k] + lens[k]`` as one int64 array."""
+    total = int(lens.sum())
+    if total == 0:
+        return _EMPTY
+    ends = np.cumsum(lens)
+    return np.repeat(starts - (ends - lens), lens) + np.arange(total, dtype=np.int64)
+
+
+class RowRel:
+    """Output rows to input rows.
+
+    Parameters
+    ----------
+    n_out, n_src : int
+        Rows of the output and of the input.
+    codes : ndarray of int64, optional
+        One code per output row (-1: no input row).  ``None`` means code ``i`` for row ``i``.
+    indptr, indices : ndarray of int64, optional
+        CSR relation from codes to input rows; without it a code *is* an input row.
+    all_rows : bool
+        Every output row derives from every input row (the answer of an operation whence does not cover).
+    """
+
+    __slots__ = ("n_out", "n_src", "codes", "indptr", "indices", "all_rows")
+
+    def __init__(self, n_out, n_src, codes=None, indptr=None, indices=None, all_rows=False):
+        self.n_out = int(n_out)
+        self.n_src = int(n_src)
+        self.codes = codes
+        self.indptr = indptr
+        self.indices = indices
+        self.all_rows = all_rows
+
+    @classmethod
+    def identity(cls, n):
+        return cls(n, n)
+
+    @classmethod
+    def everything(cls, n_out, n_src):
+        return cls(n_out, n_src, all_rows=True)
+
+    @property
+    def is_identity(self):
+        return self.codes is None and self.indptr is None and not self.all_rows and self.n_out == self.n_src
+
+    @property
+    def nbytes(self):
+        return sum(a.nbytes for a in (self.codes, self.indptr, self.indices) if a is not None)
+
+    # --- composition -------------------------------------------------------------------------------------
+    def take(self, sel):
+        """The relation of ``output[sel]`` (``sel`` int64 positions, -1 for a row with no input)."""
+        sel = np.asarray(sel, np.int64)
+        n = sel.shape[0]
+        if self.all_rows:
+            return RowRel(n, self.n_src, all_rows=True)
+        if self.codes is None:
+            return RowRel(n, self.n_src, sel, self.indptr, self.indices)
+        ext = np.empty(self.codes.shape[0] + 1, np.int64)
+        ext[:-1] = self.codes
+        ext[-1] = -1
+        return RowRel(n, self.n_src, ext[sel], self.indptr, self.indices)
+
+    def group(self, gcodes, ngroups, members=None):
+        """The relation of a group-by: output row ``g`` derives from every row ``r`` with ``gcodes[r] == g``."""
+        gcodes = np.asarray(gcodes, np.int64)
+        if self.all_rows:
+            return RowRel(ngroups, self.n_src, all_rows=True)
+        valid = gcodes >= 0
+        counts = np.bincount(gcodes[valid], minlength=ngroups) if ngroups else np.zeros(0, np.int64)
+        indptr = np.zeros(ngroups + 1, np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        if members is None:
+            members = _group_members(gcodes, valid, ngroups)
+        if self.codes is None and self.indptr is None:
+            return RowRel(ngroups, self.n_src, None, indptr, members)
+        c = members if self.codes is None else self.codes[members]
+        if self.indptr is None:
+            keep = c >= 0
+            if keep.all():
+                return RowRel(ngroups, self.n_src, None, indptr, c)
+            ck = np.zeros(keep.shape[0] + 1, np.int64)
+            np.cumsum(keep, out=ck[1:])
+            return RowRel(ngroups, self.n_src, None, ck[indptr], c[keep])
+        ok = c >= 0
+        cc = np.where(ok, c, 0)
+        starts = self.indptr[cc]
+        lens = np.where(ok, self.indptr[cc + 1] - starts, 0)
+        idx = _expand(starts, lens)
+        cl = np.zeros(lens.shape[0] + 1, np.int64)
+        np.cumsum(lens, out=cl[1:])
+        return RowRel(ngroups, self.n_src, None, cl[indptr], self.indices[idx])
+
+    # --- queries -----------------------------------------------------------------------------------------
+    def _codes_of(self, rows):
+        return rows if self.codes is None else self.codes[rows]
+
+    def rows_per(self, rows):
+        """CSR ``(ptr, src_rows)``: the input rows of each output row in ``rows``."""
+        rows = np.asarray(rows, np.int64)
+        k = rows.shape[0]
+        if self.all_rows:
+            ptr = np.arange(k + 1, dtype=np.int64) * self.n_src
+            return ptr, np.tile(np.arange(self.n_src, dtype=np.int64), k)
+        c = self._codes_of(rows)
+        ok = c >= 0
+        if self.indptr is None:
+            ptr = np.zeros(k + 1, np.int64)
+            np.cumsum(ok, out=ptr[1:])
+            return ptr, c[ok]
+        cc = np.where(ok, c, 0)
+        starts = self.indptr[cc]
+        lens = np.where(ok, self.indptr[cc + 1] - starts, 0)
+        ptr = np.zeros(k + 1, np.int64)
+        np.cumsum(lens, out=ptr[1:])
+        return ptr, self.indices[_expand(starts, lens)]
+
+    def back_mask(self, out_rows_mask):
+        """Input rows (bool mask) reached from the output rows in ``out_rows_mask``."""
+        m = np.zeros(self.n_src, bool)
+        if not out_rows_mask.any():
+            return m
+        if self.all_rows:
+            m[:] = True
+            return m
+        rows = np.flatnonzero(out_rows_mask)
+        ptr, src = self.rows_per(rows)
+        m[src] = True
+        return m
+
+    def forward_mask(self, src_rows_mask):
+        """Output rows (bool mask) that derive from any input row in ``src_rows_mask``."""
+        if self.all_rows:
+            return np.full(self.n_out, bool(src_rows_mask.any()))
+        if self.indptr is None:
+            hit = src_rows_mask
+        else:
+            hits = src_rows_mask[self.indices].astype(np.int64)
+            cs = np.zeros(hits.shape[0] + 1, np.int64)
+            np.cumsum(hits, out=cs[1:])
+            hit = (cs[self.indptr[1:]] - cs[self.indptr[:-1]]) > 0
+        if self.codes is None:
+            return hit[:self.n_out].copy() if hit.shape[0] >= self.n_out else np.pad(hit, (0, self.n_out - hit.shape[0]))
+        ok = self.codes >= 0
+        out = np.zeros(self.n_out, bool)
+        out[ok] = hit[self.codes[ok]]
+        return out
+
+
+def _group_members(gcodes, valid, ngroups):
+    """Row positions sorted by group (stable), rows with a negative code left out."""
+    try:
+        from pandas.core.sorting import get_group_index_sorter
+        order = get_group_index_sorter(np.where(valid, gcodes, -1).astype(np.intp), ngroups)
+        order = order.astype(np.int64, copy=False)
+        nbad = int((~valid).sum())
+        return order[nbad:] if nbad else order  # the -1 codes sort first
+    except Exception:  # pragma: no cover - pandas missing or its helper moved
+        pos = np.flatnonzero(valid)
+        return pos[np.argsort(gcodes[pos], kind="stable")]
+
+
+class Part:
+    """The cells one input contributes: ``rows(i) x cols(j)``.
+
+    Parameters
+    ----------
+    node : whence.graph.Node
+        The input (a source table, or any tracked array of one or two dimensions).
+    rel : RowRel
+    cmat : ndarray of bool, shape (index levels + columns, input columns)
+    control : bool
+        A control part (cells that chose which rows are there: masks, join keys, group keys) rather than data.
+    """
+
+    __slots__ = ("node", "rel", "cmat", "control")
+
+    def __init__(self, node, rel, cmat, control=False):
+        self.node = node
+        self.rel = rel
+        self.cmat = cmat
+        self.control = control
+
+    def with_(self, rel=None, cmat=None, control=None):
+        return Part(self.node, self.rel if rel is None else rel, self.cmat if cmat is None else cmat,
+                    self.control if control is None else control)
+
+
+def node_cols(node):
+    return 1 if len(node.shape) < 2 else int(node.shape[1])
+
+
+class Lineage:
+    """The lineage of one DataFrame or Series: its parts, its shape, why it is PARTIAL, and its graph node.
+
+    ``nidx`` rows of every ``cmat`` describe the index levels (they become cells again after
+    ``reset_index``); the rest describe the columns.
+    """
+
+    __slots__ = ("parts", "n", "nidx", "ncols", "reasons", "node", "series")
+
+    def __init__(self, parts, n, nidx, ncols, reasons=(), op="frame", history=(), series=False, detail=""):
+        self.parts = [p for p in parts if p.cmat.any()]
+        self.n = int(n)
+        self.nidx = int(nidx)
+        self.ncols = int(ncols)
+        self.reasons = tuple(dict.fromkeys(reasons))
+        self.series = series
+        self.node = self._make_node(op, history, detail)
+
+    def _make_node(self, op, history, detail):
+        shape = (self.n,) if self.series else (self.n, self.ncols)
+        parents, pos = [], {}
+        control = []
+        entries = []
+        for p in self.parts:
+            key = (p.node.id, p.control)
+            k = pos.get(key)
+            if k is None:
+                k = pos[key] = len(parents)
+                parents.append(p.node)
+                if p.control:
+                    control.append(k)
+            entries.append((k, p))
+        n_inputs = len(parents)
+        for h in history:
+            if h is not None:
+                parents.append(h)
+        partial = "; ".join(self.reasons) if self.reasons else None
+        m = TableMap(shape, self.nidx, entries, [pn.shape for pn in parents], n_inputs)
+        return Node(op, shape, m, tuple(parents), frozenset(control), partial, detail=detail)
+
+    @property
+    def data_parts(self):
+        return [p for p in self.parts if not p.control]
+
+    @property
+    def nbytes(self):
+        return sum(p.rel.nbytes + p.cmat.nbytes for p in self.parts)
+
+
+class TableMap(Map):
+    """The map of a table node: one hop from output cells to the cells of each input (see :class:`Part`).
+
+    Parents past ``n_inputs`` are the frames the table was computed from; they are there so that
+    ``ops``/``ancestors`` show the pandas operations, and carry no cells (the relation is already composed).
+    """
+
+    kind = "table"
+
+    def __init__(self, out_shape, nidx, entries, parent_shapes, n_inputs):
+        self.out_shape = tuple(out_shape)
+        self.parent_shapes = tuple(tuple(s) for s in parent_shapes)
+        self.nidx = nidx
+        self.entries = entries
+        self.n_inputs = n_inputs
+        self.ncols = 1 if len(self.out_shape) < 2 else self.out_shape[1]
+
+    @property
+    def nbytes(self):
+        return sum(p.rel.nbytes for _, p in self.entries)
+
+    def _data_cm(self, p):
+        return p.cmat[self.nidx:]
+
+    def backward_sparse(self, flat):
+        flat = np.asarray(flat, np.int64)
+        ncols = self.ncols
+        rows, cols = np.divmod(flat, ncols)
+        acc = [[] for _ in self.parent_shapes]
+        for k, p in self.entries:
+            sub = self._data_cm(p)[cols]
+            has = sub.any(1)
+            if not has.any():
+                continue
+            if not has.all():
+                sub = sub[has]
+                r = rows[has]
+            else:
+                r = rows
+            ptr, srows = p.rel.rows_per(r)
+            kk, sc = np.nonzero(sub)
+            lens = ptr[kk + 1] - ptr[kk]
+            idx = _expand(ptr[kk], lens)
+            nsc = sub.shape[1]
+            acc[k].append(srows[idx] * nsc + np.repeat(sc.astype(np.int64), lens))
+        return [np.concatenate(a) if a else None for a in acc]
+
+    def backward(self, out_mask):
+        om = np.asarray(out_mask).reshape(self.out_shape[0], self.ncols)
+        res = [None] * len(self.parent_shapes)
+        for k, p in self.entries:
+            cm = self._data_cm(p)
+            shape = self.parent_shapes[k]
+            nsrc_cols = 1 if len(shape) < 2 else shape[1]
+            m = res[k]
+            if m is None:
+                m = res[k] = np.zeros((shape[0], nsrc_cols), bool)
+            cache = {}
+            for j in np.flatnonzero(cm.any(0)):
+                colsel = cm[:, j]
+                key = colsel.tobytes()
+                need = cache.get(key)
+                if need is None:
+                    need = cache[key] = p.rel.back_mask(om[:, colsel].any(1))
+                m[:, j] |= need
+        return [None if r is None else r.reshape(self.parent_shapes[k]) for k, r in enumerate(res)]
+
+    def forward(self, k, in_mask):
+        out = np.zeros((self.out_shape[0], self.ncols), bool)
+        if k < self.n_inputs:
+            shape = self.parent_shapes[k]
+            im = np.asarray(in_mask).reshape(shape[0], 1 if len(shape) < 2 else shape[1])
+            for kk, p in self.entries:
+                if kk != k:
+                    continue
+                cm = self._data_cm(p)
+                for j in np.flatnonzero(cm.any(0) & im.any(0)):
+                    rows = p.rel.forward_mask(im[:, j])
+                    out |= rows[:, None] & cm[:, j][None, :]
+        return out.reshape(self.out_shape)
+
+    def forward_sparse(self, k, flat):
+        return None
