@@ -110,11 +110,11 @@ def _cmat_rows(cmat, rows):
 
 def _merge_parts(parts):
     """Parts with the same input, the same row relation object and the same role share one column matrix."""
+    if len(parts) < 2:
+        return parts
     out, seen = [], {}
     for p in parts:
-        if not p.cmat.any():
-            continue
-        key = (id(p.node), id(p.rel), p.control)
+        key = (id(p.node), id(p.rel), p.control, p.wide)
         k = seen.get(key)
         if k is None:
             seen[key] = len(out)
@@ -128,11 +128,26 @@ def _merge_parts(parts):
 def _remap(lin, crow=None, sel=None, rel_cache=None):
     """Parts of ``lin`` with columns remapped by ``crow`` (old cmat row per new row, -1 none) and rows by
     ``sel`` (old row per new row, -1 none)."""
+    if crow is None and sel is None:
+        return list(lin.parts)
     parts = []
     cache = {} if rel_cache is None else rel_cache
+    neg = None
+    if crow is not None:
+        crow = np.asarray(crow, np.int64)
+        neg = crow < 0
+        if neg.any():
+            crow = np.where(neg, 0, crow)
+        else:
+            neg = None
     for p in lin.parts:
-        cm = p.cmat if crow is None else _cmat_rows(p.cmat, crow)
-        if not cm.any():
+        if crow is None or p.wide:
+            cm = p.cmat
+        else:
+            cm = p.cmat[crow]
+            if neg is not None:
+                cm[neg] = False
+        if not p.wide and not cm.any():
             continue
         rel = p.rel
         if sel is not None:
@@ -140,7 +155,7 @@ def _remap(lin, crow=None, sel=None, rel_cache=None):
             if r is None:
                 r = cache[id(rel)] = rel.take(sel)
             rel = r
-        parts.append(Part(p.node, rel, cm, p.control))
+        parts.append(Part(p.node, rel, cm, p.control, p.wide))
     return parts
 
 
@@ -182,8 +197,8 @@ def _fallback(res, op, inputs):
         if lin is None:
             continue
         for p in lin.parts:
-            allcols = np.broadcast_to(p.cmat.any(0), (nidx + ncols, p.cmat.shape[1])).copy()
-            parts.append(Part(p.node, RowRel.everything(n, p.rel.n_src), allcols, p.control))
+            parts.append(Part(p.node, RowRel.everything(n, p.rel.n_src), p.cmat.any(0)[None, :].copy(),
+                              p.control, wide=True))
     reason = f"{op} is not covered: every cell is taken to derive from every cell of its input"
     if inputs and any(lineage_of(o) is not None for o in inputs):
         _warn(f"whence: {op} is not covered; its result derives from all cells of its input (PARTIAL)")
@@ -225,7 +240,13 @@ def _elementwise(res, op, operands):
 
 def _align_rows(o, res):
     """Row positions of ``o`` for each row of ``res`` (None: identity; False: cannot tell)."""
-    if len(o) == len(res) and (o.index is res.index or o.index.equals(res.index)):
+    a, b = o.index, res.index
+    if a is b:
+        return None
+    if type(a) is pd.RangeIndex and type(b) is pd.RangeIndex:
+        if a.equals(b):
+            return None
+    elif len(a) == len(b) and a.equals(b):
         return None
     if o.index.is_unique:
         return o.index.get_indexer(res.index)
@@ -243,25 +264,28 @@ def _row_positions(src, res):
     return None
 
 
-def _control_parts(mask, sel, nrows_out, ncells):
+def _control_parts(mask, sel, nrows_out, ncells, cache=None):
     """Control parts from a tracked boolean mask aligned with the input rows, taken through ``sel``."""
     lin = lineage_of(mask)
     if lin is None:
         return [], None
     parts = []
+    cache = {} if cache is None else cache
     for p in lin.parts:
-        row = p.cmat[lin.nidx:].any(0)
+        row = p.data_row(lin.nidx)
         if not row.any():
             continue
-        cm = np.broadcast_to(row, (ncells, row.shape[0])).copy()
-        parts.append(Part(p.node, p.rel.take(sel), cm, True))
+        rel = cache.get(id(p.rel))
+        if rel is None:
+            rel = cache[id(p.rel)] = p.rel.take(sel)
+        parts.append(Part(p.node, rel, row[None, :].copy(), True, wide=True))
     return parts, lin
 
 
-def _col_control(lin, sel, col_rows, ncells):
+def _col_control(lin, sel, col_rows, ncells, cache=None):
     """Control parts: the cells of columns ``col_rows`` (cmat rows of ``lin``) of each row, for every cell."""
     parts = []
-    cache = {}
+    cache = {} if cache is None else cache
     for p in lin.parts:
         if p.control:
             continue
@@ -270,8 +294,11 @@ def _col_control(lin, sel, col_rows, ncells):
             continue
         rel = p.rel
         if sel is not None:
-            rel = cache.get(id(rel)) or cache.setdefault(id(rel), rel.take(sel))
-        parts.append(Part(p.node, rel, np.broadcast_to(row, (ncells, row.shape[0])).copy(), True))
+            r = cache.get(id(rel))
+            if r is None:
+                r = cache[id(rel)] = rel.take(sel)
+            rel = r
+        parts.append(Part(p.node, rel, row[None, :].copy(), True, wide=True))
     return parts
 
 
@@ -552,7 +579,7 @@ def _row_preserving(res, op, src):
         return _fallback(res, op, [src])
     parts = []
     for p in lin.parts:
-        row = p.cmat[lin.nidx:].any(0)
+        row = p.data_row(lin.nidx)
         if row.any():
             cm = np.zeros((nidx + ncols, row.shape[0]), bool)
             cm[nidx:] = row
@@ -578,6 +605,15 @@ class TrackedSeries(_TrackedMixin, pd.Series):
     @property
     def _constructor_expanddim(self):
         return TrackedFrame
+
+    # pandas builds results from block managers: make the subclass directly (no second __init__)
+    def _constructor_from_mgr(self, mgr, axes):
+        ser = TrackedSeries._from_mgr(mgr, axes=axes)
+        object.__setattr__(ser, "_name", None)
+        return ser
+
+    def _constructor_expanddim_from_mgr(self, mgr, axes):
+        return TrackedFrame._from_mgr(mgr, axes=mgr.axes)
 
     def _arith_method(self, other, op):
         if _depth():
@@ -852,6 +888,9 @@ def _after_cell_write(obj, lin, key, value, kind, old_cols):
     keep_sel[rpos] = -1
     parts = []
     for p in _remap(lin, crow):
+        if p.wide:
+            parts.append(p)
+            continue
         cm_w = p.cmat & written[:, None]
         cm_k = p.cmat & ~written[:, None]
         if cm_k.any():
@@ -871,7 +910,7 @@ def _after_cell_write(obj, lin, key, value, kind, old_cols):
                 al = np.full(len(obj), -1, np.int64)
             vsel[rpos] = (np.arange(len(obj)) if al is None else al)[rpos]
         for p in vlin.parts:
-            row = p.cmat[vlin.nidx:].any(0)
+            row = p.data_row(vlin.nidx)
             cm = np.zeros((nidx + ncols, row.shape[0]), bool)
             cm[written] = row
             parts.append(Part(p.node, p.rel.take(vsel), cm, p.control))
@@ -901,14 +940,15 @@ def _subset_rows(src, res, op, mask=None):
     crow = None
     if isinstance(res, pd.DataFrame) and not res.columns.equals(src.columns):
         return _fallback(res, op, [src])
-    parts = _remap(lin, crow, sel)
+    cache = {}
+    parts = _remap(lin, crow, sel, cache)
     inputs = [src]
     if mask is not None and is_tracked_frame(mask):
         al = _align_rows(mask, src)
         if al is not False:
             msel = sel if al is None else al[sel]
             n, nidx, ncols, _ = _dims(res)
-            cparts, _ = _control_parts(mask, msel, len(res), nidx + ncols)
+            cparts, _ = _control_parts(mask, msel, len(res), nidx + ncols, cache if al is None else None)
             parts += cparts
             inputs.append(mask)
     return _attach(res, parts, op, inputs)
@@ -928,6 +968,14 @@ class TrackedFrame(_TrackedMixin, pd.DataFrame):
     @property
     def _constructor_sliced(self):
         return TrackedSeries
+
+    def _constructor_from_mgr(self, mgr, axes):
+        return TrackedFrame._from_mgr(mgr, axes=axes)
+
+    def _constructor_sliced_from_mgr(self, mgr, axes):
+        ser = TrackedSeries._from_mgr(mgr, axes)
+        object.__setattr__(ser, "_name", None)
+        return ser
 
     @property
     def loc(self):
@@ -1321,7 +1369,7 @@ def _after_setitem(obj, lin, key, value, old_cols, insert_at=None):
                 reasons.append(f"column {k!r} was assigned from a Series whose index cannot be aligned")
                 continue
             for p in vlin.parts:
-                row = p.cmat[vlin.nidx:].any(0)
+                row = p.data_row(vlin.nidx)
                 if not row.any():
                     continue
                 cm = np.zeros((nidx + len(cols), row.shape[0]), bool)
@@ -1344,21 +1392,7 @@ def _merge(left, right, kw, join=None):
     if not isinstance(right, pd.DataFrame):
         right = right.to_frame() if isinstance(right, pd.Series) else right
     lin_r = lineage_of(right)
-    tag = f"__whence_row_{id(kw)}"
-    lt, rt = tag + "_l", tag + "_r"
-    l2 = pd.DataFrame(left, copy=False)
-    l2 = l2.copy(deep=False)
-    l2[lt] = np.arange(len(left), dtype=np.int64)
-    r2 = pd.DataFrame(right, copy=False).copy(deep=False)
-    r2[rt] = np.arange(len(right), dtype=np.int64)
-    if join is None:
-        res = pd.DataFrame.merge(l2, r2, **kw)
-    else:
-        on, ls, rs = join
-        res = pd.DataFrame.join(l2, r2, on=on, how=kw["how"], lsuffix=ls, rsuffix=rs, sort=kw["sort"],
-                                validate=kw.get("validate"))
-    sel_l = res.pop(lt).to_numpy(dtype=np.float64, na_value=-1).astype(np.int64)
-    sel_r = res.pop(rt).to_numpy(dtype=np.float64, na_value=-1).astype(np.int64)
+    res, sel_l, sel_r = _join_rows(left, right, kw, join)
     res = TrackedFrame(res)
     nidx = res.index.nlevels
     ncols = res.shape[1]
@@ -1435,6 +1469,45 @@ def _merge(left, right, kw, join=None):
                    detail=f"how={how}")
 
 
+def _join_rows(left, right, kw, join):
+    """Run the join and find, for every output row, its left and right input rows (-1: none).
+
+    pandas' own join planner gives the row indexers (the ones it computes anyway); when that is not
+    available (a cross join, another pandas version), row-id columns are carried through the join.
+    """
+    lp = pd.DataFrame(left, copy=False)
+    rp = pd.DataFrame(right, copy=False)
+    if join is None and kw.get("how") != "cross":
+        try:
+            from pandas.core.reshape.merge import _MergeOperation
+            mk = {k: v for k, v in kw.items() if k != "validate"}
+            op = _MergeOperation(lp, rp, **mk)
+            _, li, ri = op._get_join_info()
+            res = pd.DataFrame.merge(lp, rp, **kw)
+            n = len(res)
+            sel_l = np.arange(n, dtype=np.int64) if li is None else np.asarray(li, np.int64)
+            sel_r = np.arange(n, dtype=np.int64) if ri is None else np.asarray(ri, np.int64)
+            if len(sel_l) == n and len(sel_r) == n:
+                return TrackedFrame(res), sel_l, sel_r
+        except (ImportError, AttributeError, TypeError, ValueError):
+            pass
+    tag = f"__whence_row_{id(kw)}"
+    lt, rt = tag + "_l", tag + "_r"
+    l2 = lp.copy(deep=False)
+    l2[lt] = np.arange(len(left), dtype=np.int64)
+    r2 = rp.copy(deep=False)
+    r2[rt] = np.arange(len(right), dtype=np.int64)
+    if join is None:
+        res = pd.DataFrame.merge(l2, r2, **kw)
+    else:
+        on, ls, rs = join
+        res = pd.DataFrame.join(l2, r2, on=on, how=kw["how"], lsuffix=ls, rsuffix=rs, sort=kw["sort"],
+                                validate=kw.get("validate"))
+    sel_l = res.pop(lt).to_numpy(dtype=np.float64, na_value=-1).astype(np.int64)
+    sel_r = res.pop(rt).to_numpy(dtype=np.float64, na_value=-1).astype(np.int64)
+    return TrackedFrame(res), sel_l, sel_r
+
+
 def _suffixed(c, s, overlap):
     if c in overlap and s:
         return f"{c}{s}"
@@ -1466,7 +1539,7 @@ def _apply_lineage(src, res, axis):
         parts = []
         for p in lin.parts:
             grp = p.rel.group(np.zeros(lin.n, np.int64), 1).take(np.zeros(len(res), np.int64))
-            parts.append(Part(p.node, grp, p.cmat, p.control))
+            parts.append(Part(p.node, grp, p.cmat, p.control, p.wide))
         return _attach(res, parts, "apply", [src])
     if isinstance(res, pd.Series) and len(res) == src.shape[1] and res.index.equals(src.columns):
         parts = []
@@ -1474,7 +1547,7 @@ def _apply_lineage(src, res, axis):
         for p in lin.parts:
             whole = p.rel.group(np.zeros(lin.n, np.int64), 1)
             for j in range(k):
-                row = p.cmat[lin.nidx + j]
+                row = p.cmat[0] if p.wide else p.cmat[lin.nidx + j]
                 if not row.any():
                     continue
                 sel = np.full(k, -1, np.int64)
@@ -1752,6 +1825,9 @@ class TrackedGroupBy:
                 cache[id(p.rel)] = g
             if per_row and not (nidx == lin.nidx):
                 pass
+            if p.wide:
+                parts.append(Part(p.node, g, p.cmat, p.control, True))
+                continue
             cm = np.zeros((nidx + ncols, p.cmat.shape[1]), bool)
             for i, rs in enumerate(idx_sets + crow_sets):
                 for r in rs:
@@ -1769,7 +1845,7 @@ class TrackedGroupBy:
                 for r in key_rows:
                     krow |= p.cmat[r]
                 if krow.any():
-                    parts.append(Part(p.node, g, np.broadcast_to(krow, (nidx + ncols, krow.shape[0])).copy(), True))
+                    parts.append(Part(p.node, g, krow[None, :].copy(), True, wide=True))
         del key_labels
         return _attach(res, parts, f"groupby.{op}", [obj], reasons)
 
@@ -1798,9 +1874,8 @@ class TrackedGroupBy:
 # formatting and writing record nothing and warn about nothing
 for _cls, _base in ((TrackedFrame, pd.DataFrame), (TrackedSeries, pd.Series)):
     for _name in ("__repr__", "_repr_html_", "to_string", "to_html", "to_csv", "to_parquet", "to_json",
-                  "to_markdown", "to_excel", "to_dict", "to_records", "info", "equals", "__iter__", "items",
-                  "describe", "to_latex", "to_pickle", "to_feather", "to_sql", "__len__", "memory_usage",
-                  "_repr_latex_", "__contains__", "keys"):
+                  "to_markdown", "to_excel", "to_dict", "to_records", "info", "equals", "describe", "to_latex",
+                  "to_pickle", "to_feather", "to_sql", "memory_usage", "_repr_latex_"):
         if hasattr(_base, _name):
             setattr(_cls, _name, _quiet(getattr(_base, _name)))
     for _name in ("astype", "fillna", "replace", "round", "clip", "abs", "isna", "notna", "isnull", "notnull",

@@ -201,17 +201,28 @@ class Part:
         A control part (cells that chose which rows are there: masks, join keys, group keys) rather than data.
     """
 
-    __slots__ = ("node", "rel", "cmat", "control")
+    __slots__ = ("node", "rel", "cmat", "control", "wide")
 
-    def __init__(self, node, rel, cmat, control=False):
+    def __init__(self, node, rel, cmat, control=False, wide=False):
         self.node = node
         self.rel = rel
         self.cmat = cmat
         self.control = control
+        self.wide = wide  # cmat is one row that holds for every cell (control parts)
 
     def with_(self, rel=None, cmat=None, control=None):
         return Part(self.node, self.rel if rel is None else rel, self.cmat if cmat is None else cmat,
-                    self.control if control is None else control)
+                    self.control if control is None else control, self.wide)
+
+    def data_row(self, nidx):
+        """Input columns used by any data column of the output."""
+        return self.cmat[0] if self.wide else self.cmat[nidx:].any(0)
+
+    def data_cm(self, nidx, ncols):
+        """The (columns, input columns) matrix of the data columns."""
+        if self.wide:
+            return np.broadcast_to(self.cmat[0], (ncols, self.cmat.shape[1]))
+        return self.cmat[nidx:]
 
 
 def node_cols(node):
@@ -289,7 +300,7 @@ class TableMap(Map):
         return sum(p.rel.nbytes for _, p in self.entries)
 
     def _data_cm(self, p):
-        return p.cmat[self.nidx:]
+        return p.data_cm(self.nidx, self.ncols)
 
     def backward_sparse(self, flat):
         flat = np.asarray(flat, np.int64)

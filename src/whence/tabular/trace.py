@@ -131,7 +131,7 @@ def _fast(node, r, control):
         src = node.parents[k]
         if not src.is_source:
             return None
-        cols = p.cmat[m.nidx:].any(0)
+        cols = p.data_row(m.nidx)
         if not cols.any():
             continue
         _, srows = p.rel.rows_per(np.array([r], np.int64))
