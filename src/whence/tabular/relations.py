@@ -34,6 +34,27 @@ def _expand(starts, lens):
     return np.repeat(starts - (ends - lens), lens) + np.arange(total, dtype=np.int64)
 
 
+class _CSR:
+    """A CSR relation from codes to input rows, built on first use (group-bys record only their codes)."""
+
+    __slots__ = ("fn", "indptr", "indices")
+
+    def __init__(self, indptr=None, indices=None, fn=None):
+        self.indptr, self.indices, self.fn = indptr, indices, fn
+
+    def get(self):
+        if self.fn is not None:
+            self.indptr, self.indices = self.fn()
+            self.fn = None
+        return self.indptr, self.indices
+
+    @property
+    def nbytes(self):
+        if self.fn is not None:
+            return 0
+        return self.indptr.nbytes + self.indices.nbytes
+
+
 class RowRel:
     """Output rows to input rows.
 
@@ -43,20 +64,19 @@ class RowRel:
         Rows of the output and of the input.
     codes : ndarray of int64, optional
         One code per output row (-1: no input row).  ``None`` means code ``i`` for row ``i``.
-    indptr, indices : ndarray of int64, optional
-        CSR relation from codes to input rows; without it a code *is* an input row.
+    csr : _CSR, optional
+        Relation from codes to input rows (built lazily); without it a code *is* an input row.
     all_rows : bool
         Every output row derives from every input row (the answer of an operation whence does not cover).
     """
 
-    __slots__ = ("n_out", "n_src", "codes", "indptr", "indices", "all_rows")
+    __slots__ = ("n_out", "n_src", "codes", "csr", "all_rows")
 
-    def __init__(self, n_out, n_src, codes=None, indptr=None, indices=None, all_rows=False):
+    def __init__(self, n_out, n_src, codes=None, csr=None, all_rows=False):
         self.n_out = int(n_out)
         self.n_src = int(n_src)
         self.codes = codes
-        self.indptr = indptr
-        self.indices = indices
+        self.csr = csr
         self.all_rows = all_rows
 
     @classmethod
@@ -69,11 +89,20 @@ class RowRel:
 
     @property
     def is_identity(self):
-        return self.codes is None and self.indptr is None and not self.all_rows and self.n_out == self.n_src
+        return self.codes is None and self.csr is None and not self.all_rows and self.n_out == self.n_src
+
+    @property
+    def indptr(self):
+        return None if self.csr is None else self.csr.get()[0]
+
+    @property
+    def indices(self):
+        return None if self.csr is None else self.csr.get()[1]
 
     @property
     def nbytes(self):
-        return sum(a.nbytes for a in (self.codes, self.indptr, self.indices) if a is not None)
+        n = 0 if self.codes is None else self.codes.nbytes
+        return n + (0 if self.csr is None else self.csr.nbytes)
 
     # --- composition -------------------------------------------------------------------------------------
     def take(self, sel):
@@ -83,41 +112,49 @@ class RowRel:
         if self.all_rows:
             return RowRel(n, self.n_src, all_rows=True)
         if self.codes is None:
-            return RowRel(n, self.n_src, sel, self.indptr, self.indices)
+            return RowRel(n, self.n_src, sel, self.csr)
+        if n == 0 or sel.min() >= 0:
+            return RowRel(n, self.n_src, self.codes[sel], self.csr)
         ext = np.empty(self.codes.shape[0] + 1, np.int64)
         ext[:-1] = self.codes
         ext[-1] = -1
-        return RowRel(n, self.n_src, ext[sel], self.indptr, self.indices)
+        return RowRel(n, self.n_src, ext[sel], self.csr)
 
-    def group(self, gcodes, ngroups, members=None):
-        """The relation of a group-by: output row ``g`` derives from every row ``r`` with ``gcodes[r] == g``."""
+    def group(self, gcodes, ngroups):
+        """The relation of a group-by: output row ``g`` derives from every row ``r`` with ``gcodes[r] == g``.
+
+        Only the codes are kept now; the CSR relation is built when a query first needs it.
+        """
         gcodes = np.asarray(gcodes, np.int64)
         if self.all_rows:
             return RowRel(ngroups, self.n_src, all_rows=True)
+        return RowRel(ngroups, self.n_src, None, _CSR(fn=lambda: self._group_csr(gcodes, ngroups)))
+
+    def _group_csr(self, gcodes, ngroups):
         valid = gcodes >= 0
         counts = np.bincount(gcodes[valid], minlength=ngroups) if ngroups else np.zeros(0, np.int64)
         indptr = np.zeros(ngroups + 1, np.int64)
         np.cumsum(counts, out=indptr[1:])
-        if members is None:
-            members = _group_members(gcodes, valid, ngroups)
-        if self.codes is None and self.indptr is None:
-            return RowRel(ngroups, self.n_src, None, indptr, members)
+        members = _group_members(gcodes, valid, ngroups)
+        if self.codes is None and self.csr is None:
+            return indptr, members
         c = members if self.codes is None else self.codes[members]
-        if self.indptr is None:
+        if self.csr is None:
             keep = c >= 0
             if keep.all():
-                return RowRel(ngroups, self.n_src, None, indptr, c)
+                return indptr, c
             ck = np.zeros(keep.shape[0] + 1, np.int64)
             np.cumsum(keep, out=ck[1:])
-            return RowRel(ngroups, self.n_src, None, ck[indptr], c[keep])
+            return ck[indptr], c[keep]
+        sp, si = self.csr.get()
         ok = c >= 0
         cc = np.where(ok, c, 0)
-        starts = self.indptr[cc]
-        lens = np.where(ok, self.indptr[cc + 1] - starts, 0)
+        starts = sp[cc]
+        lens = np.where(ok, sp[cc + 1] - starts, 0)
         idx = _expand(starts, lens)
         cl = np.zeros(lens.shape[0] + 1, np.int64)
         np.cumsum(lens, out=cl[1:])
-        return RowRel(ngroups, self.n_src, None, cl[indptr], self.indices[idx])
+        return cl[indptr], si[idx]
 
     # --- queries -----------------------------------------------------------------------------------------
     def _codes_of(self, rows):
@@ -132,16 +169,17 @@ class RowRel:
             return ptr, np.tile(np.arange(self.n_src, dtype=np.int64), k)
         c = self._codes_of(rows)
         ok = c >= 0
-        if self.indptr is None:
+        if self.csr is None:
             ptr = np.zeros(k + 1, np.int64)
             np.cumsum(ok, out=ptr[1:])
             return ptr, c[ok]
+        sp, si = self.csr.get()
         cc = np.where(ok, c, 0)
-        starts = self.indptr[cc]
-        lens = np.where(ok, self.indptr[cc + 1] - starts, 0)
+        starts = sp[cc]
+        lens = np.where(ok, sp[cc + 1] - starts, 0)
         ptr = np.zeros(k + 1, np.int64)
         np.cumsum(lens, out=ptr[1:])
-        return ptr, self.indices[_expand(starts, lens)]
+        return ptr, si[_expand(starts, lens)]
 
     def back_mask(self, out_rows_mask):
         """Input rows (bool mask) reached from the output rows in ``out_rows_mask``."""
@@ -160,13 +198,14 @@ class RowRel:
         """Output rows (bool mask) that derive from any input row in ``src_rows_mask``."""
         if self.all_rows:
             return np.full(self.n_out, bool(src_rows_mask.any()))
-        if self.indptr is None:
+        if self.csr is None:
             hit = src_rows_mask
         else:
-            hits = src_rows_mask[self.indices].astype(np.int64)
+            sp, si = self.csr.get()
+            hits = src_rows_mask[si].astype(np.int64)
             cs = np.zeros(hits.shape[0] + 1, np.int64)
             np.cumsum(hits, out=cs[1:])
-            hit = (cs[self.indptr[1:]] - cs[self.indptr[:-1]]) > 0
+            hit = (cs[sp[1:]] - cs[sp[:-1]]) > 0
         if self.codes is None:
             return hit[:self.n_out].copy() if hit.shape[0] >= self.n_out else np.pad(hit, (0, self.n_out - hit.shape[0]))
         ok = self.codes >= 0

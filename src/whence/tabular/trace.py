@@ -98,55 +98,73 @@ def trace_to_file(x, row, control=False):
     if not -n <= int(row) < n:
         raise LineageQueryError(f"row {int(row)} is out of range for {n} rows")
     r = int(row) % n
-    found = _fast(node, r, control)
-    if found is None:
-        from ..query import _backward_sets, region_mask
-        idx = (r,) + (slice(None),) * (len(node.shape) - 1)
-        mask = region_mask(node.shape, idx)
-        sets, reasons = _backward_sets(node, ("d", mask), control)
-        found = {}
-        for src, cs in sets.items():
-            from ..query import _cells
-            cells = _cells(cs, src.shape)
-            if len(cells):
-                found[src] = cells
-    else:
-        found, reasons = found
+    fast = _fast(node, r, control)
+    if fast is not None:
+        out = []
+        for src in sorted(fast, key=lambda s: s.name):
+            out.extend(_rows_from_dict(src, fast[src]))
+        return Trace(out)
+    from ..query import _backward_sets, _cells, region_mask
+    idx = (r,) + (slice(None),) * (len(node.shape) - 1)
+    sets, reasons = _backward_sets(node, ("d", region_mask(node.shape, idx)), control)
     out = []
-    for src in sorted(found, key=lambda s: s.name):
-        cells = found[src]
-        out.extend(_rows_of(src, cells))
+    for src in sorted(sets, key=lambda s: s.name):
+        cells = _cells(sets[src], src.shape)
+        if len(cells):
+            out.extend(_rows_of(src, cells))
     return Trace(out, complete=not reasons, reasons=reasons)
 
 
 def _fast(node, r, control):
-    """One hop for a table node whose inputs are all sources (the usual case): no graph walk."""
+    """One hop for a table node whose inputs are all sources (the usual case): no graph walk, no arrays."""
     m = node.map
     if type(m) is not TableMap or node.partial:
         return None
+    cols_of = m.__dict__.get("_trace_cols")
+    if cols_of is None:
+        cols_of = m._trace_cols = [np.flatnonzero(p.data_row(m.nidx)).tolist() for _, p in m.entries]
     acc = {}
-    for k, p in m.entries:
-        if k in node.control and not control:
+    for (k, p), sc in zip(m.entries, cols_of):
+        if not sc or (k in node.control and not control):
             continue
         src = node.parents[k]
         if not src.is_source:
             return None
-        cols = p.data_row(m.nidx)
-        if not cols.any():
-            continue
-        _, srows = p.rel.rows_per(np.array([r], np.int64))
-        if not srows.size:
-            continue
-        sc = np.flatnonzero(cols)
-        cells = np.stack([np.repeat(srows, sc.size), np.tile(sc, srows.size)], axis=1)
-        acc.setdefault(src, []).append(cells)
-    found = {}
-    for src, lst in acc.items():
-        c = np.concatenate(lst) if len(lst) > 1 else lst[0]
-        if len(src.shape) < 2:
-            c = c[:, :1]
-        found[src] = np.unique(c, axis=0) if len(lst) > 1 or len(c) > 1 else c
-    return found, []
+        rel = p.rel
+        if rel.all_rows:
+            rows = range(rel.n_src)
+        else:
+            c = r if rel.codes is None else int(rel.codes[r])
+            if c < 0:
+                continue
+            if rel.csr is None:
+                rows = (c,)
+            else:
+                ip, ix = rel.csr.get()
+                rows = ix[ip[c]:ip[c + 1]].tolist()
+        d = acc.get(src)
+        if d is None:
+            d = acc[src] = {}
+        for row in rows:
+            e = d.get(row)
+            if e is None:
+                d[row] = set(sc)
+            else:
+                e.update(sc)
+    return acc
+
+
+def _rows_from_dict(src, rows):
+    t = table_source(src)
+    lines = t.lines() if t is not None else None
+    names = t.columns if t is not None else None
+    path = t.path if t is not None else None
+    out = []
+    for u in sorted(rows):
+        cs = sorted(rows[u])
+        labels = tuple(names[c] for c in cs) if names is not None else (tuple(cs) if len(src.shape) > 1 else ())
+        out.append(SourceRow(src.name, path, u, int(lines[u]) if lines is not None else None, labels))
+    return out
 
 
 def _rows_of(src, cells):

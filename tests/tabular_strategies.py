@@ -1,0 +1,1463 @@
+"""Brute-force cell-lineage oracle for whence's pandas layer, and random pandas pipelines.
+
+Nothing here imports whence's tabular code or shares its ideas.  Every oracle frame (:class:`OF`) is a plain
+pandas object together with two object arrays of the same row count and one column per index level and per
+data column (index levels first):
+
+* ``d[i, j]``: frozenset of ``(source, row, col)`` source cells that cell ``(i, j)`` was computed or copied
+  from (the contract in the brief of tests/test_tabular_oracle.py);
+* ``c[i, j]``: the same plus the *control* cells (``control=True``): mask cells of filters, sort keys,
+  NA-check / duplicate-check cells, join keys of both matched rows and group keys of every row of a group,
+  composed transitively (the control cells of a control cell are control cells too).
+
+Each operation computes the sets of its output from the sets of its inputs with Python loops, following
+the definition of the operation.  Which input row feeds which output row is read off plain pandas itself
+(a hidden ``__rid`` column on a *plain copy*, or ``duplicated``/``ngroup``/``isna``) so that pandas' own
+decisions (ties, NaN keys, outer-join order) are the truth; a sanity check then verifies, for every
+row-copying operation, that the oracle's rows hold pandas' values.
+
+A pipeline (:class:`Pipeline`) is a list of lines of ordinary pandas code over named frames (``a``, ``b``),
+drawn one step at a time against the plain frames (a step pandas rejects is redrawn), so that a failing
+example prints as a runnable script.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+from hypothesis import strategies as st
+
+E = frozenset()
+MAX_ROWS = 160
+MAX_COLS = 12
+
+
+# ----------------------------------------------------------------------------------------------------------
+# oracle frames
+# ----------------------------------------------------------------------------------------------------------
+
+def empty(n, m):
+    a = np.empty((n, m), dtype=object)
+    a.fill(E)
+    return a
+
+
+def union(sets):
+    out = set()
+    for s in sets:
+        out |= s
+    return frozenset(out)
+
+
+class OF:
+    """A plain pandas result (DataFrame, Series or ndarray) and the lineage sets of its cells."""
+
+    def __init__(self, obj, d, c, partial=False, nidx=None):
+        self.obj = obj
+        self.d = d
+        self.c = c
+        self.partial = partial
+        if nidx is None:
+            nidx = 0 if isinstance(obj, np.ndarray) else obj.index.nlevels
+        self.nidx = nidx
+        assert d.shape == c.shape, (d.shape, c.shape)
+        assert d.shape[0] == len(obj), (d.shape, len(obj))
+        assert d.shape[1] == nidx + self.ncols, (d.shape, nidx, self.ncols)
+
+    @property
+    def kind(self):
+        if isinstance(self.obj, pd.DataFrame):
+            return "frame"
+        if isinstance(self.obj, pd.Series):
+            return "series"
+        return "array"
+
+    @property
+    def ncols(self):
+        if isinstance(self.obj, pd.DataFrame):
+            return self.obj.shape[1]
+        if isinstance(self.obj, pd.Series):
+            return 1
+        return 1 if self.obj.ndim == 1 else self.obj.shape[1]
+
+    @property
+    def shape(self):
+        """Shape of whence's node: (rows, data columns) for frames and 2-D arrays, (rows,) otherwise."""
+        n = len(self.obj)
+        if self.kind == "frame" or (self.kind == "array" and self.obj.ndim == 2):
+            return (n, self.ncols)
+        return (n,)
+
+    def cells(self):
+        return list(np.ndindex(*self.shape))
+
+    def lin(self, cell, control=False):
+        arr = self.c if control else self.d
+        j = cell[1] if len(cell) == 2 else 0
+        return arr[cell[0], self.nidx + j]
+
+    def data_cols(self, control=False):
+        arr = self.c if control else self.d
+        return arr[:, self.nidx:]
+
+    def column(self, label):
+        """Data column position of a label (labels are unique in every frame the pipelines make)."""
+        return self.nidx + list(self.obj.columns).index(label)
+
+
+def source_of(name, df):
+    n, m = df.shape
+    d = empty(n, 1 + m)
+    for i in range(n):
+        for j in range(m):
+            d[i, 1 + j] = frozenset({(name, i, j)})
+    return OF(df, d, d.copy())
+
+
+def take(X, pos, crow, ctl=(), extra=None):
+    """Rows ``pos`` of X (-1: a row with no input), output column k copied from X column ``crow[k]`` (-1:
+    nothing).  ``ctl``: X columns whose control sets become control of every cell of the row; ``extra``:
+    per output row, more control cells."""
+    n, m = len(pos), len(crow)
+    d, c = empty(n, m), empty(n, m)
+    for i, p in enumerate(pos):
+        add = set()
+        if p >= 0:
+            for k in ctl:
+                add |= X.c[p, k]
+        if extra is not None:
+            add |= extra[i]
+        add = frozenset(add)
+        for j, k in enumerate(crow):
+            if p >= 0 and k >= 0:
+                d[i, j] = X.d[p, k]
+                c[i, j] = X.c[p, k] | add
+            else:
+                c[i, j] = add
+    return d, c
+
+
+def same_rows(X, crow):
+    return take(X, np.arange(len(X.obj)), crow)
+
+
+def plain_equal(a, b):
+    """Equality of two plain results (values, dtypes, index, columns)."""
+    if isinstance(a, pd.DataFrame):
+        pd.testing.assert_frame_equal(a, b, check_freq=False)
+    elif isinstance(a, pd.Series):
+        pd.testing.assert_series_equal(a, b, check_freq=False)
+    else:
+        np.testing.assert_array_equal(a, b)
+
+
+def check_rows(P, R, pos, cols=None, ignore_index=False):
+    """Sanity: R holds the rows ``pos`` of P (columns ``cols``), as pandas computed them."""
+    exp = P.iloc[np.asarray(pos, np.int64)]
+    if cols is not None:
+        exp = exp.iloc[:, list(cols)]
+    if ignore_index:
+        exp = exp.reset_index(drop=True)
+    exp = exp.copy()
+    got = R.copy()
+    if isinstance(got, pd.DataFrame):
+        # dtypes may differ only where pandas re-infers (empty results)
+        pd.testing.assert_frame_equal(exp, got, check_dtype=len(got) > 0, check_index_type=len(got) > 0)
+    else:
+        pd.testing.assert_series_equal(exp, got, check_dtype=len(got) > 0, check_index_type=len(got) > 0)
+
+
+def positions_via_rid(P, fn, col="__rid"):
+    """Run ``fn`` on a plain copy of P carrying a row-position column; return the positions it kept and the
+    result without that column."""
+    Q = pd.DataFrame(P).copy()
+    Q[col] = np.arange(len(Q), dtype=np.int64)
+    R = fn(Q)
+    pos = R[col].to_numpy(dtype=np.float64, na_value=np.nan)
+    pos = np.where(np.isnan(pos), -1, pos).astype(np.int64)
+    return pos, R.drop(columns=[col])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# pipelines
+# ----------------------------------------------------------------------------------------------------------
+
+class Step:
+    """One line of pandas code making ``var``; ``oracle(R)`` gives its OF from the plain result R."""
+
+    def __init__(self, prefix, code, oracle, covered=True, what="", warn_expected=None, terminal=False):
+        self.prefix = prefix
+        self.code = code if callable(code) else (lambda v, s=code: s.replace("§", v))
+        self.oracle = oracle
+        self.covered = covered
+        self.what = what
+        self.warn_expected = (not covered) if warn_expected is None else warn_expected
+        self.terminal = terminal
+
+
+class Pipeline:
+    def __init__(self, sources):
+        self.sources = sources  # name -> plain DataFrame (the tracked sources are made from copies)
+        self.pns = {"pd": pd, "np": np}
+        self.oracle = {}
+        for name, df in sources.items():
+            self.pns[name] = df.copy()
+            self.oracle[name] = source_of(name, df)
+        self.lines = []  # (var, code, Step)
+        self.counter = {}
+        self.main = "a"
+
+    # -- drawing ------------------------------------------------------------------------------------------
+    def fresh(self, prefix):
+        k = self.counter.get(prefix, 0) + 1
+        self.counter[prefix] = k
+        return f"{prefix}{k}"
+
+    def plain(self, var):
+        return self.pns[var]
+
+    def try_step(self, step):
+        """Run the step on the plain frames; keep it when pandas accepts it and the result is small."""
+        if step is None:
+            return None
+        var = self.fresh(step.prefix)
+        code = step.code(var)
+        ns = dict(self.pns)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                exec(code, ns)
+        except Exception:
+            return None
+        R = ns[var]
+        if not isinstance(R, (pd.DataFrame, pd.Series, np.ndarray)):
+            return None
+        if len(R) > MAX_ROWS:
+            return None
+        if isinstance(R, pd.DataFrame):
+            if R.shape[1] > MAX_COLS or not R.columns.is_unique or isinstance(R.columns, pd.MultiIndex):
+                return None
+            if any(not isinstance(c, (str, int, np.integer)) or isinstance(c, bool) for c in R.columns):
+                return None
+            if any(isinstance(c, str) and c.startswith("__") for c in R.columns):
+                return None
+        if isinstance(R, (pd.DataFrame, pd.Series)) and R.index.nlevels > 2:
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            of = step.oracle(R)
+        if of is None:
+            return None
+        assert of.obj is R or of.obj.shape == R.shape
+        of.obj = R
+        OF.__init__(of, R, of.d, of.c, of.partial, of.nidx)  # re-validate shapes
+        self.pns[var] = R
+        self.oracle[var] = of
+        self.lines.append((var, code, step))
+        return var
+
+    # -- replay -------------------------------------------------------------------------------------------
+    def script(self):
+        out = ["import numpy as np, pandas as pd, whence as wh", "wh.reset()"]
+        for name, df in self.sources.items():
+            out.append(f"{name} = wh.track_frame(pd.DataFrame({_frame_literal(df)}), name={name!r})")
+        for var, code, _ in self.lines:
+            out.append(code)
+        return "\n".join(out)
+
+    @property
+    def partial(self):
+        return any(not s.covered for _, _, s in self.lines)
+
+    @property
+    def final(self):
+        return self.lines[-1][0] if self.lines else self.main
+
+
+def _frame_literal(df):
+    parts = []
+    for c in df.columns:
+        vals = [None if (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v is None else
+                (v.item() if hasattr(v, "item") else v) for v in df[c].tolist()]
+        s = repr(vals).replace("None", "np.nan")
+        dt = str(df[c].dtype)
+        if dt in ("str", "string", "object"):
+            s = repr(vals)
+            parts.append(f"{c!r}: pd.Series({s}, dtype={dt!r})")
+        else:
+            parts.append(f"{c!r}: pd.Series({s}, dtype={dt!r})")
+    return "{" + ", ".join(parts) + "}"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# source frames
+# ----------------------------------------------------------------------------------------------------------
+
+KEYS = [0, 1, 2, None]
+XS = [-2.0, -0.5, 0.0, 1.5, 3.0, None]
+YS = [0, 1, 2, 5]
+SS = ["u", "v", "w", None]
+
+
+def _col(draw, kind, n):
+    if kind == "k":
+        vals = draw(st.lists(st.sampled_from(KEYS), min_size=n, max_size=n))
+        if any(v is None for v in vals):
+            return pd.Series([np.nan if v is None else float(v) for v in vals], dtype="float64")
+        return pd.Series(vals, dtype="int64")
+    if kind == "x":
+        vals = draw(st.lists(st.sampled_from(XS), min_size=n, max_size=n))
+        return pd.Series([np.nan if v is None else v for v in vals], dtype="float64")
+    if kind == "y":
+        vals = draw(st.lists(st.sampled_from(YS), min_size=n, max_size=n))
+        return pd.Series(vals, dtype="int64")
+    if kind == "s":
+        vals = draw(st.lists(st.sampled_from(SS), min_size=n, max_size=n))
+        return pd.Series(vals, dtype="str")
+    raise ValueError(kind)
+
+
+@st.composite
+def source_frames(draw, min_rows=0, max_rows=12, strings=True):
+    n = draw(st.integers(min_rows, max_rows))
+    extra = ["x", "y", "s"] if strings else ["x", "y"]
+    others = draw(st.lists(st.sampled_from(extra), unique=True, min_size=1, max_size=3 if strings else 2))
+    names = ["k"] + others
+    order = draw(st.permutations(names))
+    a = pd.DataFrame({c: _col(draw, c, n) for c in order})
+    nb = draw(st.integers(0, 8))
+    bcols = ["k", "z"] + (["x"] if draw(st.booleans()) else [])
+    b = pd.DataFrame({c: _col(draw, "x" if c == "z" else c, nb) for c in bcols})
+    return {"a": a, "b": b}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# helpers for drawing steps
+# ----------------------------------------------------------------------------------------------------------
+
+def _is_num(s):
+    return pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
+
+
+def _is_bool(s):
+    return pd.api.types.is_bool_dtype(s.dtype)
+
+
+def _is_str(s):
+    return pd.api.types.is_string_dtype(s.dtype) or s.dtype == object
+
+
+def num_cols(P):
+    return [c for c in P.columns if _is_num(P[c])]
+
+
+def _const_for(draw, s):
+    vals = [v for v in s.dropna().unique().tolist()]
+    if _is_str(s):
+        return draw(st.sampled_from((vals or []) + ["u", "v"]))
+    if _is_bool(s):
+        return draw(st.booleans())
+    pool = [v for v in vals if isinstance(v, (int, float))] + [0, 1, 1.5]
+    v = draw(st.sampled_from(pool))
+    return v.item() if hasattr(v, "item") else v
+
+
+def _lit(v):
+    if isinstance(v, float) and math.isnan(v):
+        return "np.nan"
+    return repr(v)
+
+
+def _cond(draw, P, x, query=False):
+    """A row condition: (python code, query code or None, used columns)."""
+    c = draw(st.sampled_from(list(P.columns)))
+    s = P[c]
+    q = f"`{c}`" if isinstance(c, str) else None
+    ref = f"{x}[{c!r}]"
+    if _is_str(s):
+        kind = draw(st.sampled_from(["eq", "ne", "isin", "notna"]))
+    elif _is_bool(s):
+        kind = draw(st.sampled_from(["eq", "notna", "plain"]))
+    else:
+        kind = draw(st.sampled_from(["gt", "ge", "lt", "eq", "ne", "isin", "notna", "isna", "between"]))
+    v = _const_for(draw, s)
+    ops = {"gt": ">", "ge": ">=", "lt": "<", "eq": "==", "ne": "!="}
+    if kind in ops:
+        py = f"({ref} {ops[kind]} {_lit(v)})"
+        qq = f"({q} {ops[kind]} {_lit(v)})" if q else None
+    elif kind == "isin":
+        w = _const_for(draw, s)
+        py = f"{ref}.isin([{_lit(v)}, {_lit(w)}])"
+        qq = f"({q} in [{_lit(v)}, {_lit(w)}])" if q else None
+    elif kind == "notna":
+        py, qq = f"{ref}.notna()", None
+    elif kind == "isna":
+        py, qq = f"{ref}.isna()", None
+    elif kind == "plain":
+        py, qq = ref, None
+    else:
+        w = _const_for(draw, s)
+        lo, hi = (v, w) if not (isinstance(v, (int, float)) and isinstance(w, (int, float)) and v > w) else (w, v)
+        py, qq = f"{ref}.between({_lit(lo)}, {_lit(hi)})", None
+    return py, qq, [c]
+
+
+def _mask(draw, P, x):
+    py, qq, used = _cond(draw, P, x)
+    if P.shape[1] and draw(st.booleans()):
+        py2, qq2, used2 = _cond(draw, P, x)
+        op = draw(st.sampled_from(["&", "|"]))
+        py = f"{py} {op} {py2}"
+        qq = f"{qq} {'and' if op == '&' else 'or'} {qq2}" if qq and qq2 else None
+        used = used + used2
+    if draw(st.integers(0, 4)) == 0:
+        py, qq = f"~({py})", (f"~({qq})" if qq else None)
+    return py, qq, list(dict.fromkeys(used))
+
+
+def _eval_mask(p, code):
+    ns = dict(p.pns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = eval(code, ns)
+    return np.asarray(pd.Series(m).to_numpy(dtype=bool, na_value=False))
+
+
+def _rows_oracle(p, x, pos, ctl_labels=(), cols=None, ignore_index=False):
+    """OF for an operation that copies rows ``pos`` (and columns ``cols``) of x."""
+    X = p.oracle[x]
+    P = p.plain(x)
+    ncols = P.shape[1]
+    cols = list(range(ncols)) if cols is None else list(cols)
+    ctl = [X.column(c) for c in ctl_labels]
+
+    def oracle(R):
+        nidx = R.index.nlevels
+        if ignore_index:
+            crow = [-1] * nidx
+        else:
+            assert nidx == X.nidx
+            crow = list(range(X.nidx))
+        crow += [X.nidx + j for j in cols]
+        d, c = take(X, pos, crow, ctl)
+        check_rows(P, R, pos, cols if len(cols) != ncols or cols != list(range(ncols)) else None, ignore_index)
+        return OF(R, d, c)
+
+    return oracle
+
+
+# ----------------------------------------------------------------------------------------------------------
+# covered operations
+# ----------------------------------------------------------------------------------------------------------
+
+def gen_filter(draw, p, x):
+    P = p.plain(x)
+    if P.shape[1] == 0:
+        return None
+    py, qq, used = _mask(draw, P, x)
+    form = draw(st.sampled_from(["getitem", "getitem", "loc", "loc_cols", "query"]))
+    pos = np.flatnonzero(_eval_mask(p, py))
+    cols = None
+    if form == "query":
+        if qq is None:
+            form = "getitem"
+        else:
+            code = f"§ = {x}.query({qq!r})"
+    if form == "getitem":
+        code = f"§ = {x}[{py}]"
+    elif form == "loc":
+        code = f"§ = {x}.loc[{py}]"
+    elif form == "loc_cols":
+        labels = draw(st.lists(st.sampled_from(list(P.columns)), min_size=1, max_size=P.shape[1], unique=True))
+        cols = [list(P.columns).index(c) for c in labels]
+        code = f"§ = {x}.loc[{py}, {labels!r}]"
+    return Step("x", code, _rows_oracle(p, x, pos, used, cols), what="filter")
+
+
+def gen_sort(draw, p, x):
+    P = p.plain(x)
+    if P.shape[1] == 0:
+        return None
+    by = draw(st.lists(st.sampled_from(list(P.columns)), min_size=1, max_size=2, unique=True))
+    asc = draw(st.sampled_from([True, False, "list"]))
+    if asc == "list":
+        asc = draw(st.lists(st.booleans(), min_size=len(by), max_size=len(by)))
+    kind = draw(st.sampled_from(["stable", "stable", None, "mergesort"]))
+    na = draw(st.sampled_from(["last", "first"]))
+    ign = draw(st.booleans())
+    kw = {"by": by if len(by) > 1 or draw(st.booleans()) else by[0], "ascending": asc, "na_position": na}
+    if kind:
+        kw["kind"] = kind
+    if ign:
+        kw["ignore_index"] = True
+    args = ", ".join(f"{k}={v!r}" for k, v in kw.items())
+    try:
+        pos, _ = positions_via_rid(P, lambda Q: Q.sort_values(**kw))
+    except Exception:
+        return None
+    return Step("x", f"§ = {x}.sort_values({args})", _rows_oracle(p, x, pos, by, None, ign),
+                what="sort_values")
+
+
+def gen_headtail(draw, p, x):
+    P = p.plain(x)
+    n = len(P)
+    k = draw(st.integers(-3, n + 2))
+    which = draw(st.sampled_from(["head", "tail"]))
+    idx = np.arange(n)
+    if which == "head":
+        pos = idx[:k]
+    else:
+        pos = idx[-k:] if k > 0 else (idx[:0] if k == 0 else idx[-k:])
+    return Step("x", f"§ = {x}.{which}({k})", _rows_oracle(p, x, pos), what=which)
+
+
+def _row_key(draw, n):
+    kind = draw(st.sampled_from(["list", "slice", "bools"] if n else ["slice"]))
+    if kind == "list":
+        key = draw(st.lists(st.integers(-n, n - 1), min_size=0, max_size=6))
+        return key, repr(key), np.arange(n)[key] if key else np.zeros(0, np.int64)
+    if kind == "bools":
+        key = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+        return key, repr(key), np.flatnonzero(key)
+    a = draw(st.one_of(st.none(), st.integers(-n - 1, n + 1)))
+    b = draw(st.one_of(st.none(), st.integers(-n - 1, n + 1)))
+    s = draw(st.sampled_from([None, 1, 2, -1]))
+    sl = slice(a, b, s)
+    txt = ("" if a is None else str(a)) + ":" + ("" if b is None else str(b)) + ("" if s is None else f":{s}")
+    return sl, txt, np.arange(n)[sl]
+
+
+def gen_iloc(draw, p, x):
+    P = p.plain(x)
+    n, m = P.shape
+    _, rtxt, pos = _row_key(draw, n)
+    ck = draw(st.sampled_from(["all", "list", "slice"]))
+    if ck == "all" or m == 0:
+        code = f"§ = {x}.iloc[{rtxt}]"
+        cols = None
+    elif ck == "list":
+        cl = draw(st.lists(st.integers(-m, m - 1), min_size=1, max_size=m))
+        cols = list(np.arange(m)[cl])
+        if len(set(cols)) != len(cols):
+            return None
+        code = f"§ = {x}.iloc[{rtxt}, {cl!r}]"
+    else:
+        a = draw(st.integers(0, m))
+        b = draw(st.integers(a, m))
+        if a == b:
+            return None
+        cols = list(range(a, b))
+        code = f"§ = {x}.iloc[{rtxt}, {a}:{b}]"
+    return Step("x", code, _rows_oracle(p, x, pos, (), cols), what="iloc")
+
+
+def gen_loc(draw, p, x):
+    P = p.plain(x)
+    n = len(P)
+    if n == 0:
+        return None
+    labels = list(dict.fromkeys(P.index.tolist()))
+    kind = draw(st.sampled_from(["list", "slice"]))
+    ser = pd.Series(np.arange(n), index=P.index)
+    if kind == "list":
+        key = draw(st.lists(st.sampled_from(labels), min_size=1, max_size=4))
+        if any(isinstance(k, float) and math.isnan(k) for k in key) or any(isinstance(k, tuple) for k in key):
+            return None
+        txt = repr(key)
+    else:
+        lo = draw(st.sampled_from(labels))
+        hi = draw(st.sampled_from(labels))
+        if isinstance(lo, (float, tuple)) or isinstance(hi, (float, tuple)):
+            return None
+        key = slice(lo, hi)
+        txt = f"{lo!r}:{hi!r}"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r = ser.loc[key]
+    except Exception:
+        return None
+    pos = np.atleast_1d(np.asarray(r, np.int64))
+    cols = None
+    code = f"§ = {x}.loc[{txt}]"
+    if draw(st.booleans()) and P.shape[1]:
+        cl = draw(st.lists(st.sampled_from(list(P.columns)), min_size=1, max_size=P.shape[1], unique=True))
+        cols = [list(P.columns).index(c) for c in cl]
+        code = f"§ = {x}.loc[{txt}, {cl!r}]"
+    if not isinstance(r, pd.Series):
+        return None  # one row as a Series
+    return Step("x", code, _rows_oracle(p, x, pos, (), cols), what="loc")
+
+
+def gen_dropna(draw, p, x):
+    P = p.plain(x)
+    if P.shape[1] == 0:
+        return None
+    subset = draw(st.one_of(st.none(), st.lists(st.sampled_from(list(P.columns)), min_size=1, max_size=2,
+                                                   unique=True)))
+    how = draw(st.sampled_from(["any", "all"]))
+    ign = draw(st.booleans())
+    sub = list(P.columns) if subset is None else subset
+    na = P[sub].isna().to_numpy()
+    keep = ~na.any(1) if how == "any" else ~na.all(1)
+    if not sub:
+        keep = np.ones(len(P), bool)
+    pos = np.flatnonzero(keep)
+    kw = {}
+    if subset is not None:
+        kw["subset"] = subset
+    if how != "any":
+        kw["how"] = how
+    if ign:
+        kw["ignore_index"] = True
+    args = ", ".join(f"{k}={v!r}" for k, v in kw.items())
+    return Step("x", f"§ = {x}.dropna({args})", _rows_oracle(p, x, pos, sub, None, ign), what="dropna")
+
+
+def gen_dedup(draw, p, x):
+    P = p.plain(x)
+    if P.shape[1] == 0:
+        return None
+    subset = draw(st.one_of(st.none(), st.lists(st.sampled_from(list(P.columns)), min_size=1, max_size=2,
+                                                   unique=True)))
+    keep = draw(st.sampled_from(["first", "last", False]))
+    ign = draw(st.booleans())
+    sub = list(P.columns) if subset is None else subset
+    pos = np.flatnonzero(~P.duplicated(subset=sub, keep=keep).to_numpy())
+    kw = {}
+    if subset is not None:
+        kw["subset"] = subset
+    if keep != "first":
+        kw["keep"] = keep
+    if ign:
+        kw["ignore_index"] = True
+    args = ", ".join(f"{k}={v!r}" for k, v in kw.items())
+    return Step("x", f"§ = {x}.drop_duplicates({args})", _rows_oracle(p, x, pos, sub, None, ign),
+                what="drop_duplicates")
+
+
+def _identity_oracle(p, x, relabel=None):
+    """Same rows, same cells (fillna, astype, rename, copy): each cell keeps its lineage."""
+    X = p.oracle[x]
+    P = p.plain(x)
+
+    def oracle(R):
+        assert R.shape == P.shape and R.index.nlevels == X.nidx
+        if relabel is not None:
+            assert list(R.columns) == relabel
+        d, c = same_rows(X, list(range(X.nidx + P.shape[1])))
+        return OF(R, d, c)
+
+    return oracle
+
+
+def gen_fillna(draw, p, x):
+    P = p.plain(x)
+    if P.shape[1] == 0:
+        return None
+    kind = draw(st.sampled_from(["scalar", "dict"]))
+    if kind == "scalar":
+        v = draw(st.sampled_from([0, -1.5, 7]))
+        code = f"§ = {x}.fillna({v!r})"
+    else:
+        cols = draw(st.lists(st.sampled_from(list(P.columns)), min_size=1, max_size=2, unique=True))
+        dct = {c: (draw(st.sampled_from(["u", "zz"])) if _is_str(P[c]) else draw(st.sampled_from([0, 2.5])))
+               for c in cols}
+        code = f"§ = {x}.fillna({dct!r})"
+    return Step("x", code, _identity_oracle(p, x), what="fillna")
+
+
+def gen_astype(draw, p, x):
+    P = p.plain(x)
+    if P.shape[1] == 0:
+        return None
+    nc = num_cols(P) + [c for c in P.columns if _is_bool(P[c])]
+    if not nc:
+        return None
+    kind = draw(st.sampled_from(["one", "all"]))
+    if kind == "all" and len(nc) == P.shape[1]:
+        dt = draw(st.sampled_from(["float64", "float32"]))
+        code = f"§ = {x}.astype({dt!r})"
+    else:
+        c = draw(st.sampled_from(nc))
+        dt = draw(st.sampled_from(["float64", "float32", "int64", "Float64", "str"]))
+        code = f"§ = {x}.astype({{{c!r}: {dt!r}}})"
+    return Step("x", code, _identity_oracle(p, x), what="astype")
+
+
+def gen_rename(draw, p, x):
+    P = p.plain(x)
+    if P.shape[1] == 0:
+        return None
+    cols = draw(st.lists(st.sampled_from(list(P.columns)), min_size=1, max_size=2, unique=True))
+    mp = {c: f"{c}_r{draw(st.integers(0, 9))}" for c in cols}
+    new = [mp.get(c, c) for c in P.columns]
+    if len(set(new)) != len(new):
+        return None
+    return Step("x", f"§ = {x}.rename(columns={mp!r})", _identity_oracle(p, x, new), what="rename")
+
+
+def _series_expr(draw, P, x):
+    """An elementwise Series expression of the columns of x: (code, used labels)."""
+    nc = num_cols(P)
+    allc = list(P.columns)
+    if not allc:
+        return None
+    kind = draw(st.sampled_from(["add", "div1", "scale", "cmp", "fillsub", "abs", "ufunc", "round", "or",
+                                 "strcat"]))
+    a = draw(st.sampled_from(nc)) if nc else None
+    b = draw(st.sampled_from(nc)) if nc else None
+    if kind in ("add", "div1", "scale", "cmp", "fillsub", "abs", "ufunc", "round") and a is None:
+        return None
+    A, B = f"{x}[{a!r}]", f"{x}[{b!r}]"
+    if kind == "add":
+        return f"{A} + {B}", [a, b]
+    if kind == "div1":
+        return f"{A} / {B} + 1", [a, b]
+    if kind == "scale":
+        return f"{A} * 2", [a]
+    if kind == "cmp":
+        return f"{A} > {B}", [a, b]
+    if kind == "fillsub":
+        return f"{A}.fillna(0) - {B}", [a, b]
+    if kind == "abs":
+        return f"{A}.abs() + 1", [a]
+    if kind == "ufunc":
+        return f"np.sqrt({A}.abs())", [a]
+    if kind == "round":
+        return f"{A}.round(1).clip(-1, 2)", [a]
+    if kind == "or":
+        c1 = draw(st.sampled_from(allc))
+        c2 = draw(st.sampled_from(allc))
+        return f"{x}[{c1!r}].isna() | {x}[{c2!r}].notna()", [c1, c2]
+    sc = [c for c in allc if _is_str(P[c])]
+    if not sc:
+        return None
+    c1 = draw(st.sampled_from(sc))
+    return f"{x}[{c1!r}].str.upper()", [c1]
+
+
+def gen_assign(draw, p, x):
+    P = p.plain(x)
+    X = p.oracle[x]
+    e = _series_expr(draw, P, x)
+    if e is None:
+        return None
+    expr, used = e
+    existing = list(P.columns)
+    target = draw(st.sampled_from(existing + ["n1", "n2", "n3"])) if existing else "n1"
+    form = draw(st.sampled_from(["assign", "setitem", "lambda"]))
+    if form == "assign" and isinstance(target, str) and target.isidentifier():
+        code = f"§ = {x}.assign({target}={expr})"
+    elif form == "lambda" and isinstance(target, str) and target.isidentifier():
+        code = f"§ = {x}.assign({target}=lambda d: {expr.replace(x + '[', 'd[')})"
+    else:
+        code = f"§ = {x}.copy()\n§[{target!r}] = {expr}"
+    upos = [X.column(u) for u in used]
+
+    def oracle(R):
+        nidx = X.nidx
+        n = len(P)
+        cols = list(R.columns)
+        assert R.index.nlevels == nidx
+        crow = list(range(nidx)) + [X.column(cl) if cl in P.columns and cl != target else -1 for cl in cols]
+        d, c = same_rows(X, crow)
+        j = nidx + cols.index(target)
+        for i in range(n):
+            d[i, j] = union(X.d[i, k] for k in upos)
+            c[i, j] = union(X.c[i, k] for k in upos)
+        return OF(R, d, c)
+
+    return Step("x", code, oracle, what="assign")
+
+
+def gen_select(draw, p, x):
+    P = p.plain(x)
+    m = P.shape[1]
+    if m == 0:
+        return None
+    kind = draw(st.sampled_from(["list", "drop", "loc"]))
+    if kind == "drop":
+        if m < 2:
+            return None
+        drop = draw(st.lists(st.sampled_from(list(P.columns)), min_size=1, max_size=m - 1, unique=True))
+        keep = [c for c in P.columns if c not in drop]
+        code = f"§ = {x}.drop(columns={drop!r})"
+    else:
+        keep = draw(st.lists(st.sampled_from(list(P.columns)), min_size=1, max_size=m, unique=True))
+        code = f"§ = {x}[{keep!r}]" if kind == "list" else f"§ = {x}.loc[:, {keep!r}]"
+    cols = [list(P.columns).index(c) for c in keep]
+    return Step("x", code, _rows_oracle(p, x, np.arange(len(P)), (), cols), what="select")
+
+
+def gen_set_index(draw, p, x):
+    P = p.plain(x)
+    X = p.oracle[x]
+    if P.shape[1] < 2:
+        return None
+    keys = draw(st.lists(st.sampled_from(list(P.columns)), min_size=1, max_size=2, unique=True))
+    drop = draw(st.booleans())
+    append = draw(st.integers(0, 4)) == 0 and X.nidx == 1
+    kw = ""
+    if not drop:
+        kw += ", drop=False"
+    if append:
+        kw += ", append=True"
+    keyarg = keys[0] if len(keys) == 1 and draw(st.booleans()) else keys
+    code = f"§ = {x}.set_index({keyarg!r}{kw})"
+
+    def oracle(R):
+        crow = (list(range(X.nidx)) if append else []) + [X.column(k) for k in keys]
+        assert R.index.nlevels == len(crow)
+        crow += [X.column(c) for c in R.columns]
+        d, c = same_rows(X, crow)
+        return OF(R, d, c)
+
+    return Step("x", code, oracle, what="set_index")
+
+
+def gen_reset_index(draw, p, x):
+    X = p.oracle[x]
+    drop = draw(st.booleans())
+    code = f"§ = {x}.reset_index({'drop=True' if drop else ''})"
+
+    def oracle(R):
+        crow = [-1] + ([] if drop else list(range(X.nidx))) + list(range(X.nidx, X.nidx + X.ncols))
+        assert R.shape[1] == len(crow) - 1, (R.shape, crow)
+        d, c = same_rows(X, crow)
+        return OF(R, d, c)
+
+    return Step("x", code, oracle, what="reset_index")
+
+
+def _side(draw, p, var):
+    """Maybe transform ``var`` (the right operand of a merge or concat) by one row operation first."""
+    if draw(st.integers(0, 2)) == 0:
+        gen = draw(st.sampled_from([gen_filter, gen_sort, gen_dedup, gen_headtail, gen_dropna]))
+        v = p.try_step(_with_prefix(gen(draw, p, var), "r"))
+        if v is not None:
+            return v
+    return var
+
+
+def _with_prefix(step, prefix):
+    if step is not None:
+        step.prefix = prefix
+    return step
+
+
+def _merge_columns(lcols, rcols, shared, sfx):
+    overlap = (set(lcols) & set(rcols)) - set(shared)
+    out = []
+    for c in lcols:
+        out.append(("L", c, f"{c}{sfx[0]}" if c in overlap else c))
+    for c in rcols:
+        if c in shared:
+            continue
+        out.append(("R", c, f"{c}{sfx[1]}" if c in overlap else c))
+    return out
+
+
+def gen_merge(draw, p, x):
+    P = p.plain(x)
+    X = p.oracle[x]
+    if P.shape[1] == 0:
+        return None
+    rvar = draw(st.sampled_from(["b", "b", "a"]))
+    rvar = _side(draw, p, rvar)
+    Rp = p.plain(rvar)
+    Y = p.oracle[rvar]
+    if Y.nidx != 1 or Rp.shape[1] == 0:
+        return None
+    common = [c for c in P.columns if c in Rp.columns]
+    how = draw(st.sampled_from(["inner", "left", "right", "outer"]))
+    if common and draw(st.integers(0, 3)):
+        on = draw(st.sampled_from(common))
+        kw = {"on": on}
+        lk, rk, shared = [on], [on], [on]
+    else:
+        lk = [draw(st.sampled_from(list(P.columns)))]
+        rk = [draw(st.sampled_from(list(Rp.columns)))]
+        kw = {"left_on": lk[0], "right_on": rk[0]}
+        shared = [lk[0]] if lk[0] == rk[0] else []
+    kw["how"] = how
+    if draw(st.integers(0, 3)) == 0:
+        kw["sort"] = True
+    if draw(st.integers(0, 3)) == 0:
+        kw["suffixes"] = ("_l", "_r")
+    ind = draw(st.integers(0, 5)) == 0
+    if ind:
+        kw["indicator"] = True
+    args = ", ".join(f"{k}={v!r}" for k, v in kw.items())
+    form = draw(st.sampled_from(["method", "function"]))
+    code = f"§ = {x}.merge({rvar}, {args})" if form == "method" else f"§ = pd.merge({x}, {rvar}, {args})"
+
+    def oracle(R):
+        L = pd.DataFrame(P).copy()
+        L["__rl"] = np.arange(len(L))
+        Rr = pd.DataFrame(Rp).copy()
+        Rr["__rr"] = np.arange(len(Rr))
+        M = pd.merge(L, Rr, **kw)
+        sl = np.where(M["__rl"].isna(), -1, M["__rl"].fillna(-1)).astype(np.int64)
+        sr = np.where(M["__rr"].isna(), -1, M["__rr"].fillna(-1)).astype(np.int64)
+        M = M.drop(columns=["__rl", "__rr"])
+        plain_equal(M.reset_index(drop=True), R.reset_index(drop=True))
+        sfx = kw.get("suffixes", ("_x", "_y"))
+        mapping = _merge_columns(list(P.columns), list(Rp.columns), shared, sfx)
+        labels = [m[2] for m in mapping] + (["_merge"] if ind else [])
+        assert labels == list(R.columns), (labels, list(R.columns))
+        n = len(R)
+        assert R.index.nlevels == 1
+        m = 1 + R.shape[1]
+        d, c = empty(n, m), empty(n, m)
+        lkp = [X.column(k) for k in lk]
+        rkp = [Y.column(k) for k in rk]
+        for i in range(n):
+            ctl = set()
+            if sl[i] >= 0:
+                for k in lkp:
+                    ctl |= X.c[sl[i], k]
+            if sr[i] >= 0:
+                for k in rkp:
+                    ctl |= Y.c[sr[i], k]
+            ctl = frozenset(ctl)
+            for jj in range(m):
+                c[i, jj] = ctl
+            for jj, (side, col, lab) in enumerate(mapping):
+                j = 1 + jj
+                srcs = []
+                if side == "L" and sl[i] >= 0:
+                    srcs.append((X, sl[i], X.column(col)))
+                if side == "R" and sr[i] >= 0:
+                    srcs.append((Y, sr[i], Y.column(col)))
+                if side == "L" and col in shared and sr[i] >= 0:
+                    srcs.append((Y, sr[i], Y.column(col)))
+                d[i, j] = union(O.d[r, k] for O, r, k in srcs)
+                c[i, j] = ctl | union(O.c[r, k] for O, r, k in srcs)
+                # sanity: a copied value is the value of its row (a shared key: of either matched row)
+                if srcs:
+                    v = R.iloc[i, jj]
+                    assert any(_same_value(v, O.obj.iloc[r, k - O.nidx]) for O, r, k in srcs), \
+                        (i, lab, v, [(O.obj.iloc[r, k - O.nidx]) for O, r, k in srcs])
+        return OF(R, d, c)
+
+    return Step("x", code, oracle, what=f"merge({how})")
+
+
+def _same_value(a, b):
+    try:
+        if pd.isna(a) and pd.isna(b):
+            return True
+    except (TypeError, ValueError):
+        pass
+    try:
+        return bool(a == b) or (isinstance(a, float) and isinstance(b, float) and abs(a - b) < 1e-9)
+    except Exception:
+        return False
+
+
+AGGS = ["sum", "mean", "count", "min", "max", "first", "last", "nunique", "median", "std"]
+
+
+def _groups(P, keys, dropna, sort):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        g = P.groupby(keys, dropna=dropna, sort=sort).ngroup()
+    codes = g.to_numpy(dtype=np.float64, na_value=np.nan)
+    codes = np.where(np.isnan(codes), -1, codes).astype(np.int64)
+    ng = int(codes.max()) + 1 if codes.size and codes.max() >= 0 else 0
+    return codes, [np.flatnonzero(codes == g) for g in range(ng)]
+
+
+def gen_groupby(draw, p, x, terminal=False):
+    P = p.plain(x)
+    X = p.oracle[x]
+    if P.shape[1] < 1 or X.nidx != 1:
+        return None
+    keys = draw(st.lists(st.sampled_from(list(P.columns)), min_size=1, max_size=2, unique=True))
+    others = [c for c in P.columns if c not in keys]
+    as_index = draw(st.booleans())
+    dropna = draw(st.booleans())
+    sort = draw(st.integers(0, 3)) > 0
+    kw = []
+    if not as_index:
+        kw.append("as_index=False")
+    if not dropna:
+        kw.append("dropna=False")
+    if not sort:
+        kw.append("sort=False")
+    keyarg = keys[0] if len(keys) == 1 and draw(st.booleans()) else keys
+    gb = f"{x}.groupby({keyarg!r}{''.join(', ' + k for k in kw)})"
+    form = draw(st.sampled_from(["named", "named", "method", "size", "select", "select_list", "agg_str"]))
+    if form in ("select", "select_list", "method", "agg_str") and not others:
+        form = "size"
+    fn = draw(st.sampled_from(AGGS))
+    spec = None  # output label -> source column label (None: the keys)
+    if form == "named":
+        if not others:
+            return None
+        k = draw(st.integers(1, 3))
+        named = {}
+        for i in range(k):
+            named[f"o{i}"] = (draw(st.sampled_from(others)), draw(st.sampled_from(AGGS)))
+        code = f"§ = {gb}.agg(**{named!r})"
+        spec = {lab: col for lab, (col, f) in named.items()}
+    elif form == "method":
+        code = f"§ = {gb}.{fn}()"
+    elif form == "agg_str":
+        code = f"§ = {gb}.agg({fn!r})"
+    elif form == "size":
+        code = f"§ = {gb}.size()"
+        spec = {"size": None, 0: None}
+    elif form == "select":
+        col = draw(st.sampled_from(others))
+        code = f"§ = {gb}[{col!r}].{fn}()"
+        spec = {col: col}
+    else:
+        cols = draw(st.lists(st.sampled_from(others), min_size=1, max_size=len(others), unique=True))
+        code = f"§ = {gb}[{cols!r}].{fn}()"
+    codes, members = _groups(P, keys, dropna, sort)
+    kpos = [X.column(k) for k in keys]
+
+    def oracle(R):
+        if isinstance(R, pd.Series) and not terminal:
+            return None
+        n = len(R)
+        assert n == len(members), (n, len(members))
+        nidx = R.index.nlevels
+        labels = [R.name] if isinstance(R, pd.Series) else list(R.columns)
+        # source column positions (in X) of every output cell column, index levels first
+        srcs = []
+        if as_index:
+            assert nidx == len(keys), (nidx, keys)
+            srcs += [[kp] for kp in kpos]
+        else:
+            srcs += [[]] * nidx
+        for lab in labels:
+            if spec is not None and lab in spec and lab not in keys:
+                srcs.append(kpos if spec[lab] is None else [X.column(spec[lab])])
+            elif isinstance(R, pd.Series) and form == "size":
+                srcs.append(kpos)
+            elif lab in keys and not as_index:
+                srcs.append([X.column(lab)])
+            elif lab in P.columns:
+                srcs.append([X.column(lab)])
+            else:
+                raise AssertionError(f"groupby output column {lab!r}")
+        if as_index:
+            # sanity: the group keys are the index, in group order
+            for g, rows in enumerate(members):
+                if len(rows):
+                    first = P.iloc[rows[0]][keys].tolist()
+                    got = R.index[g] if nidx > 1 else (R.index[g],)
+                    assert all(_same_value(a, b) for a, b in zip(first, got)), (first, got)
+        m = nidx + len(labels)
+        d, c = empty(n, m), empty(n, m)
+        for g, rows in enumerate(members):
+            ctl = union(X.c[r, k] for r in rows for k in kpos)
+            for j, cols in enumerate(srcs):
+                d[g, j] = union(X.d[r, k] for r in rows for k in cols)
+                c[g, j] = ctl | union(X.c[r, k] for r in rows for k in cols)
+        return OF(R, d, c)
+
+    return Step("g", code, oracle, what=f"groupby.{form}", terminal=terminal)
+
+
+def gen_transform(draw, p, x):
+    P = p.plain(x)
+    X = p.oracle[x]
+    if P.shape[1] < 2:
+        return None
+    key = draw(st.sampled_from(list(P.columns)))
+    col = draw(st.sampled_from([c for c in P.columns if c != key]))
+    fn = draw(st.sampled_from(["sum", "mean", "max", "count", "min"]))
+    dropna = draw(st.booleans())
+    target = draw(st.sampled_from(["t1", "t2", col]))
+    gb = f"{x}.groupby({key!r}{'' if dropna else ', dropna=False'})[{col!r}].transform({fn!r})"
+    code = f"§ = {x}.assign(**{{{target!r}: {gb}}})"
+    codes, members = _groups(P, [key], dropna, True)
+    kp, cp = X.column(key), X.column(col)
+
+    def oracle(R):
+        cols = list(R.columns)
+        crow = list(range(X.nidx)) + [X.column(cl) if cl in P.columns and cl != target else -1 for cl in cols]
+        d, c = same_rows(X, crow)
+        j = X.nidx + cols.index(target)
+        for i in range(len(P)):
+            g = codes[i]
+            rows = members[g] if g >= 0 else []
+            d[i, j] = union(X.d[r, cp] for r in rows)
+            c[i, j] = union(X.c[r, cp] | X.c[r, kp] for r in rows)
+        return OF(R, d, c)
+
+    return Step("x", code, oracle, what="transform")
+
+
+def gen_concat(draw, p, x):
+    P = p.plain(x)
+    X = p.oracle[x]
+    if X.nidx != 1:
+        return None
+    axis = draw(st.sampled_from([0, 0, 1]))
+    other = draw(st.sampled_from(["b", "a", x]))
+    other = _side(draw, p, other)
+    Y = p.oracle[other]
+    if Y.nidx != 1:
+        return None
+    O = p.plain(other)
+    if axis == 0:
+        ign = draw(st.booleans())
+        inner = draw(st.integers(0, 4)) == 0
+        kw = (", ignore_index=True" if ign else "") + (", join='inner'" if inner else "")
+        order = draw(st.sampled_from([(x, other), (other, x)]))
+        code = f"§ = pd.concat([{order[0]}, {order[1]}]{kw})"
+        items = [(p.oracle[v], p.plain(v)) for v in order]
+
+        def oracle(R):
+            n = len(R)
+            m = 1 + R.shape[1]
+            d, c = empty(n, m), empty(n, m)
+            off = 0
+            for I, Ip in items:
+                for r in range(len(Ip)):
+                    i = off + r
+                    if not ign:
+                        d[i, 0], c[i, 0] = I.d[r, 0], I.c[r, 0]
+                    for jj, lab in enumerate(R.columns):
+                        if lab in Ip.columns:
+                            k = I.column(lab)
+                            d[i, 1 + jj], c[i, 1 + jj] = I.d[r, k], I.c[r, k]
+                            assert _same_value(R.iloc[i, jj], Ip.iloc[r, k - I.nidx])
+                off += len(Ip)
+            assert off == n
+            return OF(R, d, c)
+
+        return Step("x", code, oracle, what="concat0")
+    # axis=1: rename the other's columns apart
+    mp = {c: f"{c}_{other}" for c in O.columns}
+    if any(v in P.columns for v in mp.values()):
+        return None
+    code = f"§ = pd.concat([{x}, {other}.rename(columns={mp!r})], axis=1)"
+
+    def oracle(R):
+        L = pd.DataFrame(P).copy()
+        L["__r0"] = np.arange(len(L))
+        Q = pd.DataFrame(O).rename(columns=mp).copy()
+        Q["__r1"] = np.arange(len(Q))
+        M = pd.concat([L, Q], axis=1)
+        s0 = np.where(M["__r0"].isna(), -1, M["__r0"].fillna(-1)).astype(np.int64)
+        s1 = np.where(M["__r1"].isna(), -1, M["__r1"].fillna(-1)).astype(np.int64)
+        M = M.drop(columns=["__r0", "__r1"])
+        plain_equal(M, R)
+        n = len(R)
+        m = 1 + R.shape[1]
+        d, c = empty(n, m), empty(n, m)
+        w = P.shape[1]
+        for i in range(n):
+            srcs = [(X, s0[i]), (Y, s1[i])]
+            d[i, 0] = union(I.d[r, 0] for I, r in srcs if r >= 0)
+            c[i, 0] = union(I.c[r, 0] for I, r in srcs if r >= 0)
+            for j in range(R.shape[1]):
+                I, r, k = (X, s0[i], 1 + j) if j < w else (Y, s1[i], 1 + j - w)
+                if r >= 0:
+                    d[i, 1 + j], c[i, 1 + j] = I.d[r, k], I.c[r, k]
+        return OF(R, d, c)
+
+    return Step("x", code, oracle, what="concat1")
+
+
+def gen_dummies(draw, p, x):
+    P = p.plain(x)
+    X = p.oracle[x]
+    if P.shape[1] == 0:
+        return None
+    cols = draw(st.lists(st.sampled_from(list(P.columns)), min_size=1, max_size=2, unique=True))
+    dfirst = draw(st.integers(0, 3)) == 0
+    dna = draw(st.integers(0, 3)) == 0
+    dtype = draw(st.sampled_from([None, "float64", "int8"]))
+    kw = f"columns={cols!r}" + (", drop_first=True" if dfirst else "") + (", dummy_na=True" if dna else "") + \
+        (f", dtype={dtype!r}" if dtype else "")
+    code = f"§ = pd.get_dummies({x}, {kw})"
+
+    def oracle(R):
+        keep = [c for c in P.columns if c not in cols]
+        crow = list(range(X.nidx)) + [X.column(c) for c in keep]
+        for c in cols:
+            k = int(P[c].nunique(dropna=True)) + (1 if dna else 0)
+            if dfirst:
+                k = max(k - 1, 0)
+            crow += [X.column(c)] * k
+        assert len(crow) == X.nidx + R.shape[1], (crow, list(R.columns))
+        assert list(R.columns[:len(keep)]) == keep
+        d, c = same_rows(X, crow)
+        return OF(R, d, c)
+
+    return Step("x", code, oracle, what="get_dummies")
+
+
+def gen_melt(draw, p, x):
+    P = p.plain(x)
+    X = p.oracle[x]
+    if P.shape[1] < 1:
+        return None
+    ids = draw(st.lists(st.sampled_from(list(P.columns)), max_size=2, unique=True))
+    rest = [c for c in P.columns if c not in ids]
+    if not rest:
+        return None
+    vals = None
+    if draw(st.booleans()):
+        vals = draw(st.lists(st.sampled_from(rest), min_size=1, max_size=len(rest), unique=True))
+    vn, valn = draw(st.sampled_from([("variable", "value"), ("var", "val")]))
+    kw = f"id_vars={ids!r}"
+    if vals is not None:
+        kw += f", value_vars={vals!r}"
+    if vn != "variable":
+        kw += f", var_name={vn!r}, value_name={valn!r}"
+    form = draw(st.sampled_from(["method", "function"]))
+    code = f"§ = {x}.melt({kw})" if form == "method" else f"§ = pd.melt({x}, {kw})"
+    vv = rest if vals is None else vals
+
+    def oracle(R):
+        n = len(P)
+        assert list(R.columns) == ids + [vn, valn]
+        assert len(R) == n * len(vv)
+        m = 1 + R.shape[1]
+        d, c = empty(len(R), m), empty(len(R), m)
+        for kk, v in enumerate(vv):
+            for i in range(n):
+                o = kk * n + i
+                for jj, idc in enumerate(ids):
+                    d[o, 1 + jj], c[o, 1 + jj] = X.d[i, X.column(idc)], X.c[i, X.column(idc)]
+                d[o, m - 1], c[o, m - 1] = X.d[i, X.column(v)], X.c[i, X.column(v)]
+                assert _same_value(R.iloc[o, m - 2], P.iloc[i, X.column(v) - X.nidx])
+        return OF(R, d, c)
+
+    return Step("x", code, oracle, what="melt")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# terminal operations (Series, arrays)
+# ----------------------------------------------------------------------------------------------------------
+
+def gen_terminal(draw, p, x):
+    P = p.plain(x)
+    X = p.oracle[x]
+    n = len(P)
+    nc = num_cols(P)
+    kind = draw(st.sampled_from(["column", "expr", "to_numpy", "col_numpy", "values", "apply_row", "apply_col",
+                                 "apply_col_frame", "groupby", "iloc_row"]))
+    if kind == "groupby":
+        return gen_groupby(draw, p, x, terminal=True)
+    if kind in ("column", "col_numpy") and P.shape[1]:
+        col = draw(st.sampled_from(list(P.columns) if kind == "column" else (nc or [None])))
+        if col is None:
+            return None
+        k = X.column(col)
+        code = f"§ = {x}[{col!r}]" + (".to_numpy()" if kind == "col_numpy" else "")
+
+        def oracle(R):
+            d, c = same_rows(X, ([] if kind == "col_numpy" else list(range(X.nidx))) + [k])
+            return OF(R, d, c, nidx=0 if kind == "col_numpy" else X.nidx)
+
+        return Step("t", code, oracle, what=kind, terminal=True)
+    if kind == "expr":
+        e = _series_expr(draw, P, x)
+        if e is None:
+            return None
+        expr, used = e
+        upos = [X.column(u) for u in used]
+        code = f"§ = {expr}"
+
+        def oracle(R):
+            d, c = empty(n, 1 + X.nidx), empty(n, 1 + X.nidx)
+            for i in range(n):
+                d[i, -1] = union(X.d[i, k] for k in upos)
+                c[i, -1] = union(X.c[i, k] for k in upos)
+            return OF(R, d, c)
+
+        return Step("t", code, oracle, what="series expr", terminal=True)
+    if kind in ("to_numpy", "values"):
+        cols = draw(st.lists(st.sampled_from(nc), min_size=1, max_size=len(nc), unique=True)) if nc else None
+        if not cols:
+            return None
+        code = f"§ = {x}[{cols!r}]" + (".to_numpy()" if kind == "to_numpy" else ".values")
+
+        def oracle(R):
+            d, c = same_rows(X, [X.column(cl) for cl in cols])
+            return OF(R, d, c, nidx=0)
+
+        return Step("t", code, oracle, what=kind, terminal=True)
+    if kind in ("apply_row", "apply_col", "apply_col_frame"):
+        if not nc:
+            return None
+        cols = draw(st.lists(st.sampled_from(nc), min_size=1, max_size=len(nc), unique=True))
+        ks = [X.column(cl) for cl in cols]
+        if kind == "apply_row":
+            code = f"§ = {x}[{cols!r}].apply(lambda r: r.sum() * 2, axis=1)"
+
+            def oracle(R):
+                if n == 0:
+                    return None
+                d, c = empty(n, 1 + X.nidx), empty(n, 1 + X.nidx)
+                for i in range(n):
+                    for l in range(X.nidx):
+                        d[i, l], c[i, l] = X.d[i, l], X.c[i, l]
+                    d[i, -1] = union(X.d[i, k] for k in ks)
+                    c[i, -1] = union(X.c[i, k] for k in ks)
+                return OF(R, d, c)
+        elif kind == "apply_col":
+            code = f"§ = {x}[{cols!r}].apply(lambda s: s.max())"
+
+            def oracle(R):
+                d, c = empty(len(cols), 2), empty(len(cols), 2)
+                for j, k in enumerate(ks):
+                    d[j, 1] = union(X.d[i, k] for i in range(n))
+                    c[j, 1] = union(X.c[i, k] for i in range(n))
+                return OF(R, d, c)
+        else:
+            code = f"§ = {x}[{cols!r}].apply(lambda s: s - s.mean())"
+
+            def oracle(R):
+                m = X.nidx + len(cols)
+                d, c = empty(n, m), empty(n, m)
+                for i in range(n):
+                    for l in range(X.nidx):
+                        d[i, l], c[i, l] = X.d[i, l], X.c[i, l]
+                    for j, k in enumerate(ks):
+                        d[i, X.nidx + j] = union(X.d[r, k] for r in range(n))
+                        c[i, X.nidx + j] = union(X.c[r, k] for r in range(n))
+                return OF(R, d, c)
+        return Step("t", code, oracle, what=kind, terminal=True)
+    if kind == "iloc_row" and n and P.shape[1]:
+        i = draw(st.integers(-n, n - 1))
+        code = f"§ = {x}.iloc[{i}]"
+        r = i % n
+
+        def oracle(R):
+            m = P.shape[1]
+            d, c = empty(m, 2), empty(m, 2)
+            for j in range(m):
+                d[j, 1], c[j, 1] = X.d[r, X.nidx + j], X.c[r, X.nidx + j]
+            return OF(R, d, c)
+
+        return Step("t", code, oracle, what="iloc row", terminal=True)
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# operations whence does not cover (PARTIAL): exact truth, for the superset check
+# ----------------------------------------------------------------------------------------------------------
+
+def gen_uncovered(draw, p, x):
+    P = p.plain(x)
+    X = p.oracle[x]
+    n = len(P)
+    nc = num_cols(P)
+    kind = draw(st.sampled_from(["rolling", "rolling_mp", "ffill", "bfill", "shift", "cumsum", "diff", "rank"]))
+    if kind in ("rolling", "rolling_mp", "cumsum", "diff", "rank"):
+        if not nc:
+            return None
+        cols = nc
+        sel = f"{x}[{cols!r}]"
+    else:
+        cols = list(P.columns)
+        sel = x
+    code = {"rolling": f"{sel}.rolling(2).sum()", "rolling_mp": f"{sel}.rolling(3, min_periods=1).mean()",
+            "ffill": f"{sel}.ffill()", "bfill": f"{sel}.bfill()", "shift": f"{sel}.shift(1)",
+            "cumsum": f"{sel}.cumsum()", "diff": f"{sel}.diff()", "rank": f"{sel}.rank()"}[kind]
+    ks = [X.column(cl) for cl in cols]
+
+    def window(i, j):
+        col = P[cols[j]]
+        if kind == "rolling":
+            return [r for r in (i - 1, i) if 0 <= r]
+        if kind == "rolling_mp":
+            return [r for r in (i - 2, i - 1, i) if 0 <= r]
+        if kind == "ffill":
+            r = i
+            while r > 0 and pd.isna(col.iloc[r]):
+                r -= 1
+            return [r]
+        if kind == "bfill":
+            r = i
+            while r < n - 1 and pd.isna(col.iloc[r]):
+                r += 1
+            return [r]
+        if kind == "shift":
+            return [i - 1] if i else []
+        if kind == "cumsum":
+            return list(range(i + 1))
+        if kind == "diff":
+            return [r for r in (i - 1, i) if r >= 0]
+        return list(range(n))
+
+    def oracle(R):
+        m = X.nidx + len(cols)
+        d, c = empty(n, m), empty(n, m)
+        for i in range(n):
+            for l in range(X.nidx):
+                d[i, l], c[i, l] = X.d[i, l], X.c[i, l]
+            for j, k in enumerate(ks):
+                rows = window(i, j)
+                d[i, X.nidx + j] = union(X.d[r, k] for r in rows)
+                c[i, X.nidx + j] = union(X.c[r, k] for r in rows)
+        return OF(R, d, c, partial=True)
+
+    return Step("u", f"§ = {code}", oracle, covered=False, what=kind)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# pipelines
+# ----------------------------------------------------------------------------------------------------------
+
+ROW_OPS = ["filter", "sort", "headtail", "iloc", "loc", "dropna", "dedup"]
+COL_OPS = ["fillna", "astype", "rename", "assign", "select", "set_index", "reset_index"]
+REL_OPS = ["merge", "groupby", "transform", "concat", "dummies", "melt"]
+COVERED = ROW_OPS * 2 + COL_OPS + REL_OPS * 2
+
+GENS = {
+    "filter": gen_filter, "sort": gen_sort, "headtail": gen_headtail, "iloc": gen_iloc, "loc": gen_loc,
+    "dropna": gen_dropna, "dedup": gen_dedup, "fillna": gen_fillna, "astype": gen_astype, "rename": gen_rename,
+    "assign": gen_assign, "select": gen_select, "set_index": gen_set_index, "reset_index": gen_reset_index,
+    "merge": gen_merge, "groupby": gen_groupby, "transform": gen_transform, "concat": gen_concat,
+    "dummies": gen_dummies, "melt": gen_melt, "uncovered": gen_uncovered, "terminal": gen_terminal,
+}
+
+
+@st.composite
+def pipelines(draw, ops=tuple(COVERED), min_len=1, max_len=6, terminal=0.3, uncovered=False, strings=True,
+              max_rows=12, csv=False):
+    """A random pandas pipeline over sources ``a`` and ``b``: a chain of ``min_len..max_len`` steps on ``a``
+    (merges and concats bring ``b`` or ``a`` in), maybe ending in a Series/array step; with ``uncovered``,
+    one step of the chain is an operation whence does not cover."""
+    srcs = draw(source_frames(strings=strings, max_rows=max_rows))
+    if csv:  # the frames as pandas reads them back from CSV files
+        srcs = {k: pd.read_csv(io.StringIO(df.to_csv(index=False))) for k, df in srcs.items()}
+    p = Pipeline(srcs)
+    length = draw(st.integers(min_len, max_len))
+    bad_at = draw(st.integers(0, length - 1)) if uncovered else -1
+    x = "a"
+    for step in range(length):
+        for attempt in range(12):
+            name = "uncovered" if step == bad_at else draw(st.sampled_from(list(ops)))
+            v = p.try_step(GENS[name](draw, p, x))
+            if v is not None:
+                x = v
+                break
+        else:
+            if step == bad_at:
+                from hypothesis import assume
+                assume(False)
+    if draw(st.floats(0, 1)) < terminal:
+        for attempt in range(6):
+            v = p.try_step(gen_terminal(draw, p, x))
+            if v is not None:
+                x = v
+                break
+    p.main = x
+    return p
