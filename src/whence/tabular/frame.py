@@ -85,7 +85,13 @@ def lineage_of(x):
         nidx = x.index.nlevels
         series = isinstance(x, pd.Series)
         ncols = 1 if series else x.shape[1]
-        lin = Lineage([], n, nidx, ncols, ("its lineage was lost by a pandas operation whence does not cover",),
+        # nothing tells where it came from: every cell of every live source, PARTIAL (a sound superset)
+        from ..graph import _sources
+        parts = [Part(node, RowRel.everything(n, node.shape[0] if node.shape else 1),
+                      np.ones((1, 1 if len(node.shape) < 2 else node.shape[1]), bool), wide=True)
+                 for node in list(_sources.values())]
+        lin = Lineage(parts, n, nidx, ncols, ("its lineage was lost by a pandas operation whence does not cover "
+                                              "(taken as every cell of every live source)",),
                       op="unknown", series=series)
         object.__setattr__(x, "_wh", lin)
         _warn("whence: a tracked frame lost its lineage in a pandas operation whence does not cover; "
@@ -372,6 +378,11 @@ def _same(op):
                     return res
                 if res.shape != self.shape:
                     return _fallback(res, op, [self])
+                extra = [a for a in list(args) + list(kwargs.values()) if is_tracked_frame(a)]
+                if extra:
+                    res = _elementwise(res, op, [self] + extra)
+                    return _fallback_reason(res, f"{op} with a tracked argument: its cells are taken "
+                                                 f"elementwise (a superset)")
                 lin = lineage_of(self)
                 return _attach(res, list(lin.parts), op, [self]) if res.index.nlevels == lin.nidx else \
                     _attach(res, _remap(lin, list(range(res.index.nlevels)) + [lin.nidx + j for j in range(lin.ncols)]
@@ -1655,6 +1666,53 @@ _REDUCERS = frozenset(["sum", "mean", "median", "min", "max", "std", "var", "sem
                        "first", "last", "any", "all", "size", "idxmin", "idxmax", "skew", "quantile"])
 
 
+class _TrackedWindow:
+    """``rolling`` / ``expanding`` / ``ewm`` / ``resample`` of a tracked object: results are marked PARTIAL
+    (every cell derives from every cell of the input), never left without lineage."""
+
+    def __init__(self, obj, inner, name):
+        self._obj, self._inner, self._name = obj, inner, name
+
+    def __repr__(self):
+        return repr(self._inner)
+
+    def __iter__(self):
+        return iter(self._inner)
+
+    def __getitem__(self, key):
+        with _guard:
+            return _TrackedWindow(self._obj, self._inner[key], self._name)
+
+    def __getattr__(self, name):
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            with _guard:
+                res = attr(*args, **kwargs)
+                if isinstance(res, (pd.DataFrame, pd.Series)):
+                    return _fallback(res, f"{self._name}().{name}", [self._obj])
+                return res
+        return call
+
+
+def _window_method(name):
+    base_f = getattr(pd.DataFrame, name)
+    base_s = getattr(pd.Series, name)
+
+    @functools.wraps(base_f)
+    def method(self, *args, **kwargs):
+        base = base_f if isinstance(self, pd.DataFrame) else base_s
+        if _depth():
+            return base(self, *args, **kwargs)
+        with _guard:
+            inner = base(self, *args, **kwargs)
+        return _TrackedWindow(self, inner, name)
+
+    return method
+
+
 class TrackedGroupBy:
     """A pandas group-by on a tracked frame: results carry group lineage.
 
@@ -1884,7 +1942,24 @@ for _cls, _base in ((TrackedFrame, pd.DataFrame), (TrackedSeries, pd.Series)):
         if hasattr(_base, _name) and _name not in ("bfill", "ffill"):
             setattr(_cls, _name, _same(_name)(getattr(_base, _name)))
     for _name, _ign in (("sort_values", "ignore_index"), ("dropna", "ignore_index"),
-                        ("drop_duplicates", "ignore_index"), ("sample", "ignore_index"),
-                        ("sort_index", "ignore_index")):
+                        ("drop_duplicates", "ignore_index"), ("sample", "ignore_index")):
         if hasattr(_base, _name):
             setattr(_cls, _name, _rows_op(_name, _ign)(getattr(_base, _name)))
+    for _name in ("rolling", "expanding", "ewm", "resample"):
+        if hasattr(_base, _name):
+            setattr(_cls, _name, _window_method(_name))
+
+
+def _sort_index(self, *args, **kwargs):
+    base = pd.DataFrame.sort_index if isinstance(self, pd.DataFrame) else pd.Series.sort_index
+    if _depth():
+        return base(self, *args, **kwargs)
+    with _guard:
+        if kwargs.get("inplace") or kwargs.get("ignore_index") or kwargs.get("axis", 0) not in (0, "index"):
+            res = base(self, *args, **kwargs)
+            return res if res is None else _fallback(res, "sort_index", [self])
+        return _subset_rows(self, base(self, *args, **kwargs), "sort_index")
+
+
+TrackedFrame.sort_index = _sort_index
+TrackedSeries.sort_index = _sort_index
