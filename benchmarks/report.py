@@ -1,4 +1,4 @@
-"""Build issue 3's target table (PASS / MISS per row) and the detailed tables from the benchmark JSON."""
+"""Build issues 3 and 4's target table (PASS / MISS per row) and the detailed tables from the benchmark JSON."""
 
 from __future__ import annotations
 
@@ -195,6 +195,83 @@ def target_rows(results):
             rows.append((f"side by side, elementwise pipeline at {c['size']}", "(report)",
                          f"whence {_x(rv.get('whence'))}, traceprop {_x(rv.get('traceprop'))}", "INFO",
                          cells_txt))
+    rows += tabular_rows(results)
+    return rows
+
+
+def _k(n):
+    return f"{n // 1000}k" if n % 1000 == 0 else str(n)
+
+
+def tabular_rows(results):
+    """Issue 4's rows: the credit-risk ETL, trace_to_file, exactness, lineage bytes (``tabular`` benchmark)."""
+    t = results.get("tabular") or {}
+    sizes = {e["applicants"]: e for e in t.get("sizes", [])}
+    pub = _get(t, "traceprop_published", default={})
+    pe = pub.get("etl") or {}
+    tpm = t.get("traceprop_measured") or {}
+    tp_txt = ("traceprop measured: " + (_x(tpm.get("ratio")) if tpm.get("run") else
+                                         f"not run ({(tpm.get('why') or '').split(':')[0]})")) if tpm else ""
+    pub_txt = (f"Traceprop published {_x(pe.get('ratio'))} ({pe.get('plain_s')} s plain vs {pe.get('tracked_s')} s "
+               f"tracked, its ETL, {pe.get('applicants')} applicants / {pe.get('source_rows')} rows)") if pe else ""
+    rows = []
+    for n, limit in ((20_000, 1.3), (200_000, 1.15)):
+        fig = f"ETL tracked/plain, {_k(n)} applicants (credit-risk case study)"
+        e = sizes.get(n)
+        if not e or "etl" not in e:
+            rows.append((fig, f"<= {limit}x", "—", "NOT RUN", "" if t else "tabular not run"))
+            continue
+        r = e["etl"]
+        rows.append((fig, f"<= {limit}x", f"{_x(r['ratio']['tracked'], 3)} ({_ms(r['median_s']['plain'], 1)} vs "
+                     f"{_ms(r['median_s']['tracked'], 1)})", _status(r["ratio"]["tracked"] <= limit),
+                     f"{e['total_source_rows']} source rows; paired {_x(r['ratio_paired']['tracked'], 3)}, fastest/fastest "
+                     f"{_x(r['ratio_min']['tracked'], 3)}, {r['reps']} rounds; " + "; ".join(x for x in (pub_txt, tp_txt) if x)))
+    if not sizes:
+        return rows
+    ordered = [sizes[k] for k in sorted(sizes)]
+    rows.append(("read+ETL ratios (info): `whence.read_csv` x3 + ETL vs `pandas.read_csv` x3 + ETL", "(report)",
+                 ", ".join(f"{_k(e['applicants'])} {_x(e['read_etl']['ratio']['tracked'], 3)}" for e in ordered
+                           if "read_etl" in e), "INFO",
+                 "; ".join(f"{_k(e['applicants'])}: {_ms(e['read_etl']['median_s']['plain'], 1)} vs "
+                           f"{_ms(e['read_etl']['median_s']['tracked'], 1)}, paired "
+                           f"{_x(e['read_etl']['ratio_paired']['tracked'], 3)}" for e in ordered if "read_etl" in e)))
+    tr = [(e, _get(e, "queries", "trace_to_file", "median_s")) for e in ordered]
+    tr = [(e, v) for e, v in tr if v is not None]
+    if tr:
+        ok = all(v <= 1e-4 for _, v in tr)
+        rows.append(("`trace_to_file(X, row)` steady state (random rows)", "<= 0.1 ms",
+                     ", ".join(f"{_k(e['applicants'])} {_ms(v, 4)}" for e, v in tr), _status(ok),
+                     (f"Traceprop published {pub['trace_to_file_s'] * 1e3:.2f} ms; " if pub.get("trace_to_file_s")
+                      else "") + "; ".join(
+                         f"{_k(e['applicants'])}: backward one cell "
+                         f"{_ms(_get(e, 'queries', 'backward_cell', 'median_s'))}, forward one bureau row "
+                         f"{_ms(_get(e, 'queries', 'forward_bureau_row', 'median_s'), 1)}" for e, _ in tr)))
+    else:
+        rows.append(("`trace_to_file(X, row)` steady state", "<= 0.1 ms", "—", "NOT RUN", ""))
+    rows.append(("trace first call (info): file line offsets and group-by relations built lazily", "(report)",
+                 ", ".join(f"{_k(e['applicants'])} {_ms(e['trace_first']['median_s'], 1)}" for e in ordered
+                           if "trace_first" in e), "INFO",
+                 "; ".join(f"{_k(e['applicants'])}: median of {e['trace_first']['builds']} fresh builds"
+                           for e in ordered if "trace_first" in e)))
+    ex = [e for e in ordered if "exactness" in e]
+    if ex:
+        ok = all(e["exactness"]["passed"] == e["exactness"]["checked"] >= 20 for e in ex)
+        rows.append(("trace exactness 20/20: application row, kept bureau and previous_application rows", "20/20",
+                     ", ".join(f"{_k(e['applicants'])} {e['exactness']['passed']}/{e['exactness']['checked']}"
+                               for e in ex), _status(ok),
+                     "; ".join(f"{_k(e['applicants'])}: file lines wrong in {e['exactness']['lines_wrong']}, "
+                               f"tracked X equal to plain X: {e.get('X_equal_plain')}" for e in ex)))
+    mem = [e for e in ordered if "memory" in e]
+    if mem:
+        rows.append(("tabular lineage bytes (info): `lineage(X).nbytes` / distinct index arrays / measured",
+                     "(report)",
+                     ", ".join(f"{_k(e['applicants'])} {_bytes(e['memory']['after_queries']['lineage_nbytes'])} / "
+                               f"{_bytes(e['memory']['after_queries']['distinct_index_bytes'])} / "
+                               f"{_bytes(_get(e, 'memory', 'measured', 'measured_lineage_bytes'))}" for e in mem),
+                     "INFO", "nbytes and distinct arrays after the queries; measured = tracemalloc, tracked - plain "
+                     "retained with X alive, right after the ETL; distinct arrays per source row: " + ", ".join(
+                         f"{_k(e['applicants'])} {_bytes(e['memory']['after_queries']['distinct_index_bytes_per_source_row'])}"
+                         for e in mem) + "; nbytes counts an array shared by several nodes once per node"))
     return rows
 
 
@@ -321,6 +398,40 @@ def memory_markdown(results):
     return "\n".join(out)
 
 
+def tabular_markdown(results):
+    t = results.get("tabular") or {}
+    sizes = t.get("sizes") or []
+    if not sizes:
+        return ""
+    out = ["| applicants | source rows | X | ETL plain | ETL tracked | ratio (paired) | read+ETL plain | "
+           "read+ETL tracked | ratio (paired) | trace first | trace steady | backward cell | forward bureau row | "
+           "exact | lineage nbytes | distinct arrays | measured |", "|---" * 17 + "|"]
+    for e in sizes:
+        r, rr, q, m = e["etl"], e["read_etl"], e.get("queries", {}), e["memory"]["after_queries"]
+        out.append(f"| {e['applicants']} | {e['total_source_rows']} | {e['X_shape'][0]}x{e['X_shape'][1]} | "
+                   f"{_ms(r['median_s']['plain'], 1)} | {_ms(r['median_s']['tracked'], 1)} | "
+                   f"{_x(r['ratio']['tracked'], 3)} ({_x(r['ratio_paired']['tracked'], 3)}) | "
+                   f"{_ms(rr['median_s']['plain'], 1)} | {_ms(rr['median_s']['tracked'], 1)} | "
+                   f"{_x(rr['ratio']['tracked'], 3)} ({_x(rr['ratio_paired']['tracked'], 3)}) | "
+                   f"{_ms(e['trace_first']['median_s'], 1)} | {_ms(_get(q, 'trace_to_file', 'median_s'), 4)} | "
+                   f"{_ms(_get(q, 'backward_cell', 'median_s'))} | {_ms(_get(q, 'forward_bureau_row', 'median_s'), 1)} | "
+                   f"{e['exactness']['passed']}/{e['exactness']['checked']} | {_bytes(m['lineage_nbytes'])} | "
+                   f"{_bytes(m['distinct_index_bytes'])} | "
+                   f"{_bytes(_get(e, 'memory', 'measured', 'measured_lineage_bytes'))} |")
+    pub = t.get("traceprop_published") or {}
+    pe = pub.get("etl") or {}
+    if pe:
+        out += ["", f"Traceprop, published (cited, not re-measured; {pub.get('source')}): {pe['ratio']}x on its "
+                    f"{pe['what']} with {pe['applicants']} applicants / {pe['source_rows']} source rows "
+                    f"({pe['plain_s']} s plain vs {pe['tracked_s']} s tracked); `trace_to_file()` "
+                    f"{pub['trace_to_file_s'] * 1e3:.2f} ms."]
+    tpm = t.get("traceprop_measured") or {}
+    if tpm:
+        out += ["", "Traceprop, installed package: " + (f"measured {_x(tpm.get('ratio'))}" if tpm.get("run")
+                                                        else f"not run: {tpm.get('why')}")]
+    return "\n".join(out)
+
+
 def summary(results, mode, env, total_s=None):
     parts = [f"# whence benchmarks ({mode})", ""]
     parts.append(f"{env['time']}; python {env['python']}, numpy {env['numpy']}, whence {env['whence']} "
@@ -330,14 +441,15 @@ def summary(results, mode, env, total_s=None):
     parts.append("")
     parts.append("Every ratio: plain and tracked alternating in one run, median of >= 5 repetitions, ratio of "
                  "the medians (see README.md).")
-    parts += ["", "## Targets (issue 3)", "", targets_markdown(results)]
+    parts += ["", "## Targets (issues 3 and 4)", "", targets_markdown(results)]
     skipped = [s for r in results.values() for s in (r.get("skipped") or [])]
     if skipped:
         parts += ["", "Skipped: " + "; ".join(skipped)]
     for title, fn in (("Per-op overhead, tracked/plain", ops_markdown), ("Pipelines", pipelines_markdown),
                       ("Query latency", query_markdown), ("Side by side: traceprop and per-cell baseline",
                                                           compare_markdown),
-                      ("DSLog workload (1000 x 100)", dslog_markdown), ("Memory", memory_markdown)):
+                      ("DSLog workload (1000 x 100)", dslog_markdown), ("Memory", memory_markdown),
+                      ("Tabular: credit-risk case study (issue 4)", tabular_markdown)):
         body = fn(results)
         if body:
             parts += ["", f"## {title}", "", body]

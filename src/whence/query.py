@@ -408,6 +408,36 @@ def forward(x, index=None, y=None, control=False, *, rows=None, columns=None):
 
 def _forward_sets(start, cs, target, control=False):
     """Push a cell set of ``start`` forward to ``target`` through the operations between them."""
+    if getattr(target.map, "kind", None) == "table" and start.id != target.id:
+        return _forward_table(start, cs, target, control)
+    return _forward_walk(start, cs, target, control)
+
+
+def _forward_table(start, cs, target, control):
+    """A table's relation to its inputs is composed: one hop from each input (history edges carry nothing)."""
+    m = target.map
+    acc = None
+    for k in range(m.n_inputs):
+        p = target.parents[k]
+        if k in target.control and not control:
+            continue
+        if p.id == start.id:
+            pcs = cs
+        elif p.is_source or p.id < start.id:
+            continue
+        else:
+            pcs = _forward_sets(start, cs, p, control)
+            pcs = _settle(pcs, p) if pcs is not None else None
+            if pcs is None:
+                continue
+        r = ("d", np.asarray(m.forward(k, _dense(pcs, p.shape))))
+        acc = r if acc is None else ("d", acc[1] | r[1])
+    if acc is None:
+        return ("s", np.zeros(0, np.int64))
+    return acc
+
+
+def _forward_walk(start, cs, target, control=False):
     up = _upstream(target)
     empty = ("s", np.zeros(0, np.int64))
     if start.id not in {n.id for n in up}:
@@ -571,12 +601,19 @@ class Relation:
     @property
     def nbytes(self):
         total = 0
+        seen = set()  # index arrays shared by several maps (table row relations) count once
         for n in self.nodes:
             total += 8 * (3 + len(n.shape) + len(n.parents))  # op descriptor: id, op code, shape, parents
             if n.map is None or not n.parents:
                 continue
             rows = self._op_rects().get(n.id)
-            if rows is None:
+            arrays = getattr(n.map, "arrays", None)
+            if arrays is not None:
+                for a in arrays():
+                    if id(a) not in seen:
+                        seen.add(id(a))
+                        total += a.nbytes
+            elif rows is None:
                 total += n.map.nbytes
             else:
                 total += sum(8 * (1 + sum(len(f) for f in row[1:])) for row in rows)

@@ -1912,6 +1912,8 @@ class TrackedGroupBy:
         sel = self._selection
         if lab in named:
             return named[lab][0]
+        if not self._kwargs.get("as_index", True) and lab in self._key_labels():
+            return lab
         if op == "size":
             return "keys"
         if series and sel is not None and not isinstance(sel, list):

@@ -338,6 +338,17 @@ class TableMap(Map):
     def nbytes(self):
         return sum(p.rel.nbytes for _, p in self.entries)
 
+    def arrays(self):
+        """The index arrays this map holds (shared with other tables' maps: count each once)."""
+        out = []
+        for _, p in self.entries:
+            rel = p.rel
+            if rel.codes is not None:
+                out.append(rel.codes)
+            if rel.csr is not None and rel.csr.fn is None:
+                out.extend([rel.csr.indptr, rel.csr.indices])
+        return out
+
     def _data_cm(self, p):
         return p.data_cm(self.nidx, self.ncols)
 
