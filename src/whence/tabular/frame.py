@@ -1256,20 +1256,19 @@ class TrackedFrame(_TrackedMixin, pd.DataFrame):
         with _guard:
             return _merge(self, right, kw)
 
-    def join(self, other, on=None, how="left", lsuffix="", rsuffix="", sort=False, validate=None):
+    def join(self, other, on=None, how="left", **kwargs):
         if _depth():
-            return super().join(other, on=on, how=how, lsuffix=lsuffix, rsuffix=rsuffix, sort=sort,
-                                validate=validate)
+            return super().join(other, on=on, how=how, **kwargs)
         with _guard:
             if isinstance(other, (list, tuple)):
-                res = super().join(other, on=on, how=how, lsuffix=lsuffix, rsuffix=rsuffix, sort=sort,
-                                   validate=validate)
+                res = super().join(other, on=on, how=how, **kwargs)
                 return _fallback(res, "join with a list", [self, *other])
             if isinstance(other, pd.Series):
                 other = other.to_frame()
-            kw = dict(how=how, left_on=on, right_index=True, left_index=on is None, sort=sort,
-                      suffixes=(lsuffix, rsuffix), validate=validate)
-            return _merge(self, other, kw, join=(on, lsuffix, rsuffix))
+            sfx = kwargs.get("suffixes") or (kwargs.get("lsuffix", ""), kwargs.get("rsuffix", ""))
+            kw = dict(how=how, left_on=on, right_index=True, left_index=on is None, sort=kwargs.get("sort", False),
+                      suffixes=tuple(sfx), validate=kwargs.get("validate"))
+            return _merge(self, other, kw, join=(on, kwargs))
 
     def apply(self, func, axis=0, raw=False, result_type=None, args=(), by_row="compat", engine=None,
               engine_kwargs=None, **kwargs):
@@ -1511,9 +1510,8 @@ def _join_rows(left, right, kw, join):
     if join is None:
         res = pd.DataFrame.merge(l2, r2, **kw)
     else:
-        on, ls, rs = join
-        res = pd.DataFrame.join(l2, r2, on=on, how=kw["how"], lsuffix=ls, rsuffix=rs, sort=kw["sort"],
-                                validate=kw.get("validate"))
+        on, jkw = join
+        res = pd.DataFrame.join(l2, r2, on=on, how=kw["how"], **jkw)
     sel_l = res.pop(lt).to_numpy(dtype=np.float64, na_value=-1).astype(np.int64)
     sel_r = res.pop(rt).to_numpy(dtype=np.float64, na_value=-1).astype(np.int64)
     return TrackedFrame(res), sel_l, sel_r
