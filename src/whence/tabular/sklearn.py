@@ -68,11 +68,12 @@ def _get(name):
 
 # --------------------------------------------------------------------------------------------- registries
 
-# estimator id -> (weakref to the estimator, pieces of X, pieces of y, pieces of other tracked fit arguments).
-# A piece is (weakref to a node, the node's rows used (None: all), its row count, columns matrix (fit data
-# columns x node columns), control flag): the fit data's lineage composed one hop back, so that a temporary
-# selection (``model.fit(df[["a", "b"]], df["y"])``) still leads to its sources.  Nodes are held weakly: a
-# fitted model never keeps a source name alive.
+# estimator id -> (weakref to the estimator, pieces of X, pieces of y, pieces of other tracked fit arguments,
+# the fit frame's column names or None).
+# A piece is (weakref to a node, a one-row relation to the node's rows the fit data used (None: all rows), the
+# node's row count, a columns matrix (fit data columns x node columns), control flag): the fit data's lineage
+# composed one hop back, so that a temporary selection (``model.fit(df[["a", "b"]], df["y"])``) still leads to
+# its sources.  Nodes are held weakly: a fitted model never keeps a source name alive.
 _fits = {}
 
 # id of a sparse (or other untrackable) output -> (weakref to it, its node)
@@ -122,11 +123,8 @@ def _pieces(x):
         return ((weakref.ref(inp.node), None, inp.n, np.eye(inp.ncols, dtype=bool), False),)
     out = []
     for node, rel, dcm, ctrl, _ in inp.parts:
-        if rel.all_rows:
-            rows = None
-        else:
-            m = rel.back_mask(np.ones(rel.n_out, bool))
-            rows = None if m.all() else np.flatnonzero(m).astype(np.int64)
+        # one row standing for "every row of the fit data", as rows of this input
+        rows = None if rel.all_rows or rel.is_identity else rel.group(np.zeros(rel.n_out, np.int64), 1)
         out.append((weakref.ref(node), rows, rel.n_src, np.array(dcm, bool), ctrl))
     return tuple(out)
 
@@ -139,7 +137,11 @@ def _record_fit(est, args, kwargs, X, y):
     if not (xp or yp or others):
         _forget(est)
         return
-    _weak_key_entry(_fits, est, (xp, yp, tuple(others)))
+    names = None
+    if isinstance(X, TrackedFrame):
+        with _guard:
+            names = list(X.columns)
+    _weak_key_entry(_fits, est, (xp, yp, tuple(others), names))
 
 
 def _fit_entry(est):
@@ -680,10 +682,10 @@ def _data_parts(inp, M, n_out, nidx, keep_index):
 
 
 def _all_rows(n_out, rows, n_src):
-    """Every output row derives from the same input rows ``rows`` (None: all of them)."""
+    """Every output row derives from the input rows of the one-row relation ``rows`` (None: all rows)."""
     if rows is None:
         return RowRel.everything(n_out, n_src)
-    return RowRel(n_out, n_src, np.zeros(n_out, np.int64), np.array([0, rows.shape[0]], np.int64), rows)
+    return rows.take(np.zeros(n_out, np.int64))
 
 
 def _piece_parts(pieces, colsel, n_out, nidx):
@@ -702,17 +704,32 @@ def _piece_parts(pieces, colsel, n_out, nidx):
     return parts
 
 
-def _control_parts(est, maps, n_out, k, nidx):
+def _fit_columns(C, names, fit_names):
+    """``C`` (output x columns of the data transformed now) as output x columns of the fit data: a frame may
+    come with its columns in another order (``ColumnTransformer`` selects them by name)."""
+    if names is None or fit_names is None or names == fit_names:
+        return C
+    try:
+        pos = pd.Index(names).get_indexer(fit_names)
+    except Exception:  # duplicated labels: every fit column behind any of the output's columns
+        return np.broadcast_to(C.any(1)[:, None], (C.shape[0], len(fit_names)))
+    out = np.zeros((C.shape[0], len(fit_names)), bool)
+    ok = pos >= 0  # a fit column the data lacks now was dropped (sklearn raises otherwise)
+    out[:, ok] = C[:, pos[ok]]
+    return out
+
+
+def _control_parts(est, maps, n_out, k, nidx, names=None):
     if _get("flow"):
         return []  # inside a pipeline: the pipeline adds the composed control of its own fit
     e = _fit_entry(est)
     if e is None:
         return []
-    _, xp, yp, others = e
+    _, xp, yp, others, fit_names = e
     C, Y = maps.C, maps.Y
     parts = []
     if C is not None:
-        parts += _piece_parts(xp, C, n_out, nidx)
+        parts += _piece_parts(xp, _fit_columns(C, names, fit_names), n_out, nidx)
         stateful = C.any(1)
         if stateful.any() and others:
             parts += _piece_parts(others, np.broadcast_to(stateful[:, None], (k, 1)), n_out, nidx)
@@ -725,7 +742,7 @@ def _emit(out, inp, parts, reasons, op, info):
     """Wrap ``out`` (the plain result) with a lineage built from ``parts``."""
     n_out, k, nidx, one_d = info
     reasons = [r for r in reasons if r]
-    if isinstance(out, pd.DataFrame) or isinstance(out, pd.Series):
+    if isinstance(out, (pd.DataFrame, pd.Series)):
         from .frame import _attach
         with _guard:
             return _attach(out, parts, op, [inp.frame] if inp.frame is not None else [], reasons)
@@ -752,7 +769,7 @@ def _track_one(est, out, inp, maps_fn, op, extra_reasons=()):
     keep_index = inp.index is not None and isinstance(out, (pd.DataFrame, pd.Series)) \
         and out.index.nlevels == inp.nidx and out.index.equals(inp.index)
     parts = _data_parts(inp, maps.M, n_out, nidx, keep_index)
-    parts += _control_parts(est, maps, n_out, k, nidx)
+    parts += _control_parts(est, maps, n_out, k, nidx, inp.names)
     reasons = list(inp.reasons) + maps.reasons + list(extra_reasons)
     if n_out != inp.n:
         reasons.append(f"{op}: the output has {n_out} rows for {inp.n} input rows; every output row is taken to "
@@ -760,8 +777,7 @@ def _track_one(est, out, inp, maps_fn, op, extra_reasons=()):
     return _emit(out, inp, parts, reasons, op, info)
 
 
-def _track(est, res, X, maps_fn, op, predict, extra_reasons=()):
-    inp = _Input(X)
+def _track(est, res, inp, maps_fn, op, predict, extra_reasons=()):
     if isinstance(res, (tuple, list)):
         items = list(res)
         for i, v in enumerate(items):
@@ -846,33 +862,33 @@ def _run(cls, name, fn, est, args, kwargs, X, y):
     if flowed and _is_tracked_output(res):
         return res
     op = _op(est, name)
+    inp = _Input(X)
+    n_in = inp.ncols
     if predict:
-        n_in = _Input(X).ncols
-        return _track(est, res, X, lambda k: _predictor_maps(k, n_in), op, True)
+        return _track(est, res, inp, lambda k: _predictor_maps(k, n_in), op, True)
     key = cls
     if name == "fit_transform" and _is_sk(cls):
         key = _definer(type(est), "transform") or cls
-    inp_names = list(X.columns) if isinstance(X, TrackedFrame) else None
-    n_in = _Input(X).ncols
     if flow == "function":
         reason = "FunctionTransformer: func did not keep lineage on tracked data"
-        return _track(est, res, X, lambda k: _Maps(_ones(k, n_in), None, None, [reason]), op, False)
-    return _track(est, res, X, lambda k: _maps_for(key, est, n_in, k, inp_names), op, False)
+        return _track(est, res, inp, lambda k: _Maps(_ones(k, n_in), None, None, [reason]), op, False)
+    return _track(est, res, inp, lambda k: _maps_for(key, est, n_in, k, inp.names), op, False)
 
 
 def _pipeline_output(pipe, name, res, X, predict):
     """The result of a pipeline whose steps saw the tracked data: add the control of the pipeline's fit."""
     inp = _Input(X)
-    names = list(X.columns) if isinstance(X, TrackedFrame) else None
     op = _op(pipe, name)
 
     def control_maps(k):
         try:
-            return _pipeline_maps(pipe, inp.ncols, k, names, False, predict)
+            return _pipeline_maps(pipe, inp.ncols, k, inp.names, False, predict)
         except Exception:
             return _predictor_maps(k, inp.ncols)
 
-    if not _is_tracked_output(res):
+    tracked = _is_tracked_output(res) or (isinstance(res, (tuple, list)) and
+                                          any(_is_tracked_output(v) for v in res))
+    if not tracked:
         # a step dropped the lineage: fall back to the whole row (a prediction's contract, else PARTIAL)
         reasons = []
         if not predict:
@@ -884,7 +900,7 @@ def _pipeline_output(pipe, name, res, X, predict):
             c = control_maps(k)
             return _Maps(_ones(k, inp.ncols), c.C, c.Y, reasons)
 
-        return _track(pipe, res, X, maps_fn, op, predict)
+        return _track(pipe, res, inp, maps_fn, op, predict)
     if _get("flow") or _fit_entry(pipe) is None:
         return res
     return _add_control(pipe, res, inp, control_maps, op)
@@ -899,8 +915,8 @@ def _add_control(est, res, inp, control_maps, op):
     info = _shape_of(res._data if isinstance(res, TrackedArray) else res)
     if info is None:
         return res
-    n_out, k, nidx, one_d = info
-    cparts = _control_parts(est, control_maps(k), n_out, k, nidx)
+    n_out, k, nidx, _ = info
+    cparts = _control_parts(est, control_maps(k), n_out, k, nidx, inp.names)
     if not cparts:
         return res
     own = _Input(res) if isinstance(res, _FRAMES) else _Input(node=_result_node(res))
@@ -953,7 +969,7 @@ def _patch_own(cls):
         if isinstance(attr, types.FunctionType):
             if not getattr(attr, _MARK, False):
                 setattr(cls, name, _make_wrapper(cls, name, attr))
-        elif hasattr(attr, "fn") and hasattr(attr, "check") and callable(getattr(attr, "fn")):
+        elif hasattr(attr, "fn") and hasattr(attr, "check") and callable(attr.fn):
             # sklearn.utils._available_if._AvailableIfDescriptor: keep the descriptor (hasattr semantics)
             if not getattr(attr.fn, _MARK, False):
                 attr.fn = _make_wrapper(cls, name, attr.fn)
