@@ -1616,6 +1616,7 @@ def _pivot_lineage(src, res, args, kwargs):
     nidx = res.index.nlevels
     parts = []
     rcols = res.columns
+    contrib = np.zeros(len(src), bool)  # rows aggregated into some cell
     for v in vals:
         vrow = _col_rows(src, [v])
         if vrow is None:
@@ -1635,6 +1636,7 @@ def _pivot_lineage(src, res, args, kwargs):
             j = rcols.get_indexer([v])[0] if v in rcols else -1
             out_col = np.full(len(src), j)
         out_col = np.asarray(out_col, np.int64)
+        contrib |= (out_col >= 0) & (out_row >= 0)
         for j in np.unique(out_col[out_col >= 0]):
             g = np.where((out_col == j) & (out_row >= 0), out_row, -1)
             for p in lin.parts:
@@ -1654,7 +1656,7 @@ def _pivot_lineage(src, res, args, kwargs):
             for i, kr in enumerate(krows[:nidx]):
                 cm[i] = p.cmat[kr]
             if cm.any():
-                parts.append(Part(p.node, p.rel.group(np.where(out_row >= 0, out_row, -1), len(res)), cm))
+                parts.append(Part(p.node, p.rel.group(np.where(contrib, out_row, -1), len(res)), cm))
     return _attach(res, parts, "pivot_table", [src])
 
 
