@@ -69,7 +69,12 @@ def _other_node(x):
         return x._whence_node
     frame = sys.modules.get("whence.tabular.frame")
     if frame is not None and isinstance(x, np.ndarray):
-        return frame.plain_node(x)
+        node = frame.plain_node(x)
+        if node is not None:
+            return node
+    sk = sys.modules.get("whence.tabular.sklearn")
+    if sk is not None:
+        return sk.output_node(x)
     return None
 
 

@@ -1050,8 +1050,9 @@ def _frame_rows(X, indices):
 
 
 def _patch_split(mod):
-    """``train_test_split`` indexes with ``_safe_indexing`` (``DataFrame.take``, which tracked frames do not
-    cover): tracked frames and series are split with ``iloc`` instead, which keeps exact row lineage."""
+    """``train_test_split`` (and the cross-validation helpers' ``_safe_split``) index rows with
+    ``_safe_indexing``, that is ``DataFrame.take``, which tracked frames do not cover: tracked frames and series
+    are split with ``iloc`` instead, which keeps exact row lineage."""
     orig = getattr(mod, "_safe_indexing", None)
     if orig is None or getattr(orig, _MARK, False):
         return
@@ -1067,7 +1068,8 @@ def _patch_split(mod):
     mod._safe_indexing = _safe_indexing
 
 
-_AFTER = {"sklearn.base": _install_estimators, "sklearn.model_selection._split": _patch_split}
+_AFTER = {"sklearn.base": _install_estimators, "sklearn.model_selection._split": _patch_split,
+          "sklearn.utils.metaestimators": _patch_split}
 
 
 class _Loader:
