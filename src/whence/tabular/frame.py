@@ -496,9 +496,49 @@ class _TrackedMixin:
             _fallback(res, method or f"a {type(self).__bases__[-1].__name__} operation", inputs)
         return res
 
-    # formatting and writing never record or warn
-    __repr__ = None  # set below
-    _repr_html_ = None
+    @property
+    def loc(self):
+        return super().loc if _depth() else _TrackedIndexer(self, "loc")
+
+    @property
+    def iloc(self):
+        return super().iloc if _depth() else _TrackedIndexer(self, "iloc")
+
+    def _arith_method(self, other, op):
+        if _depth():
+            return super()._arith_method(other, op)
+        with _guard:
+            return _binary(super()._arith_method(other, op), op, self, other)
+
+    def _cmp_method(self, other, op):
+        if _depth():
+            return super()._cmp_method(other, op)
+        with _guard:
+            return _binary(super()._cmp_method(other, op), op, self, other)
+
+    def _logical_method(self, other, op):
+        if _depth():
+            return super()._logical_method(other, op)
+        with _guard:
+            return _binary(super()._logical_method(other, op), op, self, other)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if _depth():
+            return super().__array_ufunc__(ufunc, method, *inputs, **kwargs)
+        with _guard:
+            res = super().__array_ufunc__(ufunc, method, *inputs, **kwargs)
+            if method == "__call__" and isinstance(res, type(self).__mro__[2]) and "out" not in kwargs:
+                return _binary(res, ufunc, *inputs)
+            if isinstance(res, (pd.Series, pd.DataFrame)):
+                return _fallback(res, f"{ufunc.__name__}.{method}", [i for i in inputs if is_tracked_frame(i)])
+            return res
+
+    def groupby(self, by=None, *args, **kwargs):
+        if _depth():
+            return super().groupby(by, *args, **kwargs)
+        with _guard:
+            gb = super().groupby(by, *args, **kwargs)
+        return TrackedGroupBy(self, gb, by, kwargs)
 
     def to_numpy(self, dtype=None, copy=False, na_value=pd.api.extensions.no_default):
         """The values as a :class:`whence.TrackedArray` whose lineage continues from this frame's."""
@@ -602,14 +642,6 @@ class TrackedSeries(_TrackedMixin, pd.Series):
     """A :class:`pandas.Series` with lineage (see :mod:`whence.tabular.frame`)."""
 
     @property
-    def loc(self):
-        return pd.Series.loc.fget(self) if _depth() else _TrackedIndexer(self, "loc")
-
-    @property
-    def iloc(self):
-        return pd.Series.iloc.fget(self) if _depth() else _TrackedIndexer(self, "iloc")
-
-    @property
     def _constructor(self):
         return TrackedSeries
 
@@ -626,41 +658,12 @@ class TrackedSeries(_TrackedMixin, pd.Series):
     def _constructor_expanddim_from_mgr(self, mgr, axes):
         return TrackedFrame._from_mgr(mgr, axes=mgr.axes)
 
-    def _arith_method(self, other, op):
-        if _depth():
-            return super()._arith_method(other, op)
-        with _guard:
-            return _binary(super()._arith_method(other, op), op, self, other)
-
-    def _cmp_method(self, other, op):
-        if _depth():
-            return super()._cmp_method(other, op)
-        with _guard:
-            return _binary(super()._cmp_method(other, op), op, self, other)
-
-    def _logical_method(self, other, op):
-        if _depth():
-            return super()._logical_method(other, op)
-        with _guard:
-            return _binary(super()._logical_method(other, op), op, self, other)
-
     def _flex_method(self, other, op, *, level=None, fill_value=None, axis=0):
         if _depth():
             return super()._flex_method(other, op, level=level, fill_value=fill_value, axis=axis)
         with _guard:
             res = super()._flex_method(other, op, level=level, fill_value=fill_value, axis=axis)
             return _binary(res, op, self, other)
-
-    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        if _depth():
-            return super().__array_ufunc__(ufunc, method, *inputs, **kwargs)
-        with _guard:
-            res = super().__array_ufunc__(ufunc, method, *inputs, **kwargs)
-            if method == "__call__" and isinstance(res, pd.Series) and "out" not in kwargs:
-                return _binary(res, ufunc, *inputs)
-            if isinstance(res, (pd.Series, pd.DataFrame)):
-                return _fallback(res, f"{ufunc.__name__}.{method}", [i for i in inputs if is_tracked_frame(i)])
-            return res
 
     def isin(self, values):
         if _depth():
@@ -728,13 +731,6 @@ class TrackedSeries(_TrackedMixin, pd.Series):
             return super().mask(cond, other, **kwargs)
         with _guard:
             return _binary(super().mask(cond, other, **kwargs), "mask", self, cond, other)
-
-    def groupby(self, by=None, *args, **kwargs):
-        if _depth():
-            return super().groupby(by, *args, **kwargs)
-        with _guard:
-            gb = super().groupby(by, *args, **kwargs)
-        return TrackedGroupBy(self, gb, by, kwargs)
 
 
 def _binary(res, op, *operands):
@@ -988,43 +984,6 @@ class TrackedFrame(_TrackedMixin, pd.DataFrame):
         object.__setattr__(ser, "_name", None)
         return ser
 
-    @property
-    def loc(self):
-        return pd.DataFrame.loc.fget(self) if _depth() else _TrackedIndexer(self, "loc")
-
-    @property
-    def iloc(self):
-        return pd.DataFrame.iloc.fget(self) if _depth() else _TrackedIndexer(self, "iloc")
-
-    def _arith_method(self, other, op):
-        if _depth():
-            return super()._arith_method(other, op)
-        with _guard:
-            return _binary(super()._arith_method(other, op), op, self, other)
-
-    def _cmp_method(self, other, op):
-        if _depth():
-            return super()._cmp_method(other, op)
-        with _guard:
-            return _binary(super()._cmp_method(other, op), op, self, other)
-
-    def _logical_method(self, other, op):
-        if _depth():
-            return super()._logical_method(other, op)
-        with _guard:
-            return _binary(super()._logical_method(other, op), op, self, other)
-
-    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        if _depth():
-            return super().__array_ufunc__(ufunc, method, *inputs, **kwargs)
-        with _guard:
-            res = super().__array_ufunc__(ufunc, method, *inputs, **kwargs)
-            if method == "__call__" and isinstance(res, pd.DataFrame) and "out" not in kwargs:
-                return _binary(res, ufunc, *inputs)
-            if isinstance(res, (pd.Series, pd.DataFrame)):
-                return _fallback(res, f"{ufunc.__name__}.{method}", [i for i in inputs if is_tracked_frame(i)])
-            return res
-
     # -- selection -------------------------------------------------------------------------------------------
     def __getitem__(self, key):
         if _depth():
@@ -1149,13 +1108,6 @@ class TrackedFrame(_TrackedMixin, pd.DataFrame):
                 _attach_inplace(self, parts, "query", [lin])
                 return None
             return _attach(res, parts, "query", [self], detail=expr)
-
-    def groupby(self, by=None, *args, **kwargs):
-        if _depth():
-            return super().groupby(by, *args, **kwargs)
-        with _guard:
-            gb = super().groupby(by, *args, **kwargs)
-        return TrackedGroupBy(self, gb, by, kwargs)
 
     def set_index(self, keys, **kwargs):
         if _depth():
