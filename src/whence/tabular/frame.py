@@ -270,6 +270,20 @@ def _row_positions(src, res):
     return None
 
 
+def _rows_union(p, rows):
+    """Input columns used by the cmat rows ``rows`` of part ``p`` (a wide part uses its one row)."""
+    if p.wide:
+        return p.cmat[0]
+    if not len(rows):
+        return np.zeros(p.cmat.shape[1], bool)
+    return p.cmat[list(rows)].any(0)
+
+
+def _is_bool_mask(key):
+    dt = getattr(key, "dtype", None)
+    return dt is not None and pd.api.types.is_bool_dtype(dt)
+
+
 def _control_parts(mask, sel, nrows_out, ncells, cache=None):
     """Control parts from a tracked boolean mask aligned with the input rows, taken through ``sel``."""
     lin = lineage_of(mask)
@@ -293,9 +307,9 @@ def _col_control(lin, sel, col_rows, ncells, cache=None):
     parts = []
     cache = {} if cache is None else cache
     for p in lin.parts:
-        if p.control:
-            continue
-        row = p.cmat[col_rows].any(0) if len(col_rows) else np.zeros(p.cmat.shape[1], bool)
+        if p.wide and p.control:
+            continue  # already on every cell of the result
+        row = _rows_union(p, col_rows)
         if not row.any():
             continue
         rel = p.rel
@@ -422,7 +436,9 @@ def _rows_op(op, ignore_arg="ignore_index"):
                 sel = np.asarray(res.index, dtype=np.int64)
                 res.index = pd.RangeIndex(len(res)) if ignore else self.index.take(sel)
                 lin = lineage_of(self)
-                parts = _remap(lin, sel=sel)
+                # a fresh RangeIndex (ignore_index) has no lineage: one empty index row
+                crow = [-1] + [lin.nidx + j for j in range(lin.ncols)] if ignore else None
+                parts = _remap(lin, crow, sel)
                 ctl = _op_control(self, op, args, kwargs)
                 if ctl:
                     parts += _col_control(lin, sel, ctl, lin.nidx + lin.ncols)
@@ -831,7 +847,7 @@ class _TrackedIndexer:
             if len(rpos) != len(res):
                 return _fallback(res, f"{self.kind}[...]", [obj])
             parts = _remap(lin, crow, rpos)
-            if is_tracked_frame(rk) and getattr(rk, "dtype", None) == bool:
+            if is_tracked_frame(rk) and _is_bool_mask(rk):
                 sel_mask = _align_rows(rk, obj)
                 if sel_mask is not False:
                     msel = rpos if sel_mask is None else sel_mask[rpos]
@@ -929,7 +945,7 @@ def _subset_rows(src, res, op, mask=None):
     lin = lineage_of(src)
     sel = None
     mvals = None
-    if mask is not None and getattr(mask, "dtype", None) == bool and len(mask) == len(src):
+    if mask is not None and _is_bool_mask(mask) and len(mask) == len(src):
         if isinstance(mask, pd.Series):
             al = _align_rows(mask, src)
             if al is None:
@@ -1008,7 +1024,7 @@ class TrackedFrame(_TrackedMixin, pd.DataFrame):
                         crow = list(range(lin.nidx)) + [lin.nidx + int(p) for p in pos]
                         return _attach(res, _remap(lin, crow), "columns", [self])
             if isinstance(res, pd.DataFrame) and res.columns.equals(cols):
-                mask = key if (getattr(key, "dtype", None) == bool or
+                mask = key if (_is_bool_mask(key) or
                                (isinstance(key, list) and key and all(isinstance(k, (bool, np.bool_)) for k in key))) else None
                 if isinstance(key, list) and mask is not None:
                     mask = np.asarray(key, bool)
@@ -1568,7 +1584,6 @@ def _pivot_lineage(src, res, args, kwargs):
     nidx = res.index.nlevels
     parts = []
     rcols = res.columns
-    contrib = np.zeros(len(src), bool)  # rows aggregated into some cell
     for v in vals:
         vrow = _col_rows(src, [v])
         if vrow is None:
@@ -1588,17 +1603,20 @@ def _pivot_lineage(src, res, args, kwargs):
             j = rcols.get_indexer([v])[0] if v in rcols else -1
             out_col = np.full(len(src), j)
         out_col = np.asarray(out_col, np.int64)
-        contrib |= (out_col >= 0) & (out_row >= 0)
         for j in np.unique(out_col[out_col >= 0]):
             g = np.where((out_col == j) & (out_row >= 0), out_row, -1)
             for p in lin.parts:
-                row = p.cmat[vrow[0]]
+                row = _rows_union(p, vrow)
                 if not row.any() or p.control:
                     continue
                 cm = np.zeros((nidx + res.shape[1], row.shape[0]), bool)
                 cm[nidx + j] = row
                 parts.append(Part(p.node, p.rel.group(g, len(res)), cm))
-    # the index cells: the key cells of the rows in each output row
+    # the index cells: the key cells of the rows grouped into each output row (rows with a missing
+    # column key are left out by the group-by; rows whose values are all missing still formed the row)
+    contrib = out_row >= 0
+    if cls_:
+        contrib &= pd.DataFrame(src[cls_]).notna().all(axis=1).to_numpy()
     krows = _col_rows(src, idx)
     if krows:
         for p in lin.parts:
@@ -1606,7 +1624,7 @@ def _pivot_lineage(src, res, args, kwargs):
                 continue
             cm = np.zeros((nidx + res.shape[1], p.cmat.shape[1]), bool)
             for i, kr in enumerate(krows[:nidx]):
-                cm[i] = p.cmat[kr]
+                cm[i] = _rows_union(p, [kr])
             if cm.any():
                 parts.append(Part(p.node, p.rel.group(np.where(contrib, out_row, -1), len(res)), cm))
     return _attach(res, parts, "pivot_table", [src])
@@ -1850,7 +1868,7 @@ class TrackedGroupBy:
                     parts.append(Part(p.node, p.rel, np.vstack([cm_idx, np.zeros((ncols, cm.shape[1]), bool)]),
                                       p.control))
             parts.append(Part(p.node, g, cm, p.control))
-            if key_rows and not p.control:
+            if key_rows:
                 krow = np.zeros(p.cmat.shape[1], bool)
                 for r in key_rows:
                     krow |= p.cmat[r]
@@ -1909,10 +1927,16 @@ def _sort_index(self, *args, **kwargs):
     if _depth():
         return base(self, *args, **kwargs)
     with _guard:
-        if kwargs.get("inplace") or kwargs.get("ignore_index") or kwargs.get("axis", 0) not in (0, "index"):
+        if kwargs.get("inplace") or kwargs.get("axis", 0) not in (0, "index"):
             res = base(self, *args, **kwargs)
             return res if res is None else _fallback(res, "sort_index", [self])
-        return _subset_rows(self, base(self, *args, **kwargs), "sort_index")
+        ignore = kwargs.pop("ignore_index", False)
+        res = _subset_rows(self, base(self, *args, **kwargs), "sort_index")
+        if ignore:
+            res.index = pd.RangeIndex(len(res))
+            lin = lineage_of(res)
+            res = _attach(res, _remap(lin, [-1] + [lin.nidx + j for j in range(lin.ncols)]), "sort_index", [res])
+        return res
 
 
 TrackedFrame.sort_index = _sort_index

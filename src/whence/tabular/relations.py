@@ -173,6 +173,8 @@ class RowRel:
             ptr = np.zeros(k + 1, np.int64)
             np.cumsum(ok, out=ptr[1:])
             return ptr, c[ok]
+        if not ok.any():
+            return np.zeros(k + 1, np.int64), _EMPTY
         sp, si = self.csr.get()
         cc = np.where(ok, c, 0)
         starts = sp[cc]
