@@ -1429,18 +1429,35 @@ def _merge(left, right, kw, join=None):
             crow_l[i] = i
             if lin_r is not None and i < lin_r.nidx:
                 crow_r[i] = i
-    # right index levels named in left_on (index joins) carry the key: it is copied from the left column
+    # index joins: the key column of a column-to-index join also derives from the other side's index level
+    lkeys, rkeys = _join_keys(kw, on_list, join)
+    cols_u = res.columns.is_unique
+    if kw.get("right_index") and not kw.get("left_index") and lin_r is not None and cols_u:
+        for i, lab in enumerate(lkeys):
+            if i < lin_r.nidx and _hashable(lab) and lab in res.columns:
+                crow_r[nidx + int(res.columns.get_loc(lab))] = i
+        rkeys_rows = list(range(lin_r.nidx))
+    else:
+        rkeys_rows = None
+    lkeys_rows = None
+    if kw.get("left_index") and not kw.get("right_index") and cols_u:
+        for i, lab in enumerate(rkeys):
+            if i < lin_l.nidx and _hashable(lab) and lab in res.columns:
+                crow_l[nidx + int(res.columns.get_loc(lab))] = i
+        lkeys_rows = list(range(lin_l.nidx))
+    if kw.get("left_index") and kw.get("right_index"):
+        lkeys_rows = list(range(lin_l.nidx))
+        rkeys_rows = list(range(lin_r.nidx)) if lin_r is not None else None
     parts = _remap(lin_l, crow_l, sel_l)
     if lin_r is not None:
         parts += _remap(lin_r, crow_r, sel_r)
     # control: the join keys of both rows chose the pairing
-    lkeys, rkeys = _join_keys(kw, on_list, join)
     ncells = nidx + ncols
-    lrows = _col_rows(left, lkeys) if lkeys else []
+    lrows = lkeys_rows if lkeys_rows is not None else (_col_rows(left, lkeys) if lkeys else [])
     if lrows:
         parts += _col_control(lin_l, sel_l, lrows, ncells)
     if lin_r is not None:
-        rrows = _col_rows(right, rkeys) if rkeys else []
+        rrows = rkeys_rows if rkeys_rows is not None else (_col_rows(right, rkeys) if rkeys else [])
         if rrows:
             parts += _col_control(lin_r, sel_r, rrows, ncells)
     return _attach(res, parts, "merge" if join is None else "join", [left, right] if lin_r else [left], reasons,
