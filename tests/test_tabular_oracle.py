@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import random
 import sys
 import tempfile
 import warnings
@@ -39,8 +38,9 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 wh = pytest.importorskip("whence")
-import whence.tabular  # noqa: E402,F401  (installs the pandas wrappers before any pipeline is drawn)
-import tabular_strategies as T  # noqa: E402
+import tabular_strategies as T
+
+import whence.tabular  # noqa: F401  (installs the pandas wrappers before any pipeline is drawn)
 
 SCALE = float(os.environ.get("WHENCE_ORACLE_SCALE", "1"))
 
@@ -69,7 +69,11 @@ def replay(p, csv_paths=None):
     for var, code, step in p.lines:
         with warnings.catch_warnings(record=True) as w:
             warnings.simplefilter("always")
-            exec(code, ns)
+            try:
+                exec(code, ns)  # noqa: S102  (the pipeline's own line of pandas code)
+            except Exception as e:
+                raise AssertionError(f"{code!r} raised {type(e).__name__}: {e} on whence (plain pandas ran it)\n"
+                                     f"{p.script()}") from e
         warns[var] = [str(x.message) for x in w if issubclass(x.category, wh.PartialLineageWarning)]
     return ns, warns
 
@@ -95,16 +99,25 @@ def check_results(p, ns, warns):
         elif isinstance(R, pd.Series):
             assert type(y).__name__ == "TrackedSeries", f"{var} is a {type(y).__name__}{ctx}"
             assert y.to_csv() == R.to_csv(), f"{var}.to_csv() differs from pandas'{ctx}"
-        else:
+        elif step.what != "asarray":  # np.asarray(frame) is a plain ndarray whose lineage stays queryable
             assert wh.is_tracked(y), f"{var} is a {type(y).__name__}, not a TrackedArray{ctx}"
         try:
-            T.plain_equal(as_plain(y), R)
+            # (empty results: not the index type; see test_empty_drop_duplicates_ignore_index)
+            T.plain_equal(as_plain(y), R, strict=len(R) > 0)
         except AssertionError as e:
             raise AssertionError(f"{var} differs from plain pandas: {e}{ctx}") from None
         if step.covered:
             assert not warns[var], f"PartialLineageWarning at a covered step {var}: {warns[var]}{ctx}"
         else:
             assert warns[var], f"no PartialLineageWarning at {code!r} ({step.what}){ctx}"
+
+
+def guarded(fn, ctx, *args, **kwargs):
+    """Call a whence query; an exception becomes a failure that prints the pipeline."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as e:
+        raise AssertionError(f"{ctx} raised {type(e).__name__}: {e}") from e
 
 
 def result_set(res):
@@ -115,7 +128,12 @@ def fmt(cells):
     return sorted(cells)
 
 
-def compare(got, complete, exp, partial, ctx):
+def compare(got, complete, exp, partial, ctx, superset=False):
+    if superset and not partial:
+        assert complete, f"answer is PARTIAL on covered operations: {ctx}"
+        missing = exp - got
+        assert not missing, f"missing {fmt(missing)}\n got {fmt(got)}\n{ctx}"
+        return
     if partial:
         assert not complete, f"answer through an uncovered operation is marked FULL: {ctx}"
         missing = exp - got
@@ -144,6 +162,16 @@ def partial_upto(p, var):
     return False
 
 
+def ctl_relaxed(p, var):
+    """Control answers downstream of a step with a known control over-approximation: superset only."""
+    for v, _, s in p.lines:
+        if s.ctl_superset:
+            return True
+        if v == var:
+            return False
+    return False
+
+
 def sample(rng, items, k):
     items = list(items)
     return items if len(items) <= k else rng.sample(items, k)
@@ -156,31 +184,33 @@ def sample(rng, items, k):
 def check_backward(p, ns, var, rng, k=8, control=(False, True)):
     O, y = p.oracle[var], ns[var]
     partial = partial_upto(p, var)
+    relax = ctl_relaxed(p, var)
     script = p.script()
     cells = O.cells()
     for cell in sample(rng, cells, k):
         for ctl in control:
-            res = wh.backward(y, cell, control=ctl)
+            res = guarded(wh.backward, f"wh.backward({var}, {cell}, control={ctl})\n{script}", y, cell, control=ctl)
             compare(result_set(res), res.complete, O.lin(cell, ctl), partial,
-                    f"wh.backward({var}, {cell}{', control=True' if ctl else ''})\n{script}")
+                    f"wh.backward({var}, {cell}{', control=True' if ctl else ''})\n{script}", ctl and relax)
     n = O.shape[0]
-    if n:
-        rows = sorted(set(rng.choice(range(n)) for _ in range(rng.randint(1, 3))))
+    if n and (len(O.shape) == 1 or O.shape[1]):
+        rows = sorted({rng.choice(range(n)) for _ in range(rng.randint(1, 3))})
         for ctl in control:
             exp = T.union(O.lin(cell, ctl) for cell in cells if cell[0] in rows)
-            res = wh.backward(y, rows=rows, control=ctl)
+            res = guarded(wh.backward, f"wh.backward({var}, rows={rows}, control={ctl})\n{script}", y, rows=rows,
+                          control=ctl)
             compare(result_set(res), res.complete, exp, partial,
-                    f"wh.backward({var}, rows={rows}{', control=True' if ctl else ''})\n{script}")
+                    f"wh.backward({var}, rows={rows}{', control=True' if ctl else ''})\n{script}", ctl and relax)
     if len(O.shape) == 2 and O.shape[1]:
-        cols = sorted(set(rng.choice(range(O.shape[1])) for _ in range(rng.randint(1, 2))))
+        cols = sorted({rng.choice(range(O.shape[1])) for _ in range(rng.randint(1, 2))})
         exp = T.union(O.lin(cell) for cell in cells if cell[1] in cols)
-        res = wh.backward(y, columns=cols)
+        res = guarded(wh.backward, f"wh.backward({var}, columns={cols})\n{script}", y, columns=cols)
         compare(result_set(res), res.complete, exp, partial, f"wh.backward({var}, columns={cols})\n{script}")
     for ctl in control:
         exp = T.union(O.lin(cell, ctl) for cell in cells)
-        res = wh.backward(y, control=ctl)
+        res = guarded(wh.backward, f"wh.backward({var}, control={ctl})\n{script}", y, control=ctl)
         compare(result_set(res), res.complete, exp, partial,
-                f"wh.backward({var}{', control=True' if ctl else ''})\n{script}")
+                f"wh.backward({var}{', control=True' if ctl else ''})\n{script}", ctl and relax)
 
 
 def source_cells(p):
@@ -195,19 +225,30 @@ def check_forward(p, ns, var, rng, k=6, own_inverse=True):
     partial = partial_upto(p, var)
     mine = None
     if own_inverse and not partial and len(cells) <= 150:
-        mine = {cell: result_set(wh.backward(y, cell)) for cell in cells}
-    for (name, r, c) in srcs:
+        mine = {cell: result_set(guarded(wh.backward, f"wh.backward({var}, {cell})\n{script}", y, cell))
+                for cell in cells}
+    for n_, (name, r, c) in enumerate(srcs):
+        src = name if n_ % 2 == 0 else ns[name]  # by name, or by the tracked source frame
         for ctl in (False, True):
-            got = {tuple(int(v) for v in row) for row in wh.forward(name, (r, c), y, control=ctl)}
+            fw = guarded(wh.forward, f"wh.forward({name!r}, ({r}, {c}), {var}, control={ctl})\n{script}", src, (r, c), y,
+                         control=ctl)
+            got = {tuple(int(v) for v in row) for row in fw}
             exp = {cell for cell in cells if (name, r, c) in O.lin(cell, ctl)}
             ctx = f"wh.forward({name!r}, ({r}, {c}), {var}{', control=True' if ctl else ''})\n{script}"
-            if partial:
+            if partial or (ctl and ctl_relaxed(p, var)):
                 assert exp <= got, f"{ctx}\n forward misses {sorted(exp - got)}"
             elif got != exp:
                 raise AssertionError(f"{ctx}\n expected {sorted(exp)}\n got      {sorted(got)}")
             if mine is not None and not ctl:
                 inv = {cell for cell, s in mine.items() if (name, r, c) in s}
                 assert got == inv, f"{ctx}\n forward {sorted(got)} is not the inverse of backward {sorted(inv)}"
+    if srcs and not partial:
+        # a whole source row at once
+        name, r, _ = srcs[0]
+        fw = guarded(wh.forward, f"wh.forward({name!r}, rows=[{r}], y={var})\n{script}", name, None, y, rows=[r])
+        got = {tuple(int(v) for v in row) for row in fw}
+        exp = {cell for cell in cells if any(s == name and rr == r for s, rr, _ in O.lin(cell))}
+        assert got == exp, f"wh.forward({name!r}, rows=[{r}], y={var})\n{script}\n expected {sorted(exp)}\n got {sorted(got)}"
 
 
 def expected_trace(p, O, i, control=False):
@@ -227,16 +268,19 @@ def check_trace(p, ns, var, rng, k=2, csv=False):
     O, y = p.oracle[var], ns[var]
     n = O.shape[0]
     partial = partial_upto(p, var)
-    if not n or partial:
-        return
+    if not n or partial or (len(O.shape) == 2 and not O.shape[1]):
+        return  # (a row with no cells: whence traces the row's control cells, the oracle has no cells)
     script = p.script()
     for i in sample(rng, range(n), k):
         for ctl in (False, True):
-            tr = wh.trace_to_file(y, row=i, control=ctl)
+            tr = guarded(wh.trace_to_file, f"wh.trace_to_file({var}, row={i}, control={ctl})\n{script}", y, row=i,
+                         control=ctl)
             got = [(s.table, s.row, tuple(s.columns)) for s in tr]
             exp = expected_trace(p, O, i, ctl)
             ctx = f"wh.trace_to_file({var}, row={i}{', control=True' if ctl else ''})\n{script}"
             assert tr.complete, f"PARTIAL trace on covered operations: {ctx}"
+            if ctl and ctl_relaxed(p, var):
+                continue
             if got != exp:
                 raise AssertionError(f"{ctx}\n expected {exp}\n got      {got}")
             for s in tr:
@@ -251,7 +295,7 @@ def check_trace(p, ns, var, rng, k=2, csv=False):
 # the properties
 # ----------------------------------------------------------------------------------------------------------
 
-@cfg(150)
+@cfg(100)
 @given(T.pipelines(), st.randoms(use_true_random=False))
 def test_chains_backward(p, rng):
     """Random chains of covered operations: every answer FULL and equal to the oracle's."""
@@ -261,7 +305,7 @@ def test_chains_backward(p, rng):
         check_backward(p, ns, var, rng)
 
 
-@cfg(80)
+@cfg(60)
 @given(T.pipelines(ops=tuple(T.ROW_OPS * 2 + ["merge", "groupby", "concat", "transform", "melt", "dummies"]),
                    min_len=2, max_len=5),
        st.randoms(use_true_random=False))
@@ -274,22 +318,24 @@ def test_chains_relational(p, rng):
     check_forward(p, ns, p.final, rng, k=4)
 
 
-@cfg(80)
+@cfg(50)
 @given(T.pipelines(), st.randoms(use_true_random=False))
 def test_chains_forward(p, rng):
     """forward of random source cells equals the oracle's inverse and the inverse of backward."""
     ns, warns = replay(p)
+    check_results(p, ns, warns)
     check_forward(p, ns, p.final, rng)
 
 
-@cfg(60)
+@cfg(40)
 @given(T.pipelines(terminal=0.5), st.randoms(use_true_random=False))
 def test_chains_trace_to_file(p, rng):
     ns, warns = replay(p)
+    check_results(p, ns, warns)
     check_trace(p, ns, p.final, rng)
 
 
-@cfg(40)
+@cfg(25)
 @given(T.pipelines(csv=True, max_len=4, terminal=0.3), st.randoms(use_true_random=False))
 def test_read_csv_sources(p, rng):
     """The same with sources read by wh.read_csv: rows traced to their file and line."""
@@ -304,7 +350,7 @@ def test_read_csv_sources(p, rng):
         check_trace(p, ns, p.final, rng, csv=True)
 
 
-@cfg(60)
+@cfg(40)
 @given(T.pipelines(uncovered=True, max_len=4, terminal=0.2), st.randoms(use_true_random=False))
 def test_uncovered_ops_are_partial_supersets(p, rng):
     """rolling, ffill, bfill, shift, cumsum, diff, rank: a PartialLineageWarning, PARTIAL answers, and a
@@ -313,3 +359,256 @@ def test_uncovered_ops_are_partial_supersets(p, rng):
     check_results(p, ns, warns)
     check_backward(p, ns, p.final, rng, k=6)
     check_forward(p, ns, p.final, rng, k=3)
+
+
+
+@pytest.mark.parametrize("op", sorted(set(T.COVERED)))
+@cfg(6)
+@given(data=st.data())
+def test_each_operation(op, data):
+    """Every operation family, every run: short chains of that one operation (merges and concats bring in
+    ``b``, side steps on ``b`` may be other row operations)."""
+    p = data.draw(T.pipelines(ops=(op,), min_len=1, max_len=3, terminal=0.2), label="pipeline")
+    rng = data.draw(st.randoms(use_true_random=False), label="rng")
+    ns, warns = replay(p)
+    check_results(p, ns, warns)
+    check_backward(p, ns, p.final, rng, k=6)
+    check_forward(p, ns, p.final, rng, k=3)
+    check_trace(p, ns, p.final, rng, k=1)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# operations whence does not cover, one by one: a warning at the operation, PARTIAL, a superset
+# ----------------------------------------------------------------------------------------------------------
+
+def _cells(res):
+    return {k: sorted(tuple(int(v) for v in row) for row in np.asarray(arr)) for k, arr in res.items()}
+
+
+def _frame_a():
+    return pd.DataFrame({"k": [0.0, 1.0, 1.0, np.nan], "x": [1.0, np.nan, 3.0, 4.0], "y": [5, 6, 7, 8]})
+
+
+UNCOVERED = {
+    # code: (output cell, the cells of a it truly derives from)
+    "a.rolling(2).sum()": ((2, 1), [(1, 1), (2, 1)]),
+    "a.rolling(3, min_periods=1).mean()": ((1, 2), [(0, 2), (1, 2)]),
+    "a.ffill()": ((1, 1), [(0, 1)]),
+    "a.bfill()": ((1, 1), [(2, 1)]),
+    "a.shift(1)": ((2, 0), [(1, 0)]),
+    "a.cumsum()": ((2, 2), [(0, 2), (1, 2), (2, 2)]),
+    "a.diff()": ((3, 2), [(2, 2), (3, 2)]),
+    "a.rank()": ((0, 2), [(0, 2), (1, 2), (2, 2), (3, 2)]),
+    "a.expanding().max()": ((1, 0), [(0, 0), (1, 0)]),
+}
+
+
+@pytest.mark.parametrize("code", sorted(UNCOVERED))
+def test_uncovered_op_warns_and_is_a_partial_superset(code):
+    cell, truth = UNCOVERED[code]
+    wh.reset()
+    a = wh.track_frame(_frame_a(), name="a")  # noqa: F841 (used by eval)
+    with pytest.warns(wh.PartialLineageWarning):
+        y = eval(code)
+    pd.testing.assert_frame_equal(pd.DataFrame(y), eval(code.replace("a.", "_frame_a().", 1)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", wh.PartialLineageWarning)
+        res = wh.backward(y, cell)
+        down = wh.backward(y[y.columns[cell[1]]].iloc[cell[0]:cell[0] + 1], (0,))
+    assert res.complete is False and down.complete is False
+    for r in (res, down):
+        got = set(_cells(r).get("a", []))
+        assert set(truth) <= got, f"{code}: {sorted(set(truth) - got)} missing from the PARTIAL answer"
+
+
+COVERED_ONE_LINERS = [
+    "a[a['x'] > 1]", "a.query('y > 5')", "a.loc[a['y'] > 5, ['x']]", "a.iloc[[2, 0]]", "a.head(2)", "a.tail(2)",
+    "a.sort_values('k', kind='stable')", "a.dropna()", "a.drop_duplicates(subset=['k'])", "a.fillna(0)",
+    "a.fillna({'x': 0.0})", "a.replace(5, 50)", "a.astype('float64')", "a.rename(columns={'x': 'z'})",
+    "a.set_index('k')", "a.set_index('k').reset_index()", "a.assign(r=a['x'] / a['y'] + 1)",
+    "a.merge(a, on='k')", "a.groupby('k').agg(s=('x', 'sum'))", "a.groupby('k').size()",
+    "a.groupby('k')['x'].transform('sum')", "pd.concat([a, a])", "pd.concat([a, a.rename(columns=str.upper)], axis=1)",
+    "pd.get_dummies(a, columns=['k'])", "a.melt(id_vars=['k'])", "a.apply(lambda r: r.sum(), axis=1)",
+    "a.apply(lambda s: s.max())", "a[['x', 'y']].to_numpy()",
+]
+
+
+@pytest.mark.parametrize("code", COVERED_ONE_LINERS)
+def test_covered_op_is_full_and_quiet(code):
+    wh.reset()
+    a = wh.track_frame(_frame_a(), name="a")  # noqa: F841
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        y = eval(code)
+        res = wh.backward(y)
+    assert res.complete is True, res.reasons
+
+
+# ----------------------------------------------------------------------------------------------------------
+# wrong answers and crashes found by the oracle: regression tests for those fixed since, strict xfails for the
+# open ones (they pass when whence is fixed; the random pipelines steer around them unless
+# WHENCE_ORACLE_KNOWN_BUGS=1)
+# ----------------------------------------------------------------------------------------------------------
+
+def _abc():
+    wh.reset()
+    return wh.track_frame(pd.DataFrame({"k": [0, 1], "x": [1.0, 2.0], "y": [5, 6]}), name="a")
+
+
+@pytest.mark.parametrize("op", ["sort_values('y', ignore_index=True)", "dropna(ignore_index=True)",
+                                "drop_duplicates(ignore_index=True)"])
+def test_ignore_index_after_multiindex(op):
+    """Found by the oracle (fixed since): the old MultiIndex levels stayed in the lineage, so column y
+    answered with the cells of column x."""
+    a = _abc()  # noqa: F841 (used by eval)
+    x = eval(f"a.set_index(['k', 'x']).{op}")
+    assert list(x.columns) == ["y"]
+    assert _cells(wh.backward(x, (0, 0))) == {"a": [(0, 2)]}
+
+
+def test_ignore_index_then_reset_index():
+    """Found by the oracle (fixed since): the fresh positional 'index' column claimed the old index's cells."""
+    a = _abc()
+    x = a.set_index("k").sort_values("y", ignore_index=True).reset_index()
+    assert list(x.columns) == ["index", "x", "y"]
+    assert _cells(wh.backward(x, (0, 0))) == {}
+
+
+def test_groupby_as_index_false_size_key_columns():
+    """Found by the oracle (fixed since): each key column derived from the cells of every key column."""
+    wh.reset()
+    a = wh.track_frame(pd.DataFrame({"k": [0, 0, 1], "x": [1.0, 1.0, 2.0], "y": [5, 6, 7]}), name="a")
+    g = a.groupby(["k", "x"], as_index=False).size()
+    assert list(g.columns) == ["k", "x", "size"]
+    assert _cells(wh.backward(g, (0, 0))) == {"a": [(0, 0), (1, 0)]}
+    assert _cells(wh.backward(g, (0, 1))) == {"a": [(0, 1), (1, 1)]}
+
+
+@pytest.mark.parametrize("op", ["x1.dropna(subset=['t'])", "x1.sort_values('t')",
+                                "x1.drop_duplicates(subset=['t'])", "x1.merge(x1[['t']], on='t')"])
+def test_key_control_is_transitive(op):
+    """Found by the oracle (fixed since): dropna / sort_values / drop_duplicates / merge (and group keys) took
+    only the data lineage of their key cells as control, not the keys' own control cells, while a boolean filter
+    on the same column took both."""
+    wh.reset()
+    a = wh.track_frame(pd.DataFrame({"k": [0, 0], "x": [1.0, 2.0]}), name="a")
+    x1 = a.assign(t=a.groupby("k")["x"].transform("sum"))
+    # t of row 0 is the sum of its group, chosen by the key cells of rows 0 and 1
+    assert _cells(wh.backward(x1, (0, 2), control=True)) == {"a": [(0, 0), (0, 1), (1, 0), (1, 1)]}
+    f = x1[x1["t"].notna()]  # the same rows by a filter: its control brings the mask's control cells
+    assert _cells(wh.backward(f, (0, 0), control=True)) == {"a": [(0, 0), (0, 1), (1, 0), (1, 1)]}
+    y = eval(op)
+    assert (1, 0) in _cells(wh.backward(y, (0, 0), control=True))["a"]
+
+
+@pytest.mark.filterwarnings("ignore::whence.PartialLineageWarning")
+@pytest.mark.parametrize("code", ["a.ffill().dropna()", "a.shift(1).sort_values('k')", "a.ffill().drop_duplicates()",
+                                  "a.rolling(2).sum().query('k > 0')", "a.ffill().merge(a, on='k')",
+                                  "a.nlargest(2, 'x')", "a['x'].nsmallest(1)"])
+def test_row_ops_after_uncovered_op(code):
+    """Found by the oracle (fixed since): these raised IndexError (frame.py _col_control on a wide part)."""
+    wh.reset()
+    a = wh.track_frame(_frame_a(), name="a")  # noqa: F841
+    y = eval(code)
+    T.plain_equal(as_plain(y), eval(code, {"a": _frame_a(), "pd": pd, "np": np}))
+    assert wh.backward(y).complete is False
+
+
+@pytest.mark.parametrize("code", ["pd.concat([e.groupby('k', as_index=False).sum(), b])",
+                                  "pd.concat([b, e.groupby('k').sum().reset_index()])",
+                                  "e.groupby('k', as_index=False).sum().merge(b, on='k', how='outer')"])
+def test_empty_groupby_then_concat(code):
+    """Found by the oracle (fixed since): backward raised IndexError (RowRel.rows_per on an empty CSR)."""
+    wh.reset()
+    e = wh.track_frame(pd.DataFrame({"k": pd.Series([], dtype="int64"), "x": pd.Series([], dtype="float64")}),  # noqa: F841
+                       name="e")
+    b = wh.track_frame(pd.DataFrame({"k": [0], "x": [1.0]}), name="b")  # noqa: F841
+    y = eval(code)
+    j = list(y.columns).index("x_y" if "merge" in code else "x")  # b's x
+    assert _cells(wh.backward(y, (0, j))) == {"b": [(0, 1)]}
+
+
+def _join_frames():
+    wh.reset()
+    a = wh.track_frame(pd.DataFrame({"k": [0, 1, 3], "x": [1.0, 2.0, 3.0]}), name="a")
+    b = wh.track_frame(pd.DataFrame({"k": [1, 1, 2], "z": [10.0, 20.0, 30.0]}), name="b")
+    return a, b
+
+
+@pytest.mark.parametrize("how", ["outer", "right"])
+def test_join_right_only_key_lineage(how):
+    """Found by the oracle (fixed since): the key of a right-only row, copied from the right frame's index, had
+    no lineage."""
+    a, b = _join_frames()
+    j = a.join(b.set_index("k"), on="k", how=how)
+    i = next(n for n, v in enumerate(j["x"].isna().tolist()) if v)  # the right-only row, k == 2
+    assert j["k"].iloc[i] == 2
+    assert _cells(wh.backward(j, (i, 0))) == {"b": [(2, 0)]}
+
+
+@pytest.mark.parametrize("code", ["a.join(b.set_index('k'), on='k', how='inner')",
+                                  "a.merge(b.set_index('k'), left_on='k', right_index=True)"])
+def test_join_right_key(code):
+    """Found by the oracle (fixed since): the key column of a matched row derived from the left key only, and
+    the right key (index) cells were missing from control=True."""
+    a, b = _join_frames()  # noqa: RUF059 (used by eval)
+    j = eval(code)
+    assert j["k"].tolist() == [1, 1] and j["z"].tolist() == [10.0, 20.0]
+    ctl = _cells(wh.backward(j, (0, 2), control=True))  # z of the first match: chosen by a.k[1] and b.k[0]
+    assert ctl == {"a": [(1, 0)], "b": [(0, 0), (0, 1)]}
+    assert _cells(wh.backward(j, (0, 0))) == {"a": [(1, 0)], "b": [(0, 0)]}
+
+
+def test_filter_with_nullable_boolean_mask_is_full():
+    """Found by the oracle as a coverage gap (fixed since): a nullable 'boolean' mask made the filter PARTIAL."""
+    wh.reset()
+    a = wh.track_frame(pd.DataFrame({"k": [0, 1], "x": [1.0, 2.0]}), name="a")
+    x1 = a.astype({"k": "Float64"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        f = x1[x1["k"] > 0]
+    assert _cells(wh.backward(f)) == {"a": [(1, 0), (1, 1)]}
+
+
+def test_sort_index_ignore_index_is_full():
+    """Found by the oracle as a coverage gap (fixed since): sort_index(ignore_index=True) was PARTIAL."""
+    a = _abc()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        y = a.sort_index(ascending=False, ignore_index=True)
+    assert _cells(wh.backward(y, (0, 2))) == {"a": [(1, 2)]}
+
+
+def test_empty_drop_duplicates_ignore_index():
+    """Found by the oracle (fixed since): on an empty frame with an Int64 index, drop_duplicates(
+    ignore_index=True) gave a RangeIndex where pandas keeps the empty Index."""
+    wh.reset()
+    src = pd.DataFrame({"k": [0, 0, 0], "s": ["u", "u", "v"]})
+    a = wh.track_frame(src.copy(), name="a")
+    y = a.sort_values("s", ascending=False).loc[0:2].drop_duplicates(ignore_index=True)  # an empty frame
+    pd.testing.assert_frame_equal(pd.DataFrame(y), src.sort_values("s", ascending=False).loc[0:2]
+                                  .drop_duplicates(ignore_index=True))
+
+
+def test_pivot_table_keeps_upstream_control():
+    """Found by the oracle (fixed since): pivot_table dropped every control cell its input carried (the mask
+    cells of an earlier filter), while groupby().agg kept them."""
+    wh.reset()
+    a = wh.track_frame(pd.DataFrame({"k": [0, 0, 1], "y": [5, 6, 5], "x": [1.0, 2.0, 3.0]}), name="a")
+    f = a[a["y"] > 0]
+    g = f.groupby("k").agg(s=("x", "sum"))
+    assert (0, 1) in _cells(wh.backward(g, (0, 0), control=True))["a"]  # the mask cell y of row 0
+    pv = f.pivot_table(index="k", columns="y", values="x", aggfunc="sum")
+    assert pv.iloc[0, 0] == 1.0  # row 0 of a alone
+    assert _cells(wh.backward(pv, (0, 0), control=True)) == {"a": [(0, 1), (0, 2)]}
+
+
+@pytest.mark.xfail(strict=True, reason="coverage gap (not a wrong answer): sort_index on a non-unique index is "
+                                       "PARTIAL")
+def test_gap_sort_index_duplicate_labels_is_full():
+    a = _abc()
+    x = a.iloc[[0, 1, 0]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        y = x.sort_index(ascending=False, kind="stable")
+    assert _cells(wh.backward(y, (0, 2))) == {"a": [(1, 2)]}

@@ -434,7 +434,10 @@ def _rows_op(op, ignore_arg="ignore_index"):
                 object.__setattr__(shadow, "_wh", None)
                 res = base(shadow, *args, **kwargs)
                 sel = np.asarray(res.index, dtype=np.int64)
-                res.index = pd.RangeIndex(len(res)) if ignore else self.index.take(sel)
+                if ignore:
+                    res.index = pd.RangeIndex(len(res)) if len(res) else self.index[:0]
+                else:
+                    res.index = self.index.take(sel)
                 lin = lineage_of(self)
                 # a fresh RangeIndex (ignore_index) has no lineage: one empty index row
                 crow = [-1] + [lin.nidx + j for j in range(lin.ncols)] if ignore else None
@@ -1624,11 +1627,11 @@ def _pivot_lineage(src, res, args, kwargs):
             g = np.where((out_col == j) & (out_row >= 0), out_row, -1)
             for p in lin.parts:
                 row = _rows_union(p, vrow)
-                if not row.any() or p.control:
+                if not row.any():
                     continue
                 cm = np.zeros((nidx + res.shape[1], row.shape[0]), bool)
                 cm[nidx + j] = row
-                parts.append(Part(p.node, p.rel.group(g, len(res)), cm))
+                parts.append(Part(p.node, p.rel.group(g, len(res)), cm, p.control))
     # the index cells: the key cells of the rows grouped into each output row (rows with a missing
     # column key are left out by the group-by; rows whose values are all missing still formed the row)
     contrib = out_row >= 0
@@ -1637,13 +1640,11 @@ def _pivot_lineage(src, res, args, kwargs):
     krows = _col_rows(src, idx)
     if krows:
         for p in lin.parts:
-            if p.control:
-                continue
             cm = np.zeros((nidx + res.shape[1], p.cmat.shape[1]), bool)
             for i, kr in enumerate(krows[:nidx]):
                 cm[i] = _rows_union(p, [kr])
             if cm.any():
-                parts.append(Part(p.node, p.rel.group(np.where(contrib, out_row, -1), len(res)), cm))
+                parts.append(Part(p.node, p.rel.group(np.where(contrib, out_row, -1), len(res)), cm, p.control))
     return _attach(res, parts, "pivot_table", [src])
 
 
