@@ -104,16 +104,6 @@ def _dims(obj):
     return len(obj), obj.index.nlevels, (1 if series else obj.shape[1]), series
 
 
-def _cmat_rows(cmat, rows):
-    """``cmat[rows]`` with -1 meaning an empty row."""
-    rows = np.asarray(rows, np.int64)
-    if rows.size and rows.min() < 0:
-        ext = np.zeros((cmat.shape[0] + 1, cmat.shape[1]), bool)
-        ext[:-1] = cmat
-        return ext[rows]
-    return cmat[rows]
-
-
 def _merge_parts(parts):
     """Parts with the same input, the same row relation object and the same role share one column matrix."""
     if len(parts) < 2:
@@ -163,10 +153,6 @@ def _remap(lin, crow=None, sel=None, rel_cache=None):
             rel = r
         parts.append(Part(p.node, rel, cm, p.control, p.wide))
     return parts
-
-
-def _history(*objs):
-    return tuple(lin.node for lin in (lineage_of(o) for o in objs) if lin is not None)
 
 
 def _reasons(*lins):
@@ -234,7 +220,6 @@ def _elementwise(res, op, operands):
                 crow = [-1] * nidx + [lin.nidx + p if p >= 0 else -1 for p in pos]
             else:
                 return _fallback(res, op, operands)
-            crow = crow[:nidx] if False else crow
             if lin.nidx != nidx:
                 crow = [-1] * nidx + crow[lin.nidx:]
         else:
@@ -342,26 +327,6 @@ def _col_rows(obj, labels):
     return out
 
 
-def _covered(base_cls):
-    """Decorator: a covered pandas method.  ``fn(self, base, *args, **kwargs)`` runs under the guard."""
-
-    def deco(fn):
-        name = fn.__name__
-        base = getattr(base_cls, name)
-
-        @functools.wraps(base)
-        def method(self, *args, **kwargs):
-            if _depth():
-                return base(self, *args, **kwargs)
-            with _guard:
-                return fn(self, base, *args, **kwargs)
-
-        method.__doc__ = base.__doc__
-        return method
-
-    return deco
-
-
 def _quiet(base):
     """A method that must record nothing and warn about nothing (formatting, writing)."""
 
@@ -398,10 +363,10 @@ def _same(op):
                     return _fallback_reason(res, f"{op} with a tracked argument: its cells are taken "
                                                  f"elementwise (a superset)")
                 lin = lineage_of(self)
-                return _attach(res, list(lin.parts), op, [self]) if res.index.nlevels == lin.nidx else \
-                    _attach(res, _remap(lin, list(range(res.index.nlevels)) + [lin.nidx + j for j in range(lin.ncols)]
-                                        if False else [-1] * res.index.nlevels + [lin.nidx + j for j in range(lin.ncols)]),
-                            op, [self])
+                if res.index.nlevels == lin.nidx:
+                    return _attach(res, list(lin.parts), op, [self])
+                crow = [-1] * res.index.nlevels + [lin.nidx + j for j in range(lin.ncols)]
+                return _attach(res, _remap(lin, crow), op, [self])
 
         return method
 
@@ -1831,11 +1796,8 @@ class TrackedGroupBy:
         lin = lineage_of(obj)
         if not isinstance(res, (pd.DataFrame, pd.Series)):
             return res
-        if not per_row and (res.index.nlevels, ) and False:
-            pass
         n_res, nidx, ncols, series = _dims(res)
         key_rows = self._key_rows()
-        key_labels = self._key_labels()
         labels = [res.name] if series else list(res.columns)
         crow_sets = []
         for lab in labels:
@@ -1869,8 +1831,6 @@ class TrackedGroupBy:
                 if per_row:
                     g = g.take(codes)
                 cache[id(p.rel)] = g
-            if per_row and not (nidx == lin.nidx):
-                pass
             if p.wide:
                 parts.append(Part(p.node, g, p.cmat, p.control, True))
                 continue
@@ -1892,7 +1852,6 @@ class TrackedGroupBy:
                     krow |= p.cmat[r]
                 if krow.any():
                     parts.append(Part(p.node, g, krow[None, :].copy(), True, wide=True))
-        del key_labels
         return _attach(res, parts, f"groupby.{op}", [obj], reasons)
 
     def _source_column(self, lab, named, series, op):

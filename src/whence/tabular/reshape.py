@@ -16,7 +16,6 @@ import pandas as pd
 
 from .frame import (TrackedFrame, _attach, _dims, _fallback, _guard, _remap, _depth, is_tracked_frame,
                     lineage_of)
-from .relations import Part
 
 __all__ = ["install"]
 
@@ -205,7 +204,3 @@ def install():
         wrapped = functools.wraps(orig)(fn)
         wrapped.__whence_wrapped__ = True
         setattr(pd, name, wrapped)
-
-
-def _part_unused(p):  # pragma: no cover - keeps Part imported for type readers
-    return isinstance(p, Part)
