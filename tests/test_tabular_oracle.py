@@ -1,10 +1,15 @@
 """Property tests: whence's pandas lineage against a brute-force oracle on random pandas pipelines.
 
 Every example is a random chain of ordinary pandas code (tests/tabular_strategies.py) over two tracked
-frames ``a`` and ``b``: filters, sorts, head/tail, iloc/loc, dropna, drop_duplicates, fillna, astype,
-rename, column arithmetic, set_index/reset_index, merges (every ``how``), group-by aggregations and
-transforms, concat on both axes, get_dummies and melt, maybe ending in a Series or a numpy array.  The very
-same code runs on plain pandas frames, where the oracle computes the lineage sets of every cell by
+frames ``a`` and ``b`` (up to 12 and 8 rows, small int keys with duplicates and NaNs, floats with ties and
+NaNs, strings): boolean filters, ``query``, ``loc``/``iloc`` with lists, masks and slices, head/tail, sample,
+sort_values (ties, stable or not, NaN first/last), sort_index, dropna, drop_duplicates, fillna, replace,
+clip, round, isna, astype, rename, column arithmetic (``assign``, ``df[c] = ...``), column selection and
+drop, set_index/reset_index, merge (every ``how``, ``on`` or ``left_on``/``right_on``, many-to-many, self
+merges, suffixes, indicator), join on an index, group-by (named aggregations, sum/mean/count/size/...,
+``as_index``, ``dropna``, ``sort``, one or two keys) and transform, concat on both axes, get_dummies, melt,
+pivot_table, maybe ending in a Series, ``apply`` (axis 0 and 1), ``to_numpy``/``values``/``np.asarray``.
+The very same code runs on plain pandas frames, where the oracle computes the lineage sets of every cell by
 definition.  A failing example prints as a runnable script.
 
 Checked for every example:
@@ -19,7 +24,8 @@ Checked for every example:
 * through an operation whence does not cover: a ``PartialLineageWarning`` at that operation, answers
   marked PARTIAL, and a superset of the truth.
 
-``WHENCE_ORACLE_SCALE`` multiplies the number of examples (default 1).
+``WHENCE_ORACLE_SCALE`` multiplies the number of examples (default 1).  The random pipelines steer around
+the open bugs below (strict xfails) unless ``WHENCE_ORACLE_KNOWN_BUGS=1``.
 """
 
 from __future__ import annotations
@@ -45,7 +51,12 @@ import whence.tabular  # noqa: F401  (installs the pandas wrappers before any pi
 SCALE = float(os.environ.get("WHENCE_ORACLE_SCALE", "1"))
 
 
+# the same examples on every run (CI stays reproducible); WHENCE_ORACLE_RANDOM=1 draws new ones
+DERANDOMIZE = os.environ.get("WHENCE_ORACLE_RANDOM", "0") != "1"
+
+
 def cfg(n, **kw):
+    kw.setdefault("derandomize", DERANDOMIZE)
     return settings(max_examples=max(1, int(n * SCALE)), deadline=None, database=None, report_multiple_bugs=False,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.filter_too_much], **kw)
@@ -128,12 +139,7 @@ def fmt(cells):
     return sorted(cells)
 
 
-def compare(got, complete, exp, partial, ctx, superset=False):
-    if superset and not partial:
-        assert complete, f"answer is PARTIAL on covered operations: {ctx}"
-        missing = exp - got
-        assert not missing, f"missing {fmt(missing)}\n got {fmt(got)}\n{ctx}"
-        return
+def compare(got, complete, exp, partial, ctx):
     if partial:
         assert not complete, f"answer through an uncovered operation is marked FULL: {ctx}"
         missing = exp - got
@@ -162,16 +168,6 @@ def partial_upto(p, var):
     return False
 
 
-def ctl_relaxed(p, var):
-    """Control answers downstream of a step with a known control over-approximation: superset only."""
-    for v, _, s in p.lines:
-        if s.ctl_superset:
-            return True
-        if v == var:
-            return False
-    return False
-
-
 def sample(rng, items, k):
     items = list(items)
     return items if len(items) <= k else rng.sample(items, k)
@@ -184,14 +180,13 @@ def sample(rng, items, k):
 def check_backward(p, ns, var, rng, k=8, control=(False, True)):
     O, y = p.oracle[var], ns[var]
     partial = partial_upto(p, var)
-    relax = ctl_relaxed(p, var)
     script = p.script()
     cells = O.cells()
     for cell in sample(rng, cells, k):
         for ctl in control:
             res = guarded(wh.backward, f"wh.backward({var}, {cell}, control={ctl})\n{script}", y, cell, control=ctl)
             compare(result_set(res), res.complete, O.lin(cell, ctl), partial,
-                    f"wh.backward({var}, {cell}{', control=True' if ctl else ''})\n{script}", ctl and relax)
+                    f"wh.backward({var}, {cell}{', control=True' if ctl else ''})\n{script}")
     n = O.shape[0]
     if n and (len(O.shape) == 1 or O.shape[1]):
         rows = sorted({rng.choice(range(n)) for _ in range(rng.randint(1, 3))})
@@ -200,7 +195,7 @@ def check_backward(p, ns, var, rng, k=8, control=(False, True)):
             res = guarded(wh.backward, f"wh.backward({var}, rows={rows}, control={ctl})\n{script}", y, rows=rows,
                           control=ctl)
             compare(result_set(res), res.complete, exp, partial,
-                    f"wh.backward({var}, rows={rows}{', control=True' if ctl else ''})\n{script}", ctl and relax)
+                    f"wh.backward({var}, rows={rows}{', control=True' if ctl else ''})\n{script}")
     if len(O.shape) == 2 and O.shape[1]:
         cols = sorted({rng.choice(range(O.shape[1])) for _ in range(rng.randint(1, 2))})
         exp = T.union(O.lin(cell) for cell in cells if cell[1] in cols)
@@ -210,7 +205,7 @@ def check_backward(p, ns, var, rng, k=8, control=(False, True)):
         exp = T.union(O.lin(cell, ctl) for cell in cells)
         res = guarded(wh.backward, f"wh.backward({var}, control={ctl})\n{script}", y, control=ctl)
         compare(result_set(res), res.complete, exp, partial,
-                f"wh.backward({var}{', control=True' if ctl else ''})\n{script}", ctl and relax)
+                f"wh.backward({var}{', control=True' if ctl else ''})\n{script}")
 
 
 def source_cells(p):
@@ -235,7 +230,7 @@ def check_forward(p, ns, var, rng, k=6, own_inverse=True):
             got = {tuple(int(v) for v in row) for row in fw}
             exp = {cell for cell in cells if (name, r, c) in O.lin(cell, ctl)}
             ctx = f"wh.forward({name!r}, ({r}, {c}), {var}{', control=True' if ctl else ''})\n{script}"
-            if partial or (ctl and ctl_relaxed(p, var)):
+            if partial:
                 assert exp <= got, f"{ctx}\n forward misses {sorted(exp - got)}"
             elif got != exp:
                 raise AssertionError(f"{ctx}\n expected {sorted(exp)}\n got      {sorted(got)}")
@@ -279,8 +274,6 @@ def check_trace(p, ns, var, rng, k=2, csv=False):
             exp = expected_trace(p, O, i, ctl)
             ctx = f"wh.trace_to_file({var}, row={i}{', control=True' if ctl else ''})\n{script}"
             assert tr.complete, f"PARTIAL trace on covered operations: {ctx}"
-            if ctl and ctl_relaxed(p, var):
-                continue
             if got != exp:
                 raise AssertionError(f"{ctx}\n expected {exp}\n got      {got}")
             for s in tr:
@@ -295,7 +288,7 @@ def check_trace(p, ns, var, rng, k=2, csv=False):
 # the properties
 # ----------------------------------------------------------------------------------------------------------
 
-@cfg(100)
+@cfg(150)
 @given(T.pipelines(), st.randoms(use_true_random=False))
 def test_chains_backward(p, rng):
     """Random chains of covered operations: every answer FULL and equal to the oracle's."""
@@ -305,7 +298,7 @@ def test_chains_backward(p, rng):
         check_backward(p, ns, var, rng)
 
 
-@cfg(60)
+@cfg(80)
 @given(T.pipelines(ops=tuple(T.ROW_OPS * 2 + ["merge", "groupby", "concat", "transform", "melt", "dummies"]),
                    min_len=2, max_len=5),
        st.randoms(use_true_random=False))
@@ -601,6 +594,34 @@ def test_pivot_table_keeps_upstream_control():
     pv = f.pivot_table(index="k", columns="y", values="x", aggfunc="sum")
     assert pv.iloc[0, 0] == 1.0  # row 0 of a alone
     assert _cells(wh.backward(pv, (0, 0), control=True)) == {"a": [(0, 1), (0, 2)]}
+
+
+@pytest.mark.parametrize("code", [
+    "pd.concat([g, b.rename(columns={'k': 'k_b', 'z': 'z_b'})], axis=1)[['k']].apply(lambda s: s.max())",
+    "pd.concat([g, b.rename(columns={'z': 'o0'})]).apply(lambda s: s.max())",
+    "g.merge(b, on='k', how='outer').apply(lambda s: s.max())",
+    "g.merge(b, on='k', how='outer').groupby('z').agg(m=('o0', 'max'))"])
+def test_bug_empty_groupby_combined_then_grouped(code):
+    wh.reset()
+    e = wh.track_frame(pd.DataFrame({"k": pd.Series([], dtype="int64"), "x": pd.Series([], dtype="float64")}),
+                       name="e")
+    b = wh.track_frame(pd.DataFrame({"k": [0, 0], "z": [-2.0, -3.0]}), name="b")  # noqa: F841
+    g = e.groupby("k", as_index=False).agg(o0=("x", "sum"))  # noqa: F841 (no rows)
+    y = eval(code)
+    res = wh.backward(y)
+    assert res.complete and set(res) <= {"b"}
+
+
+@pytest.mark.parametrize("op", ["dropna(ignore_index=True)", "sort_values('x', ignore_index=True)",
+                                "sample(frac=1.0, ignore_index=True)"])
+def test_bug_empty_ignore_index_keeps_index_name(op):
+    src = pd.DataFrame({"k": pd.Series([], dtype="int64"), "x": pd.Series([], dtype="float64")})
+    wh.reset()
+    a = wh.track_frame(src.copy(), name="a")  # noqa: F841 (used by eval)
+    y = eval(f"a.set_index('k').{op}")
+    p = eval(f"src.set_index('k').{op}")
+    assert y.to_csv() == p.to_csv()
+    pd.testing.assert_frame_equal(pd.DataFrame(y), p)
 
 
 @pytest.mark.xfail(strict=True, reason="coverage gap (not a wrong answer): sort_index on a non-unique index is "

@@ -400,7 +400,9 @@ def _rows_op(op, ignore_arg="ignore_index"):
                 res = base(shadow, *args, **kwargs)
                 sel = np.asarray(res.index, dtype=np.int64)
                 if ignore:
-                    res.index = pd.RangeIndex(len(res)) if len(res) else self.index[:0]
+                    # pandas' own empty result keeps its own kind of index: ask it
+                    res.index = pd.RangeIndex(len(res)) if len(res) else \
+                        base(self.iloc[:0], *args, **kwargs, **{ignore_arg: True}).index
                 else:
                     res.index = self.index.take(sel)
                 lin = lineage_of(self)

@@ -148,9 +148,10 @@ class RowRel:
             return ck[indptr], c[keep]
         sp, si = self.csr.get()
         ok = c >= 0
+        last = sp.shape[0] - 1
         cc = np.where(ok, c, 0)
-        starts = sp[cc]
-        lens = np.where(ok, sp[cc + 1] - starts, 0)
+        starts = sp[np.minimum(cc, last)]
+        lens = np.where(ok, sp[np.minimum(cc + 1, last)] - starts, 0)
         idx = _expand(starts, lens)
         cl = np.zeros(lens.shape[0] + 1, np.int64)
         np.cumsum(lens, out=cl[1:])
@@ -176,9 +177,10 @@ class RowRel:
         if not ok.any():
             return np.zeros(k + 1, np.int64), _EMPTY
         sp, si = self.csr.get()
+        last = sp.shape[0] - 1
         cc = np.where(ok, c, 0)
-        starts = sp[cc]
-        lens = np.where(ok, sp[cc + 1] - starts, 0)
+        starts = sp[np.minimum(cc, last)]
+        lens = np.where(ok, sp[np.minimum(cc + 1, last)] - starts, 0)
         ptr = np.zeros(k + 1, np.int64)
         np.cumsum(lens, out=ptr[1:])
         return ptr, si[_expand(starts, lens)]
