@@ -225,8 +225,8 @@ def check_forward(p, ns, var, rng, k=6, own_inverse=True):
     for n_, (name, r, c) in enumerate(srcs):
         src = name if n_ % 2 == 0 else ns[name]  # by name, or by the tracked source frame
         for ctl in (False, True):
-            fw = guarded(wh.forward, f"wh.forward({name!r}, ({r}, {c}), {var}, control={ctl})\n{script}", src, (r, c), y,
-                         control=ctl)
+            fw = guarded(wh.forward, f"wh.forward({name!r}, ({r}, {c}), {var}, control={ctl})\n{script}", src,
+                         (r, c), y, control=ctl)
             got = {tuple(int(v) for v in row) for row in fw}
             exp = {cell for cell in cells if (name, r, c) in O.lin(cell, ctl)}
             ctx = f"wh.forward({name!r}, ({r}, {c}), {var}{', control=True' if ctl else ''})\n{script}"
@@ -243,7 +243,8 @@ def check_forward(p, ns, var, rng, k=6, own_inverse=True):
         fw = guarded(wh.forward, f"wh.forward({name!r}, rows=[{r}], y={var})\n{script}", name, None, y, rows=[r])
         got = {tuple(int(v) for v in row) for row in fw}
         exp = {cell for cell in cells if any(s == name and rr == r for s, rr, _ in O.lin(cell))}
-        assert got == exp, f"wh.forward({name!r}, rows=[{r}], y={var})\n{script}\n expected {sorted(exp)}\n got {sorted(got)}"
+        assert got == exp, (f"wh.forward({name!r}, rows=[{r}], y={var})\n{script}\n expected {sorted(exp)}\n"
+                            f" got {sorted(got)}")
 
 
 def expected_trace(p, O, i, control=False):
@@ -513,8 +514,8 @@ def test_row_ops_after_uncovered_op(code):
 def test_empty_groupby_then_concat(code):
     """Found by the oracle (fixed since): backward raised IndexError (RowRel.rows_per on an empty CSR)."""
     wh.reset()
-    e = wh.track_frame(pd.DataFrame({"k": pd.Series([], dtype="int64"), "x": pd.Series([], dtype="float64")}),  # noqa: F841
-                       name="e")
+    e = wh.track_frame(pd.DataFrame({"k": pd.Series([], dtype="int64"),  # noqa: F841 (used by eval)
+                                     "x": pd.Series([], dtype="float64")}), name="e")
     b = wh.track_frame(pd.DataFrame({"k": [0], "x": [1.0]}), name="b")  # noqa: F841
     y = eval(code)
     j = list(y.columns).index("x_y" if "merge" in code else "x")  # b's x
@@ -622,6 +623,32 @@ def test_bug_empty_ignore_index_keeps_index_name(op):
     p = eval(f"src.set_index('k').{op}")
     assert y.to_csv() == p.to_csv()
     pd.testing.assert_frame_equal(pd.DataFrame(y), p)
+
+
+@pytest.mark.xfail(strict=True, raises=IndexError,
+                   reason="an empty frame with a MultiIndex (set_index(drop=False, append=True)), then "
+                          "drop_duplicates(ignore_index=True): backward(columns=[0]) raises IndexError")
+def test_bug_empty_multiindex_dedup():
+    wh.reset()
+    a = wh.track_frame(pd.DataFrame({"k": pd.Series([], dtype="int64"), "x": pd.Series([], dtype="float64")}),
+                       name="a")
+    y = a.set_index("k", drop=False, append=True).drop_duplicates(ignore_index=True)
+    assert y.shape == (0, 2)
+    assert _cells(wh.backward(y, columns=[0])) == {}
+
+
+@pytest.mark.xfail(strict=True, reason="DataFrame.pivot (not pivot_table) loses the lineage silently: no "
+                                       "PartialLineageWarning at the operation, only at the first query")
+def test_bug_pivot_warns_at_the_operation():
+    wh.reset()
+    a = wh.track_frame(_frame_a().dropna(), name="a")
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        y = a.pivot(columns="k", values="x")
+        warned_at_op = any(issubclass(x.category, wh.PartialLineageWarning) for x in w)
+        res = wh.backward(y, (1, 1))  # x of row 1 (k == 1.0), moved to column 1.0
+    assert res.complete is False and (1, 1) in _cells(res)["a"]
+    assert warned_at_op
 
 
 @pytest.mark.xfail(strict=True, reason="coverage gap (not a wrong answer): sort_index on a non-unique index is "
