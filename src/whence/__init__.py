@@ -25,6 +25,7 @@ from . import buckets as _buckets  # noqa: F401  (registers the numpy function t
 __version__ = "0.1.0"
 
 _TABULAR = ("read_csv", "read_parquet", "track_frame", "trace_to_file", "TrackedFrame", "TrackedSeries")
+_STORE = ("save", "open", "export", "Store")
 
 
 def __getattr__(name):
@@ -32,6 +33,9 @@ def __getattr__(name):
     if name in _TABULAR:
         from . import tabular
         return getattr(tabular, name)
+    if name in _STORE:
+        from . import store
+        return getattr(store, name)
     raise AttributeError(f"module 'whence' has no attribute {name!r}")
 
 
@@ -39,5 +43,5 @@ __all__ = [
     "track", "TrackedArray", "is_tracked", "plain", "backward", "forward", "sources", "ops", "ancestors",
     "lineage", "Cell", "LineageResult", "Relation", "OpRecord", "reset", "release", "source_names",
     "WhenceError", "NotTrackedError", "SourceNameError", "LineageQueryError", "PartialLineageWarning",
-    "LineageLostWarning", *_TABULAR,
+    "LineageLostWarning", *_TABULAR, *_STORE,
 ]

@@ -7,6 +7,9 @@ __all__ = [
     "LineageQueryError",
     "PartialLineageWarning",
     "LineageLostWarning",
+    "StoreError",
+    "StoreVersionError",
+    "StoreKeyError",
 ]
 
 
@@ -32,3 +35,19 @@ class PartialLineageWarning(UserWarning):
 
 class LineageLostWarning(UserWarning):
     """Tracked values were written into a plain (untracked) array, so their lineage stops there."""
+
+
+class StoreError(WhenceError):
+    """A lineage store cannot be written or read: not a whence store, truncated or corrupted, locked by a
+    writer, or a run or object that is not there."""
+
+
+class StoreVersionError(StoreError):
+    """A lineage store was written with a schema version this whence cannot read."""
+
+
+class StoreKeyError(StoreError, KeyError):
+    """A run, object or source that the store does not hold."""
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""

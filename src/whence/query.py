@@ -348,8 +348,13 @@ def backward(y, index=None, control=False, *, rows=None, columns=None):
     return res
 
 
-def _start_node(x):
+def _start_node(x, target=None):
     if isinstance(x, str):
+        # a source of that name upstream of the target (also for handles of a saved store), else a live one
+        if target is not None:
+            for n in _upstream(target):
+                if n.is_source and n.name == x:
+                    return n
         from .graph import _sources
         node = _sources.get(x)
         if node is None:
@@ -396,8 +401,8 @@ def forward(x, index=None, y=None, control=False, *, rows=None, columns=None):
         if not (isinstance(index, (TrackedArray, Node)) or _other_node(index) is not None):
             raise LineageQueryError("forward needs the array to push the cells to: forward(x, index, y)")
         index, y = None, index
-    start = _start_node(x)
     target = _node_of(y)
+    start = _start_node(x, target)
     index = _rows_cols_index(start.shape, index, rows, columns)
     cs = _start_set(start.shape, index)
     if not start.is_source and not _is_upstream(start, target):

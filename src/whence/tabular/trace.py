@@ -118,7 +118,7 @@ def trace_to_file(x, row, control=False):
 def _fast(node, r, control):
     """One hop for a table node whose inputs are all sources (the usual case): no graph walk, no arrays."""
     m = node.map
-    if type(m) is not TableMap or node.partial:
+    if not isinstance(m, TableMap) or node.partial:
         return None
     cols_of = m.__dict__.get("_trace_cols")
     if cols_of is None:

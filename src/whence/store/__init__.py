@@ -1,0 +1,19 @@
+"""Saving lineage and reading it back: the DuckDB store (:mod:`whence.store.duckdb_store`) and the exports
+to Parquet, W3C PROV-JSON and OpenLineage (:mod:`whence.store.export`).
+
+>>> import whence as wh
+>>> callable(wh.save) and callable(wh.open)
+True
+"""
+
+from .duckdb_store import SCHEMA_VERSION, ObjectHandle, Run, Store, open, save
+from .sql import backward_sql, sql_plan
+
+__all__ = ["save", "open", "Store", "Run", "ObjectHandle", "SCHEMA_VERSION", "export", "backward_sql", "sql_plan"]
+
+
+def __getattr__(name):
+    if name == "export":
+        import importlib
+        return importlib.import_module(".export", __name__)
+    raise AttributeError(f"module 'whence.store' has no attribute {name!r}")
