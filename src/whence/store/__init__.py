@@ -2,7 +2,7 @@
 to Parquet, W3C PROV-JSON and OpenLineage (:mod:`whence.store.export`).
 
 >>> import whence as wh
->>> callable(wh.save) and callable(wh.open)
+>>> callable(wh.save) and callable(wh.open) and callable(wh.export.prov_json)
 True
 """
 
