@@ -196,6 +196,50 @@ def target_rows(results):
                          f"whence {_x(rv.get('whence'))}, traceprop {_x(rv.get('traceprop'))}", "INFO",
                          cells_txt))
     rows += tabular_rows(results)
+    rows += store_rows(results)
+    return rows
+
+
+def store_rows(results):
+    """Issue 5's rows: save/reopen, query from a reopened store, the DSLog workload (``store`` benchmark)."""
+    s = results.get("store") or {}
+    if not s or "big_ab" not in s:
+        return [("lineage store (issue 5)", "see issue 5", "—", "NOT RUN", s.get("error", "store not run"))]
+    rows = []
+    b = s["big_ab"]
+    rows.append((f"save + reopen, {b['cells']:.0e}-cell class A/B pipeline ({b['ops']} ops)", "<= 1 s",
+                 f"{b['total_median_s']:.3f} s (save {_ms(b['save_median_s'], 1)}, reopen "
+                 f"{_ms(b.get('open_median_s'), 1)})", _status(b["pass_time"]),
+                 "medians of 5 after one warm-up save (imports of duckdb/pyarrow not counted); reopen = open, "
+                 f"rebuild the graph, sources and ancestors; reopen + one-cell backward "
+                 f"{_ms(b['open_query_median_s'], 1)} (the same query on the live array "
+                 f"{_ms(b.get('live_query_median_s'), 1)})"))
+    rows.append(("store file of that pipeline", "<= 1 MB", _bytes(b["bytes"]), _status(b["pass_bytes"]),
+                 "DuckDB file, 16 KiB blocks"))
+    for key in ("deep", "deep_growing"):
+        d = s.get(key)
+        if not d:
+            continue
+        fig = (f"one-cell backward from a reopened store, {d['depth']} ops"
+               + (" (issue 3's query chain)" if d["chain"] == "a" else " (info: cumsums grow the cell sets)"))
+        rows.append((fig, "<= 5 ms" if d["chain"] == "a" else "(report)", _ms(d["backward_median_s"], 2),
+                     _status(d["pass"]) if d["chain"] == "a" else "INFO",
+                     f"live objects {_ms(d['live_backward_median_s'], 2)}; open + graph + first query "
+                     f"{_ms(d['open_first_query_median_s'], 1)}"))
+    ds = _get(s, "dslog", "summary", default={})
+    if ds:
+        rows.append(("DSLog workload: explicit per-op pairs (gzip-Parquet) / store payload", "(ProvRC: up to 2000x)",
+                     f"median {_x(ds['ratio_payload_median'], 0)}, max {_x(ds['ratio_payload_max'], 0)}", "INFO",
+                     f"{ds['compared']} of {ds['pipelines']} pipelines; against the whole store file amortised "
+                     f"over the pipelines ({_bytes(ds['shared_store_bytes_per_pipeline'])} each, DuckDB blocks "
+                     f"included): median {_x(ds['ratio_amortised_file_median'], 0)}"))
+        rows.append(("DSLog workload: one-cell query latency, DuckDB over explicit pairs / whence store",
+                     "(DSLog: up to 20x)",
+                     f"backward median {_x(ds['speedup_backward_median'], 1)} (max "
+                     f"{_x(ds['speedup_backward_max'], 1)}), forward median {_x(ds['speedup_forward_median'], 1)}",
+                     "INFO", "backward as one SQL statement over the store's rectangles "
+                     f"(whence.store.backward_sql): median {_x(ds['speedup_sql_backward_median'], 2)} of the "
+                     "explicit-pairs time (below 1: slower)"))
     return rows
 
 
@@ -432,6 +476,23 @@ def tabular_markdown(results):
     return "\n".join(out)
 
 
+def store_markdown(results):
+    per = _get(results, "store", "dslog", "per_pipeline", default=[])
+    if not per:
+        return ""
+    out = ["| # | explicit pairs | gzip-Parquet | store payload | ratio | backward store / SQL / pairs | "
+           "forward store / pairs |", "|---|---|---|---|---|---|---|"]
+    for e in per:
+        if "ratio_payload" not in e:
+            out.append(f"| {e['pipeline']} | {e.get('pairs') or e.get('skipped')} | | | | | |")
+            continue
+        out.append(f"| {e['pipeline']} | {e['explicit_pairs']:,} | {_bytes(e['pairs_gzip_parquet_bytes'])} | "
+                   f"{_bytes(e['store_payload_bytes'])} | {_x(e['ratio_payload'], 0)} | "
+                   f"{_ms(e['store_backward_s'], 2)} / {_ms(e['sql_backward_s'], 1)} / {_ms(e['pairs_backward_s'], 1)} | "
+                   f"{_ms(e['store_forward_s'], 2)} / {_ms(e['pairs_forward_s'], 1)} |")
+    return "\n".join(out)
+
+
 def summary(results, mode, env, total_s=None):
     parts = [f"# whence benchmarks ({mode})", ""]
     parts.append(f"{env['time']}; python {env['python']}, numpy {env['numpy']}, whence {env['whence']} "
@@ -441,7 +502,7 @@ def summary(results, mode, env, total_s=None):
     parts.append("")
     parts.append("Every ratio: plain and tracked alternating in one run, median of >= 5 repetitions, ratio of "
                  "the medians (see README.md).")
-    parts += ["", "## Targets (issues 3 and 4)", "", targets_markdown(results)]
+    parts += ["", "## Targets (issues 3, 4 and 5)", "", targets_markdown(results)]
     skipped = [s for r in results.values() for s in (r.get("skipped") or [])]
     if skipped:
         parts += ["", "Skipped: " + "; ".join(skipped)]
@@ -449,7 +510,8 @@ def summary(results, mode, env, total_s=None):
                       ("Query latency", query_markdown), ("Side by side: traceprop and per-cell baseline",
                                                           compare_markdown),
                       ("DSLog workload (1000 x 100)", dslog_markdown), ("Memory", memory_markdown),
-                      ("Tabular: credit-risk case study (issue 4)", tabular_markdown)):
+                      ("Tabular: credit-risk case study (issue 4)", tabular_markdown),
+                      ("Lineage store: DSLog workload per pipeline (issue 5)", store_markdown)):
         body = fn(results)
         if body:
             parts += ["", f"## {title}", "", body]

@@ -271,6 +271,8 @@ def test_stale_handle_after_overwrite_is_an_error(small):
     wh.save(path, "r", z=small["z"] + 1, overwrite=True)
     with pytest.raises(StoreError, match="overwritten"):
         wh.backward(h, (0, 0))  # its sort permutation is read lazily, and the run it belonged to is gone
+    fresh = store["r"]["z"]  # asking the store again gives the new run
+    same_result(wh.backward(small["z"] + 1, (0, 0)), wh.backward(fresh, (0, 0)))
     store.close()
 
 
@@ -570,3 +572,21 @@ def test_writer_while_another_process_reads_is_a_clear_error(small):
         p.communicate(timeout=120)
     with wh.open(path) as store:
         assert store.runs() == ["r"]
+
+
+def test_source_file_changed_before_saving(tmp_path):
+    """A file edited after it was read gets no sha256 and says why; lines computed before the edit are kept."""
+    f = tmp_path / "t.csv"
+    f.write_text("k,v\n1,5\n2,6\n3,7\n")
+    wh.reset()
+    t = wh.read_csv(f, name="t")
+    y = t[t["v"] > 5]
+    before = wh.trace_to_file(y, row=0)
+    time.sleep(0.01)
+    f.write_text("k,v\n9,9\n")
+    path = tmp_path / "s.duckdb"
+    wh.save(path, "r", y=y)
+    with wh.open(path) as store:
+        row = store.sql("SELECT sha256, line_note FROM sources").iloc[0]
+        assert row["sha256"] is None and "changed" in row["line_note"]
+        assert list(wh.trace_to_file(store["r"]["y"], row=0)) == list(before)

@@ -120,6 +120,20 @@ def credit_risk_case(n_applicants=20_000):
                   f"{sorted(set(hit[:, 0].tolist()))}")
         _show("sources(X):", wh.sources(X))
         _show("pandas operations recorded:", len(wh.ops(X)))
+        store_path = f"{tmp}/run.duckdb"
+        t0 = time.perf_counter()
+        info = wh.save(store_path, "etl", X=X, y=y, df=df)
+        took = time.perf_counter() - t0
+        print(f"\nwh.save({store_path.rsplit('/', 1)[-1]!r}, 'etl', X=X, y=y, df=df): {info['nodes']} operations, "
+              f"{info['bytes'] / 1024:.0f} KiB, {took * 1e3:.0f} ms")
+        with wh.open(store_path) as store:
+            x = store["etl"]["X"]
+            again = wh.trace_to_file(x, row=i)
+            _show("reopened: trace_to_file(store['etl']['X'], row=5) equal to the live answer:",
+                  list(again) == list(trace))
+            _show("the run's tables, by SQL:", ", ".join(
+                f"{r.op} x{r.n}" for r in store.sql(
+                    "SELECT op, count(*) AS n FROM nodes GROUP BY op ORDER BY n DESC, op LIMIT 4").itertuples()))
 
 
 def files_col(table, c):

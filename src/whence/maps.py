@@ -832,6 +832,31 @@ def _reduce_sparse(self, flat, limit=1 << 22):
 ReduceMap.backward_sparse = _reduce_sparse
 
 
+def _band_sparse(self, flat, limit=1 << 22):
+    """A few output cells of a one-band window map (cumulative ops, diff, 1-D windows): each takes its window
+    along the band axis, other axes one to one; None (densify) past ``limit`` parent cells."""
+    bands = self.bands  # O(length of the band axis)
+    if len(bands) != 1 or not flat.size:
+        return None if len(bands) != 1 else [np.zeros(0, np.int64)]
+    axis, lo, hi = bands[0]
+    out_shape, pshape = tuple(self.out_shape), tuple(self.parent_shapes[0])
+    coords = np.unravel_index(flat, out_shape)
+    i = coords[axis]
+    lo_i, hi_i = lo[i], hi[i]
+    lens = np.where(hi_i >= lo_i, hi_i - lo_i + 1, 0)
+    total = int(lens.sum())
+    if total > limit:
+        return None
+    rep = np.repeat(np.arange(flat.size), lens)
+    start = np.repeat(np.cumsum(lens) - lens, lens)
+    pc = [c[rep] for c in coords]
+    pc[axis] = lo_i[rep] + (np.arange(total, dtype=np.int64) - start)
+    return [np.unique(np.ravel_multi_index(pc, pshape))]
+
+
+BandMap.backward_sparse = _band_sparse
+
+
 def _gather_sparse(self, flat):
     src = np.ravel(self.src())
     sel = src[flat]

@@ -338,13 +338,15 @@ def _source_row(run, i, n, w):
         t = None
     if t is None:
         return (run, i, n.name, "array", list(n.shape), None, None, None, None, None, None, None, None, None)
-    sha, note, lines_ref = None, getattr(t, "line_note", None), None
+    sha, notes, lines_ref = None, [], None
     if t.path is not None:
         sha, changed = _file_sha256(t)
         if changed:
-            note = "the file changed after it was read"
+            notes.append("the file changed (or is gone) since it was read: no sha256")
     lines = t.lines() if hasattr(t, "lines") else None
-    note = getattr(t, "line_note", note) if lines is None else None
+    if lines is None and getattr(t, "line_note", None):
+        notes.append(t.line_note)
+    note = "; ".join(dict.fromkeys(notes)) or None
     if lines is not None:
         lines_ref = json.dumps(w.put(np.asarray(lines, np.int64)))
     return (run, i, n.name, "table", list(n.shape), json.dumps([str(c) for c in t.columns]), t.path, t.format,
@@ -555,12 +557,12 @@ class Store:
         return run in self.runs()
 
     def __getitem__(self, run):
+        row = self._con.execute("SELECT run_uid, n_nodes, n_objects, n_arrays FROM runs WHERE run = ?",
+                                [run]).fetchone()
+        if row is None:
+            raise StoreKeyError(f"no run named {run!r} in {str(self.path)!r}; runs: {self.runs()}")
         r = self._runs.get(run)
-        if r is None:
-            row = self._con.execute("SELECT run_uid, n_nodes, n_objects, n_arrays FROM runs WHERE run = ?",
-                                    [run]).fetchone()
-            if row is None:
-                raise StoreKeyError(f"no run named {run!r} in {str(self.path)!r}; runs: {self.runs()}")
+        if r is None or r.run_uid != row[0]:  # first access, or the run was overwritten since
             r = self._runs[run] = Run(self, run, *row)
         return r
 

@@ -145,7 +145,7 @@ def backward_sql(handle, index, *, return_sql=False):
         cols = ", ".join(_cols(len(n.shape)))
         body = " UNION ".join(f"SELECT {cols} FROM ({p})" for p in parts) if parts else \
             f"SELECT {cols} FROM (SELECT {', '.join('0 AS ' + c for c in _cols(len(n.shape)))}) WHERE false"
-        ctes.append(f"n{num[n.id]} AS ({body})")
+        ctes.append(f"n{num[n.id]} AS MATERIALIZED ({body})")
     srcs = [n for n in up if n.is_source]
     width = max([len(s.shape) for s in srcs] + [1])
     sels = []
