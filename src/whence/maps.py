@@ -834,24 +834,44 @@ ReduceMap.backward_sparse = _reduce_sparse
 
 def _band_sparse(self, flat, limit=1 << 22):
     """A few output cells of a one-band window map (cumulative ops, diff, 1-D windows): each takes its window
-    along the band axis, other axes one to one; None (densify) past ``limit`` parent cells."""
+    along the band axis, other axes one to one.  Windows in the same lane are merged into disjoint intervals
+    first (a row of prefix sums needs one interval, not one per cell); None (densify) when the answer would
+    be a large part of the parent."""
     bands = self.bands  # O(length of the band axis)
-    if len(bands) != 1 or not flat.size:
-        return None if len(bands) != 1 else [np.zeros(0, np.int64)]
+    if len(bands) != 1:
+        return None
+    if not flat.size:
+        return [np.zeros(0, np.int64)]
     axis, lo, hi = bands[0]
     out_shape, pshape = tuple(self.out_shape), tuple(self.parent_shapes[0])
     coords = np.unravel_index(flat, out_shape)
     i = coords[axis]
-    lo_i, hi_i = lo[i], hi[i]
-    lens = np.where(hi_i >= lo_i, hi_i - lo_i + 1, 0)
+    ok = hi[i] >= lo[i]
+    if not ok.any():
+        return [np.zeros(0, np.int64)]
+    other = [d for j, d in enumerate(pshape) if j != axis]
+    lane = (np.ravel_multi_index([c[ok] for j, c in enumerate(coords) if j != axis], other) if other
+            else np.zeros(int(ok.sum()), np.int64))
+    stride = pshape[axis] + 1
+    L = lane * stride + lo[i[ok]]
+    H = lane * stride + hi[i[ok]]
+    order = np.argsort(L, kind="stable")
+    L, H = L[order], H[order]
+    run = np.maximum.accumulate(H)
+    new = np.ones(L.size, bool)
+    new[1:] = L[1:] > run[:-1] + 1
+    starts = np.flatnonzero(new)
+    mL = L[starts]
+    mH = np.maximum.reduceat(H, starts)
+    lens = mH - mL + 1
     total = int(lens.sum())
-    if total > limit:
-        return None
-    rep = np.repeat(np.arange(flat.size), lens)
-    start = np.repeat(np.cumsum(lens) - lens, lens)
-    pc = [c[rep] for c in coords]
-    pc[axis] = lo_i[rep] + (np.arange(total, dtype=np.int64) - start)
-    return [np.unique(np.ravel_multi_index(pc, pshape))]
+    if total > min(limit, max(_size(pshape) // 8, 4096)):
+        return None  # a bitmap is cheaper
+    vals = np.repeat(mL - np.cumsum(lens) + lens, lens) + np.arange(total, dtype=np.int64)
+    lane_of, pos = np.divmod(vals, stride)
+    pc = list(np.unravel_index(lane_of, other)) if other else []
+    pc.insert(axis, pos)
+    return [np.ravel_multi_index(pc, pshape)]
 
 
 BandMap.backward_sparse = _band_sparse
