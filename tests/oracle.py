@@ -1732,3 +1732,17 @@ def sample_cells(shape, k=12):
         return [tuple(int(c) for c in i) for i in np.ndindex(*shape)]
     flat = sorted(set(np.linspace(0, n - 1, k).round().astype(int).tolist()))
     return [tuple(int(c) for c in np.unravel_index(f, shape)) for f in flat]
+
+
+def per_cell_pairs(node, k):
+    """Explicit (output flat, parent-``k`` flat) pairs of one map, by one dense backward per output cell."""
+    ref = []
+    for o in np.ndindex(*node.shape):
+        m = np.zeros(node.shape, bool)
+        m[o] = True
+        pm = node.map.backward(m)[k]
+        if pm is None:
+            continue
+        of = np.ravel_multi_index(o, node.shape) if node.shape else 0
+        ref.extend((of, c) for c in np.flatnonzero(pm))
+    return np.unique(np.array(ref, dtype=np.int64).reshape(-1, 2), axis=0)

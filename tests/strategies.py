@@ -22,16 +22,31 @@ non-slice view (reshape, transpose, broadcast_to ...).
 from __future__ import annotations
 
 import math
+import os
 import pathlib
 import sys
 import warnings
 
 import numpy as np
-from hypothesis import reject
+from hypothesis import HealthCheck, reject, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import oracle as O
+
+
+SCALE = float(os.environ.get("WHENCE_ORACLE_SCALE", "1"))
+# the same examples on every run (CI stays reproducible); WHENCE_ORACLE_RANDOM=1 draws new ones
+DERANDOMIZE = os.environ.get("WHENCE_ORACLE_RANDOM", "0") != "1"
+
+
+def cfg(n, **kw):
+    """Hypothesis settings of the oracle tests: ``n`` examples times ``WHENCE_ORACLE_SCALE``, derandomized
+    unless ``WHENCE_ORACLE_RANDOM=1``."""
+    kw.setdefault("derandomize", DERANDOMIZE)
+    return settings(max_examples=max(1, int(n * SCALE)), deadline=None, database=None, report_multiple_bugs=False,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                           HealthCheck.filter_too_much], **kw)
 
 MAX_CELLS = 96
 SRC_CELLS = 32

@@ -10,6 +10,7 @@ import importlib.resources
 import io
 import json
 import os
+import sys
 import uuid
 from pathlib import Path
 
@@ -20,6 +21,9 @@ import referencing
 
 import whence as wh
 from whence.query import _node_of, _upstream
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from oracle import per_cell_pairs  # noqa: E402
 from whence.store import export as ex
 
 SCHEMAS = Path(__file__).parent / "schemas" / "openlineage"
@@ -301,19 +305,6 @@ def test_openlineage_direct_and_indirect_fields_match_backward(cpipe, ol_registr
         assert lineage_fields(ev, f"col{j}", "INDIRECT") == {("a", "col0")}
         assert lineage_fields(ev, f"col{j}", "INDIRECT") | lineage_fields(ev, f"col{j}") == \
             fields_from_backward(m, j, names, control=True)
-
-
-def per_cell_pairs(node, k):
-    ref = []
-    for o in np.ndindex(*node.shape):
-        msk = np.zeros(node.shape, bool)
-        msk[o] = True
-        pm = node.map.backward(msk)[k]
-        if pm is None:
-            continue
-        of = np.ravel_multi_index(o, node.shape) if node.shape else 0
-        ref.extend((of, c) for c in np.flatnonzero(pm))
-    return np.unique(np.array(ref, dtype=np.int64).reshape(-1, 2), axis=0)
 
 
 def test_parquet_describes_every_operation(cpipe, tmp_path, pq):

@@ -1,24 +1,17 @@
 """The compressed relation: rectangles equal the per-cell relation of every shape-determined map, and the
 relation round-trips to Parquet."""
 
+import pathlib
+import sys
+
 import numpy as np
 import pytest
 
 import whence as wh
 from whence.maps import rectangles_to_pairs
 
-
-def per_cell_pairs(node, k):
-    ref = []
-    for o in np.ndindex(*node.shape):
-        m = np.zeros(node.shape, bool)
-        m[o] = True
-        pm = node.map.backward(m)[k]
-        if pm is None:
-            continue
-        of = np.ravel_multi_index(o, node.shape) if node.shape else 0
-        ref.extend((of, c) for c in np.flatnonzero(pm))
-    return np.unique(np.array(ref, dtype=np.int64).reshape(-1, 2), axis=0)
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from oracle import per_cell_pairs  # noqa: E402
 
 
 OPS = {

@@ -22,7 +22,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -33,15 +33,7 @@ duckdb = pytest.importorskip("duckdb")
 
 from whence.errors import StoreError, StoreKeyError, StoreVersionError  # noqa: E402
 
-SCALE = float(os.environ.get("WHENCE_ORACLE_SCALE", "1"))
-DERANDOMIZE = os.environ.get("WHENCE_ORACLE_RANDOM", "0") != "1"
-
-
-def cfg(n, **kw):
-    kw.setdefault("derandomize", DERANDOMIZE)
-    return settings(max_examples=max(1, int(n * SCALE)), deadline=None, database=None, report_multiple_bugs=False,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.filter_too_much], **kw)
+cfg = S.cfg
 
 
 def same_result(a, b, ctx=""):

@@ -39,27 +39,17 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 wh = pytest.importorskip("whence")
 import tabular_strategies as T
+import strategies as S  # noqa: E402
 
 import whence.tabular  # noqa: F401  (installs the pandas wrappers before any pipeline is drawn)
 
-SCALE = float(os.environ.get("WHENCE_ORACLE_SCALE", "1"))
-
-
-# the same examples on every run (CI stays reproducible); WHENCE_ORACLE_RANDOM=1 draws new ones
-DERANDOMIZE = os.environ.get("WHENCE_ORACLE_RANDOM", "0") != "1"
-
-
-def cfg(n, **kw):
-    kw.setdefault("derandomize", DERANDOMIZE)
-    return settings(max_examples=max(1, int(n * SCALE)), deadline=None, database=None, report_multiple_bugs=False,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.filter_too_much], **kw)
+cfg = S.cfg
 
 
 # ----------------------------------------------------------------------------------------------------------
