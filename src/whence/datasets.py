@@ -30,7 +30,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import NamedTuple, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,7 +38,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = ["ANOMALY_DAYS_EMPLOYED", "COUNT_FEATURES", "FEATURES", "ONE_HOT_COLUMNS",
-           "CreditRiskFiles", "credit_risk", "credit_risk_etl"]
+           "CreditRiskFiles", "credit_risk", "credit_risk_etl", "ADULT_COLUMNS", "AdultData", "adult",
+           "adult_features"]
 
 #: The Home Credit placeholder for "not employed" (pensioners, unemployed) in ``DAYS_EMPLOYED``.
 ANOMALY_DAYS_EMPLOYED = 365243
@@ -533,3 +534,93 @@ def credit_risk_etl(application: pd.DataFrame, bureau: pd.DataFrame,
     if return_frame:
         return X, y, feature_names, df
     return X, y, feature_names
+
+
+# ------------------------------------------------------------------------------------------------ Adult
+#: Columns of the UCI Adult files, in order (the files have no header).
+ADULT_COLUMNS = ["age", "workclass", "fnlwgt", "education", "education-num", "marital-status", "occupation",
+                 "relationship", "race", "sex", "capital-gain", "capital-loss", "hours-per-week",
+                 "native-country", "income"]
+_ADULT_NUMERIC = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
+_ADULT_CATEGORICAL = ["workclass", "education", "marital-status", "occupation", "relationship", "race", "sex",
+                      "native-country"]
+
+
+def adult(split: str = "train") -> "pd.DataFrame":
+    """The UCI Adult (Census Income) data set, shipped with whence (CC BY 4.0; Becker and Kohavi, 1996).
+
+    Parameters
+    ----------
+    split : ``"train"`` (32,561 rows) or ``"test"`` (16,281 rows)
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :data:`ADULT_COLUMNS`; ``"?"`` (missing) becomes NaN; ``income`` is ``"<=50K"`` or
+        ``">50K"`` in both splits (the test file's trailing dots removed).  The index is the row's position in
+        the file's records.
+
+    Examples
+    --------
+    >>> from whence.datasets import adult
+    >>> df = adult("train")
+    >>> df.shape, df["income"].value_counts().to_dict()
+    ((32561, 15), {'<=50K': 24720, '>50K': 7841})
+    """
+    pd = _pandas()
+    import importlib.resources
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    name = "adult.data.gz" if split == "train" else "adult.test.gz"
+    with importlib.resources.files("whence.data").joinpath(name).open("rb") as f:
+        df = pd.read_csv(f, compression="gzip", header=None, names=ADULT_COLUMNS, skipinitialspace=True,
+                         na_values="?", skiprows=1 if split == "test" else 0, comment=None)
+    df = df.dropna(how="all").reset_index(drop=True)
+    df["income"] = df["income"].str.rstrip(".")
+    return df
+
+
+class AdultData(NamedTuple):
+    """The matrices of :func:`adult_features`."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    feature_names: list
+    train_rows: np.ndarray
+    test_rows: np.ndarray
+
+
+def adult_features(n_train: int = 6000, n_test: int = 1500, seed: int = 0) -> AdultData:
+    """One-hot training and test matrices from Adult: a random sample of the train and test splits.
+
+    Numeric columns are standardised with the training sample's mean and standard deviation; categorical
+    columns are one-hot encoded over the categories of both splits (a missing value is its own category).
+    ``y`` is 1 for ``>50K``.  ``train_rows`` / ``test_rows`` are the sampled rows' positions in their files'
+    records.
+
+    Examples
+    --------
+    >>> from whence.datasets import adult_features
+    >>> d = adult_features(600, 150, seed=0)
+    >>> d.X_train.shape[0], d.X_test.shape[0], d.X_train.shape[1] == len(d.feature_names)
+    (600, 150, True)
+    """
+    pd = _pandas()
+    tr, te = adult("train"), adult("test")
+    if not 0 < n_train <= len(tr) or not 0 < n_test <= len(te):
+        raise ValueError(f"n_train must be in 1..{len(tr)} and n_test in 1..{len(te)}")
+    rng = np.random.default_rng(seed)
+    itr = np.sort(rng.choice(len(tr), n_train, replace=False))
+    ite = np.sort(rng.choice(len(te), n_test, replace=False))
+    both = pd.concat([tr.iloc[itr], te.iloc[ite]], ignore_index=True)
+    cats = pd.get_dummies(both[_ADULT_CATEGORICAL].fillna("missing"), dtype=np.float64)
+    num = both[_ADULT_NUMERIC].astype(np.float64)
+    mu = num.iloc[:n_train].mean()
+    sd = num.iloc[:n_train].std(ddof=0).replace(0, 1)
+    num = (num - mu) / sd
+    X = np.hstack([num.to_numpy(), cats.to_numpy()])
+    y = (both["income"] == ">50K").to_numpy().astype(np.int64)
+    names = list(num.columns) + list(cats.columns)
+    return AdultData(X[:n_train], y[:n_train], X[n_train:], y[n_train:], names, itr, ite)

@@ -1,0 +1,123 @@
+"""One prediction's attribution: the training rows ranked by their effect, and where they came from.
+
+An :class:`Explanation` holds the score of every training row for one output (the effect of each training row
+on that output: positive raised it, negative lowered it).  When the training matrix is a tracked array (or a
+store handle), the rows are followed through the lineage to their source tables, rows, files and lines.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["Explanation", "RankedRow", "SourceScore"]
+
+
+class RankedRow(NamedTuple):
+    """One training row in a ranking: its rank (0 is the first), row index and score."""
+
+    rank: int
+    row: int
+    score: float
+
+
+class SourceScore(NamedTuple):
+    """A source row's share of the scores: table, row in the table, summed score, training rows it fed."""
+
+    table: str
+    row: int
+    score: float
+    train_rows: int
+
+
+class Explanation:
+    """The attribution of one output to the training rows.
+
+    Parameters
+    ----------
+    scores : ndarray, shape (n_train,)
+        Effect of each training row on the output (the model's correct-class margin for classifiers, the
+        prediction for regressors); positive: the row raised it.
+    train : TrackedArray, store handle or None
+        The training matrix, when its lineage is known: :meth:`by_source` and :meth:`trace_to_file` follow it.
+    output : float, optional
+        The value of the output being explained.
+    label : str, optional
+        What the output is (``"margin of class 1"``, ``"prediction"``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ex = Explanation(np.array([0.5, -2.0, 1.5, 0.0], np.float32))
+    >>> [r.row for r in ex.top(2)], [r.row for r in ex.bottom(1)]
+    ([2, 0], [1])
+    """
+
+    def __init__(self, scores, train=None, output=None, label=None):
+        self.scores = np.asarray(scores, np.float32).reshape(-1)
+        self.train = train
+        self.output = output
+        self.label = label
+        self._order = None
+
+    @property
+    def order(self):
+        """Training rows from the most positive score to the most negative (ties by row)."""
+        if self._order is None:
+            self._order = np.lexsort((np.arange(self.scores.size), -self.scores.astype(np.float64)))
+        return self._order
+
+    def top(self, k=10):
+        """The ``k`` training rows that raised the output most."""
+        idx = self.order[:k]
+        return [RankedRow(i, int(r), float(self.scores[r])) for i, r in enumerate(idx)]
+
+    def bottom(self, k=10):
+        """The ``k`` training rows that lowered the output most (most negative first)."""
+        idx = self.order[::-1][:k]
+        return [RankedRow(i, int(r), float(self.scores[r])) for i, r in enumerate(idx)]
+
+    def row_at(self, rank):
+        """The training row at ``rank`` (0: the most positive; negative ranks count from the most negative)."""
+        n = self.scores.size
+        if not -n <= rank < n:
+            raise IndexError(f"rank {rank} is out of range for {n} training rows")
+        return int(self.order[rank])
+
+    def by_source(self, normalize=True):
+        """Scores summed per source table and per source row, through the lineage of the training matrix.
+
+        A training row made from several source rows (a join, an aggregate) shares its score among them:
+        each of its ``m`` source rows of a table receives ``score / m`` when ``normalize`` (the default), so
+        that a table's total equals the summed score of the training rows it fed; with ``normalize=False``
+        each source row receives the whole score.
+
+        Returns
+        -------
+        dict
+            ``{"tables": {table: total score}, "rows": [SourceScore, ...]}`` with rows sorted by descending
+            absolute score.
+        """
+        from .sources import scores_by_source
+        if self.train is None:
+            raise ValueError("the training matrix has no lineage: pass a tracked X_train (whence.track or a "
+                             "tracked frame's to_numpy) to the Attributor")
+        return scores_by_source(self.train, self.scores, normalize=normalize)
+
+    def trace_to_file(self, rank=0, control=False):
+        """The source rows (table, file, line, columns) of the training row at ``rank``."""
+        if self.train is None:
+            raise ValueError("the training matrix has no lineage: pass a tracked X_train to the Attributor")
+        from ..tabular.trace import trace_to_file
+        return trace_to_file(self.train, row=self.row_at(rank), control=control)
+
+    def __repr__(self):
+        head = f"Explanation of {self.label or 'an output'}" + (
+            f" = {self.output:.4g}" if self.output is not None else "")
+        lines = [head + f": {self.scores.size} training rows"]
+        for r in self.top(3):
+            lines.append(f"  +{r.rank}: row {r.row:<8} {r.score:+.4g}")
+        for r in self.bottom(3):
+            lines.append(f"  -{r.rank}: row {r.row:<8} {r.score:+.4g}")
+        return "\n".join(lines)
