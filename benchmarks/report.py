@@ -197,6 +197,46 @@ def target_rows(results):
                          cells_txt))
     rows += tabular_rows(results)
     rows += store_rows(results)
+    rows += attribution_rows(results)
+    return rows
+
+
+def attribution_rows(results):
+    """Issue 6's rows: Adult LDS and time beside Traceprop and TRAK, CIFAR-2, the gradient store."""
+    a = results.get("attribution") or {}
+    rows = []
+    if not a or "lds" not in a:
+        rows.append(("Adult LDS / time (issue 6)", ">= 0.97; <= 0.22 s", "—", "NOT RUN",
+                     a.get("error", "attribution not run")))
+    else:
+        w = "whence (exact influence)"
+        pub = a.get("traceprop_published", {})
+        for proto, target in (("fixed", ">= 0.97"), ("bernoulli", ">= 0.97")):
+            e = a["lds"].get(proto)
+            if not e:
+                continue
+            m = e["methods"]
+            others = "; ".join(f"{k} {v['mean']:.3f} [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]"
+                               for k, v in m.items() if k != w)
+            rows.append((f"Adult LDS, {proto} protocol ({e['subsets']} subsets, alpha 0.5), logistic regression "
+                         f"{a['n_train']} x {a['features']}", target,
+                         f"{m[w]['mean']:.3f} [{m[w]['ci95'][0]:.3f}, {m[w]['ci95'][1]:.3f}]",
+                         _status(m[w]["mean"] >= 0.97),
+                         f"same subsets and retrained models: {others}; noise ceiling {e['noise_ceiling']}"
+                         + (f"; Traceprop published {pub.get('lds_dot')} dot / {pub.get('lds_gram')} Gram "
+                            f"({pub.get('subsets')} Bernoulli subsets)" if proto == "bernoulli" and pub else "")))
+        secs = a.get("seconds", {})
+        rows.append((f"Adult: scores for all {a['n_test']} x {a['n_train']} pairs", "<= 0.22 s",
+                     f"{secs.get(w, float('nan')):.3f} s", _status(secs.get(w, 1e9) <= 0.22),
+                     f"Hessian included (scores alone {a.get('seconds_scores_only', float('nan')):.3f} s); "
+                     + "; ".join(f"{k} {v:.3f} s" for k, v in secs.items() if k != w)
+                     + (f"; Traceprop published {pub.get('seconds')} s" if pub else "")))
+    c = results.get("cifar") or {}
+    for r in c.get("table_rows", []):
+        rows.append(tuple(r))
+    g = results.get("gradient_store") or {}
+    for r in g.get("table_rows", []):
+        rows.append(tuple(r))
     return rows
 
 
@@ -502,7 +542,7 @@ def summary(results, mode, env, total_s=None):
     parts.append("")
     parts.append("Every ratio: plain and tracked alternating in one run, median of >= 5 repetitions, ratio of "
                  "the medians (see README.md).")
-    parts += ["", "## Targets (issues 3, 4 and 5)", "", targets_markdown(results)]
+    parts += ["", "## Targets (issues 3 to 6)", "", targets_markdown(results)]
     skipped = [s for r in results.values() for s in (r.get("skipped") or [])]
     if skipped:
         parts += ["", "Skipped: " + "; ".join(skipped)]

@@ -302,6 +302,7 @@ class Attributor:
             H = H + np.eye(H.shape[0]) * damping * float(np.mean(np.diag(H)))
         self.H = H
         self._solve = _symmetric_solver(H)
+        self._XT32 = self._nR32 = None
 
     # ------------------------------------------------------------------ outputs
     def outputs(self, X, y):
@@ -340,11 +341,15 @@ class Attributor:
         F = self._output_grads(X1, y)  # (m, K p)
         B = self._solve(F.T).T  # (m, K p): F H^-1
         p = self.X1.shape[1]
-        Xt = self.X1.astype(np.float32)
-        out = np.zeros((X1.shape[0], self.n_train), np.float32)
+        if self._XT32 is None:
+            self._XT32 = np.ascontiguousarray(self.X1.T, np.float32)  # (p, n)
+            self._nR32 = np.ascontiguousarray(-self.R.T, np.float32)  # (K, n)
+        out = None
         for a in range(self.K):
-            Ba = B[:, a * p:(a + 1) * p].astype(np.float32)
-            out -= (Ba @ Xt.T) * self.R[:, a].astype(np.float32)[None, :]
+            Ba = np.ascontiguousarray(B[:, a * p:(a + 1) * p], np.float32)
+            part = Ba @ self._XT32
+            part *= self._nR32[a]
+            out = part if out is None else out + part
         return out
 
     def explain(self, x, y):
