@@ -182,10 +182,7 @@ class Objective:
         w = self.weights(rows)
         p, K = self.p, self.K
         if K == 1:
-            # float32 products: the Hessian only steers the steps (the gradient, in float64, decides when the
-            # optimum is reached), and halves the cost of the one pass over the rows
-            X32 = X1.astype(np.float32)
-            H = ((X32 * (w * C[:, 0]).astype(np.float32)[:, None]).T @ X32).astype(np.float64)
+            H = (X1 * (w * C[:, 0])[:, None]).T @ X1
         else:
             P = C
             H = np.zeros((K * p, K * p))
