@@ -229,3 +229,48 @@ def test_forget_sources_bad_input(credit):
         warnings.simplefilter("ignore")
         ok = forget_sources(etl, sources, {"bureau": [unused]}, model, allow_unused=True, check=False)
     assert len(ok.removed_rows) == 0
+
+
+# ----------------------------------------------------------------------------------------------------------
+# torch: the last layer on frozen features
+# ----------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("outputs", [1, 3])
+def test_torch_last_layer_removal_equals_retraining_the_layer(outputs):
+    torch = pytest.importorskip("torch")
+    from whence.unlearn.torch_last_layer import forget_last_layer, last_layer_features
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 6)).astype(np.float32)
+    y = (np.digitize(X[:, 0] + 0.5 * rng.normal(size=300), [0.0]) if outputs == 1 else
+         np.digitize(X[:, 0] + 0.5 * rng.normal(size=300), [-0.5, 0.5]))
+    net = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, outputs))
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    Xt, yt = torch.tensor(X), torch.tensor(y)
+    for _ in range(60):
+        opt.zero_grad()
+        out = net(Xt)
+        loss = (torch.nn.functional.binary_cross_entropy_with_logits(out[:, 0], yt.float()) if outputs == 1
+                else torch.nn.functional.cross_entropy(out, yt))
+        loss.backward()
+        opt.step()
+    rows = np.arange(0, 300, 10)
+    new = forget_last_layer(net, X, y, rows, l2=1.0)
+    assert new is not net and new.certificate.residual_relative < 1e-8
+    F = last_layer_features(net, X)
+    keep = np.setdiff1d(np.arange(300), rows)
+    ref = LogisticRegression(C=1.0, tol=1e-12, max_iter=20000).fit(F[keep], y[keep])
+    got = new.last_layer
+    if outputs == 1:
+        assert np.abs(got.coef_ - ref.coef_).max() < 1e-4
+    else:  # softmax: parameters are defined up to one constant per feature across classes; compare predictions
+        np.testing.assert_allclose(got.predict_proba(F), ref.predict_proba(F), atol=1e-5)
+    # the torch copy computes with the new layer; the original is untouched
+    with torch.no_grad():
+        logits = new(Xt).double().numpy()
+    expect = F @ got.coef_.T + got.intercept_
+    np.testing.assert_allclose(logits, expect, rtol=1e-4, atol=1e-4)
+    rep = compare(new.last_layer, new.last_layer_before, ref, F, y)
+    assert rep.test_kl < 1e-8
+    with pytest.raises(ValueError, match="labels"):
+        forget_last_layer(net, X, y + 5, rows)
