@@ -198,6 +198,41 @@ def target_rows(results):
     rows += tabular_rows(results)
     rows += store_rows(results)
     rows += attribution_rows(results)
+    rows += unlearn_rows(results)
+    return rows
+
+
+def unlearn_rows(results):
+    """Issue 7's rows: Adult forget 1/5/10 % against retraining, beside Traceprop and gradient ascent; credit."""
+    u = results.get("unlearn") or {}
+    s = _get(u, "adult", "summary", default={})
+    if not s:
+        return [("unlearning (issue 7)", "see issue 7", "—", "NOT RUN", u.get("error", "unlearn not run"))]
+    tp = s.get("traceprop") or {}
+    rows = [
+        (f"Adult forget 1/5/10 %, random and most influential, {s['cases']} cases: relative parameter distance to "
+         f"retrained (0 = retrained, 1 = did nothing)", "<= 0.01",
+         f"max {s['param_distance_max']:.2e} (median {s['param_distance_median']:.1e})", _status(s["pass_distance"]),
+         f"gradient ascent (lr 0.05, 20 steps) median {s['gradient_ascent_param_distance_median']:.2f}, forget-loss gap "
+         f"{s['gradient_ascent_forget_gap_median']:.2f} (overshoot in {s['gradient_ascent_overshoot_cases']} of "
+         f"{s['cases']} cases); traceprop.unlearn leaves the model unchanged (distance 1.0): "
+         + (tp.get("note", "") if "error" not in tp else tp["error"])),
+        ("Adult: test KL(retrained || unlearned)", "<= 1e-6", f"max {s['test_kl_max']:.1e}", _status(s["pass_kl"]), ""),
+        ("Adult: unlearning time / retraining time (model's own solver settings)", "<= 2 %",
+         f"median {s['time_ratio_median']:.2%} (max {s['time_ratio_max']:.2%})", _status(s["pass_time"]),
+         f"unlearn median {_ms(s['unlearn_median_s'], 1)}, retrain median {s['retrain_median_s']:.2f} s; first call "
+         f"on a model (forms the full Hessian once) {_ms(s['first_call_s'], 1)} = {s['first_call_ratio']:.2%}"),
+    ]
+    c = u.get("credit") or {}
+    if c:
+        rows.append((f"credit case: forget 100 applicants' bureau and previous_application lines "
+                     f"({c['applicants']} applicants)", "exact vs full re-run",
+                     f"X equal: {c['X_equal_full_rerun']}; every changed row reported: {c['every_changed_row_reported']}",
+                     _status(c["X_equal_full_rerun"] and c["every_changed_row_reported"]),
+                     f"removed {c['removed_rows']}, changed {c['changed_rows']} ({c['changed_by_lineage']} through the "
+                     f"lineage, {c['changed_by_value_only']} through the median imputation, a column statistic that is a "
+                     f"constant in the lineage); parameter distance to retrained {c['param_distance_to_retrained']:.1e}; "
+                     f"update {_ms(c['seconds']['update'], 1)} vs retrain {_ms(c['seconds']['retrain'], 0)}"))
     return rows
 
 
@@ -542,7 +577,7 @@ def summary(results, mode, env, total_s=None):
     parts.append("")
     parts.append("Every ratio: plain and tracked alternating in one run, median of >= 5 repetitions, ratio of "
                  "the medians (see README.md).")
-    parts += ["", "## Targets (issues 3 to 6)", "", targets_markdown(results)]
+    parts += ["", "## Targets (issues 3 to 7)", "", targets_markdown(results)]
     skipped = [s for r in results.values() for s in (r.get("skipped") or [])]
     if skipped:
         parts += ["", "Skipped: " + "; ".join(skipped)]
