@@ -1,6 +1,6 @@
 """Training-data attribution: which training rows raised or lowered a prediction, reported in source rows.
 
->>> from whence.attribution import Attributor, lds
+>>> from whence.attribution import Attributor, GradientStore, lds
 """
 
 from .explain import Explanation, RankedRow, SourceScore
