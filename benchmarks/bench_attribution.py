@@ -129,7 +129,7 @@ def run(quick=False, log=print):
             res["lds"][protocol] = {"subsets": k, "methods": rows, "noise_ceiling": base.noise_ceiling,
                                     "retraining_s": base.seconds.get("retraining")}
             log(f"  LDS {protocol}: random {base.random_baseline:+.3f}, noise ceiling {base.noise_ceiling}")
-    res["seconds"] = {label: m["seconds"] for label, m in methods.items()}
+    res["method_seconds"] = {label: m["seconds"] for label, m in methods.items()}
     res["seconds_scores_only"] = t_scores
     w = "whence (exact influence)"
     res["pass_lds"] = all(res["lds"][p]["methods"][w]["mean"] >= 0.97 for p in res["lds"])

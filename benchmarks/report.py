@@ -260,7 +260,7 @@ def attribution_rows(results):
                          f"same subsets and retrained models: {others}; noise ceiling {e['noise_ceiling']}"
                          + (f"; Traceprop published {pub.get('lds_dot')} dot / {pub.get('lds_gram')} Gram "
                             f"({pub.get('subsets')} Bernoulli subsets)" if proto == "bernoulli" and pub else "")))
-        secs = a.get("seconds", {})
+        secs = a.get("method_seconds", {})
         rows.append((f"Adult: scores for all {a['n_test']} x {a['n_train']} pairs", "<= 0.22 s",
                      f"{secs.get(w, float('nan')):.3f} s", _status(secs.get(w, 1e9) <= 0.22),
                      f"Hessian included (scores alone {a.get('seconds_scores_only', float('nan')):.3f} s); "

@@ -195,6 +195,17 @@ class Objective:
                         H[c * p:(c + 1) * p, a * p:(a + 1) * p] = blk.T
         return H + np.diag(self.reg(len(rows))) if with_reg else H
 
+    def hvp_fn(self, theta):
+        """For one-output models over all rows: ``v -> H(theta) v`` in two passes over the rows (no Hessian
+        formed), or None."""
+        if self.K != 1:
+            return None
+        rows = np.arange(self.X1.shape[0])
+        X1, _, C = self._residuals(theta, rows)
+        c = self.weights(rows) * C[:, 0]
+        lam = self.reg(len(rows))
+        return lambda v: X1.T @ (c * (X1 @ v)) + lam * v
+
     def loss_parts(self, theta, rows):
         """(gradient, Hessian) of the loss terms alone (no regularisation, no perturbation) over ``rows``."""
         X1, R, _ = self._residuals(theta, rows)
@@ -247,8 +258,16 @@ def newton_fit(obj, theta, rows, tol=None, max_steps=30, H=None, g=None):
         return theta, hist, 0
     solve = _solver(obj.hess(theta, rows) if H is None else H)
     steps = 0
+    first = True
     while steps < max_steps:
-        step = solve(g)
+        hvp = None if first else obj.hvp_fn(theta)
+        if hvp is None:
+            step = solve(g)
+        else:
+            # an inexact Newton step: conjugate gradients on H(theta) s = g with the first Hessian as the
+            # preconditioner (it is close), a few Hessian-vector products instead of forming H again
+            step = _pcg(hvp, g, solve, rtol=min(1e-2, 0.1 * hist[-1] / hist[0]))
+        first = False
         if obj.null is not None:
             step = step - (step @ obj.null) * obj.null
         theta = theta - step
@@ -260,9 +279,31 @@ def newton_fit(obj, theta, rows, tol=None, max_steps=30, H=None, g=None):
             raise FloatingPointError("the Newton update diverged (the remaining problem is ill-posed)")
         if r <= tol:
             break
-        if r > 0.25 * hist[-2]:
+        if obj.K != 1 and r > 0.25 * hist[-2]:
             solve = _solver(obj.hess(theta, rows))
     return theta, hist, steps
+
+
+def _pcg(hvp, b, precond, rtol=1e-6, maxiter=50):
+    """Preconditioned conjugate gradients for ``H x = b`` (H symmetric positive definite, given as ``hvp``)."""
+    x = np.zeros_like(b)
+    r = b.copy()
+    z = precond(r)
+    p = z.copy()
+    rz = r @ z
+    nb = np.linalg.norm(b)
+    for _ in range(maxiter):
+        Hp = hvp(p)
+        a = rz / (p @ Hp)
+        x += a * p
+        r -= a * Hp
+        if np.linalg.norm(r) <= rtol * nb:
+            break
+        z = precond(r)
+        rz2 = r @ z
+        p = z + (rz2 / rz) * p
+        rz = rz2
+    return x
 
 
 def clone_fitted(model):
