@@ -269,6 +269,19 @@ def attribution_rows(results):
     c = results.get("cifar") or {}
     for r in c.get("table_rows", []):
         rows.append(tuple(r))
+    if c.get("models") and not c.get("table_rows"):
+        for m, e in sorted(c["models"].items(), key=lambda kv: int(kv[0])):
+            w, t, tm = e["whence"], e["traker"], e.get("traker_lambda_matched") or {}
+            ok = w["lds"] >= t["lds"] and e["cpu_ratio"] <= 0.2
+            rows.append((f"CIFAR-2 small ResNet ({c.get('parameters')} parameters, CPU), {m} model(s): LDS whence vs "
+                         f"traker, CPU time", "LDS >= traker's, <= 1/5 of its CPU time",
+                         f"{w['lds']:.3f} [{w['ci95'][0]:.3f}, {w['ci95'][1]:.3f}] vs {t['lds']:.3f}; CPU "
+                         f"{w['cpu_s']:.1f} s vs {t['cpu_s']:.1f} s ({e['cpu_ratio']:.2f})", _status(ok),
+                         f"traker with whence's ridge lambda: {tm.get('lds', float('nan')):.3f}; whence last-layer mode "
+                         f"{e['whence_last_layer']['lds']:.3f} in {e['whence_last_layer']['cpu_s']:.1f} s; noise ceiling "
+                         f"{c.get('noise_ceiling', float('nan')):.3f} (split-half of single runs), random "
+                         f"{_get(c, 'random_baseline', 'mean', default=float('nan')):+.3f}; "
+                         f"{_get(c, 'lds_protocol', 'n_subsets')} fixed subsets"))
     g = results.get("gradient_store") or {}
     for r in g.get("table_rows", []):
         rows.append(tuple(r))
