@@ -269,15 +269,7 @@ class Attributor:
             Y = np.zeros_like(P)
             Y[np.arange(n), y] = 1
             self.R = w[:, None] * (P - Y)  # (n, K)
-            # multinomial Hessian: sum_i w_i (diag(p_i) - p_i p_i^T) kron x_i x_i^T, parameters ordered class-major
-            H = np.zeros((K * p, K * p))
-            for a in range(K):
-                for c in range(a, K):
-                    cw = w * P[:, a] * ((a == c) - P[:, c])
-                    blk = (X1 * cw[:, None]).T @ X1
-                    H[a * p:(a + 1) * p, c * p:(c + 1) * p] = blk
-                    if c != a:
-                        H[c * p:(c + 1) * p, a * p:(a + 1) * p] = blk.T
+            H = multinomial_hessian(X1, w, P)
             reg = np.tile(reg, K)
             for a in range(K):
                 reg[a * p: a * p + coef.shape[1]] = s["reg"]
@@ -407,6 +399,21 @@ class Attributor:
         except ImportError as e:  # pragma: no cover - torch missing
             raise ImportError("Attributor.torch needs torch: pip install 'whence[torch]'") from e
         return TorchAttributor(model, train_data, task=task, checkpoints=checkpoints, proj_dim=proj_dim, **kw)
+
+
+def multinomial_hessian(X1, w, P):
+    """The softmax loss Hessian ``sum_i w_i (diag(p_i) - p_i p_i^T) kron x_i x_i^T``, parameters ordered class by
+    class (``(K p, K p)`` for ``X1`` (n, p) and probabilities ``P`` (n, K))."""
+    K, p = P.shape[1], X1.shape[1]
+    H = np.zeros((K * p, K * p))
+    for a in range(K):
+        for c in range(a, K):
+            cw = w * P[:, a] * ((a == c) - P[:, c])
+            blk = (X1 * cw[:, None]).T @ X1
+            H[a * p:(a + 1) * p, c * p:(c + 1) * p] = blk
+            if c != a:
+                H[c * p:(c + 1) * p, a * p:(a + 1) * p] = blk.T
+    return H
 
 
 def _margin(Z, y):

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.linalg
 
-from ..attribution.influence import UnsupportedModelError, _describe, _plain, _plain_input, _sigmoid, _softmax
+from ..attribution.influence import (UnsupportedModelError, _describe, _plain, _plain_input, _sigmoid, _softmax,
+                                     multinomial_hessian)
 
 __all__ = ["Objective", "Certificate", "newton_fit"]
 
@@ -180,19 +181,11 @@ class Objective:
     def hess(self, theta, rows, with_reg=True):
         X1, R, C = self._residuals(theta, rows)
         w = self.weights(rows)
-        p, K = self.p, self.K
+        K = self.K
         if K == 1:
             H = (X1 * (w * C[:, 0])[:, None]).T @ X1
         else:
-            P = C
-            H = np.zeros((K * p, K * p))
-            for a in range(K):
-                for c in range(a, K):
-                    cw = w * P[:, a] * ((a == c) - P[:, c])
-                    blk = (X1 * cw[:, None]).T @ X1
-                    H[a * p:(a + 1) * p, c * p:(c + 1) * p] = blk
-                    if c != a:
-                        H[c * p:(c + 1) * p, a * p:(a + 1) * p] = blk.T
+            H = multinomial_hessian(X1, w, C)
         return H + np.diag(self.reg(len(rows))) if with_reg else H
 
     def hvp_fn(self, theta):
