@@ -50,7 +50,7 @@ import numpy as np
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar" / "cifar2_cat_dog.npz"
 
 FULL = dict(width=16, epochs=8, counts=(1, 5, 10), n_subsets=40, noise_subsets=10, proj_dim=2048)
-QUICK = dict(width=16, epochs=8, counts=(1, 2), n_subsets=12, noise_subsets=3, proj_dim=2048)
+QUICK = dict(width=16, epochs=8, counts=(1, 2), n_subsets=10, noise_subsets=3, proj_dim=2048)
 LDS_SEED = 1        # subsets and retraining seeds; whence's ridge default was chosen on seed 0's subsets
 
 
