@@ -1,0 +1,148 @@
+"""The ``whence`` command line: look into a saved lineage store, trace rows to source lines, run the demo.
+
+::
+
+    whence show STORE                          runs, objects, operations, sources, completeness
+    whence trace STORE RUN OBJECT --row N      the source rows (table, file, line, columns) of a row
+    whence demo                                the walk-through of ``make demo``
+    whence bench [NAME ...]                    the benchmarks (from a clone of the repository)
+
+Every command takes ``--help``.  Exit status: 0 on success, 1 when the store, run, object or row is not there
+(the reason on stderr), 2 for a malformed command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _store(path):
+    import whence as wh
+    return wh.open(path)
+
+
+def cmd_show(args):
+    with _store(args.store) as store:
+        out = {"store": str(Path(args.store).resolve()), "schema_version": store.schema_version, "runs": []}
+        for name in store.runs():
+            run = store[name]
+            objs = []
+            for o in run.objects():
+                h = run[o]
+                objs.append({"name": o, "kind": h.kind, "shape": list(h.shape), "completeness": h.completeness,
+                             "ops": len(h.ops()), "sources": h.sources()})
+            src = store.sql("SELECT name, kind, path, n_rows, sha256 FROM sources WHERE run = ? ORDER BY name",
+                            [name])
+            out["runs"].append({"run": name, "operations": run.n_nodes, "objects": objs,
+                                "sources": json.loads(src.to_json(orient="records"))})
+    if args.json:
+        print(json.dumps(out, indent=1))
+        return 0
+    print(f"{out['store']} (store schema {out['schema_version']}): {len(out['runs'])} run(s)")
+    for r in out["runs"]:
+        print(f"\nrun {r['run']!r}: {r['operations']} operations")
+        for o in r["objects"]:
+            print(f"  {o['name']:<20} {o['kind']:<7} {'x'.join(map(str, o['shape'])) or 'scalar':<14} "
+                  f"{o['completeness']:<8} {o['ops']:>4} ops  from {', '.join(o['sources'])}")
+        for s in r["sources"]:
+            where = s["path"] or "(memory)"
+            rows = f"{s['n_rows']} rows" if s["n_rows"] is not None else s["kind"]
+            sha = f"  sha256 {s['sha256'][:12]}..." if s.get("sha256") else ""
+            print(f"  source {s['name']:<22} {rows:<12} {where}{sha}")
+    return 0
+
+
+def cmd_trace(args):
+    import whence as wh
+    with _store(args.store) as store:
+        h = store[args.run][args.object]
+        t = wh.trace_to_file(h, row=args.row, control=args.control)
+        rows = [{"table": r.table, "row": r.row, "line": r.line, "path": r.path, "columns": list(r.columns)}
+                for r in t]
+    if args.json:
+        print(json.dumps({"object": args.object, "row": args.row, "complete": t.complete, "sources": rows},
+                         indent=1))
+        return 0
+    print(f"{args.run}/{args.object} row {args.row}: {len(rows)} source row(s), "
+          f"{'FULL' if t.complete else 'PARTIAL'}")
+    print(f"  {'table':<22} {'row':>8} {'line':>8}  {'file':<40} columns")
+    for r in rows:
+        cols = ", ".join(map(str, r["columns"]))
+        print(f"  {r['table']:<22} {r['row']:>8} {str(r['line'] if r['line'] is not None else '-'):>8}  "
+              f"{str(r['path'] or '(memory)'):<40} {cols[:60] + ('...' if len(cols) > 60 else '')}")
+    return 0
+
+
+def cmd_demo(args):
+    from . import demo
+    demo.main()
+    return 0
+
+
+def cmd_bench(args):
+    import subprocess
+    root = Path(__file__).resolve().parents[2] / "benchmarks" / "run.py"
+    if not root.exists():
+        print("whence bench: the benchmarks live in the source repository (benchmarks/run.py); run this from a "
+              "clone of it", file=sys.stderr)
+        return 1
+    cmd = [sys.executable, str(root)]
+    if args.quick:
+        cmd.append("--quick")
+    if args.names:
+        cmd += ["--only", *args.names]
+    return subprocess.call(cmd)
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="whence", description="Cell-level lineage, attribution and unlearning: "
+                                "look into saved lineage stores and run the demo.")
+    from . import __version__
+    p.add_argument("--version", action="version", version=f"whence {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    s = sub.add_parser("show", help="runs, objects, operations and sources of a store")
+    s.add_argument("store", help="a store written by whence.save (a .duckdb file)")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(fn=cmd_show)
+    t = sub.add_parser("trace", help="the source rows (table, file, line, columns) of a row of a saved object")
+    t.add_argument("store")
+    t.add_argument("run")
+    t.add_argument("object")
+    t.add_argument("--row", type=int, required=True, help="row position (negative counts from the end)")
+    t.add_argument("--control", action="store_true", help="also the rows whose cells chose this row")
+    t.add_argument("--json", action="store_true", help="print JSON")
+    t.set_defaults(fn=cmd_trace)
+    d = sub.add_parser("demo", help="the walk-through of `make demo`")
+    d.set_defaults(fn=cmd_demo)
+    b = sub.add_parser("bench", help="run the benchmarks (from a clone of the repository)")
+    b.add_argument("names", nargs="*", help="benchmarks to run (all when omitted)")
+    b.add_argument("--quick", action="store_true", help="small sizes")
+    b.set_defaults(fn=cmd_bench)
+    return p
+
+
+def main(argv=None):
+    """Entry point of the ``whence`` console script; returns the exit status."""
+    p = _parser()
+    args = p.parse_args(argv)
+    if not getattr(args, "fn", None):
+        p.print_help()
+        return 2
+    from .errors import LineageQueryError, StoreError
+    try:
+        return args.fn(args)
+    except FileNotFoundError as e:
+        print(f"whence {args.command}: {e}", file=sys.stderr)
+        return 1
+    except (StoreError, LineageQueryError) as e:
+        print(f"whence {args.command}: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

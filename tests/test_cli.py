@@ -1,0 +1,88 @@
+"""The ``whence`` command line, through its real entry points (the console script and ``python -m whence``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import whence as wh
+
+
+def _run(*args, check=False):
+    exe = shutil.which("whence", path=str(Path(sys.executable).parent))
+    cmd = [exe, *args] if exe else [sys.executable, "-m", "whence", *args]
+    src = str(Path(wh.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, check=check, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    csv = d / "people.csv"
+    csv.write_text("id,age,city\n1,30,Oslo\n2,41,Lima\n3,25,Oslo\n4,52,Pune\n")
+    wh.reset()
+    t = wh.read_csv(csv, name="people")
+    older = t[t["age"] > 28]
+    X = older[["id", "age"]].to_numpy()
+    a = wh.track(np.arange(6.0).reshape(2, 3), name="a")
+    path = d / "run.duckdb"
+    wh.save(path, "etl", X=X, y=np.cumsum(a, axis=1))
+    return path, csv, X
+
+
+def test_show(store):
+    path, csv, _ = store
+    r = _run("show", str(path))
+    assert r.returncode == 0, r.stderr
+    assert "run 'etl'" in r.stdout and "people" in r.stdout and str(csv.resolve()) in r.stdout
+    j = json.loads(_run("show", str(path), "--json").stdout)
+    objs = {o["name"]: o for o in j["runs"][0]["objects"]}
+    assert objs["X"]["shape"] == [3, 2] and objs["X"]["completeness"] == "FULL" and objs["y"]["sources"] == ["a"]
+
+
+def test_trace(store):
+    path, csv, X = store
+    r = _run("trace", str(path), "etl", "X", "--row", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    exp = wh.trace_to_file(X, row=1)
+    assert [(s["table"], s["row"], s["line"]) for s in j["sources"]] == [(e.table, e.row, e.line) for e in exp]
+    assert j["sources"][0]["line"] == 3  # id 2 is on line 3 of the file
+    text = _run("trace", str(path), "etl", "X", "--row", "1").stdout
+    assert "people" in text and "FULL" in text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["trace", "{path}", "nope", "X", "--row", "0"], "no run named 'nope'"),
+    (["trace", "{path}", "etl", "Z", "--row", "0"], "no object or source named 'Z'"),
+    (["trace", "{path}", "etl", "X", "--row", "9"], "out of range"),
+    (["show", "{missing}"], "no lineage store"),
+    (["show", "{notastore}"], "not a readable whence store"),
+])
+def test_errors_exit_1_with_the_reason(store, tmp_path, args, message):
+    path, _, _ = store
+    bad = tmp_path / "notes.duckdb"
+    bad.write_text("not a database\n" * 50)
+    args = [a.format(path=path, missing=tmp_path / "missing.duckdb", notastore=bad) for a in args]
+    r = _run(*args)
+    assert r.returncode == 1 and message in r.stderr, (r.returncode, r.stderr)
+
+
+def test_usage_and_help():
+    r = _run()
+    assert r.returncode == 2 and "show" in r.stdout
+    assert _run("--help").returncode == 0
+    for c in ("show", "trace", "demo", "bench"):
+        h = _run(c, "--help")
+        assert h.returncode == 0 and "usage" in h.stdout
+    bad = _run("trace", "x.duckdb", "run", "obj")  # --row missing
+    assert bad.returncode == 2 and "--row" in bad.stderr
+    assert _run("--version").stdout.startswith("whence ")
