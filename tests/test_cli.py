@@ -80,9 +80,23 @@ def test_usage_and_help():
     r = _run()
     assert r.returncode == 2 and "show" in r.stdout
     assert _run("--help").returncode == 0
-    for c in ("show", "trace", "demo", "bench"):
+    for c in ("show", "trace", "report", "demo", "bench"):
         h = _run(c, "--help")
         assert h.returncode == 0 and "usage" in h.stdout
     bad = _run("trace", "x.duckdb", "run", "obj")  # --row missing
     assert bad.returncode == 2 and "--row" in bad.stderr
     assert _run("--version").stdout.startswith("whence ")
+
+
+def test_report(store, tmp_path):
+    path, csv, X = store
+    out = tmp_path / "report.html"
+    r = _run("report", str(path), "-o", str(out), "--row", "1")
+    assert r.returncode == 0, r.stderr
+    page = out.read_text()
+    assert page.startswith("<!doctype html>") and "<svg" in page
+    assert "<script" not in page and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    with wh.open(path) as s:
+        n_ops = len(wh.ops(s["etl"]["X"])) + len(wh.ops(s["etl"]["y"]))
+    assert page.count('class="node"') >= n_ops + 2  # every operation and both sources are drawn
+    assert str(csv.resolve()) in page and "<td>3</td>" in page  # row 1 of X: id 2, line 3 of the file

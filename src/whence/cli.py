@@ -4,6 +4,7 @@
 
     whence show STORE                          runs, objects, operations, sources, completeness
     whence trace STORE RUN OBJECT --row N      the source rows (table, file, line, columns) of a row
+    whence report STORE -o report.html         a self-contained HTML report (no network needed to view it)
     whence demo                                the walk-through of ``make demo``
     whence bench [NAME ...]                    the benchmarks (from a clone of the repository)
 
@@ -78,6 +79,13 @@ def cmd_trace(args):
     return 0
 
 
+def cmd_report(args):
+    from .report import write_report
+    out = write_report(args.store, args.output, row=args.row)
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_demo(args):
     from . import demo
     demo.main()
@@ -117,6 +125,11 @@ def _parser():
     t.add_argument("--control", action="store_true", help="also the rows whose cells chose this row")
     t.add_argument("--json", action="store_true", help="print JSON")
     t.set_defaults(fn=cmd_trace)
+    r = sub.add_parser("report", help="a self-contained HTML report of a store (op graph, objects, sources, a traced row)")
+    r.add_argument("store")
+    r.add_argument("-o", "--output", default="report.html", help="the HTML file to write (default report.html)")
+    r.add_argument("--row", type=int, default=0, help="the row of each object to trace (default 0)")
+    r.set_defaults(fn=cmd_report)
     d = sub.add_parser("demo", help="the walk-through of `make demo`")
     d.set_defaults(fn=cmd_demo)
     b = sub.add_parser("bench", help="run the benchmarks (from a clone of the repository)")
