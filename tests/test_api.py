@@ -237,3 +237,16 @@ def test_functions_returning_the_same_buffer_are_views():
     r[1] = b[0]
     assert np.asarray(a)[1] == 7.0
     assert cells(wh.backward(a, (1,))["b"]) == [(0,)]
+
+
+def test_cells_hash_like_numpy_scalars_so_sets_and_pandas_isin_are_right():
+    """Iterating a tracked array yields one-cell arrays; they hash by value (like numpy scalars), so a set, a
+    dict or pandas' ``isin`` finds them; whole arrays stay unhashable."""
+    pd = pytest.importorskip("pandas")
+    wh.reset()
+    ids = wh.track(np.array([5, 9, 200, 7]), name="ids")
+    s = pd.Series(np.arange(300))
+    assert int(s.isin(ids).sum()) == 4 and int(s.isin(list(ids)).sum()) == 4
+    assert 5 in set(ids) and hash(ids[1]) == hash(np.int64(9))
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(ids)

@@ -120,9 +120,12 @@ def credit_risk_case(n_applicants=20_000):
                   f"{sorted(set(hit[:, 0].tolist()))}")
         _show("sources(X):", wh.sources(X))
         _show("pandas operations recorded:", len(wh.ops(X)))
-        store_path = f"{tmp}/run.duckdb"
+        _attribution_and_unlearning(files, X, y, df, i)
+        import os
+        os.makedirs("demo", exist_ok=True)
+        store_path = os.path.join("demo", "run.duckdb")
         t0 = time.perf_counter()
-        info = wh.save(store_path, "etl", X=X, y=y, df=df)
+        info = wh.save(store_path, "etl", X=X, y=y, df=df, overwrite=True)
         took = time.perf_counter() - t0
         print(f"\nwh.save({store_path.rsplit('/', 1)[-1]!r}, 'etl', X=X, y=y, df=df): {info['nodes']} operations, "
               f"{info['bytes'] / 1024:.0f} KiB, {took * 1e3:.0f} ms")
@@ -134,6 +137,59 @@ def credit_risk_case(n_applicants=20_000):
             _show("the run's tables, by SQL:", ", ".join(
                 f"{r.op} x{r.n}" for r in store.sql(
                     "SELECT op, count(*) AS n FROM nodes GROUP BY op ORDER BY n DESC, op LIMIT 4").itertuples()))
+        from .report import write_report
+        out = write_report(store_path, os.path.join("demo", "report.html"), row=i)
+        _show("report (one self-contained HTML file):", str(out))
+
+
+def _attribution_and_unlearning(files, X, y, df, i):
+    """Train a model on the traced matrix, explain applicant ``i`` down to file lines, and forget 20
+    applicants' credit history through the lineage, checked against retraining."""
+    import time
+
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from .attribution import Attributor
+    from .datasets import credit_risk_etl
+    from .unlearn import forget_sources
+    Xp, yp = np.asarray(X), np.asarray(y)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, tol=1e-8)).fit(Xp, yp)
+    print(f"\nA logistic regression on X (train accuracy {model.score(Xp, yp):.3f}); which training rows made "
+          f"applicant {int(df['SK_ID_CURR'].iloc[i])}'s prediction?")
+    t0 = time.perf_counter()
+    ex = Attributor(model, X, yp).explain(Xp[i], yp[i])
+    took = time.perf_counter() - t0
+    top = ex.top(3)
+    _show("most helpful training rows (score):", ", ".join(f"{r.row} ({r.score:+.3g})" for r in top)
+          + f"   [{took * 1e3:.0f} ms]")
+    _show("score by source table:", ", ".join(f"{k} {v:+.3g}" for k, v in ex.by_source()["tables"].items()))
+    first = ex.trace_to_file(0)
+    _show("the most helpful row comes from:", "; ".join(f"{s.table} line {s.line}" for s in first))
+    # forget 20 applicants' bureau and previous_application lines
+    ids = np.asarray(pd.Series(df["SK_ID_CURR"]).sample(20, random_state=1), dtype=np.int64)
+    drop = {}
+    for name, path in (("bureau", files.bureau), ("previous_application", files.previous_application)):
+        t = pd.read_csv(path, usecols=["SK_ID_CURR"])
+        drop[name] = (np.flatnonzero(t["SK_ID_CURR"].isin(ids)) + 2).tolist()  # line 1 is the header
+
+    def etl(application, bureau, previous_application):
+        return credit_risk_etl(application, bureau, previous_application)[:2]
+    print(f"\nForget 20 applicants: {len(drop['bureau'])} bureau and {len(drop['previous_application'])} "
+          f"previous_application lines, through the lineage")
+    sources = {"application": files.application, "bureau": files.bureau,
+               "previous_application": files.previous_application}
+    res = forget_sources(etl, sources, drop, model, allow_unused=True)
+    r = res.report
+    _show("training rows removed / changed:", f"{len(res.removed_rows)} / {len(res.changed_rows)} "
+          f"({r['training_rows']['changed_by_lineage']} through the lineage)")
+    _show("model vs retraining (parameter distance):", f"{r['retrained']['param_distance']:.1e} "
+          f"(0 = retrained, 1 = did nothing)")
+    _show("update time vs retraining time:", f"{r['seconds']['update'] * 1e3:.0f} ms vs "
+          f"{r['seconds']['retrain'] * 1e3:.0f} ms")
+    return res
 
 
 def files_col(table, c):

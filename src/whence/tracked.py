@@ -525,6 +525,10 @@ class TrackedArray(NDArrayOperatorsMixin):
         return format(self._data[()] if self._data.ndim == 0 else self._data, spec)
 
     def __hash__(self):
+        # a 0-d array (one cell, as iteration yields) hashes like the numpy scalar it holds, so that sets, dicts
+        # and pandas' hash tables (``Series.isin(tracked)``) find equal values; arrays stay unhashable
+        if self._data.ndim == 0:
+            return hash(self._data[()])
         raise TypeError("unhashable type: 'TrackedArray'")
 
     def __copy__(self):
