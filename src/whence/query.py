@@ -352,8 +352,9 @@ def _start_node(x, target=None):
     if isinstance(x, str):
         # a source of that name upstream of the target (also for handles of a saved store), else a live one
         if target is not None:
-            for n in _upstream(target):
-                if n.is_source and n.name == x:
+            srcs = target.memo("source_nodes", lambda: tuple(n for n in _upstream(target) if n.is_source))
+            for n in srcs:
+                if n.name == x:
                     return n
         from .graph import _sources
         node = _sources.get(x)
