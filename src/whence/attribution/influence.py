@@ -58,15 +58,6 @@ def _softmax(Z):
     return E / E.sum(axis=1, keepdims=True)
 
 
-class _Family:
-    """What the influence computation needs from one estimator: its parameters' layout, the loss residuals,
-    the curvature weights, the regularisation, the output and its gradient."""
-
-    def __init__(self, est, name):
-        self.est = est
-        self.name = name
-
-
 def _describe(est):
     """(kind, settings) of a fitted final estimator, or raise UnsupportedModelError."""
     from sklearn.linear_model import (LinearRegression, LogisticRegression, Ridge, SGDClassifier,

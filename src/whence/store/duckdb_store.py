@@ -319,8 +319,7 @@ def _collect(run, objs):
     for name, x in objs.items():
         node = roots[name]
         kind, columns = _object_kind(x)
-        from ..query import _upstream as up
-        partial = any(n.partial for n in up(node))
+        partial = any(n.partial for n in _upstream(node))
         objects.append((run, name, num[node.id], kind, list(node.shape),
                         None if columns is None else json.dumps(columns), "PARTIAL" if partial else "FULL"))
     return {"run": run, "nodes": nodes, "edges": edges, "rects": rects, "sources": sources, "objects": objects,

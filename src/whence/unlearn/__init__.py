@@ -123,12 +123,10 @@ def forget(model, X_train, y_train, rows, method="newton", *, sample_weight=None
         F = np.asarray(fitted.transform(_plain_fit(_take(Xraw, keep))), np.float64)
         obj = Objective(est, F, y[keep], None if sw is None else sw[keep])
         rows_obj = np.arange(keep.size)
-        removed_grad = None
     else:
         F = _features(Xraw, est)
         obj = Objective(est, F, y, sw)
         rows_obj = keep
-        removed_grad = rows
     theta0 = obj.theta()
     prev = getattr(model, "certificate", None)
     cert_kw = {}
@@ -142,9 +140,8 @@ def forget(model, X_train, y_train, rows, method="newton", *, sample_weight=None
             spent = 0.0
             # the model as if trained with the perturbation: its perturbed optimum over all rows
             obj.b = b
-            full = np.arange(n) if pre is None else rows_obj
             if pre is None:
-                theta0, _, _ = newton_fit(obj, theta0, full, tol=tol, max_steps=max_steps)
+                theta0, _, _ = newton_fit(obj, theta0, np.arange(n), tol=tol, max_steps=max_steps)
         obj.b = b
         g_nothing = float(np.linalg.norm(obj.grad(theta0, rows_obj)))
         theta, hist, steps = newton_fit(obj, theta0, rows_obj, tol=0.0, max_steps=1)
@@ -180,7 +177,6 @@ def forget(model, X_train, y_train, rows, method="newton", *, sample_weight=None
             warnings.warn(f"certified removal: the accumulated gradient residual {cert.spent:.3g} exceeds the "
                           f"budget {cert.budget:.3g} for epsilon={epsilon}, delta={delta}: retrain the model",
                           RuntimeWarning, stacklevel=2)
-    del removed_grad
     new.certificate = cert
     return new
 

@@ -61,9 +61,10 @@ def last_layer_features(model, X, layer=None, batch_size=1024):
 
 
 def _estimator(lin, classes, l2):
+    import torch
     from sklearn.linear_model import LogisticRegression
-    W = lin.weight.detach().to(dtype=__import__("torch").float64).cpu().numpy()
-    b = (lin.bias.detach().to(dtype=__import__("torch").float64).cpu().numpy() if lin.bias is not None
+    W = lin.weight.detach().to(dtype=torch.float64).cpu().numpy()
+    b = (lin.bias.detach().to(dtype=torch.float64).cpu().numpy() if lin.bias is not None
          else np.zeros(W.shape[0]))
     est = LogisticRegression(C=np.inf if l2 == 0 else 1.0 / l2, fit_intercept=lin.bias is not None, tol=1e-10,
                              max_iter=10000)
