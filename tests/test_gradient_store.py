@@ -167,18 +167,20 @@ def test_chunked_fill_equals_from_array(G, path):
     np.testing.assert_array_equal(a.array, c.array)
 
 
-def test_progress_text_bar(capsys, monkeypatch):
-    monkeypatch.setitem(__import__("sys").modules, "tqdm", None)        # no tqdm: the text bar
-    monkeypatch.setitem(__import__("sys").modules, "tqdm.auto", None)
-    bar = gs_mod._Progress(100, "fill", delay=0.0)
-    bar.update(40)
-    bar.update(60)
-    bar.close()
+def test_progress_bar(capsys, monkeypatch):
+    from whence.progress import progress_bar
+    monkeypatch.delenv("WHENCE_PROGRESS", raising=False)
+    with progress_bar(100, "fill", delay=0.0, unit="rows") as bar:         # slow work: a bar on stderr
+        bar.update(40)
+        bar.update(60)
     err = capsys.readouterr().err
-    assert "fill" in err and "100.0%" in err and "100/100" in err
-    quiet = gs_mod._Progress(100, "fill", delay=30.0)                   # fast work: no bar at all
-    quiet.update(100)
-    quiet.close()
+    assert "fill" in err and "/100" in err and "rows" in err
+    with progress_bar(100, "fill", delay=30.0) as quiet:                   # fast work: no bar at all
+        quiet.update(100)
+    assert capsys.readouterr().err == "" and quiet.n == 100
+    monkeypatch.setenv("WHENCE_PROGRESS", "0")                             # turned off for the whole process
+    with progress_bar(100, "fill", delay=0.0) as off:
+        off.update(100)
     assert capsys.readouterr().err == ""
 
 

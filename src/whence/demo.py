@@ -80,7 +80,8 @@ def main():
 
 def credit_risk_case(n_applicants=20_000):
     """The three-table credit-risk case study: pandas ETL under lineage, one applicant traced to file lines."""
-    import tempfile
+    import contextlib
+    import os
     import time
 
     from .datasets import credit_risk, credit_risk_etl
@@ -88,7 +89,11 @@ def credit_risk_case(n_applicants=20_000):
     print("\n" + "=" * 100)
     print("Case study: three CSV files -> pandas ETL -> training matrix; trace one applicant's row to file lines\n")
     wh.reset()
-    with tempfile.TemporaryDirectory(prefix="whence-demo-") as tmp:
+    # the generated files stay beside the store (demo/data), so that a trace from demo/run.duckdb, the report
+    # and the explorer point at files that exist
+    data_dir = os.path.join("demo", "data")
+    os.makedirs(data_dir, exist_ok=True)
+    with contextlib.nullcontext(data_dir) as tmp:
         files = credit_risk(n_applicants, seed=0, path=tmp)
         t0 = time.perf_counter()
         apps = wh.read_csv(files.application, name="application")
@@ -120,14 +125,14 @@ def credit_risk_case(n_applicants=20_000):
                   f"{sorted(set(hit[:, 0].tolist()))}")
         _show("sources(X):", wh.sources(X))
         _show("pandas operations recorded:", len(wh.ops(X)))
-        _attribution_and_unlearning(files, X, y, df, i)
-        import os
-        os.makedirs("demo", exist_ok=True)
+        explanations, forgot = _attribution_and_unlearning(files, X, y, df, i)
         store_path = os.path.join("demo", "run.duckdb")
         t0 = time.perf_counter()
-        info = wh.save(store_path, "etl", X=X, y=y, df=df, overwrite=True)
+        info = wh.save(store_path, "etl", X=X, y=y, df=df, overwrite=True,
+                       results={"attribution": explanations, "unlearning": forgot})
         took = time.perf_counter() - t0
-        print(f"\nwh.save({store_path.rsplit('/', 1)[-1]!r}, 'etl', X=X, y=y, df=df): {info['nodes']} operations, "
+        print(f"\nwh.save({store_path.rsplit('/', 1)[-1]!r}, 'etl', X=X, y=y, df=df, results=...): {info['nodes']} "
+              f"operations, {len(explanations)} explained predictions, the unlearning figures; "
               f"{info['bytes'] / 1024:.0f} KiB, {took * 1e3:.0f} ms")
         with wh.open(store_path) as store:
             x = store["etl"]["X"]
@@ -138,7 +143,9 @@ def credit_risk_case(n_applicants=20_000):
                 f"{r.op} x{r.n}" for r in store.sql(
                     "SELECT op, count(*) AS n FROM nodes GROUP BY op ORDER BY n DESC, op LIMIT 4").itertuples()))
         from .report import write_report
-        out = write_report(store_path, os.path.join("demo", "report.html"), row=i)
+        bench = os.path.join("benchmarks", "results", "summary.md")
+        out = write_report(store_path, os.path.join("demo", "report.html"), row=i,
+                           bench=bench if os.path.isfile(bench) else None)
         _show("report (one self-contained HTML file):", str(out))
 
 
@@ -160,8 +167,11 @@ def _attribution_and_unlearning(files, X, y, df, i):
     print(f"\nA logistic regression on X (train accuracy {model.score(Xp, yp):.3f}); which training rows made "
           f"applicant {int(df['SK_ID_CURR'].iloc[i])}'s prediction?")
     t0 = time.perf_counter()
-    ex = Attributor(model, X, yp).explain(Xp[i], yp[i])
+    attributor = Attributor(model, X, yp)
+    ex = attributor.explain(Xp[i], yp[i], test_row=i)
     took = time.perf_counter() - t0
+    # a few more applicants for the report and the explorer's attribution view
+    explanations = [ex] + [attributor.explain(Xp[j], yp[j], test_row=j) for j in (11, 42, 97, 123)]
     top = ex.top(3)
     _show("most helpful training rows (score):", ", ".join(f"{r.row} ({r.score:+.3g})" for r in top)
           + f"   [{took * 1e3:.0f} ms]")
@@ -189,7 +199,7 @@ def _attribution_and_unlearning(files, X, y, df, i):
           f"(0 = retrained, 1 = did nothing)")
     _show("update time vs retraining time:", f"{r['seconds']['update'] * 1e3:.0f} ms vs "
           f"{r['seconds']['retrain'] * 1e3:.0f} ms")
-    return res
+    return explanations, res
 
 
 def files_col(table, c):

@@ -3,13 +3,28 @@
 For every run: its objects (kind, shape, completeness, operations, sources), its source files (path, rows,
 sha256), the operation graph drawn as an SVG (sources on the left, each operation one column further than its
 deepest input; PARTIAL operations in red), and, for a chosen row of each object, the source rows it derives
-from with their files and lines.
+from with their files and lines.  Then the results saved with the run (:mod:`whence.store.results`):
+attributions (top and bottom training rows with their source lines, the score by source table as a bar
+chart), unlearning figures beside the retrained model, tables; and the benchmark summary when one is given
+or found.  Charts are drawn by matplotlib into inline SVG.
+
+Examples
+--------
+>>> import os, tempfile, numpy as np, whence as wh
+>>> wh.reset()
+>>> y = np.cumsum(wh.track(np.ones((3, 4)), name="a"), axis=1)
+>>> d = tempfile.mkdtemp()
+>>> _ = wh.save(os.path.join(d, "run.duckdb"), "demo", y=y)
+>>> out = write_report(os.path.join(d, "run.duckdb"), os.path.join(d, "report.html"))
+>>> "Operation graph" in out.read_text()
+True
 """
 
 from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 
 __all__ = ["write_report"]
@@ -18,7 +33,9 @@ _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd}h3{font-size:1.05em}
 table{border-collapse:collapse;margin:.5em 0 1em}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
-th{background:#f5f5f5}.partial{color:#b00020;font-weight:600}.full{color:#1b7f3b;font-weight:600}
+th{background:#f5f5f5}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.pos{color:#1b5e9b}.neg{color:#b3261e}.chart svg{max-width:100%;height:auto}details{margin:.5em 0}
+summary{cursor:pointer;font-weight:600}.partial{color:#b00020;font-weight:600}.full{color:#1b7f3b;font-weight:600}
 code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.92em}.graph{overflow-x:auto;border:1px solid #eee}
 """
 
@@ -64,8 +81,185 @@ def _graph_svg(nodes):
     return "\n".join(out)
 
 
-def write_report(store_path, out_path, row=0):
-    """Write the HTML report of the store at ``store_path`` to ``out_path``; returns the path written."""
+def _svg_figure(fig):
+    """A matplotlib figure as inline SVG text (fonts as text, not paths: small and searchable)."""
+    import io
+
+    import matplotlib
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "font.size": 9}):
+        fig.savefig(buf, format="svg", bbox_inches="tight")
+    text = buf.getvalue()
+    text = text[text.index("<svg"):]
+    return re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)  # creator/date RDF block
+
+
+def bar_chart_svg(labels, values, title="", xlabel=""):
+    """A horizontal bar chart (positive bars blue, negative red) as inline SVG, drawn by matplotlib.
+
+    Examples
+    --------
+    >>> svg = bar_chart_svg(["bureau", "application"], [0.5, -0.25], title="score by source")
+    >>> svg.startswith("<svg") and "bureau" in svg
+    True
+    """
+    from matplotlib.figure import Figure
+    values = [float(v) for v in values]
+    fig = Figure(figsize=(6.0, 0.45 * max(2, len(values)) + 0.6))
+    ax = fig.add_subplot()
+    ypos = list(range(len(values)))[::-1]
+    ax.barh(ypos, values, color=["#1b5e9b" if v >= 0 else "#b3261e" for v in values], height=0.6)
+    ax.set_yticks(ypos, [str(x) for x in labels])
+    ax.axvline(0, color="#444", linewidth=0.8)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    if title:
+        ax.set_title(title, loc="left", fontsize=10)
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    return _svg_figure(fig)
+
+
+def _num(v, digits=4):
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return _esc(v)
+
+
+def _source_lines(srcs, limit=4):
+    if not srcs:
+        return ""
+    out = [f"{_esc(s['table'])}{'' if s.get('line') is None else ' line ' + str(s['line'])}" for s in srcs[:limit]]
+    return "; ".join(out) + (f"; +{len(srcs) - limit} more" if len(srcs) > limit else "")
+
+
+def _ranking_table(rows, title):
+    out = [f"<h4>{_esc(title)}</h4><table><tr><th>rank</th><th>training row</th><th>score</th>"
+           f"<th>source rows (table, file line)</th></tr>"]
+    for r in rows:
+        cls = "pos" if r["score"] >= 0 else "neg"
+        out.append(f"<tr><td>{r['rank']}</td><td>{r['train_row']}</td><td class='num {cls}'>{r['score']:+.4g}</td>"
+                   f"<td>{_source_lines(r.get('sources') or [])}</td></tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def attribution_html(doc, max_rows=5):
+    """HTML of an ``attribution`` result: per test row, the top and bottom training rows with their source
+    lines, and the score by source table as a bar chart."""
+    parts = [f"<p>Model <code>{_esc(doc.get('model') or '?')}</code>, {doc.get('n_train', 0):,} training rows"
+             + (f" (<code>{_esc(doc['train_object'])}</code>)" if doc.get("train_object") else "")
+             + f"; {len(doc.get('test_rows', []))} test row(s) explained.</p>"]
+    for i, t in enumerate(doc.get("test_rows", [])[:max_rows]):
+        head = (f"Test row {t['test_row']}: {_esc(t.get('output') or 'output')}"
+                + (f" = {t['prediction']:.4g}" if isinstance(t.get("prediction"), (int, float)) else "")
+                + (f", label {_esc(t['label'])}" if t.get("label") is not None else ""))
+        parts.append(f"<details{' open' if i == 0 else ''}><summary>{head}</summary>")
+        if t.get("by_source"):
+            parts.append("<div class='chart'>" + bar_chart_svg(
+                [b["table"] for b in t["by_source"]], [b["score"] for b in t["by_source"]],
+                title="score by source table (summed over the source rows each training row came from)",
+                xlabel="score") + "</div>")
+        parts.append(_ranking_table(t.get("top", []), "Training rows that raised it most"))
+        parts.append(_ranking_table(t.get("bottom", []), "Training rows that lowered it most"))
+        parts.append("</details>")
+    if len(doc.get("test_rows", [])) > max_rows:
+        parts.append(f"<p>... and {len(doc['test_rows']) - max_rows} more test rows (in the store).</p>")
+    return "\n".join(parts)
+
+
+def unlearning_html(doc):
+    """HTML of an ``unlearning`` result: its figures, and the update time beside retraining as a chart."""
+    fig = doc.get("figures", {})
+    parts = [f"<p>{_esc(doc.get('method') or '')}"
+             + (f": {doc['n_forgotten']:,} source rows forgotten" if doc.get("n_forgotten") is not None else "")
+             + ".</p><table><tr><th>figure</th><th>value</th></tr>"]
+    for k, v in fig.items():
+        parts.append(f"<tr><td>{_esc(k.replace('_', ' '))}</td><td class='num'>{_num(v)}</td></tr>")
+    parts.append("</table>")
+    up, re_ = fig.get("update_seconds", fig.get("unlearn_seconds")), fig.get("retrain_seconds")
+    if isinstance(up, (int, float)) and isinstance(re_, (int, float)):
+        parts.append("<div class='chart'>" + bar_chart_svg(
+            ["model edit (Newton update)", "retraining from scratch"], [up * 1e3, re_ * 1e3],
+            title="time to take the rows out (ms)", xlabel="milliseconds") + "</div>")
+    return "\n".join(parts)
+
+
+def table_html(doc, limit=200):
+    """HTML of a ``table`` result (``{"columns", "rows"}``)."""
+    out = ["<table><tr>" + "".join(f"<th>{_esc(c)}</th>" for c in doc.get("columns", [])) + "</tr>"]
+    for r in doc.get("rows", [])[:limit]:
+        out.append("<tr>" + "".join(f"<td>{_num(v)}</td>" for v in r) + "</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def markdown_tables_html(text):
+    """The headings and pipe tables of a markdown benchmark summary as HTML (other lines as paragraphs)."""
+    out, rows = [], []
+
+    def flush():
+        if rows:
+            head, body = rows[0], [r for r in rows[1:] if not all(set(c.strip()) <= set("-:") for c in r)]
+            out.append("<table><tr>" + "".join(f"<th>{_esc(c)}</th>" for c in head) + "</tr>"
+                       + "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in r) + "</tr>" for r in body)
+                       + "</table>")
+            rows.clear()
+    for line in text.splitlines():
+        st = line.strip()
+        if st.startswith("|") and st.endswith("|"):
+            rows.append([c.strip().strip("`") for c in st[1:-1].split("|")])
+            continue
+        flush()
+        if st.startswith("#"):
+            level = min(5, 2 + len(st) - len(st.lstrip("#")))  # under the report's h2 "Benchmarks"
+            out.append(f"<h{level}>{_esc(st.lstrip('#').strip())}</h{level}>")
+        elif st:
+            out.append(f"<p>{_esc(st)}</p>")
+    flush()
+    return "\n".join(out)
+
+
+def _results_html(run):
+    items = run.results() if hasattr(run, "results") else []
+    if not items:
+        return ""
+    parts = [f"<h3>Results saved with the run ({len(items)})</h3>"]
+    for item in items:
+        doc = run.result(item["name"])
+        kind = item["kind"]
+        parts.append(f"<h3>{_esc(kind.capitalize())}: <code>{_esc(item['name'])}</code></h3>")
+        if kind == "attribution":
+            parts.append(attribution_html(doc))
+        elif kind == "unlearning":
+            parts.append(unlearning_html(doc))
+        elif kind == "table":
+            parts.append(table_html(doc))
+        else:
+            parts.append(f"<pre>{_esc(json.dumps(doc, indent=1)[:20000])}</pre>")
+    return "\n".join(parts)
+
+
+def write_report(store_path, out_path, row=0, bench=None):
+    """Write the HTML report of the store at ``store_path`` to ``out_path``; returns the path written.
+
+    Parameters
+    ----------
+    store_path : str or path-like
+        A store written by :func:`whence.save`.
+    out_path : str or path-like
+        The HTML file to write (one file: styles inline, charts as inline SVG).
+    row : int, default 0
+        The row of each object whose source rows are listed.
+    bench : str or path-like, optional
+        A benchmark summary (``benchmarks/results/summary.md`` of ``make bench``) to include.
+    """
     import whence as wh
     from .query import _upstream
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>whence report</title>"
@@ -117,6 +311,13 @@ def write_report(store_path, out_path, row=0):
                                  f"<td>{'' if s.line is None else s.line}</td><td><code>{_esc(s.path or '')}</code></td>"
                                  f"<td>{_esc(', '.join(map(str, s.columns)))}</td></tr>")
                 parts.append("</table>")
+            parts.append(_results_html(run))
+    if bench is not None:
+        bench = Path(bench)
+        if not bench.is_file():
+            raise FileNotFoundError(f"no benchmark summary at {str(bench)!r} (make bench writes "
+                                    f"benchmarks/results/summary.md)")
+        parts.append("<h2>Benchmarks</h2>" + markdown_tables_html(bench.read_text(encoding="utf-8")))
     parts.append("</body></html>")
     out = Path(out_path)
     out.write_text("\n".join(parts), encoding="utf-8")

@@ -45,6 +45,12 @@ class Explanation:
         The value of the output being explained.
     label : str, optional
         What the output is (``"margin of class 1"``, ``"prediction"``).
+    test_row : int, optional
+        Which test row is explained (kept for reports and stores).
+    target : optional
+        The test row's label or target.
+    model : str, optional
+        A short description of the model.
 
     Examples
     --------
@@ -54,11 +60,14 @@ class Explanation:
     ([2, 0], [1])
     """
 
-    def __init__(self, scores, train=None, output=None, label=None):
+    def __init__(self, scores, train=None, output=None, label=None, test_row=None, target=None, model=None):
         self.scores = np.asarray(scores, np.float32).reshape(-1)
         self.train = train
         self.output = output
         self.label = label
+        self.test_row = test_row
+        self.target = target
+        self.model = model
         self._order = None
 
     @property

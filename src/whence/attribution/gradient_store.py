@@ -53,12 +53,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import time
 import warnings
 from collections import namedtuple
 
 import numpy as np
+
+from ..progress import progress_bar
 
 __all__ = ["GradientStore", "TopK"]
 
@@ -158,54 +158,6 @@ def _rows_list(rows, limit=10):
     rows = [int(r) for r in rows[:limit + 1]]
     s = ", ".join(map(str, rows[:limit]))
     return s + (", ..." if len(rows) > limit else "")
-
-
-class _Progress:
-    """A progress bar on stderr that appears only once the work has taken more than ``delay`` seconds: tqdm's
-    when tqdm is importable, else a one-line text bar."""
-
-    def __init__(self, total, desc, enabled=True, delay=1.0, unit="rows"):
-        self.total, self.desc, self.enabled, self.delay, self.unit = total, desc, enabled, delay, unit
-        self.done = 0
-        self.t0 = time.perf_counter()
-        self._bar = None
-        self._last = 0.0
-        self._shown = False
-        if enabled:
-            try:
-                from tqdm.auto import tqdm
-                self._bar = tqdm(total=total, desc=desc, unit=unit, delay=delay, file=sys.stderr,
-                                 unit_scale=True, leave=False)
-            except Exception:  # noqa: BLE001 - tqdm is optional
-                self._bar = None
-
-    def update(self, n):
-        self.done += n
-        if not self.enabled:
-            return
-        if self._bar is not None:
-            self._bar.update(n)
-            return
-        now = time.perf_counter()
-        el = now - self.t0
-        if el < self.delay or (now - self._last < 0.25 and self.done < self.total):
-            return
-        self._last = now
-        frac = self.done / self.total if self.total else 1.0
-        w = 30
-        fill = round(w * min(1.0, frac))
-        rate = self.done / el if el > 0 else 0.0
-        sys.stderr.write(f"\r{self.desc}: [{'#' * fill}{'.' * (w - fill)}] {100 * frac:5.1f}% "
-                         f"{self.done}/{self.total} {self.unit} {rate:,.0f} {self.unit}/s")
-        sys.stderr.flush()
-        self._shown = True
-
-    def close(self):
-        if self._bar is not None:
-            self._bar.close()
-        elif self._shown:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
 
 
 class _Best:
@@ -576,7 +528,7 @@ class GradientStore:
         """
         self._check_open()
         pos = int(start)
-        bar = _Progress(self.n - pos, "GradientStore.fill", enabled=bool(progress))
+        bar = progress_bar(self.n - pos, "GradientStore.fill", enabled=bool(progress), unit="rows")
         try:
             for blk in chunks:
                 new = self.write(pos, blk)

@@ -335,8 +335,9 @@ class Attributor:
             out = part if out is None else out + part
         return out
 
-    def explain(self, x, y):
-        """The attribution of one test point (``x`` one row, ``y`` its label or target)."""
+    def explain(self, x, y, test_row=None):
+        """The attribution of one test point (``x`` one row, ``y`` its label or target; ``test_row`` names it in
+        reports)."""
         X = _plain_input(x)
         X = np.asarray(X)
         if X.ndim == 1:
@@ -345,10 +346,12 @@ class Attributor:
         s = self.scores(X, yy)[0]
         out = float(self.outputs(X, yy)[0])
         if self.classifier:
-            label = f"margin of class {self.estimator.classes_[self._labels(yy, 'y')[0]]!r}"
+            cls = self.estimator.classes_[self._labels(yy, 'y')[0]]
+            label = f"margin of class {getattr(cls, 'item', lambda: cls)()!r}"
         else:
             label = "prediction"
-        return Explanation(s, train=self.train, output=out, label=label)
+        return Explanation(s, train=self.train, output=out, label=label, test_row=test_row,
+                           target=yy[0].item() if yy.size else None, model=_model_name(self.model))
 
     # ------------------------------------------------------------------ the LDS harness's retraining
     def retrain_outputs(self, train_idx, X_test, y_test, seed=0):
@@ -452,3 +455,11 @@ def _symmetric_solver(H):
         pass
     Hp = scipy.linalg.pinvh(H)
     return lambda B: Hp @ B
+
+
+def _model_name(model):
+    """``"StandardScaler -> LogisticRegression"`` for a pipeline, the class name otherwise."""
+    steps = getattr(model, "steps", None)
+    if steps:
+        return " -> ".join(type(est).__name__ for _, est in steps)
+    return type(model).__name__

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ..progress import progress_bar
 
 __all__ = ["lds", "LDSResult", "spearman_rows", "subset_masks"]
 
@@ -141,45 +142,6 @@ def _bootstrap_ci(values, n_boot=2000, seed=0):
     return (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
 
 
-class _Progress:
-    """A progress bar on stderr for jobs longer than a second (tqdm when installed)."""
-
-    def __init__(self, total, desc, enabled=True):
-        self.total, self.desc, self.done = total, desc, 0
-        self.t0 = time.perf_counter()
-        self.enabled = enabled and total > 0
-        self.bar = None
-        self.shown = False
-
-    def update(self, k=1):
-        self.done += k
-        if not self.enabled:
-            return
-        if time.perf_counter() - self.t0 < 1.0 and self.done < self.total:
-            return
-        if self.bar is None:
-            try:
-                from tqdm.auto import tqdm
-                self.bar = tqdm(total=self.total, desc=self.desc, initial=self.done, leave=False)
-                return
-            except ImportError:
-                self.bar = False
-        if self.bar:
-            self.bar.update(k)
-        else:
-            w = 30
-            f = self.done / self.total
-            sys.stderr.write(f"\r{self.desc} [{'#' * int(w * f):<{w}}] {self.done}/{self.total}")
-            sys.stderr.flush()
-            self.shown = True
-
-    def close(self):
-        if self.bar:
-            self.bar.close()
-        elif self.shown:
-            sys.stderr.write("\n")
-
-
 def _retrain_job(attr, idx, X_test, y_test, seed):
     return np.asarray(attr.retrain_outputs(idx, X_test, y_test, seed=seed), np.float64)
 
@@ -242,7 +204,7 @@ def lds(attr, X_train, y_train, X_test, y_test, n_subsets=100, alpha=0.5, runs_p
                     outs[(int(j), int(r))] = v
     todo = [jr for jr in jobs if jr not in outs]
     t1 = time.perf_counter()
-    bar = _Progress(len(todo), "LDS retraining", progress)
+    bar = progress_bar(len(todo), "LDS retraining", progress, unit="models")
 
     def save_cache():
         if cache is None:

@@ -72,8 +72,11 @@ def _table_pairs(node):
     return out
 
 
-def scores_by_source(train, scores, normalize=True):
+def scores_by_source(train, scores, normalize=True, *, rows=True, relation=None):
     """Scores summed per source table and per source row (see the module's description).
+
+    ``rows=False`` sums the tables only (fast); ``relation`` is :func:`row_relation`'s answer for ``train``,
+    when several score vectors of the same training matrix are summed.
 
     Returns
     -------
@@ -86,7 +89,8 @@ def scores_by_source(train, scores, normalize=True):
     n = node.shape[0] if node.shape else 1
     if scores.size != n:
         raise ValueError(f"{scores.size} scores for a training matrix of {n} rows")
-    rel = row_relation(train)
+    rel = row_relation(train) if relation is None else relation
+    want_rows = rows
     tables, rows = {}, []
     for name, (tr, src) in sorted(rel.items()):
         if not tr.size:
@@ -95,6 +99,9 @@ def scores_by_source(train, scores, normalize=True):
         if normalize:
             fan = np.bincount(tr, minlength=n)
             share = share / fan[tr]
+        if not want_rows:
+            tables[name] = float(share.sum())
+            continue
         uniq, inv = np.unique(src, return_inverse=True)
         tot = np.bincount(inv, weights=share)
         cnt = np.bincount(inv)

@@ -34,6 +34,9 @@ Tables (query them with :meth:`Store.sql`)
 lines)``
     Every source: ``kind`` is ``table`` (read from a file or a frame) or ``array``; ``lines`` references the
     array of 1-based file lines of the rows (in ``arrays``).
+``results(run, name, kind, payload)``
+    Results saved with the run (``save(..., results={...})``): attributions, unlearning figures, tables, as
+    JSON documents (see :mod:`whence.store.results`).
 
 Saving is one transaction (a new file is written beside and renamed into place), so a process killed while
 saving leaves the file as it was or with the whole new run.  Readers open the file read-only; several
@@ -84,7 +87,9 @@ CREATE TABLE sources (run VARCHAR, node BIGINT, name VARCHAR, kind VARCHAR, shap
     path VARCHAR, format VARCHAR, size BIGINT, mtime_ns BIGINT, sha256 VARCHAR, n_rows BIGINT,
     line_note VARCHAR, lines VARCHAR);
 """
-_TABLES = ("runs", "objects", "nodes", "edges", "rectangles", "arrays", "sources")
+# added after the first release of the format: stores written before it have no such table (read as empty)
+_RESULTS_DDL = "CREATE TABLE IF NOT EXISTS results (run VARCHAR, name VARCHAR, kind VARCHAR, payload VARCHAR)"
+_TABLES = ("runs", "objects", "nodes", "edges", "rectangles", "arrays", "sources", "results")
 
 _open_stores: "weakref.WeakSet[Store]" = weakref.WeakSet()
 
@@ -102,7 +107,8 @@ def _key(path):
 
 
 # ================================================================================================== save
-def save(path, run, objects=None, *, overwrite=False, inline_limit=INLINE_LIMIT, **named):
+def save(path, run, objects=None, *, results=None, overwrite=False, inline_limit=INLINE_LIMIT, progress=True,
+         **named):
     """Save the lineage of tracked objects to a DuckDB store, under a run name.
 
     Parameters
@@ -113,11 +119,18 @@ def save(path, run, objects=None, *, overwrite=False, inline_limit=INLINE_LIMIT,
         The run's name.  Saving a run name that is already in the store is an error unless ``overwrite``.
     objects : dict, optional
         ``{name: object}``, for names that are not Python identifiers.
+    results : dict, optional
+        ``{name: result}`` kept with the run and drawn by the report and the explorer: an
+        :class:`~whence.attribution.Explanation` or a list of them, a :func:`~whence.unlearn.forget_sources`
+        result, a :class:`~whence.unlearn.ComparisonReport`, a DataFrame (a table), or a dict with a
+        ``"kind"`` (see :mod:`whence.store.results`).
     overwrite : bool, default False
         Replace a run of the same name (atomically: readers see the old run or the new one).
     inline_limit : int
         Index arrays larger than this many bytes go to Parquet files beside the store (``<path>.arrays/``)
         rather than into the database.
+    progress : bool, default True
+        A progress bar on stderr when the save takes more than a second.
     **named
         The objects to save: tracked arrays, tracked frames and series, and plain arrays or sparse
         matrices handed out by tracked frames and scikit-learn.
@@ -152,10 +165,25 @@ def save(path, run, objects=None, *, overwrite=False, inline_limit=INLINE_LIMIT,
     for k in objs:
         if not isinstance(k, str) or not k:
             raise ValueError(f"an object name must be a non-empty string, got {k!r}")
+    if results is not None and not isinstance(results, dict):
+        raise TypeError(f"results must be a dict {{name: result}}, got {type(results).__name__}")
     path = Path(path)
     if path.is_dir():
         raise StoreError(f"{str(path)!r} is a directory, not a store file")
-    payload = _collect(run, objs)
+    from ..progress import progress_bar
+    bar = progress_bar(3, f"saving run {run!r}", enabled=progress)
+    try:
+        payload = _collect(run, objs)
+        bar.update()
+        from .results import encode_result
+        payload["results"] = [(run, *encode_result(k, v)) for k, v in (results or {}).items()]
+        bar.update()
+        return _save_payload(path, run, payload, overwrite, inline_limit, t0)
+    finally:
+        bar.close()
+
+
+def _save_payload(path, run, payload, overwrite, inline_limit, t0):
     _release_readers(path)
     exists = path.exists() and path.stat().st_size > 0
     duckdb = _duckdb()
@@ -184,6 +212,7 @@ def save(path, run, objects=None, *, overwrite=False, inline_limit=INLINE_LIMIT,
                 target.executemany("INSERT INTO whence_meta VALUES (?, ?)", [
                     ("format", FORMAT), ("schema_version", str(SCHEMA_VERSION)),
                     ("created_by", f"whence {_version()}")])
+            target.execute(_RESULTS_DDL)
             old_files = []
             if target.execute("SELECT count(*) FROM runs WHERE run = ?", [run]).fetchone()[0]:
                 if not overwrite:
@@ -395,6 +424,7 @@ def _write(con, p, array_dir, inline_limit, written_files):
     _insert(con, "sources", p["sources"])
     _insert(con, "objects", p["objects"])
     _insert(con, "arrays", arows)
+    _insert(con, "results", p.get("results", []))
     con.execute("INSERT INTO runs VALUES (?, ?, current_timestamp, ?, ?, ?, ?, ?)",
                 [run, run_uid, _version(), len(p["nodes"]), len(p["objects"]), len(arows), len(p["sources"])])
 
@@ -409,6 +439,7 @@ _COLUMNS = {
                 "n_rows", "line_note", "lines"),
     "objects": ("run", "name", "node", "kind", "shape", "columns", "completeness"),
     "arrays": ("run", "run_uid", "id", "dtype", "shape", "nbytes", "codec", "crc32", "data", "path"),
+    "results": ("run", "name", "kind", "payload"),
 }
 _TYPES = {
     "nodes": ("string", "int64", "string", "list", "string", "string", "string", "bool", "string", "string",
@@ -419,6 +450,7 @@ _TYPES = {
                 "string", "int64", "string", "string"),
     "objects": ("string", "string", "int64", "string", "list", "string", "string"),
     "arrays": ("string", "string", "int64", "string", "list", "int64", "string", "int64", "binary", "string"),
+    "results": ("string", "string", "string", "string"),
 }
 
 
@@ -679,6 +711,30 @@ class Run:
             h = self.source(name)
         self._handles[name] = h
         return h
+
+    def _result_rows(self):
+        self._check_current()
+        try:
+            return self.store._con.execute(
+                "SELECT name, kind, payload FROM results WHERE run = ? ORDER BY name", [self.name]).fetchall()
+        except Exception as e:  # noqa: BLE001 - a store written before results were kept has no such table
+            if "results" in str(e) and ("does not exist" in str(e) or "not found" in str(e).lower()):
+                return []
+            raise
+
+    def results(self):
+        """The results saved with the run: a list of ``{"name", "kind"}`` (see :mod:`whence.store.results`)."""
+        return [{"name": n, "kind": k} for n, k, _ in self._result_rows()]
+
+    def result(self, name):
+        """The JSON document of the result ``name`` (a dict; its ``"kind"`` added)."""
+        for n, k, text in self._result_rows():
+            if n == name:
+                doc = json.loads(text)
+                doc["kind"] = k
+                return doc
+        raise StoreKeyError(f"run {self.name!r} has no result named {name!r}; results: "
+                            f"{[r['name'] for r in self.results()]}")
 
     def source(self, name):
         """A handle on a source of the run, to start forward queries from (``wh.forward(src, rows, X)``)."""
