@@ -36,6 +36,9 @@ def __getattr__(name):
     if name in _STORE:
         from . import store
         return getattr(store, name)
+    if name == "plot":  # matplotlib loads on first use
+        import importlib
+        return importlib.import_module(".plot", __name__)
     raise AttributeError(f"module 'whence' has no attribute {name!r}")
 
 

@@ -17,6 +17,9 @@ __all__ = ["Node", "OpRecord", "new_source", "reset", "release", "source_names"]
 
 _ids = itertools.count()
 _sources: "weakref.WeakValueDictionary[str, Node]" = weakref.WeakValueDictionary()
+# the arrays handed out by ``track`` for each source node (for plots that show a source's values)
+# (keyed by node id, values held weakly: the registry keeps neither the array nor its lineage alive)
+source_arrays: "weakref.WeakValueDictionary[int, object]" = weakref.WeakValueDictionary()
 _auto_names = itertools.count()
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from .errors import PartialLineageWarning, WhenceError
-from .graph import Node, new_source
+from .graph import Node, new_source, source_arrays
 from .maps import (ViewMap, expand_basic_key, ElementwiseMap, GatherMap, OpaqueMap, UnionMap, replay_gather)
 
 __all__ = ["TrackedArray", "track", "is_tracked", "plain"]
@@ -81,6 +81,7 @@ def track(data, name=None, copy=True):
     node = new_source(arr.shape, name)
     t = _wrap(arr, node)
     t._origin = node
+    source_arrays[node.id] = t
     return t
 
 
@@ -542,6 +543,10 @@ class TrackedArray(NDArrayOperatorsMixin):
         if body.startswith("array("):
             body = "TrackedArray(" + body[len("array("):].replace("\n      ", "\n             ")
         return f"{body}\n{self._summary()}"
+
+    def _repr_html_(self):
+        from .notebook import array_html
+        return array_html(self)
 
     def __str__(self):
         return f"{self._data}\n{self._summary()}"

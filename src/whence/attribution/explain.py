@@ -121,6 +121,10 @@ class Explanation:
         from ..tabular.trace import trace_to_file
         return trace_to_file(self.train, row=self.row_at(rank), control=control)
 
+    def _repr_html_(self):
+        from ..notebook import explanation_html
+        return explanation_html(self)
+
     def __repr__(self):
         head = f"Explanation of {self.label or 'an output'}" + (
             f" = {self.output:.4g}" if self.output is not None else "")

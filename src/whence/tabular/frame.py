@@ -1880,6 +1880,25 @@ class TrackedGroupBy:
         return None
 
 
+def _html_with_lineage(base):
+    quiet = _quiet(base)
+
+    @functools.wraps(base)
+    def _repr_html_(self):
+        table = quiet(self)
+        if table is None:  # pandas' display.notebook_repr_html is off
+            return None
+        from ..notebook import frame_html
+        return frame_html(self, table)
+
+    return _repr_html_
+
+
+def _series_html(self):
+    from ..notebook import frame_html
+    return frame_html(self, _quiet(pd.DataFrame.to_html)(self.to_frame()))
+
+
 # formatting and writing record nothing and warn about nothing
 for _cls, _base in ((TrackedFrame, pd.DataFrame), (TrackedSeries, pd.Series)):
     for _name in ("__repr__", "_repr_html_", "to_string", "to_html", "to_csv", "to_parquet", "to_json",
@@ -1920,3 +1939,7 @@ def _sort_index(self, *args, **kwargs):
 
 TrackedFrame.sort_index = _sort_index
 TrackedSeries.sort_index = _sort_index
+
+# notebooks: pandas' table with a lineage summary under it (a Series has no HTML of its own in pandas)
+TrackedFrame._repr_html_ = _html_with_lineage(pd.DataFrame._repr_html_)
+TrackedSeries._repr_html_ = _series_html

@@ -41,6 +41,10 @@ class ComparisonReport:
     def as_dict(self):
         return asdict(self)
 
+    def _repr_html_(self):
+        from ..notebook import unlearning_html
+        return unlearning_html(self)
+
     def __repr__(self):
         lines = ["Unlearning report (0 = retrained, 1 = did nothing):",
                  f"  parameter distance to retrained, relative   {self.param_distance:.3g}",

@@ -71,6 +71,10 @@ class Certificate:
     history: list = field(default_factory=list)
     note: str = ""
 
+    def _repr_html_(self):
+        from ..notebook import unlearning_html
+        return unlearning_html(self)
+
     def __repr__(self):
         s = (f"Certificate({self.method}: removed {self.removed} rows, gradient residual {self.residual:.3g} "
              f"({self.residual_relative:.3g} of doing nothing) after {self.steps} steps, {self.seconds * 1e3:.1f} ms")

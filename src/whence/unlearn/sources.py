@@ -52,6 +52,10 @@ class ForgetSourcesResult:
     dropped: dict
     report: dict = field(default_factory=dict)
 
+    def _repr_html_(self):
+        from ..notebook import unlearning_html
+        return unlearning_html(self)
+
     def __repr__(self):
         r = self.report
         return (f"<ForgetSourcesResult: dropped {sum(len(v) for v in self.dropped.values())} source rows from "
