@@ -128,7 +128,7 @@ def _anchor(X, n_out):
 
 
 def forget_sources(etl, sources, drop, model, target=None, *, by="line", check=True, allow_unused=False,
-                   tol=None, max_steps=30):
+                   tol=None, max_steps=30, progress=True):
     """Forget source rows through the lineage, and update the model without retraining it.
 
     Parameters
@@ -148,12 +148,15 @@ def forget_sources(etl, sources, drop, model, target=None, *, by="line", check=T
         Also retrain on the new training set and put the comparison in the report.
     allow_unused : bool, default False
         Accept dropped source rows that fed no training row (otherwise an error lists them).
+    tol, max_steps : optional
+        The Newton update's stopping rule (gradient tolerance, and the most steps).
+    progress : bool, default True
+        A progress bar on stderr, by step (ETL, lineage, replay, update, check), when it takes over a second.
 
     Returns
     -------
     ForgetSourcesResult
     """
-    import whence as wh
     from ..tabular.frame import TrackedFrame  # noqa: F401  (installs the pandas wrappers)
     if not sources:
         raise ValueError("sources is empty: give {name: path} of the files the ETL reads")
@@ -165,11 +168,23 @@ def forget_sources(etl, sources, drop, model, target=None, *, by="line", check=T
             raise FileNotFoundError(f"source {name!r}: no file at {str(path)!r}")
     if by not in ("line", "row"):
         raise ValueError(f"by must be 'line' or 'row', got {by!r}")
+    from ..progress import progress_bar
+    bar = progress_bar(5 if check else 4, "forget_sources: ETL under lineage", enabled=progress, unit="steps")
+    try:
+        return _forget_sources(etl, sources, drop, model, target, by, check, allow_unused, tol, max_steps, bar)
+    finally:
+        bar.close()
+
+
+def _forget_sources(etl, sources, drop, model, target, by, check, allow_unused, tol, max_steps, bar):
+    import whence as wh
     t0 = time.perf_counter()
     for name in sources:
         wh.release(name)
     frames = {name: _read(path, name) for name, path in sources.items()}
     X0, y0 = _run_etl(etl, frames, target)
+    bar.update()
+    bar.set_description("forget_sources: forward lineage of the dropped rows")
     t_etl0 = time.perf_counter() - t0
     n0 = len(y0)
     # the dropped source rows, and the training rows they fed (lineage, forward)
@@ -197,6 +212,8 @@ def forget_sources(etl, sources, drop, model, target=None, *, by="line", check=T
                          "cannot be matched; forget training rows with whence.unlearn.forget instead")
     a_name, a_rows0 = anchor
     # run the ETL again without the dropped rows (tracked, so that the new rows can be matched)
+    bar.update()
+    bar.set_description("forget_sources: ETL replay without the rows")
     t1 = time.perf_counter()
     keep_maps = {}
     frames1 = {}
@@ -232,6 +249,8 @@ def forget_sources(etl, sources, drop, model, target=None, *, by="line", check=T
     value_only = np.setdiff1d(changed_values, changed_lineage)
     changed = np.union1d(changed_lineage, changed_values)
     # the update: Newton from the old parameters to the optimum over the new training set
+    bar.update()
+    bar.set_description("forget_sources: Newton update")
     t2 = time.perf_counter()
     new = _newton_refit(model, X1, ya1, tol=tol, max_steps=max_steps, removed=len(removed) + len(changed))
     t_up = time.perf_counter() - t2
@@ -253,10 +272,12 @@ def forget_sources(etl, sources, drop, model, target=None, *, by="line", check=T
         "seconds": {"etl": t_etl0, "etl_again": t_etl1, "update": t_up},
         "certificate": new.certificate,
     }
+    bar.update()
     if check:
         from sklearn.base import clone
 
         from .comparison import compare
+        bar.set_description("forget_sources: retraining, to compare")
         t3 = time.perf_counter()
         retrained = clone(model).fit(_plain_fit(X1), ya1)
         t_re = time.perf_counter() - t3
@@ -264,6 +285,7 @@ def forget_sources(etl, sources, drop, model, target=None, *, by="line", check=T
         report["retrained"] = {"param_distance": rep.param_distance, "test_kl_on_new_training_set": rep.test_kl,
                                "seconds": t_re}
         report["seconds"]["retrain"] = t_re
+        bar.update()
     return ForgetSourcesResult(removed_rows=removed, changed_rows=changed, model=new, X=X1, y=y1,
                                dropped=dropped, report=report)
 
