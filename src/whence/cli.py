@@ -5,6 +5,7 @@
     whence show STORE                          runs, objects, operations, sources, completeness
     whence trace STORE RUN OBJECT --row N      the source rows (table, file, line, columns) of a row
     whence report STORE -o report.html         a self-contained HTML report (no network needed to view it)
+    whence serve STORE [--port N]              the lineage explorer in a web browser (loopback only)
     whence demo                                the walk-through of ``make demo``
     whence bench [NAME ...]                    the benchmarks (from a clone of the repository)
 
@@ -81,8 +82,33 @@ def cmd_trace(args):
 
 def cmd_report(args):
     from .report import write_report
-    out = write_report(args.store, args.output, row=args.row)
+    import os
+    bench = args.bench
+    if bench is None and not args.no_bench and os.path.isfile(os.path.join("benchmarks", "results", "summary.md")):
+        bench = os.path.join("benchmarks", "results", "summary.md")
+    out = write_report(args.store, args.output, row=args.row, bench=None if args.no_bench else bench)
     print(f"wrote {out}")
+    return 0
+
+
+def cmd_serve(args):
+    try:
+        from .web import is_loopback, serve
+    except ImportError as e:
+        print(f"whence serve: the explorer needs fastapi and uvicorn: pip install 'whence[web]' ({e})",
+              file=sys.stderr)
+        return 1
+    if not args.allow_remote and not is_loopback(args.host):
+        print(f"whence serve: refusing to listen on {args.host!r}: the explorer has no authentication and only "
+              f"listens on loopback addresses (127.0.0.1, ::1, localhost); add --allow-remote to listen on "
+              f"{args.host!r} anyway", file=sys.stderr)
+        return 2
+    _store(args.store).close()  # a missing or unreadable store: exit 1 with the reason, before binding
+    try:
+        serve(args.store, host=args.host, port=args.port, open_browser=args.open, allow_remote=args.allow_remote)
+    except OSError as e:
+        print(f"whence serve: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -129,7 +155,20 @@ def _parser():
     r.add_argument("store")
     r.add_argument("-o", "--output", default="report.html", help="the HTML file to write (default report.html)")
     r.add_argument("--row", type=int, default=0, help="the row of each object to trace (default 0)")
+    r.add_argument("--bench", default=None, help="a benchmark summary to include (default: "
+                   "benchmarks/results/summary.md when it exists)")
+    r.add_argument("--no-bench", action="store_true", help="leave the benchmark table out")
     r.set_defaults(fn=cmd_report)
+    w = sub.add_parser("serve", help="the lineage explorer: a local web app over a store (graph, cells, rows, "
+                       "attribution)")
+    w.add_argument("store")
+    w.add_argument("--port", type=int, default=8000, help="the port (default 8000; 0 picks a free one)")
+    w.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1; only "
+                   "loopback addresses unless --allow-remote)")
+    w.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host (no authentication: "
+                   "anyone who reaches it reads the store)")
+    w.add_argument("--open", action="store_true", help="open the page in the default web browser")
+    w.set_defaults(fn=cmd_serve)
     d = sub.add_parser("demo", help="the walk-through of `make demo`")
     d.set_defaults(fn=cmd_demo)
     b = sub.add_parser("bench", help="run the benchmarks (from a clone of the repository)")

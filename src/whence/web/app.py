@@ -1,0 +1,454 @@
+"""The explorer's web application: JSON endpoints under ``/api`` over one saved store, and the page.
+
+Every request takes the store under one lock (DuckDB connections and the lineage graph's memo are not meant
+for concurrent use) and releases the file when it is done, so that another process may write the store
+while the explorer is open; a run saved again since is picked up by the next request.
+"""
+
+import json
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from ..errors import LineageQueryError, NotTrackedError, StoreError, StoreKeyError
+from .models import (BackwardAnswer, CellSet, ForwardAnswer, Graph, GraphEdge, GraphNode, ObjectInfo, OpDetail,
+                     OpLink, ResultInfo, RunDetail, RunSummary, SourceInfo, TraceAnswer, TraceRow)
+
+__all__ = ["create_app", "STATIC_DIR"]
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+_OVERVIEW_BINS = 40
+_MAX_LIMIT = 100_000
+_MAP_CHARS = 3000
+
+_CELL_HELP = ("the cell, as comma-separated positions, one per axis (`3,2`); empty for a 0-d array")
+_WINDOW_HELP = ("only list cells inside rows `r0:r1` and columns `c0:c1` of the array seen as 2-D (the first "
+                "axis by the others flattened), e.g. `100:120,0:16`; for the array named by `source`/`target`")
+
+
+class _StoreAccess:
+    """The store, opened once, used by one request at a time and released between requests."""
+
+    def __init__(self, store_path):
+        import whence as wh
+        self.path = Path(store_path)
+        self.store = wh.open(self.path)  # FileNotFoundError / StoreError: reported by the caller
+        self.store._disconnect()
+        self.lock = threading.Lock()
+
+    @contextmanager
+    def use(self):
+        with self.lock:
+            try:
+                yield self.store
+            finally:
+                self.store._disconnect()
+
+
+# ============================================================================================= parsing
+def _bad(message):
+    return HTTPException(status_code=422, detail=message)
+
+
+def _parse_cell(text, shape):
+    """``"3,2"`` -> (3, 2), checked against ``shape``."""
+    text = (text or "").strip().strip("[]()").strip()
+    parts = [p.strip() for p in text.split(",")] if text else []
+    try:
+        cell = tuple(int(p) for p in parts)
+    except ValueError:
+        raise _bad(f"cell {text!r} is not a list of integer positions such as '3,2'") from None
+    if len(cell) != len(shape):
+        raise _bad(f"cell {list(cell)} has {len(cell)} position(s); the array has shape {list(shape)} "
+                   f"({len(shape)} axes)")
+    for axis, (i, n) in enumerate(zip(cell, shape)):
+        if not 0 <= i < n:
+            raise _bad(f"cell {list(cell)} is out of range: position {i} on axis {axis} of length {n} "
+                       f"(shape {list(shape)})")
+    return cell
+
+
+def _parse_window(text):
+    if text is None or not text.strip():
+        return None
+    try:
+        rows, cols = text.split(",")
+        r0, r1 = (int(v) for v in rows.split(":"))
+        c0, c1 = (int(v) for v in cols.split(":"))
+    except ValueError:
+        raise _bad(f"window {text!r} is not of the form 'r0:r1,c0:c1' (integers)") from None
+    if r0 < 0 or c0 < 0 or r1 < r0 or c1 < c0:
+        raise _bad(f"window {text!r}: need 0 <= r0 <= r1 and 0 <= c0 <= c1")
+    return r0, r1, c0, c1
+
+
+# ============================================================================================= cell sets
+def _view_coords(cells, shape):
+    """Row and column of each cell in the array seen as 2-D (first axis x the others flattened)."""
+    k = len(cells)
+    if len(shape) == 0:
+        return np.zeros(k, np.int64), np.zeros(k, np.int64), 1, 1
+    rows = cells[:, 0]
+    if len(shape) == 1:
+        return rows, np.zeros(k, np.int64), shape[0], 1
+    cols = np.ravel_multi_index(tuple(cells[:, 1:].T), shape[1:]) if k else np.zeros(0, np.int64)
+    return rows, np.asarray(cols, np.int64), shape[0], int(np.prod(shape[1:]))
+
+
+def _cell_set(name, kind, shape, columns, cells, limit, window=None):
+    shape = [int(d) for d in shape]
+    cells = np.asarray(cells, np.int64)
+    if cells.ndim != 2:
+        cells = cells.reshape(-1, len(shape)) if shape else cells.reshape(cells.size and 1, 0)
+    rows, cols, n_rows, n_cols = _view_coords(cells, shape)
+    rb, cb = max(1, min(n_rows, _OVERVIEW_BINS)), max(1, min(n_cols, _OVERVIEW_BINS))
+    if len(cells):
+        flat = (rows * rb // max(n_rows, 1)) * cb + cols * cb // max(n_cols, 1)
+        overview = np.bincount(flat, minlength=rb * cb).reshape(rb, cb)
+        bbox = [[int(lo), int(hi)] for lo, hi in zip(cells.min(axis=0), cells.max(axis=0))]
+    else:
+        overview = np.zeros((rb, cb), np.int64)
+        bbox = None
+    listed = cells
+    if window is not None:
+        r0, r1, c0, c1 = window
+        keep = (rows >= r0) & (rows < r1) & (cols >= c0) & (cols < c1)
+        listed = cells[keep]
+    return CellSet(name=name, kind=kind, shape=shape, columns=columns, count=len(cells), bbox=bbox,
+                   cells=listed[:limit].tolist(), truncated=len(listed) > limit, overview=overview.tolist())
+
+
+# ============================================================================================= helpers
+def _run(store, name):
+    return store[name]  # StoreKeyError -> 404
+
+
+def _handle(run, name):
+    return run[name]  # objects and sources; StoreKeyError -> 404
+
+
+def _results_of(run):
+    f = getattr(run, "results", None)
+    if f is None:
+        return []
+    out = []
+    for r in f():
+        if isinstance(r, dict):
+            out.append(ResultInfo(name=str(r.get("name")), kind=str(r.get("kind", ""))))
+        else:  # a (name, kind) pair
+            out.append(ResultInfo(name=str(r[0]), kind=str(r[1])))
+    return out
+
+
+def _node_rows(store, run_name):
+    df = store.sql("SELECT node, op, shape, source, completeness, reason, internal, detail, map_kind, "
+                   "lineage_nbytes, CAST(json_extract(map, '$.n_inputs') AS BIGINT) AS n_inputs FROM nodes "
+                   "WHERE run = ? ORDER BY node", [run_name])
+    return json.loads(df.to_json(orient="records"))
+
+
+def _graph(store, run_name):
+    nodes = _node_rows(store, run_name)
+    edges = store._con.execute("SELECT child, parent, position, control FROM edges WHERE run = ? "
+                               "ORDER BY child, position", [run_name]).fetchall()
+    objs = store._con.execute("SELECT name, node FROM objects WHERE run = ? ORDER BY name", [run_name]).fetchall()
+    parents = {n["node"]: [] for n in nodes}
+    control = {n["node"]: [] for n in nodes}
+    for child, parent, pos, ctl in edges:
+        parents[child].append(int(parent))
+        if ctl:
+            control[child].append(int(pos))
+    named = {}
+    for name, node in objs:
+        named.setdefault(int(node), []).append(name)
+    out = []
+    for n in nodes:
+        i = int(n["node"])
+        label = n["source"] if n["source"] else n["op"] + (f" {n['detail']}" if n["detail"] else "")
+        out.append(GraphNode(id=i, op=n["op"], label=label, shape=n["shape"] or [], source=n["source"],
+                             completeness=n["completeness"], reason=n["reason"], internal=bool(n["internal"]),
+                             detail=n["detail"] or "", map_kind=n["map_kind"], parents=parents[i],
+                             control=control[i], objects=named.get(i, [])))
+    # a table operation lists first the inputs of its composed relation (straight to the sources), then the
+    # frames it was computed from: the edges of the pipeline as written
+    composed_below = {int(n["node"]): (int(n["n_inputs"]) if n["map_kind"] == "table" and n["n_inputs"] is not None
+                                       else 0) for n in nodes}
+    return out, [GraphEdge(child=int(c), parent=int(p), position=int(k), control=bool(x),
+                           composed=int(k) < composed_below[int(c)]) for c, p, k, x in edges]
+
+
+def _map_summary(text):
+    if text is None:
+        return None
+    rec = json.loads(text)
+    if len(text) <= _MAP_CHARS:
+        return rec
+    small = {k: v for k, v in rec.items() if len(json.dumps(v)) <= 200}
+    small["truncated"] = f"the full record is {len(text)} characters (see the nodes table of the store)"
+    return small
+
+
+# ============================================================================================= the app
+def create_app(store_path, *, allowed_hosts=None):
+    """The explorer's web application over the store at ``store_path``.
+
+    Parameters
+    ----------
+    store_path : str or path-like
+        A store written by :func:`whence.save`.
+    allowed_hosts : list of str, optional
+        Host names the app answers to (the ``Host`` header); any when None.  :func:`whence.web.serve` sets it
+        to the loopback names unless remote access is allowed, so that a web page elsewhere cannot read the
+        store through a name that resolves to this machine.
+
+    Returns
+    -------
+    fastapi.FastAPI
+
+    Raises
+    ------
+    FileNotFoundError
+        There is no such file.
+    whence.errors.StoreError
+        The file is not a readable whence store.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, whence as wh
+    >>> from fastapi.testclient import TestClient
+    >>> from whence.web import create_app
+    >>> wh.reset()
+    >>> a = wh.track(np.arange(6.0).reshape(2, 3), name="a")
+    >>> path = os.path.join(tempfile.mkdtemp(), "run.duckdb")
+    >>> _ = wh.save(path, "r", y=np.cumsum(a, axis=1))
+    >>> client = TestClient(create_app(path))
+    >>> client.get("/api/runs/r/objects/y/backward", params={"cell": "1,2"}).json()["sources"][0]["cells"]
+    [[1, 0], [1, 1], [1, 2]]
+    """
+    access = _StoreAccess(store_path)
+    app = FastAPI(
+        docs_url=None, redoc_url=None,  # their pages load scripts from a CDN; the document is /openapi.json
+        title="whence lineage explorer",
+        version=_version(),
+        description="Read-only JSON API over one saved whence lineage store: runs, objects, sources, the "
+                    "operation graph, backward and forward cell lineage, source file lines of rows, and "
+                    "stored results (attribution, unlearning).  Cells are positions: the store keeps lineage, "
+                    "not values.",
+    )
+    if allowed_hosts is not None:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
+    app.state.store_path = str(access.path.resolve())
+
+    @app.exception_handler(StoreKeyError)
+    async def _not_found(request: Request, exc: StoreKeyError):
+        return JSONResponse(status_code=404, content={"detail": str(exc)})
+
+    @app.exception_handler(LineageQueryError)
+    async def _bad_query(request: Request, exc: LineageQueryError):
+        return JSONResponse(status_code=422, content={"detail": str(exc)})
+
+    @app.exception_handler(NotTrackedError)
+    async def _not_tracked(request: Request, exc: NotTrackedError):
+        return JSONResponse(status_code=422, content={"detail": str(exc)})
+
+    @app.exception_handler(StoreError)
+    async def _store_error(request: Request, exc: StoreError):
+        return JSONResponse(status_code=409, content={"detail": str(exc)})
+
+    # ----------------------------------------------------------------------------------------- store, runs
+    @app.get("/api/store", summary="The store: its file, schema version and runs")
+    def store_info() -> dict:
+        with access.use() as store:
+            return {"path": app.state.store_path, "schema_version": store.schema_version, "runs": store.runs(),
+                    "whence_version": _version()}
+
+    @app.get("/api/runs", response_model=list[RunSummary], summary="The runs saved in the store")
+    def runs():
+        with access.use() as store:
+            df = store.sql("SELECT run, CAST(created AS VARCHAR) AS created, whence_version, n_nodes, n_objects, "
+                           "n_sources FROM runs ORDER BY created, run")
+            return [RunSummary(**r) for r in json.loads(df.to_json(orient="records"))]
+
+    @app.get("/api/runs/{run}", response_model=RunDetail,
+             summary="A run: its objects, its sources (files, lines, sha256) and its stored results")
+    def run_detail(run: str):
+        with access.use() as store:
+            r = _run(store, run)
+            objects = [_object_info(r, name) for name in r.objects()]
+            src = store.sql("SELECT node, name, kind, shape, columns, path, format, n_rows, sha256, line_note "
+                            "FROM sources WHERE run = ? ORDER BY name", [run])
+            sources = []
+            for s in json.loads(src.to_json(orient="records")):
+                sources.append(SourceInfo(name=s["name"], node=s["node"], kind=s["kind"], shape=s["shape"] or [],
+                                          columns=None if s["columns"] is None else json.loads(s["columns"]),
+                                          path=s["path"], format=s["format"], n_rows=s["n_rows"],
+                                          sha256=s["sha256"], note=s["line_note"]))
+            return RunDetail(run=run, store=app.state.store_path, objects=objects, sources=sources,
+                             results=_results_of(r))
+
+    def _object_info(r, name):
+        h = _handle(r, name)
+        cols = None if h.columns is None else [str(c) for c in h.columns]
+        return ObjectInfo(name=name, node=h._index, kind=h.kind, shape=list(h.shape), columns=cols,
+                          completeness=h.completeness, sources=h.sources(), n_ops=len(h.ops()))
+
+    @app.get("/api/runs/{run}/objects/{name}", response_model=ObjectInfo,
+             summary="One saved object (or source) of a run: kind, shape, columns, completeness, sources")
+    def object_info(run: str, name: str):
+        with access.use() as store:
+            return _object_info(_run(store, run), name)
+
+    # ----------------------------------------------------------------------------------------- graph
+    @app.get("/api/runs/{run}/graph", response_model=Graph,
+             summary="The operation graph of a run: nodes (sources and operations) and edges")
+    def graph(run: str):
+        with access.use() as store:
+            _run(store, run)
+            nodes, edges = _graph(store, run)
+            return Graph(run=run, nodes=nodes, edges=edges)
+
+    @app.get("/api/runs/{run}/ops/{node}", response_model=OpDetail,
+             summary="One operation: inputs, outputs, map kind and parameters, completeness and reasons")
+    def op_detail(run: str, node: int):
+        from ..query import _upstream
+        with access.use() as store:
+            r = _run(store, run)
+            nodes, edges = _graph(store, run)
+            if not 0 <= node < len(nodes):
+                raise HTTPException(status_code=404, detail=f"run {run!r} has no operation {node} (it has "
+                                                            f"{len(nodes)} nodes, numbered 0 to {len(nodes) - 1})")
+            me = nodes[node]
+            inputs = [OpLink(node=e.parent, label=nodes[e.parent].label, op=nodes[e.parent].op,
+                             shape=nodes[e.parent].shape, position=e.position, control=e.control,
+                             composed=e.composed) for e in edges if e.child == node]
+            outputs = [OpLink(node=e.child, label=nodes[e.child].label, op=nodes[e.child].op,
+                              shape=nodes[e.child].shape, position=e.position, control=e.control,
+                              composed=e.composed) for e in edges if e.parent == node]
+            row = store._con.execute("SELECT map, lineage_nbytes FROM nodes WHERE run = ? AND node = ?",
+                                     [run, node]).fetchone()
+            live = r._nodes()[node]
+            reasons = [f"{n.op}: {n.partial}" for n in _upstream(live) if n.partial]
+            return OpDetail(run=run, node=me, inputs=inputs, outputs=outputs, lineage_nbytes=int(row[1] or 0),
+                            map=_map_summary(row[0]), upstream_completeness="PARTIAL" if reasons else "FULL",
+                            upstream_reasons=reasons)
+
+    # ----------------------------------------------------------------------------------------- lineage
+    @app.get("/api/runs/{run}/objects/{name}/backward", response_model=BackwardAnswer,
+             summary="Backward lineage of one cell: the source cells it was computed or copied from",
+             description="Answers `whence.backward(run[name], cell, control)`.  Each source of the object is "
+                         "listed, with the number of cells, their bounding box, a coarse overview (counts "
+                         "per block) and the cells themselves up to `limit`.")
+    def backward(run: str, name: str,
+                 cell: str = Query("", description=_CELL_HELP),
+                 control: bool = Query(False, description="also the cells that chose a copy (masks, "
+                                                          "conditions, index arrays)"),
+                 limit: int = Query(5000, ge=0, le=_MAX_LIMIT, description="most cells listed per source"),
+                 source: str | None = Query(None, description="the source `window` applies to"),
+                 window: str | None = Query(None, description=_WINDOW_HELP)):
+        import whence as wh
+        win = _parse_window(window)
+        with access.use() as store:
+            r = _run(store, run)
+            h = _handle(r, name)
+            c = _parse_cell(cell, h.shape)
+            res = wh.backward(h, c, control=control)
+            out = []
+            for s in h.sources():
+                sh = r.source(s)
+                cols = None if sh.columns is None else [str(x) for x in sh.columns]
+                cells = res.get(s, np.zeros((0, len(sh.shape)), np.int64))
+                out.append(_cell_set(s, "source", sh.shape, cols, cells, limit, win if s == source else None))
+            return BackwardAnswer(run=run, object=name, cell=list(c), control=control, complete=res.complete,
+                                  reasons=list(res.reasons), sources=out)
+
+    @app.get("/api/runs/{run}/objects/{name}/forward", response_model=ForwardAnswer,
+             summary="Forward lineage of one cell: the cells of the saved objects downstream derived from it",
+             description="Answers `whence.forward(run[name], cell, run[target])` for every saved object "
+                         "`target` that lies downstream of `name` (a source or a saved object).")
+    def forward(run: str, name: str,
+                cell: str = Query("", description=_CELL_HELP),
+                control: bool = Query(False, description="also follow control edges (a mask cell reaches the "
+                                                         "cells it selected)"),
+                limit: int = Query(5000, ge=0, le=_MAX_LIMIT, description="most cells listed per object"),
+                target: str | None = Query(None, description="the object `window` applies to"),
+                window: str | None = Query(None, description=_WINDOW_HELP)):
+        import whence as wh
+        from ..query import _upstream
+        win = _parse_window(window)
+        with access.use() as store:
+            r = _run(store, run)
+            h = _handle(r, name)
+            c = _parse_cell(cell, h.shape)
+            start = h._whence_node
+            out = []
+            for o in r.objects():
+                t = r[o]
+                if o == name or t._whence_node is start:
+                    continue
+                if start.id not in {n.id for n in _upstream(t._whence_node)}:
+                    continue
+                cells = wh.forward(h, c, t, control=control)
+                cols = None if t.columns is None else [str(x) for x in t.columns]
+                out.append(_cell_set(o, t.kind, t.shape, cols, cells, limit, win if o == target else None))
+            return ForwardAnswer(run=run, start=name, cell=list(c), control=control, targets=out)
+
+    @app.get("/api/runs/{run}/objects/{name}/trace", response_model=TraceAnswer,
+             summary="The source rows (table, file, line, columns) of one row",
+             description="Answers `whence.trace_to_file(run[name], row, control)`.")
+    def trace(run: str, name: str,
+              row: int = Query(description="row position (0-based)"),
+              control: bool = Query(False, description="also the rows whose cells chose this row"),
+              limit: int = Query(2000, ge=0, le=_MAX_LIMIT, description="most source rows listed")):
+        import whence as wh
+        with access.use() as store:
+            h = _handle(_run(store, run), name)
+            if not h.shape:
+                raise _bad(f"{name!r} is 0-d: it has no rows to trace")
+            if not 0 <= row < h.shape[0]:
+                raise _bad(f"row {row} is out of range for {h.shape[0]} rows of {name!r}")
+            t = wh.trace_to_file(h, row=row, control=control)
+            rows = [TraceRow(table=s.table, row=int(s.row), path=s.path,
+                             line=None if s.line is None else int(s.line), columns=[str(c) for c in s.columns])
+                    for s in t[:limit]]
+            return TraceAnswer(run=run, object=name, row=row, complete=t.complete, reasons=list(t.reasons),
+                               count=len(t), truncated=len(t) > limit, sources=rows)
+
+    # ----------------------------------------------------------------------------------------- results
+    @app.get("/api/runs/{run}/results", response_model=list[ResultInfo],
+             summary="Results stored with a run (attribution, unlearning): names and kinds")
+    def results(run: str):
+        with access.use() as store:
+            return _results_of(_run(store, run))
+
+    @app.get("/api/runs/{run}/results/{name}", summary="One stored result, as saved (JSON)",
+             description="Kind `attribution`: `{model, n_train, train_object, test_rows: [{test_row, label, "
+                         "prediction, top, bottom, by_source}]}`; kind `unlearning`: `{method, n_forgotten, "
+                         "figures}`.")
+    def result(run: str, name: str) -> dict:
+        with access.use() as store:
+            r = _run(store, run)
+            known = {x.name: x.kind for x in _results_of(r)}
+            if name not in known:
+                raise HTTPException(status_code=404, detail=f"run {run!r} has no result named {name!r}; results: "
+                                                            f"{sorted(known)}")
+            payload = r.result(name)
+            return {"name": name, "kind": known[name], "payload": payload}
+
+    # ----------------------------------------------------------------------------------------- the page
+    @app.get("/", include_in_schema=False)
+    def index():
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def _version():
+    from .. import __version__
+    return __version__
