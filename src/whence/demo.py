@@ -88,6 +88,7 @@ def credit_risk_case(n_applicants=20_000):
 
     print("\n" + "=" * 100)
     print("Case study: three CSV files -> pandas ETL -> training matrix; trace one applicant's row to file lines\n")
+    t_case = time.perf_counter()
     wh.reset()
     # the generated files stay beside the store (demo/data), so that a trace from demo/run.duckdb, the report
     # and the explorer point at files that exist
@@ -147,6 +148,22 @@ def credit_risk_case(n_applicants=20_000):
         out = write_report(store_path, os.path.join("demo", "report.html"), row=i,
                            bench=bench if os.path.isfile(bench) else None)
         _show("report (one self-contained HTML file):", str(out))
+        r = forgot.report
+        print("\n" + "=" * 100)
+        print("Summary")
+        _show("source rows read, training matrix:", f"{rows:,} rows in 3 files -> X {X.shape[0]:,} x {X.shape[1]}")
+        _show(f"applicant row {i} traced to:", f"{len(trace)} lines of {len({s.table for s in trace})} files, "
+              f"{'FULL' if trace.complete else 'PARTIAL'}")
+        _show("explained predictions saved:", f"{len(explanations)} (top, bottom, score by source table)")
+        _show("forgotten:", f"{sum(r['source_rows_dropped'].values())} source lines -> "
+              f"{r['training_rows']['changed']} training rows changed ({r['training_rows']['changed_by_lineage']} "
+              f"through the lineage, the rest by a column median); parameter distance to retraining "
+              f"{r['retrained']['param_distance']:.1e}; update {r['seconds']['update'] * 1e3:.0f} ms vs retrain "
+              f"{r['seconds']['retrain'] * 1e3:.0f} ms")
+        _show("store, report:", f"{store_path} ({info['bytes'] / 1024:.0f} KiB), {out}")
+        _show("case study time:", f"{time.perf_counter() - t_case:.1f} s")
+        print("\nNext: whence serve demo/run.duckdb   (the lineage explorer in a browser, on 127.0.0.1)")
+        print("      whence trace demo/run.duckdb etl X --row 5   |   whence show demo/run.duckdb")
 
 
 def _attribution_and_unlearning(files, X, y, df, i):
