@@ -100,3 +100,38 @@ def test_report(store, tmp_path):
         n_ops = len(wh.ops(s["etl"]["X"])) + len(wh.ops(s["etl"]["y"]))
     assert page.count('class="node"') >= n_ops + 2  # every operation and both sources are drawn
     assert str(csv.resolve()) in page and "<td>3</td>" in page  # row 1 of X: id 2, line 3 of the file
+
+
+def test_whence_demo_end_to_end(tmp_path):
+    """``whence demo`` (what ``make demo`` runs) from an empty directory: the store, the report and the summary,
+    then the other commands on the store it wrote."""
+    exe = shutil.which("whence", path=str(Path(sys.executable).parent))
+    cmd = [exe, "demo"] if exe else [sys.executable, "-m", "whence", "demo"]
+    src = str(Path(wh.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
+           "WHENCE_PROGRESS": "0"}
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = p.stdout
+    assert "Summary" in out and "FULL" in out and "Next: whence serve demo/run.duckdb" in out
+    store, report = tmp_path / "demo" / "run.duckdb", tmp_path / "demo" / "report.html"
+    assert store.stat().st_size > 0 and report.stat().st_size > 0
+    with wh.open(store) as s:
+        run = s["etl"]
+        assert {"X", "y", "df"} <= set(run.objects())
+        assert {r["kind"] for r in run.results()} == {"attribution", "unlearning"}
+        att = run.result("attribution")
+        assert len(att["test_rows"]) == 5
+        # every ranked training row carries its source lines, in the three files the demo wrote
+        files = {p.name for p in (tmp_path / "demo" / "data").iterdir()}
+        for t in att["test_rows"]:
+            for r in t["top"] + t["bottom"]:
+                assert r["sources"] and all(Path(x["path"]).name in files for x in r["sources"])
+        figs = run.result("unlearning")["figures"]
+        assert figs["param_distance_to_retrained"] < 1e-2 and figs["update_seconds"] < figs["retrain_seconds"]
+    html = report.read_text()
+    for part in ("Operation graph", "score by source table", "Training rows that raised it most",
+                 "param distance to retrained", "time to take the rows out"):
+        assert part in html
+    t = _run("trace", str(store), "etl", "X", "--row", "5", check=True)
+    assert "application" in t.stdout and "bureau" in t.stdout
