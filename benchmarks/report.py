@@ -199,7 +199,41 @@ def target_rows(results):
     rows += store_rows(results)
     rows += attribution_rows(results)
     rows += unlearn_rows(results)
+    rows += dask_rows(results)
+    rows += dask_gradients_rows(results)
     return rows
+
+
+def dask_gradients_rows(results):
+    """Issue 9's attribution and dask-frame rows (distributed top-k per worker, frame lineage overhead)."""
+    d = results.get("dask_gradients")
+    if not d:
+        return [("dask gradient store and frames (issue 9)", "see issue 9", "—", "NOT RUN", "not run")]
+    from bench_dask_gradients import rows
+    return rows(d)
+
+
+def dask_rows(results):
+    """Issue 9's rows: the dask.array pipeline (tracked vs plain, one-cell query, relation to Parquet)."""
+    d = results.get("dask") or {}
+    if "overhead" not in d:
+        return [("dask.array (issue 9)", "see issue 9", "—", "NOT RUN", d.get("error", "dask not run"))]
+    o, q, r = d["overhead"], d["query"], d.get("relation_ab", {})
+    n = f"{d['cells']:.0e} float32 cells, {d['n_chunks']} chunks"
+    return [
+        (f"dask: A/B/C pipeline, capture + compute, tracked / plain ({n}, 2 workers)", "<= 1.05",
+         _x(o["ratio"], 3), _status(o["ratio"] <= 1.05),
+         f"plain {o['plain_s']:.2f} s, tracked {o['tracked_s']:.2f} s, {o['reps']} alternating runs"),
+        ("dask: one-cell backward query", "<= 50 ms", f"{_ms(q['one_cell_c_s'], 1)} (through where); "
+         f"{_ms(q['one_cell_ab_s'], 1)} (A/B path)", _status(q["one_cell_c_s"] <= 0.05),
+         "through a class-C step the query computes the chunk of data the condition reads (one chunk, not the "
+         f"array); over chunks of {q.get('small_chunk_cells', 0):.1e} cells: "
+         f"{_ms(q.get('one_cell_c_small_chunks_s'), 1)}"),
+        ("dask: whole relation to Parquet, class A/B", ">= 1e8 cells/s per core",
+         f"{r.get('cells_per_s_per_core', 0):.2e}", _status(r.get("cells_per_s_per_core", 0) >= 1e8),
+         f"{r.get('cells', 0):.2e} cells in {r.get('seconds', 0):.2f} s, rectangles per output chunk; class C: "
+         f"{_get(d, 'relation_c', 'cells_per_s_per_core', default=0):.2e} cells/s per core"),
+    ]
 
 
 def unlearn_rows(results):
@@ -581,6 +615,14 @@ def store_markdown(results):
     return "\n".join(out)
 
 
+def dask_markdown(results):
+    d = results.get("dask") or {}
+    if "overhead" not in d:
+        return ""
+    from bench_dask import markdown
+    return markdown(d)
+
+
 def summary(results, mode, env, total_s=None):
     parts = [f"# whence benchmarks ({mode})", ""]
     parts.append(f"{env['time']}; python {env['python']}, numpy {env['numpy']}, whence {env['whence']} "
@@ -599,7 +641,8 @@ def summary(results, mode, env, total_s=None):
                                                           compare_markdown),
                       ("DSLog workload (1000 x 100)", dslog_markdown), ("Memory", memory_markdown),
                       ("Tabular: credit-risk case study (issue 4)", tabular_markdown),
-                      ("Lineage store: DSLog workload per pipeline (issue 5)", store_markdown)):
+                      ("Lineage store: DSLog workload per pipeline (issue 5)", store_markdown),
+                      ("Dask arrays (issue 9)", dask_markdown)):
         body = fn(results)
         if body:
             parts += ["", f"## {title}", "", body]

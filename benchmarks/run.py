@@ -25,7 +25,7 @@ from common import RESULTS, environment, mem_available_bytes  # noqa: E402
 import report  # noqa: E402
 
 ORDER = ["big", "ops", "dslog", "query", "compare", "memory", "tabular", "store", "attribution", "cifar",
-         "gradient_store", "unlearn"]
+         "gradient_store", "unlearn", "dask", "dask_gradients"]
 
 
 def log(msg):

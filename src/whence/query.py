@@ -155,6 +155,17 @@ def _upstream(node):
     return [seen[i] for i in sorted(seen)]
 
 
+#: hooks run before a query: ``prepare(node)`` with the node asked about (the dask layer resolves shapes that
+#: were unknown at capture), ``to_parquet(relation, path, pairs)`` returning the files written or None
+HOOKS = {"prepare": [], "to_parquet": []}
+
+
+def _prepare(node):
+    for f in HOOKS["prepare"]:
+        f(node)
+    return node
+
+
 _SPARSE_FRACTION = 16
 _SPARSE_MIN = 1024  # sets this small stay sparse whatever the array size
 
@@ -338,6 +349,8 @@ def backward(y, index=None, control=False, *, rows=None, columns=None):
     ([[2, 0], [2, 1], [2, 2]], [[0], [1], [2]], True)
     """
     node = _node_of(y)
+    if HOOKS["prepare"]:
+        _prepare(node)
     index = _rows_cols_index(node.shape, index, rows, columns)
     found, reasons = _backward_sets(node, _start_set(node.shape, index), control)
     res = LineageResult(complete=not reasons, reasons=reasons)
@@ -403,7 +416,11 @@ def forward(x, index=None, y=None, control=False, *, rows=None, columns=None):
             raise LineageQueryError("forward needs the array to push the cells to: forward(x, index, y)")
         index, y = None, index
     target = _node_of(y)
+    if HOOKS["prepare"]:
+        _prepare(target)
     start = _start_node(x, target)
+    if HOOKS["prepare"]:
+        _prepare(start)
     index = _rows_cols_index(start.shape, index, rows, columns)
     cs = _start_set(start.shape, index)
     if not start.is_source and not _is_upstream(start, target):
@@ -555,6 +572,8 @@ class Cell:
 
     def __init__(self, array, index):
         self.array = array
+        if HOOKS["prepare"] and isinstance(array, TrackedArray):
+            _prepare(array._node)
         self.index = tuple(int(i) for i in index)
         region_mask(array.shape, self.index)
         if len(self.index) != array.ndim:
@@ -562,7 +581,8 @@ class Cell:
 
     @property
     def value(self):
-        return self.array._data[self.index]
+        v = self.array._data[self.index]
+        return v.compute() if getattr(self.array, "lazy", False) else v
 
     @property
     def parents(self):
@@ -592,6 +612,8 @@ class Relation:
 
     def __init__(self, y):
         self.node = _node_of(y)
+        if HOOKS["prepare"]:
+            _prepare(self.node)
         nodes = _upstream(self.node)
         self.nodes = nodes
         self.records = [n.record() for n in nodes if not n.is_source]
@@ -675,6 +697,10 @@ class Relation:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        for f in HOOKS["to_parquet"]:
+            done = f(self, path, pairs)
+            if done is not None:
+                return done
         os.makedirs(path, exist_ok=True)
         written = []
         ops_t = pa.table({

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 import warnings
 import weakref
 
@@ -24,7 +25,7 @@ from .errors import PartialLineageWarning, WhenceError
 from .graph import Node, new_source, source_arrays
 from .maps import (ViewMap, expand_basic_key, ElementwiseMap, GatherMap, OpaqueMap, UnionMap, replay_gather)
 
-__all__ = ["TrackedArray", "track", "is_tracked", "plain"]
+__all__ = ["TrackedArray", "track", "is_tracked", "plain", "is_lazy", "as_values"]
 
 _NUMERIC_KINDS = frozenset("biufc")
 _SCALARS = frozenset([float, int, bool, complex, np.float64, np.float32, np.int64, np.int32, np.bool_,
@@ -67,6 +68,8 @@ def track(data, name=None, copy=True):
     """
     if isinstance(data, TrackedArray):
         raise WhenceError("this array is already tracked; use it directly (or track(np.asarray(x)) for a new source)")
+    if is_lazy(data):
+        return _lazy_module().track(data, name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", np.exceptions.VisibleDeprecationWarning
@@ -83,6 +86,41 @@ def track(data, name=None, copy=True):
     t._origin = node
     source_arrays[node.id] = t
     return t
+
+
+def is_lazy(data):
+    """True when ``data`` is a lazy array (a ``dask.array.Array``): whence then records lineage without
+    computing any value (see :mod:`whence.dask.array`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from whence.tracked import is_lazy
+    >>> is_lazy(np.zeros(3))
+    False
+    """
+    m = sys.modules.get("dask.array")
+    return m is not None and isinstance(data, m.Array)
+
+
+def as_values(r):
+    """``r`` as an array of values: numpy arrays and lazy arrays as they are, anything else through
+    ``np.asarray`` (results of numpy functions that may return scalars or sequences)."""
+    if type(r) is np.ndarray or is_lazy(r):
+        return r
+    return np.asarray(r)
+
+
+#: the lazy-array module (whence.dask.array) once a lazy array has been wrapped, else None
+_DASK = [None]
+
+
+def _lazy_module():
+    m = _DASK[0]
+    if m is None:
+        from .dask import array as m
+        _DASK[0] = m
+    return m
 
 
 def is_tracked(x):
@@ -117,7 +155,10 @@ def _handle_ufunc(ufunc, method, inputs, kwargs):
 def _wrap(data, node, view_of=None, view_fn=None):
     t = TrackedArray.__new__(TrackedArray)
     if not isinstance(data, np.ndarray):
-        data = np.asarray(data)
+        if is_lazy(data):
+            _lazy_module().wrapped(data, node)
+        else:
+            data = np.asarray(data)
     t._data = data
     t._node_ = node
     t._root = None
@@ -410,6 +451,8 @@ class TrackedArray(NDArrayOperatorsMixin):
 
     # -- numpy protocols -----------------------------------------------------------------------------
     def __array__(self, dtype=None, copy=None):
+        if type(self._data) is not np.ndarray and is_lazy(self._data):
+            return np.asarray(self._data.compute(), dtype=dtype)
         if copy:
             return np.array(self._data, dtype=dtype, copy=True)
         if dtype is not None and np.dtype(dtype) != self._data.dtype:
@@ -435,13 +478,17 @@ class TrackedArray(NDArrayOperatorsMixin):
                     break
             else:
                 r = ufunc(*raws)
-                if type(r) is not np.ndarray:
+                if type(r) is not np.ndarray and not is_lazy(r):
                     r = np.asarray(r)
                 shape = r.shape
                 return _wrap(r, Node(ufunc.__name__, shape, ElementwiseMap(shape, pshapes), pnodes))
         return _handle_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
+        if _DASK[0] is not None:  # a lazy array was tracked in this process: route calls on lazy data
+            r = _DASK[0].dispatch_function(func, types, args, kwargs)
+            if r is not _DASK[0].NOT_LAZY:
+                return r
         f = _LATE.get("dispatch")
         if f is None:
             from .buckets.registry import dispatch as f
@@ -460,8 +507,37 @@ class TrackedArray(NDArrayOperatorsMixin):
 
     @property
     def values(self):
-        """The plain numpy values (the buffer itself, not a copy)."""
-        return self._data
+        """The plain numpy values (the buffer itself, not a copy); computed for a lazy (dask) array."""
+        d = self._data
+        if type(d) is not np.ndarray and is_lazy(d):
+            return np.asarray(d.compute())
+        return d
+
+    def compute(self, **kwargs):
+        """The values as a numpy array, computing a lazy (dask) array (keyword arguments go to dask's
+        ``compute``); the buffer itself for a numpy-backed array.
+
+        Examples
+        --------
+        >>> import numpy as np, whence as wh
+        >>> wh.reset()
+        >>> (wh.track(np.arange(3.0), name="a") * 2).compute().tolist()
+        [0.0, 2.0, 4.0]
+        """
+        d = self._data
+        if type(d) is not np.ndarray and is_lazy(d):
+            return np.asarray(d.compute(**kwargs))
+        return d
+
+    @property
+    def lazy(self):
+        """True when the values are a lazy (dask) array, held in :attr:`dask`."""
+        return type(self._data) is not np.ndarray and is_lazy(self._data)
+
+    @property
+    def dask(self):
+        """The lazy values (a ``dask.array.Array``), or None for a numpy-backed array."""
+        return self._data if self.lazy else None
 
     @property
     def name(self):
@@ -539,6 +615,8 @@ class TrackedArray(NDArrayOperatorsMixin):
         return self.copy()
 
     def __repr__(self):
+        if self.lazy:
+            return f"Tracked{self._data!r}\n{self._summary()}"
         body = np.array_repr(self._data)
         if body.startswith("array("):
             body = "TrackedArray(" + body[len("array("):].replace("\n      ", "\n             ")
@@ -549,7 +627,7 @@ class TrackedArray(NDArrayOperatorsMixin):
         return array_html(self)
 
     def __str__(self):
-        return f"{self._data}\n{self._summary()}"
+        return f"{self._data!r}\n{self._summary()}" if self.lazy else f"{self._data}\n{self._summary()}"
 
     def _summary(self):
         from .query import _upstream
@@ -587,7 +665,7 @@ class TrackedArray(NDArrayOperatorsMixin):
         ekey = expand_basic_key(key, d.ndim) if type(key) is not TrackedArray else None
         if ekey is not None:
             result = d[key]  # the original key: x[0, ...] is a 0-d view where x[0] is a scalar
-            if type(result) is not np.ndarray:
+            if type(result) is not np.ndarray and not is_lazy(result):
                 result = np.asarray(result)
             out = _wrap(result, Node("getitem", result.shape, ViewMap(result.shape, d.shape, "slice", ekey),
                                      (self._node,)))
@@ -597,6 +675,8 @@ class TrackedArray(NDArrayOperatorsMixin):
                 out._chain = self._chain + ((lambda x, key=key: x[key]),)
                 out._seen = root._version
             return out
+        if _DASK[0] is not None and _DASK[0].lazy_key(d, key):
+            return _DASK[0].getitem(self, key)
         raw_key, comps = _prepare_key(key)
         result = self._data[raw_key if len(raw_key) != 1 else raw_key[0]]
         node = self._node
@@ -618,6 +698,8 @@ class TrackedArray(NDArrayOperatorsMixin):
                                        detail=_key_repr(raw_key)))
 
     def __setitem__(self, key, value):
+        if _DASK[0] is not None and _DASK[0].lazy_key(None, key):
+            return _DASK[0].setitem(self, key, value)
         raw_key, comps = _prepare_key(key)
         vnode = value._node if isinstance(value, TrackedArray) else None
         raw_value = value._data if isinstance(value, TrackedArray) else value

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..maps import ElementwiseMap, replay_gather
-from ..tracked import TrackedArray, _wrap, make_node, shares_buffer
+from ..tracked import TrackedArray, _wrap, as_values, make_node, shares_buffer
 
 __all__ = ["raw", "is_t", "freeze", "replay_call", "elementwise_call", "wrap_result", "flatten_nested",
            "internal_ravel"]
@@ -65,7 +65,7 @@ def replay_call(op, operands, replay, detail=""):
     results = list(result) if multi else [result]
     outs = []
     for j, r in enumerate(results):
-        r = np.asarray(r) if not isinstance(r, np.ndarray) else r
+        r = as_values(r)
         m = replay_gather(r.shape, shapes, tracked, replay, output=j if multi else None)
         t = _wrap(r, make_node(op, r.shape, m, parents, detail=detail))
         if len(operands) == 1 and len(single) == 1 and shares_buffer(r, values[0]):
@@ -118,13 +118,13 @@ def wrap_result(op, result, make_map, parents, partial=None, detail="", control=
     if isinstance(result, (tuple, list)):
         outs = []
         for r in result:
-            r = np.asarray(r)
+            r = as_values(r)
             outs.append(_wrap(r, make_node(op, r.shape, make_map(r.shape), pnodes, control, partial,
                                            detail=detail)))
         if hasattr(result, "_fields"):
             return type(result)(*outs)
         return type(result)(outs) if isinstance(result, tuple) else outs
-    r = np.asarray(result)
+    r = as_values(result)
     return _wrap(r, make_node(op, r.shape, make_map(r.shape), pnodes, control, partial, detail=detail))
 
 

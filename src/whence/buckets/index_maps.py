@@ -14,7 +14,7 @@ import numpy as np
 
 from ..graph import Node
 from ..maps import ElementwiseMap, GatherMap, ViewMap
-from ..tracked import TrackedArray, _wrap, make_node, shares_buffer
+from ..tracked import TrackedArray, _wrap, as_values, make_node, shares_buffer
 from .common import elementwise_call, flatten_nested, freeze, is_t, raw, replay_call, wrap_result
 from .registry import implements, signature
 
@@ -178,11 +178,11 @@ def _finish_replay(name, operands, values, result, replay, detail=""):
     if isinstance(result, (list, tuple)):
         outs = []
         for j, r in enumerate(result):
-            r = np.asarray(r)
+            r = as_values(r)
             outs.append(_wrap(r, make_node(name, r.shape, replay_gather(r.shape, shapes, tracked, replay, output=j),
                                            parents, detail=detail)))
         return outs if isinstance(result, list) else tuple(outs)
-    result = np.asarray(result)
+    result = as_values(result)
     return _wrap(result, make_node(name, result.shape, replay_gather(result.shape, shapes, tracked, replay),
                                    parents, detail=detail))
 

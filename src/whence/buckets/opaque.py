@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..maps import OpaqueMap
-from ..tracked import TrackedArray, _wrap, make_node, warn_partial
+from ..tracked import TrackedArray, _wrap, is_lazy, make_node, warn_partial
 from .common import is_t, raw
 from .registry import implements
 
@@ -51,8 +51,9 @@ def opaque_result(op, result, tracked, reason):
     shapes = [t.shape for t in tracked]
 
     def wrap(r):
-        if isinstance(r, np.ndarray) or isinstance(r, np.generic) or isinstance(r, (int, float, complex, bool)):
-            arr = np.asarray(r)
+        if isinstance(r, np.ndarray) or isinstance(r, np.generic) or isinstance(r, (int, float, complex, bool)) \
+                or is_lazy(r):
+            arr = r if is_lazy(r) else np.asarray(r)
             if arr.dtype.kind not in "biufc":
                 return r
             return _wrap(arr, make_node(op, arr.shape, OpaqueMap(arr.shape, shapes), pnodes,

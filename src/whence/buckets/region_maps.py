@@ -13,7 +13,7 @@ import numpy as np
 from ..maps import (BandMap, EinsumMap, ElementwiseMap, LaneMap, ReduceMap, UnionMap, _normalize_axes,
                     replay_gather)
 from ..graph import Node
-from ..tracked import TrackedArray, _wrap, make_node
+from ..tracked import TrackedArray, _wrap, as_values, is_lazy, make_node
 from .common import freeze, internal_ravel, is_t, raw
 from .registry import implements, signature
 from .ufuncs import gufunc_labels
@@ -66,7 +66,7 @@ def reduce_fast(func, a, axis=None, *args, **kwargs):
     d = a._data
     r = func(d, axis=axis, **kwargs)
     if type(r) is not np.ndarray:
-        r = np.asarray(r)
+        r = as_values(r)
     nd = d.ndim
     if axis is None:
         axes = tuple(range(nd))
@@ -118,7 +118,7 @@ def _reduction(func, *args, **kwargs):
     results = result if isinstance(result, tuple) else (result,)
     outs = []
     for j, r in enumerate(results):
-        r = np.asarray(r)
+        r = as_values(r)
         if j == 1 and func is np.average:  # the sum of weights: from the weights only
             ps = [(p, al, s) for p, al, s in zip(parents, aligns, shapes) if p is tracked.get("weights")]
         else:
@@ -143,7 +143,7 @@ def _matrix_reduce(name, a, result):
     results = result if isinstance(result, tuple) else (result,)
     outs = []
     for r in results:
-        r = np.asarray(r)
+        r = as_values(r)
         outs.append(_wrap(r, make_node(name, r.shape, ReduceMap(a.shape, axes, r.shape, [a.shape]), [a._node])))
     if hasattr(result, "_fields"):
         return type(result)(*outs)
@@ -163,7 +163,7 @@ def _matrix_reduction(func, x, *args, **kwargs):
 @implements("B", np.allclose, np.array_equal, np.array_equiv)
 def _all_compare(func, a, b, *args, **kwargs):
     va, vb = raw(a), raw(b)
-    result = np.asarray(func(va, vb, *args, **kwargs))
+    result = as_values(func(va, vb, *args, **kwargs))
     try:
         shape = np.broadcast_shapes(np.shape(va), np.shape(vb))
     except ValueError:
@@ -185,7 +185,7 @@ def _trace(func, a, *args, **kwargs):
         off, ax1, ax2 = (ba.arguments[k] for k in ("offset", "axis1", "axis2"))
     else:
         off, ax1, ax2 = kwargs.get("offset", 0), -2, -1
-    result = np.asarray(func(raw(a), *args, **kwargs))
+    result = as_values(func(raw(a), *args, **kwargs))
     if not is_t(a):
         return result
     d = np.diagonal(a._data, off, ax1, ax2)
@@ -224,7 +224,7 @@ def _cumulative(func, a, *args, **kwargs):
     axis = args_.get("axis")
     initial = bool(args_.get("include_initial", False))
     kw = {k: v for k, v in args_.items() if k in ("dtype", "include_initial")}
-    result = np.asarray(func(raw(a), axis=axis, **kw))
+    result = as_values(func(raw(a), axis=axis, **kw))
     if not is_t(a):
         return result
     src = a
@@ -242,7 +242,7 @@ def _unwrap(func, p, *args, **kwargs):
     ba = signature(func).bind(p, *args, **kwargs)
     ba.apply_defaults()
     axis = ba.arguments["axis"]
-    result = np.asarray(func(raw(p), *args, **kwargs))
+    result = as_values(func(raw(p), *args, **kwargs))
     if not is_t(p):
         return result
     axis = axis % p.ndim
@@ -264,7 +264,7 @@ def _diff(func, a, n=1, axis=-1, prepend=_NoValue, append=_NoValue):
     ops = [a] + [x for x in (prepend, append) if x is not _NoValue]
     if not any(is_t(x) for x in ops):
         return result
-    va = np.asanyarray(raw(a))
+    va = raw(a) if is_lazy(raw(a)) else np.asanyarray(raw(a))
     ax = axis % va.ndim
     if n == 0:
         return _wrap(result, make_node("diff", result.shape, ElementwiseMap(result.shape, [a.shape]), [a._node]))
@@ -337,7 +337,7 @@ def _conv_bands(n, m, mode, L):
 @implements("B", np.convolve, np.correlate)
 def _convolve(func, a, v, mode=None):
     mode = mode or ("full" if func is np.convolve else "valid")
-    result = np.asarray(func(raw(a), raw(v), mode))
+    result = as_values(func(raw(a), raw(v), mode))
     if not (is_t(a) or is_t(v)):
         return result
     mode = {0: "valid", 1: "same", 2: "full"}.get(mode, mode)
@@ -379,7 +379,7 @@ def _gradient(func, f, *varargs, axis=None, edge_order=1):
         if edge_order == 2 and n >= 3:
             hi[0] = 2
             lo[-1] = n - 3
-        outs.append(_wrap(np.asarray(r), make_node("gradient", np.shape(r), BandMap(np.shape(r), f.shape,
+        outs.append(_wrap(as_values(r), make_node("gradient", np.shape(r), BandMap(np.shape(r), f.shape,
                                                                                      [(ax, lo, hi)]), [f._node],
                                                    detail=f"axis={ax}")))
     if isinstance(result, (list, tuple)):
@@ -392,7 +392,7 @@ def _bits(func, a, *args, **kwargs):
     ba = signature(func).bind(a, *args, **kwargs)
     ba.apply_defaults()
     axis = ba.arguments.get("axis")
-    result = np.asarray(func(raw(a), *args, **kwargs))
+    result = as_values(func(raw(a), *args, **kwargs))
     if not is_t(a):
         return result
     src, axis = _axis_source(a, axis)
@@ -411,7 +411,7 @@ def _bits(func, a, *args, **kwargs):
 # ------------------------------------------------------------------------------- contractions
 
 def _einsum_result(op, result, operands, labels, out_labels, detail=""):
-    result = np.asarray(result)
+    result = as_values(result)
     ts = [(x, lab) for x, lab in zip(operands, labels) if is_t(x)]
     if not ts:
         return result
@@ -645,7 +645,7 @@ def _vander(func, x, N=None, increasing=False):
 
 
 def _membership(op, result, probe, against):
-    result = np.asarray(result)
+    result = as_values(result)
     labels = [_lab("o", np.ndim(raw(probe)))] + [_lab(f"t{j}", np.ndim(raw(t))) for j, t in enumerate(against)]
     return _einsum_result(op, result, [probe] + list(against), labels, _lab("o", result.ndim))
 
@@ -697,7 +697,7 @@ def _arg_lanes(func, a, *args, **kwargs):
     ba = signature(func).bind(a, *args, **kwargs)
     ba.apply_defaults()
     axis = ba.arguments.get("axis", -1)
-    result = np.asarray(func(raw(a), *freeze(args), **freeze(kwargs)))
+    result = as_values(func(raw(a), *freeze(args), **freeze(kwargs)))
     if not is_t(a):
         return result
     src, axis = _axis_source(a, axis)

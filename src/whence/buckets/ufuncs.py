@@ -12,7 +12,7 @@ import numpy as np
 
 from ..maps import (BandMap, EinsumMap, ElementwiseMap, GatherMap, OpaqueMap, PairsMap, ReduceMap, UnionMap,
                     _normalize_axes)
-from ..tracked import TrackedArray, _wrap, make_node, warn_partial
+from ..tracked import _DASK, TrackedArray, _wrap, as_values, is_lazy, make_node, warn_partial
 from .common import is_t, raw
 
 __all__ = ["handle_ufunc", "gufunc_labels"]
@@ -21,10 +21,14 @@ _OK_TYPES = (TrackedArray, np.ndarray, numbers.Number, np.generic, list, tuple, 
 
 
 def handle_ufunc(ufunc, method, inputs, kwargs):
+    if _DASK[0] is not None:  # lazy (dask) operands: reductions and accumulations become dask functions
+        r = _DASK[0].dispatch_ufunc(ufunc, method, inputs, kwargs)
+        if r is not _DASK[0].NOT_LAZY:
+            return r
     out = kwargs.pop("out", None)
     outs = out if isinstance(out, tuple) else ((out,) if out is not None else ())
     for x in inputs + tuple(outs):
-        if not isinstance(x, _OK_TYPES) and getattr(x, "__array_ufunc__", None) is not None:
+        if not isinstance(x, _OK_TYPES) and getattr(x, "__array_ufunc__", None) is not None and not is_lazy(x):
             return NotImplemented
     where = kwargs.get("where", True)
     where_t = where if is_t(where) else None
@@ -47,7 +51,7 @@ def handle_ufunc(ufunc, method, inputs, kwargs):
         return _at(ufunc, inputs, kwargs)
 
     results = result if isinstance(result, tuple) else (result,)
-    results = [np.asarray(r) for r in results]
+    results = [as_values(r) for r in results]
     out_shape = results[0].shape
     control = ()
     partial = None

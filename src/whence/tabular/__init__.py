@@ -80,6 +80,8 @@ def read_csv(filepath_or_buffer, *, name=None, **kwargs):
     """Read a CSV file into a tracked DataFrame (``pandas.read_csv``, same arguments).
 
     Every row remembers its file and line; ordinary pandas code on the frame keeps row and column lineage.
+    A list of paths or a glob pattern (``"parts/*.csv"``) reads the files lazily with dask, one partition
+    per file, and gives a :class:`whence.dask.DaskTrackedFrame` (see :func:`whence.dask.read_csv`).
 
     Parameters
     ----------
@@ -110,6 +112,12 @@ def read_csv(filepath_or_buffer, *, name=None, **kwargs):
     """
     if kwargs.get("chunksize") is not None or kwargs.get("iterator"):
         raise ValueError("whence.read_csv reads whole files; chunksize/iterator are not supported")
+    if isinstance(filepath_or_buffer, (list, tuple)) or (
+            isinstance(filepath_or_buffer, (str, os.PathLike)) and any(ch in os.fspath(filepath_or_buffer)
+                                                                      for ch in "*?[")
+            and not os.path.exists(filepath_or_buffer)):
+        from ..dask.dataframe import read_csv as _dask_read_csv
+        return _dask_read_csv(filepath_or_buffer, name=name, **kwargs)
     if name is None:
         name = _default_name(filepath_or_buffer)
     _check_name(name)

@@ -127,6 +127,17 @@ def _csv_lines(path, n_rows, opts, table):
     if (st.st_size, st.st_mtime_ns) != (table.size, table.mtime_ns):
         table.line_note = "the file changed after it was read"
         return None
+    rec = csv_record_lines(path, opts)
+    if rec.size != n_rows:
+        table.line_note = (f"the file has {rec.size} records where the frame read has {n_rows} rows "
+                           f"(options whence cannot follow)")
+        return None
+    return rec
+
+
+def csv_record_lines(path, opts):
+    """1-based line of every record that ``read_csv`` with the options ``opts`` (from :func:`csv_line_options`)
+    reads from the file at ``path``, as int64 (its size is the number of rows read)."""
     data = _read_bytes(path, opts["compression"])
     b = np.frombuffer(data, np.uint8)
     nl = np.flatnonzero(b == 10)
@@ -158,8 +169,4 @@ def _csv_lines(path, n_rows, opts, table):
         rec = rec[opts["header"] + 1:]
     if opts["nrows"] is not None:
         rec = rec[:int(opts["nrows"])]
-    if rec.size != n_rows:
-        table.line_note = (f"the file has {rec.size} records where the frame read has {n_rows} rows "
-                           f"(options whence cannot follow)")
-        return None
     return line_no[rec].astype(np.int64)

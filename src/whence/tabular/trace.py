@@ -89,6 +89,9 @@ def trace_to_file(x, row, control=False):
     >>> [(r.row, r.columns) for r in wh.trace_to_file(agg["total"].to_numpy(), row=0)]
     [(0, ('v',)), (1, ('v',))]
     """
+    hook = getattr(type(x), "_whence_trace", None)
+    if hook is not None:  # frames that answer for themselves (dask frames)
+        return x._whence_trace(row, control)
     node = _node_any(x)
     if not node.shape:
         raise LineageQueryError("a 0-d array has no rows to trace")
