@@ -21,11 +21,10 @@ import json
 import sys
 import time
 
-import numpy as np
 import whence as wh
 
 import bench_ops
-from common import AB_OPS, ab_pipeline, alternate, environment, mem_available_bytes, rng
+from common import alternate, environment, mem_available_bytes, rng
 
 GiB = 2**30
 BIG_OPS = list(bench_ops.ALL_OPS)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import whence as wh
 
-from common import AB_OPS, ELEMENTWISE_OPS, COLS, ab_pipeline, alternate, elementwise_pipeline, rng, \
+from common import AB_OPS, ELEMENTWISE_OPS, ab_pipeline, alternate, elementwise_pipeline, rng, \
     shape_for, size_label
 
 OP_CLASS = {

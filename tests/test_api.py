@@ -1,7 +1,5 @@
 """The public API contract, bad input, views and in-place writes."""
 
-import pickle
-import warnings
 
 import numpy as np
 import pytest

@@ -27,7 +27,7 @@ da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
 import whence as wh  # noqa: E402
-from whence.dask.array import DaskGatherMap, LazyUnsupportedError, register_duckdb  # noqa: E402
+from whence.dask.array import LazyUnsupportedError, register_duckdb  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::RuntimeWarning",
                                         "ignore::DeprecationWarning")

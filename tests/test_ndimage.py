@@ -1,6 +1,5 @@
 """Window lineage of scipy.ndimage filters, checked by perturbing one source cell at a time."""
 
-import warnings
 
 import numpy as np
 import pytest
