@@ -61,6 +61,11 @@ NOT_LAZY = object()
 _ARRAYS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 #: nodes whose shape had unknown (NaN) sizes at capture
 _UNKNOWN: "weakref.WeakSet" = weakref.WeakSet()
+#: set once a node of unknown shape was recorded in this process: from then on a query checks the maps above
+#: it (nodes recorded after an unknown shape may hold it in their maps though their own shape is known, such as
+#: the sum of a masked array); nodes found complete are remembered in _COMPLETE and not checked again
+_EVER_UNKNOWN = [False]
+_COMPLETE: "weakref.WeakSet" = weakref.WeakSet()
 
 
 class LazyUnsupportedError(WhenceError, NotImplementedError):
@@ -140,6 +145,7 @@ def wrapped(data, node):
     _ARRAYS[node] = data
     if _nan_shape(node.shape):
         _UNKNOWN.add(node)
+        _EVER_UNKNOWN[0] = True
 
 
 def dask_implements(func):
@@ -949,12 +955,10 @@ def resolve_shapes(node):
     whence.errors.LineageQueryError
         When a shape cannot be completed (an operation whose map depends on a shape dask did not know).
     """
-    if not _UNKNOWN:
+    if not _EVER_UNKNOWN[0] or node in _COMPLETE:
         return
     up = _upstream(node)
     todo = [n for n in up if n in _UNKNOWN]
-    if not todo:
-        return
     for n in todo:
         a = _ARRAYS.get(n)
         if a is None:
@@ -972,6 +976,9 @@ def resolve_shapes(node):
                 raise LineageQueryError(
                     f"whence cannot complete the shapes of {n.op!r} after a data-dependent size on a dask array; "
                     f"call x.dask.compute_chunk_sizes() before this operation")
+    for n in up:  # everything above ``node`` is complete now: later queries through them skip the checks
+        if n not in _UNKNOWN and n not in _DEFERRED:
+            _COMPLETE.add(n)
 
 
 def _register_hooks():

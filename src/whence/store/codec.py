@@ -144,6 +144,12 @@ def encode_map(m, w):
     Raises :class:`Unstorable` for a map of a kind the store does not cover.
     """
     t = type(m)
+    if getattr(m, "lazy", False) and isinstance(m, GatherMap):
+        # a gather whose index array is lazy (Dask): computed here, stored as an ordinary gather (for arrays too
+        # large for that, reference the relation written on the workers: save(..., datasets=...))
+        src = np.asarray(m.src())
+        return {"kind": "gather", "out_shape": list(map(int, m.out_shape)),
+                "parent_shapes": _shapes(m.parent_shapes), "src": w.put(src)}
     out = {"out_shape": list(map(int, m.out_shape)), "parent_shapes": _shapes(m.parent_shapes)}
     if t is ElementwiseMap:
         out.update(kind="elementwise", valid=w.put(m.valid))

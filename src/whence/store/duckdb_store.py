@@ -107,8 +107,8 @@ def _key(path):
 
 
 # ================================================================================================== save
-def save(path, run, objects=None, *, results=None, overwrite=False, inline_limit=INLINE_LIMIT, progress=True,
-         **named):
+def save(path, run, objects=None, *, results=None, datasets=None, overwrite=False, inline_limit=INLINE_LIMIT,
+         progress=True, **named):
     """Save the lineage of tracked objects to a DuckDB store, under a run name.
 
     Parameters
@@ -124,6 +124,11 @@ def save(path, run, objects=None, *, results=None, overwrite=False, inline_limit
         :class:`~whence.attribution.Explanation` or a list of them, a :func:`~whence.unlearn.forget_sources`
         result, a :class:`~whence.unlearn.ComparisonReport`, a DataFrame (a table), or a dict with a
         ``"kind"`` (see :mod:`whence.store.results`).
+    datasets : dict, optional
+        ``{name: directory}`` of lineage relations written as Parquet datasets (``whence.lineage(y).to_parquet``,
+        partitioned and written on the workers for Dask arrays), referenced by the run rather than copied:
+        :meth:`Run.dataset` gives the directory back and :meth:`Store.dataset_views` makes DuckDB views over
+        it.  A directory inside the store's folder is recorded relative to it, so both can move together.
     overwrite : bool, default False
         Replace a run of the same name (atomically: readers see the old run or the new one).
     inline_limit : int
@@ -177,10 +182,47 @@ def save(path, run, objects=None, *, results=None, overwrite=False, inline_limit
         bar.update()
         from .results import encode_result
         payload["results"] = [(run, *encode_result(k, v)) for k, v in (results or {}).items()]
+        if datasets is not None and not isinstance(datasets, dict):
+            raise TypeError(f"datasets must be a dict {{name: directory}}, got {type(datasets).__name__}")
+        names = {r[1] for r in payload["results"]}
+        for k, d in (datasets or {}).items():
+            if k in names:
+                raise ValueError(f"{k!r} names both a result and a dataset")
+            payload["results"].append((run, k, "parquet_dataset", _dataset_record(k, d, path)))
         bar.update()
         return _save_payload(path, run, payload, overwrite, inline_limit, t0)
     finally:
         bar.close()
+
+
+_DATASET_TABLES = ("ops", "rectangles", "index_arrays", "pairs")
+
+
+def _dataset_record(name, directory, store_path):
+    """The JSON record of a Parquet relation dataset referenced by a run (checked to exist and be one)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a dataset name must be a non-empty string, got {name!r}")
+    d = Path(directory)
+    if not d.is_dir():
+        raise FileNotFoundError(f"dataset {name!r}: no directory at {str(d)!r}")
+    if not (d / "ops.parquet").is_file():
+        raise ValueError(f"dataset {name!r}: {str(d)!r} has no ops.parquet; write it with "
+                         f"whence.lineage(y).to_parquet(directory)")
+    tables = {}
+    for t in _DATASET_TABLES:
+        if (d / f"{t}.parquet").is_file():
+            tables[t] = f"{t}.parquet"
+        elif (d / t).is_dir() and any((d / t).rglob("*.parquet")):
+            tables[t] = f"{t}/*/*.parquet"  # partitioned by operation (op_id=...), written chunk by chunk
+    files = [f for f in d.rglob("*.parquet") if f.is_file()]
+    base = Path(store_path).resolve().parent
+    full = d.resolve()
+    try:
+        stored, relative = str(full.relative_to(base)), True
+    except ValueError:
+        stored, relative = str(full), False
+    return json.dumps({"path": stored, "relative": relative, "tables": tables, "files": len(files),
+                       "bytes": int(sum(f.stat().st_size for f in files))}, separators=(",", ":"))
 
 
 def _save_payload(path, run, payload, overwrite, inline_limit, t0):
@@ -305,8 +347,9 @@ def _object_kind(x):
 
 def _collect(run, objs):
     """Everything to write, as rows, before the file is touched (errors here leave the store as it was)."""
-    from ..query import _upstream
-    roots = {name: _object_node(x) for name, x in objs.items()}
+    from ..query import _prepare, _upstream
+    # lazy (Dask) objects: shapes unknown at capture are resolved first, as before any query
+    roots = {name: _prepare(_object_node(x)) for name, x in objs.items()}
     seen = {}
     for node in roots.values():
         for n in _upstream(node):
@@ -616,6 +659,45 @@ class Store:
         except _duckdb().Error as e:
             raise StoreError(f"SQL error: {str(e).splitlines()[0]}") from e
 
+    def dataset_views(self, run, name, prefix=None):
+        """Make DuckDB views over the Parquet relation dataset ``name`` of ``run``, for :meth:`sql`.
+
+        The views (temporary, on this store's connection) are ``<prefix>ops``, ``<prefix>rectangles``,
+        ``<prefix>index_arrays`` and ``<prefix>pairs`` for the tables the dataset has (a partitioned table gets
+        an ``op_id`` column from its directories).  ``prefix`` defaults to ``name + "_"``.
+
+        Returns
+        -------
+        list of str
+            The views created.
+
+        Examples
+        --------
+        >>> import os, tempfile, numpy as np, whence as wh
+        >>> wh.reset()
+        >>> y = np.sort(wh.track(np.array([3.0, 1.0, 2.0]), name="a"))
+        >>> d = tempfile.mkdtemp()
+        >>> _ = wh.lineage(y).to_parquet(os.path.join(d, "rel"))
+        >>> _ = wh.save(os.path.join(d, "s.duckdb"), "r", y=y, datasets={"rel": os.path.join(d, "rel")})
+        >>> with wh.open(os.path.join(d, "s.duckdb")) as store:
+        ...     views = store.dataset_views("r", "rel")
+        ...     int(store.sql("SELECT count(*) AS n FROM rel_ops").n[0]) >= 2
+        True
+        """
+        import re
+        d = self[run].dataset(name)
+        rec = json.loads(next(t for n, k, t in self[run]._result_rows() if n == name))
+        prefix = f"{name}_" if prefix is None else prefix
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prefix):
+            raise ValueError(f"view prefix {prefix!r} is not a plain SQL identifier (letters, digits, _)")
+        made = []
+        for t, pattern in rec["tables"].items():
+            hive = ", hive_partitioning = true" if "*" in pattern else ""
+            src = _sql_str(d / pattern)
+            self._con.execute(f"CREATE OR REPLACE TEMP VIEW {prefix}{t} AS SELECT * FROM read_parquet('{src}'{hive})")
+            made.append(f"{prefix}{t}")
+        return made
+
     def __repr__(self):
         state = "closed" if self._closed else f"{len(self.runs())} runs"
         return f"<whence.Store {str(self.path)!r}, {state}>"
@@ -723,8 +805,30 @@ class Run:
             raise
 
     def results(self):
-        """The results saved with the run: a list of ``{"name", "kind"}`` (see :mod:`whence.store.results`)."""
+        """The results saved with the run: a list of ``{"name", "kind"}`` (see :mod:`whence.store.results`);
+        referenced Parquet datasets have the kind ``parquet_dataset``."""
         return [{"name": n, "kind": k} for n, k, _ in self._result_rows()]
+
+    def dataset(self, name):
+        """The directory of the Parquet relation dataset ``name`` referenced by this run (``save(datasets=)``).
+
+        Raises
+        ------
+        StoreKeyError
+            When the run references no dataset of that name.
+        FileNotFoundError
+            When the directory is no longer there.
+        """
+        for n, k, text in self._result_rows():
+            if n == name and k == "parquet_dataset":
+                rec = json.loads(text)
+                d = (Path(self.store.path).resolve().parent / rec["path"]) if rec["relative"] else Path(rec["path"])
+                if not d.is_dir():
+                    raise FileNotFoundError(f"dataset {name!r} of run {self.name!r}: {str(d)!r} is gone (moved or "
+                                            f"deleted since the run was saved)")
+                return d
+        raise StoreKeyError(f"run {self.name!r} references no dataset named {name!r}; datasets: "
+                            f"{[r['name'] for r in self.results() if r['kind'] == 'parquet_dataset']}")
 
     def result(self, name):
         """The JSON document of the result ``name`` (a dict; its ``"kind"`` added)."""
