@@ -877,15 +877,18 @@ def _band_sparse(self, flat, limit=1 << 22):
 BandMap.backward_sparse = _band_sparse
 
 
-def _gather_sparse(self, flat):
-    src = np.ravel(self.src())
-    sel = src[flat]
+def split_by_parent(m, sel):
+    """Source-index values ``sel`` of a gather (1-based over the concatenated parents, 0 for a constant) as
+    flat cell positions per parent of ``m``."""
     sel = sel[sel > 0] - 1
-    res = []
-    for k in range(len(self.parent_shapes)):
-        lo, hi = self.offsets[k], self.offsets[k + 1]
-        res.append(sel[(sel >= lo) & (sel < hi)] - lo if len(self.parent_shapes) > 1 else sel)
-    return res
+    if len(m.parent_shapes) == 1:
+        return [sel]
+    return [sel[(sel >= m.offsets[k]) & (sel < m.offsets[k + 1])] - m.offsets[k]
+            for k in range(len(m.parent_shapes))]
+
+
+def _gather_sparse(self, flat):
+    return split_by_parent(self, np.ravel(self.src())[flat])
 
 
 GatherMap.backward_sparse = _gather_sparse

@@ -48,7 +48,7 @@ import numpy as np
 
 from ..errors import LineageQueryError, WhenceError
 from ..graph import new_source
-from ..maps import ElementwiseMap, GatherMap, OpaqueMap, UnionMap
+from ..maps import ElementwiseMap, GatherMap, OpaqueMap, UnionMap, split_by_parent
 from ..tracked import TrackedArray, _NUMERIC_KINDS, _wrap, is_lazy, make_node, warn_partial
 
 __all__ = ["LazyUnsupportedError", "DaskGatherMap", "track", "is_lazy", "dask_implements", "relation_to_parquet",
@@ -433,12 +433,7 @@ class DaskGatherMap(GatherMap):
         return self._csrc
 
     def _split(self, sel):
-        sel = sel[sel > 0] - 1
-        res = []
-        for k in range(len(self.parent_shapes)):
-            lo, hi = self.offsets[k], self.offsets[k + 1]
-            res.append(sel[(sel >= lo) & (sel < hi)] - lo if len(self.parent_shapes) > 1 else sel)
-        return res
+        return split_by_parent(self, sel)
 
     _BLOCK_CACHE = 1 << 22  # index cells kept from earlier point queries, per map
 
