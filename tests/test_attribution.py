@@ -200,10 +200,7 @@ def credit(tmp_path_factory):
     d = tmp_path_factory.mktemp("credit")
     wh.reset()
     files = credit_risk(1200, seed=2, path=d)
-    apps = wh.read_csv(files.application, name="application")
-    bureau = wh.read_csv(files.bureau, name="bureau")
-    prev = wh.read_csv(files.previous_application, name="previous_application")
-    X, y, names = credit_risk_etl(apps, bureau, prev)
+    X, y, names = credit_risk_etl(*files.read())
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(np.asarray(X), np.asarray(y))
     return X, np.asarray(y), model
 

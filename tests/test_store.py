@@ -154,9 +154,7 @@ def credit(tmp_path_factory):
     d = tmp_path_factory.mktemp("credit")
     wh.reset()
     files = credit_risk(1500, seed=3, path=d)
-    apps = wh.read_csv(files.application, name="application")
-    bureau = wh.read_csv(files.bureau, name="bureau")
-    prev = wh.read_csv(files.previous_application, name="previous_application")
+    apps, bureau, prev = files.read()
     X, y, names, df = credit_risk_etl(apps, bureau, prev, return_frame=True)
     path = d / "credit.duckdb"
     wh.save(path, "etl", X=X, y=y, df=df)

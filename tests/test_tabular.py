@@ -33,9 +33,7 @@ def case(tmp_path_factory):
 
 def test_case_study_traces_exactly_the_applicants_lines(case):
     files, raw = case
-    apps = wh.read_csv(files.application, name="application")
-    bureau = wh.read_csv(files.bureau, name="bureau")
-    prev = wh.read_csv(files.previous_application, name="previous_application")
+    apps, bureau, prev = files.read()
     X, y, names, df = credit_risk_etl(apps, bureau, prev, return_frame=True)
     assert isinstance(X, wh.TrackedArray) and X.shape[1] == len(names)
     Xp, yp, names_p = credit_risk_etl(*raw.values())
@@ -63,9 +61,7 @@ def test_case_study_traces_exactly_the_applicants_lines(case):
 
 def test_case_study_column_lineage_of_one_cell(case):
     files, raw = case
-    apps = wh.read_csv(files.application, name="application")
-    bureau = wh.read_csv(files.bureau, name="bureau")
-    prev = wh.read_csv(files.previous_application, name="previous_application")
+    apps, bureau, prev = files.read()
     X, y, names, df = credit_risk_etl(apps, bureau, prev, return_frame=True)
     j = names.index("CREDIT_INCOME_RATIO")
     res = wh.backward(X, (4, j))

@@ -162,12 +162,9 @@ def credit(tmp_path_factory):
     d = tmp_path_factory.mktemp("credit_unlearn")
     files = credit_risk(1500, seed=5, path=d)
     wh.reset()
-    X, y, _ = credit_risk_etl(wh.read_csv(files.application, name="application"),
-                              wh.read_csv(files.bureau, name="bureau"),
-                              wh.read_csv(files.previous_application, name="previous_application"))
+    X, y, _ = credit_risk_etl(*files.read())
     model = make_pipeline(StandardScaler(), LogisticRegression(**TIGHT)).fit(np.asarray(X), np.asarray(y))
-    sources = {"application": files.application, "bureau": files.bureau,
-               "previous_application": files.previous_application}
+    sources = files.paths
 
     def etl(application, bureau, previous_application):
         return credit_risk_etl(application, bureau, previous_application)[:2]
@@ -184,8 +181,7 @@ def test_forget_sources_against_a_full_rerun(credit):
     import pandas as pd
     from whence.datasets import credit_risk_etl
     files, model, sources, etl = credit
-    df0 = credit_risk_etl(pd.read_csv(files.application), pd.read_csv(files.bureau),
-                          pd.read_csv(files.previous_application), return_frame=True)[3]
+    df0 = credit_risk_etl(*files.read(tracked=False), return_frame=True)[3]
     ids = df0["SK_ID_CURR"].to_numpy()[[3, 40, 77, 301, 900]]  # applicants that are training rows
     drop = {"application": _lines_of(files.application, ids[:2]),
             "bureau": _lines_of(files.bureau, ids), "previous_application": _lines_of(files.previous_application, ids)}
@@ -197,8 +193,7 @@ def test_forget_sources_against_a_full_rerun(credit):
     X1, y1, _ = credit_risk_etl(keep["application"], keep["bureau"], keep["previous_application"])
     np.testing.assert_array_equal(np.asarray(res.X), np.asarray(X1))
     # vanished rows: exactly the two applicants whose application line was dropped
-    X0 = np.asarray(credit_risk_etl(pd.read_csv(files.application), pd.read_csv(files.bureau),
-                                    pd.read_csv(files.previous_application))[0])
+    X0 = np.asarray(credit_risk_etl(*files.read(tracked=False))[0])
     assert len(res.removed_rows) == 2 and len(X0) - len(res.removed_rows) == len(X1)
     kept_rows = np.setdiff1d(np.arange(len(X0)), res.removed_rows)
     differs = np.flatnonzero(~np.all(X0[kept_rows] == np.asarray(X1), axis=1))

@@ -98,6 +98,26 @@ class CreditRiskFiles:
         return {"application": self.application, "bureau": self.bureau,
                 "previous_application": self.previous_application}
 
+    def read(self, tracked: bool = True) -> tuple:
+        """The three tables, in the order :func:`credit_risk_etl` takes them.
+
+        Parameters
+        ----------
+        tracked : bool, default True
+            Read with :func:`whence.read_csv` under the table names (lineage down to file lines), or with
+            ``pandas.read_csv``.
+
+        Returns
+        -------
+        tuple of DataFrame
+            ``(application, bureau, previous_application)``.
+        """
+        if tracked:
+            from .tabular import read_csv
+            return tuple(read_csv(p, name=n) for n, p in self.paths.items())
+        pd = _pandas()
+        return tuple(pd.read_csv(p) for p in self.paths.values())
+
 
 def _pandas():
     try:

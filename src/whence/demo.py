@@ -97,9 +97,7 @@ def credit_risk_case(n_applicants=20_000):
     with contextlib.nullcontext(data_dir) as tmp:
         files = credit_risk(n_applicants, seed=0, path=tmp)
         t0 = time.perf_counter()
-        apps = wh.read_csv(files.application, name="application")
-        bureau = wh.read_csv(files.bureau, name="bureau")
-        prev = wh.read_csv(files.previous_application, name="previous_application")
+        apps, bureau, prev = files.read()
         X, y, names, df = credit_risk_etl(apps, bureau, prev, return_frame=True)
         took = time.perf_counter() - t0
         rows = len(apps) + len(bureau) + len(prev)
@@ -206,8 +204,7 @@ def _attribution_and_unlearning(files, X, y, df, i):
         return credit_risk_etl(application, bureau, previous_application)[:2]
     print(f"\nForget 20 applicants: {len(drop['bureau'])} bureau and {len(drop['previous_application'])} "
           f"previous_application lines, through the lineage")
-    sources = {"application": files.application, "bureau": files.bureau,
-               "previous_application": files.previous_application}
+    sources = files.paths
     res = forget_sources(etl, sources, drop, model, allow_unused=True)
     r = res.report
     _show("training rows removed / changed:", f"{len(res.removed_rows)} / {len(res.changed_rows)} "
