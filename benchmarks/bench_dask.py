@@ -158,25 +158,22 @@ def run(quick=False, log=print):
         log(f"[dask] one-cell backward: A/B path {statistics.median(q_ab) * 1e3:.1f} ms, through where "
             f"{statistics.median(q_c) * 1e3:.1f} ms")
         tmp = Path(tempfile.mkdtemp(prefix="whence-dask-"))
+        cores = len(client.scheduler_info()["workers"])  # one thread per worker
+
+        def relation(key, y, label):
+            t0 = time.perf_counter()
+            w = wh.lineage(y).to_parquet(str(tmp / key))
+            dt = time.perf_counter() - t0
+            rate = w["cells"] / dt / cores
+            res[f"relation_{key}"] = {"seconds": dt, "cells": w["cells"], "files": len(w["files"]),
+                                     "cells_per_s_per_core": rate}
+            log(f"[dask] relation {label}: {w['cells']:.2e} cells in {dt:.2f} s = {rate:.2e} cells/s/core "
+                f"({len(w['files'])} files)")
+
         try:
-            rel = wh.lineage(yab)
-            t0 = time.perf_counter()
-            w = rel.to_parquet(str(tmp / "ab"))
-            dt = time.perf_counter() - t0
-            res["relation_ab"] = {"seconds": dt, "cells": w["cells"], "files": len(w["files"]),
-                                  "cells_per_s_per_core": w["cells"] / dt / 2}
-            log(f"[dask] relation A/B: {w['cells']:.2e} cells in {dt:.2f} s = "
-                f"{w['cells'] / dt / 2:.2e} cells/s/core ({len(w['files'])} files)")
+            relation("ab", yab, "A/B")
             sub = x[: chunk_rows * 2]
-            yc = np.where(sub > 0.5, sub, 0.0)
-            rel = wh.lineage(yc)
-            t0 = time.perf_counter()
-            w = rel.to_parquet(str(tmp / "c"))
-            dt = time.perf_counter() - t0
-            res["relation_c"] = {"seconds": dt, "cells": w["cells"], "files": len(w["files"]),
-                                 "cells_per_s_per_core": w["cells"] / dt / 2}
-            log(f"[dask] relation with class C ({w['cells']:.1e} cells): {dt:.2f} s = "
-                f"{w['cells'] / dt / 2:.2e} cells/s/core")
+            relation("c", np.where(sub > 0.5, sub, 0.0), "with class C")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         (opt,) = dask.optimize(pipeline(_source(shape, chunks)))

@@ -28,6 +28,12 @@ def _gather_with_control(op, result, operands, replay, controls=(), stored=(), d
     tracked = [is_t(o) for o in operands]
     data_parents = [o._node for o in operands if is_t(o)]
     gm = replay_gather(result.shape, shapes, tracked, replay, stored=stored)
+    return wrap_gather(op, result, gm, data_parents, controls, detail)
+
+
+def wrap_gather(op, result, gm, data_parents, controls=(), detail=""):
+    """``result`` wrapped with the gather map ``gm`` over the nodes ``data_parents``, plus control edges
+    ``[(array, map or src function)]`` for the tracked arrays among them (numpy and dask gathers alike)."""
     ctrl = [(c, f) for c, f in controls if is_t(c)]
     if not ctrl:
         return _wrap(result, make_node(op, result.shape, gm, data_parents, detail=detail))
@@ -40,6 +46,7 @@ def _gather_with_control(op, result, operands, replay, controls=(), stored=(), d
             parts.append((f, (len(parents),)))
         parents.append(c._node)
     m = UnionMap(result.shape, [p.shape for p in parents], parts)
+    m.out_shape = tuple(result.shape)  # as given (a lazy result's sizes may still be unknown)
     return _wrap(result, make_node(op, result.shape, m, parents, control=range(len(data_parents), len(parents)),
                                    detail=detail))
 

@@ -46,6 +46,8 @@ import weakref
 
 import numpy as np
 
+from ..buckets.common import is_t as _is_t, raw as _raw
+from ..buckets.selection import wrap_gather
 from ..errors import LineageQueryError, WhenceError
 from ..graph import new_source
 from ..maps import ElementwiseMap, GatherMap, OpaqueMap, UnionMap, split_by_parent
@@ -89,20 +91,6 @@ def _is_lazy_t(x):
 
 def _lazy_operand(x):
     return _is_lazy_t(x) or (type(x) is not np.ndarray and is_lazy(x))
-
-
-def _raw(x):
-    if isinstance(x, TrackedArray):
-        return x._data
-    if isinstance(x, list):
-        return [_raw(v) for v in x]
-    if isinstance(x, tuple):
-        return tuple(_raw(v) for v in x)
-    return x
-
-
-def _is_t(x):
-    return isinstance(x, TrackedArray)
 
 
 # ------------------------------------------------------------------------------------------- capture
@@ -528,18 +516,7 @@ def _gather(op, result, operands, replay, controls=(), deps=(), detail="", point
     tracked = [_is_t(o) for o in operands]
     data_parents = [o._node for o in operands if _is_t(o)]
     gm = DaskGatherMap(result.shape, [_raw(o) for o in operands], tracked, replay, deps, point)
-    ctrl = [(c, m) for c, m in controls if _is_t(c)]
-    if not ctrl:
-        return _wrap(result, make_node(op, result.shape, gm, data_parents, detail=detail))
-    parents = list(data_parents)
-    parts = [(gm, tuple(range(len(parents))))]
-    for c, m in ctrl:
-        parts.append((m, (len(parents),)))
-        parents.append(c._node)
-    m = UnionMap(result.shape, [p.shape for p in parents], parts)
-    m.out_shape = tuple(result.shape)
-    return _wrap(result, make_node(op, result.shape, m, parents, control=range(len(data_parents), len(parents)),
-                                   detail=detail))
+    return wrap_gather(op, result, gm, data_parents, controls, detail)
 
 
 def _placed(sel, pos, out_ndim):
