@@ -1,0 +1,417 @@
+"""The shared machinery of tracked pandas objects: the recursion guard, warnings, and the lineage helpers
+(attach, remap, align, fall back) that every bucket module composes.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from ...errors import PartialLineageWarning
+from ..relations import Lineage, Part, RowRel
+
+
+_local = threading.local()
+
+
+def _depth():
+    return getattr(_local, "depth", 0)
+
+
+class _Guard:
+    """Inside a covered operation: pandas' own internal steps record nothing."""
+
+    __slots__ = ()
+
+    def __enter__(self):
+        _local.depth = getattr(_local, "depth", 0) + 1
+
+    def __exit__(self, *exc):
+        _local.depth -= 1
+
+
+_guard = _Guard()
+
+
+def _stacklevel():
+    """Stack level of the first frame outside pandas and whence (for warnings)."""
+    f = sys._getframe(1)
+    level = 1
+    while f is not None:
+        mod = f.f_globals.get("__name__", "")
+        if not (mod.startswith("pandas") or mod.startswith("whence") or mod.startswith("sklearn")
+                or mod.startswith("numpy") or mod == "functools"):
+            return level
+        f = f.f_back
+        level += 1
+    return 2
+
+
+def _warn(msg):
+    warnings.warn(msg, PartialLineageWarning, stacklevel=_stacklevel())
+
+
+# the concrete classes (:mod:`whence.tabular.frame.classes`) register themselves here: "frame", "series"
+TYPES = {}
+
+
+def _as_tracked(res):
+    """``res`` as a tracked object (a plain DataFrame or Series is wrapped; anything else is returned)."""
+    if isinstance(res, pd.DataFrame) and not isinstance(res, _TrackedMixin):
+        return TYPES["frame"](res)
+    if isinstance(res, pd.Series) and not isinstance(res, _TrackedMixin):
+        return TYPES["series"](res)
+    return res
+
+
+def is_tracked_frame(x):
+    return isinstance(x, _TrackedMixin)
+
+
+def lineage_of(x):
+    """The :class:`Lineage` of a tracked frame or series (None for plain pandas objects and scalars)."""
+    if not isinstance(x, _TrackedMixin):
+        return None
+    lin = x.__dict__.get("_wh")
+    if lin is None:
+        n = len(x)
+        nidx = x.index.nlevels
+        series = isinstance(x, pd.Series)
+        ncols = 1 if series else x.shape[1]
+        # nothing tells where it came from: every cell of every live source, PARTIAL (a sound superset)
+        from ...graph import _sources
+        parts = [Part(node, RowRel.everything(n, node.shape[0] if node.shape else 1),
+                      np.ones((1, 1 if len(node.shape) < 2 else node.shape[1]), bool), wide=True)
+                 for node in list(_sources.values())]
+        lin = Lineage(parts, n, nidx, ncols, ("its lineage was lost by a pandas operation whence does not cover "
+                                              "(taken as every cell of every live source)",),
+                      op="unknown", series=series)
+        object.__setattr__(x, "_wh", lin)
+        _warn("whence: a tracked frame lost its lineage in a pandas operation whence does not cover; "
+              "its cells are marked PARTIAL")
+    return lin
+
+
+def _dims(obj):
+    series = isinstance(obj, pd.Series)
+    return len(obj), obj.index.nlevels, (1 if series else obj.shape[1]), series
+
+
+def _merge_parts(parts):
+    """Parts with the same input, the same row relation object and the same role share one column matrix."""
+    if len(parts) < 2:
+        return parts
+    out, seen = [], {}
+    for p in parts:
+        key = (id(p.node), id(p.rel), p.control, p.wide)
+        k = seen.get(key)
+        if k is None:
+            seen[key] = len(out)
+            out.append(p)
+        else:
+            q = out[k]
+            out[k] = q.with_(cmat=q.cmat | p.cmat)
+    return out
+
+
+def _remap(lin, crow=None, sel=None, rel_cache=None):
+    """Parts of ``lin`` with columns remapped by ``crow`` (old cmat row per new row, -1 none) and rows by
+    ``sel`` (old row per new row, -1 none)."""
+    if crow is None and sel is None:
+        return list(lin.parts)
+    parts = []
+    cache = {} if rel_cache is None else rel_cache
+    neg = None
+    if crow is not None:
+        crow = np.asarray(crow, np.int64)
+        neg = crow < 0
+        if neg.any():
+            crow = np.where(neg, 0, crow)
+        else:
+            neg = None
+    for p in lin.parts:
+        if crow is None or p.wide:
+            cm = p.cmat
+        else:
+            cm = p.cmat[crow]
+            if neg is not None:
+                cm[neg] = False
+        if not p.wide and not cm.any():
+            continue
+        rel = p.rel
+        if sel is not None:
+            r = cache.get(id(rel))
+            if r is None:
+                r = cache[id(rel)] = rel.take(sel)
+            rel = r
+        parts.append(Part(p.node, rel, cm, p.control, p.wide))
+    return parts
+
+
+def _reasons(*lins):
+    out = []
+    for lin in lins:
+        if lin is not None:
+            out.extend(lin.reasons)
+    return out
+
+
+def _attach(res, parts, op, inputs, reasons=(), detail=""):
+    """Make ``res`` a tracked object carrying a new lineage built from ``parts``."""
+    res = _as_tracked(res)
+    n, nidx, ncols, series = _dims(res)
+    lins = [lineage_of(o) for o in inputs]
+    allr = _reasons(*lins) + list(reasons)
+    lin = Lineage(_merge_parts(parts), n, nidx, ncols, allr, op=op,
+                  history=tuple(x.node for x in lins if x is not None), series=series, detail=detail)
+    object.__setattr__(res, "_wh", lin)
+    return res
+
+
+def _fallback(res, op, inputs):
+    """An operation whence does not cover: every cell of the result derives from every cell of the inputs."""
+    if not isinstance(res, (pd.DataFrame, pd.Series)):
+        return res
+    parts = []
+    n, nidx, ncols, _ = _dims(res)
+    for o in inputs:
+        lin = lineage_of(o)
+        if lin is None:
+            continue
+        for p in lin.parts:
+            parts.append(Part(p.node, RowRel.everything(n, p.rel.n_src), p.cmat.any(0)[None, :].copy(),
+                              p.control, wide=True))
+    reason = f"{op} is not covered: every cell is taken to derive from every cell of its input"
+    if inputs and any(lineage_of(o) is not None for o in inputs):
+        _warn(f"whence: {op} is not covered; its result derives from all cells of its input (PARTIAL)")
+    return _attach(res, parts, op, inputs, [reason])
+
+
+def _elementwise(res, op, operands):
+    """Same-shape elementwise result: cell (i, j) derives from cell (i, j) of every aligned operand."""
+    n, nidx, ncols, series = _dims(res)
+    parts = []
+    reasons = []
+    for o in operands:
+        lin = lineage_of(o)
+        if lin is None:
+            continue
+        sel = _align_rows(o, res)
+        if sel is False:
+            return _fallback(res, op, operands)
+        if isinstance(o, pd.Series) and not series:
+            # a Series broadcast against a frame's rows (axis=0 alignment is the only row-wise case)
+            crow = [-1] * nidx + [lin.nidx] * ncols
+        elif isinstance(o, pd.DataFrame) and not series:
+            if o.shape[1] == ncols and (o.columns.equals(res.columns)):
+                crow = list(range(lin.nidx)) + [lin.nidx + j for j in range(ncols)]
+            elif o.columns.is_unique:
+                pos = o.columns.get_indexer(res.columns)
+                crow = [-1] * nidx + [lin.nidx + p if p >= 0 else -1 for p in pos]
+            else:
+                return _fallback(res, op, operands)
+            if lin.nidx != nidx:
+                crow = [-1] * nidx + crow[lin.nidx:]
+        else:
+            crow = ([j if j < lin.nidx else -1 for j in range(nidx)] if lin.nidx == nidx else [-1] * nidx) + \
+                   [lin.nidx + (j if lin.ncols == ncols else 0) for j in range(ncols)]
+        parts.extend(_remap(lin, crow, sel))
+    return _attach(res, parts, op, operands, reasons)
+
+
+def _align_rows(o, res):
+    """Row positions of ``o`` for each row of ``res`` (None: identity; False: cannot tell)."""
+    a, b = o.index, res.index
+    if a is b:
+        return None
+    if type(a) is pd.RangeIndex and type(b) is pd.RangeIndex:
+        if a.equals(b):
+            return None
+    elif len(a) == len(b) and a.equals(b):
+        return None
+    if o.index.is_unique:
+        return o.index.get_indexer(res.index)
+    return False
+
+
+def _row_positions(src, res):
+    """Positions in ``src`` of the rows of ``res`` (a subset or reordering), or None when unknowable."""
+    idx = src.index
+    if isinstance(idx, pd.RangeIndex) or idx.is_unique:
+        pos = idx.get_indexer(res.index)
+        if (pos < 0).any():
+            return None
+        return pos.astype(np.int64, copy=False)
+    return None
+
+
+def _rows_union(p, rows):
+    """Input columns used by the cmat rows ``rows`` of part ``p`` (a wide part uses its one row)."""
+    if p.wide:
+        return p.cmat[0]
+    if not len(rows):
+        return np.zeros(p.cmat.shape[1], bool)
+    return p.cmat[list(rows)].any(0)
+
+
+def _is_bool_mask(key):
+    dt = getattr(key, "dtype", None)
+    return dt is not None and pd.api.types.is_bool_dtype(dt)
+
+
+def _control_parts(mask, sel, nrows_out, ncells, cache=None):
+    """Control parts from a tracked boolean mask aligned with the input rows, taken through ``sel``."""
+    lin = lineage_of(mask)
+    if lin is None:
+        return [], None
+    parts = []
+    cache = {} if cache is None else cache
+    for p in lin.parts:
+        row = p.data_row(lin.nidx)
+        if not row.any():
+            continue
+        rel = cache.get(id(p.rel))
+        if rel is None:
+            rel = cache[id(p.rel)] = p.rel.take(sel)
+        parts.append(Part(p.node, rel, row[None, :].copy(), True, wide=True))
+    return parts, lin
+
+
+def _col_control(lin, sel, col_rows, ncells, cache=None):
+    """Control parts: the cells of columns ``col_rows`` (cmat rows of ``lin``) of each row, for every cell."""
+    parts = []
+    cache = {} if cache is None else cache
+    for p in lin.parts:
+        if p.wide and p.control:
+            continue  # already on every cell of the result
+        row = _rows_union(p, col_rows)
+        if not row.any():
+            continue
+        rel = p.rel
+        if sel is not None:
+            r = cache.get(id(rel))
+            if r is None:
+                r = cache[id(rel)] = rel.take(sel)
+            rel = r
+        parts.append(Part(p.node, rel, row[None, :].copy(), True, wide=True))
+    return parts
+
+
+def _col_rows(obj, labels):
+    """cmat rows (index levels first) of column labels of ``obj`` (None when a label is missing or ambiguous)."""
+    lin = lineage_of(obj)
+    cols = obj.columns if isinstance(obj, pd.DataFrame) else pd.Index([obj.name])
+    out = []
+    for lab in labels:
+        if isinstance(obj, pd.DataFrame) and lab in cols:
+            loc = cols.get_loc(lab)
+            if not isinstance(loc, (int, np.integer)):
+                return None
+            out.append(lin.nidx + int(loc))
+        elif lab in list(obj.index.names) and lab is not None:
+            out.append(list(obj.index.names).index(lab))
+        elif not isinstance(obj, pd.DataFrame) and lab == obj.name:
+            out.append(lin.nidx)
+        else:
+            return None
+    return out
+
+
+def _attach_inplace(obj, parts, op, lins, reasons=()):
+    allr = _reasons(*lins) + list(reasons)
+    n, nidx, ncols, series = _dims(obj)
+    lin = Lineage(_merge_parts(parts), n, nidx, ncols, allr, op=op,
+                  history=tuple(x.node for x in lins if x is not None), series=series)
+    object.__setattr__(obj, "_wh", lin)
+
+
+def _cols_result(src, res, op):
+    """A result holding some of ``src``'s columns (same rows): columns matched by label."""
+    if not isinstance(res, pd.DataFrame) or len(res) != len(src) or not src.columns.is_unique:
+        return _fallback(res, op, [src])
+    lin = lineage_of(src)
+    sel = _align_rows(src, res)
+    if sel is False:
+        return _fallback(res, op, [src])
+    pos = src.columns.get_indexer(res.columns)
+    crow = list(range(lin.nidx)) if res.index.nlevels == lin.nidx else [-1] * res.index.nlevels
+    crow += [lin.nidx + int(p) if p >= 0 else -1 for p in pos]
+    return _attach(res, _remap(lin, crow, sel), op, [src])
+
+
+def _inputs_of(other):
+    if isinstance(other, (pd.DataFrame, pd.Series)):
+        return [other]
+    objs = getattr(other, "objs", None)
+    if objs is not None:
+        return [o for o in objs if isinstance(o, (pd.DataFrame, pd.Series))]
+    out = []
+    for attr in ("left", "right", "obj", "_selected_obj"):
+        v = getattr(other, attr, None)
+        if isinstance(v, (pd.DataFrame, pd.Series)):
+            out.append(v)
+    return out
+
+
+def _row_preserving(res, op, src):
+    """Each output cell of row i derives from every cell of row i of ``src``."""
+    lin = lineage_of(src)
+    n, nidx, ncols, _ = _dims(res)
+    sel = _align_rows(src, res)
+    if sel is False:
+        return _fallback(res, op, [src])
+    parts = []
+    for p in lin.parts:
+        row = p.data_row(lin.nidx)
+        if row.any():
+            cm = np.zeros((nidx + ncols, row.shape[0]), bool)
+            cm[nidx:] = row
+            parts.append(Part(p.node, p.rel if sel is None else p.rel.take(sel), cm, p.control))
+    return _attach(res, parts, op, [src])
+
+
+def _hashable(k):
+    try:
+        hash(k)
+        return True
+    except TypeError:
+        return False
+
+
+def _is_label_list(key):
+    return isinstance(key, (list, pd.Index, np.ndarray, tuple)) and getattr(key, "dtype", None) != bool and not (
+        isinstance(key, list) and key and all(isinstance(k, (bool, np.bool_)) for k in key))
+
+
+def _fallback_reason(res, reason):
+    lin = lineage_of(res)
+    _warn("whence: " + reason)
+    return _attach(res, list(lin.parts), lin.node.op, [res], [reason])
+
+
+class _TrackedMixin:
+    _wh = None
+
+    @property
+    def _whence_node(self):
+        return lineage_of(self).node
+
+    @property
+    def lineage_complete(self):
+        """True when every cell's lineage is exact (FULL)."""
+        return not lineage_of(self).reasons
+
+    def __finalize__(self, other, method=None, **kwargs):
+        res = super().__finalize__(other, method=method, **kwargs)
+        if _depth() or res.__dict__.get("_wh") is not None:
+            return res
+        with _guard:
+            inputs = _inputs_of(other)
+            if method in ("str", "dt", "cat") and isinstance(other, pd.Series) and len(res) == len(other):
+                return _row_preserving(res, f"Series.{method}", other)
+            _fallback(res, method or f"a {type(self).__bases__[-1].__name__} operation", inputs)
+        return res

@@ -1,0 +1,286 @@
+"""Group maps and row-order windows: ``groupby`` (reductions per group, ``transform``), and the window objects
+(``rolling``, ``expanding``, ``ewm``, ``resample``).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pandas as pd
+
+from ..relations import Part
+from .base import _attach, _col_rows, _depth, _dims, _fallback, _guard, _hashable, lineage_of
+
+
+_REDUCERS = frozenset(["sum", "mean", "median", "min", "max", "std", "var", "sem", "prod", "count", "nunique",
+                       "first", "last", "any", "all", "size", "idxmin", "idxmax", "skew", "quantile"])
+
+
+class _TrackedWindow:
+    """``rolling`` / ``expanding`` / ``ewm`` / ``resample`` of a tracked object: results are marked PARTIAL
+    (every cell derives from every cell of the input), never left without lineage."""
+
+    def __init__(self, obj, inner, name):
+        self._obj, self._inner, self._name = obj, inner, name
+
+    def __repr__(self):
+        return repr(self._inner)
+
+    def __iter__(self):
+        return iter(self._inner)
+
+    def __getitem__(self, key):
+        with _guard:
+            return _TrackedWindow(self._obj, self._inner[key], self._name)
+
+    def __getattr__(self, name):
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            with _guard:
+                res = attr(*args, **kwargs)
+                if isinstance(res, (pd.DataFrame, pd.Series)):
+                    return _fallback(res, f"{self._name}().{name}", [self._obj])
+                return res
+        return call
+
+
+def _window_method(name):
+    base_f = getattr(pd.DataFrame, name)
+    base_s = getattr(pd.Series, name)
+
+    @functools.wraps(base_f)
+    def method(self, *args, **kwargs):
+        base = base_f if isinstance(self, pd.DataFrame) else base_s
+        if _depth():
+            return base(self, *args, **kwargs)
+        with _guard:
+            inner = base(self, *args, **kwargs)
+        return _TrackedWindow(self, inner, name)
+
+    return method
+
+
+class TrackedGroupBy:
+    """A pandas group-by on a tracked frame: results carry group lineage.
+
+    Every aggregated cell derives from the cells of its column in every row of its group; the key cells of
+    those rows chose the group (control).  Methods not listed here run on pandas' own group-by object and
+    their results are marked PARTIAL.
+    """
+
+    def __init__(self, obj, gb, by, kwargs, selection=None):
+        self._obj = obj
+        self._gb = gb
+        self._by = by
+        self._kwargs = kwargs
+        self._selection = selection
+        self._codes = None
+
+    def __repr__(self):
+        return repr(self._gb)
+
+    def __iter__(self):
+        return iter(self._gb)
+
+    def __len__(self):
+        return len(self._gb)
+
+    def __getattr__(self, name):
+        attr = getattr(self._gb, name)
+        if name in _REDUCERS:
+            def red(*args, **kwargs):
+                with _guard:
+                    res = attr(*args, **kwargs)
+                return self._lineage(res, name)
+            return red
+        if callable(attr):
+            def other(*args, **kwargs):
+                with _guard:
+                    res = attr(*args, **kwargs)
+                return _fallback(res, f"groupby().{name}", [self._obj])
+            return other
+        return attr
+
+    def __getitem__(self, key):
+        with _guard:
+            gb = self._gb[key]
+        return TrackedGroupBy(self._obj, gb, self._by, self._kwargs, selection=key)
+
+    def _group_codes(self):
+        if self._codes is None:
+            with _guard:
+                g = self._gb.ngroup()
+                codes = g.to_numpy(dtype=np.float64, na_value=-1) if g.dtype.kind == "f" else g.to_numpy()
+            self._codes = np.asarray(codes, np.int64)
+        return self._codes
+
+    def _key_rows(self):
+        by = self._by
+        obj = self._obj
+        if by is None:
+            lev = self._kwargs.get("level")
+            if lev is None:
+                return []
+            levs = lev if isinstance(lev, list) else [lev]
+            names = list(obj.index.names)
+            return [names.index(v) if v in names else int(v) for v in levs]
+        blist = by if isinstance(by, list) else [by]
+        rows = []
+        for b in blist:
+            if _hashable(b) and ((isinstance(obj, pd.DataFrame) and b in obj.columns) or b in obj.index.names):
+                r = _col_rows(obj, [b])
+                if r:
+                    rows.extend(r)
+        return rows
+
+    def _key_labels(self):
+        by = self._by
+        blist = [] if by is None else (by if isinstance(by, list) else [by])
+        return [b for b in blist if _hashable(b)]
+
+    def agg(self, func=None, *args, **kwargs):
+        with _guard:
+            res = self._gb.agg(func, *args, **kwargs)
+        named = {k: v for k, v in kwargs.items() if isinstance(v, tuple) and len(v) == 2}
+        fname = func if isinstance(func, str) else None
+        partial = None
+        if callable(func) and not isinstance(func, str):
+            partial = None  # a reduction by construction: each value derives from its group
+        if fname is not None and fname not in _REDUCERS:
+            partial = f"groupby().agg({fname!r}) is not a reduction whence knows"
+        return self._lineage(res, "agg", named=named, reason=partial)
+
+    aggregate = agg
+
+    def size(self):
+        with _guard:
+            res = self._gb.size()
+        return self._lineage(res, "size")
+
+    def count(self):
+        with _guard:
+            res = self._gb.count()
+        return self._lineage(res, "count")
+
+    def transform(self, func, *args, **kwargs):
+        with _guard:
+            res = self._gb.transform(func, *args, **kwargs)
+        obj = self._obj
+        if len(res) != len(obj):
+            return _fallback(res, "groupby().transform", [obj])
+        codes = self._group_codes()
+        ng = int(codes.max()) + 1 if codes.size and codes.max() >= 0 else 0
+        reason = None
+        if not (isinstance(func, str) and func in _REDUCERS):
+            reason = (f"groupby().transform({getattr(func, '__name__', func)!r}): each cell is taken to derive "
+                      f"from its whole group")
+        return self._build(res, codes, ng, per_row=True, reason=reason)
+
+    def _lineage(self, res, op, named=None, reason=None):
+        if not isinstance(res, (pd.DataFrame, pd.Series)):
+            return res
+        codes = self._group_codes()
+        ng = int(codes.max()) + 1 if codes.size and codes.max() >= 0 else 0
+        if len(res) != ng:
+            return _fallback(res, f"groupby().{op}", [self._obj])
+        return self._build(res, codes, ng, per_row=False, named=named or {}, reason=reason, op=op)
+
+    def _build(self, res, codes, ng, per_row, named=None, reason=None, op="agg"):
+        obj = self._obj
+        lin = lineage_of(obj)
+        if not isinstance(res, (pd.DataFrame, pd.Series)):
+            return res
+        n_res, nidx, ncols, series = _dims(res)
+        key_rows = self._key_rows()
+        labels = [res.name] if series else list(res.columns)
+        crow_sets = []
+        for lab in labels:
+            src = self._source_column(lab, named or {}, series, op)
+            if src == "keys":
+                crow_sets.append(list(key_rows))
+            elif src is None:
+                crow_sets.append(None)
+            else:
+                r = _col_rows(obj, [src])
+                crow_sets.append(r)
+        reasons = [reason] if reason else []
+        if any(c is None for c in crow_sets):
+            reasons.append(f"groupby().{op}: an output column whose input column whence cannot tell "
+                           f"(taken as all columns)")
+            allc = list(range(lin.nidx, lin.nidx + lin.ncols))
+            crow_sets = [allc if c is None else c for c in crow_sets]
+        # index levels: group keys for aggregations (as_index=True), kept index for transform
+        if per_row:
+            idx_sets = [[i] for i in range(nidx)] if nidx == lin.nidx else [[] for _ in range(nidx)]
+        elif res.index.nlevels == len(key_rows) and self._kwargs.get("as_index", True):
+            idx_sets = [[r] for r in key_rows]
+        else:
+            idx_sets = [[] for _ in range(nidx)]
+        cache = {}
+        parts = []
+        for p in lin.parts:
+            g = cache.get(id(p.rel))
+            if g is None:
+                g = p.rel.group(codes, ng)
+                if per_row:
+                    g = g.take(codes)
+                cache[id(p.rel)] = g
+            if p.wide:
+                parts.append(Part(p.node, g, p.cmat, p.control, True))
+                continue
+            cm = np.zeros((nidx + ncols, p.cmat.shape[1]), bool)
+            for i, rs in enumerate(idx_sets + crow_sets):
+                for r in rs:
+                    cm[i] |= p.cmat[r]
+            if per_row and idx_sets and all(len(s) == 1 and s[0] == i for i, s in enumerate(idx_sets)):
+                # the index of a transform is the input's own: row to row, not group to rows
+                cm_idx = cm[:nidx].copy()
+                cm[:nidx] = False
+                if cm_idx.any():
+                    parts.append(Part(p.node, p.rel, np.vstack([cm_idx, np.zeros((ncols, cm.shape[1]), bool)]),
+                                      p.control))
+            parts.append(Part(p.node, g, cm, p.control))
+            if key_rows:
+                krow = np.zeros(p.cmat.shape[1], bool)
+                for r in key_rows:
+                    krow |= p.cmat[r]
+                if krow.any():
+                    parts.append(Part(p.node, g, krow[None, :].copy(), True, wide=True))
+        return _attach(res, parts, f"groupby.{op}", [obj], reasons)
+
+    def _source_column(self, lab, named, series, op):
+        obj = self._obj
+        sel = self._selection
+        if lab in named:
+            return named[lab][0]
+        if not self._kwargs.get("as_index", True) and lab in self._key_labels():
+            return lab
+        if op == "size":
+            return "keys"
+        if series and sel is not None and not isinstance(sel, list):
+            return sel
+        if isinstance(lab, tuple) and len(lab) >= 1 and isinstance(obj, pd.DataFrame) and lab[0] in obj.columns:
+            return lab[0]
+        if isinstance(obj, pd.DataFrame) and _hashable(lab) and lab in obj.columns:
+            return lab
+        if not isinstance(obj, pd.DataFrame):
+            return obj.name if obj.name is not None else "__series__"
+        if sel is not None and not isinstance(sel, list) and _hashable(sel):
+            return sel
+        if lab in ("size", 0):
+            return "keys"
+        return None
+
+
+class _Groups:
+
+    def groupby(self, by=None, *args, **kwargs):
+        if _depth():
+            return super().groupby(by, *args, **kwargs)
+        with _guard:
+            gb = super().groupby(by, *args, **kwargs)
+        return TrackedGroupBy(self, gb, by, kwargs)

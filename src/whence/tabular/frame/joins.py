@@ -1,0 +1,205 @@
+"""Joins and lookups bucket: each output row pairs one row of each input (``merge``, ``join``) or looks a value up
+through a key (``Series.map``); the join keys are control.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .base import (_as_tracked, _attach, _col_control, _col_rows, _depth, _elementwise, _fallback, _guard, _hashable,
+                   _remap, lineage_of)
+
+
+def _merge(left, right, kw, join=None):
+    """``left.merge(right, **kw)`` with row-id columns carried through pandas' own join."""
+    lin_l = lineage_of(left)
+    if not isinstance(right, pd.DataFrame):
+        right = right.to_frame() if isinstance(right, pd.Series) else right
+    lin_r = lineage_of(right)
+    res, sel_l, sel_r = _join_rows(left, right, kw, join)
+    res = _as_tracked(res)
+    nidx = res.index.nlevels
+    ncols = res.shape[1]
+    # which output column comes from which input column
+    sfx = kw.get("suffixes") or ("", "")
+    lcols, rcols = list(left.columns), list(right.columns)
+    how = kw.get("how", "inner")
+    on = kw.get("on")
+    if join is None and on is None and kw.get("left_on") is None and not kw.get("left_index") and \
+            not kw.get("right_index") and how != "cross":
+        on = [c for c in lcols if c in rcols]
+    on_list = [] if on is None else (list(on) if isinstance(on, (list, tuple)) else [on])
+    shared_keys = [k for k in on_list if k in lcols and k in rcols]
+    if kw.get("left_on") is not None and kw.get("right_on") is not None:
+        lo = kw["left_on"] if isinstance(kw["left_on"], list) else [kw["left_on"]]
+        ro = kw["right_on"] if isinstance(kw["right_on"], list) else [kw["right_on"]]
+        shared_keys += [a for a, b in zip(lo, ro) if _hashable(a) and a == b and a in lcols and b in rcols]
+    overlap = (set(lcols) & set(rcols)) - set(shared_keys)
+    lmap, rmap = {}, {}
+    for j, c in enumerate(lcols):
+        lmap.setdefault(_suffixed(c, sfx[0], overlap), []).append(j)
+    for j, c in enumerate(rcols):
+        if c in shared_keys:
+            lab = c
+        else:
+            lab = _suffixed(c, sfx[1], overlap)
+        rmap.setdefault(lab, []).append(j)
+    crow_l = [-1] * (nidx + ncols)
+    crow_r = [-1] * (nidx + ncols)
+    extra_r = {}
+    reasons = []
+    for j, lab in enumerate(res.columns):
+        a = lmap.get(lab)
+        b = rmap.get(lab)
+        if a is None and b is None:
+            if kw.get("indicator") and lab in ("_merge", kw.get("indicator")):
+                continue
+            reasons.append(f"merge output column {lab!r} could not be matched to an input column")
+            continue
+        if a is not None:
+            if len(a) > 1:
+                reasons.append("merge of frames with duplicated column labels")
+            crow_l[nidx + j] = lin_l.nidx + a[0]
+        if b is not None:
+            if len(b) > 1:
+                reasons.append("merge of frames with duplicated column labels")
+            if crow_r[nidx + j] == -1:
+                crow_r[nidx + j] = lin_r.nidx + b[0] if lin_r is not None else -1
+            extra_r[j] = b[0]
+    # the index: kept from the left on left_index joins (join), from the right on right_index-only merges
+    if kw.get("left_index") and not kw.get("right_index"):
+        for i in range(min(nidx, lin_l.nidx)):
+            crow_l[i] = i
+    elif kw.get("left_index") and kw.get("right_index"):
+        for i in range(min(nidx, lin_l.nidx)):
+            crow_l[i] = i
+            if lin_r is not None and i < lin_r.nidx:
+                crow_r[i] = i
+    # index joins: the key column of a column-to-index join also derives from the other side's index level
+    lkeys, rkeys = _join_keys(kw, on_list, join)
+    cols_u = res.columns.is_unique
+    if kw.get("right_index") and not kw.get("left_index") and lin_r is not None and cols_u:
+        for i, lab in enumerate(lkeys):
+            if i < lin_r.nidx and _hashable(lab) and lab in res.columns:
+                crow_r[nidx + int(res.columns.get_loc(lab))] = i
+        rkeys_rows = list(range(lin_r.nidx))
+    else:
+        rkeys_rows = None
+    lkeys_rows = None
+    if kw.get("left_index") and not kw.get("right_index") and cols_u:
+        for i, lab in enumerate(rkeys):
+            if i < lin_l.nidx and _hashable(lab) and lab in res.columns:
+                crow_l[nidx + int(res.columns.get_loc(lab))] = i
+        lkeys_rows = list(range(lin_l.nidx))
+    if kw.get("left_index") and kw.get("right_index"):
+        lkeys_rows = list(range(lin_l.nidx))
+        rkeys_rows = list(range(lin_r.nidx)) if lin_r is not None else None
+    parts = _remap(lin_l, crow_l, sel_l)
+    if lin_r is not None:
+        parts += _remap(lin_r, crow_r, sel_r)
+    # control: the join keys of both rows chose the pairing
+    ncells = nidx + ncols
+    lrows = lkeys_rows if lkeys_rows is not None else (_col_rows(left, lkeys) if lkeys else [])
+    if lrows:
+        parts += _col_control(lin_l, sel_l, lrows, ncells)
+    if lin_r is not None:
+        rrows = rkeys_rows if rkeys_rows is not None else (_col_rows(right, rkeys) if rkeys else [])
+        if rrows:
+            parts += _col_control(lin_r, sel_r, rrows, ncells)
+    return _attach(res, parts, "merge" if join is None else "join", [left, right] if lin_r else [left], reasons,
+                   detail=f"how={how}")
+
+
+def _join_rows(left, right, kw, join):
+    """Run the join and find, for every output row, its left and right input rows (-1: none).
+
+    pandas' own join planner gives the row indexers (the ones it computes anyway); when that is not
+    available (a cross join, another pandas version), row-id columns are carried through the join.
+    """
+    lp = pd.DataFrame(left, copy=False)
+    rp = pd.DataFrame(right, copy=False)
+    if join is None and kw.get("how") != "cross":
+        try:
+            from pandas.core.reshape.merge import _MergeOperation
+            mk = {k: v for k, v in kw.items() if k != "validate"}
+            op = _MergeOperation(lp, rp, **mk)
+            _, li, ri = op._get_join_info()
+            res = pd.DataFrame.merge(lp, rp, **kw)
+            n = len(res)
+            sel_l = np.arange(n, dtype=np.int64) if li is None else np.asarray(li, np.int64)
+            sel_r = np.arange(n, dtype=np.int64) if ri is None else np.asarray(ri, np.int64)
+            if len(sel_l) == n and len(sel_r) == n:
+                return _as_tracked(res), sel_l, sel_r
+        except (ImportError, AttributeError, TypeError, ValueError):
+            pass
+    tag = f"__whence_row_{id(kw)}"
+    lt, rt = tag + "_l", tag + "_r"
+    l2 = lp.copy(deep=False)
+    l2[lt] = np.arange(len(left), dtype=np.int64)
+    r2 = rp.copy(deep=False)
+    r2[rt] = np.arange(len(right), dtype=np.int64)
+    if join is None:
+        res = pd.DataFrame.merge(l2, r2, **kw)
+    else:
+        on, jkw = join
+        res = pd.DataFrame.join(l2, r2, on=on, how=kw["how"], **jkw)
+    sel_l = res.pop(lt).to_numpy(dtype=np.float64, na_value=-1).astype(np.int64)
+    sel_r = res.pop(rt).to_numpy(dtype=np.float64, na_value=-1).astype(np.int64)
+    return _as_tracked(res), sel_l, sel_r
+
+
+def _suffixed(c, s, overlap):
+    if c in overlap and s:
+        return f"{c}{s}"
+    return c
+
+
+def _join_keys(kw, on_list, join):
+    if join is not None:
+        on = join[0]
+        lk = [] if on is None else (list(on) if isinstance(on, list) else [on])
+        return lk, []
+    if on_list:
+        return on_list, on_list
+    lo = kw.get("left_on")
+    ro = kw.get("right_on")
+    lk = [] if lo is None else (list(lo) if isinstance(lo, list) else [lo])
+    rk = [] if ro is None else (list(ro) if isinstance(ro, list) else [ro])
+    return [k for k in lk if _hashable(k)], [k for k in rk if _hashable(k)]
+
+
+class _SeriesLookups:
+
+    def map(self, arg, na_action=None):
+        if _depth():
+            return super().map(arg, na_action)
+        with _guard:
+            return _elementwise(super().map(arg, na_action), "map", [self])
+
+
+class _FrameJoins:
+
+    def merge(self, right, how="inner", on=None, left_on=None, right_on=None, left_index=False,
+              right_index=False, sort=False, suffixes=("_x", "_y"), copy=pd.api.extensions.no_default,
+              indicator=False, validate=None):
+        kw = dict(how=how, on=on, left_on=left_on, right_on=right_on, left_index=left_index,
+                  right_index=right_index, sort=sort, suffixes=suffixes, indicator=indicator, validate=validate)
+        if _depth():
+            return super().merge(right, **kw)
+        with _guard:
+            return _merge(self, right, kw)
+
+    def join(self, other, on=None, how="left", **kwargs):
+        if _depth():
+            return super().join(other, on=on, how=how, **kwargs)
+        with _guard:
+            if isinstance(other, (list, tuple)):
+                res = super().join(other, on=on, how=how, **kwargs)
+                return _fallback(res, "join with a list", [self, *other])
+            if isinstance(other, pd.Series):
+                other = other.to_frame()
+            sfx = kwargs.get("suffixes") or (kwargs.get("lsuffix", ""), kwargs.get("rsuffix", ""))
+            kw = dict(how=how, left_on=on, right_index=True, left_index=on is None, sort=kwargs.get("sort", False),
+                      suffixes=tuple(sfx), validate=kwargs.get("validate"))
+            return _merge(self, other, kw, join=(on, kwargs))

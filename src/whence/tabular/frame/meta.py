@@ -1,0 +1,112 @@
+"""Metadata, I/O and formatting bucket (no cells derive from values: ``repr``, ``to_csv``, ``info``, ...) and the
+hand-over to numpy (``to_numpy``, ``values``, ``np.asarray``).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pandas as pd
+
+from ...graph import Node
+from .base import _depth, _guard, lineage_of
+
+
+def _quiet(base):
+    """A method that must record nothing and warn about nothing (formatting, writing)."""
+
+    @functools.wraps(base)
+    def method(self, *args, **kwargs):
+        with _guard:
+            return base(self, *args, **kwargs)
+
+    return method
+
+
+def _to_tracked_array(obj, arr):
+    from ...tracked import _wrap
+    if arr.dtype.kind not in "biufc":
+        bad = []
+        if isinstance(obj, pd.DataFrame):
+            bad = [c for c, dt in obj.dtypes.items() if getattr(dt, "kind", "O") not in "biufc"]
+        what = f" (columns {bad})" if bad else ""
+        raise TypeError(
+            f"to_numpy gave a {arr.dtype} array{what}: whence tracks numeric and bool arrays only; select the "
+            f"numeric columns, one-hot encode the others (pd.get_dummies), or pass dtype='float64'")
+    lin = lineage_of(obj)
+    node = lin.node
+    if node.shape != arr.shape:
+        from ...maps import ViewMap
+        node = Node("to_numpy", arr.shape, ViewMap(arr.shape, node.shape, "reshape"), (node,))
+    t = _wrap(arr, node)
+    return t
+
+
+# plain arrays handed out by np.asarray(frame): their lineage stays queryable
+_plain = {}
+
+
+def _register_plain(arr, node):
+    import weakref
+    key = id(arr)
+    try:
+        ref = weakref.ref(arr, lambda _r, k=key: _plain.pop(k, None))
+    except TypeError:
+        return
+    _plain[key] = (ref, node)
+
+
+def plain_node(arr):
+    e = _plain.get(id(arr))
+    if e is not None and e[0]() is arr:
+        return e[1]
+    return None
+
+
+def _html_with_lineage(base):
+    quiet = _quiet(base)
+
+    @functools.wraps(base)
+    def _repr_html_(self):
+        table = quiet(self)
+        if table is None:  # pandas' display.notebook_repr_html is off
+            return None
+        from ...notebook import frame_html
+        return frame_html(self, table)
+
+    return _repr_html_
+
+
+def _series_html(self):
+    from ...notebook import frame_html
+    return frame_html(self, _quiet(pd.DataFrame.to_html)(self.to_frame()))
+
+
+class _Meta:
+
+    def to_numpy(self, dtype=None, copy=False, na_value=pd.api.extensions.no_default):
+        """The values as a :class:`whence.TrackedArray` whose lineage continues from this frame's."""
+        with _guard:
+            base = pd.DataFrame.to_numpy if isinstance(self, pd.DataFrame) else pd.Series.to_numpy
+            arr = base(self, dtype=dtype, copy=copy, na_value=na_value)
+        if _depth():
+            return arr
+        return _to_tracked_array(self, arr)
+
+    @property
+    def values(self):
+        if _depth():
+            return super().values
+        with _guard:
+            arr = super().values
+        if not isinstance(arr, np.ndarray):
+            return arr
+        return _to_tracked_array(self, arr)
+
+    def __array__(self, dtype=None, copy=None):
+        with _guard:
+            arr = super().__array__(dtype=dtype, copy=copy)
+        if not _depth():
+            _register_plain(arr, lineage_of(self).node)
+        return arr

@@ -1,0 +1,197 @@
+"""Reshapes bucket: cells moved to other positions (``set_index``, ``reset_index``, ``melt``, ``pivot_table``,
+``to_frame``, ``rename``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..relations import Part
+from .base import (_attach, _attach_inplace, _col_rows, _depth, _fallback, _guard, _hashable, _remap, _rows_union,
+                   is_tracked_frame, lineage_of)
+
+
+def _melt_lineage(src, res, id_vars, value_vars, ignore_index):
+    lin = lineage_of(src)
+    cols = src.columns
+    if not cols.is_unique or not ignore_index:
+        return _fallback(res, "melt", [src])
+    ids = [] if id_vars is None else (list(id_vars) if isinstance(id_vars, (list, tuple)) else [id_vars])
+    if value_vars is None:
+        vals = [c for c in cols if c not in ids]
+    else:
+        vals = list(value_vars) if isinstance(value_vars, (list, tuple)) else [value_vars]
+    n = len(src)
+    if len(res) != n * len(vals) or res.shape[1] != len(ids) + 2:
+        return _fallback(res, "melt", [src])
+    nidx = res.index.nlevels
+    ncells = nidx + res.shape[1]
+    base = np.tile(np.arange(n, dtype=np.int64), len(vals))
+    parts = []
+    crow = [-1] * nidx + [lin.nidx + int(cols.get_loc(c)) for c in ids] + [-1, -1]
+    parts += _remap(lin, crow, base)
+    for k, v in enumerate(vals):
+        sel = np.full(n * len(vals), -1, np.int64)
+        sel[k * n:(k + 1) * n] = np.arange(n)
+        crow = [-1] * (ncells - 1) + [lin.nidx + int(cols.get_loc(v))]
+        parts += _remap(lin, crow, sel)
+    return _attach(res, parts, "melt", [src])
+
+
+def _pivot_lineage(src, res, args, kwargs):
+    names = ["values", "index", "columns", "aggfunc", "fill_value", "margins", "dropna", "margins_name",
+             "observed", "sort"]
+    kw = dict(zip(names, args))
+    kw.update(kwargs)
+    values, index, columns = kw.get("values"), kw.get("index"), kw.get("columns")
+    if kw.get("margins") or index is None or not isinstance(res, pd.DataFrame):
+        return _fallback(res, "pivot_table", [src])
+    lin = lineage_of(src)
+    lst = lambda v: [] if v is None else (list(v) if isinstance(v, (list, tuple)) else [v])  # noqa: E731
+    idx, cls_, vals = lst(index), lst(columns), lst(values)
+    if not vals:
+        vals = [c for c in src.columns if c not in idx + cls_]
+    try:
+        keys_i = pd.MultiIndex.from_frame(pd.DataFrame(src[idx])) if len(idx) > 1 else pd.Index(src[idx[0]])
+        out_row = res.index.get_indexer(keys_i)
+    except Exception:
+        return _fallback(res, "pivot_table", [src])
+    nidx = res.index.nlevels
+    parts = []
+    rcols = res.columns
+    for v in vals:
+        vrow = _col_rows(src, [v])
+        if vrow is None:
+            return _fallback(res, "pivot_table", [src])
+        if cls_:
+            ck = src[cls_].itertuples(index=False, name=None) if len(cls_) > 1 else src[cls_[0]]
+            ck = list(ck)
+            if isinstance(rcols, pd.MultiIndex):
+                multi_values = rcols.nlevels == len(cls_) + 1
+                targets = [((v,) + (k if isinstance(k, tuple) else (k,))) if multi_values else
+                           (k if isinstance(k, tuple) else (k,)) for k in ck]
+                out_col = rcols.get_indexer(pd.MultiIndex.from_tuples(targets, names=rcols.names)
+                                            if targets else rcols[:0])
+            else:
+                out_col = rcols.get_indexer(pd.Index(ck))
+        else:
+            j = rcols.get_indexer([v])[0] if v in rcols else -1
+            out_col = np.full(len(src), j)
+        out_col = np.asarray(out_col, np.int64)
+        for j in np.unique(out_col[out_col >= 0]):
+            g = np.where((out_col == j) & (out_row >= 0), out_row, -1)
+            for p in lin.parts:
+                row = _rows_union(p, vrow)
+                if not row.any():
+                    continue
+                cm = np.zeros((nidx + res.shape[1], row.shape[0]), bool)
+                cm[nidx + j] = row
+                parts.append(Part(p.node, p.rel.group(g, len(res)), cm, p.control))
+    # the index cells: the key cells of the rows grouped into each output row (rows with a missing
+    # column key are left out by the group-by; rows whose values are all missing still formed the row)
+    contrib = out_row >= 0
+    if cls_:
+        contrib &= pd.DataFrame(src[cls_]).notna().all(axis=1).to_numpy()
+    krows = _col_rows(src, idx)
+    if krows:
+        for p in lin.parts:
+            cm = np.zeros((nidx + res.shape[1], p.cmat.shape[1]), bool)
+            for i, kr in enumerate(krows[:nidx]):
+                cm[i] = _rows_union(p, [kr])
+            if cm.any():
+                parts.append(Part(p.node, p.rel.group(np.where(contrib, out_row, -1), len(res)), cm, p.control))
+    return _attach(res, parts, "pivot_table", [src])
+
+
+class _SeriesReshapes:
+
+    def to_frame(self, name=pd.api.extensions.no_default):
+        if _depth():
+            return super().to_frame(name)
+        with _guard:
+            res = super().to_frame(name)
+            return _attach(res, list(lineage_of(self).parts), "to_frame", [self])
+
+
+class _FrameReshapes:
+
+    def set_index(self, keys, **kwargs):
+        if _depth():
+            return super().set_index(keys, **kwargs)
+        with _guard:
+            inplace = kwargs.pop("inplace", False)
+            append = kwargs.get("append", False)
+            lin = lineage_of(self)
+            res = super().set_index(keys, **kwargs)
+            klist = keys if isinstance(keys, list) else [keys]
+            crow = list(range(lin.nidx)) if append else []
+            reasons = []
+            for k in klist:
+                if _hashable(k) and k in self.columns:
+                    crow.append(lin.nidx + int(self.columns.get_loc(k)))
+                else:
+                    crow.append(-1)
+                    if is_tracked_frame(k):
+                        reasons.append("set_index with a Series or array key: the key's lineage is not followed")
+            pos = self.columns.get_indexer(res.columns) if self.columns.is_unique else None
+            if pos is None or (pos < 0).any():
+                return _fallback(res, "set_index", [self])
+            crow += [lin.nidx + int(p) for p in pos]
+            parts = _remap(lin, crow)
+            if inplace:
+                self._update_inplace(res)
+                _attach_inplace(self, parts, "set_index", [lin], reasons)
+                return None
+            return _attach(res, parts, "set_index", [self], reasons)
+
+    def reset_index(self, level=None, **kw):
+        if _depth():
+            return super().reset_index(level, **kw)
+        with _guard:
+            inplace = kw.pop("inplace", False)
+            drop = kw.get("drop", False)
+            lin = lineage_of(self)
+            res = super().reset_index(level, **kw)
+            if level is not None:
+                return _fallback(res, "reset_index(level=...)", [self])
+            if drop:
+                crow = [-1] + [lin.nidx + j for j in range(lin.ncols)]
+            else:
+                crow = [-1] + list(range(lin.nidx)) + [lin.nidx + j for j in range(lin.ncols)]
+            if len(crow) != 1 + res.shape[1]:
+                return _fallback(res, "reset_index", [self])
+            parts = _remap(lin, crow)
+            if inplace:
+                self._update_inplace(res)
+                _attach_inplace(self, parts, "reset_index", [lin])
+                return None
+            return _attach(res, parts, "reset_index", [self])
+
+    def rename(self, *args, **kwargs):
+        if _depth():
+            return super().rename(*args, **kwargs)
+        with _guard:
+            lin = lineage_of(self)
+            inplace = kwargs.pop("inplace", False)
+            res = super().rename(*args, **kwargs)
+            if inplace:
+                self._update_inplace(res)
+                _attach_inplace(self, lin.parts, "rename", [lin])
+                return None
+            return _attach(res, list(lin.parts), "rename", [self])
+
+    def melt(self, id_vars=None, value_vars=None, var_name=None, value_name="value", col_level=None,
+             ignore_index=True):
+        if _depth():
+            return super().melt(id_vars, value_vars, var_name, value_name, col_level, ignore_index)
+        with _guard:
+            res = super().melt(id_vars, value_vars, var_name, value_name, col_level, ignore_index)
+            return _melt_lineage(self, res, id_vars, value_vars, ignore_index)
+
+    def pivot_table(self, *args, **kwargs):
+        if _depth():
+            return super().pivot_table(*args, **kwargs)
+        with _guard:
+            res = super().pivot_table(*args, **kwargs)
+            return _pivot_lineage(self, res, args, kwargs)

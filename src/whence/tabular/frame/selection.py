@@ -1,0 +1,374 @@
+"""Row-selection bucket: results holding some rows (and columns) of their input, each cell copied from one
+input cell (``[]``, ``loc``, ``iloc``, ``head``, ``query``, ``sort_values``, ``dropna``, ``drop_duplicates``, ...);
+the cells that chose the rows (masks, sort keys) are control.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import keyword
+import tokenize
+
+import numpy as np
+import pandas as pd
+
+from .base import (_align_rows, _attach, _attach_inplace, _col_control, _col_rows, _cols_result, _control_parts, _depth,
+                   _dims, _fallback, _guard, _hashable, _is_bool_mask, _is_label_list, _remap, _row_positions,
+                   is_tracked_frame, lineage_of)
+from .writes import _after_cell_write
+
+
+def _rows_op(op, ignore_arg="ignore_index"):
+    """A covered row-subset/reorder method (positions recovered by running it on positional row labels)."""
+
+    def make(base):
+        @functools.wraps(base)
+        def method(self, *args, **kwargs):
+            if _depth():
+                return base(self, *args, **kwargs)
+            with _guard:
+                inplace = kwargs.pop("inplace", False)
+                ignore = kwargs.pop(ignore_arg, False) if ignore_arg else False
+                if kwargs.get("axis", 0) not in (0, "index", "rows"):
+                    res = base(self, *args, **kwargs)
+                    return _cols_result(self, res, op)
+                shadow = self.set_axis(pd.RangeIndex(len(self)), axis=0)
+                object.__setattr__(shadow, "_wh", None)
+                res = base(shadow, *args, **kwargs)
+                sel = np.asarray(res.index, dtype=np.int64)
+                if ignore:
+                    # pandas' own empty result keeps its own kind of index: ask it
+                    res.index = pd.RangeIndex(len(res)) if len(res) else \
+                        base(self.iloc[:0], *args, **kwargs, **{ignore_arg: True}).index
+                else:
+                    res.index = self.index.take(sel)
+                lin = lineage_of(self)
+                # a fresh RangeIndex (ignore_index) has no lineage: one empty index row
+                crow = [-1] + [lin.nidx + j for j in range(lin.ncols)] if ignore else None
+                parts = _remap(lin, crow, sel)
+                ctl = _op_control(self, op, args, kwargs)
+                if ctl:
+                    parts += _col_control(lin, sel, ctl, lin.nidx + lin.ncols)
+                if inplace:
+                    self._update_inplace(res)
+                    _attach_inplace(self, parts, op, [lin])
+                    return None
+                return _attach(res, parts, op, [self])
+
+        return method
+
+    return make
+
+
+def _op_control(obj, op, args, kwargs):
+    """cmat rows of the columns that choose rows in ``op`` (sort keys, NA checks, duplicate subsets)."""
+    if not isinstance(obj, pd.DataFrame):
+        return [lineage_of(obj).nidx] if op in ("sort_values", "dropna", "drop_duplicates") else []
+    if op == "sort_values":
+        by = kwargs.get("by", args[0] if args else None)
+    elif op in ("dropna", "drop_duplicates"):
+        by = kwargs.get("subset", None)
+        if by is None:
+            by = list(obj.columns)
+    else:
+        return []
+    if by is None:
+        return []
+    if not isinstance(by, (list, tuple, pd.Index, np.ndarray)):
+        by = [by]
+    rows = _col_rows(obj, list(by))
+    return rows or []
+
+
+class _TrackedIndexer:
+    """``.loc`` / ``.iloc`` of a tracked object."""
+
+    __slots__ = ("obj", "kind")
+
+    def __init__(self, obj, kind):
+        self.obj = obj
+        self.kind = kind
+
+    def _base(self):
+        cls = pd.DataFrame if isinstance(self.obj, pd.DataFrame) else pd.Series
+        return getattr(cls, self.kind).fget(self.obj)
+
+    def __call__(self, *args, **kwargs):  # pragma: no cover - rarely used API
+        return self._base()(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._base(), name)
+
+    def _positions(self, key, labels):
+        n = len(labels)
+        if self.kind == "iloc":
+            return np.arange(n, dtype=np.int64)[key] if not isinstance(key, (pd.Series,)) else \
+                np.arange(n, dtype=np.int64)[np.asarray(key)]
+        s = pd.Series(np.arange(n, dtype=np.int64), index=labels)
+        r = s.loc[key]
+        return r.to_numpy() if isinstance(r, pd.Series) else r
+
+    def __getitem__(self, key):
+        base = self._base()
+        if _depth():
+            return base[key]
+        obj = self.obj
+        with _guard:
+            res = base[key]
+            if not isinstance(res, (pd.DataFrame, pd.Series)):
+                return res
+            if callable(key):
+                key = key(obj)
+            is_frame = isinstance(obj, pd.DataFrame)
+            if is_frame and isinstance(key, tuple) and len(key) == 2:
+                rk, ck = key
+            elif isinstance(key, tuple) and not is_frame and len(key) == 1:
+                rk, ck = key[0], slice(None)
+            else:
+                rk, ck = key, slice(None)
+            if callable(rk):
+                rk = rk(obj)
+            if callable(ck):
+                ck = ck(obj)
+            try:
+                rpos = self._positions(rk, obj.index)
+                cpos = self._positions(ck, obj.columns) if is_frame else 0
+            except Exception:
+                return _fallback(res, f"{self.kind}[...]", [obj])
+            lin = lineage_of(obj)
+            row_scalar = np.ndim(rpos) == 0
+            col_scalar = np.ndim(cpos) == 0
+            if row_scalar and col_scalar:
+                return res
+            if row_scalar:  # one row as a Series: output row j is the cell (rpos, cpos[j])
+                cpos = np.atleast_1d(cpos)
+                parts = []
+                k = len(cpos)
+                nidx = res.index.nlevels
+                for j, c in enumerate(cpos):
+                    sel = np.full(k, -1, np.int64)
+                    sel[j] = rpos
+                    crow = [-1] * nidx + [lin.nidx + int(c)]
+                    parts.extend(_remap(lin, crow, sel))
+                return _attach(res, parts, f"{self.kind}[row]", [obj])
+            rpos = np.asarray(rpos, np.int64)
+            cols = [int(cpos)] if col_scalar else list(np.asarray(cpos, np.int64))
+            crow = list(range(lin.nidx)) + [lin.nidx + c for c in cols]
+            if res.index.nlevels != lin.nidx:
+                crow = [-1] * res.index.nlevels + crow[lin.nidx:]
+            if len(rpos) != len(res):
+                return _fallback(res, f"{self.kind}[...]", [obj])
+            parts = _remap(lin, crow, rpos)
+            if is_tracked_frame(rk) and _is_bool_mask(rk):
+                sel_mask = _align_rows(rk, obj)
+                if sel_mask is not False:
+                    msel = rpos if sel_mask is None else sel_mask[rpos]
+                    cparts, _ = _control_parts(rk, msel, len(res), len(crow))
+                    parts += cparts
+            return _attach(res, parts, self.kind, [obj, rk] if is_tracked_frame(rk) else [obj])
+
+    def __setitem__(self, key, value):
+        base = self._base()
+        if _depth():
+            base[key] = value
+            return
+        obj = self.obj
+        with _guard:
+            lin = lineage_of(obj)
+            old_cols = obj.columns if isinstance(obj, pd.DataFrame) else None
+            base[key] = value
+            _after_cell_write(obj, lin, key, value, self.kind, old_cols)
+
+
+def _subset_rows(src, res, op, mask=None):
+    """``res`` holds rows of ``src`` (all its columns): positions recovered from the index or the mask."""
+    lin = lineage_of(src)
+    sel = None
+    mvals = None
+    if mask is not None and _is_bool_mask(mask) and len(mask) == len(src):
+        if isinstance(mask, pd.Series):
+            al = _align_rows(mask, src)
+            if al is None:
+                mvals = mask.to_numpy(dtype=bool, na_value=False) if hasattr(mask, "to_numpy") else np.asarray(mask)
+        else:
+            mvals = np.asarray(mask, dtype=bool)
+        if mvals is not None:
+            sel = np.flatnonzero(mvals).astype(np.int64)
+            if len(sel) != len(res):
+                sel = None
+    if sel is None:
+        sel = _row_positions(src, res)
+    if sel is None:
+        return _fallback(res, op, [src])
+    crow = None
+    if isinstance(res, pd.DataFrame) and not res.columns.equals(src.columns):
+        return _fallback(res, op, [src])
+    cache = {}
+    parts = _remap(lin, crow, sel, cache)
+    inputs = [src]
+    if mask is not None and is_tracked_frame(mask):
+        al = _align_rows(mask, src)
+        if al is not False:
+            msel = sel if al is None else al[sel]
+            n, nidx, ncols, _ = _dims(res)
+            cparts, _ = _control_parts(mask, msel, len(res), nidx + ncols, cache if al is None else None)
+            parts += cparts
+            inputs.append(mask)
+    return _attach(res, parts, op, inputs)
+
+
+def _names_in(expr):
+    """Identifiers and backtick-quoted names in a query expression."""
+    out = []
+    for part in expr.split("`")[1::2]:
+        out.append(part)
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(expr.replace("`", " ")).readline):
+            if tok.type == tokenize.NAME and not keyword.iskeyword(tok.string):
+                out.append(tok.string)
+    except (tokenize.TokenError, IndentationError):
+        pass
+    return out
+
+
+def _positional(src, res, sel, op):
+    lin = lineage_of(src)
+    if len(sel) != len(res):
+        return _fallback(res, op, [src])
+    return _attach(res, _remap(lin, sel=sel), op, [src])
+
+
+def _sort_index(self, *args, **kwargs):
+    base = pd.DataFrame.sort_index if isinstance(self, pd.DataFrame) else pd.Series.sort_index
+    if _depth():
+        return base(self, *args, **kwargs)
+    with _guard:
+        if kwargs.get("inplace") or kwargs.get("axis", 0) not in (0, "index"):
+            res = base(self, *args, **kwargs)
+            return res if res is None else _fallback(res, "sort_index", [self])
+        ignore = kwargs.pop("ignore_index", False)
+        res = _subset_rows(self, base(self, *args, **kwargs), "sort_index")
+        if ignore:
+            res.index = pd.RangeIndex(len(res))
+            lin = lineage_of(res)
+            res = _attach(res, _remap(lin, [-1] + [lin.nidx + j for j in range(lin.ncols)]), "sort_index", [res])
+        return res
+
+
+class _Selection:
+
+    @property
+    def loc(self):
+        return super().loc if _depth() else _TrackedIndexer(self, "loc")
+
+    @property
+    def iloc(self):
+        return super().iloc if _depth() else _TrackedIndexer(self, "iloc")
+
+
+class _SeriesSelection:
+
+    def __getitem__(self, key):
+        if _depth():
+            return super().__getitem__(key)
+        with _guard:
+            res = super().__getitem__(key)
+            if not isinstance(res, pd.Series):
+                return res
+            return _subset_rows(self, res, "getitem", key)
+
+
+class _FrameSelection:
+
+    # -- selection -------------------------------------------------------------------------------------------
+    def __getitem__(self, key):
+        if _depth():
+            return super().__getitem__(key)
+        with _guard:
+            if callable(key):
+                key = key(self)
+            res = super().__getitem__(key)
+            if not isinstance(res, (pd.DataFrame, pd.Series)):
+                return res
+            lin = lineage_of(self)
+            cols = self.columns
+            if isinstance(res, pd.Series) and len(res) == len(self) and _hashable(key) and key in cols:
+                loc = cols.get_loc(key)
+                if isinstance(loc, (int, np.integer)):
+                    crow = list(range(lin.nidx)) + [lin.nidx + int(loc)]
+                    return _attach(res, _remap(lin, crow), "column", [self], detail=str(key))
+            if isinstance(res, pd.DataFrame) and len(res) == len(self) and _is_label_list(key):
+                if cols.is_unique:
+                    pos = cols.get_indexer(res.columns)
+                    if (pos >= 0).all():
+                        crow = list(range(lin.nidx)) + [lin.nidx + int(p) for p in pos]
+                        return _attach(res, _remap(lin, crow), "columns", [self])
+            if isinstance(res, pd.DataFrame) and res.columns.equals(cols):
+                mask = key if (_is_bool_mask(key) or
+                               (isinstance(key, list) and key and all(isinstance(k, (bool, np.bool_)) for k in key))) else None
+                if isinstance(key, list) and mask is not None:
+                    mask = np.asarray(key, bool)
+                if isinstance(key, slice) or mask is not None:
+                    return _subset_rows(self, res, "filter" if mask is not None else "slice", mask)
+            return _fallback(res, "DataFrame[...]", [self])
+
+    def head(self, n=5):
+        if _depth():
+            return super().head(n)
+        with _guard:
+            return _positional(self, super().head(n), np.arange(len(self), dtype=np.int64)[:n], "head")
+
+    def tail(self, n=5):
+        if _depth():
+            return super().tail(n)
+        with _guard:
+            idx = np.arange(len(self), dtype=np.int64)
+            return _positional(self, super().tail(n), idx[-n:] if n else idx[:0], "tail")
+
+    def query(self, expr, **kwargs):
+        if _depth():
+            return super().query(expr, **kwargs)
+        with _guard:
+            inplace = kwargs.pop("inplace", False)
+            mask = pd.DataFrame.eval(self, expr, **kwargs)
+            if not isinstance(mask, pd.Series) or mask.dtype != bool:
+                res = super().query(expr, **kwargs)
+                return _fallback(res, "query", [self])
+            mvals = mask.to_numpy(dtype=bool)
+            sel = np.flatnonzero(mvals).astype(np.int64)
+            res = pd.DataFrame.take(self, sel)
+            lin = lineage_of(self)
+            parts = _remap(lin, sel=sel)
+            used = [c for c in _names_in(expr) if c in self.columns or c in self.index.names]
+            rows = _col_rows(self, used) or []
+            parts += _col_control(lin, sel, rows, lin.nidx + lin.ncols)
+            if inplace:
+                self._update_inplace(res)
+                _attach_inplace(self, parts, "query", [lin])
+                return None
+            return _attach(res, parts, "query", [self], detail=expr)
+
+    def drop(self, labels=None, **kwargs):
+        if _depth():
+            return super().drop(labels, **kwargs)
+        with _guard:
+            lin = lineage_of(self)
+            inplace = kwargs.pop("inplace", False)
+            res = super().drop(labels, **kwargs)
+            if not self.columns.is_unique:
+                return _fallback(res, "drop", [self])
+            cpos = self.columns.get_indexer(res.columns)
+            if len(res) == len(self) and res.index.equals(self.index):
+                sel = None
+            else:
+                sel = _row_positions(self, res)
+                if sel is None:
+                    return _fallback(res, "drop", [self])
+            crow = list(range(lin.nidx)) + [lin.nidx + int(p) for p in cpos]
+            parts = _remap(lin, crow, sel)
+            if inplace:
+                self._update_inplace(res)
+                _attach_inplace(self, parts, "drop", [lin])
+                return None
+            return _attach(res, parts, "drop", [self])

@@ -1,0 +1,69 @@
+"""User functions applied along an axis (``apply``): a row-wise function reads its whole row, a column-wise one its
+whole column.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..relations import Part
+from .base import _attach, _depth, _elementwise, _fallback, _guard, _row_preserving, lineage_of
+
+
+def _apply_lineage(src, res, axis):
+    if axis in (1, "columns"):
+        if isinstance(res, (pd.Series, pd.DataFrame)) and len(res) == len(src):
+            return _row_preserving(res, "apply(axis=1)", src)
+        return _fallback(res, "apply(axis=1)", [src])
+    lin = lineage_of(src)
+    if isinstance(res, pd.DataFrame) and res.shape == src.shape and res.columns.equals(src.columns):
+        # column-wise: each cell derives from the whole column it was computed from
+        parts = []
+        for p in lin.parts:
+            grp = p.rel.group(np.zeros(lin.n, np.int64), 1).take(np.zeros(len(res), np.int64))
+            parts.append(Part(p.node, grp, p.cmat, p.control, p.wide))
+        return _attach(res, parts, "apply", [src])
+    if isinstance(res, pd.Series) and len(res) == src.shape[1] and res.index.equals(src.columns):
+        parts = []
+        k = len(res)
+        for p in lin.parts:
+            whole = p.rel.group(np.zeros(lin.n, np.int64), 1)
+            for j in range(k):
+                row = p.cmat[0] if p.wide else p.cmat[lin.nidx + j]
+                if not row.any():
+                    continue
+                sel = np.full(k, -1, np.int64)
+                sel[j] = 0
+                cm = np.zeros((res.index.nlevels + 1, row.shape[0]), bool)
+                cm[-1] = row
+                parts.append(Part(p.node, whole.take(sel), cm, p.control))
+        return _attach(res, parts, "apply", [src])
+    return _fallback(res, "apply", [src])
+
+
+class _SeriesApply:
+
+    def apply(self, func, *args, **kwargs):
+        if _depth():
+            return super().apply(func, *args, **kwargs)
+        with _guard:
+            res = super().apply(func, *args, **kwargs)
+            if isinstance(res, pd.Series) and len(res) == len(self):
+                return _elementwise(res, "apply", [self])
+            if isinstance(res, pd.DataFrame) and len(res) == len(self):
+                return _row_preserving(res, "apply", self)
+            return _fallback(res, "Series.apply", [self])
+
+
+class _FrameApply:
+
+    def apply(self, func, axis=0, raw=False, result_type=None, args=(), by_row="compat", engine=None,
+              engine_kwargs=None, **kwargs):
+        if _depth():
+            return super().apply(func, axis=axis, raw=raw, result_type=result_type, args=args, by_row=by_row,
+                                 engine=engine, engine_kwargs=engine_kwargs, **kwargs)
+        with _guard:
+            res = super().apply(func, axis=axis, raw=raw, result_type=result_type, args=args, by_row=by_row,
+                                engine=engine, engine_kwargs=engine_kwargs, **kwargs)
+            return _apply_lineage(self, res, axis)

@@ -1,0 +1,214 @@
+"""Writes into a tracked frame (``df[c] = v``, ``insert``, ``assign``, ``del``, ``loc[...] = v``): the written cells
+take the value's lineage.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..relations import Part, RowRel
+from .base import _align_rows, _attach_inplace, _depth, _guard, _hashable, _remap, _warn, lineage_of
+
+
+def _after_cell_write(obj, lin, key, value, kind, old_cols):
+    """Lineage after ``obj.loc/iloc[key] = value``: the written cells take the value's lineage."""
+    is_frame = isinstance(obj, pd.DataFrame)
+    try:
+        if is_frame and isinstance(key, tuple) and len(key) == 2:
+            rk, ck = key
+        else:
+            rk, ck = key, slice(None)
+        if callable(rk):
+            rk = rk(obj)
+        n = len(obj)
+        if kind == "iloc":
+            rpos = np.atleast_1d(np.arange(n, dtype=np.int64)[rk if not isinstance(rk, pd.Series) else np.asarray(rk)])
+        else:
+            rpos = np.atleast_1d(pd.Series(np.arange(n, dtype=np.int64), index=obj.index).loc[rk])
+            rpos = np.asarray(rpos, np.int64)
+        if is_frame:
+            cols = obj.columns
+            if kind == "iloc":
+                cpos = np.atleast_1d(np.arange(len(cols))[ck])
+            else:
+                cpos = np.atleast_1d(pd.Series(np.arange(len(cols)), index=cols).loc[ck])
+        else:
+            cpos = np.array([0])
+    except Exception:
+        cpos = None
+    nidx = obj.index.nlevels
+    ncols = obj.shape[1] if is_frame else 1
+    if cpos is None or len(obj) != lin.n:
+        parts = [p.with_(rel=RowRel.everything(len(obj), p.rel.n_src),
+                         cmat=np.broadcast_to(p.cmat.any(0), (nidx + ncols, p.cmat.shape[1])).copy())
+                 for p in lin.parts]
+        _attach_inplace(obj, parts, f"{kind} write", [lin], [f"a {kind} write whence could not follow"])
+        _warn(f"whence: a {kind} write whence could not follow; the frame is marked PARTIAL")
+        return
+    # columns added by the write are new, empty
+    crow = list(range(lin.nidx)) + [lin.nidx + j for j in range(lin.ncols)] + [-1] * (ncols - lin.ncols)
+    written = np.zeros(nidx + ncols, bool)
+    written[nidx + np.asarray(cpos, np.int64)] = True
+    keep_sel = np.arange(len(obj), dtype=np.int64)
+    keep_sel[rpos] = -1
+    parts = []
+    for p in _remap(lin, crow):
+        if p.wide:
+            parts.append(p)
+            continue
+        cm_w = p.cmat & written[:, None]
+        cm_k = p.cmat & ~written[:, None]
+        if cm_k.any():
+            parts.append(p.with_(cmat=cm_k))
+        if cm_w.any():
+            parts.append(p.with_(rel=p.rel.take(keep_sel), cmat=cm_w))
+    vlin = lineage_of(value)
+    reasons = []
+    if vlin is not None:
+        vsel = np.full(len(obj), -1, np.int64)
+        if len(value) == len(rpos) and not isinstance(value, pd.Series):
+            vsel[rpos] = np.arange(len(rpos))
+        else:
+            al = _align_rows(value, obj)
+            if al is False:
+                reasons.append("a write from a Series whose index cannot be aligned")
+                al = np.full(len(obj), -1, np.int64)
+            vsel[rpos] = (np.arange(len(obj)) if al is None else al)[rpos]
+        for p in vlin.parts:
+            row = p.data_row(vlin.nidx)
+            cm = np.zeros((nidx + ncols, row.shape[0]), bool)
+            cm[written] = row
+            parts.append(Part(p.node, p.rel.take(vsel), cm, p.control))
+    _attach_inplace(obj, parts, f"{kind} write", [lin, vlin], reasons)
+
+
+def _after_setitem(obj, lin, key, value, old_cols, insert_at=None):
+    """Lineage after ``obj[key] = value`` (column assignment; a new column is added at the end)."""
+    cols = obj.columns
+    nidx = obj.index.nlevels
+    from ...tracked import TrackedArray
+    if not _hashable(key) or isinstance(key, tuple) and key not in cols:
+        if isinstance(key, list) and isinstance(value, pd.DataFrame):
+            pass
+        else:
+            _attach_inplace(obj, [p.with_(rel=RowRel.everything(len(obj), p.rel.n_src),
+                                          cmat=np.broadcast_to(p.cmat.any(0),
+                                                               (nidx + obj.shape[1], p.cmat.shape[1])).copy())
+                                  for p in lin.parts], "setitem", [lin],
+                            ["a setitem with a key whence does not cover"])
+            _warn("whence: this setitem is not covered; the frame is marked PARTIAL")
+            return
+    keys = list(key) if isinstance(key, list) else [key]
+    # old columns keep their positions (by label); new ones are empty before the value is added
+    if old_cols.is_unique and cols.is_unique:
+        pos = old_cols.get_indexer(cols)
+    else:
+        pos = np.arange(len(cols))
+        pos[len(old_cols):] = -1
+    crow = list(range(lin.nidx)) + [lin.nidx + int(p) if p >= 0 else -1 for p in pos]
+    written = np.zeros(nidx + len(cols), bool)
+    for k in keys:
+        loc = cols.get_loc(k)
+        if isinstance(loc, (int, np.integer)):
+            written[nidx + int(loc)] = True
+        else:
+            written[nidx:][np.asarray(loc) if not isinstance(loc, slice) else np.arange(len(cols))[loc]] = True
+    crow = [(-1 if written[i] else c) for i, c in enumerate(crow)]
+    parts = _remap(lin, crow)
+    reasons = []
+    inputs = [lin]
+    if isinstance(value, pd.DataFrame) and len(keys) == value.shape[1]:
+        vals = [value.iloc[:, j] for j in range(value.shape[1])]
+    else:
+        vals = [value] * len(keys)
+    for k, v in zip(keys, vals):
+        j = nidx + int(cols.get_loc(k))
+        vlin = lineage_of(v)
+        if vlin is not None:
+            inputs.append(vlin)
+            al = _align_rows(v, obj)
+            if al is False:
+                reasons.append(f"column {k!r} was assigned from a Series whose index cannot be aligned")
+                continue
+            for p in vlin.parts:
+                row = p.data_row(vlin.nidx)
+                if not row.any():
+                    continue
+                cm = np.zeros((nidx + len(cols), row.shape[0]), bool)
+                cm[j] = row
+                parts.append(Part(p.node, p.rel if al is None else p.rel.take(al), cm, p.control))
+        elif isinstance(v, TrackedArray):
+            arr_node = v._node
+            if v.ndim == 1 and v.shape[0] == len(obj):
+                cm = np.zeros((nidx + len(cols), 1), bool)
+                cm[j] = True
+                parts.append(Part(arr_node, RowRel.identity(len(obj)), cm))
+            else:
+                reasons.append(f"column {k!r} was assigned from a TrackedArray of shape {v.shape}")
+    _attach_inplace(obj, parts, "setitem", inputs, reasons)
+
+
+class _SeriesWrites:
+
+    def __setitem__(self, key, value):
+        if _depth():
+            return super().__setitem__(key, value)
+        with _guard:
+            lin = lineage_of(self)
+            super().__setitem__(key, value)
+            _attach_inplace(self, [p.with_(rel=RowRel.everything(len(self), p.rel.n_src)) for p in lin.parts],
+                            "setitem", [lin], ["writing into a Series by key is not covered"])
+            _warn("whence: writing into a Series by key is not covered; its cells are marked PARTIAL")
+
+
+class _FrameWrites:
+
+    def __setitem__(self, key, value):
+        if _depth():
+            return super().__setitem__(key, value)
+        with _guard:
+            lin = lineage_of(self)
+            old_cols = self.columns
+            if callable(value):
+                value = value(self)
+            super().__setitem__(key, value)
+            _after_setitem(self, lin, key, value, old_cols)
+
+    def __delitem__(self, key):
+        if _depth():
+            return super().__delitem__(key)
+        with _guard:
+            lin = lineage_of(self)
+            old = self.columns
+            super().__delitem__(key)
+            pos = old.get_indexer(self.columns) if old.is_unique else None
+            if pos is None:
+                _attach_inplace(self, lin.parts, "delitem", [lin], ["deleting a duplicated column label"])
+                return
+            crow = list(range(lin.nidx)) + [lin.nidx + int(p) for p in pos]
+            _attach_inplace(self, _remap(lin, crow), "delitem", [lin])
+
+    def pop(self, item):
+        if _depth():
+            return super().pop(item)
+        col = self[item]
+        del self[item]
+        return col
+
+    def insert(self, loc, column, value, allow_duplicates=pd.api.extensions.no_default):
+        if _depth():
+            return super().insert(loc, column, value, allow_duplicates=allow_duplicates)
+        with _guard:
+            lin = lineage_of(self)
+            old = self.columns
+            super().insert(loc, column, value, allow_duplicates=allow_duplicates)
+            _after_setitem(self, lin, column, value, old, insert_at=loc)
+
+    def assign(self, **kwargs):
+        if _depth():
+            return super().assign(**kwargs)
+        data = self.copy(deep=False)
+        for k, v in kwargs.items():
+            data[k] = v(data) if callable(v) else v
+        return data
