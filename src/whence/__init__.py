@@ -15,8 +15,8 @@ Cell-level lineage through numpy, recorded per operation and composed only when 
 (['a', 'b'], ['multiply', 'add', 'tanh', 'sum'])
 """
 
-from .errors import (LineageLostWarning, LineageQueryError, NotTrackedError, PartialLineageWarning,
-                     SourceNameError, WhenceError)
+from .errors import (ConstantValueWarning, LineageLostWarning, LineageQueryError, NotTrackedError,
+                     PartialLineageWarning, SourceNameError, WhenceError)
 from .graph import OpRecord, release, reset, source_names
 from .tracked import TrackedArray, is_tracked, plain, track
 from .query import Cell, LineageResult, Relation, ancestors, backward, forward, lineage, ops, sources
@@ -24,7 +24,8 @@ from . import buckets as _buckets  # noqa: F401  (registers the numpy function t
 
 __version__ = "0.1.0"
 
-_TABULAR = ("read_csv", "read_parquet", "track_frame", "trace_to_file", "TrackedFrame", "TrackedSeries")
+_TABULAR = ("read_csv", "read_parquet", "track_frame", "trace_to_file", "TrackedFrame", "TrackedSeries",
+            "constant")
 _STORE = ("save", "open", "export", "Store")
 
 
@@ -46,5 +47,5 @@ __all__ = [
     "track", "TrackedArray", "is_tracked", "plain", "backward", "forward", "sources", "ops", "ancestors",
     "lineage", "Cell", "LineageResult", "Relation", "OpRecord", "reset", "release", "source_names",
     "WhenceError", "NotTrackedError", "SourceNameError", "LineageQueryError", "PartialLineageWarning",
-    "LineageLostWarning", *_TABULAR, *_STORE,
+    "LineageLostWarning", "ConstantValueWarning", *_TABULAR, *_STORE,
 ]

@@ -7,6 +7,7 @@ __all__ = [
     "LineageQueryError",
     "PartialLineageWarning",
     "LineageLostWarning",
+    "ConstantValueWarning",
     "StoreError",
     "StoreVersionError",
     "StoreKeyError",
@@ -35,6 +36,13 @@ class PartialLineageWarning(UserWarning):
 
 class LineageLostWarning(UserWarning):
     """Tracked values were written into a plain (untracked) array, so their lineage stops there."""
+
+
+class ConstantValueWarning(UserWarning):
+    """A value computed outside tracked objects (a plain array, a list, an untracked Series or Index) was written
+    into a tracked frame: by the contract its cells are constants with no lineage.  The lineage answers stay
+    exact (FULL); the warning says that a lineage may have been lost by mistake.  Silence it for a deliberate
+    constant with :func:`whence.constant`."""
 
 
 class StoreError(WhenceError):

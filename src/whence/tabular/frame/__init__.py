@@ -30,8 +30,10 @@ from .base import (_align_rows, _as_tracked, _attach, _attach_inplace, _col_cont
 from .classes import TrackedFrame, TrackedSeries
 from .groups import TrackedGroupBy, _TrackedWindow, _window_method  # noqa: F401
 from .meta import plain_node  # noqa: F401
+from .functions import install as _install_functions
 from .registry import install as _install
 
 __all__ = ["TrackedFrame", "TrackedSeries", "TrackedGroupBy", "lineage_of", "is_tracked_frame"]
 
 _install()
+_install_functions()

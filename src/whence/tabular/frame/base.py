@@ -365,11 +365,14 @@ def _row_preserving(res, op, src):
     if sel is False:
         return _fallback(res, op, [src])
     parts = []
+    same_index = nidx == lin.nidx
     for p in lin.parts:
         row = p.data_row(lin.nidx)
-        if row.any():
+        if row.any() or (same_index and not p.wide and p.cmat[:nidx].any()):
             cm = np.zeros((nidx + ncols, row.shape[0]), bool)
             cm[nidx:] = row
+            if same_index and not p.wide:  # the index cells are the input's own
+                cm[:nidx] = p.cmat[:nidx]
             parts.append(Part(p.node, p.rel if sel is None else p.rel.take(sel), cm, p.control))
     return _attach(res, parts, op, [src])
 

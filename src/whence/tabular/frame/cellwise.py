@@ -5,12 +5,43 @@ operand (operators, ufuncs, casts, fills, ``where``/``mask``, ``isin``, ``betwee
 from __future__ import annotations
 
 import functools
+import sys
 
 import numpy as np
 import pandas as pd
 
-from .base import (_attach, _attach_inplace, _depth, _elementwise, _fallback, _fallback_reason, _guard, _remap,
+from .base import (_as_tracked, _dims, _row_preserving, _warn, _attach, _attach_inplace, _depth, _elementwise, _fallback, _fallback_reason, _guard, _remap,
                    is_tracked_frame, lineage_of)
+
+
+def _as_arrays(x):
+    """``x`` with tracked Series and frames replaced by TrackedArrays (plain pandas objects by numpy arrays),
+    lists and tuples walked; None when a tracked object holds values numpy lineage cannot carry."""
+    from .meta import _to_tracked_array
+    if is_tracked_frame(x):
+        arr = np.asarray(pd.Series.to_numpy(x) if isinstance(x, pd.Series) else pd.DataFrame.to_numpy(x))
+        if arr.dtype.kind not in "biufc":
+            return None
+        return _to_tracked_array(x, arr)
+    if isinstance(x, (pd.Series, pd.DataFrame, pd.Index)):
+        return np.asarray(x)
+    if isinstance(x, (list, tuple)):
+        out = [_as_arrays(v) for v in x]
+        if any(v is None and w is not None for v, w in zip(out, x)):
+            return None
+        return type(x)(out) if isinstance(x, list) else tuple(out)
+    return x
+
+
+def _scan(x, flag):
+    if is_tracked_frame(x):
+        flag[0] = True
+    elif isinstance(x, (list, tuple)):
+        for v in x:
+            _scan(v, flag)
+    elif isinstance(x, dict):
+        for v in x.values():
+            _scan(v, flag)
 
 
 def _same(op):
@@ -61,7 +92,117 @@ def _binary(res, op, *operands):
     return _elementwise(res, name, ops)
 
 
+class _TrackedAccessor:
+    """``.str`` / ``.dt`` / ``.cat`` of a tracked Series: every result of the same length is cellwise (row ``i``
+    of the result derives from row ``i`` of the Series); a result of another length is PARTIAL with a warning."""
+
+    __slots__ = ("_obj", "_inner", "_name")
+
+    def __init__(self, obj, inner, name):
+        self._obj, self._inner, self._name = obj, inner, name
+
+    def __repr__(self):
+        return repr(self._inner)
+
+    def __dir__(self):
+        return dir(self._inner)
+
+    def __iter__(self):
+        return iter(self._inner)
+
+    def __getitem__(self, key):
+        with _guard:
+            res = self._inner[key]
+        return _accessor_result(self._obj, res, f"{self._name}[]")
+
+    def __getattr__(self, name):
+        with _guard:
+            attr = getattr(self._inner, name)
+        if not callable(attr):
+            return _accessor_result(self._obj, attr, f"{self._name}.{name}")
+
+        @functools.wraps(attr)
+        def call(*args, **kwargs):
+            with _guard:
+                res = attr(*args, **kwargs)
+            extra = [a for a in list(args) + list(kwargs.values()) if is_tracked_frame(a)]
+            return _accessor_result(self._obj, res, f"{self._name}.{name}", extra)
+
+        return call
+
+
+def _accessor_result(src, res, op, extra=()):
+    """Lineage of a result computed from ``src`` row by row (accessors, conversions)."""
+    from .meta import _to_tracked_array
+    from .values import _register_plain
+    n = len(src)
+    if isinstance(res, (pd.Series, pd.DataFrame)):
+        if len(res) != n:
+            return _fallback(res, op, [src, *extra])
+        if isinstance(res, pd.Series) and isinstance(src, pd.Series):
+            out = _elementwise(_as_tracked(res), op, [src, *extra])
+        else:
+            out = _row_preserving(_as_tracked(res), op, src)
+            if extra:
+                out = _fallback(out, op, [src, *extra])
+        return out
+    if isinstance(res, pd.Index) and len(res) == n and not extra:
+        _register_plain(res, None, _series_lineage(src))
+        return res
+    if isinstance(res, np.ndarray) and res.ndim >= 1 and len(res) == n and not extra:
+        if res.dtype.kind in "biufc" and res.ndim == 1:
+            return _to_tracked_array(src, res)
+        _register_plain(res, lineage_of(src).node if res.ndim == 1 else None, _series_lineage(src))
+        return res
+    if isinstance(res, (pd.Series, pd.DataFrame, pd.Index, np.ndarray)) and np.ndim(res) and len(res):
+        _warn(f"whence: {op} returned a {type(res).__name__} of another length; it carries no lineage")
+    return res
+
+
+def _series_lineage(src):
+    """The Lineage of a Series (what a registered array or Index computed row by row from it carries)."""
+    return lineage_of(src)
+
+
+def _accessor_property(name):
+    desc = pd.Series.__dict__[name]
+    make = getattr(desc, "_accessor", None)
+
+    def get(self):
+        with _guard:
+            inner = make(self) if make is not None else desc.__get__(self, type(self))
+        if _depth():
+            return inner
+        return _TrackedAccessor(self, inner, name)
+
+    get.__doc__ = getattr(desc, "__doc__", None)
+    get.__name__ = name
+    return property(get)
+
+
 class _Cellwise:
+
+    def __array_function__(self, func, types, args, kwargs):
+        """numpy functions on tracked Series and frames: numpy's own result, with the numpy buckets' lineage.
+
+        numpy's default first: where it hands the call to a pandas method (``np.clip``, ``np.round``,
+        ``np.mean``), the method's result and lineage are the answer.  Where it returns an array
+        (``np.where``, ``np.select``, ``np.concatenate``), the call is made again on the values as
+        :class:`whence.TrackedArray` objects, so the numpy function table records its lineage.
+        """
+        res = func._implementation(*args, **kwargs)
+        if _depth() or isinstance(res, (pd.Series, pd.DataFrame)) or not isinstance(res, (np.ndarray, tuple)):
+            return res
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        if caller.startswith("pandas") or caller.startswith("numpy"):
+            return res
+        targs, tkw, any_tracked = _as_arrays(args), {k: _as_arrays(v) for k, v in kwargs.items()}, [False]
+        _scan(args, any_tracked)
+        _scan(kwargs, any_tracked)
+        if not any_tracked[0] or targs is None or any(v is None for v in tkw.values()):
+            return res
+        return func(*targs, **tkw)
+
 
     def _arith_method(self, other, op):
         if _depth():
@@ -95,6 +236,9 @@ class _Cellwise:
 
 
 class _SeriesCellwise:
+    str = _accessor_property("str")
+    dt = _accessor_property("dt")
+    cat = _accessor_property("cat")
 
     def _flex_method(self, other, op, *, level=None, fill_value=None, axis=0):
         if _depth():
@@ -137,3 +281,4 @@ class _FrameCellwise:
             res = super().copy(deep=deep)
             object.__setattr__(res, "_wh", lineage_of(self))
             return res
+

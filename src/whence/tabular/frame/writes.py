@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..relations import Part, RowRel
+from ..relations import Part, RowRel, node_cols
+from .values import plain_lineage, plain_node, warn_constant
 from .base import _align_rows, _attach_inplace, _depth, _guard, _hashable, _remap, _warn, lineage_of
 
 
@@ -42,7 +43,7 @@ def _after_cell_write(obj, lin, key, value, kind, old_cols):
     if cpos is None or len(obj) != lin.n:
         parts = [p.with_(rel=RowRel.everything(len(obj), p.rel.n_src),
                          cmat=np.broadcast_to(p.cmat.any(0), (nidx + ncols, p.cmat.shape[1])).copy())
-                 for p in lin.parts]
+                 for p in lin.parts] + _everything_of(value, len(obj))
         _attach_inplace(obj, parts, f"{kind} write", [lin], [f"a {kind} write whence could not follow"])
         _warn(f"whence: a {kind} write whence could not follow; the frame is marked PARTIAL")
         return
@@ -72,22 +73,100 @@ def _after_cell_write(obj, lin, key, value, kind, old_cols):
         else:
             al = _align_rows(value, obj)
             if al is False:
-                reasons.append("a write from a Series whose index cannot be aligned")
+                reasons.append("a write from a Series whose index cannot be aligned (taken as all its cells)")
                 al = np.full(len(obj), -1, np.int64)
+                parts += _everything_of(value, len(obj))
             vsel[rpos] = (np.arange(len(obj)) if al is None else al)[rpos]
         for p in vlin.parts:
             row = p.data_row(vlin.nidx)
             cm = np.zeros((nidx + ncols, row.shape[0]), bool)
             cm[written] = row
             parts.append(Part(p.node, p.rel.take(vsel), cm, p.control))
+    else:
+        from ...tracked import TrackedArray
+        if isinstance(value, TrackedArray):
+            node = value._node
+            parts.append(Part(node, RowRel.everything(len(obj), node.shape[0] if node.shape else 1),
+                              np.ones((1, node_cols(node)), bool), wide=True))
+            reasons.append(f"a {kind} write of a TrackedArray (taken as all its cells)")
+            _warn(f"whence: a {kind} write of a TrackedArray is taken as all its cells (PARTIAL)")
+        else:
+            warn_constant(f"a {kind} write", value)
     _attach_inplace(obj, parts, f"{kind} write", [lin, vlin], reasons)
+
+
+def _everything_of(value, n):
+    """Wide parts: every cell of the tracked ``value`` for every cell (a superset for writes whence cannot
+    follow)."""
+    vlin = lineage_of(value)
+    if vlin is None:
+        return []
+    return [Part(p.node, RowRel.everything(n, p.rel.n_src), p.cmat.any(0)[None, :].copy(), p.control, wide=True)
+            for p in vlin.parts]
+
+
+def _value_parts(v, obj, j, ncells, where):
+    """Parts giving cmat row ``j`` of ``obj`` the lineage of the value ``v`` written there (a whole column).
+
+    Returns (parts, reasons, the value's Lineage or None).  A value whence cannot see into is a constant: it
+    contributes nothing, and a :class:`~whence.errors.ConstantValueWarning` says so (see
+    :func:`whence.constant`).
+    """
+    from ...tracked import TrackedArray
+    n = len(obj)
+    vlin = lineage_of(v)
+    if vlin is None and isinstance(v, (pd.Index, np.ndarray)):
+        vlin = plain_lineage(v)
+        if vlin is None:
+            node = plain_node(v)
+            if node is not None and len(node.shape) >= 1 and node.shape[0] == n and len(v) == n:
+                cm = np.zeros((ncells, node_cols(node)), bool)
+                cm[j] = True
+                return [Part(node, RowRel.identity(n), cm)], [], None
+    if vlin is not None:
+        if isinstance(v, (pd.Series, pd.DataFrame)):
+            al = _align_rows(v, obj)
+        else:  # an Index or a registered array is written by position
+            al = None if len(v) == n else False
+        if al is False:
+            parts = [Part(p.node, RowRel.everything(n, p.rel.n_src), p.cmat.any(0)[None, :].copy(), p.control,
+                          wide=True) for p in vlin.parts]
+            return parts, [f"{where} was assigned from a value whose rows cannot be aligned (taken as all its "
+                           f"cells)"], vlin
+        parts = []
+        for p in vlin.parts:
+            row = p.data_row(vlin.nidx)
+            if not row.any():
+                continue
+            cm = np.zeros((ncells, row.shape[0]), bool)
+            cm[j] = row
+            parts.append(Part(p.node, p.rel if al is None else p.rel.take(al), cm, p.control))
+        return parts, list(vlin.reasons), vlin
+    if isinstance(v, TrackedArray):
+        arr_node = v._node
+        if v.ndim == 1 and v.shape[0] == n:
+            cm = np.zeros((ncells, 1), bool)
+            cm[j] = True
+            return [Part(arr_node, RowRel.identity(n), cm)], [], None
+        if v.ndim == 2 and v.shape == (n, 1):
+            cm = np.zeros((ncells, 1), bool)
+            cm[j] = True
+            from ...maps import ViewMap
+            from ...graph import Node
+            node = Node("reshape", (n,), ViewMap((n,), v.shape, "reshape"), (arr_node,))
+            return [Part(node, RowRel.identity(n), cm)], [], None
+        cm = np.zeros((ncells, node_cols(arr_node)), bool)
+        cm[j] = True
+        rel = RowRel.everything(n, arr_node.shape[0] if arr_node.shape else 1)
+        return [Part(arr_node, rel, cm)], [f"{where} was assigned from a TrackedArray of shape {v.shape} (taken as all its cells)"], None
+    warn_constant(where, v)
+    return [], [], None
 
 
 def _after_setitem(obj, lin, key, value, old_cols, insert_at=None):
     """Lineage after ``obj[key] = value`` (column assignment; a new column is added at the end)."""
     cols = obj.columns
     nidx = obj.index.nlevels
-    from ...tracked import TrackedArray
     if not _hashable(key) or isinstance(key, tuple) and key not in cols:
         if isinstance(key, list) and isinstance(value, pd.DataFrame):
             pass
@@ -95,7 +174,7 @@ def _after_setitem(obj, lin, key, value, old_cols, insert_at=None):
             _attach_inplace(obj, [p.with_(rel=RowRel.everything(len(obj), p.rel.n_src),
                                           cmat=np.broadcast_to(p.cmat.any(0),
                                                                (nidx + obj.shape[1], p.cmat.shape[1])).copy())
-                                  for p in lin.parts], "setitem", [lin],
+                                  for p in lin.parts] + _everything_of(value, len(obj)), "setitem", [lin],
                             ["a setitem with a key whence does not cover"])
             _warn("whence: this setitem is not covered; the frame is marked PARTIAL")
             return
@@ -124,28 +203,11 @@ def _after_setitem(obj, lin, key, value, old_cols, insert_at=None):
         vals = [value] * len(keys)
     for k, v in zip(keys, vals):
         j = nidx + int(cols.get_loc(k))
-        vlin = lineage_of(v)
+        vparts, vreasons, vlin = _value_parts(v, obj, j, nidx + len(cols), f"column {k!r}")
+        parts += vparts
+        reasons += vreasons
         if vlin is not None:
             inputs.append(vlin)
-            al = _align_rows(v, obj)
-            if al is False:
-                reasons.append(f"column {k!r} was assigned from a Series whose index cannot be aligned")
-                continue
-            for p in vlin.parts:
-                row = p.data_row(vlin.nidx)
-                if not row.any():
-                    continue
-                cm = np.zeros((nidx + len(cols), row.shape[0]), bool)
-                cm[j] = row
-                parts.append(Part(p.node, p.rel if al is None else p.rel.take(al), cm, p.control))
-        elif isinstance(v, TrackedArray):
-            arr_node = v._node
-            if v.ndim == 1 and v.shape[0] == len(obj):
-                cm = np.zeros((nidx + len(cols), 1), bool)
-                cm[j] = True
-                parts.append(Part(arr_node, RowRel.identity(len(obj)), cm))
-            else:
-                reasons.append(f"column {k!r} was assigned from a TrackedArray of shape {v.shape}")
     _attach_inplace(obj, parts, "setitem", inputs, reasons)
 
 

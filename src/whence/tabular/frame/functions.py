@@ -1,0 +1,86 @@
+"""Top-level pandas functions that work cell by cell: ``to_datetime``, ``to_numeric``, ``to_timedelta``,
+``cut``, ``qcut``, ``factorize``, ``isna`` / ``notna``.
+
+Each output cell derives from the input cell of its row (a frame given to ``to_datetime``: the cells of its
+row).  ``cut`` with a number of bins and ``qcut`` compute their bin edges from the whole input: those edges are
+fitted statistics, so every cell of the input is a *control* cell of every output cell, never data.
+
+The wrappers are installed on the ``pandas`` module with :mod:`whence.tabular` (pandas' signatures and
+docstrings kept); with no tracked argument they call pandas directly.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pandas as pd
+
+from ..relations import Part, RowRel
+from .base import _attach, _depth, _guard, is_tracked_frame, lineage_of
+from .cellwise import _accessor_result
+from .values import _register_plain, plain_lineage
+
+__all__ = ["install", "CELLWISE_FUNCTIONS"]
+
+#: function name -> True when the function fits statistics on the whole input (bins of cut / qcut)
+CELLWISE_FUNCTIONS = {"to_datetime": False, "to_numeric": False, "to_timedelta": False, "cut": None,
+                      "qcut": True, "factorize": False, "isna": False, "isnull": False, "notna": False,
+                      "notnull": False}
+
+_ORIG = {}
+
+
+def _fits(name, args, kwargs):
+    fit = CELLWISE_FUNCTIONS[name]
+    if fit is None:  # cut: edges computed from the data when bins is a number
+        bins = kwargs.get("bins", args[0] if args else None)
+        return np.ndim(bins) == 0 and not isinstance(bins, pd.IntervalIndex)
+    return fit
+
+
+def _with_fitted_control(res, src, op):
+    """Add every cell of ``src`` as control of every cell of ``res`` (statistics fitted on the input)."""
+    lin, rlin = lineage_of(src), lineage_of(res)
+    if lin is None or rlin is None:
+        return res
+    n = len(res)
+    ctl = [Part(p.node, RowRel.everything(n, p.rel.n_src), p.data_row(lin.nidx)[None, :].copy(), True, wide=True)
+           for p in lin.parts if p.data_row(lin.nidx).any()]
+    return _attach(res, list(rlin.parts) + ctl, op, [res])
+
+
+def _wrap(name):
+    orig = getattr(pd, name)
+    _ORIG[name] = orig
+
+    @functools.wraps(orig)
+    def fn(arg, *args, **kwargs):
+        if _depth():
+            return orig(arg, *args, **kwargs)
+        if not is_tracked_frame(arg):
+            plin = plain_lineage(arg) if isinstance(arg, (pd.Index, np.ndarray)) else None
+            res = orig(arg, *args, **kwargs)
+            if plin is not None:
+                first = res[0] if isinstance(res, tuple) else res
+                if isinstance(first, (pd.Index, np.ndarray)) and len(first) == len(arg):
+                    _register_plain(first, None, plin)
+            return res
+        with _guard:
+            res = orig(arg, *args, **kwargs)
+        first, rest = (res[0], res[1:]) if isinstance(res, tuple) else (res, None)
+        out = _accessor_result(arg, first, name)
+        if _fits(name, args, kwargs) and is_tracked_frame(out):
+            out = _with_fitted_control(out, arg, name)
+        return out if rest is None else (out,) + tuple(rest)
+
+    fn.__whence_wrapped__ = True
+    return fn
+
+
+def install():
+    """Put the wrappers on the ``pandas`` module (once)."""
+    if _ORIG:
+        return
+    for name in CELLWISE_FUNCTIONS:
+        setattr(pd, name, _wrap(name))

@@ -1,0 +1,117 @@
+"""Values that carry lineage outside the tracked classes, and the constants that carry none.
+
+* plain arrays handed out by ``np.asarray(frame)``, ``frame.to_numpy()`` of text or datetime columns, and
+  ``Index`` objects of tracked frames (``df.index``, ``df.index.dayofweek``): registered here by identity,
+  so that a query on them, or a write of them into a tracked frame, finds their lineage;
+* values that enter a tracked frame from a path whence cannot see (a plain array, a list, an untracked Series
+  or Index): constants by the contract.  Each such write raises one
+  :class:`~whence.errors.ConstantValueWarning` naming the column; :func:`constant` declares a deliberate
+  constant and silences it.
+"""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+
+import numpy as np
+import pandas as pd
+
+from ...errors import ConstantValueWarning
+from .base import _stacklevel, lineage_of
+
+__all__ = ["constant", "plain_node", "plain_lineage"]
+
+# id -> (weak reference, node or None, series-like Lineage or None)
+_plain = {}
+# ids of arrays declared constant by wh.constant
+_const = {}
+
+
+def _remember(table, obj, value):
+    key = id(obj)
+    try:
+        ref = weakref.ref(obj, lambda _r, k=key, t=table: t.pop(k, None))
+    except TypeError:
+        return False
+    table[key] = (ref,) + value
+    return True
+
+
+def _register_plain(arr, node, lin=None):
+    """Remember that the plain array (or Index) ``arr`` holds cells of ``node`` (or of the Lineage ``lin``)."""
+    _remember(_plain, arr, (node, lin))
+
+
+def plain_node(arr):
+    """The graph node of a plain array or Index whose lineage whence knows (None otherwise)."""
+    e = _plain.get(id(arr))
+    if e is not None and e[0]() is arr:
+        return e[1] if e[1] is not None else e[2].node
+    return None
+
+
+def plain_lineage(arr):
+    """The series-like :class:`~whence.tabular.relations.Lineage` of a registered Index (None otherwise)."""
+    e = _plain.get(id(arr))
+    if e is not None and e[0]() is arr:
+        return e[2]
+    return None
+
+
+def constant(values):
+    """Declare ``values`` a deliberate constant: writing it into a tracked frame raises no warning.
+
+    By the contract, a value computed outside whence (a plain array, a list, an untracked Series) has no
+    lineage: its cells are constants.  whence says so with a :class:`~whence.errors.ConstantValueWarning`
+    when such a value is written into a tracked frame, since it is often a lineage lost by mistake
+    (``np.asarray(df["t"]) * 2``).  ``constant`` marks the value as meant.
+
+    Parameters
+    ----------
+    values : array-like or scalar
+        A list or tuple becomes a numpy array; a numpy array, Series or Index is returned as it is, marked.
+
+    Returns
+    -------
+    numpy.ndarray, pandas.Series or pandas.Index
+        The same values, marked as a deliberate constant.
+
+    Examples
+    --------
+    >>> import io, warnings, whence as wh
+    >>> wh.reset()
+    >>> df = wh.read_csv(io.StringIO("a\\n1\\n2\\n"), name="c")
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error")
+    ...     df["w"] = wh.constant([0.5, 0.25])
+    >>> wh.backward(df, rows=[0], columns=[1])
+    LineageResult({}, FULL)
+    """
+    if isinstance(values, (list, tuple)):
+        values = np.asarray(values)
+    if np.ndim(values) == 0:
+        return values
+    if not _remember(_const, values, ()):
+        raise TypeError(f"whence.constant cannot mark a {type(values).__name__}; pass a list or an array")
+    return values
+
+
+def is_constant(v):
+    e = _const.get(id(v))
+    return e is not None and e[0]() is v
+
+
+def is_scalar_like(v):
+    return v is None or np.ndim(v) == 0 and not isinstance(v, (pd.Series, pd.DataFrame, pd.Index))
+
+
+def warn_constant(where, v):
+    """A value whence cannot see entered a tracked frame at ``where``: say so once (see :func:`constant`)."""
+    if is_scalar_like(v) or is_constant(v) or lineage_of(v) is not None:
+        return
+    what = type(v).__name__
+    warnings.warn(f"whence: {where} was assigned from a {what} whence cannot see into (computed outside "
+                  f"tracked objects): its cells are constants with no lineage. Keep the computation on the tracked "
+                  f"frame, or mark a deliberate constant with whence.constant(values)", ConstantValueWarning,
+                  stacklevel=_stacklevel())
