@@ -68,8 +68,8 @@ def _other_node(x):
     if f is not None:
         return x._whence_node
     frame = sys.modules.get("whence.tabular.frame")
-    if frame is not None and isinstance(x, np.ndarray):
-        node = frame.plain_node(x)
+    if frame is not None and not isinstance(x, (int, float, str, tuple, list)):
+        node = frame.plain_node(x)  # a plain array or Index handed out by a tracked frame
         if node is not None:
             return node
     sk = sys.modules.get("whence.tabular.sklearn")

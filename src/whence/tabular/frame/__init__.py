@@ -31,9 +31,11 @@ from .classes import TrackedFrame, TrackedSeries
 from .groups import TrackedGroupBy, _TrackedWindow, _window_method  # noqa: F401
 from .meta import plain_node  # noqa: F401
 from .functions import install as _install_functions
+from .indexes import install as _install_indexes
 from .registry import install as _install
 
 __all__ = ["TrackedFrame", "TrackedSeries", "TrackedGroupBy", "lineage_of", "is_tracked_frame"]
 
 _install()
 _install_functions()
+_install_indexes()

@@ -12,6 +12,7 @@ import pandas as pd
 from .base import TYPES, _TrackedMixin
 from .cellwise import _Cellwise, _FrameCellwise, _SeriesCellwise
 from .groups import _Groups
+from .indexes import _Indexes
 from .joins import _FrameJoins, _SeriesLookups
 from .meta import _Meta
 from .reshapes import _FrameReshapes, _SeriesReshapes
@@ -23,7 +24,7 @@ __all__ = ["TrackedFrame", "TrackedSeries"]
 
 
 class TrackedSeries(_SeriesSelection, _SeriesWrites, _SeriesCellwise, _SeriesLookups, _SeriesReshapes, _SeriesApply,
-                    _Selection, _Cellwise, _Groups, _Meta, _TrackedMixin, pd.Series):
+                    _Selection, _Cellwise, _Groups, _Meta, _Indexes, _TrackedMixin, pd.Series):
     """A :class:`pandas.Series` with lineage (see :mod:`whence.tabular.frame`)."""
 
     @property
@@ -45,7 +46,8 @@ class TrackedSeries(_SeriesSelection, _SeriesWrites, _SeriesCellwise, _SeriesLoo
 
 
 class TrackedFrame(_FrameSelection, _FrameWrites, _FrameCellwise, _FrameJoins, _FrameReshapes, _FrameApply,
-                   _Selection, _Cellwise, _Groups, _Meta, _TrackedMixin, pd.DataFrame):
+                   _Selection, _Cellwise, _Groups, _Meta, _Indexes, _TrackedMixin,
+                   pd.DataFrame):
     """A :class:`pandas.DataFrame` with row and column lineage.
 
     Made by :func:`whence.read_csv`, :func:`whence.read_parquet` or :func:`whence.track_frame`; every pandas

@@ -11,6 +11,7 @@ import pandas as pd
 
 from ...graph import Node
 from .base import _depth, _guard, lineage_of
+from .values import _register_plain, plain_node  # noqa: F401
 
 
 def _quiet(base):
@@ -25,15 +26,13 @@ def _quiet(base):
 
 
 def _to_tracked_array(obj, arr):
+    """``arr`` (the values of ``obj``) with the lineage of ``obj``: a :class:`whence.TrackedArray` for numeric
+    and bool values; pandas' own array otherwise (object, datetime), registered so that queries on it and
+    writes of it into a tracked frame find its lineage."""
     from ...tracked import _wrap
     if arr.dtype.kind not in "biufc":
-        bad = []
-        if isinstance(obj, pd.DataFrame):
-            bad = [c for c, dt in obj.dtypes.items() if getattr(dt, "kind", "O") not in "biufc"]
-        what = f" (columns {bad})" if bad else ""
-        raise TypeError(
-            f"to_numpy gave a {arr.dtype} array{what}: whence tracks numeric and bool arrays only; select the "
-            f"numeric columns, one-hot encode the others (pd.get_dummies), or pass dtype='float64'")
+        _register_plain(arr, lineage_of(obj).node)
+        return arr
     lin = lineage_of(obj)
     node = lin.node
     if node.shape != arr.shape:
@@ -41,27 +40,6 @@ def _to_tracked_array(obj, arr):
         node = Node("to_numpy", arr.shape, ViewMap(arr.shape, node.shape, "reshape"), (node,))
     t = _wrap(arr, node)
     return t
-
-
-# plain arrays handed out by np.asarray(frame): their lineage stays queryable
-_plain = {}
-
-
-def _register_plain(arr, node):
-    import weakref
-    key = id(arr)
-    try:
-        ref = weakref.ref(arr, lambda _r, k=key: _plain.pop(k, None))
-    except TypeError:
-        return
-    _plain[key] = (ref, node)
-
-
-def plain_node(arr):
-    e = _plain.get(id(arr))
-    if e is not None and e[0]() is arr:
-        return e[1]
-    return None
 
 
 def _html_with_lineage(base):
@@ -86,7 +64,8 @@ def _series_html(self):
 class _Meta:
 
     def to_numpy(self, dtype=None, copy=False, na_value=pd.api.extensions.no_default):
-        """The values as a :class:`whence.TrackedArray` whose lineage continues from this frame's."""
+        """The values as a :class:`whence.TrackedArray` whose lineage continues from this frame's (text,
+        datetime and categorical values: pandas' own object or datetime array, its lineage queryable)."""
         with _guard:
             base = pd.DataFrame.to_numpy if isinstance(self, pd.DataFrame) else pd.Series.to_numpy
             arr = base(self, dtype=dtype, copy=copy, na_value=na_value)

@@ -39,7 +39,8 @@ def _remember(table, obj, value):
 
 
 def _register_plain(arr, node, lin=None):
-    """Remember that the plain array (or Index) ``arr`` holds cells of ``node`` (or of the Lineage ``lin``)."""
+    """Remember that the plain array (or Index) ``arr`` holds cells of ``node`` (or of the Lineage ``lin``, or
+    of what the callable ``lin`` returns when first asked)."""
     _remember(_plain, arr, (node, lin))
 
 
@@ -47,7 +48,7 @@ def plain_node(arr):
     """The graph node of a plain array or Index whose lineage whence knows (None otherwise)."""
     e = _plain.get(id(arr))
     if e is not None and e[0]() is arr:
-        return e[1] if e[1] is not None else e[2].node
+        return e[1] if e[1] is not None else plain_lineage(arr).node
     return None
 
 
@@ -55,7 +56,11 @@ def plain_lineage(arr):
     """The series-like :class:`~whence.tabular.relations.Lineage` of a registered Index (None otherwise)."""
     e = _plain.get(id(arr))
     if e is not None and e[0]() is arr:
-        return e[2]
+        lin = e[2]
+        if callable(lin):  # built on first use
+            lin = lin()
+            _plain[id(arr)] = (e[0], e[1], lin)
+        return lin
     return None
 
 

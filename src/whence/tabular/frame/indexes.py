@@ -1,0 +1,215 @@
+"""Index lineage: the index of a tracked frame carries the lineage of its index cells.
+
+``df.index`` is registered (by identity, see :mod:`whence.tabular.frame.values`) with the lineage of the
+frame's index levels; the cellwise methods and properties of ``Index`` and ``DatetimeIndex``
+(:data:`INDEX_CELLWISE`: ``dayofweek``, ``month``, ``strftime``, ``to_series``, ``astype``, ...) give their
+result the same lineage, row by row.  Setting ``df.index = value`` gives the index levels the lineage of
+``value`` (a tracked Series, or a registered Index or array); a value whence cannot see is a constant and
+raises a :class:`~whence.errors.ConstantValueWarning`.  The other Index methods return objects with no
+lineage (:data:`INDEX_UNTRACKED`); written into a tracked frame, they raise the same warning.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+
+import numpy as np
+import pandas as pd
+
+from ..relations import Lineage, Part
+from .base import _attach, _attach_inplace, _depth, _guard, _remap, lineage_of
+from .values import _register_plain, plain_lineage, warn_constant
+
+__all__ = ["INDEX_CELLWISE", "INDEX_UNTRACKED", "INDEX_META", "install"]
+
+#: results of the same length whose row i derives from row i of the index
+INDEX_CELLWISE = frozenset("""
+astype copy fillna infer_objects isin isna isnull notna notnull map rename set_names round to_flat_index to_numpy
+values array ravel transpose T view where putmask replace to_series to_frame where
+year month day hour minute second microsecond nanosecond dayofweek day_of_week weekday dayofyear day_of_year
+quarter days_in_month daysinmonth is_month_start is_month_end is_quarter_start is_quarter_end is_year_start
+is_year_end is_leap_year date time timetz normalize strftime floor ceil to_period tz_localize tz_convert
+month_name day_name to_pydatetime isocalendar as_unit snap to_julian_date asi8
+""".split())
+#: results holding some of the index's values, reductions, set operations: no lineage is carried
+INDEX_UNTRACKED = frozenset("""
+take delete drop drop_duplicates dropna unique sort_values repeat insert append difference intersection union
+symmetric_difference reindex droplevel get_level_values shift diff argsort sortlevel all any argmax argmin max min
+mean std nunique value_counts factorize groupby duplicated asof join to_list tolist item str
+""".split())
+#: metadata: no cells (names, dtypes, positions and lookups)
+INDEX_META = frozenset("""
+dtype name names nlevels ndim shape size empty equals identical is_ is_unique has_duplicates hasnans inferred_type
+is_monotonic_increasing is_monotonic_decreasing memory_usage nbytes freq freqstr inferred_freq is_normalized
+resolution tz tzinfo unit get_indexer get_indexer_for get_indexer_non_unique get_loc get_slice_bound slice_locs
+slice_indexer searchsorted asof_locs indexer_at_time indexer_between_time
+""".split())
+
+_INDEX_CLASSES = (pd.Index, pd.DatetimeIndex, pd.TimedeltaIndex, pd.PeriodIndex, pd.CategoricalIndex,
+                  pd.IntervalIndex, pd.MultiIndex, pd.RangeIndex)
+
+
+def index_lineage(lin):
+    """Series-like lineage of the index of a frame with lineage ``lin``: the index rows are the frame's index
+    levels; the value row is their union (a MultiIndex value is the tuple of its levels)."""
+    nidx = lin.nidx
+    parts = []
+    for p in lin.parts:
+        if p.wide:
+            parts.append(p)
+            continue
+        cm = np.vstack([p.cmat[:nidx], p.cmat[:nidx].any(0)[None, :]])
+        if cm.any():
+            parts.append(Part(p.node, p.rel, cm, p.control))
+    return Lineage(parts, lin.n, nidx, 1, lin.reasons, op="index", series=True)
+
+
+def _register_index(idx, obj):
+    lin = obj.__dict__.get("_wh")
+    if lin is None or len(idx) != lin.n or idx.nlevels != lin.nidx:
+        return
+    _register_plain(idx, None, functools.partial(index_lineage, lin))
+
+
+class _Indexes:
+    """The ``index`` property of the tracked classes: reading registers its lineage, writing sets it."""
+
+    @property
+    def index(self):
+        base = pd.DataFrame.__dict__["index"] if isinstance(self, pd.DataFrame) else pd.Series.__dict__["index"]
+        idx = base.__get__(self, type(self))
+        if not _depth() and self.__dict__.get("_wh") is not None:
+            _register_index(idx, self)
+        return idx
+
+    @index.setter
+    def index(self, value):
+        base = pd.DataFrame.__dict__["index"] if isinstance(self, pd.DataFrame) else pd.Series.__dict__["index"]
+        lin = self.__dict__.get("_wh")
+        if _depth() or lin is None or sys._getframe(1).f_globals.get("__name__", "").startswith("pandas"):
+            base.__set__(self, value)
+            if lin is not None and not _depth() and (lin.nidx != self.index.nlevels or lin.n != len(self)):
+                object.__setattr__(self, "_wh", None)  # pandas' own step: the operation's lineage is set after
+            return
+        vlin = lineage_of(value)
+        if vlin is None and isinstance(value, (pd.Index, np.ndarray)):
+            vlin = plain_lineage(value)
+        base.__set__(self, value)
+        with _guard:
+            _after_index_set(self, lin, value, vlin)
+
+
+def _after_index_set(obj, lin, value, vlin):
+    nidx = obj.index.nlevels
+    ncols = lin.ncols
+    parts = _remap(lin, [-1] * nidx + [lin.nidx + j for j in range(ncols)])
+    reasons = []
+    if vlin is not None:
+        if vlin.n != len(obj):
+            reasons.append("the index was set from a value of another length")
+        else:
+            for p in vlin.parts:
+                if p.wide:
+                    parts.append(p)
+                    continue
+                cm = np.zeros((nidx + ncols, p.cmat.shape[1]), bool)
+                if isinstance(value, pd.Index) and vlin.nidx == nidx:
+                    cm[:nidx] = p.cmat[:nidx]  # an index keeps its levels
+                else:
+                    cm[:nidx] = p.cmat[vlin.nidx:].any(0)
+                if cm.any():
+                    parts.append(Part(p.node, p.rel, cm, p.control))
+    elif not isinstance(value, (range, pd.RangeIndex)):
+        warn_constant("the index", value)
+    _attach_inplace(obj, parts, "set index", [lin, vlin], reasons)
+
+
+def _result(idx, res, name):
+    """Give ``res`` (computed from the registered index ``idx``) the index's lineage, row by row."""
+    plin = plain_lineage(idx)
+    if plin is None:
+        return res
+    n = len(idx)
+    if isinstance(res, (pd.Index, np.ndarray)) and np.ndim(res) >= 1 and len(res) == n:
+        _register_plain(res, None, plin)
+        return res
+    if isinstance(res, pd.Series) and len(res) == n:
+        if res.index is idx or res.index.equals(idx):
+            return _attach(res, list(plin.parts), f"Index.{name}", [])
+        crow = [-1] * res.index.nlevels + [plin.nidx]
+        return _attach(res, _remap(plin, crow), f"Index.{name}", [])
+    if isinstance(res, pd.DataFrame) and len(res) == n:
+        same = res.index is idx or res.index.equals(idx)
+        nidx = res.index.nlevels
+        if name == "to_frame" and res.shape[1] == plin.nidx:
+            crow = (list(range(nidx)) if same else [-1] * nidx) + list(range(plin.nidx))
+        else:
+            crow = (list(range(nidx)) if same else [-1] * nidx) + [plin.nidx] * res.shape[1]
+        return _attach(res, _remap(plin, crow), f"Index.{name}", [])
+    return res
+
+
+def _wrap_attr(cls, name):
+    attr = inspect.getattr_static(cls, name)
+    if isinstance(attr, property) or (hasattr(attr, "__get__") and not callable(attr) and
+                                      not isinstance(attr, (staticmethod, classmethod))):
+        getter = attr
+
+        def get(self):
+            res = getter.__get__(self, type(self))
+            if _plain_empty():
+                return res
+            return _result(self, res, name)
+
+        return property(get, doc=getattr(attr, "__doc__", None))
+    if callable(attr) and not isinstance(attr, (staticmethod, classmethod, type)):
+        fn = attr
+
+        @functools.wraps(fn)
+        def method(self, *args, **kwargs):
+            res = fn(self, *args, **kwargs)
+            if _plain_empty():
+                return res
+            return _result(self, res, name)
+
+        return method
+    return None
+
+
+def _plain_empty():
+    from .values import _plain
+    return not _plain
+
+
+_INSTALLED = []
+
+
+def _defining_classes():
+    seen = []
+    for cls in _INDEX_CLASSES:
+        for c in cls.__mro__:
+            if c.__module__.startswith("pandas") and c not in seen and c is not object:
+                seen.append(c)
+    return seen
+
+
+def install():
+    """Wrap the cellwise Index attributes where pandas defines them (once)."""
+    if _INSTALLED:
+        return
+    _INSTALLED.append(True)
+    for cls in _defining_classes():
+        for name in sorted(INDEX_CELLWISE):
+            if name in ("T", "view", "ravel", "transpose") or name not in cls.__dict__:
+                continue
+            if getattr(cls.__dict__[name], "__whence_wrapped__", False):
+                continue
+            w = _wrap_attr(cls, name)
+            if w is not None:
+                try:
+                    w.__whence_wrapped__ = True
+                except AttributeError:
+                    pass
+                setattr(cls, name, w)
