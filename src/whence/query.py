@@ -423,8 +423,9 @@ def forward(x, index=None, y=None, control=False, *, rows=None, columns=None):
         _prepare(start)
     index = _rows_cols_index(start.shape, index, rows, columns)
     cs = _start_set(start.shape, index)
-    if not start.is_source and not _is_upstream(start, target):
-        # a derived table: its relation to the sources is composed, so push its source cells forward
+    if not start.is_source and (getattr(start.map, "kind", None) == "table" or not _is_upstream(start, target)):
+        # a derived table (or a tracked frame, whose relation to its sources is composed, and which later
+        # tables name only as history): push its source cells forward
         found, _ = _backward_sets(start, cs, control)
         acc = None
         for src, scs in found.items():

@@ -284,3 +284,53 @@ class _Groups:
         with _guard:
             gb = super().groupby(by, *args, **kwargs)
         return TrackedGroupBy(self, gb, by, kwargs)
+
+    def value_counts(self, *args, **kwargs):
+        """Counts per distinct value (a group map): each count and each index label derive from the key cells
+        of the rows counted; with ``normalize=True`` every counted row is a control cell (the total)."""
+        if _depth():
+            return super().value_counts(*args, **kwargs)
+        with _guard:
+            res = super().value_counts(*args, **kwargs)
+            return _value_counts_lineage(self, res, args, kwargs)
+
+
+def _value_counts_lineage(src, res, args, kwargs):
+    lin = lineage_of(src)
+    op = "value_counts"
+    if not isinstance(res, pd.Series):
+        return _fallback(res, op, [src])
+    try:
+        if isinstance(src, pd.Series):
+            keys, krows = pd.Index(pd.Series.array.fget(src)), [lin.nidx]
+        else:
+            subset = kwargs.get("subset", args[0] if args else None)
+            cols = list(src.columns) if subset is None else list(subset)
+            krows = _col_rows(src, cols)
+            kf = pd.DataFrame({i: pd.DataFrame.__getitem__(src, c).array for i, c in enumerate(cols)})
+            keys = pd.MultiIndex.from_frame(kf) if isinstance(res.index, pd.MultiIndex) else pd.Index(kf[0])
+        codes = np.asarray(res.index.get_indexer(keys), np.int64)
+    except Exception:
+        return _fallback(res, op, [src])
+    if krows is None or len(res) and np.bincount(codes[codes >= 0], minlength=len(res)).min() == 0:
+        return _fallback(res, op, [src])
+    n, nidx, ncols, _ = _dims(res)
+    parts = []
+    total = kwargs.get("normalize", False)
+    for p in lin.parts:
+        g = p.rel.group(codes, n)
+        if p.wide:
+            parts.append(Part(p.node, g, p.cmat, p.control, True))
+            continue
+        cm = np.zeros((nidx + 1, p.cmat.shape[1]), bool)
+        for i, r in enumerate(krows[:nidx] if len(krows) >= nidx else []):
+            cm[i] = p.cmat[r]
+        if len(krows) < nidx or nidx == 1 and len(krows) > 1:
+            cm[:nidx] = p.cmat[krows].any(0)
+        cm[nidx] = p.cmat[krows].any(0)
+        if cm.any():
+            parts.append(Part(p.node, g, cm, p.control))
+        if total and cm[nidx].any():
+            parts.append(Part(p.node, p.rel.group(np.where(codes >= 0, 0, -1), 1).take(np.zeros(n, np.int64)),
+                              cm[nidx][None, :].copy(), True, wide=True))
+    return _attach(res, parts, op, [src])

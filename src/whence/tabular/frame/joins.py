@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .base import (_as_tracked, _attach, _col_control, _col_rows, _depth, _elementwise, _fallback, _guard, _hashable,
+from ..relations import Part
+from .base import (is_tracked_frame, _as_tracked, _attach, _col_control, _col_rows, _depth, _elementwise, _fallback, _guard, _hashable,
                    _remap, lineage_of)
 
 
@@ -172,10 +173,15 @@ def _join_keys(kw, on_list, join):
 class _SeriesLookups:
 
     def map(self, arg, na_action=None):
+        """``Series.map``: row i derives from the key cell i; through a tracked Series, also from the cell
+        looked up (data) and the index cell that matched (control)."""
         if _depth():
             return super().map(arg, na_action)
         with _guard:
-            return _elementwise(super().map(arg, na_action), "map", [self])
+            res = _elementwise(super().map(arg, na_action), "map", [self])
+            if is_tracked_frame(arg) and isinstance(arg, pd.Series):
+                return _lookup(self, arg, res, na_action)
+            return res
 
 
 class _FrameJoins:
@@ -203,3 +209,33 @@ class _FrameJoins:
             kw = dict(how=how, left_on=on, right_index=True, left_index=on is None, sort=kwargs.get("sort", False),
                       suffixes=tuple(sfx), validate=kwargs.get("validate"))
             return _merge(self, other, kw, join=(on, kwargs))
+
+
+def _lookup(key, table, res, na_action):
+    """Add to ``res`` (``key.map(table)``) the looked-up cells of ``table``: its value (data) and the index
+    cell that matched (control)."""
+    tlin = lineage_of(table)
+    try:
+        with _guard:
+            pos = np.asarray(table.index.get_indexer(pd.Index(pd.Series.array.fget(key))), np.int64)
+    except Exception:  # a non-unique lookup index (pandas raises on it), or keys it cannot match
+        return _fallback(res, "map", [key, table])
+    if na_action == "ignore":
+        pos[np.asarray(pd.isna(pd.Series.array.fget(key)), bool)] = -1
+    rlin = lineage_of(res)
+    nidx = rlin.nidx
+    parts = list(rlin.parts)
+    for p in tlin.parts:
+        rel = p.rel.take(pos)
+        if p.wide:
+            parts.append(p.with_(rel=rel))
+            continue
+        val = p.cmat[tlin.nidx:].any(0)
+        if val.any():
+            cm = np.zeros((nidx + 1, val.shape[0]), bool)
+            cm[nidx] = val
+            parts.append(Part(p.node, rel, cm, p.control))
+        idx = p.cmat[:tlin.nidx].any(0)
+        if idx.any():
+            parts.append(Part(p.node, rel, idx[None, :].copy(), True, wide=True))
+    return _attach(res, parts, "map", [key, table])

@@ -327,6 +327,8 @@ class _FrameSelection:
             return _positional(self, super().tail(n), idx[-n:] if n else idx[:0], "tail")
 
     def query(self, expr, **kwargs):
+        # one more frame between the caller and pandas' eval than in pandas: @locals are looked up one up
+        kwargs["level"] = kwargs.pop("level", 0) + 1
         if _depth():
             return super().query(expr, **kwargs)
         with _guard:
