@@ -36,6 +36,9 @@ def _rows_op(op, ignore_arg="ignore_index"):
                 shadow = self.set_axis(pd.RangeIndex(len(self)), axis=0)
                 object.__setattr__(shadow, "_wh", None)
                 res = base(shadow, *args, **kwargs)
+                if not isinstance(res, pd.DataFrame if isinstance(self, pd.DataFrame) else pd.Series) or (
+                        isinstance(res, pd.DataFrame) and not res.columns.equals(self.columns)):
+                    return _fallback(base(self, *args, **kwargs), op, [self])
                 sel = np.asarray(res.index, dtype=np.int64)
                 if ignore:
                     # pandas' own empty result keeps its own kind of index: ask it
@@ -64,9 +67,12 @@ def _rows_op(op, ignore_arg="ignore_index"):
 def _op_control(obj, op, args, kwargs):
     """cmat rows of the columns that choose rows in ``op`` (sort keys, NA checks, duplicate subsets)."""
     if not isinstance(obj, pd.DataFrame):
-        return [lineage_of(obj).nidx] if op in ("sort_values", "dropna", "drop_duplicates") else []
+        return [lineage_of(obj).nidx] if op in ("sort_values", "dropna", "drop_duplicates", "nlargest",
+                                                "nsmallest") else []
     if op == "sort_values":
         by = kwargs.get("by", args[0] if args else None)
+    elif op in ("nlargest", "nsmallest"):
+        by = kwargs.get("columns", args[1] if len(args) > 1 else None)
     elif op in ("dropna", "drop_duplicates"):
         by = kwargs.get("subset", None)
         if by is None:
@@ -102,7 +108,7 @@ class _TrackedIndexer:
 
     def _positions(self, key, labels):
         n = len(labels)
-        if self.kind == "iloc":
+        if self.kind in ("iloc", "iat"):
             return np.arange(n, dtype=np.int64)[key] if not isinstance(key, (pd.Series,)) else \
                 np.arange(n, dtype=np.int64)[np.asarray(key)]
         s = pd.Series(np.arange(n, dtype=np.int64), index=labels)
@@ -266,6 +272,23 @@ class _Selection:
     def iloc(self):
         return super().iloc if _depth() else _TrackedIndexer(self, "iloc")
 
+    @property
+    def at(self):
+        return super().at if _depth() else _TrackedIndexer(self, "at")
+
+    @property
+    def iat(self):
+        return super().iat if _depth() else _TrackedIndexer(self, "iat")
+
+    def get(self, key, default=None):
+        """``obj.get(key, default)``: ``obj[key]`` (tracked) when the key is there, else ``default``."""
+        if _depth():
+            return super().get(key, default)
+        try:
+            return self[key]
+        except (KeyError, ValueError, IndexError):
+            return default
+
 
 class _SeriesSelection:
 
@@ -280,6 +303,14 @@ class _SeriesSelection:
 
 
 class _FrameSelection:
+
+    def items(self):
+        """``(label, column)`` pairs; each column is ``self[label]`` (tracked) when the labels are unique."""
+        if _depth() or not self.columns.is_unique:
+            yield from super().items()
+            return
+        for c in self.columns:
+            yield c, self[c]
 
     # -- selection -------------------------------------------------------------------------------------------
     def __getitem__(self, key):

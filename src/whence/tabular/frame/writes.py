@@ -23,14 +23,14 @@ def _after_cell_write(obj, lin, key, value, kind, old_cols):
         if callable(rk):
             rk = rk(obj)
         n = len(obj)
-        if kind == "iloc":
+        if kind in ("iloc", "iat"):
             rpos = np.atleast_1d(np.arange(n, dtype=np.int64)[rk if not isinstance(rk, pd.Series) else np.asarray(rk)])
         else:
             rpos = np.atleast_1d(pd.Series(np.arange(n, dtype=np.int64), index=obj.index).loc[rk])
             rpos = np.asarray(rpos, np.int64)
         if is_frame:
             cols = obj.columns
-            if kind == "iloc":
+            if kind in ("iloc", "iat"):
                 cpos = np.atleast_1d(np.arange(len(cols))[ck])
             else:
                 cpos = np.atleast_1d(pd.Series(np.arange(len(cols)), index=cols).loc[ck])
