@@ -14,7 +14,7 @@ from .base import _attach, _col_rows, _depth, _dims, _fallback, _guard, _hashabl
 
 
 _REDUCERS = frozenset(["sum", "mean", "median", "min", "max", "std", "var", "sem", "prod", "count", "nunique",
-                       "first", "last", "any", "all", "size", "idxmin", "idxmax", "skew", "quantile"])
+                       "first", "last", "any", "all", "size", "idxmin", "idxmax", "skew", "quantile", "kurt"])
 
 
 class _TrackedWindow:

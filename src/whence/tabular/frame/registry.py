@@ -92,25 +92,25 @@ _COMMON = dict(
     groups="groupby value_counts",
     reductions="""all any count idxmax idxmin kurt kurtosis max mean median min nunique prod product quantile sem
         skew std sum var describe agg aggregate""",
-    reshapes="set_index reset_index",
+    reshapes="reset_index",
     udf="apply pipe",
     meta="""attrs axes empty flags ndim shape size index keys info memory_usage equals set_flags
         first_valid_index last_valid_index to_numpy values to_clipboard to_csv to_dict to_excel to_hdf to_json
-        to_latex to_markdown to_pickle to_sql to_string to_xarray plot hist sparse bool""",
+        to_latex to_markdown to_pickle to_sql to_string to_xarray plot hist sparse bool from_arrow""",
     opaque="""align combine combine_first compare corr cov dot duplicated mode reindex reindex_like
         reorder_levels set_axis squeeze swaplevel droplevel transpose T update xs swapaxes first last
-        iterrows itertuples transform unstack""",
+        transform unstack""",
 )
 _FRAME_ONLY = dict(
     selection="query select_dtypes items",
     joins="merge join",
-    reshapes="melt pivot_table",
+    reshapes="melt pivot_table set_index",
     writes="assign insert pop",
     cellwise="map",
     udf="eval",
     meta="""boxplot columns dtypes style to_feather to_html to_iceberg to_orc to_parquet to_records to_stata
-        to_xml from_dict from_records from_arrow lookup""",
-    opaque="corrwith select pivot stack isetitem",
+        to_xml from_dict from_records lookup""",
+    opaque="corrwith select pivot stack isetitem iterrows itertuples",
 )
 _SERIES_ONLY = dict(
     cellwise="between str dt cat to_frame",
@@ -118,7 +118,7 @@ _SERIES_ONLY = dict(
     meta="""dtype name nbytes hasnans is_monotonic_decreasing is_monotonic_increasing is_unique array list
         struct searchsorted dtypes""",
     untracked="argmax argmin argsort item items to_list tolist unique repeat autocorr view ravel factorize",
-    opaque="divmod rdivmod case_when",
+    opaque="divmod rdivmod case_when pop",
 )
 
 
