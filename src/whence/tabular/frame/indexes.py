@@ -88,7 +88,7 @@ class _Indexes:
     def index(self, value):
         base = pd.DataFrame.__dict__["index"] if isinstance(self, pd.DataFrame) else pd.Series.__dict__["index"]
         lin = self.__dict__.get("_wh")
-        if _depth() or lin is None or sys._getframe(1).f_globals.get("__name__", "").startswith("pandas"):
+        if _depth() or lin is None or _from_pandas():
             base.__set__(self, value)
             if lin is not None and not _depth() and (lin.nidx != self.index.nlevels or lin.n != len(self)):
                 object.__setattr__(self, "_wh", None)  # pandas' own step: the operation's lineage is set after
@@ -99,6 +99,14 @@ class _Indexes:
         base.__set__(self, value)
         with _guard:
             _after_index_set(self, lin, value, vlin)
+
+
+def _from_pandas():
+    """True when the index is being set by pandas' own code (past its ``__setattr__``), not by the user's."""
+    f = sys._getframe(2)
+    while f is not None and f.f_code.co_name == "__setattr__":
+        f = f.f_back
+    return f is not None and f.f_globals.get("__name__", "").startswith("pandas")
 
 
 def _after_index_set(obj, lin, value, vlin):
