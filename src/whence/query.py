@@ -267,12 +267,17 @@ def _backward_sets(node, cs, control=False):
         elif cs[0] == "s" and n.shape:
             f = getattr(n.map, "backward_sparse", None)
             if f is not None:
-                pms = f(cs[1])
+                # a table's control inputs (fitted statistics, keys) are not computed for a data query
+                pms = f(cs[1], skip=n.control) if (n.control and not control and
+                                                   getattr(n.map, "kind", None) == "table") else f(cs[1])
             if pms is not None:
                 pms = [("s", pm) if pm is not None else None for pm in pms]
         if pms is None:
             dense = _dense(cs, n.shape)
-            pms = [("d", pm) if pm is not None else None for pm in n.map.backward(dense)]
+            if n.control and not control and getattr(n.map, "kind", None) == "table":
+                pms = [("d", pm) if pm is not None else None for pm in n.map.backward(dense, skip=n.control)]
+            else:
+                pms = [("d", pm) if pm is not None else None for pm in n.map.backward(dense)]
         for k, (p, pm) in enumerate(zip(n.parents, pms)):
             if pm is None or (k in n.control and not control):
                 continue

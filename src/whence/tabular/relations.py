@@ -146,16 +146,24 @@ class RowRel:
             ck = np.zeros(keep.shape[0] + 1, np.int64)
             np.cumsum(keep, out=ck[1:])
             return ck[indptr], c[keep]
+        # through a CSR relation: many members of a group often share a code (rows that all derive from the
+        # same fitted statistics); each (group, code) pair is expanded once, so a group's size is the size of
+        # the union it stands for, not the sum of its members' (no n x n blow-up of composed fits)
         sp, si = self.csr.get()
+        ncode = sp.shape[0] - 1
+        gm = np.repeat(np.arange(ngroups, dtype=np.int64), counts)
         ok = c >= 0
-        last = sp.shape[0] - 1
-        cc = np.where(ok, c, 0)
-        starts = sp[np.minimum(cc, last)]
-        lens = np.where(ok, sp[np.minimum(cc + 1, last)] - starts, 0)
+        if ncode <= 0 or not ok.any():
+            return np.zeros(ngroups + 1, np.int64), _EMPTY
+        key = np.unique(gm[ok] * ncode + c[ok])
+        g3, c3 = np.divmod(key, ncode)
+        starts = sp[c3]
+        lens = sp[c3 + 1] - starts
         idx = _expand(starts, lens)
-        cl = np.zeros(lens.shape[0] + 1, np.int64)
-        np.cumsum(lens, out=cl[1:])
-        return cl[indptr], si[idx]
+        per = np.bincount(g3, weights=lens, minlength=ngroups).astype(np.int64)
+        out = np.zeros(ngroups + 1, np.int64)
+        np.cumsum(per, out=out[1:])
+        return out, si[idx]
 
     # --- queries -----------------------------------------------------------------------------------------
     def _codes_of(self, rows):
@@ -356,12 +364,16 @@ class TableMap(Map):
     def _data_cm(self, p):
         return p.data_cm(self.nidx, self.ncols)
 
-    def backward_sparse(self, flat):
+    def backward_sparse(self, flat, skip=()):
+        """Input cells of the output cells ``flat``, per parent; parents in ``skip`` (the control inputs of a
+        data query) are not computed."""
         flat = np.asarray(flat, np.int64)
         ncols = self.ncols
         rows, cols = np.divmod(flat, ncols)
         acc = [[] for _ in self.parent_shapes]
         for k, p in self.entries:
+            if k in skip:
+                continue
             sub = self._data_cm(p)[cols]
             has = sub.any(1)
             if not has.any():
@@ -379,10 +391,12 @@ class TableMap(Map):
             acc[k].append(srows[idx] * nsc + np.repeat(sc.astype(np.int64), lens))
         return [np.concatenate(a) if a else None for a in acc]
 
-    def backward(self, out_mask):
+    def backward(self, out_mask, skip=()):
         om = np.asarray(out_mask).reshape(self.out_shape[0], self.ncols)
         res = [None] * len(self.parent_shapes)
         for k, p in self.entries:
+            if k in skip:
+                continue
             cm = self._data_cm(p)
             shape = self.parent_shapes[k]
             nsrc_cols = 1 if len(shape) < 2 else shape[1]
