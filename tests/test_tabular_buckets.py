@@ -316,3 +316,85 @@ def test_bad_input_raises_pandas_error_and_changes_nothing():
     with pytest.raises(ValueError):
         pd.to_datetime(df["s"], format="%Y")
     assert (wh.backward(df).complete, df.columns.tolist()) == before
+
+
+# ---------------------------------------------------------------------------------------------------------
+# scikit-learn around pandas
+# ---------------------------------------------------------------------------------------------------------
+
+def test_fitted_statistics_are_not_expanded_by_a_data_query():
+    """A one-cell data backward through a model fitted on StandardScaler output of a filtered, reordered frame
+    touches no control relation (it built an n x n one before), and a control query's relations stay O(n)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+    from whence.tabular.relations import TableMap
+    n = 3000
+    rng = np.random.default_rng(0)
+    wh.reset()
+    df = wh.track_frame(pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n),
+                                      "y": rng.integers(0, 2, n)}), name="x")
+    f = df[df["a"] > -1].sort_values("b")
+    X = StandardScaler().fit_transform(f[["a", "b"]])
+    p = LogisticRegression().fit(X, f["y"].to_numpy()).predict_proba(X)
+
+    def relation_sizes():
+        out, seen, stack = 0, set(), [p._node]
+        while stack:
+            node = stack.pop()
+            if node.id in seen:
+                continue
+            seen.add(node.id)
+            if isinstance(node.map, TableMap):
+                out = max([out] + [q.rel.csr.indices.shape[0] for _, q in node.map.entries
+                                   if q.rel.csr is not None and q.rel.csr.fn is None])
+            stack.extend(node.parents)
+        return out
+
+    row = int(f.iloc[[3]].index[0])
+    assert cells(wh.backward(p, (3, 1))) == {(row, 0), (row, 1)}
+    assert relation_sizes() == 0  # no control relation was built
+    ctl = cells(wh.backward(p, (3, 1), control=True))
+    assert {(r, 0) for r in np.flatnonzero(df["a"].to_numpy() > -1)} <= ctl
+    assert relation_sizes() <= 2 * n
+
+
+def test_users_own_transformer_runs_on_the_tracked_data():
+    from sklearn.base import BaseEstimator, TransformerMixin
+
+    class Centre(BaseEstimator, TransformerMixin):
+        def fit(self, X, y=None):
+            self.mu_ = X.mean(axis=0)
+            return self
+
+        def transform(self, X):
+            return (X - self.mu_) * 2
+
+    df = track(pd.DataFrame({"a": [1.0, 2.0, 4.0], "b": [3.0, 1.0, 0.0]}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        out = Centre().fit_transform(df)
+        arr = Centre().fit_transform(df.to_numpy())
+    assert np.allclose(np.asarray(out), (df.to_numpy() - df.to_numpy().mean(0)) * 2)
+    # the user's code subtracts the column mean: the cell and its whole column, exactly
+    for res in (wh.backward(out, rows=[1], columns=[0]), wh.backward(arr, (1, 0))):
+        assert res.complete and cells(res) == {(0, 0), (1, 0), (2, 0)}
+
+
+def test_preprocessing_functions_keep_lineage():
+    import sklearn.preprocessing as skp
+    df = track(pd.DataFrame({"a": [1.0, 2.0, 4.0], "b": [3.0, 1.0, 0.0], "c": ["x", "y", "x"]}))
+    X = df[["a", "b"]]
+    Xp = pd.DataFrame(X).to_numpy()
+    for name in ("scale", "minmax_scale", "maxabs_scale", "robust_scale", "binarize"):
+        r = getattr(skp, name)(X)
+        assert np.allclose(np.asarray(r), getattr(skp, name)(Xp))
+        assert cells(wh.backward(r, (1, 0))) == {(1, 0)}
+    r = skp.normalize(X)
+    assert cells(wh.backward(r, (1, 0))) == {(1, 0), (1, 1)}
+    assert cells(wh.backward(skp.scale(X), (1, 0), control=True)) == {(0, 0), (1, 0), (2, 0)}
+    lb = skp.label_binarize(df["c"], classes=["x", "y", "z"])
+    assert np.asarray(lb).tolist() == [[1, 0, 0], [0, 1, 0], [1, 0, 0]]
+    assert cells(wh.backward(lb, (2, 1))) == {(2, 2)}
+    with pytest.warns(wh.PartialLineageWarning, match="scale"):
+        one = skp.scale(df["a"])  # a 1-D input: not the estimator's case, all cells (PARTIAL)
+    assert cells(wh.backward(one, (1,))) >= {(1, 0)}

@@ -818,9 +818,25 @@ def _op(est, name):
     return f"{type(est).__name__}.{name}"
 
 
+def _user_code(est, name):
+    """True when ``name`` of ``est`` runs the user's own code (a transformer class written outside
+    scikit-learn): ``fit_transform`` counts when the user wrote ``fit`` and ``transform``."""
+    tp = type(est)
+    if _is_sk(tp):
+        return False
+    d = _definer(tp, name)
+    if d is not None and not _is_sk(d) and d.__module__ != "builtins":
+        return True
+    if name == "fit_transform":
+        return all(_definer(tp, m) is not None and not _is_sk(_definer(tp, m)) for m in ("fit", "transform"))
+    return False
+
+
 def _flow(cls, est, name):
     if _is_sk(cls, "Pipeline"):
         return "pipeline"
+    if _user_code(est, name):
+        return "user"  # the user's own fit/transform run on the tracked data: numpy and pandas tracking record
     if name == "fit_transform" and _is_sk(cls, "TransformerMixin"):
         return "mixin"  # fit then transform: the tracked data flows into both (their own wrappers record)
     if _is_sk(cls, "FunctionTransformer") and name == "transform" and not getattr(est, "validate", True):
@@ -845,7 +861,7 @@ def _run(cls, name, fn, est, args, kwargs, X, y):
     elif flow == "mixin":
         res = fn(est, *args, **kwargs)
         flowed = True
-    elif flow == "function":
+    elif flow in ("function", "user"):
         try:
             res = fn(est, *args, **kwargs)
             flowed = True
@@ -1068,8 +1084,100 @@ def _patch_split(mod):
     mod._safe_indexing = _safe_indexing
 
 
+# sklearn.preprocessing's functions as the estimators they wrap (name -> (estimator, its arguments, the
+# function's arguments that must keep their defaults))
+_FUNCTIONS = {
+    "scale": ("StandardScaler", ("with_mean", "with_std"), {"axis": 0}),
+    "minmax_scale": ("MinMaxScaler", ("feature_range",), {"axis": 0}),
+    "maxabs_scale": ("MaxAbsScaler", (), {"axis": 0}),
+    "robust_scale": ("RobustScaler", ("with_centering", "with_scaling", "quantile_range", "unit_variance"),
+                     {"axis": 0}),
+    "normalize": ("Normalizer", ("norm",), {"axis": 1, "return_norm": False}),
+    "binarize": ("Binarizer", ("threshold",), {}),
+    "quantile_transform": ("QuantileTransformer", ("n_quantiles", "output_distribution", "ignore_implicit_zeros",
+                                                   "subsample", "random_state"), {"axis": 0}),
+    "power_transform": ("PowerTransformer", ("method", "standardize"), {}),
+}
+
+
+def _preprocessing_function(name, orig, mod):
+    """``sklearn.preprocessing.<name>`` on tracked data: the estimator it wraps, fitted on the tracked data (its
+    statistics are control, its output cells exact); any other call: all cells of the input (PARTIAL)."""
+    import inspect
+    est_name, est_args, fixed = _FUNCTIONS[name]
+    sig = inspect.signature(orig)
+
+    @functools.wraps(orig)
+    def fn(X, *args, **kwargs):
+        if not isinstance(X, _TRACKED) or _get("depth"):
+            return orig(X, *args, **kwargs)
+        bound = sig.bind(X, *args, **kwargs)
+        bound.apply_defaults()
+        a = bound.arguments
+        if all(a.get(k, v) == v for k, v in fixed.items()) and getattr(X, "ndim", 2) == 2:
+            try:
+                est = getattr(mod, est_name)(**{k: a[k] for k in est_args if k in a})
+                res = est.fit_transform(X)
+                if isinstance(res, TrackedArray):
+                    return res
+            except (TypeError, ValueError):
+                pass
+        return _opaque_preprocessing(name, orig, X, args, kwargs)
+
+    setattr(fn, _MARK, True)
+    return fn
+
+
+def _opaque_preprocessing(name, orig, X, args, kwargs):
+    from ..buckets.opaque import opaque_call
+    from .frame.cellwise import _as_arrays
+    Xt = _as_arrays(X)
+    if Xt is None:
+        return orig(X, *args, **kwargs)
+    return opaque_call(orig, (Xt,) + tuple(args), kwargs,
+                       reason=f"sklearn.preprocessing.{name} with these arguments is not covered")
+
+
+def _label_binarize(orig):
+    """``label_binarize(y, classes=...)`` on a tracked y: output cell (i, j) derives from y[i]."""
+
+    @functools.wraps(orig)
+    def fn(y, *args, **kwargs):
+        if not isinstance(y, _TRACKED) or _get("depth"):
+            return orig(y, *args, **kwargs)
+        plain = orig(_plain(y), *args, **kwargs)
+        node = y._node if isinstance(y, TrackedArray) else (lineage_of(y).node if isinstance(y, pd.Series)
+                                                             else None)
+        if node is None or len(node.shape) != 1 or not isinstance(plain, np.ndarray) or plain.ndim != 2 or \
+                plain.shape[0] != node.shape[0]:
+            return _opaque_preprocessing("label_binarize", orig, y, args, kwargs)
+        # every output column is a function of y[i] alone: y[i] broadcast along the row
+        return _with_values(node, plain)
+
+    setattr(fn, _MARK, True)
+    return fn
+
+
+def _with_values(node, values):
+    """``values`` (n, k) with the lineage of the 1-D ``node`` broadcast along the rows: cell (i, j) from i."""
+    from ..maps import ElementwiseMap, ViewMap
+    n = node.shape[0]
+    col = Node("reshape", (n, 1), ViewMap((n, 1), (n,), "reshape"), (node,))
+    out = Node("label_binarize", values.shape, ElementwiseMap(values.shape, [(n, 1)]), (col,))
+    return _wrap(np.asarray(values), out)
+
+
+def _patch_preprocessing(mod):
+    for name in list(_FUNCTIONS) + ["label_binarize"]:
+        orig = getattr(mod, name, None)
+        if orig is None or getattr(orig, _MARK, False):
+            continue
+        setattr(mod, name, _label_binarize(orig) if name == "label_binarize" else
+                _preprocessing_function(name, orig, mod))
+
+
 _AFTER = {"sklearn.base": _install_estimators, "sklearn.model_selection._split": _patch_split,
-          "sklearn.utils.metaestimators": _patch_split}
+          "sklearn.utils.metaestimators": _patch_split, "sklearn.preprocessing": _patch_preprocessing}
 
 
 class _Loader:

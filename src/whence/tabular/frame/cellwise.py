@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pandas as pd
 
+from ..relations import Part, RowRel
 from .base import (_as_tracked, _dims, _row_preserving, _warn, _attach, _attach_inplace, _depth, _elementwise, _fallback, _fallback_reason, _guard, _remap,
                    is_tracked_frame, lineage_of)
 
@@ -79,17 +80,70 @@ def _same(op):
     return make
 
 
-def _binary(res, op, *operands):
+def _binary(res, op, *operands, columns=False):
+    """Lineage of an operator's result; ``columns``: a Series operand of a frame aligns on the columns."""
     if not isinstance(res, (pd.Series, pd.DataFrame)):
         return res
     name = getattr(op, "__name__", str(op)).strip("_")
     ops = [o for o in operands if is_tracked_frame(o)]
     others = [o for o in operands if not is_tracked_frame(o)]
+    on_cols = [o for o in ops if columns and isinstance(o, pd.Series) and isinstance(res, pd.DataFrame)]
+    out = _elementwise(res, name, [o for o in ops if not any(o is c for c in on_cols)])
+    extra, reasons = [], []
+    for o in on_cols:
+        extra += _series_on_columns(out, o)
     from ...tracked import TrackedArray
-    if any(isinstance(o, TrackedArray) for o in others):
-        res = _elementwise(res, name, ops)
-        return _fallback_reason(res, f"{name} with a numpy TrackedArray operand: the array's lineage is not followed")
-    return _elementwise(res, name, ops)
+    for a in others:
+        if isinstance(a, TrackedArray):
+            parts, reason = _array_operand(out, a)
+            extra += parts
+            if reason:
+                reasons.append(f"{name} with a TrackedArray operand {reason}")
+    if not extra and not reasons:
+        return out
+    lin = lineage_of(out)
+    out = _attach(out, list(lin.parts) + extra, name, [out, *on_cols], reasons)
+    if reasons:
+        _warn("whence: " + reasons[0] + " (PARTIAL)")
+    return out
+
+
+def _series_on_columns(res, o):
+    """Parts of a Series operand broadcast along the rows of a frame (aligned on the column labels): every
+    cell of column j derives from the Series cell labelled like column j."""
+    lin = lineage_of(o)
+    n, nidx, ncols, _ = _dims(res)
+    if not o.index.is_unique:
+        return [Part(p.node, RowRel.everything(n, p.rel.n_src), p.cmat.any(0)[None, :].copy(), p.control, True)
+                for p in lin.parts]
+    pos = o.index.get_indexer(res.columns)
+    parts = []
+    for j, q in enumerate(pos):
+        if q < 0:
+            continue
+        crow = [-1] * (nidx + ncols)
+        crow[nidx + j] = lin.nidx
+        parts += _remap(lin, crow, np.full(n, q, np.int64))
+    return parts
+
+
+def _array_operand(res, a):
+    """Parts of a TrackedArray operand of the same rows (1-D: every column; 2-D: column by column), or all its
+    cells (PARTIAL) for any other shape.  Returns (parts, reason or None)."""
+    n, nidx, ncols, _ = _dims(res)
+    node = a._node
+    if a.ndim == 1 and a.shape[0] == n:
+        cm = np.zeros((nidx + ncols, 1), bool)
+        cm[nidx:] = True
+        return [Part(node, RowRel.identity(n), cm)], None
+    if a.ndim == 2 and a.shape == (n, ncols):
+        cm = np.zeros((nidx + ncols, ncols), bool)
+        cm[nidx:] = np.eye(ncols, dtype=bool)
+        return [Part(node, RowRel.identity(n), cm)], None
+    width = 1 if a.ndim < 2 else a.shape[1]
+    rows = a.shape[0] if a.ndim else 1
+    return [Part(node, RowRel.everything(n, rows), np.ones((1, width), bool), wide=True)], \
+        f"of shape {a.shape} (taken as all its cells)"
 
 
 class _TrackedAccessor:
@@ -208,19 +262,22 @@ class _Cellwise:
         if _depth():
             return super()._arith_method(other, op)
         with _guard:
-            return _binary(super()._arith_method(other, op), op, self, other)
+            return _binary(super()._arith_method(other, op), op, self, other,
+                           columns=isinstance(self, pd.DataFrame))
 
     def _cmp_method(self, other, op):
         if _depth():
             return super()._cmp_method(other, op)
         with _guard:
-            return _binary(super()._cmp_method(other, op), op, self, other)
+            return _binary(super()._cmp_method(other, op), op, self, other,
+                           columns=isinstance(self, pd.DataFrame))
 
     def _logical_method(self, other, op):
         if _depth():
             return super()._logical_method(other, op)
         with _guard:
-            return _binary(super()._logical_method(other, op), op, self, other)
+            return _binary(super()._logical_method(other, op), op, self, other,
+                           columns=isinstance(self, pd.DataFrame))
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if _depth():
