@@ -398,3 +398,40 @@ def test_preprocessing_functions_keep_lineage():
     with pytest.warns(wh.PartialLineageWarning, match="scale"):
         one = skp.scale(df["a"])  # a 1-D input: not the estimator's case, all cells (PARTIAL)
     assert cells(wh.backward(one, (1,))) >= {(1, 0)}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# reshapes: pivot, stack, crosstab
+# ---------------------------------------------------------------------------------------------------------
+
+@cfg(25)
+@given(frames())
+def test_pivot_stack_crosstab_against_row_ids(P):
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        st_ = df[["t", "u"]].stack()
+        ct = pd.crosstab(df["k"], df["s"])
+    # stack: value (i, label) is the cell of row i in that column
+    ref = P[["t", "u"]].stack()
+    assert len(st_) == len(ref)
+    for q, (lab, c) in enumerate(ref.index):
+        i = list(P.index).index(lab)
+        check(st_, q, 0, {(i, col(c))})
+    # crosstab: cell (r, c) from the key cells of the rows counted
+    k, s = P["k"].tolist(), P["s"].tolist()
+    for r, kv in enumerate(ct.index):
+        for j, sv in enumerate(ct.columns):
+            rows = [q for q in range(len(P)) if k[q] == kv and s[q] == sv]
+            check(ct, r, j, {(q, 4) for q in rows} | {(q, 2) for q in rows})
+    # pivot: one row per (index, columns) pair
+    u = P.drop_duplicates(["k", "s"]).dropna(subset=["s"])
+    if len(u):
+        wh.reset()
+        t = wh.track_frame(u.reset_index(drop=True), name="x")
+        pv = t.pivot(index="k", columns="s", values="t")
+        up = u.reset_index(drop=True)
+        for r, kv in enumerate(pv.index):
+            for j, sv in enumerate(pv.columns):
+                rows = [q for q in range(len(up)) if up["k"][q] == kv and up["s"][q] == sv]
+                check(pv, r, j, {(q, 0) for q in rows})

@@ -78,9 +78,36 @@ def _wrap(name):
     return fn
 
 
+def _crosstab():
+    orig = pd.crosstab
+    _ORIG["crosstab"] = orig
+
+    @functools.wraps(orig)
+    def crosstab(index, columns, values=None, *args, **kwargs):
+        from .opaque import opaque_function
+        if _depth() or not (is_tracked_frame(index) or is_tracked_frame(columns)):
+            return orig(index, columns, values, *args, **kwargs)
+        simple = (values is None and not args and not kwargs.get("margins") and not kwargs.get("normalize")
+                  and kwargs.get("aggfunc") is None and isinstance(index, pd.Series)
+                  and isinstance(columns, pd.Series) and is_tracked_frame(index) and is_tracked_frame(columns))
+        if not simple:
+            return opaque_function("crosstab", orig)(index, columns, values, *args, **kwargs)
+        from .reshapes import crosstab_lineage
+        with _guard:
+            res = orig(index, columns, values, *args, **kwargs)
+            parts = crosstab_lineage(res, index, columns)
+        if parts is None:
+            return opaque_function("crosstab", orig)(index, columns, values, *args, **kwargs)
+        return _attach(res, parts, "crosstab", [index, columns])
+
+    crosstab.__whence_wrapped__ = True
+    return crosstab
+
+
 def install():
     """Put the wrappers on the ``pandas`` module (once)."""
     if _ORIG:
         return
     for name in CELLWISE_FUNCTIONS:
         setattr(pd, name, _wrap(name))
+    pd.crosstab = _crosstab()

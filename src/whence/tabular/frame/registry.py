@@ -104,13 +104,13 @@ _COMMON = dict(
 _FRAME_ONLY = dict(
     selection="query select_dtypes items",
     joins="merge join",
-    reshapes="melt pivot_table set_index",
+    reshapes="melt pivot_table set_index pivot stack",
     writes="assign insert pop",
     cellwise="map",
     udf="eval",
     meta="""boxplot columns dtypes style to_feather to_html to_iceberg to_orc to_parquet to_records to_stata
         to_xml from_dict from_records lookup""",
-    opaque="corrwith select pivot stack isetitem iterrows itertuples",
+    opaque="corrwith select isetitem iterrows itertuples",
 )
 _SERIES_ONLY = dict(
     cellwise="between str dt cat to_frame",
@@ -201,6 +201,7 @@ PANDAS = _table(
     joins="merge",
     reshapes="concat get_dummies melt pivot_table",
     windows="merge_asof",
+    groups="crosstab",
     udf="eval",
     meta="""ArrowDtype BooleanDtype Categorical CategoricalDtype CategoricalIndex DataFrame DateOffset
         DatetimeIndex DatetimeTZDtype ExcelFile ExcelWriter Flags Float32Dtype Float64Dtype Grouper HDFStore Index
@@ -214,7 +215,7 @@ PANDAS = _table(
         reset_option set_eng_float_format set_option show_versions test testing timedelta_range to_pickle tseries
         util from_dummies""",
     untracked="unique",
-    opaque="crosstab lreshape merge_ordered pivot wide_to_long",
+    opaque="lreshape merge_ordered pivot wide_to_long",
 )
 
 

@@ -39,14 +39,81 @@ def _melt_lineage(src, res, id_vars, value_vars, ignore_index):
     return _attach(res, parts, "melt", [src])
 
 
-def _pivot_lineage(src, res, args, kwargs):
+def _stack_lineage(src, res, args, kwargs):
+    lin = lineage_of(src)
+    level = kwargs.get("level", args[0] if args else -1)
+    if not isinstance(res, pd.Series) or isinstance(src.columns, pd.MultiIndex) or level not in (-1, 0) or \
+            not src.columns.is_unique:
+        return _fallback(res, "stack", [src])
+    n, k = src.shape
+    # positions carried through the same stack, with the frame's missing cells (pandas 2.x drops them)
+    pos = pd.DataFrame(np.arange(n * k, dtype=np.float64).reshape(n, k), index=pd.RangeIndex(n),
+                       columns=pd.RangeIndex(k))
+    pos = pos.mask(pd.DataFrame(src).isna().to_numpy())
+    try:
+        flat = pd.DataFrame.stack(pos, *args, **kwargs)
+    except Exception:
+        return _fallback(res, "stack", [src])
+    if len(flat) != len(res):
+        return _fallback(res, "stack", [src])
+    f = flat.to_numpy(dtype=np.float64)
+    if np.isnan(f).any():  # a missing cell kept by the stack: its position from the index instead
+        f = np.asarray(flat.index.get_level_values(0), np.float64) * k + \
+            np.asarray(flat.index.get_level_values(-1), np.float64)
+    f = f.astype(np.int64)
+    rows, cols = np.divmod(f, k)
+    nidx = res.index.nlevels
+    parts = []
+    crow = list(range(lin.nidx)) + [-1] * (nidx - lin.nidx) + [-1]
+    if len(crow) == nidx + 1:
+        parts += _remap(lin, crow, rows)
+    for j in range(k):
+        sel = np.where(cols == j, rows, -1)
+        if (sel >= 0).any():
+            parts += _remap(lin, [-1] * nidx + [lin.nidx + j], sel)
+    return _attach(res, parts, "stack", [src])
+
+
+def crosstab_lineage(res, index, columns):
+    """``pd.crosstab(a, b)`` (counts): cell (r, c) derives from the cells of ``a`` and ``b`` in the rows counted
+    into it; index cell r from the cells of ``a`` in the rows of r."""
+    from ..relations import RowRel  # noqa: F401
+    a, b = index, columns
+    if not a.index.equals(b.index):
+        return None
+    ca = np.asarray(res.index.get_indexer(pd.Index(pd.Series.array.fget(a))), np.int64)
+    cb = np.asarray(res.columns.get_indexer(pd.Index(pd.Series.array.fget(b))), np.int64)
+    ok = (ca >= 0) & (cb >= 0)
+    nres, nidx = len(res), res.index.nlevels
+    parts = []
+    for s in (a, b):
+        lin = lineage_of(s)
+        for p in lin.parts:
+            row = p.data_row(lin.nidx)
+            if not row.any():
+                continue
+            for j in range(res.shape[1]):
+                g = np.where(ok & (cb == j), ca, -1)
+                if not (g >= 0).any():
+                    continue
+                cm = np.zeros((nidx + res.shape[1], row.shape[0]), bool)
+                cm[nidx + j] = row
+                parts.append(Part(p.node, p.rel.group(g, nres), cm, p.control))
+            if s is a and nidx == 1:
+                cm = np.zeros((nidx + res.shape[1], row.shape[0]), bool)
+                cm[0] = row
+                parts.append(Part(p.node, p.rel.group(np.where(ok, ca, -1), nres), cm, p.control))
+    return parts
+
+
+def _pivot_lineage(src, res, args, kwargs, op="pivot_table"):
     names = ["values", "index", "columns", "aggfunc", "fill_value", "margins", "dropna", "margins_name",
              "observed", "sort"]
     kw = dict(zip(names, args))
     kw.update(kwargs)
     values, index, columns = kw.get("values"), kw.get("index"), kw.get("columns")
     if kw.get("margins") or index is None or not isinstance(res, pd.DataFrame):
-        return _fallback(res, "pivot_table", [src])
+        return _fallback(res, op, [src])
     lin = lineage_of(src)
     lst = lambda v: [] if v is None else (list(v) if isinstance(v, (list, tuple)) else [v])  # noqa: E731
     idx, cls_, vals = lst(index), lst(columns), lst(values)
@@ -56,14 +123,14 @@ def _pivot_lineage(src, res, args, kwargs):
         keys_i = pd.MultiIndex.from_frame(pd.DataFrame(src[idx])) if len(idx) > 1 else pd.Index(src[idx[0]])
         out_row = res.index.get_indexer(keys_i)
     except Exception:
-        return _fallback(res, "pivot_table", [src])
+        return _fallback(res, op, [src])
     nidx = res.index.nlevels
     parts = []
     rcols = res.columns
     for v in vals:
         vrow = _col_rows(src, [v])
         if vrow is None:
-            return _fallback(res, "pivot_table", [src])
+            return _fallback(res, op, [src])
         if cls_:
             ck = src[cls_].itertuples(index=False, name=None) if len(cls_) > 1 else src[cls_[0]]
             ck = list(ck)
@@ -101,7 +168,7 @@ def _pivot_lineage(src, res, args, kwargs):
                 cm[i] = _rows_union(p, [kr])
             if cm.any():
                 parts.append(Part(p.node, p.rel.group(np.where(contrib, out_row, -1), len(res)), cm, p.control))
-    return _attach(res, parts, "pivot_table", [src])
+    return _attach(res, parts, op, [src])
 
 
 class _SeriesReshapes:
@@ -115,6 +182,28 @@ class _SeriesReshapes:
 
 
 class _FrameReshapes:
+
+    def pivot(self, *args, **kwargs):
+        """``pivot``: each cell is copied from the one row with its (index, columns) pair (a pivot_table whose
+        groups have one row each); without ``index`` (the frame's own index) it is opaque."""
+        if _depth():
+            return super().pivot(*args, **kwargs)
+        with _guard:
+            res = super().pivot(*args, **kwargs)
+            kw = dict(zip(["columns", "index", "values"], args))
+            kw.update(kwargs)
+            if kw.get("index") is None:
+                return _fallback(res, "pivot(index=None)", [self])
+            return _pivot_lineage(self, res, (), {"index": kw["index"], "columns": kw.get("columns"),
+                                                  "values": kw.get("values")}, op="pivot")
+
+    def stack(self, *args, **kwargs):
+        """``stack`` of single-level columns: value (row, column label) is the cell (row, column)."""
+        if _depth():
+            return super().stack(*args, **kwargs)
+        with _guard:
+            res = super().stack(*args, **kwargs)
+            return _stack_lineage(self, res, args, kwargs)
 
     def set_index(self, keys, **kwargs):
         if _depth():
