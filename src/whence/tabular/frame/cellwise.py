@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from ..relations import Part, RowRel
-from .base import (_as_tracked, _dims, _row_preserving, _warn, _attach, _attach_inplace, _depth, _elementwise, _fallback, _fallback_reason, _guard, _remap,
-                   is_tracked_frame, lineage_of)
+from .base import (_as_tracked, _attach, _attach_inplace, _depth, _dims, _elementwise, _fallback, _fallback_reason,
+                   _guard, is_tracked_frame, lineage_of, _remap, _row_preserving, _warn)
 
 
 def _as_arrays(x):

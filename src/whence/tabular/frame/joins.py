@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from ..relations import Part
-from .base import (is_tracked_frame, _as_tracked, _attach, _col_control, _col_rows, _depth, _elementwise, _fallback, _guard, _hashable,
-                   _remap, lineage_of)
+from .base import (_as_tracked, _attach, _col_control, _col_rows, _depth, _elementwise, _fallback, _guard, _hashable,
+                   is_tracked_frame, lineage_of, _remap)
 
 
 def _merge(left, right, kw, join=None):

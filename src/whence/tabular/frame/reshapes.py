@@ -77,7 +77,6 @@ def _stack_lineage(src, res, args, kwargs):
 def crosstab_lineage(res, index, columns):
     """``pd.crosstab(a, b)`` (counts): cell (r, c) derives from the cells of ``a`` and ``b`` in the rows counted
     into it; index cell r from the cells of ``a`` in the rows of r."""
-    from ..relations import RowRel  # noqa: F401
     a, b = index, columns
     if not a.index.equals(b.index):
         return None

@@ -158,7 +158,8 @@ def _value_parts(v, obj, j, ncells, where):
         cm = np.zeros((ncells, node_cols(arr_node)), bool)
         cm[j] = True
         rel = RowRel.everything(n, arr_node.shape[0] if arr_node.shape else 1)
-        return [Part(arr_node, rel, cm)], [f"{where} was assigned from a TrackedArray of shape {v.shape} (taken as all its cells)"], None
+        return [Part(arr_node, rel, cm)], \
+            [f"{where} was assigned from a TrackedArray of shape {v.shape} (taken as all its cells)"], None
     warn_constant(where, v)
     return [], [], None
 
