@@ -435,3 +435,57 @@ def test_pivot_stack_crosstab_against_row_ids(P):
             for j, sv in enumerate(pv.columns):
                 rows = [q for q in range(len(up)) if up["k"][q] == kv and up["s"][q] == sv]
                 check(pv, r, j, {(q, 0) for q in rows})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# random chains over the buckets, against row ids carried through the same pandas code
+# ---------------------------------------------------------------------------------------------------------
+
+STEPS = {
+    "filter": lambda x: x[x["t"] > 0],
+    "mask_dt": lambda x: x.loc[x["d"] > pd.Timestamp("2020-06-01")],
+    "nlargest": lambda x: x.nlargest(3, "u"),
+    "sort": lambda x: x.sort_values(["k", "t"], kind="stable"),
+    "dedup": lambda x: x.drop_duplicates(subset=["k"], keep="last"),
+    "query": lambda x: x.query("t < @LIMIT"),
+    "set_k": lambda x: x.set_index("k") if "k" in x.columns else x,
+    "set_ks": lambda x: x.set_index(["k", "s"]) if {"k", "s"} <= set(x.columns) else x,
+    "reset": lambda x: x.reset_index() if x.index.nlevels > 1 or x.index.name is not None else x,
+    "head": lambda x: x.head(4),
+    "stride": lambda x: x.iloc[::2],
+    "sample": lambda x: x.sample(frac=0.5, random_state=1),
+    "category": lambda x: x.assign(s=x["s"].astype("category")) if "s" in x.columns else x,
+    "month": lambda x: x.assign(m=x["d"].dt.month),
+    "upper": lambda x: x.assign(up=x["s"].str.upper()) if "s" in x.columns else x,
+    "where": lambda x: x.assign(w=np.where(x["t"] > 1, x["t"], x["u"])) if len(x) else x,
+}
+DERIVED = {"m": "d", "up": "s"}
+LIMIT = 2.0
+
+
+@cfg(40)
+@given(frames(), st.lists(st.sampled_from(sorted(STEPS)), min_size=1, max_size=5))
+def test_random_chains_against_row_ids(P, steps):
+    wh.reset()
+    T = wh.track_frame(P.copy(), name="x")
+    R = P.assign(__rid=np.arange(len(P)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        for s in steps:
+            T, R = STEPS[s](T), STEPS[s](R)
+    plain = R.drop(columns="__rid")
+    pd.testing.assert_frame_equal(pd.DataFrame(T), plain, check_frame_type=False)
+    rid = R["__rid"].to_numpy()
+    tv = T["t"].to_numpy() if "t" in T.columns else None
+    for i in range(len(T)):
+        for j, c in enumerate(T.columns):
+            if c == "w":
+                truth = {(int(rid[i]), 0)} if tv[i] > 1 else {(int(rid[i]), 1)}
+            else:
+                truth = {(int(rid[i]), col(DERIVED.get(c, c)))}
+            check(T, i, j, truth)
+    for r in range(len(P)):  # every output cell comes from a cell of its own source row
+        got = {tuple(c) for c in wh.forward("x", T, rows=[r]).tolist()}
+        assert got == {(i, j) for i in range(len(T)) for j in range(T.shape[1]) if rid[i] == r}
+    if len(T):
+        assert [s.row for s in wh.trace_to_file(T, row=0)] == [int(rid[0])]
