@@ -248,8 +248,8 @@ class _Cellwise:
         if _depth() or isinstance(res, (pd.Series, pd.DataFrame)) or not isinstance(res, (np.ndarray, tuple)):
             return res
         caller = sys._getframe(1).f_globals.get("__name__", "")
-        if caller.startswith("pandas") or caller.startswith("numpy"):
-            return res
+        if caller.split(".")[0] in ("pandas", "numpy", "sklearn", "scipy", "whence"):
+            return res  # libraries' own internal calls get numpy's plain result, as without whence
         targs, tkw, any_tracked = _as_arrays(args), {k: _as_arrays(v) for k, v in kwargs.items()}, [False]
         _scan(args, any_tracked)
         _scan(kwargs, any_tracked)
