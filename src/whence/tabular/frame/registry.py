@@ -93,13 +93,13 @@ _COMMON = dict(
     reductions="""all any count idxmax idxmin kurt kurtosis max mean median min nunique prod product quantile sem
         skew std sum var describe agg aggregate""",
     reshapes="reset_index",
-    udf="apply pipe",
+    udf="apply pipe transform",
     meta="""attrs axes empty flags ndim shape size index keys info memory_usage equals set_flags
         first_valid_index last_valid_index to_numpy values to_clipboard to_csv to_dict to_excel to_hdf to_json
         to_latex to_markdown to_pickle to_sql to_string to_xarray plot hist sparse bool from_arrow""",
     opaque="""align combine combine_first compare corr cov dot duplicated mode reindex reindex_like
         reorder_levels set_axis squeeze swaplevel droplevel transpose T update xs swapaxes first last
-        transform unstack""",
+        unstack""",
 )
 _FRAME_ONLY = dict(
     selection="query select_dtypes items",
