@@ -220,8 +220,27 @@ PANDAS = _table(
 
 
 def bucket_of(namespace, name):
-    """The bucket of ``name`` in ``namespace`` ("DataFrame", "Series", "GroupBy", "Window", "str", "dt",
-    "cat", "Index", "pandas"), or None when whence does not list it (treated as opaque)."""
+    """The bucket of a pandas name.
+
+    Parameters
+    ----------
+    namespace : str
+        "DataFrame", "Series", "GroupBy", "Window", "str", "dt", "cat", "Index" or "pandas".
+    name : str
+        A public attribute of that namespace.
+
+    Returns
+    -------
+    str or None
+        The bucket (a key of :data:`BUCKETS`), or None when whence does not list the name (it is then
+        treated as opaque).
+
+    Examples
+    --------
+    >>> from whence.tabular.frame.registry import bucket_of
+    >>> bucket_of("DataFrame", "nlargest"), bucket_of("Series", "shift"), bucket_of("dt", "month")
+    ('selection', 'windows', 'cellwise')
+    """
     table = {"DataFrame": FRAME, "Series": SERIES, "GroupBy": GROUPBY, "Window": WINDOW, "str": STR, "dt": DT,
              "cat": CAT, "Index": INDEX, "pandas": PANDAS}[namespace]
     return table.get(name)
