@@ -220,6 +220,20 @@ def test_index_carries_lineage(P):
                                                     format="%Y%m%d").dt.day_of_week)
 
 
+@cfg(15)
+@given(frames(min_rows=1))
+def test_set_index_with_value_keys(P):
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = df.set_index([(df["t"] * 2).rename("tt"), "k"]).reset_index()
+    for i in range(len(P)):
+        check(r, i, 0, {(i, 0)})
+        check(r, i, 1, {(i, 4)})
+    with pytest.warns(wh.ConstantValueWarning, match="index"):
+        df.set_index(np.arange(len(P)) * 2)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # forward from any tracked frame
 # ---------------------------------------------------------------------------------------------------------

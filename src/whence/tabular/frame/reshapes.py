@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..relations import Part
+from ..relations import Part, RowRel
 from .base import (_attach, _attach_inplace, _col_rows, _depth, _fallback, _guard, _hashable, _remap, _rows_union,
                    is_tracked_frame, lineage_of)
 
@@ -37,6 +37,44 @@ def _melt_lineage(src, res, id_vars, value_vars, ignore_index):
         crow = [-1] * (ncells - 1) + [lin.nidx + int(cols.get_loc(v))]
         parts += _remap(lin, crow, sel)
     return _attach(res, parts, "melt", [src])
+
+
+def _key_parts(k, n, level, ncells):
+    """Parts giving index level ``level`` the lineage of the key values ``k`` (taken by position)."""
+    from ...tracked import TrackedArray
+    from .values import plain_lineage, plain_node, warn_constant
+    vlin = lineage_of(k)
+    if vlin is None and isinstance(k, (pd.Index, np.ndarray)):
+        vlin = plain_lineage(k)
+        node = plain_node(k) if vlin is None else None
+        if node is not None and len(node.shape) == 1 and node.shape[0] == n:
+            cm = np.zeros((ncells, 1), bool)
+            cm[level] = True
+            return [Part(node, RowRel.identity(n), cm)]
+    if vlin is not None and vlin.n == n:
+        out = []
+        for p in vlin.parts:
+            if p.wide:
+                out.append(p)
+                continue
+            row = p.data_row(vlin.nidx)
+            if row.any():
+                cm = np.zeros((ncells, row.shape[0]), bool)
+                cm[level] = row
+                out.append(Part(p.node, p.rel, cm, p.control))
+        return out
+    if isinstance(k, TrackedArray) and k.ndim == 1 and k.shape[0] == n:
+        cm = np.zeros((ncells, 1), bool)
+        cm[level] = True
+        return [Part(k._node, RowRel.identity(n), cm)]
+    if vlin is not None or isinstance(k, TrackedArray):  # another length: all its cells (PARTIAL)
+        nodes = [(p.node, p.cmat.any(0)) for p in vlin.parts] if vlin is not None else \
+            [(k._node, np.ones(1 if k.ndim < 2 else k.shape[1], bool))]
+        return [Part(nd, RowRel.everything(n, nd.shape[0] if nd.shape else 1), row[None, :].copy(), wide=True)
+                for nd, row in nodes]
+    if not isinstance(k, (range, pd.RangeIndex)):
+        warn_constant("the index", k)
+    return []
 
 
 def _stack_lineage(src, res, args, kwargs):
@@ -215,18 +253,20 @@ class _FrameReshapes:
             klist = keys if isinstance(keys, list) else [keys]
             crow = list(range(lin.nidx)) if append else []
             reasons = []
+            keyed = []  # (index level, a key given as values: Series, array, Index)
             for k in klist:
                 if _hashable(k) and k in self.columns:
                     crow.append(lin.nidx + int(self.columns.get_loc(k)))
                 else:
+                    keyed.append((len(crow), k))
                     crow.append(-1)
-                    if is_tracked_frame(k):
-                        reasons.append("set_index with a Series or array key: the key's lineage is not followed")
             pos = self.columns.get_indexer(res.columns) if self.columns.is_unique else None
             if pos is None or (pos < 0).any():
                 return _fallback(res, "set_index", [self])
             crow += [lin.nidx + int(p) for p in pos]
             parts = _remap(lin, crow)
+            for level, k in keyed:  # a key given as values: its lineage, by position
+                parts += _key_parts(k, len(res), level, len(crow))
             if inplace:
                 self._update_inplace(res)
                 _attach_inplace(self, parts, "set_index", [lin], reasons)
