@@ -1,0 +1,521 @@
+"""Run a corpus pipeline plain and under whence, and check every lineage answer against a perturbation oracle.
+
+A pipeline module (see ``tests/corpus/__init__.py`` for the list) has ``make_data(rng)`` (its source tables,
+generated with a seeded generator and written to CSV), ``READ`` (the ``read_csv`` arguments per table) and
+``run(src)``: the pipeline's own code, run on a dict of frames, returning a dict of named outputs (frames,
+Series, arrays).  The very same ``run`` is called on frames from ``pandas.read_csv`` and on frames from
+``whence.read_csv``.
+
+The oracle: source-cell perturbation
+------------------------------------
+The truth we can compute exactly for arbitrary pandas code is *influence*: source cell ``s`` influences output
+cell ``o`` when some change of the value of ``s`` alone changes the value of ``o`` (or removes ``o``'s row).
+For each checked source cell the oracle re-runs the plain pipeline with that one value replaced, several times
+(a far larger and a far smaller number, another value of the same column, a missing value, a new category
+or a shifted date, as the column's dtype allows), and records the output cells that changed, over all
+replacements.  Outputs are aligned by their index labels when these are unique and not positional, so that a
+row moving or vanishing is not mistaken for a change of the other rows; positional outputs (a ``RangeIndex``,
+an array) are compared only when their shape did not change (otherwise that replacement is inconclusive for
+that output and adds nothing).
+
+Influence is a *lower bound* of the complete lineage (data and control together): every observed change has a
+cause among the cells a query with ``control=True`` must name (a cell copied or computed from, a mask, key,
+condition or fitted statistic).  It can miss true lineage (a change that happens not to alter the result,
+such as a non-maximal cell of a ``max`` moved within range), so it never proves an answer too large; it can
+prove one too small.  Checked for every pipeline:
+
+* ``values``: the tracked outputs equal the plain ones (values, dtypes, index, columns), every output is a
+  tracked object, and an answer marked PARTIAL comes with a ``PartialLineageWarning`` during the run;
+* ``backward``: for every sampled output cell ``o`` and every sampled source cell ``s`` that influences it,
+  ``s`` is in ``backward(y, o, control=True)`` (FULL or PARTIAL alike: a PARTIAL answer must be a superset);
+* ``forward``: ``forward(source, s, y, control=True)`` (by name, and by the tracked source frame) and
+  ``forward(source, rows=[r], y, control=True)`` contain every output cell that ``s`` influences;
+* ``trace``: ``trace_to_file(y, row=i, control=True)`` contains every source row that has a sampled cell
+  influencing row ``i``; each traced row sits on its file line (``row + 2``);
+* ``exact`` (FULL data answers): every cell of ``backward(y, o)`` that the oracle samples is confirmed by
+  perturbation, i.e. changing it changes ``o``.  A FULL answer naming a cell that no replacement of it can
+  affect is wider than the truth.  (Together with ``backward``: confirmed data answer <= influence <= control
+  answer; "exact rows" in the corpus table are the checked rows that pass both sides with FULL answers.)
+
+Source cells are sampled one or two per source column (every column is probed), and further cells are drawn
+from the data answers for the ``exact`` check; output cells are sampled per output.  Everything is seeded by
+the pipeline's name, so a failure reproduces.
+"""
+
+from __future__ import annotations
+
+import importlib
+import tempfile
+import time
+import warnings
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import whence as wh
+
+# ------------------------------------------------------------------------------------------------------------
+# data and runs
+# ------------------------------------------------------------------------------------------------------------
+
+
+def load(name):
+    """The pipeline module ``tests/corpus/<name>.py``."""
+    return importlib.import_module(f"corpus.{name}")
+
+
+def _default_index(df):
+    ix = df.index
+    return isinstance(ix, pd.RangeIndex) and ix.start == 0 and ix.step == 1
+
+
+class Data:
+    """A pipeline's source tables written to CSV files in a temporary directory."""
+
+    def __init__(self, mod, directory):
+        self.mod = mod
+        seed = getattr(mod, "SEED", 0)
+        frames = mod.make_data(np.random.default_rng(seed))
+        self.paths = {}
+        self.read_kw = dict(getattr(mod, "READ", {}))
+        for name, df in frames.items():
+            path = Path(directory) / f"{name}.csv"
+            df.to_csv(path, index=not _default_index(df))
+            self.paths[name] = path
+            self.read_kw.setdefault(name, {})
+
+    def read_plain(self):
+        return {n: pd.read_csv(p, **self.read_kw[n]) for n, p in self.paths.items()}
+
+    def read_tracked(self):
+        return {n: wh.read_csv(p, name=n, **self.read_kw[n]) for n, p in self.paths.items()}
+
+    def nbytes(self):
+        return sum(p.stat().st_size for p in self.paths.values())
+
+
+def copy_sources(src):
+    return {n: df.copy() for n, df in src.items()}
+
+
+def run_plain(mod, src):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mod.run(copy_sources(src))
+
+
+def run_tracked(mod, data):
+    """Run on tracked sources; return (sources, outputs, PartialLineageWarning messages)."""
+    wh.reset()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        src = data.read_tracked()
+        out = mod.run(src)
+    partial = [f"{w.category.__name__}: {w.message}" for w in caught
+               if issubclass(w.category, (wh.PartialLineageWarning, wh.LineageLostWarning))]
+    return src, out, partial
+
+
+# ------------------------------------------------------------------------------------------------------------
+# outputs as cells
+# ------------------------------------------------------------------------------------------------------------
+
+
+def as_plain(y):
+    if isinstance(y, pd.DataFrame):
+        return pd.DataFrame(y)
+    if isinstance(y, pd.Series):
+        return pd.Series(y)
+    if hasattr(y, "toarray"):
+        return np.asarray(y.toarray())
+    return np.asarray(y)
+
+
+def shape_of(y):
+    y = as_plain(y)
+    return tuple(y.shape)
+
+
+def _positional(ix):
+    return isinstance(ix, pd.RangeIndex) or not ix.is_unique
+
+
+def _same(a, b):
+    """Elementwise equality of two arrays, missing equal to missing."""
+    a = np.asarray(a, dtype=object)
+    b = np.asarray(b, dtype=object)
+    if not a.size:
+        return np.zeros(a.shape, bool)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            eq = np.asarray(a == b, dtype=bool)
+        except Exception:  # noqa: BLE001  (uncomparable values are different values)
+            eq = np.zeros(a.shape, bool)
+    return eq | (pd.isna(a) & pd.isna(b))
+
+
+def structure(y):
+    """What a replacement must leave unchanged for its run to be compared cell by cell: the shape and the
+    column labels."""
+    y = as_plain(y)
+    if isinstance(y, pd.DataFrame):
+        return ("frame", y.shape, tuple(y.columns.tolist()))
+    if isinstance(y, (pd.Series, pd.Index)):
+        return ("series", y.shape)
+    return ("array", np.shape(y))
+
+
+def _by_label(base, pert):
+    """Rows of ``pert`` in the order of ``base``'s labels, when both indexes are unique, not positional and
+    hold the same labels (a reordering by value is then not a change of the rows); else None."""
+    bi, pi = base.index, pert.index
+    if isinstance(bi, pd.RangeIndex) or not bi.is_unique or not pi.is_unique or len(bi) != len(pi):
+        return None
+    pos = pi.get_indexer(bi)
+    if (pos < 0).any():
+        return None
+    return pos
+
+
+def changed_cells(base, pert):
+    """Positions of the cells of ``base`` whose value differs in ``pert`` (same shape and columns)."""
+    base, pert = as_plain(base), as_plain(pert)
+    if isinstance(base, pd.Index):
+        base, pert = base.to_numpy(dtype=object), pert.to_numpy(dtype=object)
+    if isinstance(base, (pd.DataFrame, pd.Series)):
+        pos = _by_label(base, pert)
+        if pos is not None:
+            pert = pert.iloc[pos]
+        base, pert = base.to_numpy(dtype=object), pert.to_numpy(dtype=object)
+    diff = ~_same(base, pert)
+    return {tuple(int(v) for v in ix) for ix in np.argwhere(diff)}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# perturbations
+# ------------------------------------------------------------------------------------------------------------
+
+
+def flat_columns(df):
+    """The source columns as whence numbers them: index levels first when the index is not the default."""
+    if _default_index(df):
+        return list(df.columns)
+    return [nm if nm is not None else f"level_{i}" for i, nm in enumerate(df.index.names)] + list(df.columns)
+
+
+def _column(df, c):
+    if _default_index(df):
+        return df.iloc[:, c]
+    nidx = df.index.nlevels
+    if c < nidx:
+        return pd.Series(df.index.get_level_values(c), index=df.index)
+    return df.iloc[:, c - nidx]
+
+
+def replacements(s, r, rng):
+    """Other values for row ``r`` of column ``s``: far larger and smaller, another value of the column,
+    missing, a new category, a shifted date (as the dtype allows)."""
+    v = s.iloc[r]
+    others = pd.unique(s.dropna())
+    others = [o for o in others if not (o == v)] if not pd.isna(v) else list(others)
+    pick = [others[int(rng.integers(len(others)))]] if others else []
+    kind = s.dtype.kind
+    if kind == "b":
+        return [not v]
+    if kind in "iu":
+        span = int(s.max() - s.min()) if len(s) else 0
+        big = 10 * span + 10
+        return [v + big, v - big] + pick
+    if kind == "f":
+        fin = s.dropna()
+        span = float(fin.max() - fin.min()) if len(fin) else 0.0
+        big = 10.0 * span + 10.0
+        if pd.isna(v):
+            return pick + ([pick[0] + big] if pick else [big])
+        return [v + big, v - big, np.nan] + pick
+    if kind == "M":
+        if pd.isna(v):
+            return pick
+        return [v + pd.Timedelta(days=37), v - pd.Timedelta(days=400), pd.NaT] + pick
+    # text, categorical, object
+    new = "zz_unseen" if pd.isna(v) or not isinstance(v, str) else v + "_zz"
+    out = pick + [new]
+    if not pd.isna(v):
+        out.append(np.nan)
+    return out
+
+
+def perturbed_sources(src, name, r, c, value):
+    out = copy_sources(src)
+    df = out[name]
+    if _default_index(df):
+        col = df.columns[c]
+        s = df[col].astype(object) if df[col].dtype.kind in "iub" and pd.isna(value) else df[col].copy()
+        s.iloc[r] = value
+        df[col] = s
+        return out
+    nidx = df.index.nlevels
+    if c < nidx:
+        if nidx != 1:
+            raise NotImplementedError("perturbing a MultiIndex level")
+        vals = df.index.to_numpy(dtype=object).copy()
+        vals[r] = value
+        df.index = pd.Index(list(vals), name=df.index.name)
+        return out
+    col = df.columns[c - nidx]
+    s = df[col].copy()
+    try:
+        s.iloc[r] = value
+    except (TypeError, ValueError):
+        s = s.astype(object)
+        s.iloc[r] = value
+    df[col] = s
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the check
+# ------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    name: str
+    failures: dict = field(default_factory=lambda: {k: [] for k in CHECKS})
+    rows_checked: int = 0
+    rows_exact: int = 0
+    rows_partial: int = 0
+    rows_unconfirmed: int = 0
+    partial_warnings: list = field(default_factory=list)
+    probes: int = 0
+    structural: int = 0
+    confirmed: int = 0
+    unconfirmed: list = field(default_factory=list)
+    runs: int = 0
+    seconds: float = 0.0
+
+    def fail(self, check, msg):
+        if len(self.failures[check]) < 12:
+            self.failures[check].append(msg)
+
+    def summary(self, check):
+        f = self.failures[check]
+        return f"{self.name}: {check} check failed ({len(f)} shown)\n  " + "\n  ".join(f)
+
+
+CHECKS = ("values", "backward", "forward", "trace")
+
+
+def _cells_of(res):
+    return {(n, int(r), int(c)) for n, arr in res.items() for r, c in np.asarray(arr).reshape(-1, 2)}
+
+
+def _rows(fw):
+    a = np.asarray(fw)
+    if a.size == 0:
+        return set()
+    return {tuple(int(v) for v in row) for row in a.reshape(len(a), -1)}
+
+
+def _sample(rng, items, k):
+    items = list(items)
+    if len(items) <= k:
+        return items
+    return [items[i] for i in sorted(rng.choice(len(items), size=k, replace=False))]
+
+
+def _all_cells(shape):
+    return [tuple(int(v) for v in ix) for ix in np.ndindex(*shape)]
+
+
+def _compare_values(out, tracked, plain, partial):
+    """Tracked outputs equal plain ones; all tracked."""
+    for key, p in plain.items():
+        if key.startswith("_"):
+            continue
+        t = tracked.get(key)
+        try:
+            if isinstance(p, pd.DataFrame):
+                pd.testing.assert_frame_equal(pd.DataFrame(t), p, check_exact=True)
+            elif isinstance(p, pd.Series):
+                pd.testing.assert_series_equal(pd.Series(t), p, check_exact=True)
+            else:
+                np.testing.assert_array_equal(as_plain(t), as_plain(p))
+        except AssertionError as e:
+            out.fail("values", f"output {key!r} differs from plain pandas: {str(e)[:300]}")
+        if not (wh.is_tracked(t) or isinstance(t, (wh.TrackedFrame, wh.TrackedSeries))):
+            out.fail("values", f"output {key!r} is a plain {type(t).__name__}: its lineage is lost without a "
+                               f"warning")
+
+
+def check(name, n_src=1, n_out=6, n_exact=2, max_sources=14, max_repl=3, budget_s=3.0):
+    """Run pipeline ``name`` plain and tracked and check every answer; return an :class:`Outcome`."""
+    t0 = time.perf_counter()
+    mod = load(name)
+    out = Outcome(name)
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Data(mod, tmp)
+        plain_src = data.read_plain()
+        base = run_plain(mod, plain_src)
+        try:
+            tsrc, tout, partial = run_tracked(mod, data)
+        except Exception as e:  # noqa: BLE001
+            for k in CHECKS:
+                out.fail(k, f"the pipeline raised {type(e).__name__}: {e} under whence (plain pandas ran it)")
+            out.seconds = time.perf_counter() - t0
+            return out
+        out.partial_warnings = partial
+        _compare_values(out, tout, base, partial)
+
+        # --- influence of source cells (cached) --------------------------------------------------------
+        cache = {}
+        shapes = {k: structure(v) for k, v in base.items()}
+        membership = getattr(mod, "MEMBERSHIP", {})
+
+        def member(k, nm, c):
+            col = f"{nm}.{flat_columns(plain_src[nm])[c]}"
+            return col in membership.get(k, ()) or col in membership.get("*", ())
+
+        def influence(s):
+            if s not in cache:
+                nm, r, c = s
+                col = _column(plain_src[nm], c)
+                inf = {k: None for k in base}
+                for v in replacements(col, r, rng)[:max_repl]:
+                    try:
+                        res = run_plain(mod, perturbed_sources(plain_src, nm, r, c, v))
+                    except Exception:  # noqa: BLE001  (the pipeline rejects this value: inconclusive)
+                        continue
+                    out.runs += 1
+                    if any(k not in res or structure(res[k]) != shapes[k] for k in base):
+                        out.structural += 1
+                        continue  # rows or columns vanished or appeared: inconclusive
+                    for k in base:
+                        if not k.startswith("_") and not member(k, nm, c):
+                            inf[k] = (inf[k] or set()) | changed_cells(base[k], res[k])
+                cache[s] = inf
+            return cache[s]
+
+        sources = []
+        n_cols = sum(len(flat_columns(df)) for df in plain_src.values())
+        per_col = max(n_src, max_sources // max(n_cols, 1))
+        for nm, df in plain_src.items():
+            for c in range(len(flat_columns(df))):
+                for r in rng.choice(len(df), size=min(per_col, len(df)), replace=False):
+                    sources.append((nm, int(r), c))
+        sources = _sample(rng, sources, max_sources)
+        out.probes = len(sources)
+
+        def query(what, fn, *a, **kw):
+            try:
+                return fn(*a, **kw)
+            except Exception as e:  # noqa: BLE001
+                args = ", ".join(repr(v) if isinstance(v, (str, tuple, int, type(None))) else type(v).__name__
+                                 for v in a)
+                out.fail(what, f"{fn.__name__}({args}, {kw}) raised {type(e).__name__}: {str(e)[:200]}")
+                return None
+
+        any_partial = False
+        for key, y in tout.items():
+            if key.startswith("_"):
+                continue
+            if not (wh.is_tracked(y) or isinstance(y, (wh.TrackedFrame, wh.TrackedSeries))):
+                continue  # (reported by the values check)
+            shp = shape_of(y)
+            if not all(shp):
+                continue
+            cells = _sample(rng, _all_cells(shp), n_out)
+            state = {}  # output row -> "exact", "partial" or "failed"
+
+            def mark(i, st_):
+                order = {"exact": 0, "unconfirmed": 1, "partial": 2, "failed": 3}
+                if order[st_] > order[state.get(i, "exact")]:
+                    state[i] = st_
+                state.setdefault(i, st_)
+
+            for o in cells:
+                i = o[0]
+                data_ans = query("backward", wh.backward, y, o)
+                ctrl_ans = query("backward", wh.backward, y, o, control=True)
+                if data_ans is None or ctrl_ans is None:
+                    mark(i, "failed")
+                    continue
+                full = data_ans.complete and ctrl_ans.complete
+                any_partial |= not full
+                mark(i, "exact" if full else "partial")
+                got = _cells_of(ctrl_ans)
+                for s in sources:
+                    inf = influence(s)[key]
+                    if inf is not None and o in inf and s not in got:
+                        mark(i, "failed")
+                        out.fail("backward", f"backward({key}, {o}, control=True) "
+                                 f"[{'FULL' if ctrl_ans.complete else 'PARTIAL'}] misses {s}: changing it "
+                                 f"changes the cell")
+                if full and time.perf_counter() - t0 < budget_s:
+                    for s in _sample(rng, sorted(_cells_of(data_ans)), n_exact):
+                        inf = influence(s)[key]
+                        if inf is None:
+                            continue
+                        if o in inf:
+                            out.confirmed += 1
+                        else:
+                            mark(i, "unconfirmed")
+                            if len(out.unconfirmed) < 12:
+                                out.unconfirmed.append(f"backward({key}, {o}) [FULL] names {s}, but no "
+                                                       f"replacement of that cell changes the output cell")
+            # forward
+            for n_, s in enumerate(sources):
+                inf = influence(s)[key]
+                if not inf:
+                    continue
+                nm, r, c = s
+                src = nm if n_ % 2 == 0 else tsrc[nm]
+                fw = query("forward", wh.forward, src, (r, c), y, control=True)
+                if fw is not None:
+                    got = _rows(fw)
+                    miss = inf - got
+                    if miss:
+                        how = "by name" if isinstance(src, str) else "by frame"
+                        out.fail("forward", f"forward({nm!r} {how}, ({r}, {c}), {key}, control=True) misses "
+                                 f"{sorted(miss)[:5]} ({len(miss)} cells) that changing the cell changes")
+                fr = query("forward", wh.forward, src, None, y, control=True, rows=[r])
+                if fr is not None:
+                    got = _rows(fr)
+                    miss = inf - got
+                    if miss:
+                        how = "by name" if isinstance(src, str) else "by frame"
+                        out.fail("forward", f"forward({nm!r} {how}, rows=[{r}], {key}, control=True) misses "
+                                 f"{sorted(miss)[:5]} ({len(miss)} cells)")
+            # trace
+            for i in sorted(state):
+                tr = query("trace", wh.trace_to_file, y, row=i, control=True)
+                if tr is None:
+                    mark(i, "failed")
+                    continue
+                got = {(s_.table, int(s_.row)) for s_ in tr}
+                for s_ in tr:
+                    if s_.path is not None and s_.line != s_.row + 2:
+                        out.fail("trace", f"trace_to_file({key}, row={i}): {s_.table} row {s_.row} is on line "
+                                 f"{s_.row + 2}, got {s_.line}")
+                for s in sources:
+                    inf = influence(s)[key]
+                    if inf and any(cell[0] == i for cell in inf) and (s[0], s[1]) not in got:
+                        mark(i, "failed")
+                        out.fail("trace", f"trace_to_file({key}, row={i}, control=True) "
+                                 f"[{'FULL' if tr.complete else 'PARTIAL'}] misses {s[0]} row {s[1]}, whose "
+                                 f"cell {s} changes that row")
+            for v in state.values():
+                out.rows_checked += 1
+                out.rows_exact += v == "exact"
+                out.rows_partial += v == "partial"
+                out.rows_unconfirmed += v == "unconfirmed"
+        if any_partial and not partial:
+            out.fail("values", "answers are PARTIAL but the run issued no PartialLineageWarning")
+    wh.reset()
+    out.seconds = time.perf_counter() - t0
+    return out
