@@ -14,4 +14,12 @@ PIPELINES = (
     "us_states",
     "planets",
     "titanic_pivot",
+    "sklearn_mixed_types",
+    "bike_sharing_cyclical",
+    "bike_lagged_features",
+    "store_sales_windows",
+    "titanic_kaggle",
+    "house_prices",
+    "ten_minutes",
+    "sql_comparison",
 )

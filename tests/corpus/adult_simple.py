@@ -20,6 +20,7 @@ from sklearn import compose, pipeline, preprocessing, tree
 OPERATIONS = ("read_csv(index_col=0)", "dropna", "label_binarize", "ColumnTransformer(OneHot, StandardScaler)",
               "DecisionTreeClassifier")
 READ = {"adult_train": {"na_values": "?", "index_col": 0}}
+ORACLE = {"max_sources": 8, "max_repl": 2}
 
 
 def make_data(rng, n=240):

@@ -352,10 +352,19 @@ def _compare_values(out, tracked, plain, partial):
                                f"warning")
 
 
-def check(name, n_src=1, n_out=6, n_exact=2, max_sources=14, max_repl=3, budget_s=3.0):
-    """Run pipeline ``name`` plain and tracked and check every answer; return an :class:`Outcome`."""
+def check(name, n_src=1, n_out=6, n_exact=2, max_sources=12, max_repl=3, budget_s=3.0):
+    """Run pipeline ``name`` plain and tracked and check every answer; return an :class:`Outcome`.
+
+    A pipeline whose plain run is slow (a model fitted at every run) sets ``ORACLE = {"max_sources": k,
+    "max_repl": m}``: fewer probed source cells and replacements per cell; the probes are seeded, so the set
+    checked is the same at every run.  ``budget_s`` bounds only the extra probes of the ``exact`` confirmation
+    (reported, not asserted).
+    """
     t0 = time.perf_counter()
     mod = load(name)
+    opts = getattr(mod, "ORACLE", {})
+    max_sources = opts.get("max_sources", max_sources)
+    max_repl = opts.get("max_repl", max_repl)
     out = Outcome(name)
     rng = np.random.default_rng(zlib.crc32(name.encode()))
     with tempfile.TemporaryDirectory() as tmp:

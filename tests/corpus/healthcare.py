@@ -30,6 +30,7 @@ OPERATIONS = ("merge", "groupby-agg", "merge on group key", "column comparison",
 READ = {"patients": {"na_values": "?"}, "histories": {"na_values": "?"}}
 # columns that decide group or join membership (see harness: membership influence is not lineage)
 MEMBERSHIP = {"*": ("patients.age_group", "patients.ssn", "histories.ssn")}
+ORACLE = {"max_sources": 8, "max_repl": 2}
 
 
 def make_data(rng, n=180):
