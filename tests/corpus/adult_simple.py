@@ -21,6 +21,7 @@ OPERATIONS = ("read_csv(index_col=0)", "dropna", "label_binarize", "ColumnTransf
               "DecisionTreeClassifier")
 READ = {"adult_train": {"na_values": "?", "index_col": 0}}
 ORACLE = {"max_sources": 8, "max_repl": 2}
+DEPENDS = {"features": ("data",), "predictions": ("data",), "labels": ("data",)}
 
 
 def make_data(rng, n=240):

@@ -25,6 +25,7 @@ OPERATIONS = ("shift(1, 2, 3, 24, 25, 168, 169)", "shift(1).rolling(24).mean()/s
               "Ridge")
 READ = {"bike_sharing": {}}
 ORACLE = {"max_sources": 8, "max_repl": 3}
+DEPENDS = {"X_train": ("lagged",), "predictions": ("lagged",)}
 
 
 def make_data(rng, days=28):

@@ -27,6 +27,7 @@ READ = {"compas_train": {"na_values": "?", "index_col": 0}, "compas_test": {"na_
 COLUMNS = ["sex", "dob", "age", "c_charge_degree", "race", "score_text", "priors_count",
            "days_b_screening_arrest", "decile_score", "is_recid", "two_year_recid", "c_jail_in", "c_jail_out"]
 ORACLE = {"max_sources": 8, "max_repl": 2}
+DEPENDS = {"features": ("train_data",), "predictions": ("train_data",), "train_labels": ("train_data",)}
 
 
 def _table(rng, n, start):

@@ -31,6 +31,8 @@ READ = {"patients": {"na_values": "?"}, "histories": {"na_values": "?"}}
 # columns that decide group or join membership (see harness: membership influence is not lineage)
 MEMBERSHIP = {"*": ("patients.age_group", "patients.ssn", "histories.ssn")}
 ORACLE = {"max_sources": 8, "max_repl": 2}
+# outputs whose rows are positions in another output: compared only when that one kept its shape
+DEPENDS = {"features": ("data",), "proba": ("data",)}
 
 
 def make_data(rng, n=180):

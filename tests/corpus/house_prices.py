@@ -28,6 +28,7 @@ OPERATIONS = ("drop Id", "outlier filter on two columns", "np.log1p on a Series"
 READ = {"train": {}, "test": {}}
 MEMBERSHIP = {"*": ("train.Neighborhood", "test.Neighborhood")}
 ORACLE = {"max_sources": 10, "max_repl": 2}
+DEPENDS = {"X_train": ("all_data",), "y_train": ("all_data",)}
 
 
 def _table(rng, n, start, with_price):

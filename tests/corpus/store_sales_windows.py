@@ -1,6 +1,6 @@
 """pandas user guide idioms for time-series feature engineering, applied to a daily store-sales table.
 
-Sources (pandas documentation, https://github.com/pandas-dev/pandas, ``doc/source/user_guide/``):
+Source: pandas documentation, https://github.com/pandas-dev/pandas, ``doc/source/user_guide/``:
 ``groupby.rst`` (transformation: standardising within groups, filling with the group mean, group-wise
 ``cumsum``/``shift``/``rolling``/``expanding``, ``cumcount``, ``resample`` per group), ``window.rst`` (time-based
 ``rolling("7D")``, ``ewm``) and ``timeseries.rst`` (``resample``, ``shift``, ``asfreq``, ``.dt`` accessors).

@@ -26,6 +26,7 @@ STATES = ["Alabama", "Alaska", "Arizona", "Arkansas", "California", "Colorado", 
 ABBR = ["AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS", "KY",
         "LA", "ME", "MD"]
 MEMBERSHIP = {"*": ("pop.state/region", "abbrevs.abbreviation", "abbrevs.state", "areas.state")}
+DEPENDS = {"final": ("merged",), "data2010": ("final",), "density": ("data2010",)}
 
 
 def make_data(rng):
