@@ -32,8 +32,8 @@ QUERY_AT = ("df.query('births > @mu') raises UndefinedVariableError under whence
 LABEL_BINARIZE = ("sklearn.preprocessing.label_binarize(tracked_series, classes=[...]) returns a plain ndarray: "
                   "the labels lose their lineage, with no warning")
 DESCRIBE = "tracked_frame.describe() returns a plain DataFrame: lineage lost, with no warning"
-FRAME_FROM_DICT = ("pd.DataFrame({'x': t['A'], 'y': t['A'].shift(1)}) (a frame built from tracked Series) is a "
-                   "plain DataFrame: lineage lost, with no warning")
+FRAME_CTOR = ("the DataFrame constructor on tracked Series, pd.DataFrame({'x': t['A'], 'y': t['A'] * 2}) or "
+              "pd.DataFrame(t.groupby('k')['x'].mean()), gives a plain DataFrame: lineage lost, with no warning")
 VALUE_COUNTS = "tracked_series.value_counts() returns a plain Series: lineage lost, with no warning"
 OBJECT_VALUES = ("frame.values / list(frame[c].values) on a text column raises TypeError ('to_numpy gave a object "
                  "array') under whence; plain pandas returns an object array")
@@ -62,7 +62,8 @@ KNOWN = {
     ("planets", "values"): DESCRIBE,
     ("bike_sharing_cyclical", "backward"): SCALAR_STAT, ("bike_sharing_cyclical", "trace"): SCALAR_STAT,
     ("bike_sharing_cyclical", "forward"): SCALAR_STAT + "; " + FWD_INPLACE,
-    ("bike_lagged_features", "values"): FRAME_FROM_DICT,
+    ("bike_lagged_features", "values"): FRAME_CTOR,
+    ("bike_sharing_kaggle", "values"): FRAME_CTOR, ("bike_sharing_kaggle", "forward"): FWD_INPLACE,
     ("store_sales_windows", "forward"): FWD_INPLACE,
     ("titanic_kaggle", "backward"): LOC_MASK_CONST, ("titanic_kaggle", "forward"): LOC_MASK_CONST,
     ("ten_minutes", "values"): VALUE_COUNTS, ("ten_minutes", "backward"): NP_WHERE_KEY,

@@ -17,6 +17,7 @@ PIPELINES = (
     "sklearn_mixed_types",
     "bike_sharing_cyclical",
     "bike_lagged_features",
+    "bike_sharing_kaggle",
     "store_sales_windows",
     "titanic_kaggle",
     "house_prices",

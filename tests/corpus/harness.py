@@ -1,45 +1,57 @@
 """Run a corpus pipeline plain and under whence, and check every lineage answer against a perturbation oracle.
 
-A pipeline module (see ``tests/corpus/__init__.py`` for the list) has ``make_data(rng)`` (its source tables,
-generated with a seeded generator and written to CSV), ``READ`` (the ``read_csv`` arguments per table) and
-``run(src)``: the pipeline's own code, run on a dict of frames, returning a dict of named outputs (frames,
-Series, arrays).  The very same ``run`` is called on frames from ``pandas.read_csv`` and on frames from
-``whence.read_csv``.
+A pipeline module (listed in ``tests/corpus/__init__.py``) has ``make_data(rng)`` (its source tables, generated
+with a seeded generator and written to CSV), ``READ`` (the ``read_csv`` arguments per table) and ``run(src)``:
+the pipeline's own code, run on a dict of frames, returning a dict of named outputs (frames, Series, arrays;
+names starting with ``_`` are not checked).  The very same ``run`` is called on frames from
+``pandas.read_csv`` and on frames from ``whence.read_csv``.
 
 The oracle: source-cell perturbation
 ------------------------------------
-The truth we can compute exactly for arbitrary pandas code is *influence*: source cell ``s`` influences output
-cell ``o`` when some change of the value of ``s`` alone changes the value of ``o`` (or removes ``o``'s row).
-For each checked source cell the oracle re-runs the plain pipeline with that one value replaced, several times
-(a far larger and a far smaller number, another value of the same column, a missing value, a new category
-or a shifted date, as the column's dtype allows), and records the output cells that changed, over all
-replacements.  Outputs are aligned by their index labels when these are unique and not positional, so that a
-row moving or vanishing is not mistaken for a change of the other rows; positional outputs (a ``RangeIndex``,
-an array) are compared only when their shape did not change (otherwise that replacement is inconclusive for
-that output and adds nothing).
+What can be computed exactly for arbitrary pandas and scikit-learn code is *influence*: source cell ``s``
+influences output cell ``o`` when changing the value of ``s`` alone changes the value of ``o``.  For each probed
+source cell the oracle re-runs the plain pipeline with that one value replaced, up to three times (a far larger
+and a far smaller number, a missing value, another value of the column, a new category, a shifted date, as the
+dtype allows; values the pipeline rejects are skipped), and records the output cells that changed, over all
+replacements.  Outputs are compared cell by cell only when the replacement left their shape and columns (and
+those of the outputs they are positions of, ``DEPENDS``) unchanged: a row that vanished or appeared makes the
+replacement inconclusive for that output.  Rows are matched by their index labels when these are unique,
+not a ``RangeIndex`` and the same set (a reordering by value is not a change), else by position.
 
-Influence is a *lower bound* of the complete lineage (data and control together): every observed change has a
-cause among the cells a query with ``control=True`` must name (a cell copied or computed from, a mask, key,
-condition or fitted statistic).  It can miss true lineage (a change that happens not to alter the result,
-such as a non-maximal cell of a ``max`` moved within range), so it never proves an answer too large; it can
-prove one too small.  Checked for every pipeline:
+Influence is a *lower bound* of the complete lineage, data and control together: every observed change has a
+cause among the cells that a query with ``control=True`` must name (the cells copied or computed from, and the
+mask, key, condition, join-key and fitted-statistic cells that chose them).  It never proves an answer too
+large (a non-maximal cell of a ``max`` moved within range changes nothing); it proves an answer too small.
+One kind of influence is not lineage under the contract: *membership*.  The control lineage of a group's
+aggregate names the key cells of the rows in the group, not the keys of rows outside it, yet changing an
+outside row's key moves it into the group and changes the aggregate; the same holds for join keys (a row
+matching another key) and sort keys of positional outputs.  Each pipeline therefore declares, per output, the
+source columns that decide membership there (``MEMBERSHIP``, read off its group-by, pivot, join and sort keys);
+their influence on that output is not counted.
 
-* ``values``: the tracked outputs equal the plain ones (values, dtypes, index, columns), every output is a
-  tracked object, and an answer marked PARTIAL comes with a ``PartialLineageWarning`` during the run;
-* ``backward``: for every sampled output cell ``o`` and every sampled source cell ``s`` that influences it,
-  ``s`` is in ``backward(y, o, control=True)`` (FULL or PARTIAL alike: a PARTIAL answer must be a superset);
-* ``forward``: ``forward(source, s, y, control=True)`` (by name, and by the tracked source frame) and
-  ``forward(source, rows=[r], y, control=True)`` contain every output cell that ``s`` influences;
-* ``trace``: ``trace_to_file(y, row=i, control=True)`` contains every source row that has a sampled cell
-  influencing row ``i``; each traced row sits on its file line (``row + 2``);
-* ``exact`` (FULL data answers): every cell of ``backward(y, o)`` that the oracle samples is confirmed by
-  perturbation, i.e. changing it changes ``o``.  A FULL answer naming a cell that no replacement of it can
-  affect is wider than the truth.  (Together with ``backward``: confirmed data answer <= influence <= control
-  answer; "exact rows" in the corpus table are the checked rows that pass both sides with FULL answers.)
+Checked for every pipeline (each a test in ``tests/test_corpus.py``):
 
-Source cells are sampled one or two per source column (every column is probed), and further cells are drawn
-from the data answers for the ``exact`` check; output cells are sampled per output.  Everything is seeded by
-the pipeline's name, so a failure reproduces.
+* ``values``: the tracked outputs equal the plain ones (values, dtypes, index, columns); every output is a
+  tracked object; when an answer is PARTIAL, the run issued a ``PartialLineageWarning``;
+* ``backward``: for every checked output cell ``o`` and every probed source cell ``s`` that influences it,
+  ``s`` is in ``backward(y, o, control=True)``, FULL or PARTIAL alike (a PARTIAL answer must be a superset);
+  the checked cells are random ones plus, for every probed source cell, one of the cells it influences;
+* ``forward``: ``forward(source, (r, c), y, control=True)`` and ``forward(source, None, y, rows=[r],
+  control=True)`` contain every output cell that ``s = (r, c)`` influences; the source is given by name for
+  every other probe and as the tracked source frame for the others, in the coordinates ``backward`` answers in
+  (index levels first for a source read with ``index_col``);
+* ``trace``: ``trace_to_file(y, row=i, control=True)`` contains every source row that has a probed cell
+  influencing row ``i``, and each traced row sits on its file line (``row + 2``).
+
+Reported, not asserted: each FULL data answer's cells, sampled, are *confirmed* when some replacement of the
+cell changes the output cell (``Outcome.confirmed``; a cell that is never confirmed may be an answer wider
+than the truth, or a cell whose influence no replacement reaches, such as a ``count``).  "Exact rows" in the
+corpus table are the checked output rows whose answers are FULL, contain the influence and are not refuted
+by confirmation.
+
+Source cells are probed one or more per source column (every column of small tables), up to
+``max_sources`` (``ORACLE`` in a module lowers it for pipelines that fit a model at every run).  Everything
+that decides what is probed is seeded by the pipeline's name and the cell, so a failure reproduces.
 """
 
 from __future__ import annotations
