@@ -44,6 +44,12 @@ LOC_MASK_CONST = ("t.loc[t['F'] <= 7.91, 'F'] = 0: backward(t, (0, 0), control=T
 NP_WHERE_KEY = ("df['sign'] = np.where(df['A'] > 0, 'pos', 'neg'); df.groupby('sign')[['C']].sum(): "
                 "backward(control=True) of a group's cell is FULL without the A cells that decide membership "
                 "(np.where on a tracked Series gives a column with no lineage)")
+CAT_ACCESSOR = ("g['grade'] = g['grade'].cat.rename_categories([...]) (or .cat.set_categories): backward(g, (i, "
+                "1)) is {} FULL; the category cell derives from the same row's raw cell")
+PIVOT_KEYS = ("p = t.pivot_table('s', index='sex', columns='cls'): backward(p, (0, 0), control=True) omits the "
+              "sex and cls cells of the aggregated rows (groupby().agg names its key cells as control)")
+INDEX_TIME_KEY = ("d = wh.read_csv(..., index_col='Date', parse_dates=True); d.groupby(d.index.time).mean(): "
+                  "backward(control=True) of a group's cell omits the Date cells that put rows in the group")
 FWD_INDEX_COL = ("forward(frame, (r, c), y) with frame = wh.read_csv(..., index_col=0): the source's coordinates "
                  "(index level first, as backward answers them) are read as the frame's, so (r, ncols) raises "
                  "LineageQueryError and (r, c) answers the wrong column; forward(frame, None, y, rows=[r]) is []. "
@@ -58,7 +64,8 @@ KNOWN = {
     ("house_prices", "forward"): OBJECT_VALUES, ("house_prices", "trace"): OBJECT_VALUES,
     ("compas", "values"): LABEL_BINARIZE, ("compas", "forward"): FWD_INDEX_COL,
     ("adult_simple", "values"): LABEL_BINARIZE, ("adult_simple", "forward"): FWD_INDEX_COL,
-    ("bicycles", "forward"): FWD_INDEX_COL + "; " + FWD_INPLACE,
+    ("bicycles", "forward"): FWD_INDEX_COL + "; " + FWD_INPLACE, ("bicycles", "backward"): INDEX_TIME_KEY,
+    ("titanic_pivot", "backward"): PIVOT_KEYS,
     ("planets", "values"): DESCRIBE,
     ("bike_sharing_cyclical", "backward"): SCALAR_STAT, ("bike_sharing_cyclical", "trace"): SCALAR_STAT,
     ("bike_sharing_cyclical", "forward"): SCALAR_STAT + "; " + FWD_INPLACE,
@@ -66,7 +73,7 @@ KNOWN = {
     ("bike_sharing_kaggle", "values"): FRAME_CTOR, ("bike_sharing_kaggle", "forward"): FWD_INPLACE,
     ("store_sales_windows", "forward"): FWD_INPLACE,
     ("titanic_kaggle", "backward"): LOC_MASK_CONST, ("titanic_kaggle", "forward"): LOC_MASK_CONST,
-    ("ten_minutes", "values"): VALUE_COUNTS, ("ten_minutes", "backward"): NP_WHERE_KEY,
+    ("ten_minutes", "values"): VALUE_COUNTS, ("ten_minutes", "backward"): NP_WHERE_KEY + "; " + CAT_ACCESSOR,
     ("ten_minutes", "trace"): NP_WHERE_KEY, ("ten_minutes", "forward"): FWD_INDEX_COL + "; " + NP_WHERE_KEY,
     ("sql_comparison", "forward"): FWD_INPLACE,
 }
@@ -110,10 +117,13 @@ def test_corpus_module_documents_itself(name, tmp_path):
     data = harness.Data(mod, tmp_path)
     for path in data.paths.values():
         assert path.stat().st_size < 200_000, f"{path.name} is {path.stat().st_size} bytes"
-    membership = getattr(mod, "MEMBERSHIP", {})
     cols = {f"{n}.{c}" for n, df in data.read_plain().items() for c in harness.flat_columns(df)}
-    for k, names in membership.items():
-        assert set(names) <= cols, f"{name}: MEMBERSHIP[{k!r}] names unknown columns {set(names) - cols}"
+    outputs = set(harness.run_plain(mod, data.read_plain())) | {"*"}
+    for decl in ("MEMBERSHIP", "ORDER", "DEPENDS"):
+        for k, names in getattr(mod, decl, {}).items():
+            assert k in outputs, f"{name}: {decl} names an unknown output {k!r}"
+            known = outputs if decl == "DEPENDS" else cols
+            assert set(names) <= known, f"{name}: {decl}[{k!r}] names unknown {set(names) - known}"
 
 
 # ----------------------------------------------------------------------------------------------------------

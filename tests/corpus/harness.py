@@ -305,6 +305,7 @@ class Outcome:
     partial_warnings: list = field(default_factory=list)
     probes: int = 0
     structural: int = 0
+    member_runs: int = 0
     confirmed: int = 0
     unconfirmed: list = field(default_factory=list)
     runs: int = 0
@@ -364,7 +365,7 @@ def _compare_values(out, tracked, plain, partial):
                                f"can be asked of it")
 
 
-def check(name, n_src=1, n_out=6, n_exact=2, max_sources=12, max_repl=3, budget_s=3.0):
+def check(name, n_src=1, n_out=6, n_exact=2, max_sources=10, max_repl=3, budget_s=2.0, max_member_runs=4):
     """Run pipeline ``name`` plain and tracked and check every answer; return an :class:`Outcome`.
 
     A pipeline whose plain run is slow (a model fitted at every run) sets ``ORACLE = {"max_sources": k,
@@ -377,6 +378,7 @@ def check(name, n_src=1, n_out=6, n_exact=2, max_sources=12, max_repl=3, budget_
     opts = getattr(mod, "ORACLE", {})
     max_sources = opts.get("max_sources", max_sources)
     max_repl = opts.get("max_repl", max_repl)
+    max_member_runs = opts.get("max_member_runs", max_member_runs)
     out = Outcome(name)
     rng = np.random.default_rng(zlib.crc32(name.encode()))  # what is probed: the same at every run
     exact_rng = np.random.default_rng(1)  # the extra confirmation probes (time-bounded, reported only)
@@ -398,11 +400,17 @@ def check(name, n_src=1, n_out=6, n_exact=2, max_sources=12, max_repl=3, budget_
         cache = {}
         shapes = {k: structure(v) for k, v in base.items()}
         membership = getattr(mod, "MEMBERSHIP", {})
+        order = getattr(mod, "ORDER", {})
         depends = getattr(mod, "DEPENDS", {})
+        minf = {}  # (source cell, output) -> [(replacement, changed cells)] through membership
 
         def member(k, nm, c):
             col = f"{nm}.{flat_columns(plain_src[nm])[c]}"
-            return col in membership.get(k, ()) or col in membership.get("*", ())
+            if col in order.get(k, ()) or col in order.get("*", ()):
+                return "order"
+            if col in membership.get(k, ()) or col in membership.get("*", ()):
+                return "member"
+            return None
 
         def influence(s):
             if s not in cache:
@@ -420,12 +428,18 @@ def check(name, n_src=1, n_out=6, n_exact=2, max_sources=12, max_repl=3, budget_
                     if not all(same.values()):
                         out.structural += 1
                     for k in base:
-                        if k.startswith("_") or member(k, nm, c):
+                        kind = member(k, nm, c)
+                        if k.startswith("_") or kind == "order":
                             continue
                         if not all(same[d] for d in (k,) + depends.get(k, ()) + depends.get("*", ())
                                    if d in same):
                             continue  # rows or columns vanished or appeared: inconclusive for k
-                        inf[k] = (inf[k] or set()) | changed_cells(base[k], res[k])
+                        ch = changed_cells(base[k], res[k])
+                        if kind == "member":
+                            if ch:
+                                minf.setdefault((s, k), []).append((v, ch))
+                            continue
+                        inf[k] = (inf[k] or set()) | ch
                 cache[s] = inf
             return cache[s]
 
@@ -550,6 +564,50 @@ def check(name, n_src=1, n_out=6, n_exact=2, max_sources=12, max_repl=3, budget_
                 out.rows_exact += v == "exact"
                 out.rows_partial += v == "partial"
                 out.rows_unconfirmed += v == "unconfirmed"
+        # --- membership: explained by the key's control lineage before or after the change -------------
+        tcache = {}
+
+        def tracked_perturbed(s, i, v):
+            if (s, i) not in tcache:
+                if len(tcache) >= max_member_runs:
+                    return None
+                nm, r, c = s
+                tag = f"~m{len(tcache)}"
+                frames = perturbed_sources(plain_src, nm, r, c, v)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    try:
+                        res = mod.run({n: wh.track_frame(df, name=n + tag) for n, df in frames.items()})
+                    except Exception:  # noqa: BLE001
+                        res = None
+                tcache[(s, i)] = (tag, res)
+            return tcache[(s, i)]
+
+        for s in sources:
+            for key in base:
+                moves = minf.get((s, key))
+                y = tout.get(key)
+                if not moves or not (wh.is_tracked(y) or isinstance(y, (wh.TrackedFrame, wh.TrackedSeries))):
+                    continue
+                pick_rng = np.random.default_rng(zlib.crc32(f"{name}/{s}/{key}".encode()))
+                for i, (v, ch) in enumerate(moves):
+                    for o in _sample(pick_rng, sorted(ch), 2):
+                        before = query("backward", wh.backward, y, o, control=True)
+                        if before is None or s in _cells_of(before):
+                            continue
+                        got = tracked_perturbed(s, i, v)
+                        if got is None:
+                            break
+                        tag, res = got
+                        if res is None or key not in res or not (
+                                wh.is_tracked(res[key]) or isinstance(res[key], (wh.TrackedFrame, wh.TrackedSeries))):
+                            continue
+                        after = query("backward", wh.backward, res[key], o, control=True)
+                        if after is not None and (s[0] + tag, s[1], s[2]) not in _cells_of(after):
+                            out.fail("backward", f"backward({key}, {o}, control=True) misses {s} before and after "
+                                     f"it is set to {v!r} (a key that moves its row into or out of this cell's "
+                                     f"group or match): the key's lineage is lost")
+        out.member_runs = len(tcache)
         if any_partial and not partial:
             out.fail("values", "answers are PARTIAL but the run issued no PartialLineageWarning")
     wh.reset()

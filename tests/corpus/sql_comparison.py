@@ -21,10 +21,10 @@ OPERATIONS = ("column selection", "assign(col / col)", "filter ==, &, |", "isna 
               "sort_values + groupby().cumcount() + query", "groupby().rank(method='first')",
               "loc masked update (*= 2)", "drop rows by index")
 READ = {"tips": {}, "df1": {}, "df2": {}}
-MEMBERSHIP = {"*": ("df1.key", "df2.key"),
-              "by_sex": ("tips.sex",), "by_day": ("tips.day",), "by_smoker_day": ("tips.smoker", "tips.day"),
-              "top_per_day": ("tips.day", "tips.total_bill"), "rank_per_day": ("tips.sex", "tips.tip"),
-              "largest": ("tips.tip",), "distinct": ("tips.day", "tips.time")}
+MEMBERSHIP = {"by_sex": ("tips.sex",), "by_day": ("tips.day",), "by_smoker_day": ("tips.smoker", "tips.day")}
+# keys that decide which rows a join or a top-N keeps and in which order (the joins' RangeIndex is positional)
+ORDER = {"*": ("df1.key", "df2.key"), "top_per_day": ("tips.day", "tips.total_bill"),
+         "rank_per_day": ("tips.sex", "tips.tip"), "largest": ("tips.tip",)}
 
 
 def make_data(rng, n=200):

@@ -25,7 +25,8 @@ OPERATIONS = ("pd.to_datetime", "sort_values", ".dt.dayofweek/.dt.month/.dt.is_m
               "rolling('7D', on=date)", "np.log1p on a Series", "set_index + groupby().resample('MS').sum()",
               "pivot", "asfreq", "pct_change")
 READ = {"sales": {}}
-MEMBERSHIP = {"*": ("sales.store", "sales.item", "sales.date")}
+# sort keys of the positional feature table (sort_values + reset_index)
+ORDER = {"*": ("sales.store", "sales.item", "sales.date")}
 
 
 def make_data(rng):

@@ -22,7 +22,8 @@ OPERATIONS = ("read_csv(index_col=0, parse_dates)", "sort_index(axis=1)", "sort_
               "pivot_table", "resample('5D').sum()", "astype('category')", "rename_categories",
               "set_categories", "sort by category", "groupby(category, observed=False).size()")
 READ = {"dated": {"index_col": 0, "parse_dates": True}, "grades": {}}
-MEMBERSHIP = {"*": ("grades.raw_grade", "dated.date"), "where_positive": ("dated.A",)}
+MEMBERSHIP = {"*": ("grades.raw_grade",)}
+ORDER = {"*": ("dated.date",)}  # the date index: labels change, rows move
 
 
 def make_data(rng):

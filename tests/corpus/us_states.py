@@ -25,7 +25,8 @@ STATES = ["Alabama", "Alaska", "Arizona", "Arkansas", "California", "Colorado", 
           "Louisiana", "Maine", "Maryland"]
 ABBR = ["AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS", "KY",
         "LA", "ME", "MD"]
-MEMBERSHIP = {"*": ("pop.state/region", "abbrevs.abbreviation", "abbrevs.state", "areas.state")}
+# keys that reorder positional outputs (the outer merge sorts its keys): their influence is not counted
+ORDER = {"*": ("pop.state/region", "abbrevs.abbreviation", "abbrevs.state", "areas.state")}
 DEPENDS = {"final": ("merged",), "data2010": ("final",), "density": ("data2010",)}
 
 
