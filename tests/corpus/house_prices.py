@@ -44,9 +44,11 @@ def _table(rng, n, start, with_price):
         "OverallQual": rng.integers(3, 10, n), "OverallCond": rng.integers(3, 9, n),
         "YearBuilt": rng.integers(1900, 2010, n), "MasVnrType": rng.choice(["BrkFace", "Stone", ""], n),
         "MasVnrArea": np.where(rng.random(n) < 0.05, np.nan, rng.integers(0, 500, n)), "TotalBsmtSF": bsmt,
-        "1stFlrSF": rng.integers(500, 2500, n), "2ndFlrSF": np.where(rng.random(n) < 0.5, 0, rng.integers(300, 1500, n)),
+        "1stFlrSF": rng.integers(500, 2500, n),
+        "2ndFlrSF": np.where(rng.random(n) < 0.5, 0, rng.integers(300, 1500, n)),
         "GarageType": garage, "GarageYrBlt": np.where(garage == "", np.nan, rng.integers(1920, 2010, n)),
-        "GarageCars": np.where(garage == "", 0, rng.integers(1, 4, n)), "PoolQC": np.where(rng.random(n) < 0.98, "", "Gd"),
+        "GarageCars": np.where(garage == "", 0, rng.integers(1, 4, n)),
+        "PoolQC": np.where(rng.random(n) < 0.98, "", "Gd"),
         "YrSold": rng.integers(2006, 2011, n)})
     df["GrLivArea"] = df["1stFlrSF"] + df["2ndFlrSF"]
     if with_price:

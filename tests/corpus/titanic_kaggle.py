@@ -29,7 +29,8 @@ TITLES = ["Mr", "Mrs", "Miss", "Master", "Dr", "Rev", "Col", "Mlle", "Countess",
 
 def _table(rng, n, start, with_label):
     sex = rng.choice(["male", "female"], n, p=[0.65, 0.35])
-    title = np.where(sex == "male", rng.choice(["Mr", "Master", "Dr", "Rev", "Col"], n, p=[0.85, 0.07, 0.03, 0.03, 0.02]),
+    title = np.where(sex == "male",
+                     rng.choice(["Mr", "Master", "Dr", "Rev", "Col"], n, p=[0.85, 0.07, 0.03, 0.03, 0.02]),
                      rng.choice(["Mrs", "Miss", "Mlle", "Countess", "Ms", "Mme"], n,
                                 p=[0.45, 0.45, 0.03, 0.02, 0.03, 0.02]))
     names = [f"Surname{i % 97}, {t}. Given{i}" for i, t in zip(range(start, start + n), title)]
