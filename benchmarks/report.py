@@ -201,6 +201,22 @@ def target_rows(results):
     rows += unlearn_rows(results)
     rows += dask_rows(results)
     rows += dask_gradients_rows(results)
+    rows += corpus_rows(results)
+    return rows
+
+
+def corpus_rows(results):
+    rows = []
+    c = results.get("corpus") or {}
+    rs = [p for p in c.get("pipelines", []) if p.get("ratio") is not None]
+    if rs:
+        worst = max(rs, key=lambda p: p["ratio"])
+        med = sorted(p["ratio"] for p in rs)[len(rs) // 2]
+        n_bad = sum(p["ratio"] > c.get("target_ratio", 1.2) for p in rs)
+        rows.append(("corpus of public pipelines: tracked/plain, worst pipeline (issue 15)", "<= 1.2x",
+                     f"{worst['ratio']:.2f}x ({worst['pipeline']})", "PASS" if n_bad == 0 else "MISS",
+                     f"{len(rs)} pipelines run under whence, median {med:.2f}x, {n_bad} over 1.2x; "
+                     f"{len(c['pipelines']) - len(rs)} do not run"))
     return rows
 
 
@@ -623,6 +639,14 @@ def dask_markdown(results):
     return markdown(d)
 
 
+def corpus_markdown(results):
+    c = results.get("corpus") or {}
+    if not c.get("pipelines"):
+        return ""
+    from bench_corpus import markdown
+    return markdown(c)
+
+
 def summary(results, mode, env, total_s=None):
     parts = [f"# whence benchmarks ({mode})", ""]
     parts.append(f"{env['time']}; python {env['python']}, numpy {env['numpy']}, whence {env['whence']} "
@@ -642,7 +666,8 @@ def summary(results, mode, env, total_s=None):
                       ("DSLog workload (1000 x 100)", dslog_markdown), ("Memory", memory_markdown),
                       ("Tabular: credit-risk case study (issue 4)", tabular_markdown),
                       ("Lineage store: DSLog workload per pipeline (issue 5)", store_markdown),
-                      ("Dask arrays (issue 9)", dask_markdown)):
+                      ("Dask arrays (issue 9)", dask_markdown),
+                      ("Corpus of public pipelines (issue 15)", corpus_markdown)):
         body = fn(results)
         if body:
             parts += ["", f"## {title}", "", body]

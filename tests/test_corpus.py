@@ -1,0 +1,208 @@
+"""The corpus of public pandas / scikit-learn pipelines (tests/corpus/), run under whence with the
+perturbation oracle of :mod:`corpus.harness`.
+
+Each pipeline runs plain and tracked; every check (values, backward, forward, trace_to_file) is one test.
+The checks that fail today are strict xfails naming the defect and a minimal reproducer: when a fix lands,
+the xfail turns into an unexpected pass and the mark is removed.
+"""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+import sys
+import tempfile
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+wh = pytest.importorskip("whence")
+pytest.importorskip("sklearn")
+from corpus import PIPELINES, harness  # noqa: E402
+
+# ----------------------------------------------------------------------------------------------------------
+# the defects the corpus finds today (each with a one- or two-line reproducer)
+# ----------------------------------------------------------------------------------------------------------
+
+QUERY_AT = ("df.query('births > @mu') raises UndefinedVariableError under whence (plain pandas resolves the "
+            "local): the pipeline cannot run")
+LABEL_BINARIZE = ("sklearn.preprocessing.label_binarize(tracked_series, classes=[...]) returns a plain ndarray: "
+                  "the labels lose their lineage, with no warning")
+DESCRIBE = "tracked_frame.describe() returns a plain DataFrame: lineage lost, with no warning"
+FRAME_CTOR = ("the DataFrame constructor on tracked Series, pd.DataFrame({'x': t['A'], 'y': t['A'] * 2}) or "
+              "pd.DataFrame(t.groupby('k')['x'].mean()), gives a plain DataFrame: lineage lost, with no warning")
+VALUE_COUNTS = "tracked_series.value_counts() returns a plain Series: lineage lost, with no warning"
+OBJECT_VALUES = ("frame.values / list(frame[c].values) on a text column raises TypeError ('to_numpy gave a object "
+                 "array') under whence; plain pandas returns an object array")
+SCALAR_STAT = ("y = s / s.max(): the reduced statistic is taken as a constant; backward(y, (0,), control=True) is "
+               "FULL and misses every cell of s that the max reads (the max cell changes every y), no warning")
+LOC_MASK_CONST = ("t.loc[t['F'] <= 7.91, 'F'] = 0: backward(t, (0, 0), control=True) is {} FULL; the mask cell "
+                  "t.F[0] that chose the write is missing")
+NP_WHERE_KEY = ("df['sign'] = np.where(df['A'] > 0, 'pos', 'neg'); df.groupby('sign')[['C']].sum(): "
+                "backward(control=True) of a group's cell is FULL without the A cells that decide membership "
+                "(np.where on a tracked Series gives a column with no lineage)")
+CAT_ACCESSOR = ("g['grade'] = g['grade'].cat.rename_categories([...]) (or .cat.set_categories): backward(g, (i, "
+                "1)) is {} FULL; the category cell derives from the same row's raw cell")
+PIVOT_KEYS = ("p = t.pivot_table('s', index='sex', columns='cls'): backward(p, (0, 0), control=True) omits the "
+              "sex and cls cells of the aggregated rows (groupby().agg names its key cells as control)")
+INDEX_TIME_KEY = ("d = wh.read_csv(..., index_col='Date', parse_dates=True); d.groupby(d.index.time).mean(): "
+                  "backward(control=True) of a group's cell omits the Date cells that put rows in the group")
+FWD_INDEX_COL = ("forward(frame, (r, c), y) with frame = wh.read_csv(..., index_col=0): the source's coordinates "
+                 "(index level first, as backward answers them) are read as the frame's, so (r, ncols) raises "
+                 "LineageQueryError and (r, c) answers the wrong column; forward(frame, None, y, rows=[r]) is []. "
+                 "By name it is right")
+FWD_INPLACE = ("forward(o, (r, c), y) where o is a tracked source later written in place (o['c'] = o['a'] + 1, "
+               "o.loc[m, c] *= 2, o.columns = [...]) answers []; by name it is right")
+
+KNOWN = {
+    ("births", "values"): QUERY_AT, ("births", "backward"): QUERY_AT, ("births", "forward"): QUERY_AT,
+    ("births", "trace"): QUERY_AT,
+    ("house_prices", "values"): OBJECT_VALUES, ("house_prices", "backward"): OBJECT_VALUES,
+    ("house_prices", "forward"): OBJECT_VALUES, ("house_prices", "trace"): OBJECT_VALUES,
+    ("compas", "values"): LABEL_BINARIZE, ("compas", "forward"): FWD_INDEX_COL,
+    ("adult_simple", "values"): LABEL_BINARIZE, ("adult_simple", "forward"): FWD_INDEX_COL,
+    ("bicycles", "forward"): FWD_INDEX_COL + "; " + FWD_INPLACE, ("bicycles", "backward"): INDEX_TIME_KEY,
+    ("titanic_pivot", "backward"): PIVOT_KEYS,
+    ("planets", "values"): DESCRIBE,
+    ("bike_sharing_cyclical", "backward"): SCALAR_STAT, ("bike_sharing_cyclical", "trace"): SCALAR_STAT,
+    ("bike_sharing_cyclical", "forward"): SCALAR_STAT + "; " + FWD_INPLACE,
+    ("bike_lagged_features", "values"): FRAME_CTOR,
+    ("bike_sharing_kaggle", "values"): FRAME_CTOR, ("bike_sharing_kaggle", "forward"): FWD_INPLACE,
+    ("store_sales_windows", "forward"): FWD_INPLACE,
+    ("titanic_kaggle", "backward"): LOC_MASK_CONST, ("titanic_kaggle", "forward"): LOC_MASK_CONST,
+    ("ten_minutes", "values"): VALUE_COUNTS, ("ten_minutes", "backward"): NP_WHERE_KEY + "; " + CAT_ACCESSOR,
+    ("ten_minutes", "trace"): NP_WHERE_KEY, ("ten_minutes", "forward"): FWD_INDEX_COL + "; " + NP_WHERE_KEY,
+    ("sql_comparison", "forward"): FWD_INPLACE,
+}
+
+
+@functools.lru_cache(maxsize=None)
+def outcome(name):
+    return harness.check(name)
+
+
+def _params():
+    out = []
+    for name in PIPELINES:
+        for check in harness.CHECKS:
+            reason = KNOWN.get((name, check))
+            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+            out.append(pytest.param(name, check, marks=marks, id=f"{name}-{check}"))
+    return out
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("name,check", _params())
+def test_corpus_pipeline(name, check):
+    """Values equal plain pandas'; every answer contains the oracle's influence set (FULL or PARTIAL)."""
+    res = outcome(name)
+    assert not res.failures[check], res.summary(check)
+
+
+def test_known_defects_name_real_checks():
+    assert {k for k in KNOWN} <= {(n, c) for n in PIPELINES for c in harness.CHECKS}
+
+
+@pytest.mark.parametrize("name", PIPELINES)
+def test_corpus_module_documents_itself(name, tmp_path):
+    """Source, licence, the changes made, the operations; generated data files small."""
+    mod = harness.load(name)
+    doc = mod.__doc__ or ""
+    for word in ("Source:", "Licence:", "Changes made to run it here:"):
+        assert word in doc, f"{name}: docstring lacks {word!r}"
+    assert mod.OPERATIONS and all(isinstance(o, str) for o in mod.OPERATIONS)
+    data = harness.Data(mod, tmp_path)
+    for path in data.paths.values():
+        assert path.stat().st_size < 200_000, f"{path.name} is {path.stat().st_size} bytes"
+    cols = {f"{n}.{c}" for n, df in data.read_plain().items() for c in harness.flat_columns(df)}
+    outputs = set(harness.run_plain(mod, data.read_plain())) | {"*"}
+    for decl in ("MEMBERSHIP", "ORDER", "DEPENDS"):
+        for k, names in getattr(mod, decl, {}).items():
+            assert k in outputs, f"{name}: {decl} names an unknown output {k!r}"
+            known = outputs if decl == "DEPENDS" else cols
+            assert set(names) <= known, f"{name}: {decl}[{k!r}] names unknown {set(names) - known}"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the oracle itself: it finds a wrong answer, and it is quiet on a right one
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _toy_module():
+    mod = types.ModuleType("corpus.toy_selftest")
+    mod.__doc__ = "toy"
+    mod.READ = {"t": {}}
+
+    def make_data(rng):
+        return {"t": pd.DataFrame({"k": rng.choice(["a", "b"], 20), "x": rng.normal(size=20).round(3),
+                                   "y": rng.integers(0, 9, 20)})}
+
+    def run(src):
+        t = src["t"]
+        t2 = t[["x", "y"]] * 2
+        return {"double": t2, "agg": t.groupby("k")[["x"]].sum()}
+
+    mod.make_data, mod.run = make_data, run
+    mod.MEMBERSHIP = {"agg": ("t.k",)}
+    return mod
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    monkeypatch.setitem(sys.modules, "corpus.toy_selftest", _toy_module())
+    return "toy_selftest"
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_oracle_passes_right_answers(toy):
+    res = harness.check(toy)
+    assert not any(res.failures.values()), res.failures
+    assert res.rows_checked and res.rows_exact == res.rows_checked
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_oracle_catches_a_missing_cell(toy, monkeypatch):
+    """An answer that drops one source cell (a FULL answer too small) fails backward, forward and trace."""
+    real_b, real_f, real_t = wh.backward, wh.forward, wh.trace_to_file
+
+    def short_backward(y, index=None, control=False, **kw):
+        res = real_b(y, index, control, **kw)
+        for k, v in list(res.items()):
+            res[k] = np.asarray(v)[1:] if len(v) else v
+        return res
+
+    def short_forward(*a, **kw):
+        return np.asarray(real_f(*a, **kw))[1:]
+
+    def short_trace(y, row, control=False):
+        tr = real_t(y, row=row, control=control)
+        del tr[:1]
+        return tr
+
+    monkeypatch.setattr(wh, "backward", short_backward)
+    monkeypatch.setattr(wh, "forward", short_forward)
+    monkeypatch.setattr(wh, "trace_to_file", short_trace)
+    res = harness.check(toy)
+    for check in ("backward", "forward", "trace"):
+        assert res.failures[check], f"the oracle missed a dropped cell in {check}"
+
+
+def test_changed_cells_aligns_reordered_labels():
+    base = pd.DataFrame({"v": [1.0, 2.0, np.nan]}, index=["a", "b", "c"])
+    pert = pd.DataFrame({"v": [np.nan, 2.0, 5.0]}, index=["c", "b", "a"])
+    assert harness.changed_cells(base, pert) == {(0, 0)}
+    assert harness.changed_cells(np.array([1, 2]), np.array([1, 3])) == {(1,)}
+
+
+def test_replacements_respect_the_dtype():
+    rng = np.random.default_rng(0)
+    ints = pd.Series([1, 5, 9])
+    assert all(isinstance(v, (int, np.integer)) for v in harness.replacements(ints, 0, rng))
+    text = pd.Series(["a", "b", None])
+    vals = harness.replacements(text, 0, rng)
+    assert "b" in vals and any(pd.isna(v) for v in vals) and all(v != "a" for v in vals if not pd.isna(v))
+    dates = pd.Series(pd.to_datetime(["2020-01-01", "2020-02-01"]))
+    assert all(v != dates[0] for v in harness.replacements(dates, 0, rng) if not pd.isna(v))
