@@ -23,7 +23,11 @@ OPERATIONS = ("dropna().describe()", "groupby()[col].median()", "groupby().aggre
               "groupby([col, Series]).sum().unstack().fillna(0)")
 READ = {"planets": {}}
 METHODS = ["Radial Velocity", "Transit", "Imaging", "Microlensing", "Astrometry", "Eclipse Timing Variations"]
-MEMBERSHIP = {"*": ("planets.method",), "by_decade": ("planets.method", "planets.year")}
+# ``dropna()`` is a row filter: a cell made missing (or filled) moves its row out of (or into) the described
+# rows, like a key moving a row between groups; every column decides that membership for ``described``
+MEMBERSHIP = {"*": ("planets.method",), "by_decade": ("planets.method", "planets.year"),
+              "described": ("planets.number", "planets.orbital_period", "planets.mass", "planets.distance",
+                            "planets.year")}
 
 
 def make_data(rng, n=300):
