@@ -21,6 +21,7 @@ from ..graph import _sources, new_source
 from .frame import TrackedFrame, TrackedGroupBy, TrackedSeries, is_tracked_frame, lineage_of  # noqa: F401
 from .relations import Lineage, Part, RowRel
 from .reshape import install as _install
+from . import windows as _windows
 from .sources import TableSource, csv_line_options, register, table_source
 from .trace import SourceRow, Trace, trace_to_file
 
@@ -28,6 +29,7 @@ __all__ = ["read_csv", "read_parquet", "track_frame", "trace_to_file", "TrackedF
            "TrackedGroupBy", "Trace", "SourceRow", "TableSource", "table_source", "is_tracked_frame"]
 
 _install()
+_windows.install()
 from . import sklearn as _sklearn_hooks  # noqa: E402,F401  (scikit-learn keeps lineage: hooks now, or when it is imported)
 
 
