@@ -784,7 +784,8 @@ def group_method(tgb, name, args, kwargs, via=None):
             p = kw.get("periods", 1)
             if not isinstance(p, (int, np.integer)) or kw.get("freq") is not None:
                 return _partial(res, obj, op, f"periods={p!r}, freq={kw.get('freq')!r}")
-            src_rows = _shift_src(n, int(p), lay)
+            # shift(0) is a copy, rows in no group included
+            src_rows = _shift_src(n, int(p), lay) if p else np.arange(n, dtype=np.int64)
 
             def data_rel(rel):
                 return rel.take(src_rows)
@@ -798,8 +799,8 @@ def group_method(tgb, name, args, kwargs, via=None):
                     int(pd.__version__.split(".")[0]) < 3:
                 return _partial(res, obj, op, "the default fill_method='ffill' of pandas 2 (pass fill_method=None)")
 
-            def data_rel(rel):
-                return _pair_rel(rel, n, int(p), lay)
+            def data_rel(rel):  # diff(0) is x - x, rows in no group included
+                return _pair_rel(rel, n, int(p), None if (name == "diff" and not p) else lay)
         elif name in _CUM:
             def data_rel(rel):
                 return _prefix_rel(rel, n, lay)
@@ -829,7 +830,7 @@ def group_method(tgb, name, args, kwargs, via=None):
                 if (s[filled] < 0).any():
                     return _partial(res, obj, op, "a filled cell whence cannot place")
                 c = np.where(filled, s, pos)
-                c[~a[:, j] & o[:, j]] = -1
+                c[(~a[:, j] & o[:, j]) | (lay.codes < 0)] = -1  # NA made by pandas: a constant
                 copy[:, j] = c
             per_col = True
             # res column j <- input column crow[j]: remember which copy column goes with it
