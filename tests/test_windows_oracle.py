@@ -453,3 +453,106 @@ def test_window_family_against_oracle(data, rnd):
     op, prm, code = data.draw(operations(P))
     exp, R = check_example(df, pre, op, prm, code)
     perturb_check(df, pre, code, exp, R, rnd, values_only=op in ("ffill", "bfill", "interpolate", "gffill"))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# time bins: resample and groupby(pd.Grouper(freq=...))
+# ----------------------------------------------------------------------------------------------------------
+
+def bin_rows(P, expr):
+    """Rows of each time bin of ``expr`` (a resample or time group-by of ``P``), read off pandas: an ``apply``
+    over a column of row positions."""
+    H = P.copy()
+    H["x"] = H["y"] = np.arange(len(P), dtype=float)
+    reg = []
+
+    def f(s):
+        reg.append(frozenset(int(v) for v in np.asarray(s)))
+        return float(len(reg) - 1)
+    out = eval(expr.format(v="H") + "['x'].apply(f)", {"H": H, "f": f, "pd": pd})
+    return _rows_from_reg(out.to_numpy(), reg)
+
+
+@cfg(90)
+@given(st.data())
+def test_time_bins_against_oracle(data):
+    df = data.draw(frames(max_rows=10))
+    rule = data.draw(st.sampled_from(["6h", "1D", "2D"]))
+    closed = data.draw(st.sampled_from([None, "left", "right"]))
+    forms = [f"{{v}}.resample({rule!r}, on='t', closed={closed!r})",
+             f"{{v}}.groupby(pd.Grouper(key='t', freq={rule!r}, closed={closed!r}))"]
+    if isinstance(df.index, pd.DatetimeIndex):
+        forms += [f"{{v}}.resample({rule!r}, closed={closed!r})", f"{{v}}.groupby(pd.Grouper(freq={rule!r}))"]
+    expr = data.draw(st.sampled_from(forms))
+    agg = data.draw(st.sampled_from(["sum", "mean", "max", "count", "first"]))
+    col = data.draw(st.sampled_from(["x", "y"]))
+    code = expr + f"[[{col!r}]].{agg}()"
+    wh.reset()
+    t = wh.track_frame(df.copy(), name="s")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        y = eval(code.format(v="t"), {"t": t, "pd": pd})
+    R = eval(code.format(v="P"), {"P": df, "pd": pd})
+    ctx = f"\ncode={code}\n{df!r}"
+    assert type(y).__name__ == "TrackedFrame" and y.to_csv() == R.to_csv(), f"values differ from pandas{ctx}"
+    rows = bin_rows(df, expr)
+    assert len(rows) == len(R), ctx
+    O = Oracle(df, range(len(df)), src_off(df))
+    for i in range(len(R)):
+        res = wh.backward(y, (i, 0))
+        exp = to_src(O.rows_cells(rows[i], col))
+        assert res.complete and as_set(res) == exp, f"bin {i}: expected {sorted(exp)} got {sorted(as_set(res))}{ctx}"
+    for r in range(min(len(df), 4)):
+        c = COLS.index(col) + src_off(df)
+        fw = {tuple(int(v) for v in row) for row in wh.forward("s", (r, c), y)}
+        assert fw == {(i, 0) for i in range(len(R)) if r in rows[i]}, f"forward of {(r, c)}{ctx}"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# merge_asof
+# ----------------------------------------------------------------------------------------------------------
+
+@cfg(90)
+@given(st.data())
+def test_merge_asof_against_oracle(data):
+    left = data.draw(frames(max_rows=8)).sort_values("t", kind="stable").reset_index(drop=True)
+    m = data.draw(st.integers(0, 8))
+    hours = sorted(data.draw(st.lists(st.integers(0, 96), min_size=m, max_size=m)))
+    right = pd.DataFrame({"t": pd.to_datetime("2024-01-01") + pd.to_timedelta(hours, unit="h"),
+                          "z": data.draw(st.lists(st.sampled_from([1.0, 2.0, np.nan]), min_size=m, max_size=m)),
+                          "k": data.draw(st.lists(st.sampled_from([1.0, 2.0]), min_size=m, max_size=m))})
+    direction = data.draw(st.sampled_from(["backward", "forward", "nearest"]))
+    tol = data.draw(st.sampled_from([None, "3h"]))
+    by = data.draw(st.sampled_from([None, "k"]))
+    if by is not None:
+        left = left[left["k"].notna()].reset_index(drop=True)
+    kw = f"on='t', direction={direction!r}" + (f", tolerance=pd.Timedelta({tol!r})" if tol else "") + \
+         (f", by={by!r}" if by else "")
+    code = f"pd.merge_asof(L, R, {kw})"
+    wh.reset()
+    tl, tr = wh.track_frame(left.copy(), name="s"), wh.track_frame(right.copy(), name="r")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        y = eval(code, {"L": tl, "R": tr, "pd": pd})
+    R0 = eval(code, {"L": left, "R": right, "pd": pd})
+    ctx = f"\ncode={code}\n{left!r}\n{right!r}"
+    assert type(y).__name__ == "TrackedFrame" and y.to_csv() == R0.to_csv(), f"values differ{ctx}"
+    rid = eval(code, {"L": left, "R": right.assign(__rid=np.arange(m, dtype=float)), "pd": pd})["__rid"].to_numpy()
+    rc = {"t": 0, "z": 1, "k": 2}
+    for i in range(len(R0)):
+        matched = None if pd.isna(rid[i]) else int(rid[i])
+        for j, lab in enumerate(R0.columns):
+            if lab in ("x", "y", "t") or (lab == "k" and by):
+                exp = {("s", i, COLS.index(lab))}
+            elif lab == "k_x":
+                exp = {("s", i, 2)}
+            else:
+                src = {"z": "z", "k_y": "k"}[lab]
+                exp = set() if matched is None else {("r", matched, rc[src])}
+            res = wh.backward(y, (i, j))
+            assert res.complete and as_set(res) == exp, f"cell {(i, j)} ({lab}): expected {exp} got " \
+                                                        f"{as_set(res)}{ctx}"
+        got_c = as_set(wh.backward(y, (i, 0), control=True))
+        keys_r = set() if matched is None else {("r", matched, 0)} | ({("r", matched, 2)} if by else set())
+        exp_c = {("s", i, 0), ("s", i, 3)} | ({("s", i, 2)} if by else set()) | keys_r
+        assert got_c == exp_c, f"control of row {i}: expected {exp_c} got {got_c}{ctx}"
