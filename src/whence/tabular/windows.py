@@ -200,10 +200,12 @@ def _crow(src, res, lin):
 
 
 def _parts(src, res, data_rel, *, crow, per_col=False, sel=None, ident=(), idx_map=None, key_rows=(),
-           key_rel=None, extra=()):
+           key_rel=None, extra=(), same_rows=True):
     """Parts of ``res``: index levels and ``ident`` columns from the row's own input row (``sel``), data
     columns through ``data_rel`` (per input column when ``per_col``), control from the key cells of
-    ``key_rel``'s rows."""
+    ``key_rel``'s rows.  With ``same_rows`` (every output row sits on an input row), the control of that row
+    (the cells that chose it) stays control of every cell of the row, besides the control of the rows its
+    values came from."""
     lin = F.lineage_of(src)
     _, nidx, ncols, _ = F._dims(res)
     if idx_map is None:
@@ -230,6 +232,8 @@ def _parts(src, res, data_rel, *, crow, per_col=False, sel=None, ident=(), idx_m
     for p in lin.parts:
         k = p.cmat.shape[1]
         if p.wide:
+            if p.control and same_rows:
+                parts.append(Part(p.node, own(p.rel), p.cmat, True, True))
             if not per_col and not ident:
                 parts.append(Part(p.node, drel(p.rel), p.cmat, p.control, True))
                 continue
@@ -700,7 +704,7 @@ def _resample(win, method, res):
 
     # the index (bin labels) and control: the time cells of the bin's rows, through the same relation
     parts = _parts(obj, res, data_rel, crow=crow, idx_map=[[] for _ in range(nidx)], extra=extra,
-                   key_rows=key, key_rel=data_rel)
+                   key_rows=key, key_rel=data_rel, same_rows=False)
     parts += _index_parts(obj, res, idx_map, data_rel)
     return F._attach(res, parts, op, [obj])
 
