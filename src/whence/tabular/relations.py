@@ -437,14 +437,42 @@ class RangeRel(RowRel):
         Base output rows in window order.
     """
 
-    __slots__ = ("lo", "hi", "order", "base")
+    __slots__ = ("_lo", "_hi", "_order", "base", "_make")
 
-    def __init__(self, lo, hi, base, order=None):
-        self.lo = np.asarray(lo, np.int64)
-        self.hi = np.asarray(hi, np.int64)
+    def __init__(self, lo, hi, base, order=None, n_out=None, make=None):
         self.base = base
-        self.order = None if order is None else np.asarray(order, np.int64)
-        super().__init__(self.lo.shape[0], base.n_src, None, _CSR(fn=self._materialise))
+        self._make = make  # bounds computed on first use: make() -> (lo, hi, order)
+        if make is None:
+            self._set(lo, hi, order)
+            n_out = self._lo.shape[0]
+        else:
+            self._lo = self._hi = self._order = None
+        super().__init__(n_out, base.n_src, None, _CSR(fn=self._materialise))
+
+    def _set(self, lo, hi, order):
+        self._lo = np.asarray(lo, np.int64)
+        self._hi = np.asarray(hi, np.int64)
+        self._order = None if order is None else np.asarray(order, np.int64)
+
+    def _resolve(self):
+        if self._make is not None:
+            self._set(*self._make())
+            self._make = None
+
+    @property
+    def lo(self):
+        self._resolve()
+        return self._lo
+
+    @property
+    def hi(self):
+        self._resolve()
+        return self._hi
+
+    @property
+    def order(self):
+        self._resolve()
+        return self._order
 
     @property
     def ranged(self):
@@ -456,7 +484,9 @@ class RangeRel(RowRel):
 
     @property
     def nbytes(self):
-        n = self.lo.nbytes + self.hi.nbytes + (0 if self.order is None else self.order.nbytes)
+        if self._make is not None:
+            return self.base.nbytes
+        n = self._lo.nbytes + self._hi.nbytes + (0 if self._order is None else self._order.nbytes)
         return n + self.base.nbytes
 
     def _materialise(self):
@@ -472,12 +502,14 @@ class RangeRel(RowRel):
 
     def take(self, sel):
         sel = np.asarray(sel, np.int64)
-        if sel.shape[0] == 0 or sel.min() >= 0:
-            return RangeRel(self.lo[sel], self.hi[sel], self.base, self.order)
-        ok = sel >= 0
-        s = np.where(ok, sel, 0)
-        lo = np.where(ok, self.lo[s], 0)
-        return RangeRel(lo, np.where(ok, self.hi[s], 0), self.base, self.order)
+
+        def make():
+            if sel.shape[0] == 0 or sel.min() >= 0:
+                return self.lo[sel], self.hi[sel], self.order
+            ok = sel >= 0
+            s = np.where(ok, sel, 0)
+            return np.where(ok, self.lo[s], 0), np.where(ok, self.hi[s], 0), self.order
+        return RangeRel(None, None, self.base, n_out=sel.shape[0], make=make)
 
     def group(self, gcodes, ngroups):
         gcodes = np.asarray(gcodes, np.int64)

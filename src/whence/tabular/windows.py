@@ -56,8 +56,25 @@ def _ranges(base, lo, hi, order=None):
     return RangeRel(lo, hi, base, order)
 
 
-def _pairs(base, a, b):
-    """Output row ``i`` derives from rows ``a[i]`` and ``b[i]`` of ``base`` (-1: none)."""
+def _lazy(base, n_out, make):
+    """A :class:`RangeRel` whose bounds ``make() -> (lo, hi, order)`` are computed when a query needs them."""
+    if base.all_rows:
+        return RowRel.everything(n_out, base.n_src)
+    return RangeRel(None, None, base, n_out=n_out, make=make)
+
+
+def _once(fn):
+    """``fn()`` computed on the first call and kept (bounds shared by the parts of one result)."""
+    box = []
+
+    def get():
+        if not box:
+            box.append(fn())
+        return box[0]
+    return get
+
+
+def _pair_bounds(a, b):
     n = a.shape[0]
     order = np.empty(2 * n, np.int64)
     has_a, has_b = a >= 0, b >= 0
@@ -65,7 +82,12 @@ def _pairs(base, a, b):
     order[1::2] = np.where(has_a & has_b, b, 0)
     lo = 2 * np.arange(n, dtype=np.int64)
     hi = lo + has_a + has_b
-    return _ranges(base, lo, hi, order)
+    return lo, hi, order
+
+
+def _pairs(base, a, b):
+    """Output row ``i`` derives from rows ``a[i]`` and ``b[i]`` of ``base`` (-1: none)."""
+    return _lazy(base, a.shape[0], lambda: _pair_bounds(a, b))
 
 
 def _prefix_bounds(n, gstart=None):
@@ -114,34 +136,56 @@ def _shift_src(n, p, lay=None):
 
 
 def _pair_rel(base, n, p, lay=None):
-    """``diff``/``pct_change``: the row itself and the row ``p`` before it (nothing when there is none)."""
+    """``diff``/``pct_change``: the row itself and the row ``p`` before it (nothing when there is none).
+    ``lay``: a callable giving the group layout (group-wise forms)."""
+
+    def make():
+        L = None if lay is None else lay()
+        if p == 0:
+            own = np.arange(n, dtype=np.int64) if L is None else np.where(L.codes >= 0, np.arange(n), -1)
+            return own, np.where(own >= 0, own + 1, own), None
+        src = _shift_src(n, p, L)
+        own = np.where(src >= 0, np.arange(n, dtype=np.int64), -1)
+        return _pair_bounds(src, own)
+
     if p == 0:
-        own = np.arange(n, dtype=np.int64) if lay is None else np.where(lay.codes >= 0, np.arange(n), -1)
-        return base.take(own)
-    src = _shift_src(n, p, lay)
-    own = np.where(src >= 0, np.arange(n, dtype=np.int64), -1)
-    return _pairs(base, src, own)
+        def make0():
+            own, _, _ = make()
+            ok = own >= 0
+            return np.where(ok, own, 0), np.where(ok, own + 1, 0), None
+        return _lazy(base, n, make0)
+    return _lazy(base, n, make)
 
 
 def _prefix_rel(base, n, lay=None, mp=1):
     if lay is None:
-        lo, hi = _prefix_bounds(n)
+        def make():
+            lo, hi = _prefix_bounds(n)
+            return lo, np.where(hi - lo < mp, lo, hi), None
+        return _lazy(base, n, make)
+
+    def make_g():
+        L = lay()
+        m = L.order.shape[0]
+        lo = L.gstart[L.g]
+        hi = np.arange(1, m + 1, dtype=np.int64)
         hi = np.where(hi - lo < mp, lo, hi)
-        return _ranges(base, lo, hi)
-    m = lay.order.shape[0]
-    lo = lay.gstart[lay.g]
-    hi = np.arange(1, m + 1, dtype=np.int64)
-    hi = np.where(hi - lo < mp, lo, hi)
-    # row order[s] gets bounds (lo[s], hi[s]) in sorted space
-    lo_r, hi_r = lay.scatter(lo, 0), lay.scatter(hi, 0)
-    return _ranges(base, lo_r, hi_r, lay.order)
+        # row order[s] gets bounds (lo[s], hi[s]) in sorted space
+        return L.scatter(lo, 0), L.scatter(hi, 0), L.order
+    return _lazy(base, n, make_g)
 
 
 def _lane_rel(base, n, lay=None):
-    """Every row of the column (of the row's group)."""
-    codes = np.zeros(n, np.int64) if lay is None else lay.codes
-    ng = 1 if lay is None else lay.ng
-    return base.group(codes, ng).take(codes)
+    """Every row of the column (of the row's group; rows in no group: nothing)."""
+    if lay is None:
+        codes = np.zeros(n, np.int64)
+        return base.group(codes, 1).take(codes)
+
+    def make():
+        L = lay()
+        lo = L.gstart[L.g]
+        return L.scatter(lo, 0), L.scatter(lo + L.counts[L.g], 0), L.order
+    return _lazy(base, n, make)
 
 
 def _fill_src(isna, forward, lay=None):
@@ -543,6 +587,25 @@ def _window_why(inner, kind, method, kwargs):
     return None
 
 
+def _group_fixed_bounds(inner, sizes, gstart):
+    """pandas' fixed-window bounds in every group at once (what its group-by indexer computes group by group)."""
+    w = int(inner.window)
+    mp = inner.min_periods if inner.min_periods is not None else w
+    m = int(sizes.sum())
+    size = np.repeat(sizes, sizes)
+    k = np.arange(m, dtype=np.int64) - gstart
+    offset = (w - 1) // 2 if (inner.center or w == 0) else 0
+    end = k + 1 + offset
+    start = end - w
+    if inner.closed in ("left", "both"):
+        start -= 1
+    if inner.closed in ("left", "neither"):
+        end -= 1
+    end = np.clip(end, 0, size)
+    start = np.clip(start, 0, size)
+    return start + gstart, end + gstart, mp
+
+
 def _bounds(inner, kind, n):
     """pandas' own window bounds and min_periods for ``n`` rows (rows in the window's order)."""
     if kind == "ewm":
@@ -578,25 +641,33 @@ def window_result(win, method, res):
     n = len(obj)
     key_rows, key_rel, idx_map = (), None, None
     if group is None:
-        lo, hi, mp = _bounds(inner, kind, n)
         step = getattr(inner, "step", None)
         sel = None if not step or step == 1 else np.arange(0, n, step, dtype=np.int64)
         order = None
-        if len(lo) != len(res):
+        if (n if sel is None else sel.shape[0]) != len(res):
             return _partial(res, obj, op, "a result of another length")
+
+        def make():
+            lo, hi, mp = _bounds(inner, kind, n)
+            return lo, np.where(hi - lo < mp, lo, hi), None
     else:
         idxs = list(inner._grouper.indices.values())
+        sizes = np.array([len(v) for v in idxs], np.int64)
         order = np.concatenate(idxs).astype(np.int64) if idxs else _EMPTY
         m = order.shape[0]
         if m != len(res):
             return _partial(res, obj, op, "a result of another length")
-        if kind == "ewm":
-            sizes = np.array([len(v) for v in idxs], np.int64)
+
+        def make():
             gstart = np.repeat(np.cumsum(sizes) - sizes, sizes)
-            lo, hi = _prefix_bounds(m, gstart)
-            mp = max(int(inner.min_periods or 0), 1)
-        else:
-            lo, hi, mp = _bounds(inner, kind, m)
+            if kind == "ewm":
+                lo, hi = _prefix_bounds(m, gstart)
+                mp = max(int(inner.min_periods or 0), 1)
+            elif kind == "rolling" and isinstance(getattr(inner, "window", None), (int, np.integer)):
+                lo, hi, mp = _group_fixed_bounds(inner, sizes, gstart)
+            else:
+                lo, hi, mp = _bounds(inner, kind, m)
+            return lo, np.where(hi - lo < mp, lo, hi), order
         sel = order
         key_labels = group._key_labels()
         ident += [j for j, lab in enumerate(labels) if any(_same_label(lab, k) for k in key_labels)]
@@ -611,17 +682,18 @@ def window_result(win, method, res):
         else:
             idx_map = [[] for _ in range(nidx)]
         if krows:
-            codes = group._group_codes()
-            lay_ng = int(codes.max()) + 1 if codes.size and codes.max() >= 0 else 0
             key_rows = krows
 
+            def key_bounds():
+                gstart = np.repeat(np.cumsum(sizes) - sizes, sizes)
+                return gstart, gstart + np.repeat(sizes, sizes), order
+
             def key_rel(rel):
-                return rel.group(codes, lay_ng).take(codes[order])
-    lo = np.asarray(lo, np.int64)
-    hi = np.where(np.asarray(hi, np.int64) - lo < mp, lo, hi)
+                return _lazy(rel, m, key_bounds)
+    make = _once(make)
 
     def data_rel(rel):
-        return _ranges(rel, lo, hi, order)
+        return _lazy(rel, len(res), make)
 
     parts = _parts(obj, res, data_rel, crow=crow, sel=sel, ident=ident, idx_map=idx_map, key_rows=key_rows,
                    key_rel=key_rel)
@@ -762,8 +834,7 @@ def group_method(tgb, name, args, kwargs, via=None):
     if len(res) != len(obj) or F._align_rows(obj, res) is not None:
         return _partial(res, obj, op, "a result whose rows are not the input's")
     lin = F.lineage_of(obj)
-    codes = tgb._group_codes()
-    lay = _Layout(codes)
+    lay = _once(lambda: _Layout(tgb._group_codes()))
     n = len(obj)
     per_col = False
     crow = None
@@ -772,11 +843,14 @@ def group_method(tgb, name, args, kwargs, via=None):
     if name == "cumcount":
         crow = [-1]
         asc = kw.get("ascending", True)
-        lo, hi = lay.gstart[lay.g], np.arange(1, lay.order.shape[0] + 1, dtype=np.int64)
-        if not asc:
-            lo, hi = lo + lay.k, lay.gstart[lay.g] + lay.counts[lay.g]
-        lo_r, hi_r = lay.scatter(lo, 0), lay.scatter(hi, 0)
-        extra = [(key_rows, lambda rel: _ranges(rel, lo_r, hi_r, lay.order), True)]
+
+        def make_cc():
+            L = lay()
+            lo, hi = L.gstart[L.g], np.arange(1, L.order.shape[0] + 1, dtype=np.int64)
+            if not asc:
+                lo, hi = lo + L.k, L.gstart[L.g] + L.counts[L.g]
+            return L.scatter(lo, 0), L.scatter(hi, 0), L.order
+        extra = [(key_rows, lambda rel: _lazy(rel, n, make_cc), True)]
 
         def data_rel(rel):
             return rel
@@ -788,11 +862,13 @@ def group_method(tgb, name, args, kwargs, via=None):
             p = kw.get("periods", 1)
             if not isinstance(p, (int, np.integer)) or kw.get("freq") is not None:
                 return _partial(res, obj, op, f"periods={p!r}, freq={kw.get('freq')!r}")
-            # shift(0) is a copy, rows in no group included
-            src_rows = _shift_src(n, int(p), lay) if p else np.arange(n, dtype=np.int64)
+            def make_shift():  # shift(0) is a copy, rows in no group included
+                src = _shift_src(n, int(p), lay()) if p else np.arange(n, dtype=np.int64)
+                ok = src >= 0
+                return np.where(ok, src, 0), np.where(ok, src + 1, 0), None
 
             def data_rel(rel):
-                return rel.take(src_rows)
+                return _lazy(rel, n, make_shift)
         elif name in ("diff", "pct_change"):
             p = kw.get("periods", 1)
             fm = kw.get("fill_method")
@@ -828,13 +904,14 @@ def group_method(tgb, name, args, kwargs, via=None):
             o = out_na if two else out_na[:, None]
             copy = np.empty(a.shape, np.int64)
             pos = np.arange(n, dtype=np.int64)
+            L = lay()
             for j in range(a.shape[1]):
-                s = _fill_src(a[:, j], forward, lay)
+                s = _fill_src(a[:, j], forward, L)
                 filled = a[:, j] & ~o[:, j]
                 if (s[filled] < 0).any():
                     return _partial(res, obj, op, "a filled cell whence cannot place")
                 c = np.where(filled, s, pos)
-                c[(~a[:, j] & o[:, j]) | (lay.codes < 0)] = -1  # NA made by pandas: a constant
+                c[(~a[:, j] & o[:, j]) | (L.codes < 0)] = -1  # NA made by pandas: a constant
                 copy[:, j] = c
             per_col = True
             # res column j <- input column crow[j]: remember which copy column goes with it
@@ -842,10 +919,8 @@ def group_method(tgb, name, args, kwargs, via=None):
 
             def data_rel(rel, jsrc):
                 return rel.take(copy[:, colmap[lin.nidx + jsrc]])
-    codes_ = lay.codes
-
     def key_rel(rel):
-        return rel.group(codes_, lay.ng).take(codes_)
+        return _lane_rel(rel, n, lay)
 
     parts = _parts(obj, res, data_rel, crow=crow, per_col=per_col, extra=extra, key_rows=key_rows,
                    key_rel=key_rel)
