@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from . import frame as F
-from .relations import Part, RangeRel, RowRel, _group_members
+from .relations import _CSR, Part, RangeRel, RowRel, _group_members
 
 __all__ = ["window_result", "group_method", "frame_method", "time_group_codes", "merge_asof", "install"]
 
@@ -191,6 +191,11 @@ def _lane_rel(base, n, lay=None):
 def _fill_src(isna, forward, lay=None):
     """For every row, the nearest row at or before (``forward``) / after it that is not NA, in its group."""
     n = isna.shape[0]
+    if lay is None and forward:  # the common case, with as few arrays as possible
+        src = np.where(isna, -1, np.arange(n, dtype=np.int64))
+        if n:
+            np.maximum.accumulate(src, out=src)
+        return src
     if lay is None:
         order = None
         valid = ~isna
@@ -369,9 +374,15 @@ _CUM = ("cumsum", "cumprod", "cummax", "cummin")
 FRAME_METHODS = ("shift", "diff", "pct_change", "rank", "interpolate") + _FILL + _CUM
 
 
+_SIGS = {}
+
+
 def _bind(base, self, args, kwargs):
+    sig = _SIGS.get(base)
+    if sig is None:
+        sig = _SIGS[base] = inspect.signature(base)
     try:
-        ba = inspect.signature(base).bind(self, *args, **kwargs)
+        ba = sig.bind(self, *args, **kwargs)
     except TypeError:
         return None
     d = dict(ba.arguments)
@@ -505,11 +516,12 @@ def _fill_copy(isna, out_na, forward):
     for j in range(a.shape[1]):
         src = _fill_src(a[:, j], forward)
         filled = a[:, j] & ~o[:, j]
-        if (src[filled] < 0).any():
+        if np.any(filled & (src < 0)):
             return None
-        c = np.where(filled, src, pos)
-        c[~a[:, j] & o[:, j]] = -1  # a value turned NA: a constant
-        out[:, j] = c
+        np.copyto(out[:, j], np.where(filled, src, pos))
+        gone = o[:, j] & ~a[:, j]
+        if gone.any():
+            out[gone, j] = -1  # a value turned NA: a constant
     return out if two else out[:, 0]
 
 
@@ -744,12 +756,13 @@ def _resample(win, method, res):
     on, level = win._kw.get("on"), win._kw.get("level")
     try:
         ax = _time_axis(obj, on, level)
-        codes = _unsort(_bin_codes(inner), ax)
+        raw = _bin_codes(inner)
     except Exception as e:  # pragma: no cover - pandas internals moved
         return _partial(res, obj, op, f"its time bins could not be read ({type(e).__name__})")
     ng = len(res)
-    if codes.shape[0] != len(obj) or (codes.size and codes.max() >= ng):
+    if raw.shape[0] != len(obj) or (raw.size and raw.max() >= ng):
         return _partial(res, obj, op, "a result whose rows are not the time bins")
+    codes = _once(lambda: _unsort(raw, ax))  # (a sort of the time axis: left to the first query)
     lin = F.lineage_of(obj)
     if on is not None:
         key = F._col_rows(obj, [on])
@@ -760,9 +773,14 @@ def _resample(win, method, res):
         key = [0] if lin.nidx == 1 else None
     if key is None:
         return _partial(res, obj, op, "a time axis whence cannot place")
+    def data_rel(rel):
+        if rel.all_rows:
+            return RowRel.everything(ng, rel.n_src)
+        return RowRel(ng, rel.n_src, None, _CSR(fn=lambda: rel._group_csr(codes(), ng)))
+
     if method == "size":
         crow = [-1]
-        extra = [(key, lambda rel: rel.group(codes, ng), True)]
+        extra = [(key, data_rel, True)]
     else:
         crow = _crow(obj, res, lin)
         extra = ()
@@ -770,9 +788,6 @@ def _resample(win, method, res):
             return _partial(res, obj, op, "output columns not matched to input columns")
     _, nidx, _, _ = F._dims(res)
     idx_map = [list(key)] + [[] for _ in range(nidx - 1)]
-
-    def data_rel(rel):
-        return rel.group(codes, ng)
 
     # the index (bin labels) and control: the time cells of the bin's rows, through the same relation
     parts = _parts(obj, res, data_rel, crow=crow, idx_map=[[] for _ in range(nidx)], extra=extra,
