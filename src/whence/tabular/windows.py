@@ -427,6 +427,9 @@ def _frame_rule(name, src, res, kw, isna, inplace):
         return _partial(out, src, op, f"axis={kw.get('axis')!r}")
     if res.shape[0] != src.shape[0]:
         return _partial(out, src, op, "a result of another length")
+    p = kw.get("periods", 1)
+    if name in ("shift", "diff", "pct_change") and not isinstance(p, (int, np.integer)):
+        return _partial(out, src, op, f"periods={p!r}")
     lin = F.lineage_of(src)
     crow = _crow(src, res, lin)
     if crow is None:
