@@ -26,8 +26,8 @@ Examples
 >>> m = t["x"].rolling(2).mean()
 >>> sorted(map(tuple, wh.backward(m, 3)["ts"].tolist()))
 [(2, 0), (3, 0)]
->>> wh.backward(m, 0)["ts"].tolist()  # fewer rows than min_periods: a constant NaN
-[]
+>>> dict(wh.backward(m, 0))  # fewer rows than min_periods: a constant NaN
+{}
 >>> sorted(map(tuple, wh.backward(t["x"].cumsum(), 2)["ts"].tolist()))
 [(0, 0), (1, 0), (2, 0)]
 """
