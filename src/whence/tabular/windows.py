@@ -286,12 +286,15 @@ def _parts(src, res, data_rel, *, crow, per_col=False, sel=None, ident=(), idx_m
             if not per_col and not ident:
                 parts.append(Part(p.node, drel(p.rel), p.cmat, p.control, True))
                 continue
+            acc = {}  # one part per distinct relation (columns sharing one are one part)
             for j in range(ncols):
                 r = crow[j]
                 rel = own(p.rel) if (j in ident or r < 0) else drel(p.rel, r - lin.nidx if per_col else None)
-                cm = np.zeros((nidx + ncols, k), bool)
-                cm[nidx + j] = p.cmat[0]
-                parts.append(Part(p.node, rel, cm, p.control))
+                e = acc.get(id(rel))
+                if e is None:
+                    e = acc[id(rel)] = (rel, np.zeros((nidx + ncols, k), bool))
+                e[1][nidx + j] = p.cmat[0]
+            parts.extend(Part(p.node, rel, cm, p.control) for rel, cm in acc.values())
             continue
         cm = np.zeros((nidx + ncols, k), bool)
         for i, rs in enumerate(idx_map):
@@ -303,12 +306,16 @@ def _parts(src, res, data_rel, *, crow, per_col=False, sel=None, ident=(), idx_m
         if cm.any():
             parts.append(Part(p.node, own(p.rel), cm, p.control))
         if per_col:
+            acc = {}  # one part per distinct relation (columns sharing one are one part)
             for j, r in enumerate(crow):
                 if r < 0 or j in ident or not p.cmat[r].any():
                     continue
-                cm = np.zeros((nidx + ncols, k), bool)
-                cm[nidx + j] = p.cmat[r]
-                parts.append(Part(p.node, drel(p.rel, r - lin.nidx), cm, p.control))
+                rel = drel(p.rel, r - lin.nidx)
+                e = acc.get(id(rel))
+                if e is None:
+                    e = acc[id(rel)] = (rel, np.zeros((nidx + ncols, k), bool))
+                e[1][nidx + j] = p.cmat[r]
+            parts.extend(Part(p.node, rel, cm, p.control) for rel, cm in acc.values())
         else:
             cm = np.zeros((nidx + ncols, k), bool)
             for j, r in enumerate(crow):
@@ -485,7 +492,13 @@ def _frame_rule(name, src, res, kw, isna, inplace):
         if copy is None:
             return _partial(out, src, op, "a filled cell whence cannot place")
 
+        had_na = isna.reshape(isna.shape[0], -1).any(0)
+        gone = ~isna.reshape(isna.shape[0], -1) & out_na.reshape(isna.shape[0], -1)
+        same = ~had_na & ~gone.any(0)  # nothing filled or emptied: the column keeps its own rows
+
         def data_rel(rel, j):
+            if same[j]:
+                return rel
             return rel.take(copy[:, j] if copy.ndim == 2 else copy)
     else:  # interpolate
         meth = kw.get("method", "linear")
