@@ -63,6 +63,17 @@ def _lazy(base, n_out, make):
     return RangeRel(None, None, base, n_out=n_out, make=make)
 
 
+def _rows(base, n, src_fn):
+    """Output row ``i`` derives from row ``src[i]`` of ``base`` (-1: none), ``src = src_fn()`` computed when a
+    query needs it (a take deferred: nothing composed at capture)."""
+
+    def make():
+        src = src_fn()
+        ok = src >= 0
+        return np.where(ok, src, 0), np.where(ok, src + 1, 0), None
+    return _lazy(base, n, make)
+
+
 def _once(fn):
     """``fn()`` computed on the first call and kept (bounds shared by the parts of one result)."""
     box = []
@@ -452,10 +463,10 @@ def _frame_rule(name, src, res, kw, isna, inplace):
             def data_rel(rel):
                 return rel
         else:
-            src_rows = _shift_src(n, int(p))
+            src_rows = _once(lambda: _shift_src(n, int(p)))
 
             def data_rel(rel):
-                return rel.take(src_rows)
+                return _rows(rel, n, src_rows)
     elif name in ("diff", "pct_change"):
         p = kw.get("periods", 1)
         if not isinstance(p, (int, np.integer)):
@@ -499,7 +510,7 @@ def _frame_rule(name, src, res, kw, isna, inplace):
         def data_rel(rel, j):
             if same[j]:
                 return rel
-            return rel.take(copy[:, j] if copy.ndim == 2 else copy)
+            return _rows(rel, n, lambda: copy[:, j] if copy.ndim == 2 else copy)
     else:  # interpolate
         meth = kw.get("method", "linear")
         out_na = _isna(res).reshape(isna.shape)
@@ -949,7 +960,7 @@ def group_method(tgb, name, args, kwargs, via=None):
             colmap = {r: j for j, r in enumerate(crow)}
 
             def data_rel(rel, jsrc):
-                return rel.take(copy[:, colmap[lin.nidx + jsrc]])
+                return _rows(rel, n, lambda: copy[:, colmap[lin.nidx + jsrc]])
     def key_rel(rel):
         return _lane_rel(rel, n, lay)
 
