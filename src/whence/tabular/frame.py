@@ -1622,8 +1622,8 @@ _REDUCERS = frozenset(["sum", "mean", "median", "min", "max", "std", "var", "sem
 
 
 class _TrackedWindow:
-    """``rolling`` / ``expanding`` / ``ewm`` / ``resample`` of a tracked object: results are marked PARTIAL
-    (every cell derives from every cell of the input), never left without lineage."""
+    """``rolling`` / ``expanding`` / ``ewm`` / ``resample`` of a tracked object (or of a tracked group-by):
+    results get the lineage of ``tabular/windows.py`` (PARTIAL, with a warning, only for what it does not cover)."""
 
     def __init__(self, obj, inner, name, group=None, kw=None):
         self._obj, self._inner, self._name = obj, inner, name
