@@ -196,6 +196,7 @@ def target_rows(results):
                          f"whence {_x(rv.get('whence'))}, traceprop {_x(rv.get('traceprop'))}", "INFO",
                          cells_txt))
     rows += tabular_rows(results)
+    rows += timeseries_rows(results)
     rows += store_rows(results)
     rows += attribution_rows(results)
     rows += unlearn_rows(results)
@@ -383,6 +384,26 @@ def store_rows(results):
 
 def _k(n):
     return f"{n // 1000}k" if n % 1000 == 0 else str(n)
+
+
+def timeseries_rows(results):
+    """The time-series feature pipeline (``timeseries`` benchmark): tracked/plain, one-cell queries."""
+    t = results.get("timeseries") or {}
+    rows = []
+    for e in t.get("sizes", []):
+        r = e["ratio"]["tracked"]
+        lim = t.get("target_ratio", 1.2)
+        rows.append((f"time-series feature pipeline tracked/plain, {_k(e['rows'])} rows", f"<= {lim}x",
+                     f"{_x(r, 3)} ({_ms(e['median_s']['plain'], 1)} vs {_ms(e['median_s']['tracked'], 1)})",
+                     _status(r <= lim), f"paired {_x(e['ratio_paired']['tracked'], 3)}, {e['reps']} rounds"))
+        q = e.get("queries") or {}
+        if q:
+            rows.append((f"time-series one-cell backward / trace_to_file, {_k(e['rows'])} rows", "(report)",
+                         f"{_ms(q['backward_steady_s'], 3)} / {_ms(q['trace_steady_s'], 3)} "
+                         f"({q.get('trace_rows')} source rows)", "INFO", f"exact: {q.get('exact')}"))
+    if not t:
+        rows.append(("time-series feature pipeline tracked/plain", "<= 1.2x", "—", "NOT RUN", "timeseries not run"))
+    return rows
 
 
 def tabular_rows(results):

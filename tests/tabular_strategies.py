@@ -1609,14 +1609,19 @@ def gen_terminal(draw, p, x):
 # operations whence does not cover (PARTIAL): exact truth, for the superset check
 # ----------------------------------------------------------------------------------------------------------
 
-def gen_uncovered(draw, p, x):
+def _window_step(draw, p, x, covered):
+    """A row-order window step on the whole frame (or its numeric columns).  Covered: the time-series rules of
+    docs/semantics.md (the window rows; the row copied; nothing where the value is a constant NaN).  Not
+    covered (``win_type``): the same windows, for the superset check."""
     P = p.plain(x)
     X = p.oracle[x]
     n = len(P)
     nc = num_cols(P)
-    if n == 0:
-        return None  # nothing to be wrong about: whence may keep the (empty) lineage
-    kind = draw(st.sampled_from(["rolling", "rolling_mp", "ffill", "bfill", "shift", "cumsum", "diff", "rank"]))
+    if n == 0 or not P.columns.is_unique:
+        return None  # nothing to be wrong about / labels whence cannot match (PARTIAL by design)
+    kinds = ["rolling", "rolling_mp", "ffill", "bfill", "shift", "cumsum", "diff", "rank"] if covered else \
+        ["rolling", "rolling_mp"]
+    kind = draw(st.sampled_from(kinds))
     if kind in ("rolling", "rolling_mp", "cumsum", "diff", "rank"):
         if not nc:
             return None
@@ -1625,7 +1630,8 @@ def gen_uncovered(draw, p, x):
     else:
         cols = list(P.columns)
         sel = x
-    code = {"rolling": f"{sel}.rolling(2).sum()", "rolling_mp": f"{sel}.rolling(3, min_periods=1).mean()",
+    wt = "" if covered else ", win_type='boxcar'"
+    code = {"rolling": f"{sel}.rolling(2{wt}).sum()", "rolling_mp": f"{sel}.rolling(3, min_periods=1{wt}).mean()",
             "ffill": f"{sel}.ffill()", "bfill": f"{sel}.bfill()", "shift": f"{sel}.shift(1)",
             "cumsum": f"{sel}.cumsum()", "diff": f"{sel}.diff()", "rank": f"{sel}.rank()"}[kind]
     ks = [X.column(cl) for cl in cols]
@@ -1633,25 +1639,25 @@ def gen_uncovered(draw, p, x):
     def window(i, j):
         col = P[cols[j]]
         if kind == "rolling":
-            return [r for r in (i - 1, i) if 0 <= r]
+            return [i - 1, i] if i else []  # min_periods=2: one row is a constant NaN
         if kind == "rolling_mp":
             return [r for r in (i - 2, i - 1, i) if 0 <= r]
-        if kind == "ffill":
+        if kind in ("ffill", "bfill"):
+            if not pd.isna(col.iloc[i]):
+                return [i]
             r = i
-            while r > 0 and pd.isna(col.iloc[r]):
-                r -= 1
-            return [r]
-        if kind == "bfill":
-            r = i
-            while r < n - 1 and pd.isna(col.iloc[r]):
-                r += 1
-            return [r]
+            step = -1 if kind == "ffill" else 1
+            while 0 <= r + step < n:
+                r += step
+                if not pd.isna(col.iloc[r]):
+                    return [r]
+            return [i]  # nothing to fill from: the cell keeps its own NA
         if kind == "shift":
             return [i - 1] if i else []
         if kind == "cumsum":
             return list(range(i + 1))
         if kind == "diff":
-            return [r for r in (i - 1, i) if r >= 0]
+            return [i - 1, i] if i else []
         return list(range(n))
 
     def oracle(R):
@@ -1664,9 +1670,17 @@ def gen_uncovered(draw, p, x):
                 rows = window(i, j)
                 d[i, X.nidx + j] = union(X.d[r, k] for r in rows)
                 c[i, X.nidx + j] = union(X.c[r, k] for r in rows)
-        return OF(R, d, c, X.rc, partial=True)
+        return OF(R, d, c, X.rc, partial=not covered)
 
-    return Step("u", f"§ = {code}", oracle, covered=False, what=kind)
+    return Step("w" if covered else "u", f"§ = {code}", oracle, covered=covered, what=kind)
+
+
+def gen_window(draw, p, x):
+    return _window_step(draw, p, x, True)
+
+
+def gen_uncovered(draw, p, x):
+    return _window_step(draw, p, x, False)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -1676,7 +1690,7 @@ def gen_uncovered(draw, p, x):
 ROW_OPS = ["filter", "sort", "headtail", "iloc", "loc", "dropna", "dedup", "sample", "sort_index"]
 COL_OPS = ["fillna", "cellwise", "astype", "rename", "assign", "select", "set_index", "reset_index"]
 REL_OPS = ["merge", "join", "groupby", "transform", "concat", "dummies", "melt", "pivot"]
-COVERED = ROW_OPS * 2 + COL_OPS + ["assign"] * 2 + REL_OPS * 2 + ["groupby"] * 3 + ["merge", "concat"]
+COVERED = ROW_OPS * 2 + COL_OPS + ["assign"] * 2 + REL_OPS * 2 + ["groupby"] * 3 + ["merge", "concat"] + ["window"] * 2
 
 GENS = {
     "filter": gen_filter, "sort": gen_sort, "headtail": gen_headtail, "iloc": gen_iloc, "loc": gen_loc,
@@ -1685,6 +1699,7 @@ GENS = {
     "assign": gen_assign, "select": gen_select, "set_index": gen_set_index, "reset_index": gen_reset_index,
     "merge": gen_merge, "join": gen_join, "groupby": gen_groupby, "transform": gen_transform, "concat": gen_concat,
     "dummies": gen_dummies, "melt": gen_melt, "uncovered": gen_uncovered, "terminal": gen_terminal,
+    "window": gen_window,
 }
 
 

@@ -429,3 +429,149 @@ class TableMap(Map):
 
     def forward_sparse(self, k, flat):
         return None
+
+
+class RangeRel(RowRel):
+    """Output row ``i`` derives from the rows ``order[lo[i]:hi[i]]`` of a base relation's output.
+
+    The relation of a window (``rolling``, ``expanding``, ``ewm``, the cumulative family, ``diff``, a
+    group's prefix): two int64 bounds per output row, and optionally a permutation ``order`` of the base's
+    output rows (a group-by's sorted members, or explicit small sets written as consecutive runs).  Nothing
+    per cell is stored: a query expands the ranges of the rows it asks about only, and a whole-column query
+    is a difference array (backward) or a prefix sum (forward), O(rows).  The CSR form (``csr``) is
+    materialised only where a caller insists on it (saving to a store).
+
+    Parameters
+    ----------
+    lo, hi : ndarray of int64, shape (n_out,)
+        Bounds into ``order`` (or into the base's output rows when ``order`` is None); ``lo == hi``: no row.
+    base : RowRel
+        The relation of the rows being windowed to the input.
+    order : ndarray of int64, optional
+        Base output rows in window order.
+    """
+
+    __slots__ = ("_lo", "_hi", "_order", "base", "_make")
+
+    def __init__(self, lo, hi, base, order=None, n_out=None, make=None):
+        self.base = base
+        self._make = make  # bounds computed on first use: make() -> (lo, hi, order)
+        if make is None:
+            self._set(lo, hi, order)
+            n_out = self._lo.shape[0]
+        else:
+            self._lo = self._hi = self._order = None
+        super().__init__(n_out, base.n_src, None, _CSR(fn=self._materialise))
+
+    def _set(self, lo, hi, order):
+        self._lo = np.asarray(lo, np.int64)
+        self._hi = np.asarray(hi, np.int64)
+        self._order = None if order is None else np.asarray(order, np.int64)
+
+    def _resolve(self):
+        if self._make is not None:
+            self._set(*self._make())
+            self._make = None
+
+    @property
+    def lo(self):
+        self._resolve()
+        return self._lo
+
+    @property
+    def hi(self):
+        self._resolve()
+        return self._hi
+
+    @property
+    def order(self):
+        self._resolve()
+        return self._order
+
+    @property
+    def ranged(self):
+        return True
+
+    @property
+    def is_identity(self):
+        return False
+
+    @property
+    def nbytes(self):
+        if self._make is not None:
+            return self.base.nbytes
+        n = self._lo.nbytes + self._hi.nbytes + (0 if self._order is None else self._order.nbytes)
+        return n + self.base.nbytes
+
+    def _materialise(self):
+        return self.rows_per(np.arange(self.n_out, dtype=np.int64))
+
+    def _positions(self, rows):
+        lo, hi = self.lo[rows], self.hi[rows]
+        lens = hi - lo
+        ptr = np.zeros(rows.shape[0] + 1, np.int64)
+        np.cumsum(lens, out=ptr[1:])
+        pos = _expand(lo, lens)
+        return ptr, (pos if self.order is None else self.order[pos])
+
+    def take(self, sel):
+        sel = np.asarray(sel, np.int64)
+
+        def make():
+            if sel.shape[0] == 0 or sel.min() >= 0:
+                return self.lo[sel], self.hi[sel], self.order
+            ok = sel >= 0
+            s = np.where(ok, sel, 0)
+            return np.where(ok, self.lo[s], 0), np.where(ok, self.hi[s], 0), self.order
+        return RangeRel(None, None, self.base, n_out=sel.shape[0], make=make)
+
+    def group(self, gcodes, ngroups):
+        gcodes = np.asarray(gcodes, np.int64)
+        return RowRel(ngroups, self.n_src, None, _CSR(fn=lambda: self._group_csr(gcodes, ngroups)))
+
+    def _group_csr(self, gcodes, ngroups):
+        valid = gcodes >= 0
+        members = _group_members(gcodes, valid, ngroups)
+        ptr, src = self.rows_per(members)
+        g = np.repeat(gcodes[members], ptr[1:] - ptr[:-1])
+        key = np.unique(g * max(self.n_src, 1) + src)
+        gg, ss = np.divmod(key, max(self.n_src, 1))
+        indptr = np.zeros(ngroups + 1, np.int64)
+        np.cumsum(np.bincount(gg, minlength=ngroups), out=indptr[1:])
+        return indptr, ss
+
+    def rows_per(self, rows):
+        rows = np.asarray(rows, np.int64)
+        ptr1, pos = self._positions(rows)
+        b = self.base
+        if b.is_identity:
+            return ptr1, pos
+        ptr2, src = b.rows_per(pos)
+        return ptr2[ptr1], src
+
+    def back_mask(self, out_rows_mask):
+        m = np.zeros(self.n_src, bool)
+        if not out_rows_mask.any():
+            return m
+        space = self.base.n_out if self.order is None else self.order.shape[0]
+        rows = np.flatnonzero(out_rows_mask)
+        lo, hi = self.lo[rows], self.hi[rows]
+        keep = hi > lo
+        d = np.zeros(space + 1, np.int64)
+        np.add.at(d, lo[keep], 1)
+        np.add.at(d, hi[keep], -1)
+        hit = np.cumsum(d[:-1]) > 0
+        if self.order is not None:
+            bm = np.zeros(self.base.n_out, bool)
+            bm[self.order[hit]] = True
+        else:
+            bm = hit
+        return bm if self.base.is_identity else self.base.back_mask(bm)
+
+    def forward_mask(self, src_rows_mask):
+        hit = src_rows_mask if self.base.is_identity else self.base.forward_mask(src_rows_mask)
+        if self.order is not None:
+            hit = hit[self.order]
+        cs = np.zeros(hit.shape[0] + 1, np.int64)
+        np.cumsum(hit, out=cs[1:])
+        return (cs[self.hi] - cs[self.lo]) > 0

@@ -136,6 +136,8 @@ def _fast(node, r, control):
         rel = p.rel
         if rel.all_rows:
             rows = range(rel.n_src)
+        elif getattr(rel, "ranged", False):  # a window: expand this row's range only
+            rows = rel.rows_per(np.array([r], np.int64))[1].tolist()
         else:
             c = r if rel.codes is None else int(rel.codes[r])
             if c < 0:

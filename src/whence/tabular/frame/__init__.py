@@ -29,6 +29,7 @@ from .base import (_align_rows, _as_tracked, _attach, _attach_inplace, _col_cont
                    lineage_of)
 from .classes import TrackedFrame, TrackedSeries
 from .groups import TrackedGroupBy, _TrackedWindow, _window_method  # noqa: F401
+from .joins import _suffixed  # noqa: F401
 from .meta import plain_node  # noqa: F401
 from .functions import install as _install_functions
 from .indexes import install as _install_indexes

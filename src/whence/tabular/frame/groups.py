@@ -17,12 +17,19 @@ _REDUCERS = frozenset(["sum", "mean", "median", "min", "max", "std", "var", "sem
                        "first", "last", "any", "all", "size", "idxmin", "idxmax", "skew", "quantile", "kurt"])
 
 
+def _windows():
+    """The rules of the time-series family (:mod:`whence.tabular.windows`, which builds on this package)."""
+    from .. import windows
+    return windows
+
+
 class _TrackedWindow:
     """``rolling`` / ``expanding`` / ``ewm`` / ``resample`` of a tracked object: results are marked PARTIAL
     (every cell derives from every cell of the input), never left without lineage."""
 
-    def __init__(self, obj, inner, name):
+    def __init__(self, obj, inner, name, group=None, kw=None):
         self._obj, self._inner, self._name = obj, inner, name
+        self._group, self._kw = group, kw or {}  # the group-by it came from; the call's keyword arguments
 
     def __repr__(self):
         return repr(self._inner)
@@ -32,7 +39,7 @@ class _TrackedWindow:
 
     def __getitem__(self, key):
         with _guard:
-            return _TrackedWindow(self._obj, self._inner[key], self._name)
+            return _TrackedWindow(self._obj, self._inner[key], self._name, self._group, self._kw)
 
     def __getattr__(self, name):
         attr = getattr(self._inner, name)
@@ -42,9 +49,7 @@ class _TrackedWindow:
         def call(*args, **kwargs):
             with _guard:
                 res = attr(*args, **kwargs)
-                if isinstance(res, (pd.DataFrame, pd.Series)):
-                    return _fallback(res, f"{self._name}().{name}", [self._obj])
-                return res
+                return _windows().window_result(self, name, res)  # the rules: whence.tabular.windows
         return call
 
 
@@ -59,7 +64,7 @@ def _window_method(name):
             return base(self, *args, **kwargs)
         with _guard:
             inner = base(self, *args, **kwargs)
-        return _TrackedWindow(self, inner, name)
+        return _TrackedWindow(self, inner, name, kw=kwargs)
 
     return method
 
@@ -90,6 +95,17 @@ class TrackedGroupBy:
         return len(self._gb)
 
     def __getattr__(self, name):
+        if name in _windows().GROUP_METHODS:  # the time-series family: whence.tabular.windows
+            return lambda *a, **k: _windows().group_method(self, name, a, k)
+        if name in ("rolling", "expanding", "ewm"):  # group-wise windows: whence.tabular.windows
+            def window(*a, **k):
+                with _guard:
+                    inner = getattr(self._gb, name)(*a, **k)
+                return _TrackedWindow(self._obj, inner, name, group=self, kw=k)
+            return window
+        if not name.startswith("_") and isinstance(self._obj, pd.DataFrame) and name in self._obj.columns \
+                and not hasattr(type(self._gb), name):
+            return self[name]  # gb.col is gb["col"]
         attr = getattr(self._gb, name)
         if name in _REDUCERS:
             def red(*args, **kwargs):
@@ -115,7 +131,7 @@ class TrackedGroupBy:
             with _guard:
                 g = self._gb.ngroup()
                 codes = g.to_numpy(dtype=np.float64, na_value=-1) if g.dtype.kind == "f" else g.to_numpy()
-            self._codes = np.asarray(codes, np.int64)
+            self._codes = _windows().time_group_codes(self._obj, self._by, np.asarray(codes, np.int64))
         return self._codes
 
     def _key_rows(self):
@@ -167,6 +183,8 @@ class TrackedGroupBy:
         return self._lineage(res, "count")
 
     def transform(self, func, *args, **kwargs):
+        if isinstance(func, str) and func in _windows().GROUP_METHODS:
+            return _windows().group_method(self, func, args, kwargs, via="transform")
         with _guard:
             res = self._gb.transform(func, *args, **kwargs)
         obj = self._obj

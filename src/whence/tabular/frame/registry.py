@@ -11,7 +11,8 @@ Buckets (the rule of each is in docs/semantics.md):
     are control.  Generic handler: the method runs on positional row labels, which give the rows kept.
 ``"windows"``
     row-order windows (``rolling``, ``shift``, ``diff``, ``cumsum``, ``rank``, ``ffill``, ``interpolate``,
-    ``resample``, ...): today every cell derives from every cell of its input (PARTIAL, with a warning).
+    ``resample``, ``merge_asof``, ...): the window of rows, the lag or the copied row, by the rules of
+    :mod:`whence.tabular.windows` (``asof`` and uncovered arguments: PARTIAL, with a warning).
 ``"groups"``
     group maps: ``groupby`` and ``value_counts``; each cell derives from the cells of its group.
 ``"reductions"``
@@ -281,7 +282,7 @@ def _generic(name, bucket, base, pbase):
     if bucket == "selection":
         return _rows_op(name, _ignore_arg(base))(base)
     if bucket == "windows":
-        return _window_method(name) if name in _WINDOW_OBJECTS else opaque_method(name, base)
+        return _window_handler(name, base)
     if bucket == "reductions":
         return reduction(name, base)
     if bucket == "untracked":
@@ -291,6 +292,17 @@ def _generic(name, bucket, base, pbase):
     if bucket == "udf" or (pbase, name) in _COMPOSED:
         return None
     return opaque_method(name, base)  # opaque, and any bucket whose specific handler is missing
+
+
+def _window_handler(name, base):
+    """The handler of a row-order window method: the window objects, the time-series family's exact rules
+    (:mod:`whence.tabular.windows`), or opaque for the rest of the bucket (``asof``)."""
+    from .. import windows
+    if name in _WINDOW_OBJECTS:
+        return _window_method(name)
+    if name in windows.FRAME_METHODS:
+        return windows.frame_method(name, base)
+    return opaque_method(name, base)
 
 
 def _fillna(base):
@@ -328,6 +340,8 @@ def install():
         for name in ("__neg__", "__pos__", "__invert__", "__abs__"):
             if hasattr(pbase, name):
                 setattr(cls, name, _same(name)(getattr(pbase, name)))
+    from .. import windows
+    windows.install()  # pd.merge_asof with the matched row's lineage
     for name, bucket in PANDAS.items():
         if bucket in ("opaque", "windows") and callable(getattr(pd, name, None)) and \
                 not getattr(getattr(pd, name), "__whence_wrapped__", False):
