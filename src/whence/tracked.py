@@ -152,6 +152,12 @@ def _handle_ufunc(ufunc, method, inputs, kwargs):
     return f(ufunc, method, inputs, kwargs)
 
 
+def _elision():
+    from .elision import elementwise_call as f
+    _LATE["elide"] = f
+    return f
+
+
 def _wrap(data, node, view_of=None, view_fn=None):
     t = TrackedArray.__new__(TrackedArray)
     if not isinstance(data, np.ndarray):
@@ -338,7 +344,8 @@ class TrackedArray(NDArrayOperatorsMixin):
     [('a', (1, 0)), ('a', (1, 1))]
     """
 
-    __slots__ = ("_data", "_node_", "_root", "_chain", "_seen", "_version", "_origin", "_lazy", "__weakref__")
+    __slots__ = ("_data", "_node_", "_root", "_chain", "_seen", "_version", "_origin", "_lazy", "_birth",
+                 "__weakref__")
     __array_priority__ = 100
 
     def __init__(self, *args, **kwargs):
@@ -477,6 +484,9 @@ class TrackedArray(NDArrayOperatorsMixin):
                 else:
                     break
             else:
+                # large operands: whence.elision reuses the buffer of a temporary operand (numpy's elision)
+                if d.nbytes >= 262144 or type(raws[0]) is np.ndarray and raws[0].nbytes >= 262144:
+                    return (_LATE.get("elide") or _elision())(ufunc, inputs, raws, pnodes, pshapes)
                 r = ufunc(*raws)
                 if type(r) is not np.ndarray and not is_lazy(r):
                     r = np.asarray(r)

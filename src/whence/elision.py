@@ -1,0 +1,326 @@
+"""Temporary elision for tracked arrays: ``a * 2 + 1`` computes ``+ 1`` into the buffer of ``a * 2``.
+
+numpy reuses the buffer of a temporary operand (an array that nothing but the expression holds) for the
+result of a binary operator, so that ``a * 2 + 1`` allocates one buffer instead of two; fresh memory costs
+page faults, and on large arrays that is most of the time of a cheap operation.  Behind a
+:class:`~whence.TrackedArray` numpy cannot see that the operand is a temporary, so whence does the same
+itself, in the ufunc dispatch (:func:`elementwise_call`), for operators (``-x``, ``x * y``, ``x & y``, ...)
+and for direct ufunc calls (``np.tanh(x)``, ``np.add(np.multiply(a, 2), 1)``).
+
+Lineage is unchanged: an elementwise map never reads values.  The values are exactly those numpy computes
+without elision (the same loop runs, writing into another buffer).
+
+When is an operand a temporary?  All of the following hold, else the result gets a fresh buffer:
+
+- the operand is a whence result of this module's path, *born* (computed) in the frame and at the very
+  instruction that put it on the interpreter's stack, and the instruction now executing is an operator
+  (``BINARY_OP``, ``UNARY_*``) or a call of the ufunc with the operands as its positional arguments,
+  reached from that birth instruction by straight-line code that only loads values or computes other
+  operands (:func:`_producer`): so the operand sits on the stack of the user's expression, nowhere else;
+- CPython's reference count of the operand is exactly the count of that situation: the stack's reference
+  and the dispatch's own (``_TEMP_REFS``), nothing more: no variable, list, closure, frame column, view
+  (``_root``), debugger snapshot or registry holds it; no weak reference exists to it (sources are in
+  :data:`whence.graph.source_arrays`);
+- its buffer is held by it alone (no numpy view, no pending sort permutation, no pandas block), owns its
+  data, is writeable, is a plain ``numpy.ndarray`` of at least 256 KiB (numpy's threshold), and has the
+  result's shape and dtype;
+- numpy's floating-point error mode raises or calls for nothing (an error raised after the loop would
+  leave a half-written operand visible in the traceback).
+
+Reference counts depend on the interpreter: elision is active on the CPython versions whose counts the
+test suite pins (:data:`ACTIVE`), and off elsewhere (results are then always fresh buffers, as before).
+
+Examples
+--------
+>>> import numpy as np, whence as wh
+>>> wh.reset()
+>>> a = wh.track(np.ones(100_000), name="a")
+>>> y = a * 2 + 1                       # "+ 1" is computed into the buffer of "a * 2"
+>>> float(y[0]), wh.backward(y, (5,))["a"].tolist()
+(3.0, [[5]])
+>>> t = a * 2                           # a named intermediate is never written into
+>>> z = t + 1
+>>> float(t[0]), float(z[0])
+(2.0, 3.0)
+"""
+
+from __future__ import annotations
+
+import dis
+import sys
+import weakref
+
+import numpy as np
+
+from .graph import Node
+from .maps import ElementwiseMap
+
+__all__ = ["ACTIVE", "MIN_BYTES", "elementwise_call", "stats"]
+
+#: numpy's own threshold: below 256 KiB a fresh buffer is cheaper than the checks
+MIN_BYTES = 256 * 1024
+
+#: reference counts of a temporary operand, seen from :func:`_temporary`, per CPython version and path
+#: ("op": an operator reached through ``NDArrayOperatorsMixin``; "call": the ufunc called directly), not
+#: counting the references of the dispatch that depend on the operand's position (added in ``_temporary``)
+_COUNTS = {(3, 11): {"op": 8, "call": 6}}
+
+_VERSION = sys.version_info[:2]
+#: True where elision runs (CPython versions whose reference counts are pinned by the tests)
+ACTIVE = (sys.implementation.name == "cpython" and _VERSION in _COUNTS
+          and int(np.__version__.split(".")[0]) >= 2)  # numpy 2: NEP 50 promotion, as _result_dtype assumes
+_TEMP_REFS = _COUNTS.get(_VERSION, {})
+
+_counts = {"elided": 0, "fresh": 0}
+
+
+def stats(reset=False):
+    """How many large elementwise results reused a temporary's buffer (``"elided"``) or got a fresh one
+    (``"fresh"``) since the last reset.
+
+    Examples
+    --------
+    >>> from whence import elision
+    >>> sorted(elision.stats(reset=True))
+    ['elided', 'fresh']
+    """
+    out = dict(_counts)
+    if reset:
+        _counts["elided"] = _counts["fresh"] = 0
+    return out
+
+
+# ---------------------------------------------------------------------------------- the user's instruction
+
+_BINARY = {dis.opmap[n] for n in ("BINARY_OP",) if n in dis.opmap}
+_UNARY = {dis.opmap[n] for n in ("UNARY_NEGATIVE", "UNARY_POSITIVE", "UNARY_INVERT") if n in dis.opmap}
+_CALL = dis.opmap.get("CALL")
+
+# (pops, pushes) of the instructions that may lie between an operand's birth and its use; anything else
+# (stores, copies, container builds, jumps) ends the search with "not a temporary"
+_EFFECTS = {
+    "NOP": (0, 0), "RESUME": (0, 0), "CACHE": (0, 0), "EXTENDED_ARG": (0, 0), "PRECALL": (0, 0),
+    "KW_NAMES": (0, 0), "PUSH_NULL": (0, 1), "LOAD_CONST": (0, 1), "LOAD_FAST": (0, 1), "LOAD_NAME": (0, 1),
+    "LOAD_DEREF": (0, 1), "LOAD_CLASSDEREF": (0, 1), "LOAD_ATTR": (1, 1), "LOAD_METHOD": (1, 2),
+    "BINARY_OP": (2, 1), "BINARY_SUBSCR": (2, 1), "UNARY_NEGATIVE": (1, 1), "UNARY_POSITIVE": (1, 1),
+    "UNARY_INVERT": (1, 1), "UNARY_NOT": (1, 1),
+}
+_PRODUCERS = frozenset(["BINARY_OP", "UNARY_NEGATIVE", "UNARY_POSITIVE", "UNARY_INVERT", "CALL"])
+
+_code_cache = {}     # code -> (instructions, {offset: position})
+_producer_cache = {}  # (code, offset, depth) -> producing offset or -1
+
+
+def _instructions(code):
+    e = _code_cache.get(code)
+    if e is None:
+        if len(_code_cache) > 512:
+            _code_cache.clear()
+        ins = list(dis.get_instructions(code))
+        e = _code_cache[code] = (ins, {x.offset: i for i, x in enumerate(ins)})
+    return e
+
+
+def _effect(ins):
+    name = ins.opname
+    if name == "LOAD_GLOBAL":
+        return (0, 1 + (ins.arg & 1)) if _VERSION >= (3, 11) else (0, 1)
+    if name == "CALL":
+        return (ins.arg + 2, 1)
+    return _EFFECTS.get(name)
+
+
+def _producer(code, offset, depth):
+    """Offset of the instruction that pushed the stack entry ``depth`` (0: the top) read by the instruction
+    at ``offset``, when straight-line code that leaves that entry alone leads from it to ``offset``;
+    -1 otherwise (a jump lands in between, or an instruction there may move or store the entry)."""
+    key = (code, offset, depth)
+    r = _producer_cache.get(key)
+    if r is not None:
+        return r
+    if len(_producer_cache) > 4096:
+        _producer_cache.clear()
+    ins, where = _instructions(code)
+    r = -1
+    i = where.get(offset)
+    h = depth
+    steps = 0
+    while i is not None and i > 0 and steps < 64:
+        if ins[i].is_jump_target:
+            break
+        i -= 1
+        steps += 1
+        prev = ins[i]
+        eff = _effect(prev)
+        if eff is None:
+            break
+        pops, pushes = eff
+        if h < pushes:
+            if h == 0 and pushes == 1 and prev.opname in _PRODUCERS:
+                r = prev.offset
+            break
+        h = h - pushes + pops
+    _producer_cache[key] = r
+    return r
+
+
+def _mixin_kinds():
+    from .tracked import TrackedArray
+    return {TrackedArray.__add__.__code__: "op", TrackedArray.__radd__.__code__: "op",
+            TrackedArray.__neg__.__code__: "op"}
+
+
+_MIXIN = {}
+
+
+def _site(nin):
+    """``(frame, offset, kind)`` of the user's instruction that is running this elementwise ufunc call:
+    an operator (kind ``"op"``, through the ``NDArrayOperatorsMixin`` method) or a call of the ufunc with
+    its ``nin`` operands as positional arguments (kind ``"call"``); None for any other way in (a ufunc
+    called from C code, ``x.__add__(y)``, ``operator.add``, ``map``, ``functools.partial``, ...)."""
+    if not _MIXIN:
+        _MIXIN.update(_mixin_kinds())
+    try:
+        f = sys._getframe(3)  # 0: _site, 1: elementwise_call, 2: __array_ufunc__, 3: its caller
+    except ValueError:  # called from C with no Python frame above
+        return None
+    kind = _MIXIN.get(f.f_code)
+    if kind is not None:
+        f = f.f_back
+        if f is None:
+            return None
+        code = f.f_code
+        off = f.f_lasti
+        op = code.co_code[off]
+        if op in _BINARY if nin == 2 else op in _UNARY:
+            return f, off, kind
+        return None
+    code = f.f_code
+    off = f.f_lasti
+    if code.co_code[off] == _CALL and code.co_code[off + 1] == nin:
+        return f, off, "call"
+    return None
+
+
+# ---------------------------------------------------------------------------------------- the dispatch
+
+def elementwise_call(ufunc, inputs, raws, pnodes, pshapes):
+    """Compute a plain elementwise ufunc call on large operands (the fast path of
+    ``TrackedArray.__array_ufunc__``) and wrap the result; the result reuses the buffer of a temporary
+    operand where one qualifies (see the module docstring)."""
+    from .tracked import _wrap
+    r = None
+    site = _site(len(inputs)) if ACTIVE else None
+    if site is not None:
+        j = _temporary(ufunc, inputs, raws, site)
+        if j >= 0:
+            r = ufunc(*raws, out=raws[j])
+            _counts["elided"] += 1
+    if r is None:
+        r = ufunc(*raws)
+        if type(r) is not np.ndarray:
+            from .tracked import as_values
+            r = as_values(r)
+        _counts["fresh"] += 1
+    shape = r.shape
+    t = _wrap(r, Node(ufunc.__name__, shape, ElementwiseMap(shape, pshapes), pnodes))
+    if site is not None and r.nbytes >= MIN_BYTES:
+        t._birth = (id(site[0]), site[1])
+    return t
+
+
+def _temporary(ufunc, inputs, raws, site):
+    """Position of an operand whose buffer may take the result, or -1."""
+    from .tracked import TrackedArray
+    frame, off, kind = site
+    n = len(inputs)
+    jf = jl = -1  # positions of the first and the last tracked operand
+    for j in range(n):
+        if type(inputs[j]) is TrackedArray:
+            jl = j
+            if jf < 0:
+                jf = j
+    out_dtype = None
+    for j in range(jf, jl + 1):
+        x = inputs[j]
+        if type(x) is not TrackedArray:
+            continue
+        d = raws[j]
+        if (type(d) is not np.ndarray or d.nbytes < MIN_BYTES or d.base is not None
+                or not d.flags.writeable or x._root is not None or x._origin is not None or x._lazy):
+            continue
+        birth = getattr(x, "_birth", None)
+        if birth is None or birth[0] != id(frame) or _occurrences(inputs, x) != 1:
+            continue
+        if _producer(frame.f_code, off, n - 1 - j) != birth[1]:
+            continue
+        # references to the operand: the user's stack (one) and the dispatch's own: the fixed ones
+        # (_TEMP_REFS: the mixin method's, numpy's, the ``inputs`` tuple, ``x`` here and getrefcount's
+        # argument) and those that depend on its position: numpy's override dispatch and ``self`` of
+        # ``__array_ufunc__`` (two, for the first tracked operand) and its loop variable (the last operand)
+        if sys.getrefcount(x) != _TEMP_REFS[kind] + 2 * (j == jf) + (j == n - 1):
+            continue
+        # references to its buffer: the operand's ``_data``, ``raws``, ``d`` of ``__array_ufunc__`` (the
+        # last tracked operand's buffer), ``d`` here and getrefcount's argument
+        if (sys.getrefcount(d) != 4 + (j == jl) or _occurrences(raws, d) != 1
+                or weakref.getweakrefcount(x) or weakref.getweakrefcount(d)):
+            continue
+        if out_dtype is None:
+            out_dtype = _result_dtype(ufunc, raws)
+            if out_dtype is None:
+                return -1
+        if d.dtype != out_dtype or d.shape != _result_shape(raws):
+            continue
+        if not _errstate_quiet():
+            return -1
+        return j
+    return -1
+
+
+def _occurrences(seq, obj):
+    k = 0
+    for v in seq:
+        if v is obj:
+            k += 1
+    return k
+
+
+_dtype_cache = {}
+
+
+def _result_dtype(ufunc, raws):
+    """The output dtype numpy's loop gives for these operands (None when it cannot tell)."""
+    key = [ufunc]
+    for v in raws:
+        if type(v) is np.ndarray:
+            key.append(v.dtype)
+        elif isinstance(v, np.generic):
+            key.append(v.dtype)
+        elif type(v) in (int, float, complex):
+            key.append(type(v))
+        elif type(v) is bool:
+            key.append(np.dtype(bool))
+        else:
+            return None
+    key = tuple(key)
+    r = _dtype_cache.get(key, False)
+    if r is False:
+        if len(_dtype_cache) > 1024:
+            _dtype_cache.clear()
+        try:
+            dts = ufunc.resolve_dtypes(key[1:] + (None,))
+            r = dts[-1]
+        except Exception:  # noqa: BLE001 - numpy raises several types for unsupported loops
+            r = None
+        _dtype_cache[key] = r
+    return r
+
+
+def _result_shape(raws):
+    shapes = [v.shape for v in raws if type(v) is np.ndarray]
+    return shapes[0] if len(shapes) == 1 else np.broadcast_shapes(*shapes)
+
+
+def _errstate_quiet():
+    e = np.geterr()
+    return "raise" not in e.values() and "call" not in e.values()
