@@ -46,16 +46,18 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import dis
 import sys
 import weakref
 
 import numpy as np
 
+from . import tracked as _tracked
 from .graph import Node
 from .maps import ElementwiseMap
 
-__all__ = ["ACTIVE", "MIN_BYTES", "elementwise_call", "stats"]
+__all__ = ["ACTIVE", "MIN_BYTES", "elementwise_call", "min_bytes", "stats"]
 
 #: numpy's own threshold: below 256 KiB a fresh buffer is cheaper than the checks
 MIN_BYTES = 256 * 1024
@@ -72,6 +74,32 @@ ACTIVE = (sys.implementation.name == "cpython" and _VERSION in _COUNTS
 _TEMP_REFS = _COUNTS.get(_VERSION, {})
 
 _counts = {"elided": 0, "fresh": 0}
+
+
+@contextlib.contextmanager
+def min_bytes(n):
+    """Within the block, operands of at least ``n`` bytes (instead of :data:`MIN_BYTES`) qualify, so that
+    tests can run elision on small arrays.
+
+    Examples
+    --------
+    >>> import numpy as np, whence as wh
+    >>> from whence import elision
+    >>> a = wh.track(np.ones(4), name="small")
+    >>> with elision.min_bytes(0):
+    ...     y = a * 2 + 1
+    >>> y.tolist()
+    [3.0, 3.0, 3.0, 3.0]
+    """
+    n = int(n)
+    if n < 0:
+        raise ValueError(f"min_bytes must be >= 0, got {n}")
+    old = _tracked._ELIDE_BYTES
+    _tracked._ELIDE_BYTES = n
+    try:
+        yield
+    finally:
+        _tracked._ELIDE_BYTES = old
 
 
 def stats(reset=False):
@@ -92,7 +120,7 @@ def stats(reset=False):
 
 # ---------------------------------------------------------------------------------- the user's instruction
 
-_BINARY = {dis.opmap[n] for n in ("BINARY_OP",) if n in dis.opmap}
+_BINARY = {dis.opmap[n] for n in ("BINARY_OP", "COMPARE_OP") if n in dis.opmap}
 _UNARY = {dis.opmap[n] for n in ("UNARY_NEGATIVE", "UNARY_POSITIVE", "UNARY_INVERT") if n in dis.opmap}
 _CALL = dis.opmap.get("CALL")
 
@@ -102,10 +130,10 @@ _EFFECTS = {
     "NOP": (0, 0), "RESUME": (0, 0), "CACHE": (0, 0), "EXTENDED_ARG": (0, 0), "PRECALL": (0, 0),
     "KW_NAMES": (0, 0), "PUSH_NULL": (0, 1), "LOAD_CONST": (0, 1), "LOAD_FAST": (0, 1), "LOAD_NAME": (0, 1),
     "LOAD_DEREF": (0, 1), "LOAD_CLASSDEREF": (0, 1), "LOAD_ATTR": (1, 1), "LOAD_METHOD": (1, 2),
-    "BINARY_OP": (2, 1), "BINARY_SUBSCR": (2, 1), "UNARY_NEGATIVE": (1, 1), "UNARY_POSITIVE": (1, 1),
+    "BINARY_OP": (2, 1), "COMPARE_OP": (2, 1), "BINARY_SUBSCR": (2, 1), "UNARY_NEGATIVE": (1, 1), "UNARY_POSITIVE": (1, 1),
     "UNARY_INVERT": (1, 1), "UNARY_NOT": (1, 1),
 }
-_PRODUCERS = frozenset(["BINARY_OP", "UNARY_NEGATIVE", "UNARY_POSITIVE", "UNARY_INVERT", "CALL"])
+_PRODUCERS = frozenset(["BINARY_OP", "COMPARE_OP", "UNARY_NEGATIVE", "UNARY_POSITIVE", "UNARY_INVERT", "CALL"])
 
 _code_cache = {}     # code -> (instructions, {offset: position})
 _producer_cache = {}  # (code, offset, depth) -> producing offset or -1
@@ -165,7 +193,9 @@ def _producer(code, offset, depth):
 
 
 def _mixin_kinds():
-    from .tracked import TrackedArray
+    TrackedArray = _tracked.TrackedArray
+    # the mixin makes every forward operator (comparisons included) from one function, every reflected one
+    # from another, every unary one from a third
     return {TrackedArray.__add__.__code__: "op", TrackedArray.__radd__.__code__: "op",
             TrackedArray.__neg__.__code__: "op"}
 
@@ -208,7 +238,6 @@ def elementwise_call(ufunc, inputs, raws, pnodes, pshapes):
     """Compute a plain elementwise ufunc call on large operands (the fast path of
     ``TrackedArray.__array_ufunc__``) and wrap the result; the result reuses the buffer of a temporary
     operand where one qualifies (see the module docstring)."""
-    from .tracked import _wrap
     r = None
     site = _site(len(inputs)) if ACTIVE else None
     if site is not None:
@@ -219,19 +248,18 @@ def elementwise_call(ufunc, inputs, raws, pnodes, pshapes):
     if r is None:
         r = ufunc(*raws)
         if type(r) is not np.ndarray:
-            from .tracked import as_values
-            r = as_values(r)
+            r = _tracked.as_values(r)
         _counts["fresh"] += 1
     shape = r.shape
-    t = _wrap(r, Node(ufunc.__name__, shape, ElementwiseMap(shape, pshapes), pnodes))
-    if site is not None and r.nbytes >= MIN_BYTES:
+    t = _tracked._wrap(r, Node(ufunc.__name__, shape, ElementwiseMap(shape, pshapes), pnodes))
+    if site is not None and r.nbytes >= _tracked._ELIDE_BYTES:
         t._birth = (id(site[0]), site[1])
     return t
 
 
 def _temporary(ufunc, inputs, raws, site):
     """Position of an operand whose buffer may take the result, or -1."""
-    from .tracked import TrackedArray
+    TrackedArray = _tracked.TrackedArray
     frame, off, kind = site
     n = len(inputs)
     jf = jl = -1  # positions of the first and the last tracked operand
@@ -241,12 +269,13 @@ def _temporary(ufunc, inputs, raws, site):
             if jf < 0:
                 jf = j
     out_dtype = None
+    lim = _tracked._ELIDE_BYTES
     for j in range(jf, jl + 1):
         x = inputs[j]
         if type(x) is not TrackedArray:
             continue
         d = raws[j]
-        if (type(d) is not np.ndarray or d.nbytes < MIN_BYTES or d.base is not None
+        if (type(d) is not np.ndarray or d.nbytes < lim or d.base is not None
                 or not d.flags.writeable or x._root is not None or x._origin is not None or x._lazy):
             continue
         birth = getattr(x, "_birth", None)

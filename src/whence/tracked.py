@@ -152,6 +152,10 @@ def _handle_ufunc(ufunc, method, inputs, kwargs):
     return f(ufunc, method, inputs, kwargs)
 
 
+#: operands of at least this many bytes go through whence.elision (see whence.elision.MIN_BYTES)
+_ELIDE_BYTES = 262144
+
+
 def _elision():
     from .elision import elementwise_call as f
     _LATE["elide"] = f
@@ -485,7 +489,7 @@ class TrackedArray(NDArrayOperatorsMixin):
                     break
             else:
                 # large operands: whence.elision reuses the buffer of a temporary operand (numpy's elision)
-                if d.nbytes >= 262144 or type(raws[0]) is np.ndarray and raws[0].nbytes >= 262144:
+                if d.nbytes >= _ELIDE_BYTES or type(raws[0]) is np.ndarray and raws[0].nbytes >= _ELIDE_BYTES:
                     return (_LATE.get("elide") or _elision())(ufunc, inputs, raws, pnodes, pshapes)
                 r = ufunc(*raws)
                 if type(r) is not np.ndarray and not is_lazy(r):
