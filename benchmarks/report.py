@@ -623,6 +623,14 @@ def dask_markdown(results):
     return markdown(d)
 
 
+def elision_markdown(results):
+    d = results.get("elision") or {}
+    if not d.get("rows"):
+        return ""
+    from bench_elision import markdown
+    return markdown(d)
+
+
 def summary(results, mode, env, total_s=None):
     parts = [f"# whence benchmarks ({mode})", ""]
     parts.append(f"{env['time']}; python {env['python']}, numpy {env['numpy']}, whence {env['whence']} "
@@ -642,7 +650,8 @@ def summary(results, mode, env, total_s=None):
                       ("DSLog workload (1000 x 100)", dslog_markdown), ("Memory", memory_markdown),
                       ("Tabular: credit-risk case study (issue 4)", tabular_markdown),
                       ("Lineage store: DSLog workload per pipeline (issue 5)", store_markdown),
-                      ("Dask arrays (issue 9)", dask_markdown)):
+                      ("Dask arrays (issue 9)", dask_markdown),
+                      ("Operator chains and temporary elision (issue 21)", elision_markdown)):
         body = fn(results)
         if body:
             parts += ["", f"## {title}", "", body]

@@ -57,6 +57,8 @@ from . import tracked as _tracked
 from .graph import Node
 from .maps import ElementwiseMap
 
+_TA = _tracked.TrackedArray
+
 __all__ = ["ACTIVE", "MIN_BYTES", "elementwise_call", "min_bytes", "stats"]
 
 #: numpy's own threshold: below 256 KiB a fresh buffer is cheaper than the checks
@@ -70,7 +72,7 @@ _COUNTS = {(3, 11): {"op": 8, "call": 6}}
 _VERSION = sys.version_info[:2]
 #: True where elision runs (CPython versions whose reference counts are pinned by the tests)
 ACTIVE = (sys.implementation.name == "cpython" and _VERSION in _COUNTS
-          and int(np.__version__.split(".")[0]) >= 2)  # numpy 2: NEP 50 promotion, as _result_dtype assumes
+          and int(np.__version__.split(".")[0]) >= 2)  # numpy 2: NEP 50 promotion, as _fits assumes
 _TEMP_REFS = _COUNTS.get(_VERSION, {})
 
 _counts = {"elided": 0, "fresh": 0}
@@ -136,7 +138,7 @@ _EFFECTS = {
 _PRODUCERS = frozenset(["BINARY_OP", "COMPARE_OP", "UNARY_NEGATIVE", "UNARY_POSITIVE", "UNARY_INVERT", "CALL"])
 
 _code_cache = {}     # code -> (instructions, {offset: position})
-_producer_cache = {}  # (code, offset, depth) -> producing offset or -1
+_producer_cache = {}  # (id(code), offset, depth) -> (code, producing offset or -1)
 
 
 def _instructions(code):
@@ -162,10 +164,10 @@ def _producer(code, offset, depth):
     """Offset of the instruction that pushed the stack entry ``depth`` (0: the top) read by the instruction
     at ``offset``, when straight-line code that leaves that entry alone leads from it to ``offset``;
     -1 otherwise (a jump lands in between, or an instruction there may move or store the entry)."""
-    key = (code, offset, depth)
-    r = _producer_cache.get(key)
-    if r is not None:
-        return r
+    key = (id(code), offset, depth)  # (hashing a code object hashes its bytecode: slow)
+    e = _producer_cache.get(key)
+    if e is not None and e[0] is code:
+        return e[1]
     if len(_producer_cache) > 4096:
         _producer_cache.clear()
     ins, where = _instructions(code)
@@ -188,7 +190,7 @@ def _producer(code, offset, depth):
                 r = prev.offset
             break
         h = h - pushes + pops
-    _producer_cache[key] = r
+    _producer_cache[key] = (code, r)  # the code is held, so that its id cannot come back as another's
     return r
 
 
@@ -259,29 +261,26 @@ def elementwise_call(ufunc, inputs, raws, pnodes, pshapes):
 
 def _temporary(ufunc, inputs, raws, site):
     """Position of an operand whose buffer may take the result, or -1."""
-    TrackedArray = _tracked.TrackedArray
     frame, off, kind = site
+    fid = id(frame)
     n = len(inputs)
     jf = jl = -1  # positions of the first and the last tracked operand
     for j in range(n):
-        if type(inputs[j]) is TrackedArray:
+        if type(inputs[j]) is _TA:
             jl = j
             if jf < 0:
                 jf = j
-    out_dtype = None
     lim = _tracked._ELIDE_BYTES
     for j in range(jf, jl + 1):
         x = inputs[j]
-        if type(x) is not TrackedArray:
+        if type(x) is not _TA:
+            continue
+        birth = x._birth
+        if birth is None or birth[0] != fid:
             continue
         d = raws[j]
-        if (type(d) is not np.ndarray or d.nbytes < lim or d.base is not None
-                or not d.flags.writeable or x._root is not None or x._origin is not None or x._lazy):
-            continue
-        birth = getattr(x, "_birth", None)
-        if birth is None or birth[0] != id(frame) or _occurrences(inputs, x) != 1:
-            continue
-        if _producer(frame.f_code, off, n - 1 - j) != birth[1]:
+        if (type(d) is not np.ndarray or d.nbytes < lim or d.base is not None or x._root is not None
+                or x._origin is not None or x._lazy or not d.flags.writeable):
             continue
         # references to the operand: the user's stack (one) and the dispatch's own: the fixed ones
         # (_TEMP_REFS: the mixin method's, numpy's, the ``inputs`` tuple, ``x`` here and getrefcount's
@@ -291,14 +290,16 @@ def _temporary(ufunc, inputs, raws, site):
             continue
         # references to its buffer: the operand's ``_data``, ``raws``, ``d`` of ``__array_ufunc__`` (the
         # last tracked operand's buffer), ``d`` here and getrefcount's argument
-        if (sys.getrefcount(d) != 4 + (j == jl) or _occurrences(raws, d) != 1
-                or weakref.getweakrefcount(x) or weakref.getweakrefcount(d)):
+        if sys.getrefcount(d) != 4 + (j == jl) or weakref.getweakrefcount(x) or weakref.getweakrefcount(d):
             continue
-        if out_dtype is None:
-            out_dtype = _result_dtype(ufunc, raws)
-            if out_dtype is None:
-                return -1
-        if d.dtype != out_dtype or d.shape != _result_shape(raws):
+        if n == 2:  # (the common case, inline) the operand and its buffer appear once
+            if inputs[1 - j] is x or raws[1 - j] is d:
+                continue
+        elif n > 2 and (_occurrences(inputs, x) != 1 or _occurrences(raws, d) != 1):
+            continue
+        if _producer(frame.f_code, off, n - 1 - j) != birth[1]:
+            continue
+        if not _fits(ufunc, raws, d):
             continue
         if not _errstate_quiet():
             return -1
@@ -317,39 +318,64 @@ def _occurrences(seq, obj):
 _dtype_cache = {}
 
 
-def _result_dtype(ufunc, raws):
-    """The output dtype numpy's loop gives for these operands (None when it cannot tell)."""
+def _fits(ufunc, raws, d):
+    """True when the result of ``ufunc(*raws)`` has the dtype and shape of ``d`` (numpy's own type
+    resolution, NEP 50: Python scalars are weak, numpy scalars and arrays are not)."""
     key = [ufunc]
+    shape = d.shape
+    same = True
     for v in raws:
-        if type(v) is np.ndarray:
-            key.append(v.dtype)
+        t = type(v)
+        if t is np.ndarray:
+            dt = v.dtype
+            if v.shape != shape:
+                same = False
+        elif t is int or t is float or t is complex:
+            key.append(t)
+            continue
         elif isinstance(v, np.generic):
-            key.append(v.dtype)
-        elif type(v) in (int, float, complex):
-            key.append(type(v))
-        elif type(v) is bool:
-            key.append(np.dtype(bool))
+            dt = v.dtype
+        elif t is bool:
+            dt = _BOOL
         else:
-            return None
+            return False
+        if not dt.isbuiltin:  # (the type character names builtin native dtypes only)
+            return False
+        key.append(dt.char)
     key = tuple(key)
     r = _dtype_cache.get(key, False)
     if r is False:
         if len(_dtype_cache) > 1024:
             _dtype_cache.clear()
         try:
-            dts = ufunc.resolve_dtypes(key[1:] + (None,))
-            r = dts[-1]
-        except Exception:  # noqa: BLE001 - numpy raises several types for unsupported loops
+            r = ufunc.resolve_dtypes(tuple(k if k in (int, float, complex) else np.dtype(k) for k in key[1:])
+                                     + (None,))[-1].char
+        except Exception:  # noqa: BLE001 - numpy raises several types for loops it does not have
             r = None
         _dtype_cache[key] = r
-    return r
+    if r is None or r != d.dtype.char or not d.dtype.isbuiltin:
+        return False
+    return same or np.broadcast_shapes(*[v.shape for v in raws if type(v) is np.ndarray]) == shape
 
 
-def _result_shape(raws):
-    shapes = [v.shape for v in raws if type(v) is np.ndarray]
-    return shapes[0] if len(shapes) == 1 else np.broadcast_shapes(*shapes)
+_BOOL = np.dtype(bool)
+_ext = [None, False]  # numpy's error state last seen, and whether it neither raises nor calls
 
 
 def _errstate_quiet():
-    e = np.geterr()
-    return "raise" not in e.values() and "call" not in e.values()
+    cv = _EXTOBJ
+    if cv is None:
+        e = np.geterr()
+        return "raise" not in e.values() and "call" not in e.values()
+    obj = cv.get()
+    if obj is not _ext[0]:
+        e = np.geterr()
+        _ext[1] = "raise" not in e.values() and "call" not in e.values()
+        _ext[0] = obj  # held, so that its id cannot come back with other settings
+    return _ext[1]
+
+
+try:  # numpy 2 keeps the error state in a context variable; a new object whenever it changes
+    from numpy._core._multiarray_umath import _extobj_contextvar as _EXTOBJ
+except ImportError:  # pragma: no cover - other numpy versions: ask every time
+    _EXTOBJ = None

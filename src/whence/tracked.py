@@ -177,6 +177,7 @@ def _wrap(data, node, view_of=None, view_fn=None):
     t._version = 0
     t._origin = None
     t._lazy = None
+    t._birth = None
     if view_of is not None:
         root = view_of._root if view_of._root is not None else view_of
         t._root = root
