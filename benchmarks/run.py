@@ -2,7 +2,8 @@
 
 Writes ``benchmarks/results/<name>.json`` for each benchmark (ops, big, dslog, query, compare, memory,
 tabular, store, attribution, cifar, gradient_store,
-unlearn, dask, dask_gradients, elision), prints a markdown table of issue 3's and issue 4's targets with PASS / MISS per row, and writes
+unlearn, dask, dask_gradients, elision), prints a markdown table of issue 3's and issue 4's targets with PASS /
+MISS per row, and writes
 it, with the detailed tables, to ``benchmarks/results/summary.md``.  See ``benchmarks/README.md`` for what
 each figure means.
 """
