@@ -27,8 +27,20 @@ When is an operand a temporary?  All of the following hold, else the result gets
 - numpy's floating-point error mode raises or calls for nothing (an error raised after the loop would
   leave a half-written operand visible in the traceback).
 
+Why both the instruction and the reference count: the count alone cannot tell the interpreter's stack
+from C code that holds the only reference and passes it on without one of its own (an element of an
+object-dtype array under an operator, an argument bound by ``functools.partial``, a tuple unpacked by
+``itertools.starmap``); the instructions tell them apart, the count rules out every other holder.  One
+pattern stays out of reach: an operand born at an instruction that, run again in the same frame (or in a
+new frame at the same address), yields a container holding that earlier operand as its only reference
+instead of a fresh result, with an operator then applied to the container's elements by C code (a callable
+that changes between runs of the same call site, returning an object-dtype array of tracked arrays that
+reached it without passing through a whence operation: one that reads an operand clears its birth).
+
 Reference counts depend on the interpreter: elision is active on the CPython versions whose counts the
-test suite pins (:data:`ACTIVE`), and off elsewhere (results are then always fresh buffers, as before).
+test suite pins (:data:`ACTIVE`: CPython 3.11 with numpy 2), and off elsewhere (results are then always
+fresh buffers, as before).  Where it is off, :func:`elementwise_call` computes a fresh result like the
+plain fast path.
 
 Examples
 --------
@@ -276,7 +288,10 @@ def _temporary(ufunc, inputs, raws, site):
         if type(x) is not _TA:
             continue
         birth = x._birth
-        if birth is None or birth[0] != fid:
+        if birth is None:
+            continue
+        x._birth = None  # consumed now: whatever happens, never again a temporary
+        if birth[0] != fid:
             continue
         d = raws[j]
         if (type(d) is not np.ndarray or d.nbytes < lim or d.base is not None or x._root is not None
