@@ -14,7 +14,8 @@ Elision runs here on small arrays (``elision.min_bytes(0)``).  Checked:
   sort permutation, a source, ``functools.partial``, ``itertools.starmap``, an object array, a debugger's
   tracing, a walrus): no elision, values untouched, also when the instruction-level check is bypassed
   (the reference count alone refuses);
-- the numpy oracle grid of ``test_oracle_ops`` with elision active.
+- the numpy oracle grid of ``test_oracle_ops`` and random pipelines of every bucket (``strategies``) with
+  elision active.
 """
 
 from __future__ import annotations
@@ -458,3 +459,17 @@ import test_oracle_ops as _grid  # noqa: E402
 @pytest.mark.parametrize("case", _grid.CASES, ids=repr)
 def test_oracle_grid_with_elision(case):
     _grid.test_function_against_oracle(case, 0)
+
+
+# -------------------------------------------------------------- random pipelines of every bucket, elision active
+
+import strategies as _S  # noqa: E402
+import test_oracle_pipelines as _pipes  # noqa: E402
+
+
+@cfg(120)
+@given(_S.pipelines(ops=_S.NO_OPAQUE))
+def test_random_pipelines_with_elision(p):
+    with elision.min_bytes(0):
+        pool = _pipes.run(p)
+    _pipes.check_cells(p, pool, everything=True)

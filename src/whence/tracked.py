@@ -490,7 +490,8 @@ class TrackedArray(NDArrayOperatorsMixin):
                     break
             else:
                 # large operands: whence.elision reuses the buffer of a temporary operand (numpy's elision)
-                if d.nbytes >= _ELIDE_BYTES or type(raws[0]) is np.ndarray and raws[0].nbytes >= _ELIDE_BYTES:
+                if d.nbytes >= _ELIDE_BYTES or (raws[0] is not d and type(raws[0]) is np.ndarray
+                                                and raws[0].nbytes >= _ELIDE_BYTES):
                     return (_LATE.get("elide") or _elision())(ufunc, inputs, raws, pnodes, pshapes)
                 r = ufunc(*raws)
                 if type(r) is not np.ndarray and not is_lazy(r):
