@@ -259,6 +259,8 @@ def elementwise_call(ufunc, inputs, raws, pnodes, pshapes):
         if j >= 0:
             r = ufunc(*raws, out=raws[j])
             _counts["elided"] += 1
+    else:
+        _consumed(inputs)
     if r is None:
         r = ufunc(*raws)
         if type(r) is not np.ndarray:
@@ -269,6 +271,14 @@ def elementwise_call(ufunc, inputs, raws, pnodes, pshapes):
     if site is not None and r.nbytes >= _tracked._ELIDE_BYTES:
         t._birth = (id(site[0]), site[1])
     return t
+
+
+def _consumed(inputs):
+    """Clear the births of operands read from an instruction that cannot elide (they are temporaries no
+    longer)."""
+    for x in inputs:
+        if type(x) is _TA and x._birth is not None:
+            x._birth = None
 
 
 def _temporary(ufunc, inputs, raws, site):
