@@ -72,11 +72,13 @@ class _Expr:
     """One generated expression: its code, its oracle value, and how many operators in it had a temporary
     operand whose buffer fits the result (the elisions the chain must do)."""
 
-    def __init__(self, code, ora, temp, fits):
+    def __init__(self, code, ora, temp, fits, born=True):
         self.code = code      # Python source
         self.ora = ora        # OArray
         self.temp = temp      # the value is a fresh temporary of the elementwise path
         self.fits = fits      # elisions expected inside
+        self.born = born      # computed where whence sees the instruction (a numpy scalar on the left of an
+        #                       operator calls the ufunc from C: no birth, so no elision of this value later)
 
 
 def _elementwise(fn, *xs):
@@ -104,7 +106,8 @@ def _float_expr(draw, env, depth):
         x = draw(_float_expr(env, depth - 1))
         if kind == "scalar":
             return _combine(f"({x.code} {op} {c})", _elementwise(_BIN[op], x, cv), [x])
-        return _combine(f"({c} {op} {x.code})", _elementwise(_BIN[op], cv, x), [x])
+        return _combine(f"({c} {op} {x.code})", _elementwise(_BIN[op], cv, x), [x],
+                        born=not isinstance(cv, np.generic))
     if kind == "unary_op":
         x = draw(_float_expr(env, depth - 1))
         return _combine(f"(-{x.code})", _elementwise(np.negative, x), [x])
@@ -118,11 +121,11 @@ def _float_expr(draw, env, depth):
     return _combine(f"np.{op}({x.code}, {y.code})", _elementwise(getattr(np, op), x, y), [x, y])
 
 
-def _combine(code, ora, operands):
+def _combine(code, ora, operands, born=True):
     fits = sum(o.fits for o in operands)
-    if any(o.temp and o.ora.shape == ora.shape and o.ora.dtype == ora.dtype for o in operands):
+    if any(o.temp and o.born and o.ora.shape == ora.shape and o.ora.dtype == ora.dtype for o in operands):
         fits += 1
-    return _Expr(code, ora, True, fits)
+    return _Expr(code, ora, True, fits, born)
 
 
 @st.composite
