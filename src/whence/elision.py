@@ -144,8 +144,8 @@ _EFFECTS = {
     "NOP": (0, 0), "RESUME": (0, 0), "CACHE": (0, 0), "EXTENDED_ARG": (0, 0), "PRECALL": (0, 0),
     "KW_NAMES": (0, 0), "PUSH_NULL": (0, 1), "LOAD_CONST": (0, 1), "LOAD_FAST": (0, 1), "LOAD_NAME": (0, 1),
     "LOAD_DEREF": (0, 1), "LOAD_CLASSDEREF": (0, 1), "LOAD_ATTR": (1, 1), "LOAD_METHOD": (1, 2),
-    "BINARY_OP": (2, 1), "COMPARE_OP": (2, 1), "BINARY_SUBSCR": (2, 1), "UNARY_NEGATIVE": (1, 1), "UNARY_POSITIVE": (1, 1),
-    "UNARY_INVERT": (1, 1), "UNARY_NOT": (1, 1),
+    "BINARY_OP": (2, 1), "COMPARE_OP": (2, 1), "BINARY_SUBSCR": (2, 1), "UNARY_NEGATIVE": (1, 1),
+    "UNARY_POSITIVE": (1, 1), "UNARY_INVERT": (1, 1), "UNARY_NOT": (1, 1),
 }
 _PRODUCERS = frozenset(["BINARY_OP", "COMPARE_OP", "UNARY_NEGATIVE", "UNARY_POSITIVE", "UNARY_INVERT", "CALL"])
 
