@@ -666,6 +666,12 @@ def corpus_markdown(results):
         return ""
     from bench_corpus import markdown
     return markdown(c)
+def elision_markdown(results):
+    d = results.get("elision") or {}
+    if not d.get("rows"):
+        return ""
+    from bench_elision import markdown
+    return markdown(d)
 
 
 def summary(results, mode, env, total_s=None):
@@ -688,7 +694,8 @@ def summary(results, mode, env, total_s=None):
                       ("Tabular: credit-risk case study (issue 4)", tabular_markdown),
                       ("Lineage store: DSLog workload per pipeline (issue 5)", store_markdown),
                       ("Dask arrays (issue 9)", dask_markdown),
-                      ("Corpus of public pipelines (issue 15)", corpus_markdown)):
+                      ("Corpus of public pipelines (issue 15)", corpus_markdown),
+                      ("Operator chains and temporary elision (issue 21)", elision_markdown)):
         body = fn(results)
         if body:
             parts += ["", f"## {title}", "", body]

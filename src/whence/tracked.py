@@ -152,6 +152,16 @@ def _handle_ufunc(ufunc, method, inputs, kwargs):
     return f(ufunc, method, inputs, kwargs)
 
 
+#: operands of at least this many bytes go through whence.elision (see whence.elision.MIN_BYTES)
+_ELIDE_BYTES = 262144
+
+
+def _elision():
+    from .elision import elementwise_call as f
+    _LATE["elide"] = f
+    return f
+
+
 def _wrap(data, node, view_of=None, view_fn=None):
     t = TrackedArray.__new__(TrackedArray)
     if not isinstance(data, np.ndarray):
@@ -167,6 +177,7 @@ def _wrap(data, node, view_of=None, view_fn=None):
     t._version = 0
     t._origin = None
     t._lazy = None
+    t._birth = None
     if view_of is not None:
         root = view_of._root if view_of._root is not None else view_of
         t._root = root
@@ -338,7 +349,8 @@ class TrackedArray(NDArrayOperatorsMixin):
     [('a', (1, 0)), ('a', (1, 1))]
     """
 
-    __slots__ = ("_data", "_node_", "_root", "_chain", "_seen", "_version", "_origin", "_lazy", "__weakref__")
+    __slots__ = ("_data", "_node_", "_root", "_chain", "_seen", "_version", "_origin", "_lazy", "_birth",
+                 "__weakref__")
     __array_priority__ = 100
 
     def __init__(self, *args, **kwargs):
@@ -477,6 +489,10 @@ class TrackedArray(NDArrayOperatorsMixin):
                 else:
                     break
             else:
+                # large operands: whence.elision reuses the buffer of a temporary operand (numpy's elision)
+                if d.nbytes >= _ELIDE_BYTES or (raws[0] is not d and type(raws[0]) is np.ndarray
+                                                and raws[0].nbytes >= _ELIDE_BYTES):
+                    return (_LATE.get("elide") or _elision())(ufunc, inputs, raws, pnodes, pshapes)
                 r = ufunc(*raws)
                 if type(r) is not np.ndarray and not is_lazy(r):
                     r = np.asarray(r)
