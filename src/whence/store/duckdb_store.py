@@ -48,9 +48,11 @@ from __future__ import annotations
 import glob
 import hashlib
 import io
+import itertools
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 import warnings
@@ -249,7 +251,9 @@ def _save_payload(path, run, payload, overwrite, inline_limit, t0, lock_timeout)
         _remove_leftovers(path)
         exists = path.exists() and path.stat().st_size > 0
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        con = duckdb.connect()
+        con = _instance().cursor()
+        alias = _alias("w")
+        attached = False
         try:
             if exists:
                 # copy on write: readers keep the file they opened; the new one replaces it when complete
@@ -258,14 +262,16 @@ def _save_payload(path, run, payload, overwrite, inline_limit, t0, lock_timeout)
                 except OSError as e:
                     raise StoreError(f"cannot copy {str(path)!r} to write beside it: {e}") from e
                 try:
-                    con.execute(f"ATTACH '{_sql_str(tmp)}' AS store")
+                    con.execute(f"ATTACH '{_sql_str(tmp)}' AS {alias}")
                 except duckdb.Error as e:
                     raise _open_error(path, e) from e
-                con.execute("USE store")
+                attached = True
+                con.execute(f"USE {alias}")
                 _check_meta(_Connection(con, path), path)
             else:
-                con.execute(f"ATTACH '{_sql_str(tmp)}' AS store (BLOCK_SIZE {_BLOCK_SIZE})")
-                con.execute("USE store")
+                con.execute(f"ATTACH '{_sql_str(tmp)}' AS {alias} (BLOCK_SIZE {_BLOCK_SIZE})")
+                attached = True
+                con.execute(f"USE {alias}")
             target = con
             target.execute("BEGIN TRANSACTION")
             try:
@@ -288,7 +294,8 @@ def _save_payload(path, run, payload, overwrite, inline_limit, t0, lock_timeout)
             except duckdb.Error as e:
                 raise StoreCorruptError(f"cannot write run {run!r} into {str(path)!r}: {_first_line(e)}") from e
             con.execute("USE memory")
-            con.execute("DETACH store")
+            con.execute(f"DETACH {alias}")  # checkpoints and closes the file
+            attached = False
             con.close()
             _fsync(tmp)
             os.replace(tmp, path)  # the commit point: readers opening the file from now on see the new run
@@ -302,6 +309,12 @@ def _save_payload(path, run, payload, overwrite, inline_limit, t0, lock_timeout)
                     pass
             raise
         finally:
+            if attached:
+                try:
+                    con.execute("USE memory")
+                    con.execute(f"DETACH {alias}")
+                except Exception:  # noqa: BLE001
+                    pass
             try:
                 con.close()
             except Exception:  # noqa: BLE001
@@ -652,9 +665,10 @@ class _Connection:
     """A read connection to one snapshot of a store: every DuckDB failure becomes a StoreError that says what
     happened (a damaged file, a lock held by another program)."""
 
-    def __init__(self, raw, path):
+    def __init__(self, raw, path, alias=None):
         self.raw = raw
         self.path = path
+        self.alias = alias
 
     def _call(self, f, *args):
         duckdb = _duckdb()
@@ -679,7 +693,14 @@ class _Connection:
         return self._call(self.raw.unregister, name)
 
     def close(self):
-        self.raw.close()
+        try:
+            if self.alias is not None:
+                self.raw.execute("USE memory")
+                self.raw.execute(f"DETACH {self.alias}")
+        except Exception:  # noqa: BLE001 - the instance may be gone (interpreter exit)
+            pass
+        finally:
+            self.raw.close()
 
 
 def _identity(path):
@@ -691,21 +712,44 @@ def _identity(path):
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+_shared = {"pid": None, "db": None}
+_shared_lock = threading.Lock()
+_aliases = itertools.count()
+
+
+def _instance():
+    """The process's in-memory DuckDB database, to which store files are attached.
+
+    Files are attached, not opened by path: DuckDB keeps one database per path within a process, so a file
+    replaced by a save would go on being read as it was.  One instance for all (a new one costs ~20 ms);
+    each store gets its own connection (a cursor) and its own catalog name.
+    """
+    with _shared_lock:
+        if _shared["db"] is None or _shared["pid"] != os.getpid():  # not across a fork
+            _shared["db"], _shared["pid"] = _duckdb().connect(), os.getpid()
+        return _shared["db"]
+
+
+def _alias(prefix):
+    return f"whence_{prefix}{next(_aliases)}"
+
+
 def _connect(path):
     """A read-only connection to the store file as it is now (a snapshot: a save that replaces the file
-    later does not change what this connection reads)."""
+    later does not change what this connection reads; DuckDB keeps the file it attached open)."""
     duckdb = _duckdb()
-    raw = duckdb.connect()  # attached, not opened by path: DuckDB caches databases by path within a process
+    raw = _instance().cursor()
+    alias = _alias("r")
     try:
-        raw.execute(f"ATTACH '{_sql_str(path)}' AS store (READ_ONLY)")
-        raw.execute("USE store")
+        raw.execute(f"ATTACH '{_sql_str(path)}' AS {alias} (READ_ONLY)")
+        raw.execute(f"USE {alias}")
     except duckdb.Error as e:
         raw.close()
         raise _open_error(path, e) from e
     except BaseException:
         raw.close()
         raise
-    return _Connection(raw, path)
+    return _Connection(raw, path, alias)
 
 
 def open(path):  # noqa: A001 - whence.open mirrors the builtin on purpose
@@ -758,6 +802,7 @@ class Store:
         self._conn = None
         self._ident = None
         self._follow = follow
+        self._run_rows = None
         self._closed = False
         self._runs = {}
         self.schema_version = _check_meta(self._con, self.path)
@@ -812,8 +857,15 @@ class Store:
         return run in self.runs()
 
     def __getitem__(self, run):
-        row = self._con.execute("SELECT run_uid, n_nodes, n_objects, n_arrays FROM runs WHERE run = ?",
-                                [run]).fetchone()
+        con = self._con
+        if self._follow:
+            row = con.execute("SELECT run_uid, n_nodes, n_objects, n_arrays FROM runs WHERE run = ?",
+                              [run]).fetchone()
+        else:  # one snapshot, never moved: its runs are read once
+            if self._run_rows is None:
+                self._run_rows = {r[0]: r[1:] for r in con.execute(
+                    "SELECT run, run_uid, n_nodes, n_objects, n_arrays FROM runs").fetchall()}
+            row = self._run_rows.get(run)
         if row is None:
             raise StoreKeyError(f"no run named {run!r} in {str(self.path)!r}; runs: {self.runs()}")
         r = self._runs.get(run)
@@ -940,11 +992,14 @@ class Run:
         self.n_nodes = n_nodes
         self._graph = None
         self._objects = None
+        self._source_cols = None
         self._handles = {}
 
     def _check_current(self):
         """The store's connection, checked to hold this very run (not one saved over it since)."""
         con = self.store._con
+        if not self.store._follow:  # a fixed snapshot: the run was read from it (or carried over unchanged)
+            return con
         row = con.execute("SELECT run_uid FROM runs WHERE run = ?", [self.name]).fetchone()
         if row is None or row[0] != self.run_uid:
             raise StoreStaleError(f"run {self.name!r} in {str(self.store.path)!r} was overwritten or deleted "
@@ -1043,10 +1098,13 @@ class Run:
         raise StoreKeyError(f"run {self.name!r} has no source named {name!r}; sources: {self.sources()}")
 
     def _source_columns(self):
+        if self._source_cols is not None:
+            return self._source_cols
         rows = self._check_current().execute("SELECT name, columns FROM sources WHERE run = ?",
                                              [self.name]).fetchall()
         try:
-            return {n: (None if c is None else json.loads(c)) for n, c in rows}
+            self._source_cols = {n: (None if c is None else json.loads(c)) for n, c in rows}
+            return self._source_cols
         except (TypeError, ValueError) as e:
             raise StoreCorruptError(f"run {self.name!r} in {str(self.store.path)!r} has unreadable source "
                                     f"columns: the store is corrupted") from e
@@ -1086,7 +1144,7 @@ def _build_graph(run):
     uid = run.run_uid
 
     def load(aid):
-        return store._load_array(run.name, uid, aid)
+        return run.store._load_array(run.name, uid, aid)  # the run's store of the moment (see whence.web)
 
     nodes = []
     for (i, op, shape, source, reason, internal, detail, map_json, nbytes), ps, ctl in zip(rows, parents, control):
@@ -1136,7 +1194,7 @@ def _register_sources(run, nodes, con):
         t.size, t.mtime_ns, t.sha256, t.line_note = size, mtime, sha, note
         t._lines, t._line_opts = None, None
         t._lines_ref = None if lines is None else json.loads(lines)
-        t._load = lambda aid, s=run.store, r=run.name: s._load_array(r, uid, aid)
+        t._load = lambda aid, run=run: run.store._load_array(run.name, uid, aid)
         register(nodes[node], t)
 
 
