@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["TableSource", "table_source", "register"]
+__all__ = ["TableSource", "table_source", "register", "csv_line_options", "csv_line_reason", "csv_record_lines"]
 
 _tables: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
@@ -55,7 +55,8 @@ class TableSource:
         self.line_note = None if format == "csv" and line_opts is not None else (
             "rows of a Parquet file have no lines" if format == "parquet" else
             "a frame tracked from memory has no file" if format == "frame" else
-            "read_csv options that move rows off their lines")
+            "read_csv options that whence does not follow to file lines (comment=, skiprows= as a list, a "
+            "separator of several characters, engine='python', ...)")
 
     def lines(self):
         """1-based line number in the file of every row (int64), or None when it cannot be known."""
@@ -87,27 +88,65 @@ _LINE_SAFE = {"sep", "delimiter", "header", "names", "index_col", "usecols", "dt
 
 
 def csv_line_options(kwargs):
-    """The options needed to compute row lines, or None when ``kwargs`` make lines unknowable."""
-    for k, v in kwargs.items():
+    """The options needed to compute row lines, or None when ``kwargs`` make lines unknowable
+    (:func:`csv_line_reason` says why).
+
+    Examples
+    --------
+    >>> csv_line_options({"nrows": 5})["nrows"]
+    5
+    >>> csv_line_options({"comment": "#"}) is None
+    True
+    """
+    opts = _line_options(kwargs)
+    return opts if isinstance(opts, dict) else None
+
+
+def csv_line_reason(kwargs):
+    """Why ``read_csv`` options ``kwargs`` leave rows without lines, or None when lines are computed.
+
+    Examples
+    --------
+    >>> csv_line_reason({"comment": "#"})
+    'read_csv option comment= is not followed to file lines'
+    """
+    opts = _line_options(kwargs)
+    return opts if isinstance(opts, str) else None
+
+
+def _line_options(kwargs):
+    for k in kwargs:
         if k not in _LINE_SAFE:
-            return None
+            return f"read_csv option {k}= is not followed to file lines"
     skiprows = kwargs.get("skiprows")
     if skiprows is not None and not isinstance(skiprows, (int, np.integer)):
-        return None
+        return "read_csv skiprows= given as a list or a callable is not followed to file lines"
     header = kwargs.get("header", "infer")
     if header == "infer":
         header = None if kwargs.get("names") is not None else 0
     if header is not None and not isinstance(header, (int, np.integer)):
-        return None  # multi-row headers
+        return "a header of several rows is not followed to file lines"
     if kwargs.get("on_bad_lines", "error") not in ("error",):
-        return None  # skipped bad lines would shift rows
+        return "read_csv on_bad_lines= skips rows: lines are not followed"
     enc = str(kwargs.get("encoding") or "utf-8").lower().replace("_", "-")
     if enc.startswith("utf-16") or enc.startswith("utf-32"):
-        return None
+        return f"lines are not computed for the {enc} encoding"
+    sep = kwargs.get("sep", kwargs.get("delimiter", ","))
+    if sep is None or not isinstance(sep, str) or len(sep) != 1 or sep in "\r\n":
+        return f"a separator {sep!r} other than one character is not followed to file lines"
+    if kwargs.get("engine") == "python":
+        return "lines are computed for pandas' C parser only (engine='python' was asked)"
     quoting = kwargs.get("quoting", csv.QUOTE_MINIMAL)
     quotechar = kwargs.get("quotechar", '"')
+    if quoting != csv.QUOTE_NONE and (not isinstance(quotechar, str) or len(quotechar) != 1):
+        return f"a quote character {quotechar!r} is not followed to file lines"
     return {"skiprows": int(skiprows or 0), "header": header,
-            "quote": None if quoting == csv.QUOTE_NONE else quotechar.encode(),
+            "quote": None if quoting == csv.QUOTE_NONE else quotechar.encode("latin-1", "replace"),
+            "quotechar": None if quoting == csv.QUOTE_NONE else quotechar,
+            "sep": sep, "encoding": kwargs.get("encoding") or "utf-8",
+            "encoding_errors": kwargs.get("encoding_errors", "strict"),
+            "doublequote": kwargs.get("doublequote", True),
+            "skipinitialspace": bool(kwargs.get("skipinitialspace", False)),
             "skip_blank": kwargs.get("skip_blank_lines", True), "nrows": kwargs.get("nrows"),
             "compression": kwargs.get("compression", "infer")}
 
@@ -127,7 +166,14 @@ def _csv_lines(path, n_rows, opts, table):
     if (st.st_size, st.st_mtime_ns) != (table.size, table.mtime_ns):
         table.line_note = "the file changed after it was read"
         return None
-    rec = csv_record_lines(path, opts)
+    try:
+        rec = _record_lines(path, opts)
+    except _Unfollowed as e:
+        table.line_note = str(e)
+        return None
+    except (UnicodeDecodeError, csv.Error, LookupError) as e:
+        table.line_note = f"the file's records could not be followed to lines ({type(e).__name__}: {e})"
+        return None
     if rec.size != n_rows:
         table.line_note = (f"the file has {rec.size} records where the frame read has {n_rows} rows "
                            f"(options whence cannot follow)")
@@ -135,32 +181,45 @@ def _csv_lines(path, n_rows, opts, table):
     return rec
 
 
+class _Unfollowed(ValueError):
+    """The file has a layout whose lines whence does not follow."""
+
+
+_WS = np.zeros(256, bool)
+_WS[[32, 9, 10, 13]] = True
+
+
 def csv_record_lines(path, opts):
+    """:func:`_record_lines`, or None when the file's lines cannot be followed (a layout whence does not
+    follow, an undecodable file)."""
+    try:
+        return _record_lines(path, opts)
+    except (_Unfollowed, UnicodeDecodeError, csv.Error, LookupError):
+        return None
+
+
+def _record_lines(path, opts):
     """1-based line of every record that ``read_csv`` with the options ``opts`` (from :func:`csv_line_options`)
-    reads from the file at ``path``, as int64 (its size is the number of rows read)."""
+    reads from the file at ``path``, as int64 (its size is the number of rows read).
+
+    A line ends at ``\\n``, ``\\r\\n`` or a lone ``\\r`` (as for pandas' parser).  Blank lines and lines of
+    spaces and tabs are skipped as pandas skips them (``skip_blank_lines``); ``skiprows`` counts lines, blank
+    ones included; ``header`` counts the records left.  A file without the quote character and without lone
+    carriage returns is read with numpy over its bytes; otherwise the records are found by Python's ``csv``
+    module (quoted fields spanning lines, quotes inside unquoted fields).
+    """
     data = _read_bytes(path, opts["compression"])
     b = np.frombuffer(data, np.uint8)
-    nl = np.flatnonzero(b == 10)
     q = opts["quote"]
-    if q is not None and data.find(q) >= 0:
-        # a newline ends a record only outside quotes: an even number of quote characters before it
-        quotes = np.cumsum(b == q[0], dtype=np.int64)
-        nl = nl[(quotes[nl] & 1) == 0]
-    # physical line starts (1-based line numbers), and record start offsets
-    starts = np.concatenate([[0], nl + 1])
-    if starts[-1] >= b.size:
-        starts = starts[:-1]
-    ends = np.concatenate([nl, [b.size]])[:starts.size]
-    lengths = ends - starts
-    if lengths.size:
-        # "\r\n" endings: a line of length 1 holding "\r" is blank
-        cr = (lengths == 1) & (b[np.minimum(starts, b.size - 1)] == 13)
-        blank = (lengths == 0) | cr
+    cr = np.flatnonzero(b == 13)
+    lone_cr = cr.size and bool(np.any(b[np.minimum(cr + 1, b.size - 1)] != 10) or cr[-1] == b.size - 1)
+    if lone_cr and opts["skiprows"]:
+        raise _Unfollowed("skiprows= in a file whose lines end with a lone carriage return (pandas counts "
+                          "skipped lines there in its own way)")
+    if (q is None or data.find(q) < 0) and not lone_cr:
+        starts, blank = _physical_records(b)
     else:
-        blank = np.zeros(0, bool)
-    # line number of each record start: newlines (quoted ones included) before it, plus one
-    all_nl = np.flatnonzero(b == 10)
-    line_no = np.searchsorted(all_nl, starts, side="left") + 1
+        starts, blank = _csv_module_records(data, opts)
     rec = np.arange(starts.size)
     rec = rec[opts["skiprows"]:]
     if opts["skip_blank"]:
@@ -169,4 +228,42 @@ def csv_record_lines(path, opts):
         rec = rec[opts["header"] + 1:]
     if opts["nrows"] is not None:
         rec = rec[:int(opts["nrows"])]
-    return line_no[rec].astype(np.int64)
+    return starts[rec].astype(np.int64)
+
+
+def _physical_records(b):
+    """Records of a file without quotes: one per line; (1-based line, blank) of each."""
+    nl = np.flatnonzero(b == 10)
+    starts = np.concatenate([[0], nl + 1])
+    if starts[-1] >= b.size:
+        starts = starts[:-1]
+    ends = np.concatenate([nl, [b.size]])[:starts.size]
+    if b.size >= 3 and bytes(b[:3]) == b"\xef\xbb\xbf":
+        b = b.copy()
+        b[:3] = 32  # the UTF-8 byte order mark, which pandas drops
+    # blank: nothing but spaces, tabs and the line end
+    nonws = np.concatenate([[0], np.cumsum(~_WS[b], dtype=np.int64)])
+    blank = (nonws[ends] - nonws[starts]) == 0
+    return np.arange(1, starts.size + 1, dtype=np.int64), blank
+
+
+def _csv_module_records(data, opts):
+    """Records found by Python's csv module (C code): (1-based line where each starts, blank) of each."""
+    import codecs
+    import io
+    enc = opts["encoding"]
+    if codecs.lookup(enc).name == "utf-8":
+        enc = "utf-8-sig"  # pandas drops a byte order mark
+    text = data.decode(enc, errors=opts["encoding_errors"])
+    qc = opts["quotechar"]
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=opts["sep"], quotechar=qc or '"',
+                        quoting=csv.QUOTE_NONE if qc is None else csv.QUOTE_MINIMAL,
+                        doublequote=opts["doublequote"], skipinitialspace=opts["skipinitialspace"], strict=False)
+    starts, blank = [], []
+    prev = 0
+    for r in reader:
+        starts.append(prev + 1)
+        prev = reader.line_num
+        # a blank line, or spaces and tabs only (no quote: a quoted field of spaces is a value)
+        blank.append(not r or (len(r) == 1 and not r[0].strip(" \t") and (qc is None or qc not in r[0])))
+    return np.asarray(starts, np.int64), np.asarray(blank, bool)
