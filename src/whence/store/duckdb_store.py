@@ -38,9 +38,32 @@ lines)``
     Results saved with the run (``save(..., results={...})``): attributions, unlearning figures, tables, as
     JSON documents (see :mod:`whence.store.results`).
 
-Saving is one transaction (a new file is written beside and renamed into place), so a process killed while
-saving leaves the file as it was or with the whole new run.  Readers open the file read-only; several
-processes may read at once while none writes.
+Concurrency guarantees
+----------------------
+- **Saves take turns and none is lost.**  A save takes the store's write lock, an exclusive ``flock`` on
+  ``<path>.lock`` (through :mod:`filelock`), waiting at most ``lock_timeout`` seconds (default
+  ``LOCK_TIMEOUT``, 60) before it raises :class:`~whence.errors.StoreLockedError` and leaves the file alone.
+  Creating a store happens under the same lock, so concurrent savers of distinct runs into a new path all
+  land in one file.  A save that returns has its run in the file.
+- **A save is atomic.**  Under the lock, the store is copied beside itself (``.<name>.<pid>.<id>.tmp``), the run
+  is committed into the copy (one transaction; Parquet array files are written to ``<path>.arrays/`` under
+  names no other run uses), the copy is flushed to disk and renamed over the store.  A process killed at any
+  point leaves the store as it was or with the whole new run; the next save removes the temporary files and
+  the Parquet files no run references (those of a killed save, those of an overwritten run).
+- **Readers never wait and never block.**  Reading takes no lock: every read statement reads one file, the
+  newest at the time (DuckDB keeps the file it attached open, so a file renamed over it does not change what
+  it reads), and a run's graph is read from one file.  A handle on a run overwritten since it was read raises
+  :class:`~whence.errors.StoreStaleError` when it needs more.  The explorer (:mod:`whence.web`) keeps what it
+  read until the file's identity (device, inode, size, modification time) changes.
+- **Errors say what happened.**  Every failure to read is a :class:`~whence.errors.StoreError`:
+  :class:`~whence.errors.NotAStoreError`, :class:`~whence.errors.StoreCorruptError` (truncated or damaged
+  database or array file: DuckDB's block checksums and a CRC-32 per index array catch the damage),
+  :class:`~whence.errors.StoreVersionError`, :class:`~whence.errors.StoreKeyError`,
+  :class:`~whence.errors.StoreArrayMissingError`, :class:`~whence.errors.StoreLockedError` (the file held
+  locked by another program), :class:`~whence.errors.StoreStaleError`.
+
+The lock is advisory and local: processes on one machine (or on a file system whose ``flock`` works across
+machines) take turns; a store written by a program that does not take the lock has no such guarantee.
 """
 
 from __future__ import annotations
@@ -790,6 +813,11 @@ class Store:
     ``store.runs()`` lists the runs; ``store["etl"]`` is a :class:`Run`; ``store.sql(query)`` runs SQL over
     the store's tables (documented in :mod:`whence.store.duckdb_store`) and returns a DataFrame.  Use it as
     a context manager, or call :meth:`close`, to release the file.
+
+    ``follow=False`` keeps reading the file as it was when opened (a snapshot) even after a save replaced it,
+    and reads the list of runs once; the explorer opens its stores so, and opens a new one when the file
+    changes.  Temporary views made by :meth:`dataset_views` live on the connection of the moment: make them
+    again after a save.
     """
 
     def __init__(self, path, *, follow=True):
