@@ -233,6 +233,32 @@ def _wrk_measured(wrk, base, script, seconds, connections, server_pid, writer=No
             "client_cpu_ms_per_request": None, "loadavg_after": os.getloadavg()[0], "load_generator": "wrk"}
 
 
+def rows(d):
+    """The rows of the targets table: (figure, target, measured, status, detail)."""
+    if "error" in d:
+        return [("explorer under load (issue 17)", "see issue 17", "—", "ERROR", d["error"])]
+    out = []
+    gen = d.get("load_generator", "?")
+    for phase, label in (("alone", "explorer alone"), ("with_writer", "explorer while a process saves")):
+        p = d.get(phase)
+        if not p:
+            continue
+        ok = p["pass_rate"] and p["pass_p99"] and p["failed"] == 0
+        out.append((f"{label}: mixed graph / cell backward / row trace, {d['connections']} connections",
+                    ">= 300 req/s, p99 <= 200 ms, 0 failed",
+                    f"{p['requests_per_s']:.0f} req/s, p50 {p['p50_ms']:.1f} ms, p99 {p['p99_ms']:.1f} ms, "
+                    f"{p['failed']} failed", "PASS" if ok else "MISS",
+                    f"{p['requests']} requests in {p['seconds']:.1f} s, load generator {gen} on the same cores; "
+                    f"server CPU {p['server_cpu_ms_per_request']:.2f} ms/request; load average "
+                    f"{p['loadavg_after']:.1f} after"))
+    w = d.get("writer")
+    if w:
+        out.append(("saves landed while the explorer is loaded", f"{w['saves']}/{w['saves']}",
+                    f"{w['landed']}/{w['saves']} (reported {w['reported']})", "PASS" if d["pass_saves"] else "MISS",
+                    f"one process saving one run after another, {w['seconds']:.1f} s in all"))
+    return out
+
+
 def _env():
     src = str(Path(__file__).resolve().parents[1] / "src")
     return {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}

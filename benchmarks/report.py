@@ -201,7 +201,17 @@ def target_rows(results):
     rows += unlearn_rows(results)
     rows += dask_rows(results)
     rows += dask_gradients_rows(results)
+    rows += explorer_rows(results)
     return rows
+
+
+def explorer_rows(results):
+    """Issue 17's rows: the explorer under load, alone and with a process saving into its store."""
+    d = results.get("explorer")
+    if not d:
+        return [("explorer under load (issue 17)", "see issue 17", "—", "NOT RUN", "not run")]
+    from bench_explorer import rows
+    return rows(d)
 
 
 def dask_gradients_rows(results):
