@@ -426,3 +426,12 @@ def test_host_allow_list_accepts_the_loopback_address_served(tmp_path, monkeypat
         assert c.get("/api/runs").status_code == 200, host
         assert TestClient(real(path, allowed_hosts=host_names(host)),
                           base_url="http://evil.example").get("/api/runs").status_code == 400
+
+
+def test_bad_lock_timeout_is_a_clear_error_and_writes_nothing(tmp_path):
+    wh.reset()
+    a = wh.track(np.arange(3.0), name="a")
+    for bad in (-1, "10", True, float("nan")):
+        with pytest.raises(ValueError, match="lock_timeout"):
+            wh.save(tmp_path / "b.duckdb", "r", y=a + 1, lock_timeout=bad, progress=False)
+    assert list(tmp_path.iterdir()) == []

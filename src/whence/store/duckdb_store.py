@@ -79,6 +79,7 @@ import threading
 import time
 import uuid
 import warnings
+import weakref
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
@@ -213,6 +214,10 @@ def save(path, run, objects=None, *, results=None, datasets=None, overwrite=Fals
             raise ValueError(f"an object name must be a non-empty string, got {k!r}")
     if results is not None and not isinstance(results, dict):
         raise TypeError(f"results must be a dict {{name: result}}, got {type(results).__name__}")
+    if lock_timeout is not None and (isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float))
+                                     or not lock_timeout >= 0):
+        raise ValueError(f"lock_timeout must be a number of seconds >= 0, or None to wait as long as it takes; "
+                         f"got {lock_timeout!r}")
     path = Path(path)
     if path.is_dir():
         raise StoreError(f"{str(path)!r} is a directory, not a store file")
@@ -290,7 +295,7 @@ def _save_payload(path, run, payload, overwrite, inline_limit, t0, lock_timeout)
                     raise _open_error(path, e) from e
                 attached = True
                 con.execute(f"USE {alias}")
-                _check_meta(_Connection(con, path), path)
+                _check_meta(_Connection(con, path, owned=False), path)
             else:
                 con.execute(f"ATTACH '{_sql_str(tmp)}' AS {alias} (BLOCK_SIZE {_BLOCK_SIZE})")
                 attached = True
@@ -315,7 +320,7 @@ def _save_payload(path, run, payload, overwrite, inline_limit, t0, lock_timeout)
                 kept = {r[0] for r in target.execute(
                     "SELECT path FROM arrays WHERE path IS NOT NULL").fetchall()}
             except duckdb.Error as e:
-                raise StoreCorruptError(f"cannot write run {run!r} into {str(path)!r}: {_first_line(e)}") from e
+                raise StoreError(f"cannot write run {run!r} into {str(path)!r}: {_first_line(e)}") from e
             con.execute("USE memory")
             con.execute(f"DETACH {alias}")  # checkpoints and closes the file
             attached = False
@@ -688,10 +693,13 @@ class _Connection:
     """A read connection to one snapshot of a store: every DuckDB failure becomes a StoreError that says what
     happened (a damaged file, a lock held by another program)."""
 
-    def __init__(self, raw, path, alias=None):
+    def __init__(self, raw, path, alias=None, owned=True):
         self.raw = raw
         self.path = path
         self.alias = alias
+        # detached and closed when closed, or when nobody holds it any more (a store that moved on to a
+        # newer file drops its old connection; a graph being read from it keeps it until done)
+        self._finalizer = weakref.finalize(self, _release, raw, alias) if owned else None
 
     def _call(self, f, *args):
         duckdb = _duckdb()
@@ -716,14 +724,22 @@ class _Connection:
         return self._call(self.raw.unregister, name)
 
     def close(self):
+        if self._finalizer is not None:
+            self._finalizer()
+
+
+def _release(raw, alias):
+    try:
+        if alias is not None:
+            raw.execute("USE memory")
+            raw.execute(f"DETACH {alias}")
+    except Exception:  # noqa: BLE001 - the instance may be gone (interpreter exit)
+        pass
+    finally:
         try:
-            if self.alias is not None:
-                self.raw.execute("USE memory")
-                self.raw.execute(f"DETACH {self.alias}")
-        except Exception:  # noqa: BLE001 - the instance may be gone (interpreter exit)
+            raw.close()
+        except Exception:  # noqa: BLE001
             pass
-        finally:
-            self.raw.close()
 
 
 def _identity(path):
@@ -856,7 +872,7 @@ class Store:
         if self._conn is not None and not self._closed:
             ident = _identity(self.path)
             if ident is not None and ident != self._ident:
-                self._disconnect()
+                self._conn = None  # released when whoever still reads from it is done (see _Connection)
 
     def _disconnect(self):
         if self._conn is not None:
