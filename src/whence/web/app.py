@@ -53,9 +53,10 @@ class _StoreAccess:
     index arrays) for as long as the file stays the same (device, inode, size and modification time).  A save
     replaces the file atomically; the next request sees the new identity, opens the new file, and carries over
     the runs it has already read that the save left as they were (same run id).  The store's connection
-    reads one snapshot and holds no lock a writer waits for.  Requests are served concurrently (uvicorn's
-    event loop and a thread pool); the part that reads the store and walks the graph takes one lock, as the
-    graph's memo is shared.
+    reads one snapshot and holds no lock a writer waits for.  Requests are served concurrently by uvicorn's
+    event loop (connections, parsing, sending); the handlers are coroutines whose store part is short once
+    the run has been read (well under a millisecond for a cell's backward lineage) and runs under one lock,
+    as the graphs' memo is shared.  The old store is closed off the request's path.
     """
 
     def __init__(self, store_path):
