@@ -288,11 +288,13 @@ def run(quick=False, log=print, connections=CONNECTIONS, saves=SAVES, use_wrk=Tr
             script = Path(d) / "mix.lua"
             script.write_text(_WRK_LUA % ", ".join(f'"{next(paths)}"' for _ in range(5000)))
             _wrk(wrk, base, script, 2, connections)  # warm-up: graphs and arrays read once
-            phase = lambda w=None: _wrk_measured(wrk, base, script, seconds, connections, server.pid, w)  # noqa: E731
+            def phase(w=None):
+                return _wrk_measured(wrk, base, script, seconds, connections, server.pid, w)
         else:
             asyncio.run(_load(base, paths, 2.0, connections))
-            phase = lambda w=None: _measured(base, paths, 600.0 if w else seconds, connections, server.pid,  # noqa: E731
-                                             None if w is None else (lambda: w.poll() is not None))
+            def phase(w=None):
+                return _measured(base, paths, 600.0 if w else seconds, connections, server.pid,
+                                 None if w is None else (lambda: w.poll() is not None))
         log(f"[explorer] {connections} connections, {seconds:.0f} s alone, load generator {res['load_generator']}")
         res["alone"] = phase()
         a = res["alone"]

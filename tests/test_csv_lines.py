@@ -15,7 +15,6 @@ import re
 import sys
 import tempfile
 
-import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st

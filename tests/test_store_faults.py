@@ -33,7 +33,6 @@ import pytest
 wh = pytest.importorskip("whence")
 duckdb = pytest.importorskip("duckdb")
 
-from whence.errors import StoreError  # noqa: E402
 
 
 def _env():

@@ -906,16 +906,20 @@ class Store:
             row = con.execute("SELECT run_uid, n_nodes, n_objects, n_arrays FROM runs WHERE run = ?",
                               [run]).fetchone()
         else:  # one snapshot, never moved: its runs are read once
-            if self._run_rows is None:
-                self._run_rows = {r[0]: r[1:] for r in con.execute(
-                    "SELECT run, run_uid, n_nodes, n_objects, n_arrays FROM runs").fetchall()}
-            row = self._run_rows.get(run)
+            row = self._all_runs().get(run)
         if row is None:
             raise StoreKeyError(f"no run named {run!r} in {str(self.path)!r}; runs: {self.runs()}")
         r = self._runs.get(run)
         if r is None or r.run_uid != row[0]:  # first access, or the run was overwritten since
             r = self._runs[run] = Run(self, run, *row)
         return r
+
+    def _all_runs(self):
+        """``{run: (run_uid, n_nodes, n_objects, n_arrays)}``, read once (for a store that does not follow)."""
+        if self._run_rows is None or self._follow:
+            self._run_rows = {r[0]: tuple(r[1:]) for r in self._con.execute(
+                "SELECT run, run_uid, n_nodes, n_objects, n_arrays FROM runs").fetchall()}
+        return self._run_rows
 
     def sql(self, query, params=None):
         """Run a SQL query over the store (read-only) and return a pandas DataFrame.
@@ -972,7 +976,8 @@ class Store:
         for t, pattern in rec["tables"].items():
             hive = ", hive_partitioning = true" if "*" in pattern else ""
             src = _sql_str(d / pattern)
-            self._con.raw.execute(f"CREATE OR REPLACE TEMP VIEW {prefix}{t} AS SELECT * FROM read_parquet('{src}'{hive})")
+            self._con.raw.execute(f"CREATE OR REPLACE TEMP VIEW {prefix}{t} AS "
+                                  f"SELECT * FROM read_parquet('{src}'{hive})")
             made.append(f"{prefix}{t}")
         return made
 

@@ -79,13 +79,13 @@ class _StoreAccess:
             raise FileNotFoundError(f"no lineage store at {str(self.path)!r}")
         new = self._Store(self.path, follow=False)
         old = self.store
-        if old is not None:
+        if old is not None and old._runs:
+            try:
+                uids = {name: row[0] for name, row in new._all_runs().items()}
+            except StoreError:  # the request reads the new file again, and reports
+                uids = {}
             for name, r in old._runs.items():  # the graphs of runs the save left alone are still right
-                try:
-                    row = new._con.execute("SELECT run_uid FROM runs WHERE run = ?", [name]).fetchone()
-                except Exception:  # noqa: BLE001 - the new file is read again below, by the request
-                    row = None
-                if row is not None and row[0] == r.run_uid:
+                if uids.get(name) == r.run_uid:
                     r.store = new
                     new._runs[name] = r
             # closing detaches the file (a few ms): not on the request's path
@@ -204,8 +204,13 @@ def _results_of(run):
     return out
 
 
+def _frame(store, query, params=None):
+    """A query over the store's own tables as a DataFrame; a failure is the StoreError of a damaged file."""
+    return store._con.execute(query, params).df()
+
+
 def _node_rows(store, run_name):
-    df = store.sql("SELECT node, op, shape, source, completeness, reason, internal, detail, map_kind, "
+    df = _frame(store, "SELECT node, op, shape, source, completeness, reason, internal, detail, map_kind, "
                    "lineage_nbytes, CAST(json_extract(map, '$.n_inputs') AS BIGINT) AS n_inputs FROM nodes "
                    "WHERE run = ? ORDER BY node", [run_name])
     return json.loads(df.to_json(orient="records"))
@@ -339,7 +344,7 @@ def create_app(store_path, *, allowed_hosts=None):
     @app.get("/api/runs", response_model=list[RunSummary], summary="The runs saved in the store")
     async def runs():
         with access.use() as store:
-            df = store.sql("SELECT run, CAST(created AS VARCHAR) AS created, whence_version, n_nodes, n_objects, "
+            df = _frame(store, "SELECT run, CAST(created AS VARCHAR) AS created, whence_version, n_nodes, n_objects, "
                            "n_sources FROM runs ORDER BY created, run")
             return [RunSummary(**r) for r in json.loads(df.to_json(orient="records"))]
 
@@ -349,7 +354,7 @@ def create_app(store_path, *, allowed_hosts=None):
         with access.use() as store:
             r = _run(store, run)
             objects = [_object_info(r, name) for name in r.objects()]
-            src = store.sql("SELECT node, name, kind, shape, columns, path, format, n_rows, sha256, line_note "
+            src = _frame(store, "SELECT node, name, kind, shape, columns, path, format, n_rows, sha256, line_note "
                             "FROM sources WHERE run = ? ORDER BY name", [run])
             sources = []
             for s in json.loads(src.to_json(orient="records")):
