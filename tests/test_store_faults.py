@@ -434,3 +434,24 @@ def test_bad_lock_timeout_is_a_clear_error_and_writes_nothing(tmp_path):
         with pytest.raises(ValueError, match="lock_timeout"):
             wh.save(tmp_path / "b.duckdb", "r", y=a + 1, lock_timeout=bad, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_log_left_beside_the_store_is_kept_by_the_next_save(tmp_path):
+    """A program that wrote the store in place and stopped left committed changes in ``<store>.wal``: the next
+    save carries them into the new file and removes the log."""
+    wh.reset()
+    path = tmp_path / "w.duckdb"
+    wh.save(path, "r", y=wh.track(np.arange(4.0), name="a") + 1, progress=False)
+    subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import duckdb, os
+        c = duckdb.connect({str(path)!r})
+        c.execute("SET checkpoint_threshold = '1TB'")
+        c.execute("INSERT INTO results VALUES ('r', 'note', 'table', '{{}}')")
+        os._exit(0)  # no checkpoint: the insert is only in the log
+    """)], check=True, env=_env())
+    assert pathlib.Path(str(path) + ".wal").exists()
+    wh.save(path, "r2", y=wh.track(np.arange(3.0), name="b") * 2, progress=False)
+    assert not pathlib.Path(str(path) + ".wal").exists()
+    with wh.open(path) as store:
+        assert store.runs() == ["r", "r2"]
+        assert [x["name"] for x in store["r"].results()] == ["note"]

@@ -285,8 +285,11 @@ def _save_payload(path, run, payload, overwrite, inline_limit, t0, lock_timeout)
         try:
             if exists:
                 # copy on write: readers keep the file they opened; the new one replaces it when complete
+                wal = Path(str(path) + ".wal")
                 try:
                     shutil.copyfile(path, tmp)
+                    if wal.exists():  # left by a writer that wrote the file in place (not whence) and stopped
+                        shutil.copyfile(wal, str(tmp) + ".wal")  # replayed into the copy when attached
                 except OSError as e:
                     raise StoreError(f"cannot copy {str(path)!r} to write beside it: {e}") from e
                 try:
@@ -326,6 +329,10 @@ def _save_payload(path, run, payload, overwrite, inline_limit, t0, lock_timeout)
             attached = False
             con.close()
             _fsync(tmp)
+            try:
+                os.remove(str(path) + ".wal")  # its changes are in the copy; it must not be replayed into it
+            except FileNotFoundError:
+                pass
             os.replace(tmp, path)  # the commit point: readers opening the file from now on see the new run
             _fsync(path.parent)
             written_files = []
