@@ -110,7 +110,7 @@ def test_writes_that_raise_after_writing_leave_the_lineage_of_the_values(prog):
         del raised
 
 
-@pytest.mark.parametrize("write", ["iadd", "out", "setitem_int8", "at", "out_where"])
+@pytest.mark.parametrize("write", ["iadd", "out", "setitem_int8", "at", "out_where", "copyto_int8", "put_int8"])
 def test_the_reported_cases(write):
     """The three writes of the report (and ufunc.at, out= with where=): they raise, and the written cells'
     lineage is the new one."""
@@ -128,9 +128,13 @@ def test_the_reported_cases(write):
             np.add.at(a, [1], b[1:2])
         elif write == "out_where":
             np.add(a, b, out=a, where=np.array([False, True, False]))
+        elif write == "copyto_int8":
+            np.copyto(t, v, casting="unsafe")
+        elif write == "put_int8":
+            np.put(t, [0, 1, 2], v)
         else:
             t[...] = v
-    if write == "setitem_int8":
+    if write.endswith("int8"):
         for i in range(3):
             assert sorted(wh.backward(t, (i,))) == ["b"] and wh.backward(t, (i,)).complete
     else:
