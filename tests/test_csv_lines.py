@@ -2,7 +2,7 @@
 
 Random CSV files are written with a known line for every record (a unique ``id`` column names the record):
 line ends ``\\n``, ``\\r\\n`` or a lone ``\\r``, a byte order mark, quoted fields spanning lines, quotes inside
-unquoted fields, doubled quotes, blank and whitespace-only lines, comment lines, junk lines skipped by
+unquoted fields, doubled quotes, quoting off, blank and whitespace-only lines, comment lines, junk lines skipped by
 ``skiprows``, a header on another row or none, ``nrows``, ``usecols`` and several encodings.  pandas reads
 the file (the reference parse); every row's ``trace_to_file`` line must be the line of the record pandas
 made the row from (found by its ``id``), or None with a reason in the answer's ``reasons``.
@@ -39,6 +39,7 @@ def csv_files(draw):
     encoding = draw(st.sampled_from(["utf-8", "latin-1", "cp1252", "utf-16"]))
     bom = encoding == "utf-8" and draw(st.booleans())
     comment = draw(st.sampled_from([None, None, "#"]))
+    quoting_off = draw(st.sampled_from([False, False, False, True]))
     n_cols = draw(st.integers(1, 3))
     id_pos = draw(st.integers(0, n_cols))
     cols = [f"c{j}" for j in range(n_cols)]
@@ -83,6 +84,8 @@ def csv_files(draw):
         opts["names"] = cols
     if comment:
         opts["comment"] = comment
+    if quoting_off:
+        opts["quoting"] = 3  # csv.QUOTE_NONE
     nrows = draw(st.sampled_from([None, None, 0, 1, 3, 20]))
     if nrows is not None:
         opts["nrows"] = nrows
@@ -133,12 +136,15 @@ def test_whitespace_line_with_nrows(tmp_path):
 
 def test_a_line_of_none_says_why(tmp_path):
     p = tmp_path / "c.csv"
-    p.write_text("a,b\n# c\n1,2\n")
+    p.write_text("a,b\nskipped\n1,2\n")
     wh.reset()
-    t = wh.read_csv(p, name="t", comment="#")
+    t = wh.read_csv(p, name="t", skiprows=[1])
     tr = wh.trace_to_file(t, row=0)
     assert tr[0].line is None and tr.complete
     assert any("t: rows have no file lines" in r for r in tr.reasons), tr.reasons
+    wh.reset()
+    t = wh.read_csv(p, name="t", comment="s")  # comments are followed
+    assert wh.trace_to_file(t, row=0)[0].line == 3
     wh.reset()
     f = wh.track_frame(pd.DataFrame({"a": [1, 2]}), name="m")
     tr = wh.trace_to_file(f, row=1)

@@ -84,7 +84,7 @@ _LINE_SAFE = {"sep", "delimiter", "header", "names", "index_col", "usecols", "dt
               "parse_dates", "date_format", "dayfirst", "cache_dates", "thousands", "decimal", "quotechar",
               "quoting", "doublequote", "encoding", "encoding_errors", "low_memory", "memory_map",
               "float_precision", "storage_options", "dtype_backend", "skip_blank_lines", "compression",
-              "on_bad_lines", "skipinitialspace", "verbose"}
+              "on_bad_lines", "skipinitialspace", "verbose", "comment", "escapechar"}
 
 
 def csv_line_options(kwargs):
@@ -95,7 +95,7 @@ def csv_line_options(kwargs):
     --------
     >>> csv_line_options({"nrows": 5})["nrows"]
     5
-    >>> csv_line_options({"comment": "#"}) is None
+    >>> csv_line_options({"skipfooter": 1}) is None
     True
     """
     opts = _line_options(kwargs)
@@ -107,8 +107,8 @@ def csv_line_reason(kwargs):
 
     Examples
     --------
-    >>> csv_line_reason({"comment": "#"})
-    'read_csv option comment= is not followed to file lines'
+    >>> csv_line_reason({"skipfooter": 1})
+    'read_csv option skipfooter= is not followed to file lines'
     """
     opts = _line_options(kwargs)
     return opts if isinstance(opts, str) else None
@@ -148,6 +148,7 @@ def _line_options(kwargs):
             "doublequote": kwargs.get("doublequote", True),
             "skipinitialspace": bool(kwargs.get("skipinitialspace", False)),
             "skip_blank": kwargs.get("skip_blank_lines", True), "nrows": kwargs.get("nrows"),
+            "comment": kwargs.get("comment"), "escapechar": kwargs.get("escapechar"),
             "compression": kwargs.get("compression", "infer")}
 
 
@@ -202,33 +203,31 @@ def _record_lines(path, opts):
     """1-based line of every record that ``read_csv`` with the options ``opts`` (from :func:`csv_line_options`)
     reads from the file at ``path``, as int64 (its size is the number of rows read).
 
-    A line ends at ``\\n``, ``\\r\\n`` or a lone ``\\r`` (as for pandas' parser).  Blank lines and lines of
-    spaces and tabs are skipped as pandas skips them (``skip_blank_lines``); ``skiprows`` counts lines, blank
-    ones included; ``header`` counts the records left.  A file without the quote character and without lone
-    carriage returns is read with numpy over its bytes; otherwise the records are found by Python's ``csv``
-    module (quoted fields spanning lines, quotes inside unquoted fields).
+    A line ends at ``\\n``, ``\\r\\n`` or a lone ``\\r`` (as for pandas' parser).  A file without the quote
+    character, lone carriage returns, comments or escapes is read with numpy over its bytes: one record per
+    line, blank lines and lines of spaces and tabs skipped as pandas skips them (``skip_blank_lines``),
+    ``skiprows`` counting lines, blank ones included, ``header`` the records left.  Any other file is read
+    again by pandas itself, with the same options, each line prefixed with its number (see
+    :func:`_marked_records`): the first field of every row is the line where its record starts.
     """
     data = _read_bytes(path, opts["compression"])
     b = np.frombuffer(data, np.uint8)
     q = opts["quote"]
     cr = np.flatnonzero(b == 13)
     lone_cr = cr.size and bool(np.any(b[np.minimum(cr + 1, b.size - 1)] != 10) or cr[-1] == b.size - 1)
-    if lone_cr and opts["skiprows"]:
-        raise _Unfollowed("skiprows= in a file whose lines end with a lone carriage return (pandas counts "
-                          "skipped lines there in its own way)")
-    if (q is None or data.find(q) < 0) and not lone_cr:
+    if (q is None or data.find(q) < 0) and not lone_cr and opts.get("comment") is None \
+            and opts.get("escapechar") is None:
         starts, blank = _physical_records(b)
-    else:
-        starts, blank = _csv_module_records(data, opts)
-    rec = np.arange(starts.size)
-    rec = rec[opts["skiprows"]:]
-    if opts["skip_blank"]:
-        rec = rec[~blank[rec]]
-    if opts["header"] is not None:
-        rec = rec[opts["header"] + 1:]
-    if opts["nrows"] is not None:
-        rec = rec[:int(opts["nrows"])]
-    return starts[rec].astype(np.int64)
+        rec = np.arange(starts.size)
+        rec = rec[opts["skiprows"]:]
+        if opts["skip_blank"]:
+            rec = rec[~blank[rec]]
+        if opts["header"] is not None:
+            rec = rec[opts["header"] + 1:]
+        if opts["nrows"] is not None:
+            rec = rec[:int(opts["nrows"])]
+        return starts[rec].astype(np.int64)
+    return _marked_records(data, opts)
 
 
 def _physical_records(b):
@@ -247,23 +246,55 @@ def _physical_records(b):
     return np.arange(1, starts.size + 1, dtype=np.int64), blank
 
 
-def _csv_module_records(data, opts):
-    """Records found by Python's csv module (C code): (1-based line where each starts, blank) of each."""
+def _marked_records(data, opts):
+    """The line of every record, from pandas' own parse of the file with every line prefixed by its number.
+
+    The text is split at ``\\r\\n``, ``\\r`` and ``\\n``; every line that pandas would not skip outright (blank,
+    spaces and tabs only, or starting with the comment character) gets ``"<line><sep>"`` in front, which adds a
+    first field to every record (the line where it starts) and, on a line inside a quoted field, only changes
+    that field's text.  pandas then reads it with the options that decide where records begin and end
+    (separator, quoting, escapes, comments, ``skiprows``, ``header``, ``nrows``), and the first column is the
+    answer.  A row without a number (a record pandas made from a line it did not skip) means the lines cannot
+    be followed.
+    """
     import codecs
     import io
+    import re
+
+    import pandas as pd
     enc = opts["encoding"]
     if codecs.lookup(enc).name == "utf-8":
         enc = "utf-8-sig"  # pandas drops a byte order mark
     text = data.decode(enc, errors=opts["encoding_errors"])
-    qc = opts["quotechar"]
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=opts["sep"], quotechar=qc or '"',
-                        quoting=csv.QUOTE_NONE if qc is None else csv.QUOTE_MINIMAL,
-                        doublequote=opts["doublequote"], skipinitialspace=opts["skipinitialspace"], strict=False)
-    starts, blank = [], []
-    prev = 0
-    for r in reader:
-        starts.append(prev + 1)
-        prev = reader.line_num
-        # a blank line, or spaces and tabs only (no quote: a quoted field of spaces is a value)
-        blank.append(not r or (len(r) == 1 and not r[0].strip(" \t") and (qc is None or qc not in r[0])))
-    return np.asarray(starts, np.int64), np.asarray(blank, bool)
+    sep = opts["sep"]
+    comment = opts.get("comment")
+    parts = re.split(r"(\r\n|\r|\n)", text)
+    out = []
+    for i in range(0, len(parts), 2):
+        line = parts[i]
+        end = parts[i + 1] if i + 1 < len(parts) else ""
+        if not line and not end:
+            break
+        bare = (comment is not None and line.startswith(comment)) or (opts["skip_blank"] and not line.strip(" \t"))
+        out.append(line + end if bare else f"{i // 2 + 1}{sep}{line}{end}")
+    kw = {"sep": sep, "header": opts["header"], "skiprows": opts["skiprows"] or None, "nrows": opts["nrows"],
+          "usecols": [0], "index_col": False, "dtype": str, "keep_default_na": False, "na_filter": False,
+          "skip_blank_lines": opts["skip_blank"], "skipinitialspace": opts["skipinitialspace"],
+          "doublequote": opts["doublequote"], "engine": "c"}
+    if opts["quotechar"] is None:
+        kw["quoting"] = csv.QUOTE_NONE
+    else:
+        kw["quotechar"] = opts["quotechar"]
+    if comment is not None:
+        kw["comment"] = comment
+    if opts.get("escapechar") is not None:
+        kw["escapechar"] = opts["escapechar"]
+    try:
+        col = pd.read_csv(io.StringIO("".join(out)), **kw).iloc[:, 0]
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
+        raise _Unfollowed(f"the file's records could not be followed to lines ({type(e).__name__}: {e})") from e
+    nums = col.to_numpy(dtype=object)
+    try:
+        return np.array([int(v) for v in nums], np.int64)
+    except (TypeError, ValueError):
+        raise _Unfollowed("a row of the file does not start on a line whence can number") from None
