@@ -203,6 +203,7 @@ def target_rows(results):
     rows += dask_rows(results)
     rows += dask_gradients_rows(results)
     rows += corpus_rows(results)
+    rows += explorer_rows(results)
     return rows
 
 
@@ -219,6 +220,15 @@ def corpus_rows(results):
                      f"{len(rs)} pipelines run under whence, median {med:.2f}x, {n_bad} over 1.2x; "
                      f"{len(c['pipelines']) - len(rs)} do not run"))
     return rows
+
+
+def explorer_rows(results):
+    """Issue 17's rows: the explorer under load, alone and with a process saving into its store."""
+    d = results.get("explorer")
+    if not d:
+        return [("explorer under load (issue 17)", "see issue 17", "—", "NOT RUN", "not run")]
+    from bench_explorer import rows
+    return rows(d)
 
 
 def dask_gradients_rows(results):

@@ -11,6 +11,11 @@ __all__ = [
     "StoreError",
     "StoreVersionError",
     "StoreKeyError",
+    "StoreCorruptError",
+    "StoreLockedError",
+    "NotAStoreError",
+    "StoreArrayMissingError",
+    "StoreStaleError",
 ]
 
 
@@ -59,3 +64,25 @@ class StoreKeyError(StoreError, KeyError):
 
     def __str__(self):
         return str(self.args[0]) if self.args else ""
+
+
+class StoreCorruptError(StoreError):
+    """A lineage store whose file (or one of its array files) is truncated or damaged."""
+
+
+class NotAStoreError(StoreError):
+    """A file that is not a whence lineage store (not a DuckDB database, or a DuckDB database of something
+    else)."""
+
+
+class StoreLockedError(StoreError):
+    """A lineage store whose write lock was not obtained within the time allowed (another process was saving
+    to it all along), or whose file another program holds locked."""
+
+
+class StoreArrayMissingError(StoreError):
+    """An index array that a run references is not there: its Parquet file beside the store is gone."""
+
+
+class StoreStaleError(StoreError):
+    """A run was overwritten or deleted after it was opened: open the store again to read the new one."""

@@ -721,7 +721,16 @@ class TrackedArray(NDArrayOperatorsMixin):
         raw_value = value._data if isinstance(value, TrackedArray) else value
         k = raw_key if len(raw_key) != 1 else raw_key[0]
         self._before_write()
-        self._data[k] = raw_value  # numpy validates and raises before any lineage is recorded
+        try:
+            self._data[k] = raw_value  # numpy validates and raises before any lineage is recorded
+        except FloatingPointError:
+            # np.errstate(invalid="raise") on a cast: numpy wrote every cell, then reported the error; the
+            # lineage follows the values now in the buffer
+            self._record_setitem(raw_key, k, comps, vnode, raw_value)
+            raise
+        self._record_setitem(raw_key, k, comps, vnode, raw_value)
+
+    def _record_setitem(self, raw_key, k, comps, vnode, raw_value):
         region = (lambda idx, k=k: idx[k])
         vshape = np.shape(raw_value) if vnode is not None else None
         control_parts = ()

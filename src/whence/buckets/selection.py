@@ -485,9 +485,21 @@ def _inplace(op, target, value_ops, apply):
     vals = [raw(v) for v in value_ops]
     if is_t(target):
         target._before_write()
-    apply(target._data if is_t(target) else target, vals)
+    try:
+        apply(target._data if is_t(target) else target, vals)
+    except FloatingPointError:
+        # np.errstate(invalid="raise") on a cast: numpy wrote every cell, then reported; record, then raise
+        if not is_t(target):
+            raise
+        _record_inplace(op, target, value_ops, vals, apply)
+        raise
     if not is_t(target):
         return None
+    _record_inplace(op, target, value_ops, vals, apply)
+    return None
+
+
+def _record_inplace(op, target, value_ops, vals, apply):
     shape = target.shape
     n = math.prod(shape)
     tracked = [is_t(v) for v in value_ops]

@@ -42,13 +42,24 @@ def handle_ufunc(ufunc, method, inputs, kwargs):
         inputs[0]._before_write()
     if any(o is not None for o in outs):
         kwargs["out"] = tuple(raw(o) for o in outs)
-    result = getattr(ufunc, method)(*raw_inputs, **kwargs)
+    fp_error = None
+    try:
+        result = getattr(ufunc, method)(*raw_inputs, **kwargs)
+    except FloatingPointError as e:
+        # np.errstate(...="raise"): numpy wrote every cell, then reported; the lineage follows the buffer
+        if not (any(is_t(o) for o in outs) or (method == "at" and is_t(inputs[0]))):
+            raise
+        fp_error = e
+        result = _written_outputs(ufunc, kwargs.get("out", ()), inputs[0])
     kwargs.pop("out", None)
     tracked = [x for x in inputs if is_t(x)]
     name = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
 
     if method == "at":
-        return _at(ufunc, inputs, kwargs)
+        r = _at(ufunc, inputs, kwargs)
+        if fp_error is not None:
+            raise fp_error
+        return r
 
     results = result if isinstance(result, tuple) else (result,)
     results = [as_values(r) for r in results]
@@ -139,10 +150,22 @@ def handle_ufunc(ufunc, method, inputs, kwargs):
                     warnings.warn("whence: tracked values were written into a plain array through out=; their "
                                   "lineage stops there", LineageLostWarning, stacklevel=3)
                 ret.append(o)
+        if fp_error is not None:
+            raise fp_error
         return tuple(ret) if isinstance(out, tuple) and len(ret) > 1 else (
             ret[0] if not isinstance(result, tuple) else tuple(ret))
     wrapped = [_wrap(r, node) for r, node in zip(results, nodes)]
     return tuple(wrapped) if isinstance(result, tuple) else wrapped[0]
+
+
+def _written_outputs(ufunc, outs, first):
+    """The outputs of a ufunc call that raised a floating-point error after writing ``out=`` (an output
+    not given is a placeholder of the written outputs' shape: only its shape is used)."""
+    given = [o for o in outs if o is not None]
+    if not given:  # ufunc.at: the first operand was written
+        return raw(first)
+    res = tuple(o if o is not None else np.empty(given[0].shape) for o in outs)
+    return res if ufunc.nout > 1 else res[0]
 
 
 def _write_result(o, node, wmask):

@@ -38,27 +38,57 @@ lines)``
     Results saved with the run (``save(..., results={...})``): attributions, unlearning figures, tables, as
     JSON documents (see :mod:`whence.store.results`).
 
-Saving is one transaction (a new file is written beside and renamed into place), so a process killed while
-saving leaves the file as it was or with the whole new run.  Readers open the file read-only; several
-processes may read at once while none writes.
+Concurrency guarantees
+----------------------
+- **Saves take turns and none is lost.**  A save takes the store's write lock, an exclusive ``flock`` on
+  ``<path>.lock`` (through :mod:`filelock`), waiting at most ``lock_timeout`` seconds (default
+  ``LOCK_TIMEOUT``, 60) before it raises :class:`~whence.errors.StoreLockedError` and leaves the file alone.
+  Creating a store happens under the same lock, so concurrent savers of distinct runs into a new path all
+  land in one file.  A save that returns has its run in the file.
+- **A save is atomic.**  Under the lock, the store is copied beside itself (``.<name>.<pid>.<id>.tmp``), the run
+  is committed into the copy (one transaction; Parquet array files are written to ``<path>.arrays/`` under
+  names no other run uses), the copy is flushed to disk and renamed over the store.  A process killed at any
+  point leaves the store as it was or with the whole new run; the next save removes the temporary files and
+  the Parquet files no run references (those of a killed save, those of an overwritten run).
+- **Readers never wait and never block.**  Reading takes no lock: every read statement reads one file, the
+  newest at the time (DuckDB keeps the file it attached open, so a file renamed over it does not change what
+  it reads), and a run's graph is read from one file.  A handle on a run overwritten since it was read raises
+  :class:`~whence.errors.StoreStaleError` when it needs more.  The explorer (:mod:`whence.web`) keeps what it
+  read until the file's identity (device, inode, size, modification time) changes.
+- **Errors say what happened.**  Every failure to read is a :class:`~whence.errors.StoreError`:
+  :class:`~whence.errors.NotAStoreError`, :class:`~whence.errors.StoreCorruptError` (truncated or damaged
+  database or array file: DuckDB's block checksums and a CRC-32 per index array catch the damage),
+  :class:`~whence.errors.StoreVersionError`, :class:`~whence.errors.StoreKeyError`,
+  :class:`~whence.errors.StoreArrayMissingError`, :class:`~whence.errors.StoreLockedError` (the file held
+  locked by another program), :class:`~whence.errors.StoreStaleError`.
+
+The lock is advisory and local: processes on one machine (or on a file system whose ``flock`` works across
+machines) take turns; a store written by a program that does not take the lock has no such guarantee.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import io
+import itertools
 import json
 import os
+import shutil
+import threading
 import time
 import uuid
 import warnings
 import weakref
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import (NotTrackedError, PartialLineageWarning, StoreError, StoreKeyError, StoreVersionError)
+from ..errors import (NotAStoreError, NotTrackedError, PartialLineageWarning, StoreArrayMissingError,
+                      StoreCorruptError, StoreError, StoreKeyError, StoreLockedError, StoreStaleError,
+                      StoreVersionError)
 from ..graph import Node, OpRecord
 from . import codec
 
@@ -67,6 +97,7 @@ __all__ = ["save", "open", "Store", "Run", "ObjectHandle", "SCHEMA_VERSION"]
 SCHEMA_VERSION = 1
 FORMAT = "whence-lineage-store"
 INLINE_LIMIT = 64 << 20
+LOCK_TIMEOUT = 60.0  # seconds a save waits for another process's save to finish
 _BLOCK_SIZE = 16384  # small blocks: a store of a few runs stays in the tens of kilobytes
 
 _DDL = """
@@ -91,7 +122,6 @@ CREATE TABLE sources (run VARCHAR, node BIGINT, name VARCHAR, kind VARCHAR, shap
 _RESULTS_DDL = "CREATE TABLE IF NOT EXISTS results (run VARCHAR, name VARCHAR, kind VARCHAR, payload VARCHAR)"
 _TABLES = ("runs", "objects", "nodes", "edges", "rectangles", "arrays", "sources", "results")
 
-_open_stores: "weakref.WeakSet[Store]" = weakref.WeakSet()
 
 
 def _duckdb():
@@ -108,7 +138,7 @@ def _key(path):
 
 # ================================================================================================== save
 def save(path, run, objects=None, *, results=None, datasets=None, overwrite=False, inline_limit=INLINE_LIMIT,
-         progress=True, **named):
+         progress=True, lock_timeout=LOCK_TIMEOUT, **named):
     """Save the lineage of tracked objects to a DuckDB store, under a run name.
 
     Parameters
@@ -136,6 +166,9 @@ def save(path, run, objects=None, *, results=None, datasets=None, overwrite=Fals
         rather than into the database.
     progress : bool, default True
         A progress bar on stderr when the save takes more than a second.
+    lock_timeout : float or None, default 60
+        Seconds to wait for the store's write lock while another process saves to it (saves take turns);
+        None waits as long as it takes.
     **named
         The objects to save: tracked arrays, tracked frames and series, and plain arrays or sparse
         matrices handed out by tracked frames and scikit-learn.
@@ -144,6 +177,15 @@ def save(path, run, objects=None, *, results=None, datasets=None, overwrite=Fals
     -------
     dict
         What was written: ``run``, ``nodes``, ``arrays``, ``bytes`` (the file's size), ``seconds``.
+
+    Raises
+    ------
+    StoreError
+        The run is already in the store (and not ``overwrite``), or the file cannot be written.
+    StoreLockedError
+        Another process held the write lock for longer than ``lock_timeout``.
+    NotAStoreError, StoreCorruptError, StoreVersionError
+        The file is not a whence store, is damaged, or has a newer schema: it is left as it was.
 
     Examples
     --------
@@ -172,6 +214,10 @@ def save(path, run, objects=None, *, results=None, datasets=None, overwrite=Fals
             raise ValueError(f"an object name must be a non-empty string, got {k!r}")
     if results is not None and not isinstance(results, dict):
         raise TypeError(f"results must be a dict {{name: result}}, got {type(results).__name__}")
+    if lock_timeout is not None and (isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float))
+                                     or not lock_timeout >= 0):
+        raise ValueError(f"lock_timeout must be a number of seconds >= 0, or None to wait as long as it takes; "
+                         f"got {lock_timeout!r}")
     path = Path(path)
     if path.is_dir():
         raise StoreError(f"{str(path)!r} is a directory, not a store file")
@@ -190,7 +236,7 @@ def save(path, run, objects=None, *, results=None, datasets=None, overwrite=Fals
                 raise ValueError(f"{k!r} names both a result and a dataset")
             payload["results"].append((run, k, "parquet_dataset", _dataset_record(k, d, path)))
         bar.update()
-        return _save_payload(path, run, payload, overwrite, inline_limit, t0)
+        return _save_payload(path, run, payload, overwrite, inline_limit, t0, lock_timeout)
     finally:
         bar.close()
 
@@ -225,84 +271,161 @@ def _dataset_record(name, directory, store_path):
                        "bytes": int(sum(f.stat().st_size for f in files))}, separators=(",", ":"))
 
 
-def _save_payload(path, run, payload, overwrite, inline_limit, t0):
-    _release_readers(path)
-    exists = path.exists() and path.stat().st_size > 0
+def _save_payload(path, run, payload, overwrite, inline_limit, t0, lock_timeout):
     duckdb = _duckdb()
     array_dir = Path(str(path) + ".arrays")
     written_files = []
-    if exists:
-        try:
-            con = duckdb.connect(str(path))
-        except duckdb.Error as e:
-            raise _open_error(path, e) from e
-        target = con
-        tmp = None
-    else:
+    with _write_lock(path, lock_timeout):
+        _remove_leftovers(path)
+        exists = path.exists() and path.stat().st_size > 0
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        con = duckdb.connect()
-        con.execute(f"ATTACH '{_sql_str(tmp)}' AS store (BLOCK_SIZE {_BLOCK_SIZE})")
-        con.execute("USE store")
-        target = con
-    try:
-        if exists:
-            _check_meta(target, path)
-        target.execute("BEGIN TRANSACTION")
+        con = _instance().cursor()
+        alias = _alias("w")
+        attached = False
         try:
-            if not exists:
-                target.execute(_DDL)
-                target.executemany("INSERT INTO whence_meta VALUES (?, ?)", [
-                    ("format", FORMAT), ("schema_version", str(SCHEMA_VERSION)),
-                    ("created_by", f"whence {_version()}")])
-            target.execute(_RESULTS_DDL)
-            old_files = []
-            if target.execute("SELECT count(*) FROM runs WHERE run = ?", [run]).fetchone()[0]:
-                if not overwrite:
-                    raise StoreError(f"run {run!r} is already in {str(path)!r}: choose another name, or pass "
-                                     f"overwrite=True to replace it")
-                old_files = [r[0] for r in target.execute(
-                    "SELECT path FROM arrays WHERE run = ? AND path IS NOT NULL", [run]).fetchall()]
-                for t in _TABLES:
-                    target.execute(f"DELETE FROM {t} WHERE run = ?", [run])
-            _write(target, payload, array_dir, inline_limit, written_files)
-            target.execute("COMMIT")
-        except BaseException:
+            if exists:
+                # copy on write: readers keep the file they opened; the new one replaces it when complete
+                wal = Path(str(path) + ".wal")
+                try:
+                    shutil.copyfile(path, tmp)
+                    if wal.exists():  # left by a writer that wrote the file in place (not whence) and stopped
+                        shutil.copyfile(wal, str(tmp) + ".wal")  # replayed into the copy when attached
+                except OSError as e:
+                    raise StoreError(f"cannot copy {str(path)!r} to write beside it: {e}") from e
+                try:
+                    con.execute(f"ATTACH '{_sql_str(tmp)}' AS {alias}")
+                except duckdb.Error as e:
+                    raise _open_error(path, e) from e
+                attached = True
+                con.execute(f"USE {alias}")
+                _check_meta(_Connection(con, path, owned=False), path)
+            else:
+                con.execute(f"ATTACH '{_sql_str(tmp)}' AS {alias} (BLOCK_SIZE {_BLOCK_SIZE})")
+                attached = True
+                con.execute(f"USE {alias}")
+            target = con
+            target.execute("BEGIN TRANSACTION")
             try:
-                target.execute("ROLLBACK")
-            except Exception:
+                if not exists:
+                    target.execute(_DDL)
+                    target.executemany("INSERT INTO whence_meta VALUES (?, ?)", [
+                        ("format", FORMAT), ("schema_version", str(SCHEMA_VERSION)),
+                        ("created_by", f"whence {_version()}")])
+                target.execute(_RESULTS_DDL)
+                if target.execute("SELECT count(*) FROM runs WHERE run = ?", [run]).fetchone()[0]:
+                    if not overwrite:
+                        raise StoreError(f"run {run!r} is already in {str(path)!r}: choose another name, or pass "
+                                         f"overwrite=True to replace it")
+                    for t in _TABLES:
+                        target.execute(f"DELETE FROM {t} WHERE run = ?", [run])
+                _write(target, payload, array_dir, inline_limit, written_files)
+                target.execute("COMMIT")
+                kept = {r[0] for r in target.execute(
+                    "SELECT path FROM arrays WHERE path IS NOT NULL").fetchall()}
+            except duckdb.Error as e:
+                raise StoreError(f"cannot write run {run!r} into {str(path)!r}: {_first_line(e)}") from e
+            con.execute("USE memory")
+            con.execute(f"DETACH {alias}")  # checkpoints and closes the file
+            attached = False
+            con.close()
+            _fsync(tmp)
+            try:
+                os.remove(str(path) + ".wal")  # its changes are in the copy; it must not be replayed into it
+            except FileNotFoundError:
                 pass
+            os.replace(tmp, path)  # the commit point: readers opening the file from now on see the new run
+            _fsync(path.parent)
+            written_files = []
+        except BaseException:
             for f in written_files:
                 try:
                     os.remove(f)
                 except OSError:
                     pass
             raise
-        if tmp is not None:
-            con.execute("USE memory")
-            con.execute("DETACH store")
-            con.close()
-            os.replace(tmp, path)
-            tmp = None
-        else:
-            con.close()
-        for f in old_files:
+        finally:
+            if attached:
+                try:
+                    con.execute("USE memory")
+                    con.execute(f"DETACH {alias}")
+                except Exception:  # noqa: BLE001
+                    pass
             try:
-                os.remove(array_dir / f)
-            except OSError:
+                con.close()
+            except Exception:  # noqa: BLE001
                 pass
-    finally:
-        try:
-            con.close()
-        except Exception:
-            pass
-        if tmp is not None:
             for f in (tmp, Path(str(tmp) + ".wal")):
                 try:
                     os.remove(f)
                 except OSError:
                     pass
+        _remove_orphan_arrays(array_dir, kept)
+        size = path.stat().st_size
     return {"run": run, "nodes": len(payload["nodes"]), "arrays": payload["n_arrays"],
-            "bytes": path.stat().st_size, "seconds": time.perf_counter() - t0}
+            "bytes": size, "seconds": time.perf_counter() - t0}
+
+
+def _lock_path(path):
+    return Path(str(path) + ".lock")
+
+
+@contextmanager
+def _write_lock(path, timeout):
+    """The store's write lock: an exclusive lock (``flock``) on ``<path>.lock``, held while saving."""
+    import filelock
+    lock = filelock.FileLock(str(_lock_path(path)), timeout=-1 if timeout is None else float(timeout))
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise StoreLockedError(f"{str(path)!r} is being saved to by another process: its write lock "
+                               f"({_lock_path(path).name}) was not free within {timeout} s; try again, or "
+                               f"pass a longer lock_timeout") from None
+    except OSError as e:
+        raise StoreError(f"cannot create the write lock {str(_lock_path(path))!r} of {str(path)!r}: {e}") from e
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _remove_leftovers(path):
+    """Remove what a killed save left beside the store (its temporary file and log); called under the lock,
+    when no other save can be running."""
+    for f in path.parent.glob(f".{glob.escape(path.name)}.*.tmp*"):
+        try:
+            os.remove(f)
+        except OSError:
+            pass
+
+
+def _remove_orphan_arrays(array_dir, kept):
+    """Remove the Parquet array files that no run of the store references (left by a killed save, or by a run
+    that was overwritten); called under the lock."""
+    if not array_dir.is_dir():
+        return
+    for f in array_dir.glob("*.parquet"):
+        if f.name not in kept:
+            try:
+                os.remove(f)
+            except OSError:
+                pass
+
+
+def _fsync(p):
+    try:
+        fd = os.open(p, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _first_line(e):
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
 def _sql_str(p):
@@ -312,15 +435,6 @@ def _sql_str(p):
 def _version():
     from .. import __version__
     return __version__
-
-
-def _release_readers(path):
-    """Close this process's read-only connections to ``path`` (they reconnect on their next use), so that
-    DuckDB lets us open the file for writing."""
-    key = _key(path)
-    for s in list(_open_stores):
-        if s._key == key:
-            s._disconnect()
 
 
 def _object_node(x):
@@ -515,28 +629,45 @@ def _insert(con, table, rows):
 
 
 # ================================================================================================== open
+def _is_lock_message(low):
+    # DuckDB's own words for a file another process holds open for writing (a corruption message may contain
+    # "block", so the bare word "lock" is not enough)
+    return "could not set lock on file" in low or "conflicting lock" in low
+
+
 def _open_error(path, e):
-    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+    msg = _first_line(e)
     low = msg.lower()
-    if "lock" in low:
-        return StoreError(f"{str(path)!r} is being written by another process ({msg}); try again when it is "
-                          f"done")
-    return StoreError(f"{str(path)!r} is not a readable whence store: the file is not a DuckDB database, or it "
-                      f"is truncated or corrupted ({msg})")
+    if _is_lock_message(low):
+        return StoreLockedError(f"{str(path)!r} is held open for writing by another program ({msg}); try again "
+                                f"when it is done")
+    if "not a valid duckdb database" in low or "database file with version" in low and "magic" in low:
+        return NotAStoreError(f"{str(path)!r} is not a readable whence store: the file is not a DuckDB database "
+                              f"({msg})")
+    return StoreCorruptError(f"{str(path)!r} is not a readable whence store: the file is not a DuckDB database, "
+                             f"or it is truncated or corrupted ({msg})")
 
 
 def _check_meta(con, path):
     try:
-        rows = dict(con.execute("SELECT key, value FROM whence_meta").fetchall())
-    except Exception as e:
-        raise StoreError(f"{str(path)!r} is a DuckDB database but not a whence store (no whence_meta table)") \
+        tables = {r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()").fetchall()}
+    except StoreError:
+        raise
+    if "whence_meta" not in tables:
+        raise NotAStoreError(f"{str(path)!r} is a DuckDB database but not a whence store (no whence_meta table)")
+    rows = con.execute("SELECT key, value FROM whence_meta").fetchall()
+    try:
+        rows = dict(rows)
+    except (TypeError, ValueError) as e:
+        raise StoreCorruptError(f"{str(path)!r} has an unreadable whence_meta table: the store is corrupted") \
             from e
     if rows.get("format") != FORMAT:
-        raise StoreError(f"{str(path)!r} is a DuckDB database but not a whence store")
+        raise NotAStoreError(f"{str(path)!r} is a DuckDB database but not a whence store")
     try:
         version = int(rows.get("schema_version", ""))
-    except ValueError:
-        raise StoreError(f"{str(path)!r} has no valid schema version") from None
+    except (TypeError, ValueError):
+        raise StoreCorruptError(f"{str(path)!r} has no valid schema version: the store is corrupted") from None
     if version > SCHEMA_VERSION:
         raise StoreVersionError(
             f"{str(path)!r} was written with store schema {version} ({rows.get('created_by', 'a newer whence')}); "
@@ -547,8 +678,133 @@ def _check_meta(con, path):
     return version
 
 
+class _Result:
+    """A DuckDB result whose fetches raise StoreErrors."""
+
+    __slots__ = ("_res", "_con")
+
+    def __init__(self, res, con):
+        self._res, self._con = res, con
+
+    def fetchone(self):
+        return self._con._call(self._res.fetchone)
+
+    def fetchall(self):
+        return self._con._call(self._res.fetchall)
+
+    def df(self):
+        return self._con._call(self._res.df)
+
+
+class _Connection:
+    """A read connection to one snapshot of a store: every DuckDB failure becomes a StoreError that says what
+    happened (a damaged file, a lock held by another program)."""
+
+    def __init__(self, raw, path, alias=None, owned=True):
+        self.raw = raw
+        self.path = path
+        self.alias = alias
+        # detached and closed when closed, or when nobody holds it any more (a store that moved on to a
+        # newer file drops its old connection; a graph being read from it keeps it until done)
+        self._finalizer = weakref.finalize(self, _release, raw, alias) if owned else None
+
+    def _call(self, f, *args):
+        duckdb = _duckdb()
+        try:
+            return f(*args)
+        except duckdb.Error as e:
+            msg = _first_line(e)
+            if _is_lock_message(msg.lower()):
+                raise StoreLockedError(f"{str(self.path)!r} is held locked by another program ({msg})") from e
+            if isinstance(e, (duckdb.CatalogException, duckdb.BinderException)):
+                raise StoreCorruptError(f"{str(self.path)!r} lacks a table or column of the whence store "
+                                        f"format ({msg}): the store is corrupted") from e
+            raise StoreCorruptError(f"{str(self.path)!r} cannot be read: the store is corrupted ({msg})") from e
+
+    def execute(self, query, params=None):
+        return _Result(self._call(self.raw.execute, query, params or []), self)
+
+    def register(self, name, table):
+        return self._call(self.raw.register, name, table)
+
+    def unregister(self, name):
+        return self._call(self.raw.unregister, name)
+
+    def close(self):
+        if self._finalizer is not None:
+            self._finalizer()
+
+
+def _release(raw, alias):
+    try:
+        if alias is not None:
+            raw.execute("USE memory")
+            raw.execute(f"DETACH {alias}")
+    except Exception:  # noqa: BLE001 - the instance may be gone (interpreter exit)
+        pass
+    finally:
+        try:
+            raw.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _identity(path):
+    """What changes when a store file is replaced or written: (device, inode, size, mtime); None if missing."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+_shared = {"pid": None, "db": None}
+_shared_lock = threading.Lock()
+_aliases = itertools.count()
+
+
+def _instance():
+    """The process's in-memory DuckDB database, to which store files are attached.
+
+    Files are attached, not opened by path: DuckDB keeps one database per path within a process, so a file
+    replaced by a save would go on being read as it was.  One instance for all (a new one costs ~20 ms);
+    each store gets its own connection (a cursor) and its own catalog name.
+    """
+    with _shared_lock:
+        if _shared["db"] is None or _shared["pid"] != os.getpid():  # not across a fork
+            _shared["db"], _shared["pid"] = _duckdb().connect(), os.getpid()
+        return _shared["db"]
+
+
+def _alias(prefix):
+    return f"whence_{prefix}{next(_aliases)}"
+
+
+def _connect(path):
+    """A read-only connection to the store file as it is now (a snapshot: a save that replaces the file
+    later does not change what this connection reads; DuckDB keeps the file it attached open)."""
+    duckdb = _duckdb()
+    raw = _instance().cursor()
+    alias = _alias("r")
+    try:
+        raw.execute(f"ATTACH '{_sql_str(path)}' AS {alias} (READ_ONLY)")
+        raw.execute(f"USE {alias}")
+    except duckdb.Error as e:
+        raw.close()
+        raise _open_error(path, e) from e
+    except BaseException:
+        raw.close()
+        raise
+    return _Connection(raw, path, alias)
+
+
 def open(path):  # noqa: A001 - whence.open mirrors the builtin on purpose
     """Open a lineage store for reading.
+
+    Reading never waits for a writer and never blocks one: a save writes a new file beside the store and
+    renames it into place, and every read statement reads one whole file, the newest at the time (a graph is
+    read from one file).  A run of which a handle is held and that was overwritten since raises
+    :class:`~whence.errors.StoreStaleError` when the handle needs to read more.
 
     Parameters
     ----------
@@ -562,10 +818,14 @@ def open(path):  # noqa: A001 - whence.open mirrors the builtin on purpose
     ------
     FileNotFoundError
         There is no such file.
-    StoreError
-        The file is not a whence store, is truncated or corrupted, or is being written.
+    NotAStoreError
+        The file is not a whence store.
+    StoreCorruptError
+        It is truncated or corrupted.
     StoreVersionError
         It was written by a whence whose store schema this one cannot read.
+    StoreLockedError
+        Another program holds the file locked for writing.
     """
     return Store(path)
 
@@ -576,33 +836,50 @@ class Store:
     ``store.runs()`` lists the runs; ``store["etl"]`` is a :class:`Run`; ``store.sql(query)`` runs SQL over
     the store's tables (documented in :mod:`whence.store.duckdb_store`) and returns a DataFrame.  Use it as
     a context manager, or call :meth:`close`, to release the file.
+
+    ``follow=False`` keeps reading the file as it was when opened (a snapshot) even after a save replaced it,
+    and reads the list of runs once; the explorer opens its stores so, and opens a new one when the file
+    changes.  Temporary views made by :meth:`dataset_views` live on the connection of the moment: make them
+    again after a save.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, *, follow=True):
         self.path = Path(path)
         if not self.path.exists():
             raise FileNotFoundError(f"no lineage store at {str(self.path)!r}")
         if self.path.is_dir():
-            raise StoreError(f"{str(self.path)!r} is a directory, not a store file")
+            raise NotAStoreError(f"{str(self.path)!r} is a directory, not a store file")
         self._key = _key(self.path)
         self._conn = None
+        self._ident = None
+        self._follow = follow
+        self._run_rows = None
         self._closed = False
         self._runs = {}
         self.schema_version = _check_meta(self._con, self.path)
-        _open_stores.add(self)
 
     # --- connection -----------------------------------------------------------------------------------------
     @property
     def _con(self):
+        """The connection to the snapshot being read (opened on first use)."""
         if self._closed:
             raise StoreError(f"the store {str(self.path)!r} was closed; open it again with whence.open")
+        if self._follow and self._conn is not None:
+            self._refresh()
         if self._conn is None:
-            duckdb = _duckdb()
-            try:
-                self._conn = duckdb.connect(str(self.path), read_only=True)
-            except duckdb.Error as e:
-                raise _open_error(self.path, e) from e
+            ident = _identity(self.path)
+            if ident is None:
+                raise StoreError(f"the store {str(self.path)!r} is gone (moved or deleted since it was opened)")
+            self._conn = _connect(self.path)
+            self._ident = ident
         return self._conn
+
+    def _refresh(self):
+        """Move to the newest file if a save replaced it since this snapshot was opened."""
+        if self._conn is not None and not self._closed:
+            ident = _identity(self.path)
+            if ident is not None and ident != self._ident:
+                self._conn = None  # released when whoever still reads from it is done (see _Connection)
 
     def _disconnect(self):
         if self._conn is not None:
@@ -631,14 +908,25 @@ class Store:
         return run in self.runs()
 
     def __getitem__(self, run):
-        row = self._con.execute("SELECT run_uid, n_nodes, n_objects, n_arrays FROM runs WHERE run = ?",
-                                [run]).fetchone()
+        con = self._con
+        if self._follow:
+            row = con.execute("SELECT run_uid, n_nodes, n_objects, n_arrays FROM runs WHERE run = ?",
+                              [run]).fetchone()
+        else:  # one snapshot, never moved: its runs are read once
+            row = self._all_runs().get(run)
         if row is None:
             raise StoreKeyError(f"no run named {run!r} in {str(self.path)!r}; runs: {self.runs()}")
         r = self._runs.get(run)
         if r is None or r.run_uid != row[0]:  # first access, or the run was overwritten since
             r = self._runs[run] = Run(self, run, *row)
         return r
+
+    def _all_runs(self):
+        """``{run: (run_uid, n_nodes, n_objects, n_arrays)}``, read once (for a store that does not follow)."""
+        if self._run_rows is None or self._follow:
+            self._run_rows = {r[0]: tuple(r[1:]) for r in self._con.execute(
+                "SELECT run, run_uid, n_nodes, n_objects, n_arrays FROM runs").fetchall()}
+        return self._run_rows
 
     def sql(self, query, params=None):
         """Run a SQL query over the store (read-only) and return a pandas DataFrame.
@@ -654,10 +942,11 @@ class Store:
         ...     store.sql("SELECT op, coalesce(map_kind, '-') AS map FROM nodes ORDER BY node").values.tolist()
         [['source', '-'], ['transpose', 'view'], ['add', 'elementwise']]
         """
+        con = self._con
         try:
-            return self._con.execute(query, params or []).df()
+            return con.raw.execute(query, params or []).df()
         except _duckdb().Error as e:
-            raise StoreError(f"SQL error: {str(e).splitlines()[0]}") from e
+            raise StoreError(f"SQL error: {_first_line(e)}") from e
 
     def dataset_views(self, run, name, prefix=None):
         """Make DuckDB views over the Parquet relation dataset ``name`` of ``run``, for :meth:`sql`.
@@ -694,7 +983,8 @@ class Store:
         for t, pattern in rec["tables"].items():
             hive = ", hive_partitioning = true" if "*" in pattern else ""
             src = _sql_str(d / pattern)
-            self._con.execute(f"CREATE OR REPLACE TEMP VIEW {prefix}{t} AS SELECT * FROM read_parquet('{src}'{hive})")
+            self._con.raw.execute(f"CREATE OR REPLACE TEMP VIEW {prefix}{t} AS "
+                                  f"SELECT * FROM read_parquet('{src}'{hive})")
             made.append(f"{prefix}{t}")
         return made
 
@@ -708,31 +998,40 @@ class Store:
             "SELECT dtype, shape, nbytes, codec, crc32, data, path FROM arrays WHERE run_uid = ? AND id = ?",
             [run_uid, aid]).fetchone()
         if row is None:
-            raise StoreError(f"run {run!r} in {str(self.path)!r} was overwritten or deleted since it was opened, "
-                             f"or is missing array {aid}: open the store again")
+            if self._con.execute("SELECT count(*) FROM runs WHERE run_uid = ?", [run_uid]).fetchone()[0]:
+                raise StoreCorruptError(f"run {run!r} in {str(self.path)!r} is missing its index array {aid}: the "
+                                        f"store is corrupted")
+            raise StoreStaleError(f"run {run!r} in {str(self.path)!r} was overwritten or deleted since it was "
+                                  f"opened: open the store again")
         dtype, shape, nbytes, codec_name, crc, data, rel = row
-        dt = np.dtype(dtype)
         try:
+            dt = np.dtype(dtype)
             if codec_name == "parquet":
                 import pyarrow.parquet as pq
                 f = Path(str(self.path) + ".arrays") / rel
-                if not f.exists():
-                    raise StoreError(f"array file {str(f)!r} of run {run!r} is missing (it is kept beside the "
-                                     f"store; copy the .arrays folder with the store file)")
+                if not f.is_file():
+                    raise StoreArrayMissingError(
+                        f"array file {str(f)!r} of run {run!r} is missing (it is kept beside the store; copy the "
+                        f".arrays folder with the store file)")
                 a = pq.read_table(f).column("v").to_numpy().astype(dt, copy=False)
-            else:
+            elif codec_name == "zstd":
                 import pyarrow as pa
                 raw = pa.decompress(data, decompressed_size=nbytes, codec="zstd", asbytes=True) if nbytes else b""
                 a = np.frombuffer(raw, dt)
+            else:
+                raise ValueError(f"unknown codec {codec_name!r}")
+            ok = zlib.crc32(np.ascontiguousarray(a).tobytes()) == crc
+            if ok:
+                a = a.reshape(shape)
         except StoreError:
             raise
-        except Exception as e:
-            raise StoreError(f"array {aid} of run {run!r} in {str(self.path)!r} cannot be read: the store is "
-                             f"corrupted ({e})") from e
-        if zlib.crc32(np.ascontiguousarray(a).tobytes()) != crc:
-            raise StoreError(f"array {aid} of run {run!r} in {str(self.path)!r} fails its checksum: the store is "
-                             f"corrupted")
-        return a.reshape(shape)
+        except Exception as e:  # noqa: BLE001 - whatever a damaged array makes pyarrow or numpy raise
+            raise StoreCorruptError(f"array {aid} of run {run!r} in {str(self.path)!r} cannot be read: the store "
+                                    f"is corrupted ({type(e).__name__}: {e})") from e
+        if not ok:
+            raise StoreCorruptError(f"array {aid} of run {run!r} in {str(self.path)!r} fails its checksum: the "
+                                    f"store is corrupted")
+        return a
 
 
 class Run:
@@ -749,18 +1048,24 @@ class Run:
         self.n_nodes = n_nodes
         self._graph = None
         self._objects = None
+        self._source_cols = None
         self._handles = {}
 
     def _check_current(self):
-        row = self.store._con.execute("SELECT run_uid FROM runs WHERE run = ?", [self.name]).fetchone()
+        """The store's connection, checked to hold this very run (not one saved over it since)."""
+        con = self.store._con
+        if not self.store._follow:  # a fixed snapshot: the run was read from it (or carried over unchanged)
+            return con
+        row = con.execute("SELECT run_uid FROM runs WHERE run = ?", [self.name]).fetchone()
         if row is None or row[0] != self.run_uid:
-            raise StoreError(f"run {self.name!r} in {str(self.store.path)!r} was overwritten or deleted since it "
-                             f"was opened: open the store again")
+            raise StoreStaleError(f"run {self.name!r} in {str(self.store.path)!r} was overwritten or deleted "
+                                  f"since it was opened: open the store again")
+        return con
 
     def _load_objects(self):
         if self._objects is None:
-            self._check_current()
-            rows = self.store._con.execute(
+            con = self._check_current()
+            rows = con.execute(
                 "SELECT name, node, kind, shape, columns, completeness FROM objects WHERE run = ? ORDER BY name",
                 [self.name]).fetchall()
             self._objects = {r[0]: r[1:] for r in rows}
@@ -795,14 +1100,13 @@ class Run:
         return h
 
     def _result_rows(self):
-        self._check_current()
-        try:
-            return self.store._con.execute(
-                "SELECT name, kind, payload FROM results WHERE run = ? ORDER BY name", [self.name]).fetchall()
-        except Exception as e:  # noqa: BLE001 - a store written before results were kept has no such table
-            if "results" in str(e) and ("does not exist" in str(e) or "not found" in str(e).lower()):
-                return []
-            raise
+        con = self._check_current()
+        has = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
+                          "AND table_name = 'results'").fetchone()[0]
+        if not has:  # a store written before results were kept has no such table
+            return []
+        return con.execute("SELECT name, kind, payload FROM results WHERE run = ? ORDER BY name",
+                           [self.name]).fetchall()
 
     def results(self):
         """The results saved with the run: a list of ``{"name", "kind"}`` (see :mod:`whence.store.results`);
@@ -850,12 +1154,26 @@ class Run:
         raise StoreKeyError(f"run {self.name!r} has no source named {name!r}; sources: {self.sources()}")
 
     def _source_columns(self):
-        rows = self.store._con.execute("SELECT name, columns FROM sources WHERE run = ?", [self.name]).fetchall()
-        return {n: (None if c is None else json.loads(c)) for n, c in rows}
+        if self._source_cols is not None:
+            return self._source_cols
+        rows = self._check_current().execute("SELECT name, columns FROM sources WHERE run = ?",
+                                             [self.name]).fetchall()
+        try:
+            self._source_cols = {n: (None if c is None else json.loads(c)) for n, c in rows}
+            return self._source_cols
+        except (TypeError, ValueError) as e:
+            raise StoreCorruptError(f"run {self.name!r} in {str(self.store.path)!r} has unreadable source "
+                                    f"columns: the store is corrupted") from e
 
     def _nodes(self):
         if self._graph is None:
-            self._graph = _build_graph(self)
+            try:
+                self._graph = _build_graph(self)
+            except StoreError:
+                raise
+            except (ValueError, KeyError, TypeError, IndexError, OverflowError, AttributeError) as e:
+                raise StoreCorruptError(f"run {self.name!r} in {str(self.store.path)!r} has a malformed graph: the "
+                                        f"store is corrupted ({type(e).__name__}: {e})") from e
         return self._graph
 
     def __repr__(self):
@@ -863,14 +1181,13 @@ class Run:
 
 
 def _build_graph(run):
-    con = run.store._con
     store = run.store
-    run._check_current()
+    con = run._check_current()  # one snapshot for the whole graph
     rows = con.execute(
         "SELECT node, op, shape, source, reason, internal, detail, map, lineage_nbytes FROM nodes "
         "WHERE run = ? ORDER BY node", [run.name]).fetchall()
     if len(rows) != run.n_nodes:
-        raise StoreError(f"run {run.name!r} in {str(store.path)!r} is incomplete ({len(rows)} of {run.n_nodes} "
+        raise StoreCorruptError(f"run {run.name!r} in {str(store.path)!r} is incomplete ({len(rows)} of {run.n_nodes} "
                          f"operations): the store is corrupted")
     edges = con.execute("SELECT child, parent, position, control FROM edges WHERE run = ? ORDER BY child, position",
                         [run.name]).fetchall()
@@ -883,12 +1200,12 @@ def _build_graph(run):
     uid = run.run_uid
 
     def load(aid):
-        return store._load_array(run.name, uid, aid)
+        return run.store._load_array(run.name, uid, aid)  # the run's store of the moment (see whence.web)
 
     nodes = []
     for (i, op, shape, source, reason, internal, detail, map_json, nbytes), ps, ctl in zip(rows, parents, control):
         if i != len(nodes) or any(p >= i for p in ps):
-            raise StoreError(f"run {run.name!r} in {str(store.path)!r} has a malformed graph: the store is "
+            raise StoreCorruptError(f"run {run.name!r} in {str(store.path)!r} has a malformed graph: the store is "
                              f"corrupted")
         pnodes = tuple(nodes[p] for p in ps)
         m = None
@@ -896,7 +1213,7 @@ def _build_graph(run):
             try:
                 m = codec.decode_map(json.loads(map_json), load, pnodes)
             except (ValueError, KeyError, TypeError) as e:
-                raise StoreError(f"operation {i} ({op}) of run {run.name!r} has an unreadable map: the store is "
+                raise StoreCorruptError(f"operation {i} ({op}) of run {run.name!r} has an unreadable map: the store is "
                                  f"corrupted ({e})") from e
         n = Node(op, tuple(shape), m, pnodes, frozenset(ctl), reason, name=source, internal=bool(internal),
                  detail=detail or "")
@@ -904,12 +1221,12 @@ def _build_graph(run):
                                       "FULL" if reason is None else "PARTIAL", reason, source, int(nbytes or 0),
                                       detail or "")}
         nodes.append(n)
-    _register_sources(run, nodes)
+    _register_sources(run, nodes, con)
     return nodes
 
 
-def _register_sources(run, nodes):
-    rows = run.store._con.execute(
+def _register_sources(run, nodes, con):
+    rows = con.execute(
         "SELECT node, name, columns, path, format, size, mtime_ns, sha256, n_rows, line_note, lines FROM sources "
         "WHERE run = ? AND kind = 'table'", [run.name]).fetchall()
     if not rows:
@@ -933,7 +1250,7 @@ def _register_sources(run, nodes):
         t.size, t.mtime_ns, t.sha256, t.line_note = size, mtime, sha, note
         t._lines, t._line_opts = None, None
         t._lines_ref = None if lines is None else json.loads(lines)
-        t._load = lambda aid, s=run.store, r=run.name: s._load_array(r, uid, aid)
+        t._load = lambda aid, run=run: run.store._load_array(run.name, uid, aid)
         register(nodes[node], t)
 
 

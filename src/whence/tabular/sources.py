@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["TableSource", "table_source", "register"]
+__all__ = ["TableSource", "table_source", "register", "csv_line_options", "csv_line_reason", "csv_record_lines"]
 
 _tables: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
@@ -55,7 +55,8 @@ class TableSource:
         self.line_note = None if format == "csv" and line_opts is not None else (
             "rows of a Parquet file have no lines" if format == "parquet" else
             "a frame tracked from memory has no file" if format == "frame" else
-            "read_csv options that move rows off their lines")
+            "read_csv options that whence does not follow to file lines (comment=, skiprows= as a list, a "
+            "separator of several characters, engine='python', ...)")
 
     def lines(self):
         """1-based line number in the file of every row (int64), or None when it cannot be known."""
@@ -83,32 +84,71 @@ _LINE_SAFE = {"sep", "delimiter", "header", "names", "index_col", "usecols", "dt
               "parse_dates", "date_format", "dayfirst", "cache_dates", "thousands", "decimal", "quotechar",
               "quoting", "doublequote", "encoding", "encoding_errors", "low_memory", "memory_map",
               "float_precision", "storage_options", "dtype_backend", "skip_blank_lines", "compression",
-              "on_bad_lines", "skipinitialspace", "verbose"}
+              "on_bad_lines", "skipinitialspace", "verbose", "comment", "escapechar"}
 
 
 def csv_line_options(kwargs):
-    """The options needed to compute row lines, or None when ``kwargs`` make lines unknowable."""
-    for k, v in kwargs.items():
+    """The options needed to compute row lines, or None when ``kwargs`` make lines unknowable
+    (:func:`csv_line_reason` says why).
+
+    Examples
+    --------
+    >>> csv_line_options({"nrows": 5})["nrows"]
+    5
+    >>> csv_line_options({"skipfooter": 1}) is None
+    True
+    """
+    opts = _line_options(kwargs)
+    return opts if isinstance(opts, dict) else None
+
+
+def csv_line_reason(kwargs):
+    """Why ``read_csv`` options ``kwargs`` leave rows without lines, or None when lines are computed.
+
+    Examples
+    --------
+    >>> csv_line_reason({"skipfooter": 1})
+    'read_csv option skipfooter= is not followed to file lines'
+    """
+    opts = _line_options(kwargs)
+    return opts if isinstance(opts, str) else None
+
+
+def _line_options(kwargs):
+    for k in kwargs:
         if k not in _LINE_SAFE:
-            return None
+            return f"read_csv option {k}= is not followed to file lines"
     skiprows = kwargs.get("skiprows")
     if skiprows is not None and not isinstance(skiprows, (int, np.integer)):
-        return None
+        return "read_csv skiprows= given as a list or a callable is not followed to file lines"
     header = kwargs.get("header", "infer")
     if header == "infer":
         header = None if kwargs.get("names") is not None else 0
     if header is not None and not isinstance(header, (int, np.integer)):
-        return None  # multi-row headers
+        return "a header of several rows is not followed to file lines"
     if kwargs.get("on_bad_lines", "error") not in ("error",):
-        return None  # skipped bad lines would shift rows
+        return "read_csv on_bad_lines= skips rows: lines are not followed"
     enc = str(kwargs.get("encoding") or "utf-8").lower().replace("_", "-")
     if enc.startswith("utf-16") or enc.startswith("utf-32"):
-        return None
+        return f"lines are not computed for the {enc} encoding"
+    sep = kwargs.get("sep", kwargs.get("delimiter", ","))
+    if sep is None or not isinstance(sep, str) or len(sep) != 1 or sep in "\r\n":
+        return f"a separator {sep!r} other than one character is not followed to file lines"
+    if kwargs.get("engine") == "python":
+        return "lines are computed for pandas' C parser only (engine='python' was asked)"
     quoting = kwargs.get("quoting", csv.QUOTE_MINIMAL)
     quotechar = kwargs.get("quotechar", '"')
+    if quoting != csv.QUOTE_NONE and (not isinstance(quotechar, str) or len(quotechar) != 1):
+        return f"a quote character {quotechar!r} is not followed to file lines"
     return {"skiprows": int(skiprows or 0), "header": header,
-            "quote": None if quoting == csv.QUOTE_NONE else quotechar.encode(),
+            "quote": None if quoting == csv.QUOTE_NONE else quotechar.encode("latin-1", "replace"),
+            "quotechar": None if quoting == csv.QUOTE_NONE else quotechar,
+            "sep": sep, "encoding": kwargs.get("encoding") or "utf-8",
+            "encoding_errors": kwargs.get("encoding_errors", "strict"),
+            "doublequote": kwargs.get("doublequote", True),
+            "skipinitialspace": bool(kwargs.get("skipinitialspace", False)),
             "skip_blank": kwargs.get("skip_blank_lines", True), "nrows": kwargs.get("nrows"),
+            "comment": kwargs.get("comment"), "escapechar": kwargs.get("escapechar"),
             "compression": kwargs.get("compression", "infer")}
 
 
@@ -127,7 +167,14 @@ def _csv_lines(path, n_rows, opts, table):
     if (st.st_size, st.st_mtime_ns) != (table.size, table.mtime_ns):
         table.line_note = "the file changed after it was read"
         return None
-    rec = csv_record_lines(path, opts)
+    try:
+        rec = _record_lines(path, opts)
+    except _Unfollowed as e:
+        table.line_note = str(e)
+        return None
+    except (UnicodeDecodeError, csv.Error, LookupError) as e:
+        table.line_note = f"the file's records could not be followed to lines ({type(e).__name__}: {e})"
+        return None
     if rec.size != n_rows:
         table.line_note = (f"the file has {rec.size} records where the frame read has {n_rows} rows "
                            f"(options whence cannot follow)")
@@ -135,38 +182,119 @@ def _csv_lines(path, n_rows, opts, table):
     return rec
 
 
+class _Unfollowed(ValueError):
+    """The file has a layout whose lines whence does not follow."""
+
+
+_WS = np.zeros(256, bool)
+_WS[[32, 9, 10, 13]] = True
+
+
 def csv_record_lines(path, opts):
+    """:func:`_record_lines`, or None when the file's lines cannot be followed (a layout whence does not
+    follow, an undecodable file)."""
+    try:
+        return _record_lines(path, opts)
+    except (_Unfollowed, UnicodeDecodeError, csv.Error, LookupError):
+        return None
+
+
+def _record_lines(path, opts):
     """1-based line of every record that ``read_csv`` with the options ``opts`` (from :func:`csv_line_options`)
-    reads from the file at ``path``, as int64 (its size is the number of rows read)."""
+    reads from the file at ``path``, as int64 (its size is the number of rows read).
+
+    A line ends at ``\\n``, ``\\r\\n`` or a lone ``\\r`` (as for pandas' parser).  A file without the quote
+    character, lone carriage returns, comments or escapes is read with numpy over its bytes: one record per
+    line, blank lines and lines of spaces and tabs skipped as pandas skips them (``skip_blank_lines``),
+    ``skiprows`` counting lines, blank ones included, ``header`` the records left.  Any other file is read
+    again by pandas itself, with the same options, each line prefixed with its number (see
+    :func:`_marked_records`): the first field of every row is the line where its record starts.
+    """
     data = _read_bytes(path, opts["compression"])
     b = np.frombuffer(data, np.uint8)
-    nl = np.flatnonzero(b == 10)
     q = opts["quote"]
-    if q is not None and data.find(q) >= 0:
-        # a newline ends a record only outside quotes: an even number of quote characters before it
-        quotes = np.cumsum(b == q[0], dtype=np.int64)
-        nl = nl[(quotes[nl] & 1) == 0]
-    # physical line starts (1-based line numbers), and record start offsets
+    cr = np.flatnonzero(b == 13)
+    lone_cr = cr.size and bool(np.any(b[np.minimum(cr + 1, b.size - 1)] != 10) or cr[-1] == b.size - 1)
+    if (q is None or data.find(q) < 0) and not lone_cr and opts.get("comment") is None \
+            and opts.get("escapechar") is None:
+        starts, blank = _physical_records(b)
+        rec = np.arange(starts.size)
+        rec = rec[opts["skiprows"]:]
+        if opts["skip_blank"]:
+            rec = rec[~blank[rec]]
+        if opts["header"] is not None:
+            rec = rec[opts["header"] + 1:]
+        if opts["nrows"] is not None:
+            rec = rec[:int(opts["nrows"])]
+        return starts[rec].astype(np.int64)
+    return _marked_records(data, opts)
+
+
+def _physical_records(b):
+    """Records of a file without quotes: one per line; (1-based line, blank) of each."""
+    nl = np.flatnonzero(b == 10)
     starts = np.concatenate([[0], nl + 1])
     if starts[-1] >= b.size:
         starts = starts[:-1]
     ends = np.concatenate([nl, [b.size]])[:starts.size]
-    lengths = ends - starts
-    if lengths.size:
-        # "\r\n" endings: a line of length 1 holding "\r" is blank
-        cr = (lengths == 1) & (b[np.minimum(starts, b.size - 1)] == 13)
-        blank = (lengths == 0) | cr
+    if b.size >= 3 and bytes(b[:3]) == b"\xef\xbb\xbf":
+        b = b.copy()
+        b[:3] = 32  # the UTF-8 byte order mark, which pandas drops
+    # blank: nothing but spaces, tabs and the line end
+    nonws = np.concatenate([[0], np.cumsum(~_WS[b], dtype=np.int64)])
+    blank = (nonws[ends] - nonws[starts]) == 0
+    return np.arange(1, starts.size + 1, dtype=np.int64), blank
+
+
+def _marked_records(data, opts):
+    """The line of every record, from pandas' own parse of the file with every line prefixed by its number.
+
+    The text is split at ``\\r\\n``, ``\\r`` and ``\\n``; every line that pandas would not skip outright (blank,
+    spaces and tabs only, or starting with the comment character) gets ``"<line><sep>"`` in front, which adds a
+    first field to every record (the line where it starts) and, on a line inside a quoted field, only changes
+    that field's text.  pandas then reads it with the options that decide where records begin and end
+    (separator, quoting, escapes, comments, ``skiprows``, ``header``, ``nrows``), and the first column is the
+    answer.  A row without a number (a record pandas made from a line it did not skip) means the lines cannot
+    be followed.
+    """
+    import codecs
+    import io
+    import re
+
+    import pandas as pd
+    enc = opts["encoding"]
+    if codecs.lookup(enc).name == "utf-8":
+        enc = "utf-8-sig"  # pandas drops a byte order mark
+    text = data.decode(enc, errors=opts["encoding_errors"])
+    sep = opts["sep"]
+    comment = opts.get("comment")
+    parts = re.split(r"(\r\n|\r|\n)", text)
+    out = []
+    for i in range(0, len(parts), 2):
+        line = parts[i]
+        end = parts[i + 1] if i + 1 < len(parts) else ""
+        if not line and not end:
+            break
+        bare = (comment is not None and line.startswith(comment)) or (opts["skip_blank"] and not line.strip(" \t"))
+        out.append(line + end if bare else f"{i // 2 + 1}{sep}{line}{end}")
+    kw = {"sep": sep, "header": opts["header"], "skiprows": opts["skiprows"] or None, "nrows": opts["nrows"],
+          "usecols": [0], "index_col": False, "dtype": str, "keep_default_na": False, "na_filter": False,
+          "skip_blank_lines": opts["skip_blank"], "skipinitialspace": opts["skipinitialspace"],
+          "doublequote": opts["doublequote"], "engine": "c"}
+    if opts["quotechar"] is None:
+        kw["quoting"] = csv.QUOTE_NONE
     else:
-        blank = np.zeros(0, bool)
-    # line number of each record start: newlines (quoted ones included) before it, plus one
-    all_nl = np.flatnonzero(b == 10)
-    line_no = np.searchsorted(all_nl, starts, side="left") + 1
-    rec = np.arange(starts.size)
-    rec = rec[opts["skiprows"]:]
-    if opts["skip_blank"]:
-        rec = rec[~blank[rec]]
-    if opts["header"] is not None:
-        rec = rec[opts["header"] + 1:]
-    if opts["nrows"] is not None:
-        rec = rec[:int(opts["nrows"])]
-    return line_no[rec].astype(np.int64)
+        kw["quotechar"] = opts["quotechar"]
+    if comment is not None:
+        kw["comment"] = comment
+    if opts.get("escapechar") is not None:
+        kw["escapechar"] = opts["escapechar"]
+    try:
+        col = pd.read_csv(io.StringIO("".join(out)), **kw).iloc[:, 0]
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
+        raise _Unfollowed(f"the file's records could not be followed to lines ({type(e).__name__}: {e})") from e
+    nums = col.to_numpy(dtype=object)
+    try:
+        return np.array([int(v) for v in nums], np.int64)
+    except (TypeError, ValueError):
+        raise _Unfollowed("a row of the file does not start on a line whence can number") from None

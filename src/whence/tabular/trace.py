@@ -30,7 +30,9 @@ class SourceRow(NamedTuple):
 class Trace(list):
     """The answer of :func:`trace_to_file`: a list of :class:`SourceRow`, sorted by table and row.
 
-    ``complete`` is False when part of the lineage is PARTIAL (``reasons`` says why).
+    ``complete`` is False when part of the lineage is PARTIAL (``reasons`` says why).  ``reasons`` also says,
+    for every table whose rows come without a line (``line`` None), why: a Parquet file, a frame from memory,
+    an array, ``read_csv`` options whence does not follow, a file changed since it was read.
     """
 
     def __init__(self, rows=(), complete=True, reasons=()):
@@ -106,16 +108,30 @@ def trace_to_file(x, row, control=False):
         out = []
         for src in sorted(fast, key=lambda s: s.name):
             out.extend(_rows_from_dict(src, fast[src]))
-        return Trace(out)
+        return Trace(out, reasons=_line_reasons(fast))
     from ..query import _backward_sets, _cells, region_mask
     idx = (r,) + (slice(None),) * (len(node.shape) - 1)
     sets, reasons = _backward_sets(node, ("d", region_mask(node.shape, idx)), control)
     out = []
+    used = []
     for src in sorted(sets, key=lambda s: s.name):
         cells = _cells(sets[src], src.shape)
         if len(cells):
             out.extend(_rows_of(src, cells))
-    return Trace(out, complete=not reasons, reasons=reasons)
+            used.append(src)
+    return Trace(out, complete=not reasons, reasons=list(reasons) + _line_reasons(used))
+
+
+def _line_reasons(sources):
+    """Why the rows of these sources have no line (``SourceRow.line`` is None): one reason per source."""
+    out = []
+    for src in sorted(sources, key=lambda s: s.name):
+        t = table_source(src)
+        if t is None:
+            out.append(f"{src.name}: an array source has no file lines")
+        elif t.lines() is None:
+            out.append(f"{t.name}: rows have no file lines: {t.line_note or 'not known'}")
+    return out
 
 
 def _fast(node, r, control):

@@ -1,8 +1,9 @@
 """The explorer's web application: JSON endpoints under ``/api`` over one saved store, and the page.
 
-Every request takes the store under one lock (DuckDB connections and the lineage graph's memo are not meant
-for concurrent use) and releases the file when it is done, so that another process may write the store
-while the explorer is open; a run saved again since is picked up by the next request.
+The app keeps what it read of the store until the file changes (see ``_StoreAccess``): a save by another
+process replaces the file atomically and never waits for the explorer, and the next request reads the new
+file.  Store errors map to the status codes of ``STORE_ERROR_STATUS`` (404 for a missing run or object, 409
+for a damaged, foreign or newer store, 503 for a file locked by another program), never to a 500.
 """
 
 import json
@@ -15,11 +16,25 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from ..errors import LineageQueryError, NotTrackedError, StoreError, StoreKeyError
+from ..errors import (LineageQueryError, NotAStoreError, NotTrackedError, StoreArrayMissingError,
+                      StoreCorruptError, StoreError, StoreKeyError, StoreLockedError, StoreStaleError,
+                      StoreVersionError)
 from .models import (BackwardAnswer, CellSet, ForwardAnswer, Graph, GraphEdge, GraphNode, ObjectInfo, OpDetail,
                      OpLink, ResultInfo, RunDetail, RunSummary, SourceInfo, TraceAnswer, TraceRow)
 
-__all__ = ["create_app", "STATIC_DIR"]
+__all__ = ["create_app", "STATIC_DIR", "STORE_ERROR_STATUS"]
+
+#: The status code of each store error (the body is ``{"detail": message, "error": class name}``); never a 500.
+STORE_ERROR_STATUS = {
+    StoreKeyError: 404,           # no such run, object or source
+    StoreCorruptError: 409,       # the file (or an array file) is truncated or damaged
+    NotAStoreError: 409,          # the file is not a whence store
+    StoreVersionError: 409,       # written with a newer store schema
+    StoreArrayMissingError: 409,  # an index array's Parquet file beside the store is gone
+    StoreStaleError: 409,         # a run changed under a request (the next request reads the new file)
+    StoreError: 409,
+    StoreLockedError: 503,        # another program holds the file locked: try again (Retry-After: 1)
+}
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 _OVERVIEW_BINS = 40
@@ -32,22 +47,66 @@ _WINDOW_HELP = ("only list cells inside rows `r0:r1` and columns `c0:c1` of the 
 
 
 class _StoreAccess:
-    """The store, opened once, used by one request at a time and released between requests."""
+    """The store as last read, kept until the file changes.
+
+    The explorer opens the store once and keeps what it read (the connection, the runs' graphs, sources and
+    index arrays) for as long as the file stays the same (device, inode, size and modification time).  A save
+    replaces the file atomically; the next request sees the new identity, opens the new file, and carries over
+    the runs it has already read that the save left as they were (same run id).  The store's connection
+    reads one snapshot and holds no lock a writer waits for.  Requests are served concurrently by uvicorn's
+    event loop (connections, parsing, sending); the handlers are coroutines whose store part is short once
+    the run has been read (well under a millisecond for a cell's backward lineage) and runs under one lock,
+    as the graphs' memo is shared.  The old store is closed off the request's path.
+    """
 
     def __init__(self, store_path):
-        import whence as wh
+        from ..store.duckdb_store import Store, _identity
+        self._Store, self._identity = Store, _identity
         self.path = Path(store_path)
-        self.store = wh.open(self.path)  # FileNotFoundError / StoreError: reported by the caller
-        self.store._disconnect()
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
+        self.ident = None
+        self.store = None
+        self.opened = 0
+        self._memo = {}
+        with self.lock:
+            self._current()  # FileNotFoundError / StoreError: reported by the caller
+
+    def _current(self):
+        ident = self._identity(self.path)
+        if self.store is not None and ident == self.ident:
+            return self.store
+        if ident is None:
+            raise FileNotFoundError(f"no lineage store at {str(self.path)!r}")
+        new = self._Store(self.path, follow=False)
+        old = self.store
+        if old is not None and old._runs:
+            try:
+                uids = {name: row[0] for name, row in new._all_runs().items()}
+            except StoreError:  # the request reads the new file again, and reports
+                uids = {}
+            for name, r in old._runs.items():  # the graphs of runs the save left alone are still right
+                if uids.get(name) == r.run_uid:
+                    r.store = new
+                    new._runs[name] = r
+            # closing detaches the file (a few ms): not on the request's path
+            threading.Thread(target=old.close, name="whence-store-close", daemon=True).start()
+        self.store, self.ident = new, ident
+        self.opened += 1
+        return new
 
     @contextmanager
     def use(self):
         with self.lock:
-            try:
-                yield self.store
-            finally:
-                self.store._disconnect()
+            yield self._current()
+
+    def memo(self, key, compute, limit=256):
+        """``compute()``, kept under ``key`` (which names a run by its id: a saved run never changes)."""
+        v = self._memo.get(key)
+        if v is None:
+            if len(self._memo) >= limit:
+                self._memo.clear()
+            v = self._memo[key] = compute()
+        return v
 
 
 # ============================================================================================= parsing
@@ -145,8 +204,13 @@ def _results_of(run):
     return out
 
 
+def _frame(store, query, params=None):
+    """A query over the store's own tables as a DataFrame; a failure is the StoreError of a damaged file."""
+    return store._con.execute(query, params).df()
+
+
 def _node_rows(store, run_name):
-    df = store.sql("SELECT node, op, shape, source, completeness, reason, internal, detail, map_kind, "
+    df = _frame(store, "SELECT node, op, shape, source, completeness, reason, internal, detail, map_kind, "
                    "lineage_nbytes, CAST(json_extract(map, '$.n_inputs') AS BIGINT) AS n_inputs FROM nodes "
                    "WHERE run = ? ORDER BY node", [run_name])
     return json.loads(df.to_json(orient="records"))
@@ -247,7 +311,7 @@ def create_app(store_path, *, allowed_hosts=None):
 
     @app.exception_handler(StoreKeyError)
     async def _not_found(request: Request, exc: StoreKeyError):
-        return JSONResponse(status_code=404, content={"detail": str(exc)})
+        return JSONResponse(status_code=404, content={"detail": str(exc), "error": type(exc).__name__})
 
     @app.exception_handler(LineageQueryError)
     async def _bad_query(request: Request, exc: LineageQueryError):
@@ -259,29 +323,38 @@ def create_app(store_path, *, allowed_hosts=None):
 
     @app.exception_handler(StoreError)
     async def _store_error(request: Request, exc: StoreError):
-        return JSONResponse(status_code=409, content={"detail": str(exc)})
+        status, headers = STORE_ERROR_STATUS.get(type(exc), 409), None
+        if status == 503:
+            headers = {"Retry-After": "1"}
+        return JSONResponse(status_code=status, content={"detail": str(exc), "error": type(exc).__name__},
+                            headers=headers)
+
+    @app.exception_handler(FileNotFoundError)
+    async def _gone(request: Request, exc: FileNotFoundError):
+        return JSONResponse(status_code=409, content={"detail": f"the store file is gone: {exc}",
+                                                      "error": "FileNotFoundError"})
 
     # ----------------------------------------------------------------------------------------- store, runs
     @app.get("/api/store", summary="The store: its file, schema version and runs")
-    def store_info() -> dict:
+    async def store_info() -> dict:
         with access.use() as store:
             return {"path": app.state.store_path, "schema_version": store.schema_version, "runs": store.runs(),
                     "whence_version": _version()}
 
     @app.get("/api/runs", response_model=list[RunSummary], summary="The runs saved in the store")
-    def runs():
+    async def runs():
         with access.use() as store:
-            df = store.sql("SELECT run, CAST(created AS VARCHAR) AS created, whence_version, n_nodes, n_objects, "
+            df = _frame(store, "SELECT run, CAST(created AS VARCHAR) AS created, whence_version, n_nodes, n_objects, "
                            "n_sources FROM runs ORDER BY created, run")
             return [RunSummary(**r) for r in json.loads(df.to_json(orient="records"))]
 
     @app.get("/api/runs/{run}", response_model=RunDetail,
              summary="A run: its objects, its sources (files, lines, sha256) and its stored results")
-    def run_detail(run: str):
+    async def run_detail(run: str):
         with access.use() as store:
             r = _run(store, run)
             objects = [_object_info(r, name) for name in r.objects()]
-            src = store.sql("SELECT node, name, kind, shape, columns, path, format, n_rows, sha256, line_note "
+            src = _frame(store, "SELECT node, name, kind, shape, columns, path, format, n_rows, sha256, line_note "
                             "FROM sources WHERE run = ? ORDER BY name", [run])
             sources = []
             for s in json.loads(src.to_json(orient="records")):
@@ -300,26 +373,26 @@ def create_app(store_path, *, allowed_hosts=None):
 
     @app.get("/api/runs/{run}/objects/{name}", response_model=ObjectInfo,
              summary="One saved object (or source) of a run: kind, shape, columns, completeness, sources")
-    def object_info(run: str, name: str):
+    async def object_info(run: str, name: str):
         with access.use() as store:
             return _object_info(_run(store, run), name)
 
     # ----------------------------------------------------------------------------------------- graph
     @app.get("/api/runs/{run}/graph", response_model=Graph,
              summary="The operation graph of a run: nodes (sources and operations) and edges")
-    def graph(run: str):
+    async def graph(run: str):
         with access.use() as store:
-            _run(store, run)
-            nodes, edges = _graph(store, run)
+            r = _run(store, run)
+            nodes, edges = access.memo(("graph", r.run_uid), lambda: _graph(store, run))
             return Graph(run=run, nodes=nodes, edges=edges)
 
     @app.get("/api/runs/{run}/ops/{node}", response_model=OpDetail,
              summary="One operation: inputs, outputs, map kind and parameters, completeness and reasons")
-    def op_detail(run: str, node: int):
+    async def op_detail(run: str, node: int):
         from ..query import _upstream
         with access.use() as store:
             r = _run(store, run)
-            nodes, edges = _graph(store, run)
+            nodes, edges = access.memo(("graph", r.run_uid), lambda: _graph(store, run))
             if not 0 <= node < len(nodes):
                 raise HTTPException(status_code=404, detail=f"run {run!r} has no operation {node} (it has "
                                                             f"{len(nodes)} nodes, numbered 0 to {len(nodes) - 1})")
@@ -344,7 +417,7 @@ def create_app(store_path, *, allowed_hosts=None):
              description="Answers `whence.backward(run[name], cell, control)`.  Each source of the object is "
                          "listed, with the number of cells, their bounding box, a coarse overview (counts "
                          "per block) and the cells themselves up to `limit`.")
-    def backward(run: str, name: str,
+    async def backward(run: str, name: str,
                  cell: str = Query("", description=_CELL_HELP),
                  control: bool = Query(False, description="also the cells that chose a copy (masks, "
                                                           "conditions, index arrays)"),
@@ -371,7 +444,7 @@ def create_app(store_path, *, allowed_hosts=None):
              summary="Forward lineage of one cell: the cells of the saved objects downstream derived from it",
              description="Answers `whence.forward(run[name], cell, run[target])` for every saved object "
                          "`target` that lies downstream of `name` (a source or a saved object).")
-    def forward(run: str, name: str,
+    async def forward(run: str, name: str,
                 cell: str = Query("", description=_CELL_HELP),
                 control: bool = Query(False, description="also follow control edges (a mask cell reaches the "
                                                          "cells it selected)"),
@@ -401,7 +474,7 @@ def create_app(store_path, *, allowed_hosts=None):
     @app.get("/api/runs/{run}/objects/{name}/trace", response_model=TraceAnswer,
              summary="The source rows (table, file, line, columns) of one row",
              description="Answers `whence.trace_to_file(run[name], row, control)`.")
-    def trace(run: str, name: str,
+    async def trace(run: str, name: str,
               row: int = Query(description="row position (0-based)"),
               control: bool = Query(False, description="also the rows whose cells chose this row"),
               limit: int = Query(2000, ge=0, le=_MAX_LIMIT, description="most source rows listed")):
@@ -422,7 +495,7 @@ def create_app(store_path, *, allowed_hosts=None):
     # ----------------------------------------------------------------------------------------- results
     @app.get("/api/runs/{run}/results", response_model=list[ResultInfo],
              summary="Results stored with a run (attribution, unlearning): names and kinds")
-    def results(run: str):
+    async def results(run: str):
         with access.use() as store:
             return _results_of(_run(store, run))
 
@@ -430,7 +503,7 @@ def create_app(store_path, *, allowed_hosts=None):
              description="Kind `attribution`: `{model, n_train, train_object, test_rows: [{test_row, label, "
                          "prediction, top, bottom, by_source}]}`; kind `unlearning`: `{method, n_forgotten, "
                          "figures}`.")
-    def result(run: str, name: str) -> dict:
+    async def result(run: str, name: str) -> dict:
         with access.use() as store:
             r = _run(store, run)
             known = {x.name: x.kind for x in _results_of(r)}

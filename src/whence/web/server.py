@@ -7,7 +7,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-__all__ = ["serve", "running", "is_loopback", "RemoteBindRefused", "LOOPBACK_NAMES"]
+__all__ = ["serve", "running", "is_loopback", "host_names", "RemoteBindRefused", "LOOPBACK_NAMES"]
 
 LOOPBACK_NAMES = ("127.0.0.1", "::1", "localhost")
 
@@ -31,6 +31,33 @@ def is_loopback(host):
         return ipaddress.ip_address(h).is_loopback
     except ValueError:
         return False
+
+
+def host_names(host):
+    """The ``Host`` header names the explorer answers to when it listens on loopback address ``host``.
+
+    The loopback names (``127.0.0.1``, ``localhost``, ``[::1]``) and ``host`` itself, as written and in its
+    canonical form (an IPv6 address in brackets, as a ``Host`` header carries it).
+
+    Examples
+    --------
+    >>> host_names("127.0.0.2")
+    ['127.0.0.1', 'localhost', '::1', '[::1]', '127.0.0.2']
+    >>> host_names("0:0:0:0:0:0:0:1")[-2:]
+    ['0:0:0:0:0:0:0:1', '[0:0:0:0:0:0:0:1]']
+    """
+    names = ["127.0.0.1", "localhost", "::1", "[::1]"]
+    h = str(host).strip().strip("[]").lower()
+    forms = [h]
+    try:
+        forms.append(str(ipaddress.ip_address(h)))
+    except ValueError:
+        pass
+    for f in forms:
+        for n in ((f, f"[{f}]") if ":" in f else (f,)):
+            if n not in names:
+                names.append(n)
+    return names
 
 
 def bind(host, port):
@@ -102,7 +129,7 @@ def serve(store_path, host="127.0.0.1", port=8000, *, open_browser=False, allow_
     import uvicorn
 
     from .app import create_app
-    hosts = None if allow_remote else ["127.0.0.1", "localhost", "::1", "[::1]"]
+    hosts = None if allow_remote else host_names(host)
     app = create_app(store_path, allowed_hosts=hosts)
     sock = bind(host, port)
     url = url_of(sock, host)
