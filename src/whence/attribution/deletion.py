@@ -291,8 +291,10 @@ class Propagation:
         Source rows answered by re-running the ETL.
     """
 
-    def __init__(self, table, n_rows, src, train, removed, new, fed_nothing, rules, fallback):
+    def __init__(self, table, n_rows, src, train, removed, new, fed_nothing, rules, fallback, shifts=None):
         self.table, self.n_rows = table, int(n_rows)
+        z = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+        self.shifts = z if shifts is None else shifts  # (src, column, delta) of column statistics
         self.src, self.train, self.removed, self.new = src, train, removed, new
         self.fed_nothing = fed_nothing
         self.rules = rules
@@ -325,12 +327,113 @@ class _Context:
         self.anchor = anchor_of(self.rel, self.n)
         self.values = _numeric(X)
         self.col_dep = _column_dependence(self.node)
+        self.stats = _column_statistics(self.values)
 
     def check_table(self, table):
         if table not in self.sources:
             raise CounterfactualError(
                 f"table {table!r} is not upstream of the training matrix (its source tables: "
                 f"{sorted(self.sources)})")
+
+
+class _Stat:
+    """A fill value that is a statistic of its column: ``fill == median`` (or mean) of the column's other
+    values over the training rows (a gap filled with ``df[col].median()``)."""
+
+    def __init__(self, j, kind, genuine, fill):
+        self.j, self.kind, self.genuine, self.fill = j, kind, genuine, fill
+        self.sorted = np.sort(np.asarray([], np.float64))
+        self.vals = None
+
+    def after(self, v_old, go, v_new, gn):
+        """The statistic after each entry removes ``v_old`` (where ``go``) and adds ``v_new`` (where ``gn``)."""
+        a = self.vals
+        n = a.size
+        if self.kind == "mean":
+            tot = a.sum()
+            cnt = n - go.astype(np.int64) + gn
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return (tot - np.where(go, v_old, 0.0) + np.where(gn, v_new, 0.0)) / cnt
+        srt = self.sorted
+        k = np.where(go, np.searchsorted(srt, np.where(go, v_old, 0.0)), n)
+        m = n - go.astype(np.int64)
+        qa = np.searchsorted(srt, np.where(gn, v_new, 0.0))
+        q = qa - (go & (k < qa))
+        size = m + gn
+
+        def b(t):
+            idx = np.where(t < k, t, t + 1)
+            return srt[np.clip(idx, 0, n - 1)]
+
+        def el(t):
+            base = np.where(gn & (t > q), b(t - 1), b(t))
+            return np.where(gn & (t == q), v_new, base)
+        half = size // 2
+        odd = size % 2 == 1
+        return np.where(odd, el(half), (el(np.maximum(half - 1, 0)) + el(half)) / 2)
+
+
+def _column_statistics(values):
+    """The columns whose most frequent value is the median or mean of the column's other values."""
+    out = []
+    for j in range(values.shape[1]):
+        col = values[:, j]
+        ok = ~np.isnan(col)
+        u, cnt = np.unique(col[ok], return_counts=True)
+        if u.size < 3 or cnt.max() < 2:
+            continue
+        c = u[np.argmax(cnt)]
+        gen = ok & (col != c)
+        vals = col[gen]
+        if not vals.size:
+            continue
+        tol = 1e-12 * max(1.0, abs(c))
+        kind = None
+        if abs(np.median(vals) - c) <= tol:
+            kind = "median"
+        elif abs(np.median(np.append(vals, c)) - c) <= tol:
+            gen = gen.copy()
+            gen[np.flatnonzero(ok & (col == c))[0]] = True  # one of the cells holding the value is genuine
+            vals = col[gen]
+            kind = "median"
+        elif abs(vals.mean() - c) <= tol:
+            kind = "mean"
+        if kind is None:
+            continue
+        st = _Stat(j, kind, gen, float(c))
+        st.vals = vals
+        st.sorted = np.sort(vals)
+        out.append(st)
+    return out
+
+
+def _stat_shifts(ctx, s, t, removed, new):
+    """``(src, column, delta)``: how each deletion moves the column statistics used as fill values."""
+    import pandas as pd
+    if not ctx.stats or not s.size:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    nv = _numeric(new) if isinstance(new, pd.DataFrame) else np.asarray(new, np.float64)
+    S, J, D = [], [], []
+    for st in ctx.stats:
+        j = st.j
+        v_old = ctx.values[t, j]
+        go = st.genuine[t]
+        v_new = nv[:, j]
+        gn = ~removed & ~np.isnan(v_new) & (v_new != st.fill)
+        same = go & gn & (v_old == v_new)
+        go, gn = go & ~same, gn & ~same
+        act = go | gn
+        if not act.any():
+            continue
+        after = st.after(v_old[act], go[act], v_new[act], gn[act])
+        delta = after - st.fill
+        keep = np.isfinite(delta) & (delta != 0)
+        S.append(s[act][keep])
+        J.append(np.full(int(keep.sum()), j, np.int64))
+        D.append(delta[keep])
+    if not S:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    return np.concatenate(S), np.concatenate(J), np.concatenate(D)
 
 
 def _numeric(X):
@@ -537,11 +640,14 @@ def propagate(ctx, table, rows=None, *, etl=None, sources=None, target=None, pro
         rules.append({"op": f"{table} rows -> training rows (one to one)", "rule": "removes the training row",
                       "exact": True})
         new = _raw_rows(ctx.X, t)
-        return Propagation(table, n_src, s, t, np.ones(s.size, bool), new, ~feeds, rules, np.zeros(0, np.int64))
+        rem = np.ones(s.size, bool)
+        shifts = _stat_shifts(ctx, s, t, rem, new)
+        rules += _stat_rules(ctx, shifts)
+        return Propagation(table, n_src, s, t, rem, new, ~feeds, rules, np.zeros(0, np.int64), shifts)
     paths, uncovered = _paths(ctx, table)
     srcs, trains, news = [], [], []
     fallback = np.zeros(n_src, bool)
-    if uncovered.size:
+    if uncovered.size and (feeds & want).any():
         fallback |= feeds
         names = _column_names(ctx.X, uncovered)
         rules.append({"op": f"{table} -> columns {names}", "rule": "ETL re-run (no deletion rule: a feature "
@@ -588,6 +694,10 @@ def propagate(ctx, table, rows=None, *, etl=None, sources=None, target=None, pro
                               is not None else "ETL re-run (no training row shows the fill value)",
                               "exact": path.fills.get(j) is not None})
         ok = ~unknown
+        # entries whose row did not change (a missing value deleted from a sum, a tie of a max) drop out
+        nv = _numeric(new) if isinstance(new, pd.DataFrame) else new
+        ov = ctx.values[t_rows]
+        ok &= ~np.all((nv == ov) | (np.isnan(nv) & np.isnan(ov)), axis=1)
         fallback[in2src[in_rep[unknown]]] = True
         srcs.append(in2src[in_rep[ok]])
         trains.append(t_rows[ok])
@@ -626,7 +736,20 @@ def propagate(ctx, table, rows=None, *, etl=None, sources=None, target=None, pro
         if u.size != key.size:
             s, t, new, removed = _merge_dups(ctx, key, s, t, new, removed, paths)
     fed_nothing = ~feeds
-    return Propagation(table, n_src, s, t, removed, new, fed_nothing, rules, fb)
+    shifts = _stat_shifts(ctx, s, t, removed, new)
+    rules += _stat_rules(ctx, shifts)
+    return Propagation(table, n_src, s, t, removed, new, fed_nothing, rules, fb, shifts)
+
+
+def _stat_rules(ctx, shifts):
+    cols = np.unique(shifts[1])
+    if not cols.size:
+        return []
+    names = _column_names(ctx.X, cols)
+    kinds = sorted({st.kind for st in ctx.stats if st.j in set(cols.tolist())})
+    return [{"op": f"fill values of columns {names} ({'/'.join(kinds)} of the column)",
+             "rule": "the statistic without the row, moving every filled cell (the fill value was recognised "
+                     "as the column's median or mean over the training rows)", "exact": True}]
 
 
 def _merge_dups(ctx, key, s, t, new, removed, paths):
@@ -887,6 +1010,22 @@ def propagate_group(ctx, drop, *, etl=None, sources=None, target=None):
         new = pd.DataFrame(X1).iloc[np.flatnonzero(diff)] if isinstance(ctx.X, pd.DataFrame) else v1[diff]
         rules.append({"op": "ETL", "rule": "re-run without the rows (plain pandas)", "exact": True})
         return np.flatnonzero(~survived), ch, new, rules
+    # fill values that are statistics of their column move with the deletion
+    for st in ctx.stats:
+        j = st.j
+        gen = st.genuine & ~removed
+        upd = touched & ~np.isnan(newvals[:, j]) & (newvals[:, j] != st.fill)
+        gen = np.where(touched, upd, gen) & ~removed
+        vals = newvals[gen, j]
+        if not vals.size:
+            continue
+        c = float(np.median(vals) if st.kind == "median" else vals.mean())
+        filled = ~gen & ~removed & ~np.isnan(newvals[:, j]) & ((newvals[:, j] == st.fill) | ~st.genuine)
+        if c != st.fill and filled.any():
+            newvals[filled, j] = c
+            touched |= filled
+            rules.append({"op": f"fill value of column {_column_names(ctx.X, [j])[0]} ({st.kind} of the column)",
+                          "rule": "recomputed over the remaining training rows", "exact": True})
     changed = np.flatnonzero(touched & ~removed)
     changed = changed[~np.all((newvals[changed] == ctx.values[changed])
                               | (np.isnan(newvals[changed]) & np.isnan(ctx.values[changed])), axis=1)]

@@ -475,7 +475,34 @@ class Attributor:
             single = np.bincount(prop.src, minlength=prop.n_rows)[prop.src] == 1
             d = self._woodbury(d, X1o, X1n, ch, y, w, single)
         np.add.at(out, prop.src, d)
+        ss, sj, sd = prop.shifts
+        if ss.size:
+            D = self._fill_sensitivity()
+            np.add.at(out, ss, sd[:, None] * np.stack([D[j] for j in sj.tolist()]))
         return out.astype(np.float32)
+
+    def _fill_sensitivity(self):
+        """``{column: d(summed loss gradient) / d(fill value)}`` for the fill values that are column
+        statistics: every filled cell moves with the statistic (central differences through the pipeline)."""
+        if getattr(self, "_fill_D", None) is not None:
+            return self._fill_D
+        from .deletion import _raw_rows, _set
+        ctx = self._cf_context()
+        out = {}
+        for st in ctx.stats:
+            rows = np.flatnonzero(~st.genuine & ~np.isnan(ctx.values[:, st.j]))
+            if not rows.size:
+                continue
+            eps = 1e-4 * max(1.0, abs(st.fill), float(np.std(st.vals)))
+            g = []
+            for sgn in (1.0, -1.0):
+                raw = _raw_rows(ctx.X, rows)
+                _set(raw, st.j, ctx.values[rows, st.j] + sgn * eps)
+                X1 = self._design(self._features(raw, "the filled rows"))
+                g.append(self._row_grads(X1, self.y_idx[rows], self.sample_weight[rows]).sum(0))
+            out[st.j] = (g[0] - g[1]) / (2 * eps)
+        self._fill_D = out
+        return out
 
     def _curvature(self, X1, y, w):
         if self.classifier:
