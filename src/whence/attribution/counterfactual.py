@@ -51,8 +51,8 @@ class SourceEffect(NamedTuple):
 class GroupEffect(NamedTuple):
     """The effect of deleting a group of source rows together.
 
-    ``effect`` is ``f(with) - f(without the group)`` after ``steps`` Newton steps on the new training set (the
-    second-order correction); ``first_order`` the influence-function estimate of the same joint deletion;
+    ``effect`` is ``f(with) - f(without the group)`` after Newton steps on the new training set (the
+    second-order correction, to convergence by default); ``first_order`` the influence-function estimate of the same joint deletion;
     ``sum_of_rows`` the sum of the rows' single effects (what adding up single deletions would say);
     ``prediction_without`` the output without the group.
     """
@@ -263,8 +263,8 @@ class Counterfactual:
                 "fed_nothing": bool(p.fed_nothing[row])}
 
     # ------------------------------------------------------------------ groups
-    def group(self, table=None, rows=None, *, where=None, lines=None, drop=None, steps=1, etl=None, sources=None,
-              target=None):
+    def group(self, table=None, rows=None, *, where=None, lines=None, drop=None, steps=None, etl=None,
+              sources=None, target=None):
         """The effect of deleting a group of source rows together.
 
         Parameters
@@ -280,8 +280,10 @@ class Counterfactual:
             1-based file lines of ``table``.
         drop : dict, optional
             ``{table: rows}`` over several tables at once.
-        steps : int, default 1
-            Newton steps on the new training set (1: the second-order correction; more: closer to retraining).
+        steps : int, optional
+            Newton steps on the new training set, with the exact Hessian (1: one second-order correction of the
+            first-order estimate); by default until the gradient vanishes (the retrained optimum, for the
+            features whence propagated).
         etl, sources, target : optional
             Used only when a deletion has no rule (the ETL is re-run once for the whole group).
 
@@ -348,7 +350,7 @@ class Counterfactual:
                       "exact": bool(self.exact[t])}
         return out
 
-    def table_effects(self, steps=1):
+    def table_effects(self, steps=None):
         """``{table: GroupEffect}`` of deleting every row of each table that is not the anchor (a table whose
         deletion removes every training row has no counterfactual model: it is left out)."""
         ctx = self._all._ctx

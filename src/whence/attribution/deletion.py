@@ -140,6 +140,8 @@ def loo_values(func, values, codes, ng, *, max_expanded=50_000_000):
                 m2 = np.bincount(cc, weights=dev * dev, minlength=ng)
                 m_new = np.where(c_new > 0, (s[cc] - v0) / c_new, np.nan)
                 m2_new = np.where(ok, m2[cc] - (v0 - mean[cc]) * (v0 - m_new), m2[cc])
+                # rounding: what is left of the sum of squares after cancellation is noise below this
+                m2_new = np.where(np.abs(m2_new) <= 1e-12 * (m2[cc] + (v0 - mean[cc]) ** 2), 0.0, m2_new)
                 var = np.where(c_new > 1, np.maximum(m2_new, 0.0) / (c_new - 1), np.nan)
                 var_keep = np.where(cnt[cc] > 1, m2[cc] / (cnt[cc] - 1), np.nan)
                 out = np.where(ok, var, var_keep)
@@ -328,6 +330,19 @@ class _Context:
         self.values = _numeric(X)
         self.col_dep = _column_dependence(self.node)
         self.stats = _column_statistics(self.values)
+        self._paths = {}
+        if self.stats:
+            # the aggregates' own view of which cells are missing (for fills that are column statistics)
+            for name in sorted(self.sources):
+                if self.anchor is None or name != self.anchor[0]:
+                    self.paths(name)
+
+    def paths(self, table):
+        """``_paths(self, table)``, computed once."""
+        p = self._paths.get(table)
+        if p is None:
+            p = self._paths[table] = _paths(self, table)
+        return p
 
     def check_table(self, table):
         if table not in self.sources:
@@ -382,22 +397,27 @@ def _column_statistics(values):
         u, cnt = np.unique(col[ok], return_counts=True)
         if u.size < 3 or cnt.max() < 2:
             continue
-        c = u[np.argmax(cnt)]
-        gen = ok & (col != c)
-        vals = col[gen]
-        if not vals.size:
-            continue
-        tol = 1e-12 * max(1.0, abs(c))
         kind = None
-        if abs(np.median(vals) - c) <= tol:
-            kind = "median"
-        elif abs(np.median(np.append(vals, c)) - c) <= tol:
-            gen = gen.copy()
-            gen[np.flatnonzero(ok & (col == c))[0]] = True  # one of the cells holding the value is genuine
+        for c in u[np.argsort(-cnt, kind="stable")[:3]]:  # the fill is among the most frequent values
+            if cnt[np.searchsorted(u, c)] < 2:
+                break
+            gen = ok & (col != c)
             vals = col[gen]
-            kind = "median"
-        elif abs(vals.mean() - c) <= tol:
-            kind = "mean"
+            if not vals.size:
+                continue
+            tol = 1e-12 * max(1.0, abs(c))
+            if abs(np.median(vals) - c) <= tol:
+                kind = "median"
+            elif abs(np.median(np.append(vals, c)) - c) <= tol:
+                # one genuine cell holds the median itself; which one cannot be told by value (any is taken)
+                gen = gen.copy()
+                gen[np.flatnonzero(ok & (col == c))[0]] = True
+                vals = col[gen]
+                kind = "median"
+            elif abs(vals.mean() - c) <= tol:
+                kind = "mean"
+            if kind is not None:
+                break
         if kind is None:
             continue
         st = _Stat(j, kind, gen, float(c))
@@ -588,6 +608,15 @@ def _paths(ctx, table):
             matches.append((cands[0][0], int(j)))
             covered[j] = True
             fills[int(j)] = cands[0][1]
+            # a fill that is a column statistic: the genuine cells are those with a group and a value
+            out = _float(rec.columns[cands[0][0]].output)
+            for st in ctx.stats:
+                if st.j == j:
+                    gen = np.zeros(ctx.n, bool)
+                    gen[has] = ~np.isnan(out[g_of_train[has]])
+                    st.genuine = gen
+                    st.vals = ctx.values[gen, j]
+                    st.sorted = np.sort(st.vals)
         if matches:
             paths.append(_AggPath(agg_node, rec, in2src, g_of_train, matches, fills))
     dep = ctx.col_dep.get(table) if ctx.col_dep is not None else None
@@ -644,7 +673,7 @@ def propagate(ctx, table, rows=None, *, etl=None, sources=None, target=None, pro
         shifts = _stat_shifts(ctx, s, t, rem, new)
         rules += _stat_rules(ctx, shifts)
         return Propagation(table, n_src, s, t, rem, new, ~feeds, rules, np.zeros(0, np.int64), shifts)
-    paths, uncovered = _paths(ctx, table)
+    paths, uncovered = ctx.paths(table)
     srcs, trains, news = [], [], []
     fallback = np.zeros(n_src, bool)
     if uncovered.size and (feeds & want).any():
@@ -947,7 +976,7 @@ def propagate_group(ctx, drop, *, etl=None, sources=None, target=None):
             rules.append({"op": f"{table} rows -> training rows (one to one)", "rule": "removes the training rows",
                           "exact": True})
             continue
-        paths, uncovered = _paths(ctx, table)
+        paths, uncovered = ctx.paths(table)
         fed = np.zeros(n_src, bool)
         fed[srows] = True
         covered_src = np.zeros(n_src, bool)
@@ -1013,14 +1042,17 @@ def propagate_group(ctx, drop, *, etl=None, sources=None, target=None):
     # fill values that are statistics of their column move with the deletion
     for st in ctx.stats:
         j = st.j
-        gen = st.genuine & ~removed
-        upd = touched & ~np.isnan(newvals[:, j]) & (newvals[:, j] != st.fill)
-        gen = np.where(touched, upd, gen) & ~removed
+        moved = touched & ~((newvals[:, j] == ctx.values[:, j])
+                            | (np.isnan(newvals[:, j]) & np.isnan(ctx.values[:, j])))
+        upd = ~np.isnan(newvals[:, j]) & (newvals[:, j] != st.fill)
+        gen = np.where(moved, upd, st.genuine) & ~removed
+        if not ((moved & (st.genuine | upd)).any() or (removed & st.genuine).any()):
+            continue  # no genuine value of the column changed: the statistic stays
         vals = newvals[gen, j]
         if not vals.size:
             continue
         c = float(np.median(vals) if st.kind == "median" else vals.mean())
-        filled = ~gen & ~removed & ~np.isnan(newvals[:, j]) & ((newvals[:, j] == st.fill) | ~st.genuine)
+        filled = ~gen & ~removed & ~np.isnan(newvals[:, j])
         if c != st.fill and filled.any():
             newvals[filled, j] = c
             touched |= filled

@@ -558,16 +558,23 @@ class Attributor:
         B = self._test_directions(X1_test, y_test)
         f0 = self._outputs_of(X1_test, y_test, self.W)
         first = None
-        for step in range(max(int(steps), 1)):
+        n_steps = 50 if steps is None else max(int(steps), 1)
+        for step in range(n_steps):
             W = theta.reshape(K, p)
             g = self._row_grads(X1, y, w, W).sum(0) + self._reg * theta
             if step == 0:
                 first = B @ g  # f(with) - f(without), to first order
+                g0 = float(np.linalg.norm(g))
+            elif steps is None and float(np.linalg.norm(g)) <= 1e-10 * max(g0, 1e-300):
+                break
             H = self._row_hessian(X1, y, w, W) + np.diag(self._reg)
             try:
-                theta = theta - scipy.linalg.solve(H, g, assume_a="sym")
+                dt = scipy.linalg.solve(H, g, assume_a="sym")
             except (np.linalg.LinAlgError, ValueError):
-                theta = theta - scipy.linalg.lstsq(H, g)[0]
+                dt = scipy.linalg.lstsq(H, g)[0]
+            theta = theta - dt
+            if steps is None and float(np.linalg.norm(dt)) <= 1e-12 * max(1.0, float(np.linalg.norm(theta))):
+                break
         f1 = self._outputs_of(X1_test, y_test, theta.reshape(K, p))
         return f0 - f1, first, f1
 
