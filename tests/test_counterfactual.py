@@ -268,9 +268,16 @@ def test_bad_input(credit):
     from sklearn.linear_model import LogisticRegression
 
     from whence.attribution.influence import UnsupportedModelError
-    l1 = LogisticRegression(penalty="l1", solver="liblinear").fit(Xp, c["y"])
+    from sklearn.preprocessing import StandardScaler
+    Xs = StandardScaler().fit_transform(Xp)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # saga may stop before it converges: the error is about the family
+        l1 = LogisticRegression(l1_ratio=1.0, solver="saga", max_iter=50).fit(Xs, c["y"])
     with pytest.raises(UnsupportedModelError, match="Hessian"):
         Attributor(l1, c["X"], c["y"])
+    from sklearn.tree import DecisionTreeClassifier
+    with pytest.raises(UnsupportedModelError, match="not supported"):
+        Attributor(DecisionTreeClassifier().fit(Xp, c["y"]), c["X"], c["y"])
 
 
 def test_no_rule_falls_back_to_rerunning_the_etl(tmp_path):

@@ -350,19 +350,22 @@ class Counterfactual:
                       "exact": bool(self.exact[t])}
         return out
 
-    def table_effects(self, steps=None):
+    def table_effects(self, steps=None, *, reasons=False):
         """``{table: GroupEffect}`` of deleting every row of each table that is not the anchor (a table whose
-        deletion removes every training row has no counterfactual model: it is left out)."""
+        deletion removes every training row has no counterfactual model: it is left out, as is a table whose
+        deletion leaves the ETL without a training matrix; ``reasons=True`` also returns ``{table: why}`` for
+        those)."""
         ctx = self._all._ctx
-        out = {}
+        out, why = {}, {}
         for t in self.tables:
             if ctx.anchor is not None and ctx.anchor[0] == t:
+                why[t] = "deleting the anchor table deletes every training row"
                 continue
             try:
                 out[t] = self.group(t, steps=steps)
-            except CounterfactualError:
-                continue
-        return out
+            except CounterfactualError as e:
+                why[t] = str(e)
+        return (out, why) if reasons else out
 
     def to_dict(self, k=10, with_tables=True):
         """A JSON-ready summary: output, per-table summary, the ``k`` largest rows with their file lines, the
@@ -372,10 +375,12 @@ class Counterfactual:
                "largest": [dict(e._asdict()) for e in self.largest(k)],
                "rules": self.rules}
         if with_tables:
+            eff, why = self.table_effects(reasons=True)
             doc["delete_table"] = {t: {"effect": g.effect, "first_order": g.first_order,
                                        "prediction_without": g.prediction_without,
                                        "changed_training_rows": g.changed_training_rows}
-                                   for t, g in self.table_effects().items()}
+                                   for t, g in eff.items()}
+            doc["delete_table_undefined"] = why
         for e in doc["largest"]:
             e["path"] = _lines(self._all._ctx.sources[e["table"]])[1]
         return doc

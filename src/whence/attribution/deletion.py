@@ -1050,7 +1050,10 @@ def propagate_group(ctx, drop, *, etl=None, sources=None, target=None):
             continue  # no genuine value of the column changed: the statistic stays
         vals = newvals[gen, j]
         if not vals.size:
-            continue
+            raise CounterfactualError(
+                f"deleting these rows leaves column {_column_names(ctx.X, [j])[0]} without a value, and its gaps "
+                f"are filled with the column's {st.kind}: the ETL would leave missing features, so there is no "
+                f"model to move to")
         c = float(np.median(vals) if st.kind == "median" else vals.mean())
         filled = ~gen & ~removed & ~np.isnan(newvals[:, j])
         if c != st.fill and filled.any():

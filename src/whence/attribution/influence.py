@@ -474,12 +474,24 @@ class Attributor:
         if self.K == 1:
             single = np.bincount(prop.src, minlength=prop.n_rows)[prop.src] == 1
             d = self._woodbury(d, X1o, X1n, ch, y, w, single)
-        np.add.at(out, prop.src, d)
+        out = _sum_by(prop.src, d, prop.n_rows)
         ss, sj, sd = prop.shifts
         if ss.size:
             D = self._fill_sensitivity()
-            np.add.at(out, ss, sd[:, None] * np.stack([D[j] for j in sj.tolist()]))
+            cols = sorted(D)
+            Dm = np.stack([D[j] for j in cols]) if cols else np.zeros((0, P))
+            pos = {j: i for i, j in enumerate(cols)}
+            keep = np.array([j in pos for j in sj.tolist()], bool)
+            ci = np.array([pos.get(j, 0) for j in sj.tolist()], np.int64)
+            import scipy.sparse as sp
+            M = sp.csr_matrix((sd[keep], (ss[keep], ci[keep])), shape=(prop.n_rows, len(cols)))
+            out += M @ Dm
         return out.astype(np.float32)
+
+    def _hinv(self):
+        if getattr(self, "_Hinv", None) is None:
+            self._Hinv = self._solve(np.eye(self.H.shape[0]))
+        return self._Hinv
 
     def _fill_sensitivity(self):
         """``{column: d(summed loss gradient) / d(fill value)}`` for the fill values that are column
@@ -515,8 +527,14 @@ class Attributor:
         (``-c x x^T`` for a removed row, ``+ c' x' x'^T`` more for a changed one) folded into its gradient."""
         d = d.copy()
         co = np.maximum(self._curvature(X1o, y, w), 1e-300)
-        HU = self._solve(X1o.T).T  # H^-1 x (k, P)
-        Hd = self._solve(d.T).T
+        Hinv = self._hinv()
+        HU = X1o @ Hinv  # H^-1 x per row (k, P); H is symmetric
+        if X1n is None or not ch.any():
+            h = np.einsum("ij,ij->i", X1o, HU)
+            f = 1.0 / np.maximum(1.0 - co * h, 1e-6)
+            d[single] *= f[single, None]
+            return d
+        Hd = d @ Hinv
         if X1n is None or not ch.any():
             # removal only: rank 1, dG / (1 - c h)
             h = np.einsum("ij,ij->i", X1o, HU)
@@ -530,7 +548,7 @@ class Attributor:
         if c2.any():
             xo, xn = X1o[c2], X1n[c2]
             cn = np.maximum(self._curvature(xn, y[c2], w[c2]), 1e-300)
-            HUn = self._solve(xn.T).T
+            HUn = xn @ Hinv
             a11 = -1.0 / co[c2] + np.einsum("ij,ij->i", xo, HU[c2])
             a22 = 1.0 / cn + np.einsum("ij,ij->i", xn, HUn)
             a12 = np.einsum("ij,ij->i", xo, HUn)
@@ -665,6 +683,15 @@ def _as_rows(x):
         pass
     a = np.asarray(x)
     return a.reshape(1, -1) if a.ndim == 1 else a
+
+
+def _sum_by(idx, rows, n):
+    """``out[i] = sum of rows[idx == i]`` for ``i < n`` (one sparse product, not a Python loop)."""
+    import scipy.sparse as sp
+    if not idx.size:
+        return np.zeros((n, rows.shape[1]))
+    M = sp.csr_matrix((np.ones(idx.size), (idx, np.arange(idx.size))), shape=(n, idx.size))
+    return np.asarray(M @ rows)
 
 
 def _n_rows(X):
