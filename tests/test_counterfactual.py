@@ -368,3 +368,27 @@ def test_named_column_pipeline_accepts_frames_and_series():
     sgn = 1 if y[4] == 1 else -1
     act = sgn * (model.decision_function(one) - m1.decision_function(one))[0]
     assert cf.effects["loans"][r] == pytest.approx(act, rel=0.15)
+
+
+def test_saved_with_the_run_and_drawn_in_the_report(credit, tmp_path):
+    from whence.report import write_report
+    c = credit
+    Xp = np.asarray(c["X"])
+    attr = Attributor(c["model"], c["X"], c["y"])
+    exs = [attr.explain(Xp[i], c["y"][i], test_row=i) for i in (2, 9)]
+    cfs = [ex.counterfactual() for ex in exs]
+    path = tmp_path / "run.duckdb"
+    wh.save(path, "etl", X=c["X"], results={"attribution": exs})
+    with wh.open(path) as store:
+        doc = store["etl"].result("attribution")
+    for t, cf in zip(doc["test_rows"], cfs):
+        got = t["counterfactual"]
+        assert got["output"] == pytest.approx(cf.output)
+        assert [(e["table"], e["row"]) for e in got["largest"]] == [(e.table, e.row) for e in cf.largest(10)]
+        assert got["tables"]["bureau"]["fed_nothing"] == int(cf.fed_nothing["bureau"].sum())
+        # the credit ETL fills gaps with column medians: without a whole file there is no training matrix
+        assert set(got["delete_table_undefined"]) >= {"application"}
+    html = write_report(path, tmp_path / "report.html").read_text()
+    assert "Source rows whose deletion would change it most" in html
+    e = cfs[0].largest(1)[0]
+    assert f":{e.line}</code>" in html
