@@ -190,6 +190,34 @@ def run(quick=False, log=print, n_applicants=None, rows_per_table=None):
     return out
 
 
+def rows(out):
+    """The target-table rows (what, target, measured, PASS/MISS, note)."""
+    st = lambda ok: "PASS" if ok else "MISS"  # noqa: E731
+    s = out["single_rows"]
+    tm = out["time"]
+    five = [g for g in out["groups"] if g["group"] == "5%" and "undefined" not in g]
+    n = f"credit case {out['n_applicants']:,} applicants"
+    return [
+        (f"counterfactual: Spearman(predicted, actual change) per table, {out['rows_per_table']} source rows each "
+         f"({n})", ">= 0.95", ", ".join(f"{t} {v['spearman_mean']:.3f}" for t, v in s.items()),
+         st(out["targets"]["spearman_per_table_ge_0.95"]),
+         "equal split on the same rows: " + ", ".join(f"{t} {v['equal_split_spearman_mean']:.2f}" for t, v in s.items())),
+        ("counterfactual: median relative error, single source rows", "<= 10 %",
+         ", ".join(f"{t} {v['rel_error_median']:.1%}" for t, v in s.items()),
+         st(out["targets"]["single_rel_error_le_0.10"]),
+         "equal split: " + ", ".join(f"{t} {v['equal_split_rel_error_median']:.0%}" for t, v in s.items())),
+        ("counterfactual: median relative error, random 5 % groups", "<= 20 %",
+         ", ".join(f"{g['table']} {g['rel_error_median']:.1%}" for g in five),
+         st(out["targets"]["group_5pct_rel_error_le_0.20"]), "Newton steps on the new training set; first order: "
+         + ", ".join(f"{g['first_order_rel_error_median']:.1%}" for g in five)),
+        (f"counterfactual: all {tm['source_rows']:,} source rows on one prediction", "<= 1 s",
+         f"{tm['one_prediction_s']:.3f} s", st(out["targets"]["one_prediction_le_1s"]),
+         f"first call on a model (propagation and gradient changes, once) {tm['one_prediction_first_call_s']:.2f} s"),
+        (f"counterfactual: all source rows on {tm['predictions']:,} predictions", "<= 20 s",
+         f"{tm['many_predictions_s']:.2f} s", st(out["targets"]["thousand_predictions_le_20s"]), "blocks of 100"),
+    ]
+
+
 def files_rows(files, table):
     import pandas as pd
     return len(pd.read_csv(files.paths[table], usecols=[0]))

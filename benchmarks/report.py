@@ -201,7 +201,18 @@ def target_rows(results):
     rows += unlearn_rows(results)
     rows += dask_rows(results)
     rows += dask_gradients_rows(results)
+    rows += counterfactual_rows(results)
     return rows
+
+
+def counterfactual_rows(results):
+    """Issue 19's rows: effects of deleting source rows against deleting, re-running the ETL and retraining."""
+    d = results.get("counterfactual")
+    if not d or "single_rows" not in d:
+        return [("counterfactual attribution in source rows (issue 19)", "see issue 19", "—", "NOT RUN",
+                 (d or {}).get("error", "counterfactual not run"))]
+    from bench_counterfactual import rows
+    return rows(d)
 
 
 def dask_gradients_rows(results):
@@ -642,7 +653,9 @@ def summary(results, mode, env, total_s=None):
                       ("DSLog workload (1000 x 100)", dslog_markdown), ("Memory", memory_markdown),
                       ("Tabular: credit-risk case study (issue 4)", tabular_markdown),
                       ("Lineage store: DSLog workload per pipeline (issue 5)", store_markdown),
-                      ("Dask arrays (issue 9)", dask_markdown)):
+                      ("Dask arrays (issue 9)", dask_markdown),
+                      ("Counterfactual attribution in source rows (issue 19)",
+                       lambda r: (r.get("counterfactual") or {}).get("markdown", ""))):
         body = fn(results)
         if body:
             parts += ["", f"## {title}", "", body]

@@ -2,7 +2,7 @@
 
 Writes ``benchmarks/results/<name>.json`` for each benchmark (ops, big, dslog, query, compare, memory,
 tabular, store, attribution, cifar, gradient_store,
-unlearn), prints a markdown table of issue 3's and issue 4's targets with PASS / MISS per row, and writes
+unlearn, counterfactual), prints a markdown table of issue 3's and issue 4's targets with PASS / MISS per row, and writes
 it, with the detailed tables, to ``benchmarks/results/summary.md``.  See ``benchmarks/README.md`` for what
 each figure means.
 """
@@ -24,7 +24,7 @@ from common import RESULTS, environment, mem_available_bytes  # noqa: E402
 import report  # noqa: E402
 
 ORDER = ["big", "ops", "dslog", "query", "compare", "memory", "tabular", "store", "attribution", "cifar",
-         "gradient_store", "unlearn", "dask", "dask_gradients"]
+         "gradient_store", "unlearn", "dask", "dask_gradients", "counterfactual"]
 
 
 def log(msg):
