@@ -392,3 +392,32 @@ def test_saved_with_the_run_and_drawn_in_the_report(credit, tmp_path):
     assert "Source rows whose deletion would change it most" in html
     e = cfs[0].largest(1)[0]
     assert f":{e.line}</code>" in html
+
+
+def test_a_table_that_only_chooses_rows_is_not_taken_as_unused(tmp_path):
+    """A table used only to choose training rows (a semi-join) feeds no data, but deleting its rows removes
+    training rows: no rule follows that, so whence asks for the ETL instead of answering 0."""
+    from sklearn.linear_model import LogisticRegression
+    rng = np.random.default_rng(5)
+    people = pd.DataFrame({"pid": np.arange(30), "x": rng.normal(size=30), "y": rng.integers(0, 2, 30)})
+    allowed = pd.DataFrame({"pid": np.arange(0, 30, 2)})
+    people.to_csv(tmp_path / "people.csv", index=False)
+    allowed.to_csv(tmp_path / "allowed.csv", index=False)
+    sources = {"people": tmp_path / "people.csv", "allowed": tmp_path / "allowed.csv"}
+
+    def etl(people, allowed):
+        df = people.merge(allowed, on="pid", how="inner")
+        return df[["x"]].to_numpy(dtype="float64"), df["y"].to_numpy()
+
+    wh.reset()
+    X, y = etl(wh.read_csv(sources["people"], name="people"), wh.read_csv(sources["allowed"], name="allowed"))
+    model = LogisticRegression(tol=1e-12).fit(np.asarray(X), y)
+    attr = Attributor(model, X, y)
+    with pytest.raises(CounterfactualError, match="no deletion rule"):
+        attr.counterfactual(np.asarray(X)[0], y[0], "allowed")
+    cf = attr.counterfactual(np.asarray(X)[0], y[0], "allowed", rows=[3], etl=etl, sources=sources)
+    keep = people["pid"].isin(allowed["pid"].drop(index=3))
+    m1 = LogisticRegression(tol=1e-12).fit(people.loc[keep, ["x"]].to_numpy(), people.loc[keep, "y"].to_numpy())
+    sgn = 1 if y[0] == 1 else -1
+    act = sgn * (model.decision_function(np.asarray(X)[:1]) - m1.decision_function(np.asarray(X)[:1]))[0]
+    assert cf.effects["allowed"][3] == pytest.approx(act, rel=0.2, abs=1e-6)

@@ -330,6 +330,7 @@ class _Context:
         self.values = _numeric(X)
         self.col_dep = _column_dependence(self.node)
         self.stats = _column_statistics(self.values)
+        self.control = _control_rows(self.node)
         self._paths = {}
         if self.stats:
             # the aggregates' own view of which cells are missing (for fills that are column statistics)
@@ -470,6 +471,37 @@ def _numeric(X):
                     pass
             return out
         raise
+
+
+def _control_rows(node):
+    """``{source name: sorted source rows}`` that chose training rows without feeding their data (filter masks,
+    join and group keys), or None when the node is not a table map."""
+    from ..tabular.relations import TableMap
+    m = node.map
+    if not isinstance(m, TableMap):
+        return None
+    n = node.shape[0]
+    out = {}
+    for k, p in m.entries:
+        if not p.control:
+            continue
+        _, src = p.rel.rows_per(np.arange(n, dtype=np.int64))
+        name = node.parents[k].name
+        out[name] = np.union1d(out.get(name, np.zeros(0, np.int64)), src)
+    return out
+
+
+def _control_only(ctx, table, n_src, feeds):
+    """Rows of ``table`` that chose training rows but fed none of their data: deleting them can remove or add
+    training rows (a semi-join, a filter on another table), which no rule here follows."""
+    if ctx.control is None:
+        # the lineage of the matrix is not one table map: control paths cannot be read off it
+        return np.zeros(n_src, bool)
+    c = np.zeros(n_src, bool)
+    rows = ctx.control.get(table)
+    if rows is not None and rows.size:
+        c[rows] = True
+    return c & ~feeds
 
 
 def _column_dependence(node):
@@ -662,7 +694,8 @@ def propagate(ctx, table, rows=None, *, etl=None, sources=None, target=None, pro
     rules = []
     anchor = ctx.anchor
     agg_fed = any(p.node is src_node for _, rec in ctx.aggs for p in rec.input_lineage.parts)
-    if anchor is not None and anchor[0] == table and not agg_fed:
+    ctrl = _control_only(ctx, table, n_src, feeds) & want
+    if anchor is not None and anchor[0] == table and not agg_fed and not ctrl.any():
         # each source row feeds at most one training row, and each training row one source row: removal
         sel = want[srows]
         s, t = srows[sel], tr[sel]
@@ -731,8 +764,12 @@ def propagate(ctx, table, rows=None, *, etl=None, sources=None, target=None, pro
         srcs.append(in2src[in_rep[ok]])
         trains.append(t_rows[ok])
         news.append(new.iloc[ok] if isinstance(new, pd.DataFrame) else new[ok])
-    # rows that feed the training matrix but no aggregate rule covers
+    # rows that feed the training matrix but no aggregate rule covers, and rows that only chose training rows
     fallback |= feeds & ~covered_src
+    if ctrl.any():
+        fallback |= ctrl
+        rules.append({"op": f"{table} rows that choose training rows without feeding them (a filter or join "
+                      f"on another table)", "rule": "ETL re-run (no deletion rule)", "exact": False})
     fallback &= want
     fb = np.flatnonzero(fallback)
     if fb.size:
@@ -971,6 +1008,11 @@ def propagate_group(ctx, drop, *, etl=None, sources=None, target=None):
         dmask[rows] = True
         tr, srows = ctx.rel.get(table, (np.zeros(0, np.int64), np.zeros(0, np.int64)))
         agg_fed = any(p.node is src_node for _, rec in ctx.aggs for p in rec.input_lineage.parts)
+        fed0 = np.zeros(n_src, bool)
+        fed0[srows] = True
+        if (_control_only(ctx, table, n_src, fed0) & dmask).any():
+            rerun = True
+            continue
         if ctx.anchor is not None and ctx.anchor[0] == table and not agg_fed:
             removed[tr[dmask[srows]]] = True
             rules.append({"op": f"{table} rows -> training rows (one to one)", "rule": "removes the training rows",
