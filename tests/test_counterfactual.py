@@ -421,3 +421,12 @@ def test_a_table_that_only_chooses_rows_is_not_taken_as_unused(tmp_path):
     sgn = 1 if y[0] == 1 else -1
     act = sgn * (model.decision_function(np.asarray(X)[:1]) - m1.decision_function(np.asarray(X)[:1]))[0]
     assert cf.effects["allowed"][3] == pytest.approx(act, rel=0.2, abs=1e-6)
+
+
+def test_a_model_without_a_hessian_is_named():
+    pytest.importorskip("torch")
+    from whence.attribution.influence import UnsupportedModelError
+    from whence.attribution.trak import TorchAttributor
+    t = TorchAttributor.__new__(TorchAttributor)
+    with pytest.raises(UnsupportedModelError, match="Hessian"):
+        t.counterfactual(np.zeros(3), 1)
