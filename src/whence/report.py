@@ -187,6 +187,14 @@ def counterfactual_html(cf, max_rows=10):
             list(dt), [v["effect"] for v in dt.values()],
             title="effect of deleting each file (ETL re-run through the lineage, model moved to its new optimum)",
             xlabel="output with - output without") + "</div>")
+    tabs = cf.get("tables") or {}
+    if tabs:
+        out.append("<div class='chart'>" + bar_chart_svg(
+            list(tabs), [v["largest"] for v in tabs.values()],
+            title="largest effect of deleting one source row, per table", xlabel="output with - output without")
+            + "</div>")
+    for name, why in (cf.get("delete_table_undefined") or {}).items():
+        out.append(f"<p class='muted'>Without the whole {_esc(name)} file: no answer ({_esc(why)}).</p>")
     out.append("<table><tr><th>table</th><th>source rows</th><th>fed nothing (effect 0)</th><th>largest single "
                "effect</th><th>sum of positive</th><th>sum of negative</th><th>without the whole file</th>"
                "<th>rules</th></tr>")

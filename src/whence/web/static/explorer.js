@@ -821,6 +821,8 @@ function renderAttribution(body, p) {
     const cfParts = cf ? [
       el("h3", null, "Effect of deleting each file (output with − output without)"),
       barChart(Object.entries(cf.delete_table || {}).map(([table, d]) => ({table, score: d.effect})), "counterfactual-chart"),
+      el("h3", null, "Largest effect of deleting one source row, per table"),
+      barChart(Object.entries(cf.tables || {}).map(([table, s]) => ({table, score: s.largest || 0})), "cf-largest-chart"),
       el("h3", null, "Source rows whose deletion would change it most"),
       el("table", {class: "attr-rows cf-rows", id: "cf-rows"},
         el("thead", null, el("tr", null, el("th", null, "source row"), el("th", null, "effect"), el("th", null, "training rows changed"))),
