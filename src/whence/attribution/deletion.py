@@ -358,8 +358,8 @@ class _Stat:
 
     def __init__(self, j, kind, genuine, fill):
         self.j, self.kind, self.genuine, self.fill = j, kind, genuine, fill
-        self.sorted = np.sort(np.asarray([], np.float64))
-        self.vals = None
+        self.vals = np.zeros(0)
+        self.sorted = self.vals
 
     def after(self, v_old, go, v_new, gn):
         """The statistic after each entry removes ``v_old`` (where ``go``) and adds ``v_new`` (where ``gn``)."""
@@ -521,22 +521,9 @@ def _column_dependence(node):
     return out
 
 
-def _agg_source_cols(agg_node, src_node):
-    """bool (agg columns, source columns): the source columns of each aggregate column."""
-    from ..tabular.relations import TableMap
-    m = agg_node.map
-    if not isinstance(m, TableMap):
-        return None
-    cm = None
-    for k, p in m.entries:
-        if p.control or agg_node.parents[k] is not src_node:
-            continue
-        d = p.data_cm(m.nidx, m.ncols)
-        cm = d.copy() if cm is None else cm | d
-    return cm
-
-
-def _x_source_cols(node, src_node):
+def _source_cols(node, src_node):
+    """bool (columns of a table node, source columns): the source columns each column's data derive from, or
+    None when the node is not a table map."""
     from ..tabular.relations import TableMap
     m = node.map
     if not isinstance(m, TableMap):
@@ -604,8 +591,8 @@ def _paths(ctx, table):
             continue
         # which columns of X copy which aggregate columns
         dep = ctx.col_dep.get(table) if ctx.col_dep is not None else None
-        xcm = _x_source_cols(ctx.node, src_node)
-        acm = _agg_source_cols(agg_node, src_node)
+        xcm = _source_cols(ctx.node, src_node)
+        acm = _source_cols(agg_node, src_node)
         matches, fills = [], {}
         cols = range(ctx.values.shape[1]) if dep is None else np.flatnonzero(dep)
         for j in cols:
@@ -798,9 +785,8 @@ def propagate(ctx, table, rows=None, *, etl=None, sources=None, target=None, pro
     # earlier changes too
     if s.size:
         key = s * ctx.n + t
-        u, first = np.unique(key, return_index=True)
-        if u.size != key.size:
-            s, t, new, removed = _merge_dups(ctx, key, s, t, new, removed, paths)
+        if np.unique(key).size != key.size:
+            s, t, new, removed = _merge_dups(ctx, key, s, t, new, removed)
     fed_nothing = ~feeds
     shifts = _stat_shifts(ctx, s, t, removed, new)
     rules += _stat_rules(ctx, shifts)
@@ -818,7 +804,7 @@ def _stat_rules(ctx, shifts):
                      "as the column's median or mean over the training rows)", "exact": True}]
 
 
-def _merge_dups(ctx, key, s, t, new, removed, paths):
+def _merge_dups(ctx, key, s, t, new, removed):
     """One entry per (source row, training row): columns changed by several aggregates are combined (each
     entry changed only its own columns; the others hold the old values)."""
     import pandas as pd
@@ -878,7 +864,7 @@ def run_etl(etl, frames, target=None):
     return out.drop(columns=[target]), out[target]
 
 
-def rerun_without(etl, sources, dropped, target=None, *, a_name, a_rows0, tracked=True, frames=None):
+def rerun_without(etl, sources, dropped, target=None, *, a_name, a_rows0, frames=None):
     """Run the ETL again on the sources without the ``dropped`` rows and match its training rows to the first
     run's through the anchor table.
 
