@@ -731,6 +731,9 @@ def propagate(ctx, table, rows=None, *, etl=None, sources=None, target=None, pro
                 unknown |= True
                 continue
             v = vals[in_rep]
+            # a value equal to the old one up to rounding (a missing value deleted from a mean) is the old one
+            old = ctx.values[t_rows, j]
+            v = np.where(np.isclose(v, old, rtol=1e-12, atol=0.0), old, v)
             van = vanish[in_rep] | np.isnan(v)
             fill = path.fills.get(j)
             if fill is None:
