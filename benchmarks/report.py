@@ -204,6 +204,7 @@ def target_rows(results):
     rows += dask_gradients_rows(results)
     rows += corpus_rows(results)
     rows += explorer_rows(results)
+    rows += counterfactual_rows(results)
     return rows
 
 
@@ -228,6 +229,16 @@ def explorer_rows(results):
     if not d:
         return [("explorer under load (issue 17)", "see issue 17", "—", "NOT RUN", "not run")]
     from bench_explorer import rows
+    return rows(d)
+
+
+def counterfactual_rows(results):
+    """Issue 19's rows: effects of deleting source rows against deleting, re-running the ETL and retraining."""
+    d = results.get("counterfactual")
+    if not d or "single_rows" not in d:
+        return [("counterfactual attribution in source rows (issue 19)", "see issue 19", "—", "NOT RUN",
+                 (d or {}).get("error", "counterfactual not run"))]
+    from bench_counterfactual import rows
     return rows(d)
 
 
@@ -705,7 +716,9 @@ def summary(results, mode, env, total_s=None):
                       ("Lineage store: DSLog workload per pipeline (issue 5)", store_markdown),
                       ("Dask arrays (issue 9)", dask_markdown),
                       ("Corpus of public pipelines (issue 15)", corpus_markdown),
-                      ("Operator chains and temporary elision (issue 21)", elision_markdown)):
+                      ("Operator chains and temporary elision (issue 21)", elision_markdown),
+                      ("Counterfactual attribution in source rows (issue 19)",
+                       lambda r: (r.get("counterfactual") or {}).get("markdown", ""))):
         body = fn(results)
         if body:
             parts += ["", f"## {title}", "", body]

@@ -2,7 +2,7 @@
 
 Writes ``benchmarks/results/<name>.json`` for each benchmark (ops, big, dslog, query, compare, memory,
 tabular, timeseries, store, attribution, cifar, gradient_store,
-unlearn, dask, dask_gradients, corpus, elision, explorer), prints a markdown table of issue 3's and issue 4's
+unlearn, dask, dask_gradients, corpus, elision, explorer, counterfactual), prints a markdown table of the
 targets with PASS / MISS per row, and writes
 it, with the detailed tables, to ``benchmarks/results/summary.md``.  See ``benchmarks/README.md`` for what
 each figure means.
@@ -25,7 +25,8 @@ from common import RESULTS, environment, mem_available_bytes  # noqa: E402
 import report  # noqa: E402
 
 ORDER = ["big", "ops", "dslog", "query", "compare", "memory", "tabular", "timeseries", "store", "attribution",
-         "cifar", "gradient_store", "unlearn", "dask", "dask_gradients", "corpus", "elision", "explorer"]
+         "cifar", "gradient_store", "unlearn", "dask", "dask_gradients", "corpus", "elision", "explorer",
+         "counterfactual"]
 
 
 def log(msg):

@@ -122,6 +122,8 @@ def test_whence_demo_end_to_end(tmp_path):
         assert {r["kind"] for r in run.results()} == {"attribution", "unlearning"}
         att = run.result("attribution")
         assert len(att["test_rows"]) == 5
+        # the effects of deleting source rows, with their file lines, for every explained prediction
+        assert all(t["counterfactual"]["largest"][0]["line"] >= 2 for t in att["test_rows"])
         # every ranked training row carries its source lines, in the three files the demo wrote
         files = {p.name for p in (tmp_path / "demo" / "data").iterdir()}
         for t in att["test_rows"]:

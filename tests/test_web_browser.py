@@ -52,7 +52,12 @@ ATTRIBUTION = {
                                                                   "line": 2}]}],
          "by_source": [{"table": "people", "score": 0.5}, {"table": "orders", "score": -0.2}]},
         {"test_row": 7, "label": 0, "prediction": 0.1, "top": [], "bottom": [],
-         "by_source": [{"table": "people", "score": 0.05}]},
+         "by_source": [{"table": "people", "score": 0.05}],
+         "counterfactual": {"output": 0.1, "tables": {"people": {"rows": 4, "fed_nothing": 1, "exact": True},
+                                                       "orders": {"rows": 6, "fed_nothing": 0, "exact": True}},
+                            "largest": [{"rank": 0, "table": "orders", "row": 5, "effect": -0.02, "line": 7,
+                                         "path": "o.csv", "train_rows": 1}],
+                            "delete_table": {"orders": {"effect": -0.07}}}},
     ],
 }
 
@@ -261,6 +266,9 @@ def test_attribution_view(page):
     page.click("#test-rows tbody tr[data-test-row='7']")
     page.wait_for_selector("#attr-detail h2:has-text('Test row 7')")
     assert page.locator("#by-source-chart rect.bar").count() == 1
+    # the effects of deleting source rows, when the result has them
+    assert page.locator("#counterfactual-chart rect.bar.neg").get_attribute("data-table") == "orders"
+    assert "orders row 5 · line 7" in page.locator("#cf-rows tbody tr").first.inner_text()
     # a run without results says so
     page.goto(page.url_base + "#/arrays/results")
     page.wait_for_selector("#results-empty")

@@ -152,7 +152,8 @@ def credit_risk_case(n_applicants=20_000):
         _show("source rows read, training matrix:", f"{rows:,} rows in 3 files -> X {X.shape[0]:,} x {X.shape[1]}")
         _show(f"applicant row {i} traced to:", f"{len(trace)} lines of {len({s.table for s in trace})} files, "
               f"{'FULL' if trace.complete else 'PARTIAL'}")
-        _show("explained predictions saved:", f"{len(explanations)} (top, bottom, score by source table)")
+        _show("explained predictions saved:", f"{len(explanations)} (top and bottom training rows, the effect of "
+              f"deleting each source row and each file)")
         _show("forgotten:", f"{sum(r['source_rows_dropped'].values())} source lines -> "
               f"{r['training_rows']['changed']} training rows changed ({r['training_rows']['changed_by_lineage']} "
               f"through the lineage, the rest by a column median); parameter distance to retraining "
@@ -190,9 +191,34 @@ def _attribution_and_unlearning(files, X, y, df, i):
     top = ex.top(3)
     _show("most helpful training rows (score):", ", ".join(f"{r.row} ({r.score:+.3g})" for r in top)
           + f"   [{took * 1e3:.0f} ms]")
-    _show("score by source table:", ", ".join(f"{k} {v:+.3g}" for k, v in ex.by_source()["tables"].items()))
     first = ex.trace_to_file(0)
     _show("the most helpful row comes from:", "; ".join(f"{s.table} line {s.line}" for s in first))
+    # what would this prediction be without each source row? (deletion through the ETL, then the model)
+    t0 = time.perf_counter()
+    cf = ex.counterfactual()
+    took = time.perf_counter() - t0
+    n_src = sum(v.size for v in cf.effects.values())
+    print(f"\nWithout which source rows would applicant {int(df['SK_ID_CURR'].iloc[i])}'s margin "
+          f"({cf.output:+.3f}) change most? All {n_src:,} source rows, in {took:.2f} s:")
+    for e in cf.largest(3):
+        _show(f"  {e.table} line {e.line}:", f"effect {e.effect:+.2e} (margin without it {cf.output - e.effect:+.4f}; "
+              f"{e.train_rows} training row{'s' if e.train_rows != 1 else ''} changed)")
+    cid = int(df["SK_ID_CURR"].iloc[i])
+    g = cf.group("bureau", where=lambda t: t["SK_ID_CURR"] == cid)
+    _show(f"  without applicant {cid}'s own bureau lines:", f"margin {g.prediction_without:+.4f} (effect "
+          f"{g.effect:+.3f}, {g.source_rows} lines, Newton steps on the new training set)")
+    g = cf.group("bureau", where=lambda t: t["CREDIT_ACTIVE"] == "Closed")
+    _show("  without every closed bureau credit:", f"margin {g.prediction_without:+.4f} (effect {g.effect:+.3f}, "
+          f"{g.source_rows:,} lines, {g.changed_training_rows:,} training rows change)")
+    eff, why = cf.table_effects(reasons=True)
+    for t, g in eff.items():
+        _show(f"  without the whole {t} file:", f"margin {g.prediction_without:+.4f} (effect {g.effect:+.3f})")
+    for t, w in why.items():
+        _show(f"  without the whole {t} file:", "no answer: " + w.split(":")[0])
+    _show("  rules:", ", ".join(f"{t} {'exact' if ok else 'ETL re-run'}" for t, ok in cf.exact.items())
+          + f"; {sum(int(v.sum()) for v in cf.fed_nothing.values()):,} source rows fed nothing (effect 0)")
+    for e in explanations[1:]:
+        e.counterfactual()  # kept with each explanation: the report and the explorer show them
     # forget 20 applicants' bureau and previous_application lines
     ids = np.asarray(pd.Series(df["SK_ID_CURR"]).sample(20, random_state=1), dtype=np.int64)
     drop = {}

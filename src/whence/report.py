@@ -161,17 +161,61 @@ def attribution_html(doc, max_rows=5):
                 + (f" = {t['prediction']:.4g}" if isinstance(t.get("prediction"), (int, float)) else "")
                 + (f", label {_esc(t['label'])}" if t.get("label") is not None else ""))
         parts.append(f"<details{' open' if i == 0 else ''}><summary>{head}</summary>")
+        if t.get("counterfactual"):
+            parts.append(counterfactual_html(t["counterfactual"]))
         if t.get("by_source"):
             parts.append("<div class='chart'>" + bar_chart_svg(
                 [b["table"] for b in t["by_source"]], [b["score"] for b in t["by_source"]],
-                title="score by source table (summed over the source rows each training row came from)",
-                xlabel="score") + "</div>")
+                title="score by source table, equal split (a convention: training-row scores shared out, "
+                      "not the effect of deleting the table)", xlabel="score") + "</div>")
         parts.append(_ranking_table(t.get("top", []), "Training rows that raised it most"))
         parts.append(_ranking_table(t.get("bottom", []), "Training rows that lowered it most"))
         parts.append("</details>")
     if len(doc.get("test_rows", [])) > max_rows:
         parts.append(f"<p>... and {len(doc['test_rows']) - max_rows} more test rows (in the store).</p>")
     return "\n".join(parts)
+
+
+def counterfactual_html(cf, max_rows=10):
+    """HTML of one prediction's counterfactual effects: what the output would be without each source table
+    (a bar chart), per table the largest single-row effect and the rows that fed nothing, and the source rows
+    whose deletion would change it most, with their file lines."""
+    out = ["<h4>Without these source rows: the effect of deleting them (output with minus output without)</h4>"]
+    dt = cf.get("delete_table") or {}
+    if dt:
+        out.append("<div class='chart'>" + bar_chart_svg(
+            list(dt), [v["effect"] for v in dt.values()],
+            title="effect of deleting each file (ETL re-run through the lineage, model moved to its new optimum)",
+            xlabel="output with - output without") + "</div>")
+    tabs = cf.get("tables") or {}
+    if tabs:
+        out.append("<div class='chart'>" + bar_chart_svg(
+            list(tabs), [v["largest"] for v in tabs.values()],
+            title="largest effect of deleting one source row, per table", xlabel="output with - output without")
+            + "</div>")
+    for name, why in (cf.get("delete_table_undefined") or {}).items():
+        out.append(f"<p class='muted'>Without the whole {_esc(name)} file: no answer ({_esc(why)}).</p>")
+    out.append("<table><tr><th>table</th><th>source rows</th><th>fed nothing (effect 0)</th><th>largest single "
+               "effect</th><th>sum of positive</th><th>sum of negative</th><th>without the whole file</th>"
+               "<th>rules</th></tr>")
+    for name, s in (cf.get("tables") or {}).items():
+        d = dt.get(name)
+        out.append(f"<tr><td>{_esc(name)}</td><td class='num'>{s['rows']:,}</td><td class='num'>"
+                   f"{s['fed_nothing']:,}</td><td class='num'>{_num(s['largest'])} (row {s['largest_row']})</td>"
+                   f"<td class='num'>{_num(s['sum_positive'])}</td><td class='num'>{_num(s['sum_negative'])}</td>"
+                   f"<td class='num'>{_num(d['prediction_without']) if d else 'n/a'}</td>"
+                   f"<td>{'exact' if s['exact'] else 'ETL re-run'}</td></tr>")
+    out.append("</table><h4>Source rows whose deletion would change it most</h4><table><tr><th>rank</th>"
+               "<th>table</th><th>row</th><th>file line</th><th>effect</th><th>training rows changed</th></tr>")
+    for e in (cf.get("largest") or [])[:max_rows]:
+        cls = "pos" if (e.get("effect") or 0) >= 0 else "neg"
+        line = e.get("line")
+        where = f"{_esc(e.get('path') or '')}:{line}" if line is not None else "-"
+        out.append(f"<tr><td>{e['rank']}</td><td>{_esc(e['table'])}</td><td class='num'>{e['row']}</td>"
+                   f"<td><code>{where}</code></td><td class='num {cls}'>{_num(e['effect'])}</td>"
+                   f"<td class='num'>{e['train_rows']}</td></tr>")
+    out.append("</table>")
+    return "".join(out)
 
 
 def unlearning_html(doc):

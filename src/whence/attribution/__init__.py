@@ -16,10 +16,14 @@ def __getattr__(name):
     if name == "Attributor":
         from .influence import Attributor
         return Attributor
+    if name in ("Counterfactual", "SourceEffects", "SourceEffect", "GroupEffect", "CounterfactualError"):
+        from . import counterfactual
+        return getattr(counterfactual, name)
     if name == "GradientStore":
         from .gradient_store import GradientStore
         return GradientStore
     raise AttributeError(f"module 'whence.attribution' has no attribute {name!r}")
 
 
-__all__ = ["Attributor", "GradientStore", "lds", "LDSResult", "Explanation", "RankedRow", "SourceScore"]
+__all__ = ["Attributor", "GradientStore", "lds", "LDSResult", "Explanation", "RankedRow", "SourceScore",
+           "Counterfactual", "SourceEffects", "SourceEffect", "GroupEffect", "CounterfactualError"]

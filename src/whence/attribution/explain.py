@@ -69,6 +69,8 @@ class Explanation:
         self.target = target
         self.model = model
         self._order = None
+        self._source = None  # (attributor, x, y) when made by Attributor.explain: for counterfactual()
+        self._counterfactual = None
 
     @property
     def order(self):
@@ -94,13 +96,32 @@ class Explanation:
             raise IndexError(f"rank {rank} is out of range for {n} training rows")
         return int(self.order[rank])
 
+    def counterfactual(self, table=None, **kw):
+        """What this prediction would be without each source row: ``f(with) - f(without the row)`` per source
+        row of ``table`` (default: every source table), through the ETL and the model.
+
+        Returns a :class:`~whence.attribution.counterfactual.Counterfactual` (``.top(k)``, ``.group(...)``,
+        ``.trace_to_file(...)``); the keywords go to :meth:`Attributor.source_effects`.  The answer is kept
+        with the explanation (the report and the store show it).
+        """
+        if self._source is None:
+            raise ValueError("this Explanation was not made by Attributor.explain: no model to ask")
+        attr, x, y = self._source
+        cf = attr.counterfactual(x, y, table, **kw)
+        if table is None:
+            self._counterfactual = cf
+        return cf
+
     def by_source(self, normalize=True):
-        """Scores summed per source table and per source row, through the lineage of the training matrix.
+        """The equal-split convention: training-row scores shared out among their source rows and summed per
+        table.  It is *not* the effect of deleting a source row (see :meth:`counterfactual`).
 
         A training row made from several source rows (a join, an aggregate) shares its score among them:
         each of its ``m`` source rows of a table receives ``score / m`` when ``normalize`` (the default), so
         that a table's total equals the summed score of the training rows it fed; with ``normalize=False``
-        each source row receives the whole score.
+        each source row receives the whole score.  Near the optimum the scores of all training rows sum to
+        about zero, so a table that feeds every training row totals about zero whatever its rows do: read the
+        totals as a bookkeeping of training-row scores, not as what a table changes.
 
         Returns
         -------

@@ -188,6 +188,7 @@ class Attributor:
 
     # ------------------------------------------------------------------ features and parameters
     def _features(self, X, what):
+        X = _as_rows(X)
         Xp = _plain(X) if self.pre is None else _plain(self.pre.transform(_plain_input(X)))
         if Xp.ndim == 1:
             Xp = Xp.reshape(1, -1)
@@ -281,11 +282,14 @@ class Attributor:
                 self.R = (w * resid)[:, None]
                 H = (X1 * w[:, None]).T @ X1
         H = H + np.diag(reg)
+        self._reg = reg
         if damping:
             H = H + np.eye(H.shape[0]) * damping * float(np.mean(np.diag(H)))
         self.H = H
         self._solve = _symmetric_solver(H)
         self._XT32 = self._nR32 = None
+        self._cf_ctx = None
+        self._cf_cache = {}
 
     # ------------------------------------------------------------------ outputs
     def outputs(self, X, y):
@@ -337,21 +341,260 @@ class Attributor:
 
     def explain(self, x, y, test_row=None):
         """The attribution of one test point (``x`` one row, ``y`` its label or target; ``test_row`` names it in
-        reports)."""
-        X = _plain_input(x)
-        X = np.asarray(X)
-        if X.ndim == 1:
-            X = X.reshape(1, -1)
+        reports).
+
+        ``x`` is what the model accepts: an array row, a one-row DataFrame or a Series (a row of a frame) for
+        a pipeline that selects columns by name; column names are kept.
+        """
+        X = _as_rows(x)
         yy = np.asarray(y).reshape(-1)
         s = self.scores(X, yy)[0]
         out = float(self.outputs(X, yy)[0])
+        label = self._label_of(self._labels(yy, "y")[0]) if self.classifier else "prediction"
+        ex = Explanation(s, train=self.train, output=out, label=label, test_row=test_row,
+                         target=yy[0].item() if yy.size else None, model=_model_name(self.model))
+        ex._source = (self, X, yy)
+        return ex
+
+    # ------------------------------------------------------------------ counterfactual effects of source rows
+    def source_effects(self, X_test, y_test, tables=None, *, rows=None, etl=None, sources=None, target=None,
+                       test_rows=None, progress=False):
+        """The effect of deleting each source row on each test output, through the ETL.
+
+        ``effect = f(with the row) - f(without it)`` (positive: the row raised the output), where deleting a row
+        of the anchor table removes its training row and deleting a row that feeds an aggregate changes the
+        aggregate in the training rows it fed (:mod:`whence.attribution.deletion`); the model's change is the
+        influence step on the changed training rows.
+
+        Parameters
+        ----------
+        X_test, y_test : what the model accepts (array, DataFrame; one row as a Series) and the labels
+        tables : str or list of str, optional
+            Source tables (default: every table upstream of the training matrix).
+        rows : array of int, optional
+            Only these source rows of the one table in ``tables``.
+        etl, sources, target : optional
+            The ETL function and ``{table: file}``, for deletions through operations with no deletion rule
+            (re-run without each row); an error says when they are needed.
+        test_rows : list, optional
+            Names of the test points for reports.
+
+        Returns
+        -------
+        SourceEffects
+            ``effects[table]``: float32 (n_test, rows of the table); ``se[t]`` is the
+            :class:`~whence.attribution.counterfactual.Counterfactual` of test point ``t``.
+        """
+        from .counterfactual import source_effects
+        return source_effects(self, X_test, y_test, tables, rows=rows, etl=etl, sources=sources, target=target,
+                              test_rows=test_rows, progress=progress)
+
+    def counterfactual(self, x, y, tables=None, **kw):
+        """What one prediction would be without each source row: the
+        :class:`~whence.attribution.counterfactual.Counterfactual` of one test point (see
+        :meth:`source_effects` for the arguments)."""
+        X = _as_rows(x)
+        if _n_rows(X) != 1:
+            raise ValueError(f"counterfactual explains one test point; got {_n_rows(X)} rows (use source_effects)")
+        return self.source_effects(X, np.asarray(y).reshape(-1), tables, **kw)[0]
+
+    def _cf_context(self):
+        if self._cf_ctx is None:
+            from .deletion import _Context
+            self._cf_ctx = _Context(self.X_train_raw)
+        return self._cf_ctx
+
+    def _label_of(self, yi):
+        if not self.classifier:
+            return "prediction"
+        cls = self.estimator.classes_[int(yi)]
+        return f"margin of class {getattr(cls, 'item', lambda: cls)()!r}"
+
+    def _output_kind(self):
+        return "correct-class margin" if self.classifier else "prediction"
+
+    def _test_directions(self, X1, y):
+        """``grad f^T H^-1`` of each test output: (m, P)."""
+        F = self._output_grads(X1, y)
+        return self._solve(F.T).T
+
+    def _outputs_of(self, X1, y, W):
+        Z = X1 @ W.T
+        return _margin(Z, y) if self.classifier else Z[:, 0]
+
+    def _row_grads(self, X1, y, w, W=None):
+        """Gradient of each row's weighted loss: (m, K p)."""
+        W = self.W if W is None else W
+        Z = X1 @ W.T
+        m = X1.shape[0]
+        if self.classifier and self.K == 1:
+            r = w * (_sigmoid(Z[:, 0]) - (y == 1))
+            return r[:, None] * X1
         if self.classifier:
-            cls = self.estimator.classes_[self._labels(yy, 'y')[0]]
-            label = f"margin of class {getattr(cls, 'item', lambda: cls)()!r}"
-        else:
-            label = "prediction"
-        return Explanation(s, train=self.train, output=out, label=label, test_row=test_row,
-                           target=yy[0].item() if yy.size else None, model=_model_name(self.model))
+            P = _softmax(Z)
+            P[np.arange(m), y] -= 1.0
+            return ((w[:, None] * P)[:, :, None] * X1[:, None, :]).reshape(m, -1)
+        return (w * (Z[:, 0] - y))[:, None] * X1
+
+    def _row_hessian(self, X1, y, w, W=None):
+        """The summed loss Hessian of the rows: (K p, K p)."""
+        W = self.W if W is None else W
+        Z = X1 @ W.T
+        if self.classifier and self.K == 1:
+            pr = _sigmoid(Z[:, 0])
+            return (X1 * (w * pr * (1 - pr))[:, None]).T @ X1
+        if self.classifier:
+            return multinomial_hessian(X1, w, _softmax(Z))
+        return (X1 * w[:, None]).T @ X1
+
+    def _delta_grads(self, prop):
+        """``dG`` of every source row of a :class:`~whence.attribution.deletion.Propagation`: the change of the
+        summed loss gradient when the row is deleted, float32 (rows of the table, K p).
+
+        For one-output models (binary logistic, squared losses), a source row that changes or removes one
+        training row also carries that row's change of the Hessian (Sherman-Morrison-Woodbury, rank 1 or 2):
+        ``H dG_eff = H H'^-1 dG``, so that ``grad f^T H^-1 dG_eff`` is the Newton step with the new Hessian.
+        """
+        P = self.W.size
+        out = np.zeros((prop.n_rows, P), np.float64)
+        if not prop.src.size:
+            return out.astype(np.float32)
+        t = prop.train
+        y = self.y_idx[t]
+        w = self.sample_weight[t]
+        X1o = self.X1[t]
+        d = -self._row_grads(X1o, y, w)
+        ch = ~prop.removed
+        X1n = None
+        if ch.any():
+            new = prop.new.iloc[np.flatnonzero(ch)] if hasattr(prop.new, "iloc") else prop.new[ch]
+            X1n = np.zeros_like(X1o)
+            X1n[ch] = self._design(self._features(new, "the changed training rows"))
+            d[ch] += self._row_grads(X1n[ch], y[ch], w[ch])
+        if self.K == 1:
+            single = np.bincount(prop.src, minlength=prop.n_rows)[prop.src] == 1
+            d = self._woodbury(d, X1o, X1n, ch, y, w, single)
+        out = _sum_by(prop.src, d, prop.n_rows)
+        ss, sj, sd = prop.shifts
+        if ss.size:
+            D = self._fill_sensitivity()
+            cols = sorted(D)
+            Dm = np.stack([D[j] for j in cols]) if cols else np.zeros((0, P))
+            pos = {j: i for i, j in enumerate(cols)}
+            keep = np.array([j in pos for j in sj.tolist()], bool)
+            ci = np.array([pos.get(j, 0) for j in sj.tolist()], np.int64)
+            import scipy.sparse as sp
+            M = sp.csr_matrix((sd[keep], (ss[keep], ci[keep])), shape=(prop.n_rows, len(cols)))
+            out += M @ Dm
+        return out.astype(np.float32)
+
+    def _hinv(self):
+        if getattr(self, "_Hinv", None) is None:
+            self._Hinv = self._solve(np.eye(self.H.shape[0]))
+        return self._Hinv
+
+    def _fill_sensitivity(self):
+        """``{column: d(summed loss gradient) / d(fill value)}`` for the fill values that are column
+        statistics: every filled cell moves with the statistic (central differences through the pipeline)."""
+        if getattr(self, "_fill_D", None) is not None:
+            return self._fill_D
+        from .deletion import _raw_rows, _set
+        ctx = self._cf_context()
+        out = {}
+        for st in ctx.stats:
+            rows = np.flatnonzero(~st.genuine & ~np.isnan(ctx.values[:, st.j]))
+            if not rows.size:
+                continue
+            eps = 1e-4 * max(1.0, abs(st.fill), float(np.std(st.vals)))
+            g = []
+            for sgn in (1.0, -1.0):
+                raw = _raw_rows(ctx.X, rows)
+                _set(raw, st.j, ctx.values[rows, st.j] + sgn * eps)
+                X1 = self._design(self._features(raw, "the filled rows"))
+                g.append(self._row_grads(X1, self.y_idx[rows], self.sample_weight[rows]).sum(0))
+            out[st.j] = (g[0] - g[1]) / (2 * eps)
+        self._fill_D = out
+        return out
+
+    def _curvature(self, X1, y, w):
+        if self.classifier:
+            pr = _sigmoid(X1 @ self.W[0])
+            return w * pr * (1 - pr)
+        return np.asarray(w, np.float64)
+
+    def _woodbury(self, d, X1o, X1n, ch, y, w, single):
+        """``dG - U (D^-1 + U^T H^-1 U)^-1 U^T H^-1 dG`` per entry: the entry's Hessian change ``U D U^T``
+        (``-c x x^T`` for a removed row, ``+ c' x' x'^T`` more for a changed one) folded into its gradient."""
+        d = d.copy()
+        co = np.maximum(self._curvature(X1o, y, w), 1e-300)
+        Hinv = self._hinv()
+        HU = X1o @ Hinv  # H^-1 x per row (k, P); H is symmetric
+        if X1n is None or not ch.any():
+            h = np.einsum("ij,ij->i", X1o, HU)
+            f = 1.0 / np.maximum(1.0 - co * h, 1e-6)
+            d[single] *= f[single, None]
+            return d
+        Hd = d @ Hinv
+        if X1n is None or not ch.any():
+            # removal only: rank 1, dG / (1 - c h)
+            h = np.einsum("ij,ij->i", X1o, HU)
+            f = 1.0 / np.maximum(1.0 - co * h, 1e-6)
+            d[single] *= f[single, None]
+            return d
+        rem = ~ch & single
+        h = np.einsum("ij,ij->i", X1o, HU)
+        d[rem] *= (1.0 / np.maximum(1.0 - co * h, 1e-6))[rem, None]
+        c2 = ch & single
+        if c2.any():
+            xo, xn = X1o[c2], X1n[c2]
+            cn = np.maximum(self._curvature(xn, y[c2], w[c2]), 1e-300)
+            HUn = xn @ Hinv
+            a11 = -1.0 / co[c2] + np.einsum("ij,ij->i", xo, HU[c2])
+            a22 = 1.0 / cn + np.einsum("ij,ij->i", xn, HUn)
+            a12 = np.einsum("ij,ij->i", xo, HUn)
+            b1 = np.einsum("ij,ij->i", xo, Hd[c2])
+            b2 = np.einsum("ij,ij->i", xn, Hd[c2])
+            det = a11 * a22 - a12 * a12
+            ok = np.abs(det) > 1e-300
+            z1 = np.where(ok, (a22 * b1 - a12 * b2) / np.where(ok, det, 1.0), 0.0)
+            z2 = np.where(ok, (a11 * b2 - a12 * b1) / np.where(ok, det, 1.0), 0.0)
+            d[c2] -= xo * z1[:, None] + xn * z2[:, None]
+        return d
+
+    def _group_effect(self, removed, changed, new, X1_test, y_test, steps=1):
+        """(effect, first-order effect, new output) of the test points when training rows ``removed``
+        disappear and rows ``changed`` get the features ``new``: Newton steps on the new training set."""
+        n = self.n_train
+        keep = np.ones(n, bool)
+        keep[removed] = False
+        X1 = self.X1.copy()
+        if len(changed):
+            X1[changed] = self._design(self._features(new, "the changed training rows"))
+        X1, y, w = X1[keep], self.y_idx[keep], self.sample_weight[keep]
+        theta = self.W.reshape(-1).copy()
+        K, p = self.W.shape
+        B = self._test_directions(X1_test, y_test)
+        f0 = self._outputs_of(X1_test, y_test, self.W)
+        first = None
+        n_steps = 50 if steps is None else max(int(steps), 1)
+        for step in range(n_steps):
+            W = theta.reshape(K, p)
+            g = self._row_grads(X1, y, w, W).sum(0) + self._reg * theta
+            if step == 0:
+                first = B @ g  # f(with) - f(without), to first order
+                g0 = float(np.linalg.norm(g))
+            elif steps is None and float(np.linalg.norm(g)) <= 1e-10 * max(g0, 1e-300):
+                break
+            H = self._row_hessian(X1, y, w, W) + np.diag(self._reg)
+            try:
+                dt = scipy.linalg.solve(H, g, assume_a="sym")
+            except (np.linalg.LinAlgError, ValueError):
+                dt = scipy.linalg.lstsq(H, g)[0]
+            theta = theta - dt
+            if steps is None and float(np.linalg.norm(dt)) <= 1e-12 * max(1.0, float(np.linalg.norm(theta))):
+                break
+        f1 = self._outputs_of(X1_test, y_test, theta.reshape(K, p))
+        return f0 - f1, first, f1
 
     # ------------------------------------------------------------------ the LDS harness's retraining
     def retrain_outputs(self, train_idx, X_test, y_test, seed=0):
@@ -419,6 +662,40 @@ def _margin(Z, y):
     Zo[np.arange(n), y] = -np.inf
     mx = Zo.max(axis=1)
     return zy - (mx + np.log(np.exp(Zo - mx[:, None]).sum(axis=1)))
+
+
+def _as_rows(x):
+    """Test input as rows the model accepts: a Series (one row of a frame) becomes a one-row DataFrame with
+    its column names, a 1-D array one row; DataFrames and 2-D arrays stay as they are."""
+    try:
+        import pandas as pd
+        if isinstance(x, pd.Series):
+            return pd.DataFrame([pd.Series(x).to_numpy()], columns=x.index).infer_objects()
+        if isinstance(x, pd.DataFrame):
+            return x
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import scipy.sparse as sp
+        if sp.issparse(x):
+            return x
+    except ImportError:  # pragma: no cover
+        pass
+    a = np.asarray(x)
+    return a.reshape(1, -1) if a.ndim == 1 else a
+
+
+def _sum_by(idx, rows, n):
+    """``out[i] = sum of rows[idx == i]`` for ``i < n`` (one sparse product, not a Python loop)."""
+    import scipy.sparse as sp
+    if not idx.size:
+        return np.zeros((n, rows.shape[1]))
+    M = sp.csr_matrix((np.ones(idx.size), (idx, np.arange(idx.size))), shape=(n, idx.size))
+    return np.asarray(M @ rows)
+
+
+def _n_rows(X):
+    return X.shape[0] if hasattr(X, "shape") else len(X)
 
 
 def _plain_input(X):

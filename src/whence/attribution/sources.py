@@ -67,8 +67,10 @@ def _table_pairs(node):
         a[1].append(src)
     out = {}
     for name, (a, b) in acc.items():
-        pairs = np.unique(np.stack([np.concatenate(a), np.concatenate(b)], axis=1), axis=0)
-        out[name] = (pairs[:, 0], pairs[:, 1])
+        tr, sr = np.concatenate(a), np.concatenate(b)
+        m = int(sr.max()) + 1 if sr.size else 1
+        key = np.unique(tr * m + sr)  # the pairs sorted by (training row, source row), as one int64 key
+        out[name] = (key // m, key % m)
     return out
 
 

@@ -582,6 +582,16 @@ class TorchAttributor:
         label = (f"margin of class {int(yy[0])}" if self.task == "classification" else "prediction")
         return Explanation(s, train=self.train, output=out, label=label)
 
+    def source_effects(self, *args, **kwargs):
+        """Not available: counterfactual effects of source rows need the Hessian of the training objective,
+        which a torch model's TRAK-style estimator does not have."""
+        from .influence import UnsupportedModelError
+        raise UnsupportedModelError(
+            "counterfactual effects of source rows need a model family with a Hessian (the scikit-learn families "
+            "of Attributor); a torch model's TRAK-style scores rank training rows but do not move the model")
+
+    counterfactual = source_effects
+
     def retrain_outputs(self, train_idx, X_test, y_test, seed=0):
         """Outputs (float64, (n_test,)) on the test points of a model trained from scratch on rows ``train_idx``
         with ``train_fn``."""

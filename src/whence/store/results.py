@@ -9,8 +9,12 @@ Kinds and their documents
 ``attribution`` (from an :class:`~whence.attribution.Explanation` or a list of them)
     ``{"model", "n_train", "train_object", "k", "test_rows": [{"test_row", "label", "output", "prediction",
     "top": [{"rank", "train_row", "score", "sources": [{"table", "row", "path", "line"}]}], "bottom": [...],
-    "by_source": [{"table", "score"}]}]}``.  ``sources`` are the source rows of each training row, through the
-    lineage of the training matrix (empty when it has none).
+    "by_source": [{"table", "score"}], "counterfactual": {...}}]}``.  ``sources`` are the source rows of each
+    training row, through the lineage of the training matrix (empty when it has none); ``by_source`` is the
+    equal-split convention (a bookkeeping of training-row scores, not an effect); ``counterfactual``, present
+    when :meth:`~whence.attribution.Explanation.counterfactual` was asked, holds the effects of deleting source
+    rows (:meth:`~whence.attribution.counterfactual.Counterfactual.to_dict`: ``output``, per-table ``tables``
+    summary, the ``largest`` source rows with file lines, ``delete_table`` effects, ``rules``).
 ``unlearning`` (from :func:`whence.unlearn.forget_sources`'s result, a
 :class:`~whence.unlearn.ComparisonReport`, or a :class:`~whence.unlearn.Certificate`)
     ``{"method", "n_forgotten", "figures": {name: number}, "detail": {...}}``.
@@ -103,6 +107,9 @@ def _attribution(explanations, k, model, train_object):
                        for r in ex.bottom(k)],
             "by_source": by_source,
         }
+        cf = getattr(ex, "_counterfactual", None)
+        if cf is not None:  # Explanation.counterfactual() was asked: the effects of deleting source rows
+            entry["counterfactual"] = cf.to_dict(k=k)
         test_rows.append(entry)
     first = explanations[0]
     return {"model": model or getattr(first, "model", None) or "", "n_train": int(first.scores.size),

@@ -74,22 +74,8 @@ def _read(path, name, tracked=True):
 
 
 def _run_etl(etl, frames, target):
-    sig = inspect.signature(etl)
-    params = list(sig.parameters)
-    if all(k in params for k in frames) or any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
-        out = etl(**frames)
-    else:
-        out = etl(*[frames[k] for k in frames])
-    if isinstance(out, tuple):
-        X, y = out[0], out[1]
-    else:
-        if target is None:
-            raise ValueError("the ETL returned one table: name its label column with target=...")
-        if target not in out.columns:
-            raise ValueError(f"target {target!r} is not a column of the ETL's output ({list(out.columns)[:8]}...)")
-        y = out[target]
-        X = out.drop(columns=[target])
-    return X, y
+    from ..attribution.deletion import run_etl
+    return run_etl(etl, frames, target)
 
 
 def _lines_to_rows(node, table, lines, by):
@@ -116,15 +102,10 @@ def _lines_to_rows(node, table, lines, by):
 
 def _anchor(X, n_out):
     """The source whose rows map one to one onto training rows, with the source row of every training row."""
+    from ..attribution.deletion import anchor_of
     from ..attribution.sources import row_relation
     rel = row_relation(X)
-    best = None
-    for name, (tr, src) in rel.items():
-        if tr.size != n_out or np.unique(tr).size != n_out or np.unique(src).size != n_out:
-            continue
-        order = np.argsort(tr)
-        best = (name, src[order]) if best is None or name < best[0] else best
-    return best, rel
+    return anchor_of(rel, n_out), rel
 
 
 def forget_sources(etl, sources, drop, model, target=None, *, by="line", check=True, allow_unused=False,
@@ -215,26 +196,13 @@ def _forget_sources(etl, sources, drop, model, target, by, check, allow_unused, 
     bar.update()
     bar.set_description("forget_sources: ETL replay without the rows")
     t1 = time.perf_counter()
-    keep_maps = {}
-    frames1 = {}
-    for name, path in sources.items():
-        df = _read(path, name, tracked=False)
-        rows = dropped.get(name, np.zeros(0, np.int64))
-        keep = np.setdiff1d(np.arange(len(df)), rows)
-        keep_maps[name] = keep
-        wh.release(name)
-        frames1[name] = wh.track_frame(df.iloc[keep].reset_index(drop=True), name=name)
-    X1, y1 = _run_etl(etl, frames1, target)
+    from ..attribution.deletion import CounterfactualError, rerun_without
+    try:
+        X1, y1, match = rerun_without(etl, sources, dropped, target, a_name=a_name, a_rows0=a_rows0)
+    except CounterfactualError as e:
+        raise ValueError(str(e)) from None
     t_etl1 = time.perf_counter() - t1
     n1 = len(y1)
-    anchor1, _ = _anchor(X1, n1)
-    if anchor1 is None or anchor1[0] != a_name:
-        raise ValueError(f"after dropping the rows, {a_name!r} no longer maps one to one onto the training rows")
-    a_rows1 = keep_maps[a_name][anchor1[1]]  # original row numbers of the new training rows' anchors
-    pos0 = {int(r): i for i, r in enumerate(a_rows0)}
-    match = np.array([pos0.get(int(r), -1) for r in a_rows1], np.int64)  # new row -> old row
-    if (match < 0).any():
-        raise ValueError("the second ETL run produced training rows the first did not have")
     survived = np.zeros(n0, bool)
     survived[match] = True
     removed = np.flatnonzero(~survived)

@@ -501,7 +501,8 @@ def create_app(store_path, *, allowed_hosts=None):
 
     @app.get("/api/runs/{run}/results/{name}", summary="One stored result, as saved (JSON)",
              description="Kind `attribution`: `{model, n_train, train_object, test_rows: [{test_row, label, "
-                         "prediction, top, bottom, by_source}]}`; kind `unlearning`: `{method, n_forgotten, "
+                         "prediction, top, bottom, by_source, counterfactual?}]}` (`counterfactual`: the effects of deleting "
+                         "source rows, when asked: `{output, tables, largest, delete_table, rules}`); kind `unlearning`: `{method, n_forgotten, "
                          "figures}`.")
     async def result(run: str, name: str) -> dict:
         with access.use() as store:

@@ -9,6 +9,7 @@ import functools
 import numpy as np
 import pandas as pd
 
+from ..aggregates import record_aggregate
 from ..relations import Part
 from .base import _attach, _col_rows, _depth, _dims, _fallback, _guard, _hashable, lineage_of
 
@@ -111,7 +112,10 @@ class TrackedGroupBy:
             def red(*args, **kwargs):
                 with _guard:
                     res = attr(*args, **kwargs)
-                return self._lineage(res, name)
+                out = self._lineage(res, name)
+                if not args and not kwargs:
+                    record_aggregate(self, out, name, {})  # for deletion propagation
+                return out
             return red
         if callable(attr):
             def other(*args, **kwargs):
@@ -168,19 +172,26 @@ class TrackedGroupBy:
             partial = None  # a reduction by construction: each value derives from its group
         if fname is not None and fname not in _REDUCERS:
             partial = f"groupby().agg({fname!r}) is not a reduction whence knows"
-        return self._lineage(res, "agg", named=named, reason=partial)
+        out = self._lineage(res, "agg", named=named, reason=partial)
+        if not args and (fname is not None or (func is None and named and len(named) == len(kwargs))):
+            record_aggregate(self, out, fname, named)  # for deletion propagation
+        return out
 
     aggregate = agg
 
     def size(self):
         with _guard:
             res = self._gb.size()
-        return self._lineage(res, "size")
+        out = self._lineage(res, "size")
+        record_aggregate(self, out, "size", {})  # for deletion propagation
+        return out
 
     def count(self):
         with _guard:
             res = self._gb.count()
-        return self._lineage(res, "count")
+        out = self._lineage(res, "count")
+        record_aggregate(self, out, "count", {})  # for deletion propagation
+        return out
 
     def transform(self, func, *args, **kwargs):
         if isinstance(func, str) and func in _windows().GROUP_METHODS:

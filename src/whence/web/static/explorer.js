@@ -817,10 +817,27 @@ function renderAttribution(body, p) {
       el("tbody", null, (items || []).map((x) => el("tr", {"data-train-row": x.train_row},
         el("td", {class: "num"}, x.train_row), el("td", {class: "num " + (x.score >= 0 ? "pos" : "neg")}, fmtScore(x.score)),
         el("td", null, srcText(x.sources))))))];
+    const cf = t.counterfactual;
+    const cfParts = cf ? [
+      el("h3", null, "Effect of deleting each file (output with − output without)"),
+      barChart(Object.entries(cf.delete_table || {}).map(([table, d]) => ({table, score: d.effect})), "counterfactual-chart"),
+      el("h3", null, "Largest effect of deleting one source row, per table"),
+      barChart(Object.entries(cf.tables || {}).map(([table, s]) => ({table, score: s.largest || 0})), "cf-largest-chart"),
+      el("h3", null, "Source rows whose deletion would change it most"),
+      el("table", {class: "attr-rows cf-rows", id: "cf-rows"},
+        el("thead", null, el("tr", null, el("th", null, "source row"), el("th", null, "effect"), el("th", null, "training rows changed"))),
+        el("tbody", null, (cf.largest || []).map((e) => el("tr", null,
+          el("td", null, el("div", {class: "src-line", title: e.path || ""}, sourceLink(e.table, e.row), ` row ${e.row}`,
+            e.line !== null && e.line !== undefined ? ` · line ${e.line}` : "")),
+          el("td", {class: "num " + (e.effect >= 0 ? "pos" : "neg")}, fmtScore(e.effect)),
+          el("td", {class: "num"}, e.train_rows))))),
+      el("p", {class: "muted"}, Object.entries(cf.tables || {}).map(([table, s]) =>
+        `${table}: ${fmtInt(s.rows)} rows, ${fmtInt(s.fed_nothing)} fed nothing (effect 0)${s.exact ? "" : ", ETL re-run"}`).join(" · "))] : [];
     fill(detail, 
       el("h2", null, `Test row ${t.test_row}`),
       el("p", {class: "muted"}, `label ${t.label} · prediction ${fmtScore(t.prediction)}`),
-      el("h3", null, "Score by source table"),
+      ...cfParts,
+      el("h3", null, cf ? "Score by source table (equal split of training-row scores: a convention)" : "Score by source table"),
       barChart(t.by_source || []),
       table("Most helpful training rows", t.top, "top"),
       table("Most harmful training rows", t.bottom, "bottom"));
@@ -828,7 +845,7 @@ function renderAttribution(body, p) {
   if (rows.length) { list.querySelector("tbody tr").classList.add("active"); showTestRow(rows[0]); }
 }
 
-function barChart(items) {
+function barChart(items, id) {
   // one bar per source table from a zero line; labels on the left, values in a column on the right
   const rowH = 28, labelW = 190, barW = 300, valueW = 90, pad = 8;
   const W = labelW + barW + valueW, H = pad * 2 + Math.max(1, items.length) * rowH;
@@ -836,7 +853,7 @@ function barChart(items) {
   const hasNeg = items.some((x) => x.score < 0), hasPos = items.some((x) => x.score > 0);
   const zero = labelW + (hasNeg && hasPos ? barW / 2 : hasNeg ? barW - 4 : 4);
   const span = hasNeg && hasPos ? barW / 2 - 6 : barW - 10;
-  const chart = svg("svg", {class: "bars", id: "by-source-chart", width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "score by source table"});
+  const chart = svg("svg", {class: "bars", id: id || "by-source-chart", width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "score by source table"});
   items.forEach((x, i) => {
     const y = pad + i * rowH;
     const w = Math.abs(x.score) / max * span;

@@ -1,0 +1,1103 @@
+"""Deletion propagation: how the training matrix changes when source rows are deleted.
+
+Deleting a source row changes the training matrix in one of two ways, which the lineage tells apart:
+
+- a row of the *anchor* table (the table whose rows map one to one onto training rows, such as the applicants
+  of a credit table) removes its training row;
+- a row that feeds a group-by aggregate changes the aggregate of its group (or removes the group, when it was
+  the group's only row), and so the feature values of the training rows that the group's row was joined to.
+
+For the second case, every covered aggregation records its function per output column and its input values
+(:mod:`whence.tabular.aggregates`); the leave-one-out value of every group for every input row is computed at
+once, vectorised: ``count``, ``size``, ``sum``, ``mean``, ``var``, ``std`` in closed form, ``min``/``max``
+through the second-best value of each group, ``first``/``last`` through the second non-missing value,
+``nunique`` through value multiplicities, and any other function pandas applies (``median``, ``prod``,
+callables, ...) by one pandas group-by over all leave-one-out subsets at once.  The changed aggregate cell is
+located in the training matrix through the row relations (training row -> source rows -> aggregate input
+rows -> group) and a column check: a feature column follows an aggregate column when its values equal the
+aggregate's on every training row fed by a group (a copy through joins, fills and type casts); training rows
+fed by no group hold the fill value a vanished group gets (a left join then ``fillna``).
+
+What has no deletion rule (a feature computed *from* an aggregate, a lookup table joined to many rows, an
+aggregate whose input rows mix several source rows, a vanished group whose fill value cannot be seen) is
+answered by re-running the ETL without the rows, in plain pandas, matched to the training rows through the
+anchor: :func:`rerun_without`, which :func:`whence.unlearn.forget_sources` uses too.  Every answer lists its
+operations with the rule used and whether it was exact.
+
+Column statistics computed over a whole column (a median used to fill gaps) are constants in the lineage
+(see ``docs/semantics.md``): a deletion that moves such a statistic moves it in the truth but not here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import WhenceError
+
+__all__ = ["CounterfactualError", "Propagation", "propagate", "rerun_without", "anchor_of", "loo_values",
+           "group_values"]
+
+
+class CounterfactualError(WhenceError, ValueError):
+    """A deletion that whence cannot propagate as asked (the reason names the table, operation or input)."""
+
+
+# ----------------------------------------------------------------------------------------------- aggregates
+def _float(a):
+    try:
+        return np.asarray(a, np.float64)
+    except (TypeError, ValueError):
+        return None
+
+
+def _first_two(codes, order_key, valid, ng):
+    """Per group: the input row ranked first and the value rank second by ``order_key`` among valid rows
+    (-1 when missing)."""
+    pos = np.flatnonzero(valid & (codes >= 0))
+    o = pos[np.lexsort((order_key[pos], codes[pos]))]
+    g = codes[o]
+    start = np.ones(o.size, bool)
+    start[1:] = g[1:] != g[:-1]
+    first = np.full(ng, -1, np.int64)
+    first[g[start]] = o[start]
+    sec = np.full(ng, -1, np.int64)
+    nxt = np.flatnonzero(start)[:] + 1
+    ok = (nxt < o.size)
+    ok[ok] = g[nxt[ok]] == g[start][ok]
+    sec[g[start][ok]] = o[nxt[ok]]
+    return first, sec
+
+
+def loo_values(func, values, codes, ng, *, max_expanded=50_000_000):
+    """The value of an aggregate of every group without each input row, for every input row at once.
+
+    Parameters
+    ----------
+    func : str or callable
+        The aggregation (``"sum"``, ``"mean"``, ``"count"``, ``"size"``, ``"min"``, ``"max"``, ``"var"``,
+        ``"std"``, ``"first"``, ``"last"``, ``"nunique"`` in closed form; anything else pandas applies).
+    values : ndarray (n,) or None
+        The input column (None for ``size``).
+    codes : ndarray of int (n,)
+        Group of every input row (-1: in no group).
+    ng : int
+        Number of groups.
+
+    Returns
+    -------
+    (new, vanish, rule)
+        ``new`` (n,) float64: the group's value without the row (NaN for rows in no group); ``vanish`` (n,)
+        bool: the row was its group's only row (the group disappears); ``rule``: the rule's name, or None when
+        there is none (the caller falls back).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> v = np.array([1.0, 5.0, 3.0, 7.0]); g = np.array([0, 0, 0, 1])
+    >>> new, vanish, rule = loo_values("max", v, g, 2)
+    >>> new.tolist()[:3], vanish.tolist(), rule
+    ([5.0, 3.0, 5.0], [False, False, False, True], 'second-best value (max)')
+    >>> loo_values("median", v, g, 2)[0].tolist()[:3]
+    [4.0, 2.0, 3.0]
+    """
+    codes = np.asarray(codes, np.int64)
+    n = codes.size
+    ing = codes >= 0
+    cc = np.where(ing, codes, 0)
+    size = np.bincount(codes[ing], minlength=ng)
+    vanish = ing & (size[cc] == 1)
+    new = np.full(n, np.nan)
+    if func == "size":
+        new[ing] = size[cc][ing] - 1
+        return new, vanish, "size - 1"
+    if func == "count" and _float(values) is None:
+        import pandas as pd
+        values = np.where(np.asarray(pd.isna(values)), np.nan, 0.0)
+    if isinstance(func, str) and func in ("count", "sum", "mean", "var", "std", "min", "max"):
+        v = _float(values)
+        if v is None:
+            return _expanded(func, values, codes, ng, vanish, max_expanded)
+        ok = ing & ~np.isnan(v)
+        v0 = np.where(ok, v, 0.0)
+        cnt = np.bincount(cc, weights=ok.astype(float), minlength=ng)
+        s = np.bincount(cc, weights=v0, minlength=ng)
+        c_new = cnt[cc] - ok
+        if func == "count":
+            new[ing] = c_new[ing]
+            return new, vanish, "count - 1 (non-missing)"
+        if func == "sum":
+            new[ing] = (s[cc] - v0)[ing]
+            return new, vanish, "sum - value"
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = s / cnt
+            if func == "mean":
+                out = np.where(ok, (s[cc] - v0) / c_new, mean[cc])
+                out = np.where(c_new > 0, out, np.nan)
+                new[ing] = out[ing]
+                return new, vanish, "(sum - value) / (count - 1)"
+            if func in ("var", "std"):
+                dev = np.where(ok, v0 - mean[cc], 0.0)
+                m2 = np.bincount(cc, weights=dev * dev, minlength=ng)
+                m_new = np.where(c_new > 0, (s[cc] - v0) / c_new, np.nan)
+                m2_new = np.where(ok, m2[cc] - (v0 - mean[cc]) * (v0 - m_new), m2[cc])
+                # rounding: what is left of the sum of squares after cancellation is noise below this
+                m2_new = np.where(np.abs(m2_new) <= 1e-12 * (m2[cc] + (v0 - mean[cc]) ** 2), 0.0, m2_new)
+                var = np.where(c_new > 1, np.maximum(m2_new, 0.0) / (c_new - 1), np.nan)
+                var_keep = np.where(cnt[cc] > 1, m2[cc] / (cnt[cc] - 1), np.nan)
+                out = np.where(ok, var, var_keep)
+                new[ing] = (np.sqrt(out) if func == "std" else out)[ing]
+                return new, vanish, "Welford removal (sample, ddof=1)"
+        # min / max: the second-best value of each group
+        key = v if func == "min" else -v
+        first, sec = _first_two(codes, np.where(ok, key, 0.0), ok, ng)
+        best = np.where(first >= 0, v[np.maximum(first, 0)], np.nan)
+        second = np.where(sec >= 0, v[np.maximum(sec, 0)], np.nan)
+        out = np.where(np.arange(n) == first[cc], second[cc], best[cc])
+        new[ing] = out[ing]
+        return new, vanish, f"second-best value ({func})"
+    if isinstance(func, str) and func in ("first", "last"):
+        import pandas as pd
+        ok = ing & ~np.asarray(pd.isna(values))
+        order = np.arange(n, dtype=np.float64) * (1 if func == "first" else -1)
+        first, sec = _first_two(codes, order, ok, ng)
+        fv = _float(values)
+        if fv is None:
+            return _expanded(func, values, codes, ng, vanish, max_expanded)
+        best = np.where(first >= 0, fv[np.maximum(first, 0)], np.nan)
+        second = np.where(sec >= 0, fv[np.maximum(sec, 0)], np.nan)
+        out = np.where(np.arange(n) == first[cc], second[cc], best[cc])
+        new[ing] = out[ing]
+        return new, vanish, f"second non-missing value ({func})"
+    if func == "nunique":
+        import pandas as pd
+        fcodes, _ = pd.factorize(np.asarray(values), use_na_sentinel=True)
+        ok = ing & (fcodes >= 0)
+        key = cc.astype(np.int64) * (int(fcodes.max()) + 2 if fcodes.size else 1) + fcodes
+        _, inv, mult = np.unique(np.where(ok, key, -1), return_inverse=True, return_counts=True)
+        distinct = np.zeros(ng)
+        first_of = np.zeros(inv.size, bool)
+        _, idx = np.unique(np.where(ok, key, -1), return_index=True)
+        first_of[idx] = True
+        np.add.at(distinct, cc[ok & first_of], 1.0)
+        out = distinct[cc] - (ok & (mult[inv] == 1))
+        new[ing] = out[ing]
+        return new, vanish, "nunique - (value unique in its group)"
+    return _expanded(func, values, codes, ng, vanish, max_expanded)
+
+
+def _expanded(func, values, codes, ng, vanish, max_expanded):
+    """Leave-one-out by one pandas group-by over every leave-one-out subset (sum of squared group sizes)."""
+    import pandas as pd
+    n = codes.size
+    ing = codes >= 0
+    size = np.bincount(codes[ing], minlength=ng)
+    if int((size.astype(np.int64) ** 2).sum()) > max_expanded:
+        return np.full(n, np.nan), vanish, None
+    from ..tabular.relations import _group_members
+    members = _group_members(codes, ing, ng)  # input rows sorted by group
+    starts = np.zeros(ng + 1, np.int64)
+    np.cumsum(size, out=starts[1:])
+    # for the member at sorted position q (group g, start st, size k): rows st..st+k-1 except q
+    g_of = codes[members]
+    k = size[g_of]
+    st = starts[g_of]
+    rep = np.repeat(np.arange(members.size), k)
+    off = np.arange(rep.size) - np.repeat(np.cumsum(k) - k, k)
+    pos = np.repeat(st, k) + off
+    keep = pos != rep
+    rows = members[pos[keep]]
+    owner = members[rep[keep]]
+    s = pd.Series(np.asarray(values)[rows]).groupby(owner)
+    try:
+        agg = s.agg(func)
+    except Exception:  # noqa: BLE001 - a function pandas cannot apply on the subsets: no rule
+        return np.full(n, np.nan), vanish, None
+    new = np.full(n, np.nan)
+    a = _float(agg.to_numpy())
+    if a is None:
+        return new, vanish, None
+    new[agg.index.to_numpy()] = a
+    return new, vanish, f"leave-one-out subsets through pandas ({getattr(func, '__name__', func)})"
+
+
+def group_values(func, values, codes, ng, drop_mask):
+    """The aggregate of every group over its rows not in ``drop_mask``: ``(new (ng,), alive (ng,) bool)``.
+
+    Used for deleting several source rows at once (all functions pandas applies, exact).
+    """
+    import pandas as pd
+    codes = np.asarray(codes, np.int64)
+    keep = (codes >= 0) & ~drop_mask
+    alive = np.bincount(codes[keep], minlength=ng) > 0
+    new = np.full(ng, np.nan)
+    if func == "size":
+        new[:] = np.bincount(codes[keep], minlength=ng)
+        return new, alive
+    s = pd.Series(np.asarray(values)[keep]).groupby(codes[keep])
+    agg = s.agg(func)
+    new[agg.index.to_numpy()] = np.asarray(agg.to_numpy(), np.float64)
+    return new, alive
+
+
+# ----------------------------------------------------------------------------------------------- the graph
+def _walk(node):
+    """Every node upstream of ``node`` (itself included), each once."""
+    seen, out, stack = set(), [], [node]
+    while stack:
+        x = stack.pop()
+        if x is None or x.id in seen:
+            continue
+        seen.add(x.id)
+        out.append(x)
+        stack.extend(x.parents)
+    return out
+
+
+def _train_node(X):
+    from ..query import _node_of
+    return _node_of(X, "training matrix")
+
+
+def anchor_of(relation, n_train):
+    """``(name, source row of every training row)`` of the table whose rows map one to one onto the training
+    rows (the first by name when several do), or None."""
+    best = None
+    for name, (tr, src) in sorted(relation.items()):
+        if tr.size != n_train or np.unique(tr).size != n_train or np.unique(src).size != n_train:
+            continue
+        order = np.argsort(tr)
+        if best is None:
+            best = (name, src[order])
+    return best
+
+
+class Propagation:
+    """The changes of the training matrix when each source row of one table is deleted on its own.
+
+    Attributes
+    ----------
+    table : str
+    n_rows : int
+        Rows of the source table.
+    src, train : ndarray of int64 (k,)
+        One entry per (source row, training row it changes or removes).
+    removed : ndarray of bool (k,)
+        The training row disappears (else its features change to ``new``).
+    new : ndarray (k, d) or DataFrame
+        The training row's new raw features (rows of ``removed`` entries are the old ones, unused).
+    fed_nothing : ndarray of bool (n_rows,)
+        Source rows that fed no training row: deleting them changes nothing (their effect is 0).
+    rules : list of dict
+        ``{"op", "rule", "exact"}`` per operation the deletion went through.
+    fallback : ndarray of int64
+        Source rows answered by re-running the ETL.
+    """
+
+    def __init__(self, table, n_rows, src, train, removed, new, fed_nothing, rules, fallback, shifts=None):
+        self.table, self.n_rows = table, int(n_rows)
+        z = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+        self.shifts = z if shifts is None else shifts  # (src, column, delta) of column statistics
+        self.src, self.train, self.removed, self.new = src, train, removed, new
+        self.fed_nothing = fed_nothing
+        self.rules = rules
+        self.fallback = fallback
+
+    @property
+    def exact(self):
+        """True when every operation had an exact deletion rule (no ETL re-run)."""
+        return all(r["exact"] for r in self.rules) and not self.fallback.size
+
+    def __repr__(self):
+        return (f"<Propagation {self.table!r}: {self.n_rows} source rows, {self.src.size} training-row changes "
+                f"({int(self.removed.sum())} removals), {int(self.fed_nothing.sum())} fed nothing, "
+                f"{self.fallback.size} by ETL re-run>")
+
+
+class _Context:
+    """What the lineage says about a training matrix, computed once: relations, sources, aggregates."""
+
+    def __init__(self, X):
+        from ..tabular.aggregates import aggregate_record
+        from .sources import row_relation
+        self.X = X
+        self.node = _train_node(X)
+        self.n = self.node.shape[0] if self.node.shape else 1
+        self.rel = row_relation(X)
+        nodes = _walk(self.node)
+        self.sources = {x.name: x for x in nodes if x.is_source}
+        self.aggs = [(x, aggregate_record(x)) for x in nodes if aggregate_record(x) is not None]
+        self.anchor = anchor_of(self.rel, self.n)
+        self.values = _numeric(X)
+        self.col_dep = _column_dependence(self.node)
+        self.stats = _column_statistics(self.values)
+        self.control = _control_rows(self.node)
+        self._paths = {}
+        if self.stats:
+            # the aggregates' own view of which cells are missing (for fills that are column statistics)
+            for name in sorted(self.sources):
+                if self.anchor is None or name != self.anchor[0]:
+                    self.paths(name)
+
+    def paths(self, table):
+        """``_paths(self, table)``, computed once."""
+        p = self._paths.get(table)
+        if p is None:
+            p = self._paths[table] = _paths(self, table)
+        return p
+
+    def check_table(self, table):
+        if table not in self.sources:
+            raise CounterfactualError(
+                f"table {table!r} is not upstream of the training matrix (its source tables: "
+                f"{sorted(self.sources)})")
+
+
+class _Stat:
+    """A fill value that is a statistic of its column: ``fill == median`` (or mean) of the column's other
+    values over the training rows (a gap filled with ``df[col].median()``)."""
+
+    def __init__(self, j, kind, genuine, fill):
+        self.j, self.kind, self.genuine, self.fill = j, kind, genuine, fill
+        self.vals = np.zeros(0)
+        self.sorted = self.vals
+
+    def after(self, v_old, go, v_new, gn):
+        """The statistic after each entry removes ``v_old`` (where ``go``) and adds ``v_new`` (where ``gn``)."""
+        a = self.vals
+        n = a.size
+        if self.kind == "mean":
+            tot = a.sum()
+            cnt = n - go.astype(np.int64) + gn
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return (tot - np.where(go, v_old, 0.0) + np.where(gn, v_new, 0.0)) / cnt
+        srt = self.sorted
+        k = np.where(go, np.searchsorted(srt, np.where(go, v_old, 0.0)), n)
+        m = n - go.astype(np.int64)
+        qa = np.searchsorted(srt, np.where(gn, v_new, 0.0))
+        q = qa - (go & (k < qa))
+        size = m + gn
+
+        def b(t):
+            idx = np.where(t < k, t, t + 1)
+            return srt[np.clip(idx, 0, n - 1)]
+
+        def el(t):
+            base = np.where(gn & (t > q), b(t - 1), b(t))
+            return np.where(gn & (t == q), v_new, base)
+        half = size // 2
+        odd = size % 2 == 1
+        return np.where(odd, el(half), (el(np.maximum(half - 1, 0)) + el(half)) / 2)
+
+
+def _column_statistics(values):
+    """The columns whose most frequent value is the median or mean of the column's other values."""
+    out = []
+    for j in range(values.shape[1]):
+        col = values[:, j]
+        ok = ~np.isnan(col)
+        u, cnt = np.unique(col[ok], return_counts=True)
+        if u.size < 3 or cnt.max() < 2:
+            continue
+        kind = None
+        for c in u[np.argsort(-cnt, kind="stable")[:3]]:  # the fill is among the most frequent values
+            if cnt[np.searchsorted(u, c)] < 2:
+                break
+            gen = ok & (col != c)
+            vals = col[gen]
+            if not vals.size:
+                continue
+            tol = 1e-12 * max(1.0, abs(c))
+            if abs(np.median(vals) - c) <= tol:
+                kind = "median"
+            elif abs(np.median(np.append(vals, c)) - c) <= tol:
+                # one genuine cell holds the median itself; which one cannot be told by value (any is taken)
+                gen = gen.copy()
+                gen[np.flatnonzero(ok & (col == c))[0]] = True
+                vals = col[gen]
+                kind = "median"
+            elif abs(vals.mean() - c) <= tol:
+                kind = "mean"
+            if kind is not None:
+                break
+        if kind is None:
+            continue
+        st = _Stat(j, kind, gen, float(c))
+        st.vals = vals
+        st.sorted = np.sort(vals)
+        out.append(st)
+    return out
+
+
+def _stat_shifts(ctx, s, t, removed, new):
+    """``(src, column, delta)``: how each deletion moves the column statistics used as fill values."""
+    import pandas as pd
+    if not ctx.stats or not s.size:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    nv = _numeric(new) if isinstance(new, pd.DataFrame) else np.asarray(new, np.float64)
+    S, J, D = [], [], []
+    for st in ctx.stats:
+        j = st.j
+        v_old = ctx.values[t, j]
+        go = st.genuine[t]
+        v_new = nv[:, j]
+        gn = ~removed & ~np.isnan(v_new) & (v_new != st.fill)
+        same = go & gn & (v_old == v_new)
+        go, gn = go & ~same, gn & ~same
+        act = go | gn
+        if not act.any():
+            continue
+        after = st.after(v_old[act], go[act], v_new[act], gn[act])
+        delta = after - st.fill
+        keep = np.isfinite(delta) & (delta != 0)
+        S.append(s[act][keep])
+        J.append(np.full(int(keep.sum()), j, np.int64))
+        D.append(delta[keep])
+    if not S:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    return np.concatenate(S), np.concatenate(J), np.concatenate(D)
+
+
+def _numeric(X):
+    try:
+        return np.asarray(np.asarray(X), np.float64)
+    except (TypeError, ValueError):
+        import pandas as pd
+        if isinstance(X, pd.DataFrame):
+            out = np.full(X.shape, np.nan)
+            for j in range(X.shape[1]):
+                try:
+                    out[:, j] = np.asarray(X.iloc[:, j], np.float64)
+                except (TypeError, ValueError):
+                    pass
+            return out
+        raise
+
+
+def _control_rows(node):
+    """``{source name: sorted source rows}`` that chose training rows without feeding their data (filter masks,
+    join and group keys), or None when the node is not a table map."""
+    from ..tabular.relations import TableMap
+    m = node.map
+    if not isinstance(m, TableMap):
+        return None
+    n = node.shape[0]
+    out = {}
+    for k, p in m.entries:
+        if not p.control:
+            continue
+        _, src = p.rel.rows_per(np.arange(n, dtype=np.int64))
+        name = node.parents[k].name
+        out[name] = np.union1d(out.get(name, np.zeros(0, np.int64)), src)
+    return out
+
+
+def _control_only(ctx, table, n_src, feeds):
+    """Rows of ``table`` that chose training rows but fed none of their data: deleting them can remove or add
+    training rows (a semi-join, a filter on another table), which no rule here follows."""
+    if ctx.control is None:
+        # the lineage of the matrix is not one table map: control paths cannot be read off it
+        return np.zeros(n_src, bool)
+    c = np.zeros(n_src, bool)
+    rows = ctx.control.get(table)
+    if rows is not None and rows.size:
+        c[rows] = True
+    return c & ~feeds
+
+
+def _column_dependence(node):
+    """``{source name: bool (columns,)}``: the columns of a table node whose data derive from each source, or
+    None when the node is not a table map."""
+    from ..tabular.relations import TableMap
+    m = node.map
+    if not isinstance(m, TableMap):
+        return None
+    out = {}
+    for k, p in m.entries:
+        if p.control:
+            continue
+        dep = p.data_cm(m.nidx, m.ncols).any(1)
+        name = node.parents[k].name
+        out[name] = out.get(name, np.zeros(m.ncols, bool)) | dep
+    return out
+
+
+def _source_cols(node, src_node):
+    """bool (columns of a table node, source columns): the source columns each column's data derive from, or
+    None when the node is not a table map."""
+    from ..tabular.relations import TableMap
+    m = node.map
+    if not isinstance(m, TableMap):
+        return None
+    cm = None
+    for k, p in m.entries:
+        if p.control or node.parents[k] is not src_node:
+            continue
+        d = p.data_cm(m.nidx, m.ncols)
+        cm = d.copy() if cm is None else cm | d
+    return cm
+
+
+class _AggPath:
+    """One aggregate fed by a table, located in the training matrix."""
+
+    def __init__(self, agg_node, rec, in2src, g_of_train, matches, fills):
+        self.agg_node, self.rec = agg_node, rec
+        self.in2src = in2src          # input row -> source row
+        self.g_of_train = g_of_train  # training row -> group (-1: none)
+        self.matches = matches        # [(agg column index, X column)]
+        self.fills = fills            # X column -> fill value (nan allowed) or None when unknown
+
+    @property
+    def op(self):
+        cols = ", ".join(f"{c.label}={getattr(c.func, '__name__', c.func)}({c.source or ''})"
+                         for c in self.rec.columns)
+        return f"groupby.agg [{cols}]"
+
+
+def _paths(ctx, table):
+    """The aggregates through which ``table`` feeds the training matrix, and the X columns left without a
+    rule."""
+    src_node = ctx.sources[table]
+    tr, srows = ctx.rel.get(table, (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+    n_src = src_node.shape[0]
+    paths = []
+    covered = np.zeros(ctx.values.shape[1], bool)
+    for agg_node, rec in ctx.aggs:
+        lin = rec.input_lineage
+        parts = [p for p in lin.parts if not p.control and p.node is src_node and p.data_row(lin.nidx).any()]
+        if not parts:
+            continue
+        n_in = lin.n
+        ptr, s = parts[0].rel.rows_per(np.arange(n_in))
+        if len(parts) > 1 or not np.array_equal(np.diff(ptr), np.ones(n_in, np.int64)):
+            continue  # input rows that mix several rows of the table: no rule here
+        in2src = s
+        src2in = np.full(n_src, -1, np.int64)
+        src2in[in2src] = np.arange(n_in)
+        # training row -> group
+        inr = src2in[srows]
+        g = np.where(inr >= 0, rec.codes[np.maximum(inr, 0)], -1)
+        use = g >= 0
+        g_of_train = np.full(ctx.n, -1, np.int64)
+        gmax = np.full(ctx.n, -1, np.int64)
+        np.maximum.at(gmax, tr[use], g[use])
+        gmin = np.full(ctx.n, np.iinfo(np.int64).max, np.int64)
+        np.minimum.at(gmin, tr[use], g[use])
+        has = gmax >= 0
+        if (gmin[has] != gmax[has]).any():
+            continue  # a training row fed by several groups of this aggregate: no rule here
+        g_of_train[has] = gmax[has]
+        if not has.any():
+            continue
+        # which columns of X copy which aggregate columns
+        dep = ctx.col_dep.get(table) if ctx.col_dep is not None else None
+        xcm = _source_cols(ctx.node, src_node)
+        acm = _source_cols(agg_node, src_node)
+        matches, fills = [], {}
+        cols = range(ctx.values.shape[1]) if dep is None else np.flatnonzero(dep)
+        for j in cols:
+            xv = ctx.values[has, j]
+            rest0 = ctx.values[~has, j]
+            cands = []
+            for ci, col in enumerate(rec.columns):
+                out = _float(col.output)
+                if out is None or out.shape[0] != rec.ngroups:
+                    continue
+                av = out[g_of_train[has]]
+                nan = np.isnan(av)
+                if not ((xv[~nan] == av[~nan]) | np.isnan(xv[~nan])).all() or \
+                        not np.array_equal(np.isnan(xv[~nan]), np.isnan(av[~nan])):
+                    continue
+                if xcm is not None and acm is not None and not np.array_equal(xcm[j], acm[ci]):
+                    continue
+                # a missing aggregate (NaN, or no group at all) shows up as one fill value (a left join, then
+                # fillna with a constant), or stays missing
+                seen = np.concatenate([xv[nan], rest0])
+                if seen.size:
+                    u = np.unique(seen[~np.isnan(seen)])
+                    has_nan = bool(np.isnan(seen).any())
+                    if u.size > 1 or (u.size == 1 and has_nan):
+                        continue
+                    fill = float(u[0]) if u.size == 1 else np.nan
+                else:
+                    fill = None
+                cands.append((ci, fill))
+            if len(cands) != 1:
+                continue
+            matches.append((cands[0][0], int(j)))
+            covered[j] = True
+            fills[int(j)] = cands[0][1]
+            # a fill that is a column statistic: the genuine cells are those with a group and a value
+            out = _float(rec.columns[cands[0][0]].output)
+            for st in ctx.stats:
+                if st.j == j:
+                    gen = np.zeros(ctx.n, bool)
+                    gen[has] = ~np.isnan(out[g_of_train[has]])
+                    st.genuine = gen
+                    st.vals = ctx.values[gen, j]
+                    st.sorted = np.sort(st.vals)
+        if matches:
+            paths.append(_AggPath(agg_node, rec, in2src, g_of_train, matches, fills))
+    dep = ctx.col_dep.get(table) if ctx.col_dep is not None else None
+    if dep is None:
+        dep = np.ones(ctx.values.shape[1], bool) if table in ctx.rel else np.zeros(ctx.values.shape[1], bool)
+    uncovered = np.flatnonzero(dep & ~covered)
+    return paths, uncovered
+
+
+def _raw_rows(X, rows):
+    import pandas as pd
+    if isinstance(X, pd.DataFrame):
+        return pd.DataFrame(X).iloc[rows].copy()
+    return np.array(np.asarray(X)[rows], dtype=np.float64)
+
+
+def _set(new, j, vals):
+    import pandas as pd
+    if isinstance(new, pd.DataFrame):
+        new.iloc[:, j] = vals
+    else:
+        new[:, j] = vals
+
+
+def propagate(ctx, table, rows=None, *, etl=None, sources=None, target=None, progress=False):
+    """The :class:`Propagation` of deleting each source row of ``table`` (all rows, or ``rows``) on its own."""
+    import pandas as pd
+    ctx.check_table(table)
+    src_node = ctx.sources[table]
+    n_src = src_node.shape[0]
+    if rows is None:
+        want = np.ones(n_src, bool)
+    else:
+        r = np.asarray(rows, np.int64).reshape(-1)
+        bad = r[(r < 0) | (r >= n_src)]
+        if bad.size:
+            raise IndexError(f"rows {bad[:5].tolist()} of {table!r} are out of range ({n_src} rows)")
+        want = np.zeros(n_src, bool)
+        want[r] = True
+    tr, srows = ctx.rel.get(table, (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+    feeds = np.zeros(n_src, bool)
+    feeds[srows] = True
+    rules = []
+    anchor = ctx.anchor
+    agg_fed = any(p.node is src_node for _, rec in ctx.aggs for p in rec.input_lineage.parts)
+    ctrl = _control_only(ctx, table, n_src, feeds) & want
+    if anchor is not None and anchor[0] == table and not agg_fed and not ctrl.any():
+        # each source row feeds at most one training row, and each training row one source row: removal
+        sel = want[srows]
+        s, t = srows[sel], tr[sel]
+        rules.append({"op": f"{table} rows -> training rows (one to one)", "rule": "removes the training row",
+                      "exact": True})
+        new = _raw_rows(ctx.X, t)
+        rem = np.ones(s.size, bool)
+        shifts = _stat_shifts(ctx, s, t, rem, new)
+        rules += _stat_rules(ctx, shifts)
+        return Propagation(table, n_src, s, t, rem, new, ~feeds, rules, np.zeros(0, np.int64), shifts)
+    paths, uncovered = ctx.paths(table)
+    srcs, trains, news = [], [], []
+    fallback = np.zeros(n_src, bool)
+    if uncovered.size and (feeds & want).any():
+        fallback |= feeds
+        names = _column_names(ctx.X, uncovered)
+        rules.append({"op": f"{table} -> columns {names}", "rule": "ETL re-run (no deletion rule: a feature "
+                      "computed from an aggregate, a lookup joined to several rows, or an unrecorded operation)",
+                      "exact": False})
+    covered_src = np.zeros(n_src, bool)
+    for path in paths:
+        rec = path.rec
+        in2src = path.in2src
+        sel_in = np.flatnonzero(want[in2src] & (rec.codes >= 0) & ~fallback[in2src])
+        covered_src[in2src[rec.codes >= 0]] = True
+        # training rows of each group (CSR)
+        gt = path.g_of_train
+        order = np.argsort(gt, kind="stable")
+        order = order[gt[order] >= 0]
+        gptr = np.zeros(rec.ngroups + 1, np.int64)
+        np.cumsum(np.bincount(gt[order], minlength=rec.ngroups), out=gptr[1:])
+        g_in = rec.codes[sel_in]
+        k = gptr[g_in + 1] - gptr[g_in]
+        from ..tabular.relations import _expand
+        t_rows = order[_expand(gptr[g_in], k)]
+        in_rep = np.repeat(sel_in, k)
+        new = _raw_rows(ctx.X, t_rows)
+        unknown = np.zeros(in_rep.size, bool)
+        for ci, j in path.matches:
+            col = rec.columns[ci]
+            vals, vanish, rule = loo_values(col.func, col.values, rec.codes, rec.ngroups)
+            rules.append({"op": f"groupby.agg {col.label!r} = {getattr(col.func, '__name__', col.func)}"
+                          f"({col.source if col.source is not None else ''})",
+                          "rule": rule or "ETL re-run (no leave-one-out rule)", "exact": rule is not None})
+            if rule is None:
+                unknown |= True
+                continue
+            v = vals[in_rep]
+            # a value equal to the old one up to rounding (a missing value deleted from a mean) is the old one
+            old = ctx.values[t_rows, j]
+            v = np.where(np.isclose(v, old, rtol=1e-12, atol=0.0), old, v)
+            van = vanish[in_rep] | np.isnan(v)
+            fill = path.fills.get(j)
+            if fill is None:
+                unknown |= van
+                fill = np.nan
+            _set(new, j, np.where(van, fill, v))
+            if van.any():
+                rules.append({"op": f"{col.label!r} becomes missing (a group's only value deleted)",
+                              "rule": "the fill value of training rows fed by no group" if path.fills.get(j)
+                              is not None else "ETL re-run (no training row shows the fill value)",
+                              "exact": path.fills.get(j) is not None})
+        ok = ~unknown
+        # entries whose row did not change (a missing value deleted from a sum, a tie of a max) drop out
+        nv = _numeric(new) if isinstance(new, pd.DataFrame) else new
+        ov = ctx.values[t_rows]
+        ok &= ~np.all((nv == ov) | (np.isnan(nv) & np.isnan(ov)), axis=1)
+        fallback[in2src[in_rep[unknown]]] = True
+        srcs.append(in2src[in_rep[ok]])
+        trains.append(t_rows[ok])
+        news.append(new.iloc[ok] if isinstance(new, pd.DataFrame) else new[ok])
+    # rows that feed the training matrix but no aggregate rule covers, and rows that only chose training rows
+    fallback |= feeds & ~covered_src
+    if ctrl.any():
+        fallback |= ctrl
+        rules.append({"op": f"{table} rows that choose training rows without feeding them (a filter or join "
+                      f"on another table)", "rule": "ETL re-run (no deletion rule)", "exact": False})
+    fallback &= want
+    fb = np.flatnonzero(fallback)
+    if fb.size:
+        if etl is None or sources is None:
+            ops = sorted({r["op"] for r in rules if not r["exact"]}) or [f"{table} -> training matrix"]
+            raise CounterfactualError(
+                f"deleting {fb.size} row(s) of {table!r} goes through operation(s) with no deletion rule ({ops}); "
+                f"pass etl= (the ETL function) and sources= ({{table: file}}) so that whence can re-run the ETL "
+                f"without each row, or restrict rows= to rows with a rule")
+        s2, t2, r2, n2 = _fallback_changes(ctx, table, fb, etl, sources, target, progress)
+        srcs.append(s2)
+        trains.append(t2)
+        news.append(n2)
+        rem_extra = r2
+    else:
+        rem_extra = np.zeros(0, bool)
+    if srcs:
+        s = np.concatenate(srcs)
+        t = np.concatenate(trains)
+        new = pd.concat(news) if isinstance(ctx.X, pd.DataFrame) else np.concatenate(news)
+    else:
+        s = t = np.zeros(0, np.int64)
+        new = _raw_rows(ctx.X, t)
+    removed = np.concatenate([np.zeros(s.size - rem_extra.size, bool), rem_extra])
+    # merge entries of the same (source row, training row) from several aggregates: the later ones carry the
+    # earlier changes too
+    if s.size:
+        key = s * ctx.n + t
+        if np.unique(key).size != key.size:
+            s, t, new, removed = _merge_dups(ctx, key, s, t, new, removed)
+    fed_nothing = ~feeds
+    shifts = _stat_shifts(ctx, s, t, removed, new)
+    rules += _stat_rules(ctx, shifts)
+    return Propagation(table, n_src, s, t, removed, new, fed_nothing, rules, fb, shifts)
+
+
+def _stat_rules(ctx, shifts):
+    cols = np.unique(shifts[1])
+    if not cols.size:
+        return []
+    names = _column_names(ctx.X, cols)
+    kinds = sorted({st.kind for st in ctx.stats if st.j in set(cols.tolist())})
+    return [{"op": f"fill values of columns {names} ({'/'.join(kinds)} of the column)",
+             "rule": "the statistic without the row, moving every filled cell (the fill value was recognised "
+                     "as the column's median or mean over the training rows)", "exact": True}]
+
+
+def _merge_dups(ctx, key, s, t, new, removed):
+    """One entry per (source row, training row): columns changed by several aggregates are combined (each
+    entry changed only its own columns; the others hold the old values)."""
+    import pandas as pd
+    u, inv = np.unique(key, return_inverse=True)
+    frame = isinstance(new, pd.DataFrame)
+    vals = _numeric(new) if frame else new
+    old = ctx.values[t]
+    changed = ~((vals == old) | (np.isnan(vals) & np.isnan(old)))
+    out = ctx.values[t[np.unique(inv, return_index=True)[1]]].copy()
+    for e in range(key.size):
+        out[inv[e], changed[e]] = vals[e, changed[e]]
+    first = np.unique(inv, return_index=True)[1]
+    s2, t2 = s[first], t[first]
+    rem = np.zeros(u.size, bool)
+    np.logical_or.at(rem, inv, removed)
+    if frame:
+        nf = _raw_rows(ctx.X, t2)
+        for j in range(out.shape[1]):
+            if changed[:, j].any():
+                nf.iloc[:, j] = out[:, j]
+        return s2, t2, nf, rem
+    return s2, t2, out, rem
+
+
+def _column_names(X, cols):
+    import pandas as pd
+    if isinstance(X, pd.DataFrame):
+        return [str(X.columns[j]) for j in cols][:8]
+    return [int(j) for j in cols][:8]
+
+
+# ----------------------------------------------------------------------------------------------- re-running
+def _read_plain(path):
+    import pandas as pd
+    p = str(path)
+    return pd.read_parquet(p) if p.endswith(".parquet") else pd.read_csv(p)
+
+
+def run_etl(etl, frames, target=None):
+    """Call the user's ETL on ``{name: frame}`` (keywords, or positional in that order) and return ``(X, y)``."""
+    import inspect
+    try:
+        sig = inspect.signature(etl)
+    except (TypeError, ValueError):
+        raise CounterfactualError(f"the ETL {etl!r} is not a function whence can call") from None
+    params = list(sig.parameters)
+    if all(k in params for k in frames) or any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
+        out = etl(**frames)
+    else:
+        out = etl(*[frames[k] for k in frames])
+    if isinstance(out, tuple):
+        return out[0], out[1]
+    if target is None:
+        raise ValueError("the ETL returned one table: name its label column with target=...")
+    if target not in out.columns:
+        raise ValueError(f"target {target!r} is not a column of the ETL's output ({list(out.columns)[:8]}...)")
+    return out.drop(columns=[target]), out[target]
+
+
+def rerun_without(etl, sources, dropped, target=None, *, a_name, a_rows0, frames=None):
+    """Run the ETL again on the sources without the ``dropped`` rows and match its training rows to the first
+    run's through the anchor table.
+
+    Parameters
+    ----------
+    etl, sources, target : as for :func:`whence.unlearn.forget_sources`
+    dropped : dict
+        ``{table: source rows}`` to leave out.
+    a_name, a_rows0 : the anchor table and the anchor row of every training row of the first run
+    frames : dict, optional
+        The plain source frames, read once by the caller.
+
+    Returns
+    -------
+    (X1, y1, match)
+        The new training set and, for every new training row, the first run's training row (``match``).
+    """
+    import whence as wh
+    from .sources import row_relation
+    keep_maps, frames1 = {}, {}
+    for name, path in sources.items():
+        df = frames[name] if frames is not None else _read_plain(path)
+        rows = np.asarray(dropped.get(name, np.zeros(0, np.int64)), np.int64)
+        keep = np.setdiff1d(np.arange(len(df)), rows)
+        keep_maps[name] = keep
+        wh.release(name)
+        frames1[name] = wh.track_frame(df.iloc[keep].reset_index(drop=True), name=name)
+    try:
+        X1, y1 = run_etl(etl, frames1, target)
+    except CounterfactualError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the user's ETL failed on the reduced sources
+        raise CounterfactualError(f"the ETL cannot be re-run without the rows {dict((k, list(v)[:5]) for k, v in dropped.items())}: "
+                                  f"{type(e).__name__}: {e}") from e
+    n1 = len(y1)
+    anchor1 = anchor_of(row_relation(X1), n1)
+    if anchor1 is None or anchor1[0] != a_name:
+        raise CounterfactualError(f"after dropping the rows, {a_name!r} no longer maps one to one onto the "
+                                  f"training rows, so the two runs cannot be matched")
+    a_rows1 = keep_maps[a_name][anchor1[1]]
+    pos0 = np.full(int(max(a_rows0.max(initial=-1), a_rows1.max(initial=-1))) + 1, -1, np.int64)
+    pos0[a_rows0] = np.arange(a_rows0.size)
+    match = pos0[a_rows1]
+    if (match < 0).any():
+        raise CounterfactualError("the second ETL run produced training rows the first did not have")
+    return X1, y1, match
+
+
+def _fallback_changes(ctx, table, rows, etl, sources, target, progress):
+    """Re-run the ETL without each row of ``rows`` on its own: (src, train, removed, new rows)."""
+    import pandas as pd
+
+    from ..graph import _sources as live
+    from ..progress import progress_bar
+    if ctx.anchor is None:
+        raise CounterfactualError("no source table maps one to one onto the training rows, so re-run ETL rows "
+                                  "cannot be matched to the training rows")
+    missing = sorted(set(ctx.sources) - set(sources))
+    if missing:
+        raise CounterfactualError(f"sources= lacks the file(s) of {missing}: the ETL cannot be re-run")
+    a_name, a_rows0 = ctx.anchor
+    frames = {name: _read_plain(p) for name, p in sources.items()}
+    keep_live = dict(live)
+    srcs, trains, rems, news = [], [], [], []
+    bar = progress_bar(len(rows), f"counterfactual: ETL re-runs for {table}", enabled=progress, unit="runs")
+    try:
+        for r in rows.tolist():
+            X1, _, match = rerun_without(etl, sources, {table: [r]}, target, a_name=a_name, a_rows0=a_rows0,
+                                         frames=frames)
+            v1 = _numeric(X1)
+            survived = np.zeros(ctx.n, bool)
+            survived[match] = True
+            gone = np.flatnonzero(~survived)
+            old = ctx.values[match]
+            diff = ~np.all((old == v1) | (np.isnan(old) & np.isnan(v1)), axis=1)
+            ch = np.flatnonzero(diff)
+            srcs.append(np.full(gone.size + ch.size, r, np.int64))
+            trains.append(np.concatenate([gone, match[ch]]))
+            rems.append(np.concatenate([np.ones(gone.size, bool), np.zeros(ch.size, bool)]))
+            if isinstance(ctx.X, pd.DataFrame):
+                news.append(pd.concat([_raw_rows(ctx.X, gone), pd.DataFrame(X1).iloc[ch]]))
+            else:
+                news.append(np.concatenate([_raw_rows(ctx.X, gone), v1[ch]]))
+            bar.update()
+    finally:
+        bar.close()
+        # the re-runs registered reduced sources under the table names: put the original ones back
+        for name in sources:
+            import whence as wh
+            wh.release(name)
+        live.update(keep_live)
+    s = np.concatenate(srcs) if srcs else np.zeros(0, np.int64)
+    t = np.concatenate(trains) if trains else np.zeros(0, np.int64)
+    rem = np.concatenate(rems) if rems else np.zeros(0, bool)
+    if isinstance(ctx.X, pd.DataFrame):
+        new = pd.concat(news) if news else _raw_rows(ctx.X, t)
+    else:
+        new = np.concatenate(news) if news else _raw_rows(ctx.X, t)
+    return s, t, rem, new
+
+
+def propagate_group(ctx, drop, *, etl=None, sources=None, target=None):
+    """The training matrix after deleting all of ``drop`` (``{table: source rows}``) together.
+
+    Returns
+    -------
+    (removed, changed, new, rules)
+        Training rows that disappear, training rows that change, their new raw features (rows of ``changed``),
+        and the operations with their rules.  Aggregates are recomputed over each affected group's remaining
+        rows (exact for every function pandas applies); anything without a rule re-runs the ETL once for the
+        whole group.
+    """
+    import pandas as pd
+    removed = np.zeros(ctx.n, bool)
+    newvals = ctx.values.copy()
+    touched = np.zeros(ctx.n, bool)
+    rules, rerun = [], False
+    for table, rows in drop.items():
+        ctx.check_table(table)
+        src_node = ctx.sources[table]
+        n_src = src_node.shape[0]
+        rows = np.unique(np.asarray(rows, np.int64).reshape(-1))
+        bad = rows[(rows < 0) | (rows >= n_src)]
+        if bad.size:
+            raise IndexError(f"rows {bad[:5].tolist()} of {table!r} are out of range ({n_src} rows)")
+        dmask = np.zeros(n_src, bool)
+        dmask[rows] = True
+        tr, srows = ctx.rel.get(table, (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+        agg_fed = any(p.node is src_node for _, rec in ctx.aggs for p in rec.input_lineage.parts)
+        fed0 = np.zeros(n_src, bool)
+        fed0[srows] = True
+        if (_control_only(ctx, table, n_src, fed0) & dmask).any():
+            rerun = True
+            continue
+        if ctx.anchor is not None and ctx.anchor[0] == table and not agg_fed:
+            removed[tr[dmask[srows]]] = True
+            rules.append({"op": f"{table} rows -> training rows (one to one)", "rule": "removes the training rows",
+                          "exact": True})
+            continue
+        paths, uncovered = ctx.paths(table)
+        fed = np.zeros(n_src, bool)
+        fed[srows] = True
+        covered_src = np.zeros(n_src, bool)
+        for path in paths:
+            rec = path.rec
+            covered_src[path.in2src[rec.codes >= 0]] = True
+        if (uncovered.size and (dmask & fed).any()) or (dmask & fed & ~covered_src).any():
+            rerun = True
+            continue
+        for path in paths:
+            rec = path.rec
+            din = dmask[path.in2src]
+            hit = np.zeros(rec.ngroups, bool)
+            hit[rec.codes[din & (rec.codes >= 0)]] = True
+            rows_t = np.flatnonzero((path.g_of_train >= 0) & hit[np.maximum(path.g_of_train, 0)])
+            if not rows_t.size:
+                continue
+            g = path.g_of_train[rows_t]
+            for ci, j in path.matches:
+                col = rec.columns[ci]
+                try:
+                    vals, alive = group_values(col.func, col.values, rec.codes, rec.ngroups, din)
+                except Exception:  # noqa: BLE001 - a function pandas cannot apply: no rule
+                    rerun = True
+                    break
+                fill = path.fills.get(j)
+                missing = ~alive[g] | np.isnan(vals[g])
+                if fill is None and missing.any():
+                    rerun = True
+                    break
+                newvals[rows_t, j] = np.where(missing, np.nan if fill is None else fill, vals[g])
+                touched[rows_t] = True
+                rules.append({"op": f"groupby.agg {col.label!r} = {getattr(col.func, '__name__', col.func)}"
+                              f"({col.source if col.source is not None else ''})",
+                              "rule": "recomputed over the remaining rows of each affected group", "exact": True})
+    if rerun:
+        if etl is None or sources is None:
+            raise CounterfactualError(
+                "deleting these rows goes through operation(s) with no deletion rule; pass etl= (the ETL "
+                "function) and sources= ({table: file}) so that whence can re-run the ETL without them")
+        if ctx.anchor is None:
+            raise CounterfactualError("no source table maps one to one onto the training rows, so a re-run "
+                                      "cannot be matched to the training rows")
+        from ..graph import _sources as live
+        keep_live = dict(live)
+        try:
+            X1, _, match = rerun_without(etl, sources, drop, target, a_name=ctx.anchor[0],
+                                         a_rows0=ctx.anchor[1])
+        finally:
+            import whence as wh
+            for name in sources:
+                wh.release(name)
+            live.update(keep_live)
+        v1 = _numeric(X1)
+        survived = np.zeros(ctx.n, bool)
+        survived[match] = True
+        old = ctx.values[match]
+        diff = ~np.all((old == v1) | (np.isnan(old) & np.isnan(v1)), axis=1)
+        ch = match[diff]
+        new = pd.DataFrame(X1).iloc[np.flatnonzero(diff)] if isinstance(ctx.X, pd.DataFrame) else v1[diff]
+        rules.append({"op": "ETL", "rule": "re-run without the rows (plain pandas)", "exact": True})
+        return np.flatnonzero(~survived), ch, new, rules
+    # fill values that are statistics of their column move with the deletion
+    for st in ctx.stats:
+        j = st.j
+        moved = touched & ~((newvals[:, j] == ctx.values[:, j])
+                            | (np.isnan(newvals[:, j]) & np.isnan(ctx.values[:, j])))
+        upd = ~np.isnan(newvals[:, j]) & (newvals[:, j] != st.fill)
+        gen = np.where(moved, upd, st.genuine) & ~removed
+        if not ((moved & (st.genuine | upd)).any() or (removed & st.genuine).any()):
+            continue  # no genuine value of the column changed: the statistic stays
+        vals = newvals[gen, j]
+        if not vals.size:
+            raise CounterfactualError(
+                f"deleting these rows leaves column {_column_names(ctx.X, [j])[0]} without a value, and its gaps "
+                f"are filled with the column's {st.kind}: the ETL would leave missing features, so there is no "
+                f"model to move to")
+        c = float(np.median(vals) if st.kind == "median" else vals.mean())
+        filled = ~gen & ~removed & ~np.isnan(newvals[:, j])
+        if c != st.fill and filled.any():
+            newvals[filled, j] = c
+            touched |= filled
+            rules.append({"op": f"fill value of column {_column_names(ctx.X, [j])[0]} ({st.kind} of the column)",
+                          "rule": "recomputed over the remaining training rows", "exact": True})
+    changed = np.flatnonzero(touched & ~removed)
+    changed = changed[~np.all((newvals[changed] == ctx.values[changed])
+                              | (np.isnan(newvals[changed]) & np.isnan(ctx.values[changed])), axis=1)]
+    new = _raw_rows(ctx.X, changed)
+    nv = newvals[changed]
+    for j in range(ctx.values.shape[1]):
+        if not np.array_equal(nv[:, j], ctx.values[changed, j], equal_nan=True):
+            _set(new, j, nv[:, j])
+    return np.flatnonzero(removed), changed, new, rules
