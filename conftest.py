@@ -42,6 +42,7 @@ def _setup(namespace):
     tmp = tempfile.TemporaryDirectory(prefix="whence-docs-")
     namespace["_docs_tmp"] = tmp
     namespace["_docs_cwd"] = os.getcwd()
+    namespace["_missing"] = lambda *modules: bool(_absent(modules))  # for <!-- skip: next if(...) -->
     _example_files(tmp.name)
     os.chdir(tmp.name)
 
@@ -56,9 +57,55 @@ def _teardown(namespace):
     namespace["_docs_tmp"].cleanup()
 
 
+# modules whose doctests need an optional extra: not collected when its packages are missing (the header of the
+# test run lists them); their tests skip by themselves
+_OPTIONAL = {
+    "src/whence/attribution/trak.py": ("torch",),
+    "src/whence/dask": ("dask", "distributed"),
+    "src/whence/web/app.py": ("fastapi", "uvicorn"),
+    "src/whence/attribution/influence.py": ("sklearn", "scipy"),
+    "src/whence/unlearn": ("sklearn", "scipy"),
+}
+_ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def _absent(modules):
+    import importlib.util
+    out = []
+    for m in modules:
+        try:
+            if importlib.util.find_spec(m) is None:
+                out.append(m)
+        except (ImportError, ValueError):
+            out.append(m)
+    return out
+
+
+_SKIPPED = {path: _absent(mods) for path, mods in _OPTIONAL.items()}
+_SKIPPED = {path: absent for path, absent in _SKIPPED.items() if absent}
+
+
+def pytest_ignore_collect(collection_path, config):
+    rel = os.path.relpath(str(collection_path), _ROOT).replace(os.sep, "/")
+    if any(rel == p or rel.startswith(p + "/") for p in _SKIPPED):
+        return True
+    return None
+
+
+def pytest_report_header(config):
+    if _SKIPPED:
+        return ["optional packages missing, doctests not collected: " + "; ".join(
+            f"{p} (needs {', '.join(a)})" for p, a in sorted(_SKIPPED.items()))]
+    return None
+
+
+# documents that are about one optional part
+_DOC_NEEDS = {"docs/dask.md": ("dask", "distributed"), "docs/explorer.md": ("fastapi", "uvicorn", "httpx")}
+
 pytest_collect_file = Sybil(
     parsers=[PythonCodeBlockParser(doctest_optionflags=ELLIPSIS | NORMALIZE_WHITESPACE), SkipParser()],
     patterns=["README.md", "docs/*.md"],
+    excludes=[doc for doc, mods in _DOC_NEEDS.items() if _absent(mods)],
     setup=_setup,
     teardown=_teardown,
 ).pytest()

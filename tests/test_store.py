@@ -372,8 +372,13 @@ def test_not_a_store(tmp_path):
         wh.open(tmp_path / "missing.duckdb")
     txt = tmp_path / "notes.duckdb"
     txt.write_text("hello, this is not a database\n" * 100)
-    with pytest.raises(StoreError, match="not a readable whence store"):
+    with pytest.raises(StoreError, match="not a whence store: it is a text file, not a DuckDB database") as e:
         wh.open(txt)
+    assert "in-memory" not in str(e.value)  # none of DuckDB's own wording about how it tried
+    csv = tmp_path / "table.csv"
+    csv.write_text("a,b\n1,2\n")
+    with pytest.raises(StoreError, match="wh.read_csv"):
+        wh.open(csv)
     with pytest.raises(StoreError):
         wh.save(txt, "r", y=wh.track(np.ones(2), name="q") + 1)
     assert txt.read_text().startswith("hello")  # left as it was

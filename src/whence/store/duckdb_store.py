@@ -45,6 +45,7 @@ processes may read at once while none writes.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import io
 import json
@@ -94,12 +95,14 @@ _TABLES = ("runs", "objects", "nodes", "edges", "rectangles", "arrays", "sources
 _open_stores: "weakref.WeakSet[Store]" = weakref.WeakSet()
 
 
+def _pyarrow(name="pyarrow"):
+    from .._extras import import_module
+    return import_module(name, "the lineage store", "store")
+
+
 def _duckdb():
-    try:
-        import duckdb
-    except ImportError as e:  # pragma: no cover - duckdb is a dependency of the store extra
-        raise ImportError("the lineage store needs duckdb: pip install 'whence[store]'") from e
-    return duckdb
+    from .._extras import import_module
+    return import_module("duckdb", "the lineage store", "store")
 
 
 def _key(path):
@@ -443,7 +446,7 @@ def _file_sha256(t):
 
 
 def _write(con, p, array_dir, inline_limit, written_files):
-    import pyarrow as pa
+    pa = _pyarrow()
     run = p["run"]
     run_uid = uuid.uuid4().hex
     arows = []
@@ -452,7 +455,7 @@ def _write(con, p, array_dir, inline_limit, written_files):
         raw = a.tobytes()
         crc = zlib.crc32(raw)
         if len(raw) > inline_limit:
-            import pyarrow.parquet as pq
+            pq = _pyarrow('pyarrow.parquet')
             array_dir.mkdir(exist_ok=True)
             name = f"{run_uid}-{aid}.parquet"
             pq.write_table(pa.table({"v": a.reshape(-1)}), array_dir / name, compression="zstd")
@@ -501,7 +504,7 @@ def _insert(con, table, rows):
     """Bulk insert through Arrow (one statement, whatever the number of rows)."""
     if not rows:
         return
-    import pyarrow as pa
+    pa = _pyarrow()
     types = {"string": pa.string(), "int64": pa.int64(), "int32": pa.int32(), "bool": pa.bool_(),
              "binary": pa.binary(), "list": pa.list_(pa.int64())}
     names = _COLUMNS[table]
@@ -521,8 +524,18 @@ def _open_error(path, e):
     if "lock" in low:
         return StoreError(f"{str(path)!r} is being written by another process ({msg}); try again when it is "
                           f"done")
-    return StoreError(f"{str(path)!r} is not a readable whence store: the file is not a DuckDB database, or it "
-                      f"is truncated or corrupted ({msg})")
+    try:
+        with builtins.open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        head = None
+    if head is not None and head[8:12] != b"DUCK":
+        kind = "an empty file" if not head else (
+            "a text file" if all(32 <= c < 127 or c in (9, 10, 13) for c in head) else "another kind of file")
+        return StoreError(f"{str(path)!r} is not a whence store: it is {kind}, not a DuckDB database (a store is "
+                          f"the .duckdb file written by whence.save; source tables are read with wh.read_csv)")
+    return StoreError(f"{str(path)!r} is not a readable whence store: the DuckDB file is truncated or corrupted "
+                      f"({msg})")
 
 
 def _check_meta(con, path):
@@ -714,14 +727,14 @@ class Store:
         dt = np.dtype(dtype)
         try:
             if codec_name == "parquet":
-                import pyarrow.parquet as pq
+                pq = _pyarrow('pyarrow.parquet')
                 f = Path(str(self.path) + ".arrays") / rel
                 if not f.exists():
                     raise StoreError(f"array file {str(f)!r} of run {run!r} is missing (it is kept beside the "
                                      f"store; copy the .arrays folder with the store file)")
                 a = pq.read_table(f).column("v").to_numpy().astype(dt, copy=False)
             else:
-                import pyarrow as pa
+                pa = _pyarrow()
                 raw = pa.decompress(data, decompressed_size=nbytes, codec="zstd", asbytes=True) if nbytes else b""
                 a = np.frombuffer(raw, dt)
         except StoreError:

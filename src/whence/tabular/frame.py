@@ -27,6 +27,8 @@ from ..errors import PartialLineageWarning
 from ..graph import Node
 from .relations import Lineage, Part, RowRel
 
+_ARRAY_COPY = "copy" in __import__("inspect").signature(pd.DataFrame.__array__).parameters
+
 __all__ = ["TrackedFrame", "TrackedSeries", "TrackedGroupBy", "lineage_of", "is_tracked_frame"]
 
 _local = threading.local()
@@ -547,7 +549,9 @@ class _TrackedMixin:
 
     def __array__(self, dtype=None, copy=None):
         with _guard:
-            arr = super().__array__(dtype=dtype, copy=copy)
+            # pandas < 2.2.2 has no copy parameter (and numpy 1.x never passes one)
+            arr = super().__array__(dtype=dtype) if copy is None or not _ARRAY_COPY else \
+                super().__array__(dtype=dtype, copy=copy)
         if not _depth():
             _register_plain(arr, lineage_of(self).node)
         return arr
@@ -1210,12 +1214,14 @@ class TrackedFrame(_TrackedMixin, pd.DataFrame):
 
     def apply(self, func, axis=0, raw=False, result_type=None, args=(), by_row="compat", engine=None,
               engine_kwargs=None, **kwargs):
+        # engine / engine_kwargs only when given: pandas 2.x takes engine=None as its numba path
+        kwargs.update({k: v for k, v in (("engine", engine), ("engine_kwargs", engine_kwargs)) if v is not None})
         if _depth():
             return super().apply(func, axis=axis, raw=raw, result_type=result_type, args=args, by_row=by_row,
-                                 engine=engine, engine_kwargs=engine_kwargs, **kwargs)
+                                 **kwargs)
         with _guard:
             res = super().apply(func, axis=axis, raw=raw, result_type=result_type, args=args, by_row=by_row,
-                                engine=engine, engine_kwargs=engine_kwargs, **kwargs)
+                                **kwargs)
             return _apply_lineage(self, res, axis)
 
     def melt(self, id_vars=None, value_vars=None, var_name=None, value_name="value", col_level=None,
