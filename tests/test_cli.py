@@ -86,6 +86,16 @@ def test_usage_and_help():
     bad = _run("trace", "x.duckdb", "run", "obj")  # --row missing
     assert bad.returncode == 2 and "--row" in bad.stderr
     assert _run("--version").stdout.startswith("whence ")
+    # whence bench --help lists every benchmark of benchmarks/run.py; trace --help describes its arguments
+    import ast
+    run_py = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+    order = next(ast.literal_eval(n.value) for n in ast.parse(run_py.read_text()).body
+                 if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "ORDER")
+    bench_help = _run("bench", "--help").stdout
+    assert all(f"  {name} " in bench_help for name in order)
+    assert _run("bench", "nosuch").returncode == 2
+    trace_help = _run("trace", "--help").stdout
+    assert "the run's name" in trace_help and "a saved object" in trace_help
 
 
 def test_report(store, tmp_path):
@@ -113,7 +123,15 @@ def test_whence_demo_end_to_end(tmp_path):
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     out = p.stdout
-    assert "Summary" in out and "FULL" in out and "Next: whence serve demo/run.duckdb" in out
+    assert "Summary" in out and "FULL" in out and " serve demo/run.duckdb" in out
+    # the next command as printed runs as typed (whence on the PATH, or the script's path, or python -m whence)
+    import re
+    import shlex
+    nxt = re.search(r"Next: (.+) serve demo/run\.duckdb", out).group(1)
+    shown = subprocess.run([*shlex.split(nxt), "show", "demo/run.duckdb"], capture_output=True, text=True,
+                           env=env, timeout=300, cwd=tmp_path)
+    assert shown.returncode == 0 and "etl" in shown.stdout, shown.stderr
+    assert "training rows changed:" in out and "column median" in out
     store, report = tmp_path / "demo" / "run.duckdb", tmp_path / "demo" / "report.html"
     assert store.stat().st_size > 0 and report.stat().st_size > 0
     with wh.open(store) as s:

@@ -114,3 +114,18 @@ def test_the_suite_collects_without_torch_and_dask(tmp_path):
     p = _run(["torch", "dask", "distributed", "playwright"], code, tmp_path)
     assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
     assert "error" not in p.stdout.splitlines()[-1].lower(), p.stdout[-2000:]
+
+
+def test_deprecations_in_whence_code_fail_the_suite():
+    """pyproject's filterwarnings turns a DeprecationWarning / FutureWarning attributed to a whence module into an
+    error (the warnings numpy, pandas and scikit-learn emit for a call whence makes), and leaves others alone."""
+    import warnings
+    ns = {"__name__": "whence.some_module"}
+    exec("import warnings\ndef call(cat):\n    warnings.warn('going away', cat)\n", ns)
+    for cat in (DeprecationWarning, FutureWarning):
+        with pytest.raises(cat):
+            ns["call"](cat)
+    other = {"__name__": "someone_else"}
+    exec("import warnings\ndef call(cat):\n    warnings.warn('going away', cat)\n", other)
+    with warnings.catch_warnings(record=True):
+        other["call"](FutureWarning)  # not whence's: a warning, not an error
