@@ -20,6 +20,7 @@ setup: .venv/.installed
 
 # the code, its doctests, the tests, and every Python block of README.md and docs/*.md (conftest.py)
 test: .venv/.installed
+	@[ -x /usr/bin/chromium ] || echo "make test: NOTE: no Chromium at /usr/bin/chromium: the explorer's browser tests will be skipped (apt-get install chromium)"
 	$(PY) -m pytest src/whence tests README.md docs -q
 
 .venv-compat/.installed: pyproject.toml constraints-oldest.txt

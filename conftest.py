@@ -92,11 +92,33 @@ def pytest_ignore_collect(collection_path, config):
     return None
 
 
+_CHROMIUM = os.environ.get("WHENCE_CHROMIUM", "/usr/bin/chromium")
+
+
+def _browser_note():
+    if os.path.exists(_CHROMIUM):
+        return None
+    return (f"the explorer's browser tests do NOT run: no Chromium at {_CHROMIUM} (apt-get install chromium; "
+            f".ci/run installs it, and WHENCE_REQUIRE_BROWSER=1 turns their skip into a failure)")
+
+
 def pytest_report_header(config):
+    lines = []
     if _SKIPPED:
-        return ["optional packages missing, doctests not collected: " + "; ".join(
-            f"{p} (needs {', '.join(a)})" for p, a in sorted(_SKIPPED.items()))]
-    return None
+        lines.append("optional packages missing, doctests not collected: " + "; ".join(
+            f"{p} (needs {', '.join(a)})" for p, a in sorted(_SKIPPED.items())))
+    if _browser_note():
+        lines.append("NOTE: " + _browser_note())
+    return lines or None
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    # said again at the end, where it is seen: a skipped browser suite is not a passed one
+    skipped = terminalreporter.stats.get("skipped", [])
+    note = _browser_note()
+    if note and any("Chromium" in str(getattr(r, "longrepr", "")) for r in skipped):
+        terminalreporter.write_sep("=", "browser tests skipped", yellow=True, bold=True)
+        terminalreporter.write_line(note)
 
 
 # documents that are about one optional part

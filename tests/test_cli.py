@@ -46,6 +46,14 @@ def test_show(store):
     j = json.loads(_run("show", str(path), "--json").stdout)
     objs = {o["name"]: o for o in j["runs"][0]["objects"]}
     assert objs["X"]["shape"] == [3, 2] and objs["X"]["completeness"] == "FULL" and objs["y"]["sources"] == ["a"]
+    # operations are counted as the report counts them: the graph's nodes less its sources
+    with wh.open(path) as s:
+        from whence.query import _upstream
+        run = s["etl"]
+        nodes = {n.id: n for o in run.objects() for n in _upstream(run[o]._whence_node)}
+    n_ops = sum(1 for n in nodes.values() if not n.is_source)
+    assert j["runs"][0]["operations"] == n_ops and j["runs"][0]["nodes"] == len(nodes)
+    assert f"{n_ops} operations, {len(nodes) - n_ops} sources" in r.stdout
 
 
 def test_trace(store):
@@ -65,7 +73,7 @@ def test_trace(store):
     (["trace", "{path}", "etl", "Z", "--row", "0"], "no object or source named 'Z'"),
     (["trace", "{path}", "etl", "X", "--row", "9"], "out of range"),
     (["show", "{missing}"], "no lineage store"),
-    (["show", "{notastore}"], "not a readable whence store"),
+    (["show", "{notastore}"], "not a whence store"),
 ])
 def test_errors_exit_1_with_the_reason(store, tmp_path, args, message):
     path, _, _ = store

@@ -129,3 +129,16 @@ def test_deprecations_in_whence_code_fail_the_suite():
     exec("import warnings\ndef call(cat):\n    warnings.warn('going away', cat)\n", other)
     with warnings.catch_warnings(record=True):
         other["call"](FutureWarning)  # not whence's: a warning, not an error
+
+
+def test_make_test_says_when_the_browser_tests_do_not_run(tmp_path):
+    """Without Chromium the browser tests skip, and the run says so at its end (and in its header)."""
+    root = Path(__file__).resolve().parents[1]
+    src = str(Path(wh.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
+           "WHENCE_CHROMIUM": str(tmp_path / "no-chromium-here"), "WHENCE_REQUIRE_BROWSER": ""}
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(root),
+                        str(root / "tests" / "test_web_browser.py")], capture_output=True, text=True, env=env,
+                       cwd=root, timeout=300)
+    assert p.returncode in (0, 5), p.stdout[-2000:]  # 5: the module skipped whole, no test collected
+    assert "browser tests skipped" in p.stdout and "do NOT run" in p.stdout

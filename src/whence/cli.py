@@ -40,14 +40,16 @@ def cmd_show(args):
                              "ops": len(h.ops()), "sources": h.sources()})
             src = store.sql("SELECT name, kind, path, n_rows, sha256 FROM sources WHERE run = ? ORDER BY name",
                             [name])
-            out["runs"].append({"run": name, "operations": run.n_nodes, "objects": objs,
+            n_src = sum(1 for n in run._nodes() if n.is_source)
+            # operations are the graph's nodes less its sources (as the report and the explorer count them)
+            out["runs"].append({"run": name, "operations": run.n_nodes - n_src, "nodes": run.n_nodes, "objects": objs,
                                 "sources": json.loads(src.to_json(orient="records"))})
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
     print(f"{out['store']} (store schema {out['schema_version']}): {len(out['runs'])} run(s)")
     for r in out["runs"]:
-        print(f"\nrun {r['run']!r}: {r['operations']} operations")
+        print(f"\nrun {r['run']!r}: {r['operations']} operations, {r['nodes'] - r['operations']} sources")
         for o in r["objects"]:
             print(f"  {o['name']:<20} {o['kind']:<7} {'x'.join(map(str, o['shape'])) or 'scalar':<14} "
                   f"{o['completeness']:<8} {o['ops']:>4} ops  from {', '.join(o['sources'])}")

@@ -146,15 +146,17 @@ def credit_risk_case(n_applicants=20_000):
             _show(f"forward({first.table!r}, row {first.row}) reaches X cells:", f"{len(hit)} cells in rows "
                   f"{sorted(set(hit[:, 0].tolist()))}")
         _show("sources(X):", wh.sources(X))
-        _show("pandas operations recorded:", len(wh.ops(X)))
+        _show("pandas operations behind X:", len(wh.ops(X)))
         explanations, forgot = _attribution_and_unlearning(files, X, y, df, i)
         store_path = os.path.join("demo", "run.duckdb")
         t0 = time.perf_counter()
         info = wh.save(store_path, "etl", X=X, y=y, df=df, overwrite=True,
                        results={"attribution": explanations, "unlearning": forgot})
         took = time.perf_counter() - t0
-        print(f"\nwh.save({store_path.rsplit('/', 1)[-1]!r}, 'etl', X=X, y=y, df=df, results=...): {info['nodes']} "
-              f"operations, {len(explanations)} explained predictions, the unlearning figures; "
+        n_src = len(wh.sources(X))
+        print(f"\nwh.save({store_path.rsplit('/', 1)[-1]!r}, 'etl', X=X, y=y, df=df, results=...): "
+              f"{info['nodes'] - n_src} operations and {n_src} sources, {len(explanations)} explained predictions, "
+              f"the unlearning figures; "
               f"{info['bytes'] / 1024:.0f} KiB, {took * 1e3:.0f} ms")
         with wh.open(store_path) as store:
             x = store["etl"]["X"]
