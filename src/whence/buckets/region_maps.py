@@ -53,7 +53,8 @@ _REDUCTIONS = [np.sum, np.prod, np.mean, np.std, np.var, np.max, np.min, np.amax
                np.ptp, np.argmax, np.argmin, np.median, np.percentile, np.quantile, np.average,
                np.count_nonzero, np.nansum, np.nanprod, np.nanmean, np.nanstd, np.nanvar, np.nanmax, np.nanmin,
                np.nanargmax, np.nanargmin, np.nanmedian, np.nanpercentile, np.nanquantile,
-               _opt(np, "trapezoid"), _linalg.norm, _opt(_linalg, "vector_norm")]
+               _opt(np, "trapezoid"), _linalg.norm, _opt(_linalg, "vector_norm"),
+               None if hasattr(np, "trapezoid") else _opt(np, "trapz")]  # numpy 1.x's name of trapezoid
 
 
 _FAST_KW = frozenset(["dtype", "keepdims", "ddof"])
