@@ -359,8 +359,12 @@ def test_worker_lost_mid_computation(tmp_path):
         n = con.sql("SELECT count(*) FROM whence_index_arrays").fetchone()[0]
         assert n == int((v % 7 == 0).sum()) and out["cells"] > 0
     finally:
-        c.close()
-        cluster.close()
+        import asyncio
+        try:
+            c.close()
+            cluster.close()
+        except (TimeoutError, asyncio.TimeoutError, asyncio.CancelledError):
+            pass  # distributed before 2025 can time out closing a cluster one of whose workers was killed
 
 
 def _slow(b, marker):

@@ -19,6 +19,11 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 TIGHT = dict(tol=1e-10, max_iter=10000)
+# How close retraining itself gets: scikit-learn < 1.4 runs lbfgs on the summed loss with ftol = 64 eps, and stops
+# about 1e-3 (relative to the removal's step) short of the optimum, whatever tol says; newton-cg reaches it there
+# but takes minutes.  The certificate (the gradient residual at the unlearned model) checks the optimum itself.
+_SK = tuple(int(p) for p in __import__("sklearn").__version__.split(".")[:2])
+RETRAIN_TOL = 1e-4 if _SK >= (1, 4) else 5e-3
 
 
 def data(n=400, d=5, seed=0):
@@ -53,7 +58,7 @@ def test_forget_lands_on_the_retrained_model(name, frac):
     new = forget(model, X, y, rows)
     retrained = clone(model).fit(X[keep], y[keep])
     rep = compare(new, model, retrained, X[:100], y[:100], forget=(X[rows], y[rows]))
-    assert rep.param_distance < 1e-4, (name, frac, rep.param_distance)
+    assert rep.param_distance < RETRAIN_TOL, (name, frac, rep.param_distance)
     if which != "yr":
         assert rep.test_kl < 1e-9
     assert new.certificate.residual_relative < 1e-8 and new.certificate.removed == rows.size

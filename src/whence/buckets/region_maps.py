@@ -225,7 +225,9 @@ def _cumulative(func, a, *args, **kwargs):
     axis = args_.get("axis")
     initial = bool(args_.get("include_initial", False))
     kw = {k: v for k, v in args_.items() if k in ("dtype", "include_initial")}
-    result = as_values(func(raw(a), axis=axis, **kw))
+    d = raw(a)
+    # a 1-d input: axis=None and axis=0 are the same call (dask before 2025.9 cannot rechunk unknown sizes for None)
+    result = as_values(func(d, axis=0 if axis is None and getattr(d, "ndim", 0) == 1 else axis, **kw))
     if not is_t(a):
         return result
     src = a
