@@ -33,7 +33,7 @@ test: .venv/.installed
 # the suite on the oldest supported versions, minus the slow property tests and the browser tests; module
 # doctests are left out because numpy 1.x prints scalars differently (1.5, not np.float64(1.5))
 test-compat: .venv-compat/.installed
-	WHENCE_REQUIRE_BROWSER= $(CPY) -m pytest src/whence tests README.md docs -q -m "not slow" \
+	WHENCE_REQUIRE_BROWSER= WHENCE_ORACLE_SCALE=0.25 $(CPY) -m pytest src/whence tests README.md docs -q -m "not slow" \
 		--ignore=tests/test_web_browser.py -p no:cacheprovider -o addopts="-ra --strict-markers --import-mode=importlib"
 
 demo: .venv/.installed
