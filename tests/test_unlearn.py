@@ -207,7 +207,7 @@ def test_forget_sources_against_a_full_rerun(credit):
     assert res.report["lineage_check"]["removed_rows_fed_by_dropped_rows"]
     assert res.report["training_rows"]["changed_by_lineage"] >= 3  # the three applicants kept lost credits
     # the model, against retraining on the re-run
-    assert res.report["retrained"]["param_distance"] < 1e-3
+    assert res.report["retrained"]["param_distance"] < 10 * RETRAIN_TOL
     assert res.model.certificate.residual_relative < 1e-8
     assert res.report["seconds"]["update"] < res.report["seconds"]["retrain"]
 
