@@ -2,7 +2,9 @@ PY := .venv/bin/python
 PIP := .venv/bin/pip
 
 # the oldest supported versions (constraints-oldest.txt) on the oldest supported Python
-PYTHON_COMPAT ?= python3.10
+# (the first interpreter that really is 3.10: on PATH, from pyenv, or Debian's; or set PYTHON_COMPAT=...)
+PYTHON_COMPAT ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10; do \
+	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && echo "$$p" && break; done)
 CPY := .venv-compat/bin/python
 
 .PHONY: setup test test-compat demo bench clean
@@ -24,6 +26,8 @@ test: .venv/.installed
 	$(PY) -m pytest src/whence tests README.md docs -q
 
 .venv-compat/.installed: pyproject.toml constraints-oldest.txt
+	@[ -n "$(PYTHON_COMPAT)" ] || { echo "make test-compat: no Python 3.10 found (pyenv install 3.10, or apt-get \
+	install python3.10, or PYTHON_COMPAT=/path/to/python3.10)" >&2; exit 1; }
 	$(PYTHON_COMPAT) -m venv .venv-compat
 	$(CPY) -m pip install --quiet --upgrade pip
 	# no torch here: the suite must also run (and skip what needs it) without it
