@@ -142,3 +142,11 @@ def test_make_test_says_when_the_browser_tests_do_not_run(tmp_path):
                        cwd=root, timeout=300)
     assert p.returncode in (0, 5), p.stdout[-2000:]  # 5: the module skipped whole, no test collected
     assert "browser tests skipped" in p.stdout and "do NOT run" in p.stdout
+
+
+def test_licence_file_matches_the_declared_licence():
+    """The LICENSE file (shipped in the wheel's .dist-info/licenses by hatchling) is the licence pyproject names."""
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "LICENSE").read_text()
+    assert text.startswith("BSD 3-Clause License") and "Neither the name of the copyright holder" in text
+    assert 'license = { text = "BSD-3-Clause" }' in (root / "pyproject.toml").read_text()
