@@ -273,8 +273,13 @@ def test_bad_input():
     from sklearn.ensemble import RandomForestClassifier
     with pytest.raises(UnsupportedModelError, match="RandomForestClassifier"):
         Attributor(RandomForestClassifier(n_estimators=3).fit(X, yb), X, yb)
-    with pytest.raises(UnsupportedModelError, match="l1_ratio"):
-        Attributor(LogisticRegression(l1_ratio=1.0, solver="saga", max_iter=200).fit(X, yb), X, yb)
+    # an L1 part: l1_ratio alone where penalty is deprecated (newer scikit-learn), penalty="elasticnet" before
+    if LogisticRegression().get_params().get("penalty") in ("deprecated", None):
+        l1_model, why = LogisticRegression(l1_ratio=1.0, solver="saga", max_iter=200), "l1_ratio"
+    else:
+        l1_model, why = LogisticRegression(penalty="elasticnet", l1_ratio=1.0, solver="saga", max_iter=200), "elasticnet"
+    with pytest.raises(UnsupportedModelError, match=why):
+        Attributor(l1_model.fit(X, yb), X, yb)
     with pytest.raises(UnsupportedModelError, match="log_loss"):
         Attributor(SGDClassifier(loss="hinge").fit(X, yb), X, yb)
     with pytest.raises(UnsupportedModelError, match="one-vs-rest"):

@@ -46,6 +46,14 @@ def test_show(store):
     j = json.loads(_run("show", str(path), "--json").stdout)
     objs = {o["name"]: o for o in j["runs"][0]["objects"]}
     assert objs["X"]["shape"] == [3, 2] and objs["X"]["completeness"] == "FULL" and objs["y"]["sources"] == ["a"]
+    # operations are counted as the report counts them: the graph's nodes less its sources
+    with wh.open(path) as s:
+        from whence.query import _upstream
+        run = s["etl"]
+        nodes = {n.id: n for o in run.objects() for n in _upstream(run[o]._whence_node)}
+    n_ops = sum(1 for n in nodes.values() if not n.is_source)
+    assert j["runs"][0]["operations"] == n_ops and j["runs"][0]["nodes"] == len(nodes)
+    assert f"{n_ops} operations, {len(nodes) - n_ops} sources" in r.stdout
 
 
 def test_trace(store):
@@ -65,7 +73,7 @@ def test_trace(store):
     (["trace", "{path}", "etl", "Z", "--row", "0"], "no object or source named 'Z'"),
     (["trace", "{path}", "etl", "X", "--row", "9"], "out of range"),
     (["show", "{missing}"], "no lineage store"),
-    (["show", "{notastore}"], "not a readable whence store"),
+    (["show", "{notastore}"], "not a whence store"),
 ])
 def test_errors_exit_1_with_the_reason(store, tmp_path, args, message):
     path, _, _ = store
@@ -86,6 +94,16 @@ def test_usage_and_help():
     bad = _run("trace", "x.duckdb", "run", "obj")  # --row missing
     assert bad.returncode == 2 and "--row" in bad.stderr
     assert _run("--version").stdout.startswith("whence ")
+    # whence bench --help lists every benchmark of benchmarks/run.py; trace --help describes its arguments
+    import ast
+    run_py = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+    order = next(ast.literal_eval(n.value) for n in ast.parse(run_py.read_text()).body
+                 if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "ORDER")
+    bench_help = _run("bench", "--help").stdout
+    assert all(f"  {name} " in bench_help for name in order)
+    assert _run("bench", "nosuch").returncode == 2
+    trace_help = _run("trace", "--help").stdout
+    assert "the run's name" in trace_help and "a saved object" in trace_help
 
 
 def test_report(store, tmp_path):
@@ -113,7 +131,15 @@ def test_whence_demo_end_to_end(tmp_path):
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     out = p.stdout
-    assert "Summary" in out and "FULL" in out and "Next: whence serve demo/run.duckdb" in out
+    assert "Summary" in out and "FULL" in out and " serve demo/run.duckdb" in out
+    # the next command as printed runs as typed (whence on the PATH, or the script's path, or python -m whence)
+    import re
+    import shlex
+    nxt = re.search(r"Next: (.+) serve demo/run\.duckdb", out).group(1)
+    shown = subprocess.run([*shlex.split(nxt), "show", "demo/run.duckdb"], capture_output=True, text=True,
+                           env=env, timeout=300, cwd=tmp_path)
+    assert shown.returncode == 0 and "etl" in shown.stdout, shown.stderr
+    assert "training rows changed:" in out and "column median" in out
     store, report = tmp_path / "demo" / "run.duckdb", tmp_path / "demo" / "report.html"
     assert store.stat().st_size > 0 and report.stat().st_size > 0
     with wh.open(store) as s:
@@ -130,7 +156,10 @@ def test_whence_demo_end_to_end(tmp_path):
             for r in t["top"] + t["bottom"]:
                 assert r["sources"] and all(Path(x["path"]).name in files for x in r["sources"])
         figs = run.result("unlearning")["figures"]
-        assert figs["param_distance_to_retrained"] < 1e-2 and figs["update_seconds"] < figs["retrain_seconds"]
+        # retraining with scikit-learn < 1.4 stops short of the optimum (lbfgs's ftol on the summed loss)
+        sk = tuple(int(p) for p in __import__("sklearn").__version__.split(".")[:2])
+        assert figs["param_distance_to_retrained"] < (1e-2 if sk >= (1, 4) else 0.1)
+        assert figs["update_seconds"] < figs["retrain_seconds"]
     html = report.read_text()
     for part in ("Operation graph", "score by source table", "Training rows that raised it most",
                  "param distance to retrained", "time to take the rows out"):

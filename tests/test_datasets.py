@@ -249,3 +249,28 @@ def test_logistic_regression_finds_signal(etl_result):
     model.fit(X_train, y_train)
     auc = roc_auc_score(y_test, model.predict_proba(X_test)[:, 1])
     assert 0.62 <= auc <= 0.85
+
+
+def test_credit_risk_temporary_directory_is_removed_at_exit(tmp_path):
+    import subprocess
+    import sys
+    code = ("import tempfile, sys; tempfile.tempdir = sys.argv[1]\n"
+            "from whence.datasets import credit_risk\n"
+            "for _ in range(2):\n"
+            "    f = credit_risk(50, seed=0)\n"
+            "    assert f.application.exists()\n"
+            "print(f.dir)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                         env=_env())
+    assert out.returncode == 0, out.stderr
+    assert str(tmp_path) in out.stdout
+    assert list(tmp_path.iterdir()) == []  # both directories gone when the process ended
+
+
+def _env():
+    import os
+    import whence
+    env = dict(os.environ)
+    src = os.path.dirname(os.path.dirname(whence.__file__))
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    return env

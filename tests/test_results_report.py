@@ -176,3 +176,39 @@ def test_explanation_result_without_lineage():
     assert kind == "attribution" and doc["test_rows"][0]["by_source"] == []
     assert doc["test_rows"][0]["top"][0]["sources"] == [] and doc["test_rows"][0]["prediction"] == pytest.approx(0.3)
     json.dumps(doc, allow_nan=False)
+
+
+def test_report_graph_of_the_credit_etl_is_a_readable_layered_layout(tmp_path):
+    """The report's operation graph of the credit-risk ETL (about 50 operations): boxes laid out in layers by
+    grandalf, none overlapping, every pipeline edge pointing down to a later layer, a page-sized drawing; the
+    sources' sha256 shortened with a copy button."""
+    from whence.datasets import credit_risk, credit_risk_etl
+    from whence.query import _upstream
+    from whence.report import graph_layout
+    wh.reset()
+    files = credit_risk(300, seed=0, path=tmp_path / "data")
+    X, y, _, df = credit_risk_etl(*files.read(), return_frame=True)
+    path = tmp_path / "run.duckdb"
+    wh.save(path, "etl", X=X, y=y, df=df)
+    out = write_report(path, tmp_path / "report.html")
+    page = out.read_text()
+    svg = page[page.index('<svg xmlns="http://www.w3.org/2000/svg" width'):]
+    svg = svg[:svg.index("</svg>")]
+    rects = [tuple(map(float, m)) for m in re.findall(r'<rect x="([\d.]+)" y="([\d.]+)" width="(\d+)" height="(\d+)"',
+                                                      svg)]
+    with wh.open(path) as s:
+        run = s["etl"]
+        nodes = sorted({n.id: n for o in run.objects() for n in _upstream(run[o]._whence_node)}.values(),
+                       key=lambda n: n.id)
+    assert len(rects) == len(nodes) >= 40
+    for i, (x1, y1, w1, h1) in enumerate(rects):  # no two boxes overlap
+        for x2, y2, w2, h2 in rects[i + 1:]:
+            assert x1 + w1 <= x2 or x2 + w2 <= x1 or y1 + h1 <= y2 or y2 + h2 <= y1
+    width, height = map(float, re.search(r'width="(\d+)" height="(\d+)"', svg).groups())
+    assert width <= 2000 and height <= 4000  # not a strip of thousands of pixels: readable at 100 %
+    pos, routes = graph_layout(nodes)
+    assert routes and all(pos[c][1] > pos[p][1] for p, c in routes)  # edges go down, layer by layer
+    n_ops = sum(1 for n in nodes if not n.is_source)
+    assert f"Operation graph ({n_ops} operations, 3 sources)" in page
+    assert page.count("class='copy'") == 3 and page.count("…</code>") >= 3  # sha256: 12 digits and a copy button
+    assert "<script" not in page

@@ -372,8 +372,13 @@ def test_not_a_store(tmp_path):
         wh.open(tmp_path / "missing.duckdb")
     txt = tmp_path / "notes.duckdb"
     txt.write_text("hello, this is not a database\n" * 100)
-    with pytest.raises(StoreError, match="not a readable whence store"):
+    with pytest.raises(StoreError, match="not a whence store: it is a text file, not a DuckDB database") as e:
         wh.open(txt)
+    assert "in-memory" not in str(e.value)  # none of DuckDB's own wording about how it tried
+    csv = tmp_path / "table.csv"
+    csv.write_text("a,b\n1,2\n")
+    with pytest.raises(StoreError, match="wh.read_csv"):
+        wh.open(csv)
     with pytest.raises(StoreError):
         wh.save(txt, "r", y=wh.track(np.ones(2), name="q") + 1)
     assert txt.read_text().startswith("hello")  # left as it was
@@ -582,3 +587,20 @@ def test_source_file_changed_before_saving(tmp_path):
         row = store.sql("SELECT sha256, line_note FROM sources").iloc[0]
         assert row["sha256"] is None and "changed" in row["line_note"]
         assert list(wh.trace_to_file(store["r"]["y"], row=0)) == list(before)
+
+
+@pytest.mark.parametrize("cond", [True, False])
+def test_backward_sql_through_a_0d_where_equals_backward(tmp_path, cond):
+    """A 0-d ``where`` (one cell chosen from two 0-d operands): the SQL answer is the in-memory one (DuckDB 1.2
+    and 1.3 once emptied the statement through its empty branch)."""
+    wh.reset()
+    c = wh.track(np.array(cond), name="c")
+    x, y = wh.track(np.array(3.0), name="x"), wh.track(np.array(5.0), name="y")
+    z = np.where(c, x, y) * 2
+    path = tmp_path / "w.duckdb"
+    wh.save(path, "r", z=z)
+    with wh.open(path) as s:
+        h = s["r"]["z"]
+        got, want = wh.store.backward_sql(h, ()), wh.backward(h, ())
+        assert sorted(got) == sorted(want) == ["x" if cond else "y"]
+        assert all(got[k].shape == want[k].shape == (1, 0) for k in got)

@@ -314,7 +314,7 @@ def test_missing_or_broken_store(tmp_path):
         create_app(tmp_path / "missing.duckdb")
     bad = tmp_path / "notes.duckdb"
     bad.write_text("not a database\n" * 50)
-    with pytest.raises(StoreError, match="not a readable"):
+    with pytest.raises(StoreError, match="not a whence store"):
         create_app(bad)
 
 
@@ -390,7 +390,7 @@ def test_cli_serve_bad_store_exits_1(tmp_path, capsys):
     bad = tmp_path / "notes.duckdb"
     bad.write_text("not a database\n" * 50)
     assert main(["serve", str(bad)]) == 1
-    assert "not a readable whence store" in capsys.readouterr().err
+    assert "not a whence store" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         main(["serve"])
     assert e.value.code == 2

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("WHENCE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 _REQUIRED = os.environ.get("WHENCE_REQUIRE_BROWSER") == "1"
@@ -45,7 +45,7 @@ TIMEOUT_MS = 15_000
 ATTRIBUTION = {
     "kind": "attribution", "model": "logistic regression", "n_train": 4, "train_object": "X",
     "test_rows": [
-        {"test_row": 3, "label": 1, "prediction": 0.8,
+        {"test_row": 3, "label": 1, "prediction": 0.8, "output": "margin of class 1",
          "top": [{"train_row": 1, "score": 0.4, "sources": [{"table": "people", "row": 1, "path": "p.csv", "line": 3}]},
                  {"train_row": 2, "score": 0.1, "sources": []}],
          "bottom": [{"train_row": 0, "score": -0.3, "sources": [{"table": "orders", "row": 0, "path": "o.csv",
@@ -262,6 +262,10 @@ def test_attribution_view(page):
     assert page.locator("table.attr-rows.top tbody tr").evaluate_all("t => t.map(r => +r.dataset.trainRow)") == [1, 2]
     assert "people row 1 · line 3" in page.locator("table.attr-rows.top tbody tr").first.inner_text()
     assert page.locator("#by-source-chart rect.bar.neg").get_attribute("data-table") == "orders"
+    # the explained output is named as the explanation names it (a margin is not a prediction)
+    detail = page.locator("#attr-detail").inner_text()
+    assert "margin of class 1" in detail and "prediction" not in detail
+    assert "prediction" not in page.locator("#test-rows thead").inner_text()
     _shot(page, "explorer-attribution")
     page.click("#test-rows tbody tr[data-test-row='7']")
     page.wait_for_selector("#attr-detail h2:has-text('Test row 7')")

@@ -40,14 +40,16 @@ def cmd_show(args):
                              "ops": len(h.ops()), "sources": h.sources()})
             src = store.sql("SELECT name, kind, path, n_rows, sha256 FROM sources WHERE run = ? ORDER BY name",
                             [name])
-            out["runs"].append({"run": name, "operations": run.n_nodes, "objects": objs,
+            n_src = sum(1 for n in run._nodes() if n.is_source)
+            # operations are the graph's nodes less its sources (as the report and the explorer count them)
+            out["runs"].append({"run": name, "operations": run.n_nodes - n_src, "nodes": run.n_nodes, "objects": objs,
                                 "sources": json.loads(src.to_json(orient="records"))})
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
     print(f"{out['store']} (store schema {out['schema_version']}): {len(out['runs'])} run(s)")
     for r in out["runs"]:
-        print(f"\nrun {r['run']!r}: {r['operations']} operations")
+        print(f"\nrun {r['run']!r}: {r['operations']} operations, {r['nodes'] - r['operations']} sources")
         for o in r["objects"]:
             print(f"  {o['name']:<20} {o['kind']:<7} {'x'.join(map(str, o['shape'])) or 'scalar':<14} "
                   f"{o['completeness']:<8} {o['ops']:>4} ops  from {', '.join(o['sources'])}")
@@ -92,11 +94,12 @@ def cmd_report(args):
 
 
 def cmd_serve(args):
+    from ._extras import MissingExtraError, require
     try:
+        require("whence serve", "web", "store")
         from .web import is_loopback, serve
-    except ImportError as e:
-        print(f"whence serve: the explorer needs fastapi and uvicorn: pip install 'whence[web]' ({e})",
-              file=sys.stderr)
+    except MissingExtraError as e:
+        print(f"whence serve: {e}", file=sys.stderr)
         return 1
     if not args.allow_remote and not is_loopback(args.host):
         print(f"whence serve: refusing to listen on {args.host!r}: the explorer has no authentication and only "
@@ -114,12 +117,22 @@ def cmd_serve(args):
 
 def cmd_demo(args):
     from . import demo
-    demo.main()
+    from ._extras import MissingExtraError
+    try:
+        demo.main()
+    except MissingExtraError as e:
+        print(f"whence demo: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
 def cmd_bench(args):
     import subprocess
+    unknown = [n for n in args.names if n not in BENCHMARKS]
+    if unknown:
+        print(f"whence bench: no benchmark named {', '.join(map(repr, unknown))}; the benchmarks: "
+              f"{', '.join(BENCHMARKS)} (whence bench --help describes them)", file=sys.stderr)
+        return 2
     root = Path(__file__).resolve().parents[2] / "benchmarks" / "run.py"
     if not root.exists():
         print("whence bench: the benchmarks live in the source repository (benchmarks/run.py); run this from a "
@@ -133,6 +146,25 @@ def cmd_bench(args):
     return subprocess.call(cmd)
 
 
+#: The benchmarks of ``benchmarks/run.py`` (its ORDER), with what each measures.
+BENCHMARKS = {
+    "big": "1e8-cell pipelines: capture overhead and whole-array queries (a subprocess; skipped by --quick)",
+    "ops": "per-operation capture overhead, tracked / plain, by bucket and size",
+    "dslog": "DSLog's workload (random 10-step pipelines of 77 numpy functions): storage and query speed",
+    "query": "query latency through pipelines of depth 10, 100 and 1000",
+    "compare": "side by side with traceprop and a per-cell Python baseline",
+    "memory": "peak memory of tracked vs plain runs, lineage bytes per operation",
+    "tabular": "the credit-risk pandas ETL: overhead and trace_to_file",
+    "store": "the DuckDB lineage store: save, reopen, queries, backward_sql",
+    "attribution": "attribution on Adult: LDS and time beside traceprop and traker",
+    "cifar": "TRAK-style attribution of a small ResNet on CIFAR-2 (needs torch)",
+    "gradient_store": "the gradient store and its projections: size and top-k throughput",
+    "unlearn": "unlearning judged against retraining, beside gradient ascent",
+    "dask": "a 1e9-cell dask.array pipeline: overhead, queries, relation export, scaling model",
+    "dask_gradients": "distributed gradient top-k and dask-frame overhead",
+}
+
+
 def _parser():
     p = argparse.ArgumentParser(prog="whence", description="Cell-level lineage, attribution and unlearning: "
                                 "look into saved lineage stores and run the demo.")
@@ -144,9 +176,9 @@ def _parser():
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(fn=cmd_show)
     t = sub.add_parser("trace", help="the source rows (table, file, line, columns) of a row of a saved object")
-    t.add_argument("store")
-    t.add_argument("run")
-    t.add_argument("object")
+    t.add_argument("store", help="a store written by whence.save (a .duckdb file)")
+    t.add_argument("run", help="the run's name (the second argument of whence.save; `whence show` lists them)")
+    t.add_argument("object", help="a saved object of the run (a keyword of whence.save, e.g. X) or a source name")
     t.add_argument("--row", type=int, required=True, help="row position (negative counts from the end)")
     t.add_argument("--control", action="store_true", help="also the rows whose cells chose this row")
     t.add_argument("--json", action="store_true", help="print JSON")
@@ -171,8 +203,11 @@ def _parser():
     w.set_defaults(fn=cmd_serve)
     d = sub.add_parser("demo", help="the walk-through of `make demo`")
     d.set_defaults(fn=cmd_demo)
-    b = sub.add_parser("bench", help="run the benchmarks (from a clone of the repository)")
-    b.add_argument("names", nargs="*", help="benchmarks to run (all when omitted)")
+    b = sub.add_parser("bench", help="run the benchmarks (from a clone of the repository)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="benchmarks:\n" + "\n".join(f"  {k:<15} {v}" for k, v in BENCHMARKS.items()))
+    b.add_argument("names", nargs="*", metavar="NAME",
+                   help="benchmarks to run (all when omitted; listed below)")
     b.add_argument("--quick", action="store_true", help="small sizes")
     b.set_defaults(fn=cmd_bench)
     return p

@@ -26,7 +26,9 @@ everyday pandas operations so that lineage tools can follow every cell.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,7 +170,10 @@ def _check_n(n_applicants):
 
 def _target_dir(path):
     if path is None:
-        return Path(tempfile.mkdtemp(prefix="whence-credit-risk-"))
+        # removed when the process exits: repeated calls leave nothing behind in the temporary directory
+        directory = tempfile.mkdtemp(prefix="whence-credit-risk-")
+        atexit.register(shutil.rmtree, directory, True)
+        return Path(directory)
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str, a path-like object or None, got "
                         f"{type(path).__name__}")
@@ -206,7 +211,7 @@ def credit_risk(n_applicants: int = 20_000, seed: Any = 0,
     path : str or os.PathLike, optional
         Directory to write into; created (with parents) if missing, and existing files of the
         same names are overwritten.  When None a fresh directory is made with
-        ``tempfile.mkdtemp(prefix="whence-credit-risk-")``.
+        ``tempfile.mkdtemp(prefix="whence-credit-risk-")`` and removed when the process exits.
 
     Returns
     -------

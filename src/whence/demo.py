@@ -16,7 +16,30 @@ def _show(title, value):
     print(f"  {title:<46} {value}")
 
 
+def whence_command():
+    """The ``whence`` command as the user can type it here: ``whence`` when the shell finds this installation's
+    script, else the script's path (``.venv/bin/whence``), else ``python -m whence``.
+
+    >>> whence_command().endswith("whence")
+    True
+    """
+    import os
+    import shutil
+    import sys
+
+    script = os.path.join(os.path.dirname(sys.executable), "whence")
+    found = shutil.which("whence")
+    if found and (not os.path.isfile(script) or os.path.realpath(found) == os.path.realpath(script)):
+        return "whence"
+    if os.path.isfile(script):
+        rel = os.path.relpath(script)
+        return rel if not rel.startswith("..") else script
+    return f"{sys.executable} -m whence"
+
+
 def main():
+    from ._extras import require
+    require("whence demo", "pandas", "sklearn", "store")  # all three named at once, before anything is written
     wh.reset()
     rng = np.random.default_rng(7)
     print("whence demo: where did this value come from?\n")
@@ -123,15 +146,17 @@ def credit_risk_case(n_applicants=20_000):
             _show(f"forward({first.table!r}, row {first.row}) reaches X cells:", f"{len(hit)} cells in rows "
                   f"{sorted(set(hit[:, 0].tolist()))}")
         _show("sources(X):", wh.sources(X))
-        _show("pandas operations recorded:", len(wh.ops(X)))
+        _show("pandas operations behind X:", len(wh.ops(X)))
         explanations, forgot = _attribution_and_unlearning(files, X, y, df, i)
         store_path = os.path.join("demo", "run.duckdb")
         t0 = time.perf_counter()
         info = wh.save(store_path, "etl", X=X, y=y, df=df, overwrite=True,
                        results={"attribution": explanations, "unlearning": forgot})
         took = time.perf_counter() - t0
-        print(f"\nwh.save({store_path.rsplit('/', 1)[-1]!r}, 'etl', X=X, y=y, df=df, results=...): {info['nodes']} "
-              f"operations, {len(explanations)} explained predictions, the unlearning figures; "
+        n_src = len(wh.sources(X))
+        print(f"\nwh.save({store_path.rsplit('/', 1)[-1]!r}, 'etl', X=X, y=y, df=df, results=...): "
+              f"{info['nodes'] - n_src} operations and {n_src} sources, {len(explanations)} explained predictions, "
+              f"the unlearning figures; "
               f"{info['bytes'] / 1024:.0f} KiB, {took * 1e3:.0f} ms")
         with wh.open(store_path) as store:
             x = store["etl"]["X"]
@@ -161,8 +186,9 @@ def credit_risk_case(n_applicants=20_000):
               f"{r['seconds']['retrain'] * 1e3:.0f} ms")
         _show("store, report:", f"{store_path} ({info['bytes'] / 1024:.0f} KiB), {out}")
         _show("case study time:", f"{time.perf_counter() - t_case:.1f} s")
-        print("\nNext: whence serve demo/run.duckdb   (the lineage explorer in a browser, on 127.0.0.1)")
-        print("      whence trace demo/run.duckdb etl X --row 5   |   whence show demo/run.duckdb")
+        cmd = whence_command()
+        print(f"\nNext: {cmd} serve demo/run.duckdb   (the lineage explorer in a browser, on 127.0.0.1)")
+        print(f"      {cmd} trace demo/run.duckdb etl X --row 5   |   {cmd} show demo/run.duckdb")
 
 
 def _attribution_and_unlearning(files, X, y, df, i):
@@ -233,8 +259,11 @@ def _attribution_and_unlearning(files, X, y, df, i):
     sources = files.paths
     res = forget_sources(etl, sources, drop, model, allow_unused=True)
     r = res.report
-    _show("training rows removed / changed:", f"{len(res.removed_rows)} / {len(res.changed_rows)} "
-          f"({r['training_rows']['changed_by_lineage']} through the lineage)")
+    k = r['training_rows']['changed_by_lineage']
+    _show("training rows removed:", f"{len(res.removed_rows)} (rows whose application line was dropped; only bureau "
+          f"and previous_application lines go here)")
+    _show("training rows changed:", f"{len(res.changed_rows)}: {k} fed by a dropped line (through the lineage), "
+          f"{len(res.changed_rows) - k} others because a column median that fills missing values moved")
     _show("model vs retraining (parameter distance):", f"{r['retrained']['param_distance']:.1e} "
           f"(0 = retrained, 1 = did nothing)")
     _show("update time vs retraining time:", f"{r['seconds']['update'] * 1e3:.0f} ms vs "

@@ -1,8 +1,8 @@
 """A self-contained HTML report of a saved lineage store: one file, no scripts or styles fetched from anywhere.
 
 For every run: its objects (kind, shape, completeness, operations, sources), its source files (path, rows,
-sha256), the operation graph drawn as an SVG (sources on the left, each operation one column further than its
-deepest input; PARTIAL operations in red), and, for a chosen row of each object, the source rows it derives
+sha256), the operation graph drawn as an SVG (a layered layout by grandalf: sources at the top, edges routed
+between the layers; PARTIAL operations in red), and, for a chosen row of each object, the source rows it derives
 from with their files and lines.  Then the results saved with the run (:mod:`whence.store.results`):
 attributions (top and bottom training rows with their source lines, the score by source table as a bar
 chart), unlearning figures beside the retrained model, tables; and the benchmark summary when one is given
@@ -36,7 +36,8 @@ table{border-collapse:collapse;margin:.5em 0 1em}td,th{border:1px solid #ddd;pad
 th{background:#f5f5f5}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .pos{color:#1b5e9b}.neg{color:#b3261e}.chart svg{max-width:100%;height:auto}details{margin:.5em 0}
 summary{cursor:pointer;font-weight:600}.partial{color:#b00020;font-weight:600}.full{color:#1b7f3b;font-weight:600}
-code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.92em}.graph{overflow-x:auto;border:1px solid #eee}
+code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.92em}.graph{overflow:auto;max-height:80vh;border:1px solid #eee}
+td{overflow-wrap:anywhere}button.copy{font-size:.8em;padding:0 .4em;cursor:pointer}.note{font-size:.9em;color:#555}
 """
 
 
@@ -44,40 +45,140 @@ def _esc(x):
     return html.escape(str(x))
 
 
-def _graph_svg(nodes):
-    """An SVG of the operation graph: one column per depth (longest path from a source)."""
-    depth = {}
-    for n in nodes:  # topological: parents first
-        depth[n.id] = 0 if not n.parents else 1 + max(depth[p.id] for p in n.parents)
-    cols = {}
+def _digest_cell(sha256, note=None):
+    """A sha256 shortened to its first 12 hex digits (the whole value in the tooltip) with a button that copies
+    the whole value; a note (why there is none) wraps.
+
+    >>> cell = _digest_cell("ab" * 32)
+    >>> "abababababab…" in cell and 'data-sha256="' + "ab" * 32 in cell and "<button" in cell
+    True
+    """
+    if not sha256:
+        return f"<span class='note'>{_esc(note or '')}</span>"
+    full = _esc(sha256)
+    return (f"<code class='sha' title='{full}'>{full[:12]}…</code> <button type='button' class='copy' "
+            f"data-sha256=\"{full}\" title='copy the whole sha256' "
+            f"onclick='navigator.clipboard.writeText(this.dataset.sha256)'>copy</button>")
+
+
+class _Box:
+    """grandalf's view of a vertex: its size in, its position out."""
+
+    def __init__(self, w, h):
+        self.w, self.h, self.xy = w, h, (0.0, 0.0)
+
+
+class _Route:
+    """grandalf's view of an edge: the polyline it routes (through the dummy vertices of long edges)."""
+
+    pts = None
+
+    def setpath(self, pts):
+        self.pts = pts
+
+
+def _drawn_parents(n, composed):
+    """The parents drawn for ``n``: a table operation's first ``composed[n.id]`` inputs are its relation composed
+    straight to the sources, drawn only when the node has no other input (as in the explorer)."""
+    k = composed.get(n.id, 0) if composed else 0
+    idx = list(range(len(n.parents)))
+    return [i for i in idx if i >= k] or idx
+
+
+def graph_layout(nodes, width=150, height=34, composed=None):
+    """Positions of the operation graph's boxes and routes of its edges, by a layered (Sugiyama) layout.
+
+    The layout is grandalf's: layers from sources (top) to results (bottom), crossings reduced by barycentre
+    sweeps, long edges routed through dummy vertices between the layers.
+
+    Returns
+    -------
+    pos : dict
+        node id -> (x, y) of the box's top-left corner, all coordinates >= 0.
+    routes : dict
+        (parent id, child id) -> list of (x, y) points of the edge, from the parent's box to the child's.
+
+    Examples
+    --------
+    >>> import numpy as np, whence as wh
+    >>> wh.reset()
+    >>> a = wh.track(np.ones((2, 3)), name="a")
+    >>> y = (a * 2).sum(axis=0)
+    >>> from whence.query import _upstream
+    >>> nodes = sorted(_upstream(y._node), key=lambda n: n.id)
+    >>> pos, routes = graph_layout(nodes)
+    >>> [pos[n.id][1] for n in nodes]   # one layer per step, top to bottom
+    [0.0, 74.0, 148.0]
+    """
+    from grandalf.graphs import Edge, Graph, Vertex
+    from grandalf.layouts import SugiyamaLayout
+
+    if not nodes:
+        return {}, {}
+    vs = {n.id: Vertex(n.id) for n in nodes}
+    for v in vs.values():
+        v.view = _Box(width, height)
+    edges = []
     for n in nodes:
-        cols.setdefault(depth[n.id], []).append(n)
-    W, H, gx, gy = 150, 34, 40, 14
-    pos = {}
-    for d, ns in cols.items():
-        for i, n in enumerate(ns):
-            pos[n.id] = (10 + d * (W + gx), 10 + i * (H + gy))
-    width = 20 + (max(cols) + 1) * (W + gx) if cols else 100
-    height = 20 + max(len(v) for v in cols.values()) * (H + gy) if cols else 60
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-           f'aria-label="operation graph">']
+        for p in dict.fromkeys(n.parents[i].id for i in _drawn_parents(n, composed)):
+            if p in vs:
+                e = Edge(vs[p], vs[n.id])
+                e.view = _Route()
+                edges.append(e)
+    graph = Graph(list(vs.values()), edges)
+    x0 = 0.0
+    pos, routes = {}, {}
+    for comp in graph.C:  # connected components side by side
+        lay = SugiyamaLayout(comp)
+        lay.xspace, lay.yspace = 24, 40
+        lay.init_all()
+        lay.draw(N=8)
+        xs = [v.view.xy[0] for v in comp.sV]
+        rxs = [x for e in comp.sE if e.view.pts for x, _ in e.view.pts]
+        lo = min([x - width / 2 for x in xs] + rxs)
+        hi = max([x + width / 2 for x in xs] + rxs)
+        ys = [v.view.xy[1] for v in comp.sV]
+        top = min(ys) - height / 2
+        for v in comp.sV:
+            cx, cy = v.view.xy
+            pos[v.data] = (x0 + cx - width / 2 - lo, cy - height / 2 - top)
+        for e in comp.sE:
+            pts = e.view.pts or [e.v[0].view.xy, e.v[1].view.xy]
+            routes[(e.v[0].data, e.v[1].data)] = [(x0 + x - lo, y - top) for x, y in pts]
+        x0 += hi - lo + 40
+    return pos, routes
+
+
+def _graph_svg(nodes, composed=None):
+    """An SVG of the operation graph, laid out in layers by :func:`graph_layout`."""
+    W, H = 150, 34
+    pos, routes = graph_layout(nodes, W, H, composed)
+    width = 20 + max([x + W for x, _ in pos.values()] + [x for r in routes.values() for x, _ in r], default=W)
+    height = 20 + max((y for _, y in pos.values()), default=0) + H
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" role="img" '
+           f'aria-label="operation graph"><g transform="translate(10,10)">']
     for n in nodes:
-        x2, y2 = pos[n.id]
-        for k, p in enumerate(n.parents):
-            x1, y1 = pos[p.id]
+        for k in dict((n.parents[i].id, i) for i in _drawn_parents(n, composed)).values():
+            p = n.parents[k]
+            pts = routes.get((p.id, n.id))
+            if pts is None:
+                continue
+            (x1, y1), (x2, y2) = pos[p.id], pos[n.id]
+            pts = [(x1 + W / 2, y1 + H)] + pts[1:-1] + [(x2 + W / 2, y2)]  # from box edge to box edge
             dash = ' stroke-dasharray="4 3"' if k in n.control else ""
-            out.append(f'<line x1="{x1 + W}" y1="{y1 + H / 2}" x2="{x2}" y2="{y2 + H / 2}" stroke="#999"{dash}/>')
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
+            out.append(f'<polyline class="edge" points="{path}" fill="none" stroke="#999"{dash}/>')
     for n in nodes:
         x, y = pos[n.id]
         fill = "#e8f1fb" if n.is_source else ("#fde7ea" if n.partial else "#f4f4f4")
         label = f"{n.name}" if n.is_source else n.op
         title = f"{label} {n.shape}" + (f" PARTIAL: {n.partial}" if n.partial else "")
         out.append(f'<g class="node" data-op="{_esc(label)}"><title>{_esc(title)}</title>'
-                   f'<rect x="{x}" y="{y}" width="{W}" height="{H}" rx="5" fill="{fill}" stroke="#888"/>'
-                   f'<text x="{x + 6}" y="{y + 14}" font-size="11">{_esc(label[:22])}</text>'
-                   f'<text x="{x + 6}" y="{y + 27}" font-size="10" fill="#666">'
+                   f'<rect x="{x:.1f}" y="{y:.1f}" width="{W}" height="{H}" rx="5" fill="{fill}" stroke="#888"/>'
+                   f'<text x="{x + 6:.1f}" y="{y + 14:.1f}" font-size="11">{_esc(label[:22])}</text>'
+                   f'<text x="{x + 6:.1f}" y="{y + 27:.1f}" font-size="10" fill="#666">'
                    f'{_esc("x".join(map(str, n.shape)) or "scalar")}</text></g>')
-    out.append("</svg>")
+    out.append("</g></svg>")
     return "\n".join(out)
 
 
@@ -331,12 +432,19 @@ def write_report(store_path, out_path, row=0, bench=None):
             for r in json.loads(src.to_json(orient="records")):
                 parts.append(f"<tr><td><code>{_esc(r['name'])}</code></td><td>{_esc(r['kind'])}</td>"
                              f"<td><code>{_esc(r['path'] or '(memory)')}</code></td><td>{_esc(r['n_rows'] or '')}</td>"
-                             f"<td><code>{_esc((r['sha256'] or r['line_note'] or '')[:64])}</code></td></tr>")
+                             f"<td>{_digest_cell(r['sha256'], r['line_note'])}</td></tr>")
             parts.append("</table>")
             nodes = sorted({n.id: n for h in handles for n in _upstream(h._whence_node)}.values(),
                            key=lambda n: n.id)
-            parts.append(f"<h3>Operation graph ({sum(1 for n in nodes if not n.is_source)} operations)</h3>"
-                         f"<div class='graph'>{_graph_svg(nodes)}</div>")
+            stored = run._nodes()  # the store's node numbers -> the nodes loaded in this process
+            composed = {stored[int(k)].id: int(v) for k, v in store.sql(
+                "SELECT node, CAST(json_extract(map, '$.n_inputs') AS BIGINT) AS n FROM nodes WHERE run = ? AND "
+                "map_kind = 'table' AND json_extract(map, '$.n_inputs') IS NOT NULL", [run_name]).values.tolist()}
+            parts.append(f"<h3>Operation graph ({sum(1 for n in nodes if not n.is_source)} operations, "
+                         f"{sum(1 for n in nodes if n.is_source)} sources)</h3>"
+                         f"<p>The pipeline's edges, sources at the top; table operations also keep their lineage "
+                         f"composed straight to the sources (not drawn).</p>"
+                         f"<div class='graph'>{_graph_svg(nodes, composed)}</div>")
             for h in handles:
                 if not h.shape:
                     continue

@@ -590,6 +590,17 @@ class TrackedArray(NDArrayOperatorsMixin):
     def flat(self):
         return self.ravel()
 
+    if np.lib.NumpyVersion(np.__version__) < "2.0.0":
+        def __pow__(self, other):
+            # numpy 1.x: ``a ** 2`` (and ** 0.5, ** -1, ** 1) runs square / sqrt / reciprocal / positive, which
+            # keeps a 0-d float32 float32 where np.power promotes it; give the result plain numpy's dtype
+            r = np.power(self, other)
+            if self._data.ndim == 0 and type(r) is TrackedArray and not is_lazy(self._data):
+                want = (self._data ** (other._data if type(other) is TrackedArray else other)).dtype
+                if r.dtype != want:
+                    r = r.astype(want)
+            return r
+
     def __len__(self):
         return len(self._data)
 

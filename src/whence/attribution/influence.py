@@ -19,7 +19,11 @@ penalised intercept), ``LinearRegression``, ``Ridge``, ``SGDClassifier`` (binary
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
+from .._extras import require
+
+require("whence.attribution.Attributor", "sklearn")
+
+import scipy.linalg  # noqa: E402
 
 from ..errors import WhenceError
 from .explain import Explanation

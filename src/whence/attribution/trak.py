@@ -60,7 +60,12 @@ import os
 import time
 
 import numpy as np
-import torch
+
+from .._extras import require
+
+require("whence.attribution.trak", "torch")
+
+import torch  # noqa: E402
 
 from ..errors import WhenceError
 from .explain import Explanation

@@ -53,7 +53,8 @@ _REDUCTIONS = [np.sum, np.prod, np.mean, np.std, np.var, np.max, np.min, np.amax
                np.ptp, np.argmax, np.argmin, np.median, np.percentile, np.quantile, np.average,
                np.count_nonzero, np.nansum, np.nanprod, np.nanmean, np.nanstd, np.nanvar, np.nanmax, np.nanmin,
                np.nanargmax, np.nanargmin, np.nanmedian, np.nanpercentile, np.nanquantile,
-               _opt(np, "trapezoid"), _linalg.norm, _opt(_linalg, "vector_norm")]
+               _opt(np, "trapezoid"), _linalg.norm, _opt(_linalg, "vector_norm"),
+               None if hasattr(np, "trapezoid") else _opt(np, "trapz")]  # numpy 1.x's name of trapezoid
 
 
 _FAST_KW = frozenset(["dtype", "keepdims", "ddof"])
@@ -224,7 +225,9 @@ def _cumulative(func, a, *args, **kwargs):
     axis = args_.get("axis")
     initial = bool(args_.get("include_initial", False))
     kw = {k: v for k, v in args_.items() if k in ("dtype", "include_initial")}
-    result = as_values(func(raw(a), axis=axis, **kw))
+    d = raw(a)
+    # a 1-d input: axis=None and axis=0 are the same call (dask before 2025.9 cannot rechunk unknown sizes for None)
+    result = as_values(func(d, axis=0 if axis is None and getattr(d, "ndim", 0) == 1 else axis, **kw))
     if not is_t(a):
         return result
     src = a

@@ -4,6 +4,10 @@ Everything stays lazy: lineage maps are recorded from shapes and chunk structure
 computes only the chunks it needs.
 """
 
+from .._extras import require
+
+require("whence.dask", "dask")
+
 from .dataframe import (DaskSource, DaskTrackedFrame, DaskTrackedGroupBy, DaskTrackedSeries,  # noqa: E402,F401
                         from_pandas, is_dask_tracked, read_csv)
 from .array import DaskGatherMap, LazyUnsupportedError, register_duckdb, relation_to_parquet  # noqa: E402,F401

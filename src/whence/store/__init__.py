@@ -6,8 +6,12 @@ to Parquet, W3C PROV-JSON and OpenLineage (:mod:`whence.store.export`).
 True
 """
 
-from .duckdb_store import SCHEMA_VERSION, ObjectHandle, Run, Store, open, save
-from .sql import backward_sql, sql_plan
+from .._extras import require
+
+require("the lineage store (whence.save, whence.open)", "store")
+
+from .duckdb_store import SCHEMA_VERSION, ObjectHandle, Run, Store, open, save  # noqa: E402
+from .sql import backward_sql, sql_plan  # noqa: E402
 
 __all__ = ["save", "open", "Store", "Run", "ObjectHandle", "SCHEMA_VERSION", "export", "backward_sql", "sql_plan"]
 

@@ -68,6 +68,7 @@ machines) take turns; a store written by a program that does not take the lock h
 
 from __future__ import annotations
 
+import builtins
 import glob
 import hashlib
 import io
@@ -124,12 +125,14 @@ _TABLES = ("runs", "objects", "nodes", "edges", "rectangles", "arrays", "sources
 
 
 
+def _pyarrow(name="pyarrow"):
+    from .._extras import import_module
+    return import_module(name, "the lineage store", "store")
+
+
 def _duckdb():
-    try:
-        import duckdb
-    except ImportError as e:  # pragma: no cover - duckdb is a dependency of the store extra
-        raise ImportError("the lineage store needs duckdb: pip install 'whence[store]'") from e
-    return duckdb
+    from .._extras import import_module
+    return import_module("duckdb", "the lineage store", "store")
 
 
 def _key(path):
@@ -557,7 +560,7 @@ def _file_sha256(t):
 
 
 def _write(con, p, array_dir, inline_limit, written_files):
-    import pyarrow as pa
+    pa = _pyarrow()
     run = p["run"]
     run_uid = uuid.uuid4().hex
     arows = []
@@ -566,7 +569,7 @@ def _write(con, p, array_dir, inline_limit, written_files):
         raw = a.tobytes()
         crc = zlib.crc32(raw)
         if len(raw) > inline_limit:
-            import pyarrow.parquet as pq
+            pq = _pyarrow('pyarrow.parquet')
             array_dir.mkdir(exist_ok=True)
             name = f"{run_uid}-{aid}.parquet"
             pq.write_table(pa.table({"v": a.reshape(-1)}), array_dir / name, compression="zstd")
@@ -615,7 +618,7 @@ def _insert(con, table, rows):
     """Bulk insert through Arrow (one statement, whatever the number of rows)."""
     if not rows:
         return
-    import pyarrow as pa
+    pa = _pyarrow()
     types = {"string": pa.string(), "int64": pa.int64(), "int32": pa.int32(), "bool": pa.bool_(),
              "binary": pa.binary(), "list": pa.list_(pa.int64())}
     names = _COLUMNS[table]
@@ -641,11 +644,22 @@ def _open_error(path, e):
     if _is_lock_message(low):
         return StoreLockedError(f"{str(path)!r} is held open for writing by another program ({msg}); try again "
                                 f"when it is done")
+    try:
+        with builtins.open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        head = None
+    if head is not None and head[8:12] != b"DUCK":
+        kind = "an empty file" if not head else (
+            "a text file" if all(32 <= c < 127 or c in (9, 10, 13) for c in head) else "another kind of file")
+        return NotAStoreError(f"{str(path)!r} is not a whence store: it is {kind}, not a DuckDB database (a store "
+                              f"is the .duckdb file written by whence.save; source tables are read with "
+                              f"wh.read_csv)")
     if "not a valid duckdb database" in low or "database file with version" in low and "magic" in low:
         return NotAStoreError(f"{str(path)!r} is not a readable whence store: the file is not a DuckDB database "
                               f"({msg})")
-    return StoreCorruptError(f"{str(path)!r} is not a readable whence store: the file is not a DuckDB database, "
-                             f"or it is truncated or corrupted ({msg})")
+    return StoreCorruptError(f"{str(path)!r} is not a readable whence store: the DuckDB file is truncated or "
+                             f"corrupted ({msg})")
 
 
 def _check_meta(con, path):
@@ -1007,7 +1021,7 @@ class Store:
         try:
             dt = np.dtype(dtype)
             if codec_name == "parquet":
-                import pyarrow.parquet as pq
+                pq = _pyarrow('pyarrow.parquet')
                 f = Path(str(self.path) + ".arrays") / rel
                 if not f.is_file():
                     raise StoreArrayMissingError(
@@ -1015,7 +1029,7 @@ class Store:
                         f".arrays folder with the store file)")
                 a = pq.read_table(f).column("v").to_numpy().astype(dt, copy=False)
             elif codec_name == "zstd":
-                import pyarrow as pa
+                pa = _pyarrow()
                 raw = pa.decompress(data, decompressed_size=nbytes, codec="zstd", asbytes=True) if nbytes else b""
                 a = np.frombuffer(raw, dt)
             else:

@@ -252,11 +252,9 @@ def parquet(x, dir, pairs=False):
         raise NotADirectoryError(
             f"whence.export.parquet writes a directory of Parquet files, but {path!r} is an existing file; "
             f"give the path of a new or existing directory")
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError as e:  # pragma: no cover - pyarrow is in the store and pandas extras
-        raise ImportError("whence.export.parquet needs pyarrow: pip install 'whence[store]'") from e
+    from .._extras import import_module
+    pa = import_module("pyarrow", "whence.export.parquet", "store")
+    pq = import_module("pyarrow.parquet", "whence.export.parquet", "store")
     rel = Relation(node)
     files = list(rel.to_parquet(path, pairs=pairs))
     graph = _Graph(node)

@@ -143,8 +143,7 @@ def backward_sql(handle, index, *, return_sql=False):
         for ch, k in children[n.id]:
             parts.append(_hop(ch, k, n, num, run, con, registered))
         cols = ", ".join(_cols(len(n.shape)))
-        body = " UNION ".join(f"SELECT {cols} FROM ({p})" for p in parts) if parts else \
-            f"SELECT {cols} FROM (SELECT {', '.join('0 AS ' + c for c in _cols(len(n.shape)))}) WHERE false"
+        body = " UNION ".join(f"SELECT {cols} FROM ({p})" for p in parts) if parts else _empty(len(n.shape))
         ctes.append(f"n{num[n.id]} AS MATERIALIZED ({body})")
     srcs = [n for n in up if n.is_source]
     width = max([len(s.shape) for s in srcs] + [1])
@@ -192,7 +191,7 @@ def _map_hop(m, k, src, oshape, pshape, tag, con, registered):
                 if kk == k:
                     parts.append(_map_hop(sub, j, src, oshape, pshape, f"{tag}_{t}_{j}", con, registered))
         if not parts:
-            return f"SELECT {', '.join('0 AS ' + c for c in _cols(len(pshape)))} WHERE false"
+            return _empty(len(pshape))
         return " UNION ALL ".join(f"SELECT * FROM ({p})" for p in parts)
     name = f"_whence_idx_{tag}"
     if kind == "rect":
@@ -254,6 +253,12 @@ def _rect_hop(src, oshape, k, pshape, rel):
         q = (f"SELECT {', '.join(keep + [f'unnest(range(lo{j}, hi{j} + 1)) AS c{j}'])} FROM ({q}) "
              f"WHERE lo{j} <= hi{j}")
     return f"{flat_q} UNION ALL SELECT {', '.join(pcols)} FROM ({q})"
+
+
+def _empty(nd):
+    """No cells: ``range(0)`` rather than ``... WHERE false``, which DuckDB 1.2 and 1.3 let empty the whole
+    statement when it stands in a materialized CTE (a 0-d ``where`` answered ``{}``)."""
+    return f"SELECT {', '.join('range AS ' + c for c in _cols(nd))} FROM range(0)"
 
 
 def _q(s):

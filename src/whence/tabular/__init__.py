@@ -14,7 +14,12 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import pandas as pd
+
+from .._extras import require
+
+require("whence's tables (read_csv, read_parquet, track_frame, trace_to_file)", "pandas", modules=["pandas"])
+
+import pandas as pd  # noqa: E402
 
 from ..errors import SourceNameError
 from ..graph import _sources, new_source

@@ -127,6 +127,7 @@ def compare(unlearned, original, retrained, X_test, y_test, forget=None, *, time
     if classifier:
         Pr, Pu = _probs(retrained, X_test), _probs(unlearned, X_test)
         kl = float(np.mean(np.sum(Pr * (np.log(Pr) - np.log(Pu)), axis=1)))
+        kl = max(kl, 0.0)  # KL is never negative: a value like -1e-18 is rounding of identical distributions
     else:
         kl = float(np.mean((np.asarray(retrained.predict(X_test)) - np.asarray(unlearned.predict(X_test))) ** 2))
 

@@ -20,7 +20,12 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.linalg
+
+from .._extras import require
+
+require("whence.unlearn", "sklearn")
+
+import scipy.linalg  # noqa: E402
 
 from ..attribution.influence import (UnsupportedModelError, _describe, _plain, _plain_input, _sigmoid, _softmax,
                                      multinomial_hessian)

@@ -35,8 +35,7 @@ def create_app(store_path, *, allowed_hosts=None):
     >>> TestClient(create_app(path)).get("/api/runs").json()[0]["run"]
     'r'
     """
-    try:
-        from .app import create_app as _create
-    except ImportError as e:  # pragma: no cover - fastapi is the web extra
-        raise ImportError("the explorer needs fastapi and uvicorn: pip install 'whence[web]'") from e
+    from .._extras import require
+    require("the explorer", "web")
+    from .app import create_app as _create
     return _create(store_path, allowed_hosts=allowed_hosts)

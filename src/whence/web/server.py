@@ -126,6 +126,8 @@ def serve(store_path, host="127.0.0.1", port=8000, *, open_browser=False, allow_
         raise RemoteBindRefused(f"refusing to listen on {host!r}: the explorer has no authentication, so it "
                                 f"only listens on loopback addresses ({', '.join(LOOPBACK_NAMES)}); pass "
                                 f"allow_remote=True (--allow-remote) to listen on {host!r} anyway")
+    from .._extras import require
+    require("the explorer", "web")
     import uvicorn
 
     from .app import create_app
@@ -165,6 +167,8 @@ def running(store_path, host="127.0.0.1", port=0):
     """
     if not is_loopback(host):
         raise RemoteBindRefused(f"running() listens on loopback addresses only, not {host!r}")
+    from .._extras import require
+    require("the explorer", "web")
     import uvicorn
 
     from .app import create_app

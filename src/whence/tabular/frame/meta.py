@@ -13,6 +13,9 @@ from ...graph import Node
 from .base import _depth, _guard, lineage_of
 from .values import _register_plain, plain_node  # noqa: F401
 
+# pandas < 2.2.2: DataFrame.__array__ has no copy parameter
+_ARRAY_COPY = "copy" in __import__("inspect").signature(pd.DataFrame.__array__).parameters
+
 
 def _quiet(base):
     """A method that must record nothing and warn about nothing (formatting, writing)."""
@@ -85,7 +88,9 @@ class _Meta:
 
     def __array__(self, dtype=None, copy=None):
         with _guard:
-            arr = super().__array__(dtype=dtype, copy=copy)
+            # pandas < 2.2.2 has no copy parameter (and numpy 1.x never passes one)
+            arr = super().__array__(dtype=dtype) if copy is None or not _ARRAY_COPY else \
+                super().__array__(dtype=dtype, copy=copy)
         if not _depth():
             _register_plain(arr, lineage_of(self).node)
         return arr

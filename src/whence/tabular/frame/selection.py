@@ -44,6 +44,9 @@ def _rows_op(op, ignore_arg="ignore_index"):
                     # pandas' own empty result keeps its own kind of index: ask it
                     res.index = pd.RangeIndex(len(res)) if len(res) else \
                         base(self.iloc[:0], *args, **kwargs, **{ignore_arg: True}).index
+                elif isinstance(res.index, pd.RangeIndex) and isinstance(self.index, pd.RangeIndex) and \
+                        res.index.step > 0:  # pandas kept a range (pandas 2.x, nothing dropped): so do we
+                    res.index = self.index[res.index.start:res.index.stop:res.index.step]
                 else:
                     res.index = self.index.take(sel)
                 lin = lineage_of(self)

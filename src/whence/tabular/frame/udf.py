@@ -60,10 +60,12 @@ class _FrameApply:
 
     def apply(self, func, axis=0, raw=False, result_type=None, args=(), by_row="compat", engine=None,
               engine_kwargs=None, **kwargs):
+        # engine / engine_kwargs only when given: pandas 2.x takes engine=None as its numba path
+        kwargs.update({k: v for k, v in (("engine", engine), ("engine_kwargs", engine_kwargs)) if v is not None})
         if _depth():
             return super().apply(func, axis=axis, raw=raw, result_type=result_type, args=args, by_row=by_row,
-                                 engine=engine, engine_kwargs=engine_kwargs, **kwargs)
+                                 **kwargs)
         with _guard:
             res = super().apply(func, axis=axis, raw=raw, result_type=result_type, args=args, by_row=by_row,
-                                engine=engine, engine_kwargs=engine_kwargs, **kwargs)
+                                **kwargs)
             return _apply_lineage(self, res, axis)

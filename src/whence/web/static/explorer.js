@@ -798,10 +798,10 @@ async function showResults(name) {
 function renderAttribution(body, p) {
   const rows = p.test_rows || [];
   const list = el("table", {class: "test-rows", id: "test-rows"},
-    el("thead", null, el("tr", null, el("th", null, "test row"), el("th", null, "label"), el("th", null, "prediction"))),
+    el("thead", null, el("tr", null, el("th", null, "test row"), el("th", null, "label"), el("th", null, "output"))),
     el("tbody", null, rows.map((t, i) => {
       const tr = el("tr", {class: "clickable", "data-test-row": t.test_row},
-        el("td", {class: "num"}, t.test_row), el("td", null, String(t.label)), el("td", {class: "num"}, fmtScore(t.prediction)));
+        el("td", {class: "num"}, t.test_row), el("td", null, String(t.label)), el("td", {class: "num", title: t.output || "output"}, fmtScore(t.prediction)));
       tr.onclick = () => { list.querySelectorAll("tr.active").forEach((x) => x.classList.remove("active")); tr.classList.add("active"); showTestRow(t); };
       return tr;
     })));
@@ -835,7 +835,7 @@ function renderAttribution(body, p) {
         `${table}: ${fmtInt(s.rows)} rows, ${fmtInt(s.fed_nothing)} fed nothing (effect 0)${s.exact ? "" : ", ETL re-run"}`).join(" · "))] : [];
     fill(detail, 
       el("h2", null, `Test row ${t.test_row}`),
-      el("p", {class: "muted"}, `label ${t.label} · prediction ${fmtScore(t.prediction)}`),
+      el("p", {class: "muted"}, `label ${t.label} · ${t.output || "output"} ${fmtScore(t.prediction)}`),
       ...cfParts,
       el("h3", null, cf ? "Score by source table (equal split of training-row scores: a convention)" : "Score by source table"),
       barChart(t.by_source || []),
