@@ -7,7 +7,7 @@ PYTHON_COMPAT ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/py
 	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && echo "$$p" && break; done)
 CPY := .venv-compat/bin/python
 
-.PHONY: setup test test-compat demo bench clean
+.PHONY: setup test test-compat compat-python demo bench clean
 
 .venv/.installed: pyproject.toml
 	python3 -m venv .venv
@@ -39,6 +39,10 @@ test: .venv/.installed
 test-compat: .venv-compat/.installed
 	WHENCE_REQUIRE_BROWSER= WHENCE_ORACLE_SCALE=0.25 $(CPY) -m pytest src/whence tests README.md docs -q -m "not slow" \
 		--ignore=tests/test_web_browser.py -p no:cacheprovider -o addopts="-ra --strict-markers --import-mode=importlib"
+
+# the interpreter test-compat uses (empty when none is found)
+compat-python:
+	@echo "$(PYTHON_COMPAT)"
 
 demo: .venv/.installed
 	$(PY) -m whence.demo
