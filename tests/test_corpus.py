@@ -39,8 +39,6 @@ OBJECT_VALUES = ("frame.values / list(frame[c].values) on a text column raises T
                  "array') under whence; plain pandas returns an object array")
 SCALAR_STAT = ("y = s / s.max(): the reduced statistic is taken as a constant; backward(y, (0,), control=True) is "
                "FULL and misses every cell of s that the max reads (the max cell changes every y), no warning")
-LOC_MASK_CONST = ("t.loc[t['F'] <= 7.91, 'F'] = 0: backward(t, (0, 0), control=True) is {} FULL; the mask cell "
-                  "t.F[0] that chose the write is missing")
 NP_WHERE_KEY = ("df['sign'] = np.where(df['A'] > 0, 'pos', 'neg'); df.groupby('sign')[['C']].sum(): "
                 "backward(control=True) of a group's cell is FULL without the A cells that decide membership "
                 "(np.where on a tracked Series gives a column with no lineage)")
@@ -72,8 +70,6 @@ KNOWN = {
     ("bike_sharing_cyclical", "forward"): SCALAR_STAT + "; " + FWD_INPLACE,
     ("bike_lagged_features", "values"): FRAME_CTOR,
     ("bike_sharing_kaggle", "values"): FRAME_CTOR,
-    ("titanic_kaggle", "backward"): LOC_MASK_CONST,
-    ("titanic_kaggle", "forward"): LOC_MASK_CONST,
     ("ten_minutes", "backward"): NP_WHERE_KEY + "; " + CAT_ACCESSOR,
     ("ten_minutes", "trace"): NP_WHERE_KEY,
     ("ten_minutes", "forward"): FWD_INDEX_COL + "; " + NP_WHERE_KEY,

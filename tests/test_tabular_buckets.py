@@ -503,3 +503,48 @@ def test_random_chains_against_row_ids(P, steps):
         assert got == {(i, j) for i in range(len(T)) for j in range(T.shape[1]) if rid[i] == r}
     if len(T):
         assert [s.row for s in wh.trace_to_file(T, row=0)] == [int(rid[0])]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# masked writes: the mask's cells are control of every cell of the written column
+# ---------------------------------------------------------------------------------------------------------
+
+@cfg(30)
+@given(frames(), st.sampled_from([-1.0, 0.0, 1.0, 3.0]), st.sampled_from(["const", "column", "two_masks"]),
+       st.booleans())
+def test_masked_write_control_against_definition(P, thr, how, shuffled):
+    """``t.loc[mask, 'u'] = v``: row i of 'u' is v[i] where mask[i], else the old u[i]; the mask cell of row i
+    decides which, so it is control of (i, u), written or not; other columns keep their own cell."""
+    if shuffled and len(P):
+        P = P.sample(frac=1.0, random_state=len(P))  # a non-default, unordered index
+    df = track(P)
+    if how == "const":
+        df.loc[df["t"] <= thr, "u"] = 0.0
+        m = (P["t"] <= thr).to_numpy()
+        mask_cols, val_col = ("t",), None
+    elif how == "column":
+        df.loc[df["k"] == 1, "u"] = df["t"] * 2
+        m = (P["k"] == 1).to_numpy()
+        mask_cols, val_col = ("k",), "t"
+    else:
+        df.loc[(df["t"] > thr) & (df["k"] != 0), "u"] = 7.0
+        m = ((P["t"] > thr) & (P["k"] != 0)).to_numpy()
+        mask_cols, val_col = ("t", "k"), None
+    off = 0 if isinstance(P.index, pd.RangeIndex) else 1  # a source index is its first column
+
+    def src(i, c):
+        return (i, col(c) + off)
+
+    truth = {}  # output cell -> (data, control) source cells, by definition
+    for i in range(len(P)):
+        for c in COLS:
+            truth[i, col(c)] = ({src(i, c)}, {src(i, c)})
+        data = ({src(i, val_col)} if val_col else set()) if m[i] else {src(i, "u")}
+        truth[i, col("u")] = (data, data | {src(i, c) for c in mask_cols})
+    for (i, j), (data, ctl) in truth.items():
+        check(df, i, j, data)
+        check(df, i, j, ctl, control=True)
+    for r in range(len(P)):
+        for c in mask_cols + (("t",) if val_col else ()):
+            got = {tuple(x) for x in wh.forward("x", src(r, c), df, control=True).tolist()}
+            assert got == {o for o, (_, ctl) in truth.items() if src(r, c) in ctl}, (r, c, got)

@@ -44,6 +44,7 @@ def _after_cell_write(obj, lin, key, value, kind, old_cols):
         parts = [p.with_(rel=RowRel.everything(len(obj), p.rel.n_src),
                          cmat=np.broadcast_to(p.cmat.any(0), (nidx + ncols, p.cmat.shape[1])).copy())
                  for p in lin.parts] + _everything_of(value, len(obj))
+        parts += [p.with_(control=True) for p in _everything_of(rk, len(obj))]
         _attach_inplace(obj, parts, f"{kind} write", [lin], [f"a {kind} write whence could not follow"])
         _warn(f"whence: a {kind} write whence could not follow; the frame is marked PARTIAL")
         return
@@ -92,7 +93,41 @@ def _after_cell_write(obj, lin, key, value, kind, old_cols):
             _warn(f"whence: a {kind} write of a TrackedArray is taken as all its cells (PARTIAL)")
         else:
             warn_constant(f"a {kind} write", value)
-    _attach_inplace(obj, parts, f"{kind} write", [lin, vlin], reasons)
+    mparts, mlin, mreason = _mask_control(rk, obj, written)
+    parts += mparts
+    if mreason:
+        reasons.append(mreason)
+    _attach_inplace(obj, parts, f"{kind} write", [lin, vlin, mlin], reasons)
+
+
+def _mask_control(rk, obj, written):
+    """Control parts of a write through a tracked row key (``obj.loc[mask, c] = v``).
+
+    Whether row ``i`` of a written column is overwritten depends on the key's cell of row ``i``: that cell is
+    control of the column's cell in row ``i``, written or not (changing it may write the row, or spare it).
+    Returns (parts, the key's Lineage or None, a reason when the key's rows cannot be aligned).
+    """
+    mlin = lineage_of(rk)
+    if mlin is None or not isinstance(rk, pd.Series):
+        return [], None, None
+    n = len(obj)
+    al = _align_rows(rk, obj) if len(rk) == n or rk.index.is_unique else False
+    if al is False:
+        parts = [Part(p.node, RowRel.everything(n, p.rel.n_src), p.data_row(mlin.nidx)[None, :].copy(), True,
+                      wide=True) for p in mlin.parts if p.data_row(mlin.nidx).any()]
+        _warn("whence: a write through a row key whose index cannot be aligned; all its cells are taken as "
+              "control (PARTIAL)")
+        return parts, mlin, "a write through a row key whose index cannot be aligned (all its cells are control)"
+    sel = np.arange(n, dtype=np.int64) if al is None else np.asarray(al, np.int64)
+    parts = []
+    for p in mlin.parts:
+        row = p.data_row(mlin.nidx)
+        if not row.any():
+            continue
+        cm = np.zeros((written.shape[0], row.shape[0]), bool)
+        cm[written] = row
+        parts.append(Part(p.node, p.rel.take(sel), cm, True))
+    return parts, mlin, None
 
 
 def _everything_of(value, n):
