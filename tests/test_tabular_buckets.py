@@ -548,3 +548,31 @@ def test_masked_write_control_against_definition(P, thr, how, shuffled):
         for c in mask_cols + (("t",) if val_col else ()):
             got = {tuple(x) for x in wh.forward("x", src(r, c), df, control=True).tolist()}
             assert got == {o for o, (_, ctl) in truth.items() if src(r, c) in ctl}, (r, c, got)
+
+
+@cfg(20)
+@given(frames(min_rows=1), st.booleans(), st.sampled_from(["none", "new_column", "masked", "rename"]))
+def test_forward_from_a_source_frame_in_source_coordinates(P, index_col, write):
+    """forward(f, (r, c), y) for a tracked source frame f reads (r, c) in the source's coordinates (index
+    levels first, as backward answers), also after f is written in place: it equals the brute-force
+    inversion of backward over every cell of y."""
+    wh.reset()
+    f = wh.track_frame(P.set_index("k") if index_col else P.copy(), name="x")
+    y = f[["t", "u"]] * 2 + 1
+    z = f.sort_values("u")[["s", "t"]]
+    if write == "new_column":
+        f["w"] = f["t"] - 1
+    elif write == "masked":
+        f.loc[f["u"] > 0, "t"] = 0.0
+    elif write == "rename":
+        f.columns = [f"c{j}" for j in range(f.shape[1])]
+    nsrc = P.shape[1]  # the source columns: the index level k first, or the default index's columns
+    for out in (y, z):
+        back = {(i, j): cells(wh.backward(out, rows=[i], columns=[j]))
+                for i in range(out.shape[0]) for j in range(out.shape[1])}
+        for r in range(len(P)):
+            for c in range(nsrc):
+                got = {tuple(x) for x in wh.forward(f, (r, c), out).tolist()}
+                assert got == {o for o, s in back.items() if (r, c) in s}, (r, c, got)
+            got = {tuple(x) for x in wh.forward(f, out, rows=[r]).tolist()}
+            assert got == {o for o, s in back.items() if any(sc[0] == r for sc in s)}
