@@ -39,8 +39,6 @@ OBJECT_VALUES = ("frame.values / list(frame[c].values) on a text column raises T
                  "array') under whence; plain pandas returns an object array")
 SCALAR_STAT = ("y = s / s.max(): the reduced statistic is taken as a constant; backward(y, (0,), control=True) is "
                "FULL and misses every cell of s that the max reads (the max cell changes every y), no warning")
-PIVOT_KEYS = ("p = t.pivot_table('s', index='sex', columns='cls'): backward(p, (0, 0), control=True) omits the "
-              "sex and cls cells of the aggregated rows (groupby().agg names its key cells as control)")
 INDEX_TIME_KEY = ("d = wh.read_csv(..., index_col='Date', parse_dates=True); d.groupby(d.index.time).mean(): "
                   "backward(control=True) of a group's cell omits the Date cells that put rows in the group")
 
@@ -51,13 +49,11 @@ KNOWN = {
     ("house_prices", "forward"): OBJECT_VALUES,
     ("house_prices", "trace"): OBJECT_VALUES,
     ("bicycles", "backward"): INDEX_TIME_KEY,
-    ("titanic_pivot", "backward"): PIVOT_KEYS,
     ("bike_sharing_cyclical", "backward"): SCALAR_STAT,
     ("bike_sharing_cyclical", "trace"): SCALAR_STAT,
     ("bike_sharing_cyclical", "forward"): SCALAR_STAT,
     ("bike_lagged_features", "values"): FRAME_CTOR,
     ("bike_sharing_kaggle", "values"): FRAME_CTOR,
-    ("ten_minutes", "backward"): PIVOT_KEYS,
 }
 
 

@@ -576,3 +576,30 @@ def test_forward_from_a_source_frame_in_source_coordinates(P, index_col, write):
                 assert got == {o for o, s in back.items() if (r, c) in s}, (r, c, got)
             got = {tuple(x) for x in wh.forward(f, out, rows=[r]).tolist()}
             assert got == {o for o, s in back.items() if any(sc[0] == r for sc in s)}
+
+
+@cfg(25)
+@given(frames(), st.sampled_from(["mean", "sum", "max"]), st.sampled_from(["plain", "cut", "two_values"]))
+def test_pivot_table_keys_are_control_against_definition(P, aggfunc, keys):
+    """pivot_table cell (r, c): data = the value cells of the rows whose (index, columns) keys are (r, c);
+    control adds those rows' key cells (also when a key is a column made by pd.cut)."""
+    df = track(P)
+    if keys == "cut":
+        df["b"] = pd.cut(df["u"], [-5, 0, 5, 200])  # a fitted-free binning: cellwise from u
+        P = P.assign(b=pd.cut(P["u"], [-5, 0, 5, 200]))
+        ckey, kcols = "b", ("k", "u")
+    else:
+        ckey, kcols = "s", ("k", "s")
+    vals = ["t", "u"] if keys == "two_values" else ["t"]
+    kw = dict(values=vals, index="k", columns=ckey, aggfunc=aggfunc, observed=True)
+    pv = df.pivot_table(**kw)
+    ref = P.pivot_table(**kw)
+    pd.testing.assert_frame_equal(pd.DataFrame(pv), ref, check_frame_type=False)
+    kv, cv = P["k"].tolist(), P[ckey].tolist()
+    for r, ka in enumerate(pv.index):
+        for j, lab in enumerate(pv.columns):
+            v, ca = lab
+            rows = [q for q in range(len(P)) if kv[q] == ka and not pd.isna(cv[q]) and cv[q] == ca]
+            data = {(q, col(v)) for q in rows}
+            check(pv, r, j, data)
+            check(pv, r, j, data | {(q, col(c)) for q in rows for c in kcols}, control=True)
