@@ -27,8 +27,6 @@ from corpus import PIPELINES, harness  # noqa: E402
 # the defects the corpus finds today (each with a one- or two-line reproducer)
 # ----------------------------------------------------------------------------------------------------------
 
-QUERY_AT = ("df.query('births > @mu') raises UndefinedVariableError under whence (plain pandas resolves the "
-            "local): the pipeline cannot run")
 LABEL_BINARIZE = ("sklearn.preprocessing.label_binarize(tracked_series, classes=[...]) returns a plain ndarray: "
                   "the labels lose their lineage, with no warning")
 DESCRIBE = "tracked_frame.describe() returns a plain DataFrame: lineage lost, with no warning"
@@ -39,16 +37,12 @@ OBJECT_VALUES = ("frame.values / list(frame[c].values) on a text column raises T
                  "array') under whence; plain pandas returns an object array")
 SCALAR_STAT = ("y = s / s.max(): the reduced statistic is taken as a constant; backward(y, (0,), control=True) is "
                "FULL and misses every cell of s that the max reads (the max cell changes every y), no warning")
-INDEX_TIME_KEY = ("d = wh.read_csv(..., index_col='Date', parse_dates=True); d.groupby(d.index.time).mean(): "
-                  "backward(control=True) of a group's cell omits the Date cells that put rows in the group")
 
 KNOWN = {
-    ("births", "backward"): QUERY_AT,
     ("house_prices", "values"): OBJECT_VALUES,
     ("house_prices", "backward"): OBJECT_VALUES,
     ("house_prices", "forward"): OBJECT_VALUES,
     ("house_prices", "trace"): OBJECT_VALUES,
-    ("bicycles", "backward"): INDEX_TIME_KEY,
     ("bike_sharing_cyclical", "backward"): SCALAR_STAT,
     ("bike_sharing_cyclical", "trace"): SCALAR_STAT,
     ("bike_sharing_cyclical", "forward"): SCALAR_STAT,

@@ -603,3 +603,35 @@ def test_pivot_table_keys_are_control_against_definition(P, aggfunc, keys):
             data = {(q, col(v)) for q in rows}
             check(pv, r, j, data)
             check(pv, r, j, data | {(q, col(c)) for q in rows for c in kcols}, control=True)
+
+
+@cfg(25)
+@given(frames(), st.sampled_from(["series", "index", "index_time", "two"]), st.sampled_from(["sum", "mean", "size"]))
+def test_group_keys_given_as_values_are_control_against_definition(P, key, agg):
+    """groupby(key values) (a tracked Series, the index, an array computed from it): a group's cell has the
+    value cells of its rows as data and, as control, the key cells that put those rows in the group."""
+    wh.reset()
+    f = wh.track_frame(P.set_index("d"), name="x")  # source columns: d, t, u, s, k
+    sc = {"d": 0, "t": 1, "u": 2, "s": 3, "k": 4}
+    if key == "series":
+        keys, kcols, plain_keys = [f["t"] > 0], ["t"], [(P["t"] > 0).to_numpy()]
+    elif key == "index":
+        keys, kcols, plain_keys = [f.index], ["d"], [P["d"].to_numpy()]
+    elif key == "index_time":
+        keys, kcols, plain_keys = [f.index.day_of_week], ["d"], [pd.DatetimeIndex(P["d"]).day_of_week.to_numpy()]
+    else:
+        keys, kcols = [f["k"] * 2, f.index.month], ["k", "d"]
+        plain_keys = [(P["k"] * 2).to_numpy(), pd.DatetimeIndex(P["d"]).month.to_numpy()]
+    gb = f.groupby(keys if len(keys) > 1 else keys[0])
+    out = gb.size() if agg == "size" else getattr(gb["u"], agg)()
+    ref = P.set_index("d").groupby([pd.Index(k) for k in plain_keys] if len(keys) > 1 else
+                                   pd.Index(plain_keys[0]))
+    ref = ref.size() if agg == "size" else getattr(ref["u"], agg)()
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(ref))
+    labels = list(zip(*plain_keys))
+    for i, lab in enumerate(out.index):
+        lab = lab if isinstance(lab, tuple) else (lab,)
+        rows = [q for q in range(len(P)) if all(not pd.isna(a) and a == b for a, b in zip(labels[q], lab))]
+        data = set() if agg == "size" else {(q, sc["u"]) for q in rows}
+        check(out, i, 0, data)
+        check(out, i, 0, data | {(q, sc[c]) for q in rows for c in kcols}, control=True)
