@@ -35,17 +35,12 @@ FRAME_CTOR = ("the DataFrame constructor on tracked Series, pd.DataFrame({'x': t
 VALUE_COUNTS = "tracked_series.value_counts() returns a plain Series: lineage lost, with no warning"
 OBJECT_VALUES = ("frame.values / list(frame[c].values) on a text column raises TypeError ('to_numpy gave a object "
                  "array') under whence; plain pandas returns an object array")
-SCALAR_STAT = ("y = s / s.max(): the reduced statistic is taken as a constant; backward(y, (0,), control=True) is "
-               "FULL and misses every cell of s that the max reads (the max cell changes every y), no warning")
 
 KNOWN = {
     ("house_prices", "values"): OBJECT_VALUES,
     ("house_prices", "backward"): OBJECT_VALUES,
     ("house_prices", "forward"): OBJECT_VALUES,
     ("house_prices", "trace"): OBJECT_VALUES,
-    ("bike_sharing_cyclical", "backward"): SCALAR_STAT,
-    ("bike_sharing_cyclical", "trace"): SCALAR_STAT,
-    ("bike_sharing_cyclical", "forward"): SCALAR_STAT,
     ("bike_lagged_features", "values"): FRAME_CTOR,
     ("bike_sharing_kaggle", "values"): FRAME_CTOR,
 }

@@ -635,3 +635,52 @@ def test_group_keys_given_as_values_are_control_against_definition(P, key, agg):
         data = set() if agg == "size" else {(q, sc["u"]) for q in rows}
         check(out, i, 0, data)
         check(out, i, 0, data | {(q, sc[c]) for q in rows for c in kcols}, control=True)
+
+
+@cfg(25)
+@given(frames(min_rows=1), st.sampled_from(["div_max", "sub_mean_filtered", "set_mean", "loc_median", "ufunc"]))
+def test_scalar_reductions_carry_the_cells_they_read(P, how):
+    """s.max() is pandas' own scalar (a numpy scalar, type unchanged), and an operator or a write that uses it
+    carries every cell it reduced: checked cell by cell against the definition."""
+    df = track(P)
+    n = len(P)
+    rows = list(range(n))
+    if how == "div_max":
+        mx = df["t"].max()
+        assert type(mx) is type(P["t"].max())
+        out, own, red = df["u"] / mx, "u", "t"
+    elif how == "sub_mean_filtered":
+        f = df[df["k"] > 0]
+        rows = [q for q in range(n) if P["k"][q] > 0]
+        out, own, red = f["u"] - f["u"].mean(), "u", "u"
+    elif how == "set_mean":
+        df["c"] = df["t"].mean()
+        out, own, red = df["c"], None, "t"
+    elif how == "loc_median":
+        df.loc[df["k"] == 1, "u"] = df["t"].median()
+        out = df["u"]
+        for i in range(n):
+            written = P["k"][i] == 1
+            data = {(q, col("t")) for q in range(n)} if written else {(i, col("u"))}
+            check(out, i, 0, data)
+            check(out, i, 0, data | {(i, col("k"))}, control=True)
+        return
+    else:
+        out, own, red = np.maximum(df["u"], df["t"].min()), "u", "t"
+    src_rows = rows
+    for i in range(len(out)):
+        r = src_rows[i]
+        check(out, i, 0, ({(r, col(own))} if own else set()) | {(q, col(red)) for q in rows})
+
+
+def test_scalars_shared_by_identity_are_never_registered():
+    """A small int, a bool or NaT is one shared object: its identity says nothing about where it came from,
+    so a reduction returning one carries no lineage into later operations (a constant by the contract)."""
+    wh.reset()
+    df = wh.track_frame(pd.DataFrame({"a": [1, 2, 2], "b": [1.0, 2.0, 3.0]}), name="x")
+    k = df["a"].nunique()  # 2: a cached int
+    b = (df["a"] > 1).any()  # np.True_: a singleton
+    assert isinstance(k, int) and isinstance(b, (bool, np.bool_))
+    assert cells(wh.backward(df["b"] * k, rows=[0])) == {(0, 1)}
+    assert cells(wh.backward(df["b"] * 2, rows=[0])) == {(0, 1)}  # 2 is the same object as k
+    assert cells(wh.backward(df["b"] * df["a"].max(), rows=[0])) == {(0, 1), (0, 0), (1, 0), (2, 0)}

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..relations import Part, RowRel, node_cols
-from .values import plain_lineage, plain_node, warn_constant
+from .values import plain_lineage, plain_node, scalar_lineage, scalar_parts, warn_constant
 from .base import _align_rows, _attach_inplace, _depth, _guard, _hashable, _remap, _warn, lineage_of
 
 
@@ -91,6 +91,11 @@ def _after_cell_write(obj, lin, key, value, kind, old_cols):
                               np.ones((1, node_cols(node)), bool), wide=True))
             reasons.append(f"a {kind} write of a TrackedArray (taken as all its cells)")
             _warn(f"whence: a {kind} write of a TrackedArray is taken as all its cells (PARTIAL)")
+        elif scalar_lineage(value) is not None:  # a reduction's scalar: the written cells, every cell it read
+            vsel = np.full(len(obj), -1, np.int64)
+            vsel[rpos] = 0
+            parts += [p.with_(rel=p.rel.take(vsel)) for p in
+                      scalar_parts(value, 1, nidx + ncols, rows=np.flatnonzero(written))]
         else:
             warn_constant(f"a {kind} write", value)
     mparts, mlin, mreason = _mask_control(rk, obj, written)
@@ -195,6 +200,9 @@ def _value_parts(v, obj, j, ncells, where):
         rel = RowRel.everything(n, arr_node.shape[0] if arr_node.shape else 1)
         return [Part(arr_node, rel, cm)], \
             [f"{where} was assigned from a TrackedArray of shape {v.shape} (taken as all its cells)"], None
+    sparts = scalar_parts(v, n, ncells, rows=[j])  # a reduction's scalar: every cell it read
+    if sparts:
+        return sparts, [], scalar_lineage(v)
     warn_constant(where, v)
     return [], [], None
 
