@@ -684,3 +684,13 @@ def test_scalars_shared_by_identity_are_never_registered():
     assert cells(wh.backward(df["b"] * k, rows=[0])) == {(0, 1)}
     assert cells(wh.backward(df["b"] * 2, rows=[0])) == {(0, 1)}  # 2 is the same object as k
     assert cells(wh.backward(df["b"] * df["a"].max(), rows=[0])) == {(0, 1), (0, 0), (1, 0), (2, 0)}
+
+
+def test_write_through_row_labels_from_a_tracked_series_is_a_partial_superset():
+    wh.reset()
+    t = wh.track_frame(pd.DataFrame({"F": [1.0, 9.0, 3.0], "G": [2, 0, 1]}), name="x")
+    with pytest.warns(wh.PartialLineageWarning):
+        t.loc[t["G"].head(1), "F"] = 0.0  # the row labelled 2, chosen by the cell G[0]
+    for i in range(3):
+        res = wh.backward(t, rows=[i], columns=[0], control=True)
+        assert not res.complete and cells(res) >= {(0, 1)} | ({(i, 0)} if i != 2 else set())

@@ -108,21 +108,23 @@ def _after_cell_write(obj, lin, key, value, kind, old_cols):
 def _mask_control(rk, obj, written):
     """Control parts of a write through a tracked row key (``obj.loc[mask, c] = v``).
 
-    Whether row ``i`` of a written column is overwritten depends on the key's cell of row ``i``: that cell is
+    Whether row ``i`` of a written column is overwritten depends on the mask's cell of row ``i``: that cell is
     control of the column's cell in row ``i``, written or not (changing it may write the row, or spare it).
+    Row labels taken from a tracked Series (not a mask) make every key cell control of every cell (PARTIAL).
     Returns (parts, the key's Lineage or None, a reason when the key's rows cannot be aligned).
     """
     mlin = lineage_of(rk)
     if mlin is None or not isinstance(rk, pd.Series):
         return [], None, None
     n = len(obj)
-    al = _align_rows(rk, obj) if len(rk) == n or rk.index.is_unique else False
+    is_mask = rk.dtype == bool or str(rk.dtype) == "boolean"
+    al = _align_rows(rk, obj) if is_mask and (len(rk) == n or rk.index.is_unique) else False
     if al is False:
         parts = [Part(p.node, RowRel.everything(n, p.rel.n_src), p.data_row(mlin.nidx)[None, :].copy(), True,
                       wide=True) for p in mlin.parts if p.data_row(mlin.nidx).any()]
-        _warn("whence: a write through a row key whose index cannot be aligned; all its cells are taken as "
-              "control (PARTIAL)")
-        return parts, mlin, "a write through a row key whose index cannot be aligned (all its cells are control)"
+        what = "a row mask whose index cannot be aligned" if is_mask else "row labels from a tracked Series"
+        _warn(f"whence: a write through {what}; all its cells are taken as control (PARTIAL)")
+        return parts, mlin, f"a write through {what} (all its cells are control)"
     sel = np.arange(n, dtype=np.int64) if al is None else np.asarray(al, np.int64)
     parts = []
     for p in mlin.parts:
