@@ -1415,7 +1415,8 @@ def gen_dummies(draw, p, x):
 def gen_pivot(draw, p, x):
     """pivot_table(index=i, columns=c, values=v, aggfunc=f): cell (r, j) derives from the v cells of the rows
     whose (i, c) keys are (r, j); the index (made a column by reset_index) from the i cells of the row's rows.
-    Control is per cell: the control cells those rows carry (an empty cell has none), no row-level control."""
+    Control is per cell: the control cells those rows carry and, as for a group-by, their i and c key cells
+    (an empty cell has none), no row-level control."""
     P = p.plain(x)
     X = p.oracle[x]
     if P.shape[1] < 3 or X.nidx != 1 or len(P) == 0:
@@ -1434,7 +1435,7 @@ def gen_pivot(draw, p, x):
         m = 1 + R.shape[1]
         d, c_ = empty(n, m), empty(n, m)
         rc = [E] * n
-        ii, vv = X.column(i), X.column(v)
+        ii, vv, cc = X.column(i), X.column(v), X.column(c)
         keys_i = P[i].tolist()
         keys_c = P[c].tolist()
         for r in range(n):
@@ -1446,7 +1447,7 @@ def gen_pivot(draw, p, x):
                 clab = R.columns[j]
                 rows = [q for q in rows_i if _same_value(keys_c[q], clab)]
                 d[r, 1 + j] = union(X.d[q, vv] for q in rows)
-                c_[r, 1 + j] = union(X.c[q, vv] for q in rows)
+                c_[r, 1 + j] = union(X.c[q, k] for q in rows for k in (vv, ii, cc))
         assert R.columns[0] == i
         return OF(R, d, c_, rc)
 

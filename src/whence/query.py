@@ -381,6 +381,9 @@ def _start_node(x, target=None):
         return node
     if isinstance(x, TrackedArray) and x._origin is not None:
         return x._origin
+    origin = getattr(x, "__dict__", {}).get("_wh_origin")  # a tracked source frame (read or tracked)
+    if isinstance(origin, Node):
+        return origin
     return _node_of(x, "source")
 
 
@@ -395,7 +398,10 @@ def forward(x, index=None, y=None, control=False, *, rows=None, columns=None):
     ----------
     x : TrackedArray or str
         A source (by array or by name) or any tracked array upstream of ``y``.  For a tracked array that
-        was written in place after being tracked, the query starts from its original source cells.
+        was written in place after being tracked, the query starts from its original source cells; so does
+        it for a frame from :func:`whence.read_csv` / :func:`whence.track_frame` (written in place or not),
+        whose cells are then given in the source's coordinates, index levels first, as ``backward``
+        answers them.
     index : tuple of int and slice, or bool ndarray, or None
         The cells of ``x``.
     y : TrackedArray

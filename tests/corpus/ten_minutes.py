@@ -22,7 +22,10 @@ OPERATIONS = ("read_csv(index_col=0, parse_dates)", "sort_index(axis=1)", "sort_
               "pivot_table", "resample('5D').sum()", "astype('category')", "rename_categories",
               "set_categories", "sort by category", "groupby(category, observed=False).size()")
 READ = {"dated": {"index_col": 0, "parse_dates": True}, "grades": {}}
-MEMBERSHIP = {"*": ("grades.raw_grade",)}
+# the sign of A is a group key (counts, grouped and the frames built from it, pivot): moving a row across
+# zero moves it into another group
+MEMBERSHIP = {"*": ("grades.raw_grade",), "counts": ("dated.A",), "grouped": ("dated.A",),
+              "stacked": ("dated.A",), "unstacked": ("dated.A",), "pivot": ("dated.A",)}
 ORDER = {"*": ("dated.date",)}  # the date index: labels change, rows move
 
 

@@ -79,6 +79,9 @@ def _track(df, name, path, fmt, line_opts=None):
         lin.node = node  # the frame *is* the source: queries start and end on it
     t = TrackedFrame(df)
     object.__setattr__(t, "_wh", lin)
+    # forward(t, ...) starts from the source cells, in the coordinates backward answers in (index levels
+    # first), also after t is written in place
+    object.__setattr__(t, "_wh_origin", node)
     return t
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..relations import Part, RowRel
+from .values import is_scalar_like, scalar_parts
 from .base import (_as_tracked, _attach, _attach_inplace, _depth, _dims, _elementwise, _fallback, _fallback_reason,
                    _guard, is_tracked_frame, lineage_of, _remap, _row_preserving, _warn)
 
@@ -94,7 +95,9 @@ def _binary(res, op, *operands, columns=False):
         extra += _series_on_columns(out, o)
     from ...tracked import TrackedArray
     for a in others:
-        if isinstance(a, TrackedArray):
+        if is_scalar_like(a):
+            extra += scalar_parts(a, len(out), 0)  # a reduction's scalar: every cell it reduced
+        elif isinstance(a, TrackedArray):
             parts, reason = _array_operand(out, a)
             extra += parts
             if reason:

@@ -157,6 +157,58 @@ class TrackedGroupBy:
                     rows.extend(r)
         return rows
 
+    def _value_keys(self):
+        """The group keys given as values rather than labels (a tracked Series, an array or Index handed out
+        by a tracked frame, such as ``d.index.time``), one entry per key in ``by``: a list of
+        ``(node, rel, row, control)`` (``rel`` maps each row of the grouped object to the key's source rows,
+        ``row`` the source columns), or None for a key named by label or one without lineage.
+
+        The second value is a reason when a key's rows could not be aligned (its every cell is then taken).
+        """
+        from ..relations import RowRel, node_cols
+        from .base import _align_rows
+        from .values import plain_lineage, plain_node
+        by = self._by
+        obj = self._obj
+        n = len(obj)
+        blist = [] if by is None else (by if isinstance(by, list) else [by])
+        out, reasons = [], []
+        for b in blist:
+            if _hashable(b) and ((isinstance(obj, pd.DataFrame) and b in obj.columns) or b in obj.index.names):
+                out.append(None)
+                continue
+            klin = lineage_of(b)
+            sel = None
+            if klin is not None:
+                al = _align_rows(b, obj)
+                if al is False:
+                    reasons.append("a group key whose index cannot be aligned with the frame's rows (taken as "
+                                   "all its cells)")
+                    out.append([(p.node, RowRel.everything(n, p.rel.n_src), p.data_row(klin.nidx), True)
+                                for p in klin.parts if p.data_row(klin.nidx).any()])
+                    continue
+                sel = al
+            elif isinstance(b, (np.ndarray, pd.Index)) and len(b) == n:
+                klin = plain_lineage(b)
+                if klin is None:
+                    node = plain_node(b)
+                    if node is not None and len(node.shape) >= 1 and node.shape[0] == n:
+                        out.append([(node, RowRel.identity(n), np.ones(node_cols(node), bool), False)])
+                    else:
+                        out.append(None)
+                    continue
+            else:
+                out.append(None)
+                continue
+            ent = []
+            for p in klin.parts:
+                row = p.data_row(klin.nidx)
+                if row.any():
+                    ent.append((p.node, p.rel if sel is None else p.rel.take(np.asarray(sel, np.int64)), row,
+                                p.control))
+            out.append(ent)
+        return out, reasons
+
     def _key_labels(self):
         by = self._by
         blist = [] if by is None else (by if isinstance(by, list) else [by])
@@ -279,7 +331,23 @@ class TrackedGroupBy:
                     krow |= p.cmat[r]
                 if krow.any():
                     parts.append(Part(p.node, g, krow[None, :].copy(), True, wide=True))
-        return _attach(res, parts, f"groupby.{op}", [obj], reasons)
+        # keys given as values: their cells chose each row's group (control of every cell of the group's
+        # result); as the result's index levels, they are its labels' data
+        vkeys, vreasons = self._value_keys()
+        reasons += vreasons
+        label_index = (not per_row and self._kwargs.get("as_index", True) and res.index.nlevels == len(vkeys))
+        inputs = [obj]
+        for lev, ent in enumerate(vkeys):
+            for node, rel, row, _ctl in ent or ():
+                g = rel.group(codes, ng)
+                if per_row:
+                    g = g.take(codes)
+                parts.append(Part(node, g, row[None, :].copy(), True, wide=True))
+                if label_index:
+                    cm = np.zeros((nidx + ncols, row.shape[0]), bool)
+                    cm[lev] = row
+                    parts.append(Part(node, g, cm, _ctl))
+        return _attach(res, parts, f"groupby.{op}", inputs, reasons)
 
     def _source_column(self, lab, named, series, op):
         obj = self._obj

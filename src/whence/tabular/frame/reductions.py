@@ -1,8 +1,9 @@
 """Reductions bucket: ``sum``, ``mean``, ``describe``, ``quantile``, ``agg``, ... along an axis.
 
 Along the rows (``axis=0``) each result cell derives from every cell of its column (label-matched); along the
-columns (``axis=1``) from every cell of its row.  A reduction to a scalar returns pandas' scalar, which carries
-no lineage.  A result whence cannot match to columns or rows is PARTIAL with a warning.
+columns (``axis=1``) from every cell of its row.  A reduction to a scalar returns pandas' scalar, unchanged;
+whence remembers it (by identity) as derived from every cell it reduced, so that an operator or a column
+write that uses that very object (``s / s.max()``, ``df["m"] = s.mean()``) carries those cells.  A result whence cannot match to columns or rows is PARTIAL with a warning.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pandas as pd
 
 from ..relations import Part
 from .base import _attach, _depth, _fallback, _fallback_reason, _guard, _row_preserving, lineage_of
+from .values import register_scalar
 
 __all__ = ["reduction"]
 
@@ -33,7 +35,8 @@ def reduction(name, base):
         with _guard:
             res = base(self, *args, **kwargs)
             if not isinstance(res, (pd.Series, pd.DataFrame)):
-                return res
+                # a scalar: pandas' own, remembered as reduced from every cell read (see register_scalar)
+                return register_scalar(res, lineage_of(self)) if np.ndim(res) == 0 else res
             axis, numeric_only = 0, False
             if sig is not None:
                 try:

@@ -164,6 +164,9 @@ def _pivot_lineage(src, res, args, kwargs, op="pivot_table"):
     nidx = res.index.nlevels
     parts = []
     rcols = res.columns
+    keyrows = _col_rows(src, idx + cls_)
+    if keyrows is None:
+        return _fallback(res, op, [src])
     for v in vals:
         vrow = _col_rows(src, [v])
         if vrow is None:
@@ -187,11 +190,18 @@ def _pivot_lineage(src, res, args, kwargs, op="pivot_table"):
             g = np.where((out_col == j) & (out_row >= 0), out_row, -1)
             for p in lin.parts:
                 row = _rows_union(p, vrow)
-                if not row.any():
+                krow = _rows_union(p, keyrows)  # the keys that put each row in the cell: control
+                if not row.any() and not krow.any():
                     continue
-                cm = np.zeros((nidx + res.shape[1], row.shape[0]), bool)
-                cm[nidx + j] = row
-                parts.append(Part(p.node, p.rel.group(g, len(res)), cm, p.control))
+                rel = p.rel.group(g, len(res))
+                if row.any():
+                    cm = np.zeros((nidx + res.shape[1], row.shape[0]), bool)
+                    cm[nidx + j] = row
+                    parts.append(Part(p.node, rel, cm, p.control))
+                if krow.any():
+                    cm = np.zeros((nidx + res.shape[1], krow.shape[0]), bool)
+                    cm[nidx + j] = krow
+                    parts.append(Part(p.node, rel, cm, True))
     # the index cells: the key cells of the rows grouped into each output row (rows with a missing
     # column key are left out by the group-by; rows whose values are all missing still formed the row)
     contrib = out_row >= 0

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import collections
 import warnings
 import weakref
 
@@ -26,6 +27,64 @@ __all__ = ["constant", "plain_node", "plain_lineage"]
 _plain = {}
 # ids of arrays declared constant by wh.constant
 _const = {}
+
+
+# id -> (the scalar, the Lineage it was reduced from): values that reductions of tracked objects returned
+# (``s.max()``).  The entry holds the scalar itself, so its id is not reused while the entry lives; the
+# oldest entries are dropped past SCALARS_KEPT.
+_scalars = collections.OrderedDict()
+SCALARS_KEPT = 4096
+
+
+def _scalar_kind(v):
+    """Scalars a reduction hands out as a new object each time (never a shared singleton such as a small
+    ``int``, ``True``, ``np.True_`` or ``pd.NaT``, whose identity says nothing about where it came from)."""
+    if isinstance(v, np.bool_):
+        return False
+    if isinstance(v, np.generic):
+        return True
+    return isinstance(v, (pd.Timestamp, pd.Timedelta)) and v is not pd.NaT
+
+
+def register_scalar(value, lin):
+    """Remember that the scalar ``value`` was reduced from every data cell of the tracked object of Lineage
+    ``lin`` (see :func:`scalar_lineage`); returns ``value`` unchanged."""
+    if lin is not None and _scalar_kind(value):
+        _scalars[id(value)] = (value, lin)
+        _scalars.move_to_end(id(value))
+        while len(_scalars) > SCALARS_KEPT:
+            _scalars.popitem(last=False)
+    return value
+
+
+def scalar_lineage(value):
+    """The Lineage a scalar was reduced from (None for any other value)."""
+    e = _scalars.get(id(value))
+    if e is not None and e[0] is value:
+        return e[1]
+    return None
+
+
+def scalar_parts(value, n, ncells, rows=None):
+    """Parts giving every cell of ``n`` rows (cmat rows ``rows``, every row when None, of ``ncells``) every
+    data cell the registered scalar ``value`` was reduced from (none for other values)."""
+    from ..relations import Part
+    lin = scalar_lineage(value)
+    if lin is None:
+        return []
+    parts = []
+    for p in lin.parts:
+        row = p.data_row(lin.nidx)
+        if not row.any():
+            continue
+        whole = p.rel.group(np.zeros(lin.n, np.int64), 1).take(np.zeros(n, np.int64))
+        if rows is None:
+            parts.append(Part(p.node, whole, row[None, :].copy(), p.control, wide=True))
+        else:
+            cm = np.zeros((ncells, row.shape[0]), bool)
+            cm[rows] = row
+            parts.append(Part(p.node, whole, cm, p.control))
+    return parts
 
 
 def _remember(table, obj, value):

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..relations import Part, RowRel, node_cols
-from .values import plain_lineage, plain_node, warn_constant
+from .values import plain_lineage, plain_node, scalar_lineage, scalar_parts, warn_constant
 from .base import _align_rows, _attach_inplace, _depth, _guard, _hashable, _remap, _warn, lineage_of
 
 
@@ -44,6 +44,7 @@ def _after_cell_write(obj, lin, key, value, kind, old_cols):
         parts = [p.with_(rel=RowRel.everything(len(obj), p.rel.n_src),
                          cmat=np.broadcast_to(p.cmat.any(0), (nidx + ncols, p.cmat.shape[1])).copy())
                  for p in lin.parts] + _everything_of(value, len(obj))
+        parts += [p.with_(control=True) for p in _everything_of(rk, len(obj))]
         _attach_inplace(obj, parts, f"{kind} write", [lin], [f"a {kind} write whence could not follow"])
         _warn(f"whence: a {kind} write whence could not follow; the frame is marked PARTIAL")
         return
@@ -90,9 +91,50 @@ def _after_cell_write(obj, lin, key, value, kind, old_cols):
                               np.ones((1, node_cols(node)), bool), wide=True))
             reasons.append(f"a {kind} write of a TrackedArray (taken as all its cells)")
             _warn(f"whence: a {kind} write of a TrackedArray is taken as all its cells (PARTIAL)")
+        elif scalar_lineage(value) is not None:  # a reduction's scalar: the written cells, every cell it read
+            vsel = np.full(len(obj), -1, np.int64)
+            vsel[rpos] = 0
+            parts += [p.with_(rel=p.rel.take(vsel)) for p in
+                      scalar_parts(value, 1, nidx + ncols, rows=np.flatnonzero(written))]
         else:
             warn_constant(f"a {kind} write", value)
-    _attach_inplace(obj, parts, f"{kind} write", [lin, vlin], reasons)
+    mparts, mlin, mreason = _mask_control(rk, obj, written)
+    parts += mparts
+    if mreason:
+        reasons.append(mreason)
+    _attach_inplace(obj, parts, f"{kind} write", [lin, vlin, mlin], reasons)
+
+
+def _mask_control(rk, obj, written):
+    """Control parts of a write through a tracked row key (``obj.loc[mask, c] = v``).
+
+    Whether row ``i`` of a written column is overwritten depends on the mask's cell of row ``i``: that cell is
+    control of the column's cell in row ``i``, written or not (changing it may write the row, or spare it).
+    Row labels taken from a tracked Series (not a mask) make every key cell control of every cell (PARTIAL).
+    Returns (parts, the key's Lineage or None, a reason when the key's rows cannot be aligned).
+    """
+    mlin = lineage_of(rk)
+    if mlin is None or not isinstance(rk, pd.Series):
+        return [], None, None
+    n = len(obj)
+    is_mask = rk.dtype == bool or str(rk.dtype) == "boolean"
+    al = _align_rows(rk, obj) if is_mask and (len(rk) == n or rk.index.is_unique) else False
+    if al is False:
+        parts = [Part(p.node, RowRel.everything(n, p.rel.n_src), p.data_row(mlin.nidx)[None, :].copy(), True,
+                      wide=True) for p in mlin.parts if p.data_row(mlin.nidx).any()]
+        what = "a row mask whose index cannot be aligned" if is_mask else "row labels from a tracked Series"
+        _warn(f"whence: a write through {what}; all its cells are taken as control (PARTIAL)")
+        return parts, mlin, f"a write through {what} (all its cells are control)"
+    sel = np.arange(n, dtype=np.int64) if al is None else np.asarray(al, np.int64)
+    parts = []
+    for p in mlin.parts:
+        row = p.data_row(mlin.nidx)
+        if not row.any():
+            continue
+        cm = np.zeros((written.shape[0], row.shape[0]), bool)
+        cm[written] = row
+        parts.append(Part(p.node, p.rel.take(sel), cm, True))
+    return parts, mlin, None
 
 
 def _everything_of(value, n):
@@ -160,6 +202,9 @@ def _value_parts(v, obj, j, ncells, where):
         rel = RowRel.everything(n, arr_node.shape[0] if arr_node.shape else 1)
         return [Part(arr_node, rel, cm)], \
             [f"{where} was assigned from a TrackedArray of shape {v.shape} (taken as all its cells)"], None
+    sparts = scalar_parts(v, n, ncells, rows=[j])  # a reduction's scalar: every cell it read
+    if sparts:
+        return sparts, [], scalar_lineage(v)
     warn_constant(where, v)
     return [], [], None
 
