@@ -694,3 +694,20 @@ def test_write_through_row_labels_from_a_tracked_series_is_a_partial_superset():
     for i in range(3):
         res = wh.backward(t, rows=[i], columns=[0], control=True)
         assert not res.complete and cells(res) >= {(0, 1)} | ({(i, 0)} if i != 2 else set())
+
+
+def test_pandas_warnings_through_wrapped_index_attributes_name_the_callers_line():
+    """A deprecated Index attribute used by the caller warns at the caller's line, not inside whence (where
+    Python's default filters would hide it and whence's own deprecation filter would blame whence)."""
+    idx = pd.date_range("2024-01-01", periods=3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        idx.strftime("%Y")  # a wrapped cellwise method: no warning of its own
+        warnings.warn("probe", UserWarning)  # this line's file, for comparison
+    assert all(w.filename == __file__ for w in caught), [(w.category, w.filename) for w in caught]
+    names = [n for n in ("dayofweek", "weekofyear") if hasattr(pd.DatetimeIndex, n)]
+    for name in names:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            getattr(idx, name)
+        assert all(w.filename == __file__ for w in caught), (name, [(w.category, w.filename) for w in caught])

@@ -14,12 +14,13 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
 
 from ..relations import Lineage, Part
-from .base import _attach, _attach_inplace, _depth, _guard, _remap, lineage_of
+from .base import _attach, _attach_inplace, _depth, _guard, _remap, _stacklevel, lineage_of
 from .values import _register_plain, plain_lineage, warn_constant
 
 __all__ = ["INDEX_CELLWISE", "INDEX_UNTRACKED", "INDEX_META", "install"]
@@ -166,7 +167,7 @@ def _wrap_attr(cls, name):
         getter = attr
 
         def get(self):
-            res = getter.__get__(self, type(self))
+            res = _as_user(getter.__get__, self, type(self))
             if _plain_empty():
                 return res
             return _result(self, res, name)
@@ -177,13 +178,27 @@ def _wrap_attr(cls, name):
 
         @functools.wraps(fn)
         def method(self, *args, **kwargs):
-            res = fn(self, *args, **kwargs)
+            res = _as_user(fn, self, *args, **kwargs)
             if _plain_empty():
                 return res
             return _result(self, res, name)
 
         return method
     return None
+
+
+def _as_user(f, *args, **kwargs):
+    """``f(*args, **kwargs)``, with the warnings it raises (pandas' deprecations) re-issued at the caller's line:
+    pandas attributes a warning to the first frame outside pandas, which would be this wrapper, so that the
+    user's own use of a deprecated attribute would read as whence's (and be hidden by Python's default filters)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = f(*args, **kwargs)
+    if caught:
+        level = _stacklevel()
+        for w in caught:
+            warnings.warn(w.message, w.category, stacklevel=level)
+    return res
 
 
 def _plain_empty():

@@ -43,12 +43,18 @@ def _scalar_kind(v):
         return False
     if isinstance(v, np.generic):
         return True
+    if type(v) is float:
+        return v is not np.nan  # a float a reduction computed is a new object; ``np.nan`` is one shared object
+    if type(v) is int:
+        return not -5 <= v <= 256  # CPython shares the small ints
     return isinstance(v, (pd.Timestamp, pd.Timedelta)) and v is not pd.NaT
 
 
 def register_scalar(value, lin):
     """Remember that the scalar ``value`` was reduced from every data cell of the tracked object of Lineage
     ``lin`` (see :func:`scalar_lineage`); returns ``value`` unchanged."""
+    if lin is not None and value is np.nan:
+        value = np.float64(value)  # pandas' NaN of an all-missing reduction is a shared object: hand out a new one
     if lin is not None and _scalar_kind(value):
         _scalars[id(value)] = (value, lin)
         _scalars.move_to_end(id(value))
