@@ -23,7 +23,8 @@ from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from .errors import PartialLineageWarning, WhenceError
 from .graph import Node, new_source, source_arrays
-from .maps import (ViewMap, expand_basic_key, ElementwiseMap, GatherMap, OpaqueMap, UnionMap, replay_gather)
+from .maps import (ViewMap, expand_basic_key, ElementwiseMap, GatherMap, OpaqueMap, UnionMap, replay_gather,
+                   mask_gather)
 
 __all__ = ["TrackedArray", "track", "is_tracked", "plain", "is_lazy", "as_values"]
 
@@ -142,6 +143,15 @@ def _reduce_fast(func, a, axis, **kw):
         from .buckets.region_maps import reduce_fast as f
         _LATE["reduce"] = f
     return f(func, a, axis, **kw)
+
+
+def _array_died(node):
+    f = _LATE.get("died")
+    if f is None:
+        from .compose import array_died as f
+        _LATE["died"] = f
+    # held outside fold(): the dying array's slot, its __del__'s local, this frame and array_died's frame
+    f(node, 4)
 
 
 def _handle_ufunc(ufunc, method, inputs, kwargs):
@@ -343,6 +353,16 @@ class TrackedArray(NDArrayOperatorsMixin):
 
     def __init__(self, *args, **kwargs):
         raise TypeError("create tracked arrays with whence.track(data, name=...)")
+
+    def __del__(self):
+        # composition hook (whence.compose): once this array is gone, the map of its node may be folded into
+        # the maps of the operations that read it
+        try:
+            n = self._node_
+        except AttributeError:  # a wrapper that never got its node
+            return
+        if n.kids is not None and n.name is None and type(self._data) is np.ndarray:
+            _array_died(n)
 
     # -- lineage plumbing ---------------------------------------------------------------------------
     @property
@@ -687,12 +707,22 @@ class TrackedArray(NDArrayOperatorsMixin):
             return xs[0][key if len(key) != 1 else key[0]]
 
         stored = [k for k in raw_key if isinstance(k, np.ndarray)]
-        data_map = replay_gather(rshape, [self.shape], [True], replay, stored=stored)
+        whole_mask = (len(raw_key) == 1 and type(raw_key[0]) is np.ndarray and raw_key[0].dtype == np.bool_
+                      and raw_key[0].shape == self.shape and len(rshape) == 1)
+        if whole_mask:
+            # a bit per cell; the mask cell that chose each output cell is the cell it copies, so the same map
+            # relates the output to the mask (control)
+            data_map = mask_gather(rshape, self.shape, raw_key[0])
+        else:
+            data_map = replay_gather(rshape, [self.shape], [True], replay, stored=stored)
         if not comps:
             return _wrap(result, make_node("getitem", rshape, data_map, [node], detail=_key_repr(raw_key)))
-        parents = [node] + [c._node for _, c in comps]
+        parents = (node,) + tuple([c._node for _, c in comps])
         shapes = [self.shape] + [c.shape for _, c in comps]
-        parts = [(data_map, (0,))] + _control_parts(raw_key, ndim, rshape, comps, 1)
+        if whole_mask:
+            parts = [(data_map, (0,)), (data_map, (1,))]
+        else:
+            parts = [(data_map, (0,))] + _control_parts(raw_key, ndim, rshape, comps, 1)
         m = UnionMap(rshape, shapes, parts)
         return _wrap(result, make_node("getitem", rshape, m, parents, control=range(1, len(parents)),
                                        detail=_key_repr(raw_key)))
