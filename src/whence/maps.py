@@ -600,7 +600,7 @@ class GatherMap(Map):
         if type(self) is not GatherMap:
             return None
         f = getattr(inner, "copy_index", None)
-        if f is None or len(inner.parent_shapes) != 1:
+        if f is None or len(inner.parent_shapes) != 1 or (type(inner) is ChainMap and not inner.is_copy):
             return None
         # one index array for both: idx_inner[idx_self]
         if not self.held_arrays() and not inner.held_arrays():
@@ -631,7 +631,7 @@ def stored_gather(out_shape, parent_shape, src):
             bits[flat - 1] = True
             return mask_gather(out_shape, parent_shape, bits)
     dt = np.int32 if npar < 2**31 - 1 else np.int64
-    arr = np.ascontiguousarray(src, dtype=dt)
+    arr = np.array(src, dtype=dt, order="C")  # (ascontiguousarray would make a 0-d array 1-d)
     return GatherMap(out_shape, [parent_shape], (lambda a=arr: a), stored=[arr])
 
 
@@ -1070,7 +1070,7 @@ class ChainMap(Map):
         dense = None
         for sub in self.maps:
             if dense is None:
-                f = getattr(sub, "backward_sparse", None)
+                f = getattr(sub, "backward_sparse", None) if sub.out_shape else None
                 r = f(cur) if f is not None else None
                 if r is not None:
                     if r[0] is None:
@@ -1088,7 +1088,7 @@ class ChainMap(Map):
     def forward_sparse(self, k, flat):
         cur = flat
         for sub in reversed(self.maps):
-            f = getattr(sub, "forward_sparse", None)
+            f = getattr(sub, "forward_sparse", None) if sub.out_shape and sub.parent_shapes[0] else None
             r = f(0, cur) if f is not None else None
             if r is None:
                 m = np.zeros(_size(sub.parent_shapes[0]), bool)
@@ -1117,6 +1117,11 @@ class ChainMap(Map):
             if not r:
                 return False
         return True
+
+    @property
+    def is_copy(self):
+        """True when every step copies cells (each output cell from at most one parent cell)."""
+        return all(hasattr(m, "copy_index") and (type(m) is not ChainMap or m.is_copy) for m in self.maps)
 
     def copy_index(self):
         idx = None
