@@ -1,6 +1,6 @@
 """Run the whence benchmark suite: ``make bench`` (full) or ``python benchmarks/run.py --quick``.
 
-Writes ``benchmarks/results/<name>.json`` for each benchmark (ops, big, dslog, query, compare, memory,
+Writes ``benchmarks/results/<name>.json`` for each benchmark (ops, big, dslog, query, compose, compare, memory,
 tabular, store, attribution, cifar, gradient_store,
 unlearn), prints a markdown table of issue 3's and issue 4's targets with PASS / MISS per row, and writes
 it, with the detailed tables, to ``benchmarks/results/summary.md``.  See ``benchmarks/README.md`` for what
@@ -23,7 +23,7 @@ sys.path.insert(0, str(HERE))
 from common import RESULTS, environment, mem_available_bytes  # noqa: E402
 import report  # noqa: E402
 
-ORDER = ["big", "ops", "dslog", "query", "compare", "memory", "tabular", "store", "attribution", "cifar",
+ORDER = ["big", "ops", "dslog", "query", "compose", "compare", "memory", "tabular", "store", "attribution", "cifar",
          "gradient_store", "unlearn", "dask", "dask_gradients"]
 
 

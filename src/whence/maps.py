@@ -1759,6 +1759,9 @@ def compose_rects(outer_rows, inner_rows, mid_shape):
                         continue
                     if mul < 0:
                         return None
+                    point = (lax[ax], lmul[ax], loff[ax]) == (hax[ax], hmul[ax], hoff[ax])
+                    if mul > 1 and not point:
+                        return None  # a stride over a range of mid cells is not a range of parent cells
                     # the mid coordinate's bound on this side
                     if bound_lo:
                         a, m, o = lax[ax], lmul[ax], loff[ax]
