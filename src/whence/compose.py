@@ -47,12 +47,14 @@ from .graph import Node
 from .maps import (BandMap, ChainMap, EinsumMap, ElementwiseMap, GatherMap, LaneMap, Map, ReduceMap, UnionMap,
                    ViewMap, compose_pair, is_identity_map, stored_gather)
 
-__all__ = ["compact", "fold", "mode", "set_mode", "stats"]
+__all__ = ["compact", "flush", "fold", "mode", "set_mode", "stats"]
 
 _MODES = ("on", "off", "force")
 _DEBUG = bool(os.environ.get("WHENCE_COMPOSE_DEBUG"))
 _STATE = {"mode": os.environ.get("WHENCE_COMPOSE", "on").strip().lower() or "on", "busy": False,
-          "retry": [], "folded": 0}
+          "retry": [], "pending": [], "folded": 0}
+_BIG = 1 << 16  # cells: the maps of arrays this large are folded as soon as they die, smaller ones in batches
+_BATCH = 1024
 _RETRY_MAX = 256
 _RETRY_TRIES = 8
 if _STATE["mode"] not in _MODES:
@@ -150,7 +152,7 @@ def _merge(chans, out_shape):
         node, ctl = g[0][1], g[0][2]
         maps = []
         for m, _, _ in g:
-            if any(m is x or (is_identity_map(m) and is_identity_map(x)) for x in maps):
+            if any(_same_map(m, x) for x in maps):
                 continue
             maps.append(m)
         gathers = [m for m in maps if type(m) is GatherMap]
@@ -198,6 +200,22 @@ def _merge(chans, out_shape):
         else:
             pool.append(m)
     return out
+
+
+def _same_map(a, b):
+    """True when two one-parent maps are the same relation by construction (same object, or equal
+    broadcasts, or equal views): the union keeps one."""
+    if a is b:
+        return True
+    ta = type(a)
+    if ta is not type(b) or tuple(a.out_shape) != tuple(b.out_shape) or \
+            tuple(a.parent_shapes[0]) != tuple(b.parent_shapes[0]):
+        return False
+    if ta is ElementwiseMap:
+        return a.valid is None and b.valid is None
+    if ta is ViewMap:
+        return a.how == b.how and a.arg == b.arg
+    return False
 
 
 def _build(out_shape, chans):
@@ -369,10 +387,20 @@ def _fold(p, held, probe=False):
 _BASE = _calibrate()
 
 
-def array_died(node, held):
-    """Called when a tracked array whose node is ``node`` is garbage collected (``held``: references the
-    caller chain holds besides this function's argument)."""
+def array_died(node, held, size=None):
+    """Called when a tracked array whose node is ``node`` (``size`` cells) is garbage collected (``held``:
+    references the caller chain holds besides this function's argument).
+
+    The maps of large arrays are folded at once (their index arrays are what a long run must free); those of
+    small ones are queued and folded in batches, before the next query, or when :func:`flush` is called, so
+    that calls on small arrays do not pay for it one by one."""
     if _STATE["mode"] == "off" or _STATE["busy"]:
+        return
+    if size is not None and size < _BIG:
+        pend = _STATE["pending"]
+        pend.append(weakref.ref(node))
+        if len(pend) >= _BATCH:
+            flush()
         return
     try:
         fold(node, held)
@@ -380,6 +408,22 @@ def array_died(node, held):
         if _DEBUG:
             import traceback
             traceback.print_exc()
+    if _STATE["retry"]:
+        _retry()
+
+
+def flush():
+    """Fold the maps of the small dead arrays queued so far (queries call this first)."""
+    if _STATE["busy"] or (not _STATE["pending"] and not _STATE["retry"]):
+        return
+    pend = _STATE["pending"]
+    _STATE["pending"] = []
+    for w in pend:
+        q = w()
+        if q is None or q.link is FOLDED:
+            continue
+        _retry_one(q)
+        del q
     if _STATE["retry"]:
         _retry()
 
@@ -445,6 +489,7 @@ def compact(y):
     """
     from .query import _node_of
     node = _node_of(y)
+    flush()
     return compact_node(node)
 
 

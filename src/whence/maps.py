@@ -901,6 +901,8 @@ def _view_copy_index(self):
 
 
 def _view_compose(self, inner):
+    if type(inner) is ElementwiseMap and inner.valid is None and self.how == "slice":
+        return _slice_of_broadcast(self, inner)
     if type(inner) is not ViewMap:
         return None
     qshape = tuple(inner.parent_shapes[0])
@@ -915,6 +917,28 @@ def _view_compose(self, inner):
             return None
         return ViewMap(out, qshape, "slice", key)
     return None
+
+
+def _slice_of_broadcast(view, bc):
+    """A slice of a broadcast that only slices broadcast axes (or indexes the leading ones it adds) is the
+    broadcast of the same input to the slice's shape."""
+    p = tuple(bc.out_shape)
+    q = tuple(bc.parent_shapes[0])
+    pad = len(p) - len(q)
+    qa = (1,) * pad + q
+    for j, k in enumerate(view.arg):
+        if k is None:
+            return None
+        bcast = qa[j] == 1 and p[j] != 1
+        if isinstance(k, slice):
+            if not bcast and k.indices(p[j]) != (0, p[j], 1):
+                return None
+        elif j >= pad:
+            return None
+    out = tuple(view.out_shape)
+    if len(out) < len(q):
+        return None
+    return ElementwiseMap(out, (q,))
 
 
 ViewMap.copy_index = _view_copy_index

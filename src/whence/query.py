@@ -173,9 +173,18 @@ def _lineage_upstream(node, relation=None):
 
 
 def _forced(node):
-    """In the ``force`` composition mode, compose the relation of the node asked about first."""
-    if _compose.mode() == "force":
+    """Before a query: fold the dead intermediates queued so far, and compose the relation of the node asked
+    about through its upstream steps (live ones included, see :func:`whence.compact`) -- once per node, on
+    its first query, in the default mode; before every query in the ``force`` mode."""
+    _compose.flush()
+    mode = _compose.mode()
+    if mode == "force":
         _compose.compact_node(node)
+    elif mode == "on":
+        c = node.cache
+        if c is None or "compacted" not in c:
+            _compose.compact_node(node)
+            node.memo("compacted", lambda: True)
 
 
 #: hooks run before a query: ``prepare(node)`` with the node asked about (the dask layer resolves shapes that

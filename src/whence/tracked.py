@@ -145,13 +145,13 @@ def _reduce_fast(func, a, axis, **kw):
     return f(func, a, axis, **kw)
 
 
-def _array_died(node):
+def _array_died(node, size):
     f = _LATE.get("died")
     if f is None:
         from .compose import array_died as f
         _LATE["died"] = f
     # held outside fold(): the dying array's slot, its __del__'s local, this frame and array_died's frame
-    f(node, 4)
+    f(node, 4, size)
 
 
 def _handle_ufunc(ufunc, method, inputs, kwargs):
@@ -361,8 +361,9 @@ class TrackedArray(NDArrayOperatorsMixin):
             n = self._node_
         except AttributeError:  # a wrapper that never got its node
             return
-        if n.kids is not None and n.name is None and type(self._data) is np.ndarray:
-            _array_died(n)
+        d = self._data
+        if n.kids is not None and n.name is None and type(d) is np.ndarray:
+            _array_died(n, d.size)
 
     # -- lineage plumbing ---------------------------------------------------------------------------
     @property
