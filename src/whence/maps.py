@@ -1196,9 +1196,10 @@ def compose_pair(outer, inner):
     Examples
     --------
     >>> from whence.maps import compose_pair, ViewMap
-    >>> m = compose_pair(ViewMap((2,), (4,), "slice", (slice(0, 4, 2),)), ViewMap((4,), (8,), "slice", (slice(4, 8),)))
-    >>> m.arg
-    (slice(4, 8, 2),)
+    >>> every_other = ViewMap((2,), (4,), "slice", (slice(0, 4, 2),))
+    >>> second_half = ViewMap((4,), (8,), "slice", (slice(4, 8),))
+    >>> compose_pair(every_other, second_half).arg
+    (slice(4, 7, 2),)
     """
     if type(outer).__name__ not in _CHAINABLE or type(inner).__name__ not in _CHAINABLE:
         return None

@@ -23,8 +23,8 @@ from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from .errors import PartialLineageWarning, WhenceError
 from .graph import Node, new_source, source_arrays
-from .maps import (ViewMap, expand_basic_key, ElementwiseMap, GatherMap, OpaqueMap, UnionMap, replay_gather,
-                   mask_gather)
+from .maps import (ViewMap, expand_basic_key, ElementwiseMap, EinsumMap, GatherMap, OpaqueMap, UnionMap,
+                   replay_gather, mask_gather)
 
 __all__ = ["TrackedArray", "track", "is_tracked", "plain", "is_lazy", "as_values"]
 
@@ -160,6 +160,38 @@ def _handle_ufunc(ufunc, method, inputs, kwargs):
         from .buckets.ufuncs import handle_ufunc as f
         _LATE["ufunc"] = f
     return f(ufunc, method, inputs, kwargs)
+
+
+def _matmul_fast(inputs):
+    """``a @ b`` with tracked or plain ndarray operands and no keyword: the contraction map without binding
+    arguments (None: not this case)."""
+    raws = []
+    shapes = []
+    tracked = []
+    for x in inputs:
+        t = type(x)
+        if t is TrackedArray:
+            d = x._data
+            if type(d) is not np.ndarray:
+                return None
+            raws.append(d)
+            tracked.append(x)
+        elif t is np.ndarray:
+            raws.append(x)
+        else:
+            return None
+        shapes.append(raws[-1].shape)
+    f = _LATE.get("gufunc_labels")
+    if f is None:
+        from .buckets.ufuncs import gufunc_labels as f
+        _LATE["gufunc_labels"] = f
+    r = np.matmul(*raws)
+    if type(r) is not np.ndarray:
+        r = np.asarray(r)
+    labels, out_labels = f(np.matmul.signature, tuple(shapes))
+    sel = [lab for lab, x in zip(labels, inputs) if type(x) is TrackedArray]
+    m = EinsumMap(sel, out_labels, r.shape, [x._data.shape for x in tracked])
+    return _wrap(r, Node("matmul", r.shape, m, tuple(x._node for x in tracked)))
 
 
 def _wrap(data, node, view_of=None, view_fn=None):
@@ -503,6 +535,12 @@ class TrackedArray(NDArrayOperatorsMixin):
                     r = np.asarray(r)
                 shape = r.shape
                 return _wrap(r, Node(ufunc.__name__, shape, ElementwiseMap(shape, pshapes), pnodes))
+        elif ufunc is np.matmul and method == "__call__" and not kwargs:
+            r = _matmul_fast(inputs)
+            if r is not None:
+                return r
+        # everything else -- out= and where= (in-place results), other methods, other types -- binds its
+        # arguments in buckets.ufuncs.handle_ufunc
         return _handle_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
