@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import whence as wh
 from whence import compose
 from whence.maps import (BandMap, ChainMap, ElementwiseMap, GatherMap, LaneMap, ReduceMap, ViewMap, compose_pair,
-                         expand_basic_key, mask_gather, rectangles_to_pairs, stored_gather)
+                         expand_basic_key, is_identity_map, mask_gather, rectangles_to_pairs, stored_gather)
 
 SETTINGS = settings(max_examples=int(__import__("os").environ.get("WHENCE_COMPOSE_EXAMPLES", "150")), deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -134,7 +134,9 @@ def map_pairs(draw):
 def test_composed_pair_is_the_composition_of_the_relations(pair):
     outer, inner = pair
     c = compose_pair(outer, inner)
-    assert c is not None
+    if c is None:  # no closed form and no rectangles: the two maps stay apart
+        assert type(outer).__name__ != "ElementwiseMap" or not is_identity_map(outer)
+        return
     assert tuple(c.out_shape) == tuple(outer.out_shape)
     assert tuple(c.parent_shapes[0]) == tuple(inner.parent_shapes[0])
     expected = compose_rel(relation(outer), relation(inner))

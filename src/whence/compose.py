@@ -45,7 +45,7 @@ import numpy as np
 
 from .graph import Node
 from .maps import (BandMap, ChainMap, EinsumMap, ElementwiseMap, GatherMap, LaneMap, Map, ReduceMap, UnionMap,
-                   ViewMap, compose_pair, is_identity_map, stored_gather)
+                   ViewMap, compose_pair, stored_gather)
 
 __all__ = ["compact", "flush", "fold", "mode", "set_mode", "stats"]
 
@@ -62,6 +62,17 @@ if _STATE["mode"] not in _MODES:
 
 #: placeholder lineage of a node whose map was folded into its readers (queries never reach it)
 FOLDED = (None, (), frozenset())
+
+#: predicates ``keep(node)`` filled by higher layers: a node for which one is true is never folded, composed
+#: into another or compacted (lazy arrays, whose maps are written per chunk)
+KEEP = []
+
+
+def _kept(n):
+    for f in KEEP:
+        if f(n):
+            return True
+    return False
 
 # map types whose relation composition understands (exact types: subclasses have other meanings)
 _SPLITTABLE = (ElementwiseMap, ReduceMap, LaneMap, EinsumMap, GatherMap, ViewMap, BandMap, ChainMap)
@@ -156,6 +167,14 @@ def _merge(chans, out_shape):
                 continue
             maps.append(m)
         gathers = [m for m in maps if type(m) is GatherMap]
+        whole = getattr(gathers[0], "whole", None) if gathers else None
+        if (whole is not None and getattr(whole, "aligned", False) and len(gathers) == len(whole.parent_shapes)
+                and all(getattr(m, "whole", None) is whole for m in gathers)
+                and sorted(m.part for m in gathers) == list(range(len(gathers)))
+                and tuple(node.shape) == tuple(out_shape)):
+            # every operand of an elementwise selection (where) is this node: cell i is copied from cell i
+            maps = [m for m in maps if type(m) is not GatherMap] + [ElementwiseMap(tuple(out_shape), (node.shape,))]
+            gathers = []
         if len(gathers) > 1 or (gathers and len(maps) == 1 and not gathers[0].held_arrays()):
             rest = [m for m in maps if type(m) is not GatherMap]
             keep = []
@@ -185,16 +204,22 @@ def _merge(chans, out_shape):
     # one index array for channels that copy from the same places (data and control of a mask, say)
     pool = []
     for i, (m, node, ctl) in enumerate(out):
-        if type(m) is not GatherMap or not m.held_arrays():
+        # only index arrays and masks built by composition (comparing them costs no replay)
+        if type(m) is not GatherMap or (getattr(m, "index", None) is None and getattr(m, "bits", None) is None):
             continue
         a = None
         for other in pool:
             if other is m:
                 break
-            if other.parent_shapes == m.parent_shapes:
-                if a is None:
-                    a = m.src()
-                if np.array_equal(other.src(), a):
+            if other.parent_shapes == m.parent_shapes and other.out_shape == m.out_shape:
+                b1, b2 = getattr(other, "bits", None), getattr(m, "bits", None)
+                if b1 is not None and b2 is not None:  # masks: compare their bits
+                    if np.array_equal(b1, b2):
+                        out[i] = (other, node, ctl)
+                        break
+                    continue
+                i1, i2 = getattr(other, "index", None), getattr(m, "index", None)
+                if i1 is not None and i2 is not None and np.array_equal(i1, i2):
                     out[i] = (other, node, ctl)
                     break
         else:
@@ -243,12 +268,14 @@ def _compose_channels(kch, p, pch):
     """The channels of a reader with every channel to ``p`` composed with ``p``'s channels (None: some pair
     does not compose exactly)."""
     out = []
+    done = {}  # the same pair of maps composes once (a mask's data and control channels share their maps)
     for m1, node, ctl in kch:
         if node is not p:
             out.append((m1, node, ctl))
             continue
         for mp, q, ctlq in pch:
-            m = compose_pair(m1, mp)
+            key = (id(m1), id(mp))
+            m = done[key] if key in done else done.setdefault(key, compose_pair(m1, mp))
             if m is None:
                 return None
             out.append((m, q, ctl or ctlq))
@@ -320,7 +347,7 @@ def fold(p, held=0, probe=False):
 
 def _foldable(p):
     return (p.name is None and p.partial is None and p.link is not FOLDED and p.kids is not None
-            and (p.map if p.link is None else p.link[0]) is not None)
+            and (p.map if p.link is None else p.link[0]) is not None and not (KEEP and _kept(p)))
 
 
 def _fold(p, held, probe=False):
@@ -356,7 +383,7 @@ def _fold(p, held, probe=False):
     new = []
     old_maps = [pm]
     for k in consumers:
-        if k.partial is not None:
+        if k.partial is not None or (KEEP and _kept(k)):
             return False
         km, kps, kctl = k.lineage
         kch = _channels(km, kps, kctl)
@@ -494,7 +521,7 @@ def compact(y):
 
 
 def compact_node(node):
-    if node.name is not None or node.partial is not None or node.link is FOLDED:
+    if node.name is not None or node.partial is not None or node.link is FOLDED or (KEEP and _kept(node)):
         return 0
     m, ps, ctl = node.lineage
     if m is None or not ps:
@@ -507,7 +534,7 @@ def compact_node(node):
     while changed:
         changed = False
         for i, (_, q, _) in enumerate(ch):
-            if q.name is not None or q.partial is not None or q.link is FOLDED:
+            if q.name is not None or q.partial is not None or q.link is FOLDED or (KEEP and _kept(q)):
                 continue
             qm, qps, qctl = q.lineage
             if qm is None or not qps:

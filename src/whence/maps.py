@@ -591,7 +591,9 @@ class GatherMap(Map):
             s = np.asarray(src(), dtype=np.int64) - lo
             return np.where((s >= 1) & (s <= n), s, 0)
 
-        return GatherMap(self.out_shape, [self.parent_shapes[k]], local, stored=self.stored)
+        ch = GatherMap(self.out_shape, [self.parent_shapes[k]], local, stored=self.stored)
+        ch.whole, ch.part = self, k  # composition merges the channels of an aligned gather without computing
+        return ch
 
     def copy_index(self):
         return self.src()
@@ -632,7 +634,9 @@ def stored_gather(out_shape, parent_shape, src):
             return mask_gather(out_shape, parent_shape, bits)
     dt = np.int32 if npar < 2**31 - 1 else np.int64
     arr = np.array(src, dtype=dt, order="C")  # (ascontiguousarray would make a 0-d array 1-d)
-    return GatherMap(out_shape, [parent_shape], (lambda a=arr: a), stored=[arr])
+    m = GatherMap(out_shape, [parent_shape], (lambda a=arr: a), stored=[arr])
+    m.index = arr
+    return m
 
 
 def mask_gather(out_shape, parent_shape, mask):
@@ -653,7 +657,9 @@ def mask_gather(out_shape, parent_shape, mask):
     def src(bits=bits, n=n):
         return np.flatnonzero(np.unpackbits(bits, count=n)).astype(np.int64) + 1
 
-    return GatherMap(out_shape, [parent_shape], src, stored=[bits])
+    m = GatherMap(out_shape, [parent_shape], src, stored=[bits])
+    m.bits = bits
+    return m
 
 
 class LazyIndex:
@@ -1181,6 +1187,8 @@ class ChainMap(Map):
 
     def compose(self, inner):
         c = compose_pair(self.maps[-1], inner)
+        if c is None or type(c) is ChainMap:
+            return None  # compose_pair chains them where that keeps rectangles
         return ChainMap(self.maps[:-1] + (c,))
 
 
@@ -1191,7 +1199,7 @@ _CHAINABLE = ("ElementwiseMap", "ViewMap", "ReduceMap", "LaneMap", "BandMap", "E
 def compose_pair(outer, inner):
     """One map relating ``outer``'s output to ``inner``'s parent (both one-parent maps, ``inner``'s output
     being ``outer``'s parent): a closed form where one applies (see each class's ``compose``), else a
-    :class:`ChainMap` of the two; None for maps of other kinds.
+    :class:`ChainMap` of the two where their rectangles compose; None otherwise (the two stay apart).
 
     Examples
     --------
@@ -1214,8 +1222,12 @@ def compose_pair(outer, inner):
         c = compose_pair(outer, inner.maps[0])
         if c is not None and type(c) is not ChainMap:
             return ChainMap((c,) + inner.maps[1:])
-        return ChainMap((outer,) + inner.maps)
-    return ChainMap([outer, inner])
+        chain = ChainMap((outer,) + inner.maps)
+    else:
+        chain = ChainMap([outer, inner])
+    # a chain is kept only where its rectangles compose (so that the relation written by lineage() and the
+    # store stays one rectangle set); other pairs stay separate maps
+    return chain if chain.rectangles() is not None else None
 
 
 def expand_basic_key(key, ndim):

@@ -20,14 +20,21 @@ from .registry import implements, signature
 __all__ = []
 
 
-def _gather_with_control(op, result, operands, replay, controls=(), stored=(), detail=""):
-    """A gather (``replay`` on index arrays) plus control edges ``[(tracked array, src function)]``."""
+def _gather_with_control(op, result, operands, replay, controls=(), stored=(), detail="", elementwise=False):
+    """A gather (``replay`` on index arrays) plus control edges ``[(tracked array, src function)]``.
+
+    ``elementwise``: each output cell is a copy of the same cell of one of the operands (``where``,
+    ``select``); the gather is then marked ``aligned`` when every operand is tracked and has the output's
+    shape, so that composition sees, without computing it, that a cell copied from any of them is copied
+    from the same place (:mod:`whence.compose`)."""
     result = np.asarray(result)
     vals = [raw(o) for o in operands]
     shapes = [np.shape(v) for v in vals]
     tracked = [is_t(o) for o in operands]
     data_parents = [o._node for o in operands if is_t(o)]
     gm = replay_gather(result.shape, shapes, tracked, replay, stored=stored)
+    if elementwise and all(tracked) and all(tuple(s) == result.shape for s in shapes):
+        gm.aligned = True
     return wrap_gather(op, result, gm, data_parents, controls, detail)
 
 
@@ -226,8 +233,14 @@ def _where(func, condition, *xy):
     cond = np.array(raw(condition), dtype=bool, copy=True)
     result = np.where(cond, raw(x), raw(y))
     ctrl = [(condition, ElementwiseMap(result.shape, [condition.shape]))] if is_t(condition) else []
-    return _gather_with_control("where", result, [x, y], lambda xs: np.where(cond, xs[0], xs[1]), ctrl,
-                                stored=[cond])
+    bits = np.packbits(cond)  # a bit per cell for the choice
+    shape = cond.shape
+    n = cond.size
+
+    def replay(xs, bits=bits, shape=shape, n=n):
+        return np.where(np.unpackbits(bits, count=n).reshape(shape).view(bool), xs[0], xs[1])
+
+    return _gather_with_control("where", result, [x, y], replay, ctrl, stored=[bits], elementwise=True)
 
 
 def _positions_control(cond_flat_nz, out_shape, axis):
