@@ -393,6 +393,8 @@ class TrackedArray(NDArrayOperatorsMixin):
             n = self._node_
         except AttributeError:  # a wrapper that never got its node
             return
+        if self._lazy:  # index arrays still to compute from this buffer (sort): computed now, the values go
+            self._before_write()
         d = self._data
         if n.kids is not None and n.name is None and type(d) is np.ndarray:
             _array_died(n, d.size)

@@ -71,9 +71,10 @@ def _small_index(idx):
 
 @implements("C", np.sort, np.partition, np.sort_complex)
 def _sort(func, a, *args, **kwargs):
-    """The permutation is computed with the values, at capture (an index per cell, int32 where it fits; the
-    input's values are not kept): equal values keep their order (stable), as the lineage contract says."""
+    """Values from numpy's own sort; the permutation (an index per cell, int32 where it fits) matches them
+    with the input, equal values in their order (stable), as the lineage contract says."""
     v = raw(a)
+    orig = a
     if func is np.sort_complex:
         axis = -1
         kind = None
@@ -103,14 +104,24 @@ def _sort(func, a, *args, **kwargs):
         perm = _match_permutation(v, values, axis % v.ndim)
     else:
         ax = axis % v.ndim
-        if func is np.partition:
-            values = np.partition(v, p["kth"], axis=axis, kind=p.get("kind", "introselect"))
-            perm = _match_permutation(v, values, ax)
+        if func is np.sort_complex:
+            values = np.sort_complex(v)
+        elif func is np.sort:
+            extra = {"stable": p["stable"]} if p.get("stable") is not None else {}
+            values = np.sort(v, axis=axis, kind=kind, **extra)
         else:
-            perm = stable_argsort(v, ax)
-            values = np.take_along_axis(v, perm, ax)
-            if func is np.sort_complex:
-                values = values.astype(np.sort_complex(v[:0]).dtype, copy=False)
+            values = np.partition(v, p["kth"], axis=axis, kind=p.get("kind", "introselect"))
+        # the permutation is computed from the input buffer when a query first needs it, before any write
+        # to that buffer, or when the input array is gone (whichever comes first): the sort runs at numpy's
+        # speed, and no input values are kept once the input array itself is gone
+        if func is np.partition:
+            lazy = LazyIndex(lambda v=v, values=values, ax=ax: _match_permutation(v, values, ax))
+        else:  # sorted values: the stable order is the permutation (values equal as numbers keep their order)
+            lazy = LazyIndex(lambda v=v, ax=ax: stable_argsort(v, ax))
+        orig._defer(lazy)
+        m = replay_gather(values.shape, [v.shape], [True], lambda xs: np.take_along_axis(xs[0], lazy.get(), ax),
+                          stored=[lazy])
+        return _wrap(values, make_node(func.__name__, values.shape, m, [a._node], detail=f"axis={ax}"))
     ax = axis % v.ndim
     if v.size < 2**31 - 1:
         perm = perm.astype(np.int32)
