@@ -224,7 +224,7 @@ def forced_composition():
 def run_dropped(p, keep):
     """Replay ``p`` keeping only the arrays at positions ``keep`` (and the sources): the others are dropped and
     collected.  Returns ``{position: array}``."""
-    old = wh.compose.set_mode("on")
+    old = wh.compose.set_mode("force")  # every dead array is folded at once, whatever its size
     try:
         pool = run(p)
         kept = {i: pool[i] for i in set(keep) | {k for k in range(len(p.sources))}}

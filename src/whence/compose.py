@@ -29,9 +29,14 @@ was freed.
 composed through every composable step, live intermediates included (their own maps are kept, for their
 own queries).
 
+The maps of large arrays (``_BIG`` cells or more) are folded as soon as the array dies; those of small ones
+only when they hold arrays (index arrays, masks: memory), in batches; a query first composes the relation of
+the array it asks about (:func:`compact`, once per array), which saves the hops in every case.
+
 The environment variable ``WHENCE_COMPOSE`` switches this: ``on`` (the default), ``off`` (no folding: every
-map is kept, as recorded) and ``force`` (queries first :func:`compact` the array asked about, so that every
-answer goes through the composed maps; the test suite runs in this mode too).
+map is kept, as recorded) and ``force`` (every dead array is folded at once, whatever its size, and queries
+first :func:`compact` the array asked about, so that every answer goes through the composed maps; the test
+suite runs its oracle tests in this mode too).
 """
 
 from __future__ import annotations
@@ -52,9 +57,10 @@ __all__ = ["compact", "flush", "fold", "mode", "set_mode", "stats"]
 _MODES = ("on", "off", "force")
 _DEBUG = bool(os.environ.get("WHENCE_COMPOSE_DEBUG"))
 _STATE = {"mode": os.environ.get("WHENCE_COMPOSE", "on").strip().lower() or "on", "busy": False,
-          "retry": [], "pending": [], "folded": 0}
+          "retry": [], "pending": [], "pending_bytes": 0, "folded": 0}
 _BIG = 1 << 16  # cells: the maps of arrays this large are folded as soon as they die, smaller ones in batches
-_BATCH = 1024
+_BATCH = 4096  # small dead arrays whose maps hold arrays, folded together ...
+_BATCH_BYTES = 1 << 22  # ... or once their maps hold this many bytes
 _RETRY_MAX = 256
 _RETRY_TRIES = 8
 if _STATE["mode"] not in _MODES:
@@ -377,6 +383,8 @@ def _fold(p, held, probe=False):
             _queue_retry(p)
         return False
     pm, pps, pctl = p.lineage
+    if len(consumers) > 1 and _nbytes([pm]):
+        return False  # its index arrays would be composed into several readers: left for them to read
     pch = _channels(pm, pps, pctl)
     if pch is None:
         return False
@@ -421,12 +429,20 @@ def array_died(node, held, size=None):
     The maps of large arrays are folded at once (their index arrays are what a long run must free); those of
     small ones are queued and folded in batches, before the next query, or when :func:`flush` is called, so
     that calls on small arrays do not pay for it one by one."""
-    if _STATE["mode"] == "off" or _STATE["busy"]:
+    mode = _STATE["mode"]
+    if mode == "off" or _STATE["busy"]:
         return
-    if size is not None and size < _BIG:
+    if size is not None and size < _BIG and mode != "force":
+        # a small array: folding its map saves memory only when the map holds arrays (index arrays, masks);
+        # hops are saved by the composition a query does first (compact), so maps that hold nothing wait
+        m = node.map if node.link is None else node.link[0]
+        nb = m.nbytes if m is not None else 0
+        if not nb:
+            return
         pend = _STATE["pending"]
         pend.append(weakref.ref(node))
-        if len(pend) >= _BATCH:
+        _STATE["pending_bytes"] += nb
+        if _STATE["pending_bytes"] >= _BATCH_BYTES or len(pend) >= _BATCH:
             flush()
         return
     try:
@@ -445,6 +461,7 @@ def flush():
         return
     pend = _STATE["pending"]
     _STATE["pending"] = []
+    _STATE["pending_bytes"] = 0
     for w in pend:
         q = w()
         if q is None or q.link is FOLDED:

@@ -746,7 +746,9 @@ class Relation:
         return out
 
     def to_parquet(self, path, pairs=False):
-        """Write the relation to the directory ``path``: ``ops.parquet`` (one row per operation),
+        """Write the relation to the directory ``path``: ``ops.parquet`` (one row per operation, with ``map``,
+        ``map_parents`` and ``composed``: the map kept for it, over which parents, or True where its map was
+        composed into a reader's),
         ``rectangles.parquet`` and ``index_arrays.parquet``; with ``pairs=True`` also ``pairs.parquet``, the
         same relation as explicit (output cell, source cell) pairs for each source (large).
 
@@ -774,6 +776,8 @@ class Relation:
             "map": [type(rel[n.id][0]).__name__ if n.id in rel and rel[n.id][0] is not None else None
                     for n in hist],
             "map_parents": [[p.id for p in rel[n.id][1]] if n.id in rel else [] for n in hist],
+            # the operation's map was composed into a reader's (whence.compose): the relation covers it there
+            "composed": [not n.is_source and n.id not in rel for n in hist],
             "completeness": ["FULL" if not n.partial else "PARTIAL" for n in hist],
             "reason": [n.partial for n in hist], "detail": [n.detail for n in hist]})
         f = os.path.join(path, "ops.parquet")
