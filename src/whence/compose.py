@@ -61,6 +61,7 @@ _STATE = {"mode": os.environ.get("WHENCE_COMPOSE", "on").strip().lower() or "on"
 _BIG = 1 << 16  # cells: the maps of arrays this large are folded as soon as they die, smaller ones in batches
 _BATCH = 4096  # small dead arrays whose maps hold arrays, folded together ...
 _BATCH_BYTES = 1 << 22  # ... or once their maps hold this many bytes
+_COMPACT_MAX = 20000  # steps of one compact() at most
 _RETRY_MAX = 256
 _RETRY_TRIES = 8
 if _STATE["mode"] not in _MODES:
@@ -548,8 +549,13 @@ def compact_node(node):
         return 0
     hops = 0
     changed = True
-    while changed:
+    seen = set()
+    while changed and hops < _COMPACT_MAX:
         changed = False
+        key = tuple((id(m), id(q), c) for m, q, c in ch)
+        if key in seen:  # a composition that leads back to channels already met: stop there
+            break
+        seen.add(key)
         for i, (_, q, _) in enumerate(ch):
             if q.name is not None or q.partial is not None or q.link is FOLDED or (KEEP and _kept(q)):
                 continue
