@@ -185,7 +185,7 @@ def test_random_operator_chains(case):
     elision.stats(reset=True)
     y, kept_t = chain(np, *tracked)
     st_ = elision.stats()
-    gc.collect()
+    gc.collect(1)  # the young generations: a whole suite's old objects make a full collection slow
     ndims = {"a": 2, "b": 2, "r": 2}
     np.testing.assert_array_equal(np.asarray(y), np.asarray(y_plain), err_msg=src)
     _check_lineage(y, e.ora, ndims, src)
