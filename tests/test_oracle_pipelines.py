@@ -229,7 +229,7 @@ def run_dropped(p, keep):
         pool = run(p)
         kept = {i: pool[i] for i in set(keep) | {k for k in range(len(p.sources))}}
         del pool
-        gc.collect()
+        gc.collect(1)  # the young generations: a whole suite's old objects make a full collection slow
     finally:
         wh.compose.set_mode(old)
     return kept
