@@ -47,6 +47,9 @@ if not FUNCTIONS_JSON.exists():
 
 RENAMED = {"round_": "round", "trapz": "trapezoid"}
 NEEDS_2D = {"fliplr", "rot90"}
+# steps whose lineage depends on the values (their index arrays are stored): the compression target is the
+# median over the pipelines without them
+DATA_DEPENDENT = ("sort", "partition", "unique")
 MAX_GROWTH = 4  # a step may not make the array larger than 4x the input (tile/repeat twice would be 16x)
 
 
@@ -292,7 +295,8 @@ def run(quick=False, log=print):
                 wh.reset()
                 return run_pipeline(steps, wh.track(x0, name="a", copy=False))
 
-            row = {"id": i, "steps": describe(steps)}
+            row = {"id": i, "steps": describe(steps),
+                   "data_dependent": any(any(w in s["name"] for w in DATA_DEPENDENT) for s in steps)}
             try:
                 yp = plain()
                 yt = tracked()
@@ -355,6 +359,13 @@ def run(quick=False, log=print):
         "gzip_parquet_ratio_median": statistics.median([s["gzip_parquet"]["ratio_vs_whence"] for s in stor])
         if stor else None,
         "whence_nbytes_median": statistics.median([s["whence_nbytes"] for s in stor]) if stor else None,
+        "gzip_parquet_ratio_median_shape_determined": statistics.median(
+            [r["storage"]["gzip_parquet"]["ratio_vs_whence"] for r in ok if not r["data_dependent"]])
+        if any(not r["data_dependent"] for r in ok) else None,
+        "parquet_ratio_median_shape_determined": statistics.median(
+            [r["storage"]["parquet"]["ratio_vs_whence"] for r in ok if not r["data_dependent"]])
+        if any(not r["data_dependent"] for r in ok) else None,
+        "gzip_parquet_ratio_all": [r["storage"]["gzip_parquet"]["ratio_vs_whence"] for r in ok],
         "parquet_ratio_min": min([s["parquet"]["ratio_vs_whence"] for s in stor]) if stor else None,
     }
     return {

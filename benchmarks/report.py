@@ -195,6 +195,7 @@ def target_rows(results):
             rows.append((f"side by side, elementwise pipeline at {c['size']}", "(report)",
                          f"whence {_x(rv.get('whence'))}, traceprop {_x(rv.get('traceprop'))}", "INFO",
                          cells_txt))
+    rows += compose_rows(results)
     rows += tabular_rows(results)
     rows += timeseries_rows(results)
     rows += store_rows(results)
@@ -496,6 +497,44 @@ def tabular_rows(results):
                      "retained with X alive, right after the ETL; distinct arrays per source row: " + ", ".join(
                          f"{_k(e['applicants'])} {_bytes(e['memory']['after_queries']['distinct_index_bytes_per_source_row'])}"
                          for e in mem) + "; nbytes counts an array shared by several nodes once per node"))
+    return rows
+
+
+def compose_rows(results):
+    """Issue 18's targets: long loops, hops per query, dispatch, compression."""
+    c = results.get("compose") or {}
+    rows = []
+    for lp in c.get("loops", []):
+        if "error" in lp:
+            rows.append((f"loop {lp['loop']} on 1e6 cells", "<= 300 MB peak RSS", "—", "MISS", "crashed"))
+            continue
+        ck = [v for _, v in lp["rss_checkpoints_mb"]]
+        rows.append((f"loop {lp['loop']}, {lp['iters']} iterations on {lp['cells']:.0e} cells",
+                     "<= 300 MB peak RSS, answers = oracle",
+                     f"peak {lp['peak_rss_mb']:.0f} MB (RSS {ck[0]:.0f} -> {ck[-1]:.0f} MB), x{lp['ratio']:.2f} plain",
+                     _status(lp["peak_rss_mb"] <= 300 and lp["answers_equal_oracle"]),
+                     f"answers {'equal' if lp['answers_equal_oracle'] else 'DIFFER'}; {lp['ops_recorded']} ops kept"))
+    for label, target in (("dead", 1.0), ("alive", 2.0)):
+        ch = (c.get("chain") or {}).get(label)
+        if ch:
+            rows.append((f"one-cell backward through {ch['depth']} ops ({label})", f"<= {target:g} ms",
+                         f"{ch['backward_cell_ms']:.3f} ms", _status(ch["backward_cell_ms"] <= target and ch["answer_ok"]),
+                         f"{ch['hops']} hops"))
+    d = c.get("dispatch") or {}
+    if d:
+        e = d["expression_1e3"]
+        rows.append(("(E * 2.0 + 1.0) - E.mean() on 1e3 cells", "<= 2.0x", _x(e["ratio"]), _status(e["ratio"] <= 2.0),
+                     f"plain {e['plain_us']:.1f} us, tracked {e['tracked_us']:.1f} us"))
+        for name, lim in (("ufunc_scalar", 3), ("view", 3), ("reduction", 3), ("matmul", 5), ("cumsum", 5)):
+            if name in d:
+                rows.append((f"added time per call, {name} (1e3 cells)", f"<= {lim} us", f"+{d[name]['added_us']:.2f} us",
+                             _status(d[name]["added_us"] <= lim), _x(d[name]["ratio"])))
+    s = (results.get("dslog") or {}).get("summary") or {}
+    if s.get("gzip_parquet_ratio_median_shape_determined") is not None:
+        rows.append(("DSLog workload, lineage vs gzip-Parquet pairs (no sort/partition/unique)", ">= 2000x (median)",
+                     _x(s["gzip_parquet_ratio_median_shape_determined"], 0),
+                     _status(s["gzip_parquet_ratio_median_shape_determined"] >= 2000),
+                     "all pipelines: " + ", ".join(_x(v, 0) for v in s.get("gzip_parquet_ratio_all", []))))
     return rows
 
 

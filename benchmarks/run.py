@@ -1,6 +1,6 @@
 """Run the whence benchmark suite: ``make bench`` (full) or ``python benchmarks/run.py --quick``.
 
-Writes ``benchmarks/results/<name>.json`` for each benchmark (ops, big, dslog, query, compare, memory,
+Writes ``benchmarks/results/<name>.json`` for each benchmark (ops, big, dslog, query, compose, compare, memory,
 tabular, timeseries, store, attribution, cifar, gradient_store,
 unlearn, dask, dask_gradients, corpus, elision, explorer, counterfactual), prints a markdown table of the
 targets with PASS / MISS per row, and writes
@@ -24,9 +24,9 @@ sys.path.insert(0, str(HERE))
 from common import RESULTS, environment, mem_available_bytes  # noqa: E402
 import report  # noqa: E402
 
-ORDER = ["big", "ops", "dslog", "query", "compare", "memory", "tabular", "timeseries", "store", "attribution",
-         "cifar", "gradient_store", "unlearn", "dask", "dask_gradients", "corpus", "elision", "explorer",
-         "counterfactual"]
+ORDER = ["big", "ops", "dslog", "query", "compose", "compare", "memory", "tabular", "timeseries", "store",
+         "attribution", "cifar", "gradient_store", "unlearn", "dask", "dask_gradients", "corpus", "elision",
+         "explorer", "counterfactual"]
 
 
 def log(msg):

@@ -12,6 +12,8 @@ superset; nothing may be PARTIAL when no opaque op was used.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import pathlib
 import sys
@@ -200,6 +202,87 @@ def test_forward_is_inverse_of_backward(p):
                 extra = {o for o in got - exp if not yo.rec[o].pd}
                 assert not missing and not extra, f"wrong forward lineage: {ctx}\n  missing {sorted(missing)}" \
                                                   f"\n  extra {sorted(extra)}"
+
+
+# ----------------------------------------------------------------------------
+# composed maps: every intermediate dropped and collected, queries on composed relations
+# ----------------------------------------------------------------------------
+# A representative part of the tests above, run once more with every array that is not queried dropped and
+# garbage collected (its map folds into its readers', whence.compose) and queries in the "force" mode
+# (the relation of the array asked about is composed through every step first): the answers must be the
+# same.  The whole suite runs in that mode with WHENCE_COMPOSE=force.
+
+@contextlib.contextmanager
+def forced_composition():
+    old = wh.compose.set_mode("force")
+    try:
+        yield
+    finally:
+        wh.compose.set_mode(old)
+
+
+def run_dropped(p, keep):
+    """Replay ``p`` keeping only the arrays at positions ``keep`` (and the sources): the others are dropped and
+    collected.  Returns ``{position: array}``."""
+    old = wh.compose.set_mode("force")  # every dead array is folded at once, whatever its size
+    try:
+        pool = run(p)
+        kept = {i: pool[i] for i in set(keep) | {k for k in range(len(p.sources))}}
+        del pool
+        gc.collect(1)  # the young generations: a whole suite's old objects make a full collection slow
+    finally:
+        wh.compose.set_mode(old)
+    return kept
+
+
+@cfg(60)
+@given(S.pipelines(ops=S.NO_OPAQUE))
+def test_backward_cells_composed(p):
+    pool = run_dropped(p, p.output_indices())
+    with forced_composition():
+        check_cells(p, pool)
+
+
+@cfg(40)
+@given(S.pipelines(ops=S.CONTROL_HEAVY))
+def test_backward_control_composed(p):
+    assume(p.control_checkable)
+    pool = run_dropped(p, p.output_indices())
+    with forced_composition():
+        check_cells(p, pool, control=True, k=6)
+
+
+@cfg(25)
+@given(S.pipelines(ops=S.NO_OPAQUE + ("opaque",) * 3))
+def test_backward_with_opaque_ops_composed(p):
+    pool = run_dropped(p, p.output_indices())
+    with forced_composition():
+        check_cells(p, pool, k=6)
+
+
+@cfg(25)
+@given(S.pipelines(ops=S.NO_OPAQUE + ("opaque",)))
+def test_forward_composed(p):
+    """forward from the sources through composed relations (intermediates dropped, queries forced)."""
+    outs = p.output_indices(max_extra=1)
+    pool = run_dropped(p, outs)
+    srcs = {n: pool[k] for k, (n, _) in enumerate(p.sources)}
+    with forced_composition():
+        for i in outs:
+            y, yo = pool[i], p.oracle[i]
+            inv = {}
+            for o in np.ndindex(*yo.shape):
+                for key in yo.rec[o].d:
+                    inv.setdefault(key, set()).add(o)
+            for name, v in p.sources:
+                for cell in O.sample_cells(np.shape(v), 4):
+                    ctx = f"forward({name}, {cell}, {p.vars[i]})\n{p.script()}"
+                    got = O.coords_set(wh.forward(srcs[name], cell, y), yo.ndim, ctx)
+                    exp = inv.get((name, cell), set())
+                    missing = exp - got
+                    extra = {o for o in got - exp if not yo.rec[o].pd}
+                    assert not missing and not extra, f"wrong forward lineage: {ctx}\n  missing " \
+                                                      f"{sorted(missing)}\n  extra {sorted(extra)}"
 
 
 # ----------------------------------------------------------------------------

@@ -276,9 +276,11 @@ def test_sql_tables_and_rectangles(small):
         assert meta["format"] == "whence-lineage-store" and meta["schema_version"] == str(wh.store.SCHEMA_VERSION)
         ops = store.sql("SELECT op FROM nodes WHERE run = 'r' ORDER BY node")["op"].tolist()
         assert ops == ["source", "source", "multiply", "cumsum", "getitem"]
-        # the cumsum is one rectangle: output (i, j) <- input (i, 0..j)
+        # the cumsum is one rectangle to its input: output (i, j) <- input (i, 0..j); its input is the product
+        # a * b, or a itself (and one more row, to b) when the product, gone, was composed into it
         r = store.sql("SELECT out_lo, out_hi, lo_ax, lo_off, hi_ax, hi_mul, hi_off FROM rectangles r JOIN nodes n "
-                      "ON r.run = n.run AND r.node = n.node WHERE n.op = 'cumsum'")
+                      "ON r.run = n.run AND r.node = n.node WHERE n.op = 'cumsum' AND r.parent IN "
+                      "(SELECT node FROM nodes WHERE run = 'r' AND (source = 'a' OR op = 'multiply'))")
         assert len(r) == 1
         row = r.iloc[0]
         assert list(row["lo_ax"]) == [0, -1] and list(row["hi_ax"]) == [0, 1] and list(row["hi_off"]) == [0, 0]

@@ -21,6 +21,8 @@ from .graph import OpRecord, release, reset, source_names
 from .tracked import TrackedArray, is_tracked, plain, track
 from .query import Cell, LineageResult, Relation, ancestors, backward, forward, lineage, ops, sources
 from . import buckets as _buckets  # noqa: F401  (registers the numpy function table)
+from . import compose
+from .compose import compact
 
 __version__ = "0.1.0"
 
@@ -45,7 +47,7 @@ def __getattr__(name):
 
 __all__ = [
     "track", "TrackedArray", "is_tracked", "plain", "backward", "forward", "sources", "ops", "ancestors",
-    "lineage", "Cell", "LineageResult", "Relation", "OpRecord", "reset", "release", "source_names",
+    "lineage", "Cell", "LineageResult", "Relation", "OpRecord", "reset", "release", "source_names", "compact",
     "WhenceError", "NotTrackedError", "SourceNameError", "LineageQueryError", "PartialLineageWarning",
     "LineageLostWarning", "ConstantValueWarning", *_TABULAR, *_STORE,
 ]

@@ -43,7 +43,7 @@ class Node:
     """
 
     __slots__ = ("id", "op", "shape", "map", "parents", "control", "partial", "name", "internal",
-                 "detail", "cache", "__weakref__")
+                 "detail", "cache", "kids", "link", "__weakref__")
 
     def __init__(self, op, shape, map=None, parents=(), control=frozenset(), partial=None, name=None,
                  internal=False, detail=""):
@@ -57,7 +57,34 @@ class Node:
         self.name = name
         self.internal = internal
         self.detail = detail
-        self.cache = None  # memoised query answers (nodes never change once created)
+        self.cache = None  # memoised query answers (the history of a node never changes once created)
+        # lineage composition (see whence.compose): ``link`` is None, or the composed relation
+        # ``(map, parents, control)`` that queries use instead of ``(map, parents, control)`` once dead
+        # intermediates were folded into this node; ``kids`` holds weak references to the nodes that read
+        # this one (a weakref, a list of them, or None)
+        self.link = None
+        self.kids = None
+        if parents:
+            r = weakref.ref(self)
+            for p in self.parents:
+                if p.name is not None:  # sources are never folded: they need no list of readers
+                    continue
+                k = p.kids
+                if k is None:
+                    p.kids = r
+                elif type(k) is list:
+                    k.append(r)
+                    if len(k) >= 16 and not len(k) & (len(k) - 1):
+                        k[:] = [w for w in k if w() is not None]
+                else:
+                    p.kids = [k, r]
+
+    @property
+    def lineage(self):
+        """``(map, parents, control)`` that lineage queries follow: the composed relation when dead
+        intermediates were folded into this node (:mod:`whence.compose`), else the node's own."""
+        lk = self.link
+        return (self.map, self.parents, self.control) if lk is None else lk
 
     @property
     def is_source(self):

@@ -34,6 +34,9 @@ The map kinds
     every output cell derives from every input cell (class D, always PARTIAL).
 :class:`UnionMap`
     the union of several maps over the same output, e.g. a copy plus the control cells that chose it.
+:class:`ChainMap`
+    several one-parent maps applied in turn (the composition of maps that have no closed form together,
+    see :mod:`whence.compose`).
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ import numpy as np
 
 __all__ = [
     "Map", "ElementwiseMap", "ReduceMap", "LaneMap", "BandMap", "EinsumMap", "GatherMap", "PairsMap",
-    "OpaqueMap", "UnionMap", "replay_gather", "unbroadcast_any",
+    "OpaqueMap", "UnionMap", "ChainMap", "replay_gather", "unbroadcast_any", "compose_pair", "compose_keys",
+    "is_identity_map", "stored_gather", "mask_gather",
 ]
 
 
@@ -85,6 +89,20 @@ class Map:
     def nbytes(self):
         """Bytes of lineage held by this map (index arrays and masks it stores)."""
         return 0
+
+    def held_arrays(self):
+        """The arrays this map keeps (index arrays, masks), each once; composition compares their sizes."""
+        return ()
+
+    def channel(self, k):
+        """The relation between the output and parent ``k`` alone, as a one-parent map (None: not available)."""
+        return self if len(self.parent_shapes) == 1 and k == 0 else None
+
+    def compose(self, inner):
+        """This (one-parent) map after the one-parent map ``inner`` (whose output is this map's parent),
+        composed exactly into one map of the same or a smaller size; None when no such rule applies (see
+        :func:`compose_pair`, which then chains the two)."""
+        return None
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.parent_shapes} -> {self.out_shape}>"
@@ -128,6 +146,54 @@ class ElementwiseMap(Map):
     @property
     def nbytes(self):
         return 0 if self.valid is None else self.valid.nbytes
+
+    def held_arrays(self):
+        return () if self.valid is None else (np.asarray(self.valid),)
+
+    def channel(self, k):
+        return ElementwiseMap(self.out_shape, (tuple(self.parent_shapes[k]),), self.valid)
+
+    def compose(self, inner):
+        if is_identity_map(self):
+            return inner
+        if type(inner) is ElementwiseMap:
+            if inner.valid is not None:
+                if self.valid is not None:
+                    return None
+                pshape = tuple(self.parent_shapes[0])
+                v = np.broadcast_to(np.broadcast_to(inner.valid, pshape), tuple(self.out_shape))
+                if v.nbytes > np.asarray(inner.valid).nbytes:
+                    return None
+                return ElementwiseMap(self.out_shape, (tuple(inner.parent_shapes[0]),), v)
+            return ElementwiseMap(self.out_shape, (tuple(inner.parent_shapes[0]),), self.valid)
+        if type(inner) is GatherMap and len(inner.parent_shapes) == 1:
+            pshape = tuple(self.parent_shapes[0])
+            out = tuple(self.out_shape)
+            src = inner.src
+            valid = self.valid
+
+            def bsrc(src=src, pshape=pshape, out=out, valid=valid):
+                s = np.broadcast_to(np.reshape(src(), pshape), out)
+                return s if valid is None else np.where(np.broadcast_to(valid, out), s, 0)
+
+            return GatherMap(out, inner.parent_shapes, bsrc, stored=tuple(inner.held_arrays()) + (
+                () if valid is None else (np.asarray(valid),)))
+        return None
+
+    def copy_index(self):
+        """1-based source index of every output cell (0: none), as :meth:`GatherMap.src` gives it."""
+        pshape = tuple(self.parent_shapes[0])
+        s = np.broadcast_to(np.arange(1, _size(pshape) + 1, dtype=np.int64).reshape(pshape), self.out_shape)
+        if self.valid is not None:
+            s = np.where(np.broadcast_to(self.valid, self.out_shape), s, 0)
+        return s
+
+
+def is_identity_map(m):
+    """True for a one-parent elementwise map with the parent's shape and no ``where`` mask: output cell i is
+    input cell i."""
+    return (type(m) is ElementwiseMap and m.valid is None and len(m.parent_shapes) == 1
+            and tuple(m.parent_shapes[0]) == tuple(m.out_shape))
 
 
 def _normalize_axes(axis, ndim):
@@ -224,6 +290,21 @@ class ReduceMap(Map):
     def nbytes(self):
         return 0 if self.where is None else np.asarray(self.where).nbytes
 
+    def held_arrays(self):
+        return () if self.where is None else (np.asarray(self.where),)
+
+    def channel(self, k):
+        al = self._aligns
+        return ReduceMap(self.in_shape, self.axes, self.out_shape, (tuple(self.parent_shapes[k]),),
+                         None if al is None else (al[k],), self.where)
+
+    def compose(self, inner):
+        # a reduction of a broadcast is a reduction of the broadcast's input
+        if type(inner) is ElementwiseMap and inner.valid is None and self.aligns[0] is None:
+            return ReduceMap(self.in_shape, self.axes, self.out_shape, (tuple(inner.parent_shapes[0]),),
+                             None, self.where)
+        return None
+
 
 class LaneMap(Map):
     """Each output cell derives from its whole lane along ``axes`` of the (same-shaped) input."""
@@ -246,6 +327,14 @@ class LaneMap(Map):
 
     def forward(self, k, in_mask):
         return self._spread(np.broadcast_to(in_mask, self.out_shape))
+
+    def channel(self, k):
+        return LaneMap(self.out_shape, self.axes, [self.parent_shapes[k]])
+
+    def compose(self, inner):
+        if type(inner) is ElementwiseMap and inner.valid is None:
+            return LaneMap(self.out_shape, self.axes, [inner.parent_shapes[0]])
+        return None
 
 
 class BandMap(Map):
@@ -316,6 +405,9 @@ class BandMap(Map):
     def nbytes(self):
         return 0 if callable(self._bands) else sum(lo.nbytes + hi.nbytes for _, lo, hi in self.bands)
 
+    def held_arrays(self):
+        return () if callable(self._bands) else tuple(a for _, lo, hi in self.bands for a in (lo, hi))
+
 
 class EinsumMap(Map):
     """Contraction described by labels, as in :func:`numpy.einsum`.
@@ -342,6 +434,9 @@ class EinsumMap(Map):
         self.out_labels = tuple(out_labels)
         self._op_labels = op_labels
         self._plans = None
+
+    def channel(self, k):
+        return EinsumMap([tuple(self._op_labels[k])], self.out_labels, self.out_shape, [self.parent_shapes[k]])
 
     @property
     def plans(self):
@@ -483,6 +578,89 @@ class GatherMap(Map):
     def nbytes(self):
         return sum(getattr(a, "nbytes", 0) for a in self.stored)
 
+    def held_arrays(self):
+        return tuple(a for a in self.stored if getattr(a, "nbytes", 0))
+
+    def channel(self, k):
+        if type(self) is not GatherMap:
+            return None
+        lo, n = self.offsets[k], _size(self.parent_shapes[k])
+        src = self.src
+
+        def local(src=src, lo=lo, n=n):
+            s = np.asarray(src(), dtype=np.int64) - lo
+            return np.where((s >= 1) & (s <= n), s, 0)
+
+        ch = GatherMap(self.out_shape, [self.parent_shapes[k]], local, stored=self.stored)
+        ch.whole, ch.part = self, k  # composition merges the channels of an aligned gather without computing
+        return ch
+
+    def copy_index(self):
+        return self.src()
+
+    def compose(self, inner):
+        if type(self) is not GatherMap:
+            return None
+        f = getattr(inner, "copy_index", None)
+        if f is None or len(inner.parent_shapes) != 1 or (type(inner) is ChainMap and not inner.is_copy):
+            return None
+        # one index array for both: idx_inner[idx_self]
+        if not self.held_arrays() and not inner.held_arrays():
+            return None  # both computed from shapes and arguments: chained, nothing stored
+        s1 = np.asarray(self.src(), dtype=np.int64)
+        s2 = np.ravel(np.asarray(f(), dtype=np.int64))
+        s2 = np.concatenate([np.zeros(1, np.int64), s2])
+        return stored_gather(self.out_shape, inner.parent_shapes[0], s2[s1])
+
+
+def stored_gather(out_shape, parent_shape, src):
+    """A one-parent :class:`GatherMap` holding the 1-based index array ``src`` (int32 where it fits), or an
+    identity :class:`ElementwiseMap` when ``src`` copies every cell in place."""
+    out_shape, parent_shape = tuple(out_shape), tuple(parent_shape)
+    src = np.asarray(src)
+    n = _size(out_shape)
+    if out_shape == parent_shape and src.shape == out_shape and n and \
+            np.array_equal(np.ravel(src), np.arange(1, n + 1, dtype=src.dtype)):
+        return ElementwiseMap(out_shape, (parent_shape,))
+    if src.shape != out_shape:
+        src = np.broadcast_to(src, out_shape)
+    npar = _size(parent_shape)
+    if len(out_shape) == 1 and n and npar // 8 + 1 < 4 * n:
+        flat = np.ravel(src)
+        if flat[0] > 0 and (n == 1 or bool((flat[1:] > flat[:-1]).all())):
+            # a selection in order (a mask): one bit per parent cell is smaller than an index per output cell
+            bits = np.zeros(npar, bool)
+            bits[flat - 1] = True
+            return mask_gather(out_shape, parent_shape, bits)
+    dt = np.int32 if npar < 2**31 - 1 else np.int64
+    arr = np.array(src, dtype=dt, order="C")  # (ascontiguousarray would make a 0-d array 1-d)
+    m = GatherMap(out_shape, [parent_shape], (lambda a=arr: a), stored=[arr])
+    m.index = arr
+    return m
+
+
+def mask_gather(out_shape, parent_shape, mask):
+    """The one-parent :class:`GatherMap` of ``parent[mask]`` (``mask`` a boolean array of the parent's shape,
+    ``out_shape`` its 1-D result), holding the mask as one bit per cell.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from whence.maps import mask_gather
+    >>> m = mask_gather((2,), (2, 2), np.array([[True, False], [False, True]]))
+    >>> m.src().tolist(), m.nbytes
+    ([1, 4], 1)
+    """
+    n = _size(parent_shape)
+    bits = np.packbits(np.ravel(mask))
+
+    def src(bits=bits, n=n):
+        return np.flatnonzero(np.unpackbits(bits, count=n)).astype(np.int64) + 1
+
+    m = GatherMap(out_shape, [parent_shape], src, stored=[bits])
+    m.bits = bits
+    return m
+
 
 class LazyIndex:
     """An index array computed on first use from a reference to the operation's input values.
@@ -586,6 +764,9 @@ class PairsMap(Map):
     def nbytes(self):
         return sum(getattr(a, "nbytes", 0) for a in self.stored)
 
+    def held_arrays(self):
+        return tuple(a for a in self.stored if getattr(a, "nbytes", 0))
+
 
 class OpaqueMap(Map):
     """Every output cell derives from every cell of every parent (class D: PARTIAL)."""
@@ -645,6 +826,12 @@ class UnionMap(Map):
     @property
     def nbytes(self):
         return sum(m.nbytes for m, _ in self.parts)
+
+    def held_arrays(self):
+        return tuple(a for m, _ in self.parts for a in m.held_arrays())
+
+    def channel(self, k):
+        return None
 
 
 class ViewMap(Map):
@@ -709,6 +896,138 @@ class ViewMap(Map):
         return [np.ravel_multi_index(pc, pshape)]
 
 
+def _view_copy_index(self):
+    pshape = tuple(self.parent_shapes[0])
+    idx = np.arange(1, _size(pshape) + 1, dtype=np.int64).reshape(pshape)
+    if self.how == "reshape":
+        return idx.reshape(self.out_shape)
+    if self.how == "transpose":
+        return idx.transpose(self.arg)
+    return idx[self.arg]
+
+
+def _view_compose(self, inner):
+    if type(inner) is ElementwiseMap and inner.valid is None and self.how == "slice":
+        return _slice_of_broadcast(self, inner)
+    if type(inner) is not ViewMap:
+        return None
+    qshape = tuple(inner.parent_shapes[0])
+    out = tuple(self.out_shape)
+    if self.how == inner.how == "reshape":
+        return ViewMap(out, qshape, "reshape")
+    if self.how == inner.how == "transpose":
+        return ViewMap(out, qshape, "transpose", tuple(inner.arg[a] for a in self.arg))
+    if self.how == inner.how == "slice":
+        key = compose_keys(inner.arg, self.arg, qshape)
+        if key is None or np.broadcast_to(np.zeros((), np.int8), qshape)[key].shape != out:
+            return None
+        return ViewMap(out, qshape, "slice", key)
+    return None
+
+
+def _slice_of_broadcast(view, bc):
+    """A slice of a broadcast that only slices broadcast axes (or indexes the leading ones it adds) is the
+    broadcast of the same input to the slice's shape."""
+    p = tuple(bc.out_shape)
+    q = tuple(bc.parent_shapes[0])
+    pad = len(p) - len(q)
+    qa = (1,) * pad + q
+    for j, k in enumerate(view.arg):
+        if k is None:
+            return None
+        bcast = qa[j] == 1 and p[j] != 1
+        if isinstance(k, slice):
+            if not bcast and k.indices(p[j]) != (0, p[j], 1):
+                return None
+        elif j >= pad:
+            return None
+    out = tuple(view.out_shape)
+    if len(out) < len(q):
+        return None
+    return ElementwiseMap(out, (q,))
+
+
+ViewMap.copy_index = _view_copy_index
+ViewMap.compose = _view_compose
+
+
+def compose_keys(k1, k2, shape):
+    """One basic key ``k`` with ``x[k1][k2] == x[k]`` for ``x`` of ``shape`` (keys as expanded by
+    :func:`expand_basic_key`: ints, slices and None), or None when no basic key does that.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from whence.maps import compose_keys
+    >>> x = np.arange(60).reshape(3, 4, 5)
+    >>> k = compose_keys((1, slice(None, None, -1)), (slice(1, 3), None), x.shape)
+    >>> np.array_equal(x[1, ::-1][1:3, None], x[k])
+    True
+    """
+    shape = tuple(shape)
+    # the axes k1 makes: ("s", q axis, start, step, length) for a slice, ("n",) for a new axis
+    made = []
+    lead = []  # for each made axis: the ints of k1 on q axes that come before it
+    ints = []
+    q = 0
+    for e in k1:
+        if e is None:
+            made.append(("n",))
+            lead.append(ints)
+            ints = []
+        elif isinstance(e, slice):
+            start, stop, step = e.indices(shape[q])
+            made.append(("s", q, start, step, len(range(start, stop, step))))
+            lead.append(ints)
+            ints = []
+            q += 1
+        else:
+            ints.append(int(e) % shape[q] if shape[q] else int(e))
+            q += 1
+    while q < len(shape):
+        made.append(("s", q, 0, 1, shape[q]))
+        lead.append(ints)
+        ints = []
+        q += 1
+    tail = ints
+    k2 = list(k2) + [slice(None)] * (len(made) - sum(1 for e in k2 if e is not None))
+    out = []
+    j = 0
+    for e in k2:
+        if e is None:
+            out.append(None)
+            continue
+        if j >= len(made):
+            return None
+        m = made[j]
+        out.extend(lead[j])
+        j += 1
+        if m[0] == "n":
+            if isinstance(e, slice):
+                n = len(range(*e.indices(1)))
+                if n != 1:
+                    return None
+                out.append(None)
+            continue
+        _, qa, start, step, length = m
+        if isinstance(e, slice):
+            s2, e2, st2 = e.indices(length)
+            cnt = len(range(s2, e2, st2))
+            st = step * st2
+            first = start + step * s2
+            if cnt == 0:
+                out.append(slice(0, 0, 1))
+            else:
+                last = first + st * (cnt - 1)
+                stop = last + (1 if st > 0 else -1)
+                out.append(slice(first, stop if stop >= 0 else None, st))
+        else:
+            i = int(e) % length if length else int(e)
+            out.append(start + step * i)
+    out.extend(tail)
+    return tuple(out)
+
+
 def _slice_parent_coords(key, pshape, coords, const):
     """Parent coordinates of output coordinates ``coords`` (ints or arrays) of ``parent[key]``, for a basic
     key expanded by :func:`expand_basic_key`; ``const`` makes a coordinate fixed by an integer index."""
@@ -727,6 +1046,188 @@ def _slice_parent_coords(key, pshape, coords, const):
         pc.append(coords[j])
         j += 1
     return pc
+
+
+class ChainMap(Map):
+    """Several one-parent maps applied one after the other, as one map (one hop for the query walk).
+
+    ``maps[0]`` relates the output to an intermediate array, ``maps[1]`` that array to the next, ..., and
+    ``maps[-1]`` the last intermediate to the parent.  Cell sets go through each map in turn: exact, since it
+    is the same relation as the maps one by one.  :func:`compose_pair` builds chains where no closed form
+    composes two maps.
+
+    Parameters
+    ----------
+    maps : sequence of Map
+        One-parent maps; the parent shape of each is the output shape of the next.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from whence.maps import ChainMap, ViewMap, ReduceMap
+    >>> m = ChainMap([ReduceMap((3,), (0,), (), [(3,)]), ViewMap((3,), (6,), "slice", (slice(0, 6, 2),))])
+    >>> m.backward(np.ones((), bool))[0].tolist()
+    [True, False, True, False, True, False]
+    """
+
+    kind = "chain"
+
+    def __init__(self, maps):
+        flat = []
+        for m in maps:
+            flat.extend(m.maps if type(m) is ChainMap else [m])
+        self.maps = tuple(flat)
+        self.out_shape = tuple(flat[0].out_shape)
+        self.parent_shapes = (tuple(flat[-1].parent_shapes[0]),)
+
+    def backward(self, out_mask):
+        m = out_mask
+        for sub in self.maps:
+            r = sub.backward(m)[0]
+            if r is None:
+                return [None]
+            m = r
+        return [m]
+
+    def forward(self, k, in_mask):
+        m = in_mask
+        for sub in reversed(self.maps):
+            m = sub.forward(0, m)
+        return m
+
+    def backward_sparse(self, flat):
+        cur = flat
+        dense = None
+        for sub in self.maps:
+            if dense is None:
+                f = getattr(sub, "backward_sparse", None) if sub.out_shape else None
+                r = f(cur) if f is not None else None
+                if r is not None:
+                    if r[0] is None:
+                        return [None]
+                    cur = r[0]
+                    continue
+                dense = np.zeros(_size(sub.out_shape), bool)
+                dense[cur] = True
+                dense = dense.reshape(sub.out_shape)
+            dense = sub.backward(dense)[0]
+            if dense is None:
+                return [None]
+        return [cur if dense is None else np.flatnonzero(dense)]
+
+    def forward_sparse(self, k, flat):
+        cur = flat
+        for sub in reversed(self.maps):
+            f = getattr(sub, "forward_sparse", None) if sub.out_shape and sub.parent_shapes[0] else None
+            r = f(0, cur) if f is not None else None
+            if r is None:
+                m = np.zeros(_size(sub.parent_shapes[0]), bool)
+                m[cur] = True
+                r = np.flatnonzero(sub.forward(0, m.reshape(sub.parent_shapes[0])))
+            cur = r
+        return cur
+
+    def backward_all(self):
+        res = True
+        for sub in self.maps:
+            f = getattr(sub, "backward_all", None)
+            r = f() if f is not None else None
+            if r is None:
+                return None
+            if not r[0]:
+                return [False]
+        return [res]
+
+    def forward_all(self, k):
+        for sub in reversed(self.maps):
+            f = getattr(sub, "forward_all", None)
+            r = f(0) if f is not None else None
+            if r is None:
+                return None
+            if not r:
+                return False
+        return True
+
+    @property
+    def is_copy(self):
+        """True when every step copies cells (each output cell from at most one parent cell)."""
+        return all(hasattr(m, "copy_index") and (type(m) is not ChainMap or m.is_copy) for m in self.maps)
+
+    def copy_index(self):
+        idx = None
+        for sub in reversed(self.maps):
+            f = getattr(sub, "copy_index", None)
+            if f is None:
+                raise TypeError("not a copy")
+            s = np.asarray(f(), dtype=np.int64)
+            if idx is None:
+                idx = s
+            else:
+                idx = np.concatenate([np.zeros(1, np.int64), np.ravel(idx)])[s]
+        return idx
+
+    def rectangles(self):
+        rows = None
+        for sub in reversed(self.maps):
+            f = getattr(sub, "rectangles", None)
+            r = f() if f is not None else None
+            if r is None:
+                return None
+            rows = r if rows is None else compose_rects(r, rows, sub.parent_shapes[0])
+            if rows is None:
+                return None
+        return rows
+
+    @property
+    def nbytes(self):
+        return sum(m.nbytes for m in self.maps)
+
+    def held_arrays(self):
+        return tuple(a for m in self.maps for a in m.held_arrays())
+
+    def compose(self, inner):
+        c = compose_pair(self.maps[-1], inner)
+        if c is None or type(c) is ChainMap:
+            return None  # compose_pair chains them where that keeps rectangles
+        return ChainMap(self.maps[:-1] + (c,))
+
+
+_CHAINABLE = ("ElementwiseMap", "ViewMap", "ReduceMap", "LaneMap", "BandMap", "EinsumMap", "GatherMap", "ChainMap",
+              "PairsMap")
+
+
+def compose_pair(outer, inner):
+    """One map relating ``outer``'s output to ``inner``'s parent (both one-parent maps, ``inner``'s output
+    being ``outer``'s parent): a closed form where one applies (see each class's ``compose``), else a
+    :class:`ChainMap` of the two where their rectangles compose; None otherwise (the two stay apart).
+
+    Examples
+    --------
+    >>> from whence.maps import compose_pair, ViewMap
+    >>> every_other = ViewMap((2,), (4,), "slice", (slice(0, 4, 2),))
+    >>> second_half = ViewMap((4,), (8,), "slice", (slice(4, 8),))
+    >>> compose_pair(every_other, second_half).arg
+    (slice(4, 7, 2),)
+    """
+    if type(outer).__name__ not in _CHAINABLE or type(inner).__name__ not in _CHAINABLE:
+        return None
+    if tuple(outer.parent_shapes[0]) != tuple(inner.out_shape):
+        return None
+    if is_identity_map(inner):
+        return outer
+    c = outer.compose(inner)
+    if c is not None:
+        return c
+    if type(inner) is ChainMap:
+        c = compose_pair(outer, inner.maps[0])
+        if c is not None and type(c) is not ChainMap:
+            return ChainMap((c,) + inner.maps[1:])
+        chain = ChainMap((outer,) + inner.maps)
+    else:
+        chain = ChainMap([outer, inner])
+    # a chain is kept only where its rectangles compose (so that the relation written by lineage() and the
+    # store stays one rectangle set); other pairs stay separate maps
+    return chain if chain.rectangles() is not None else None
 
 
 def expand_basic_key(key, ndim):
@@ -1261,3 +1762,56 @@ def rectangles_to_pairs(rows, out_shape, parent_shapes):
                 cell = tuple(r[x] for r, x in zip(ranges, i))
                 res[parent].append(np.array([[of, np.ravel_multi_index(cell, pshape) if pshape else 0]]))
     return {k: (np.unique(np.vstack(v), axis=0) if v else np.zeros((0, 2), np.int64)) for k, v in res.items()}
+
+
+def compose_rects(outer_rows, inner_rows, mid_shape):
+    """Rectangle rows of the composition (output -> mid -> parent) of two one-parent relations given as
+    rows (see the section above), or None when it is not one set of rows of the same form.
+
+    A row of ``outer`` bounds each mid axis by an affine function of one output axis; a row of ``inner``
+    bounds each parent axis by an affine function of one mid axis, and must cover the whole mid array.
+    With non-negative multipliers the image of the mid range is the range between the images of its bounds,
+    which is again affine in the output coordinates (ProvRC's chain composition).
+    """
+    mid_shape = tuple(mid_shape)
+    out = []
+    for orow in outer_rows:
+        _, olo, ohi, lax, lmul, loff, hax, hmul, hoff = orow
+        if lax == (-2,):
+            return None
+        for irow in inner_rows:
+            _, ilo, ihi, ilax, ilmul, iloff, ihax, ihmul, ihoff = irow
+            if ilax == (-2,):
+                return None
+            if tuple(ilo) != tuple(0 for _ in mid_shape) or tuple(ihi) != tuple(d - 1 for d in mid_shape):
+                return None
+            nlax, nlmul, nloff, nhax, nhmul, nhoff = [], [], [], [], [], []
+            for j in range(len(ilax)):
+                for (ax, mul, off, bound_lo, dst) in ((ilax[j], ilmul[j], iloff[j], True, (nlax, nlmul, nloff)),
+                                                      (ihax[j], ihmul[j], ihoff[j], False, (nhax, nhmul, nhoff))):
+                    if ax < 0:
+                        dst[0].append(-1)
+                        dst[1].append(0)
+                        dst[2].append(off)
+                        continue
+                    if mul < 0:
+                        return None
+                    point = (lax[ax], lmul[ax], loff[ax]) == (hax[ax], hmul[ax], hoff[ax])
+                    if mul > 1 and not point:
+                        return None  # a stride over a range of mid cells is not a range of parent cells
+                    # the mid coordinate's bound on this side
+                    if bound_lo:
+                        a, m, o = lax[ax], lmul[ax], loff[ax]
+                    else:
+                        a, m, o = hax[ax], hmul[ax], hoff[ax]
+                    if a < 0:
+                        dst[0].append(-1)
+                        dst[1].append(0)
+                        dst[2].append(off + mul * o)
+                    else:
+                        dst[0].append(a)
+                        dst[1].append(mul * m)
+                        dst[2].append(off + mul * o)
+            out.append((0, tuple(olo), tuple(ohi), tuple(nlax), tuple(nlmul), tuple(nloff), tuple(nhax),
+                        tuple(nhmul), tuple(nhoff)))
+    return out

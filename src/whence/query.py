@@ -17,6 +17,7 @@ from .errors import LineageQueryError, NotTrackedError
 from .graph import Node
 from .maps import ElementwiseMap
 from .tracked import TrackedArray
+from . import compose as _compose
 
 __all__ = ["backward", "forward", "sources", "ops", "ancestors", "lineage", "Cell", "LineageResult",
            "Relation", "region_mask"]
@@ -143,7 +144,8 @@ def region_mask(shape, index):
 
 
 def _upstream(node):
-    """Every node that ``node`` derives from, itself included, in creation order."""
+    """Every node that ``node`` derives from, itself included, in creation order (the operation history:
+    operations whose maps were composed into their readers' are included)."""
     seen = {node.id: node}
     stack = [node]
     while stack:
@@ -153,6 +155,36 @@ def _upstream(node):
                 seen[p.id] = p
                 stack.append(p)
     return [seen[i] for i in sorted(seen)]
+
+
+def _lineage_upstream(node, relation=None):
+    """Every node that the lineage of ``node`` reaches through the relations queries follow (composed ones
+    where dead intermediates were folded, see :mod:`whence.compose`), itself included, in creation order.
+    ``relation(n)`` gives the ``(map, parents, control)`` to follow (default: ``n.lineage``)."""
+    seen = {node.id: node}
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        for p in (n.lineage if relation is None else relation(n))[1]:
+            if p.id not in seen:
+                seen[p.id] = p
+                stack.append(p)
+    return [seen[i] for i in sorted(seen)]
+
+
+def _forced(node):
+    """Before a query: fold the dead intermediates queued so far, and compose the relation of the node asked
+    about through its upstream steps (live ones included, see :func:`whence.compact`) -- once per node, on
+    its first query, in the default mode; before every query in the ``force`` mode."""
+    _compose.flush()
+    mode = _compose.mode()
+    if mode == "force":
+        _compose.compact_node(node)
+    elif mode == "on":
+        c = node.cache
+        if c is None or "compacted" not in c:
+            _compose.compact_node(node)
+            node.memo("compacted", lambda: True)
 
 
 #: hooks run before a query: ``prepare(node)`` with the node asked about (the dask layer resolves shapes that
@@ -187,9 +219,10 @@ def _dense(cs, shape):
 
 
 def _is_identity(n):
-    m = n.map
-    return (type(m) is ElementwiseMap and m.valid is None and len(n.parents) == 1 and not n.partial
-            and m.parent_shapes[0] == m.out_shape)
+    lk = n.link
+    m, ps = (n.map, n.parents) if lk is None else (lk[0], lk[1])
+    return (type(m) is ElementwiseMap and m.valid is None and len(ps) == 1 and not n.partial
+            and m.parent_shapes[0] == m.out_shape and not (lk is not None and lk[2]))
 
 
 def _settle(cs, node):
@@ -241,7 +274,7 @@ def _backward_sets(node, cs, control=False):
         n, cs = pending.pop(nid)
         # identity chains (same-shape elementwise ops with one tracked operand) pass cells through unchanged
         while _is_identity(n):
-            n = n.parents[0]
+            n = n.lineage[1][0]
             if n.id in pending:
                 _merge(pending, n, cs, heap)
                 n = None
@@ -256,30 +289,34 @@ def _backward_sets(node, cs, control=False):
                 cs = ("a", None) if "a" in (prev[0], cs[0]) else ("d", _dense(prev, n.shape) | _dense(cs, n.shape))
             found[n] = cs
             continue
-        if n.map is None or not n.parents:
+        lk = n.link
+        nmap, nparents, ncontrol = (n.map, n.parents, n.control) if lk is None else lk
+        if nmap is None or not nparents:
+            if lk is _compose.FOLDED:  # never reached: a folded node has no reader left
+                raise LineageQueryError(f"internal error: the map of operation {n.op!r} was folded")
             continue
         pms = None
         if cs[0] == "a":
-            f = getattr(n.map, "backward_all", None)
+            f = getattr(nmap, "backward_all", None)
             r = f() if f is not None else None
             if r is not None:
                 pms = [("a", None) if v else None for v in r]
         elif cs[0] == "s" and n.shape:
-            f = getattr(n.map, "backward_sparse", None)
+            f = getattr(nmap, "backward_sparse", None)
             if f is not None:
                 # a table's control inputs (fitted statistics, keys) are not computed for a data query
-                pms = f(cs[1], skip=n.control) if (n.control and not control and
-                                                   getattr(n.map, "kind", None) == "table") else f(cs[1])
+                pms = f(cs[1], skip=ncontrol) if (ncontrol and not control and
+                                                  getattr(nmap, "kind", None) == "table") else f(cs[1])
             if pms is not None:
                 pms = [("s", pm) if pm is not None else None for pm in pms]
         if pms is None:
             dense = _dense(cs, n.shape)
-            if n.control and not control and getattr(n.map, "kind", None) == "table":
-                pms = [("d", pm) if pm is not None else None for pm in n.map.backward(dense, skip=n.control)]
+            if ncontrol and not control and getattr(nmap, "kind", None) == "table":
+                pms = [("d", pm) if pm is not None else None for pm in nmap.backward(dense, skip=ncontrol)]
             else:
-                pms = [("d", pm) if pm is not None else None for pm in n.map.backward(dense)]
-        for k, (p, pm) in enumerate(zip(n.parents, pms)):
-            if pm is None or (k in n.control and not control):
+                pms = [("d", pm) if pm is not None else None for pm in nmap.backward(dense)]
+        for k, (p, pm) in enumerate(zip(nparents, pms)):
+            if pm is None or (k in ncontrol and not control):
                 continue
             pm = _settle(pm, p)
             if pm is not None:
@@ -356,6 +393,7 @@ def backward(y, index=None, control=False, *, rows=None, columns=None):
     node = _node_of(y)
     if HOOKS["prepare"]:
         _prepare(node)
+    _forced(node)
     index = _rows_cols_index(node.shape, index, rows, columns)
     found, reasons = _backward_sets(node, _start_set(node.shape, index), control)
     res = LineageResult(complete=not reasons, reasons=reasons)
@@ -388,7 +426,8 @@ def _start_node(x, target=None):
 
 
 def _is_upstream(start, target):
-    return start.id in {n.id for n in _upstream(target)}
+    rel = None if start.is_source else _compose.forward_lineage
+    return start.id in {n.id for n in _lineage_upstream(target, rel)}
 
 
 def forward(x, index=None, y=None, control=False, *, rows=None, columns=None):
@@ -429,6 +468,7 @@ def forward(x, index=None, y=None, control=False, *, rows=None, columns=None):
     target = _node_of(y)
     if HOOKS["prepare"]:
         _prepare(target)
+    _forced(target)
     start = _start_node(x, target)
     if HOOKS["prepare"]:
         _prepare(start)
@@ -478,34 +518,39 @@ def _forward_table(start, cs, target, control):
 
 
 def _forward_walk(start, cs, target, control=False):
-    up = _upstream(target)
+    # from a source, the composed relations; from an intermediate, those that do not pass over it
+    rel = (lambda n: n.lineage) if start.is_source else _compose.forward_lineage
+    up = _lineage_upstream(target, rel)
     empty = ("s", np.zeros(0, np.int64))
     if start.id not in {n.id for n in up}:
         return empty
     sets = {start.id: cs}
     for n in up:
-        if n.id <= start.id or n.map is None:
+        if n.id <= start.id:
+            continue
+        nmap, nparents, ncontrol = rel(n)
+        if nmap is None:
             continue
         acc = None
-        for k, p in enumerate(n.parents):
+        for k, p in enumerate(nparents):
             pcs = sets.get(p.id)
-            if pcs is None or (k in n.control and not control):
+            if pcs is None or (k in ncontrol and not control):
                 continue
             r = None
             if pcs[0] == "a":
-                f = getattr(n.map, "forward_all", None)
+                f = getattr(nmap, "forward_all", None)
                 v = f(k) if f is not None else None
                 if v:
                     r = ("a", None)
                 elif v is False:
                     continue
             elif pcs[0] == "s" and n.shape and p.shape:
-                f = getattr(n.map, "forward_sparse", None)
+                f = getattr(nmap, "forward_sparse", None)
                 if f is not None:
                     v = f(k, pcs[1])
                     r = ("s", v) if v is not None else None
             if r is None:
-                r = ("d", np.asarray(n.map.forward(k, _dense(pcs, p.shape))))
+                r = ("d", np.asarray(nmap.forward(k, _dense(pcs, p.shape))))
             if acc is None:
                 acc = r
             elif acc[0] == "a" or r[0] == "a":
@@ -626,40 +671,53 @@ class Relation:
         self.node = _node_of(y)
         if HOOKS["prepare"]:
             _prepare(self.node)
+        _forced(self.node)
         nodes = _upstream(self.node)
-        self.nodes = nodes
+        self.history = nodes
         self.records = [n.record() for n in nodes if not n.is_source]
         self.complete = not any(n.partial for n in nodes)
         self.sources = {n.name: n.shape for n in nodes if n.is_source}
+        # the relation itself: the nodes its (composed) maps reach
+        self.nodes = _lineage_upstream(self.node)
         self._rects = None
 
     def _op_rects(self):
         if self._rects is None:
             out = {}
             for n in self.nodes:
-                if n.map is not None and n.parents:
-                    f = getattr(n.map, "rectangles", None)
+                m, ps, _ = n.lineage
+                if m is not None and ps:
+                    f = getattr(m, "rectangles", None)
                     out[n.id] = f() if f is not None else None
             self._rects = out
         return self._rects
 
     @property
     def nbytes(self):
+        """Bytes of the relation: per map of the relation, an 8-byte descriptor (op, shape, parents) and its
+        rectangles (8 bytes per integer) or the index arrays it stores; composed maps count once for the
+        operations folded into them (their history is in :attr:`records`)."""
         total = 0
         seen = set()  # index arrays shared by several maps (table row relations) count once
         for n in self.nodes:
-            total += 8 * (3 + len(n.shape) + len(n.parents))  # op descriptor: id, op code, shape, parents
-            if n.map is None or not n.parents:
+            m, ps, _ = n.lineage
+            total += 8 * (3 + len(n.shape) + len(ps))  # map descriptor: id, op code, shape, parents
+            if m is None or not ps:
                 continue
             rows = self._op_rects().get(n.id)
-            arrays = getattr(n.map, "arrays", None)
+            arrays = getattr(m, "arrays", None)
             if arrays is not None:
                 for a in arrays():
                     if id(a) not in seen:
                         seen.add(id(a))
                         total += a.nbytes
             elif rows is None:
-                total += n.map.nbytes
+                for a in m.held_arrays() if hasattr(m, "held_arrays") else ():
+                    if id(a) not in seen:
+                        seen.add(id(a))
+                        total += a.nbytes
+                if not hasattr(m, "held_arrays"):
+                    total += m.nbytes
             else:
                 total += sum(8 * (1 + sum(len(f) for f in row[1:])) for row in rows)
         return total
@@ -677,10 +735,11 @@ class Relation:
             rows = self._op_rects().get(n.id)
             if not rows:
                 continue
+            ps = n.lineage[1]
             for row in rows:
                 cols["op_id"].append(n.id)
                 cols["op"].append(n.op)
-                cols["parent_id"].append(n.parents[row[0]].id)
+                cols["parent_id"].append(ps[row[0]].id)
                 for name, v in zip(list(cols)[3:], row[1:]):
                     cols[name].append([int(x) for x in v])
         return cols
@@ -689,16 +748,19 @@ class Relation:
         """``{op id: flat source-index array}`` of the data-dependent operations (computed where lazy)."""
         out = {}
         for n in self.nodes:
-            if n.map is None or not n.parents or self._op_rects().get(n.id) is not None:
+            m, ps, _ = n.lineage
+            if m is None or not ps or self._op_rects().get(n.id) is not None:
                 continue
-            src = getattr(n.map, "src", None)
-            if callable(src) and getattr(n.map, "parent_shapes", None) is not None and \
-                    type(n.map).__name__ == "GatherMap":
+            src = getattr(m, "src", None)
+            if callable(src) and getattr(m, "parent_shapes", None) is not None and \
+                    type(m).__name__ == "GatherMap":
                 out[n.id] = np.ravel(src())
         return out
 
     def to_parquet(self, path, pairs=False):
-        """Write the relation to the directory ``path``: ``ops.parquet`` (one row per operation),
+        """Write the relation to the directory ``path``: ``ops.parquet`` (one row per operation, with ``map``,
+        ``map_parents`` and ``composed``: the map kept for it, over which parents, or True where its map was
+        composed into a reader's),
         ``rectangles.parquet`` and ``index_arrays.parquet``; with ``pairs=True`` also ``pairs.parquet``, the
         same relation as explicit (output cell, source cell) pairs for each source (large).
 
@@ -715,14 +777,21 @@ class Relation:
                 return done
         os.makedirs(path, exist_ok=True)
         written = []
+        hist = self.history
+        rel = {n.id: n.lineage for n in self.nodes}
         ops_t = pa.table({
-            "id": [n.id for n in self.nodes], "op": [n.op if not n.is_source else "source" for n in self.nodes],
-            "source": [n.name for n in self.nodes], "shape": [list(n.shape) for n in self.nodes],
-            "parents": [[p.id for p in n.parents] for n in self.nodes],
-            "control": [sorted(n.control) for n in self.nodes],
-            "map": [type(n.map).__name__ if n.map is not None else None for n in self.nodes],
-            "completeness": ["FULL" if not n.partial else "PARTIAL" for n in self.nodes],
-            "reason": [n.partial for n in self.nodes], "detail": [n.detail for n in self.nodes]})
+            "id": [n.id for n in hist], "op": [n.op if not n.is_source else "source" for n in hist],
+            "source": [n.name for n in hist], "shape": [list(n.shape) for n in hist],
+            "parents": [[p.id for p in n.parents] for n in hist],
+            "control": [sorted(n.control) for n in hist],
+            # the map the relation keeps for this operation (None: a source, or folded into a reader's)
+            "map": [type(rel[n.id][0]).__name__ if n.id in rel and rel[n.id][0] is not None else None
+                    for n in hist],
+            "map_parents": [[p.id for p in rel[n.id][1]] if n.id in rel else [] for n in hist],
+            # the operation's map was composed into a reader's (whence.compose): the relation covers it there
+            "composed": [not n.is_source and n.id not in rel for n in hist],
+            "completeness": ["FULL" if not n.partial else "PARTIAL" for n in hist],
+            "reason": [n.partial for n in hist], "detail": [n.detail for n in hist]})
         f = os.path.join(path, "ops.parquet")
         pq.write_table(ops_t, f)
         written.append(f)

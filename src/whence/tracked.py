@@ -23,7 +23,8 @@ from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from .errors import PartialLineageWarning, WhenceError
 from .graph import Node, new_source, source_arrays
-from .maps import (ViewMap, expand_basic_key, ElementwiseMap, GatherMap, OpaqueMap, UnionMap, replay_gather)
+from .maps import (ViewMap, expand_basic_key, ElementwiseMap, EinsumMap, GatherMap, OpaqueMap, UnionMap,
+                   replay_gather, mask_gather)
 
 __all__ = ["TrackedArray", "track", "is_tracked", "plain", "is_lazy", "as_values"]
 
@@ -144,6 +145,15 @@ def _reduce_fast(func, a, axis, **kw):
     return f(func, a, axis, **kw)
 
 
+def _array_died(node, size):
+    f = _LATE.get("died")
+    if f is None:
+        from .compose import array_died as f
+        _LATE["died"] = f
+    # held outside fold(): the dying array's slot, its __del__'s local, this frame and array_died's frame
+    f(node, 4, size)
+
+
 def _handle_ufunc(ufunc, method, inputs, kwargs):
     f = _LATE.get("ufunc")
     if f is None:
@@ -160,6 +170,38 @@ def _elision():
     from .elision import elementwise_call as f
     _LATE["elide"] = f
     return f
+
+
+def _matmul_fast(inputs):
+    """``a @ b`` with tracked or plain ndarray operands and no keyword: the contraction map without binding
+    arguments (None: not this case)."""
+    raws = []
+    shapes = []
+    tracked = []
+    for x in inputs:
+        t = type(x)
+        if t is TrackedArray:
+            d = x._data
+            if type(d) is not np.ndarray:
+                return None
+            raws.append(d)
+            tracked.append(x)
+        elif t is np.ndarray:
+            raws.append(x)
+        else:
+            return None
+        shapes.append(raws[-1].shape)
+    f = _LATE.get("gufunc_labels")
+    if f is None:
+        from .buckets.ufuncs import gufunc_labels as f
+        _LATE["gufunc_labels"] = f
+    r = np.matmul(*raws)
+    if type(r) is not np.ndarray:
+        r = np.asarray(r)
+    labels, out_labels = f(np.matmul.signature, tuple(shapes))
+    sel = [lab for lab, x in zip(labels, inputs) if type(x) is TrackedArray]
+    m = EinsumMap(sel, out_labels, r.shape, [x._data.shape for x in tracked])
+    return _wrap(r, Node("matmul", r.shape, m, tuple(x._node for x in tracked)))
 
 
 def _wrap(data, node, view_of=None, view_fn=None):
@@ -356,6 +398,19 @@ class TrackedArray(NDArrayOperatorsMixin):
     def __init__(self, *args, **kwargs):
         raise TypeError("create tracked arrays with whence.track(data, name=...)")
 
+    def __del__(self):
+        # composition hook (whence.compose): once this array is gone, the map of its node may be folded into
+        # the maps of the operations that read it
+        try:
+            n = self._node_
+        except AttributeError:  # a wrapper that never got its node
+            return
+        if self._lazy:  # index arrays still to compute from this buffer (sort): computed now, the values go
+            self._before_write()
+        d = self._data
+        if n.kids is not None and n.name is None and type(d) is np.ndarray:
+            _array_died(n, d.size)
+
     # -- lineage plumbing ---------------------------------------------------------------------------
     @property
     def _node(self):
@@ -498,6 +553,12 @@ class TrackedArray(NDArrayOperatorsMixin):
                     r = np.asarray(r)
                 shape = r.shape
                 return _wrap(r, Node(ufunc.__name__, shape, ElementwiseMap(shape, pshapes), pnodes))
+        elif ufunc is np.matmul and method == "__call__" and not kwargs:
+            r = _matmul_fast(inputs)
+            if r is not None:
+                return r
+        # everything else -- out= and where= (in-place results), other methods, other types -- binds its
+        # arguments in buckets.ufuncs.handle_ufunc
         return _handle_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
@@ -714,12 +775,22 @@ class TrackedArray(NDArrayOperatorsMixin):
             return xs[0][key if len(key) != 1 else key[0]]
 
         stored = [k for k in raw_key if isinstance(k, np.ndarray)]
-        data_map = replay_gather(rshape, [self.shape], [True], replay, stored=stored)
+        whole_mask = (len(raw_key) == 1 and type(raw_key[0]) is np.ndarray and raw_key[0].dtype == np.bool_
+                      and raw_key[0].shape == self.shape and len(rshape) == 1)
+        if whole_mask:
+            # a bit per cell; the mask cell that chose each output cell is the cell it copies, so the same map
+            # relates the output to the mask (control)
+            data_map = mask_gather(rshape, self.shape, raw_key[0])
+        else:
+            data_map = replay_gather(rshape, [self.shape], [True], replay, stored=stored)
         if not comps:
             return _wrap(result, make_node("getitem", rshape, data_map, [node], detail=_key_repr(raw_key)))
-        parents = [node] + [c._node for _, c in comps]
+        parents = (node,) + tuple([c._node for _, c in comps])
         shapes = [self.shape] + [c.shape for _, c in comps]
-        parts = [(data_map, (0,))] + _control_parts(raw_key, ndim, rshape, comps, 1)
+        if whole_mask:
+            parts = [(data_map, (0,)), (data_map, (1,))]
+        else:
+            parts = [(data_map, (0,))] + _control_parts(raw_key, ndim, rshape, comps, 1)
         m = UnionMap(rshape, shapes, parts)
         return _wrap(result, make_node("getitem", rshape, m, parents, control=range(1, len(parents)),
                                        detail=_key_repr(raw_key)))

@@ -20,14 +20,21 @@ from .registry import implements, signature
 __all__ = []
 
 
-def _gather_with_control(op, result, operands, replay, controls=(), stored=(), detail=""):
-    """A gather (``replay`` on index arrays) plus control edges ``[(tracked array, src function)]``."""
+def _gather_with_control(op, result, operands, replay, controls=(), stored=(), detail="", elementwise=False):
+    """A gather (``replay`` on index arrays) plus control edges ``[(tracked array, src function)]``.
+
+    ``elementwise``: each output cell is a copy of the same cell of one of the operands (``where``,
+    ``select``); the gather is then marked ``aligned`` when every operand is tracked and has the output's
+    shape, so that composition sees, without computing it, that a cell copied from any of them is copied
+    from the same place (:mod:`whence.compose`)."""
     result = np.asarray(result)
     vals = [raw(o) for o in operands]
     shapes = [np.shape(v) for v in vals]
     tracked = [is_t(o) for o in operands]
     data_parents = [o._node for o in operands if is_t(o)]
     gm = replay_gather(result.shape, shapes, tracked, replay, stored=stored)
+    if elementwise and all(tracked) and all(tuple(s) == result.shape for s in shapes):
+        gm.aligned = True
     return wrap_gather(op, result, gm, data_parents, controls, detail)
 
 
@@ -64,48 +71,97 @@ def _small_index(idx):
 
 @implements("C", np.sort, np.partition, np.sort_complex)
 def _sort(func, a, *args, **kwargs):
-    """Values come from numpy's own sort; the permutation is computed lazily (stable: among equal values,
-    the earlier cell comes first), from a reference to the input buffer."""
+    """Values from numpy's own sort; the permutation (an index per cell, int32 where it fits) matches them
+    with the input, equal values in their order (stable), as the lineage contract says."""
     v = raw(a)
     orig = a
     if func is np.sort_complex:
         axis = -1
-        values = np.sort_complex(v)
+        kind = None
+        p = {}
     else:
         ba = signature(func).bind(a, *args, **kwargs)
         ba.apply_defaults()
         p = dict(ba.arguments)
         axis = p.get("axis", -1)
+        kind = p.get("kind")
         if axis is None:
             v = np.ravel(v)
             a = internal_ravel(a) if is_t(a) else a
             axis = -1
-        if func is np.sort:
+    if not is_t(a) or v.ndim == 0 or p.get("order") is not None:
+        if func is np.sort_complex:
+            values = np.sort_complex(v)
+        elif func is np.sort:
             extra = {"stable": p["stable"]} if p.get("stable") is not None else {}
-            values = np.sort(v, axis=axis, kind=p.get("kind"), order=p.get("order"), **extra)
+            values = np.sort(v, axis=axis, kind=kind, order=p.get("order"), **extra)
         else:
             values = np.partition(v, p["kth"], axis=axis, kind=p.get("kind", "introselect"), order=p.get("order"))
-    if not is_t(a):
-        return values
-    if v.ndim == 0:
-        return _wrap(np.asarray(values), make_node(func.__name__, (), ElementwiseMap((), [()]), [a._node]))
-    ax = axis % v.ndim
-    if func is np.partition:
-        lazy = LazyIndex(lambda v=v, values=values: _match_permutation(v, values, ax))
+        if not is_t(a):
+            return values
+        if v.ndim == 0:
+            return _wrap(np.asarray(values), make_node(func.__name__, (), ElementwiseMap((), [()]), [a._node]))
+        perm = _match_permutation(v, values, axis % v.ndim)
     else:
-        lazy = LazyIndex(lambda v=v: np.argsort(v, axis=ax, kind="stable"))
-    orig._defer(lazy)
-    m = replay_gather(values.shape, [v.shape], [True], lambda xs: np.take_along_axis(xs[0], lazy.get(), ax),
-                      stored=[lazy])
+        ax = axis % v.ndim
+        if func is np.sort_complex:
+            values = np.sort_complex(v)
+        elif func is np.sort:
+            extra = {"stable": p["stable"]} if p.get("stable") is not None else {}
+            values = np.sort(v, axis=axis, kind=kind, **extra)
+        else:
+            values = np.partition(v, p["kth"], axis=axis, kind=p.get("kind", "introselect"))
+        # the permutation is computed from the input buffer when a query first needs it, before any write
+        # to that buffer, or when the input array is gone (whichever comes first): the sort runs at numpy's
+        # speed, and no input values are kept once the input array itself is gone
+        if func is np.partition:
+            lazy = LazyIndex(lambda v=v, values=values, ax=ax: _match_permutation(v, values, ax))
+        else:  # sorted values: the stable order is the permutation (values equal as numbers keep their order)
+            lazy = LazyIndex(lambda v=v, ax=ax: stable_argsort(v, ax))
+        orig._defer(lazy)
+        m = replay_gather(values.shape, [v.shape], [True], lambda xs: np.take_along_axis(xs[0], lazy.get(), ax),
+                          stored=[lazy])
+        return _wrap(values, make_node(func.__name__, values.shape, m, [a._node], detail=f"axis={ax}"))
+    ax = axis % v.ndim
+    if v.size < 2**31 - 1:
+        perm = perm.astype(np.int32)
+    m = replay_gather(values.shape, [v.shape], [True], lambda xs, perm=perm: np.take_along_axis(xs[0], perm, ax),
+                      stored=[perm])
     return _wrap(values, make_node(func.__name__, values.shape, m, [a._node], detail=f"axis={ax}"))
+
+
+def stable_argsort(v, axis):
+    """``np.argsort(v, axis, kind="stable")``, faster for floats: numpy's default argsort, then the indices
+    within each run of equal values put back in increasing order (NaNs count as equal, as sorting puts them
+    together at the end)."""
+    perm = np.argsort(v, axis=axis)
+    if v.shape[axis] < 2:
+        return perm
+    sv = np.take_along_axis(v, perm, axis)
+    sv = np.moveaxis(sv, axis, -1)
+    eq = sv[..., 1:] == sv[..., :-1]
+    if sv.dtype.kind in "fc":
+        nan = np.isnan(sv)
+        eq |= nan[..., 1:] & nan[..., :-1]
+    if not eq.any():
+        return perm
+    pm = np.moveaxis(perm, axis, -1)
+    L = pm.shape[-1]
+    rows = pm.reshape(-1, L)
+    starts = np.ones(rows.shape, bool)
+    starts[:, 1:] = ~eq.reshape(-1, L - 1)
+    run = np.cumsum(starts.ravel()).reshape(rows.shape)  # increasing over rows and along each row
+    key = np.sort((run.astype(np.int64) * L + rows).ravel())
+    fixed = (key % L).reshape(pm.shape).astype(perm.dtype, copy=False)
+    return np.moveaxis(fixed, -1, axis)
 
 
 def _match_permutation(v, r, axis):
     """A permutation ``perm`` along ``axis`` with ``take_along_axis(v, perm) == r``, for ``r`` a
     rearrangement of each lane of ``v`` (numpy's own partition, whose arrangement argpartition does not
     reproduce).  Equal values are matched in order."""
-    sv = np.argsort(v, axis=axis, kind="stable")
-    sr = np.argsort(r, axis=axis, kind="stable")
+    sv = stable_argsort(v, axis)
+    sr = stable_argsort(r, axis)
     perm = np.empty_like(sv)
     np.put_along_axis(perm, sr, sv, axis)
     return perm
@@ -188,8 +244,14 @@ def _where(func, condition, *xy):
     cond = np.array(raw(condition), dtype=bool, copy=True)
     result = np.where(cond, raw(x), raw(y))
     ctrl = [(condition, ElementwiseMap(result.shape, [condition.shape]))] if is_t(condition) else []
-    return _gather_with_control("where", result, [x, y], lambda xs: np.where(cond, xs[0], xs[1]), ctrl,
-                                stored=[cond])
+    bits = np.packbits(cond)  # a bit per cell for the choice
+    shape = cond.shape
+    n = cond.size
+
+    def replay(xs, bits=bits, shape=shape, n=n):
+        return np.where(np.unpackbits(bits, count=n).reshape(shape).view(bool), xs[0], xs[1])
+
+    return _gather_with_control("where", result, [x, y], replay, ctrl, stored=[bits], elementwise=True)
 
 
 def _positions_control(cond_flat_nz, out_shape, axis):

@@ -49,6 +49,7 @@ import numpy as np
 
 from ..buckets.common import is_t as _is_t, raw as _raw
 from ..buckets.selection import wrap_gather
+from .. import compose as _compose
 from ..errors import LineageQueryError, WhenceError
 from ..graph import new_source
 from ..maps import ElementwiseMap, GatherMap, OpaqueMap, UnionMap, split_by_parent
@@ -64,6 +65,14 @@ NOT_LAZY = object()
 _ARRAYS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 #: nodes whose shape had unknown (NaN) sizes at capture
 _UNKNOWN: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def _keep_lazy(node):
+    return node in _ARRAYS
+
+
+# the maps of lazy arrays are written per chunk: composition (whence.compose) leaves them as recorded
+_compose.KEEP.append(_keep_lazy)
 #: set once a node of unknown shape was recorded in this process: from then on a query checks the maps above
 #: it (nodes recorded after an unknown shape may hold it in their maps though their own shape is known, such as
 #: the sum of a masked array); nodes found complete are remembered in _COMPLETE and not checked again

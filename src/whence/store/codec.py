@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..maps import (BandMap, ElementwiseMap, EinsumMap, GatherMap, LaneMap, OpaqueMap, PairsMap, ReduceMap,
+from ..maps import (BandMap, ChainMap, ElementwiseMap, EinsumMap, GatherMap, LaneMap, OpaqueMap, PairsMap,
+                    ReduceMap,
                     UnionMap, ViewMap)
 
 __all__ = ["ArrayWriter", "encode_map", "decode_map", "Unstorable"]
@@ -175,6 +176,8 @@ def encode_map(m, w):
         out.update(kind="pairs", pairs=pairs)
     elif t is OpaqueMap:
         out.update(kind="opaque")
+    elif t is ChainMap:
+        out.update(kind="chain", maps=[encode_map(sub, w) for sub in m.maps])
     elif t is UnionMap:
         out.update(kind="union", parts=[{"map": encode_map(sub, w), "ix": list(map(int, ix))}
                                         for sub, ix in m.parts])
@@ -235,6 +238,8 @@ def decode_map(d, load, parents=None):
         return PairsMap(out_shape, pshapes, lambda k: (getters[k][0](), getters[k][1]()))
     if kind == "opaque":
         return OpaqueMap(out_shape, pshapes)
+    if kind == "chain":
+        return ChainMap([decode_map(sub, load) for sub in d["maps"]])
     if kind == "union":
         return UnionMap(out_shape, pshapes, [(decode_map(p["map"], load), tuple(p["ix"])) for p in d["parts"]])
     if kind == "view":

@@ -476,27 +476,36 @@ def _collect(run, objs):
     w = codec.ArrayWriter()
     nodes, edges, rects, sources = [], [], [], []
     warned = []
+    from ..compose import FOLDED
     for n in order:
         i = num[n.id]
         map_json, kind, partial = None, None, n.partial
-        m = n.map
-        if m is not None:
+        # the relation queries follow: the node's own map, or the composed one when dead intermediates were
+        # folded into it (written with its own parents, as a "link"); a folded node keeps only its history
+        m, lparents, lcontrol = n.lineage
+        if n.link is FOLDED:
+            kind, map_json = "folded", json.dumps({"kind": "folded"})
+        elif m is not None:
             try:
                 rec = codec.encode_map(m, w)
             except codec.Unstorable as e:
                 from ..maps import OpaqueMap
-                m = OpaqueMap(n.shape, [p.shape for p in n.parents])
+                m = OpaqueMap(n.shape, [p.shape for p in lparents])
                 rec = codec.encode_map(m, w)
                 partial = (partial + "; " if partial else "") + f"{e} cannot be stored: saved as all-to-all"
                 warned.append(f"{n.op}: {e}")
             kind = rec["kind"]
+            if n.link is not None:
+                rec = {"kind": "link", "map": rec, "parents": [num[p.id] for p in lparents],
+                       "control": sorted(int(c) for c in lcontrol)}
             map_json = json.dumps(rec, separators=(",", ":"))
             f = getattr(m, "rectangles", None)
-            for row in (f() if f is not None and n.parents else None) or ():
+            for row in (f() if f is not None and lparents else None) or ():
                 pos = int(row[0])
-                rects.append((run, i, pos, num[n.parents[pos].id], *[list(map(int, v)) for v in row[1:]]))
+                rects.append((run, i, pos, num[lparents[pos].id], *[list(map(int, v)) for v in row[1:]]))
         nodes.append((run, i, n.op, list(n.shape), n.name, "FULL" if partial is None else "PARTIAL", partial,
-                      bool(n.internal), n.detail or "", kind, map_json, int(n.map.nbytes) if n.map else 0))
+                      bool(n.internal), n.detail or "", kind, map_json,
+                      int(n.record().lineage_nbytes) if not n.is_source else 0))
         for k, p in enumerate(n.parents):
             edges.append((run, i, num[p.id], k, k in n.control))
         if n.is_source:
@@ -1223,14 +1232,26 @@ def _build_graph(run):
                              f"corrupted")
         pnodes = tuple(nodes[p] for p in ps)
         m = None
+        link = None
         if map_json is not None:
             try:
-                m = codec.decode_map(json.loads(map_json), load, pnodes)
+                d = json.loads(map_json)
+                if d["kind"] == "folded":  # folded into its readers' maps: history only
+                    from ..compose import FOLDED as link
+                elif d["kind"] == "link":  # a composed relation, over its own parents
+                    if any(p >= i for p in d["parents"]):
+                        raise ValueError("a composed relation refers to a later operation")
+                    lp = tuple(nodes[p] for p in d["parents"])
+                    link = (codec.decode_map(d["map"], load, lp), lp, frozenset(d["control"]))
+                else:
+                    m = codec.decode_map(d, load, pnodes)
             except (ValueError, KeyError, TypeError) as e:
                 raise StoreCorruptError(f"operation {i} ({op}) of run {run.name!r} has an unreadable map: the store is "
                                  f"corrupted ({e})") from e
         n = Node(op, tuple(shape), m, pnodes, frozenset(ctl), reason, name=source, internal=bool(internal),
                  detail=detail or "")
+        if link is not None:
+            n.link = link
         n.cache = {"record": OpRecord(n.id, op, n.shape, tuple(p.id for p in pnodes),
                                       "FULL" if reason is None else "PARTIAL", reason, source, int(nbytes or 0),
                                       detail or "")}

@@ -336,8 +336,8 @@ def _op_pairs_table(pa, graph, rel):
     indexed = set(rel.index_arrays())
     rows = {k: [] for k in ("op_id", "op", "map", "parent_id", "parent_pos", "control", "out_flat", "in_flat")}
     for n in graph.all:
-        m = n.map
-        if m is None or not n.parents or getattr(m, "kind", None) == "table" or n.id in indexed:
+        m, lparents, lcontrol = n.lineage  # composed where dead intermediates were folded into it
+        if m is None or not lparents or getattr(m, "kind", None) == "table" or n.id in indexed:
             continue
         f = getattr(m, "rectangles", None)
         if f is not None and f() is not None:
@@ -346,9 +346,9 @@ def _op_pairs_table(pa, graph, rel):
             rows["op_id"].append(n.id)
             rows["op"].append(n.op)
             rows["map"].append(type(m).__name__)
-            rows["parent_id"].append(n.parents[k].id)
+            rows["parent_id"].append(lparents[k].id)
             rows["parent_pos"].append(int(k))
-            rows["control"].append(k in n.control)
+            rows["control"].append(k in lcontrol)
             rows["out_flat"].append(o.tolist())
             rows["in_flat"].append(i.tolist())
     i64, lst = pa.int64(), pa.list_(pa.int64())
@@ -554,8 +554,8 @@ def prov_json(x, *, namespace="urn:whence:", run=None, as_string=False):
             a["whence:reason"] = n.partial
         if n.detail:
             a["whence:detail"] = n.detail
-        if n.map is not None:
-            a["whence:map"] = type(n.map).__name__
+        if n.lineage[0] is not None:
+            a["whence:map"] = type(n.lineage[0]).__name__
         if run is not None:
             a["whence:run"] = run
         doc["activity"][act(n)] = a

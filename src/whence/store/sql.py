@@ -61,14 +61,14 @@ def _map_kind(m):
 
 
 def _sqlable(node):
-    return _map_kind(node.map)
+    return _map_kind(node.lineage[0])
 
 
 def sql_plan(handle):
     """The operations a backward query from ``handle`` would run through, with how each is answered in SQL
     (``rect``, ``gather``, ``pairs``) or None where it has no SQL form."""
-    from ..query import _upstream
-    return [(n.op, None if n.map is None else _sqlable(n)) for n in _upstream(handle._whence_node)
+    from ..query import _lineage_upstream
+    return [(n.op, None if n.lineage[0] is None else _sqlable(n)) for n in _lineage_upstream(handle._whence_node)
             if not n.is_source]
 
 
@@ -102,7 +102,7 @@ def backward_sql(handle, index, *, return_sql=False):
     >>> got["a"].tolist() == wh.backward(y, (1, 2))["a"].tolist()
     True
     """
-    from ..query import _upstream
+    from ..query import _lineage_upstream
     node = handle._whence_node
     run = handle.run
     cells = np.asarray(index, np.int64)
@@ -113,12 +113,12 @@ def backward_sql(handle, index, *, return_sql=False):
     for j, d in enumerate(node.shape):
         if cells.size and (cells[:, j].min() < 0 or cells[:, j].max() >= d):
             raise LineageQueryError(f"cells out of range for shape {node.shape}")
-    up = _upstream(node)
+    up = _lineage_upstream(node)  # the relations queries follow (composed where intermediates were folded)
     nodes = run._nodes()
     num = {n.id: i for i, n in enumerate(nodes)}
     for n in up:
-        if not n.is_source and n.map is not None and _sqlable(n) is None:
-            raise LineageQueryError(f"operation {n.op!r} ({type(n.map).__name__}) has no SQL form; use "
+        if not n.is_source and n.lineage[0] is not None and _sqlable(n) is None:
+            raise LineageQueryError(f"operation {n.op!r} ({type(n.lineage[0]).__name__}) has no SQL form; use "
                                     f"whence.backward, which answers every map")
     con = run.store._con
     registered = []
@@ -133,8 +133,9 @@ def backward_sql(handle, index, *, return_sql=False):
     # children of every upstream node, through which cells reach it
     children = {n.id: [] for n in up}
     for n in up:
-        for k, p in enumerate(n.parents):
-            if k in n.control or p.id not in children:
+        _, lparents, lcontrol = n.lineage
+        for k, p in enumerate(lparents):
+            if k in lcontrol or p.id not in children:
                 continue
             children[p.id].append((n, k))
     order = sorted(up, key=lambda n: -n.id)
@@ -176,7 +177,7 @@ def _hop(ch, k, parent, num, run, con, registered):
     if kind == "rect":
         rel = f"(SELECT * FROM rectangles WHERE run = '{_q(run.name)}' AND node = {num[ch.id]})"
         return _rect_hop(src, ch.shape, k, parent.shape, rel)
-    return _map_hop(ch.map, k, src, ch.shape, parent.shape, f"{num[ch.id]}_{k}", con, registered)
+    return _map_hop(ch.lineage[0], k, src, ch.shape, parent.shape, f"{num[ch.id]}_{k}", con, registered)
 
 
 def _map_hop(m, k, src, oshape, pshape, tag, con, registered):

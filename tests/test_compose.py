@@ -1,0 +1,292 @@
+"""Composition of lineage maps (whence.compose, whence.maps.compose_pair).
+
+* Property: for random pairs of one-parent maps (elementwise broadcasts, views, gathers, masks, reductions,
+  bands, lanes, chains), the composed map relates exactly the pairs (output cell, input cell) of the
+  composition of the two per-cell relations, in both directions, dense and sparse, and its rectangles (when
+  it gives some) describe the same relation.
+* Folding on garbage collection: long loops keep a bounded amount of lineage, answers equal the oracle's,
+  the operation history keeps every operation, and nothing is folded while something still refers to it.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import whence as wh
+from whence import compose
+from whence.maps import (BandMap, ChainMap, ElementwiseMap, GatherMap, LaneMap, ReduceMap, ViewMap, compose_pair,
+                         expand_basic_key, is_identity_map, mask_gather, rectangles_to_pairs, stored_gather)
+
+SETTINGS = settings(max_examples=int(__import__("os").environ.get("WHENCE_COMPOSE_EXAMPLES", "150")), deadline=None, database=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+
+def relation(m):
+    """The per-cell relation of a one-parent map: set of (out flat, in flat), by one backward per cell."""
+    out = set()
+    size = math.prod(m.out_shape)
+    for f in range(size):
+        mask = np.zeros(size, bool)
+        mask[f] = True
+        pm = m.backward(mask.reshape(m.out_shape))[0]
+        if pm is not None:
+            out.update((f, int(i)) for i in np.flatnonzero(pm))
+    return out
+
+
+def compose_rel(r1, r2):
+    by_mid = {}
+    for mid, i in r2:
+        by_mid.setdefault(mid, set()).add(i)
+    return {(o, i) for o, mid in r1 for i in by_mid.get(mid, ())}
+
+
+@st.composite
+def shapes(draw, min_dims=1, max_dims=3):
+    return tuple(draw(st.lists(st.integers(1, 4), min_size=min_dims, max_size=max_dims)))
+
+
+@st.composite
+def maps_into(draw, pshape):
+    """A random one-parent map whose parent has shape ``pshape``."""
+    kind = draw(st.sampled_from(["elementwise", "broadcast", "slice", "transpose", "reshape", "gather", "mask",
+                                 "reduce", "band", "lane"]))
+    n = math.prod(pshape)
+    if not pshape:  # a 0-d parent: an identity or a broadcast of the one cell
+        return ElementwiseMap(draw(st.sampled_from([(), (2,), (2, 3)])), ((),))
+    if kind == "elementwise":
+        valid = None
+        if draw(st.booleans()):
+            valid = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), bool).reshape(pshape)
+        return ElementwiseMap(pshape, (pshape,), valid)
+    if kind == "broadcast":
+        lead = tuple(draw(st.lists(st.integers(1, 3), max_size=1)))
+        out = lead + tuple(d if d != 1 else draw(st.integers(1, 3)) for d in pshape)
+        return ElementwiseMap(out, (pshape,))
+    if kind == "slice":
+        key = []
+        for d in pshape:
+            c = draw(st.sampled_from(["all", "int", "slice", "rev"]))
+            if c == "int":
+                key.append(draw(st.integers(-d, d - 1)))
+            elif c == "slice":
+                a = draw(st.integers(0, d - 1))
+                key.append(slice(a, draw(st.integers(a + 1, d)), draw(st.sampled_from([1, 2]))))
+            elif c == "rev":
+                key.append(slice(None, None, -1))
+            else:
+                key.append(slice(None))
+        if draw(st.booleans()):
+            key.insert(draw(st.integers(0, len(key))), None)
+        ek = expand_basic_key(tuple(key), len(pshape))
+        out = np.zeros(pshape)[tuple(key)].shape
+        return ViewMap(out, pshape, "slice", ek)
+    if kind == "transpose":
+        perm = tuple(draw(st.permutations(range(len(pshape)))))
+        return ViewMap(tuple(pshape[p] for p in perm), pshape, "transpose", perm)
+    if kind == "reshape":
+        return ViewMap((n,), pshape, "reshape")
+    if kind == "gather":
+        k = draw(st.integers(1, 6))
+        src = np.array(draw(st.lists(st.integers(0, n), min_size=k, max_size=k)), np.int64)
+        return stored_gather((k,), pshape, src) if src.any() else GatherMap((k,), [pshape], lambda s=src: s,
+                                                                               stored=[src])
+    if kind == "mask":
+        mask = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), bool).reshape(pshape)
+        return mask_gather((int(mask.sum()),), pshape, mask)
+    if kind == "reduce":
+        axes = tuple(sorted(set(draw(st.lists(st.integers(0, len(pshape) - 1), max_size=len(pshape))))))
+        keep = draw(st.booleans())
+        out = tuple(1 if i in axes else d for i, d in enumerate(pshape)) if keep else \
+            tuple(d for i, d in enumerate(pshape) if i not in axes)
+        return ReduceMap(pshape, axes, out, [pshape])
+    if kind == "band":
+        ax = draw(st.integers(0, len(pshape) - 1))
+        L = pshape[ax]
+        lo = np.zeros(L, np.int64) if draw(st.booleans()) else np.maximum(np.arange(L) - 1, 0)
+        hi = np.arange(L, dtype=np.int64)
+        return BandMap(pshape, pshape, [(ax, lo, hi)])
+    ax = draw(st.integers(0, len(pshape) - 1))
+    return LaneMap(pshape, (ax,))
+
+
+@st.composite
+def map_pairs(draw):
+    q = draw(shapes())
+    inner = draw(maps_into(q))
+    p = tuple(inner.out_shape)
+    if math.prod(p) == 0:
+        p = q
+        inner = ElementwiseMap(q, (q,))
+    outer = draw(maps_into(p))
+    return outer, inner
+
+
+@SETTINGS
+@given(map_pairs())
+def test_composed_pair_is_the_composition_of_the_relations(pair):
+    outer, inner = pair
+    c = compose_pair(outer, inner)
+    if c is None:  # no closed form and no rectangles: the two maps stay apart
+        assert type(outer).__name__ != "ElementwiseMap" or not is_identity_map(outer)
+        return
+    assert tuple(c.out_shape) == tuple(outer.out_shape)
+    assert tuple(c.parent_shapes[0]) == tuple(inner.parent_shapes[0])
+    expected = compose_rel(relation(outer), relation(inner))
+    assert relation(c) == expected, (outer, inner, c)
+    out_shape, in_shape = tuple(c.out_shape), tuple(c.parent_shapes[0])
+    n_out, n_in = math.prod(out_shape), math.prod(in_shape)
+    # forward, dense and sparse
+    for i in range(n_in):
+        m = np.zeros(n_in, bool)
+        m[i] = True
+        got = set(np.flatnonzero(np.asarray(c.forward(0, m.reshape(in_shape)))).tolist())
+        assert got == {o for o, j in expected if j == i}
+        f = getattr(c, "forward_sparse", None)
+        if f is not None and out_shape and in_shape:
+            r = f(0, np.array([i], np.int64))
+            if r is not None:
+                assert set(np.asarray(r).tolist()) == {o for o, j in expected if j == i}
+    # backward sparse
+    f = getattr(c, "backward_sparse", None)
+    if f is not None and out_shape:
+        for o in range(n_out):
+            r = f(np.array([o], np.int64))
+            if r is not None:
+                got = set() if r[0] is None else set(np.asarray(r[0]).tolist())
+                assert got == {j for oo, j in expected if oo == o}
+    # rectangles, where the composed map gives them
+    rf = getattr(c, "rectangles", None)
+    rows = rf() if rf is not None else None
+    if rows is not None and out_shape:
+        pairs = rectangles_to_pairs(rows, out_shape, [in_shape])[0]
+        assert {(int(a), int(b)) for a, b in pairs} == expected
+
+
+def test_views_compose_in_closed_form():
+    s1 = ViewMap((3, 2), (6, 4), "slice", expand_basic_key((slice(0, 6, 2), slice(1, 3)), 2))
+    s2 = ViewMap((2,), (3, 2), "slice", expand_basic_key((slice(None, None, -2), 0), 2))
+    c = compose_pair(s2, s1)
+    assert type(c) is ViewMap and c.how == "slice"
+    t = compose_pair(ViewMap((4, 3, 2), (2, 3, 4), "transpose", (2, 1, 0)),
+                     ViewMap((2, 3, 4), (3, 4, 2), "transpose", (0, 1, 2)[::-1][::-1]))
+    assert type(t) is ViewMap and t.how == "transpose"
+    r = compose_pair(ViewMap((6,), (2, 3), "reshape"), ViewMap((2, 3), (3, 2), "reshape"))
+    assert type(r) is ViewMap and r.how == "reshape"
+    g = compose_pair(ReduceMap((2, 3), (0,), (3,), [(2, 3)]), ViewMap((2, 3), (2, 3), "transpose", (0, 1)))
+    assert type(g) in (ReduceMap, ChainMap)
+
+
+def test_masks_compose_into_one_bit_per_cell():
+    m1 = mask_gather((3,), (6,), np.array([1, 0, 1, 1, 0, 0], bool))
+    m2 = mask_gather((2,), (3,), np.array([0, 1, 1], bool))
+    c = compose_pair(m2, m1)
+    assert type(c) is GatherMap and c.nbytes == 1
+    assert c.src().tolist() == [3, 4]
+
+
+# ------------------------------------------------------------------------------ folding on collection
+
+def loop(kind, n, iters):
+    x = wh.track(np.random.default_rng(0).random(n), name="x")
+    y = x
+    for _ in range(iters):
+        if kind == "where":
+            y = np.where(y > 0.5, y * 1.01, y * 0.99)
+        elif kind == "mask":
+            y = y[y > 0.05]
+        else:
+            y = np.sort(y * 1.0001)
+    return x, y
+
+
+@pytest.mark.parametrize("kind", ["where", "mask", "sort"])
+def test_loops_keep_bounded_lineage_and_exact_answers(kind):
+    wh.reset()
+    x, y = loop(kind, 500, 40)
+    # the oracle: each cell's source index through the same loop
+    v, idx = np.asarray(x).copy(), np.arange(500)
+    for _ in range(40):
+        if kind == "where":
+            v = np.where(v > 0.5, v * 1.01, v * 0.99)
+        elif kind == "mask":
+            m = v > 0.05
+            v, idx = v[m], idx[m]
+        else:
+            v = v * 1.0001
+            p = np.argsort(v, kind="stable")
+            v, idx = v[p], idx[p]
+    np.testing.assert_array_equal(np.asarray(y), v)
+    for c in range(0, len(idx), 37):
+        assert wh.backward(y, (c,))["x"].tolist() == [[int(idx[c])]]
+        assert wh.backward(y, (c,), control=True)["x"].tolist() == [[int(idx[c])]]
+        fw = wh.forward(x, (int(idx[c]),), y)
+        assert fw.tolist() == [[c]]
+    rel = wh.lineage(y)
+    assert rel.complete
+    # every op stays in the history (the bounded size of the composed maps is measured by bench_compose on
+    # 1e6-cell loops, whose arrays fold as they die)
+    assert len(wh.ops(y)) >= 40 * (2 if kind != "where" else 4)
+    assert all(r.completeness == "FULL" for r in wh.ancestors(y))
+
+
+def test_nothing_is_folded_while_an_array_refers_to_it():
+    wh.reset()
+    n = 1 << 17  # large arrays fold as soon as they die
+    a = wh.track(np.arange(float(n)), name="a")
+    b = a * 2
+    c = b[::-1] + 1
+    assert c._node.lineage[1] == (b._node,)  # the dead view b[::-1] is folded into c; b is alive
+    mb = b._node.map
+    assert wh.backward(b, (1,))["a"].tolist() == [[1]]
+    assert b._node.map is mb
+    del b
+    gc.collect()
+    assert c._node.lineage[1] == (a._node,)  # b's map went into c's
+    assert wh.backward(c, (0,))["a"].tolist() == [[n - 1]]
+    assert wh.ops(c) == ["multiply", "getitem", "add"]
+
+
+def test_compact_composes_live_intermediates_and_keeps_their_queries():
+    wh.reset()
+    a = wh.track(np.arange(12.0).reshape(3, 4), name="a")
+    b = a.T * 2
+    c = b[::2] + a.T[::2]
+    d = np.cumsum(c, axis=1)
+    hops = wh.compact(d)
+    assert hops >= 2
+    for cell in itertools.product(range(2), range(3)):
+        exp = sorted({(j, 2 * cell[0]) for j in range(cell[1] + 1)})
+        assert [tuple(r) for r in wh.backward(d, cell)["a"].tolist()] == exp
+    assert wh.backward(b, (1, 2))["a"].tolist() == [[2, 1]]
+    # forward from a live intermediate passed over by the compacted relation
+    assert wh.forward(b, (2, 1), d).tolist() == [[1, 1], [1, 2]]
+    assert wh.forward(a, (0, 2), d).tolist() == [[1, 0], [1, 1], [1, 2]]
+    assert wh.ops(d) == ["transpose", "multiply", "getitem", "transpose", "getitem", "add", "cumsum"]
+
+
+def test_mode_switch_validates():
+    with pytest.raises(ValueError):
+        compose.set_mode("sometimes")
+    assert compose.mode() in ("on", "off", "force")
+
+
+def test_off_mode_keeps_every_map():
+    wh.reset()
+    old = compose.set_mode("off")
+    try:
+        x = wh.track(np.arange(5.0), name="x")
+        y = x
+        for _ in range(5):
+            y = y * 2.0
+        assert y._node.link is None
+        assert len(wh.lineage(y).nodes) == 6
+    finally:
+        compose.set_mode(old)
