@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import sys
 import math
 
 import numpy as np
@@ -237,6 +238,8 @@ def test_loops_keep_bounded_lineage_and_exact_answers(kind):
     assert all(r.completeness == "FULL" for r in wh.ancestors(y))
 
 
+@pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="folding at death checks CPython 3.11's reference "
+                    "counts; elsewhere dead maps are composed at the first query instead")
 def test_nothing_is_folded_while_an_array_refers_to_it():
     wh.reset()
     n = 1 << 17  # large arrays fold as soon as they die

@@ -272,7 +272,11 @@ def test_bad_input(credit):
     Xs = StandardScaler().fit_transform(Xp)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # saga may stop before it converges: the error is about the family
-        l1 = LogisticRegression(l1_ratio=1.0, solver="saga", max_iter=50).fit(Xs, c["y"])
+        import sklearn
+        # an L1 penalty: l1_ratio alone on newer scikit-learn; penalty="l1" where l1_ratio needs elasticnet
+        l1_kw = {"l1_ratio": 1.0} if tuple(int(v) for v in sklearn.__version__.split(".")[:2]) >= (1, 8) \
+            else {"penalty": "l1"}
+        l1 = LogisticRegression(solver="saga", max_iter=50, **l1_kw).fit(Xs, c["y"])
     with pytest.raises(UnsupportedModelError, match="Hessian"):
         Attributor(l1, c["X"], c["y"])
     from sklearn.tree import DecisionTreeClassifier

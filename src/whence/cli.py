@@ -162,6 +162,12 @@ BENCHMARKS = {
     "unlearn": "unlearning judged against retraining, beside gradient ascent",
     "dask": "a 1e9-cell dask.array pipeline: overhead, queries, relation export, scaling model",
     "dask_gradients": "distributed gradient top-k and dask-frame overhead",
+    "timeseries": "a time-series feature pipeline (windows, lags, fills, resample): tracked / plain",
+    "compose": "long loops of where / masks / sort: memory, and one-cell queries through 1,000 operations",
+    "corpus": "the corpus of public pandas / scikit-learn pipelines: overhead and the oracle's table",
+    "elision": "operator chains on 1e5 to 1e7 cells (temporary elision), beside traceprop",
+    "explorer": "the explorer under 32 connections, alone and with a process saving into its store",
+    "counterfactual": "effects of deleting source rows against deleting, re-running the ETL and retraining",
 }
 
 

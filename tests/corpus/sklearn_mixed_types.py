@@ -5,6 +5,8 @@ Licence: BSD-3-Clause (scikit-learn).
 
 Changes made to run it here:
 
+* the selector's text dtypes are ``["object", "str"]`` on pandas 3 (text columns are ``str``) and ``["object"]``
+  on pandas 2, which has no ``str`` dtype to select;
 * data: generated with the OpenML ``titanic`` (data id 40945) columns the example uses and a few it drops
   (pclass, name, sex, age, sibsp, parch, ticket, fare, cabin, embarked, boat, body, home.dest, survived),
   300 rows, missing ages, fares and ports as in the original; ``fetch_openml`` needs the network;
@@ -30,6 +32,9 @@ OPERATIONS = ("column selection", "train_test_split", "Pipeline(SimpleImputer(me
 READ = {"titanic": {}}
 ORACLE = {"max_sources": 6, "max_repl": 2}  # each run fits two ColumnTransformers and a model
 
+
+# pandas 3 reads text as the "str" dtype; pandas 2 as object (and has no "str" dtype to select)
+TEXT_DTYPES = ["object", "str"] if int(pd.__version__.split(".")[0]) >= 3 else ["object"]
 
 def make_data(rng, n=300):
     sex = rng.choice(["male", "female"], n, p=[0.64, 0.36])
@@ -73,8 +78,8 @@ def run(src):
     subset_feature = ["embarked", "sex", "pclass", "age", "fare"]
     X_train2 = X_train[subset_feature]
     preprocessor2 = ColumnTransformer(transformers=[
-        ("num", numeric_transformer, selector(dtype_exclude=["object", "str"])),
-        ("cat", categorical_transformer, selector(dtype_include=["object", "str"])),
+        ("num", numeric_transformer, selector(dtype_exclude=TEXT_DTYPES)),
+        ("cat", categorical_transformer, selector(dtype_include=TEXT_DTYPES)),
     ])
     return {"features": preprocessor.transform(X_train), "proba": proba,
             "features_by_dtype": preprocessor2.fit_transform(X_train2, y_train)}

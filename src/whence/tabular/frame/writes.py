@@ -316,7 +316,19 @@ class _FrameWrites:
     def assign(self, **kwargs):
         if _depth():
             return super().assign(**kwargs)
-        data = self.copy(deep=False)
+        # a new frame, as pandas' own assign: shallow only where copy-on-write keeps it from sharing writes
+        # (pandas 3, or the option set on pandas 2), else a later in-place write to self would show in it
+        data = self.copy(deep=not _copy_on_write())
         for k, v in kwargs.items():
             data[k] = v(data) if callable(v) else v
         return data
+
+
+def _copy_on_write():
+    """True when pandas' copy-on-write is in force (always on pandas 3; an option on pandas 2)."""
+    if int(pd.__version__.split(".")[0]) >= 3:
+        return True
+    try:
+        return bool(pd.get_option("mode.copy_on_write"))
+    except (KeyError, pd.errors.OptionError):  # pragma: no cover - pandas without the option
+        return False
