@@ -248,3 +248,15 @@ def test_cells_hash_like_numpy_scalars_so_sets_and_pandas_isin_are_right():
     assert 5 in set(ids) and hash(ids[1]) == hash(np.int64(9))
     with pytest.raises(TypeError, match="unhashable"):
         hash(ids)
+
+
+def test_tracked_arrays_pickle_with_their_lineage():
+    """A tracked array crosses a process boundary (joblib, multiprocessing) with its lineage: the weak
+    references a node keeps to its readers stay behind."""
+    import pickle
+    wh.reset()
+    a = wh.track(np.arange(6.0).reshape(2, 3), name="a")
+    b = np.tanh(a * 2 + a).sum(axis=1)
+    c = pickle.loads(pickle.dumps(b))
+    assert np.array_equal(np.asarray(c), np.asarray(b))
+    assert wh.backward(c, (1,))["a"].tolist() == wh.backward(b, (1,))["a"].tolist() == [[1, 0], [1, 1], [1, 2]]

@@ -79,6 +79,16 @@ class Node:
                 else:
                     p.kids = [k, r]
 
+    def __getstate__(self):
+        # the weak references to readers are of this process only: a copy (pickled to another process) starts
+        # with none, as a node nothing has read yet
+        return {k: getattr(self, k, None) for k in self.__slots__ if k not in ("kids", "__weakref__")}
+
+    def __setstate__(self, state):
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+        self.kids = None
+
     @property
     def lineage(self):
         """``(map, parents, control)`` that lineage queries follow: the composed relation when dead
