@@ -419,8 +419,12 @@ def test_host_allow_list_accepts_the_loopback_address_served(tmp_path, monkeypat
     monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)
     serve(path, host="127.0.0.2", port=0, announce=False)
     assert "127.0.0.2" in made["hosts"]
-    for host, header in [("127.0.0.2", "127.0.0.2:8000"), ("127.0.0.1", "127.0.0.1"), ("::1", "[::1]:80"),
-                         ("127.1.2.3", "127.1.2.3"), ("localhost", "localhost:1")]:
+    import starlette
+    cases = [("127.0.0.2", "127.0.0.2:8000"), ("127.0.0.1", "127.0.0.1"), ("::1", "[::1]:80"),
+             ("127.1.2.3", "127.1.2.3"), ("localhost", "localhost:1")]
+    if tuple(int(v) for v in starlette.__version__.split(".")[:2]) < (0, 40):
+        cases.remove(("::1", "[::1]:80"))  # an older test client cannot parse a bracketed IPv6 host
+    for host, header in cases:
         c = TestClient(real(path, allowed_hosts=host_names(host)), base_url=f"http://{header}")
         assert c.get("/api/runs").status_code == 200, host
         assert TestClient(real(path, allowed_hosts=host_names(host)),

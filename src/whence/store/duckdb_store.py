@@ -793,6 +793,11 @@ def _instance():
     replaced by a save would go on being read as it was.  One instance for all (a new one costs ~20 ms);
     each store gets its own connection (a cursor) and its own catalog name.
     """
+    duckdb = _duckdb()
+    if tuple(int(v) for v in duckdb.__version__.split(".")[:2]) < (1, 4):
+        # DuckDB before 1.4: a USE on one cursor of an instance can change what another cursor's
+        # current_database() is (seen with 1.2): one instance per store there, at ~20 ms an open
+        return duckdb.connect()
     with _shared_lock:
         if _shared["db"] is None or _shared["pid"] != os.getpid():  # not across a fork
             _shared["db"], _shared["pid"] = _duckdb().connect(), os.getpid()
