@@ -29,6 +29,7 @@ def _run(blocked, code, cwd):
     src = str(Path(wh.__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
            "WHENCE_PROGRESS": "0"}
+    env.pop("WHENCE_REQUIRE_BROWSER", None)  # the browser (playwright) is among what these runs take away
     return subprocess.run([sys.executable, "-c", BLOCKER + textwrap.dedent(code), ",".join(blocked)],
                           capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
 
