@@ -42,6 +42,7 @@ mean std nunique value_counts factorize groupby duplicated asof join to_list tol
 """.split())
 #: metadata: no cells (names, dtypes, positions and lookups)
 INDEX_META = frozenset("""
+format holds_integer is_boolean is_categorical is_floating is_integer is_interval is_numeric is_object sort
 dtype name names nlevels ndim shape size empty equals identical is_ is_unique has_duplicates hasnans inferred_type
 is_monotonic_increasing is_monotonic_decreasing memory_usage nbytes freq freqstr inferred_freq is_normalized
 resolution tz tzinfo unit get_indexer get_indexer_for get_indexer_non_unique get_loc get_slice_bound slice_locs

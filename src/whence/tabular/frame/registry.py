@@ -109,7 +109,7 @@ _FRAME_ONLY = dict(
     writes="assign insert pop",
     cellwise="map",
     udf="eval",
-    meta="""boxplot columns dtypes style to_feather to_html to_iceberg to_orc to_parquet to_records to_stata
+    meta="""to_gbq boxplot columns dtypes style to_feather to_html to_iceberg to_orc to_parquet to_records to_stata
         to_xml from_dict from_records lookup""",
     opaque="corrwith select isetitem iterrows itertuples",
 )
@@ -144,9 +144,9 @@ GROUPBY = _table(
         size skew std sum var transform kurt""",
     windows="""bfill ffill cumcount cummax cummin cumprod cumsum diff pct_change rank shift rolling expanding ewm
         resample""",
-    meta="dtype groups indices keys level ndim ngroups plot hist boxplot is_monotonic_decreasing "
+    meta="dtypes grouper dtype groups indices keys level ndim ngroups plot hist boxplot is_monotonic_decreasing "
          "is_monotonic_increasing",
-    opaque="""apply corr corrwith cov describe filter get_group head tail nth nlargest nsmallest ngroup ohlc pipe
+    opaque="""fillna apply corr corrwith cov describe filter get_group head tail nth nlargest nsmallest ngroup ohlc pipe
         sample take unique value_counts""",
 )
 #: Rolling, Expanding, ExponentialMovingWindow and Resampler (the row-order window family)
@@ -154,7 +154,8 @@ WINDOW = _table(
     "Window",
     windows="""agg aggregate apply asfreq bfill corr count cov ffill first interpolate kurt last max mean median
         min nearest nunique ohlc online prod quantile rank sem size skew std sum transform var pipe get_group""",
-    meta="exclusions groups indices keys level ndim ngroups",
+    meta="grouper exclusions groups indices keys level ndim ngroups",
+    opaque="fillna",
 )
 #: Series.str
 STR = _table(
@@ -204,7 +205,7 @@ PANDAS = _table(
     windows="merge_asof",
     groups="crosstab",
     udf="eval",
-    meta="""ArrowDtype BooleanDtype Categorical CategoricalDtype CategoricalIndex DataFrame DateOffset
+    meta="""read_gbq ArrowDtype BooleanDtype Categorical CategoricalDtype CategoricalIndex DataFrame DateOffset
         DatetimeIndex DatetimeTZDtype ExcelFile ExcelWriter Flags Float32Dtype Float64Dtype Grouper HDFStore Index
         IndexSlice Int16Dtype Int32Dtype Int64Dtype Int8Dtype Interval IntervalDtype IntervalIndex MultiIndex NA
         NaT NamedAgg NamedFunc Period PeriodDtype PeriodIndex RangeIndex Series SparseDtype StringDtype Timedelta
@@ -216,7 +217,7 @@ PANDAS = _table(
         reset_option set_eng_float_format set_option show_versions test testing timedelta_range to_pickle tseries
         util from_dummies""",
     untracked="unique",
-    opaque="lreshape merge_ordered pivot wide_to_long",
+    opaque="lreshape merge_ordered pivot wide_to_long value_counts",
 )
 
 
