@@ -186,22 +186,27 @@ def test_backward_union_region_and_mask(p, data):
 def test_forward_is_inverse_of_backward(p):
     """forward(src, cell, y) = {o : (src, cell) in lineage(y[o])}; extra cells only where PARTIAL."""
     pool = run(p)
-    srcs = {n: pool[k] for k, (n, _) in enumerate(p.sources)}
     for i in p.output_indices(max_extra=1):
-        y, yo = pool[i], p.oracle[i]
-        inv = {}
-        for o in np.ndindex(*yo.shape):
-            for key in yo.rec[o].d:
-                inv.setdefault(key, set()).add(o)
-        for name, v in p.sources:
-            for cell in O.sample_cells(np.shape(v), 6):
-                ctx = f"forward({name}, {cell}, {p.vars[i]})\n{p.script()}"
-                got = O.coords_set(wh.forward(srcs[name], cell, y), yo.ndim, ctx)
-                exp = inv.get((name, cell), set())
-                missing = exp - got
-                extra = {o for o in got - exp if not yo.rec[o].pd}
-                assert not missing and not extra, f"wrong forward lineage: {ctx}\n  missing {sorted(missing)}" \
-                                                  f"\n  extra {sorted(extra)}"
+        _check_forward(p, pool, i, 6)
+
+
+def _check_forward(p, pool, i, n_cells):
+    """forward from ``n_cells`` sampled cells of every source into output ``i`` against the oracle's inverse."""
+    srcs = {n: pool[k] for k, (n, _) in enumerate(p.sources)}
+    y, yo = pool[i], p.oracle[i]
+    inv = {}
+    for o in np.ndindex(*yo.shape):
+        for key in yo.rec[o].d:
+            inv.setdefault(key, set()).add(o)
+    for name, v in p.sources:
+        for cell in O.sample_cells(np.shape(v), n_cells):
+            ctx = f"forward({name}, {cell}, {p.vars[i]})\n{p.script()}"
+            got = O.coords_set(wh.forward(srcs[name], cell, y), yo.ndim, ctx)
+            exp = inv.get((name, cell), set())
+            missing = exp - got
+            extra = {o for o in got - exp if not yo.rec[o].pd}
+            assert not missing and not extra, f"wrong forward lineage: {ctx}\n  missing {sorted(missing)}" \
+                                              f"\n  extra {sorted(extra)}"
 
 
 # ----------------------------------------------------------------------------
@@ -266,23 +271,9 @@ def test_forward_composed(p):
     """forward from the sources through composed relations (intermediates dropped, queries forced)."""
     outs = p.output_indices(max_extra=1)
     pool = run_dropped(p, outs)
-    srcs = {n: pool[k] for k, (n, _) in enumerate(p.sources)}
     with forced_composition():
         for i in outs:
-            y, yo = pool[i], p.oracle[i]
-            inv = {}
-            for o in np.ndindex(*yo.shape):
-                for key in yo.rec[o].d:
-                    inv.setdefault(key, set()).add(o)
-            for name, v in p.sources:
-                for cell in O.sample_cells(np.shape(v), 4):
-                    ctx = f"forward({name}, {cell}, {p.vars[i]})\n{p.script()}"
-                    got = O.coords_set(wh.forward(srcs[name], cell, y), yo.ndim, ctx)
-                    exp = inv.get((name, cell), set())
-                    missing = exp - got
-                    extra = {o for o in got - exp if not yo.rec[o].pd}
-                    assert not missing and not extra, f"wrong forward lineage: {ctx}\n  missing " \
-                                                      f"{sorted(missing)}\n  extra {sorted(extra)}"
+            _check_forward(p, pool, i, 4)
 
 
 # ----------------------------------------------------------------------------

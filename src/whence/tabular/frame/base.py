@@ -142,12 +142,7 @@ def _remap(lin, crow=None, sel=None, rel_cache=None):
                 cm[neg] = False
         if not p.wide and not cm.any():
             continue
-        rel = p.rel
-        if sel is not None:
-            r = cache.get(id(rel))
-            if r is None:
-                r = cache[id(rel)] = rel.take(sel)
-            rel = r
+        rel = _taken(p.rel, sel, cache)
         parts.append(Part(p.node, rel, cm, p.control, p.wide))
     return parts
 
@@ -274,9 +269,7 @@ def _control_parts(mask, sel, nrows_out, ncells, cache=None):
         row = p.data_row(lin.nidx)
         if not row.any():
             continue
-        rel = cache.get(id(p.rel))
-        if rel is None:
-            rel = cache[id(p.rel)] = p.rel.take(sel)
+        rel = _taken(p.rel, sel, cache)
         parts.append(Part(p.node, rel, row[None, :].copy(), True, wide=True))
     return parts, lin
 
@@ -291,12 +284,7 @@ def _col_control(lin, sel, col_rows, ncells, cache=None):
         row = _rows_union(p, col_rows)
         if not row.any():
             continue
-        rel = p.rel
-        if sel is not None:
-            r = cache.get(id(rel))
-            if r is None:
-                r = cache[id(rel)] = rel.take(sel)
-            rel = r
+        rel = _taken(p.rel, sel, cache)
         parts.append(Part(p.node, rel, row[None, :].copy(), True, wide=True))
     return parts
 
@@ -418,3 +406,13 @@ class _TrackedMixin:
                 return _row_preserving(res, f"Series.{method}", other)
             _fallback(res, method or f"a {type(self).__bases__[-1].__name__} operation", inputs)
         return res
+
+
+def _taken(rel, sel, cache):
+    """``rel.take(sel)`` (``rel`` itself when ``sel`` is None), once per relation in ``cache``."""
+    if sel is None:
+        return rel
+    r = cache.get(id(rel))
+    if r is None:
+        r = cache[id(rel)] = rel.take(sel)
+    return r
