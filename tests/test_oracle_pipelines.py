@@ -662,3 +662,21 @@ def test_source_names_unique_until_collected_or_reset():
     wh.reset()
     c = wh.track(np.ones(1), name="n1")       # reset clears every name
     assert wh.backward(c, (0,))["n1"].tolist() == [[0]]
+
+
+def test_empty_intermediate_passes_nothing():
+    """A broadcast of a 0-d source into an empty array, then a reduction: the sum of no cells reads no
+    cell, before and after the intermediates are composed away (regression: the composed map projected
+    the reduction's rectangle onto the 0-d source)."""
+    wh.reset()
+    c = wh.track(np.array(3.0), name="c")
+    b = wh.track(np.zeros((2, 0)), name="b")
+    x0 = c + b
+    x2 = abs(abs(x0))
+    x3 = np.sum(x2, axis=None)
+    res = wh.backward(x3)
+    assert dict(res) == {} and res.complete
+    del x0, x2
+    wh.compact(x3)
+    res = wh.backward(x3)
+    assert dict(res) == {} and res.complete

@@ -1213,6 +1213,10 @@ def compose_pair(outer, inner):
         return None
     if tuple(outer.parent_shapes[0]) != tuple(inner.out_shape):
         return None
+    if 0 in tuple(inner.out_shape):
+        # nothing passes through an empty intermediate, while closed forms such as a broadcast's would
+        # project the outer rectangles onto the inner parent's cells: the two stay apart
+        return None
     if is_identity_map(inner):
         return outer
     c = outer.compose(inner)
