@@ -42,8 +42,6 @@ KNOWN = {
     ("house_prices", "backward"): LIST_CONSTANT,
     ("house_prices", "forward"): LIST_CONSTANT,
     ("house_prices", "trace"): LIST_CONSTANT,
-    ("bike_lagged_features", "values"): FRAME_CTOR,
-    ("bike_sharing_kaggle", "values"): FRAME_CTOR,
 }
 
 

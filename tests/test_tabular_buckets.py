@@ -22,6 +22,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import strategies as S  # noqa: E402
 
 import whence as wh  # noqa: E402
+from whence.tabular.frame import untracked  # noqa: E402
 
 cfg = S.cfg
 COLS = ["t", "u", "s", "d", "k"]  # source column positions 0..4
@@ -89,7 +90,7 @@ def test_accessors_and_conversions_are_cellwise(P):
         df["cp"] = df["t"].copy()
         df["bin"] = pd.cut(df["t"], [-5, 0, 5, 200])
     plain = P.assign(m=P["d"].dt.month, up=P["s"].str.upper())
-    pd.testing.assert_series_equal(pd.Series(df["m"]), plain["m"], check_series_type=False)
+    pd.testing.assert_series_equal(untracked(df["m"]), plain["m"], check_series_type=False)
     for i in range(len(P)):
         for j, src in ((5, "d"), (6, "s"), (7, "s"), (8, "d"), (9, "t"), (10, "t"), (11, "u"), (12, "t"),
                        (13, "t")):
@@ -490,7 +491,7 @@ def test_random_chains_against_row_ids(P, steps):
         for s in steps:
             T, R = STEPS[s](T), STEPS[s](R)
     plain = R.drop(columns="__rid")
-    pd.testing.assert_frame_equal(pd.DataFrame(T), plain, check_frame_type=False)
+    pd.testing.assert_frame_equal(untracked(T), plain, check_frame_type=False)
     rid = R["__rid"].to_numpy()
     tv = T["t"].to_numpy() if "t" in T.columns else None
     for i in range(len(T)):
@@ -596,7 +597,7 @@ def test_pivot_table_keys_are_control_against_definition(P, aggfunc, keys):
     kw = dict(values=vals, index="k", columns=ckey, aggfunc=aggfunc, observed=True)
     pv = df.pivot_table(**kw)
     ref = P.pivot_table(**kw)
-    pd.testing.assert_frame_equal(pd.DataFrame(pv), ref, check_frame_type=False)
+    pd.testing.assert_frame_equal(untracked(pv), ref, check_frame_type=False)
     kv, cv = P["k"].tolist(), P[ckey].tolist()
     for r, ka in enumerate(pv.index):
         for j, lab in enumerate(pv.columns):

@@ -48,6 +48,7 @@ import tabular_strategies as T
 import strategies as S  # noqa: E402
 
 import whence.tabular  # noqa: F401  (installs the pandas wrappers before any pipeline is drawn)
+from whence.tabular.frame import untracked  # noqa: E402
 
 cfg = S.cfg
 
@@ -80,10 +81,8 @@ def replay(p, csv_paths=None):
 
 
 def as_plain(y):
-    if isinstance(y, pd.DataFrame):
-        return pd.DataFrame(y)
-    if isinstance(y, pd.Series):
-        return pd.Series(y)
+    if isinstance(y, (pd.DataFrame, pd.Series)):
+        return untracked(y)
     return np.asarray(y)
 
 
@@ -390,7 +389,7 @@ def test_uncovered_op_warns_and_is_a_partial_superset(code):
     a = wh.track_frame(_frame_a(), name="a")  # noqa: F841 (used by eval)
     with pytest.warns(wh.PartialLineageWarning):
         y = eval(code)
-    pd.testing.assert_frame_equal(pd.DataFrame(y), eval(code.replace("a.", "_frame_a().", 1)))
+    pd.testing.assert_frame_equal(untracked(y), eval(code.replace("a.", "_frame_a().", 1)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", wh.PartialLineageWarning)
         res = wh.backward(y, cell)
@@ -572,7 +571,7 @@ def test_empty_drop_duplicates_ignore_index():
     src = pd.DataFrame({"k": [0, 0, 0], "s": ["u", "u", "v"]})
     a = wh.track_frame(src.copy(), name="a")
     y = a.sort_values("s", ascending=False).loc[0:2].drop_duplicates(ignore_index=True)  # an empty frame
-    pd.testing.assert_frame_equal(pd.DataFrame(y), src.sort_values("s", ascending=False).loc[0:2]
+    pd.testing.assert_frame_equal(untracked(y), src.sort_values("s", ascending=False).loc[0:2]
                                   .drop_duplicates(ignore_index=True))
 
 
@@ -615,7 +614,7 @@ def test_bug_empty_ignore_index_keeps_index_name(op):
     y = eval(f"a.set_index('k').{op}")
     p = eval(f"src.set_index('k').{op}")
     assert y.to_csv() == p.to_csv()
-    pd.testing.assert_frame_equal(pd.DataFrame(y), p)
+    pd.testing.assert_frame_equal(untracked(y), p)
 
 
 @pytest.mark.xfail(strict=True, raises=IndexError,

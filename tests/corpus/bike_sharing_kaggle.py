@@ -27,7 +27,7 @@ OPERATIONS = ("Series.apply(lambda: str.split)", "apply(lambda: calendar.day_nam
               "filter with np.abs(s - s.mean()) <= 3 * s.std()", "pd.DataFrame(groupby().mean()).reset_index()",
               "sort_values", "groupby([a, b], sort=True).mean()", "pd.melt", "np.log1p on a Series")
 READ = {"bike_train": {}}
-MEMBERSHIP = {"month_aggregated": ("bike_train.datetime",), "month_sorted": ("bike_train.datetime",),
+MEMBERSHIP = {"month_aggregated": ("bike_train.datetime",), "month_sorted": ("bike_train.datetime", "bike_train.count"),
               "hour_aggregated": ("bike_train.datetime", "bike_train.season"),
               "hour_transformed": ("bike_train.datetime",)}
 

@@ -68,6 +68,7 @@ import numpy as np
 import pandas as pd
 
 import whence as wh
+from whence.tabular.frame import untracked
 
 # ------------------------------------------------------------------------------------------------------------
 # data and runs
@@ -137,10 +138,8 @@ def run_tracked(mod, data):
 
 
 def as_plain(y):
-    if isinstance(y, pd.DataFrame):
-        return pd.DataFrame(y)
-    if isinstance(y, pd.Series):
-        return pd.Series(y)
+    if isinstance(y, (pd.DataFrame, pd.Series)):
+        return untracked(y)
     if hasattr(y, "toarray"):
         return np.asarray(y.toarray())
     return np.asarray(y)
@@ -376,9 +375,9 @@ def _compare_values(out, tracked, plain, partial):
         t = tracked.get(key)
         try:
             if isinstance(p, pd.DataFrame):
-                pd.testing.assert_frame_equal(pd.DataFrame(t), p, check_exact=True)
+                pd.testing.assert_frame_equal(untracked(t), p, check_exact=True)
             elif isinstance(p, pd.Series):
-                pd.testing.assert_series_equal(pd.Series(t), p, check_exact=True)
+                pd.testing.assert_series_equal(untracked(t), p, check_exact=True)
             else:
                 np.testing.assert_array_equal(as_plain(t), as_plain(p))
         except AssertionError as e:

@@ -648,7 +648,8 @@ def _paths(ctx, table):
 def _raw_rows(X, rows):
     import pandas as pd
     if isinstance(X, pd.DataFrame):
-        return pd.DataFrame(X).iloc[rows].copy()
+        from ..tabular.frame import untracked
+        return untracked(pd.DataFrame(X) if type(X) is pd.DataFrame else X).iloc[rows].copy()
     return np.array(np.asarray(X)[rows], dtype=np.float64)
 
 

@@ -707,10 +707,9 @@ def _plain_input(X):
     arrays become plain ndarrays."""
     try:
         import pandas as pd
-        if isinstance(X, pd.DataFrame):
-            return pd.DataFrame(X)
-        if isinstance(X, pd.Series):
-            return pd.Series(X)
+        if isinstance(X, (pd.DataFrame, pd.Series)):
+            from ..tabular.frame import untracked
+            return untracked(X) if type(X) not in (pd.DataFrame, pd.Series) else type(X)(X)
     except ImportError:  # pragma: no cover
         pass
     return np.asarray(X)

@@ -20,6 +20,7 @@ The package is laid out by bucket (see :mod:`whence.tabular.frame.registry` for 
 ``reshapes``   ``set_index``, ``reset_index``, ``melt``, ``pivot_table``, ``to_frame``
 ``udf``        user functions along an axis (``apply``)
 ``meta``       metadata, I/O and formatting (no cells), and the hand-over to numpy
+``construct``  ``pd.DataFrame(...)`` / ``pd.Series(...)`` built from tracked objects
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ from .classes import TrackedFrame, TrackedSeries
 from .groups import TrackedGroupBy, _TrackedWindow, _window_method  # noqa: F401
 from .joins import _suffixed  # noqa: F401
 from .meta import plain_node  # noqa: F401
+from .construct import install as _install_constructors, untracked
 from .functions import install as _install_functions
 from .indexes import install as _install_indexes
 from .registry import install as _install
 
-__all__ = ["TrackedFrame", "TrackedSeries", "TrackedGroupBy", "lineage_of", "is_tracked_frame"]
+__all__ = ["TrackedFrame", "TrackedSeries", "TrackedGroupBy", "lineage_of", "is_tracked_frame", "untracked"]
 
 _install()
 _install_functions()
 _install_indexes()
+_install_constructors()
