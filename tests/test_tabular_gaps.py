@@ -34,7 +34,9 @@ def _rid(P):
 
 def _truth_cells(rid_value, src_col, nidx=0):
     """The source cell of a row id (source columns come after ``nidx`` index levels of a non-default index)."""
-    return set() if rid_value != rid_value else {(int(rid_value), nidx + col(src_col))}
+    if rid_value != rid_value or rid_value < 0:  # NaN or a fill value (-1): a constant
+        return set()
+    return {(int(rid_value), nidx + col(src_col))}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -119,3 +121,128 @@ def test_constructor_says_what_it_cannot_see():
     assert type(pd.DataFrame({"a": [1]})) is pd.DataFrame and type(pd.Series([1.0])) is pd.Series
     # the documented way to a plain copy
     assert type(untracked(df)) is pd.DataFrame and type(untracked(df["t"])) is pd.Series
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 2. whole-frame moves and statistics (transpose, unstack, reindex, align, duplicated, mode, corr, cov)
+# ---------------------------------------------------------------------------------------------------------
+
+NUM = ["t", "u", "k"]
+
+
+@cfg(25)
+@given(frames())
+def test_transpose_moves_each_cell(P):
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        outs = [df[NUM].T, df[NUM].transpose()]
+    for out in outs:
+        pd.testing.assert_frame_equal(untracked(out), P[NUM].T)
+        for r in range(out.shape[0]):
+            for c in range(out.shape[1]):
+                check(out, r, c, {(c, col(NUM[r]))})
+
+
+REINDEX = {
+    "rows": lambda X: X.reindex([3, 0, 11, 1]),
+    "rows_fill": lambda X: X.reindex([3, 0, 11, 1], fill_value=-1),
+    "cols": lambda X: X.reindex(columns=["u", "zz", "t"]),
+    "ffill": lambda X: X.rename(index=lambda i: 2 * i).reindex(range(-1, 2 * len(X)), method="ffill"),
+    "like": lambda X: X.reindex_like(X.iloc[::-1][["u", "t"]]),
+}
+
+
+@cfg(30)
+@given(frames(), st.sampled_from(sorted(REINDEX)))
+def test_reindex_against_row_ids(P, how):
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        out = REINDEX[how](df[NUM])
+    ref = REINDEX[how](_rid(P)[NUM])
+    pd.testing.assert_frame_equal(untracked(out), REINDEX[how](P[NUM]))
+    for i in range(len(out)):
+        for j, c in enumerate(out.columns):
+            truth = _truth_cells(ref[c].iloc[i], c) if c in NUM else set()
+            check(out, i, j, truth)
+
+
+@cfg(25)
+@given(frames(), st.sampled_from(["outer", "inner", "left"]))
+def test_align_against_row_ids(P, join):
+    df = track(P)
+    a, b = df[["t", "u"]].iloc[::2], df[["u", "k"]].iloc[1:]
+    la, lb = a.align(b, join=join)
+    R = _rid(P)
+    ra, rb = R[["t", "u"]].iloc[::2].align(R[["u", "k"]].iloc[1:], join=join)
+    for out, ref in ((la, ra), (lb, rb)):
+        for i in range(len(out)):
+            for j, c in enumerate(out.columns):
+                check(out, i, j, _truth_cells(ref[c].iloc[i], c))
+
+
+@cfg(20)
+@given(frames(min_rows=1), st.sampled_from(["s", "k", ["s", "k"]]))
+def test_unstack_against_row_ids(P, level):
+    P = P.drop_duplicates(["k", "s"]).reset_index(drop=True)
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        out = df.set_index(["k", "s"])[["t", "u"]].unstack(level)
+    R = _rid(P)
+    R[["k", "s"]] = P[["k", "s"]]
+    ref = R.set_index(["k", "s"])[["t", "u"]].unstack(level)
+    want = P.set_index(["k", "s"])[["t", "u"]].unstack(level)
+    if isinstance(want, pd.Series):  # every level unstacked
+        pd.testing.assert_series_equal(untracked(out), want)
+        cells_ = [(i, 0, out.index[i][0], ref.iloc[i]) for i in range(len(out))]
+    else:
+        pd.testing.assert_frame_equal(untracked(out), want)
+        cells_ = [(i, j, c[0], ref[c].iloc[i]) for i in range(len(out)) for j, c in enumerate(out.columns)]
+    for i, j, c, rid in cells_:
+        truth = _truth_cells(rid, c)
+        check(out, i, j, truth)
+        ctl = truth | {(r, col(k)) for r, _ in truth for k in ("k", "s")}
+        check(out, i, j, ctl, control=True)
+    if level == "s":  # the remaining index level: the k cells of the rows moved into the row
+        flat = out.reset_index()
+        for i, k in enumerate(flat["k"]):
+            check(flat, i, 0, {(int(r), col("k")) for r in np.flatnonzero(P["k"].to_numpy() == k)})
+
+
+@cfg(30)
+@given(frames(), st.sampled_from(["first", "last", False]), st.sampled_from([None, ["k"], ["s", "t"]]))
+def test_duplicated_by_definition(P, keep, subset):
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        out = df.duplicated(subset=subset, keep=keep)
+        one = df["k"].duplicated(keep=keep)
+    pd.testing.assert_series_equal(untracked(out), P.duplicated(subset=subset, keep=keep))
+    cols = [col(c) for c in (subset or list(P.columns))]
+    n = len(P)
+    for i in range(n):
+        rows = range(0, i + 1) if keep == "first" else range(i, n) if keep == "last" else range(n)
+        check(out, i, 0, {(r, c) for r in rows for c in cols})
+        check(one, i, 0, {(r, col("k")) for r in rows})
+
+
+@cfg(25)
+@given(frames(), st.sampled_from(["mode", "mode1", "corr", "cov"]))
+def test_mode_corr_cov_by_definition(P, how):
+    df = track(P)
+    X = df[NUM]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        out = X.mode() if how == "mode" else X.mode(axis=1) if how == "mode1" else getattr(X, how)()
+    n = len(P)
+    for i in range(len(out)):
+        for j in range(out.shape[1]):
+            if how == "mode":
+                truth = {(r, col(NUM[j])) for r in range(n)}
+            elif how == "mode1":
+                truth = {(i, col(c)) for c in NUM}
+            else:
+                truth = {(r, col(NUM[x])) for r in range(n) for x in (i, j)}
+            check(out, i, j, truth)

@@ -98,10 +98,14 @@ _COMMON = dict(
     meta="""attrs axes empty flags ndim shape size index keys info memory_usage equals set_flags
         first_valid_index last_valid_index to_numpy values to_clipboard to_csv to_dict to_excel to_hdf to_json
         to_latex to_markdown to_pickle to_sql to_string to_xarray plot hist sparse bool from_arrow""",
-    opaque="""align combine combine_first compare corr cov dot duplicated mode reindex reindex_like
-        reorder_levels set_axis squeeze swaplevel droplevel transpose T update xs swapaxes first last
-        unstack""",
+    opaque="""combine combine_first compare dot reorder_levels set_axis squeeze swaplevel droplevel update xs
+        swapaxes first last""",
 )
+# exact rules of :mod:`whence.tabular.frame.moves` (both classes)
+_COMMON["selection"] += " align reindex reindex_like"
+_COMMON["windows"] += " duplicated"
+_COMMON["reductions"] += " mode"
+_COMMON["reshapes"] += " transpose T unstack"
 _FRAME_ONLY = dict(
     selection="query select_dtypes items",
     joins="merge join",
@@ -112,6 +116,7 @@ _FRAME_ONLY = dict(
     meta="""to_gbq boxplot columns dtypes style to_feather to_html to_iceberg to_orc to_parquet to_records to_stata
         to_xml from_dict from_records lookup""",
     opaque="corrwith select isetitem iterrows itertuples",
+    reductions="corr cov",
 )
 _SERIES_ONLY = dict(
     cellwise="between str dt cat to_frame",
@@ -119,7 +124,7 @@ _SERIES_ONLY = dict(
     meta="""dtype name nbytes hasnans is_monotonic_decreasing is_monotonic_increasing is_unique array list
         struct searchsorted dtypes""",
     untracked="argmax argmin argsort item items to_list tolist unique repeat autocorr view ravel factorize",
-    opaque="divmod rdivmod case_when pop",
+    opaque="divmod rdivmod case_when pop corr cov",
 )
 
 
@@ -347,6 +352,8 @@ def install():
         if bucket in ("opaque", "windows") and callable(getattr(pd, name, None)) and \
                 not getattr(getattr(pd, name), "__whence_wrapped__", False):
             setattr(pd, name, opaque_function(name, getattr(pd, name)))
+    from .moves import install_moves
+    install_moves(TrackedFrame, TrackedSeries)
     TrackedFrame.sort_index = _sort_index
     TrackedSeries.sort_index = _sort_index
     # notebooks: pandas' table with a lineage summary under it (a Series has no HTML of its own in pandas)
