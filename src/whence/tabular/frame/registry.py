@@ -20,7 +20,9 @@ Buckets (the rule of each is in docs/semantics.md):
 ``"joins"``
     joins and lookups: ``merge``, ``join``, ``Series.map``; the join keys are control.
 ``"reshapes"``
-    cells moved to other positions: ``set_index``, ``reset_index``, ``melt``, ``pivot_table``, ``to_frame``.
+    cells moved to other positions: ``set_index``, ``reset_index``, ``melt``, ``pivot_table``, ``to_frame``,
+    ``transpose``, ``unstack`` (the last two, and ``reindex``, ``align``, ``duplicated``, ``mode``, ``corr``,
+    ``cov``: :mod:`whence.tabular.frame.moves`).
 ``"writes"``
     in-place writes: ``df[c] = v``, ``insert``, ``assign``, ``pop``: the written cells take the value's lineage.
 ``"udf"``
