@@ -65,6 +65,13 @@ def _same(op):
                     return res
                 if res.shape != self.shape:
                     return _fallback(res, op, [self])
+                if op in _STAT_FILLS:
+                    try:
+                        out = _stat_fill(self, res, op, args, kwargs)
+                    except (TypeError, ValueError, KeyError):  # arguments pandas took, read otherwise here
+                        out = None
+                    if out is not None:
+                        return out
                 extra = [a for a in list(args) + list(kwargs.values()) if is_tracked_frame(a)]
                 if extra:
                     res = _elementwise(res, op, [self] + extra)
@@ -79,6 +86,98 @@ def _same(op):
         return method
 
     return make
+
+
+# the fills whose value may be a statistic of tracked data (a scalar a reduction returned, or, for a frame's
+# ``fillna``, a tracked Series of one value per column such as ``df.mean()``); ``where``/``mask`` are operators
+# (:func:`_binary`): a statistic as ``other`` gives its cells to every cell, like any operand
+_STAT_FILLS = ("fillna", "clip", "replace")
+
+
+def _arg(args, kwargs, i, name, default=None):
+    return kwargs[name] if name in kwargs else (args[i] if len(args) > i else default)
+
+
+def _cells_mask(obj):
+    a = np.asarray(obj.to_numpy() if isinstance(obj, (pd.Series, pd.DataFrame)) else obj)
+    return (a[:, None] if a.ndim == 1 else a).astype(bool)
+
+
+def _stat_fill(src, res, op, args, kwargs):
+    """Lineage of ``fillna`` / ``clip`` / ``replace`` whose value is a statistic of tracked data: the cells that
+    took the value (``fillna``: the missing cells it filled; ``replace``: the cells equal to ``to_replace``) get
+    the cells it was computed from (data); ``clip``: every cell (a comparison with the bound); the others keep
+    their own.  Returns None when no argument is such a statistic (the generic rule applies)."""
+    from .values import scalar_lineage
+    n, nidx, ncols, _ = _dims(res)
+    series = isinstance(src, pd.Series)
+    labels = [src.name] if series else list(src.columns)
+    # (value, cells that took it: bool (n, ncols) or None for every cell, columns it applies to or None)
+    uses = []
+    if op == "fillna":
+        value = _arg(args, kwargs, 0, "value")
+        if value is None or _arg(args, kwargs, 1, "method") is not None:
+            return None
+        filled = _cells_mask(src.isna()) & ~_cells_mask(res.isna())
+        if isinstance(value, dict):
+            uses = [(v, filled, [k]) for k, v in value.items() if scalar_lineage(v) is not None]
+        elif is_tracked_frame(value) and isinstance(value, pd.Series) and not series:
+            uses = [(value, filled, None)]
+        elif scalar_lineage(value) is not None:
+            uses = [(value, filled, None)]
+    elif op == "clip":
+        for i, name in ((0, "lower"), (1, "upper")):
+            v = _arg(args, kwargs, i, name)
+            if scalar_lineage(v) is not None:
+                uses.append((v, None, None))  # a comparison with every cell
+    elif op == "replace":
+        to_replace, value = _arg(args, kwargs, 0, "to_replace"), _arg(args, kwargs, 1, "value")
+        if scalar_lineage(value) is None or kwargs.get("regex"):
+            return None
+        keys = list(to_replace) if isinstance(to_replace, (list, tuple)) else [to_replace]
+        if not all(np.ndim(k) == 0 and not isinstance(k, str) or isinstance(k, str) for k in keys):
+            return None
+        hit = _cells_mask(src.isin([k for k in keys if k == k]))
+        if any(k != k for k in keys):
+            hit |= _cells_mask(src.isna())
+        uses = [(value, hit, None)]
+    if not uses:
+        return None
+    if any(is_tracked_frame(a) for a in list(args) + list(kwargs.values())
+           if not any(a is u[0] for u in uses)):
+        return None
+    lin = lineage_of(src)
+    crow = None if res.index.nlevels == lin.nidx else [-1] * nidx + [lin.nidx + j for j in range(lin.ncols)]
+    parts = _remap(lin, crow)
+    inputs = [src]
+    for value, mask, cols in uses:
+        js = range(ncols) if cols is None else [labels.index(c) for c in cols if c in labels]
+        if is_tracked_frame(value):  # a Series of one value per column of the frame
+            vl = lineage_of(value)
+            inputs.append(value)
+            if not value.index.is_unique:
+                return None
+            pos = value.index.get_indexer(res.columns)
+            for j in js:
+                if pos[j] < 0:
+                    continue
+                sel = np.where(mask[:, j], int(pos[j]), -1)
+                crow_v = [-1] * (nidx + ncols)
+                crow_v[nidx + j] = vl.nidx
+                parts += _remap(vl, crow_v, sel)
+            continue
+        for p in scalar_parts(value, n, nidx + ncols, rows=[nidx + j for j in js]):
+            if mask is None:
+                parts.append(p)
+                continue
+            for j in js:
+                sel = np.where(mask[:, j], np.arange(n), -1)
+                if not (sel >= 0).any():
+                    continue
+                cm = np.zeros_like(p.cmat)
+                cm[nidx + j] = p.cmat[nidx + j]
+                parts.append(Part(p.node, p.rel.take(sel), cm, p.control))
+    return _attach(res, parts, op, inputs)
 
 
 def _binary(res, op, *operands, columns=False):
