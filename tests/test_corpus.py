@@ -50,13 +50,6 @@ def outcome(name):
     return harness.check(name)
 
 
-# defects seen on pandas 2.x only (the oldest supported versions, ``make test-compat``)
-EVAL_PANDAS2 = ("pandas 2.x: DataFrame.eval('West + East') builds its columns as plain Series, so the result has no "
-                "lineage: whence says so (ConstantValueWarning) and the column is a constant, but it is not the sum's "
-                "lineage")
-KNOWN_PANDAS2 = {("bicycles", "backward"): EVAL_PANDAS2, ("bicycles", "forward"): EVAL_PANDAS2}
-if int(pd.__version__.split(".")[0]) < 3:
-    KNOWN = {**KNOWN, **KNOWN_PANDAS2}
 
 
 def _params():

@@ -292,3 +292,20 @@ def test_fill_with_a_statistic_carries_its_cells(P, stat, how):
             else:
                 truth = own | (whole["u"] if X[c].iloc[i] == -2.0 else set())
             check(out, i, j, truth)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 4. DataFrame.eval on pandas 2 (its column resolvers are built as new plain Series there)
+# ---------------------------------------------------------------------------------------------------------
+
+@cfg(20)
+@given(frames())
+def test_eval_columns_keep_lineage(P):
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.ConstantValueWarning)
+        df["w"] = df.eval("t + u * 2")
+        out = df.eval("v = t - u")
+    for i in range(len(P)):
+        check(df, i, 5, {(i, col("t")), (i, col("u"))})
+        check(out, i, 6, {(i, col("t")), (i, col("u"))})

@@ -58,6 +58,21 @@ class _SeriesApply:
 
 class _FrameApply:
 
+    def _get_cleaned_column_resolvers(self):
+        """The columns ``DataFrame.eval`` / ``query`` resolve names to: pandas 2 builds them as new plain Series
+        from the column arrays (no lineage); here they are the frame's own tracked columns."""
+        out = super()._get_cleaned_column_resolvers()
+        if _depth() or not self.columns.is_unique:
+            return out
+        from pandas.core.computation.parsing import clean_column_name
+        from .base import is_tracked_frame
+        for k in self.columns:
+            ck = clean_column_name(k)
+            v = out.get(ck)
+            if v is not None and not is_tracked_frame(v):
+                out[ck] = self[k]
+        return out
+
     def apply(self, func, axis=0, raw=False, result_type=None, args=(), by_row="compat", engine=None,
               engine_kwargs=None, **kwargs):
         # engine / engine_kwargs only when given: pandas 2.x takes engine=None as its numba path
