@@ -309,3 +309,42 @@ def test_eval_columns_keep_lineage(P):
     for i in range(len(P)):
         check(df, i, 5, {(i, col("t")), (i, col("u"))})
         check(out, i, 6, {(i, col("t")), (i, col("u"))})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 5. value keys in group-wise window methods
+# ---------------------------------------------------------------------------------------------------------
+
+GROUP_WINDOWS = {
+    "rolling": lambda g: g["t"].rolling(2, min_periods=1).sum(),
+    "expanding": lambda g: g["t"].expanding().mean(),
+    "cumsum": lambda g: g["t"].cumsum(),
+    "shift": lambda g: g["t"].shift(1),
+    "diff": lambda g: g["t"].diff(),
+    "rank": lambda g: g["t"].rank(),
+    "ffill": lambda g: g["t"].ffill(),
+    "cumcount": lambda g: g.cumcount(),
+}
+
+
+@cfg(30)
+@given(frames(), st.sampled_from(sorted(GROUP_WINDOWS)))
+def test_value_keys_of_group_windows_are_control(P, how):
+    """``groupby(tracked_series)`` answers as ``groupby("k")`` does, key cells included (the label form is checked
+    against brute force in tests/test_windows_oracle.py); the key cells are control of every row of the group."""
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        by_label = GROUP_WINDOWS[how](df.groupby("k"))
+        by_value = GROUP_WINDOWS[how](df.groupby(df["k"].abs()))
+    pd.testing.assert_series_equal(untracked(by_value), untracked(by_label))
+    assert by_value.lineage_complete
+    k = P["k"].to_numpy()
+    for i in range(len(by_value)):
+        for control in (False, True):
+            want = cells(wh.backward(by_label, rows=[i], control=control))
+            got = cells(wh.backward(by_value, rows=[i], control=control))
+            assert got == want, (i, control, got, want)
+        row = by_value.index[i][-1] if isinstance(by_value.index, pd.MultiIndex) else by_value.index[i]
+        group = {(int(r), col("k")) for r in np.flatnonzero(k == k[row])}
+        assert group <= cells(wh.backward(by_value, rows=[i], control=True))

@@ -736,7 +736,37 @@ def window_result(win, method, res):
 
     parts = _parts(obj, res, data_rel, crow=crow, sel=sel, ident=ident, idx_map=idx_map, key_rows=key_rows,
                    key_rel=key_rel)
-    return F._attach(res, parts, op, [obj])
+    reasons = []
+    if group is not None:
+        nk = F._dims(res)[1] - lin.nidx if group._kwargs.get("as_index", True) else 0
+        vparts, reasons = _value_key_parts(group, res, order, nk)
+        parts += vparts
+    return F._attach(res, parts, op, [obj], reasons)
+
+
+def _value_key_parts(group, res, order, nk):
+    """Parts of the group keys given as values (``groupby(tracked_series)``, ``groupby(d.index.month)``): their
+    cells of every row of the output row's group are control of each cell of that row; as the first ``nk``
+    index levels of a result in group order (``order``: the input row of each output row), a level's cells
+    are the row's own key cells.  Returns (parts, reasons)."""
+    vkeys, reasons = group._value_keys()
+    if not any(vkeys):
+        return [], reasons
+    codes = np.asarray(group._group_codes(), np.int64)
+    ng = int(codes.max()) + 1 if codes.size else 0
+    out_codes = codes if order is None else codes[order]
+    _, nidx, ncols, _ = F._dims(res)
+    parts = []
+    for lev, ent in enumerate(vkeys):
+        for node, rel, row, ctl in ent or ():
+            parts.append(Part(node, rel.group(codes, ng).take(out_codes), row[None, :].copy(), True, wide=True))
+            if order is not None and nk == len(vkeys) and lev < nidx:
+                cm = np.zeros((nidx + ncols, row.shape[0]), bool)
+                cm[lev] = row
+                parts.append(Part(node, rel.take(order), cm, ctl))
+    if reasons:
+        F._warn("whence: " + reasons[0] + " (PARTIAL)")
+    return parts, reasons
 
 
 def _same_label(a, b):
@@ -966,7 +996,15 @@ def group_method(tgb, name, args, kwargs, via=None):
 
     parts = _parts(obj, res, data_rel, crow=crow, per_col=per_col, extra=extra, key_rows=key_rows,
                    key_rel=key_rel)
-    return F._attach(res, parts, op, [obj])
+    vparts, reasons = _value_key_parts(tgb, res, None, 0)
+    if name == "cumcount":  # the count is of the key cells: value keys' cells of the prefix are its data
+        nidx_res = F._dims(res)[1]
+        for ent in tgb._value_keys()[0]:
+            for node, rel, row, ctl in ent or ():
+                cm = np.zeros((nidx_res + 1, row.shape[0]), bool)
+                cm[nidx_res] = row
+                vparts.append(Part(node, extra[0][1](rel), cm, ctl))
+    return F._attach(res, parts + vparts, op, [obj], reasons)
 
 
 # --- merge_asof -----------------------------------------------------------------------------------------------
