@@ -316,8 +316,7 @@ def test_query_and_eval_see_local_variables():
     assert cells(wh.backward(q, rows=[1])) == {(2, 0)}
     e = df.eval("a * @mu")
     assert e.tolist() == [2.0, 10.0, 6.0]
-    if int(pd.__version__.split(".")[0]) >= 3:  # pandas 2's eval builds plain Series (README, limits)
-        assert cells(wh.backward(e, rows=[2])) == {(2, 0)}
+    assert cells(wh.backward(e, rows=[2])) == {(2, 0)}
 
 
 def test_bad_input_raises_pandas_error_and_changes_nothing():
