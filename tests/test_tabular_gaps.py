@@ -249,7 +249,7 @@ def test_mode_corr_cov_by_definition(P, how):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# 3. fills with a statistic of tracked data
+# 3. fills with a statistic of tracked data (control of the cells that took it)
 # ---------------------------------------------------------------------------------------------------------
 
 @cfg(30)
@@ -291,7 +291,8 @@ def test_fill_with_a_statistic_carries_its_cells(P, stat, how):
                 truth = own | whole["u"]
             else:
                 truth = own | (whole["u"] if X[c].iloc[i] == -2.0 else set())
-            check(out, i, j, truth)
+            check(out, i, j, own)  # the statistic is fitted: control, never data
+            check(out, i, j, truth, control=True)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -105,9 +105,10 @@ def _cells_mask(obj):
 
 def _stat_fill(src, res, op, args, kwargs):
     """Lineage of ``fillna`` / ``clip`` / ``replace`` whose value is a statistic of tracked data: the cells that
-    took the value (``fillna``: the missing cells it filled; ``replace``: the cells equal to ``to_replace``) get
-    the cells it was computed from (data); ``clip``: every cell (a comparison with the bound); the others keep
-    their own.  Returns None when no argument is such a statistic (the generic rule applies)."""
+    took the value (``fillna``: the missing cells it filled; ``replace``: the cells equal to ``to_replace``;
+    ``clip``: every cell, compared with the bound) get the cells it was computed from as *control* (a fitted
+    statistic: a data query never expands it), and keep their own.  Returns None when no argument is such a
+    statistic (the generic rule applies)."""
     from .values import scalar_lineage
     n, nidx, ncols, _ = _dims(res)
     series = isinstance(src, pd.Series)
@@ -164,11 +165,11 @@ def _stat_fill(src, res, op, args, kwargs):
                 sel = np.where(mask[:, j], int(pos[j]), -1)
                 crow_v = [-1] * (nidx + ncols)
                 crow_v[nidx + j] = vl.nidx
-                parts += _remap(vl, crow_v, sel)
+                parts += [q.with_(control=True) for q in _remap(vl, crow_v, sel)]
             continue
         for p in scalar_parts(value, n, nidx + ncols, rows=[nidx + j for j in js]):
             if mask is None:
-                parts.append(p)
+                parts.append(p.with_(control=True))
                 continue
             for j in js:
                 sel = np.where(mask[:, j], np.arange(n), -1)
@@ -176,7 +177,7 @@ def _stat_fill(src, res, op, args, kwargs):
                     continue
                 cm = np.zeros_like(p.cmat)
                 cm[nidx + j] = p.cmat[nidx + j]
-                parts.append(Part(p.node, p.rel.take(sel), cm, p.control))
+                parts.append(Part(p.node, p.rel.take(sel), cm, True))
     return _attach(res, parts, op, inputs)
 
 
