@@ -295,6 +295,11 @@ def rows(d):
                     f"{p['requests']} requests in {p['seconds']:.1f} s, load generator {gen} on the same cores; "
                     f"server CPU {p['server_cpu_ms_per_request']:.2f} ms/request; load average "
                     f"{p['loadavg_after']:.1f} after; {_server_text(p)}"))
+    e = d.get("with_writer_elsewhere")
+    if e:
+        out.append(("explorer while a process saves into another file (the cores it takes, no file swapped)",
+                    "information", f"{e['requests_per_s']:.0f} req/s, p50 {e['p50_ms']:.1f} ms, p99 "
+                    f"{e['p99_ms']:.1f} ms, {e['failed']} failed", "INFO", _server_text(e)))
     w = d.get("writer")
     if w:
         out.append(("saves landed while the explorer is loaded", f"{w['saves']}/{w['saves']}",
@@ -345,23 +350,32 @@ def run(quick=False, log=print, connections=CONNECTIONS, saves=SAVES, use_wrk=Tr
         log(f"[explorer] alone: {a['requests_per_s']:.0f} req/s, p50 {a['p50_ms']:.1f} ms, p99 {a['p99_ms']:.1f} ms, "
             f"{a['failed']} failed; server CPU per request {a['server_cpu_ms_per_request']:.2f} ms; "
             f"{_server_text(a)}")
-        writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(path), str(saves)], env=_env(),
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        ready = writer.stdout.readline()
-        if ready.strip() != "ready":
-            raise RuntimeError(f"the writer did not start: {ready!r} {writer.stderr.read()[-2000:]}")
-        time.sleep(1.0)  # the server settles after the writer's start-up
-        writer.stdin.write("go\n")
-        writer.stdin.flush()
-        t0 = time.perf_counter()
-        res["with_writer"] = _with_server_side(base, lambda: phase(writer))
-        out, err = writer.communicate(timeout=600)
-        writer_s = time.perf_counter() - t0
+        def with_writer(target):
+            writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(target), str(saves)], env=_env(),
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            ready = writer.stdout.readline()
+            if ready.strip() != "ready":
+                raise RuntimeError(f"the writer did not start: {ready!r} {writer.stderr.read()[-2000:]}")
+            time.sleep(1.0)  # the server settles after the writer's start-up
+            writer.stdin.write("go\n")
+            writer.stdin.flush()
+            t0 = time.perf_counter()
+            p = _with_server_side(base, lambda: phase(writer))
+            out, err = writer.communicate(timeout=600)
+            return p, out, err, writer.returncode, time.perf_counter() - t0
+
+        # the same writer saving into another file: what the explorer loses to the cores the writer takes,
+        # without a file to swap in (information; the target is the phase below)
+        res["with_writer_elsewhere"], *_ = with_writer(Path(d) / "elsewhere.duckdb")
+        e = res["with_writer_elsewhere"]
+        log(f"[explorer] with a writer saving into another file: {e['requests_per_s']:.0f} req/s, p50 "
+            f"{e['p50_ms']:.1f} ms, p99 {e['p99_ms']:.1f} ms, {e['failed']} failed; {_server_text(e)}")
+        res["with_writer"], out, err, code, writer_s = with_writer(path)
         reported = sum(1 for ln in out.splitlines() if ln.startswith("saved"))
         with wh.open(path) as store:
             landed = sum(1 for r in store.runs() if r.startswith("w"))
         res["writer"] = {"saves": saves, "reported": reported, "landed": landed, "seconds": writer_s,
-                         "exit": writer.returncode, "stderr": err[-2000:]}
+                         "exit": code, "stderr": err[-2000:]}
         w = res["with_writer"]
         log(f"[explorer] with a writer: {w['requests_per_s']:.0f} req/s, p50 {w['p50_ms']:.1f} ms, p99 "
             f"{w['p99_ms']:.1f} ms, {w['failed']} failed; saves {reported} reported, {landed}/{saves} landed "
@@ -372,7 +386,7 @@ def run(quick=False, log=print, connections=CONNECTIONS, saves=SAVES, use_wrk=Tr
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
-    for phase in ("alone", "with_writer"):
+    for phase in ("alone", "with_writer_elsewhere", "with_writer"):
         p = res.get(phase)
         if p is None:
             continue
