@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from ..errors import (LineageQueryError, NotAStoreError, NotTrackedError, StoreArrayMissingError,
@@ -437,8 +437,12 @@ def create_app(store_path, *, allowed_hosts=None):
     async def graph(run: str):
         store = await access.get()
         r = _run(store, run)
-        nodes, edges = access.memo(("graph", r.run_uid), lambda: _graph(store, run))
-        return Graph(run=run, nodes=nodes, edges=edges)
+        # the answer's JSON kept per run id (a saved run never changes; a save that leaves it alone keeps it)
+        def answer():
+            nodes, edges = access.memo(("graph", r.run_uid), lambda: _graph(store, run))
+            return Graph(run=run, nodes=nodes, edges=edges).model_dump_json().encode()
+        body = access.memo(("graph-json", r.run_uid, run), answer)
+        return Response(content=body, media_type="application/json")
 
     @app.get("/api/runs/{run}/ops/{node}", response_model=OpDetail,
              summary="One operation: inputs, outputs, map kind and parameters, completeness and reasons")
