@@ -151,14 +151,6 @@ class SkipAnswers:
 
     def __init__(self, skip, inconsistent=False):
         self.skip, self.inconsistent = skip, inconsistent
-        self.missed = False
-
-    def replay(self, i):
-        v = self.skip.get(int(i))
-        if v is None:  # a row pandas did not ask about when it read the file
-            self.missed = True
-            return False
-        return v
 
 
 def _line_options(kwargs):
