@@ -1,8 +1,10 @@
 """The explorer's web application: JSON endpoints under ``/api`` over one saved store, and the page.
 
 The app keeps what it read of the store until the file changes (see ``_StoreAccess``): a save by another
-process replaces the file atomically and never waits for the explorer, and the next request reads the new
-file.  Store errors map to the status codes of ``STORE_ERROR_STATUS`` (404 for a missing run or object, 409
+process replaces the file atomically and never waits for the explorer; the first request that finds it changed
+opens the new file in a worker thread and is answered from it, while requests arriving meanwhile are answered
+from the previous file.  The server's own timings are at ``/api/server/timings`` (:mod:`whence.web.timing`).
+Store errors map to the status codes of ``STORE_ERROR_STATUS`` (404 for a missing run or object, 409
 for a damaged, foreign or newer store, 503 for a file locked by another program), never to a 500.
 """
 
