@@ -58,7 +58,7 @@ CTORS = {
 }
 
 
-@cfg(30)
+@cfg(20)
 @given(frames(), st.sampled_from(sorted(CTORS)), st.booleans())
 def test_constructors_keep_lineage_against_row_ids(P, how, shuffled):
     if shuffled:
@@ -130,7 +130,7 @@ def test_constructor_says_what_it_cannot_see():
 NUM = ["t", "u", "k"]
 
 
-@cfg(25)
+@cfg(15)
 @given(frames())
 def test_transpose_moves_each_cell(P):
     df = track(P)
