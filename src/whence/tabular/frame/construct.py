@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 from ..relations import Part
-from .base import (TYPES, _align_rows, _attach, _depth, _fallback, _guard, _remap, _warn, is_tracked_frame,
-                   lineage_of)
+from .base import (TYPES, _TrackedMixin, _align_rows, _attach, _depth, _fallback, _guard, _remap, _warn,
+                   is_tracked_frame, lineage_of)
 from .values import plain_lineage, scalar_lineage
 
 __all__ = ["install", "untracked"]
@@ -41,14 +41,21 @@ _ORIG = {}
 def _seen(v):
     """True when ``v`` carries lineage whence knows (a tracked object, a tracked array, a registered Index,
     array or scalar)."""
-    if is_tracked_frame(v):
-        return True
-    from ...tracked import TrackedArray
-    if isinstance(v, TrackedArray):
+    if isinstance(v, _TrackedMixin):
         return True
     if isinstance(v, (pd.Index, np.ndarray)):
         return plain_lineage(v) is not None
-    return scalar_lineage(v) is not None
+    return isinstance(v, _tracked_array()) or scalar_lineage(v) is not None
+
+
+_LATE = []
+
+
+def _tracked_array():
+    if not _LATE:
+        from ...tracked import TrackedArray
+        _LATE.append(TrackedArray)
+    return _LATE[0]
 
 
 def _holds_tracked(data):
@@ -191,10 +198,10 @@ def _wrap(cls, kind, names):
     def __init__(self, *args, **kwargs):
         if _depth() or type(self) is not cls:
             return orig(self, *args, **kwargs)
-        a = _args(args, kwargs, names)
-        data = a.get("data")
+        data = args[0] if args else kwargs.get("data")
         if not _holds_tracked(data):
             return orig(self, *args, **kwargs)
+        a = _args(args, kwargs, names)
         with _guard:
             orig(self, *args, **kwargs)
             object.__setattr__(self, "__class__", TYPES[kind])
