@@ -1819,3 +1819,7 @@ def compose_rects(outer_rows, inner_rows, mid_shape):
             out.append((0, tuple(olo), tuple(ohi), tuple(nlax), tuple(nlmul), tuple(nloff), tuple(nhax),
                         tuple(nhmul), tuple(nhoff)))
     return out
+
+
+#: the public name other modules use: ``axis`` (None, an int or a tuple) as a tuple of non-negative axes
+normalize_axes = _normalize_axes

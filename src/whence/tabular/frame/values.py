@@ -24,15 +24,15 @@ from .base import _stacklevel, lineage_of
 __all__ = ["constant", "plain_node", "plain_lineage"]
 
 # id -> (weak reference, node or None, series-like Lineage or None)
-_plain = {}
+_plain: dict = {}
 # ids of arrays declared constant by wh.constant
-_const = {}
+_const: dict = {}
 
 
 # id -> (the scalar, the Lineage it was reduced from): values that reductions of tracked objects returned
 # (``s.max()``).  The entry holds the scalar itself, so its id is not reused while the entry lives; the
 # oldest entries are dropped past SCALARS_KEPT.
-_scalars = collections.OrderedDict()
+_scalars: collections.OrderedDict = collections.OrderedDict()
 SCALARS_KEPT = 4096
 
 
