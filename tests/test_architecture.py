@@ -166,3 +166,42 @@ def test_unregistered_function_falls_back_to_opaque():
         assert np.array_equal(wh.backward(r, 0)["fallback_a"], np.arange(4)[:, None])
     finally:
         wh.release("fallback_a")
+
+
+def _map_classes():
+    import whence.maps as maps
+    from whence import tracked  # noqa: F401  (its own map class)
+    seen, todo = [], [maps.Map]
+    while todo:
+        c = todo.pop()
+        for sub in c.__subclasses__():
+            if sub not in seen:
+                seen.append(sub)
+                todo.append(sub)
+    return seen
+
+
+#: the optional methods of the Map protocol (whence.maps.Map's docstring) and the arguments they take
+OPTIONAL = {"backward_sparse": 1, "forward_sparse": 2, "backward_all": 0, "forward_all": 1, "copy_index": 0,
+            "rectangles": 0}
+
+
+def test_maps_follow_the_documented_protocol():
+    """Every map class defines the required methods of whence.maps.Map's protocol (not the base's placeholders),
+    and every optional method it has takes the documented arguments."""
+    import inspect
+
+    import whence.maps as maps
+    classes = _map_classes()
+    assert {"ElementwiseMap", "ReduceMap", "GatherMap", "ViewMap", "UnionMap", "ChainMap"} <= {
+        c.__name__ for c in classes}
+    for cls in classes:
+        assert isinstance(cls.kind, str), cls
+        assert cls.backward is not maps.Map.backward and cls.forward is not maps.Map.forward, cls
+        for name, nargs in OPTIONAL.items():
+            f = getattr(cls, name, None)
+            if f is None:
+                continue
+            params = [p for p in inspect.signature(f).parameters.values()
+                      if p.default is inspect.Parameter.empty and p.kind is p.POSITIONAL_OR_KEYWORD]
+            assert len(params) == nargs + 1, (cls.__name__, name, params)
