@@ -98,10 +98,10 @@ def rows_of_lines(node, table, lines, by="line"):
     Traceback (most recent call last):
     ...
     IndexError: rows [3] of 't' are out of range (3 rows)
-    >>> rows_of_lines(df._whence_node, "t", [2])  # a frame made in memory has no file, so no lines
+    >>> rows_of_lines(df._whence_node, "t", [2])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: the lines of 't' are unknown (no file); give source rows instead with by='row'
+    ValueError: the lines of 't' are unknown (...); give source rows instead with by='row'
     """
     t = table_source(node)
     n = node.shape[0]
