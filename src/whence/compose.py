@@ -48,7 +48,6 @@ import weakref
 
 import numpy as np
 
-from . import hooks as _hooks
 from .graph import Node
 from .maps import (BandMap, ChainMap, EinsumMap, ElementwiseMap, GatherMap, LaneMap, Map, ReduceMap, UnionMap,
                    ViewMap, compose_pair, stored_gather)
@@ -533,7 +532,8 @@ def compact(y):
     >>> wh.backward(c, (0,))["a"].tolist(), wh.backward(b, (0,))["a"].tolist()
     ([[5]], [[0]])
     """
-    node = _hooks.ARRAY["node_of"](y)  # the query layer's resolver (frames, series, arrays), through whence.hooks
+    from .hooks import ARRAY
+    node = ARRAY["node_of"](y)  # the query layer's resolver (frames, series, arrays), through whence.hooks
     flush()
     return compact_node(node)
 

@@ -45,6 +45,9 @@ class Node:
 
     __slots__ = ("id", "op", "shape", "map", "parents", "control", "partial", "name", "internal",
                  "detail", "cache", "kids", "link", "__weakref__")
+    cache: dict[Any, Any] | None
+    link: tuple[Any, tuple[Node, ...], frozenset[int]] | None
+    kids: Any
 
     def __init__(self, op: str, shape: Iterable[int], map: Any = None, parents: Iterable[Node] = (),
                  control: frozenset[int] = frozenset(), partial: str | None = None, name: str | None = None,
@@ -59,13 +62,13 @@ class Node:
         self.name = name
         self.internal = internal
         self.detail = detail
-        self.cache: dict[Any, Any] | None = None  # memoised query answers (the history of a node never changes once created)
+        self.cache = None  # memoised query answers (the history of a node never changes once created)
         # lineage composition (see whence.compose): ``link`` is None, or the composed relation
         # ``(map, parents, control)`` that queries use instead of ``(map, parents, control)`` once dead
         # intermediates were folded into this node; ``kids`` holds weak references to the nodes that read
         # this one (a weakref, a list of them, or None)
-        self.link: tuple[Any, tuple[Node, ...], frozenset[int]] | None = None
-        self.kids: Any = None
+        self.link = None
+        self.kids = None
         if parents:
             r = weakref.ref(self)
             for p in self.parents:

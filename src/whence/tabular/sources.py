@@ -15,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["TableSource", "table_source", "register", "csv_line_options", "csv_line_reason", "csv_record_lines",
-           "rows_of_lines"]
+__all__ = ["TableSource", "table_source", "register", "csv_line_options", "csv_line_reason", "csv_record_lines"]
 
 _tables: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
@@ -122,6 +121,8 @@ def rows_of_lines(node, table, lines, by="line"):
                          f"past the end)")
     return pos.astype(np.int64)
 
+
+__all__ += ["rows_of_lines"]
 
 # read_csv options under which the line of every row can be computed from the bytes of the file
 _LINE_SAFE = {"sep", "delimiter", "header", "names", "index_col", "usecols", "dtype", "engine", "converters",

@@ -41,9 +41,3 @@ _install()
 _install_functions()
 _install_indexes()
 
-
-from ... import hooks as _hooks  # noqa: E402
-
-# the query layer asks for the node of a plain array or Index handed out by a tracked frame (see whence.hooks)
-if plain_node not in _hooks.NODE_RESOLVERS:
-    _hooks.NODE_RESOLVERS.append(plain_node)

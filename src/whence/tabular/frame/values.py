@@ -185,3 +185,10 @@ def warn_constant(where, v):
                   f"tracked objects): its cells are constants with no lineage. Keep the computation on the tracked "
                   f"frame, or mark a deliberate constant with whence.constant(values)", ConstantValueWarning,
                   stacklevel=_stacklevel())
+
+
+from ... import hooks as _hooks  # noqa: E402
+
+# the query layer asks for the node of a plain array or Index handed out by a tracked frame (see whence.hooks)
+if plain_node not in _hooks.NODE_RESOLVERS:
+    _hooks.NODE_RESOLVERS.append(plain_node)
