@@ -225,6 +225,10 @@ def _normalize_axes(axis, ndim):
     return tuple(sorted(set(out)))
 
 
+#: the public name other modules use: ``axis`` (None, an int or a tuple) as a tuple of non-negative axes
+normalize_axes = _normalize_axes
+
+
 class ReduceMap(Map):
     """Reduction over ``axes`` of an array of shape ``in_shape``.
 
@@ -1834,7 +1838,3 @@ def compose_rects(outer_rows, inner_rows, mid_shape):
             out.append((0, tuple(olo), tuple(ohi), tuple(nlax), tuple(nlmul), tuple(nloff), tuple(nhax),
                         tuple(nhmul), tuple(nhoff)))
     return out
-
-
-#: the public name other modules use: ``axis`` (None, an int or a tuple) as a tuple of non-negative axes
-normalize_axes = _normalize_axes

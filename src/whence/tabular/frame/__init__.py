@@ -40,4 +40,3 @@ __all__ = ["TrackedFrame", "TrackedSeries", "TrackedGroupBy", "lineage_of", "is_
 _install()
 _install_functions()
 _install_indexes()
-
