@@ -31,7 +31,7 @@ def _run(blocked, code, cwd):
            "WHENCE_PROGRESS": "0"}
     env.pop("WHENCE_REQUIRE_BROWSER", None)  # the browser (playwright) is among what these runs take away
     return subprocess.run([sys.executable, "-c", BLOCKER + textwrap.dedent(code), ",".join(blocked)],
-                          capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
+                          capture_output=True, text=True, env=env, cwd=cwd, timeout=600)  # a guard against a hang, not a timing
 
 
 def _raises(blocked, statement, extra, tmp_path):
