@@ -324,7 +324,7 @@ def _fillna(base):
     return fillna
 
 
-_INSTALLED = []
+_INSTALLED: list = []
 
 
 def install():
