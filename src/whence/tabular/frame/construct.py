@@ -35,7 +35,7 @@ from .values import plain_lineage, scalar_lineage
 
 __all__ = ["install", "untracked"]
 
-_ORIG = {}
+_ORIG: dict = {}
 
 
 def _seen(v):
@@ -48,7 +48,7 @@ def _seen(v):
     return isinstance(v, _tracked_array()) or scalar_lineage(v) is not None
 
 
-_LATE = []
+_LATE: list = []
 
 
 def _tracked_array():
