@@ -481,14 +481,19 @@ def _control_rows(node):
     if not isinstance(m, TableMap):
         return None
     n = node.shape[0]
-    out = {}
+    marks = {}
     for k, p in m.entries:
         if not p.control:
             continue
         _, src = p.rel.rows_per(np.arange(n, dtype=np.int64))
         name = node.parents[k].name
-        out[name] = np.union1d(out.get(name, np.zeros(0, np.int64)), src)
-    return out
+        size = int(src.max()) + 1 if src.size else 0
+        mark = marks.get(name, np.zeros(0, bool))
+        if mark.size < size:
+            mark = np.concatenate([mark, np.zeros(size - mark.size, bool)])
+        mark[src] = True
+        marks[name] = mark
+    return {name: np.flatnonzero(mark) for name, mark in marks.items()}
 
 
 def _control_only(ctx, table, n_src, feeds):
@@ -649,7 +654,7 @@ def _raw_rows(X, rows):
     import pandas as pd
     if isinstance(X, pd.DataFrame):
         return pd.DataFrame(X).iloc[rows].copy()
-    return np.array(np.asarray(X)[rows], dtype=np.float64)
+    return np.asarray(X)[rows].astype(np.float64, copy=False)
 
 
 def _set(new, j, vals):
@@ -746,9 +751,11 @@ def propagate(ctx, table, rows=None, *, etl=None, sources=None, target=None, pro
                               is not None else "ETL re-run (no training row shows the fill value)",
                               "exact": path.fills.get(j) is not None})
         ok = ~unknown
-        # entries whose row did not change (a missing value deleted from a sum, a tie of a max) drop out
-        nv = _numeric(new) if isinstance(new, pd.DataFrame) else new
-        ov = ctx.values[t_rows]
+        # entries whose row did not change (a missing value deleted from a sum, a tie of a max) drop out; only
+        # the columns of the path's aggregates were set, the others are copies of the old row
+        jj = sorted({j for _, j in path.matches})
+        nv = _numeric(new.iloc[:, jj]) if isinstance(new, pd.DataFrame) else new[:, jj]
+        ov = ctx.values[t_rows][:, jj] if isinstance(new, pd.DataFrame) else ctx.values[:, jj][t_rows]
         ok &= ~np.all((nv == ov) | (np.isnan(nv) & np.isnan(ov)), axis=1)
         fallback[in2src[in_rep[unknown]]] = True
         srcs.append(in2src[in_rep[ok]])
