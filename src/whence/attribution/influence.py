@@ -463,7 +463,7 @@ class Attributor:
         if not prop.src.size:
             out = np.zeros((prop.n_rows, P), np.float64)
         elif self.K == 1:
-            out = self._delta_grads_one(prop)
+            out = _GradChange(prop.n_rows, P, self._delta_grads_one(prop))
         else:
             t = prop.train
             y = self.y_idx[t]
@@ -471,7 +471,7 @@ class Attributor:
             d = -self._row_grads(self.X1[t], y, w)
             ch = ~prop.removed
             if ch.any():
-                new = prop.new.iloc[np.flatnonzero(ch)] if hasattr(prop.new, "iloc") else prop.new[ch]
+                new = prop.new_rows(np.flatnonzero(ch))
                 d[ch] += self._row_grads(self._design(self._features(new, "the changed training rows")), y[ch],
                                          w[ch])
             out = _sum_by(prop.src, d, prop.n_rows)
@@ -486,8 +486,11 @@ class Attributor:
             ci = np.where(keep, ci, 0)
             import scipy.sparse as sp
             M = sp.csr_matrix((sd[keep], (ss[keep], ci[keep])), shape=(prop.n_rows, len(cols)))
-            out += M @ Dm
-        return out.astype(np.float32)
+            if isinstance(out, _GradChange):
+                out.parts.append((M, Dm))
+            else:
+                out += M @ Dm
+        return out if isinstance(out, _GradChange) else _GradChange(prop.n_rows, P, dense=out)
 
     def _train_terms(self):
         """Per training row, computed once: the loss derivative ``r`` (the gradient is ``r x``), the curvature
@@ -500,14 +503,16 @@ class Attributor:
         return self._terms
 
     def _delta_grads_one(self, prop, chunk=16384):
-        """:meth:`_delta_grads` of a one-output model, float64 (rows of the table, p).
+        """:meth:`_delta_grads` of a one-output model: ``[(S, V), ...]`` with ``dG = sum S @ V`` (``S`` sparse
+        over the table's rows).
 
         Each entry (source row, training row) changes the gradient by ``a x_old + b x_new``: removing the
         training row gives ``-r_old x_old``, changing it adds ``r_new x_new``; for a source row with one entry the
         Sherman-Morrison-Woodbury correction of the Hessian (rank 1 for a removal, rank 2 for a change) only
         rescales ``a`` and ``b`` through three quadratic forms in ``H^-1`` (``x_o^T H^-1 x_o`` precomputed per
         training row, ``x_o^T H^-1 x_n`` and ``x_n^T H^-1 x_n``).  The changed rows go through the model's
-        preprocessing in blocks of ``chunk`` rows, and the sums per source row are two sparse products.
+        preprocessing in blocks of ``chunk`` rows, and the sums per source row are two sparse matrices, applied
+        to the test directions only when asked (:class:`_GradChange`).
         """
         import scipy.sparse as sp
         r_all, c_all, lev = self._train_terms()
@@ -526,16 +531,18 @@ class Attributor:
         if chi.size:
             Hinv = self._hinv()
             theta = self.W[0]
-            frame = hasattr(prop.new, "iloc")
             y, w = self.y_idx[t[chi]], self.sample_weight[t[chi]]
             r_n, c_n = np.empty(chi.size), np.empty(chi.size)
             h_nn, h_on = np.empty(chi.size), np.empty(chi.size)
             for lo in range(0, chi.size, chunk):
                 sl = slice(lo, min(lo + chunk, chi.size))
                 e = chi[sl]
-                raw = prop.new.iloc[e] if frame else prop.new[e]
+                raw = prop.new_rows(e)
                 xn = X1n[sl]
-                xn[:] = self._design(self._features(raw, "the changed training rows"))
+                fx = self._features(raw, "the changed training rows")
+                xn[:, :fx.shape[1]] = fx
+                if self.fit_intercept:
+                    xn[:, -1] = 1.0
                 z = xn @ theta
                 if self.classifier:
                     pr = _sigmoid(z)
@@ -566,12 +573,10 @@ class Attributor:
                 a[e] -= z1
                 b[e] -= z2
         n_rows = prop.n_rows
-        A = sp.csr_matrix((a, (src, t)), shape=(n_rows, self.n_train))
-        out = np.asarray(A @ self.X1)
+        parts = [(sp.csr_matrix((a, (src, t)), shape=(n_rows, self.n_train)), self.X1)]
         if chi.size:
-            Bm = sp.csr_matrix((b[chi], (src[chi], np.arange(chi.size))), shape=(n_rows, chi.size))
-            out += np.asarray(Bm @ X1n)
-        return out
+            parts.append((sp.csr_matrix((b[chi], (src[chi], np.arange(chi.size))), shape=(n_rows, chi.size)), X1n))
+        return parts
 
     def _hinv(self):
         if getattr(self, "_Hinv", None) is None:
@@ -682,6 +687,39 @@ class Attributor:
         except ImportError as e:  # pragma: no cover - torch missing
             raise ImportError("Attributor.torch needs torch: pip install 'whence[torch]'") from e
         return TorchAttributor(model, train_data, task=task, checkpoints=checkpoints, proj_dim=proj_dim, **kw)
+
+
+class _GradChange:
+    """The change of the summed loss gradient for every source row of a table, ``dG`` (rows, P): either dense,
+    or ``sum S @ V`` over sparse ``S`` (rows, r) and dense ``V`` (r, P), which :meth:`apply` multiplies by the
+    test directions first (a first question reads one direction, not every row's whole gradient)."""
+
+    def __init__(self, n_rows, P, parts=None, dense=None):
+        self.n_rows, self.P = int(n_rows), int(P)
+        self.parts = [] if parts is None else list(parts)
+        self._dense = None if dense is None else np.asarray(dense, np.float32)
+
+    @property
+    def shape(self):
+        return (self.n_rows, self.P)
+
+    def apply(self, B):
+        """``B @ dG.T``: float32 (m, rows) for test directions ``B`` (m, P)."""
+        if self._dense is not None:
+            return np.ascontiguousarray(B.astype(np.float32) @ self._dense.T)
+        out = np.zeros((self.n_rows, B.shape[0]))
+        for S, V in self.parts:
+            out += S @ (V @ B.T)
+        return np.ascontiguousarray(out.T, np.float32)
+
+    def dense(self):
+        """``dG`` itself, float32 (rows, P)."""
+        if self._dense is None:
+            out = np.zeros((self.n_rows, self.P))
+            for S, V in self.parts:
+                out += S @ V
+            self._dense = out.astype(np.float32)
+        return self._dense
 
 
 def multinomial_hessian(X1, w, P):
