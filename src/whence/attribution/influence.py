@@ -455,9 +455,10 @@ class Attributor:
         """``dG`` of every source row of a :class:`~whence.attribution.deletion.Propagation`: the change of the
         summed loss gradient when the row is deleted, float32 (rows of the table, K p).
 
-        For one-output models (binary logistic, squared losses), a source row that changes or removes one
-        training row also carries that row's change of the Hessian (Sherman-Morrison-Woodbury, rank 1 or 2):
-        ``H dG_eff = H H'^-1 dG``, so that ``grad f^T H^-1 dG_eff`` is the Newton step with the new Hessian.
+        A source row that changes or removes one training row also carries that row's change of the Hessian
+        (Sherman-Morrison-Woodbury): ``H dG_eff = H H'^-1 dG``, so that ``grad f^T H^-1 dG_eff`` is the Newton
+        step with the new Hessian.  The change has rank 1 (removal) or 2 (change) for one-output models (binary
+        logistic, squared losses), rank K or 2K for the multinomial logistic regression (:meth:`_woodbury_multi`).
         """
         P = self.W.size
         if not prop.src.size:
@@ -468,12 +469,17 @@ class Attributor:
             t = prop.train
             y = self.y_idx[t]
             w = self.sample_weight[t]
-            d = -self._row_grads(self.X1[t], y, w)
+            X1o = self.X1[t]
+            d = -self._row_grads(X1o, y, w)
             ch = ~prop.removed
+            X1n = X1o.copy()
             if ch.any():
                 new = prop.new_rows(np.flatnonzero(ch))
-                d[ch] += self._row_grads(self._design(self._features(new, "the changed training rows")), y[ch],
-                                         w[ch])
+                X1n[ch] = self._design(self._features(new, "the changed training rows"))
+                d[ch] += self._row_grads(X1n[ch], y[ch], w[ch])
+            if self.kind == "logistic":
+                single = np.bincount(prop.src, minlength=prop.n_rows)[prop.src] == 1
+                d = self._woodbury_multi(d, X1o, X1n, ch, w, single)
             out = _sum_by(prop.src, d, prop.n_rows)
         ss, sj, sd = prop.shifts
         if ss.size:
@@ -491,6 +497,62 @@ class Attributor:
             else:
                 out += M @ Dm
         return out if isinstance(out, _GradChange) else _GradChange(prop.n_rows, P, dense=out)
+
+    def _woodbury_multi(self, d, X1o, X1n, ch, w, single, chunk=4096):
+        """The Newton step with the new Hessian for the entries ``single`` of a multinomial logistic regression.
+
+        A row's loss Hessian is ``A kron x x^T`` with ``A = w (diag(p) - p p^T)`` (K, K), that is
+        ``U A U^T`` with ``U = I_K kron x``.  Removing a row adds ``U_o (-A_o) U_o^T`` to ``H``, changing it also
+        ``U_n A_n U_n^T``; with ``D`` their block diagonal (singular: each ``A`` is, along the all-classes
+        direction), ``H H'^-1 dG = dG - U (I + D U^T H^-1 U)^-1 D U^T H^-1 dG``: one (K or 2K)-square solve per
+        entry.  Returns the corrected ``d`` (entries, K p).
+        """
+        d = d.copy()
+        idx = np.flatnonzero(single)
+        if not idx.size:
+            return d
+        K, p = self.W.shape
+        Hinv = self._hinv()
+        H4 = Hinv.reshape(K, p, K, p)
+        eye = np.eye(K)
+
+        def A_of(X):
+            P = _softmax(X @ self.W.T)
+            return P[:, :, None] * eye[None] - P[:, :, None] * P[:, None, :]
+
+        for lo in range(0, idx.size, chunk):
+            e = idx[lo:lo + chunk]
+            m = e.size
+            xo, xn, c2 = X1o[e], X1n[e], ch[e]
+            v = (d[e] @ Hinv).reshape(m, K, p)  # H^-1 dG, per class
+            To = np.einsum("ip,apbq->iabq", xo, H4)
+            Goo = np.einsum("iabq,iq->iab", To, xo)
+            co = np.einsum("iap,ip->ia", v, xo)
+            Ao = -w[e][:, None, None] * A_of(xo)
+            r = 2 * K
+            M = np.zeros((m, r, r))
+            D = np.zeros((m, r, r))
+            c = np.zeros((m, r))
+            M[:, :K, :K] = Goo
+            D[:, :K, :K] = Ao
+            c[:, :K] = co
+            if c2.any():
+                Gon = np.einsum("iabq,iq->iab", To, xn)
+                Gnn = np.einsum("iabq,iq->iab", np.einsum("ip,apbq->iabq", xn, H4), xn)
+                An = w[e][:, None, None] * A_of(xn)
+                M[:, :K, K:] = Gon
+                M[:, K:, :K] = np.transpose(Gon, (0, 2, 1))
+                M[:, K:, K:] = Gnn
+                D[:, K:, K:] = np.where(c2[:, None, None], An, 0.0)
+                c[:, K:] = np.einsum("iap,ip->ia", v, xn)
+            S = np.eye(r)[None] + D @ M
+            try:
+                z = np.linalg.solve(S, D @ c[:, :, None])[:, :, 0]
+            except np.linalg.LinAlgError:  # a deletion that leaves the new Hessian singular: least squares
+                z = (np.linalg.pinv(S) @ (D @ c[:, :, None]))[:, :, 0]
+            corr = z[:, :K, None] * xo[:, None, :] + z[:, K:, None] * xn[:, None, :]
+            d[e] -= corr.reshape(m, K * p)
+        return d
 
     def _train_terms(self):
         """Per training row, computed once: the loss derivative ``r`` (the gradient is ``r x``), the curvature
