@@ -425,8 +425,10 @@ def source_effects(attr, X_test, y_test, tables=None, *, rows=None, etl=None, so
     if attr.train is None:
         raise CounterfactualError("the training matrix has no lineage: pass a tracked X_train (a tracked frame "
                                   "or its to_numpy) to the Attributor to attribute in source rows")
-    with _one_blas_thread():
-        ctx = attr._cf_context()
+    if getattr(attr, "_cf_ctx", None) is None:
+        with _one_blas_thread():
+            attr._cf_context()
+    ctx = attr._cf_context()
     if tables is None:
         tables = sorted(ctx.sources)
     elif isinstance(tables, str):

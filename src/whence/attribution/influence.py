@@ -637,7 +637,9 @@ class Attributor:
         n_rows = prop.n_rows
         parts = [(sp.csr_matrix((a, (src, t)), shape=(n_rows, self.n_train)), self.X1)]
         if chi.size:
-            parts.append((sp.csr_matrix((b[chi], (src[chi], np.arange(chi.size))), shape=(n_rows, chi.size)), X1n))
+            # kept in float32 (the effects are float32): half the memory that every later question reads
+            parts.append((sp.csr_matrix((b[chi], (src[chi], np.arange(chi.size))), shape=(n_rows, chi.size)),
+                          X1n.astype(np.float32)))
         return parts
 
     def _hinv(self):
@@ -766,12 +768,13 @@ class _GradChange:
         return (self.n_rows, self.P)
 
     def apply(self, B):
-        """``B @ dG.T``: float32 (m, rows) for test directions ``B`` (m, P)."""
-        if self._dense is not None:
-            return np.ascontiguousarray(B.astype(np.float32) @ self._dense.T)
+        """``B @ dG.T``: float32 (m, rows) for test directions ``B`` (m, P) (through the sparse factors for a few
+        directions; for many, ``dG`` is formed once and kept)."""
+        if self._dense is not None or B.shape[0] >= 8:
+            return np.ascontiguousarray(B.astype(np.float32) @ self.dense().T)
         out = np.zeros((self.n_rows, B.shape[0]))
         for S, V in self.parts:
-            out += S @ (V @ B.T)
+            out += S @ (V @ B.T.astype(V.dtype))
         return np.ascontiguousarray(out.T, np.float32)
 
     def dense(self):
