@@ -443,6 +443,7 @@ def source_effects(attr, X_test, y_test, tables=None, *, rows=None, etl=None, so
         raise ValueError(f"X_test has {X1.shape[0]} rows but y_test has {y_idx.shape[0]}")
     B = attr._test_directions(X1, y_idx)  # (m, P): grad f H^-1
     effects, props, dGs = {}, {}, {}
+    memo = {}  # products with the training matrix, shared by the tables
     for t in tables:
         key = (t, None if rows is None else tuple(np.asarray(rows).reshape(-1).tolist()))
         cached = attr._cf_cache.get(key)
@@ -453,7 +454,7 @@ def source_effects(attr, X_test, y_test, tables=None, *, rows=None, etl=None, so
             cached = attr._cf_cache[key] = (p, dG)
         p, dG = cached
         props[t], dGs[t] = p, dG
-        effects[t] = dG.apply(B)
+        effects[t] = dG.apply(B, memo)
     outputs = attr._outputs_of(X1, y_idx, attr.W)
     label = attr._label_of(y_idx[0]) if len(y_idx) == 1 else attr._output_kind()
     return SourceEffects(attr, ctx, X1, y_idx, effects, props, outputs, label, test_rows, dGs)

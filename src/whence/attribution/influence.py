@@ -767,14 +767,19 @@ class _GradChange:
     def shape(self):
         return (self.n_rows, self.P)
 
-    def apply(self, B):
+    def apply(self, B, memo=None):
         """``B @ dG.T``: float32 (m, rows) for test directions ``B`` (m, P) (through the sparse factors for a few
-        directions; for many, ``dG`` is formed once and kept)."""
+        directions; for many, ``dG`` is formed once and kept).  ``memo`` (a dict) shares ``V @ B.T`` between
+        the tables of one question (they all read the training matrix)."""
         if self._dense is not None or B.shape[0] >= 8:
             return np.ascontiguousarray(B.astype(np.float32) @ self.dense().T)
+        memo = {} if memo is None else memo
         out = np.zeros((self.n_rows, B.shape[0]))
         for S, V in self.parts:
-            out += S @ (V @ B.T.astype(V.dtype))
+            VB = memo.get(id(V))
+            if VB is None:
+                VB = memo[id(V)] = V @ B.T.astype(V.dtype)
+            out += S @ VB
         return np.ascontiguousarray(out.T, np.float32)
 
     def dense(self):
