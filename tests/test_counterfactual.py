@@ -519,3 +519,32 @@ def test_multinomial_effects_are_newton_steps_and_match_retraining():
             assert spearmanr(pred[:, k], act[:, k]).statistic >= 0.99, (tab, k)
         nz = np.abs(act) > 1e-9
         assert np.median(np.abs(pred - act)[nz] / np.abs(act)[nz]) <= 0.015, tab
+
+
+def test_two_aggregates_of_one_table_over_disjoint_rows():
+    # each loan feeds one of two aggregates (by its kind): the changes of both are joined into one answer
+    def etl(people, loans):
+        a = loans[loans["kind"] == "a"].groupby("pid").agg(a_sum=("amt", "sum"))
+        b = loans[loans["kind"] == "b"].groupby("pid").agg(b_max=("amt", "max"))
+        df = people.merge(a, on="pid", how="left").merge(b, on="pid", how="left")
+        df = df.fillna({"a_sum": 0.0, "b_max": -1.0})
+        return df[["x", "a_sum", "b_max"]].to_numpy()
+
+    rng = np.random.default_rng(3)
+    people = pd.DataFrame({"pid": np.arange(-1, 8), "x": rng.normal(size=9).round(2)})
+    loans = pd.DataFrame({"pid": rng.integers(0, 8, 30), "amt": rng.integers(0, 9, 30).astype(float),
+                          "kind": rng.choice(["a", "b"], 30)})
+    wh.reset()
+    X = etl(wh.track_frame(people, name="people"), wh.track_frame(loans, name="loans"))
+    from whence.attribution.deletion import _Context, propagate
+    p = propagate(_Context(X), "loans")
+    assert p.exact and not p.fallback.size
+    X0 = np.asarray(X)
+    for r in range(len(loans)):
+        X1 = etl(people, loans.drop(index=r).reset_index(drop=True))
+        changed = np.flatnonzero(~np.all(X0 == X1, axis=1))
+        sel = np.flatnonzero(p.src == r)
+        assert sorted(p.train[sel].tolist()) == changed.tolist()
+        if sel.size:
+            np.testing.assert_allclose(p.new_rows(sel), X1[p.train[sel]])
+            np.testing.assert_allclose(p.new[sel], X1[p.train[sel]])
