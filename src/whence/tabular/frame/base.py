@@ -291,6 +291,30 @@ def _row_positions(src, res):
     return None
 
 
+def _label_positions(key, labels):
+    """Positions that ``.loc[key]`` selects along ``labels``, for the keys that need no lookup table: a boolean
+    mask aligned with ``labels`` (array, or Series with the same index), the full slice, and one label of a
+    unique index (a scalar position).  None for any other key (the caller asks pandas)."""
+    if isinstance(key, pd.Series):
+        if key.dtype == np.bool_ and (key.index is labels or key.index.equals(labels)):
+            return np.flatnonzero(pd.Series.to_numpy(key)).astype(np.int64, copy=False)
+        return None
+    if isinstance(key, np.ndarray):
+        if key.dtype == np.bool_ and key.ndim == 1 and key.shape[0] == len(labels):
+            return np.flatnonzero(key).astype(np.int64, copy=False)
+        return None
+    if isinstance(key, slice):
+        return np.arange(len(labels), dtype=np.int64) if key == slice(None) else None
+    if isinstance(key, (tuple, list, pd.Index, pd.DataFrame)) or not _hashable(key) or \
+            isinstance(labels, pd.MultiIndex) or not labels.is_unique:
+        return None
+    try:
+        loc = labels.get_loc(key)
+    except Exception:  # a missing label, a key pandas reads otherwise (partial dates): pandas decides
+        return None
+    return np.int64(loc) if isinstance(loc, (int, np.integer)) else None
+
+
 def _rows_union(p, rows):
     """Input columns used by the cmat rows ``rows`` of part ``p`` (a wide part uses its one row)."""
     if p.wide:
