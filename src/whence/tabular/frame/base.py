@@ -122,7 +122,7 @@ def _merge_parts(parts):
         else:
             q = out[k]
             out[k] = q.with_(cmat=q.cmat | p.cmat)
-    if len(out) < 2:
+    if len(out) < 2 or len({(id(p.node), p.control, p.wide) for p in out}) == len(out):
         return out
     res, groups = [], {}
     for p in out:
@@ -130,15 +130,16 @@ def _merge_parts(parts):
         if type(rel) is not RowRel or rel.all_rows:
             res.append(p)
             continue
-        key = (id(p.node), p.control, p.wide, id(rel.csr), rel.n_out, rel.n_src, p.cmat.shape)
-        cands = groups.setdefault(key, [])
+        key = (id(p.node), p.control, p.wide, id(rel.csr), rel.n_out, rel.n_src, p.cmat.shape, p.cmat.tobytes())
+        cands = groups.get(key)
+        if cands is None:
+            groups[key] = [len(res)]
+            res.append(p)
+            continue
         for k in cands:
-            q = res[k]
-            if not np.array_equal(q.cmat, p.cmat):
-                continue
-            u = _union_rel(q.rel, rel)
+            u = _union_rel(res[k].rel, rel)
             if u is not None:
-                res[k] = q.with_(rel=u)
+                res[k] = res[k].with_(rel=u)
                 break
         else:
             cands.append(len(res))
