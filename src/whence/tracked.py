@@ -21,6 +21,7 @@ import weakref
 import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
+from . import hooks as _hooks
 from .errors import PartialLineageWarning, WhenceError
 from .graph import Node, new_source, source_arrays
 from .maps import (ViewMap, expand_basic_key, ElementwiseMap, EinsumMap, GatherMap, OpaqueMap, UnionMap,
@@ -120,7 +121,7 @@ _DASK = [None]
 def _lazy_module():
     m = _DASK[0]
     if m is None:
-        from .dask import array as m
+        m = _hooks.LAZY["array"]()
         _DASK[0] = m
     return m
 
@@ -135,15 +136,13 @@ def plain(x):
     return x._data if isinstance(x, TrackedArray) else x
 
 
-_LATE = {}
+#: the functions the layers above lend to TrackedArray (filled by whence.buckets, whence.elision and whence.query;
+#: see whence.hooks)
+_LATE = _hooks.ARRAY
 
 
 def _reduce_fast(func, a, axis, **kw):
-    f = _LATE.get("reduce")
-    if f is None:
-        from .buckets.region_maps import reduce_fast as f
-        _LATE["reduce"] = f
-    return f(func, a, axis, **kw)
+    return _LATE["reduce"](func, a, axis, **kw)
 
 
 def _array_died(node, size):
@@ -156,21 +155,11 @@ def _array_died(node, size):
 
 
 def _handle_ufunc(ufunc, method, inputs, kwargs):
-    f = _LATE.get("ufunc")
-    if f is None:
-        from .buckets.ufuncs import handle_ufunc as f
-        _LATE["ufunc"] = f
-    return f(ufunc, method, inputs, kwargs)
+    return _LATE["ufunc"](ufunc, method, inputs, kwargs)
 
 
 #: operands of at least this many bytes go through whence.elision (see whence.elision.MIN_BYTES)
 _ELIDE_BYTES = 262144
-
-
-def _elision():
-    from .elision import elementwise_call as f
-    _LATE["elide"] = f
-    return f
 
 
 def _matmul_fast(inputs):
@@ -192,10 +181,7 @@ def _matmul_fast(inputs):
         else:
             return None
         shapes.append(raws[-1].shape)
-    f = _LATE.get("gufunc_labels")
-    if f is None:
-        from .buckets.ufuncs import gufunc_labels as f
-        _LATE["gufunc_labels"] = f
+    f = _LATE["gufunc_labels"]
     r = np.matmul(*raws)
     if type(r) is not np.ndarray:
         r = np.asarray(r)
@@ -457,6 +443,10 @@ class TrackedArray(NDArrayOperatorsMixin):
             self._refresh()
         return self._node_
 
+    #: The lineage-graph node (:class:`whence.graph.Node`) of this array's cells as they are now (a view written
+    #: through is brought up to date first): ``(wh.track(np.arange(3.0), name="a") + 1).node.op == "add"``.
+    node = _node
+
     def _positions(self):
         """Flat positions in the root buffer of each cell of this view."""
         r = self._root
@@ -585,7 +575,7 @@ class TrackedArray(NDArrayOperatorsMixin):
                 # large operands: whence.elision reuses the buffer of a temporary operand (numpy's elision)
                 if d.nbytes >= _ELIDE_BYTES or (raws[0] is not d and type(raws[0]) is np.ndarray
                                                 and raws[0].nbytes >= _ELIDE_BYTES):
-                    return (_LATE.get("elide") or _elision())(ufunc, inputs, raws, pnodes, pshapes)
+                    return _LATE["elide"](ufunc, inputs, raws, pnodes, pshapes)
                 r = ufunc(*raws)
                 if type(r) is not np.ndarray and not is_lazy(r):
                     r = np.asarray(r)
@@ -604,11 +594,7 @@ class TrackedArray(NDArrayOperatorsMixin):
             r = _DASK[0].dispatch_function(func, types, args, kwargs)
             if r is not _DASK[0].NOT_LAZY:
                 return r
-        f = _LATE.get("dispatch")
-        if f is None:
-            from .buckets.registry import dispatch as f
-            _LATE["dispatch"] = f
-        return f(func, types, args, kwargs)
+        return _LATE["dispatch"](func, types, args, kwargs)
 
     # -- attributes ----------------------------------------------------------------------------------
     shape = property(lambda self: self._data.shape, doc="Tuple of array dimensions.")
@@ -767,8 +753,7 @@ class TrackedArray(NDArrayOperatorsMixin):
         return f"{self._data!r}\n{self._summary()}" if self.lazy else f"{self._data}\n{self._summary()}"
 
     def _summary(self):
-        from .query import _upstream
-        nodes = _upstream(self._node)
+        nodes = _LATE["upstream"](self._node)
         nops = sum(1 for n in nodes if not n.is_source and not n.internal)
         srcs = [n.name for n in nodes if n.is_source]
         partial = any(n.partial for n in nodes)
@@ -789,7 +774,7 @@ class TrackedArray(NDArrayOperatorsMixin):
         >>> np.cumsum(a).cell(1).parents
         [('a', (0,)), ('a', (1,))]
         """
-        from .query import Cell
+        Cell = _LATE["cell"]
         if len(index) == 1 and isinstance(index[0], tuple):
             index = index[0]
         return Cell(self, tuple(index))
@@ -1109,3 +1094,16 @@ class _LiftMap(GatherMap):
         out = np.zeros(math.prod(self.out_shape), bool)
         out[pos[region]] = True
         return out.reshape(self.out_shape)
+
+
+#: the public name of the wrapper other modules use to hand out a TrackedArray over ``data`` with lineage ``node``
+wrap = _wrap
+
+
+#: the public names of what the lazy backend and the store use (the private spellings stay as aliases)
+NUMERIC_KINDS = _NUMERIC_KINDS
+control_parts = _control_parts
+key_repr = _key_repr
+LiftMap = _LiftMap
+#: ``[module]`` once a lazy array has been tracked (the lazy-array backend), else ``[None]``
+LAZY_BACKEND = _DASK
