@@ -16,6 +16,9 @@ from .errors import SourceNameError
 __all__ = ["Node", "OpRecord", "new_source", "reset", "release", "source_names"]
 
 _ids = itertools.count()
+_next_id = _ids.__next__
+_NO_CONTROL = frozenset()
+_ref = weakref.ref
 _sources: "weakref.WeakValueDictionary[str, Node]" = weakref.WeakValueDictionary()
 # the arrays handed out by ``track`` for each source node (for plots that show a source's values)
 # (keyed by node id, values held weakly: the registry keeps neither the array nor its lineage alive)
@@ -45,13 +48,16 @@ class Node:
     __slots__ = ("id", "op", "shape", "map", "parents", "control", "partial", "name", "internal",
                  "detail", "cache", "kids", "link", "__weakref__")
 
-    def __init__(self, op, shape, map=None, parents=(), control=frozenset(), partial=None, name=None,
+    def __init__(self, op, shape, map=None, parents=(), control=_NO_CONTROL, partial=None, name=None,
                  internal=False, detail=""):
-        self.id = next(_ids)
+        # (created once per array operation: kept to plain attribute stores)
+        self.id = _next_id()
         self.op = op
         self.shape = shape if type(shape) is tuple else tuple(shape)
         self.map = map
-        self.parents = parents if type(parents) is tuple else tuple(parents)
+        if type(parents) is not tuple:
+            parents = tuple(parents)
+        self.parents = parents
         self.control = control
         self.partial = partial
         self.name = name
@@ -64,20 +70,21 @@ class Node:
         # this one (a weakref, a list of them, or None)
         self.link = None
         self.kids = None
-        if parents:
-            r = weakref.ref(self)
-            for p in self.parents:
-                if p.name is not None:  # sources are never folded: they need no list of readers
-                    continue
-                k = p.kids
-                if k is None:
-                    p.kids = r
-                elif type(k) is list:
-                    k.append(r)
-                    if len(k) >= 16 and not len(k) & (len(k) - 1):
-                        k[:] = [w for w in k if w() is not None]
-                else:
-                    p.kids = [k, r]
+        r = None
+        for p in parents:
+            if p.name is not None:  # sources are never folded: they need no list of readers
+                continue
+            if r is None:  # (one weak reference, made only when a parent keeps a list of readers)
+                r = _ref(self)
+            k = p.kids
+            if k is None:
+                p.kids = r
+            elif type(k) is list:
+                k.append(r)
+                if len(k) >= 16 and not len(k) & (len(k) - 1):
+                    k[:] = [w for w in k if w() is not None]
+            else:
+                p.kids = [k, r]
 
     def __getstate__(self):
         # the weak references to readers are of this process only: a copy (pickled to another process) starts

@@ -23,8 +23,8 @@ from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from .errors import PartialLineageWarning, WhenceError
 from .graph import Node, new_source, source_arrays
-from .maps import (ViewMap, expand_basic_key, ElementwiseMap, EinsumMap, GatherMap, OpaqueMap, UnionMap,
-                   replay_gather, mask_gather)
+from .maps import (ViewMap, expand_basic_key, ElementwiseMap, EinsumMap, GatherMap, OpaqueMap, ReduceMap,
+                   UnionMap, replay_gather, mask_gather)
 
 __all__ = ["TrackedArray", "track", "is_tracked", "plain", "is_lazy", "as_values"]
 
@@ -143,6 +143,37 @@ def _reduce_fast(func, a, axis, **kw):
         from .buckets.region_maps import reduce_fast as f
         _LATE["reduce"] = f
     return f(func, a, axis, **kw)
+
+
+#: ndarray reductions computed by TrackedArray's methods directly: (op name as numpy's function has it, the
+#: ndarray method, whether it takes dtype=); the values are those of the numpy function on a plain ndarray
+_SUM = (np.sum.__name__, np.ndarray.sum, True)
+_MEAN = (np.mean.__name__, np.ndarray.mean, True)
+_MAX = (np.max.__name__, np.ndarray.max, False)
+_MIN = (np.min.__name__, np.ndarray.min, False)
+_ALL_AXES = [tuple(range(n)) for n in range(65)]
+
+
+def _reduce_method(a, how, axis, dtype, keepdims):
+    """``a.sum(axis)`` and the like for a numpy-backed array and an axis that is None or one int: the
+    reduction map without binding arguments (None: not this case)."""
+    d = a._data
+    if type(d) is not np.ndarray:
+        return None
+    nd = d.ndim
+    if axis is None:
+        axes = _ALL_AXES[nd]
+    elif type(axis) is int and -nd <= axis < nd:
+        axes = (axis % nd,)
+    else:
+        return None
+    name, method, has_dtype = how
+    r = method(d, axis=axis, dtype=dtype, keepdims=keepdims) if has_dtype else method(d, axis=axis,
+                                                                                      keepdims=keepdims)
+    if type(r) is not np.ndarray:
+        r = np.asarray(r)
+    shape = d.shape
+    return _wrap(r, Node(name, r.shape, ReduceMap(shape, axes, r.shape, (shape,)), (a._node,)))
 
 
 def _array_died(node, size):
@@ -270,6 +301,15 @@ def _is_basic_key(key):
         if isinstance(k, (numbers.Integral, np.integer)):
             continue
         return False
+    return True
+
+
+def _plain_basic(key):
+    """True for a tuple of ints and slices only (a basic key that needs no expansion)."""
+    for k in key:
+        t = type(k)
+        if t is not slice and t is not int:
+            return False
     return True
 
 
@@ -747,17 +787,25 @@ class TrackedArray(NDArrayOperatorsMixin):
 
     # -- indexing ------------------------------------------------------------------------------------
     def __getitem__(self, key):
-        if isinstance(key, str):
-            raise IndexError(f"a TrackedArray has no fields; got the key {key!r}")
         d = self._data
-        ekey = expand_basic_key(key, d.ndim) if type(key) is not TrackedArray else None
+        # the common basic keys (an int, a slice, a tuple of them) are their own expanded form
+        tk = type(key)
+        if tk is slice or tk is int:
+            ekey = (key,)
+        elif tk is tuple and _plain_basic(key):
+            ekey = key
+        elif tk is str:
+            raise IndexError(f"a TrackedArray has no fields; got the key {key!r}")
+        else:
+            ekey = expand_basic_key(key, d.ndim) if tk is not TrackedArray else None
         if ekey is not None:
             result = d[key]  # the original key: x[0, ...] is a 0-d view where x[0] is a scalar
             if type(result) is not np.ndarray and not is_lazy(result):
                 result = np.asarray(result)
             out = _wrap(result, Node("getitem", result.shape, ViewMap(result.shape, d.shape, "slice", ekey),
                                      (self._node,)))
-            if shares_buffer(result, d):
+            if type(d) is np.ndarray and result.base is not None and result.size and _base(result) is _base(d) \
+                    or type(d) is not np.ndarray and shares_buffer(result, d):
                 root = self._root if self._root is not None else self
                 out._root = root
                 out._chain = self._chain + ((lambda x, key=key: x[key]),)
@@ -912,6 +960,9 @@ class TrackedArray(NDArrayOperatorsMixin):
 
     def sum(self, axis=None, dtype=None, out=None, keepdims=False, **kw):
         if out is None and not kw:
+            r = _reduce_method(self, _SUM, axis, dtype, keepdims)
+            if r is not None:
+                return r
             return _reduce_fast(np.sum, self, axis, dtype=dtype, keepdims=keepdims)
         return np.sum(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kw)
 
@@ -920,6 +971,9 @@ class TrackedArray(NDArrayOperatorsMixin):
 
     def mean(self, axis=None, dtype=None, out=None, keepdims=False, **kw):
         if out is None and not kw:
+            r = _reduce_method(self, _MEAN, axis, dtype, keepdims)
+            if r is not None:
+                return r
             return _reduce_fast(np.mean, self, axis, dtype=dtype, keepdims=keepdims)
         return np.mean(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kw)
 
@@ -931,11 +985,17 @@ class TrackedArray(NDArrayOperatorsMixin):
 
     def max(self, axis=None, out=None, keepdims=False, **kw):
         if out is None and not kw:
+            r = _reduce_method(self, _MAX, axis, None, keepdims)
+            if r is not None:
+                return r
             return _reduce_fast(np.max, self, axis, keepdims=keepdims)
         return np.max(self, axis=axis, out=out, keepdims=keepdims, **kw)
 
     def min(self, axis=None, out=None, keepdims=False, **kw):
         if out is None and not kw:
+            r = _reduce_method(self, _MIN, axis, None, keepdims)
+            if r is not None:
+                return r
             return _reduce_fast(np.min, self, axis, keepdims=keepdims)
         return np.min(self, axis=axis, out=out, keepdims=keepdims, **kw)
 
@@ -994,6 +1054,110 @@ class TrackedArray(NDArrayOperatorsMixin):
 
     def setfield(self, *args, **kwargs):
         raise WhenceError("setfield is not supported on tracked arrays")
+
+
+# ------------------------------------------------------------------------------------------ operators
+# The operators of NDArrayOperatorsMixin call the ufunc on the TrackedArray, and numpy then finds and calls
+# ``__array_ufunc__``: a few microseconds per operator.  The common case -- a TrackedArray and a scalar, a
+# plain array or another TrackedArray, all numpy-backed -- is computed here directly, with the result and
+# lineage ``__array_ufunc__`` would give; every other case goes the mixin's way.
+
+def _generic_binary(ufunc, self, other, reflected):
+    if _disables_array_ufunc(other):
+        return NotImplemented
+    return ufunc(other, self) if reflected else ufunc(self, other)
+
+
+def _disables_array_ufunc(obj):
+    try:
+        return obj.__array_ufunc__ is None
+    except AttributeError:
+        return False
+
+
+def _binary_operator(ufunc, name, reflected):
+    uname = ufunc.__name__
+
+    def op(self, other):
+        t = type(other)
+        if t is TrackedArray:
+            o = other._data
+            if type(o) is not np.ndarray:
+                return _generic_binary(ufunc, self, other, reflected)
+        elif t in _SCALARS or t is np.ndarray:
+            o = other
+        else:
+            return _generic_binary(ufunc, self, other, reflected)
+        d = self._data
+        if type(d) is not np.ndarray:
+            return _generic_binary(ufunc, self, other, reflected)
+        if t is TrackedArray:
+            if reflected:
+                pnodes = [other._node, self._node]
+                pshapes = [o.shape, d.shape]
+            else:
+                pnodes = [self._node, other._node]
+                pshapes = [d.shape, o.shape]
+        else:
+            pnodes = [self._node]
+            pshapes = [d.shape]
+        if d.nbytes >= _ELIDE_BYTES or ((t is TrackedArray or t is np.ndarray) and o.nbytes >= _ELIDE_BYTES):
+            # large operands: whence.elision reuses the buffer of a temporary operand (numpy's elision); the
+            # references it counts: this frame holds each operand once (self, other) and each tracked
+            # operand's buffer once (d, o)
+            if reflected:
+                return (_LATE.get("elide") or _elision())(ufunc, (other, self), (o, d), pnodes, pshapes, True)
+            return (_LATE.get("elide") or _elision())(ufunc, (self, other), (d, o), pnodes, pshapes, True)
+        r = ufunc(o, d) if reflected else ufunc(d, o)
+        if type(r) is not np.ndarray:
+            r = np.asarray(r)
+        shape = r.shape
+        return _wrap(r, Node(uname, shape, ElementwiseMap(shape, pshapes), pnodes))
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"``{'other ' if reflected else ''}{name}``: :func:`numpy.{uname}` with lineage."
+    return op
+
+
+def _unary_operator(ufunc, name):
+    uname = ufunc.__name__
+
+    def op(self):
+        d = self._data
+        if type(d) is not np.ndarray:
+            return ufunc(self)
+        if d.nbytes >= _ELIDE_BYTES:
+            return (_LATE.get("elide") or _elision())(ufunc, (self,), (d,), [self._node], [d.shape], True)
+        r = ufunc(d)
+        if type(r) is not np.ndarray:
+            r = np.asarray(r)
+        shape = r.shape
+        return _wrap(r, Node(uname, shape, ElementwiseMap(shape, [d.shape]), [self._node]))
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"``{name}``: :func:`numpy.{uname}` with lineage."
+    return op
+
+
+#: the operators computed directly (matmul and divmod keep the mixin's: a signature, two outputs)
+DIRECT_OPERATORS = {}
+for _name, _uf in [("lt", np.less), ("le", np.less_equal), ("eq", np.equal), ("ne", np.not_equal),
+                   ("gt", np.greater), ("ge", np.greater_equal)]:
+    DIRECT_OPERATORS[f"__{_name}__"] = _binary_operator(_uf, f"__{_name}__", False)
+for _name, _uf in [("add", np.add), ("sub", np.subtract), ("mul", np.multiply), ("truediv", np.true_divide),
+                   ("floordiv", np.floor_divide), ("mod", np.remainder), ("pow", np.power),
+                   ("lshift", np.left_shift), ("rshift", np.right_shift), ("and", np.bitwise_and),
+                   ("xor", np.bitwise_xor), ("or", np.bitwise_or)]:
+    if _name == "pow" and "__pow__" in TrackedArray.__dict__:
+        continue  # numpy 1.x: the class's own (dtype of a 0-d result)
+    DIRECT_OPERATORS[f"__{_name}__"] = _binary_operator(_uf, f"__{_name}__", False)
+    DIRECT_OPERATORS[f"__r{_name}__"] = _binary_operator(_uf, f"__r{_name}__", True)
+for _name, _uf in [("neg", np.negative), ("pos", np.positive), ("abs", np.absolute), ("invert", np.invert)]:
+    DIRECT_OPERATORS[f"__{_name}__"] = _unary_operator(_uf, f"__{_name}__")
+for _name, _f in DIRECT_OPERATORS.items():
+    _f.__qualname__ = f"TrackedArray.{_name}"
+    setattr(TrackedArray, _name, _f)
+del _name, _uf, _f
 
 
 def _transpose_all(x):
