@@ -136,6 +136,11 @@ def plain(x):
 
 _LATE = {}
 
+#: ``{numpy function: fast(args, kwargs)}``, filled by the function table (whence.buckets): the result of
+#: the common call of the function on a numpy-backed TrackedArray, exactly as its bucket's handler gives it,
+#: or None for any other call (which then goes to the handler)
+FAST_FUNCTIONS = {}
+
 
 def _reduce_fast(func, a, axis, **kw):
     f = _LATE.get("reduce")
@@ -176,6 +181,34 @@ def _reduce_method(a, how, axis, dtype, keepdims):
     return _wrap(r, Node(name, r.shape, ReduceMap(shape, axes, r.shape, (shape,)), (a._node,)))
 
 
+def _reduce_function(how):
+    def fast(args, kwargs):
+        # np.sum(a), np.sum(a, axis), np.sum(a, axis=, dtype=, keepdims=): the method's path
+        n = len(args)
+        if n > 2 or type(args[0]) is not TrackedArray:
+            return None
+        axis = args[1] if n == 2 else None
+        dtype = None
+        keepdims = False
+        for k, v in kwargs.items():
+            if k == "axis" and n == 1:
+                axis = v
+            elif k == "dtype" and how[2]:
+                dtype = v
+            elif k == "keepdims" and type(v) is bool:
+                keepdims = v
+            else:
+                return None
+        return _reduce_method(args[0], how, axis, dtype, keepdims)
+
+    return fast
+
+
+for _how, _f in [(_SUM, np.sum), (_MEAN, np.mean), (_MAX, np.max), (_MIN, np.min)]:
+    FAST_FUNCTIONS[_f] = _reduce_function(_how)
+del _how, _f
+
+
 def _array_died(node, size):
     f = _LATE.get("died")
     if f is None:
@@ -203,36 +236,52 @@ def _elision():
     return f
 
 
+_MATMUL_SIGNATURE = np.matmul.signature
+
+
 def _matmul_fast(inputs):
     """``a @ b`` with tracked or plain ndarray operands and no keyword: the contraction map without binding
     arguments (None: not this case)."""
-    raws = []
-    shapes = []
-    tracked = []
-    for x in inputs:
-        t = type(x)
-        if t is TrackedArray:
-            d = x._data
-            if type(d) is not np.ndarray:
-                return None
-            raws.append(d)
-            tracked.append(x)
-        elif t is np.ndarray:
-            raws.append(x)
-        else:
+    a, b = inputs
+    ta = type(a)
+    tb = type(b)
+    if ta is TrackedArray:
+        da = a._data
+        if type(da) is not np.ndarray:
             return None
-        shapes.append(raws[-1].shape)
+    elif ta is np.ndarray:
+        da = a
+    else:
+        return None
+    if tb is TrackedArray:
+        db = b._data
+        if type(db) is not np.ndarray:
+            return None
+    elif tb is np.ndarray:
+        db = b
+    else:
+        return None
     f = _LATE.get("gufunc_labels")
     if f is None:
         from .buckets.ufuncs import gufunc_labels as f
         _LATE["gufunc_labels"] = f
-    r = np.matmul(*raws)
+    r = np.matmul(da, db)
     if type(r) is not np.ndarray:
         r = np.asarray(r)
-    labels, out_labels = f(np.matmul.signature, tuple(shapes))
-    sel = [lab for lab, x in zip(labels, inputs) if type(x) is TrackedArray]
-    m = EinsumMap(sel, out_labels, r.shape, [x._data.shape for x in tracked])
-    return _wrap(r, Node("matmul", r.shape, m, tuple(x._node for x in tracked)))
+    sa = da.shape
+    sb = db.shape
+    labels, out_labels = f(_MATMUL_SIGNATURE, (sa, sb))
+    if ta is TrackedArray:
+        if tb is TrackedArray:
+            m = EinsumMap([labels[0], labels[1]], out_labels, r.shape, [sa, sb])
+            parents = (a._node, b._node)
+        else:
+            m = EinsumMap([labels[0]], out_labels, r.shape, [sa])
+            parents = (a._node,)
+    else:
+        m = EinsumMap([labels[1]], out_labels, r.shape, [sb])
+        parents = (b._node,)
+    return _wrap(r, Node("matmul", r.shape, m, parents))
 
 
 def _wrap(data, node, view_of=None, view_fn=None):
@@ -606,6 +655,12 @@ class TrackedArray(NDArrayOperatorsMixin):
             r = _DASK[0].dispatch_function(func, types, args, kwargs)
             if r is not _DASK[0].NOT_LAZY:
                 return r
+        else:
+            f = FAST_FUNCTIONS.get(func)
+            if f is not None:  # the common call of a common function, without binding its arguments
+                r = f(args, kwargs)
+                if r is not None:
+                    return r
         f = _LATE.get("dispatch")
         if f is None:
             from .buckets.registry import dispatch as f
@@ -1015,9 +1070,13 @@ class TrackedArray(NDArrayOperatorsMixin):
         return np.all(self, axis=axis, out=out, keepdims=keepdims, **kw)
 
     def cumsum(self, axis=None, dtype=None, out=None):
+        if out is None:
+            return np.cumsum(self, axis=axis, dtype=dtype)
         return np.cumsum(self, axis=axis, dtype=dtype, out=out)
 
     def cumprod(self, axis=None, dtype=None, out=None):
+        if out is None:
+            return np.cumprod(self, axis=axis, dtype=dtype)
         return np.cumprod(self, axis=axis, dtype=dtype, out=out)
 
     def argsort(self, axis=-1, kind=None, order=None, **kw):
@@ -1139,8 +1198,20 @@ def _unary_operator(ufunc, name):
     return op
 
 
-#: the operators computed directly (matmul and divmod keep the mixin's: a signature, two outputs)
-DIRECT_OPERATORS = {}
+def _matmul_operator(reflected):
+    def op(self, other):
+        r = _matmul_fast((other, self) if reflected else (self, other))
+        if r is None:
+            return _generic_binary(np.matmul, self, other, reflected)
+        return r
+
+    op.__name__ = "__rmatmul__" if reflected else "__matmul__"
+    op.__doc__ = f"``{'other @ self' if reflected else 'self @ other'}``: :func:`numpy.matmul` with lineage."
+    return op
+
+
+#: the operators computed directly (divmod keeps the mixin's: two outputs)
+DIRECT_OPERATORS = {"__matmul__": _matmul_operator(False), "__rmatmul__": _matmul_operator(True)}
 for _name, _uf in [("lt", np.less), ("le", np.less_equal), ("eq", np.equal), ("ne", np.not_equal),
                    ("gt", np.greater), ("ge", np.greater_equal)]:
     DIRECT_OPERATORS[f"__{_name}__"] = _binary_operator(_uf, f"__{_name}__", False)
