@@ -77,8 +77,9 @@ __all__ = ["ACTIVE", "MIN_BYTES", "elementwise_call", "min_bytes", "stats"]
 MIN_BYTES = 256 * 1024
 
 #: reference counts of a temporary operand, seen from :func:`_temporary`, per CPython version and path
-#: ("op": an operator reached through ``NDArrayOperatorsMixin``; "call": the ufunc called directly), not
-#: counting the references of the dispatch that depend on the operand's position (added in ``_temporary``)
+#: ("op": an operator reached through ``NDArrayOperatorsMixin``; "call": the ufunc called directly; "direct":
+#: an operator computed by TrackedArray's own method), not counting the references of the dispatch that
+#: depend on the operand's position (added in ``_temporary``; none on the "direct" path)
 _COUNTS = {(3, 11): {"op": 8, "call": 6, "direct": 5}}
 
 _VERSION = sys.version_info[:2]
