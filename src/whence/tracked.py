@@ -849,7 +849,7 @@ class TrackedArray(NDArrayOperatorsMixin):
             ekey = (key,)
         elif tk is tuple and _plain_basic(key):
             ekey = key
-        elif tk is str:
+        elif isinstance(key, str):
             raise IndexError(f"a TrackedArray has no fields; got the key {key!r}")
         else:
             ekey = expand_basic_key(key, d.ndim) if tk is not TrackedArray else None
