@@ -212,7 +212,9 @@ def _mixin_kinds():
     # the mixin makes every forward operator (comparisons included) from one function, every reflected one
     # from another, every unary one from a third (TrackedArray computes most operators itself, see
     # whence.tracked.DIRECT_OPERATORS, and keeps the mixin's for the others)
-    return {M.__add__.__code__: "op", M.__radd__.__code__: "op", M.__neg__.__code__: "op"}
+    # ``**`` has its own method (plain numpy's shortcuts to square, sqrt, reciprocal), shaped like the mixin's
+    return {M.__add__.__code__: "op", M.__radd__.__code__: "op", M.__neg__.__code__: "op",
+            _tracked.TrackedArray.__pow__.__code__: "pow"}
 
 
 _MIXIN = {}
@@ -222,11 +224,11 @@ _OPERATOR_CODES = frozenset([f.__code__ for f in _tracked.DIRECT_OPERATORS.value
 
 
 def _site(nin, direct=False):
-    """``(frame, offset, kind)`` of the user's instruction that is running this elementwise ufunc call:
-    an operator (kind ``"direct"``, computed by the TrackedArray's operator method itself; kind ``"op"``,
-    through the ``NDArrayOperatorsMixin`` method and ``__array_ufunc__``) or a call of the ufunc with its
-    ``nin`` operands as positional arguments (kind ``"call"``); None for any other way in (a ufunc called
-    from C code, ``x.__add__(y)``, ``operator.add``, ``map``, ``functools.partial``, ...)."""
+    """``(frame, offset, kind, below)`` of the user's instruction that is running this elementwise ufunc
+    call: an operator (kind ``"direct"``, computed by the TrackedArray's operator method itself; kind
+    ``"op"``, through the ``NDArrayOperatorsMixin`` method, or ``**``, and ``__array_ufunc__``) or a call of
+    the ufunc with its ``nin`` operands as positional arguments (kind ``"call"``); None for any other way in
+    (a ufunc called from C code, ``x.__add__(y)``, ``operator.add``, ``map``, ``functools.partial``, ...)."""
     if not _MIXIN:
         _MIXIN.update(_mixin_kinds())
     try:
@@ -239,7 +241,7 @@ def _site(nin, direct=False):
         off = f.f_lasti
         op = code.co_code[off]
         if op in _BINARY if nin == 2 else op in _UNARY:
-            return f, off, "direct"
+            return f, off, "direct", 0
         return None
     kind = _MIXIN.get(f.f_code)
     if kind is None and f.f_code in _OPERATOR_CODES:
@@ -251,13 +253,16 @@ def _site(nin, direct=False):
         code = f.f_code
         off = f.f_lasti
         op = code.co_code[off]
-        if op in _BINARY if nin == 2 else op in _UNARY:
-            return f, off, kind
+        if kind == "pow":  # ``x ** e`` runs power, or a unary shortcut such as square on ``x`` alone
+            if op in _BINARY:
+                return f, off, "op", 2 - nin  # (the base of a shortcut sits below the exponent)
+        elif op in _BINARY if nin == 2 else op in _UNARY:
+            return f, off, kind, 0
         return None
     code = f.f_code
     off = f.f_lasti
     if code.co_code[off] == _CALL and code.co_code[off + 1] == nin:
-        return f, off, "call"
+        return f, off, "call", 0
     return None
 
 
@@ -298,7 +303,7 @@ def _consumed(inputs):
 
 def _temporary(ufunc, inputs, raws, site):
     """Position of an operand whose buffer may take the result, or -1."""
-    frame, off, kind = site
+    frame, off, kind, below = site
     direct = kind == "direct"
     fid = id(frame)
     n = len(inputs)
@@ -344,7 +349,7 @@ def _temporary(ufunc, inputs, raws, site):
                 continue
         elif n > 2 and (_occurrences(inputs, x) != 1 or _occurrences(raws, d) != 1):
             continue
-        if _producer(frame.f_code, off, n - 1 - j) != birth[1]:
+        if _producer(frame.f_code, off, n - 1 - j + below) != birth[1]:
             continue
         if not _fits(ufunc, raws, d):
             continue

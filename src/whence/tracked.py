@@ -29,6 +29,7 @@ from .maps import (ViewMap, expand_basic_key, ElementwiseMap, EinsumMap, GatherM
 __all__ = ["TrackedArray", "track", "is_tracked", "plain", "is_lazy", "as_values"]
 
 _NUMERIC_KINDS = frozenset("biufc")
+_NUMPY2 = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
 _SCALARS = frozenset([float, int, bool, complex, np.float64, np.float32, np.int64, np.int32, np.bool_,
                       np.complex128, np.float16, np.int8, np.int16, np.uint8, np.uint16, np.uint32, np.uint64,
                       np.complex64])
@@ -464,6 +465,43 @@ def _control_parts(key, ndim, result_shape, comps, first_parent):
 
 # ------------------------------------------------------------------------------------------ the array
 
+def _scalar_power_ufunc(d, other):
+    """The unary ufunc plain numpy's ``ndarray.__pow__`` runs on the buffer ``d`` for a scalar exponent
+    ``other``, with the dtype to cast ``d`` to first, or None where it calls ``power``.  ``square``,
+    ``sqrt``, ``reciprocal`` and ``positive`` can differ from ``power`` in the last bit (float32,
+    complex64), so a tracked ``x ** e`` computes what plain numpy computes.  numpy 2 takes the shortcut for
+    a Python ``int`` -1 or 2 and a Python ``float`` 0.5 on inexact arrays; numpy 1.x for any scalar
+    exponent (number, 0-d array) of -1, 0.5, 1 or 2 on inexact arrays and of 2 on integer arrays."""
+    if type(d) is not np.ndarray or isinstance(other, TrackedArray):
+        return None
+    kind = d.dtype.kind
+    if _NUMPY2:
+        t = type(other)
+        if kind not in "fc" or not ((t is int and other in (-1, 2)) or (t is float and other == 0.5)):
+            return None
+        return _POWER_SHORTCUTS[float(other)], None
+    if kind not in "biufc":
+        return None
+    if isinstance(other, (bool, int, np.integer)):
+        e, floating = float(other), False
+    elif isinstance(other, (float, np.floating)):
+        e, floating = float(other), True
+    elif isinstance(other, np.ndarray) and other.ndim == 0 and other.dtype.kind in "iuf":
+        e, floating = float(other), other.dtype.kind == "f"
+    else:
+        return None
+    if kind in "fc":
+        # (numpy 1.x runs ones_like for exponent 0, which power matches exactly)
+        ufunc = _POWER_SHORTCUTS.get(e) if e != 1.0 else np.positive
+        return None if ufunc is None else (ufunc, None)
+    if e == 2.0:
+        return np.square, (np.float64 if floating and kind in "iu" else None)
+    return None
+
+
+_POWER_SHORTCUTS = {2.0: np.square, 0.5: np.sqrt, -1.0: np.reciprocal}
+
+
 class TrackedArray(NDArrayOperatorsMixin):
     """A numpy array with cell-level lineage.
 
@@ -746,16 +784,27 @@ class TrackedArray(NDArrayOperatorsMixin):
     def flat(self):
         return self.ravel()
 
-    if np.lib.NumpyVersion(np.__version__) < "2.0.0":
-        def __pow__(self, other):
-            # numpy 1.x: ``a ** 2`` (and ** 0.5, ** -1, ** 1) runs square / sqrt / reciprocal / positive, which
-            # keeps a 0-d float32 float32 where np.power promotes it; give the result plain numpy's dtype
-            r = np.power(self, other)
-            if self._data.ndim == 0 and type(r) is TrackedArray and not is_lazy(self._data):
-                want = (self._data ** (other._data if type(other) is TrackedArray else other)).dtype
-                if r.dtype != want:
-                    r = r.astype(want)
-            return r
+    def __pow__(self, other):
+        # plain numpy's ``**`` runs square / sqrt / reciprocal for some scalar exponents (see
+        # _scalar_power_ufunc); the frame holds ``self`` and ``other`` only, as the operator mixin's methods do
+        # (temporary elision counts their references)
+        fast = _scalar_power_ufunc(self._data, other)
+        if fast is not None:
+            return fast[0](self) if fast[1] is None else fast[0](self.astype(fast[1]))
+        if getattr(other, "__array_ufunc__", 0) is None:
+            return NotImplemented
+        if _NUMPY2 or self._data.ndim != 0 or is_lazy(self._data):
+            return np.power(self, other)
+        # a 0-d base on numpy 1.x: value-based casting keeps a float32 float32 where np.power promotes it
+        r = np.power(self, other)
+        want = (self._data ** (other._data if type(other) is TrackedArray else other)).dtype
+        return r.astype(want) if type(r) is TrackedArray and r.dtype != want else r
+
+    def __ipow__(self, other):
+        fast = _scalar_power_ufunc(self._data, other)
+        if fast is not None:  # in place, numpy squares an integer base without the cast
+            return fast[0](self, out=(self,))
+        return np.power(self, other, out=(self,))
 
     def __len__(self):
         return len(self._data)
@@ -1220,7 +1269,7 @@ for _name, _uf in [("add", np.add), ("sub", np.subtract), ("mul", np.multiply), 
                    ("lshift", np.left_shift), ("rshift", np.right_shift), ("and", np.bitwise_and),
                    ("xor", np.bitwise_xor), ("or", np.bitwise_or)]:
     if _name == "pow" and "__pow__" in TrackedArray.__dict__:
-        continue  # numpy 1.x: the class's own (dtype of a 0-d result)
+        continue  # the class's own (plain numpy's square / sqrt / reciprocal shortcuts)
     DIRECT_OPERATORS[f"__{_name}__"] = _binary_operator(_uf, f"__{_name}__", False)
     DIRECT_OPERATORS[f"__r{_name}__"] = _binary_operator(_uf, f"__r{_name}__", True)
 for _name, _uf in [("neg", np.negative), ("pos", np.positive), ("abs", np.absolute), ("invert", np.invert)]:
