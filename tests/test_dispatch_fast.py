@@ -110,7 +110,8 @@ def test_operators_match_numpy_the_ufunc_call_and_the_oracle(case):
     mirrored = {"less": "greater", "less_equal": "greater_equal", "greater": "less",
                 "greater_equal": "less_equal"}.get(ufunc.__name__, ufunc.__name__)
     assert wh.ops(via_ufunc) == [ufunc.__name__], tag
-    assert wh.ops(got) == [ufunc.__name__] or (reflected and wh.ops(got) == [mirrored]), tag
+    if sym != "**":  # (``x ** e`` is the class's own method: plain numpy's square / sqrt / ... shortcuts)
+        assert wh.ops(got) == [ufunc.__name__] or (reflected and wh.ops(got) == [mirrored]), tag
     _cells_equal_oracle(got, O.elementwise(ufunc, ox, oy), ndims, tag)
 
 
