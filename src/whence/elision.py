@@ -150,8 +150,8 @@ _EFFECTS = {
 }
 _PRODUCERS = frozenset(["BINARY_OP", "COMPARE_OP", "UNARY_NEGATIVE", "UNARY_POSITIVE", "UNARY_INVERT", "CALL"])
 
-_code_cache = {}     # code -> (instructions, {offset: position})
-_producer_cache = {}  # (id(code), offset, depth) -> (code, producing offset or -1)
+_code_cache: dict = {}     # code -> (instructions, {offset: position})
+_producer_cache: dict = {}  # (id(code), offset, depth) -> (code, producing offset or -1)
 
 
 def _instructions(code):
@@ -217,7 +217,7 @@ def _mixin_kinds():
             _tracked.TrackedArray.__pow__.__code__: "pow"}
 
 
-_MIXIN = {}
+_MIXIN: dict = {}
 #: the code objects of TrackedArray's own operator methods and of their fallback
 _OPERATOR_CODES = frozenset([f.__code__ for f in _tracked.DIRECT_OPERATORS.values()]
                             + [_tracked._generic_binary.__code__])
@@ -367,7 +367,7 @@ def _occurrences(seq, obj):
     return k
 
 
-_dtype_cache = {}
+_dtype_cache: dict = {}
 
 
 def _fits(ufunc, raws, d):
@@ -431,3 +431,9 @@ try:  # numpy 2 keeps the error state in a context variable; a new object whenev
     from numpy._core._multiarray_umath import _extobj_contextvar as _EXTOBJ
 except ImportError:  # pragma: no cover - other numpy versions: ask every time
     _EXTOBJ = None
+
+
+# TrackedArray (one layer below) reaches the elision through whence.hooks
+from . import hooks as _hooks  # noqa: E402
+
+_hooks.ARRAY["elide"] = elementwise_call

@@ -21,6 +21,7 @@ import weakref
 import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
+from . import hooks as _hooks
 from .errors import PartialLineageWarning, WhenceError
 from .graph import Node, new_source, source_arrays
 from .maps import (ViewMap, expand_basic_key, ElementwiseMap, EinsumMap, GatherMap, OpaqueMap, ReduceMap,
@@ -120,7 +121,7 @@ _DASK = [None]
 def _lazy_module():
     m = _DASK[0]
     if m is None:
-        from .dask import array as m
+        m = _hooks.LAZY["array"]()
         _DASK[0] = m
     return m
 
@@ -135,7 +136,9 @@ def plain(x):
     return x._data if isinstance(x, TrackedArray) else x
 
 
-_LATE = {}
+#: the functions the layers above lend to TrackedArray (filled by whence.buckets, whence.elision and whence.query;
+#: see whence.hooks)
+_LATE = _hooks.ARRAY
 
 #: ``{numpy function: fast(args, kwargs)}``, filled by the function table (whence.buckets): the result of
 #: the common call of the function on a numpy-backed TrackedArray, exactly as its bucket's handler gives it,
@@ -144,11 +147,7 @@ FAST_FUNCTIONS = {}
 
 
 def _reduce_fast(func, a, axis, **kw):
-    f = _LATE.get("reduce")
-    if f is None:
-        from .buckets.region_maps import reduce_fast as f
-        _LATE["reduce"] = f
-    return f(func, a, axis, **kw)
+    return _LATE["reduce"](func, a, axis, **kw)
 
 
 #: ndarray reductions computed by TrackedArray's methods directly: (op name as numpy's function has it, the
@@ -220,21 +219,11 @@ def _array_died(node, size):
 
 
 def _handle_ufunc(ufunc, method, inputs, kwargs):
-    f = _LATE.get("ufunc")
-    if f is None:
-        from .buckets.ufuncs import handle_ufunc as f
-        _LATE["ufunc"] = f
-    return f(ufunc, method, inputs, kwargs)
+    return _LATE["ufunc"](ufunc, method, inputs, kwargs)
 
 
 #: operands of at least this many bytes go through whence.elision (see whence.elision.MIN_BYTES)
 _ELIDE_BYTES = 262144
-
-
-def _elision():
-    from .elision import elementwise_call as f
-    _LATE["elide"] = f
-    return f
 
 
 _MATMUL_SIGNATURE = np.matmul.signature
@@ -262,10 +251,7 @@ def _matmul_fast(inputs):
         db = b
     else:
         return None
-    f = _LATE.get("gufunc_labels")
-    if f is None:
-        from .buckets.ufuncs import gufunc_labels as f
-        _LATE["gufunc_labels"] = f
+    f = _LATE["gufunc_labels"]
     r = np.matmul(da, db)
     if type(r) is not np.ndarray:
         r = np.asarray(r)
@@ -546,6 +532,10 @@ class TrackedArray(NDArrayOperatorsMixin):
             self._refresh()
         return self._node_
 
+    #: The lineage-graph node (:class:`whence.graph.Node`) of this array's cells as they are now (a view written
+    #: through is brought up to date first): ``(wh.track(np.arange(3.0), name="a") + 1).node.op == "add"``.
+    node = _node
+
     def _positions(self):
         """Flat positions in the root buffer of each cell of this view."""
         r = self._root
@@ -674,7 +664,7 @@ class TrackedArray(NDArrayOperatorsMixin):
                 # large operands: whence.elision reuses the buffer of a temporary operand (numpy's elision)
                 if d.nbytes >= _ELIDE_BYTES or (raws[0] is not d and type(raws[0]) is np.ndarray
                                                 and raws[0].nbytes >= _ELIDE_BYTES):
-                    return (_LATE.get("elide") or _elision())(ufunc, inputs, raws, pnodes, pshapes)
+                    return _LATE["elide"](ufunc, inputs, raws, pnodes, pshapes)
                 r = ufunc(*raws)
                 if type(r) is not np.ndarray and not is_lazy(r):
                     r = np.asarray(r)
@@ -699,11 +689,7 @@ class TrackedArray(NDArrayOperatorsMixin):
                 r = f(args, kwargs)
                 if r is not None:
                     return r
-        f = _LATE.get("dispatch")
-        if f is None:
-            from .buckets.registry import dispatch as f
-            _LATE["dispatch"] = f
-        return f(func, types, args, kwargs)
+        return _LATE["dispatch"](func, types, args, kwargs)
 
     # -- attributes ----------------------------------------------------------------------------------
     shape = property(lambda self: self._data.shape, doc="Tuple of array dimensions.")
@@ -862,8 +848,7 @@ class TrackedArray(NDArrayOperatorsMixin):
         return f"{self._data!r}\n{self._summary()}" if self.lazy else f"{self._data}\n{self._summary()}"
 
     def _summary(self):
-        from .query import _upstream
-        nodes = _upstream(self._node)
+        nodes = _LATE["upstream"](self._node)
         nops = sum(1 for n in nodes if not n.is_source and not n.internal)
         srcs = [n.name for n in nodes if n.is_source]
         partial = any(n.partial for n in nodes)
@@ -884,7 +869,7 @@ class TrackedArray(NDArrayOperatorsMixin):
         >>> np.cumsum(a).cell(1).parents
         [('a', (0,)), ('a', (1,))]
         """
-        from .query import Cell
+        Cell = _LATE["cell"]
         if len(index) == 1 and isinstance(index[0], tuple):
             index = index[0]
         return Cell(self, tuple(index))
@@ -1214,8 +1199,8 @@ def _binary_operator(ufunc, name, reflected):
             # references it counts: this frame holds each operand once (self, other) and each tracked
             # operand's buffer once (d, o)
             if reflected:
-                return (_LATE.get("elide") or _elision())(ufunc, (other, self), (o, d), pnodes, pshapes, True)
-            return (_LATE.get("elide") or _elision())(ufunc, (self, other), (d, o), pnodes, pshapes, True)
+                return _LATE["elide"](ufunc, (other, self), (o, d), pnodes, pshapes, True)
+            return _LATE["elide"](ufunc, (self, other), (d, o), pnodes, pshapes, True)
         r = ufunc(o, d) if reflected else ufunc(d, o)
         if type(r) is not np.ndarray:
             r = np.asarray(r)
@@ -1235,7 +1220,7 @@ def _unary_operator(ufunc, name):
         if type(d) is not np.ndarray:
             return ufunc(self)
         if d.nbytes >= _ELIDE_BYTES:
-            return (_LATE.get("elide") or _elision())(ufunc, (self,), (d,), [self._node], [d.shape], True)
+            return _LATE["elide"](ufunc, (self,), (d,), [self._node], [d.shape], True)
         r = ufunc(d)
         if type(r) is not np.ndarray:
             r = np.asarray(r)
@@ -1344,3 +1329,16 @@ class _LiftMap(GatherMap):
         out = np.zeros(math.prod(self.out_shape), bool)
         out[pos[region]] = True
         return out.reshape(self.out_shape)
+
+
+#: the public name of the wrapper other modules use to hand out a TrackedArray over ``data`` with lineage ``node``
+wrap = _wrap
+
+
+#: the public names of what the lazy backend and the store use (the private spellings stay as aliases)
+NUMERIC_KINDS = _NUMERIC_KINDS
+control_parts = _control_parts
+key_repr = _key_repr
+LiftMap = _LiftMap
+#: ``[module]`` once a lazy array has been tracked (the lazy-array backend), else ``[None]``
+LAZY_BACKEND = _DASK

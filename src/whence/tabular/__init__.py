@@ -21,8 +21,9 @@ require("whence's tables (read_csv, read_parquet, track_frame, trace_to_file)", 
 
 import pandas as pd  # noqa: E402
 
+from .. import hooks as _hooks
 from ..errors import SourceNameError
-from ..graph import _sources, new_source
+from ..graph import sources_by_name as _sources, new_source
 from .frame import TrackedFrame, TrackedGroupBy, TrackedSeries, is_tracked_frame, lineage_of  # noqa: F401
 from .frame.values import constant
 from .relations import Lineage, Part, RowRel
@@ -125,8 +126,8 @@ def read_csv(filepath_or_buffer, *, name=None, **kwargs):
             isinstance(filepath_or_buffer, (str, os.PathLike)) and any(ch in os.fspath(filepath_or_buffer)
                                                                       for ch in "*?[")
             and not os.path.exists(filepath_or_buffer)):
-        from ..dask.dataframe import read_csv as _dask_read_csv
-        return _dask_read_csv(filepath_or_buffer, name=name, **kwargs)
+        # globs and lists of files read lazily: the dask backend, one layer up, loaded through whence.hooks
+        return _hooks.LAZY["dataframe"]().read_csv(filepath_or_buffer, name=name, **kwargs)
     if name is None:
         name = _default_name(filepath_or_buffer)
     _check_name(name)

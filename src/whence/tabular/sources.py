@@ -81,6 +81,52 @@ def table_source(node):
     return _tables.get(node)
 
 
+def rows_of_lines(node, table, lines, by="line"):
+    """The positions (sorted int64) of the rows of source table ``table`` (node ``node``) at the given file
+    ``lines`` (1-based, ``by="line"``), or the given row positions checked against the table (``by="row"``).
+
+    Raises ``IndexError`` for a row out of range, ``ValueError`` when the lines of the table are unknown or a
+    line is not a data row (the header, a blank line, past the end).
+
+    Examples
+    --------
+    >>> import pandas as pd, whence as wh
+    >>> from whence.tabular.sources import rows_of_lines
+    >>> wh.reset()
+    >>> df = wh.track_frame(pd.DataFrame({"x": [10, 20, 30]}), name="t")
+    >>> rows_of_lines(df._whence_node, "t", [2, 0, 2], by="row").tolist()
+    [0, 2]
+    >>> rows_of_lines(df._whence_node, "t", [3], by="row")
+    Traceback (most recent call last):
+    ...
+    IndexError: rows [3] of 't' are out of range (3 rows)
+    >>> rows_of_lines(df._whence_node, "t", [2])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: the lines of 't' are unknown (...); give source rows instead with by='row'
+    """
+    t = table_source(node)
+    n = node.shape[0]
+    vals = np.asarray(sorted(set(int(v) for v in lines)), np.int64)
+    if by == "row":
+        bad = vals[(vals < 0) | (vals >= n)]
+        if bad.size:
+            raise IndexError(f"rows {bad[:5].tolist()} of {table!r} are out of range ({n} rows)")
+        return vals
+    line_of = t.lines() if t is not None else None
+    if line_of is None:
+        raise ValueError(f"the lines of {table!r} are unknown ({getattr(t, 'line_note', 'no file')}); give source "
+                         f"rows instead with by='row'")
+    pos = np.searchsorted(line_of, vals)
+    ok = (pos < line_of.size) & (line_of[np.minimum(pos, line_of.size - 1)] == vals)
+    if not ok.all():
+        raise ValueError(f"lines {vals[~ok][:5].tolist()} of {t.path} are not data rows (the header, a blank line or "
+                         f"past the end)")
+    return pos.astype(np.int64)
+
+
+__all__ += ["rows_of_lines"]
+
 # read_csv options under which the line of every row can be computed from the bytes of the file
 _LINE_SAFE = {"sep", "delimiter", "header", "names", "index_col", "usecols", "dtype", "engine", "converters",
               "true_values", "false_values", "na_values", "keep_default_na", "na_filter", "nrows", "skiprows",

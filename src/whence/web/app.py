@@ -67,8 +67,8 @@ class _StoreAccess:
     """
 
     def __init__(self, store_path, timings=None):
-        from ..store.duckdb_store import Store, _identity
-        self._Store, self._identity = Store, _identity
+        from ..store.duckdb_store import Store, file_identity
+        self._Store, self._identity = Store, file_identity
         self.path = Path(store_path)
         self.timings = timings
         self.ident = None
@@ -141,7 +141,7 @@ class _StoreAccess:
         return v
 
 
-_OPENER = []
+_OPENER: list[ThreadPoolExecutor] = []
 
 
 def _opener():
@@ -449,7 +449,7 @@ def create_app(store_path, *, allowed_hosts=None):
     @app.get("/api/runs/{run}/ops/{node}", response_model=OpDetail,
              summary="One operation: inputs, outputs, map kind and parameters, completeness and reasons")
     async def op_detail(run: str, node: int):
-        from ..query import _upstream
+        from ..query import upstream_nodes as _upstream
         store = await access.get()
         r = _run(store, run)
         nodes, edges = access.memo(("graph", r.run_uid), lambda: _graph(store, run))
@@ -512,7 +512,7 @@ def create_app(store_path, *, allowed_hosts=None):
                 target: str | None = Query(None, description="the object `window` applies to"),
                 window: str | None = Query(None, description=_WINDOW_HELP)):
         import whence as wh
-        from ..query import _upstream
+        from ..query import upstream_nodes as _upstream
         win = _parse_window(window)
         store = await access.get()
         r = _run(store, run)
