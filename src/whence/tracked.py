@@ -1246,18 +1246,21 @@ def _matmul_operator(reflected):
 
 #: the operators computed directly (divmod keeps the mixin's: two outputs)
 DIRECT_OPERATORS = {"__matmul__": _matmul_operator(False), "__rmatmul__": _matmul_operator(True)}
-for _name, _uf in [("lt", np.less), ("le", np.less_equal), ("eq", np.equal), ("ne", np.not_equal),
-                   ("gt", np.greater), ("ge", np.greater_equal)]:
+_COMPARISONS: list = [("lt", np.less), ("le", np.less_equal), ("eq", np.equal), ("ne", np.not_equal),
+                      ("gt", np.greater), ("ge", np.greater_equal)]
+_ARITHMETIC: list = [("add", np.add), ("sub", np.subtract), ("mul", np.multiply), ("truediv", np.true_divide),
+                     ("floordiv", np.floor_divide), ("mod", np.remainder), ("pow", np.power),
+                     ("lshift", np.left_shift), ("rshift", np.right_shift), ("and", np.bitwise_and),
+                     ("xor", np.bitwise_xor), ("or", np.bitwise_or)]
+_UNARY: list = [("neg", np.negative), ("pos", np.positive), ("abs", np.absolute), ("invert", np.invert)]
+for _name, _uf in _COMPARISONS:
     DIRECT_OPERATORS[f"__{_name}__"] = _binary_operator(_uf, f"__{_name}__", False)
-for _name, _uf in [("add", np.add), ("sub", np.subtract), ("mul", np.multiply), ("truediv", np.true_divide),
-                   ("floordiv", np.floor_divide), ("mod", np.remainder), ("pow", np.power),
-                   ("lshift", np.left_shift), ("rshift", np.right_shift), ("and", np.bitwise_and),
-                   ("xor", np.bitwise_xor), ("or", np.bitwise_or)]:
+for _name, _uf in _ARITHMETIC:
     if _name == "pow" and "__pow__" in TrackedArray.__dict__:
         continue  # the class's own (plain numpy's square / sqrt / reciprocal shortcuts)
     DIRECT_OPERATORS[f"__{_name}__"] = _binary_operator(_uf, f"__{_name}__", False)
     DIRECT_OPERATORS[f"__r{_name}__"] = _binary_operator(_uf, f"__r{_name}__", True)
-for _name, _uf in [("neg", np.negative), ("pos", np.positive), ("abs", np.absolute), ("invert", np.invert)]:
+for _name, _uf in _UNARY:
     DIRECT_OPERATORS[f"__{_name}__"] = _unary_operator(_uf, f"__{_name}__")
 for _name, _f in DIRECT_OPERATORS.items():
     _f.__qualname__ = f"TrackedArray.{_name}"

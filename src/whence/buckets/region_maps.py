@@ -241,7 +241,7 @@ def _cumulative(func, a, *args, **kwargs):
 
 
 _CUMULATIVE_METHODS = {np.cumsum: np.ndarray.cumsum, np.cumprod: np.ndarray.cumprod}
-_NO_CONTROL = frozenset()
+_NO_CONTROL: frozenset[int] = frozenset()
 
 
 def _make_cumulative_fast(func):
