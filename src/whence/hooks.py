@@ -12,7 +12,7 @@ reader sees in one place what the low layers may reach above them:
     a layer below.)
 ``NODE_RESOLVERS``
     Functions ``object -> Node or None`` that :mod:`whence.query` asks, in order, for the node of an object that
-    is not a tracked array; filled by :mod:`whence.tabular.frame` (arrays handed out by a tracked frame) and
+    is not a tracked array; filled by :mod:`whence.tabular.frame.values` (arrays handed out by a tracked frame) and
     :mod:`whence.tabular.sklearn` (model outputs).
 ``LAZY``
     Loaders (no argument, returning the module) of the lazy backends, which are imported on first use only:
