@@ -77,9 +77,10 @@ __all__ = ["ACTIVE", "MIN_BYTES", "elementwise_call", "min_bytes", "stats"]
 MIN_BYTES = 256 * 1024
 
 #: reference counts of a temporary operand, seen from :func:`_temporary`, per CPython version and path
-#: ("op": an operator reached through ``NDArrayOperatorsMixin``; "call": the ufunc called directly), not
-#: counting the references of the dispatch that depend on the operand's position (added in ``_temporary``)
-_COUNTS = {(3, 11): {"op": 8, "call": 6}}
+#: ("op": an operator reached through ``NDArrayOperatorsMixin``; "call": the ufunc called directly; "direct":
+#: an operator computed by TrackedArray's own method), not counting the references of the dispatch that
+#: depend on the operand's position (added in ``_temporary``; none on the "direct" path)
+_COUNTS = {(3, 11): {"op": 8, "call": 6, "direct": 5}}
 
 _VERSION = sys.version_info[:2]
 #: True where elision runs (CPython versions whose reference counts are pinned by the tests)
@@ -207,29 +208,44 @@ def _producer(code, offset, depth):
 
 
 def _mixin_kinds():
-    TrackedArray = _tracked.TrackedArray
+    from numpy.lib.mixins import NDArrayOperatorsMixin as M
     # the mixin makes every forward operator (comparisons included) from one function, every reflected one
-    # from another, every unary one from a third
+    # from another, every unary one from a third (TrackedArray computes most operators itself, see
+    # whence.tracked.DIRECT_OPERATORS, and keeps the mixin's for the others)
     # ``**`` has its own method (plain numpy's shortcuts to square, sqrt, reciprocal), shaped like the mixin's
-    return {TrackedArray.__add__.__code__: "op", TrackedArray.__radd__.__code__: "op",
-            TrackedArray.__neg__.__code__: "op", TrackedArray.__pow__.__code__: "pow"}
+    return {M.__add__.__code__: "op", M.__radd__.__code__: "op", M.__neg__.__code__: "op",
+            _tracked.TrackedArray.__pow__.__code__: "pow"}
 
 
 _MIXIN: dict = {}
+#: the code objects of TrackedArray's own operator methods and of their fallback
+_OPERATOR_CODES = frozenset([f.__code__ for f in _tracked.DIRECT_OPERATORS.values()]
+                            + [_tracked._generic_binary.__code__])
 
 
-def _site(nin):
-    """``(frame, offset, kind, below)`` of the user's instruction that is running this elementwise ufunc call:
-    an operator (kind ``"op"``, through the ``NDArrayOperatorsMixin`` method) or a call of the ufunc with
-    its ``nin`` operands as positional arguments (kind ``"call"``); None for any other way in (a ufunc
-    called from C code, ``x.__add__(y)``, ``operator.add``, ``map``, ``functools.partial``, ...)."""
+def _site(nin, direct=False):
+    """``(frame, offset, kind, below)`` of the user's instruction that is running this elementwise ufunc
+    call: an operator (kind ``"direct"``, computed by the TrackedArray's operator method itself; kind
+    ``"op"``, through the ``NDArrayOperatorsMixin`` method, or ``**``, and ``__array_ufunc__``) or a call of
+    the ufunc with its ``nin`` operands as positional arguments (kind ``"call"``); None for any other way in
+    (a ufunc called from C code, ``x.__add__(y)``, ``operator.add``, ``map``, ``functools.partial``, ...)."""
     if not _MIXIN:
         _MIXIN.update(_mixin_kinds())
     try:
-        f = sys._getframe(3)  # 0: _site, 1: elementwise_call, 2: __array_ufunc__, 3: its caller
+        # 0: _site, 1: elementwise_call, 2: __array_ufunc__ or the operator method, 3: its caller
+        f = sys._getframe(3)
     except ValueError:  # called from C with no Python frame above
         return None
+    if direct:
+        code = f.f_code
+        off = f.f_lasti
+        op = code.co_code[off]
+        if op in _BINARY if nin == 2 else op in _UNARY:
+            return f, off, "direct", 0
+        return None
     kind = _MIXIN.get(f.f_code)
+    if kind is None and f.f_code in _OPERATOR_CODES:
+        return None  # an operator method's own fallback (other operand types): numpy's dispatch in between
     if kind is not None:
         f = f.f_back
         if f is None:
@@ -252,12 +268,12 @@ def _site(nin):
 
 # ---------------------------------------------------------------------------------------- the dispatch
 
-def elementwise_call(ufunc, inputs, raws, pnodes, pshapes):
+def elementwise_call(ufunc, inputs, raws, pnodes, pshapes, direct=False):
     """Compute a plain elementwise ufunc call on large operands (the fast path of
-    ``TrackedArray.__array_ufunc__``) and wrap the result; the result reuses the buffer of a temporary
-    operand where one qualifies (see the module docstring)."""
+    ``TrackedArray.__array_ufunc__``, or of an operator method when ``direct``) and wrap the result; the
+    result reuses the buffer of a temporary operand where one qualifies (see the module docstring)."""
     r = None
-    site = _site(len(inputs)) if ACTIVE else None
+    site = _site(len(inputs), direct) if ACTIVE else None
     if site is not None:
         j = _temporary(ufunc, inputs, raws, site)
         if j >= 0:
@@ -288,6 +304,7 @@ def _consumed(inputs):
 def _temporary(ufunc, inputs, raws, site):
     """Position of an operand whose buffer may take the result, or -1."""
     frame, off, kind, below = site
+    direct = kind == "direct"
     fid = id(frame)
     n = len(inputs)
     jf = jl = -1  # positions of the first and the last tracked operand
@@ -315,11 +332,17 @@ def _temporary(ufunc, inputs, raws, site):
         # (_TEMP_REFS: the mixin method's, numpy's, the ``inputs`` tuple, ``x`` here and getrefcount's
         # argument) and those that depend on its position: numpy's override dispatch and ``self`` of
         # ``__array_ufunc__`` (two, for the first tracked operand) and its loop variable (the last operand)
-        if sys.getrefcount(x) != _TEMP_REFS[kind] + 2 * (j == jf) + (j == n - 1):
+        # (through an operator method, "direct": its own argument, whatever the position)
+        if direct:
+            if sys.getrefcount(x) != _TEMP_REFS[kind]:
+                continue
+        elif sys.getrefcount(x) != _TEMP_REFS[kind] + 2 * (j == jf) + (j == n - 1):
             continue
         # references to its buffer: the operand's ``_data``, ``raws``, ``d`` of ``__array_ufunc__`` (the
-        # last tracked operand's buffer), ``d`` here and getrefcount's argument
-        if sys.getrefcount(d) != 4 + (j == jl) or weakref.getweakrefcount(x) or weakref.getweakrefcount(d):
+        # last tracked operand's buffer; through an operator method, its local of every tracked operand's
+        # buffer), ``d`` here and getrefcount's argument
+        if sys.getrefcount(d) != 4 + (direct or j == jl) or weakref.getweakrefcount(x) \
+                or weakref.getweakrefcount(d):
             continue
         if n == 2:  # (the common case, inline) the operand and its buffer appear once
             if inputs[1 - j] is x or raws[1 - j] is d:

@@ -17,6 +17,9 @@ from .errors import SourceNameError
 __all__ = ["Node", "OpRecord", "new_source", "reset", "release", "source_names"]
 
 _ids = itertools.count()
+_next_id = _ids.__next__
+_NO_CONTROL: frozenset[int] = frozenset()
+_ref = weakref.ref
 _sources: "weakref.WeakValueDictionary[str, Node]" = weakref.WeakValueDictionary()
 # the arrays handed out by ``track`` for each source node (for plots that show a source's values)
 # (keyed by node id, values held weakly: the registry keeps neither the array nor its lineage alive)
@@ -50,13 +53,16 @@ class Node:
     kids: Any
 
     def __init__(self, op: str, shape: Iterable[int], map: Any = None, parents: Iterable[Node] = (),
-                 control: frozenset[int] = frozenset(), partial: str | None = None, name: str | None = None,
+                 control: frozenset[int] = _NO_CONTROL, partial: str | None = None, name: str | None = None,
                  internal: bool = False, detail: str = "") -> None:
-        self.id = next(_ids)
+        # (created once per array operation: kept to plain attribute stores)
+        self.id = _next_id()
         self.op = op
         self.shape = shape if type(shape) is tuple else tuple(shape)
         self.map = map
-        self.parents = parents if type(parents) is tuple else tuple(parents)
+        if type(parents) is not tuple:
+            parents = tuple(parents)
+        self.parents = parents
         self.control = control
         self.partial = partial
         self.name = name
@@ -69,20 +75,21 @@ class Node:
         # this one (a weakref, a list of them, or None)
         self.link = None
         self.kids = None
-        if parents:
-            r = weakref.ref(self)
-            for p in self.parents:
-                if p.name is not None:  # sources are never folded: they need no list of readers
-                    continue
-                k = p.kids
-                if k is None:
-                    p.kids = r
-                elif type(k) is list:
-                    k.append(r)
-                    if len(k) >= 16 and not len(k) & (len(k) - 1):
-                        k[:] = [w for w in k if w() is not None]
-                else:
-                    p.kids = [k, r]
+        r = None
+        for p in parents:
+            if p.name is not None:  # sources are never folded: they need no list of readers
+                continue
+            if r is None:  # (one weak reference, made only when a parent keeps a list of readers)
+                r = _ref(self)
+            k = p.kids
+            if k is None:
+                p.kids = r
+            elif type(k) is list:
+                k.append(r)
+                if len(k) >= 16 and not len(k) & (len(k) - 1):
+                    k[:] = [w for w in k if w() is not None]
+            else:
+                p.kids = [k, r]
 
     def __getstate__(self) -> dict[str, Any]:
         # the weak references to readers are of this process only: a copy (pickled to another process) starts

@@ -24,8 +24,8 @@ from numpy.lib.mixins import NDArrayOperatorsMixin
 from . import hooks as _hooks
 from .errors import PartialLineageWarning, WhenceError
 from .graph import Node, new_source, source_arrays
-from .maps import (ViewMap, expand_basic_key, ElementwiseMap, EinsumMap, GatherMap, OpaqueMap, UnionMap,
-                   replay_gather, mask_gather)
+from .maps import (ViewMap, expand_basic_key, ElementwiseMap, EinsumMap, GatherMap, OpaqueMap, ReduceMap,
+                   UnionMap, replay_gather, mask_gather)
 
 __all__ = ["TrackedArray", "track", "is_tracked", "plain", "is_lazy", "as_values"]
 
@@ -140,9 +140,73 @@ def plain(x):
 #: see whence.hooks)
 _LATE = _hooks.ARRAY
 
+#: ``{numpy function: fast(args, kwargs)}``, filled by the function table (whence.buckets): the result of
+#: the common call of the function on a numpy-backed TrackedArray, exactly as its bucket's handler gives it,
+#: or None for any other call (which then goes to the handler)
+FAST_FUNCTIONS = {}
+
 
 def _reduce_fast(func, a, axis, **kw):
     return _LATE["reduce"](func, a, axis, **kw)
+
+
+#: ndarray reductions computed by TrackedArray's methods directly: (op name as numpy's function has it, the
+#: ndarray method, whether it takes dtype=); the values are those of the numpy function on a plain ndarray
+_SUM = (np.sum.__name__, np.ndarray.sum, True)
+_MEAN = (np.mean.__name__, np.ndarray.mean, True)
+_MAX = (np.max.__name__, np.ndarray.max, False)
+_MIN = (np.min.__name__, np.ndarray.min, False)
+_ALL_AXES = [tuple(range(n)) for n in range(65)]
+
+
+def _reduce_method(a, how, axis, dtype, keepdims):
+    """``a.sum(axis)`` and the like for a numpy-backed array and an axis that is None or one int: the
+    reduction map without binding arguments (None: not this case)."""
+    d = a._data
+    if type(d) is not np.ndarray:
+        return None
+    nd = d.ndim
+    if axis is None:
+        axes = _ALL_AXES[nd]
+    elif type(axis) is int and -nd <= axis < nd:
+        axes = (axis % nd,)
+    else:
+        return None
+    name, method, has_dtype = how
+    r = method(d, axis=axis, dtype=dtype, keepdims=keepdims) if has_dtype else method(d, axis=axis,
+                                                                                      keepdims=keepdims)
+    if type(r) is not np.ndarray:
+        r = np.asarray(r)
+    shape = d.shape
+    return _wrap(r, Node(name, r.shape, ReduceMap(shape, axes, r.shape, (shape,)), (a._node,)))
+
+
+def _reduce_function(how):
+    def fast(args, kwargs):
+        # np.sum(a), np.sum(a, axis), np.sum(a, axis=, dtype=, keepdims=): the method's path
+        n = len(args)
+        if n > 2 or type(args[0]) is not TrackedArray:
+            return None
+        axis = args[1] if n == 2 else None
+        dtype = None
+        keepdims = False
+        for k, v in kwargs.items():
+            if k == "axis" and n == 1:
+                axis = v
+            elif k == "dtype" and how[2]:
+                dtype = v
+            elif k == "keepdims" and type(v) is bool:
+                keepdims = v
+            else:
+                return None
+        return _reduce_method(args[0], how, axis, dtype, keepdims)
+
+    return fast
+
+
+for _how, _f in [(_SUM, np.sum), (_MEAN, np.mean), (_MAX, np.max), (_MIN, np.min)]:
+    FAST_FUNCTIONS[_f] = _reduce_function(_how)
+del _how, _f
 
 
 def _array_died(node, size):
@@ -162,33 +226,49 @@ def _handle_ufunc(ufunc, method, inputs, kwargs):
 _ELIDE_BYTES = 262144
 
 
+_MATMUL_SIGNATURE = np.matmul.signature
+
+
 def _matmul_fast(inputs):
     """``a @ b`` with tracked or plain ndarray operands and no keyword: the contraction map without binding
     arguments (None: not this case)."""
-    raws = []
-    shapes = []
-    tracked = []
-    for x in inputs:
-        t = type(x)
-        if t is TrackedArray:
-            d = x._data
-            if type(d) is not np.ndarray:
-                return None
-            raws.append(d)
-            tracked.append(x)
-        elif t is np.ndarray:
-            raws.append(x)
-        else:
+    a, b = inputs
+    ta = type(a)
+    tb = type(b)
+    if ta is TrackedArray:
+        da = a._data
+        if type(da) is not np.ndarray:
             return None
-        shapes.append(raws[-1].shape)
+    elif ta is np.ndarray:
+        da = a
+    else:
+        return None
+    if tb is TrackedArray:
+        db = b._data
+        if type(db) is not np.ndarray:
+            return None
+    elif tb is np.ndarray:
+        db = b
+    else:
+        return None
     f = _LATE["gufunc_labels"]
-    r = np.matmul(*raws)
+    r = np.matmul(da, db)
     if type(r) is not np.ndarray:
         r = np.asarray(r)
-    labels, out_labels = f(np.matmul.signature, tuple(shapes))
-    sel = [lab for lab, x in zip(labels, inputs) if type(x) is TrackedArray]
-    m = EinsumMap(sel, out_labels, r.shape, [x._data.shape for x in tracked])
-    return _wrap(r, Node("matmul", r.shape, m, tuple(x._node for x in tracked)))
+    sa = da.shape
+    sb = db.shape
+    labels, out_labels = f(_MATMUL_SIGNATURE, (sa, sb))
+    if ta is TrackedArray:
+        if tb is TrackedArray:
+            m = EinsumMap([labels[0], labels[1]], out_labels, r.shape, [sa, sb])
+            parents = (a._node, b._node)
+        else:
+            m = EinsumMap([labels[0]], out_labels, r.shape, [sa])
+            parents = (a._node,)
+    else:
+        m = EinsumMap([labels[1]], out_labels, r.shape, [sb])
+        parents = (b._node,)
+    return _wrap(r, Node("matmul", r.shape, m, parents))
 
 
 def _wrap(data, node, view_of=None, view_fn=None):
@@ -257,6 +337,15 @@ def _is_basic_key(key):
         if isinstance(k, (numbers.Integral, np.integer)):
             continue
         return False
+    return True
+
+
+def _plain_basic(key):
+    """True for a tuple of ints and slices only (a basic key that needs no expansion)."""
+    for k in key:
+        t = type(k)
+        if t is not slice and t is not int:
+            return False
     return True
 
 
@@ -594,6 +683,12 @@ class TrackedArray(NDArrayOperatorsMixin):
             r = _DASK[0].dispatch_function(func, types, args, kwargs)
             if r is not _DASK[0].NOT_LAZY:
                 return r
+        else:
+            f = FAST_FUNCTIONS.get(func)
+            if f is not None:  # the common call of a common function, without binding its arguments
+                r = f(args, kwargs)
+                if r is not None:
+                    return r
         return _LATE["dispatch"](func, types, args, kwargs)
 
     # -- attributes ----------------------------------------------------------------------------------
@@ -781,17 +876,25 @@ class TrackedArray(NDArrayOperatorsMixin):
 
     # -- indexing ------------------------------------------------------------------------------------
     def __getitem__(self, key):
-        if isinstance(key, str):
-            raise IndexError(f"a TrackedArray has no fields; got the key {key!r}")
         d = self._data
-        ekey = expand_basic_key(key, d.ndim) if type(key) is not TrackedArray else None
+        # the common basic keys (an int, a slice, a tuple of them) are their own expanded form
+        tk = type(key)
+        if tk is slice or tk is int:
+            ekey = (key,)
+        elif tk is tuple and _plain_basic(key):
+            ekey = key
+        elif isinstance(key, str):
+            raise IndexError(f"a TrackedArray has no fields; got the key {key!r}")
+        else:
+            ekey = expand_basic_key(key, d.ndim) if tk is not TrackedArray else None
         if ekey is not None:
             result = d[key]  # the original key: x[0, ...] is a 0-d view where x[0] is a scalar
             if type(result) is not np.ndarray and not is_lazy(result):
                 result = np.asarray(result)
             out = _wrap(result, Node("getitem", result.shape, ViewMap(result.shape, d.shape, "slice", ekey),
                                      (self._node,)))
-            if shares_buffer(result, d):
+            if type(d) is np.ndarray and result.base is not None and result.size and _base(result) is _base(d) \
+                    or type(d) is not np.ndarray and shares_buffer(result, d):
                 root = self._root if self._root is not None else self
                 out._root = root
                 out._chain = self._chain + ((lambda x, key=key: x[key]),)
@@ -946,6 +1049,9 @@ class TrackedArray(NDArrayOperatorsMixin):
 
     def sum(self, axis=None, dtype=None, out=None, keepdims=False, **kw):
         if out is None and not kw:
+            r = _reduce_method(self, _SUM, axis, dtype, keepdims)
+            if r is not None:
+                return r
             return _reduce_fast(np.sum, self, axis, dtype=dtype, keepdims=keepdims)
         return np.sum(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kw)
 
@@ -954,6 +1060,9 @@ class TrackedArray(NDArrayOperatorsMixin):
 
     def mean(self, axis=None, dtype=None, out=None, keepdims=False, **kw):
         if out is None and not kw:
+            r = _reduce_method(self, _MEAN, axis, dtype, keepdims)
+            if r is not None:
+                return r
             return _reduce_fast(np.mean, self, axis, dtype=dtype, keepdims=keepdims)
         return np.mean(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kw)
 
@@ -965,11 +1074,17 @@ class TrackedArray(NDArrayOperatorsMixin):
 
     def max(self, axis=None, out=None, keepdims=False, **kw):
         if out is None and not kw:
+            r = _reduce_method(self, _MAX, axis, None, keepdims)
+            if r is not None:
+                return r
             return _reduce_fast(np.max, self, axis, keepdims=keepdims)
         return np.max(self, axis=axis, out=out, keepdims=keepdims, **kw)
 
     def min(self, axis=None, out=None, keepdims=False, **kw):
         if out is None and not kw:
+            r = _reduce_method(self, _MIN, axis, None, keepdims)
+            if r is not None:
+                return r
             return _reduce_fast(np.min, self, axis, keepdims=keepdims)
         return np.min(self, axis=axis, out=out, keepdims=keepdims, **kw)
 
@@ -989,9 +1104,13 @@ class TrackedArray(NDArrayOperatorsMixin):
         return np.all(self, axis=axis, out=out, keepdims=keepdims, **kw)
 
     def cumsum(self, axis=None, dtype=None, out=None):
+        if out is None:
+            return np.cumsum(self, axis=axis, dtype=dtype)
         return np.cumsum(self, axis=axis, dtype=dtype, out=out)
 
     def cumprod(self, axis=None, dtype=None, out=None):
+        if out is None:
+            return np.cumprod(self, axis=axis, dtype=dtype)
         return np.cumprod(self, axis=axis, dtype=dtype, out=out)
 
     def argsort(self, axis=-1, kind=None, order=None, **kw):
@@ -1028,6 +1147,125 @@ class TrackedArray(NDArrayOperatorsMixin):
 
     def setfield(self, *args, **kwargs):
         raise WhenceError("setfield is not supported on tracked arrays")
+
+
+# ------------------------------------------------------------------------------------------ operators
+# The operators of NDArrayOperatorsMixin call the ufunc on the TrackedArray, and numpy then finds and calls
+# ``__array_ufunc__``: a few microseconds per operator.  The common case -- a TrackedArray and a scalar, a
+# plain array or another TrackedArray, all numpy-backed -- is computed here directly, with the result and
+# lineage ``__array_ufunc__`` would give; every other case goes the mixin's way.
+
+def _generic_binary(ufunc, self, other, reflected):
+    if _disables_array_ufunc(other):
+        return NotImplemented
+    return ufunc(other, self) if reflected else ufunc(self, other)
+
+
+def _disables_array_ufunc(obj):
+    try:
+        return obj.__array_ufunc__ is None
+    except AttributeError:
+        return False
+
+
+def _binary_operator(ufunc, name, reflected):
+    uname = ufunc.__name__
+
+    def op(self, other):
+        t = type(other)
+        if t is TrackedArray:
+            o = other._data
+            if type(o) is not np.ndarray:
+                return _generic_binary(ufunc, self, other, reflected)
+        elif t in _SCALARS or t is np.ndarray:
+            o = other
+        else:
+            return _generic_binary(ufunc, self, other, reflected)
+        d = self._data
+        if type(d) is not np.ndarray:
+            return _generic_binary(ufunc, self, other, reflected)
+        if t is TrackedArray:
+            if reflected:
+                pnodes = [other._node, self._node]
+                pshapes = [o.shape, d.shape]
+            else:
+                pnodes = [self._node, other._node]
+                pshapes = [d.shape, o.shape]
+        else:
+            pnodes = [self._node]
+            pshapes = [d.shape]
+        if d.nbytes >= _ELIDE_BYTES or ((t is TrackedArray or t is np.ndarray) and o.nbytes >= _ELIDE_BYTES):
+            # large operands: whence.elision reuses the buffer of a temporary operand (numpy's elision); the
+            # references it counts: this frame holds each operand once (self, other) and each tracked
+            # operand's buffer once (d, o)
+            if reflected:
+                return _LATE["elide"](ufunc, (other, self), (o, d), pnodes, pshapes, True)
+            return _LATE["elide"](ufunc, (self, other), (d, o), pnodes, pshapes, True)
+        r = ufunc(o, d) if reflected else ufunc(d, o)
+        if type(r) is not np.ndarray:
+            r = np.asarray(r)
+        shape = r.shape
+        return _wrap(r, Node(uname, shape, ElementwiseMap(shape, pshapes), pnodes))
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"``{'other ' if reflected else ''}{name}``: :func:`numpy.{uname}` with lineage."
+    return op
+
+
+def _unary_operator(ufunc, name):
+    uname = ufunc.__name__
+
+    def op(self):
+        d = self._data
+        if type(d) is not np.ndarray:
+            return ufunc(self)
+        if d.nbytes >= _ELIDE_BYTES:
+            return _LATE["elide"](ufunc, (self,), (d,), [self._node], [d.shape], True)
+        r = ufunc(d)
+        if type(r) is not np.ndarray:
+            r = np.asarray(r)
+        shape = r.shape
+        return _wrap(r, Node(uname, shape, ElementwiseMap(shape, [d.shape]), [self._node]))
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"``{name}``: :func:`numpy.{uname}` with lineage."
+    return op
+
+
+def _matmul_operator(reflected):
+    def op(self, other):
+        r = _matmul_fast((other, self) if reflected else (self, other))
+        if r is None:
+            return _generic_binary(np.matmul, self, other, reflected)
+        return r
+
+    op.__name__ = "__rmatmul__" if reflected else "__matmul__"
+    op.__doc__ = f"``{'other @ self' if reflected else 'self @ other'}``: :func:`numpy.matmul` with lineage."
+    return op
+
+
+#: the operators computed directly (divmod keeps the mixin's: two outputs)
+DIRECT_OPERATORS = {"__matmul__": _matmul_operator(False), "__rmatmul__": _matmul_operator(True)}
+_COMPARISONS: list = [("lt", np.less), ("le", np.less_equal), ("eq", np.equal), ("ne", np.not_equal),
+                      ("gt", np.greater), ("ge", np.greater_equal)]
+_ARITHMETIC: list = [("add", np.add), ("sub", np.subtract), ("mul", np.multiply), ("truediv", np.true_divide),
+                     ("floordiv", np.floor_divide), ("mod", np.remainder), ("pow", np.power),
+                     ("lshift", np.left_shift), ("rshift", np.right_shift), ("and", np.bitwise_and),
+                     ("xor", np.bitwise_xor), ("or", np.bitwise_or)]
+_UNARY: list = [("neg", np.negative), ("pos", np.positive), ("abs", np.absolute), ("invert", np.invert)]
+for _name, _uf in _COMPARISONS:
+    DIRECT_OPERATORS[f"__{_name}__"] = _binary_operator(_uf, f"__{_name}__", False)
+for _name, _uf in _ARITHMETIC:
+    if _name == "pow" and "__pow__" in TrackedArray.__dict__:
+        continue  # the class's own (plain numpy's square / sqrt / reciprocal shortcuts)
+    DIRECT_OPERATORS[f"__{_name}__"] = _binary_operator(_uf, f"__{_name}__", False)
+    DIRECT_OPERATORS[f"__r{_name}__"] = _binary_operator(_uf, f"__r{_name}__", True)
+for _name, _uf in _UNARY:
+    DIRECT_OPERATORS[f"__{_name}__"] = _unary_operator(_uf, f"__{_name}__")
+for _name, _f in DIRECT_OPERATORS.items():
+    _f.__qualname__ = f"TrackedArray.{_name}"
+    setattr(TrackedArray, _name, _f)
+del _name, _uf, _f
 
 
 def _transpose_all(x):

@@ -13,7 +13,7 @@ import numpy as np
 from ..maps import (BandMap, EinsumMap, ElementwiseMap, LaneMap, ReduceMap, UnionMap, normalize_axes as _normalize_axes,
                     replay_gather)
 from ..graph import Node
-from ..tracked import TrackedArray, wrap as _wrap, as_values, is_lazy, make_node
+from ..tracked import FAST_FUNCTIONS, TrackedArray, wrap as _wrap, as_values, is_lazy, make_node
 from .common import freeze, internal_ravel, is_t, raw
 from .registry import implements, signature
 from .ufuncs import gufunc_labels
@@ -238,6 +238,54 @@ def _cumulative(func, a, *args, **kwargs):
     n = src.shape[axis]
     m = BandMap(result.shape, src.shape, lambda: [(axis, *_prefix(n, initial))])
     return _wrap(result, make_node(func.__name__, result.shape, m, [src.node], detail=f"axis={axis}"))
+
+
+_CUMULATIVE_METHODS = {np.cumsum: np.ndarray.cumsum, np.cumprod: np.ndarray.cumprod}
+_NO_CONTROL: frozenset[int] = frozenset()
+
+
+def _make_cumulative_fast(func):
+    method = _CUMULATIVE_METHODS[func]
+    name = func.__name__
+
+    def fast(args, kwargs):
+        a = args[0]
+        if type(a) is not TrackedArray or len(args) > 2:
+            return None
+        d = a._data
+        if type(d) is not np.ndarray:
+            return None
+        if len(args) == 2:
+            if "axis" in kwargs:
+                return None
+            axis = args[1]
+        else:
+            axis = kwargs.get("axis")
+        dtype = None
+        if kwargs:
+            for k in kwargs:
+                if k != "axis" and k != "dtype":
+                    return None
+            dtype = kwargs.get("dtype")
+        nd = d.ndim
+        if axis is None:
+            if nd != 1:
+                return None  # (a flattened copy first: the handler's internal node)
+            axis = 0
+        elif type(axis) is not int or not -nd <= axis < nd:
+            return None
+        axis = axis % nd
+        result = method(d, axis=axis, dtype=dtype)
+        shape = d.shape
+        n = shape[axis]
+        m = BandMap(result.shape, shape, lambda: [(axis, *_prefix(n))])
+        return _wrap(result, Node(name, result.shape, m, (a._node,), _NO_CONTROL, None, detail=f"axis={axis}"))
+
+    return fast
+
+
+for _f in _CUMULATIVE_METHODS:
+    FAST_FUNCTIONS[_f] = _make_cumulative_fast(_f)
 
 
 @implements("B", np.unwrap)

@@ -672,14 +672,17 @@ def _open_error(path, e):
 
 
 def _check_meta(con, path):
+    # the table read directly: information_schema lists the tables of every database attached to the instance
+    # (the other stores of the process), and under load that took most of an open's time
+    duckdb = _duckdb()
+    query = "SELECT key, value FROM whence_meta"
     try:
-        tables = {r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()").fetchall()}
-    except StoreError:
-        raise
-    if "whence_meta" not in tables:
-        raise NotAStoreError(f"{str(path)!r} is a DuckDB database but not a whence store (no whence_meta table)")
-    rows = con.execute("SELECT key, value FROM whence_meta").fetchall()
+        rows = con.raw.execute(query).fetchall()
+    except duckdb.CatalogException:
+        raise NotAStoreError(f"{str(path)!r} is a DuckDB database but not a whence store (no whence_meta "
+                             f"table)") from None
+    except duckdb.Error:
+        rows = con.execute(query).fetchall()  # again, for the StoreError that says what failed
     try:
         rows = dict(rows)
     except (TypeError, ValueError) as e:

@@ -171,8 +171,11 @@ def _pivot_lineage(src, res, args, kwargs, op="pivot_table"):
         vrow = _col_rows(src, [v])
         if vrow is None:
             return _fallback(res, op, [src])
+        inv = None
         if cls_:
             ck = src[cls_].itertuples(index=False, name=None) if len(cls_) > 1 else src[cls_[0]]
+            if isinstance(ck, pd.Series):  # each distinct key once, not once per row: then back to the rows
+                inv, ck = pd.factorize(ck, use_na_sentinel=False)
             ck = list(ck)
             if isinstance(rcols, pd.MultiIndex):
                 multi_values = rcols.nlevels == len(cls_) + 1
@@ -186,6 +189,8 @@ def _pivot_lineage(src, res, args, kwargs, op="pivot_table"):
             j = rcols.get_indexer([v])[0] if v in rcols else -1
             out_col = np.full(len(src), j)
         out_col = np.asarray(out_col, np.int64)
+        if inv is not None:
+            out_col = out_col[inv]
         for j in np.unique(out_col[out_col >= 0]):
             g = np.where((out_col == j) & (out_row >= 0), out_row, -1)
             for p in lin.parts:
