@@ -26,7 +26,8 @@ Tables (query them with :meth:`Store.sql`)
     The relation of every shape-determined operation as ProvRC rectangles: the output cells ``o`` with
     ``out_lo <= o <= out_hi`` derive from the parent cells ``i`` with, on every parent axis ``j``,
     ``lo_off[j] + lo_mul[j] * o[lo_ax[j]] <= i[j] <= hi_off[j] + hi_mul[j] * o[hi_ax[j]]`` (axis -1: the bound
-    is absolute; ``lo_ax = [-2]``: a flat identity, as for a reshape).  Lists are 1-based in SQL.
+    is absolute; ``lo_ax = [-2]``: over flat indices, the output cell ``f`` copying the parent cell
+    ``lo_off[1] + lo_mul[1] * f``, as for a reshape).  Lists are 1-based in SQL.
 ``arrays(run, run_uid, id, dtype, shape, nbytes, codec, crc32, data, path)``
     The index arrays of data-dependent operations and of table row relations, zstd-compressed in ``data``,
     or, above ``inline_limit`` bytes, in a Parquet file beside the database (``path``, relative to it).
