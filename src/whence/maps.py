@@ -1169,7 +1169,9 @@ class ChainMap(Map):
     def rectangles(self):
         cached = self.__dict__.get("_rect_rows", False)
         if cached is False:
-            cached = self.__dict__["_rect_rows"] = self._rectangles()
+            cached = self._rectangles()
+            if cached is not None or not DEFERRED[0]:
+                self.__dict__["_rect_rows"] = cached
         return cached
 
     def _rectangles(self):
@@ -1779,6 +1781,9 @@ def rectangles_to_pairs(rows, out_shape, parent_shapes):
 
 
 _MAX_ROWS = 64  # rows of one relation at most: a map with more keeps its own form (an index array, a chain)
+#: ``[True]`` while maps are folded as arrays die (see :mod:`whence.compose`): a gather whose rows are not
+#: known yet answers None instead of reading its index array (that pass belongs to a query, not to capture)
+DEFERRED = [False]
 
 
 def _affine_runs(fs, valid, cap=_MAX_ROWS):
@@ -1901,6 +1906,8 @@ def _gather_rects(self):
     cached = self.__dict__.get("_rect_rows", False)
     if cached is not False:
         return cached
+    if DEFERRED[0]:
+        return None
     rows = None
     out = tuple(self.out_shape)
     if type(self) is GatherMap and _size(out) and all(_size(p) for p in self.parent_shapes):
