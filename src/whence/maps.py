@@ -604,12 +604,24 @@ class GatherMap(Map):
         f = getattr(inner, "copy_index", None)
         if f is None or len(inner.parent_shapes) != 1 or (type(inner) is ChainMap and not inner.is_copy):
             return None
+        b_out, b_in = getattr(self, "bits", None), getattr(inner, "bits", None)
+        if b_out is not None and b_in is not None and type(inner) is GatherMap:
+            # a mask of a mask: one mask over the inner parent, by boolean passes (no index arrays)
+            pshape = inner.parent_shapes[0]
+            mid = np.unpackbits(b_out, count=_size(self.parent_shapes[0])).view(bool)
+            sel = np.unpackbits(b_in, count=_size(pshape)).view(bool)
+            sel[sel] = mid
+            if len(pshape) == 1 and tuple(self.out_shape) == tuple(pshape):
+                return ElementwiseMap(tuple(pshape), (tuple(pshape),))  # every cell, in order
+            return mask_gather(self.out_shape, pshape, sel)
         # one index array for both: idx_inner[idx_self]
         if not self.held_arrays() and not inner.held_arrays():
             return None  # both computed from shapes and arguments: chained, nothing stored
-        s1 = np.asarray(self.src(), dtype=np.int64)
-        s2 = np.ravel(np.asarray(f(), dtype=np.int64))
-        s2 = np.concatenate([np.zeros(1, np.int64), s2])
+        s1 = np.asarray(self.src())
+        s2 = np.ravel(np.asarray(f()))
+        if s1.size and int(s1.min()) > 0:  # every output cell is a copy: no constant to carry
+            return stored_gather(self.out_shape, inner.parent_shapes[0], s2[s1 - 1])
+        s2 = np.concatenate([np.zeros(1, s2.dtype), s2])
         return stored_gather(self.out_shape, inner.parent_shapes[0], s2[s1])
 
 
@@ -619,15 +631,16 @@ def stored_gather(out_shape, parent_shape, src):
     out_shape, parent_shape = tuple(out_shape), tuple(parent_shape)
     src = np.asarray(src)
     n = _size(out_shape)
-    if out_shape == parent_shape and src.shape == out_shape and n and \
-            np.array_equal(np.ravel(src), np.arange(1, n + 1, dtype=src.dtype)):
-        return ElementwiseMap(out_shape, (parent_shape,))
+    if out_shape == parent_shape and src.shape == out_shape and n:
+        flat = np.ravel(src)
+        if int(flat[0]) == 1 and int(flat[-1]) == n and _increasing(flat) and int(flat[-1] - flat[0]) == n - 1:
+            return ElementwiseMap(out_shape, (parent_shape,))  # increasing from 1 to n: every cell in place
     if src.shape != out_shape:
         src = np.broadcast_to(src, out_shape)
     npar = _size(parent_shape)
     if len(out_shape) == 1 and n and npar // 8 + 1 < 4 * n:
         flat = np.ravel(src)
-        if flat[0] > 0 and (n == 1 or bool((flat[1:] > flat[:-1]).all())):
+        if flat[0] > 0 and _increasing(flat):
             # a selection in order (a mask): one bit per parent cell is smaller than an index per output cell
             bits = np.zeros(npar, bool)
             bits[flat - 1] = True
@@ -637,6 +650,17 @@ def stored_gather(out_shape, parent_shape, src):
     m = GatherMap(out_shape, [parent_shape], (lambda a=arr: a), stored=[arr])
     m.index = arr
     return m
+
+
+def _increasing(flat):
+    """True when ``flat`` (1-D) is strictly increasing (a sample of its head is looked at first)."""
+    n = len(flat)
+    if n < 2:
+        return True
+    head = flat[:1024]
+    if not bool((head[1:] > head[:-1]).all()):
+        return False
+    return n <= 1024 or bool((flat[1:] > flat[:-1]).all())
 
 
 def mask_gather(out_shape, parent_shape, mask):

@@ -465,9 +465,11 @@ def _object_kind(x):
 
 def _collect(run, objs):
     """Everything to write, as rows, before the file is touched (errors here leave the store as it was)."""
-    from ..query import _prepare, _upstream
+    from ..query import _forced, _prepare, _upstream
     # lazy (Dask) objects: shapes unknown at capture are resolved first, as before any query
     roots = {name: _prepare(_object_node(x)) for name, x in objs.items()}
+    for node in roots.values():  # the relation of each object composed as a query composes it (its rectangles)
+        _forced(node)
     seen = {}
     for node in roots.values():
         for n in _upstream(node):
