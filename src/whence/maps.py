@@ -2120,9 +2120,9 @@ def compose_rects(outer_rows, inner_rows, mid_shape, out_shape=None, parent_shap
     Examples
     --------
     >>> from whence.maps import compose_rects, ViewMap
-    >>> flip = ViewMap((5,), (5,), "slice", (slice(None, None, -1),)).rectangles()
-    >>> rows = compose_rects(flip, ViewMap((5,), (5,), "slice", (slice(1, 5, 1),)).rectangles(), (5,))
-    >>> [(r[1], r[2], r[4], r[5]) for r in rows]
+    >>> flip = ViewMap((4,), (4,), "slice", (slice(None, None, -1),)).rectangles()
+    >>> tail = ViewMap((4,), (5,), "slice", (slice(1, 5, 1),)).rectangles()
+    >>> [(r[1], r[2], r[4], r[5]) for r in compose_rects(flip, tail, (4,))]  # output o copies cell 4 - o
     [((0,), (3,), (-1,), (4,))]
     """
     mid_shape = tuple(mid_shape)
