@@ -1883,20 +1883,26 @@ def _gather_axis_rows(k, out, pshape, local, valid, cap):
             sep = sep & va[a].reshape((1,) * a + (-1,) + (1,) * (d - 1 - a))
         if not np.array_equal(sep, V):
             return None
-    coords = np.unravel_index(np.where(valid, local, 0), pshape) if pshape else ()
+    flat = np.where(valid, local, 0)
+    strides = [_size(pshape[j + 1:]) for j in range(len(pshape))]
     dep = {}  # parent axis -> (output axis, line along it) or None for a constant
-    for j, c in enumerate(coords):
-        C = c.reshape(out)
+    first = int(np.flatnonzero(valid)[0])
+    const = {}
+    for j in range(len(pshape)):
+        C = ((flat // strides[j]) % pshape[j]).reshape(out)  # one parent coordinate at a time (memory)
         for a in range(d):
             idx = tuple(slice(None) if b == a else anchor[b] for b in range(d))
             line = C[idx]
             full = np.broadcast_to(line.reshape((1,) * a + (-1,) + (1,) * (d - 1 - a)), out)
             if np.array_equal(C[V], full[V]):
                 lv = line[va[a]]
-                dep[j] = None if (lv == lv[0]).all() else (a, line)
+                dep[j] = None if (lv == lv[0]).all() else (a, line.copy())
                 break
         else:
             return None
+        if dep[j] is None:
+            const[j] = int(C.reshape(-1)[first])
+        del C
     per_axis = []
     for a in range(d):
         js = [j for j, t in dep.items() if t is not None and t[0] == a]
@@ -1907,7 +1913,6 @@ def _gather_axis_rows(k, out, pshape, local, valid, cap):
     total = math.prod(len(r) for _, r in per_axis)
     if total > cap:
         return None
-    const = {j: int(coords[j].reshape(-1)[np.flatnonzero(valid)[0]]) for j, t in dep.items() if t is None}
     rows = []
     for combo in np.ndindex(*[len(r) for _, r in per_axis]):
         lo, hi = [], []
@@ -1953,11 +1958,17 @@ def _gather_rows(self, out):
         if not valid.any():
             continue
         cap = _MAX_ROWS - len(rows)
-        a = _gather_axis_rows(k, out, tuple(pshape), local, valid, cap) if out else None
-        f = None
-        if a is None or len(a) > 1:
-            f = _gather_flat_rows(k, local, valid, cap if a is None else len(a) - 1)
-        best = f if f is not None and (a is None or len(f) < len(a)) else a
+        if len(out) <= 1:  # rows over flat indices first (one pass), rows over axes only where they are fewer
+            f = _gather_flat_rows(k, local, valid, cap)
+            a = None
+            if out and (f is None or len(f) > 1):
+                a = _gather_axis_rows(k, out, tuple(pshape), local, valid, cap if f is None else len(f) - 1)
+        else:  # rows over axes first: they compose with reductions and windows
+            a = _gather_axis_rows(k, out, tuple(pshape), local, valid, cap)
+            f = None
+            if a is None or len(a) > 1:
+                f = _gather_flat_rows(k, local, valid, cap if a is None else len(a) - 1)
+        best = a if a is not None and (f is None or len(a) < len(f)) else f
         if best is None:
             return None
         rows.extend(best)
