@@ -1939,7 +1939,8 @@ def _gather_rects(self):
         return None
     rows = None
     out = tuple(self.out_shape)
-    if type(self) is GatherMap and _size(out) and all(_size(p) for p in self.parent_shapes):
+    if type(self) is GatherMap and _size(out) and all(_size(p) for p in self.parent_shapes) and \
+            not getattr(self, "lazy", False):  # (a lazy index array is written chunk by chunk, not read here)
         try:
             rows = _gather_rows(self, out)
         except MemoryError:  # pragma: no cover - the index array is the compressed form then
