@@ -120,7 +120,7 @@ def _sort(func, a, *args, **kwargs):
             lazy = LazyIndex(lambda v=v, ax=ax: stable_argsort(v, ax))
         orig._defer(lazy)
         if v.ndim == 1:  # the replayed operand is arange(1, n + 1): its gather through the permutation
-            m = replay_gather(values.shape, [v.shape], [True], lambda xs: lazy.get() + xs[0][0], stored=[lazy])
+            m = replay_gather(values.shape, [v.shape], [True], lambda xs: lazy.get() + 1, stored=[lazy])
         else:
             m = replay_gather(values.shape, [v.shape], [True],
                               lambda xs: np.take_along_axis(xs[0], lazy.get(), ax), stored=[lazy])
