@@ -964,6 +964,9 @@ class Store:
 
         Examples
         --------
+        The relation of a saved object is stored composed through its upstream steps (here ``a.T + 1`` is one
+        view of ``a``), each operation keeping its place in the history:
+
         >>> import os, tempfile, numpy as np, whence as wh
         >>> wh.reset()
         >>> a = wh.track(np.ones((4, 5)), name="a")
@@ -971,7 +974,7 @@ class Store:
         >>> _ = wh.save(path, "r", y=a.T + 1)
         >>> with wh.open(path) as store:
         ...     store.sql("SELECT op, coalesce(map_kind, '-') AS map FROM nodes ORDER BY node").values.tolist()
-        [['source', '-'], ['transpose', 'view'], ['add', 'elementwise']]
+        [['source', '-'], ['transpose', 'view'], ['add', 'view']]
         """
         con = self._con
         try:
