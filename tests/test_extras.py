@@ -30,8 +30,9 @@ def _run(blocked, code, cwd):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
            "WHENCE_PROGRESS": "0"}
     env.pop("WHENCE_REQUIRE_BROWSER", None)  # the browser (playwright) is among what these runs take away
+    # (the timeout guards against a hang; it is not a timing)
     return subprocess.run([sys.executable, "-c", BLOCKER + textwrap.dedent(code), ",".join(blocked)],
-                          capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
+                          capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
 
 
 def _raises(blocked, statement, extra, tmp_path):

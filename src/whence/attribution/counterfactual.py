@@ -324,8 +324,8 @@ class Counterfactual:
         if rows is not None:
             return {table: _rows_of(rows, n, table)}
         if lines is not None:
-            from ..unlearn.sources import _lines_to_rows
-            return {table: _lines_to_rows(ctx.sources[table], table, lines, "line")}
+            from ..tabular.sources import rows_of_lines
+            return {table: rows_of_lines(ctx.sources[table], table, lines, "line")}
         if where is not None:
             from ..tabular.sources import table_source
             t = table_source(ctx.sources[table])
@@ -408,12 +408,26 @@ def _rows_of(r, n, table):
     return np.unique(r)
 
 
+def _one_blas_thread():
+    """Deletion propagation multiplies tall matrices with a few dozen columns: one BLAS thread does it as fast
+    as several, and spares the CPU time that waiting threads burn on a busy machine."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - comes with scikit-learn
+        import contextlib
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def source_effects(attr, X_test, y_test, tables=None, *, rows=None, etl=None, sources=None, target=None,
                    test_rows=None, progress=False):
     """See :meth:`whence.attribution.Attributor.source_effects`."""
     if attr.train is None:
         raise CounterfactualError("the training matrix has no lineage: pass a tracked X_train (a tracked frame "
                                   "or its to_numpy) to the Attributor to attribute in source rows")
+    if getattr(attr, "_cf_ctx", None) is None:
+        with _one_blas_thread():
+            attr._cf_context()
     ctx = attr._cf_context()
     if tables is None:
         tables = sorted(ctx.sources)
@@ -429,16 +443,18 @@ def source_effects(attr, X_test, y_test, tables=None, *, rows=None, etl=None, so
         raise ValueError(f"X_test has {X1.shape[0]} rows but y_test has {y_idx.shape[0]}")
     B = attr._test_directions(X1, y_idx)  # (m, P): grad f H^-1
     effects, props, dGs = {}, {}, {}
+    memo = {}  # products with the training matrix, shared by the tables
     for t in tables:
         key = (t, None if rows is None else tuple(np.asarray(rows).reshape(-1).tolist()))
         cached = attr._cf_cache.get(key)
         if cached is None:
-            p = propagate(ctx, t, rows, etl=etl, sources=sources, target=target, progress=progress)
-            dG = attr._delta_grads(p)
+            with _one_blas_thread():
+                p = propagate(ctx, t, rows, etl=etl, sources=sources, target=target, progress=progress)
+                dG = attr._delta_grads(p)
             cached = attr._cf_cache[key] = (p, dG)
         p, dG = cached
         props[t], dGs[t] = p, dG
-        effects[t] = np.ascontiguousarray((B.astype(np.float32) @ dG.T))
+        effects[t] = dG.apply(B, memo)
     outputs = attr._outputs_of(X1, y_idx, attr.W)
     label = attr._label_of(y_idx[0]) if len(y_idx) == 1 else attr._output_kind()
     return SourceEffects(attr, ctx, X1, y_idx, effects, props, outputs, label, test_rows, dGs)

@@ -193,8 +193,8 @@ def _expanded(func, values, codes, ng, vanish, max_expanded):
     size = np.bincount(codes[ing], minlength=ng)
     if int((size.astype(np.int64) ** 2).sum()) > max_expanded:
         return np.full(n, np.nan), vanish, None
-    from ..tabular.relations import _group_members
-    members = _group_members(codes, ing, ng)  # input rows sorted by group
+    from ..tabular.relations import group_members
+    members = group_members(codes, ing, ng)  # input rows sorted by group
     starts = np.zeros(ng + 1, np.int64)
     np.cumsum(size, out=starts[1:])
     # for the member at sorted position q (group g, start st, size k): rows st..st+k-1 except q
@@ -254,8 +254,8 @@ def _walk(node):
 
 
 def _train_node(X):
-    from ..query import _node_of
-    return _node_of(X, "training matrix")
+    from ..query import node_of
+    return node_of(X, "training matrix")
 
 
 def anchor_of(relation, n_train):
@@ -284,7 +284,9 @@ class Propagation:
     removed : ndarray of bool (k,)
         The training row disappears (else its features change to ``new``).
     new : ndarray (k, d) or DataFrame
-        The training row's new raw features (rows of ``removed`` entries are the old ones, unused).
+        The training row's new raw features (rows of ``removed`` entries are the old ones, unused); built on
+        first access when the propagation kept them as the old rows with a few columns replaced
+        (:meth:`new_rows` reads some entries without building all).
     fed_nothing : ndarray of bool (n_rows,)
         Source rows that fed no training row: deleting them changes nothing (their effect is 0).
     rules : list of dict
@@ -297,10 +299,22 @@ class Propagation:
         self.table, self.n_rows = table, int(n_rows)
         z = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
         self.shifts = z if shifts is None else shifts  # (src, column, delta) of column statistics
-        self.src, self.train, self.removed, self.new = src, train, removed, new
+        self.src, self.train, self.removed, self._new = src, train, removed, new
         self.fed_nothing = fed_nothing
         self.rules = rules
         self.fallback = fallback
+
+    @property
+    def new(self):
+        if isinstance(self._new, _Patched):
+            self._new = self._new.rows(np.arange(len(self._new)))
+        return self._new
+
+    def new_rows(self, sel):
+        """The new raw rows of the entries ``sel`` (an index array)."""
+        if isinstance(self._new, _Patched):
+            return self._new.rows(sel)
+        return self._new.iloc[sel] if hasattr(self._new, "iloc") else self._new[sel]
 
     @property
     def exact(self):
@@ -311,6 +325,45 @@ class Propagation:
         return (f"<Propagation {self.table!r}: {self.n_rows} source rows, {self.src.size} training-row changes "
                 f"({int(self.removed.sum())} removals), {int(self.fed_nothing.sum())} fed nothing, "
                 f"{self.fallback.size} by ETL re-run>")
+
+
+class _Patched:
+    """New raw rows kept as the old rows of their training rows with some columns replaced: ``vals[:, c]`` is
+    the new value of column ``cols[c]`` (an ndarray training matrix only; nothing is copied until asked)."""
+
+    def __init__(self, X, values, t, cols, vals):
+        self.X, self.values, self.t = X, values, t
+        self.cols = np.asarray(cols, np.int64)
+        self.vals = vals
+
+    def __len__(self):
+        return int(self.t.size)
+
+    def rows(self, sel):
+        r = _raw_rows(self.X, self.t[sel])
+        if self.cols.size:
+            r[:, self.cols] = self.vals[sel]
+        return r
+
+    def column(self, j):
+        c = np.flatnonzero(self.cols == j)
+        return self.vals[:, c[0]] if c.size else self.values[self.t, j]
+
+    @staticmethod
+    def join(ctx, parts):
+        """One :class:`_Patched` of the entries of ``parts`` (in order), over the union of their columns."""
+        t = np.concatenate([p.t for p in parts]) if parts else np.zeros(0, np.int64)
+        cols = np.unique(np.concatenate([p.cols for p in parts])) if parts else np.zeros(0, np.int64)
+        if len(parts) == 1 and np.array_equal(parts[0].cols, cols):
+            return parts[0]
+        vals = ctx.values[:, cols][t] if cols.size else np.zeros((t.size, 0))
+        lo = 0
+        for p in parts:
+            hi = lo + p.t.size
+            if p.cols.size:
+                vals[lo:hi, np.searchsorted(cols, p.cols)] = p.vals
+            lo = hi
+        return _Patched(ctx.X, ctx.values, t, cols, vals)
 
 
 class _Context:
@@ -433,13 +486,19 @@ def _stat_shifts(ctx, s, t, removed, new):
     import pandas as pd
     if not ctx.stats or not s.size:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    nv = _numeric(new) if isinstance(new, pd.DataFrame) else np.asarray(new, np.float64)
+    if isinstance(new, _Patched):
+        col = new.column
+    else:
+        nv = _numeric(new) if isinstance(new, pd.DataFrame) else np.asarray(new, np.float64)
+
+        def col(j):
+            return nv[:, j]
     S, J, D = [], [], []
     for st in ctx.stats:
         j = st.j
         v_old = ctx.values[t, j]
         go = st.genuine[t]
-        v_new = nv[:, j]
+        v_new = col(j)
         gn = ~removed & ~np.isnan(v_new) & (v_new != st.fill)
         same = go & gn & (v_old == v_new)
         go, gn = go & ~same, gn & ~same
@@ -481,14 +540,19 @@ def _control_rows(node):
     if not isinstance(m, TableMap):
         return None
     n = node.shape[0]
-    out = {}
+    marks = {}
     for k, p in m.entries:
         if not p.control:
             continue
         _, src = p.rel.rows_per(np.arange(n, dtype=np.int64))
         name = node.parents[k].name
-        out[name] = np.union1d(out.get(name, np.zeros(0, np.int64)), src)
-    return out
+        size = int(src.max()) + 1 if src.size else 0
+        mark = marks.get(name, np.zeros(0, bool))
+        if mark.size < size:
+            mark = np.concatenate([mark, np.zeros(size - mark.size, bool)])
+        mark[src] = True
+        marks[name] = mark
+    return {name: np.flatnonzero(mark) for name, mark in marks.items()}
 
 
 def _control_only(ctx, table, n_src, feeds):
@@ -649,7 +713,7 @@ def _raw_rows(X, rows):
     import pandas as pd
     if isinstance(X, pd.DataFrame):
         return pd.DataFrame(X).iloc[rows].copy()
-    return np.array(np.asarray(X)[rows], dtype=np.float64)
+    return np.asarray(X)[rows].astype(np.float64, copy=False)
 
 
 def _set(new, j, vals):
@@ -688,7 +752,8 @@ def propagate(ctx, table, rows=None, *, etl=None, sources=None, target=None, pro
         s, t = srows[sel], tr[sel]
         rules.append({"op": f"{table} rows -> training rows (one to one)", "rule": "removes the training row",
                       "exact": True})
-        new = _raw_rows(ctx.X, t)
+        new = _raw_rows(ctx.X, t) if isinstance(ctx.X, pd.DataFrame) else \
+            _Patched(ctx.X, ctx.values, t, [], np.zeros((t.size, 0)))
         rem = np.ones(s.size, bool)
         shifts = _stat_shifts(ctx, s, t, rem, new)
         rules += _stat_rules(ctx, shifts)
@@ -716,10 +781,15 @@ def propagate(ctx, table, rows=None, *, etl=None, sources=None, target=None, pro
         np.cumsum(np.bincount(gt[order], minlength=rec.ngroups), out=gptr[1:])
         g_in = rec.codes[sel_in]
         k = gptr[g_in + 1] - gptr[g_in]
-        from ..tabular.relations import _expand
-        t_rows = order[_expand(gptr[g_in], k)]
+        from ..tabular.relations import expand_ranges
+        t_rows = order[expand_ranges(gptr[g_in], k)]
         in_rep = np.repeat(sel_in, k)
-        new = _raw_rows(ctx.X, t_rows)
+        frame = isinstance(ctx.X, pd.DataFrame)
+        jj = sorted({j for _, j in path.matches})
+        if frame:
+            new = _raw_rows(ctx.X, t_rows)
+        else:  # only the columns of the path's aggregates change: keep those
+            new = ctx.values[:, jj][t_rows]
         unknown = np.zeros(in_rep.size, bool)
         for ci, j in path.matches:
             col = rec.columns[ci]
@@ -739,21 +809,25 @@ def propagate(ctx, table, rows=None, *, etl=None, sources=None, target=None, pro
             if fill is None:
                 unknown |= van
                 fill = np.nan
-            _set(new, j, np.where(van, fill, v))
+            if frame:
+                _set(new, j, np.where(van, fill, v))
+            else:
+                new[:, jj.index(j)] = np.where(van, fill, v)
             if van.any():
                 rules.append({"op": f"{col.label!r} becomes missing (a group's only value deleted)",
                               "rule": "the fill value of training rows fed by no group" if path.fills.get(j)
                               is not None else "ETL re-run (no training row shows the fill value)",
                               "exact": path.fills.get(j) is not None})
         ok = ~unknown
-        # entries whose row did not change (a missing value deleted from a sum, a tie of a max) drop out
-        nv = _numeric(new) if isinstance(new, pd.DataFrame) else new
-        ov = ctx.values[t_rows]
+        # entries whose row did not change (a missing value deleted from a sum, a tie of a max) drop out; only
+        # the columns of the path's aggregates were set, the others are copies of the old row
+        nv = _numeric(new.iloc[:, jj]) if frame else new
+        ov = ctx.values[:, jj][t_rows]
         ok &= ~np.all((nv == ov) | (np.isnan(nv) & np.isnan(ov)), axis=1)
         fallback[in2src[in_rep[unknown]]] = True
         srcs.append(in2src[in_rep[ok]])
         trains.append(t_rows[ok])
-        news.append(new.iloc[ok] if isinstance(new, pd.DataFrame) else new[ok])
+        news.append(new.iloc[ok] if frame else _Patched(ctx.X, ctx.values, t_rows[ok], jj, new[ok]))
     # rows that feed the training matrix but no aggregate rule covers, and rows that only chose training rows
     fallback |= feeds & ~covered_src
     if ctrl.any():
@@ -779,7 +853,12 @@ def propagate(ctx, table, rows=None, *, etl=None, sources=None, target=None, pro
     if srcs:
         s = np.concatenate(srcs)
         t = np.concatenate(trains)
-        new = pd.concat(news) if isinstance(ctx.X, pd.DataFrame) else np.concatenate(news)
+        if isinstance(ctx.X, pd.DataFrame):
+            new = pd.concat(news)
+        elif fb.size:  # rows of the ETL re-runs: every column may change
+            new = np.concatenate([n.rows(np.arange(len(n))) if isinstance(n, _Patched) else n for n in news])
+        else:
+            new = _Patched.join(ctx, news)
     else:
         s = t = np.zeros(0, np.int64)
         new = _raw_rows(ctx.X, t)
@@ -789,6 +868,8 @@ def propagate(ctx, table, rows=None, *, etl=None, sources=None, target=None, pro
     if s.size:
         key = s * ctx.n + t
         if np.unique(key).size != key.size:
+            if isinstance(new, _Patched):
+                new = new.rows(np.arange(len(new)))
             s, t, new, removed = _merge_dups(ctx, key, s, t, new, removed)
     fed_nothing = ~feeds
     shifts = _stat_shifts(ctx, s, t, removed, new)
@@ -885,7 +966,7 @@ def rerun_without(etl, sources, dropped, target=None, *, a_name, a_rows0, frames
     (X1, y1, match)
         The new training set and, for every new training row, the first run's training row (``match``).
     """
-    import whence as wh
+    from .. import graph, tabular
     from .sources import row_relation
     keep_maps, frames1 = {}, {}
     for name, path in sources.items():
@@ -893,8 +974,8 @@ def rerun_without(etl, sources, dropped, target=None, *, a_name, a_rows0, frames
         rows = np.asarray(dropped.get(name, np.zeros(0, np.int64)), np.int64)
         keep = np.setdiff1d(np.arange(len(df)), rows)
         keep_maps[name] = keep
-        wh.release(name)
-        frames1[name] = wh.track_frame(df.iloc[keep].reset_index(drop=True), name=name)
+        graph.release(name)
+        frames1[name] = tabular.track_frame(df.iloc[keep].reset_index(drop=True), name=name)
     try:
         X1, y1 = run_etl(etl, frames1, target)
     except CounterfactualError:
@@ -920,7 +1001,7 @@ def _fallback_changes(ctx, table, rows, etl, sources, target, progress):
     """Re-run the ETL without each row of ``rows`` on its own: (src, train, removed, new rows)."""
     import pandas as pd
 
-    from ..graph import _sources as live
+    from ..graph import sources_by_name as live
     from ..progress import progress_bar
     if ctx.anchor is None:
         raise CounterfactualError("no source table maps one to one onto the training rows, so re-run ETL rows "
@@ -955,9 +1036,9 @@ def _fallback_changes(ctx, table, rows, etl, sources, target, progress):
     finally:
         bar.close()
         # the re-runs registered reduced sources under the table names: put the original ones back
+        from .. import graph
         for name in sources:
-            import whence as wh
-            wh.release(name)
+            graph.release(name)
         live.update(keep_live)
     s = np.concatenate(srcs) if srcs else np.zeros(0, np.int64)
     t = np.concatenate(trains) if trains else np.zeros(0, np.int64)
@@ -1051,15 +1132,15 @@ def propagate_group(ctx, drop, *, etl=None, sources=None, target=None):
         if ctx.anchor is None:
             raise CounterfactualError("no source table maps one to one onto the training rows, so a re-run "
                                       "cannot be matched to the training rows")
-        from ..graph import _sources as live
+        from ..graph import sources_by_name as live
         keep_live = dict(live)
         try:
             X1, _, match = rerun_without(etl, sources, drop, target, a_name=ctx.anchor[0],
                                          a_rows0=ctx.anchor[1])
         finally:
-            import whence as wh
+            from .. import graph
             for name in sources:
-                wh.release(name)
+                graph.release(name)
             live.update(keep_live)
         v1 = _numeric(X1)
         survived = np.zeros(ctx.n, bool)

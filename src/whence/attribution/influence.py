@@ -25,14 +25,10 @@ require("whence.attribution.Attributor", "sklearn")
 
 import scipy.linalg  # noqa: E402
 
-from ..errors import WhenceError
+from ..errors import UnsupportedModelError
 from .explain import Explanation
 
 __all__ = ["Attributor", "UnsupportedModelError"]
-
-
-class UnsupportedModelError(WhenceError, TypeError):
-    """The model is not one whence can attribute exactly (or is not fitted)."""
 
 
 def _plain(X):
@@ -47,7 +43,7 @@ def _plain(X):
 
 
 def _has_lineage(X):
-    from ..query import _other_node
+    from ..query import resolve_node as _other_node
     from ..tracked import TrackedArray
     return isinstance(X, TrackedArray) or _other_node(X) is not None
 
@@ -455,42 +451,192 @@ class Attributor:
         """``dG`` of every source row of a :class:`~whence.attribution.deletion.Propagation`: the change of the
         summed loss gradient when the row is deleted, float32 (rows of the table, K p).
 
-        For one-output models (binary logistic, squared losses), a source row that changes or removes one
-        training row also carries that row's change of the Hessian (Sherman-Morrison-Woodbury, rank 1 or 2):
-        ``H dG_eff = H H'^-1 dG``, so that ``grad f^T H^-1 dG_eff`` is the Newton step with the new Hessian.
+        A source row that changes or removes one training row also carries that row's change of the Hessian
+        (Sherman-Morrison-Woodbury): ``H dG_eff = H H'^-1 dG``, so that ``grad f^T H^-1 dG_eff`` is the Newton
+        step with the new Hessian.  The change has rank 1 (removal) or 2 (change) for one-output models (binary
+        logistic, squared losses), rank K or 2K for the multinomial logistic regression (:meth:`_woodbury_multi`).
         """
         P = self.W.size
-        out = np.zeros((prop.n_rows, P), np.float64)
         if not prop.src.size:
-            return out.astype(np.float32)
-        t = prop.train
-        y = self.y_idx[t]
-        w = self.sample_weight[t]
-        X1o = self.X1[t]
-        d = -self._row_grads(X1o, y, w)
-        ch = ~prop.removed
-        X1n = None
-        if ch.any():
-            new = prop.new.iloc[np.flatnonzero(ch)] if hasattr(prop.new, "iloc") else prop.new[ch]
-            X1n = np.zeros_like(X1o)
-            X1n[ch] = self._design(self._features(new, "the changed training rows"))
-            d[ch] += self._row_grads(X1n[ch], y[ch], w[ch])
-        if self.K == 1:
-            single = np.bincount(prop.src, minlength=prop.n_rows)[prop.src] == 1
-            d = self._woodbury(d, X1o, X1n, ch, y, w, single)
-        out = _sum_by(prop.src, d, prop.n_rows)
+            out = np.zeros((prop.n_rows, P), np.float64)
+        elif self.K == 1:
+            out = _GradChange(prop.n_rows, P, self._delta_grads_one(prop))
+        else:
+            t = prop.train
+            y = self.y_idx[t]
+            w = self.sample_weight[t]
+            X1o = self.X1[t]
+            d = -self._row_grads(X1o, y, w)
+            ch = ~prop.removed
+            X1n = X1o.copy()
+            if ch.any():
+                new = prop.new_rows(np.flatnonzero(ch))
+                X1n[ch] = self._design(self._features(new, "the changed training rows"))
+                d[ch] += self._row_grads(X1n[ch], y[ch], w[ch])
+            if self.kind == "logistic":
+                single = np.bincount(prop.src, minlength=prop.n_rows)[prop.src] == 1
+                d = self._woodbury_multi(d, X1o, X1n, ch, w, single)
+            out = _sum_by(prop.src, d, prop.n_rows)
         ss, sj, sd = prop.shifts
         if ss.size:
             D = self._fill_sensitivity()
             cols = sorted(D)
             Dm = np.stack([D[j] for j in cols]) if cols else np.zeros((0, P))
-            pos = {j: i for i, j in enumerate(cols)}
-            keep = np.array([j in pos for j in sj.tolist()], bool)
-            ci = np.array([pos.get(j, 0) for j in sj.tolist()], np.int64)
+            ca = np.asarray(cols, np.int64)
+            ci = np.minimum(np.searchsorted(ca, sj), max(ca.size - 1, 0))
+            keep = (ca[ci] == sj) if ca.size else np.zeros(sj.size, bool)
+            ci = np.where(keep, ci, 0)
             import scipy.sparse as sp
             M = sp.csr_matrix((sd[keep], (ss[keep], ci[keep])), shape=(prop.n_rows, len(cols)))
-            out += M @ Dm
-        return out.astype(np.float32)
+            if isinstance(out, _GradChange):
+                out.parts.append((M, Dm))
+            else:
+                out += M @ Dm
+        return out if isinstance(out, _GradChange) else _GradChange(prop.n_rows, P, dense=out)
+
+    def _woodbury_multi(self, d, X1o, X1n, ch, w, single, chunk=4096):
+        """The Newton step with the new Hessian for the entries ``single`` of a multinomial logistic regression.
+
+        A row's loss Hessian is ``A kron x x^T`` with ``A = w (diag(p) - p p^T)`` (K, K), that is
+        ``U A U^T`` with ``U = I_K kron x``.  Removing a row adds ``U_o (-A_o) U_o^T`` to ``H``, changing it also
+        ``U_n A_n U_n^T``; with ``D`` their block diagonal (singular: each ``A`` is, along the all-classes
+        direction), ``H H'^-1 dG = dG - U (I + D U^T H^-1 U)^-1 D U^T H^-1 dG``: one (K or 2K)-square solve per
+        entry.  Returns the corrected ``d`` (entries, K p).
+        """
+        d = d.copy()
+        idx = np.flatnonzero(single)
+        if not idx.size:
+            return d
+        K, p = self.W.shape
+        Hinv = self._hinv()
+        H4 = Hinv.reshape(K, p, K, p)
+        eye = np.eye(K)
+
+        def A_of(X):
+            P = _softmax(X @ self.W.T)
+            return P[:, :, None] * eye[None] - P[:, :, None] * P[:, None, :]
+
+        for lo in range(0, idx.size, chunk):
+            e = idx[lo:lo + chunk]
+            m = e.size
+            xo, xn, c2 = X1o[e], X1n[e], ch[e]
+            v = (d[e] @ Hinv).reshape(m, K, p)  # H^-1 dG, per class
+            To = np.einsum("ip,apbq->iabq", xo, H4)
+            Goo = np.einsum("iabq,iq->iab", To, xo)
+            co = np.einsum("iap,ip->ia", v, xo)
+            Ao = -w[e][:, None, None] * A_of(xo)
+            r = 2 * K
+            M = np.zeros((m, r, r))
+            D = np.zeros((m, r, r))
+            c = np.zeros((m, r))
+            M[:, :K, :K] = Goo
+            D[:, :K, :K] = Ao
+            c[:, :K] = co
+            if c2.any():
+                Gon = np.einsum("iabq,iq->iab", To, xn)
+                Gnn = np.einsum("iabq,iq->iab", np.einsum("ip,apbq->iabq", xn, H4), xn)
+                An = w[e][:, None, None] * A_of(xn)
+                M[:, :K, K:] = Gon
+                M[:, K:, :K] = np.transpose(Gon, (0, 2, 1))
+                M[:, K:, K:] = Gnn
+                D[:, K:, K:] = np.where(c2[:, None, None], An, 0.0)
+                c[:, K:] = np.einsum("iap,ip->ia", v, xn)
+            S = np.eye(r)[None] + D @ M
+            try:
+                z = np.linalg.solve(S, D @ c[:, :, None])[:, :, 0]
+            except np.linalg.LinAlgError:  # a deletion that leaves the new Hessian singular: least squares
+                z = (np.linalg.pinv(S) @ (D @ c[:, :, None]))[:, :, 0]
+            corr = z[:, :K, None] * xo[:, None, :] + z[:, K:, None] * xn[:, None, :]
+            d[e] -= corr.reshape(m, K * p)
+        return d
+
+    def _train_terms(self):
+        """Per training row, computed once: the loss derivative ``r`` (the gradient is ``r x``), the curvature
+        ``c`` (floored at 1e-300) and the leverage ``x^T H^-1 x``."""
+        if getattr(self, "_terms", None) is None:
+            r = self.R[:, 0]
+            c = np.maximum(self._curvature(self.X1, self.y_idx, self.sample_weight), 1e-300)
+            lev = np.einsum("ij,ij->i", self.X1 @ self._hinv(), self.X1)
+            self._terms = (r, c, lev)
+        return self._terms
+
+    def _delta_grads_one(self, prop, chunk=16384):
+        """:meth:`_delta_grads` of a one-output model: ``[(S, V), ...]`` with ``dG = sum S @ V`` (``S`` sparse
+        over the table's rows).
+
+        Each entry (source row, training row) changes the gradient by ``a x_old + b x_new``: removing the
+        training row gives ``-r_old x_old``, changing it adds ``r_new x_new``; for a source row with one entry the
+        Sherman-Morrison-Woodbury correction of the Hessian (rank 1 for a removal, rank 2 for a change) only
+        rescales ``a`` and ``b`` through three quadratic forms in ``H^-1`` (``x_o^T H^-1 x_o`` precomputed per
+        training row, ``x_o^T H^-1 x_n`` and ``x_n^T H^-1 x_n``).  The changed rows go through the model's
+        preprocessing in blocks of ``chunk`` rows, and the sums per source row are two sparse matrices, applied
+        to the test directions only when asked (:class:`_GradChange`).
+        """
+        import scipy.sparse as sp
+        r_all, c_all, lev = self._train_terms()
+        t, src = prop.train, prop.src
+        k = t.size
+        ch = ~prop.removed
+        single = np.bincount(src, minlength=prop.n_rows)[src] == 1
+        r_o, c_o = r_all[t], c_all[t]
+        a = -r_o
+        b = np.zeros(k)
+        rem1 = single & ~ch
+        if rem1.any():
+            a[rem1] *= 1.0 / np.maximum(1.0 - c_o[rem1] * lev[t[rem1]], 1e-6)
+        chi = np.flatnonzero(ch)
+        X1n = np.empty((chi.size, self.X1.shape[1]))
+        if chi.size:
+            Hinv = self._hinv()
+            theta = self.W[0]
+            y, w = self.y_idx[t[chi]], self.sample_weight[t[chi]]
+            r_n, c_n = np.empty(chi.size), np.empty(chi.size)
+            h_nn, h_on = np.empty(chi.size), np.empty(chi.size)
+            for lo in range(0, chi.size, chunk):
+                sl = slice(lo, min(lo + chunk, chi.size))
+                e = chi[sl]
+                raw = prop.new_rows(e)
+                xn = X1n[sl]
+                fx = self._features(raw, "the changed training rows")
+                xn[:, :fx.shape[1]] = fx
+                if self.fit_intercept:
+                    xn[:, -1] = 1.0
+                z = xn @ theta
+                if self.classifier:
+                    pr = _sigmoid(z)
+                    r_n[sl] = w[sl] * (pr - (y[sl] == 1))
+                    c_n[sl] = w[sl] * pr * (1 - pr)
+                else:
+                    r_n[sl] = w[sl] * (z - y[sl])
+                    c_n[sl] = w[sl]
+                hu = xn @ Hinv
+                h_nn[sl] = np.einsum("ij,ij->i", hu, xn)
+                h_on[sl] = np.einsum("ij,ij->i", hu, self.X1[t[e]])
+            c_n = np.maximum(c_n, 1e-300)
+            b[chi] = r_n
+            two = single[chi]
+            if two.any():
+                e = chi[two]
+                ro, hoo = r_o[e], lev[t[e]]
+                rn, hnn, hon = r_n[two], h_nn[two], h_on[two]
+                a11 = -1.0 / c_o[e] + hoo
+                a22 = 1.0 / c_n[two] + hnn
+                b1 = -ro * hoo + rn * hon
+                b2 = -ro * hon + rn * hnn
+                det = a11 * a22 - hon * hon
+                ok = np.abs(det) > 1e-300
+                dd = np.where(ok, det, 1.0)
+                z1 = np.where(ok, (a22 * b1 - hon * b2) / dd, 0.0)
+                z2 = np.where(ok, (a11 * b2 - hon * b1) / dd, 0.0)
+                a[e] -= z1
+                b[e] -= z2
+        n_rows = prop.n_rows
+        parts = [(sp.csr_matrix((a, (src, t)), shape=(n_rows, self.n_train)), self.X1)]
+        if chi.size:
+            # kept in float32 (the effects are float32): half the memory that every later question reads
+            parts.append((sp.csr_matrix((b[chi], (src[chi], np.arange(chi.size))), shape=(n_rows, chi.size)),
+                          X1n.astype(np.float32)))
+        return parts
 
     def _hinv(self):
         if getattr(self, "_Hinv", None) is None:
@@ -525,45 +671,6 @@ class Attributor:
             pr = _sigmoid(X1 @ self.W[0])
             return w * pr * (1 - pr)
         return np.asarray(w, np.float64)
-
-    def _woodbury(self, d, X1o, X1n, ch, y, w, single):
-        """``dG - U (D^-1 + U^T H^-1 U)^-1 U^T H^-1 dG`` per entry: the entry's Hessian change ``U D U^T``
-        (``-c x x^T`` for a removed row, ``+ c' x' x'^T`` more for a changed one) folded into its gradient."""
-        d = d.copy()
-        co = np.maximum(self._curvature(X1o, y, w), 1e-300)
-        Hinv = self._hinv()
-        HU = X1o @ Hinv  # H^-1 x per row (k, P); H is symmetric
-        if X1n is None or not ch.any():
-            h = np.einsum("ij,ij->i", X1o, HU)
-            f = 1.0 / np.maximum(1.0 - co * h, 1e-6)
-            d[single] *= f[single, None]
-            return d
-        Hd = d @ Hinv
-        if X1n is None or not ch.any():
-            # removal only: rank 1, dG / (1 - c h)
-            h = np.einsum("ij,ij->i", X1o, HU)
-            f = 1.0 / np.maximum(1.0 - co * h, 1e-6)
-            d[single] *= f[single, None]
-            return d
-        rem = ~ch & single
-        h = np.einsum("ij,ij->i", X1o, HU)
-        d[rem] *= (1.0 / np.maximum(1.0 - co * h, 1e-6))[rem, None]
-        c2 = ch & single
-        if c2.any():
-            xo, xn = X1o[c2], X1n[c2]
-            cn = np.maximum(self._curvature(xn, y[c2], w[c2]), 1e-300)
-            HUn = xn @ Hinv
-            a11 = -1.0 / co[c2] + np.einsum("ij,ij->i", xo, HU[c2])
-            a22 = 1.0 / cn + np.einsum("ij,ij->i", xn, HUn)
-            a12 = np.einsum("ij,ij->i", xo, HUn)
-            b1 = np.einsum("ij,ij->i", xo, Hd[c2])
-            b2 = np.einsum("ij,ij->i", xn, Hd[c2])
-            det = a11 * a22 - a12 * a12
-            ok = np.abs(det) > 1e-300
-            z1 = np.where(ok, (a22 * b1 - a12 * b2) / np.where(ok, det, 1.0), 0.0)
-            z2 = np.where(ok, (a11 * b2 - a12 * b1) / np.where(ok, det, 1.0), 0.0)
-            d[c2] -= xo * z1[:, None] + xn * z2[:, None]
-        return d
 
     def _group_effect(self, removed, changed, new, X1_test, y_test, steps=1):
         """(effect, first-order effect, new output) of the test points when training rows ``removed``
@@ -640,6 +747,45 @@ class Attributor:
         except ImportError as e:  # pragma: no cover - torch missing
             raise ImportError("Attributor.torch needs torch: pip install 'whence[torch]'") from e
         return TorchAttributor(model, train_data, task=task, checkpoints=checkpoints, proj_dim=proj_dim, **kw)
+
+
+class _GradChange:
+    """The change of the summed loss gradient for every source row of a table, ``dG`` (rows, P): either dense,
+    or ``sum S @ V`` over sparse ``S`` (rows, r) and dense ``V`` (r, P), which :meth:`apply` multiplies by the
+    test directions first (a first question reads one direction, not every row's whole gradient)."""
+
+    def __init__(self, n_rows, P, parts=None, dense=None):
+        self.n_rows, self.P = int(n_rows), int(P)
+        self.parts = [] if parts is None else list(parts)
+        self._dense = None if dense is None else np.asarray(dense, np.float32)
+
+    @property
+    def shape(self):
+        return (self.n_rows, self.P)
+
+    def apply(self, B, memo=None):
+        """``B @ dG.T``: float32 (m, rows) for test directions ``B`` (m, P) (through the sparse factors for a few
+        directions; for many, ``dG`` is formed once and kept).  ``memo`` (a dict) shares ``V @ B.T`` between
+        the tables of one question (they all read the training matrix)."""
+        if self._dense is not None or B.shape[0] >= 8:
+            return np.ascontiguousarray(B.astype(np.float32) @ self.dense().T)
+        memo = {} if memo is None else memo
+        out = np.zeros((self.n_rows, B.shape[0]))
+        for S, V in self.parts:
+            VB = memo.get(id(V))
+            if VB is None:
+                VB = memo[id(V)] = V @ B.T.astype(V.dtype)
+            out += S @ VB
+        return np.ascontiguousarray(out.T, np.float32)
+
+    def dense(self):
+        """``dG`` itself, float32 (rows, P)."""
+        if self._dense is None:
+            out = np.zeros((self.n_rows, self.P))
+            for S, V in self.parts:
+                out += S @ V
+            self._dense = out.astype(np.float32)
+        return self._dense
 
 
 def multinomial_hessian(X1, w, P):
@@ -744,3 +890,13 @@ def _model_name(model):
     if steps:
         return " -> ".join(type(est).__name__ for _, est in steps)
     return type(model).__name__
+
+
+#: public names of the model math the unlearning package shares (the private spellings stay as aliases):
+#: ``describe_model(est)`` -> (kind, settings) or UnsupportedModelError, ``plain_values(X)`` (float64),
+#: ``plain_input(X)`` (what the model's own transform sees), ``sigmoid``, ``softmax``
+describe_model = _describe
+plain_values = _plain
+plain_input = _plain_input
+sigmoid = _sigmoid
+softmax = _softmax

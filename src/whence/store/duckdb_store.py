@@ -442,7 +442,7 @@ def _version():
 
 
 def _object_node(x):
-    from ..query import _node_of
+    from ..query import node_of as _node_of
     try:
         return _node_of(x)
     except NotTrackedError as e:
@@ -465,7 +465,7 @@ def _object_kind(x):
 
 def _collect(run, objs):
     """Everything to write, as rows, before the file is touched (errors here leave the store as it was)."""
-    from ..query import _forced, _prepare, _upstream
+    from ..query import _forced, prepare_node as _prepare, upstream_nodes as _upstream
     # lazy (Dask) objects: shapes unknown at capture are resolved first, as before any query
     roots = {name: _prepare(_object_node(x)) for name, x in objs.items()}
     for node in roots.values():  # the relation of each object composed as a query composes it (its rectangles)
@@ -675,14 +675,17 @@ def _open_error(path, e):
 
 
 def _check_meta(con, path):
+    # the table read directly: information_schema lists the tables of every database attached to the instance
+    # (the other stores of the process), and under load that took most of an open's time
+    duckdb = _duckdb()
+    query = "SELECT key, value FROM whence_meta"
     try:
-        tables = {r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()").fetchall()}
-    except StoreError:
-        raise
-    if "whence_meta" not in tables:
-        raise NotAStoreError(f"{str(path)!r} is a DuckDB database but not a whence store (no whence_meta table)")
-    rows = con.execute("SELECT key, value FROM whence_meta").fetchall()
+        rows = con.raw.execute(query).fetchall()
+    except duckdb.CatalogException:
+        raise NotAStoreError(f"{str(path)!r} is a DuckDB database but not a whence store (no whence_meta "
+                             f"table)") from None
+    except duckdb.Error:
+        rows = con.execute(query).fetchall()  # again, for the StoreError that says what failed
     try:
         rows = dict(rows)
     except (TypeError, ValueError) as e:
@@ -1340,7 +1343,7 @@ class ObjectHandle:
 
     @property
     def completeness(self):
-        from ..query import _upstream
+        from ..query import upstream_nodes as _upstream
         return "PARTIAL" if any(n.partial for n in _upstream(self._whence_node)) else "FULL"
 
     def backward(self, index=None, control=False, *, rows=None, columns=None):
@@ -1375,3 +1378,7 @@ class ObjectHandle:
     def __repr__(self):
         return (f"<whence.ObjectHandle {self.run.name}/{self.name}: {self.kind} of shape {self.shape}, "
                 f"{self.completeness}>")
+
+
+#: public name of the store file's identity, ``(device, inode, size, mtime)`` or None (the explorer watches it)
+file_identity = _identity

@@ -56,7 +56,7 @@ def _warn(msg):
 
 
 # the concrete classes (:mod:`whence.tabular.frame.classes`) register themselves here: "frame", "series"
-TYPES = {}
+TYPES: dict = {}
 
 
 def _as_tracked(res):
@@ -83,7 +83,7 @@ def lineage_of(x):
         series = isinstance(x, pd.Series)
         ncols = 1 if series else x.shape[1]
         # nothing tells where it came from: every cell of every live source, PARTIAL (a sound superset)
-        from ...graph import _sources
+        from ...graph import sources_by_name as _sources
         parts = [Part(node, RowRel.everything(n, node.shape[0] if node.shape else 1),
                       np.ones((1, 1 if len(node.shape) < 2 else node.shape[1]), bool), wide=True)
                  for node in list(_sources.values())]
@@ -102,7 +102,14 @@ def _dims(obj):
 
 
 def _merge_parts(parts):
-    """Parts with the same input, the same row relation object and the same role share one column matrix."""
+    """Parts with the same input, the same row relation object and the same role share one column matrix;
+    then parts with the same input, role and column matrix whose row relations agree wherever both have a row
+    share one relation (their union, see :func:`_union_rel`).
+
+    Both merges leave every cell's lineage as it was (the union over parts); the second keeps the number of
+    parts bounded when a frame is written again and again through masks computed from its own columns (each
+    write would otherwise add the mask's parts, which already hold the previous writes' parts).
+    """
     if len(parts) < 2:
         return parts
     out, seen = [], {}
@@ -115,7 +122,48 @@ def _merge_parts(parts):
         else:
             q = out[k]
             out[k] = q.with_(cmat=q.cmat | p.cmat)
-    return out
+    if len(out) < 2 or len({(id(p.node), p.control, p.wide) for p in out}) == len(out):
+        return out
+    res, groups = [], {}
+    for p in out:
+        rel = p.rel
+        if type(rel) is not RowRel or rel.all_rows:
+            res.append(p)
+            continue
+        key = (id(p.node), p.control, p.wide, id(rel.csr), rel.n_out, rel.n_src, p.cmat.shape, p.cmat.tobytes())
+        cands = groups.get(key)
+        if cands is None:
+            groups[key] = [len(res)]
+            res.append(p)
+            continue
+        for k in cands:
+            u = _union_rel(res[k].rel, rel)
+            if u is not None:
+                res[k] = res[k].with_(rel=u)
+                break
+        else:
+            cands.append(len(res))
+            res.append(p)
+    return res
+
+
+def _union_rel(a, b):
+    """One :class:`RowRel` for ``a`` and ``b`` (same input, same CSR object, one code per output row) when
+    they agree wherever both have a code: output row ``i`` then derives from the union of the rows ``a`` and
+    ``b`` give it.  None when they disagree somewhere."""
+    if a.codes is b.codes:
+        return a
+    n = a.n_out
+    ca = np.arange(n, dtype=np.int64) if a.codes is None else a.codes
+    cb = np.arange(n, dtype=np.int64) if b.codes is None else b.codes
+    if ca.shape[0] != n or cb.shape[0] != n:
+        return None
+    if not ((ca == cb) | (ca < 0) | (cb < 0)).all():
+        return None
+    if a.codes is None or b.codes is None:
+        # the identity (or code i for row i) covers every row already
+        return a if a.codes is None else b
+    return RowRel(n, a.n_src, np.where(ca >= 0, ca, cb), a.csr)
 
 
 def _remap(lin, crow=None, sel=None, rel_cache=None):
@@ -242,6 +290,30 @@ def _row_positions(src, res):
             return None
         return pos.astype(np.int64, copy=False)
     return None
+
+
+def _label_positions(key, labels):
+    """Positions that ``.loc[key]`` selects along ``labels``, for the keys that need no lookup table: a boolean
+    mask aligned with ``labels`` (array, or Series with the same index), the full slice, and one label of a
+    unique index (a scalar position).  None for any other key (the caller asks pandas)."""
+    if isinstance(key, pd.Series):
+        if key.dtype == np.bool_ and (key.index is labels or key.index.equals(labels)):
+            return np.flatnonzero(pd.Series.to_numpy(key)).astype(np.int64, copy=False)
+        return None
+    if isinstance(key, np.ndarray):
+        if key.dtype == np.bool_ and key.ndim == 1 and key.shape[0] == len(labels):
+            return np.flatnonzero(key).astype(np.int64, copy=False)
+        return None
+    if isinstance(key, slice):
+        return np.arange(len(labels), dtype=np.int64) if key == slice(None) else None
+    if isinstance(key, (tuple, list, pd.Index, pd.DataFrame)) or not _hashable(key) or \
+            isinstance(labels, pd.MultiIndex) or not labels.is_unique:
+        return None
+    try:
+        loc = labels.get_loc(key)
+    except Exception:  # a missing label, a key pandas reads otherwise (partial dates): pandas decides
+        return None
+    return np.int64(loc) if isinstance(loc, (int, np.integer)) else None
 
 
 def _rows_union(p, rows):

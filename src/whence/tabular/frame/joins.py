@@ -123,10 +123,20 @@ def _join_rows(left, right, kw, join):
     if join is None and kw.get("how") != "cross":
         try:
             from pandas.core.reshape.merge import _MergeOperation
-            mk = {k: v for k, v in kw.items() if k != "validate"}
-            op = _MergeOperation(lp, rp, **mk)
-            _, li, ri = op._get_join_info()
-            res = pd.DataFrame.merge(lp, rp, **kw)
+            op = _MergeOperation(lp, rp, **kw)  # what pandas' merge builds (validate checks here)
+            # one join: the result of pandas' own plan, with the row indexers it computes on the way
+            seen = []
+            plan = op._get_join_info
+
+            def _plan():
+                seen.append(plan())
+                return seen[-1]
+
+            op._get_join_info = _plan
+            res = op.get_result()
+            if len(seen) != 1:
+                raise TypeError("pandas' merge planned more than one join")
+            _, li, ri = seen[0]
             n = len(res)
             sel_l = np.arange(n, dtype=np.int64) if li is None else np.asarray(li, np.int64)
             sel_r = np.arange(n, dtype=np.int64) if ri is None else np.asarray(ri, np.int64)

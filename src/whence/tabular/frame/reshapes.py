@@ -66,10 +66,10 @@ def _key_parts(k, n, level, ncells):
     if isinstance(k, TrackedArray) and k.ndim == 1 and k.shape[0] == n:
         cm = np.zeros((ncells, 1), bool)
         cm[level] = True
-        return [Part(k._node, RowRel.identity(n), cm)]
+        return [Part(k.node, RowRel.identity(n), cm)]
     if vlin is not None or isinstance(k, TrackedArray):  # another length: all its cells (PARTIAL)
         nodes = [(p.node, p.cmat.any(0)) for p in vlin.parts] if vlin is not None else \
-            [(k._node, np.ones(1 if k.ndim < 2 else k.shape[1], bool))]
+            [(k.node, np.ones(1 if k.ndim < 2 else k.shape[1], bool))]
         return [Part(nd, RowRel.everything(n, nd.shape[0] if nd.shape else 1), row[None, :].copy(), wide=True)
                 for nd, row in nodes]
     if not isinstance(k, (range, pd.RangeIndex)):
@@ -171,8 +171,11 @@ def _pivot_lineage(src, res, args, kwargs, op="pivot_table"):
         vrow = _col_rows(src, [v])
         if vrow is None:
             return _fallback(res, op, [src])
+        inv = None
         if cls_:
             ck = src[cls_].itertuples(index=False, name=None) if len(cls_) > 1 else src[cls_[0]]
+            if isinstance(ck, pd.Series):  # each distinct key once, not once per row: then back to the rows
+                inv, ck = pd.factorize(ck, use_na_sentinel=False)
             ck = list(ck)
             if isinstance(rcols, pd.MultiIndex):
                 multi_values = rcols.nlevels == len(cls_) + 1
@@ -186,6 +189,8 @@ def _pivot_lineage(src, res, args, kwargs, op="pivot_table"):
             j = rcols.get_indexer([v])[0] if v in rcols else -1
             out_col = np.full(len(src), j)
         out_col = np.asarray(out_col, np.int64)
+        if inv is not None:
+            out_col = out_col[inv]
         for j in np.unique(out_col[out_col >= 0]):
             g = np.where((out_col == j) & (out_row >= 0), out_row, -1)
             for p in lin.parts:

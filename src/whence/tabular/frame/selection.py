@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from .base import (_align_rows, _attach, _attach_inplace, _col_control, _col_rows, _cols_result, _control_parts, _depth,
-                   _dims, _fallback, _guard, _hashable, _is_bool_mask, _is_label_list, _remap, _row_positions,
-                   is_tracked_frame, lineage_of)
+                   _dims, _fallback, _guard, _hashable, _is_bool_mask, _is_label_list, _label_positions, _remap,
+                   _row_positions, is_tracked_frame, lineage_of)
 from .writes import _after_cell_write
 
 
@@ -114,6 +114,9 @@ class _TrackedIndexer:
         if self.kind in ("iloc", "iat"):
             return np.arange(n, dtype=np.int64)[key] if not isinstance(key, (pd.Series,)) else \
                 np.arange(n, dtype=np.int64)[np.asarray(key)]
+        pos = _label_positions(key, labels)
+        if pos is not None:
+            return pos
         s = pd.Series(np.arange(n, dtype=np.int64), index=labels)
         r = s.loc[key]
         return r.to_numpy() if isinstance(r, pd.Series) else r

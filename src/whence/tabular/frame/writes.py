@@ -9,7 +9,8 @@ import pandas as pd
 
 from ..relations import Part, RowRel, node_cols
 from .values import plain_lineage, plain_node, scalar_lineage, scalar_parts, warn_constant
-from .base import _align_rows, _attach_inplace, _depth, _guard, _hashable, _remap, _warn, lineage_of
+from .base import (_align_rows, _attach_inplace, _depth, _guard, _hashable, _label_positions, _remap, _warn,
+                   lineage_of)
 
 
 def _after_cell_write(obj, lin, key, value, kind, old_cols):
@@ -26,14 +27,19 @@ def _after_cell_write(obj, lin, key, value, kind, old_cols):
         if kind in ("iloc", "iat"):
             rpos = np.atleast_1d(np.arange(n, dtype=np.int64)[rk if not isinstance(rk, pd.Series) else np.asarray(rk)])
         else:
-            rpos = np.atleast_1d(pd.Series(np.arange(n, dtype=np.int64), index=obj.index).loc[rk])
-            rpos = np.asarray(rpos, np.int64)
+            rpos = _label_positions(rk, obj.index)
+            if rpos is None:
+                rpos = pd.Series(np.arange(n, dtype=np.int64), index=obj.index).loc[rk]
+            rpos = np.asarray(np.atleast_1d(rpos), np.int64)
         if is_frame:
             cols = obj.columns
             if kind in ("iloc", "iat"):
                 cpos = np.atleast_1d(np.arange(len(cols))[ck])
             else:
-                cpos = np.atleast_1d(pd.Series(np.arange(len(cols)), index=cols).loc[ck])
+                cpos = _label_positions(ck, cols)
+                if cpos is None:
+                    cpos = pd.Series(np.arange(len(cols)), index=cols).loc[ck]
+                cpos = np.atleast_1d(cpos)
         else:
             cpos = np.array([0])
     except Exception:
@@ -86,7 +92,7 @@ def _after_cell_write(obj, lin, key, value, kind, old_cols):
     else:
         from ...tracked import TrackedArray
         if isinstance(value, TrackedArray):
-            node = value._node
+            node = value.node
             parts.append(Part(node, RowRel.everything(len(obj), node.shape[0] if node.shape else 1),
                               np.ones((1, node_cols(node)), bool), wide=True))
             reasons.append(f"a {kind} write of a TrackedArray (taken as all its cells)")
@@ -185,7 +191,7 @@ def _value_parts(v, obj, j, ncells, where):
             parts.append(Part(p.node, p.rel if al is None else p.rel.take(al), cm, p.control))
         return parts, list(vlin.reasons), vlin
     if isinstance(v, TrackedArray):
-        arr_node = v._node
+        arr_node = v.node
         if v.ndim == 1 and v.shape[0] == n:
             cm = np.zeros((ncells, 1), bool)
             cm[j] = True
