@@ -119,7 +119,11 @@ def loop_child(kind, n, iters, checkpoints=10):
 def _run_loop(kind, n, iters, timeout):
     code = (f"import sys, json; sys.path.insert(0, {HERE!r}); import bench_compose as b; "
             f"print(json.dumps(b.loop_child({kind!r}, {n}, {iters})))")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=HERE, text=True, capture_output=True, timeout=timeout)
+    # the child imports the same whence as this process (a relative PYTHONPATH would not survive cwd=HERE)
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(wh.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (pkg, os.environ.get("PYTHONPATH", "")) if p))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=HERE, text=True, capture_output=True, timeout=timeout,
+                          env=env)
     if proc.returncode != 0:
         return {"loop": kind, "error": proc.stderr[-2000:]}
     return json.loads(proc.stdout.strip().splitlines()[-1])

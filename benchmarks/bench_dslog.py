@@ -9,6 +9,14 @@ For every pipeline:
   same relation written as explicit (output cell, input cell) pairs in Parquet (pyarrow default, snappy) and
   in gzip-Parquet.
 
+What whence counts: the relation of ``y`` as ``whence.lineage`` holds it, the maps of consecutive operations
+composed where that is exact (ProvRC's chain composition: a pipeline of moves and elementwise steps is one
+set of rectangle rows), per map a descriptor (id, op code, shape, parents) and its rectangle rows, or the
+index arrays of the operations whose relation is not a few rectangles (a sort of random values); integers
+count 4 bytes (int32, the width of the pairs' columns) when they fit.  ``maps`` lists per pipeline what is
+stored.  The compression target is the median over the pipelines without sort/partition/unique
+(``data_dependent`` false); every pipeline is reported.
+
 How the explicit-pairs size is obtained (it is *estimated*, and the JSON says so per pipeline): writing every
 pair of a 1000 x 100 pipeline would take one ``whence.backward`` per output cell (1e5 queries) and, after a
 reduction or a cumulative op, up to billions of rows.  Instead
@@ -253,8 +261,18 @@ def storage(y, src_name, src_ndim, n_count, block, g, tmpdir):
         est = esize + bpp * est_pairs
         res[codec] = {"block_file_bytes": size, "empty_file_bytes": esize, "bytes_per_pair": bpp,
                       "est_file_bytes": est, "ratio_vs_whence": est / rel.nbytes if rel.nbytes else None}
+    maps = []
+    for nd in rel.nodes:
+        m, ps, _ = nd.lineage
+        if m is None or not ps:
+            continue
+        rows = rel._op_rects().get(nd.id)
+        maps.append({"op": nd.op, "map": type(m).__name__,
+                     "stored": f"{len(rows)} rectangle rows" if rows is not None else
+                     f"{sum(a.nbytes for a in m.held_arrays())} bytes of index arrays"})
     return {
         "whence_nbytes": int(rel.nbytes),
+        "maps": maps,
         "whence_complete": bool(rel.complete),
         "output_shape": list(shape),
         "output_cells": n_out,
@@ -312,7 +330,8 @@ def run(quick=False, log=print):
                 row["storage"] = storage(yt, "a", 2, n_count, block, g, tmp)
                 problems += [f"pipeline {i}: {e}" for e in row["storage"]["query_errors"]]
                 st = row["storage"]
-                log(f"  dslog #{i:2d} x{row['ratio']:.2f}  whence {st['whence_nbytes']:>9d} B  "
+                log(f"  dslog #{i:2d} {'DD' if row['data_dependent'] else '  '} x{row['ratio']:.2f}  "
+                    f"whence {st['whence_nbytes']:>9d} B ({len(st['maps'])} maps)  "
                     f"pairs~{st['est_pairs']:.3g}  parquet~{st['parquet']['est_file_bytes']:.3g} B "
                     f"({st['parquet']['ratio_vs_whence']:.3g}x)  gzip~{st['gzip_parquet']['est_file_bytes']:.3g} B"
                     f"  | {'; '.join(row['steps'])}")

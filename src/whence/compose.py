@@ -48,6 +48,7 @@ import weakref
 
 import numpy as np
 
+from . import maps as _maps
 from .graph import Node
 from .maps import (BandMap, ChainMap, EinsumMap, ElementwiseMap, GatherMap, LaneMap, Map, ReduceMap, UnionMap,
                    ViewMap, compose_pair, stored_gather)
@@ -57,7 +58,7 @@ __all__ = ["compact", "flush", "fold", "mode", "set_mode", "stats"]
 _MODES = ("on", "off", "force")
 _DEBUG = bool(os.environ.get("WHENCE_COMPOSE_DEBUG"))
 _STATE = {"mode": os.environ.get("WHENCE_COMPOSE", "on").strip().lower() or "on", "busy": False,
-          "retry": [], "pending": [], "pending_bytes": 0, "folded": 0}
+          "retry": [], "pending": [], "pending_bytes": 0, "folded": 0, "probe": None, "call": 1}
 _BIG = 1 << 16  # cells: the maps of arrays this large are folded as soon as they die, smaller ones in batches
 _BATCH = 4096  # small dead arrays whose maps hold arrays, folded together ...
 _BATCH_BYTES = 1 << 22  # ... or once their maps hold this many bytes
@@ -346,10 +347,12 @@ def fold(p, held=0, probe=False):
     if _STATE["busy"]:
         return False
     _STATE["busy"] = True
+    _maps.DEFERRED[0] = True  # no pass over index arrays while arrays die: a query composes those
     try:
         return _fold(p, held)
     finally:
         _STATE["busy"] = False
+        _maps.DEFERRED[0] = False
 
 
 def _foldable(p):
@@ -423,6 +426,32 @@ def _fold(p, held, probe=False):
 _BASE = _calibrate()
 
 
+def calibrate_death(drop, levels):
+    """The references to a dying array's node that the calls between its ``__del__`` and :func:`array_died`
+    hold, measured on this interpreter: ``drop()`` lets an array die whose node is referred to by nothing
+    else; ``levels`` is the number of calls on that way, besides the array's own slot and its ``__del__``'s
+    local.  Records the references one call holds (one on CPython 3.11 and later, two before: the argument
+    on the caller's stack too), which the retries use, and returns the count for the way from ``__del__``.
+
+    The count is what folding compares a node's reference count with, so that a node is folded only when
+    nothing but the graph refers to it, on whichever interpreter this runs.
+    """
+    out = []
+    _STATE["probe"] = out
+    try:
+        drop()
+    finally:
+        _STATE["probe"] = None
+    if len(out) != 1:
+        return None
+    held = out[0] - _BASE
+    per_call, rest = divmod(held - 2, levels)
+    if rest or per_call < 1:
+        return None  # an interpreter whose frames do not add up: never fold (held too high to ever match)
+    _STATE["call"] = per_call
+    return held
+
+
 def array_died(node, held, size=None):
     """Called when a tracked array whose node is ``node`` (``size`` cells) is garbage collected (``held``:
     references the caller chain holds besides this function's argument).
@@ -430,6 +459,10 @@ def array_died(node, held, size=None):
     The maps of large arrays are folded at once (their index arrays are what a long run must free); those of
     small ones are queued and folded in batches, before the next query, or when :func:`flush` is called, so
     that calls on small arrays do not pay for it one by one."""
+    probe = _STATE["probe"]
+    if probe is not None:  # calibration (see calibrate_death): the references held on the way here
+        probe.append(fold(node, 0, probe=True))
+        return
     mode = _STATE["mode"]
     if mode == "off" or _STATE["busy"]:
         return
@@ -496,7 +529,7 @@ def _retry():
 
 def _retry_one(q):
     try:
-        return fold(q, 2)  # held by _retry's local and this frame
+        return fold(q, 1 + _STATE["call"])  # held by the caller's local and by this call
     except Exception:  # noqa: BLE001
         return False
 

@@ -623,12 +623,24 @@ class GatherMap(Map):
         f = getattr(inner, "copy_index", None)
         if f is None or len(inner.parent_shapes) != 1 or (type(inner) is ChainMap and not inner.is_copy):
             return None
+        b_out, b_in = getattr(self, "bits", None), getattr(inner, "bits", None)
+        if b_out is not None and b_in is not None and type(inner) is GatherMap:
+            # a mask of a mask: one mask over the inner parent, by boolean passes (no index arrays)
+            pshape = inner.parent_shapes[0]
+            mid = np.unpackbits(b_out, count=_size(self.parent_shapes[0])).view(bool)
+            sel = np.unpackbits(b_in, count=_size(pshape)).view(bool)
+            sel[sel] = mid
+            if len(pshape) == 1 and tuple(self.out_shape) == tuple(pshape):
+                return ElementwiseMap(tuple(pshape), (tuple(pshape),))  # every cell, in order
+            return mask_gather(self.out_shape, pshape, sel)
         # one index array for both: idx_inner[idx_self]
         if not self.held_arrays() and not inner.held_arrays():
             return None  # both computed from shapes and arguments: chained, nothing stored
-        s1 = np.asarray(self.src(), dtype=np.int64)
-        s2 = np.ravel(np.asarray(f(), dtype=np.int64))
-        s2 = np.concatenate([np.zeros(1, np.int64), s2])
+        s1 = np.asarray(self.src())
+        s2 = np.ravel(np.asarray(f()))
+        if s1.size and int(s1.min()) > 0:  # every output cell is a copy: no constant to carry
+            return stored_gather(self.out_shape, inner.parent_shapes[0], s2[s1 - 1])
+        s2 = np.concatenate([np.zeros(1, s2.dtype), s2])
         return stored_gather(self.out_shape, inner.parent_shapes[0], s2[s1])
 
 
@@ -638,15 +650,16 @@ def stored_gather(out_shape, parent_shape, src):
     out_shape, parent_shape = tuple(out_shape), tuple(parent_shape)
     src = np.asarray(src)
     n = _size(out_shape)
-    if out_shape == parent_shape and src.shape == out_shape and n and \
-            np.array_equal(np.ravel(src), np.arange(1, n + 1, dtype=src.dtype)):
-        return ElementwiseMap(out_shape, (parent_shape,))
+    if out_shape == parent_shape and src.shape == out_shape and n:
+        flat = np.ravel(src)
+        if int(flat[0]) == 1 and int(flat[-1]) == n and _increasing(flat) and int(flat[-1] - flat[0]) == n - 1:
+            return ElementwiseMap(out_shape, (parent_shape,))  # increasing from 1 to n: every cell in place
     if src.shape != out_shape:
         src = np.broadcast_to(src, out_shape)
     npar = _size(parent_shape)
     if len(out_shape) == 1 and n and npar // 8 + 1 < 4 * n:
         flat = np.ravel(src)
-        if flat[0] > 0 and (n == 1 or bool((flat[1:] > flat[:-1]).all())):
+        if flat[0] > 0 and _increasing(flat):
             # a selection in order (a mask): one bit per parent cell is smaller than an index per output cell
             bits = np.zeros(npar, bool)
             bits[flat - 1] = True
@@ -656,6 +669,17 @@ def stored_gather(out_shape, parent_shape, src):
     m = GatherMap(out_shape, [parent_shape], (lambda a=arr: a), stored=[arr])
     m.index = arr
     return m
+
+
+def _increasing(flat):
+    """True when ``flat`` (1-D) is strictly increasing (a sample of its head is looked at first)."""
+    n = len(flat)
+    if n < 2:
+        return True
+    head = flat[:1024]
+    if not bool((head[1:] > head[:-1]).all()):
+        return False
+    return n <= 1024 or bool((flat[1:] > flat[:-1]).all())
 
 
 def mask_gather(out_shape, parent_shape, mask):
@@ -1186,13 +1210,22 @@ class ChainMap(Map):
         return idx
 
     def rectangles(self):
+        cached = self.__dict__.get("_rect_rows", False)
+        if cached is False:
+            cached = self._rectangles()
+            if cached is not None or not DEFERRED[0]:
+                self.__dict__["_rect_rows"] = cached
+        return cached
+
+    def _rectangles(self):
         rows = None
         for sub in reversed(self.maps):
             f = getattr(sub, "rectangles", None)
             r = f() if f is not None else None
             if r is None:
                 return None
-            rows = r if rows is None else compose_rects(r, rows, sub.parent_shapes[0])
+            rows = r if rows is None else compose_rects(r, rows, sub.parent_shapes[0], sub.out_shape,
+                                                        self.parent_shapes[0])
             if rows is None:
                 return None
         return rows
@@ -1595,9 +1628,13 @@ UnionMap.forward_all = _union_forward_all
 # ``out_lo <= o <= out_hi`` (per output axis), the parent cells ``i`` with, on every parent axis ``j``,
 # ``lo_off[j] + lo_mul[j] * o[lo_ax[j]] <= i[j] <= hi_off[j] + hi_mul[j] * o[hi_ax[j]]``, where an axis of
 # -1 means the bound is absolute (``mul`` 0).  Relative bounds make an identity or a shift over a whole
-# array one row (ProvRC); a stride (strided slices) is the multiplier.  A flat identity (reshape) is one row
-# over flat indices, marked by ``lo_ax == hi_ax == (-2,)``.  Maps whose relation depends on the data
-# return None: their stored index arrays are their compressed form.
+# array one row (ProvRC); a stride (strided slices) is the multiplier.  A row over flat (C-order) indices is
+# marked by ``lo_ax == hi_ax == (-2,)``: the output cells with flat index ``f`` in ``out_lo[0] .. out_hi[0]``
+# copy the parent cell with flat index ``lo_off[0] + lo_mul[0] * f`` (a reshape is one such row, with
+# multiplier 1 and offset 0).  A gather (a copy of one parent cell per output cell) describes itself by the
+# runs of its index array where the source moves by a constant step per output cell, when there are at most
+# ``_MAX_ROWS`` of them (a roll, a flip, a delete, a transpose: a few rows); a gather with more (a sort of
+# random values, a repeat) returns None: its index array is its compressed form.
 
 def _row(parent, out_shape, lo, hi):
     """``lo``/``hi``: per parent axis (ax, mul, off)."""
@@ -1759,7 +1796,6 @@ BandMap.rectangles = _band_rects
 EinsumMap.rectangles = _einsum_rects
 OpaqueMap.rectangles = _opaque_rects
 UnionMap.rectangles = _union_rects
-GatherMap.rectangles = lambda self: None
 PairsMap.rectangles = lambda self: None
 
 
@@ -1771,7 +1807,7 @@ def rectangles_to_pairs(rows, out_shape, parent_shapes):
         pshape = parent_shapes[parent]
         if lax == (-2,):
             f = np.arange(olo[0], ohi[0] + 1)
-            res[parent].append(np.stack([f, f], axis=1))
+            res[parent].append(np.stack([f, loff[0] + lmul[0] * f], axis=1))
             continue
         for o in np.ndindex(*[h - l + 1 for l, h in zip(olo, ohi)]):
             o = tuple(a + l for a, l in zip(o, olo))
@@ -1787,54 +1823,358 @@ def rectangles_to_pairs(rows, out_shape, parent_shapes):
     return {k: (np.unique(np.vstack(v), axis=0) if v else np.zeros((0, 2), np.int64)) for k, v in res.items()}
 
 
-def compose_rects(outer_rows, inner_rows, mid_shape):
-    """Rectangle rows of the composition (output -> mid -> parent) of two one-parent relations given as
-    rows (see the section above), or None when it is not one set of rows of the same form.
+_MAX_ROWS = 64  # rows of one relation at most: a map with more keeps its own form (an index array, a chain)
+#: ``[True]`` while maps are folded as arrays die (see :mod:`whence.compose`): a gather whose rows are not
+#: known yet answers None instead of reading its index array (that pass belongs to a query, not to capture)
+DEFERRED = [False]
 
-    A row of ``outer`` bounds each mid axis by an affine function of one output axis; a row of ``inner``
-    bounds each parent axis by an affine function of one mid axis, and must cover the whole mid array.
-    With non-negative multipliers the image of the mid range is the range between the images of its bounds,
-    which is again affine in the output coordinates (ProvRC's chain composition).
-    """
-    mid_shape = tuple(mid_shape)
+
+def _affine_runs(fs, valid, cap=_MAX_ROWS):
+    """Split ``0 .. L-1`` into maximal runs where ``valid`` holds and every integer function in ``fs`` (1-D
+    arrays of length ``L``) is affine: a list of ``(start, end, [(mul, off), ...])`` with
+    ``f[i] == mul * i + off`` on ``start .. end``; None when there are more than ``cap`` runs."""
+    L = len(valid)
+    if not L:
+        return []
+    cuts = [np.flatnonzero(valid[1:] != valid[:-1]) + 1] if L > 1 else []
+    segs_lo = np.concatenate([[0]] + cuts) if cuts else np.array([0])
+    segs_hi = np.concatenate([segs_lo[1:] - 1, [L - 1]])
+    if len(segs_lo) > 2 * cap + 1:
+        return None
+    ds = [np.diff(f) for f in fs]
+    if ds:
+        # d-index k (between cells k and k+1) starts a new step where some step changes
+        change = np.zeros(max(L - 2, 0), bool)
+        for d in ds:
+            change |= d[1:] != d[:-1]
+        starts = np.concatenate([[0], np.flatnonzero(change) + 1])
+        if len(starts) > 2 * cap + 2:
+            return None
+        ends = np.concatenate([starts[1:] - 1, [max(L - 2, 0)]])
+    runs = []
+    for a, b in zip(segs_lo.tolist(), segs_hi.tolist()):
+        if not valid[a]:
+            continue
+        i = a
+        while i <= b:
+            if i == b or not ds:
+                e = b if not ds else i
+                if not ds:
+                    runs.append((i, e, []))
+                    break
+                runs.append((i, i, [(0, int(f[i])) for f in fs]))
+                i += 1
+            else:
+                k = int(np.searchsorted(starts, i, side="right")) - 1  # the step run holding d-index i
+                e = min(int(ends[k]) + 1, b)
+                runs.append((i, e, [(int(d[i]), int(f[i]) - int(d[i]) * i) for f, d in zip(fs, ds)]))
+                i = e + 1
+            if len(runs) > cap:
+                return None
+    return runs
+
+
+def _gather_flat_rows(k, local, valid, cap):
+    runs = _affine_runs([local], valid, cap)
+    if runs is None:
+        return None
+    return [(k, (s,), (e,), (-2,), (m,), (o,), (-2,), (m,), (o,)) for s, e, ((m, o),) in runs]
+
+
+def _gather_axis_rows(k, out, pshape, local, valid, cap):
+    """Rows with each parent coordinate an affine function of one output axis (a separable move), or None."""
+    d = len(out)
+    V = valid.reshape(out)
+    if d == 0:
+        return None
+    anchor = []
+    va = []
+    for a in range(d):
+        v = V.any(axis=tuple(b for b in range(d) if b != a)) if d > 1 else V
+        va.append(v)
+        nz = np.flatnonzero(v)
+        if not len(nz):
+            return []
+        anchor.append(int(nz[0]))
+    if d > 1:
+        sep = va[0].reshape((-1,) + (1,) * (d - 1))
+        for a in range(1, d):
+            sep = sep & va[a].reshape((1,) * a + (-1,) + (1,) * (d - 1 - a))
+        if not np.array_equal(sep, V):
+            return None
+    flat = np.where(valid, local, 0)
+    strides = [_size(pshape[j + 1:]) for j in range(len(pshape))]
+    dep = {}  # parent axis -> (output axis, line along it) or None for a constant
+    first = int(np.flatnonzero(valid)[0])
+    const = {}
+    for j in range(len(pshape)):
+        C = ((flat // strides[j]) % pshape[j]).reshape(out)  # one parent coordinate at a time (memory)
+        for a in range(d):
+            idx = tuple(slice(None) if b == a else anchor[b] for b in range(d))
+            line = C[idx]
+            full = np.broadcast_to(line.reshape((1,) * a + (-1,) + (1,) * (d - 1 - a)), out)
+            if np.array_equal(C[V], full[V]):
+                lv = line[va[a]]
+                dep[j] = None if (lv == lv[0]).all() else (a, line.copy())
+                break
+        else:
+            return None
+        if dep[j] is None:
+            const[j] = int(C.reshape(-1)[first])
+        del C
+    per_axis = []
+    for a in range(d):
+        js = [j for j, t in dep.items() if t is not None and t[0] == a]
+        runs = _affine_runs([dep[j][1] for j in js], va[a], cap)
+        if runs is None:
+            return None
+        per_axis.append((js, runs))
+    total = math.prod(len(r) for _, r in per_axis)
+    if total > cap:
+        return None
+    rows = []
+    for combo in np.ndindex(*[len(r) for _, r in per_axis]):
+        lo, hi = [], []
+        aff = {}
+        for a, c in enumerate(combo):
+            js, runs = per_axis[a]
+            s, e, ps = runs[c]
+            lo.append(s)
+            hi.append(e)
+            for j, (m, o) in zip(js, ps):
+                aff[j] = (a, m, o) if m else (-1, 0, o)
+        t = [aff[j] if j in aff else (-1, 0, const[j]) for j in range(len(pshape))]
+        rows.append((k, tuple(lo), tuple(hi), tuple(x[0] for x in t), tuple(x[1] for x in t),
+                     tuple(x[2] for x in t), tuple(x[0] for x in t), tuple(x[1] for x in t), tuple(x[2] for x in t)))
+    return rows
+
+
+def _gather_rects(self):
+    """Rows of a gather from the runs of its index array (see the section above), or None."""
+    cached = self.__dict__.get("_rect_rows", False)
+    if cached is not False:
+        return cached
+    if DEFERRED[0]:
+        return None
+    rows = None
+    out = tuple(self.out_shape)
+    if type(self) is GatherMap and _size(out) and all(_size(p) for p in self.parent_shapes) and \
+            not getattr(self, "lazy", False):  # (a lazy index array is written chunk by chunk, not read here)
+        try:
+            rows = _gather_rows(self, out)
+        except MemoryError:  # pragma: no cover - the index array is the compressed form then
+            rows = None
+    self.__dict__["_rect_rows"] = rows
+    return rows
+
+
+def _gather_rows(self, out):
+    src = np.ravel(np.asarray(self.src(), dtype=np.int64))
+    rows = []
+    for k, pshape in enumerate(self.parent_shapes):
+        lo, hi = self.offsets[k], self.offsets[k + 1]
+        local = src - 1 - lo
+        valid = (local >= 0) & (local < hi - lo)
+        if not valid.any():
+            continue
+        cap = _MAX_ROWS - len(rows)
+        if len(out) <= 1:  # rows over flat indices first (one pass), rows over axes only where they are fewer
+            f = _gather_flat_rows(k, local, valid, cap)
+            a = None
+            if out and (f is None or len(f) > 1):
+                a = _gather_axis_rows(k, out, tuple(pshape), local, valid, cap if f is None else len(f) - 1)
+        else:  # rows over axes first: they compose with reductions and windows
+            a = _gather_axis_rows(k, out, tuple(pshape), local, valid, cap)
+            f = None
+            if a is None or len(a) > 1:
+                f = _gather_flat_rows(k, local, valid, cap if a is None else len(a) - 1)
+        best = a if a is not None and (f is None or len(a) < len(f)) else f
+        if best is None:
+            return None
+        rows.extend(best)
+        if len(rows) > _MAX_ROWS:
+            return None
+    return rows
+
+
+GatherMap.rectangles = _gather_rects
+
+
+def _to_flat(row, out_shape, in_shape):
+    """``row`` as a row over flat indices (None where it is not one)."""
+    if row[3] == (-2,):
+        return row
+    p, olo, ohi, lax, lmul, loff, hax, hmul, hoff = row
+    if (lax, lmul, loff) != (hax, hmul, hoff):
+        return None
+    if out_shape == in_shape and olo == tuple(0 for _ in out_shape) and ohi == tuple(d - 1 for d in out_shape) \
+            and lax == tuple(range(len(out_shape))) and set(lmul) <= {1} and set(loff) <= {0}:
+        return (p, (0,), (_size(out_shape) - 1,), (-2,), (1,), (0,), (-2,), (1,), (0,))  # an identity
+    if len(out_shape) != 1 or len(in_shape) != 1:
+        return None
+    m = lmul[0] if lax[0] >= 0 else 0
+    return (p, olo, ohi, (-2,), (m,), (loff[0],), (-2,), (m,), (loff[0],))
+
+
+def _to_axes(row, out_shape, in_shape):
+    """``row`` as a row over axes (None where a row over flat indices is not one)."""
+    if row[3] != (-2,):
+        return row
+    if len(out_shape) != 1 or len(in_shape) != 1:
+        return None
+    p, olo, ohi, _, lmul, loff, _, _, _ = row
+    ax = (0,) if lmul[0] else (-1,)
+    return (p, olo, ohi, ax, lmul, loff, ax, lmul, loff)
+
+
+def _cdiv(a, b):
+    return -((-a) // b)
+
+
+def _affine_range(mul, off, lo, hi, o_lo, o_hi):
+    """The output coordinates ``o`` in ``o_lo .. o_hi`` with ``lo <= mul * o + off <= hi``, as (lo, hi)
+    (empty when lo > hi)."""
+    if mul == 0:
+        return (o_lo, o_hi) if lo <= off <= hi else (1, 0)
+    if mul > 0:
+        a, b = _cdiv(lo - off, mul), (hi - off) // mul
+    else:
+        a, b = _cdiv(hi - off, mul), (lo - off) // mul
+    return max(a, o_lo), min(b, o_hi)
+
+
+def _compose_flat(outer_rows, inner_rows):
+    out = []
+    for orow in outer_rows:
+        s, e, a1, c1 = orow[1][0], orow[2][0], orow[4][0], orow[5][0]
+        for irow in inner_rows:
+            s2, e2, a2, c2 = irow[1][0], irow[2][0], irow[4][0], irow[5][0]
+            lo, hi = _affine_range(a1, c1, s2, e2, s, e)
+            if lo > hi:
+                continue
+            m, o = a2 * a1, a2 * c1 + c2
+            out.append((0, (lo,), (hi,), (-2,), (m,), (o,), (-2,), (m,), (o,)))
+    return out
+
+
+def _compose_axes(outer_rows, inner_rows, mid_shape):
     out = []
     for orow in outer_rows:
         _, olo, ohi, lax, lmul, loff, hax, hmul, hoff = orow
-        if lax == (-2,):
-            return None
         for irow in inner_rows:
             _, ilo, ihi, ilax, ilmul, iloff, ihax, ihmul, ihoff = irow
-            if ilax == (-2,):
-                return None
-            if tuple(ilo) != tuple(0 for _ in mid_shape) or tuple(ihi) != tuple(d - 1 for d in mid_shape):
-                return None
-            nlax, nlmul, nloff, nhax, nhmul, nhoff = [], [], [], [], [], []
+            box_lo, box_hi = list(olo), list(ohi)
+            L, H = [], []  # per mid axis: the bounds (ax, mul, off) of the mid cells reached, in this row
+            empty = False
+            for t, dt in enumerate(mid_shape):
+                lt, ht = (lax[t], lmul[t], loff[t]), (hax[t], hmul[t], hoff[t])
+                if ilo[t] == 0 and ihi[t] == dt - 1:
+                    L.append(lt)
+                    H.append(ht)
+                elif lt[0] < 0 and ht[0] < 0:
+                    a, b = max(lt[2], ilo[t]), min(ht[2], ihi[t])
+                    if a > b:
+                        empty = True
+                        break
+                    L.append((-1, 0, a))
+                    H.append((-1, 0, b))
+                elif lt == ht:
+                    a, b = _affine_range(lt[1], lt[2], ilo[t], ihi[t], box_lo[lt[0]], box_hi[lt[0]])
+                    if a > b:
+                        empty = True
+                        break
+                    box_lo[lt[0]], box_hi[lt[0]] = a, b
+                    L.append(lt)
+                    H.append(lt)
+                else:
+                    return None  # a range of mid cells across a piece of the inner relation
+            if empty:
+                continue
+            used = {}
+            nl, nh = [], []
             for j in range(len(ilax)):
-                for (ax, mul, off, bound_lo, dst) in ((ilax[j], ilmul[j], iloff[j], True, (nlax, nlmul, nloff)),
-                                                      (ihax[j], ihmul[j], ihoff[j], False, (nhax, nhmul, nhoff))):
-                    if ax < 0:
-                        dst[0].append(-1)
-                        dst[1].append(0)
-                        dst[2].append(off)
+                for side, (ax, mul, off), dst in ((0, (ilax[j], ilmul[j], iloff[j]), nl),
+                                                  (1, (ihax[j], ihmul[j], ihoff[j]), nh)):
+                    if ax < 0 or mul == 0:
+                        dst.append((-1, 0, off))
                         continue
-                    if mul < 0:
-                        return None
-                    point = (lax[ax], lmul[ax], loff[ax]) == (hax[ax], hmul[ax], hoff[ax])
-                    if mul > 1 and not point:
-                        return None  # a stride over a range of mid cells is not a range of parent cells
-                    # the mid coordinate's bound on this side
-                    if bound_lo:
-                        a, m, o = lax[ax], lmul[ax], loff[ax]
-                    else:
-                        a, m, o = hax[ax], hmul[ax], hoff[ax]
+                    point = L[ax] == H[ax]
+                    if not point:
+                        if abs(mul) > 1:
+                            return None  # a stride over a range of mid cells is not a range of parent cells
+                        if used.setdefault(ax, j) != j:
+                            return None  # two parent axes over one range of mid cells: not a box
+                    # the lower parent bound comes from the lower mid bound when the map increases
+                    a, m, o = (L[ax] if (mul >= 0) == (side == 0) else H[ax])
                     if a < 0:
-                        dst[0].append(-1)
-                        dst[1].append(0)
-                        dst[2].append(off + mul * o)
+                        dst.append((-1, 0, off + mul * o))
                     else:
-                        dst[0].append(a)
-                        dst[1].append(mul * m)
-                        dst[2].append(off + mul * o)
-            out.append((0, tuple(olo), tuple(ohi), tuple(nlax), tuple(nlmul), tuple(nloff), tuple(nhax),
-                        tuple(nhmul), tuple(nhoff)))
+                        dst.append((a, mul * m, off + mul * o))
+            out.append((0, tuple(box_lo), tuple(box_hi), *(tuple(t[c] for t in nl) for c in range(3)),
+                        *(tuple(t[c] for t in nh) for c in range(3))))
     return out
+
+
+def _merge_rows(rows):
+    """Adjacent rows with the same bounds merged into one (the pieces of a roll of a roll, say)."""
+    rows = sorted(set(rows), key=lambda r: (r[3:], r[1]))
+    changed = True
+    while changed and len(rows) > 1:
+        changed = False
+        for i in range(len(rows) - 1):
+            a, b = rows[i], rows[i + 1]
+            if a[0] != b[0] or a[3:] != b[3:]:
+                continue
+            diff = [x for x in range(len(a[1])) if (a[1][x], a[2][x]) != (b[1][x], b[2][x])]
+            if len(diff) == 1 and a[2][diff[0]] + 1 == b[1][diff[0]]:
+                x = diff[0]
+                hi = tuple(b[2][y] if y == x else a[2][y] for y in range(len(a[2])))
+                rows[i:i + 2] = [(a[0], a[1], hi) + tuple(a[3:])]
+                changed = True
+                break
+    return rows
+
+
+def compose_rects(outer_rows, inner_rows, mid_shape, out_shape=None, parent_shape=None):
+    """Rectangle rows of the composition (output -> mid -> parent) of two one-parent relations given as
+    rows (see the section above), or None when it is not one set of at most ``_MAX_ROWS`` rows of the same
+    form.
+
+    A row of ``outer`` bounds each mid axis by an affine function of one output axis; a row of ``inner``
+    bounds each parent axis by an affine function of one mid axis over a box of mid cells.  The output cells
+    whose mid cells fall in that box form a box again (a point bound restricts its output axis, an absolute
+    range is intersected), and the image of a range of mid cells under a step of -1, 0 or 1 is the range
+    between the images of its ends, which is again affine in the output coordinates (ProvRC's chain
+    composition).  Rows over flat indices compose with rows over flat indices (and with rows between 1-D
+    arrays, which are the same thing), when ``out_shape`` and ``parent_shape`` are given.
+
+    Examples
+    --------
+    >>> from whence.maps import compose_rects, ViewMap
+    >>> flip = ViewMap((4,), (4,), "slice", (slice(None, None, -1),)).rectangles()
+    >>> tail = ViewMap((4,), (5,), "slice", (slice(1, 5, 1),)).rectangles()
+    >>> [(r[1], r[2], r[4], r[5]) for r in compose_rects(flip, tail, (4,))]  # output o copies cell 4 - o
+    [((0,), (3,), (-1,), (4,))]
+    """
+    mid_shape = tuple(mid_shape)
+    flat = any(r[3] == (-2,) for r in outer_rows) or any(r[3] == (-2,) for r in inner_rows)
+    if flat:
+        if out_shape is None or parent_shape is None:
+            return None
+        out_shape, parent_shape = tuple(out_shape), tuple(parent_shape)
+        fo = [_to_flat(r, out_shape, mid_shape) for r in outer_rows]
+        fi = [_to_flat(r, mid_shape, parent_shape) for r in inner_rows]
+        if all(r is not None for r in fo) and all(r is not None for r in fi):
+            rows = _compose_flat(fo, fi)
+        else:
+            ao = [_to_axes(r, out_shape, mid_shape) for r in outer_rows]
+            ai = [_to_axes(r, mid_shape, parent_shape) for r in inner_rows]
+            if any(r is None for r in ao) or any(r is None for r in ai):
+                return None
+            rows = _compose_axes(ao, ai, mid_shape)
+    else:
+        rows = _compose_axes(outer_rows, inner_rows, mid_shape)
+    if rows is None:
+        return None
+    rows = _merge_rows(rows)
+    return rows if len(rows) <= _MAX_ROWS else None

@@ -660,8 +660,8 @@ class Relation:
     records : list of OpRecord
         The operations, in creation order.
     nbytes : int
-        Bytes of the compressed relation: 8 bytes per integer of the rectangles and op descriptors, plus the
-        stored index arrays of data-dependent operations.
+        Bytes of the compressed relation: 4 bytes per integer of the rectangles and map descriptors (8 where
+        some value does not fit in int32), plus the stored index arrays of data-dependent operations.
     complete : bool
     """
 
@@ -692,14 +692,24 @@ class Relation:
 
     @property
     def nbytes(self):
-        """Bytes of the relation: per map of the relation, an 8-byte descriptor (op, shape, parents) and its
-        rectangles (8 bytes per integer) or the index arrays it stores; composed maps count once for the
-        operations folded into them (their history is in :attr:`records`)."""
+        """Bytes of the relation: per map of the relation, a descriptor (id, op code, shape, parents) and its
+        rectangles or the index arrays it stores; composed maps count once for the operations folded into
+        them (their history is in :attr:`records`).  The integers of descriptors and rectangles count 4 bytes
+        each (int32, the width of the explicit pairs they replace) when every one of them fits, else 8."""
+        lim = 2**31 - 1
+        w = 4
+        for n in self.nodes:
+            m, ps, _ = n.lineage
+            if any(d > lim for d in n.shape):
+                w = 8
+            rows = self._op_rects().get(n.id) if m is not None and ps else None
+            if rows and any(abs(v) > lim for row in rows for f in row[1:] for v in f):
+                w = 8
         total = 0
         seen = set()  # index arrays shared by several maps (table row relations) count once
         for n in self.nodes:
             m, ps, _ = n.lineage
-            total += 8 * (3 + len(n.shape) + len(ps))  # map descriptor: id, op code, shape, parents
+            total += w * (3 + len(n.shape) + len(ps))  # map descriptor: id, op code, shape, parents
             if m is None or not ps:
                 continue
             rows = self._op_rects().get(n.id)
@@ -717,7 +727,7 @@ class Relation:
                 if not hasattr(m, "held_arrays"):
                     total += m.nbytes
             else:
-                total += sum(8 * (1 + sum(len(f) for f in row[1:])) for row in rows)
+                total += sum(w * (1 + sum(len(f) for f in row[1:])) for row in rows)
         return total
 
     def rectangles(self):

@@ -119,8 +119,11 @@ def _sort(func, a, *args, **kwargs):
         else:  # sorted values: the stable order is the permutation (values equal as numbers keep their order)
             lazy = LazyIndex(lambda v=v, ax=ax: stable_argsort(v, ax))
         orig._defer(lazy)
-        m = replay_gather(values.shape, [v.shape], [True], lambda xs: np.take_along_axis(xs[0], lazy.get(), ax),
-                          stored=[lazy])
+        if v.ndim == 1:  # the replayed operand is arange(1, n + 1): its gather through the permutation
+            m = replay_gather(values.shape, [v.shape], [True], lambda xs: lazy.get() + 1, stored=[lazy])
+        else:
+            m = replay_gather(values.shape, [v.shape], [True],
+                              lambda xs: np.take_along_axis(xs[0], lazy.get(), ax), stored=[lazy])
         return _wrap(values, make_node(func.__name__, values.shape, m, [a.node], detail=f"axis={ax}"))
     ax = axis % v.ndim
     if v.size < 2**31 - 1:

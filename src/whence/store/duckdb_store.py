@@ -26,7 +26,8 @@ Tables (query them with :meth:`Store.sql`)
     The relation of every shape-determined operation as ProvRC rectangles: the output cells ``o`` with
     ``out_lo <= o <= out_hi`` derive from the parent cells ``i`` with, on every parent axis ``j``,
     ``lo_off[j] + lo_mul[j] * o[lo_ax[j]] <= i[j] <= hi_off[j] + hi_mul[j] * o[hi_ax[j]]`` (axis -1: the bound
-    is absolute; ``lo_ax = [-2]``: a flat identity, as for a reshape).  Lists are 1-based in SQL.
+    is absolute; ``lo_ax = [-2]``: over flat indices, the output cell ``f`` copying the parent cell
+    ``lo_off[1] + lo_mul[1] * f``, as for a reshape).  Lists are 1-based in SQL.
 ``arrays(run, run_uid, id, dtype, shape, nbytes, codec, crc32, data, path)``
     The index arrays of data-dependent operations and of table row relations, zstd-compressed in ``data``,
     or, above ``inline_limit`` bytes, in a Parquet file beside the database (``path``, relative to it).
@@ -464,9 +465,11 @@ def _object_kind(x):
 
 def _collect(run, objs):
     """Everything to write, as rows, before the file is touched (errors here leave the store as it was)."""
-    from ..query import prepare_node as _prepare, upstream_nodes as _upstream
+    from ..query import _forced, prepare_node as _prepare, upstream_nodes as _upstream
     # lazy (Dask) objects: shapes unknown at capture are resolved first, as before any query
     roots = {name: _prepare(_object_node(x)) for name, x in objs.items()}
+    for node in roots.values():  # the relation of each object composed as a query composes it (its rectangles)
+        _forced(node)
     seen = {}
     for node in roots.values():
         for n in _upstream(node):
@@ -964,6 +967,9 @@ class Store:
 
         Examples
         --------
+        The relation of a saved object is stored composed through its upstream steps (here ``a.T + 1`` is one
+        view of ``a``), each operation keeping its place in the history:
+
         >>> import os, tempfile, numpy as np, whence as wh
         >>> wh.reset()
         >>> a = wh.track(np.ones((4, 5)), name="a")
@@ -971,7 +977,7 @@ class Store:
         >>> _ = wh.save(path, "r", y=a.T + 1)
         >>> with wh.open(path) as store:
         ...     store.sql("SELECT op, coalesce(map_kind, '-') AS map FROM nodes ORDER BY node").values.tolist()
-        [['source', '-'], ['transpose', 'view'], ['add', 'elementwise']]
+        [['source', '-'], ['transpose', 'view'], ['add', 'view']]
         """
         con = self._con
         try:

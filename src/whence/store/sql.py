@@ -239,7 +239,7 @@ def _rect_hop(src, oshape, k, pshape, rel):
         hi = (f"r.hi_off[{j + 1}] + CASE WHEN r.hi_ax[{j + 1}] >= 0 THEN r.hi_mul[{j + 1}] * "
               f"list_extract({coords}, r.hi_ax[{j + 1}] + 1) ELSE 0 END")
         bounds.append((f"greatest({lo}, 0)", f"least({hi}, {pshape[j] - 1})"))
-    sel = [f"CASE WHEN coalesce(r.lo_ax[1], 0) = -2 THEN ({flat_out}) ELSE NULL END AS flat"]
+    sel = [f"CASE WHEN coalesce(r.lo_ax[1], 0) = -2 THEN r.lo_off[1] + r.lo_mul[1] * ({flat_out}) ELSE NULL END AS flat"]
     for j, (lo, hi) in enumerate(bounds):
         sel.append(f"{lo} AS lo{j}, {hi} AS hi{j}")
     base = f"SELECT {', '.join(sel)} FROM {src} f JOIN {rel} r ON {' AND '.join(conds)}"
