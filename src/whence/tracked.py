@@ -209,16 +209,18 @@ for _how, _f in [(_SUM, np.sum), (_MEAN, np.mean), (_MAX, np.max), (_MIN, np.min
 del _how, _f
 
 
+#: references to a dying array's node held outside fold(): the dying array's slot, its __del__'s local, this
+#: module's frame and array_died's frame (measured once on this interpreter: see whence.compose.calibrate_death)
+_DEATH_REFS = [1 << 30]
+
+
 def _array_died(node, size):
     f = _LATE.get("died")
     if f is None:
         from .compose import array_died as f
-        _LATE["died"] = f
-        _LATE["held"] = 1 << 30  # (while the calibration's own array dies)
-        _LATE["held"] = _death_refs()
-    # held outside fold(): the dying array's slot, its __del__'s local, this frame and array_died's frame
-    # (measured once on this interpreter: see whence.compose.calibrate_death)
-    f(node, _LATE["held"], size)
+        _LATE["died"] = f  # (the calibration's own array dies with nothing folded: the count is still huge)
+        _DEATH_REFS[0] = _death_refs()
+    f(node, _DEATH_REFS[0], size)
 
 
 def _death_refs():
