@@ -418,6 +418,9 @@ def _value_counts_lineage(src, res, args, kwargs):
         g = p.rel.group(codes, n)
         if p.wide:
             parts.append(Part(p.node, g, p.cmat, p.control, True))
+            if total and p.cmat.any():  # (the total reads the counted rows' wide cells too)
+                parts.append(Part(p.node, p.rel.group(np.where(codes >= 0, 0, -1), 1).take(np.zeros(n, np.int64)),
+                                  p.cmat.copy(), True, wide=True))
             continue
         cm = np.zeros((nidx + 1, p.cmat.shape[1]), bool)
         for i, r in enumerate(krows[:nidx] if len(krows) >= nidx else []):

@@ -77,7 +77,8 @@ def _op_control(obj, op, args, kwargs):
     elif op in ("nlargest", "nsmallest"):
         by = kwargs.get("columns", args[1] if len(args) > 1 else None)
     elif op in ("dropna", "drop_duplicates"):
-        by = kwargs.get("subset", None)
+        # (drop_duplicates takes its subset first, positionally too; dropna's first argument is the axis)
+        by = kwargs.get("subset", args[0] if args and op == "drop_duplicates" else None)
         if by is None:
             by = list(obj.columns)
     else:
