@@ -31,6 +31,13 @@ the application row of that applicant, the bureau rows (by file position) with i
 ``return_frame=True`` frame (the tracked ``X`` is also checked equal to the plain one).  Each source row's
 ``line`` must be its row + 2 (header, 1-based lines).
 
+One-cell queries on the ETL's final *frame* (``return_frame=True``, a tracked DataFrame of every applicant's
+features): ``backward(frame, (r, c))``, ``forward("bureau", (k, c), frame)`` (one source cell) and
+``trace_to_file(frame, row=r)``: the first call on a fresh build, the steady state (median over 9 batches, each
+cycling through 200 random cells; the bureau cells: random cells of the backward answers of random rows, so
+that each reaches the frame) against the 1 ms target, and the peak memory ``tracemalloc`` traces during
+one call, with the size of its answer (memory should be O(answer)).
+
 Memory: ``whence.lineage(X).nbytes`` (the library's account: it sums the map of every upstream node, so an
 index array shared by several nodes is counted once per node) and the bytes of the *distinct* index arrays
 held by those maps (each buffer once), right after the ETL and again after the queries (which build the
@@ -49,6 +56,7 @@ import gc
 import itertools
 import shutil
 import tempfile
+import tracemalloc
 
 import numpy as np
 import pandas as pd
@@ -69,7 +77,7 @@ PUBLISHED = {
     "trace_to_file_s": 2.36e-3,
 }
 
-TARGETS = {"etl_ratio": {20_000: 1.3, 200_000: 1.15}, "trace_steady_s": 1e-4, "exact_rows": 20}
+TARGETS = {"etl_ratio": {20_000: 1.3, 200_000: 1.15}, "trace_steady_s": 1e-4, "exact_rows": 20, "one_cell_s": 1e-3}
 
 
 def traceprop_status(files):
@@ -217,6 +225,56 @@ def _check_trace(tr, exp):
     return ok, lines_ok, got
 
 
+def _peak_bytes(fn):
+    """Peak bytes ``tracemalloc`` traces during one call (the call's own working memory)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        fn()
+        return int(tracemalloc.get_traced_memory()[1])
+    finally:
+        tracemalloc.stop()
+
+
+def _one_cell(files, counts, g, log, problems, n):
+    """backward of one cell, forward of one source cell and trace_to_file of one row, on the final frame of
+    the tracked read + ETL: the first call (after a fresh build), the steady state (median over 9 batches
+    cycling through 200 random cells) and the peak memory of one call, with the size of its answer."""
+    frame = _tracked_read_etl(files, return_frame=True)[3]
+    nr, nc = frame.shape
+    cells = list(zip(g.integers(0, nr, size=200).tolist(), g.integers(0, nc, size=200).tolist()))
+    # bureau cells that reach the frame (most bureau rows are filtered out or aggregated away): from the
+    # backward answers of random rows
+    bcells = []
+    for r in g.permutation(nr)[:2000].tolist():
+        got = wh.backward(frame, rows=[r]).get("bureau")
+        if got is not None and len(got):
+            bcells.append(tuple(int(v) for v in np.asarray(got)[g.integers(len(got))]))
+        if len(bcells) == 200:
+            break
+    rows = g.integers(0, nr, size=200).tolist()
+    qs = {
+        "backward_cell": (lambda c: wh.backward(frame, c), cells, lambda r: sum(len(v) for v in r.values())),
+        "forward_cell": (lambda c: wh.forward("bureau", c, frame), bcells, len),
+        "trace_to_file_row": (lambda r: wh.trace_to_file(frame, row=r), rows, len),
+    }
+    out = {"frame_shape": [int(nr), int(nc)], "target_steady_s": TARGETS["one_cell_s"]}
+    for name, (fn, items, size) in qs.items():
+        t0 = perf()
+        fn(items[0])
+        first = perf() - t0
+        m = median_time(_cycle_fn(fn, items[1:]), reps=9, min_batch=0.02)
+        peaks = [_peak_bytes(lambda it=it: fn(it)) for it in items[1:6]]
+        answers = [int(size(fn(it))) for it in items[1:6]]
+        out[name] = {"first_s": first, "steady": m, "peak_bytes": peaks, "answer_cells": answers}
+        log(f"  one cell {name:18s} first {first*1e3:8.3f} ms, steady {m['median_s']*1e3:8.4f} ms per call; "
+            f"peak memory per call {np.median(peaks)/1e3:8.1f} kB (answers of {int(np.median(answers))} cells)")
+        if m["median_s"] > TARGETS["one_cell_s"]:
+            problems.append(f"tabular {n}: one-cell {name} on a frame takes {m['median_s']*1e3:.2f} ms "
+                            f"(target {TARGETS['one_cell_s']*1e3:.0f} ms)")
+    return out
+
+
 def run_size(n, files, quick, log, problems):
     paths = files.paths
     plain = {k: pd.read_csv(p) for k, p in paths.items()}
@@ -336,6 +394,9 @@ def run_size(n, files, quick, log, problems):
             entry["queries"][name] = {"error": f"{type(exc).__name__}: {exc}"}
             problems.append(f"tabular {n}: {name} raised {type(exc).__name__}: {exc}")
             log(f"  {name:18s} ERROR {exc}")
+
+    # -- 5. one-cell queries on the ETL's final frame (a tracked DataFrame, before to_numpy)
+    entry["one_cell"] = _one_cell(files, counts, g, log, problems, n)
 
     # -- 4. memory
     entry["memory"] = {"after_etl": mem_before, "after_queries": _memory(X, total_rows)}

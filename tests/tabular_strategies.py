@@ -1953,9 +1953,9 @@ def _written(code):
 
 
 def gen_value_counts(draw, p, x, terminal=False):
-    """``s.value_counts()``: a count (and its value label) derives from the counted cells of that value;
-    control: those cells and, with ``normalize=True``, every counted cell.  A categorical column (its unused
-    categories are empty groups) is PARTIAL."""
+    """``s.value_counts()``: a count (and its value label) derives from the counted cells of that value (an
+    unused category: an empty group, no cells); control: those cells and, with ``normalize=True``, every
+    counted cell."""
     P = p.plain(x)
     X = p.oracle[x]
     if P.shape[1] == 0:
@@ -1998,7 +1998,7 @@ def gen_value_counts(draw, p, x, terminal=False):
                 cc[g, j] = data | ctl
         return OF(R, d, cc, rc)
 
-    return Step("g", code, oracle, what="value_counts", covered=not _is_cat(s), terminal=terminal)
+    return Step("g", code, oracle, what="value_counts", terminal=terminal)
 
 
 def gen_nlargest(draw, p, x):

@@ -728,3 +728,18 @@ def test_drop_duplicates_positional_subset_control(code):
     d = eval(code)
     r = int(d.index[0])
     assert _cells(wh.backward(d, (0, 1), control=True)) == {"b": [(r, 0), (r, 1)]}
+
+
+def test_value_counts_unused_category_is_an_empty_group():
+    """value_counts of a categorical column lists its unused categories with a count of 0: those rows have no
+    cells (a constant), the others the cells of their value; it was PARTIAL (every cell of the column)."""
+    wh.reset()
+    a = wh.track_frame(pd.DataFrame({"g": pd.Categorical(["lo", "hi", None, "lo"], categories=["lo", "mid", "hi"])}),
+                       name="a")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        v = a["g"].value_counts()
+    assert list(v.index) == ["lo", "hi", "mid"] and v.tolist() == [2, 1, 0]
+    got = [wh.backward(v, (i,), control=True) for i in range(3)]
+    assert all(r.complete for r in got)
+    assert [_cells(r).get("a", []) for r in got] == [[(0, 0), (3, 0)], [(1, 0)], []]

@@ -384,7 +384,8 @@ class _Groups:
 
     def value_counts(self, *args, **kwargs):
         """Counts per distinct value (a group map): each count and each index label derive from the key cells
-        of the rows counted; with ``normalize=True`` every counted row is a control cell (the total)."""
+        of the rows counted (an unused category: none, its 0 is a constant); with ``normalize=True`` every
+        counted row is a control cell (the total)."""
         if _depth():
             return super().value_counts(*args, **kwargs)
         with _guard:
@@ -409,8 +410,14 @@ def _value_counts_lineage(src, res, args, kwargs):
         codes = np.asarray(res.index.get_indexer(keys), np.int64)
     except Exception:
         return _fallback(res, op, [src])
-    if krows is None or len(res) and np.bincount(codes[codes >= 0], minlength=len(res)).min() == 0:
+    if krows is None:
         return _fallback(res, op, [src])
+    if len(res):
+        # a value no row has: an unused category (pandas counts it 0, a constant with no cells); any other
+        # row without rows means the keys were not matched
+        empty = np.bincount(codes[codes >= 0], minlength=len(res)) == 0
+        if empty.any() and np.any(np.asarray(pd.Series.to_numpy(res), np.float64)[empty] != 0):
+            return _fallback(res, op, [src])
     n, nidx, ncols, _ = _dims(res)
     parts = []
     total = kwargs.get("normalize", False)
