@@ -743,3 +743,27 @@ def test_value_counts_unused_category_is_an_empty_group():
     got = [wh.backward(v, (i,), control=True) for i in range(3)]
     assert all(r.complete for r in got)
     assert [_cells(r).get("a", []) for r in got] == [[(0, 0), (3, 0)], [(1, 0)], []]
+
+
+@cfg(60)
+@given(st.data())
+def test_row_relation_forward_rows_equals_forward_mask(data):
+    """The sparse forward of a row relation (through its inverse, built once) equals the row-mask forward, for
+    relations by codes (-1: no input row), by groups (CSR, empty groups) and both composed."""
+    from whence.tabular.relations import RowRel
+    n_src = data.draw(st.integers(0, 12), label="n_src")
+    rel = RowRel.identity(n_src)
+    for _ in range(data.draw(st.integers(1, 3), label="hops")):
+        n = rel.n_out
+        if data.draw(st.booleans(), label="group"):
+            ng = data.draw(st.integers(0, 4), label="ngroups")
+            codes = data.draw(st.lists(st.integers(-1, ng - 1), min_size=n, max_size=n), label="gcodes")
+            rel = rel.group(np.asarray(codes, np.int64), ng)
+        else:
+            sel = data.draw(st.lists(st.integers(-1, n - 1), max_size=10), label="take")
+            rel = rel.take(np.asarray(sel, np.int64))
+    for _ in range(3):
+        src = data.draw(st.lists(st.integers(0, max(n_src - 1, 0)), max_size=3), label="rows") if n_src else []
+        m = np.zeros(n_src, bool)
+        m[src] = True
+        assert rel.forward_rows(src).tolist() == np.flatnonzero(rel.forward_mask(m)).tolist()
