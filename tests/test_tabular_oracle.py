@@ -9,6 +9,12 @@ drop, set_index/reset_index, merge (every ``how``, ``on`` or ``left_on``/``right
 merges, suffixes, indicator), join on an index, group-by (named aggregations, sum/mean/count/size/...,
 ``as_index``, ``dropna``, ``sort``, one or two keys) and transform, concat on both axes, get_dummies, melt,
 pivot_table, maybe ending in a Series, ``apply`` (axis 0 and 1), ``to_numpy``/``values``/``np.asarray``.
+The ``rich`` chains add sources with datetime (NaT), text, categorical (NaN, unused categories) and object
+columns and an index of duplicated text labels, shuffled ints, times or two levels, and draw also the
+``.dt``/``.str``/``.cat`` accessors and cellwise index attributes, ``to_numeric``/``to_datetime``/``astype``/
+``cut``/``qcut``/``factorize``/``map`` with a dict or a function, ``where``/``mask``, ``map`` through a tracked
+Series, ``value_counts``, ``nlargest``/``nsmallest``, ``explode``, ``stack`` and categorical group-bys with
+``observed`` (empty groups).
 The very same code runs on plain pandas frames, where the oracle computes the lineage sets of every cell by
 definition.  A failing example prints as a runnable script.
 
