@@ -773,3 +773,29 @@ def test_row_relation_forward_rows_equals_forward_mask(data):
         m = np.zeros(n_src, bool)
         m[src] = True
         assert rel.forward_rows(src).tolist() == np.flatnonzero(rel.forward_mask(m)).tolist()
+
+
+@pytest.mark.parametrize("na", [None, np.nan])
+def test_value_counts_dropna_false_counts_missing_keys(na):
+    """value_counts(dropna=False) of an object column with a missing value: the NA row derives from the
+    missing cells (they were not matched to it, and the whole result went PARTIAL)."""
+    wh.reset()
+    a = wh.track_frame(pd.DataFrame({"k": [0, 0, 1], "o": pd.Series(["a b", na, na], dtype=object)}), name="a")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        v = a["o"].value_counts(dropna=False, sort=False)
+    assert v.tolist() == [1, 2]
+    assert _cells(wh.backward(v, (0,))) == {"a": [(0, 1)]}
+    assert _cells(wh.backward(v, (1,))) == {"a": [(1, 1), (2, 1)]}
+
+
+def test_value_counts_normalize_of_nothing_is_full():
+    """Normalized counts of an empty categorical column are NaN (0 / 0) for every category: empty groups,
+    no cells, FULL."""
+    wh.reset()
+    a = wh.track_frame(pd.DataFrame({"g": pd.Categorical([], categories=["lo", "hi"])}), name="a")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        v = a["g"].value_counts(normalize=True)
+    r = wh.backward(v, (1,), control=True)
+    assert r.complete and not _cells(r)

@@ -408,6 +408,11 @@ def _value_counts_lineage(src, res, args, kwargs):
             kf = pd.DataFrame({i: pd.DataFrame.__getitem__(src, c).array for i, c in enumerate(cols)})
             keys = pd.MultiIndex.from_frame(kf) if isinstance(res.index, pd.MultiIndex) else pd.Index(kf[0])
         codes = np.asarray(res.index.get_indexer(keys), np.int64)
+        if not isinstance(keys, pd.MultiIndex) and not isinstance(res.index, pd.MultiIndex):
+            # dropna=False: the NA row counts every missing key (None, NaN, NaT alike)
+            na_rows = np.flatnonzero(np.asarray(res.index.isna()))
+            if na_rows.size == 1:
+                codes[(codes < 0) & np.asarray(keys.isna())] = na_rows[0]
     except Exception:
         return _fallback(res, op, [src])
     if krows is None:
@@ -416,7 +421,8 @@ def _value_counts_lineage(src, res, args, kwargs):
         # a value no row has: an unused category (pandas counts it 0, a constant with no cells); any other
         # row without rows means the keys were not matched
         empty = np.bincount(codes[codes >= 0], minlength=len(res)) == 0
-        if empty.any() and np.any(np.asarray(pd.Series.to_numpy(res), np.float64)[empty] != 0):
+        counts = np.asarray(pd.Series.to_numpy(res), np.float64)[empty]
+        if empty.any() and np.any((counts != 0) & ~np.isnan(counts)):  # (NaN: normalized by a total of 0)
             return _fallback(res, op, [src])
     n, nidx, ncols, _ = _dims(res)
     parts = []
