@@ -21,8 +21,7 @@ Queries on ``X`` of the tracked read + ETL variant (its sources are files, so tr
   rows in all three tables, so that every lazy structure is built by that call; then the **steady state**:
   median over >= 9 batches of the per-call time, each batch cycling through 1000 random rows;
 * ``backward(X, (r, c))`` for random cells and ``forward("bureau", None, X, rows=[k])`` for random bureau rows,
-  the same way (forward: 5 calls, 3 at the large size; it costs about 0.1 s per call at 20,000 applicants
-  and about 3 s at 200,000).
+  the same way (forward: 5 calls, 3 at the large size).
 
 Exactness (cheap, inside the benchmark): for 20 random rows of ``X``, ``trace_to_file`` must return exactly
 the application row of that applicant, the bureau rows (by file position) with its ``SK_ID_CURR`` and
@@ -388,7 +387,6 @@ def run_size(n, files, quick, log, problems):
     }
     entry["queries"] = {}
     for name, fn in qs.items():
-        # forward walks every table node with dense row masks: ~0.1 s per call at 20k applicants, ~3 s at 200k
         q_reps = (3 if big else 5) if name == "forward_bureau_row" else 9
         try:
             m = median_time(fn, reps=q_reps, min_batch=0.02)
