@@ -1821,14 +1821,14 @@ def _new_column_step(draw, p, x, expr, srcs, what, ctl_all=(), covered=True):
     return Step("x", code, oracle, what=what, covered=covered)
 
 
-DT_ACCESSORS = [".dt.month", ".dt.dayofweek", ".dt.floor('D')", ".dt.strftime('%m-%d')", ".dt.hour",
+DT_ACCESSORS = [".dt.month", ".dt.day_of_week", ".dt.floor('D')", ".dt.strftime('%m-%d')", ".dt.hour",
                 ".dt.normalize()", ".dt.day_name()", ".dt.is_month_start", ".dt.quarter", ".dt.date"]
 STR_ACCESSORS = [".str.upper()", ".str.len()", ".str.contains('a', na=False)", ".str.slice(0, 1)",
                  ".str.replace('a', 'A')", ".str.strip()", ".str.split(' ').str[0]", ".str.startswith('b')",
                  ".str.pad(3, fillchar='-')"]
 CAT_ACCESSORS = [".cat.codes", ".cat.add_categories(['zz'])", ".cat.remove_unused_categories()",
                  ".cat.as_ordered()", ".cat.rename_categories(str.upper)"]
-DTI_ATTRS = [".month", ".dayofweek", ".strftime('%d')", ".normalize()", ".is_month_start", ".hour"]
+DTI_ATTRS = [".month", ".day_of_week", ".strftime('%d')", ".normalize()", ".is_month_start", ".hour"]
 
 
 def gen_accessor(draw, p, x):
