@@ -233,6 +233,50 @@ def _wrk_measured(wrk, base, script, seconds, connections, server_pid, writer=No
             "client_cpu_ms_per_request": None, "loadavg_after": os.getloadavg()[0], "load_generator": "wrk"}
 
 
+def _server_timings(base, since=None):
+    """The server's own timings (``/api/server/timings``), of what it recorded after ``since`` (an earlier
+    answer); None where it does not answer."""
+    import json
+    import urllib.request
+    q = ""
+    if since is not None:
+        q = (f"?requests_since={since['requests']['count']}&loop_lag_since={since['loop_lag']['count']}"
+             f"&store_opens_since={since['store_opens']['count']}")
+    try:
+        with urllib.request.urlopen(base + "/api/server/timings" + q, timeout=30) as r:
+            return json.loads(r.read())
+    except Exception:  # noqa: BLE001 - an explorer without the endpoint
+        return None
+
+
+def _with_server_side(base, phase):
+    """``phase()``, with the server's timings of the requests it served meanwhile under ``"server"``."""
+    before = _server_timings(base)
+    out = phase()
+    after = _server_timings(base, before) if before is not None else None
+    out["server"] = after
+    out["loadavg_1_5_15"] = os.getloadavg()
+    return out
+
+
+def _server_text(p):
+    """The server-side figures of a phase, in words."""
+    s = p.get("server")
+    if not s:
+        return "no server-side timings"
+    r, lag, op = s["requests"], s["loop_lag"], s["store_opens"]
+    out = (f"in the server: p50 {r.get('p50_ms', 0):.2f} ms, p99 {r.get('p99_ms', 0):.2f} ms, max "
+           f"{r.get('max_ms', 0):.1f} ms over {r['n']} requests; event loop woke late by p99 "
+           f"{lag.get('p99_ms', 0):.1f} ms, max {lag.get('max_ms', 0):.1f} ms ({lag['late_20ms']} wake-ups over 20 ms "
+           f"late, {lag['late_20ms_not_running']} of them with the loop's thread not running)")
+    if op["n"]:
+        out += f"; {op['n']} store files opened, p50 {op['p50_ms']:.1f} ms, max {op['max_ms']:.1f} ms"
+    la = p.get("loadavg_1_5_15")
+    if la:
+        out += f"; load average {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}"
+    return out
+
+
 def rows(d):
     """The rows of the targets table: (figure, target, measured, status, detail)."""
     if "error" in d:
@@ -250,7 +294,12 @@ def rows(d):
                     f"{p['failed']} failed", "PASS" if ok else "MISS",
                     f"{p['requests']} requests in {p['seconds']:.1f} s, load generator {gen} on the same cores; "
                     f"server CPU {p['server_cpu_ms_per_request']:.2f} ms/request; load average "
-                    f"{p['loadavg_after']:.1f} after"))
+                    f"{p['loadavg_after']:.1f} after; {_server_text(p)}"))
+    e = d.get("with_writer_elsewhere")
+    if e:
+        out.append(("explorer while a process saves into another file (the cores it takes, no file swapped)",
+                    "information", f"{e['requests_per_s']:.0f} req/s, p50 {e['p50_ms']:.1f} ms, p99 "
+                    f"{e['p99_ms']:.1f} ms, {e['failed']} failed", "INFO", _server_text(e)))
     w = d.get("writer")
     if w:
         out.append(("saves landed while the explorer is loaded", f"{w['saves']}/{w['saves']}",
@@ -296,38 +345,48 @@ def run(quick=False, log=print, connections=CONNECTIONS, saves=SAVES, use_wrk=Tr
                 return _measured(base, paths, 600.0 if w else seconds, connections, server.pid,
                                  None if w is None else (lambda: w.poll() is not None))
         log(f"[explorer] {connections} connections, {seconds:.0f} s alone, load generator {res['load_generator']}")
-        res["alone"] = phase()
+        res["alone"] = _with_server_side(base, phase)
         a = res["alone"]
         log(f"[explorer] alone: {a['requests_per_s']:.0f} req/s, p50 {a['p50_ms']:.1f} ms, p99 {a['p99_ms']:.1f} ms, "
-            f"{a['failed']} failed; server CPU per request {a['server_cpu_ms_per_request']:.2f} ms")
-        writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(path), str(saves)], env=_env(),
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        ready = writer.stdout.readline()
-        if ready.strip() != "ready":
-            raise RuntimeError(f"the writer did not start: {ready!r} {writer.stderr.read()[-2000:]}")
-        time.sleep(1.0)  # the server settles after the writer's start-up
-        writer.stdin.write("go\n")
-        writer.stdin.flush()
-        t0 = time.perf_counter()
-        res["with_writer"] = phase(writer)
-        out, err = writer.communicate(timeout=600)
-        writer_s = time.perf_counter() - t0
+            f"{a['failed']} failed; server CPU per request {a['server_cpu_ms_per_request']:.2f} ms; "
+            f"{_server_text(a)}")
+        def with_writer(target):
+            writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(target), str(saves)], env=_env(),
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            ready = writer.stdout.readline()
+            if ready.strip() != "ready":
+                raise RuntimeError(f"the writer did not start: {ready!r} {writer.stderr.read()[-2000:]}")
+            time.sleep(1.0)  # the server settles after the writer's start-up
+            writer.stdin.write("go\n")
+            writer.stdin.flush()
+            t0 = time.perf_counter()
+            p = _with_server_side(base, lambda: phase(writer))
+            out, err = writer.communicate(timeout=600)
+            return p, out, err, writer.returncode, time.perf_counter() - t0
+
+        # the same writer saving into another file: what the explorer loses to the cores the writer takes,
+        # without a file to swap in (information; the target is the phase below)
+        res["with_writer_elsewhere"], *_ = with_writer(Path(d) / "elsewhere.duckdb")
+        e = res["with_writer_elsewhere"]
+        log(f"[explorer] with a writer saving into another file: {e['requests_per_s']:.0f} req/s, p50 "
+            f"{e['p50_ms']:.1f} ms, p99 {e['p99_ms']:.1f} ms, {e['failed']} failed; {_server_text(e)}")
+        res["with_writer"], out, err, code, writer_s = with_writer(path)
         reported = sum(1 for ln in out.splitlines() if ln.startswith("saved"))
         with wh.open(path) as store:
             landed = sum(1 for r in store.runs() if r.startswith("w"))
         res["writer"] = {"saves": saves, "reported": reported, "landed": landed, "seconds": writer_s,
-                         "exit": writer.returncode, "stderr": err[-2000:]}
+                         "exit": code, "stderr": err[-2000:]}
         w = res["with_writer"]
         log(f"[explorer] with a writer: {w['requests_per_s']:.0f} req/s, p50 {w['p50_ms']:.1f} ms, p99 "
             f"{w['p99_ms']:.1f} ms, {w['failed']} failed; saves {reported} reported, {landed}/{saves} landed "
-            f"in {writer_s:.1f} s")
+            f"in {writer_s:.1f} s; {_server_text(w)}")
     finally:
         server.terminate()
         try:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
-    for phase in ("alone", "with_writer"):
+    for phase in ("alone", "with_writer_elsewhere", "with_writer"):
         p = res.get(phase)
         if p is None:
             continue

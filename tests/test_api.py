@@ -260,3 +260,35 @@ def test_tracked_arrays_pickle_with_their_lineage():
     c = pickle.loads(pickle.dumps(b))
     assert np.array_equal(np.asarray(c), np.asarray(b))
     assert wh.backward(c, (1,))["a"].tolist() == wh.backward(b, (1,))["a"].tolist() == [[1, 0], [1, 1], [1, 2]]
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.complex64, np.int32, np.int64, np.uint8])
+@pytest.mark.parametrize("shape", [(), (7,), (5, 8)])
+def test_power_operator_computes_what_numpy_computes(dtype, shape):
+    """``x ** e`` and ``x **= e`` give plain numpy's values and dtype to the last bit: numpy's operator runs
+    ``square``/``sqrt``/``reciprocal``/``positive`` for some scalar exponents (which rules depends on the
+    numpy version), and those differ from ``power`` in the last bit for float32 and complex64."""
+    exponents = [2, 2.0, 0.5, -1, -1.0, 0, 1, 3, np.float32(2), np.int64(2), np.array(2.0), np.array(2), True,
+                 np.float64(0.5)]
+    for k, e in enumerate(exponents):
+        if np.dtype(dtype).kind in "iu" and float(e) < 0:
+            continue
+        x = np.asarray(np.random.default_rng(k).random(shape) * 5 + 1).astype(dtype)
+        wh.reset()
+        want = x ** e
+        got = wh.track(x.copy(), name="x") ** e
+        assert np.asarray(got).dtype == np.asarray(want).dtype, (e, np.asarray(got).dtype)
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want), err_msg=repr(e))
+        res = wh.backward(got, (0,) * len(shape))
+        assert list(res) == ["x"] and np.asarray(res["x"]).tolist() == [[0] * len(shape)]
+        assert res.complete
+        y = x.copy()
+        t = wh.track(x.copy(), name="y")
+        try:
+            y **= e
+        except TypeError as err:  # numpy refuses the in-place cast: so does whence
+            with pytest.raises(TypeError):
+                t **= e
+            continue
+        t **= e
+        np.testing.assert_array_equal(np.asarray(t), y, err_msg=repr(e))

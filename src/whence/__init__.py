@@ -21,6 +21,7 @@ from .graph import OpRecord, release, reset, source_names
 from .tracked import TrackedArray, is_tracked, plain, track
 from .query import Cell, LineageResult, Relation, ancestors, backward, forward, lineage, ops, sources
 from . import buckets as _buckets  # noqa: F401  (registers the numpy function table)
+from . import elision as _elision  # noqa: F401  (lends TrackedArray the elision of temporaries)
 from . import compose
 from .compose import compact
 
@@ -51,3 +52,19 @@ __all__ = [
     "WhenceError", "NotTrackedError", "SourceNameError", "LineageQueryError", "PartialLineageWarning",
     "LineageLostWarning", "ConstantValueWarning", *_TABULAR, *_STORE,
 ]
+
+
+def _load_lazy_arrays():
+    from .dask import array
+    return array
+
+
+def _load_lazy_frames():
+    from .dask import dataframe
+    return dataframe
+
+
+# the lazy backends load on first use; the arrays and tables layers below reach them through whence.hooks
+from . import hooks as _hooks  # noqa: E402
+
+_hooks.LAZY.update(array=_load_lazy_arrays, dataframe=_load_lazy_frames)

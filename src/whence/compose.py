@@ -68,11 +68,11 @@ if _STATE["mode"] not in _MODES:
     raise ValueError(f"WHENCE_COMPOSE must be one of {', '.join(_MODES)}, got {_STATE['mode']!r}")
 
 #: placeholder lineage of a node whose map was folded into its readers (queries never reach it)
-FOLDED = (None, (), frozenset())
+FOLDED: tuple = (None, (), frozenset())
 
 #: predicates ``keep(node)`` filled by higher layers: a node for which one is true is never folded, composed
 #: into another or compacted (lazy arrays, whose maps are written per chunk)
-KEEP = []
+KEEP: list = []
 
 
 def _kept(n):
@@ -532,8 +532,8 @@ def compact(y):
     >>> wh.backward(c, (0,))["a"].tolist(), wh.backward(b, (0,))["a"].tolist()
     ([[5]], [[0]])
     """
-    from .query import _node_of
-    node = _node_of(y)
+    from .hooks import ARRAY
+    node = ARRAY["node_of"](y)  # the query layer's resolver (frames, series, arrays), through whence.hooks
     flush()
     return compact_node(node)
 

@@ -273,7 +273,7 @@ def _attribution_and_unlearning(files, X, y, df, i):
 
 def files_col(table, c):
     from .tabular import table_source
-    from .graph import _sources
+    from .graph import sources_by_name as _sources
     node = _sources.get(table)
     t = table_source(node) if node is not None else None
     return t.columns[c] if t is not None else c

@@ -149,8 +149,8 @@ _EFFECTS = {
 }
 _PRODUCERS = frozenset(["BINARY_OP", "COMPARE_OP", "UNARY_NEGATIVE", "UNARY_POSITIVE", "UNARY_INVERT", "CALL"])
 
-_code_cache = {}     # code -> (instructions, {offset: position})
-_producer_cache = {}  # (id(code), offset, depth) -> (code, producing offset or -1)
+_code_cache: dict = {}     # code -> (instructions, {offset: position})
+_producer_cache: dict = {}  # (id(code), offset, depth) -> (code, producing offset or -1)
 
 
 def _instructions(code):
@@ -210,15 +210,16 @@ def _mixin_kinds():
     TrackedArray = _tracked.TrackedArray
     # the mixin makes every forward operator (comparisons included) from one function, every reflected one
     # from another, every unary one from a third
+    # ``**`` has its own method (plain numpy's shortcuts to square, sqrt, reciprocal), shaped like the mixin's
     return {TrackedArray.__add__.__code__: "op", TrackedArray.__radd__.__code__: "op",
-            TrackedArray.__neg__.__code__: "op"}
+            TrackedArray.__neg__.__code__: "op", TrackedArray.__pow__.__code__: "pow"}
 
 
-_MIXIN = {}
+_MIXIN: dict = {}
 
 
 def _site(nin):
-    """``(frame, offset, kind)`` of the user's instruction that is running this elementwise ufunc call:
+    """``(frame, offset, kind, below)`` of the user's instruction that is running this elementwise ufunc call:
     an operator (kind ``"op"``, through the ``NDArrayOperatorsMixin`` method) or a call of the ufunc with
     its ``nin`` operands as positional arguments (kind ``"call"``); None for any other way in (a ufunc
     called from C code, ``x.__add__(y)``, ``operator.add``, ``map``, ``functools.partial``, ...)."""
@@ -236,13 +237,16 @@ def _site(nin):
         code = f.f_code
         off = f.f_lasti
         op = code.co_code[off]
-        if op in _BINARY if nin == 2 else op in _UNARY:
-            return f, off, kind
+        if kind == "pow":  # ``x ** e`` runs power, or a unary shortcut such as square on ``x`` alone
+            if op in _BINARY:
+                return f, off, "op", 2 - nin  # (the base of a shortcut sits below the exponent)
+        elif op in _BINARY if nin == 2 else op in _UNARY:
+            return f, off, kind, 0
         return None
     code = f.f_code
     off = f.f_lasti
     if code.co_code[off] == _CALL and code.co_code[off + 1] == nin:
-        return f, off, "call"
+        return f, off, "call", 0
     return None
 
 
@@ -283,7 +287,7 @@ def _consumed(inputs):
 
 def _temporary(ufunc, inputs, raws, site):
     """Position of an operand whose buffer may take the result, or -1."""
-    frame, off, kind = site
+    frame, off, kind, below = site
     fid = id(frame)
     n = len(inputs)
     jf = jl = -1  # positions of the first and the last tracked operand
@@ -322,7 +326,7 @@ def _temporary(ufunc, inputs, raws, site):
                 continue
         elif n > 2 and (_occurrences(inputs, x) != 1 or _occurrences(raws, d) != 1):
             continue
-        if _producer(frame.f_code, off, n - 1 - j) != birth[1]:
+        if _producer(frame.f_code, off, n - 1 - j + below) != birth[1]:
             continue
         if not _fits(ufunc, raws, d):
             continue
@@ -340,7 +344,7 @@ def _occurrences(seq, obj):
     return k
 
 
-_dtype_cache = {}
+_dtype_cache: dict = {}
 
 
 def _fits(ufunc, raws, d):
@@ -404,3 +408,9 @@ try:  # numpy 2 keeps the error state in a context variable; a new object whenev
     from numpy._core._multiarray_umath import _extobj_contextvar as _EXTOBJ
 except ImportError:  # pragma: no cover - other numpy versions: ask every time
     _EXTOBJ = None
+
+
+# TrackedArray (one layer below) reaches the elision through whence.hooks
+from . import hooks as _hooks  # noqa: E402
+
+_hooks.ARRAY["elide"] = elementwise_call

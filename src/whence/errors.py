@@ -16,6 +16,7 @@ __all__ = [
     "NotAStoreError",
     "StoreArrayMissingError",
     "StoreStaleError",
+    "UnsupportedModelError",
 ]
 
 
@@ -62,7 +63,7 @@ class StoreVersionError(StoreError):
 class StoreKeyError(StoreError, KeyError):
     """A run, object or source that the store does not hold."""
 
-    def __str__(self):
+    def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
 
 
@@ -86,3 +87,7 @@ class StoreArrayMissingError(StoreError):
 
 class StoreStaleError(StoreError):
     """A run was overwritten or deleted after it was opened: open the store again to read the new one."""
+
+
+class UnsupportedModelError(WhenceError, TypeError):
+    """The model is not one whence can attribute or unlearn exactly (or is not fitted, or not usable as given)."""

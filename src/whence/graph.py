@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import itertools
 import weakref
-from typing import NamedTuple
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
 
 from .errors import SourceNameError
 
@@ -44,9 +45,13 @@ class Node:
 
     __slots__ = ("id", "op", "shape", "map", "parents", "control", "partial", "name", "internal",
                  "detail", "cache", "kids", "link", "__weakref__")
+    cache: dict[Any, Any] | None
+    link: tuple[Any, tuple[Node, ...], frozenset[int]] | None
+    kids: Any
 
-    def __init__(self, op, shape, map=None, parents=(), control=frozenset(), partial=None, name=None,
-                 internal=False, detail=""):
+    def __init__(self, op: str, shape: Iterable[int], map: Any = None, parents: Iterable[Node] = (),
+                 control: frozenset[int] = frozenset(), partial: str | None = None, name: str | None = None,
+                 internal: bool = False, detail: str = "") -> None:
         self.id = next(_ids)
         self.op = op
         self.shape = shape if type(shape) is tuple else tuple(shape)
@@ -79,45 +84,46 @@ class Node:
                 else:
                     p.kids = [k, r]
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         # the weak references to readers are of this process only: a copy (pickled to another process) starts
         # with none, as a node nothing has read yet
         return {k: getattr(self, k, None) for k in self.__slots__ if k not in ("kids", "__weakref__")}
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: dict[str, Any]) -> None:
         for k, v in state.items():
             object.__setattr__(self, k, v)
         self.kids = None
 
     @property
-    def lineage(self):
+    def lineage(self) -> tuple[Any, tuple[Node, ...], frozenset[int]]:
         """``(map, parents, control)`` that lineage queries follow: the composed relation when dead
         intermediates were folded into this node (:mod:`whence.compose`), else the node's own."""
         lk = self.link
         return (self.map, self.parents, self.control) if lk is None else lk
 
     @property
-    def is_source(self):
+    def is_source(self) -> bool:
         return self.name is not None
 
     @property
-    def size(self):
+    def size(self) -> int:
         n = 1
         for d in self.shape:
             n *= d
         return n
 
-    def record(self):
+    def record(self) -> OpRecord:
         c = self.cache
         if c is not None and "record" in c:
-            return c["record"]
+            rec: OpRecord = c["record"]
+            return rec
         rec = self._record()
         if c is None:
             self.cache = c = {}
         c["record"] = rec
         return rec
 
-    def memo(self, key, compute):
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
         """``compute()`` once per node and key; later calls return the stored answer."""
         c = self.cache
         if c is None:
@@ -127,12 +133,12 @@ class Node:
             v = c[key] = compute()
         return v
 
-    def _record(self):
+    def _record(self) -> OpRecord:
         return OpRecord(self.id, self.op, self.shape, tuple(p.id for p in self.parents),
                         "FULL" if self.partial is None else "PARTIAL", self.partial, self.name,
                         self.map.nbytes if self.map is not None else 0, self.detail)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         flag = "" if self.partial is None else " PARTIAL"
         label = f"source {self.name!r}" if self.name else self.op
         return f"<Node {self.id} {label} shape={self.shape}{flag}>"
@@ -143,8 +149,8 @@ class OpRecord(NamedTuple):
 
     id: int
     op: str
-    shape: tuple
-    parents: tuple
+    shape: tuple[int, ...]
+    parents: tuple[int, ...]
     completeness: str
     reason: str | None
     source: str | None
@@ -152,7 +158,7 @@ class OpRecord(NamedTuple):
     detail: str = ""
 
 
-def new_source(shape, name=None):
+def new_source(shape: Iterable[int], name: str | None = None) -> Node:
     """Create a source node under a unique name (an automatic one when ``name`` is None)."""
     if name is None:
         while True:
@@ -170,16 +176,20 @@ def new_source(shape, name=None):
     return node
 
 
-def release(name):
+def release(name: str) -> None:
     """Free a source name so that it can be used again (the old arrays keep their lineage)."""
     _sources.pop(name, None)
 
 
-def reset():
+def reset() -> None:
     """Free every source name (arrays already tracked keep their lineage)."""
     _sources.clear()
 
 
-def source_names():
+def source_names() -> list[str]:
     """Names of the sources that are alive now."""
     return sorted(_sources.keys())
+
+
+#: the live source nodes by name (read-only for other modules: :func:`new_source` and :func:`release` write it)
+sources_by_name = _sources

@@ -71,7 +71,22 @@ def unbroadcast_any(mask, shape):
 
 
 class Map:
-    """Base class: ``out_shape``, ``parent_shapes`` and the two directions of the relation."""
+    """Base class: ``out_shape``, ``parent_shapes`` and the two directions of the relation.
+
+    The protocol every map follows (``docs/contributing.md``, "Add a map kind"):
+
+    Required
+        ``kind`` (a string the store records), ``out_shape``, ``parent_shapes``, ``backward(out_mask)`` (for
+        each parent, the boolean mask of its cells that the cells of ``out_mask`` derive from, or None),
+        ``forward(k, in_mask)`` (the output cells that derive from the cells ``in_mask`` of parent ``k``) and
+        ``nbytes``.
+    Optional (queries use them when a class has them, and fall back to the dense masks otherwise)
+        ``backward_sparse(flat)`` / ``forward_sparse(k, flat)``: the same on sorted flat indices, or None when
+        not available for this input; ``backward_all()`` / ``forward_all(k)``: the answer for the whole array
+        (per parent True / False, or None: ask ``backward``); ``copy_index()``: for a move, the flat source cell
+        of every output cell; ``rectangles()``: the ProvRC rows of the relation (or None);
+        ``held_arrays()``, ``channel(k)`` and ``compose(inner)`` (defined here, used by :mod:`whence.compose`).
+    """
 
     __slots__ = ("__dict__",)
 
@@ -208,6 +223,10 @@ def _normalize_axes(axis, ndim):
             raise np.exceptions.AxisError(a, ndim) if hasattr(np, "exceptions") else ValueError(a)
         out.append(a % ndim if ndim else 0)
     return tuple(sorted(set(out)))
+
+
+#: the public name other modules use: ``axis`` (None, an int or a tuple) as a tuple of non-negative axes
+normalize_axes = _normalize_axes
 
 
 class ReduceMap(Map):

@@ -24,7 +24,7 @@ import numpy as np
 
 from .graph import Node
 from .maps import BandMap, EinsumMap, UnionMap
-from .tracked import TrackedArray, _wrap, warn_partial
+from .tracked import TrackedArray, wrap as _wrap, warn_partial
 
 __all__ = ["convolve", "correlate", "uniform_filter", "gaussian_filter", "median_filter", "maximum_filter",
            "minimum_filter", "window_lineage"]
@@ -72,7 +72,7 @@ def window_lineage(op, result, x, sizes, origins, modes, extra=(), partial=None,
             lo, hi = _window_range(n, s, int(origins[ax]), mode)
         bands.append((ax, lo, hi))
     m = BandMap(shape, shape, bands)
-    parents = [x._node]
+    parents = [x.node]
     if any(isinstance(e, TrackedArray) for e in extra):
         parts = [(m, (0,))]
         for e in extra:
@@ -80,7 +80,7 @@ def window_lineage(op, result, x, sizes, origins, modes, extra=(), partial=None,
                 lab = tuple(("w", j) for j in range(e.ndim))
                 parts.append((EinsumMap([lab], tuple(("o", j) for j in range(len(shape))), shape, [e.shape]),
                               (len(parents),)))
-                parents.append(e._node)
+                parents.append(e.node)
         m = UnionMap(shape, [p.shape for p in parents], parts)
     reason = "; ".join(reasons) if reasons else None
     if reason:

@@ -36,7 +36,7 @@ def _esc(x):
 
 def lineage_summary(node):
     """``{"last", "ops", "op_names", "sources", "partial", "reasons"}`` of the graph above ``node``."""
-    from .query import _upstream
+    from .query import upstream_nodes as _upstream
     nodes = _upstream(node)
     ops = [n for n in nodes if not n.is_source and not n.internal]
     names = []
@@ -79,11 +79,11 @@ def array_html(t):
         own = getattr(data, "_repr_html_", None)
         body = own() if callable(own) else f"<pre>{_esc(repr(data))}</pre>"
         head = f"TrackedArray over {_esc(type(data).__module__.split('.')[0])} {_esc(getattr(data, 'shape', ''))}"
-    return (f"{_STYLE}<div class='whence-box'><b>{head}</b>{body}{_summary_html(t._node)}</div>")
+    return (f"{_STYLE}<div class='whence-box'><b>{head}</b>{body}{_summary_html(t.node)}</div>")
 
 
 def _source_files(node):
-    from .query import _upstream
+    from .query import upstream_nodes as _upstream
     out = {}
     try:
         from .tabular import table_source

@@ -58,7 +58,7 @@ def _source_values(node):
     """The values of a live, unchanged tracked source array (else None)."""
     from .graph import source_arrays
     arr = source_arrays.get(node.id)
-    if arr is None or getattr(arr, "_origin", None) is not node or arr._node is not node:
+    if arr is None or getattr(arr, "_origin", None) is not node or arr.node is not node:
         return None
     data = arr._data
     if not isinstance(data, np.ndarray) or data.dtype.kind not in "biuf":
@@ -99,7 +99,7 @@ def backward(y, idx, control=False, *, max_rows=60, max_cols=60, cmap="Greys", f
     from matplotlib.patches import Rectangle
 
     from . import query
-    from .query import _node_of, _upstream
+    from .query import node_of as _node_of, upstream_nodes as _upstream
     res = query.backward(y, idx, control=control)
     data_only = query.backward(y, idx, control=False) if control else res
     node = _node_of(y)

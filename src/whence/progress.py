@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 __all__ = ["progress_bar", "ProgressBar"]
 
 
-def _enabled(flag):
+def _enabled(flag: object) -> bool:
     return bool(flag) and os.environ.get("WHENCE_PROGRESS", "1") not in ("0", "false", "no", "off")
 
 
@@ -43,9 +44,9 @@ class ProgressBar:
         The unit shown in the rate.
     """
 
-    def __init__(self, total, desc, enabled=True, delay=1.0, unit="it"):
+    def __init__(self, total: int, desc: str, enabled: bool = True, delay: float = 1.0, unit: str = "it") -> None:
         self.total, self.desc, self.n = int(total), desc, 0
-        self._bar = None
+        self._bar: Any = None
         if _enabled(enabled) and self.total > 0:
             from tqdm.auto import tqdm
             self._bar = tqdm(total=self.total, desc=desc, unit=unit, delay=delay, file=sys.stderr,
@@ -53,34 +54,35 @@ class ProgressBar:
 
     # the attribute the bars had before they were shared (kept for callers that read it)
     @property
-    def done(self):
+    def done(self) -> int:
         return self.n
 
-    def update(self, k=1):
+    def update(self, k: int = 1) -> None:
         """Add ``k`` units of finished work."""
         self.n += k
         if self._bar is not None:
             self._bar.update(k)
 
-    def set_description(self, desc):
+    def set_description(self, desc: str) -> None:
         """Change the text on the left of the bar (for a multi-step job)."""
         self.desc = desc
         if self._bar is not None:
             self._bar.set_description(desc, refresh=False)
 
-    def close(self):
+    def close(self) -> None:
         """Remove the bar from the terminal."""
         if self._bar is not None:
             self._bar.close()
             self._bar = None
 
-    def __enter__(self):
+    def __enter__(self) -> ProgressBar:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def progress_bar(total, desc, enabled=True, delay=1.0, unit="it"):
+def progress_bar(total: int, desc: str, enabled: bool = True, delay: float = 1.0,
+                 unit: str = "it") -> ProgressBar:
     """A :class:`ProgressBar` (use it as a context manager so that it always closes)."""
     return ProgressBar(total, desc, enabled=enabled, delay=delay, unit=unit)

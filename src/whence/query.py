@@ -13,6 +13,7 @@ import numbers
 
 import numpy as np
 
+from . import hooks as _hooks
 from .errors import LineageQueryError, NotTrackedError
 from .graph import Node
 from .maps import ElementwiseMap
@@ -50,7 +51,7 @@ class LineageResult(dict):
 
 def _node_of(x, what="array"):
     if isinstance(x, TrackedArray):
-        return x._node
+        return x.node
     if isinstance(x, Node):
         return x
     node = _other_node(x)
@@ -64,18 +65,15 @@ def _node_of(x, what="array"):
 def _other_node(x):
     """The node of a tracked frame or series, of a store handle, or of a plain array handed out by
     ``np.asarray(tracked_frame)``."""
-    import sys
     f = getattr(type(x), "_whence_node", None)
     if f is not None:
         return x._whence_node
-    frame = sys.modules.get("whence.tabular.frame")
-    if frame is not None and not isinstance(x, (int, float, str, tuple, list)):
-        node = frame.plain_node(x)  # a plain array or Index handed out by a tracked frame
+    if isinstance(x, (int, float, str, tuple, list)):
+        return None
+    for resolve in _hooks.NODE_RESOLVERS:  # filled by the tables layer (see whence.hooks)
+        node = resolve(x)
         if node is not None:
             return node
-    sk = sys.modules.get("whence.tabular.sklearn")
-    if sk is not None:
-        return sk.output_node(x)
     return None
 
 
@@ -189,7 +187,7 @@ def _forced(node):
 
 #: hooks run before a query: ``prepare(node)`` with the node asked about (the dask layer resolves shapes that
 #: were unknown at capture), ``to_parquet(relation, path, pairs)`` returning the files written or None
-HOOKS = {"prepare": [], "to_parquet": []}
+HOOKS: dict = {"prepare": [], "to_parquet": []}
 
 
 def _prepare(node):
@@ -412,7 +410,7 @@ def _start_node(x, target=None):
             for n in srcs:
                 if n.name == x:
                     return n
-        from .graph import _sources
+        from .graph import sources_by_name as _sources
         node = _sources.get(x)
         if node is None:
             raise NotTrackedError(f"no live source is named {x!r}")
@@ -638,7 +636,7 @@ class Cell:
     def __init__(self, array, index):
         self.array = array
         if HOOKS["prepare"] and isinstance(array, TrackedArray):
-            _prepare(array._node)
+            _prepare(array.node)
         self.index = tuple(int(i) for i in index)
         region_mask(array.shape, self.index)
         if len(self.index) != array.ndim:
@@ -863,3 +861,24 @@ def lineage(y):
     (True, True)
     """
     return Relation(y)
+
+
+# the public names of the helpers other modules use (the private spellings stay as aliases)
+#: every node that a node derives from, itself included, in creation order
+upstream_nodes = _upstream
+#: the node of a tracked array, a node, or another tracked object (NotTrackedError otherwise)
+node_of = _node_of
+#: the node of an object that is not a tracked array (a tracked frame, a store handle, a model output), or None
+resolve_node = _other_node
+#: push a cell set of a node back to the sources: ({source node: cell set}, reasons)
+backward_sets = _backward_sets
+#: the coordinates of the cells of a cell set over ``shape`` (an ``(n, ndim)`` array)
+cell_coordinates = _cells
+#: run the query hooks (lazy backends resolve unknown shapes) on a node before a query walks it
+prepare_node = _prepare
+
+
+# TrackedArray (one layer below) reaches the walk and the cell view through whence.hooks
+_hooks.ARRAY.update(upstream=_upstream, cell=Cell, node_of=_node_of)
+#: every node the lineage of a node reaches through the relations queries follow, itself included
+lineage_upstream = _lineage_upstream

@@ -406,7 +406,7 @@ def write_report(store_path, out_path, row=0, bench=None):
         A benchmark summary (``benchmarks/results/summary.md`` of ``make bench``) to include.
     """
     import whence as wh
-    from .query import _upstream
+    from .query import upstream_nodes as _upstream
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>whence report</title>"
              f"<style>{_CSS}</style></head><body>",
              f"<h1>Lineage report</h1><p>Store <code>{_esc(Path(store_path).resolve())}</code>, written by "

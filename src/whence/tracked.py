@@ -21,6 +21,7 @@ import weakref
 import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
+from . import hooks as _hooks
 from .errors import PartialLineageWarning, WhenceError
 from .graph import Node, new_source, source_arrays
 from .maps import (ViewMap, expand_basic_key, ElementwiseMap, EinsumMap, GatherMap, OpaqueMap, UnionMap,
@@ -29,6 +30,7 @@ from .maps import (ViewMap, expand_basic_key, ElementwiseMap, EinsumMap, GatherM
 __all__ = ["TrackedArray", "track", "is_tracked", "plain", "is_lazy", "as_values"]
 
 _NUMERIC_KINDS = frozenset("biufc")
+_NUMPY2 = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
 _SCALARS = frozenset([float, int, bool, complex, np.float64, np.float32, np.int64, np.int32, np.bool_,
                       np.complex128, np.float16, np.int8, np.int16, np.uint8, np.uint16, np.uint32, np.uint64,
                       np.complex64])
@@ -119,7 +121,7 @@ _DASK = [None]
 def _lazy_module():
     m = _DASK[0]
     if m is None:
-        from .dask import array as m
+        m = _hooks.LAZY["array"]()
         _DASK[0] = m
     return m
 
@@ -134,15 +136,13 @@ def plain(x):
     return x._data if isinstance(x, TrackedArray) else x
 
 
-_LATE = {}
+#: the functions the layers above lend to TrackedArray (filled by whence.buckets, whence.elision and whence.query;
+#: see whence.hooks)
+_LATE = _hooks.ARRAY
 
 
 def _reduce_fast(func, a, axis, **kw):
-    f = _LATE.get("reduce")
-    if f is None:
-        from .buckets.region_maps import reduce_fast as f
-        _LATE["reduce"] = f
-    return f(func, a, axis, **kw)
+    return _LATE["reduce"](func, a, axis, **kw)
 
 
 def _array_died(node, size):
@@ -155,21 +155,11 @@ def _array_died(node, size):
 
 
 def _handle_ufunc(ufunc, method, inputs, kwargs):
-    f = _LATE.get("ufunc")
-    if f is None:
-        from .buckets.ufuncs import handle_ufunc as f
-        _LATE["ufunc"] = f
-    return f(ufunc, method, inputs, kwargs)
+    return _LATE["ufunc"](ufunc, method, inputs, kwargs)
 
 
 #: operands of at least this many bytes go through whence.elision (see whence.elision.MIN_BYTES)
 _ELIDE_BYTES = 262144
-
-
-def _elision():
-    from .elision import elementwise_call as f
-    _LATE["elide"] = f
-    return f
 
 
 def _matmul_fast(inputs):
@@ -191,10 +181,7 @@ def _matmul_fast(inputs):
         else:
             return None
         shapes.append(raws[-1].shape)
-    f = _LATE.get("gufunc_labels")
-    if f is None:
-        from .buckets.ufuncs import gufunc_labels as f
-        _LATE["gufunc_labels"] = f
+    f = _LATE["gufunc_labels"]
     r = np.matmul(*raws)
     if type(r) is not np.ndarray:
         r = np.asarray(r)
@@ -375,6 +362,43 @@ def _control_parts(key, ndim, result_shape, comps, first_parent):
 
 # ------------------------------------------------------------------------------------------ the array
 
+def _scalar_power_ufunc(d, other):
+    """The unary ufunc plain numpy's ``ndarray.__pow__`` runs on the buffer ``d`` for a scalar exponent
+    ``other``, with the dtype to cast ``d`` to first, or None where it calls ``power``.  ``square``,
+    ``sqrt``, ``reciprocal`` and ``positive`` can differ from ``power`` in the last bit (float32,
+    complex64), so a tracked ``x ** e`` computes what plain numpy computes.  numpy 2 takes the shortcut for
+    a Python ``int`` -1 or 2 and a Python ``float`` 0.5 on inexact arrays; numpy 1.x for any scalar
+    exponent (number, 0-d array) of -1, 0.5, 1 or 2 on inexact arrays and of 2 on integer arrays."""
+    if type(d) is not np.ndarray or isinstance(other, TrackedArray):
+        return None
+    kind = d.dtype.kind
+    if _NUMPY2:
+        t = type(other)
+        if kind not in "fc" or not ((t is int and other in (-1, 2)) or (t is float and other == 0.5)):
+            return None
+        return _POWER_SHORTCUTS[float(other)], None
+    if kind not in "biufc":
+        return None
+    if isinstance(other, (bool, int, np.integer)):
+        e, floating = float(other), False
+    elif isinstance(other, (float, np.floating)):
+        e, floating = float(other), True
+    elif isinstance(other, np.ndarray) and other.ndim == 0 and other.dtype.kind in "iuf":
+        e, floating = float(other), other.dtype.kind == "f"
+    else:
+        return None
+    if kind in "fc":
+        # (numpy 1.x runs ones_like for exponent 0, which power matches exactly)
+        ufunc = _POWER_SHORTCUTS.get(e) if e != 1.0 else np.positive
+        return None if ufunc is None else (ufunc, None)
+    if e == 2.0:
+        return np.square, (np.float64 if floating and kind in "iu" else None)
+    return None
+
+
+_POWER_SHORTCUTS = {2.0: np.square, 0.5: np.sqrt, -1.0: np.reciprocal}
+
+
 class TrackedArray(NDArrayOperatorsMixin):
     """A numpy array with cell-level lineage.
 
@@ -418,6 +442,10 @@ class TrackedArray(NDArrayOperatorsMixin):
         if r is not None and self._seen != r._version:
             self._refresh()
         return self._node_
+
+    #: The lineage-graph node (:class:`whence.graph.Node`) of this array's cells as they are now (a view written
+    #: through is brought up to date first): ``(wh.track(np.arange(3.0), name="a") + 1).node.op == "add"``.
+    node = _node
 
     def _positions(self):
         """Flat positions in the root buffer of each cell of this view."""
@@ -547,7 +575,7 @@ class TrackedArray(NDArrayOperatorsMixin):
                 # large operands: whence.elision reuses the buffer of a temporary operand (numpy's elision)
                 if d.nbytes >= _ELIDE_BYTES or (raws[0] is not d and type(raws[0]) is np.ndarray
                                                 and raws[0].nbytes >= _ELIDE_BYTES):
-                    return (_LATE.get("elide") or _elision())(ufunc, inputs, raws, pnodes, pshapes)
+                    return _LATE["elide"](ufunc, inputs, raws, pnodes, pshapes)
                 r = ufunc(*raws)
                 if type(r) is not np.ndarray and not is_lazy(r):
                     r = np.asarray(r)
@@ -566,11 +594,7 @@ class TrackedArray(NDArrayOperatorsMixin):
             r = _DASK[0].dispatch_function(func, types, args, kwargs)
             if r is not _DASK[0].NOT_LAZY:
                 return r
-        f = _LATE.get("dispatch")
-        if f is None:
-            from .buckets.registry import dispatch as f
-            _LATE["dispatch"] = f
-        return f(func, types, args, kwargs)
+        return _LATE["dispatch"](func, types, args, kwargs)
 
     # -- attributes ----------------------------------------------------------------------------------
     shape = property(lambda self: self._data.shape, doc="Tuple of array dimensions.")
@@ -651,16 +675,27 @@ class TrackedArray(NDArrayOperatorsMixin):
     def flat(self):
         return self.ravel()
 
-    if np.lib.NumpyVersion(np.__version__) < "2.0.0":
-        def __pow__(self, other):
-            # numpy 1.x: ``a ** 2`` (and ** 0.5, ** -1, ** 1) runs square / sqrt / reciprocal / positive, which
-            # keeps a 0-d float32 float32 where np.power promotes it; give the result plain numpy's dtype
-            r = np.power(self, other)
-            if self._data.ndim == 0 and type(r) is TrackedArray and not is_lazy(self._data):
-                want = (self._data ** (other._data if type(other) is TrackedArray else other)).dtype
-                if r.dtype != want:
-                    r = r.astype(want)
-            return r
+    def __pow__(self, other):
+        # plain numpy's ``**`` runs square / sqrt / reciprocal for some scalar exponents (see
+        # _scalar_power_ufunc); the frame holds ``self`` and ``other`` only, as the operator mixin's methods do
+        # (temporary elision counts their references)
+        fast = _scalar_power_ufunc(self._data, other)
+        if fast is not None:
+            return fast[0](self) if fast[1] is None else fast[0](self.astype(fast[1]))
+        if getattr(other, "__array_ufunc__", 0) is None:
+            return NotImplemented
+        if _NUMPY2 or self._data.ndim != 0 or is_lazy(self._data):
+            return np.power(self, other)
+        # a 0-d base on numpy 1.x: value-based casting keeps a float32 float32 where np.power promotes it
+        r = np.power(self, other)
+        want = (self._data ** (other._data if type(other) is TrackedArray else other)).dtype
+        return r.astype(want) if type(r) is TrackedArray and r.dtype != want else r
+
+    def __ipow__(self, other):
+        fast = _scalar_power_ufunc(self._data, other)
+        if fast is not None:  # in place, numpy squares an integer base without the cast
+            return fast[0](self, out=(self,))
+        return np.power(self, other, out=(self,))
 
     def __len__(self):
         return len(self._data)
@@ -718,8 +753,7 @@ class TrackedArray(NDArrayOperatorsMixin):
         return f"{self._data!r}\n{self._summary()}" if self.lazy else f"{self._data}\n{self._summary()}"
 
     def _summary(self):
-        from .query import _upstream
-        nodes = _upstream(self._node)
+        nodes = _LATE["upstream"](self._node)
         nops = sum(1 for n in nodes if not n.is_source and not n.internal)
         srcs = [n.name for n in nodes if n.is_source]
         partial = any(n.partial for n in nodes)
@@ -740,7 +774,7 @@ class TrackedArray(NDArrayOperatorsMixin):
         >>> np.cumsum(a).cell(1).parents
         [('a', (0,)), ('a', (1,))]
         """
-        from .query import Cell
+        Cell = _LATE["cell"]
         if len(index) == 1 and isinstance(index[0], tuple):
             index = index[0]
         return Cell(self, tuple(index))
@@ -1060,3 +1094,16 @@ class _LiftMap(GatherMap):
         out = np.zeros(math.prod(self.out_shape), bool)
         out[pos[region]] = True
         return out.reshape(self.out_shape)
+
+
+#: the public name of the wrapper other modules use to hand out a TrackedArray over ``data`` with lineage ``node``
+wrap = _wrap
+
+
+#: the public names of what the lazy backend and the store use (the private spellings stay as aliases)
+NUMERIC_KINDS = _NUMERIC_KINDS
+control_parts = _control_parts
+key_repr = _key_repr
+LiftMap = _LiftMap
+#: ``[module]`` once a lazy array has been tracked (the lazy-array backend), else ``[None]``
+LAZY_BACKEND = _DASK

@@ -324,8 +324,8 @@ class Counterfactual:
         if rows is not None:
             return {table: _rows_of(rows, n, table)}
         if lines is not None:
-            from ..unlearn.sources import _lines_to_rows
-            return {table: _lines_to_rows(ctx.sources[table], table, lines, "line")}
+            from ..tabular.sources import rows_of_lines
+            return {table: rows_of_lines(ctx.sources[table], table, lines, "line")}
         if where is not None:
             from ..tabular.sources import table_source
             t = table_source(ctx.sources[table])

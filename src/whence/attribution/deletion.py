@@ -193,8 +193,8 @@ def _expanded(func, values, codes, ng, vanish, max_expanded):
     size = np.bincount(codes[ing], minlength=ng)
     if int((size.astype(np.int64) ** 2).sum()) > max_expanded:
         return np.full(n, np.nan), vanish, None
-    from ..tabular.relations import _group_members
-    members = _group_members(codes, ing, ng)  # input rows sorted by group
+    from ..tabular.relations import group_members
+    members = group_members(codes, ing, ng)  # input rows sorted by group
     starts = np.zeros(ng + 1, np.int64)
     np.cumsum(size, out=starts[1:])
     # for the member at sorted position q (group g, start st, size k): rows st..st+k-1 except q
@@ -254,8 +254,8 @@ def _walk(node):
 
 
 def _train_node(X):
-    from ..query import _node_of
-    return _node_of(X, "training matrix")
+    from ..query import node_of
+    return node_of(X, "training matrix")
 
 
 def anchor_of(relation, n_train):
@@ -716,8 +716,8 @@ def propagate(ctx, table, rows=None, *, etl=None, sources=None, target=None, pro
         np.cumsum(np.bincount(gt[order], minlength=rec.ngroups), out=gptr[1:])
         g_in = rec.codes[sel_in]
         k = gptr[g_in + 1] - gptr[g_in]
-        from ..tabular.relations import _expand
-        t_rows = order[_expand(gptr[g_in], k)]
+        from ..tabular.relations import expand_ranges
+        t_rows = order[expand_ranges(gptr[g_in], k)]
         in_rep = np.repeat(sel_in, k)
         new = _raw_rows(ctx.X, t_rows)
         unknown = np.zeros(in_rep.size, bool)
@@ -885,7 +885,7 @@ def rerun_without(etl, sources, dropped, target=None, *, a_name, a_rows0, frames
     (X1, y1, match)
         The new training set and, for every new training row, the first run's training row (``match``).
     """
-    import whence as wh
+    from .. import graph, tabular
     from .sources import row_relation
     keep_maps, frames1 = {}, {}
     for name, path in sources.items():
@@ -893,8 +893,8 @@ def rerun_without(etl, sources, dropped, target=None, *, a_name, a_rows0, frames
         rows = np.asarray(dropped.get(name, np.zeros(0, np.int64)), np.int64)
         keep = np.setdiff1d(np.arange(len(df)), rows)
         keep_maps[name] = keep
-        wh.release(name)
-        frames1[name] = wh.track_frame(df.iloc[keep].reset_index(drop=True), name=name)
+        graph.release(name)
+        frames1[name] = tabular.track_frame(df.iloc[keep].reset_index(drop=True), name=name)
     try:
         X1, y1 = run_etl(etl, frames1, target)
     except CounterfactualError:
@@ -920,7 +920,7 @@ def _fallback_changes(ctx, table, rows, etl, sources, target, progress):
     """Re-run the ETL without each row of ``rows`` on its own: (src, train, removed, new rows)."""
     import pandas as pd
 
-    from ..graph import _sources as live
+    from ..graph import sources_by_name as live
     from ..progress import progress_bar
     if ctx.anchor is None:
         raise CounterfactualError("no source table maps one to one onto the training rows, so re-run ETL rows "
@@ -955,9 +955,9 @@ def _fallback_changes(ctx, table, rows, etl, sources, target, progress):
     finally:
         bar.close()
         # the re-runs registered reduced sources under the table names: put the original ones back
+        from .. import graph
         for name in sources:
-            import whence as wh
-            wh.release(name)
+            graph.release(name)
         live.update(keep_live)
     s = np.concatenate(srcs) if srcs else np.zeros(0, np.int64)
     t = np.concatenate(trains) if trains else np.zeros(0, np.int64)
@@ -1051,15 +1051,15 @@ def propagate_group(ctx, drop, *, etl=None, sources=None, target=None):
         if ctx.anchor is None:
             raise CounterfactualError("no source table maps one to one onto the training rows, so a re-run "
                                       "cannot be matched to the training rows")
-        from ..graph import _sources as live
+        from ..graph import sources_by_name as live
         keep_live = dict(live)
         try:
             X1, _, match = rerun_without(etl, sources, drop, target, a_name=ctx.anchor[0],
                                          a_rows0=ctx.anchor[1])
         finally:
-            import whence as wh
+            from .. import graph
             for name in sources:
-                wh.release(name)
+                graph.release(name)
             live.update(keep_live)
         v1 = _numeric(X1)
         survived = np.zeros(ctx.n, bool)

@@ -11,6 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .sources import SourceScore, scores_by_source
+
 __all__ = ["Explanation", "RankedRow", "SourceScore"]
 
 
@@ -20,15 +22,6 @@ class RankedRow(NamedTuple):
     rank: int
     row: int
     score: float
-
-
-class SourceScore(NamedTuple):
-    """A source row's share of the scores: table, row in the table, summed score, training rows it fed."""
-
-    table: str
-    row: int
-    score: float
-    train_rows: int
 
 
 class Explanation:
@@ -129,7 +122,6 @@ class Explanation:
             ``{"tables": {table: total score}, "rows": [SourceScore, ...]}`` with rows sorted by descending
             absolute score.
         """
-        from .sources import scores_by_source
         if self.train is None:
             raise ValueError("the training matrix has no lineage: pass a tracked X_train (whence.track or a "
                              "tracked frame's to_numpy) to the Attributor")

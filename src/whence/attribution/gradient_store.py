@@ -725,3 +725,8 @@ class GradientStore:
             return res(top, 1), res(bot, -1)
         return res(top, 1) if largest else res(bot, -1)
 
+
+#: public names of the helpers the lazy (dask) attribution shares: the running best ``k`` per row, and a
+#: dtype-converting copy ``dst[...] = src``
+RunningTopK = _Best
+cast_into = _cast_into

@@ -25,14 +25,10 @@ require("whence.attribution.Attributor", "sklearn")
 
 import scipy.linalg  # noqa: E402
 
-from ..errors import WhenceError
+from ..errors import UnsupportedModelError
 from .explain import Explanation
 
 __all__ = ["Attributor", "UnsupportedModelError"]
-
-
-class UnsupportedModelError(WhenceError, TypeError):
-    """The model is not one whence can attribute exactly (or is not fitted)."""
 
 
 def _plain(X):
@@ -47,7 +43,7 @@ def _plain(X):
 
 
 def _has_lineage(X):
-    from ..query import _other_node
+    from ..query import resolve_node as _other_node
     from ..tracked import TrackedArray
     return isinstance(X, TrackedArray) or _other_node(X) is not None
 
@@ -744,3 +740,13 @@ def _model_name(model):
     if steps:
         return " -> ".join(type(est).__name__ for _, est in steps)
     return type(model).__name__
+
+
+#: public names of the model math the unlearning package shares (the private spellings stay as aliases):
+#: ``describe_model(est)`` -> (kind, settings) or UnsupportedModelError, ``plain_values(X)`` (float64),
+#: ``plain_input(X)`` (what the model's own transform sees), ``sigmoid``, ``softmax``
+describe_model = _describe
+plain_values = _plain
+plain_input = _plain_input
+sigmoid = _sigmoid
+softmax = _softmax

@@ -9,15 +9,24 @@ score of the training rows that table fed; with ``normalize=False`` each receive
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-from .explain import SourceScore
+__all__ = ["row_relation", "scores_by_source", "SourceScore"]
 
-__all__ = ["row_relation", "scores_by_source"]
+
+class SourceScore(NamedTuple):
+    """A source row's share of the scores: table, row in the table, summed score, training rows it fed."""
+
+    table: str
+    row: int
+    score: float
+    train_rows: int
 
 
 def _node(train):
-    from ..query import _node_of
+    from ..query import node_of as _node_of
     return _node_of(train, "training matrix")
 
 
@@ -32,7 +41,7 @@ def row_relation(train):
     fast = _table_pairs(node)
     if fast is not None:
         return fast
-    from ..query import _backward_sets, _cells, region_mask
+    from ..query import backward_sets as _backward_sets, cell_coordinates as _cells, region_mask
     n = node.shape[0] if node.shape else 1
     acc = {}
     for i in range(n):

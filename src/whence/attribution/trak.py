@@ -67,16 +67,11 @@ require("whence.attribution.trak", "torch")
 
 import torch  # noqa: E402
 
-from ..errors import WhenceError
+from ..errors import UnsupportedModelError
 from .explain import Explanation
 
 __all__ = ["TorchAttributor", "UnsupportedModelError"]
 
-try:  # one exception class for "not a model whence can attribute", shared with the exact attributor
-    from .influence import UnsupportedModelError
-except Exception:  # noqa: BLE001  (influence needs scipy)
-    class UnsupportedModelError(WhenceError, TypeError):
-        """The model is not one whence can attribute (or is not usable as given)."""
 
 _TASKS = ("classification", "regression")
 _MODES = ("full", "last_layer")
@@ -97,7 +92,7 @@ def _plain(X):
 
 def _has_lineage(X):
     try:
-        from ..query import _other_node
+        from ..query import resolve_node as _other_node
         from ..tracked import TrackedArray
         return isinstance(X, TrackedArray) or _other_node(X) is not None
     except Exception:  # noqa: BLE001
@@ -590,7 +585,6 @@ class TorchAttributor:
     def source_effects(self, *args, **kwargs):
         """Not available: counterfactual effects of source rows need the Hessian of the training objective,
         which a torch model's TRAK-style estimator does not have."""
-        from .influence import UnsupportedModelError
         raise UnsupportedModelError(
             "counterfactual effects of source rows need a model family with a Hessian (the scikit-learn families "
             "of Attributor); a torch model's TRAK-style scores rank training rows but do not move the model")

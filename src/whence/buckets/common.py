@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..maps import ElementwiseMap, replay_gather
-from ..tracked import TrackedArray, _wrap, as_values, make_node, shares_buffer
+from ..tracked import TrackedArray, wrap as _wrap, as_values, make_node, shares_buffer
 
 __all__ = ["raw", "is_t", "freeze", "replay_call", "elementwise_call", "wrap_result", "flatten_nested",
            "internal_ravel"]
@@ -59,7 +59,7 @@ def replay_call(op, operands, replay, detail=""):
     result = replay(values)
     tracked = [is_t(o) for o in operands]
     shapes = [_shape(v) for v in values]
-    parents = [o._node for o in operands if is_t(o)]
+    parents = [o.node for o in operands if is_t(o)]
     single = [o for o in operands if is_t(o)]
     multi = isinstance(result, (list, tuple))
     results = list(result) if multi else [result]
@@ -71,7 +71,7 @@ def replay_call(op, operands, replay, detail=""):
         if len(operands) == 1 and len(single) == 1 and shares_buffer(r, values[0]):
             src = single[0]
             root = src._root if src._root is not None else src
-            src._node  # refresh a stale view before pinning the version
+            src.node  # refresh a stale view before pinning the version
             t._root = root
             t._chain = src._chain + (_view_step(replay, j if multi else None),)
             t._seen = root._version
@@ -100,7 +100,7 @@ def elementwise_call(op, operands, compute, detail="", control=()):
                 # numpy returned the operand's own buffer (np.real of a real array, astype(copy=False)):
                 # the result is a view, cell for cell
                 root = o._root if o._root is not None else o
-                o._node
+                o.node
                 out._root = root
                 out._chain = o._chain + (_identity,)
                 out._seen = root._version
@@ -114,7 +114,7 @@ def _identity(x):
 
 def wrap_result(op, result, make_map, parents, partial=None, detail="", control=()):
     """Wrap ``result`` (an array or a tuple/list of arrays) with one node per output."""
-    pnodes = [p._node if is_t(p) else p for p in parents]
+    pnodes = [p.node if is_t(p) else p for p in parents]
     if isinstance(result, (tuple, list)):
         outs = []
         for r in result:
@@ -157,4 +157,4 @@ def internal_ravel(x):
         return np.ravel(x)
     data = np.ravel(x._data)
     m = replay_gather(data.shape, [x.shape], [True], lambda xs: np.ravel(xs[0]))
-    return _wrap(data, make_node("ravel", data.shape, m, [x._node], internal=True))
+    return _wrap(data, make_node("ravel", data.shape, m, [x.node], internal=True))

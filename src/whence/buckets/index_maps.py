@@ -14,7 +14,7 @@ import numpy as np
 
 from ..graph import Node
 from ..maps import ElementwiseMap, GatherMap, ViewMap
-from ..tracked import TrackedArray, _wrap, as_values, make_node, shares_buffer
+from ..tracked import TrackedArray, wrap as _wrap, as_values, make_node, shares_buffer
 from .common import elementwise_call, flatten_nested, freeze, is_t, raw, replay_call, wrap_result
 from .registry import implements, signature
 
@@ -63,7 +63,7 @@ def _unary_move(func, *args, **kwargs):
 
 def view_result(op, a, r, vmap, step):
     """Wrap the result of an analytic move; register it as a view when it shares ``a``'s buffer."""
-    t = _wrap(r, Node(op, r.shape, vmap, (a._node,)))
+    t = _wrap(r, Node(op, r.shape, vmap, (a.node,)))
     if shares_buffer(r, a._data):
         root = a._root if a._root is not None else a
         t._root = root
@@ -148,7 +148,7 @@ def _pad(func, array, pad_width, mode="constant", **kwargs):
         return result
     m = _replay_map(result.shape, [np.shape(values)], [True],
                     lambda xs: np.pad(xs[0], pw, rmode, **kw))
-    return _wrap(result, make_node("pad", result.shape, m, [array._node], detail=f"mode={mode}"))
+    return _wrap(result, make_node("pad", result.shape, m, [array.node], detail=f"mode={mode}"))
 
 
 def _replay_map(shape, shapes, tracked, replay):
@@ -173,7 +173,7 @@ def _concat(func, arrays, axis=0, out=None, **kwargs):
 def _finish_replay(name, operands, values, result, replay, detail=""):
     from ..maps import replay_gather
     tracked = [is_t(o) for o in operands]
-    parents = [o._node for o in operands if is_t(o)]
+    parents = [o.node for o in operands if is_t(o)]
     shapes = [np.shape(v) for v in values]
     if isinstance(result, (list, tuple)):
         outs = []
@@ -247,7 +247,7 @@ def _maybe_view(out, src, step):
     from ..tracked import shares_buffer
     if shares_buffer(out._data, src._data):
         root = src._root if src._root is not None else src
-        src._node
+        src.node
         out._root = root
         out._chain = src._chain + (step,)
         out._seen = root._version
@@ -270,7 +270,7 @@ def _kron(func, a, b):
             np.ones(sa, np.int64), np.arange(1, np.size(vb) + 1, dtype=np.int64).reshape(sb))), (len(parents),)))
         parents.append(b)
     m = UnionMap(result.shape, [p.shape for p in parents], parts)
-    return _wrap(result, make_node("kron", result.shape, m, [p._node for p in parents]))
+    return _wrap(result, make_node("kron", result.shape, m, [p.node for p in parents]))
 
 
 # ----------------------------------------------------------------------------------- elementwise

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..maps import OpaqueMap
-from ..tracked import TrackedArray, _wrap, is_lazy, make_node, warn_partial
+from ..tracked import TrackedArray, wrap as _wrap, is_lazy, make_node, warn_partial
 from .common import is_t, raw
-from .registry import implements
+from .registry import UNREGISTERED, implements
 
 _linalg = np.linalg
 _fft = np.fft
@@ -47,7 +47,7 @@ def opaque_result(op, result, tracked, reason):
     if not tracked:
         return result
     warn_partial(op, reason)
-    pnodes = [t._node for t in tracked]
+    pnodes = [t.node for t in tracked]
     shapes = [t.shape for t in tracked]
 
     def wrap(r):
@@ -111,3 +111,10 @@ _METADATA = [
 @implements("M", *_METADATA)
 def _metadata(func, *args, **kwargs):
     return func(*[_deep_raw(a) for a in args], **{k: _deep_raw(v) for k, v in kwargs.items()})
+
+
+# the registry hands the functions no bucket holds to opaque_call (it cannot import this module: we import it)
+UNREGISTERED[:] = [opaque_call]
+
+#: the public name the lazy backend uses: ``x`` with every tracked array in it (nested too) replaced by its values
+deep_raw = _deep_raw

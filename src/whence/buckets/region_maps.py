@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..maps import (BandMap, EinsumMap, ElementwiseMap, LaneMap, ReduceMap, UnionMap, _normalize_axes,
+from ..maps import (BandMap, EinsumMap, ElementwiseMap, LaneMap, ReduceMap, UnionMap, normalize_axes as _normalize_axes,
                     replay_gather)
 from ..graph import Node
-from ..tracked import TrackedArray, _wrap, as_values, is_lazy, make_node
+from ..tracked import TrackedArray, wrap as _wrap, as_values, is_lazy, make_node
 from .common import freeze, internal_ravel, is_t, raw
 from .registry import implements, signature
 from .ufuncs import gufunc_labels
@@ -76,7 +76,7 @@ def reduce_fast(func, a, axis=None, *args, **kwargs):
     else:
         axes = _normalize_axes(axis, nd)
     shape = d.shape
-    return _wrap(r, Node(func.__name__, r.shape, ReduceMap(shape, axes, r.shape, (shape,)), (a._node,)))
+    return _wrap(r, Node(func.__name__, r.shape, ReduceMap(shape, axes, r.shape, (shape,)), (a.node,)))
 
 
 @implements("B", *[f for f in _REDUCTIONS if f is not None])
@@ -125,12 +125,12 @@ def _reduction(func, *args, **kwargs):
         else:
             ps = list(zip(parents, aligns, shapes))
         m = ReduceMap(a_shape, axes, r.shape, [s for _, _, s in ps], [al for _, al, s in ps], where)
-        pnodes = [p._node for p, _, _ in ps]
+        pnodes = [p.node for p, _, _ in ps]
         if extra and j == 0:
             qlab = tuple(("q", t) for t in range(q.ndim))
             olab = qlab + tuple(("o", t) for t in range(r.ndim - q.ndim))
             parts = [(m, tuple(range(len(pnodes)))), (EinsumMap([qlab], olab, r.shape, [q.shape]), (len(pnodes),))]
-            pnodes = pnodes + [q._node]
+            pnodes = pnodes + [q.node]
             m = UnionMap(r.shape, [p.shape for p in pnodes], parts)
         outs.append(_wrap(r, make_node(func.__name__, r.shape, m, pnodes, detail=f"axis={axis}")))
     return tuple(outs) if isinstance(result, tuple) else outs[0]
@@ -145,7 +145,7 @@ def _matrix_reduce(name, a, result):
     outs = []
     for r in results:
         r = as_values(r)
-        outs.append(_wrap(r, make_node(name, r.shape, ReduceMap(a.shape, axes, r.shape, [a.shape]), [a._node])))
+        outs.append(_wrap(r, make_node(name, r.shape, ReduceMap(a.shape, axes, r.shape, [a.shape]), [a.node])))
     if hasattr(result, "_fields"):
         return type(result)(*outs)
     return tuple(outs) if isinstance(result, tuple) else outs[0]
@@ -175,7 +175,7 @@ def _all_compare(func, a, b, *args, **kwargs):
     if shape is None or not ts:
         return _wrap(result, make_node(func.__name__, (), None, ()))
     m = ReduceMap(shape, tuple(range(len(shape))), (), [x.shape for x in ts])
-    return _wrap(result, make_node(func.__name__, (), m, [x._node for x in ts]))
+    return _wrap(result, make_node(func.__name__, (), m, [x.node for x in ts]))
 
 
 @implements("B", np.trace, _opt(_linalg, "trace"))
@@ -192,7 +192,7 @@ def _trace(func, a, *args, **kwargs):
     d = np.diagonal(a._data, off, ax1, ax2)
     dnode = make_node("diagonal", d.shape, replay_gather(d.shape, [a.shape], [True],
                                                           lambda xs: np.diagonal(xs[0], off, ax1, ax2)),
-                      [a._node], internal=True)
+                      [a.node], internal=True)
     m = ReduceMap(d.shape, (d.ndim - 1,), result.shape, [d.shape])
     return _wrap(result, make_node("trace", result.shape, m, [dnode]))
 
@@ -237,7 +237,7 @@ def _cumulative(func, a, *args, **kwargs):
     axis = axis % max(src.ndim, 1)
     n = src.shape[axis]
     m = BandMap(result.shape, src.shape, lambda: [(axis, *_prefix(n, initial))])
-    return _wrap(result, make_node(func.__name__, result.shape, m, [src._node], detail=f"axis={axis}"))
+    return _wrap(result, make_node(func.__name__, result.shape, m, [src.node], detail=f"axis={axis}"))
 
 
 @implements("B", np.unwrap)
@@ -251,7 +251,7 @@ def _unwrap(func, p, *args, **kwargs):
     axis = axis % p.ndim
     lo, hi = _prefix(p.shape[axis])
     return _wrap(result, make_node("unwrap", result.shape, BandMap(result.shape, p.shape, [(axis, lo, hi)]),
-                                   [p._node]))
+                                   [p.node]))
 
 
 # ------------------------------------------------------------------------------------ windows
@@ -270,7 +270,7 @@ def _diff(func, a, n=1, axis=-1, prepend=_NoValue, append=_NoValue):
     va = raw(a) if is_lazy(raw(a)) else np.asanyarray(raw(a))
     ax = axis % va.ndim
     if n == 0:
-        return _wrap(result, make_node("diff", result.shape, ElementwiseMap(result.shape, [a.shape]), [a._node]))
+        return _wrap(result, make_node("diff", result.shape, ElementwiseMap(result.shape, [a.shape]), [a.node]))
     pieces_ops = []
     if prepend is not _NoValue:
         pieces_ops.append(("pre", prepend))
@@ -294,9 +294,9 @@ def _diff(func, a, n=1, axis=-1, prepend=_NoValue, append=_NoValue):
     comb_val = cat(vals)
     if len(operands) > 1:
         cm = replay_gather(comb_val.shape, [np.shape(v) for v in vals], [is_t(x) for x in operands], cat)
-        comb = make_node("concatenate", comb_val.shape, cm, [x._node for x in operands if is_t(x)], internal=True)
+        comb = make_node("concatenate", comb_val.shape, cm, [x.node for x in operands if is_t(x)], internal=True)
     else:
-        comb = a._node
+        comb = a.node
     L = result.shape[ax]
     i = np.arange(L, dtype=np.int64)
     m = BandMap(result.shape, comb_val.shape, [(ax, i, i + n)])
@@ -312,7 +312,7 @@ def _ediff1d(func, ary, to_end=None, to_begin=None):
         flat = internal_ravel(ary)
         d = np.diff(flat._data)
         i = np.arange(d.size, dtype=np.int64)
-        dn = _wrap(d, make_node("diff", d.shape, BandMap(d.shape, flat.shape, [(0, i, i + 1)]), [flat._node],
+        dn = _wrap(d, make_node("diff", d.shape, BandMap(d.shape, flat.shape, [(0, i, i + 1)]), [flat.node],
                                 internal=True))
     else:
         dn = np.diff(np.ravel(raw(ary)))
@@ -351,10 +351,10 @@ def _convolve(func, a, v, mode=None):
     parents, parts = [], []
     if is_t(a):
         parts.append((BandMap(result.shape, a.shape, [(0, la, ha)]), (len(parents),)))
-        parents.append(a._node)
+        parents.append(a.node)
     if is_t(v):
         parts.append((BandMap(result.shape, v.shape, [(0, lv, hv)]), (len(parents),)))
-        parents.append(v._node)
+        parents.append(v.node)
     mp = UnionMap(result.shape, [p.shape for p in parents], parts)
     return _wrap(result, make_node(func.__name__, result.shape, mp, parents, detail=f"mode={mode}"))
 
@@ -383,7 +383,7 @@ def _gradient(func, f, *varargs, axis=None, edge_order=1):
             hi[0] = 2
             lo[-1] = n - 3
         outs.append(_wrap(as_values(r), make_node("gradient", np.shape(r), BandMap(np.shape(r), f.shape,
-                                                                                     [(ax, lo, hi)]), [f._node],
+                                                                                     [(ax, lo, hi)]), [f.node],
                                                    detail=f"axis={ax}")))
     if isinstance(result, (list, tuple)):
         return type(result)(outs)
@@ -408,7 +408,7 @@ def _bits(func, a, *args, **kwargs):
         hi = np.where(lo < n, lo, -1)
         lo = np.where(lo < n, lo, 0)
     return _wrap(result, make_node(func.__name__, result.shape, BandMap(result.shape, src.shape, [(axis, lo, hi)]),
-                                   [src._node]))
+                                   [src.node]))
 
 
 # ------------------------------------------------------------------------------- contractions
@@ -419,7 +419,7 @@ def _einsum_result(op, result, operands, labels, out_labels, detail=""):
     if not ts:
         return result
     m = EinsumMap([lab for _, lab in ts], out_labels, result.shape, [x.shape for x, _ in ts])
-    return _wrap(result, make_node(op, result.shape, m, [x._node for x, _ in ts], detail=detail))
+    return _wrap(result, make_node(op, result.shape, m, [x.node for x, _ in ts], detail=detail))
 
 
 def _lab(prefix, n):
@@ -632,14 +632,14 @@ def _cov(func, m, y=None, rowvar=True, *args, **kwargs):
 
     X = build(vals)
     xm = replay_gather(X.shape, [np.shape(v) for v in vals], [is_t(o) for o in ops], build)
-    xnode = make_node("variables", X.shape, xm, [o._node for o in ops if is_t(o)], internal=True)
+    xnode = make_node("variables", X.shape, xm, [o.node for o in ops if is_t(o)], internal=True)
     out_l = ("i", "j") if result.ndim == 2 else ()
     shapes = [X.shape, X.shape] + [w.shape for w in weights]
     labels = [("i", "k"), ("j", "k")] + [_lab(f"w{t}", w.ndim) for t, w in enumerate(weights)]
     if result.ndim == 0:
         labels[:2] = [("i", "k"), ("i", "k")]
     mp = EinsumMap(labels, out_l, result.shape, shapes)
-    return _wrap(result, make_node(func.__name__, result.shape, mp, [xnode, xnode] + [w._node for w in weights]))
+    return _wrap(result, make_node(func.__name__, result.shape, mp, [xnode, xnode] + [w.node for w in weights]))
 
 
 @implements("B", np.vander)
@@ -696,7 +696,7 @@ def _arg_lanes(func, a, *args, **kwargs):
                 lab[ax] = ("lane", 0)
             labels.append(tuple(lab))
         m = EinsumMap(labels, lab_out, result.shape, [k.shape for k in ts])
-        return _wrap(result, make_node("lexsort", result.shape, m, [k._node for k in ts]))
+        return _wrap(result, make_node("lexsort", result.shape, m, [k.node for k in ts]))
     ba = signature(func).bind(a, *args, **kwargs)
     ba.apply_defaults()
     axis = ba.arguments.get("axis", -1)
@@ -705,4 +705,4 @@ def _arg_lanes(func, a, *args, **kwargs):
         return result
     src, axis = _axis_source(a, axis)
     m = LaneMap(result.shape, (axis,) if src.ndim else (), [src.shape])
-    return _wrap(result, make_node(func.__name__, result.shape, m, [src._node], detail=f"axis={axis}"))
+    return _wrap(result, make_node(func.__name__, result.shape, m, [src.node], detail=f"axis={axis}"))

@@ -36,6 +36,8 @@ REGISTRATIONS: list = []
 BUCKET_NAMES = {"A": "index map", "B": "region map", "C": "data-dependent", "D": "opaque",
                 "M": "metadata / I/O"}
 _SIGNATURES: dict = {}
+#: the handler of the functions no bucket holds (opaque: PARTIAL, with a reason); set by whence.buckets.opaque
+UNREGISTERED: list = []
 
 
 def implements(bucket, *funcs):
@@ -98,8 +100,7 @@ def dispatch(func, types, args, kwargs):
         result = dispatch(func, types, args, kwargs)
         return _store_out(out, result)
     if handler is None:
-        from .opaque import opaque_call
-        return opaque_call(func, args, kwargs, reason="whence has no lineage rule for this function")
+        return UNREGISTERED[0](func, args, kwargs, reason="whence has no lineage rule for this function")
     return handler(func, *args, **kwargs)
 
 

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from ..maps import ElementwiseMap, GatherMap, LazyIndex, OpaqueMap, PairsMap, UnionMap, replay_gather
-from ..tracked import TrackedArray, _wrap, make_node
+from ..tracked import TrackedArray, wrap as _wrap, make_node
 from .common import internal_ravel, is_t, raw
 from .registry import implements, signature
 
@@ -31,7 +31,7 @@ def _gather_with_control(op, result, operands, replay, controls=(), stored=(), d
     vals = [raw(o) for o in operands]
     shapes = [np.shape(v) for v in vals]
     tracked = [is_t(o) for o in operands]
-    data_parents = [o._node for o in operands if is_t(o)]
+    data_parents = [o.node for o in operands if is_t(o)]
     gm = replay_gather(result.shape, shapes, tracked, replay, stored=stored)
     if elementwise and all(tracked) and all(tuple(s) == result.shape for s in shapes):
         gm.aligned = True
@@ -51,7 +51,7 @@ def wrap_gather(op, result, gm, data_parents, controls=(), detail=""):
             parts.append((GatherMap(result.shape, [c.shape], f), (len(parents),)))
         else:  # a map given directly
             parts.append((f, (len(parents),)))
-        parents.append(c._node)
+        parents.append(c.node)
     m = UnionMap(result.shape, [p.shape for p in parents], parts)
     m.out_shape = tuple(result.shape)  # as given (a lazy result's sizes may still be unknown)
     return _wrap(result, make_node(op, result.shape, m, parents, control=range(len(data_parents), len(parents)),
@@ -100,7 +100,7 @@ def _sort(func, a, *args, **kwargs):
         if not is_t(a):
             return values
         if v.ndim == 0:
-            return _wrap(np.asarray(values), make_node(func.__name__, (), ElementwiseMap((), [()]), [a._node]))
+            return _wrap(np.asarray(values), make_node(func.__name__, (), ElementwiseMap((), [()]), [a.node]))
         perm = _match_permutation(v, values, axis % v.ndim)
     else:
         ax = axis % v.ndim
@@ -121,13 +121,13 @@ def _sort(func, a, *args, **kwargs):
         orig._defer(lazy)
         m = replay_gather(values.shape, [v.shape], [True], lambda xs: np.take_along_axis(xs[0], lazy.get(), ax),
                           stored=[lazy])
-        return _wrap(values, make_node(func.__name__, values.shape, m, [a._node], detail=f"axis={ax}"))
+        return _wrap(values, make_node(func.__name__, values.shape, m, [a.node], detail=f"axis={ax}"))
     ax = axis % v.ndim
     if v.size < 2**31 - 1:
         perm = perm.astype(np.int32)
     m = replay_gather(values.shape, [v.shape], [True], lambda xs, perm=perm: np.take_along_axis(xs[0], perm, ax),
                       stored=[perm])
-    return _wrap(values, make_node(func.__name__, values.shape, m, [a._node], detail=f"axis={ax}"))
+    return _wrap(values, make_node(func.__name__, values.shape, m, [a.node], detail=f"axis={ax}"))
 
 
 def stable_argsort(v, axis):
@@ -295,16 +295,16 @@ def _positions(func, a):
         outs = []
         for r in result:
             outs.append(_wrap(r, make_node("nonzero", r.shape, GatherMap(r.shape, [a.shape], lambda: nz + 1,
-                                                                         stored=[nz]), [a._node])))
+                                                                         stored=[nz]), [a.node])))
         return tuple(outs)
     if func is np.argwhere:
         shape = result.shape
         m = GatherMap(shape, [a.shape], lambda: np.broadcast_to((nz.astype(np.int64) + 1)[:, None], shape),
                       stored=[nz])
-        return _wrap(result, make_node("argwhere", shape, m, [a._node]))
+        return _wrap(result, make_node("argwhere", shape, m, [a.node]))
     return _wrap(result, make_node("flatnonzero", result.shape, GatherMap(result.shape, [a.shape],
                                                                           lambda: nz.astype(np.int64) + 1,
-                                                                          stored=[nz]), [a._node]))
+                                                                          stored=[nz]), [a.node]))
 
 
 @implements("C", np.trim_zeros)
@@ -337,7 +337,7 @@ def _bincount(func, x, weights=None, minlength=0):
         return xi, np.arange(xi.size, dtype=np.int64)
 
     m = PairsMap(result.shape, [o.shape for o in ops], pairs, stored=[xi])
-    return _wrap(result, make_node("bincount", result.shape, m, [o._node for o in ops]))
+    return _wrap(result, make_node("bincount", result.shape, m, [o.node for o in ops]))
 
 
 # --------------------------------------------------------------------------------- unique, sets
@@ -384,7 +384,7 @@ def _unique(func, ar, return_index=False, return_inverse=False, return_counts=Fa
                 m = PairsMap(r.shape, [ar.shape], lambda k, inv=inv: (inv, np.arange(inv.size, dtype=np.int64)),
                              stored=[inv])
             outs.append(_wrap(r, make_node(f"unique.{name}" if name != "values" else "unique", r.shape, m,
-                                           [ar._node])))
+                                           [ar.node])))
         return tuple(outs) if isinstance(result, tuple) else outs[0]
     ax = axis % v.ndim
     _, first, inv = np.unique(v, return_index=True, return_inverse=True, axis=ax)
@@ -408,7 +408,7 @@ def _unique(func, ar, return_index=False, return_inverse=False, return_counts=Fa
             keep = g >= 0
             o, i = g[keep], np.flatnonzero(keep)
             m = PairsMap(r.shape, [v.shape], lambda k, o=o, i=i: (o, i), stored=[o, i])
-        outs.append(_wrap(r, make_node(f"unique.{name}" if name != "values" else "unique", r.shape, m, [ar._node])))
+        outs.append(_wrap(r, make_node(f"unique.{name}" if name != "values" else "unique", r.shape, m, [ar.node])))
     return tuple(outs) if isinstance(result, tuple) else outs[0]
 
 
@@ -433,7 +433,7 @@ def _unique_api(func, x, names):
                 if "inverse_indices" in names else np.searchsorted(np.asarray(results[0]), flat)
             m = PairsMap(r.shape, [x.shape], lambda k, inv=inv: (inv, np.arange(inv.size, dtype=np.int64)),
                          stored=[inv])
-        outs.append(_wrap(r, make_node(f"{func.__name__}.{name}", r.shape, m, [x._node])))
+        outs.append(_wrap(r, make_node(f"{func.__name__}.{name}", r.shape, m, [x.node])))
     if hasattr(result, "_fields"):
         return type(result)(*outs)
     return outs[0] if not isinstance(result, tuple) else tuple(outs)
@@ -470,7 +470,7 @@ def _intersect1d(func, ar1, ar2, assume_unique=False, return_indices=False):
         if is_t(x):
             parts.append((GatherMap(vals.shape, [x.shape], lambda idx=idx: idx.astype(np.int64) + 1, stored=[idx]),
                           (len(parents),)))
-            parents.append(x._node)
+            parents.append(x.node)
     m = UnionMap(vals.shape, [p.shape for p in parents], parts)
     out = _wrap(vals, make_node("intersect1d", vals.shape, m, parents))
     if not return_indices:
@@ -479,7 +479,7 @@ def _intersect1d(func, ar1, ar2, assume_unique=False, return_indices=False):
     for x, idx in ((ar1, i1), (ar2, i2)):
         if is_t(x):
             extra.append(_wrap(idx, make_node("intersect1d.indices", idx.shape, GatherMap(
-                idx.shape, [x.shape], lambda idx=idx: idx.astype(np.int64) + 1, stored=[idx]), [x._node])))
+                idx.shape, [x.shape], lambda idx=idx: idx.astype(np.int64) + 1, stored=[idx]), [x.node])))
         else:
             extra.append(idx)
     return (out, *extra)
@@ -502,7 +502,7 @@ def _union1d(func, ar1, ar2):
         lo, hi = (0, n1) if k == 0 else (n1, both.size)
         sel = np.where((first >= lo) & (first < hi), first - lo + 1, 0)
         parts.append((GatherMap(result.shape, [x.shape], lambda sel=sel: sel, stored=[sel]), (len(parents),)))
-        parents.append(x._node)
+        parents.append(x.node)
     m = UnionMap(result.shape, [p.shape for p in parents], parts)
     return _wrap(result, make_node("union1d", result.shape, m, parents))
 
@@ -519,7 +519,7 @@ def _setdiff(func, ar1, ar2, assume_unique=False):
         for x in (ar1, ar2):
             if is_t(x):
                 parts.append((OpaqueMap(result.shape, [x.shape]), (len(parents),)))
-                parents.append(x._node)
+                parents.append(x.node)
     else:
         flat = np.ravel(v1)
         if assume_unique:
@@ -529,10 +529,10 @@ def _setdiff(func, ar1, ar2, assume_unique=False):
         if is_t(ar1):
             parts.append((GatherMap(result.shape, [ar1.shape], lambda: first.astype(np.int64) + 1, stored=[first]),
                           (len(parents),)))
-            parents.append(ar1._node)
+            parents.append(ar1.node)
         if is_t(ar2):
             parts.append((OpaqueMap(result.shape, [ar2.shape]), (len(parents),)))
-            parents.append(ar2._node)
+            parents.append(ar2.node)
     m = UnionMap(result.shape, [p.shape for p in parents], parts)
     return _wrap(result, make_node(func.__name__, result.shape, m, parents))
 
@@ -580,7 +580,7 @@ def _record_inplace(op, target, value_ops, vals, apply):
         apply(t, xs)
         return t
 
-    parents = [target._node] + [v._node for v in value_ops if is_t(v)]
+    parents = [target.node] + [v.node for v in value_ops if is_t(v)]
     m = GatherMap(shape, [p.shape for p in parents], src)
     node = make_node(op, shape, m, parents)
     target._write(None, node, shape)

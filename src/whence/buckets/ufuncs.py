@@ -11,8 +11,8 @@ import re
 import numpy as np
 
 from ..maps import (BandMap, EinsumMap, ElementwiseMap, GatherMap, OpaqueMap, PairsMap, ReduceMap, UnionMap,
-                    _normalize_axes)
-from ..tracked import _DASK, TrackedArray, _wrap, as_values, is_lazy, make_node, warn_partial
+                    normalize_axes as _normalize_axes)
+from ..tracked import LAZY_BACKEND as _DASK, TrackedArray, wrap as _wrap, as_values, is_lazy, make_node, warn_partial
 from .common import is_t, raw
 
 __all__ = ["handle_ufunc", "gufunc_labels"]
@@ -76,11 +76,11 @@ def handle_ufunc(ufunc, method, inputs, kwargs):
             m = ElementwiseMap(out_shape, [x.shape for x in tracked], valid)
         else:
             m, partial = _gufunc_map(ufunc, raw_inputs, tracked, inputs, out_shape, kwargs)
-        parents = [x._node for x in tracked]
+        parents = [x.node for x in tracked]
         if where_t is not None and not any(o is not None for o in outs):
             parts = [(m, tuple(range(len(parents))))]
             parts.append((ElementwiseMap(out_shape, [where_t.shape]), (len(parents),)))
-            parents.append(where_t._node)
+            parents.append(where_t.node)
             m = UnionMap(out_shape, [p.shape for p in parents], parts)
             control = (len(parents) - 1,)
     elif method == "reduce":
@@ -90,13 +90,13 @@ def handle_ufunc(ufunc, method, inputs, kwargs):
         axes = _normalize_axes(axis, len(a_shape))
         wr = None if wmask is None else np.array(np.broadcast_to(wmask, a_shape))
         m = ReduceMap(a_shape, axes, out_shape, [a_shape] if is_t(inputs[0]) else [], where=wr)
-        parents = [inputs[0]._node] if is_t(inputs[0]) else []
+        parents = [inputs[0].node] if is_t(inputs[0]) else []
     elif method == "accumulate":
         a_shape = np.shape(raw_inputs[0])
         axis = kwargs.get("axis", 0) % max(len(a_shape), 1)
         n = a_shape[axis]
         m = BandMap(out_shape, a_shape, lambda: [(axis, np.zeros(n, np.int64), np.arange(n, dtype=np.int64))])
-        parents = [inputs[0]._node] if is_t(inputs[0]) else []
+        parents = [inputs[0].node] if is_t(inputs[0]) else []
     elif method == "reduceat":
         a_shape = np.shape(raw_inputs[0])
         axis = kwargs.get("axis", 0) % max(len(a_shape), 1)
@@ -106,14 +106,14 @@ def handle_ufunc(ufunc, method, inputs, kwargs):
         nxt = np.append(idx[1:], n)
         hi = np.where(lo < nxt, nxt - 1, lo)
         m = BandMap(out_shape, a_shape, [(axis, lo, hi)])
-        parents = [inputs[0]._node] if is_t(inputs[0]) else []
+        parents = [inputs[0].node] if is_t(inputs[0]) else []
         if len(inputs) > 1 and is_t(inputs[1]):
             parents_ctrl = inputs[1]
             parts = [(m, (0,) if parents else ())]
             k = len(parents)
             parts.append((EinsumMap([("i",)], tuple(f"o{j}" if j != axis else "i" for j in range(len(out_shape))),
                                     out_shape, [parents_ctrl.shape]), (k,)))
-            parents.append(parents_ctrl._node)
+            parents.append(parents_ctrl.node)
             m = UnionMap(out_shape, [p.shape for p in parents], [pp for pp in parts if pp[1]])
             control = (k,)
     elif method == "outer":
@@ -125,11 +125,11 @@ def handle_ufunc(ufunc, method, inputs, kwargs):
             if is_t(x):
                 shapes.append(x.shape)
                 labels.append(lab)
-                parents.append(x._node)
+                parents.append(x.node)
         m = EinsumMap(labels, la + lb, out_shape, shapes)
     else:  # pragma: no cover - numpy has no other methods
         m = OpaqueMap(out_shape, [x.shape for x in tracked])
-        parents = [x._node for x in tracked]
+        parents = [x.node for x in tracked]
         partial = f"ufunc method {method} is opaque"
 
     nodes = [make_node(name, r.shape, m, parents, control, partial) for r in results]
@@ -198,7 +198,7 @@ def _at(ufunc, inputs, kwargs):
     k1 = key if len(key) != 1 else key[0]
     shape = a.shape
     n = math.prod(shape)
-    old = a._node
+    old = a.node
     parents = [old]
     parts = [(ElementwiseMap(shape, [shape]), (0,))]
     if is_t(b):
@@ -213,7 +213,7 @@ def _at(ufunc, inputs, kwargs):
             return pos.ravel(), bi.ravel()
 
         parts.append((PairsMap(shape, [bshape], pairs, stored=[v for v in key if isinstance(v, np.ndarray)]), (1,)))
-        parents.append(b._node)
+        parents.append(b.node)
     m = UnionMap(shape, [p.shape for p in parents], parts)
     node = make_node(f"{ufunc.__name__}.at", shape, m, parents)
     a._write(None, node, shape)

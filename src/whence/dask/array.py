@@ -53,7 +53,7 @@ from .. import compose as _compose
 from ..errors import LineageQueryError, WhenceError
 from ..graph import new_source
 from ..maps import ElementwiseMap, GatherMap, OpaqueMap, UnionMap, split_by_parent
-from ..tracked import TrackedArray, _NUMERIC_KINDS, _wrap, is_lazy, make_node, warn_partial
+from ..tracked import TrackedArray, NUMERIC_KINDS as _NUMERIC_KINDS, wrap as _wrap, is_lazy, make_node, warn_partial
 
 __all__ = ["LazyUnsupportedError", "DaskGatherMap", "track", "is_lazy", "dask_implements", "relation_to_parquet",
            "register_duckdb", "resolve_shapes"]
@@ -186,7 +186,7 @@ def dispatch_function(func, types, args, kwargs):
     if h is not None:
         return h(func, *args, **kwargs)
     from ..buckets import registry
-    from ..buckets.opaque import _deep_raw, opaque_call
+    from ..buckets.opaque import deep_raw as _deep_raw, opaque_call
     bucket = registry.bucket_of(func)
     if bucket == "M":
         return func(*[_deep_raw(a) for a in args], **{k: _deep_raw(v) for k, v in kwargs.items()})
@@ -234,7 +234,7 @@ def _has_unknown(args, kwargs, depth=0):
 
 def _operands(obj, out, depth=0):
     if isinstance(obj, TrackedArray):
-        out[id(obj)] = obj._node
+        out[id(obj)] = obj.node
     elif depth < 4 and isinstance(obj, (list, tuple)):
         for v in obj:
             _operands(v, out, depth + 1)
@@ -250,7 +250,7 @@ def _defer(result, handler, func, args, kwargs):
     outs = result if isinstance(result, (list, tuple)) else [result]
     for j, r in enumerate(outs):
         if isinstance(r, TrackedArray):
-            _DEFERRED[r._node] = (j if isinstance(result, (list, tuple)) else None, handler, func, args, kwargs, nodes)
+            _DEFERRED[r.node] = (j if isinstance(result, (list, tuple)) else None, handler, func, args, kwargs, nodes)
 
 
 def _standin(obj, nodes, depth=0):
@@ -280,7 +280,7 @@ def _rebuild(node):
         warnings.simplefilter("ignore")
         r = handler(func, *_standin(args, nodes), **_standin(kwargs, nodes))
     r = r[j] if j is not None else r
-    node.map = r._node.map
+    node.map = r.node.map
 
 
 _UREDUCE = {np.add: np.sum, np.multiply: np.prod, np.maximum: np.max, np.minimum: np.min,
@@ -524,7 +524,7 @@ def _gather(op, result, operands, replay, controls=(), deps=(), detail="", point
     """Wrap a lazy class-C result: a :class:`DaskGatherMap` from the tracked operands, plus control maps
     ``[(tracked control array, map)]``."""
     tracked = [_is_t(o) for o in operands]
-    data_parents = [o._node for o in operands if _is_t(o)]
+    data_parents = [o.node for o in operands if _is_t(o)]
     gm = DaskGatherMap(result.shape, [_raw(o) for o in operands], tracked, replay, deps, point)
     return wrap_gather(op, result, gm, data_parents, controls, detail)
 
@@ -552,7 +552,7 @@ def _control_map(result, comp_raw, select, pos, data_map):
 
 # ------------------------------------------------------------------------------- class C handlers
 
-_HANDLERS = {}
+_HANDLERS: dict = {}
 
 
 def _implements(*funcs):
@@ -657,14 +657,14 @@ def _compress(func, condition, a, axis=None, out=None):
                    deps=[cond] if is_lazy(cond) else [])
     if not _is_t(condition):
         return data
-    dm = data._node.map
+    dm = data.node.map
     cm = _control_map(result, _raw(condition), lambda ix: _da().asarray(ix)[cond], ax, dm)
     return _with_control(data, "compress", condition, cm)
 
 
 def _with_control(data, op, control, cm):
-    node = data._node
-    parents = list(node.parents) + [control._node]
+    node = data.node
+    parents = list(node.parents) + [control.node]
     m = UnionMap(node.shape, [p.shape for p in parents],
                  [(node.map, tuple(range(len(node.parents)))), (cm, (len(node.parents),))])
     return _wrap(data._data, make_node(op, node.shape, m, parents, control=(len(parents) - 1,)))
@@ -679,7 +679,7 @@ def _extract(func, condition, arr):
     if not _is_t(condition):
         return data
     cm = _control_map(result, _raw(condition), lambda ix: _da().asarray(ix).ravel()[cond.ravel()], 0,
-                      data._node.map)
+                      data.node.map)
     return _with_control(data, "extract", condition, cm)
 
 
@@ -695,7 +695,7 @@ def _take(func, a, indices, axis=None, out=None, mode="raise"):
     if not _is_t(indices):
         return data
     pos = 0 if axis is None else axis % np.ndim(_raw(a))
-    cm = _control_map(result, ind, lambda ix: ix, pos, data._node.map)
+    cm = _control_map(result, ind, lambda ix: ix, pos, data.node.map)
     return _with_control(data, "take", indices, cm)
 
 
@@ -748,7 +748,7 @@ def _unique(func, ar, return_index=False, return_inverse=False, return_counts=Fa
         c = res[j]
         reason = "unique counts: each count derives from every equal value (not recorded lazily)"
         warn_partial("np.unique(return_counts=True) on a dask array", reason)
-        outs.append(_wrap(c, make_node("unique.counts", c.shape, OpaqueMap(c.shape, [ar.shape]), [ar._node],
+        outs.append(_wrap(c, make_node("unique.counts", c.shape, OpaqueMap(c.shape, [ar.shape]), [ar.node],
                                        partial=reason)))
     return tuple(outs) if len(outs) > 1 else outs[0]
 
@@ -792,7 +792,7 @@ def _single_advanced(rk, ndim):
 def getitem(x, key):
     """``x[key]`` for a non-basic key when ``x`` or the key is lazy: dask indexes, whence records a
     :class:`DaskGatherMap` (and control maps to tracked key arrays)."""
-    from ..tracked import _control_parts, _key_repr
+    from ..tracked import control_parts as _control_parts, key_repr as _key_repr
     d = x._data
     if not isinstance(key, tuple):
         key = (key,)
@@ -822,7 +822,7 @@ def getitem(x, key):
     gm = DaskGatherMap(result.shape, [d], [True], lambda ixs: ixs[0][kk], deps)
     detail = _key_repr(rk)
     if not comps:
-        return _wrap(result, make_node("getitem", result.shape, gm, [x._node], detail=detail))
+        return _wrap(result, make_node("getitem", result.shape, gm, [x.node], detail=detail))
     parts = [(gm, (0,))]
     if not deps and not _nan_shape(result.shape) and not _nan_shape(x.shape):
         parts += _control_parts(rk, x.ndim, result.shape, comps, 1)
@@ -838,10 +838,10 @@ def getitem(x, key):
             def select(ix, k=k):
                 return _da().asarray(ix)[k]
         else:
-            def select(ix):
+            def select(ix):  # type: ignore[misc]  # one helper per branch
                 return ix
         parts.append((_control_map(result, k, select, out_axis, gm), (1,)))
-    parents = [x._node] + [c._node for _, c in comps]
+    parents = [x.node] + [c.node for _, c in comps]
     m = UnionMap(result.shape, [p.shape for p in parents], parts)
     m.out_shape = tuple(result.shape)
     return _wrap(result, make_node("getitem", result.shape, m, parents, control=range(1, len(parents)),
@@ -863,7 +863,7 @@ def setitem(x, key, value):
     if not is_lazy(d):
         raise LazyUnsupportedError("writing into a numpy-backed tracked array through a lazy mask: compute the "
                                    "mask first")
-    old = x._node
+    old = x.node
     new = d.copy()
     new[kr] = vr
     operands = [x] + ([value] if _is_t(value) else [])
@@ -873,12 +873,12 @@ def setitem(x, key, value):
         return _da().where(kr, v, ixs[0])
 
     gm = DaskGatherMap(d.shape, [_raw(o) for o in operands], [True] * len(operands), replay, deps=[kr])
-    parents = [old] + ([value._node] if _is_t(value) else [])
+    parents = [old] + ([value.node] if _is_t(value) else [])
     m, control = gm, ()
     if _is_t(k):
         cm = DaskGatherMap(d.shape, [kr], [True], lambda ixs: _da().where(kr, ixs[0], 0), deps=[kr])
         parts = [(gm, tuple(range(len(parents)))), (cm, (len(parents),))]
-        parents.append(k._node)
+        parents.append(k.node)
         m = UnionMap(d.shape, [p.shape for p in parents], parts)
         control = (len(parents) - 1,)
     x._data = new
@@ -890,7 +890,7 @@ def setitem(x, key, value):
 # ------------------------------------------------------------------------------ unknown shapes
 
 def _upstream(node):
-    from ..query import _upstream as up
+    from ..query import upstream_nodes as up
     return up(node)
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..attribution.gradient_store import GradientStore, TopK, _Best, _cast_into
+from ..attribution.gradient_store import GradientStore, RunningTopK as _Best, TopK, cast_into as _cast_into
 
 __all__ = ["DaskGradientStore", "lds", "chunk_topk", "merge_topk"]
 
@@ -114,7 +114,7 @@ def _open_shard(path, lo, hi):
         s.close()
 
 
-_BASE = {}
+_BASE: dict = {}
 
 
 def _generated_block(seed, part, rows, k, dtype):

@@ -250,14 +250,14 @@ def decode_map(d, load, parents=None):
             arg = tuple(arg)
         return ViewMap(out_shape, pshapes[0], how, arg)
     if kind == "lift":
-        from ..tracked import _LiftMap
+        from ..tracked import LiftMap as _LiftMap
         return _LiftMap(decode_map(d["inner"], load), out_shape, _lazy(d["pos"], load))
     if kind == "table":
         return _stored_table_map(d, out_shape, pshapes, load, parents)
     raise ValueError(f"unknown map kind {kind!r} in the store")
 
 
-_TABLE_CLASS = []
+_TABLE_CLASS: list = []
 
 
 def _stored_table_map(d, out_shape, pshapes, load, parents):
@@ -287,7 +287,7 @@ def _stored_table_map(d, out_shape, pshapes, load, parents):
 
 
 def _table_entries(entries, load, parents):
-    from ..tabular.relations import Part, RowRel, _CSR
+    from ..tabular.relations import Part, RowRel, CSR as _CSR
     out = []
     for e in entries:
         r = e["rel"]

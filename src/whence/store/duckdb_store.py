@@ -441,7 +441,7 @@ def _version():
 
 
 def _object_node(x):
-    from ..query import _node_of
+    from ..query import node_of as _node_of
     try:
         return _node_of(x)
     except NotTrackedError as e:
@@ -464,7 +464,7 @@ def _object_kind(x):
 
 def _collect(run, objs):
     """Everything to write, as rows, before the file is touched (errors here leave the store as it was)."""
-    from ..query import _prepare, _upstream
+    from ..query import prepare_node as _prepare, upstream_nodes as _upstream
     # lazy (Dask) objects: shapes unknown at capture are resolved first, as before any query
     roots = {name: _prepare(_object_node(x)) for name, x in objs.items()}
     seen = {}
@@ -1334,7 +1334,7 @@ class ObjectHandle:
 
     @property
     def completeness(self):
-        from ..query import _upstream
+        from ..query import upstream_nodes as _upstream
         return "PARTIAL" if any(n.partial for n in _upstream(self._whence_node)) else "FULL"
 
     def backward(self, index=None, control=False, *, rows=None, columns=None):
@@ -1369,3 +1369,7 @@ class ObjectHandle:
     def __repr__(self):
         return (f"<whence.ObjectHandle {self.run.name}/{self.name}: {self.kind} of shape {self.shape}, "
                 f"{self.completeness}>")
+
+
+#: public name of the store file's identity, ``(device, inode, size, mtime)`` or None (the explorer watches it)
+file_identity = _identity

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from ..query import Relation, _node_of, _upstream, backward
+from ..query import Relation, node_of as _node_of, upstream_nodes as _upstream, backward
 
 __all__ = ["COLUMN_LINEAGE_SCHEMA_URL", "DEFAULT_PRODUCER", "OPENLINEAGE_SCHEMA_URL", "SCHEMA_FACET_SCHEMA_URL",
            "openlineage", "parquet", "prov_json"]

@@ -67,7 +67,7 @@ def _sqlable(node):
 def sql_plan(handle):
     """The operations a backward query from ``handle`` would run through, with how each is answered in SQL
     (``rect``, ``gather``, ``pairs``) or None where it has no SQL form."""
-    from ..query import _lineage_upstream
+    from ..query import lineage_upstream as _lineage_upstream
     return [(n.op, None if n.lineage[0] is None else _sqlable(n)) for n in _lineage_upstream(handle._whence_node)
             if not n.is_source]
 
@@ -102,7 +102,7 @@ def backward_sql(handle, index, *, return_sql=False):
     >>> got["a"].tolist() == wh.backward(y, (1, 2))["a"].tolist()
     True
     """
-    from ..query import _lineage_upstream
+    from ..query import lineage_upstream as _lineage_upstream
     node = handle._whence_node
     run = handle.run
     cells = np.asarray(index, np.int64)

@@ -21,13 +21,14 @@ require("whence's tables (read_csv, read_parquet, track_frame, trace_to_file)", 
 
 import pandas as pd  # noqa: E402
 
+from .. import hooks as _hooks
 from ..errors import SourceNameError
-from ..graph import _sources, new_source
+from ..graph import sources_by_name as _sources, new_source
 from .frame import TrackedFrame, TrackedGroupBy, TrackedSeries, is_tracked_frame, lineage_of  # noqa: F401
 from .frame.values import constant
 from .relations import Lineage, Part, RowRel
 from .reshape import install as _install
-from .sources import TableSource, csv_line_options, register, table_source
+from .sources import SkipRecorder, TableSource, csv_line_options, csv_line_reason, register, table_source
 from .trace import SourceRow, Trace, trace_to_file
 
 __all__ = ["read_csv", "read_parquet", "track_frame", "trace_to_file", "TrackedFrame", "TrackedSeries",
@@ -125,16 +126,21 @@ def read_csv(filepath_or_buffer, *, name=None, **kwargs):
             isinstance(filepath_or_buffer, (str, os.PathLike)) and any(ch in os.fspath(filepath_or_buffer)
                                                                       for ch in "*?[")
             and not os.path.exists(filepath_or_buffer)):
-        from ..dask.dataframe import read_csv as _dask_read_csv
-        return _dask_read_csv(filepath_or_buffer, name=name, **kwargs)
+        # globs and lists of files read lazily: the dask backend, one layer up, loaded through whence.hooks
+        return _hooks.LAZY["dataframe"]().read_csv(filepath_or_buffer, name=name, **kwargs)
     if name is None:
         name = _default_name(filepath_or_buffer)
     _check_name(name)
+    if callable(kwargs.get("skiprows")):  # its answers kept: the rows' lines follow the rows it skipped
+        kwargs = dict(kwargs, skiprows=SkipRecorder(kwargs["skiprows"]))
     df = pd.read_csv(filepath_or_buffer, **kwargs)
     path = os.fspath(filepath_or_buffer) if isinstance(filepath_or_buffer, (str, os.PathLike)) else None
     if path is not None and not os.path.isfile(path):
         path = None  # a URL
-    return _track(df, name, path, "csv", csv_line_options(kwargs) if path else None)
+    if isinstance(kwargs.get("skiprows"), SkipRecorder):
+        kwargs["skiprows"] = kwargs["skiprows"].answers()
+    # the options lines are computed with, or the reason they are not
+    return _track(df, name, path, "csv", (csv_line_options(kwargs) or csv_line_reason(kwargs)) if path else None)
 
 
 def read_parquet(path, *, name=None, **kwargs):

@@ -69,7 +69,7 @@ def record_aggregate(gb, res, func, named):
     """
     import pandas as pd
 
-    from .frame import _guard, lineage_of
+    from .frame.base import _guard, lineage_of
     lin = lineage_of(res) if isinstance(res, (pd.DataFrame, pd.Series)) else None
     if lin is None or lin.reasons:
         return
@@ -105,7 +105,7 @@ def record_aggregate(gb, res, func, named):
 
 
 def _values(res, lab, series):
-    from .frame import _guard
+    from .frame.base import _guard
     with _guard:
         s = res if series else res[lab]
         return np.asarray(s.to_numpy())

@@ -636,3 +636,11 @@ class RangeRel(RowRel):
         cs = np.zeros(hit.shape[0] + 1, np.int64)
         np.cumsum(hit, out=cs[1:])
         return (cs[self.hi] - cs[self.lo]) > 0
+
+
+#: the public name the store uses for the compressed-rows relation class
+CSR = _CSR
+#: public names of the row helpers other packages use: ``expand_ranges(starts, lens)`` concatenates ranges,
+#: ``group_members(codes, valid, ngroups)`` lists row positions sorted by group
+expand_ranges = _expand
+group_members = _group_members

@@ -19,7 +19,7 @@ from .frame import (TrackedFrame, _attach, _dims, _fallback, _guard, _remap, _de
 
 __all__ = ["install"]
 
-_ORIG = {}
+_ORIG: dict = {}
 
 
 def _any_tracked(objs):

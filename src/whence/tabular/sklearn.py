@@ -46,7 +46,7 @@ import pandas as pd
 
 from ..errors import PartialLineageWarning
 from ..graph import Node
-from ..tracked import TrackedArray, _wrap
+from ..tracked import TrackedArray, wrap as _wrap
 from .frame import TrackedFrame, TrackedSeries, _guard, lineage_of
 from .relations import Lineage, Part, RowRel, TableMap
 
@@ -74,10 +74,10 @@ def _get(name):
 # node's row count, a columns matrix (fit data columns x node columns), control flag): the fit data's lineage
 # composed one hop back, so that a temporary selection (``model.fit(df[["a", "b"]], df["y"])``) still leads to
 # its sources.  Nodes are held weakly: a fitted model never keeps a source name alive.
-_fits = {}
+_fits: dict = {}
 
 # id of a sparse (or other untrackable) output -> (weakref to it, its node)
-_outputs = {}
+_outputs: dict = {}
 
 
 def _forget(est):
@@ -623,7 +623,7 @@ class _Input:
                     self.names = list(X.columns)
             return
         if node is None:
-            node = X._node
+            node = X.node
         shape = node.shape
         if len(shape) > 2:
             flat = (shape[0], int(np.prod(shape[1:])))
@@ -802,7 +802,7 @@ def _is_tracked_output(res):
 
 def _result_node(res):
     if isinstance(res, TrackedArray):
-        return res._node
+        return res.node
     if isinstance(res, _FRAMES):
         return lineage_of(res).node
     n = output_node(res)
@@ -972,7 +972,7 @@ def _make_wrapper(cls, name, fn):
     return wrapper
 
 
-_patched = weakref.WeakSet()
+_patched: weakref.WeakSet = weakref.WeakSet()
 
 
 def _patch_own(cls):
@@ -1146,7 +1146,7 @@ def _label_binarize(orig):
         if not isinstance(y, _TRACKED) or _get("depth"):
             return orig(y, *args, **kwargs)
         plain = orig(_plain(y), *args, **kwargs)
-        node = y._node if isinstance(y, TrackedArray) else (lineage_of(y).node if isinstance(y, pd.Series)
+        node = y.node if isinstance(y, TrackedArray) else (lineage_of(y).node if isinstance(y, pd.Series)
                                                              else None)
         if node is None or len(node.shape) != 1 or not isinstance(plain, np.ndarray) or plain.ndim != 2 or \
                 plain.shape[0] != node.shape[0]:
@@ -1266,3 +1266,10 @@ def install():
 
 
 install()
+
+
+from .. import hooks as _hooks  # noqa: E402
+
+# the query layer asks for the node of a model output whence could not wrap (see whence.hooks)
+if output_node not in _hooks.NODE_RESOLVERS:
+    _hooks.NODE_RESOLVERS.append(output_node)

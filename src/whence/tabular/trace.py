@@ -61,7 +61,7 @@ class Trace(list):
 
 
 def _node_any(x):
-    from ..query import _node_of
+    from ..query import node_of as _node_of
     return _node_of(x)
 
 
@@ -109,7 +109,7 @@ def trace_to_file(x, row, control=False):
         for src in sorted(fast, key=lambda s: s.name):
             out.extend(_rows_from_dict(src, fast[src]))
         return Trace(out, reasons=_line_reasons(fast))
-    from ..query import _backward_sets, _cells, region_mask
+    from ..query import backward_sets as _backward_sets, cell_coordinates as _cells, region_mask
     idx = (r,) + (slice(None),) * (len(node.shape) - 1)
     sets, reasons = _backward_sets(node, ("d", region_mask(node.shape, idx)), control)
     out = []

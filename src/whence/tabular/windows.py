@@ -39,7 +39,8 @@ import inspect
 import numpy as np
 import pandas as pd
 
-from . import frame as F
+from .frame import base as F
+from .frame.joins import _suffixed
 from .relations import _CSR, Part, RangeRel, RowRel, _group_members
 
 __all__ = ["window_result", "group_method", "frame_method", "time_group_codes", "merge_asof", "install"]
@@ -392,7 +393,7 @@ _CUM = ("cumsum", "cumprod", "cummax", "cummin")
 FRAME_METHODS = ("shift", "diff", "pct_change", "rank", "interpolate") + _FILL + _CUM
 
 
-_SIGS = {}
+_SIGS: dict = {}
 
 
 def _bind(base, self, args, kwargs):
@@ -507,7 +508,7 @@ def _frame_rule(name, src, res, kw, isna, inplace):
         gone = ~isna.reshape(isna.shape[0], -1) & out_na.reshape(isna.shape[0], -1)
         same = ~had_na & ~gone.any(0)  # nothing filled or emptied: the column keeps its own rows
 
-        def data_rel(rel, j):
+        def data_rel(rel, j):  # type: ignore[misc]  # one helper per branch
             if same[j]:
                 return rel
             return _rows(rel, n, lambda: copy[:, j] if copy.ndim == 2 else copy)
@@ -523,7 +524,7 @@ def _frame_rule(name, src, res, kw, isna, inplace):
             F._warn(f"whence: {op}(method={meth!r}) is not covered exactly; a filled cell derives from its whole "
                     f"column (PARTIAL)")
 
-        def data_rel(rel, j):
+        def data_rel(rel, j):  # type: ignore[misc]  # one helper per branch
             a, b = sets
             if a.ndim == 2:
                 a, b = a[:, j], b[:, j]
@@ -959,7 +960,7 @@ def group_method(tgb, name, args, kwargs, via=None):
             # res column j <- input column crow[j]: remember which copy column goes with it
             colmap = {r: j for j, r in enumerate(crow)}
 
-            def data_rel(rel, jsrc):
+            def data_rel(rel, jsrc):  # type: ignore[misc]  # one helper per branch
                 return _rows(rel, n, lambda: copy[:, colmap[lin.nidx + jsrc]])
     def key_rel(rel):
         return _lane_rel(rel, n, lay)
@@ -971,7 +972,7 @@ def group_method(tgb, name, args, kwargs, via=None):
 
 # --- merge_asof -----------------------------------------------------------------------------------------------
 
-_ORIG = {}
+_ORIG: dict = {}
 _RID = "__whence_asof_rid__"
 
 
@@ -987,11 +988,11 @@ def merge_asof(left, right, *args, **kwargs):
         pr = pd.DataFrame(right) if isinstance(right, pd.DataFrame) else right
         res = orig(pl, pr, *args, **kwargs)  # pandas' own errors, unchanged, before anything is recorded
         if not isinstance(pr, pd.DataFrame) or not isinstance(pl, pd.DataFrame) or _RID in pr.columns:
-            return F._fallback(F.TrackedFrame(res), "merge_asof", [x for x in (left, right) if F.is_tracked_frame(x)])
+            return F._fallback(F.TYPES["frame"](res), "merge_asof", [x for x in (left, right) if F.is_tracked_frame(x)])
         rid = pr.assign(**{_RID: np.arange(len(pr), dtype=np.int64)})
         probe = orig(pl, rid, *args, **kwargs)
         sel_r = np.asarray(probe[_RID].fillna(-1).to_numpy(), np.int64)
-    res = F.TrackedFrame(res)
+    res = F.TYPES["frame"](res)
     kw = inspect.signature(orig).bind(left, right, *args, **kwargs).arguments
     on, by = kw.get("on"), kw.get("by")
     lon, ron = kw.get("left_on", on), kw.get("right_on", on)
@@ -1002,8 +1003,8 @@ def merge_asof(left, right, *args, **kwargs):
     keys_r = [k for k in _aslist(ron) + _aslist(rby) if k is not None]
     shared = {a for a, b in zip(_aslist(lon) + _aslist(lby), _aslist(ron) + _aslist(rby)) if a == b}
     overlap = (set(lcols) & set(rcols)) - shared
-    lmap = {F._suffixed(c, sfx[0], overlap): j for j, c in enumerate(lcols)}
-    rmap = {F._suffixed(c, sfx[1], overlap): j for j, c in enumerate(rcols) if c not in shared}
+    lmap = {_suffixed(c, sfx[0], overlap): j for j, c in enumerate(lcols)}
+    rmap = {_suffixed(c, sfx[1], overlap): j for j, c in enumerate(rcols) if c not in shared}
     nidx, ncols = res.index.nlevels, res.shape[1]
     lin_l = F.lineage_of(left) if lt else None
     lin_r = F.lineage_of(right) if rt else None

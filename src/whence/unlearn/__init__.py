@@ -93,8 +93,8 @@ def forget(model, X_train, y_train, rows, method="newton", *, sample_weight=None
     except NotFittedError:
         raise UnsupportedModelError(f"the model {type(model).__name__} is not fitted") from None
     pre, est = _split(model)
-    from ..attribution.influence import _describe
-    _describe(est)  # an unsupported model is named before anything else is done
+    from ..attribution.influence import describe_model
+    describe_model(est)  # an unsupported model is named before anything else is done
     y = np.asarray(y_train).reshape(-1)
     n = y.shape[0]
     Xraw = X_train if hasattr(X_train, "iloc") else np.asarray(X_train)
@@ -210,13 +210,13 @@ def _full_loss_parts(model, obj, F, y, theta):
 
 
 def _plain_fit(X):
-    from ..attribution.influence import _plain_input
-    return _plain_input(X)
+    from ..attribution.influence import plain_input
+    return plain_input(X)
 
 
 def _features(X, est):
-    from ..attribution.influence import _plain
-    F = _plain(X)
+    from ..attribution.influence import plain_values
+    F = plain_values(X)
     if F.ndim != 2 or F.shape[1] != np.atleast_2d(est.coef_).shape[1]:
         raise ValueError(f"X_train has shape {F.shape}; the model has {np.atleast_2d(est.coef_).shape[1]} features")
     if not np.isfinite(F).all():

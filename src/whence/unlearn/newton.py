@@ -27,8 +27,9 @@ require("whence.unlearn", "sklearn")
 
 import scipy.linalg  # noqa: E402
 
-from ..attribution.influence import (UnsupportedModelError, _describe, _plain, _plain_input, _sigmoid, _softmax,
-                                     multinomial_hessian)
+from ..attribution.influence import (describe_model as _describe, multinomial_hessian, plain_input as _plain_input,
+                                     plain_values as _plain, sigmoid as _sigmoid, softmax as _softmax)
+from ..errors import UnsupportedModelError
 
 __all__ = ["Objective", "Certificate", "newton_fit"]
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..tabular.sources import rows_of_lines as _lines_to_rows  # noqa: F401  (the former home)
 from .newton import Certificate, Objective, clone_fitted, newton_fit
 
 __all__ = ["forget_sources", "ForgetSourcesResult"]
@@ -66,38 +67,16 @@ class ForgetSourcesResult:
 def _read(path, name, tracked=True):
     import pandas as pd
 
-    import whence as wh
+    from .. import tabular
     p = str(path)
     if tracked:
-        return wh.read_parquet(p, name=name) if p.endswith(".parquet") else wh.read_csv(p, name=name)
+        return tabular.read_parquet(p, name=name) if p.endswith(".parquet") else tabular.read_csv(p, name=name)
     return pd.read_parquet(p) if p.endswith(".parquet") else pd.read_csv(p)
 
 
 def _run_etl(etl, frames, target):
     from ..attribution.deletion import run_etl
     return run_etl(etl, frames, target)
-
-
-def _lines_to_rows(node, table, lines, by):
-    from ..tabular.sources import table_source
-    t = table_source(node)
-    n = node.shape[0]
-    vals = np.asarray(sorted(set(int(v) for v in lines)), np.int64)
-    if by == "row":
-        bad = vals[(vals < 0) | (vals >= n)]
-        if bad.size:
-            raise IndexError(f"rows {bad[:5].tolist()} of {table!r} are out of range ({n} rows)")
-        return vals
-    line_of = t.lines() if t is not None else None
-    if line_of is None:
-        raise ValueError(f"the lines of {table!r} are unknown ({getattr(t, 'line_note', 'no file')}); give source "
-                         f"rows instead with by='row'")
-    pos = np.searchsorted(line_of, vals)
-    ok = (pos < line_of.size) & (line_of[np.minimum(pos, line_of.size - 1)] == vals)
-    if not ok.all():
-        raise ValueError(f"lines {vals[~ok][:5].tolist()} of {t.path} are not data rows (the header, a blank line or "
-                         f"past the end)")
-    return pos.astype(np.int64)
 
 
 def _anchor(X, n_out):
@@ -158,10 +137,10 @@ def forget_sources(etl, sources, drop, model, target=None, *, by="line", check=T
 
 
 def _forget_sources(etl, sources, drop, model, target, by, check, allow_unused, tol, max_steps, bar):
-    import whence as wh
+    from .. import graph, query, tabular
     t0 = time.perf_counter()
     for name in sources:
-        wh.release(name)
+        graph.release(name)
     frames = {name: _read(path, name) for name, path in sources.items()}
     X0, y0 = _run_etl(etl, frames, target)
     bar.update()
@@ -175,12 +154,12 @@ def _forget_sources(etl, sources, drop, model, target, by, check, allow_unused, 
         rows = _lines_to_rows(node, name, lines, by)
         dropped[name] = rows
         if rows.size:
-            cells = wh.forward(name, X0, rows=rows.tolist())
+            cells = query.forward(name, X0, rows=rows.tolist())
             fed[name] = np.unique(cells[:, 0]) if len(cells) else np.zeros(0, np.int64)
             unused = []
             if not allow_unused:
                 for r in rows.tolist():
-                    if not len(wh.forward(name, X0, rows=[r])):
+                    if not len(query.forward(name, X0, rows=[r])):
                         unused.append(r)
             if unused:
                 raise ValueError(f"source rows {unused[:10]} of {name!r} fed no training row (filtered out by the "
@@ -259,8 +238,8 @@ def _forget_sources(etl, sources, drop, model, target, by, check, allow_unused, 
 
 
 def _plain_fit(X):
-    from ..attribution.influence import _plain_input
-    return _plain_input(X)
+    from ..attribution.influence import plain_input
+    return plain_input(X)
 
 
 def _newton_refit(model, X, y, tol=None, max_steps=30, removed=0):

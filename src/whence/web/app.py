@@ -1,19 +1,23 @@
 """The explorer's web application: JSON endpoints under ``/api`` over one saved store, and the page.
 
 The app keeps what it read of the store until the file changes (see ``_StoreAccess``): a save by another
-process replaces the file atomically and never waits for the explorer, and the next request reads the new
-file.  Store errors map to the status codes of ``STORE_ERROR_STATUS`` (404 for a missing run or object, 409
+process replaces the file atomically and never waits for the explorer; the first request that finds it changed
+opens the new file in a worker thread and is answered from it, while requests arriving meanwhile are answered
+from the previous file.  The server's own timings are at ``/api/server/timings`` (:mod:`whence.web.timing`).
+Store errors map to the status codes of ``STORE_ERROR_STATUS`` (404 for a missing run or object, 409
 for a damaged, foreign or newer store, 503 for a file locked by another program), never to a 500.
 """
 
+import asyncio
 import json
 import threading
-from contextlib import contextmanager
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from ..errors import (LineageQueryError, NotAStoreError, NotTrackedError, StoreArrayMissingError,
@@ -21,6 +25,7 @@ from ..errors import (LineageQueryError, NotAStoreError, NotTrackedError, StoreA
                       StoreVersionError)
 from .models import (BackwardAnswer, CellSet, ForwardAnswer, Graph, GraphEdge, GraphNode, ObjectInfo, OpDetail,
                      OpLink, ResultInfo, RunDetail, RunSummary, SourceInfo, TraceAnswer, TraceRow)
+from .timing import ServerTimings, TimingMiddleware
 
 __all__ = ["create_app", "STATIC_DIR", "STORE_ERROR_STATUS"]
 
@@ -47,57 +52,84 @@ _WINDOW_HELP = ("only list cells inside rows `r0:r1` and columns `c0:c1` of the 
 
 
 class _StoreAccess:
-    """The store as last read, kept until the file changes.
+    """The store as last read, kept until the file changes; a newly saved file opened off the event loop.
 
     The explorer opens the store once and keeps what it read (the connection, the runs' graphs, sources and
     index arrays) for as long as the file stays the same (device, inode, size and modification time).  A save
-    replaces the file atomically; the next request sees the new identity, opens the new file, and carries over
-    the runs it has already read that the save left as they were (same run id).  The store's connection
-    reads one snapshot and holds no lock a writer waits for.  Requests are served concurrently by uvicorn's
-    event loop (connections, parsing, sending); the handlers are coroutines whose store part is short once
-    the run has been read (well under a millisecond for a cell's backward lineage) and runs under one lock,
-    as the graphs' memo is shared.  The old store is closed off the request's path.
+    replaces the file atomically.  The first request that sees the new identity starts opening the new file in
+    a worker thread (attaching it and reading its list of runs: 5 to 70 ms) and waits for it without holding
+    the event loop; requests that arrive while it opens are answered from the previous file, which was the
+    current one a moment earlier, so that a save never stalls the requests in flight.  When the new file is
+    open it is swapped in at once (on the event loop, between two requests): it carries over the runs already
+    read that the save left as they were (same run id), with their graphs, arrays and the answers derived from
+    them, and the previous file is closed off the request's path.  A request thus reads one file from start
+    to end, and a client that saved and then asks is answered from what it saved.
     """
 
-    def __init__(self, store_path):
-        from ..store.duckdb_store import Store, _identity
-        self._Store, self._identity = Store, _identity
+    def __init__(self, store_path, timings=None):
+        from ..store.duckdb_store import Store, file_identity
+        self._Store, self._identity = Store, file_identity
         self.path = Path(store_path)
-        self.lock = threading.RLock()
+        self.timings = timings
         self.ident = None
         self.store = None
         self.opened = 0
+        self._pending = None  # (identity, number, concurrent.futures.Future of (Store, run ids)) being opened
+        self._started = self._installed = 0  # opens started, and the number of the one installed
         self._memo = {}
-        with self.lock:
-            self._current()  # FileNotFoundError / StoreError: reported by the caller
-
-    def _current(self):
         ident = self._identity(self.path)
-        if self.store is not None and ident == self.ident:
-            return self.store
+        self._install(ident, 0, *self._open(ident))  # FileNotFoundError / StoreError: reported by the caller
+
+    def _open(self, ident):
+        """Open the file of identity ``ident`` (in a worker thread once serving): the store and its run ids."""
         if ident is None:
             raise FileNotFoundError(f"no lineage store at {str(self.path)!r}")
+        t0 = time.perf_counter()
         new = self._Store(self.path, follow=False)
+        try:
+            uids = {name: row[0] for name, row in new._all_runs().items()}
+        except StoreError:  # the request that waits reads the file again, and reports
+            uids = {}
+        if self.timings is not None:
+            self.timings.store_opens.add((time.perf_counter() - t0) * 1e3)
+        return new, uids
+
+    def _install(self, ident, number, new, uids):
+        if number < self._installed:  # a newer file is in place already (the file changed twice meanwhile)
+            threading.Thread(target=new.close, name="whence-store-close", daemon=True).start()
+            return
         old = self.store
         if old is not None and old._runs:
-            try:
-                uids = {name: row[0] for name, row in new._all_runs().items()}
-            except StoreError:  # the request reads the new file again, and reports
-                uids = {}
             for name, r in old._runs.items():  # the graphs of runs the save left alone are still right
                 if uids.get(name) == r.run_uid:
                     r.store = new
                     new._runs[name] = r
             # closing detaches the file (a few ms): not on the request's path
             threading.Thread(target=old.close, name="whence-store-close", daemon=True).start()
-        self.store, self.ident = new, ident
+        self.store, self.ident, self._installed = new, ident, number
         self.opened += 1
-        return new
 
-    @contextmanager
-    def use(self):
-        with self.lock:
-            yield self._current()
+    async def get(self):
+        """The store to answer a request from (see the class docstring)."""
+        ident = self._identity(self.path)
+        if ident == self.ident and self.store is not None:
+            return self.store
+        if ident is None:
+            raise FileNotFoundError(f"no lineage store at {str(self.path)!r}")
+        pending = self._pending
+        if pending is not None and pending[0] == ident and not pending[2].done():
+            return self.store  # being opened for another request: the previous file meanwhile
+        if pending is None or pending[0] != ident:
+            self._started += 1
+            pending = self._pending = (ident, self._started, _opener().submit(self._open, ident))
+        try:
+            new, uids = await asyncio.wrap_future(pending[2])
+        finally:
+            if self._pending is pending:
+                self._pending = None
+        if self._installed != pending[1]:  # not installed yet by another request that waited for it
+            self._install(ident, pending[1], new, uids)
+        return self.store
 
     def memo(self, key, compute, limit=256):
         """``compute()``, kept under ``key`` (which names a run by its id: a saved run never changes)."""
@@ -107,6 +139,16 @@ class _StoreAccess:
                 self._memo.clear()
             v = self._memo[key] = compute()
         return v
+
+
+_OPENER: list[ThreadPoolExecutor] = []
+
+
+def _opener():
+    """The worker thread that opens newly saved store files (one for the process: an open is rare)."""
+    if not _OPENER:
+        _OPENER.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="whence-store-open"))
+    return _OPENER[0]
 
 
 # ============================================================================================= parsing
@@ -294,7 +336,8 @@ def create_app(store_path, *, allowed_hosts=None):
     >>> client.get("/api/runs/r/objects/y/backward", params={"cell": "1,2"}).json()["sources"][0]["cells"]
     [[1, 0], [1, 1], [1, 2]]
     """
-    access = _StoreAccess(store_path)
+    timings = ServerTimings()
+    access = _StoreAccess(store_path, timings)
     app = FastAPI(
         docs_url=None, redoc_url=None,  # their pages load scripts from a CDN; the document is /openapi.json
         title="whence lineage explorer",
@@ -307,7 +350,9 @@ def create_app(store_path, *, allowed_hosts=None):
     if allowed_hosts is not None:
         from starlette.middleware.trustedhost import TrustedHostMiddleware
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
+    app.add_middleware(TimingMiddleware, timings=timings)
     app.state.store_path = str(access.path.resolve())
+    app.state.timings = timings
 
     @app.exception_handler(StoreKeyError)
     async def _not_found(request: Request, exc: StoreKeyError):
@@ -335,35 +380,46 @@ def create_app(store_path, *, allowed_hosts=None):
                                                       "error": "FileNotFoundError"})
 
     # ----------------------------------------------------------------------------------------- store, runs
+    @app.get("/api/server/timings", summary="Server-side timings: time in the app per request, event-loop lag, "
+                                            "store opens",
+             description="Quantiles (ms) of the last values of each series (see `whence.web.timing`); "
+                         "`requests_since`, `loop_lag_since`, `store_opens_since`: only the values recorded "
+                         "after that many (the `count` of an earlier answer), to measure one load phase.")
+    async def server_timings(requests_since: int = Query(0, ge=0), loop_lag_since: int = Query(0, ge=0),
+                             store_opens_since: int = Query(0, ge=0)) -> dict:
+        return {**timings.summary({"requests": requests_since, "loop_lag": loop_lag_since,
+                                   "store_opens": store_opens_since}),
+                "store_files_opened": access.opened}
+
     @app.get("/api/store", summary="The store: its file, schema version and runs")
     async def store_info() -> dict:
-        with access.use() as store:
-            return {"path": app.state.store_path, "schema_version": store.schema_version, "runs": store.runs(),
-                    "whence_version": _version()}
+        store = await access.get()
+        return {"path": app.state.store_path, "schema_version": store.schema_version, "runs": store.runs(),
+                "whence_version": _version()}
 
     @app.get("/api/runs", response_model=list[RunSummary], summary="The runs saved in the store")
     async def runs():
-        with access.use() as store:
-            df = _frame(store, "SELECT run, CAST(created AS VARCHAR) AS created, whence_version, n_nodes, n_objects, "
-                           "n_sources FROM runs ORDER BY created, run")
-            return [RunSummary(**r) for r in json.loads(df.to_json(orient="records"))]
+        store = await access.get()
+        df = _frame(store, "SELECT run, CAST(created AS VARCHAR) AS created, whence_version, n_nodes, n_objects, "
+                       "n_sources FROM runs ORDER BY created, run")
+        return [RunSummary(**r) for r in json.loads(df.to_json(orient="records"))]
 
     @app.get("/api/runs/{run}", response_model=RunDetail,
              summary="A run: its objects, its sources (files, lines, sha256) and its stored results")
     async def run_detail(run: str):
-        with access.use() as store:
-            r = _run(store, run)
-            objects = [_object_info(r, name) for name in r.objects()]
-            src = _frame(store, "SELECT node, name, kind, shape, columns, path, format, n_rows, sha256, line_note "
-                            "FROM sources WHERE run = ? ORDER BY name", [run])
-            sources = []
-            for s in json.loads(src.to_json(orient="records")):
-                sources.append(SourceInfo(name=s["name"], node=s["node"], kind=s["kind"], shape=s["shape"] or [],
-                                          columns=None if s["columns"] is None else json.loads(s["columns"]),
-                                          path=s["path"], format=s["format"], n_rows=s["n_rows"],
-                                          sha256=s["sha256"], note=s["line_note"]))
-            return RunDetail(run=run, store=app.state.store_path, objects=objects, sources=sources,
-                             results=_results_of(r))
+        store = await access.get()
+        r = _run(store, run)
+        objects = [_object_info(r, name) for name in r.objects()]
+        src = _frame(store, "SELECT node, name, kind, shape, columns, path, format, n_rows, sha256, line_note "
+                        "FROM sources WHERE run = ? ORDER BY name", [run])
+        sources = []
+        for s in json.loads(src.to_json(orient="records")):
+            sources.append(SourceInfo(name=s["name"], node=s["node"], kind=s["kind"], shape=s["shape"] or [],
+                                      columns=None if s["columns"] is None else json.loads(s["columns"]),
+                                      path=s["path"], format=s["format"], n_rows=s["n_rows"],
+                                      sha256=s["sha256"], note=s["line_note"]))
+        return RunDetail(run=run, store=app.state.store_path, objects=objects, sources=sources,
+                         results=_results_of(r))
 
     def _object_info(r, name):
         h = _handle(r, name)
@@ -374,42 +430,46 @@ def create_app(store_path, *, allowed_hosts=None):
     @app.get("/api/runs/{run}/objects/{name}", response_model=ObjectInfo,
              summary="One saved object (or source) of a run: kind, shape, columns, completeness, sources")
     async def object_info(run: str, name: str):
-        with access.use() as store:
-            return _object_info(_run(store, run), name)
+        store = await access.get()
+        return _object_info(_run(store, run), name)
 
     # ----------------------------------------------------------------------------------------- graph
     @app.get("/api/runs/{run}/graph", response_model=Graph,
              summary="The operation graph of a run: nodes (sources and operations) and edges")
     async def graph(run: str):
-        with access.use() as store:
-            r = _run(store, run)
+        store = await access.get()
+        r = _run(store, run)
+        # the answer's JSON kept per run id (a saved run never changes; a save that leaves it alone keeps it)
+        def answer():
             nodes, edges = access.memo(("graph", r.run_uid), lambda: _graph(store, run))
-            return Graph(run=run, nodes=nodes, edges=edges)
+            return Graph(run=run, nodes=nodes, edges=edges).model_dump_json().encode()
+        body = access.memo(("graph-json", r.run_uid, run), answer)
+        return Response(content=body, media_type="application/json")
 
     @app.get("/api/runs/{run}/ops/{node}", response_model=OpDetail,
              summary="One operation: inputs, outputs, map kind and parameters, completeness and reasons")
     async def op_detail(run: str, node: int):
-        from ..query import _upstream
-        with access.use() as store:
-            r = _run(store, run)
-            nodes, edges = access.memo(("graph", r.run_uid), lambda: _graph(store, run))
-            if not 0 <= node < len(nodes):
-                raise HTTPException(status_code=404, detail=f"run {run!r} has no operation {node} (it has "
-                                                            f"{len(nodes)} nodes, numbered 0 to {len(nodes) - 1})")
-            me = nodes[node]
-            inputs = [OpLink(node=e.parent, label=nodes[e.parent].label, op=nodes[e.parent].op,
-                             shape=nodes[e.parent].shape, position=e.position, control=e.control,
-                             composed=e.composed) for e in edges if e.child == node]
-            outputs = [OpLink(node=e.child, label=nodes[e.child].label, op=nodes[e.child].op,
-                              shape=nodes[e.child].shape, position=e.position, control=e.control,
-                              composed=e.composed) for e in edges if e.parent == node]
-            row = store._con.execute("SELECT map, lineage_nbytes FROM nodes WHERE run = ? AND node = ?",
-                                     [run, node]).fetchone()
-            live = r._nodes()[node]
-            reasons = [f"{n.op}: {n.partial}" for n in _upstream(live) if n.partial]
-            return OpDetail(run=run, node=me, inputs=inputs, outputs=outputs, lineage_nbytes=int(row[1] or 0),
-                            map=_map_summary(row[0]), upstream_completeness="PARTIAL" if reasons else "FULL",
-                            upstream_reasons=reasons)
+        from ..query import upstream_nodes as _upstream
+        store = await access.get()
+        r = _run(store, run)
+        nodes, edges = access.memo(("graph", r.run_uid), lambda: _graph(store, run))
+        if not 0 <= node < len(nodes):
+            raise HTTPException(status_code=404, detail=f"run {run!r} has no operation {node} (it has "
+                                                        f"{len(nodes)} nodes, numbered 0 to {len(nodes) - 1})")
+        me = nodes[node]
+        inputs = [OpLink(node=e.parent, label=nodes[e.parent].label, op=nodes[e.parent].op,
+                         shape=nodes[e.parent].shape, position=e.position, control=e.control,
+                         composed=e.composed) for e in edges if e.child == node]
+        outputs = [OpLink(node=e.child, label=nodes[e.child].label, op=nodes[e.child].op,
+                          shape=nodes[e.child].shape, position=e.position, control=e.control,
+                          composed=e.composed) for e in edges if e.parent == node]
+        row = store._con.execute("SELECT map, lineage_nbytes FROM nodes WHERE run = ? AND node = ?",
+                                 [run, node]).fetchone()
+        live = r._nodes()[node]
+        reasons = [f"{n.op}: {n.partial}" for n in _upstream(live) if n.partial]
+        return OpDetail(run=run, node=me, inputs=inputs, outputs=outputs, lineage_nbytes=int(row[1] or 0),
+                        map=_map_summary(row[0]), upstream_completeness="PARTIAL" if reasons else "FULL",
+                        upstream_reasons=reasons)
 
     # ----------------------------------------------------------------------------------------- lineage
     @app.get("/api/runs/{run}/objects/{name}/backward", response_model=BackwardAnswer,
@@ -426,19 +486,19 @@ def create_app(store_path, *, allowed_hosts=None):
                  window: str | None = Query(None, description=_WINDOW_HELP)):
         import whence as wh
         win = _parse_window(window)
-        with access.use() as store:
-            r = _run(store, run)
-            h = _handle(r, name)
-            c = _parse_cell(cell, h.shape)
-            res = wh.backward(h, c, control=control)
-            out = []
-            for s in h.sources():
-                sh = r.source(s)
-                cols = None if sh.columns is None else [str(x) for x in sh.columns]
-                cells = res.get(s, np.zeros((0, len(sh.shape)), np.int64))
-                out.append(_cell_set(s, "source", sh.shape, cols, cells, limit, win if s == source else None))
-            return BackwardAnswer(run=run, object=name, cell=list(c), control=control, complete=res.complete,
-                                  reasons=list(res.reasons), sources=out)
+        store = await access.get()
+        r = _run(store, run)
+        h = _handle(r, name)
+        c = _parse_cell(cell, h.shape)
+        res = wh.backward(h, c, control=control)
+        out = []
+        for s in h.sources():
+            sh = r.source(s)
+            cols = None if sh.columns is None else [str(x) for x in sh.columns]
+            cells = res.get(s, np.zeros((0, len(sh.shape)), np.int64))
+            out.append(_cell_set(s, "source", sh.shape, cols, cells, limit, win if s == source else None))
+        return BackwardAnswer(run=run, object=name, cell=list(c), control=control, complete=res.complete,
+                              reasons=list(res.reasons), sources=out)
 
     @app.get("/api/runs/{run}/objects/{name}/forward", response_model=ForwardAnswer,
              summary="Forward lineage of one cell: the cells of the saved objects downstream derived from it",
@@ -452,24 +512,24 @@ def create_app(store_path, *, allowed_hosts=None):
                 target: str | None = Query(None, description="the object `window` applies to"),
                 window: str | None = Query(None, description=_WINDOW_HELP)):
         import whence as wh
-        from ..query import _upstream
+        from ..query import upstream_nodes as _upstream
         win = _parse_window(window)
-        with access.use() as store:
-            r = _run(store, run)
-            h = _handle(r, name)
-            c = _parse_cell(cell, h.shape)
-            start = h._whence_node
-            out = []
-            for o in r.objects():
-                t = r[o]
-                if o == name or t._whence_node is start:
-                    continue
-                if start.id not in {n.id for n in _upstream(t._whence_node)}:
-                    continue
-                cells = wh.forward(h, c, t, control=control)
-                cols = None if t.columns is None else [str(x) for x in t.columns]
-                out.append(_cell_set(o, t.kind, t.shape, cols, cells, limit, win if o == target else None))
-            return ForwardAnswer(run=run, start=name, cell=list(c), control=control, targets=out)
+        store = await access.get()
+        r = _run(store, run)
+        h = _handle(r, name)
+        c = _parse_cell(cell, h.shape)
+        start = h._whence_node
+        out = []
+        for o in r.objects():
+            t = r[o]
+            if o == name or t._whence_node is start:
+                continue
+            if start.id not in {n.id for n in _upstream(t._whence_node)}:
+                continue
+            cells = wh.forward(h, c, t, control=control)
+            cols = None if t.columns is None else [str(x) for x in t.columns]
+            out.append(_cell_set(o, t.kind, t.shape, cols, cells, limit, win if o == target else None))
+        return ForwardAnswer(run=run, start=name, cell=list(c), control=control, targets=out)
 
     @app.get("/api/runs/{run}/objects/{name}/trace", response_model=TraceAnswer,
              summary="The source rows (table, file, line, columns) of one row",
@@ -479,25 +539,25 @@ def create_app(store_path, *, allowed_hosts=None):
               control: bool = Query(False, description="also the rows whose cells chose this row"),
               limit: int = Query(2000, ge=0, le=_MAX_LIMIT, description="most source rows listed")):
         import whence as wh
-        with access.use() as store:
-            h = _handle(_run(store, run), name)
-            if not h.shape:
-                raise _bad(f"{name!r} is 0-d: it has no rows to trace")
-            if not 0 <= row < h.shape[0]:
-                raise _bad(f"row {row} is out of range for {h.shape[0]} rows of {name!r}")
-            t = wh.trace_to_file(h, row=row, control=control)
-            rows = [TraceRow(table=s.table, row=int(s.row), path=s.path,
-                             line=None if s.line is None else int(s.line), columns=[str(c) for c in s.columns])
-                    for s in t[:limit]]
-            return TraceAnswer(run=run, object=name, row=row, complete=t.complete, reasons=list(t.reasons),
-                               count=len(t), truncated=len(t) > limit, sources=rows)
+        store = await access.get()
+        h = _handle(_run(store, run), name)
+        if not h.shape:
+            raise _bad(f"{name!r} is 0-d: it has no rows to trace")
+        if not 0 <= row < h.shape[0]:
+            raise _bad(f"row {row} is out of range for {h.shape[0]} rows of {name!r}")
+        t = wh.trace_to_file(h, row=row, control=control)
+        rows = [TraceRow(table=s.table, row=int(s.row), path=s.path,
+                         line=None if s.line is None else int(s.line), columns=[str(c) for c in s.columns])
+                for s in t[:limit]]
+        return TraceAnswer(run=run, object=name, row=row, complete=t.complete, reasons=list(t.reasons),
+                           count=len(t), truncated=len(t) > limit, sources=rows)
 
     # ----------------------------------------------------------------------------------------- results
     @app.get("/api/runs/{run}/results", response_model=list[ResultInfo],
              summary="Results stored with a run (attribution, unlearning): names and kinds")
     async def results(run: str):
-        with access.use() as store:
-            return _results_of(_run(store, run))
+        store = await access.get()
+        return _results_of(_run(store, run))
 
     @app.get("/api/runs/{run}/results/{name}", summary="One stored result, as saved (JSON)",
              description="Kind `attribution`: `{model, n_train, train_object, test_rows: [{test_row, label, "
@@ -505,14 +565,14 @@ def create_app(store_path, *, allowed_hosts=None):
                          "source rows, when asked: `{output, tables, largest, delete_table, rules}`); kind `unlearning`: `{method, n_forgotten, "
                          "figures}`.")
     async def result(run: str, name: str) -> dict:
-        with access.use() as store:
-            r = _run(store, run)
-            known = {x.name: x.kind for x in _results_of(r)}
-            if name not in known:
-                raise HTTPException(status_code=404, detail=f"run {run!r} has no result named {name!r}; results: "
-                                                            f"{sorted(known)}")
-            payload = r.result(name)
-            return {"name": name, "kind": known[name], "payload": payload}
+        store = await access.get()
+        r = _run(store, run)
+        known = {x.name: x.kind for x in _results_of(r)}
+        if name not in known:
+            raise HTTPException(status_code=404, detail=f"run {run!r} has no result named {name!r}; results: "
+                                                        f"{sorted(known)}")
+        payload = r.result(name)
+        return {"name": name, "kind": known[name], "payload": payload}
 
     # ----------------------------------------------------------------------------------------- the page
     @app.get("/", include_in_schema=False)

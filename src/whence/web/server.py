@@ -133,6 +133,7 @@ def serve(store_path, host="127.0.0.1", port=8000, *, open_browser=False, allow_
     from .app import create_app
     hosts = None if allow_remote else host_names(host)
     app = create_app(store_path, allowed_hosts=hosts)
+    app.state.timings.probe = True  # the event loop's lag, in /api/server/timings
     sock = bind(host, port)
     url = url_of(sock, host)
     if announce:

@@ -56,7 +56,7 @@ def _warn(msg):
 
 
 # the concrete classes (:mod:`whence.tabular.frame.classes`) register themselves here: "frame", "series"
-TYPES = {}
+TYPES: dict = {}
 
 
 def _as_tracked(res):
@@ -83,7 +83,7 @@ def lineage_of(x):
         series = isinstance(x, pd.Series)
         ncols = 1 if series else x.shape[1]
         # nothing tells where it came from: every cell of every live source, PARTIAL (a sound superset)
-        from ...graph import _sources
+        from ...graph import sources_by_name as _sources
         parts = [Part(node, RowRel.everything(n, node.shape[0] if node.shape else 1),
                       np.ones((1, 1 if len(node.shape) < 2 else node.shape[1]), bool), wide=True)
                  for node in list(_sources.values())]

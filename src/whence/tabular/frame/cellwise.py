@@ -134,7 +134,7 @@ def _array_operand(res, a):
     """Parts of a TrackedArray operand of the same rows (1-D: every column; 2-D: column by column), or all its
     cells (PARTIAL) for any other shape.  Returns (parts, reason or None)."""
     n, nidx, ncols, _ = _dims(res)
-    node = a._node
+    node = a.node
     if a.ndim == 1 and a.shape[0] == n:
         cm = np.zeros((nidx + ncols, 1), bool)
         cm[nidx:] = True

@@ -28,7 +28,7 @@ CELLWISE_FUNCTIONS = {"to_datetime": False, "to_numeric": False, "to_timedelta":
                       "qcut": True, "factorize": False, "isna": False, "isnull": False, "notna": False,
                       "notnull": False}
 
-_ORIG = {}
+_ORIG: dict = {}
 
 
 def _fits(name, args, kwargs):

@@ -207,7 +207,7 @@ def _plain_empty():
     return not _plain
 
 
-_INSTALLED = []
+_INSTALLED: list = []
 
 
 def _defining_classes():

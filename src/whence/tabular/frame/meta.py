@@ -32,7 +32,7 @@ def _to_tracked_array(obj, arr):
     """``arr`` (the values of ``obj``) with the lineage of ``obj``: a :class:`whence.TrackedArray` for numeric
     and bool values; pandas' own array otherwise (object, datetime), registered so that queries on it and
     writes of it into a tracked frame find its lineage."""
-    from ...tracked import _wrap
+    from ...tracked import wrap as _wrap
     if arr.dtype.kind not in "biufc":
         _register_plain(arr, lineage_of(obj).node)
         return arr

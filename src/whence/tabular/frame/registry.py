@@ -317,7 +317,7 @@ def _fillna(base):
     return fillna
 
 
-_INSTALLED = []
+_INSTALLED: list = []
 
 
 def install():

@@ -66,10 +66,10 @@ def _key_parts(k, n, level, ncells):
     if isinstance(k, TrackedArray) and k.ndim == 1 and k.shape[0] == n:
         cm = np.zeros((ncells, 1), bool)
         cm[level] = True
-        return [Part(k._node, RowRel.identity(n), cm)]
+        return [Part(k.node, RowRel.identity(n), cm)]
     if vlin is not None or isinstance(k, TrackedArray):  # another length: all its cells (PARTIAL)
         nodes = [(p.node, p.cmat.any(0)) for p in vlin.parts] if vlin is not None else \
-            [(k._node, np.ones(1 if k.ndim < 2 else k.shape[1], bool))]
+            [(k.node, np.ones(1 if k.ndim < 2 else k.shape[1], bool))]
         return [Part(nd, RowRel.everything(n, nd.shape[0] if nd.shape else 1), row[None, :].copy(), wide=True)
                 for nd, row in nodes]
     if not isinstance(k, (range, pd.RangeIndex)):

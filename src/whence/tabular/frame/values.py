@@ -24,15 +24,15 @@ from .base import _stacklevel, lineage_of
 __all__ = ["constant", "plain_node", "plain_lineage"]
 
 # id -> (weak reference, node or None, series-like Lineage or None)
-_plain = {}
+_plain: dict = {}
 # ids of arrays declared constant by wh.constant
-_const = {}
+_const: dict = {}
 
 
 # id -> (the scalar, the Lineage it was reduced from): values that reductions of tracked objects returned
 # (``s.max()``).  The entry holds the scalar itself, so its id is not reused while the entry lives; the
 # oldest entries are dropped past SCALARS_KEPT.
-_scalars = collections.OrderedDict()
+_scalars: collections.OrderedDict = collections.OrderedDict()
 SCALARS_KEPT = 4096
 
 
@@ -185,3 +185,10 @@ def warn_constant(where, v):
                   f"tracked objects): its cells are constants with no lineage. Keep the computation on the tracked "
                   f"frame, or mark a deliberate constant with whence.constant(values)", ConstantValueWarning,
                   stacklevel=_stacklevel())
+
+
+from ... import hooks as _hooks  # noqa: E402
+
+# the query layer asks for the node of a plain array or Index handed out by a tracked frame (see whence.hooks)
+if plain_node not in _hooks.NODE_RESOLVERS:
+    _hooks.NODE_RESOLVERS.append(plain_node)

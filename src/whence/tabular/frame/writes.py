@@ -86,7 +86,7 @@ def _after_cell_write(obj, lin, key, value, kind, old_cols):
     else:
         from ...tracked import TrackedArray
         if isinstance(value, TrackedArray):
-            node = value._node
+            node = value.node
             parts.append(Part(node, RowRel.everything(len(obj), node.shape[0] if node.shape else 1),
                               np.ones((1, node_cols(node)), bool), wide=True))
             reasons.append(f"a {kind} write of a TrackedArray (taken as all its cells)")
@@ -185,7 +185,7 @@ def _value_parts(v, obj, j, ncells, where):
             parts.append(Part(p.node, p.rel if al is None else p.rel.take(al), cm, p.control))
         return parts, list(vlin.reasons), vlin
     if isinstance(v, TrackedArray):
-        arr_node = v._node
+        arr_node = v.node
         if v.ndim == 1 and v.shape[0] == n:
             cm = np.zeros((ncells, 1), bool)
             cm[j] = True
