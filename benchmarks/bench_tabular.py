@@ -21,8 +21,7 @@ Queries on ``X`` of the tracked read + ETL variant (its sources are files, so tr
   rows in all three tables, so that every lazy structure is built by that call; then the **steady state**:
   median over >= 9 batches of the per-call time, each batch cycling through 1000 random rows;
 * ``backward(X, (r, c))`` for random cells and ``forward("bureau", None, X, rows=[k])`` for random bureau rows,
-  the same way (forward: 5 calls, 3 at the large size; it costs about 0.1 s per call at 20,000 applicants
-  and about 3 s at 200,000).
+  the same way (forward: 5 calls, 3 at the large size).
 
 Exactness (cheap, inside the benchmark): for 20 random rows of ``X``, ``trace_to_file`` must return exactly
 the application row of that applicant, the bureau rows (by file position) with its ``SK_ID_CURR`` and
@@ -30,6 +29,13 @@ the application row of that applicant, the bureau rows (by file position) with i
 ``NAME_CONTRACT_STATUS`` in (Approved, Refused); the applicant of each row comes from the plain ETL's
 ``return_frame=True`` frame (the tracked ``X`` is also checked equal to the plain one).  Each source row's
 ``line`` must be its row + 2 (header, 1-based lines).
+
+One-cell queries on the ETL's final *frame* (``return_frame=True``, a tracked DataFrame of every applicant's
+features): ``backward(frame, (r, c))``, ``forward("bureau", (k, c), frame)`` (one source cell) and
+``trace_to_file(frame, row=r)``: the first call on a fresh build, the steady state (median over 9 batches, each
+cycling through 200 random cells; the bureau cells: random cells of the backward answers of random rows, so
+that each reaches the frame) against the 1 ms target, and the peak memory ``tracemalloc`` traces during
+one call, with the size of its answer (memory should be O(answer)).
 
 Memory: ``whence.lineage(X).nbytes`` (the library's account: it sums the map of every upstream node, so an
 index array shared by several nodes is counted once per node) and the bytes of the *distinct* index arrays
@@ -49,6 +55,7 @@ import gc
 import itertools
 import shutil
 import tempfile
+import tracemalloc
 
 import numpy as np
 import pandas as pd
@@ -69,7 +76,7 @@ PUBLISHED = {
     "trace_to_file_s": 2.36e-3,
 }
 
-TARGETS = {"etl_ratio": {20_000: 1.3, 200_000: 1.15}, "trace_steady_s": 1e-4, "exact_rows": 20}
+TARGETS = {"etl_ratio": {20_000: 1.3, 200_000: 1.15}, "trace_steady_s": 1e-4, "exact_rows": 20, "one_cell_s": 1e-3}
 
 
 def traceprop_status(files):
@@ -217,6 +224,61 @@ def _check_trace(tr, exp):
     return ok, lines_ok, got
 
 
+def _peak_bytes(fn):
+    """Peak bytes ``tracemalloc`` traces during one call (the call's own working memory)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        fn()
+        return int(tracemalloc.get_traced_memory()[1])
+    finally:
+        tracemalloc.stop()
+
+
+def _one_cell(files, counts, g, log, problems, n):
+    """backward of one cell, forward of one source cell and trace_to_file of one row, on the final frame of
+    the tracked read + ETL: the first call (on a fresh build, before any other query), the steady state
+    (median over 9 batches cycling through 200 random cells) and the peak memory of one call, with the size
+    of its answer."""
+    frame = _tracked_read_etl(files, return_frame=True)[3]
+    nr, nc = frame.shape
+    cells = list(zip(g.integers(0, nr, size=200).tolist(), g.integers(0, nc, size=200).tolist()))
+    rows = g.integers(0, nr, size=200).tolist()
+    qs = {
+        "backward_cell": (lambda c: wh.backward(frame, c), cells, lambda r: sum(len(v) for v in r.values())),
+        "trace_to_file_row": (lambda r: wh.trace_to_file(frame, row=r), rows, len),
+        "forward_cell": (lambda c: wh.forward("bureau", c, frame), None, len),
+    }
+    firsts = {}
+    for name, (fn, items, _) in qs.items():
+        if items is None:
+            # bureau cells that reach the frame (most bureau rows are filtered out or aggregated away): random
+            # cells of the backward answers of random rows
+            items = []
+            for r in g.permutation(nr)[:2000].tolist():
+                got = wh.backward(frame, rows=[r]).get("bureau")
+                if got is not None and len(got):
+                    items.append(tuple(int(v) for v in np.asarray(got)[g.integers(len(got))]))
+                if len(items) == 200:
+                    break
+            qs[name] = (fn, items, qs[name][2])
+        t0 = perf()
+        fn(items[0])
+        firsts[name] = perf() - t0
+    out = {"frame_shape": [int(nr), int(nc)], "target_steady_s": TARGETS["one_cell_s"]}
+    for name, (fn, items, size) in qs.items():
+        m = median_time(_cycle_fn(fn, items[1:]), reps=9, min_batch=0.02)
+        peaks = [_peak_bytes(lambda it=it: fn(it)) for it in items[1:6]]
+        answers = [int(size(fn(it))) for it in items[1:6]]
+        out[name] = {"first_s": firsts[name], "steady": m, "peak_bytes": peaks, "answer_cells": answers}
+        log(f"  one cell {name:18s} first {firsts[name]*1e3:8.3f} ms, steady {m['median_s']*1e3:8.4f} ms per call; "
+            f"peak memory per call {np.median(peaks)/1e3:8.1f} kB (answers of {int(np.median(answers))} cells)")
+        if m["median_s"] > TARGETS["one_cell_s"]:
+            problems.append(f"tabular {n}: one-cell {name} on a frame takes {m['median_s']*1e3:.2f} ms "
+                            f"(target {TARGETS['one_cell_s']*1e3:.0f} ms)")
+    return out
+
+
 def run_size(n, files, quick, log, problems):
     paths = files.paths
     plain = {k: pd.read_csv(p) for k, p in paths.items()}
@@ -325,7 +387,6 @@ def run_size(n, files, quick, log, problems):
     }
     entry["queries"] = {}
     for name, fn in qs.items():
-        # forward walks every table node with dense row masks: ~0.1 s per call at 20k applicants, ~3 s at 200k
         q_reps = (3 if big else 5) if name == "forward_bureau_row" else 9
         try:
             m = median_time(fn, reps=q_reps, min_batch=0.02)
@@ -336,6 +397,9 @@ def run_size(n, files, quick, log, problems):
             entry["queries"][name] = {"error": f"{type(exc).__name__}: {exc}"}
             problems.append(f"tabular {n}: {name} raised {type(exc).__name__}: {exc}")
             log(f"  {name:18s} ERROR {exc}")
+
+    # -- 5. one-cell queries on the ETL's final frame (a tracked DataFrame, before to_numpy)
+    entry["one_cell"] = _one_cell(files, counts, g, log, problems, n)
 
     # -- 4. memory
     entry["memory"] = {"after_etl": mem_before, "after_queries": _memory(X, total_rows)}

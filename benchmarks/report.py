@@ -473,6 +473,19 @@ def tabular_rows(results):
                          f"{_ms(_get(e, 'queries', 'forward_bureau_row', 'median_s'), 1)}" for e, _ in tr)))
     else:
         rows.append(("`trace_to_file(X, row)` steady state", "<= 0.1 ms", "—", "NOT RUN", ""))
+    oc = [e for e in ordered if "one_cell" in e]
+    if oc:
+        names = ("backward_cell", "forward_cell", "trace_to_file_row")
+        vals = {(e["applicants"], k): _get(e, "one_cell", k, "steady", "median_s") for e in oc for k in names}
+        ok = all(v is not None and v <= 1e-3 for v in vals.values())
+        rows.append(("one-cell backward / forward / trace_to_file on the ETL's frame, steady state", "<= 1 ms",
+                     ", ".join(f"{_k(e['applicants'])} " + " / ".join(_ms(vals[(e['applicants'], k)], 3)
+                                                                      for k in names) for e in oc),
+                     _status(ok),
+                     "; ".join(f"{_k(e['applicants'])}: first " + " / ".join(
+                         _ms(_get(e, 'one_cell', k, 'first_s'), 2) for k in names) + ", peak memory per call " +
+                         " / ".join(f"{sorted(_get(e, 'one_cell', k, 'peak_bytes'))[2] / 1e3:.1f} kB" for k in names)
+                         for e in oc)))
     rows.append(("trace first call (info): file line offsets and group-by relations built lazily", "(report)",
                  ", ".join(f"{_k(e['applicants'])} {_ms(e['trace_first']['median_s'], 1)}" for e in ordered
                            if "trace_first" in e), "INFO",

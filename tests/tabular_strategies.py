@@ -23,6 +23,7 @@ example prints as a runnable script.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
@@ -121,12 +122,26 @@ class OF:
         return self.nidx + list(self.obj.columns).index(label)
 
 
+def default_index(df):
+    """A source with a default index (0..n-1) has no index cells; any other index is cells (levels first)."""
+    return isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1
+
+
+def source_columns(df):
+    """The source's column labels in whence's coordinates: index levels first unless the index is default."""
+    idx = [] if default_index(df) else [nm if nm is not None else f"level_{i}" for i, nm in enumerate(df.index.names)]
+    return idx + list(df.columns)
+
+
 def source_of(name, df):
     n, m = df.shape
-    d = empty(n, 1 + m)
+    nidx = df.index.nlevels
+    d = empty(n, nidx + m)
+    off = nidx if default_index(df) else 0  # (a default index: no cells, data columns from 0)
     for i in range(n):
-        for j in range(m):
-            d[i, 1 + j] = frozenset({(name, i, j)})
+        for j in range(d.shape[1]):
+            if j >= off:
+                d[i, j] = frozenset({(name, i, j - off)})
     return OF(df, d, d.copy(), [E] * n)
 
 
@@ -308,19 +323,31 @@ class Pipeline:
         return self.lines[-1][0] if self.lines else self.main
 
 
+def _values_literal(values, dtype):
+    """Code for a column or index level of the given values and dtype."""
+    vals = [None if pd.isna(v) else (v.item() if hasattr(v, "item") and not isinstance(v, pd.Timestamp) else v)
+            for v in list(values)]
+    dt = str(dtype)
+    if dt.startswith("datetime64"):
+        return f"pd.to_datetime({[None if v is None else str(v) for v in vals]!r})"
+    if isinstance(dtype, pd.CategoricalDtype):
+        return f"pd.Categorical({vals!r}, categories={list(dtype.categories)!r})"
+    s = repr(vals)
+    if dt not in ("str", "string", "object"):
+        s = s.replace("None", "np.nan")
+    return f"pd.Series({s}, dtype={dt!r})"
+
+
 def _frame_literal(df):
-    parts = []
-    for c in df.columns:
-        vals = [None if (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v is None else
-                (v.item() if hasattr(v, "item") else v) for v in df[c].tolist()]
-        s = repr(vals).replace("None", "np.nan")
-        dt = str(df[c].dtype)
-        if dt in ("str", "string", "object"):
-            s = repr(vals)
-            parts.append(f"{c!r}: pd.Series({s}, dtype={dt!r})")
-        else:
-            parts.append(f"{c!r}: pd.Series({s}, dtype={dt!r})")
-    return "{" + ", ".join(parts) + "}"
+    parts = [f"{c!r}: {_values_literal(df[c], df[c].dtype)}" for c in df.columns]
+    out = "{" + ", ".join(parts) + "}"
+    if default_index(df):
+        return out
+    if isinstance(df.index, pd.MultiIndex):
+        levels = [_values_literal(df.index.get_level_values(i), df.index.levels[i].dtype)
+                  for i in range(df.index.nlevels)]
+        return f"{out}, index=pd.MultiIndex.from_arrays([{', '.join(levels)}], names={list(df.index.names)!r})"
+    return f"{out}, index=pd.Index({_values_literal(df.index, df.index.dtype)}, name={df.index.name!r})"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -392,7 +419,9 @@ def np_num_cols(P):
 
 def _const_for(draw, s):
     vals = [v for v in s.dropna().unique().tolist()]
-    if _is_str(s):
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return draw(st.sampled_from(vals + [pd.Timestamp("2024-01-02")]))
+    if _is_str(s) or isinstance(s.dtype, pd.CategoricalDtype):
         return draw(st.sampled_from((vals or []) + ["u", "v"]))
     if _is_bool(s):
         return draw(st.booleans())
@@ -402,6 +431,8 @@ def _const_for(draw, s):
 
 
 def _lit(v):
+    if isinstance(v, pd.Timestamp):
+        return f"pd.Timestamp({str(v)!r})"
     if isinstance(v, float) and math.isnan(v):
         return "np.nan"
     if isinstance(v, float) and math.isinf(v):
@@ -1175,6 +1206,8 @@ def gen_groupby(draw, p, x, terminal=False):
     if P.shape[1] < 1 or X.nidx != 1:
         return None
     keys = draw(st.lists(st.sampled_from(list(P.columns)), min_size=1, max_size=2, unique=True))
+    if any(isinstance(P[k].dtype, pd.CategoricalDtype) for k in keys):
+        return None  # (the default of observed differs between pandas 2 and 3: see gen_catgroup)
     others = [c for c in P.columns if c not in keys]
     as_index = draw(st.booleans())
     dropna = draw(st.booleans())
@@ -1687,6 +1720,414 @@ def gen_uncovered(draw, p, x):
 
 
 # ----------------------------------------------------------------------------------------------------------
+# frames with datetime, text and categorical columns and any index; the other buckets of the function table
+# ----------------------------------------------------------------------------------------------------------
+
+TS = ["2024-01-01", "2024-01-03 12:00", "2024-02-29 06:30", "2023-12-31 23:00", None]
+CATS = ["lo", "mid", "hi", "top"]  # "top" never occurs: an empty group under observed=False
+GS = ["lo", "mid", "hi", None]
+OS = ["a b", "b", "", "a a", None]
+LABELS = ["p", "q", "r"]
+
+
+def _rich_col(draw, kind, n):
+    if kind == "t":
+        vals = draw(st.lists(st.sampled_from(TS), min_size=n, max_size=n))
+        return pd.Series(pd.to_datetime(vals, format="ISO8601"), dtype="datetime64[ns]")
+    if kind == "g":
+        vals = draw(st.lists(st.sampled_from(GS), min_size=n, max_size=n))
+        return pd.Series(pd.Categorical(vals, categories=CATS))
+    if kind == "o":
+        vals = draw(st.lists(st.sampled_from(OS), min_size=n, max_size=n))
+        return pd.Series(vals, dtype=object)
+    return _col(draw, kind, n)
+
+
+def _rich_index(draw, n):
+    """None (the default index), text labels with duplicates, shuffled ints, times with duplicates, or a
+    two-level MultiIndex with duplicates."""
+    kind = draw(st.sampled_from(["range", "range", "labels", "ints", "time", "multi"]))
+    if kind == "range":
+        return None
+    if kind == "labels":
+        return pd.Index(draw(st.lists(st.sampled_from(LABELS), min_size=n, max_size=n)), name="id")
+    if kind == "ints":
+        return pd.Index(list(draw(st.permutations(range(10, 10 + n)))), dtype="int64")
+    if kind == "time":
+        vals = draw(st.lists(st.sampled_from(TS[:-1]), min_size=n, max_size=n))
+        return pd.DatetimeIndex(pd.to_datetime(vals, format="ISO8601"), name="ts", dtype="datetime64[ns]")
+    i = draw(st.lists(st.sampled_from(LABELS), min_size=n, max_size=n))
+    j = draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))
+    return pd.MultiIndex.from_arrays([pd.Index(i, dtype="str"), pd.Index(j, dtype="int64")], names=["i", "j"])
+
+
+@st.composite
+def rich_source_frames(draw, max_rows=10):
+    """``a``: an int key (duplicates, NaN) and 2-4 of: floats (NaN), text (``str``), datetimes (NaT),
+    categories (NaN, an unused category), object text; maybe a non-default or MultiIndex.  ``b``: a key, a
+    float, maybe categories."""
+    n = draw(st.sampled_from([v for v in (0, 1, 2, 3, 4, 5, 6, 8, 10) if v <= max_rows]))
+    others = draw(st.lists(st.sampled_from(["x", "s", "t", "g", "o"]), unique=True, min_size=2, max_size=4))
+    names = draw(st.permutations(["k"] + others))
+    a = pd.DataFrame({c: _rich_col(draw, c, n) for c in names})
+    idx = _rich_index(draw, n)
+    if idx is not None:
+        a.index = idx
+    nb = draw(st.sampled_from([0, 1, 2, 3, 5, 8]))
+    bcols = ["k", "z"] + (["g"] if draw(st.booleans()) else [])
+    b = pd.DataFrame({c: _rich_col(draw, "x" if c == "z" else c, nb) for c in bcols})
+    return {"a": a, "b": b}
+
+
+def _is_dt(s):
+    return pd.api.types.is_datetime64_any_dtype(s.dtype)
+
+
+def _is_cat(s):
+    return isinstance(s.dtype, pd.CategoricalDtype)
+
+
+def _is_text(s):
+    return _is_str(s) and not _is_cat(s) and not _is_dt(s)
+
+
+def _new_column_step(draw, p, x, expr, srcs, what, ctl_all=(), covered=True):
+    """``§ = x.assign(n=expr)`` or ``§[n] = expr`` on a copy: the written column's cell i derives from the
+    cells of row i in the oracle columns ``srcs`` of x (index levels first); ``ctl_all``: oracle columns
+    whose every cell is control of every written cell (the fitted bin edges of ``cut``/``qcut``)."""
+    P = p.plain(x)
+    X = p.oracle[x]
+    existing = list(P.columns)
+    target = draw(st.sampled_from(["n1", "n2", "n3"] + existing[:2]))
+    form = draw(st.sampled_from(["assign", "setitem"]))
+    if form == "assign" and isinstance(target, str) and target.isidentifier():
+        code = f"§ = {x}.assign({target}={expr})"
+    else:
+        code = f"§ = {x}.copy()\n§[{target!r}] = {expr}"
+    n = len(P)
+    whole = union(X.d[r, k] | X.c[r, k] for r in range(n) for k in ctl_all)
+
+    def oracle(R):
+        cols = list(R.columns)
+        assert R.index.nlevels == X.nidx
+        crow = list(range(X.nidx)) + [X.column(cl) if cl in P.columns and cl != target else -1 for cl in cols]
+        d, c, rc = same_rows(X, crow)
+        j = X.nidx + cols.index(target)
+        for i in range(n):
+            d[i, j] = union(X.d[i, k] for k in srcs)
+            c[i, j] = union(X.c[i, k] for k in srcs) | whole | rc[i]
+        return OF(R, d, c, rc)
+
+    return Step("x", code, oracle, what=what, covered=covered)
+
+
+DT_ACCESSORS = [".dt.month", ".dt.day_of_week", ".dt.floor('D')", ".dt.strftime('%m-%d')", ".dt.hour",
+                ".dt.normalize()", ".dt.day_name()", ".dt.is_month_start", ".dt.quarter", ".dt.date"]
+STR_ACCESSORS = [".str.upper()", ".str.len()", ".str.contains('a', na=False)", ".str.slice(0, 1)",
+                 ".str.replace('a', 'A')", ".str.strip()", ".str.split(' ').str[0]", ".str.startswith('b')",
+                 ".str.pad(3, fillchar='-')"]
+CAT_ACCESSORS = [".cat.codes", ".cat.add_categories(['zz'])", ".cat.remove_unused_categories()",
+                 ".cat.as_ordered()", ".cat.rename_categories(str.upper)"]
+DTI_ATTRS = [".month", ".day_of_week", ".strftime('%d')", ".normalize()", ".is_month_start", ".hour"]
+
+
+def gen_accessor(draw, p, x):
+    """``.dt`` / ``.str`` / ``.cat`` on a column, or a cellwise attribute of the index, written as a column:
+    the same row's cell."""
+    P = p.plain(x)
+    X = p.oracle[x]
+    kinds = [("col", c) for c in P.columns if _is_dt(P[c]) or _is_text(P[c]) or _is_cat(P[c])]
+    if len(P) and not isinstance(P.index, pd.MultiIndex) and X.nidx == 1:
+        kinds.append(("index", None))
+    if not kinds:
+        return None
+    where, c = draw(st.sampled_from(kinds))
+    if where == "index":
+        if isinstance(P.index, pd.DatetimeIndex):
+            acc = draw(st.sampled_from(DTI_ATTRS + [".astype(str)"]))
+        else:
+            acc = draw(st.sampled_from([".astype(str)", ".isna()", ".to_numpy()"]))
+        return _new_column_step(draw, p, x, f"{x}.index{acc}", [0], f"index{acc}")
+    s = P[c]
+    acc = draw(st.sampled_from(DT_ACCESSORS if _is_dt(s) else CAT_ACCESSORS if _is_cat(s) else STR_ACCESSORS))
+    return _new_column_step(draw, p, x, f"{x}[{c!r}]{acc}", [X.column(c)], acc)
+
+
+def gen_convert(draw, p, x):
+    """to_numeric / to_datetime / astype / cut / qcut / factorize / map with a dict or a function: the same
+    row's cell (``cut`` with a number of bins and ``qcut``: every cell of the column is control)."""
+    P = p.plain(x)
+    X = p.oracle[x]
+    if P.shape[1] == 0:
+        return None
+    c = draw(st.sampled_from(list(P.columns)))
+    s = P[c]
+    A = f"{x}[{c!r}]"
+    fitted = False
+    if _is_num(s):
+        forms = [f"pd.cut({A}, [-3, 0, 1.5, 4])", f"pd.cut({A}, 3)", f"pd.qcut({A}, 2, duplicates='drop')",
+                 f"pd.to_numeric({A}, downcast='float')", f"{A}.astype('category')", f"pd.to_datetime({A}, unit='D')",
+                 f"pd.factorize({A})[0]", f"{A}.map({{0: 'z', 1.5: 'y', 2: 'w'}})", f"{A}.map(lambda v: v * 2)",
+                 f"pd.cut({A}, [-3, 0, 1.5, 4], labels=False)", f"{A}.astype(str)"]
+    elif _is_dt(s):
+        forms = [f"{A}.astype(str)", f"pd.to_datetime({A}.dt.strftime('%Y-%m-%d'))", f"pd.factorize({A})[0]",
+                 f"{A}.dt.tz_localize('UTC')", f"{A}.astype('category')"]
+    elif _is_cat(s):
+        forms = [f"{A}.astype(str)", f"{A}.astype(object)", f"pd.factorize({A})[0]",
+                 f"{A}.map({{'lo': 0, 'hi': 2, 'mid': 1, 'top': 3}})"]
+    elif _is_text(s):
+        forms = [f"pd.to_numeric({A}, errors='coerce')", f"pd.to_datetime({A}, errors='coerce', format='%Y')",
+                 f"{A}.astype('category')", f"pd.factorize({A})[0]", f"{A}.map({{'u': 1, 'v': 2, 'b': 3}})",
+                 f"{A}.map(len, na_action='ignore')"]
+    else:
+        return None
+    expr = draw(st.sampled_from(forms))
+    fitted = expr.startswith(("pd.cut(" + A + ", 3", "pd.qcut("))
+    k = X.column(c)
+    return _new_column_step(draw, p, x, expr, [k], expr.split("(")[0], ctl_all=[k] if fitted else ())
+
+
+def gen_where(draw, p, x):
+    """``s.where(cond, other)`` / ``s.mask``: the same cell of every aligned operand (the Series, the condition
+    and a tracked ``other``), the cellwise rule of the function table."""
+    P = p.plain(x)
+    X = p.oracle[x]
+    nc = num_cols(P)
+    if not nc:
+        return None
+    a = draw(st.sampled_from(nc))
+    cond_col = draw(st.sampled_from(list(P.columns)))
+    cond, _, used = _cond(draw, P, x)
+    other = draw(st.sampled_from(["", ", -1", ", np.nan", "tracked"]))
+    srcs = [X.column(a)] + [X.column(u) for u in used]
+    if other == "tracked":
+        b = draw(st.sampled_from(nc))
+        other = f", {x}[{b!r}] * 2"
+        srcs.append(X.column(b))
+    how = draw(st.sampled_from(["where", "mask"]))
+    del cond_col
+    return _new_column_step(draw, p, x, f"{x}[{a!r}].{how}({cond}{other})", srcs, how)
+
+
+def gen_map_lookup(draw, p, x):
+    """``s.map(lookup)`` through a tracked Series (``b`` keyed by ``k``): the key cell and the looked-up cell;
+    control: the lookup's index cell (the matching ``b.k``)."""
+    P = p.plain(x)
+    X = p.oracle[x]
+    B, Bp = p.oracle["b"], p.plain("b")
+    keys = [c for c in P.columns if _is_num(P[c])]
+    if not keys:
+        return None
+    kc = draw(st.sampled_from(keys))
+    keep = draw(st.sampled_from(["first", "last"]))
+    lookup = f"b.drop_duplicates('k'{'' if keep == 'first' else ', keep=' + repr(keep)}).set_index('k')['z']"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        L = Bp.assign(__rid=np.arange(len(Bp), dtype=np.float64)).drop_duplicates("k", keep=keep).set_index("k")
+        pos = P[kc].map(L["__rid"]).to_numpy(dtype=np.float64, na_value=np.nan)
+    pos = np.where(np.isnan(pos), -1, pos).astype(np.int64)
+    bk, bz = B.column("k"), B.column("z")
+    step = _new_column_step(draw, p, x, f"{x}[{kc!r}].map({lookup})", [X.column(kc)], "map(Series)")
+    inner = step.oracle
+
+    def oracle(R):
+        O = inner(R)
+        j = O.nidx + list(R.columns).index(_written(step.code("§")))
+        for i, r in enumerate(pos):
+            if r >= 0:
+                O.d[i, j] = O.d[i, j] | B.d[r, bz]
+                O.c[i, j] = O.c[i, j] | B.c[r, bz] | B.d[r, bk] | B.c[r, bk] | B.rc[r]
+        return O
+
+    step.oracle = oracle
+    return step
+
+
+def _written(code):
+    """The column label a ``_new_column_step`` writes (``§.assign(n=...)`` or ``§[n] = ...``)."""
+    m = re.search(r"\.assign\((\w+)=", code)
+    if m:
+        return m.group(1)
+    import ast
+    return ast.literal_eval(re.search(r"\n§\[(.+?)\] = ", code).group(1))
+
+
+def gen_value_counts(draw, p, x, terminal=False):
+    """``s.value_counts()``: a count (and its value label) derives from the counted cells of that value (an
+    unused category: an empty group, no cells); control: those cells and, with ``normalize=True``, every
+    counted cell."""
+    P = p.plain(x)
+    X = p.oracle[x]
+    if P.shape[1] == 0:
+        return None
+    c = draw(st.sampled_from(list(P.columns)))
+    s = P[c]
+    if s.dtype.kind == "f" and not terminal:
+        return None  # (float labels of the reset index would be float column values: fine, but keep it small)
+    kw = {}
+    if draw(st.booleans()):
+        kw["dropna"] = False
+    if draw(st.integers(0, 2)) == 0:
+        kw["normalize"] = True
+    if draw(st.integers(0, 2)) == 0:
+        kw["sort"] = False
+    args = ", ".join(f"{k}={v!r}" for k, v in kw.items())
+    code = f"§ = {x}[{c!r}].value_counts({args})" + ("" if terminal else ".reset_index()")
+    k = X.column(c)
+    dropna = kw.get("dropna", True)
+    vals = s.tolist()
+    counted = [i for i in range(len(P)) if not (dropna and pd.isna(vals[i]))]
+    everything = union(X.d[r, k] | X.c[r, k] | X.rc[r] for r in counted) if kw.get("normalize") else E
+
+    def oracle(R):
+        labels = list(R.index) if terminal else R.iloc[:, 0].tolist()
+        n = len(R)
+        d, cc = empty(n, 2 if terminal else 3), empty(n, 2 if terminal else 3)
+        rc = []
+        for g, v in enumerate(labels):
+            rows = [i for i in counted if _same_value(vals[i], v)]
+            if not kw.get("normalize"):
+                assert R.iloc[g] == len(rows) if terminal else R.iloc[g, 1] == len(rows)
+            data = union(X.d[r, k] for r in rows)
+            ctl = union(X.c[r, k] | X.rc[r] for r in rows) | everything
+            rc.append(E)
+            for j in range(d.shape[1]):
+                if j == 0 and not terminal:
+                    continue  # the new RangeIndex
+                d[g, j] = data
+                cc[g, j] = data | ctl
+        return OF(R, d, cc, rc)
+
+    return Step("g", code, oracle, what="value_counts", terminal=terminal)
+
+
+def gen_nlargest(draw, p, x):
+    """``nlargest`` / ``nsmallest`` (frame, or a Series made a frame): the row copied; control: the compared
+    cells of the row."""
+    P = p.plain(x)
+    nc = [c for c in num_cols(P) if P[c].dtype.kind in "if"]
+    if not nc:
+        return None
+    how = draw(st.sampled_from(["nlargest", "nsmallest"]))
+    k = draw(st.integers(0, len(P) + 1))
+    keep = draw(st.sampled_from(["first", "last", "all"]))
+    kw = "" if keep == "first" else f", keep={keep!r}"
+    if draw(st.booleans()):
+        cols = draw(st.lists(st.sampled_from(nc), min_size=1, max_size=2, unique=True))
+        colarg = cols[0] if len(cols) == 1 and draw(st.booleans()) else cols
+        code = f"§ = {x}.{how}({k}, {colarg!r}{kw})"
+        pos, _ = positions_via_rid(P, lambda Q: getattr(Q, how)(k, colarg, keep=keep))
+        return Step("x", code, _rows_oracle(p, x, pos, cols), what=how)
+    c = draw(st.sampled_from(nc))
+    code = f"§ = {x}[{c!r}].{how}({k}{kw}).to_frame()"
+    pos, _ = positions_via_rid(P, lambda Q: getattr(Q[[c, "__rid"]], how)(k, c, keep=keep))
+    return Step("x", code, _rows_oracle(p, x, pos, [c], [list(P.columns).index(c)]), what=how)
+
+
+def gen_explode(draw, p, x):
+    """``assign(n=s.str.split(' ')).explode('n')``: every output row copies its input row; the exploded
+    cell derives from the split text cell."""
+    P = p.plain(x)
+    X = p.oracle[x]
+    tc = [c for c in P.columns if _is_text(P[c])]
+    if not tc:
+        return None
+    c = draw(st.sampled_from(tc))
+    ign = draw(st.booleans()) and _empty_ignore_ok(P)
+    tgt = draw(st.sampled_from(["n9", c]))
+    code = f"§ = {x}.assign({tgt}={x}[{c!r}].str.split(' ')).explode({tgt!r}{', ignore_index=True' if ign else ''})"
+    try:
+        pos, _ = positions_via_rid(P, lambda Q: Q.assign(**{tgt: Q[c].str.split(" ")}).explode(tgt,
+                                                                                              ignore_index=ign))
+    except Exception:  # noqa: BLE001  (pandas refused: draw another step)
+        return None
+
+    def oracle(R):
+        cols = list(R.columns)
+        crow = ([-1] * R.index.nlevels if ign else list(range(X.nidx)))
+        crow += [X.column(c) if cl == tgt else X.column(cl) for cl in cols]
+        d, cc, rc = take(X, pos, crow)
+        return OF(R, d, cc, rc)
+
+    return Step("x", code, oracle, what="explode")
+
+
+def gen_stack(draw, p, x, terminal=False):
+    """``stack()`` of single-level columns: cell (row, column) moves to a row of its own; the new level (the
+    column label) is a constant."""
+    P = p.plain(x)
+    X = p.oracle[x]
+    if X.nidx != 1 or P.shape[1] == 0:
+        return None
+    cols = draw(st.lists(st.sampled_from(list(P.columns)), min_size=1, max_size=min(3, P.shape[1]), unique=True))
+    code = f"§ = {x}[{cols!r}].stack()" + ("" if terminal else ".rename('v').reset_index()")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        Q = P[cols].reset_index(drop=True).stack()
+    rows = [int(i) for i in Q.index.get_level_values(0)]
+    which = [cols.index(lab) for lab in Q.index.get_level_values(1)]
+
+    def oracle(R):
+        assert len(R) == len(rows)
+        m = 3 if terminal else 4
+        off = 0 if terminal else 1
+        d, cc = empty(len(R), m), empty(len(R), m)
+        rc = []
+        for o, (i, j) in enumerate(zip(rows, which)):
+            k = X.column(cols[j])
+            d[o, off], cc[o, off] = X.d[i, 0], X.c[i, 0]
+            d[o, off + 2], cc[o, off + 2] = X.d[i, k], X.c[i, k]
+            rc.append(X.rc[i])
+        return OF(R, d, cc, rc, nidx=2 if terminal else 1)
+
+    return Step("x", code, oracle, what="stack", terminal=terminal)
+
+
+def gen_catgroup(draw, p, x, terminal=False):
+    """A group-by on a categorical key with ``observed`` given: ``observed=False`` adds the unused categories
+    as empty groups (no cells; pandas' constant 0 or NaN); whence answers that form PARTIAL (a superset)."""
+    P = p.plain(x)
+    X = p.oracle[x]
+    gc = [c for c in P.columns if _is_cat(P[c])]
+    if not gc or X.nidx != 1:
+        return None
+    g = draw(st.sampled_from(gc))
+    others = [c for c in num_cols(P) if c != g]
+    if not others:
+        return None
+    col = draw(st.sampled_from(others))
+    obs = draw(st.booleans())
+    fn = draw(st.sampled_from(["sum", "mean", "count", "max", "size"]))
+    sel = "" if fn == "size" else f"[{col!r}]"
+    code = f"§ = {x}.groupby({g!r}, observed={obs}){sel}.{fn}()" + ("" if terminal else ".reset_index()")
+    gk, ck = X.column(g), X.column(col)
+    vals = P[g].tolist()
+
+    def oracle(R):
+        labels = list(R.index) if terminal else R.iloc[:, 0].tolist()
+        n = len(R)
+        d, cc = empty(n, 2 if terminal else 3), empty(n, 2 if terminal else 3)
+        rc = []
+        for o, v in enumerate(labels):
+            rows = [i for i in range(len(P)) if not pd.isna(vals[i]) and vals[i] == v]
+            ctl = union(X.c[r, gk] | X.rc[r] for r in rows)
+            rc.append(ctl)
+            keyd = union(X.d[r, gk] for r in rows)
+            vd = keyd if fn == "size" else union(X.d[r, ck] for r in rows)
+            vc = keyd if fn == "size" else union(X.c[r, ck] for r in rows)
+            kj, vj = (0, 1) if terminal else (1, 2)
+            d[o, kj], cc[o, kj] = keyd, keyd | ctl
+            d[o, vj], cc[o, vj] = vd, vc | vd | ctl
+        return OF(R, d, cc, rc)
+
+    # observed=False with an unused category (an empty group) is PARTIAL; with every category used it is the
+    # same group-by as observed=True
+    used = set(v for v in vals if not pd.isna(v))
+    covered = obs or used >= set(P[g].cat.categories)
+    return Step("g", code, oracle, what="groupby(categorical)", covered=covered, terminal=terminal)
+
+
+# ----------------------------------------------------------------------------------------------------------
 # pipelines
 # ----------------------------------------------------------------------------------------------------------
 
@@ -1702,8 +2143,15 @@ GENS = {
     "assign": gen_assign, "select": gen_select, "set_index": gen_set_index, "reset_index": gen_reset_index,
     "merge": gen_merge, "join": gen_join, "groupby": gen_groupby, "transform": gen_transform, "concat": gen_concat,
     "dummies": gen_dummies, "melt": gen_melt, "uncovered": gen_uncovered, "terminal": gen_terminal,
-    "window": gen_window,
+    "window": gen_window, "accessor": gen_accessor, "convert": gen_convert, "where": gen_where,
+    "map_lookup": gen_map_lookup, "value_counts": gen_value_counts, "nlargest": gen_nlargest, "explode": gen_explode,
+    "stack": gen_stack, "catgroup": gen_catgroup,
 }
+#: the other buckets of the function table, drawn on frames with datetime, text and categorical columns
+RICH_OPS = ["accessor", "convert", "where", "map_lookup", "value_counts", "nlargest", "explode", "stack", "catgroup"]
+RICH = list(COVERED) + RICH_OPS * 3
+RICH_TERMINALS = [gen_terminal, gen_terminal, functools.partial(gen_value_counts, terminal=True),
+                  functools.partial(gen_stack, terminal=True), functools.partial(gen_catgroup, terminal=True)]
 
 
 def _gen(gen, draw, p, x):
@@ -1715,11 +2163,13 @@ def _gen(gen, draw, p, x):
 
 @st.composite
 def pipelines(draw, ops=tuple(COVERED), min_len=1, max_len=6, terminal=0.3, uncovered=False, strings=True,
-              max_rows=12, csv=False):
+              max_rows=12, csv=False, rich=False):
     """A random pandas pipeline over sources ``a`` and ``b``: a chain of ``min_len..max_len`` steps on ``a``
     (merges and concats bring ``b`` or ``a`` in), maybe ending in a Series/array step; with ``uncovered``,
-    one step of the chain is an operation whence does not cover."""
-    srcs = draw(source_frames(strings=strings, max_rows=max_rows))
+    one step of the chain is an operation whence does not cover; with ``rich``, the sources have datetime,
+    text and categorical columns and maybe a non-default or MultiIndex (:func:`rich_source_frames`)."""
+    srcs = draw(rich_source_frames(max_rows=min(max_rows, 10)) if rich else
+                source_frames(strings=strings, max_rows=max_rows))
     if csv:  # the frames as pandas reads them back from CSV files
         srcs = {k: pd.read_csv(io.StringIO(df.to_csv(index=False))) for k, df in srcs.items()}
     p = Pipeline(srcs)
@@ -1739,7 +2189,8 @@ def pipelines(draw, ops=tuple(COVERED), min_len=1, max_len=6, terminal=0.3, unco
                 assume(False)
     if draw(st.sampled_from(range(100))) < 100 * terminal:
         for attempt in range(6):
-            v = p.try_step(_gen(gen_terminal, draw, p, x))
+            gen = draw(st.sampled_from(RICH_TERMINALS)) if rich else gen_terminal
+            v = p.try_step(_gen(gen, draw, p, x))
             if v is not None:
                 x = v
                 break

@@ -508,8 +508,16 @@ def _forward_table(start, cs, target, control):
             pcs = _settle(pcs, p) if pcs is not None else None
             if pcs is None:
                 continue
-        r = ("d", np.asarray(m.forward(k, _dense(pcs, p.shape))))
-        acc = r if acc is None else ("d", acc[1] | r[1])
+        if pcs[0] == "s":  # a few cells: pushed as a sparse set (one-cell queries cost their answer)
+            r = ("s", np.asarray(m.forward_sparse(k, pcs[1]), np.int64))
+        else:
+            r = ("d", np.asarray(m.forward(k, _dense(pcs, p.shape))))
+        if acc is None:
+            acc = r
+        elif acc[0] == "s" and r[0] == "s":
+            acc = ("s", np.concatenate([acc[1], r[1]]))
+        else:
+            acc = ("d", _dense(acc, target.shape) | _dense(r, target.shape))
     if acc is None:
         return ("s", np.zeros(0, np.int64))
     return acc

@@ -70,7 +70,7 @@ class RowRel:
         Every output row derives from every input row (the answer of an operation whence does not cover).
     """
 
-    __slots__ = ("n_out", "n_src", "codes", "csr", "all_rows")
+    __slots__ = ("n_out", "n_src", "codes", "csr", "all_rows", "_inv")
 
     def __init__(self, n_out, n_src, codes=None, csr=None, all_rows=False):
         self.n_out = int(n_out)
@@ -78,6 +78,7 @@ class RowRel:
         self.codes = codes
         self.csr = csr
         self.all_rows = all_rows
+        self._inv = None  # the inverse relation, built by the first forward query (see forward_rows)
 
     @classmethod
     def identity(cls, n):
@@ -224,6 +225,45 @@ class RowRel:
         out = np.zeros(self.n_out, bool)
         out[ok] = hit[self.codes[ok]]
         return out
+
+
+    def forward_rows(self, src_rows):
+        """Output rows (sorted positions) that derive from any of the input rows ``src_rows``: the sparse
+        form of :meth:`forward_mask`, with no mask over the input rows (one scan of the relation's arrays)."""
+        src_rows = np.unique(np.asarray(src_rows, np.int64))
+        if type(self) is not RowRel or self.all_rows:
+            m = np.zeros(self.n_src, bool)
+            m[src_rows] = True
+            return np.flatnonzero(self.forward_mask(m))
+        if not src_rows.size:
+            return src_rows
+        # the inverse, sorted once (O(rows), like the CSR form a first backward query builds); then a query
+        # costs O(log rows + answer) in time and memory
+        inv = getattr(self, "_inv", None)
+        if inv is None:
+            by_code = None
+            if self.codes is not None:
+                o = np.argsort(self.codes, kind="stable")
+                by_code = (self.codes[o], o)
+            by_src = None
+            if self.csr is not None:
+                sp, si = self.csr.get()
+                grp = np.repeat(np.arange(sp.shape[0] - 1, dtype=np.int64), np.diff(sp))
+                o = np.argsort(si, kind="stable")
+                by_src = (si[o], grp[o])
+            inv = self._inv = (by_code, by_src)
+        by_code, by_src = inv
+        if by_src is None:
+            hit = src_rows
+        else:
+            keys, grp = by_src
+            lo = np.searchsorted(keys, src_rows, "left")
+            hit = np.unique(grp[_expand(lo, np.searchsorted(keys, src_rows, "right") - lo)])
+        if by_code is None:
+            return hit[hit < self.n_out]
+        keys, pos = by_code
+        lo = np.searchsorted(keys, hit, "left")
+        return np.sort(pos[_expand(lo, np.searchsorted(keys, hit, "right") - lo)])
 
 
 def _group_members(gcodes, valid, ngroups):
@@ -428,7 +468,28 @@ class TableMap(Map):
         return out.reshape(self.out_shape)
 
     def forward_sparse(self, k, flat):
-        return None
+        """Output cells (sorted flat indices) that derive from the input cells ``flat`` of parent ``k``: per
+        input column asked, the rows it reaches through the row relation (a row mask over the input rows, no
+        cell mask), times the output columns that read it."""
+        if k >= self.n_inputs:
+            return np.zeros(0, np.int64)
+        shape = self.parent_shapes[k]
+        nsrc_cols = 1 if len(shape) < 2 else shape[1]
+        srows, scols = np.divmod(np.asarray(flat, np.int64), nsrc_cols)
+        ncols = self.ncols
+        acc = []
+        for kk, p in self.entries:
+            if kk != k:
+                continue
+            cm = self._data_cm(p)
+            for j in np.unique(scols):
+                ocols = np.flatnonzero(cm[:, j])
+                if not ocols.size:
+                    continue
+                rows = p.rel.forward_rows(srows[scols == j])
+                if rows.size:
+                    acc.append((rows[:, None] * ncols + ocols[None, :]).ravel())
+        return np.unique(np.concatenate(acc)) if acc else np.zeros(0, np.int64)
 
 
 class RangeRel(RowRel):

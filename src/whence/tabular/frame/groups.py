@@ -384,7 +384,8 @@ class _Groups:
 
     def value_counts(self, *args, **kwargs):
         """Counts per distinct value (a group map): each count and each index label derive from the key cells
-        of the rows counted; with ``normalize=True`` every counted row is a control cell (the total)."""
+        of the rows counted (an unused category: none, its 0 is a constant); with ``normalize=True`` every
+        counted row is a control cell (the total)."""
         if _depth():
             return super().value_counts(*args, **kwargs)
         with _guard:
@@ -407,10 +408,22 @@ def _value_counts_lineage(src, res, args, kwargs):
             kf = pd.DataFrame({i: pd.DataFrame.__getitem__(src, c).array for i, c in enumerate(cols)})
             keys = pd.MultiIndex.from_frame(kf) if isinstance(res.index, pd.MultiIndex) else pd.Index(kf[0])
         codes = np.asarray(res.index.get_indexer(keys), np.int64)
+        if not isinstance(keys, pd.MultiIndex) and not isinstance(res.index, pd.MultiIndex):
+            # dropna=False: the NA row counts every missing key (None, NaN, NaT alike)
+            na_rows = np.flatnonzero(np.asarray(res.index.isna()))
+            if na_rows.size == 1:
+                codes[(codes < 0) & np.asarray(keys.isna())] = na_rows[0]
     except Exception:
         return _fallback(res, op, [src])
-    if krows is None or len(res) and np.bincount(codes[codes >= 0], minlength=len(res)).min() == 0:
+    if krows is None:
         return _fallback(res, op, [src])
+    if len(res):
+        # a value no row has: an unused category (pandas counts it 0, a constant with no cells); any other
+        # row without rows means the keys were not matched
+        empty = np.bincount(codes[codes >= 0], minlength=len(res)) == 0
+        counts = np.asarray(pd.Series.to_numpy(res), np.float64)[empty]
+        if empty.any() and np.any((counts != 0) & ~np.isnan(counts)):  # (NaN: normalized by a total of 0)
+            return _fallback(res, op, [src])
     n, nidx, ncols, _ = _dims(res)
     parts = []
     total = kwargs.get("normalize", False)
@@ -418,6 +431,9 @@ def _value_counts_lineage(src, res, args, kwargs):
         g = p.rel.group(codes, n)
         if p.wide:
             parts.append(Part(p.node, g, p.cmat, p.control, True))
+            if total and p.cmat.any():  # (the total reads the counted rows' wide cells too)
+                parts.append(Part(p.node, p.rel.group(np.where(codes >= 0, 0, -1), 1).take(np.zeros(n, np.int64)),
+                                  p.cmat.copy(), True, wide=True))
             continue
         cm = np.zeros((nidx + 1, p.cmat.shape[1]), bool)
         for i, r in enumerate(krows[:nidx] if len(krows) >= nidx else []):

@@ -41,9 +41,10 @@ def _rows_op(op, ignore_arg="ignore_index"):
                     return _fallback(base(self, *args, **kwargs), op, [self])
                 sel = np.asarray(res.index, dtype=np.int64)
                 if ignore:
-                    # pandas' own empty result keeps its own kind of index: ask it
+                    # pandas' own empty result keeps its own kind of index (and, from an empty input, its
+                    # name; from rows that were all dropped, none): ask it, on the same input
                     res.index = pd.RangeIndex(len(res)) if len(res) else \
-                        base(self.iloc[:0], *args, **kwargs, **{ignore_arg: True}).index
+                        base(self, *args, **kwargs, **{ignore_arg: True}).index
                 elif isinstance(res.index, pd.RangeIndex) and isinstance(self.index, pd.RangeIndex) and \
                         res.index.step > 0:  # pandas kept a range (pandas 2.x, nothing dropped): so do we
                     res.index = self.index[res.index.start:res.index.stop:res.index.step]
@@ -77,7 +78,8 @@ def _op_control(obj, op, args, kwargs):
     elif op in ("nlargest", "nsmallest"):
         by = kwargs.get("columns", args[1] if len(args) > 1 else None)
     elif op in ("dropna", "drop_duplicates"):
-        by = kwargs.get("subset", None)
+        # (drop_duplicates takes its subset first, positionally too; dropna's first argument is the axis)
+        by = kwargs.get("subset", args[0] if args and op == "drop_duplicates" else None)
         if by is None:
             by = list(obj.columns)
     else:
