@@ -501,6 +501,20 @@ def _collect(run, objs):
             if n.link is not None:
                 rec = {"kind": "link", "map": rec, "parents": [num[p.id] for p in lparents],
                        "control": sorted(int(c) for c in lcontrol)}
+                # the relation before a query composed it over live steps (forward walks from a start that
+                # the composed relation passes over follow it: see whence.compose.forward_lineage)
+                before = (n.cache or {}).get("uncompacted")
+                if before is not None and before[0] is not None:
+                    bm, bparents, bcontrol = before
+                    try:
+                        brec = codec.encode_map(bm, w)
+                    except codec.Unstorable as e:
+                        from ..maps import OpaqueMap
+                        brec = codec.encode_map(OpaqueMap(n.shape, [p.shape for p in bparents]), w)
+                        partial = (partial + "; " if partial else "") + f"{e} cannot be stored: saved as all-to-all"
+                        warned.append(f"{n.op}: {e}")
+                    rec["before"] = {"map": brec, "parents": [num[p.id] for p in bparents],
+                                     "control": sorted(int(c) for c in bcontrol)}
             map_json = json.dumps(rec, separators=(",", ":"))
             f = getattr(m, "rectangles", None)
             for row in (f() if f is not None and lparents else None) or ():
@@ -1246,7 +1260,7 @@ def _build_graph(run):
                              f"corrupted")
         pnodes = tuple(nodes[p] for p in ps)
         m = None
-        link = None
+        link = before = None
         if map_json is not None:
             try:
                 d = json.loads(map_json)
@@ -1257,6 +1271,12 @@ def _build_graph(run):
                         raise ValueError("a composed relation refers to a later operation")
                     lp = tuple(nodes[p] for p in d["parents"])
                     link = (codec.decode_map(d["map"], load, lp), lp, frozenset(d["control"]))
+                    b = d.get("before")
+                    if b is not None:  # the relation before composition over live steps
+                        if any(p >= i for p in b["parents"]):
+                            raise ValueError("a relation refers to a later operation")
+                        bp = tuple(nodes[p] for p in b["parents"])
+                        before = (codec.decode_map(b["map"], load, bp), bp, frozenset(b["control"]))
                 else:
                     m = codec.decode_map(d, load, pnodes)
             except (ValueError, KeyError, TypeError) as e:
@@ -1269,6 +1289,8 @@ def _build_graph(run):
         n.cache = {"record": OpRecord(n.id, op, n.shape, tuple(p.id for p in pnodes),
                                       "FULL" if reason is None else "PARTIAL", reason, source, int(nbytes or 0),
                                       detail or "")}
+        if before is not None:
+            n.cache["uncompacted"] = before
         nodes.append(n)
     _register_sources(run, nodes, con)
     return nodes
