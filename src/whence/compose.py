@@ -388,7 +388,12 @@ def _fold(p, held, probe=False):
         return False
     pm, pps, pctl = p.lineage
     if len(consumers) > 1 and _nbytes([pm]):
-        return False  # its index arrays would be composed into several readers: left for them to read
+        # its index arrays would be composed into several readers: left for them to read, and tried again
+        # later, since a reader may be folded in the meantime (a mask read by ``y[mask]`` whose first try
+        # met a reference held for the time of a statement is folded into its reader by a retry; its parent,
+        # read by both, then has one reader left)
+        _queue_retry(p)
+        return False
     pch = _channels(pm, pps, pctl)
     if pch is None:
         return False
