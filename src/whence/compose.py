@@ -53,7 +53,7 @@ from .graph import Node
 from .maps import (BandMap, ChainMap, EinsumMap, ElementwiseMap, GatherMap, LaneMap, Map, ReduceMap, UnionMap,
                    ViewMap, compose_pair, stored_gather)
 
-__all__ = ["compact", "flush", "fold", "mode", "set_mode", "stats"]
+__all__ = ["compact", "flush", "fold", "fold_into_new_reader", "mode", "set_mode", "stats"]
 
 _MODES = ("on", "off", "force")
 _DEBUG = bool(os.environ.get("WHENCE_COMPOSE_DEBUG"))
@@ -386,6 +386,10 @@ def _fold(p, held, probe=False):
         if consumers:
             _queue_retry(p)
         return False
+    if len(consumers) == 1:
+        done = _fold_elementwise(p, consumers[0])
+        if done is not None:
+            return done
     pm, pps, pctl = p.lineage
     if len(consumers) > 1 and _nbytes([pm]):
         # its index arrays would be composed into several readers: left for them to read, and tried again
@@ -428,6 +432,62 @@ def _fold(p, held, probe=False):
     return True
 
 
+def _fold_elementwise(p, k):
+    """Fold ``p`` into its one reader ``k`` when both relations are plain elementwise broadcasts (no
+    ``where=`` mask, no control operand): the composition is the broadcast of ``p``'s parents to ``k``'s
+    shape, built in O(parents) with no array work.  Returns True when folded, None when this is not that
+    case (the general path then decides).
+
+    The maps of ``p`` and ``k`` are kept as they are (they hold no array): the operation history
+    (:meth:`whence.graph.Node.record`) reads them when asked, and ``k`` answers queries through its link.
+    """
+    pm, pps, pctl = p.lineage
+    if type(pm) is not ElementwiseMap or pm.valid is not None or pctl:
+        return None
+    km, kps, kctl = k.lineage
+    if (type(km) is not ElementwiseMap or km.valid is not None or kctl or k.partial is not None
+            or (KEEP and _kept(k))):
+        return None
+    pshape = pm.out_shape
+    parents = []
+    shapes = []
+    kshapes = km.parent_shapes
+    for j, q in enumerate(kps):
+        if q is p:
+            if tuple(kshapes[j]) != tuple(pshape):
+                return None
+            add = zip(pps, pm.parent_shapes)
+        else:
+            add = ((q, kshapes[j]),)
+        for r, s in add:
+            for i, x in enumerate(parents):
+                if x is r:
+                    if tuple(shapes[i]) != tuple(s):
+                        return None
+                    break
+            else:
+                parents.append(r)
+                shapes.append(s)
+    k.link = (ElementwiseMap(k.shape, tuple(shapes)), tuple(parents), _NO_CONTROL)
+    for q in pps:
+        _add_kid(q, k)
+    p.link = FOLDED
+    _STATE["folded"] += 1
+    return True
+
+
+def fold_into_new_reader(p, k):
+    """Fold ``p`` into ``k``, a node just created whose operation read ``p``, when nothing else reads or holds
+    ``p`` any more (the caller checks that: an elided temporary, whose buffer and wrapper now carry ``k``'s
+    values and node).  Only plain elementwise relations are folded here (O(1), no array work); returns True
+    when folded, False when ``p`` keeps its map (its relation stays as recorded: one more hop, never a wrong
+    answer)."""
+    if _STATE["mode"] == "off" or _STATE["busy"] or not _foldable(p):
+        return False
+    return _fold_elementwise(p, k) is True
+
+
+_NO_CONTROL: frozenset = frozenset()
 _BASE = _calibrate()
 
 

@@ -65,6 +65,7 @@ import weakref
 
 import numpy as np
 
+from . import compose as _compose
 from . import tracked as _tracked
 from .graph import Node
 from .maps import ElementwiseMap
@@ -277,8 +278,13 @@ def elementwise_call(ufunc, inputs, raws, pnodes, pshapes, direct=False):
     if site is not None:
         j = _temporary(ufunc, inputs, raws, site)
         if j >= 0:
-            r = ufunc(*raws, out=raws[j])
+            r = raws[j]
+            ufunc(*raws, out=r)
             _counts["elided"] += 1
+            x = inputs[j]
+            if _takes_over(x, ufunc.__name__, r.shape, pshapes, pnodes):
+                x._birth = (id(site[0]), site[1])
+                return x
     else:
         _consumed(inputs)
     if r is None:
@@ -291,6 +297,25 @@ def elementwise_call(ufunc, inputs, raws, pnodes, pshapes, direct=False):
     if site is not None and r.nbytes >= _tracked._ELIDE_BYTES:
         t._birth = (id(site[0]), site[1])
     return t
+
+
+def _takes_over(x, name, shape, pshapes, pnodes):
+    """Make the temporary ``x``, whose buffer now holds the result, the result itself: it gets the new
+    operation's node, and its old node (read by nothing else) is folded into the new one where that is a plain
+    elementwise composition (:func:`whence.compose.fold_into_new_reader`).  The wrapper is then never
+    garbage collected between the two operations, so its death costs nothing.
+
+    False when the old node is referred to by anything besides ``x`` and ``pnodes`` (then the result gets a
+    wrapper of its own, and ``x`` dies as before)."""
+    p = x._node_
+    # references: x's slot, the caller's list of parent nodes (once per occurrence), ``p`` here, getrefcount's
+    # argument
+    if sys.getrefcount(p) != 3 + _occurrences(pnodes, p):
+        return False
+    k = Node(name, shape, ElementwiseMap(shape, pshapes), pnodes)
+    x._node_ = k
+    _compose.fold_into_new_reader(p, k)
+    return True
 
 
 def _consumed(inputs):
