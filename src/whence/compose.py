@@ -442,38 +442,53 @@ def _fold_elementwise(p, k):
     (:meth:`whence.graph.Node.record`) reads them when asked, and ``k`` answers queries through its link.
     """
     pm, pps, pctl = p.lineage
-    if type(pm) is not ElementwiseMap or pm.valid is not None or pctl:
+    if type(pm) is not ElementwiseMap or pm.valid is not None or pctl or not pps:
         return None
     km, kps, kctl = k.lineage
     if (type(km) is not ElementwiseMap or km.valid is not None or kctl or k.partial is not None
             or (KEEP and _kept(k))):
         return None
-    pshape = pm.out_shape
-    parents = []
-    shapes = []
-    kshapes = km.parent_shapes
-    for j, q in enumerate(kps):
-        if q is p:
-            if tuple(kshapes[j]) != tuple(pshape):
-                return None
-            add = zip(pps, pm.parent_shapes)
-        else:
-            add = ((q, kshapes[j]),)
-        for r, s in add:
-            for i, x in enumerate(parents):
-                if x is r:
-                    if tuple(shapes[i]) != tuple(s):
-                        return None
-                    break
-            else:
-                parents.append(r)
-                shapes.append(s)
-    k.link = (ElementwiseMap(k.shape, tuple(shapes)), tuple(parents), _NO_CONTROL)
+    link = _compose_elementwise(p, pm, pps, k.shape, km, kps)
+    if link is None:
+        return None
+    k.link = link
     for q in pps:
-        _add_kid(q, k)
+        if q.name is None:
+            _add_kid(q, k)
     p.link = FOLDED
     _STATE["folded"] += 1
     return True
+
+
+def _compose_elementwise(p, pm, pps, kshape, km, kps):
+    """The relation ``(map, parents, control)`` of a reader (relation ``km`` over ``kps``, shape ``kshape``)
+    with its channels to ``p`` (relation ``pm`` over ``pps``) replaced by ``p``'s: one broadcast per distinct
+    parent (a broadcast of a broadcast is the broadcast from the first shape to the last).  None when a
+    shape does not line up."""
+    kshapes = km.parent_shapes
+    pshape = pm.out_shape
+    parents = []
+    shapes = []
+    for i in range(len(kps)):
+        q = kps[i]
+        if q is p:
+            if kshapes[i] != pshape and tuple(kshapes[i]) != tuple(pshape):
+                return None
+            srcs = pps
+            their = pm.parent_shapes
+        else:
+            srcs = (q,)
+            their = (kshapes[i],)
+        for r in range(len(srcs)):
+            n = srcs[r]
+            sh = their[r]
+            if n in parents:  # (nodes compare by identity)
+                if tuple(shapes[parents.index(n)]) != tuple(sh):
+                    return None
+                continue
+            parents.append(n)
+            shapes.append(sh)
+    return ElementwiseMap(kshape, tuple(shapes)), tuple(parents), _NO_CONTROL
 
 
 def fold_into_new_reader(p, k):
@@ -481,10 +496,43 @@ def fold_into_new_reader(p, k):
     ``p`` any more (the caller checks that: an elided temporary, whose buffer and wrapper now carry ``k``'s
     values and node).  Only plain elementwise relations are folded here (O(1), no array work); returns True
     when folded, False when ``p`` keeps its map (its relation stays as recorded: one more hop, never a wrong
-    answer)."""
-    if _STATE["mode"] == "off" or _STATE["busy"] or not _foldable(p):
+    answer).
+
+    The same composition as :func:`_fold_elementwise`, written for the one case an operator meets on every
+    call: ``k`` is new (its own map, no link yet), ``p`` has no other reader."""
+    if _STATE["mode"] == "off" or _STATE["busy"] or p.name is not None or p.partial is not None:
         return False
-    return _fold_elementwise(p, k) is True
+    lk = p.link
+    if lk is None:
+        pm = p.map
+        pps = p.parents
+        pctl = p.control
+    elif lk is FOLDED:
+        return False
+    else:
+        pm, pps, pctl = lk
+    km = k.map
+    if (type(pm) is not ElementwiseMap or pm.valid is not None or pctl or type(km) is not ElementwiseMap
+            or km.valid is not None or k.control or k.link is not None or not pps):
+        return False
+    if KEEP and (_kept(p) or _kept(k)):
+        return False
+    kps = k.parents
+    if len(kps) == 1:  # p alone (an operator with a scalar, a unary function): p's relation, to k's shape
+        if kps[0] is not p or km.parent_shapes[0] != pm.out_shape:
+            return False
+        k.link = (ElementwiseMap(k.shape, pm.parent_shapes), pps, _NO_CONTROL)
+    else:
+        link = _compose_elementwise(p, pm, pps, k.shape, km, kps)
+        if link is None:
+            return False
+        k.link = link
+    for q in pps:
+        if q.name is None:
+            _add_kid(q, k)
+    p.link = FOLDED
+    _STATE["folded"] += 1
+    return True
 
 
 _NO_CONTROL: frozenset = frozenset()

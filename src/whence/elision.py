@@ -71,6 +71,7 @@ from .graph import Node
 from .maps import ElementwiseMap
 
 _TA = _tracked.TrackedArray
+_fold_new = _compose.fold_into_new_reader
 
 __all__ = ["ACTIVE", "MIN_BYTES", "elementwise_call", "min_bytes", "stats"]
 
@@ -281,10 +282,20 @@ def elementwise_call(ufunc, inputs, raws, pnodes, pshapes, direct=False):
             r = raws[j]
             ufunc(*raws, out=r)
             _counts["elided"] += 1
+            # the temporary becomes the result: its wrapper takes the new node, and its old node (read by
+            # nothing else) is folded into the new one (whence.compose.fold_into_new_reader), so that nothing
+            # dies between the two operations.  References to the old node: the wrapper's slot, the caller's
+            # list of parent nodes (once per occurrence), ``p`` here and getrefcount's argument; any other
+            # holder: the result gets a wrapper of its own, and the temporary dies as before
             x = inputs[j]
-            if _takes_over(x, ufunc.__name__, r.shape, pshapes, pnodes):
+            p = x._node_
+            if sys.getrefcount(p) == 3 + _occurrences(pnodes, p):
+                shape = r.shape
+                k = x._node_ = Node(ufunc.__name__, shape, ElementwiseMap(shape, pshapes), pnodes)
+                _fold_new(p, k)
                 x._birth = (id(site[0]), site[1])
                 return x
+            del p
     else:
         _consumed(inputs)
     if r is None:
@@ -297,25 +308,6 @@ def elementwise_call(ufunc, inputs, raws, pnodes, pshapes, direct=False):
     if site is not None and r.nbytes >= _tracked._ELIDE_BYTES:
         t._birth = (id(site[0]), site[1])
     return t
-
-
-def _takes_over(x, name, shape, pshapes, pnodes):
-    """Make the temporary ``x``, whose buffer now holds the result, the result itself: it gets the new
-    operation's node, and its old node (read by nothing else) is folded into the new one where that is a plain
-    elementwise composition (:func:`whence.compose.fold_into_new_reader`).  The wrapper is then never
-    garbage collected between the two operations, so its death costs nothing.
-
-    False when the old node is referred to by anything besides ``x`` and ``pnodes`` (then the result gets a
-    wrapper of its own, and ``x`` dies as before)."""
-    p = x._node_
-    # references: x's slot, the caller's list of parent nodes (once per occurrence), ``p`` here, getrefcount's
-    # argument
-    if sys.getrefcount(p) != 3 + _occurrences(pnodes, p):
-        return False
-    k = Node(name, shape, ElementwiseMap(shape, pshapes), pnodes)
-    x._node_ = k
-    _compose.fold_into_new_reader(p, k)
-    return True
 
 
 def _consumed(inputs):
@@ -398,41 +390,47 @@ _dtype_cache: dict = {}
 def _fits(ufunc, raws, d):
     """True when the result of ``ufunc(*raws)`` has the dtype and shape of ``d`` (numpy's own type
     resolution, NEP 50: Python scalars are weak, numpy scalars and arrays are not)."""
-    key = [ufunc]
     shape = d.shape
     same = True
+    key = [ufunc]
     for v in raws:
         t = type(v)
         if t is np.ndarray:
-            dt = v.dtype
+            key.append(v.dtype)
             if v.shape != shape:
                 same = False
-        elif t is int or t is float or t is complex:
+        elif t is float or t is int or t is complex:
             key.append(t)
-            continue
-        elif isinstance(v, np.generic):
-            dt = v.dtype
         elif t is bool:
-            dt = _BOOL
+            key.append(_BOOL)
+        elif isinstance(v, np.generic):
+            key.append(v.dtype)
         else:
             return False
-        if not dt.isbuiltin:  # (the type character names builtin native dtypes only)
-            return False
-        key.append(dt.char)
-    key = tuple(key)
+    key = tuple(key)  # (dtypes compare by value: datetime units, byte order and all)
     r = _dtype_cache.get(key, False)
     if r is False:
-        if len(_dtype_cache) > 1024:
-            _dtype_cache.clear()
-        try:
-            r = ufunc.resolve_dtypes(tuple(k if k in (int, float, complex) else np.dtype(k) for k in key[1:])
-                                     + (None,))[-1].char
-        except Exception:  # noqa: BLE001 - numpy raises several types for loops it does not have
-            r = None
-        _dtype_cache[key] = r
-    if r is None or r != d.dtype.char or not d.dtype.isbuiltin:
+        r = _resolve(key)
+    if r is None or r != d.dtype:
         return False
     return same or np.broadcast_shapes(*[v.shape for v in raws if type(v) is np.ndarray]) == shape
+
+
+def _resolve(key):
+    """The result dtype of ``key[0]`` (a ufunc) on operands of the dtypes or Python types ``key[1:]``, None
+    when numpy has no loop or a dtype is not a builtin one; memoised."""
+    if len(_dtype_cache) > 1024:
+        _dtype_cache.clear()
+    r = None
+    if all(k in (int, float, complex) or k.isbuiltin for k in key[1:]):
+        try:
+            r = key[0].resolve_dtypes(key[1:] + (None,))[-1]
+        except Exception:  # noqa: BLE001 - numpy raises several types for loops it does not have
+            r = None
+        if r is not None and not r.isbuiltin:
+            r = None
+    _dtype_cache[key] = r
+    return r
 
 
 _BOOL = np.dtype(bool)
