@@ -68,6 +68,11 @@ _RETRY_TRIES = 8
 if _STATE["mode"] not in _MODES:
     raise ValueError(f"WHENCE_COMPOSE must be one of {', '.join(_MODES)}, got {_STATE['mode']!r}")
 
+#: ``[cells]``: a dying array of fewer cells whose map holds no array needs nothing from :func:`array_died`
+#: (its map waits for a query's :func:`compact`), so the array's ``__del__`` does not call it; 0 in
+#: ``force`` mode (every death is handed over), kept in step with the mode by :func:`set_mode`
+SMALL_DEATH = [0 if _STATE["mode"] == "force" else _BIG]
+
 #: placeholder lineage of a node whose map was folded into its readers (queries never reach it)
 FOLDED: tuple = (None, (), frozenset())
 
@@ -117,6 +122,7 @@ def set_mode(value):
         raise ValueError(f"the composition mode must be one of {', '.join(_MODES)}, got {value!r}")
     old = _STATE["mode"]
     _STATE["mode"] = value
+    SMALL_DEATH[0] = 0 if value == "force" else _BIG
     return old
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from . import hooks as _hooks
+from .compose import SMALL_DEATH as _SMALL_DEATH
 from .errors import PartialLineageWarning, WhenceError
 from .graph import Node, new_source, source_arrays
 from .maps import (ViewMap, expand_basic_key, ElementwiseMap, EinsumMap, GatherMap, OpaqueMap, ReduceMap,
@@ -543,7 +544,12 @@ class TrackedArray(NDArrayOperatorsMixin):
             self._before_write()
         d = self._data
         if n.kids is not None and n.name is None and type(d) is np.ndarray:
-            _array_died(n, d.size)
+            size = d.size
+            if size < _SMALL_DEATH[0]:  # a small array: only a map that holds arrays is queued for folding
+                m = n.map if n.link is None else n.link[0]
+                if m is None or not m.nbytes:
+                    return
+            _array_died(n, size)
 
     # -- lineage plumbing ---------------------------------------------------------------------------
     @property
