@@ -557,10 +557,13 @@ def calibrate_death(drop, levels):
     """
     out = []
     _STATE["probe"] = out
+    small = SMALL_DEATH[0]
+    SMALL_DEATH[0] = 0  # the probe's array is small: its death must come here all the same
     try:
         drop()
     finally:
         _STATE["probe"] = None
+        SMALL_DEATH[0] = small
     if len(out) != 1:
         return None
     held = out[0] - _BASE
