@@ -29,8 +29,12 @@ was freed.
 composed through every composable step, live intermediates included (their own maps are kept, for their
 own queries).
 
-The maps of large arrays (``_BIG`` cells or more) are folded as soon as the array dies; those of small ones
-only when they hold arrays (index arrays, masks: memory), in batches; a query first composes the relation of
+An elementwise step whose elementwise operand was a temporary computed into (:mod:`whence.elision`) is
+folded as it is made (:func:`fold_into_new_reader`: the temporary's array does not die, it becomes the result);
+an elementwise map folded into an elementwise reader is one broadcast, built in O(parents) with no array work,
+at death too.  The maps of large arrays (``_BIG`` cells or more) are folded as soon as the array dies; those of
+small ones only when they hold arrays (index arrays, masks: memory), in batches (a small array whose map holds
+none never calls :func:`array_died`: see :data:`SMALL_DEATH`); a query first composes the relation of
 the array it asks about (:func:`compact`, once per array), which saves the hops in every case.
 
 The environment variable ``WHENCE_COMPOSE`` switches this: ``on`` (the default), ``off`` (no folding: every
@@ -528,6 +532,22 @@ def fold_into_new_reader(p, k):
         if kps[0] is not p or km.parent_shapes[0] != pm.out_shape:
             return False
         k.link = (ElementwiseMap(k.shape, pm.parent_shapes), pps, _NO_CONTROL)
+    elif len(kps) == 2 and (kps[0] is p) is not (kps[1] is p):  # p and one other operand (a x b)
+        first = kps[0] is p
+        q = kps[1] if first else kps[0]
+        ks = km.parent_shapes
+        if (ks[0] if first else ks[1]) != pm.out_shape:
+            return False
+        qs = ks[1] if first else ks[0]
+        if q in pps:  # (nodes compare by identity) already a parent of p: one channel
+            link = _compose_elementwise(p, pm, pps, k.shape, km, kps)
+            if link is None:
+                return False
+            k.link = link
+        elif first:
+            k.link = (ElementwiseMap(k.shape, tuple(pm.parent_shapes) + (qs,)), tuple(pps) + (q,), _NO_CONTROL)
+        else:
+            k.link = (ElementwiseMap(k.shape, (qs,) + tuple(pm.parent_shapes)), (q,) + tuple(pps), _NO_CONTROL)
     else:
         link = _compose_elementwise(p, pm, pps, k.shape, km, kps)
         if link is None:

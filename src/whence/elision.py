@@ -8,7 +8,11 @@ itself, in the ufunc dispatch (:func:`elementwise_call`), for operators (``-x``,
 and for direct ufunc calls (``np.tanh(x)``, ``np.add(np.multiply(a, 2), 1)``).
 
 Lineage is unchanged: an elementwise map never reads values.  The values are exactly those numpy computes
-without elision (the same loop runs, writing into another buffer).
+without elision (the same loop runs, writing into another buffer).  The temporary's wrapper becomes the
+result: it takes the new operation's node, and the temporary's node, which nothing else reads or holds, is
+folded into the new one at once (:func:`whence.compose.fold_into_new_reader`: an elementwise map after an
+elementwise map is one broadcast, built with no array work), so that ``a * 2 + 1`` answers queries in one hop
+and no array dies between the two operators.
 
 When is an operand a temporary?  All of the following hold, else the result gets a fresh buffer:
 

@@ -942,10 +942,15 @@ class TrackedArray(NDArrayOperatorsMixin):
             result = d[key]  # the original key: x[0, ...] is a 0-d view where x[0] is a scalar
             if type(result) is not np.ndarray and not is_lazy(result):
                 result = np.asarray(result)
-            out = _wrap(result, Node("getitem", result.shape, ViewMap(result.shape, d.shape, "slice", ekey),
-                                     (self._node,)))
-            if type(d) is np.ndarray and result.base is not None and result.size and _base(result) is _base(d) \
-                    or type(d) is not np.ndarray and shares_buffer(result, d):
+            rshape = result.shape
+            out = _wrap(result, Node("getitem", rshape, ViewMap(rshape, d.shape, "slice", ekey),
+                                     (self._node_ if self._root is None else self._node,)))
+            if type(d) is np.ndarray:
+                rb = result.base  # (numpy gives a view of a view the first one's base)
+                view = rb is not None and result.size and (rb is d or rb is d.base or _base(result) is _base(d))
+            else:
+                view = shares_buffer(result, d)
+            if view:
                 root = self._root if self._root is not None else self
                 out._root = root
                 out._chain = self._chain + ((lambda x, key=key: x[key]),)
