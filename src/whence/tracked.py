@@ -571,7 +571,7 @@ class TrackedArray(NDArrayOperatorsMixin):
             size = d.size
             if size < _SMALL_DEATH[0]:  # a small array: only a map that holds arrays is queued for folding
                 m = n.map if n.link is None else n.link[0]
-                if m is None or not m.nbytes:
+                if m is None or (m.valid is None if type(m) is ElementwiseMap else not m.nbytes):
                     return
             _array_died(n, size)
 
