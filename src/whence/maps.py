@@ -639,9 +639,9 @@ class GatherMap(Map):
         s1 = np.asarray(self.src())
         s2 = np.ravel(np.asarray(f()))
         if s1.size and int(s1.min()) > 0:  # every output cell is a copy: no constant to carry
-            return stored_gather(self.out_shape, inner.parent_shapes[0], np.take(s2, s1 - 1))
+            return stored_gather(self.out_shape, inner.parent_shapes[0], s2[s1 - 1])
         s2 = np.concatenate([np.zeros(1, s2.dtype), s2])
-        return stored_gather(self.out_shape, inner.parent_shapes[0], np.take(s2, s1))
+        return stored_gather(self.out_shape, inner.parent_shapes[0], s2[s1])
 
 
 def stored_gather(out_shape, parent_shape, src):
