@@ -401,7 +401,7 @@ def _fits(ufunc, raws, d):
         t = type(v)
         if t is np.ndarray:
             key.append(v.dtype)
-            if v.shape != shape:
+            if v.shape != shape and v.ndim:  # (a 0-d operand broadcasts to any shape, changing none)
                 same = False
         elif t is float or t is int or t is complex:
             key.append(t)
@@ -417,7 +417,18 @@ def _fits(ufunc, raws, d):
         r = _resolve(key)
     if r is None or r != d.dtype:
         return False
-    return same or np.broadcast_shapes(*[v.shape for v in raws if type(v) is np.ndarray]) == shape
+    if same:
+        return True
+    shapes = tuple([v.shape for v in raws if type(v) is np.ndarray])
+    b = _broadcast_cache.get(shapes)
+    if b is None:
+        if len(_broadcast_cache) > 1024:
+            _broadcast_cache.clear()
+        b = _broadcast_cache[shapes] = np.broadcast_shapes(*shapes)  # (numpy's own error where none exists)
+    return b == shape
+
+
+_broadcast_cache: dict = {}
 
 
 def _resolve(key):
