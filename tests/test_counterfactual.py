@@ -476,7 +476,7 @@ def test_multinomial_effects_are_newton_steps_and_match_retraining():
     import scipy.linalg
 
     from whence.attribution.deletion import propagate
-    from whence.attribution.influence import _softmax, multinomial_hessian
+    from whence.attribution.model_math import multinomial_hessian, softmax as _softmax
     etl, people, loans, X, y, model, fit = _three_class_case()
     Xp = np.asarray(X)
     tests = np.array([0, 5, 9])

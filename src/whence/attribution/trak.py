@@ -69,6 +69,7 @@ import torch  # noqa: E402
 
 from ..errors import UnsupportedModelError
 from .explain import Explanation
+from .model_math import has_lineage
 
 __all__ = ["TorchAttributor", "UnsupportedModelError"]
 
@@ -91,10 +92,9 @@ def _plain(X):
 
 
 def _has_lineage(X):
+    """:func:`~whence.attribution.model_math.has_lineage`, False when the look-up fails."""
     try:
-        from ..query import resolve_node as _other_node
-        from ..tracked import TrackedArray
-        return isinstance(X, TrackedArray) or _other_node(X) is not None
+        return has_lineage(X)
     except Exception:  # noqa: BLE001
         return False
 

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from ..attribution.model_math import describe_model, float64_values, model_input
 from .newton import Certificate, Objective, UnsupportedModelError, clone_fitted, newton_fit, now
 
 __all__ = ["forget", "forget_sources", "compare", "Certificate", "UnsupportedModelError"]
@@ -93,7 +94,6 @@ def forget(model, X_train, y_train, rows, method="newton", *, sample_weight=None
     except NotFittedError:
         raise UnsupportedModelError(f"the model {type(model).__name__} is not fitted") from None
     pre, est = _split(model)
-    from ..attribution.influence import describe_model
     describe_model(est)  # an unsupported model is named before anything else is done
     y = np.asarray(y_train).reshape(-1)
     n = y.shape[0]
@@ -118,9 +118,9 @@ def forget(model, X_train, y_train, rows, method="newton", *, sample_weight=None
     new_pre, new_est = _split(new)
     if pre is not None:
         from sklearn.base import clone
-        fitted = clone(pre).fit(_plain_fit(_take(Xraw, keep)), y[keep])
+        fitted = clone(pre).fit(model_input(_take(Xraw, keep)), y[keep])
         new.steps[:-1] = fitted.steps
-        F = np.asarray(fitted.transform(_plain_fit(_take(Xraw, keep))), np.float64)
+        F = np.asarray(fitted.transform(model_input(_take(Xraw, keep))), np.float64)
         obj = Objective(est, F, y[keep], None if sw is None else sw[keep])
         rows_obj = np.arange(keep.size)
     else:
@@ -209,14 +209,8 @@ def _full_loss_parts(model, obj, F, y, theta):
     return g, H
 
 
-def _plain_fit(X):
-    from ..attribution.influence import plain_input
-    return plain_input(X)
-
-
 def _features(X, est):
-    from ..attribution.influence import plain_values
-    F = plain_values(X)
+    F = float64_values(X)
     if F.ndim != 2 or F.shape[1] != np.atleast_2d(est.coef_).shape[1]:
         raise ValueError(f"X_train has shape {F.shape}; the model has {np.atleast_2d(est.coef_).shape[1]} features")
     if not np.isfinite(F).all():

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..tabular.sources import rows_of_lines as _lines_to_rows  # noqa: F401  (the former home)
+from ..attribution.model_math import model_input
 from .newton import Certificate, Objective, clone_fitted, newton_fit
 
 __all__ = ["forget_sources", "ForgetSourcesResult"]
@@ -226,20 +227,15 @@ def _forget_sources(etl, sources, drop, model, target, by, check, allow_unused, 
         from .comparison import compare
         bar.set_description("forget_sources: retraining, to compare")
         t3 = time.perf_counter()
-        retrained = clone(model).fit(_plain_fit(X1), ya1)
+        retrained = clone(model).fit(model_input(X1), ya1)
         t_re = time.perf_counter() - t3
-        rep = compare(new, model, retrained, _plain_fit(X1), ya1, times={"unlearn": t_up, "retrain": t_re})
+        rep = compare(new, model, retrained, model_input(X1), ya1, times={"unlearn": t_up, "retrain": t_re})
         report["retrained"] = {"param_distance": rep.param_distance, "test_kl_on_new_training_set": rep.test_kl,
                                "seconds": t_re}
         report["seconds"]["retrain"] = t_re
         bar.update()
     return ForgetSourcesResult(removed_rows=removed, changed_rows=changed, model=new, X=X1, y=y1,
                                dropped=dropped, report=report)
-
-
-def _plain_fit(X):
-    from ..attribution.influence import plain_input
-    return plain_input(X)
 
 
 def _newton_refit(model, X, y, tol=None, max_steps=30, removed=0):
@@ -249,12 +245,12 @@ def _newton_refit(model, X, y, tol=None, max_steps=30, removed=0):
     t0 = time.perf_counter()
     new = clone_fitted(model)
     if isinstance(model, Pipeline):
-        fitted = clone(model[:-1]).fit(_plain_fit(X), y)
+        fitted = clone(model[:-1]).fit(model_input(X), y)
         new.steps[:-1] = fitted.steps
-        F = np.asarray(fitted.transform(_plain_fit(X)), np.float64)
+        F = np.asarray(fitted.transform(model_input(X)), np.float64)
         est = new[-1]
     else:
-        F = np.asarray(_plain_fit(X), np.float64)
+        F = np.asarray(model_input(X), np.float64)
         est = new
     if not np.isfinite(F).all():
         raise ValueError("the new training matrix has NaN or infinite values")
