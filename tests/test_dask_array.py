@@ -501,13 +501,13 @@ def test_maps_after_an_unknown_size_complete_whatever_the_query_order(client):
 def test_relation_export_estimates_size_and_time_first(client, tmp_path, monkeypatch, capfd):
     """Before a large export: its estimated size and time on stderr, then a progress bar; the estimate counts the
     index-array cells that are written."""
-    import whence.dask.array as wda
+    import whence.dask.parquet_export as wdp
     wh.reset()
     rng = np.random.default_rng(3)
     v = rng.random((60, 50))
     x = wh.track(da.from_array(v, chunks=(20, 25)), name="x")
     y = np.where(x > 0.5, x * 2, 0.0)
-    monkeypatch.setattr(wda, "ESTIMATE_ABOVE_BYTES", 0)
+    monkeypatch.setattr(wdp, "ESTIMATE_ABOVE_BYTES", 0)
     monkeypatch.setenv("WHENCE_PROGRESS", "1")
     out = wh.lineage(y).to_parquet(str(tmp_path / "rel"))
     err = capfd.readouterr().err

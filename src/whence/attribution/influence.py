@@ -314,8 +314,8 @@ class Attributor:
 
     def _cf_context(self):
         if self._cf_ctx is None:
-            from .deletion import _Context
-            self._cf_ctx = _Context(self.X_train_raw)
+            from .deletion import DeletionContext
+            self._cf_ctx = DeletionContext(self.X_train_raw)
         return self._cf_ctx
 
     def _label_of(self, yi):
@@ -562,7 +562,7 @@ class Attributor:
         statistics: every filled cell moves with the statistic (central differences through the pipeline)."""
         if getattr(self, "_fill_D", None) is not None:
             return self._fill_D
-        from .deletion import _raw_rows, _set
+        from .training_matrix import raw_rows, set_column
         ctx = self._cf_context()
         out = {}
         for st in ctx.stats:
@@ -572,8 +572,8 @@ class Attributor:
             eps = 1e-4 * max(1.0, abs(st.fill), float(np.std(st.vals)))
             g = []
             for sgn in (1.0, -1.0):
-                raw = _raw_rows(ctx.X, rows)
-                _set(raw, st.j, ctx.values[rows, st.j] + sgn * eps)
+                raw = raw_rows(ctx.X, rows)
+                set_column(raw, st.j, ctx.values[rows, st.j] + sgn * eps)
                 X1 = self._design(self._features(raw, "the filled rows"))
                 g.append(self._row_grads(X1, self.y_idx[rows], self.sample_weight[rows]).sum(0))
             out[st.j] = (g[0] - g[1]) / (2 * eps)

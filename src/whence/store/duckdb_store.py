@@ -1302,7 +1302,7 @@ def _register_sources(run, nodes, con):
         "WHERE run = ? AND kind = 'table'", [run.name]).fetchall()
     if not rows:
         return
-    from ..tabular.sources import TableSource, register
+    from ..tabular.source_tables import TableSource, register
 
     class StoredTableSource(TableSource):
         """A source table described by the store: the file is not read again (lines come from the store)."""

@@ -256,8 +256,8 @@ def _features(X, est):
 
 
 def forget_sources(*args, **kwargs):
-    """Forget source rows through the lineage; see :func:`whence.unlearn.sources.forget_sources`."""
-    from .sources import forget_sources as f
+    """Forget source rows through the lineage; see :func:`whence.unlearn.source_removal.forget_sources`."""
+    from .source_removal import forget_sources as f
     return f(*args, **kwargs)
 
 

@@ -25,7 +25,6 @@ from .._extras import require
 
 require("whence.unlearn", "sklearn")
 
-import scipy.linalg  # noqa: E402
 
 from ..attribution.model_math import (UnsupportedModelError, describe_model, float64_values, model_input,
                                       multinomial_hessian, sigmoid, softmax, symmetric_solver, weighted_gram)
@@ -75,6 +74,16 @@ class Certificate:
     exceeded: bool = False
     history: list = field(default_factory=list)
     note: str = ""
+
+    def result_document(self):
+        """``("unlearning", document)``: what :func:`whence.save` stores for this certificate (see
+        :mod:`whence.store.results`)."""
+        from dataclasses import asdict
+        from ..attribution.explain import json_ready
+        d = asdict(self)
+        return "unlearning", json_ready({"method": self.method, "n_forgotten": self.removed,
+                                         "figures": {k2: v for k2, v in d.items() if isinstance(v, (int, float))},
+                                         "detail": d})
 
     def _repr_html_(self):
         from ..notebook import unlearning_html
