@@ -394,15 +394,7 @@ def propagate(ctx, table, rows=None, *, etl=None, sources=None, target=None, pro
     ctx.check_table(table)
     src_node = ctx.sources[table]
     n_src = src_node.shape[0]
-    if rows is None:
-        want = np.ones(n_src, bool)
-    else:
-        r = np.asarray(rows, np.int64).reshape(-1)
-        bad = r[(r < 0) | (r >= n_src)]
-        if bad.size:
-            raise IndexError(f"rows {bad[:5].tolist()} of {table!r} are out of range ({n_src} rows)")
-        want = np.zeros(n_src, bool)
-        want[r] = True
+    want = _wanted_rows(table, n_src, rows)
     tr, srows = ctx.rel.get(table, (np.zeros(0, np.int64), np.zeros(0, np.int64)))
     feeds = np.zeros(n_src, bool)
     feeds[srows] = True
@@ -432,66 +424,13 @@ def propagate(ctx, table, rows=None, *, etl=None, sources=None, target=None, pro
                       "computed from an aggregate, a lookup joined to several rows, or an unrecorded operation)",
                       "exact": False})
     covered_src = np.zeros(n_src, bool)
+    frame = isinstance(ctx.X, pd.DataFrame)
     for path in paths:
-        rec = path.rec
-        in2src = path.in2src
-        sel_in = np.flatnonzero(want[in2src] & (rec.codes >= 0) & ~fallback[in2src])
-        covered_src[in2src[rec.codes >= 0]] = True
-        # training rows of each group (CSR)
-        gt = path.g_of_train
-        order = np.argsort(gt, kind="stable")
-        order = order[gt[order] >= 0]
-        gptr = np.zeros(rec.ngroups + 1, np.int64)
-        np.cumsum(np.bincount(gt[order], minlength=rec.ngroups), out=gptr[1:])
-        g_in = rec.codes[sel_in]
-        k = gptr[g_in + 1] - gptr[g_in]
-        from ..tabular.relations import expand_ranges
-        t_rows = order[expand_ranges(gptr[g_in], k)]
-        in_rep = np.repeat(sel_in, k)
-        frame = isinstance(ctx.X, pd.DataFrame)
-        jj = sorted({j for _, j in path.matches})
-        if frame:
-            new = raw_rows(ctx.X, t_rows)
-        else:  # only the columns of the path's aggregates change: keep those
-            new = ctx.values[:, jj][t_rows]
-        unknown = np.zeros(in_rep.size, bool)
-        for ci, j in path.matches:
-            col = rec.columns[ci]
-            vals, vanish, rule = loo_values(col.func, col.values, rec.codes, rec.ngroups)
-            rules.append({"op": f"groupby.agg {col.label!r} = {getattr(col.func, '__name__', col.func)}"
-                          f"({col.source if col.source is not None else ''})",
-                          "rule": rule or "ETL re-run (no leave-one-out rule)", "exact": rule is not None})
-            if rule is None:
-                unknown |= True
-                continue
-            v = vals[in_rep]
-            # a value equal to the old one up to rounding (a missing value deleted from a mean) is the old one
-            old = ctx.values[t_rows, j]
-            v = np.where(np.isclose(v, old, rtol=1e-12, atol=0.0), old, v)
-            van = vanish[in_rep] | np.isnan(v)
-            fill = path.fills.get(j)
-            if fill is None:
-                unknown |= van
-                fill = np.nan
-            if frame:
-                set_column(new, j, np.where(van, fill, v))
-            else:
-                new[:, jj.index(j)] = np.where(van, fill, v)
-            if van.any():
-                rules.append({"op": f"{col.label!r} becomes missing (a group's only value deleted)",
-                              "rule": "the fill value of training rows fed by no group" if path.fills.get(j)
-                              is not None else "ETL re-run (no training row shows the fill value)",
-                              "exact": path.fills.get(j) is not None})
-        ok = ~unknown
-        # entries whose row did not change (a missing value deleted from a sum, a tie of a max) drop out; only
-        # the columns of the path's aggregates were set, the others are copies of the old row
-        nv = numeric_values(new.iloc[:, jj]) if frame else new
-        ov = ctx.values[:, jj][t_rows]
-        ok &= ~np.all((nv == ov) | (np.isnan(nv) & np.isnan(ov)), axis=1)
-        fallback[in2src[in_rep[unknown]]] = True
-        srcs.append(in2src[in_rep[ok]])
-        trains.append(t_rows[ok])
-        news.append(new.iloc[ok] if frame else _Patched(ctx.X, ctx.values, t_rows[ok], jj, new[ok]))
+        covered_src[path.in2src[path.rec.codes >= 0]] = True
+        s_p, t_p, new_p = _path_changes(ctx, path, want, fallback, rules, frame)
+        srcs.append(s_p)
+        trains.append(t_p)
+        news.append(new_p)
     # rows that feed the training matrix but no aggregate rule covers, and rows that only chose training rows
     fallback |= feeds & ~covered_src
     if ctrl.any():
@@ -539,6 +478,82 @@ def propagate(ctx, table, rows=None, *, etl=None, sources=None, target=None, pro
     shifts = _stat_shifts(ctx, s, t, removed, new)
     rules += _stat_rules(ctx, shifts)
     return Propagation(table, n_src, s, t, removed, new, fed_nothing, rules, fb, shifts)
+
+
+def _wanted_rows(table, n_src, rows):
+    """The mask of the source rows of ``table`` asked about (all when ``rows`` is None); an IndexError for a row
+    out of range."""
+    if rows is None:
+        return np.ones(n_src, bool)
+    r = np.asarray(rows, np.int64).reshape(-1)
+    bad = r[(r < 0) | (r >= n_src)]
+    if bad.size:
+        raise IndexError(f"rows {bad[:5].tolist()} of {table!r} are out of range ({n_src} rows)")
+    want = np.zeros(n_src, bool)
+    want[r] = True
+    return want
+
+
+def _path_changes(ctx, path, want, fallback, rules, frame):
+    """The changes through one aggregate path of :func:`propagate`: ``(source rows, training rows, new rows)``
+    of the wanted input rows whose deletion has a leave-one-out rule.  Appends the rules used to ``rules`` and
+    marks in ``fallback`` the source rows that need an ETL re-run."""
+    rec = path.rec
+    in2src = path.in2src
+    sel_in = np.flatnonzero(want[in2src] & (rec.codes >= 0) & ~fallback[in2src])
+    # training rows of each group (CSR)
+    gt = path.g_of_train
+    order = np.argsort(gt, kind="stable")
+    order = order[gt[order] >= 0]
+    gptr = np.zeros(rec.ngroups + 1, np.int64)
+    np.cumsum(np.bincount(gt[order], minlength=rec.ngroups), out=gptr[1:])
+    g_in = rec.codes[sel_in]
+    k = gptr[g_in + 1] - gptr[g_in]
+    from ..tabular.relations import expand_ranges
+    t_rows = order[expand_ranges(gptr[g_in], k)]
+    in_rep = np.repeat(sel_in, k)
+    jj = sorted({j for _, j in path.matches})
+    if frame:
+        new = raw_rows(ctx.X, t_rows)
+    else:  # only the columns of the path's aggregates change: keep those
+        new = ctx.values[:, jj][t_rows]
+    unknown = np.zeros(in_rep.size, bool)
+    for ci, j in path.matches:
+        col = rec.columns[ci]
+        vals, vanish, rule = loo_values(col.func, col.values, rec.codes, rec.ngroups)
+        rules.append({"op": f"groupby.agg {col.label!r} = {getattr(col.func, '__name__', col.func)}"
+                      f"({col.source if col.source is not None else ''})",
+                      "rule": rule or "ETL re-run (no leave-one-out rule)", "exact": rule is not None})
+        if rule is None:
+            unknown |= True
+            continue
+        v = vals[in_rep]
+        # a value equal to the old one up to rounding (a missing value deleted from a mean) is the old one
+        old = ctx.values[t_rows, j]
+        v = np.where(np.isclose(v, old, rtol=1e-12, atol=0.0), old, v)
+        van = vanish[in_rep] | np.isnan(v)
+        fill = path.fills.get(j)
+        if fill is None:
+            unknown |= van
+            fill = np.nan
+        if frame:
+            set_column(new, j, np.where(van, fill, v))
+        else:
+            new[:, jj.index(j)] = np.where(van, fill, v)
+        if van.any():
+            rules.append({"op": f"{col.label!r} becomes missing (a group's only value deleted)",
+                          "rule": "the fill value of training rows fed by no group" if path.fills.get(j)
+                          is not None else "ETL re-run (no training row shows the fill value)",
+                          "exact": path.fills.get(j) is not None})
+    ok = ~unknown
+    # entries whose row did not change (a missing value deleted from a sum, a tie of a max) drop out; only
+    # the columns of the path's aggregates were set, the others are copies of the old row
+    nv = numeric_values(new.iloc[:, jj]) if frame else new
+    ov = ctx.values[:, jj][t_rows]
+    ok &= ~np.all((nv == ov) | (np.isnan(nv) & np.isnan(ov)), axis=1)
+    fallback[in2src[in_rep[unknown]]] = True
+    return (in2src[in_rep[ok]], t_rows[ok],
+            new.iloc[ok] if frame else _Patched(ctx.X, ctx.values, t_rows[ok], jj, new[ok]))
 
 
 def _stat_rules(ctx, shifts):
@@ -641,7 +656,6 @@ def propagate_group(ctx, drop, *, etl=None, sources=None, target=None):
         rows (exact for every function pandas applies); anything without a rule re-runs the ETL once for the
         whole group.
     """
-    import pandas as pd
     removed = np.zeros(ctx.n, bool)
     newvals = ctx.values.copy()
     touched = np.zeros(ctx.n, bool)
@@ -705,33 +719,54 @@ def propagate_group(ctx, drop, *, etl=None, sources=None, target=None):
                               f"({col.source if col.source is not None else ''})",
                               "rule": "recomputed over the remaining rows of each affected group", "exact": True})
     if rerun:
-        if etl is None or sources is None:
-            raise CounterfactualError(
-                "deleting these rows goes through operation(s) with no deletion rule; pass etl= (the ETL "
-                "function) and sources= ({table: file}) so that whence can re-run the ETL without them")
-        if ctx.anchor is None:
-            raise CounterfactualError("no source table maps one to one onto the training rows, so a re-run "
-                                      "cannot be matched to the training rows")
-        from ..graph import sources_by_name as live
-        keep_live = dict(live)
-        try:
-            X1, _, match = rerun_without(etl, sources, drop, target, a_name=ctx.anchor[0],
-                                         a_rows0=ctx.anchor[1])
-        finally:
-            from .. import graph
-            for name in sources:
-                graph.release(name)
-            live.update(keep_live)
-        v1 = numeric_values(X1)
-        survived = np.zeros(ctx.n, bool)
-        survived[match] = True
-        old = ctx.values[match]
-        diff = ~np.all((old == v1) | (np.isnan(old) & np.isnan(v1)), axis=1)
-        ch = match[diff]
-        new = pd.DataFrame(X1).iloc[np.flatnonzero(diff)] if isinstance(ctx.X, pd.DataFrame) else v1[diff]
-        rules.append({"op": "ETL", "rule": "re-run without the rows (plain pandas)", "exact": True})
-        return np.flatnonzero(~survived), ch, new, rules
-    # fill values that are statistics of their column move with the deletion
+        return _group_rerun(ctx, drop, etl, sources, target, rules)
+    _refill_statistics(ctx, newvals, touched, removed, rules)
+    changed = np.flatnonzero(touched & ~removed)
+    changed = changed[~np.all((newvals[changed] == ctx.values[changed])
+                              | (np.isnan(newvals[changed]) & np.isnan(ctx.values[changed])), axis=1)]
+    new = raw_rows(ctx.X, changed)
+    nv = newvals[changed]
+    for j in range(ctx.values.shape[1]):
+        if not np.array_equal(nv[:, j], ctx.values[changed, j], equal_nan=True):
+            set_column(new, j, nv[:, j])
+    return np.flatnonzero(removed), changed, new, rules
+
+
+def _group_rerun(ctx, drop, etl, sources, target, rules):
+    """:func:`propagate_group` by one re-run of the ETL without all of ``drop``: ``(removed, changed, new,
+    rules)``."""
+    import pandas as pd
+    if etl is None or sources is None:
+        raise CounterfactualError(
+            "deleting these rows goes through operation(s) with no deletion rule; pass etl= (the ETL "
+            "function) and sources= ({table: file}) so that whence can re-run the ETL without them")
+    if ctx.anchor is None:
+        raise CounterfactualError("no source table maps one to one onto the training rows, so a re-run "
+                                  "cannot be matched to the training rows")
+    from ..graph import sources_by_name as live
+    keep_live = dict(live)
+    try:
+        X1, _, match = rerun_without(etl, sources, drop, target, a_name=ctx.anchor[0],
+                                     a_rows0=ctx.anchor[1])
+    finally:
+        from .. import graph
+        for name in sources:
+            graph.release(name)
+        live.update(keep_live)
+    v1 = numeric_values(X1)
+    survived = np.zeros(ctx.n, bool)
+    survived[match] = True
+    old = ctx.values[match]
+    diff = ~np.all((old == v1) | (np.isnan(old) & np.isnan(v1)), axis=1)
+    ch = match[diff]
+    new = pd.DataFrame(X1).iloc[np.flatnonzero(diff)] if isinstance(ctx.X, pd.DataFrame) else v1[diff]
+    rules.append({"op": "ETL", "rule": "re-run without the rows (plain pandas)", "exact": True})
+    return np.flatnonzero(~survived), ch, new, rules
+
+
+def _refill_statistics(ctx, newvals, touched, removed, rules):
+    """Fill values that are statistics of their column (a median, a mean) move with the deletion: recompute them
+    over the remaining training rows, in ``newvals`` and ``touched`` (in place)."""
     for st in ctx.stats:
         j = st.j
         moved = touched & ~((newvals[:, j] == ctx.values[:, j])
@@ -753,15 +788,6 @@ def propagate_group(ctx, drop, *, etl=None, sources=None, target=None):
             touched |= filled
             rules.append({"op": f"fill value of column {column_names(ctx.X, [j])[0]} ({st.kind} of the column)",
                           "rule": "recomputed over the remaining training rows", "exact": True})
-    changed = np.flatnonzero(touched & ~removed)
-    changed = changed[~np.all((newvals[changed] == ctx.values[changed])
-                              | (np.isnan(newvals[changed]) & np.isnan(ctx.values[changed])), axis=1)]
-    new = raw_rows(ctx.X, changed)
-    nv = newvals[changed]
-    for j in range(ctx.values.shape[1]):
-        if not np.array_equal(nv[:, j], ctx.values[changed, j], equal_nan=True):
-            set_column(new, j, nv[:, j])
-    return np.flatnonzero(removed), changed, new, rules
 
 
 #: former private spellings, kept as aliases (the helpers now live in :mod:`whence.attribution.training_matrix`,

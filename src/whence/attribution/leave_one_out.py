@@ -90,44 +90,7 @@ def loo_values(func, values, codes, ng, *, max_expanded=50_000_000):
         v = float64_or_none(values)
         if v is None:
             return _expanded(func, values, codes, ng, vanish, max_expanded)
-        ok = ing & ~np.isnan(v)
-        v0 = np.where(ok, v, 0.0)
-        cnt = np.bincount(cc, weights=ok.astype(float), minlength=ng)
-        s = np.bincount(cc, weights=v0, minlength=ng)
-        c_new = cnt[cc] - ok
-        if func == "count":
-            new[ing] = c_new[ing]
-            return new, vanish, "count - 1 (non-missing)"
-        if func == "sum":
-            new[ing] = (s[cc] - v0)[ing]
-            return new, vanish, "sum - value"
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = s / cnt
-            if func == "mean":
-                out = np.where(ok, (s[cc] - v0) / c_new, mean[cc])
-                out = np.where(c_new > 0, out, np.nan)
-                new[ing] = out[ing]
-                return new, vanish, "(sum - value) / (count - 1)"
-            if func in ("var", "std"):
-                dev = np.where(ok, v0 - mean[cc], 0.0)
-                m2 = np.bincount(cc, weights=dev * dev, minlength=ng)
-                m_new = np.where(c_new > 0, (s[cc] - v0) / c_new, np.nan)
-                m2_new = np.where(ok, m2[cc] - (v0 - mean[cc]) * (v0 - m_new), m2[cc])
-                # rounding: what is left of the sum of squares after cancellation is noise below this
-                m2_new = np.where(np.abs(m2_new) <= 1e-12 * (m2[cc] + (v0 - mean[cc]) ** 2), 0.0, m2_new)
-                var = np.where(c_new > 1, np.maximum(m2_new, 0.0) / (c_new - 1), np.nan)
-                var_keep = np.where(cnt[cc] > 1, m2[cc] / (cnt[cc] - 1), np.nan)
-                out = np.where(ok, var, var_keep)
-                new[ing] = (np.sqrt(out) if func == "std" else out)[ing]
-                return new, vanish, "Welford removal (sample, ddof=1)"
-        # min / max: the second-best value of each group
-        key = v if func == "min" else -v
-        first, sec = _first_two(codes, np.where(ok, key, 0.0), ok, ng)
-        best = np.where(first >= 0, v[np.maximum(first, 0)], np.nan)
-        second = np.where(sec >= 0, v[np.maximum(sec, 0)], np.nan)
-        out = np.where(np.arange(n) == first[cc], second[cc], best[cc])
-        new[ing] = out[ing]
-        return new, vanish, f"second-best value ({func})"
+        return _loo_closed_form(func, v, codes, cc, ing, ng, new, vanish)
     if isinstance(func, str) and func in ("first", "last"):
         import pandas as pd
         ok = ing & ~np.asarray(pd.isna(values))
@@ -156,6 +119,50 @@ def loo_values(func, values, codes, ng, *, max_expanded=50_000_000):
         new[ing] = out[ing]
         return new, vanish, "nunique - (value unique in its group)"
     return _expanded(func, values, codes, ng, vanish, max_expanded)
+
+
+def _loo_closed_form(func, v, codes, cc, ing, ng, new, vanish):
+    """:func:`loo_values` of ``count``, ``sum``, ``mean``, ``var``, ``std`` (closed forms), ``min`` and ``max``
+    (the second-best value of each group) over the float64 values ``v``; fills ``new``."""
+    n = codes.size
+    ok = ing & ~np.isnan(v)
+    v0 = np.where(ok, v, 0.0)
+    cnt = np.bincount(cc, weights=ok.astype(float), minlength=ng)
+    s = np.bincount(cc, weights=v0, minlength=ng)
+    c_new = cnt[cc] - ok
+    if func == "count":
+        new[ing] = c_new[ing]
+        return new, vanish, "count - 1 (non-missing)"
+    if func == "sum":
+        new[ing] = (s[cc] - v0)[ing]
+        return new, vanish, "sum - value"
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = s / cnt
+        if func == "mean":
+            out = np.where(ok, (s[cc] - v0) / c_new, mean[cc])
+            out = np.where(c_new > 0, out, np.nan)
+            new[ing] = out[ing]
+            return new, vanish, "(sum - value) / (count - 1)"
+        if func in ("var", "std"):
+            dev = np.where(ok, v0 - mean[cc], 0.0)
+            m2 = np.bincount(cc, weights=dev * dev, minlength=ng)
+            m_new = np.where(c_new > 0, (s[cc] - v0) / c_new, np.nan)
+            m2_new = np.where(ok, m2[cc] - (v0 - mean[cc]) * (v0 - m_new), m2[cc])
+            # rounding: what is left of the sum of squares after cancellation is noise below this
+            m2_new = np.where(np.abs(m2_new) <= 1e-12 * (m2[cc] + (v0 - mean[cc]) ** 2), 0.0, m2_new)
+            var = np.where(c_new > 1, np.maximum(m2_new, 0.0) / (c_new - 1), np.nan)
+            var_keep = np.where(cnt[cc] > 1, m2[cc] / (cnt[cc] - 1), np.nan)
+            out = np.where(ok, var, var_keep)
+            new[ing] = (np.sqrt(out) if func == "std" else out)[ing]
+            return new, vanish, "Welford removal (sample, ddof=1)"
+    # min / max: the second-best value of each group
+    key = v if func == "min" else -v
+    first, sec = _first_two(codes, np.where(ok, key, 0.0), ok, ng)
+    best = np.where(first >= 0, v[np.maximum(first, 0)], np.nan)
+    second = np.where(sec >= 0, v[np.maximum(sec, 0)], np.nan)
+    out = np.where(np.arange(n) == first[cc], second[cc], best[cc])
+    new[ing] = out[ing]
+    return new, vanish, f"second-best value ({func})"
 
 
 def _expanded(func, values, codes, ng, vanish, max_expanded):

@@ -92,6 +92,63 @@ def _write_index_block(fname, block, lo, shape, parent_ids, offsets):
     return int(b.size)
 
 
+def _write_ops_table(path, nodes, chunks_of):
+    """``ops.parquet``: one row per operation (``chunks``: the output chunk sizes per axis); returns its path."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    f = os.path.join(path, "ops.parquet")
+    pq.write_table(pa.table({
+        "id": [n.id for n in nodes], "op": [n.op if not n.is_source else "source" for n in nodes],
+        "source": [n.name for n in nodes], "shape": [list(n.shape) for n in nodes],
+        "parents": [[p.id for p in n.parents] for n in nodes], "control": [sorted(n.control) for n in nodes],
+        "map": [type(n.map).__name__ if n.map is not None else None for n in nodes],
+        "completeness": ["FULL" if not n.partial else "PARTIAL" for n in nodes],
+        "reason": [n.partial for n in nodes],
+        "chunks": [[list(map(int, c)) for c in chunks_of[n.id]] for n in nodes]}), f)
+    return f
+
+
+def _operation_tasks(n, path, chunks, files, tasks):
+    """Add to ``tasks`` (and their files to ``files``) the delayed writes of operation ``n``: its rectangles
+    clipped to the output chunks, and the blocks of its index arrays.  Returns the index-array cells written."""
+    import dask
+    delayed = dask.delayed
+    index_cells = 0
+    pids = [p.id for p in n.parents]
+    rect_rows = []
+    for m, ix in _parts(n.map):
+        rows = getattr(m, "rectangles", lambda: None)()
+        if rows is not None:
+            rect_rows.extend((ix[r[0]],) + tuple(r[1:]) for r in rows)
+            continue
+        if isinstance(m, GatherMap):
+            s = m.lazy_src() if isinstance(m, DaskGatherMap) else m.src()
+            if not is_lazy(s):
+                s = dask_array().from_array(np.asarray(s), chunks=chunks if not has_unknown_size(n.shape) else -1)
+            d = os.path.join(path, "index_arrays", f"op_id={n.id}")
+            os.makedirs(d, exist_ok=True)
+            sub_pids = [pids[i] for i in ix]
+            blocks = s.to_delayed().ravel()
+            index_cells += math.prod(s.shape) if not has_unknown_size(s.shape) else 0
+            for b, (bi, lo, hi) in zip(blocks, _chunk_boxes(s.chunks)):
+                fn = os.path.join(d, f"block-{bi}.parquet")
+                files.append(fn)
+                tasks.append(delayed(_write_index_block)(fn, b, lo, tuple(s.shape), sub_pids, m.offsets))
+            continue
+        raise LineageQueryError(f"the relation of {n.op!r} ({type(m).__name__}) cannot be written chunk by "
+                                f"chunk")
+    if rect_rows:
+        d = os.path.join(path, "rectangles", f"op_id={n.id}")
+        os.makedirs(d, exist_ok=True)
+        boxes = list(_chunk_boxes(chunks))
+        per = max(1, math.ceil(len(boxes) / 64))
+        for j in range(0, len(boxes), per):
+            fn = os.path.join(d, f"part-{j // per}.parquet")
+            files.append(fn)
+            tasks.append(delayed(_write_rects)(fn, pids, rect_rows, boxes[j:j + per]))
+    return index_cells
+
+
 def relation_to_parquet(rel, path, pairs=False):
     """Write the relation of an array computed from dask arrays as a partitioned Parquet dataset.
 
@@ -127,60 +184,16 @@ def relation_to_parquet(rel, path, pairs=False):
     if pairs or not any(n in ARRAYS and n.map is not None for n in rel.nodes):
         return None
     import dask
-    import pyarrow as pa
-    import pyarrow.parquet as pq
     os.makedirs(path, exist_ok=True)
     nodes = rel.nodes
     chunks_of = {n.id: (ARRAYS[n].chunks if n in ARRAYS else tuple((d,) for d in n.shape)) for n in nodes}
-    f = os.path.join(path, "ops.parquet")
-    pq.write_table(pa.table({
-        "id": [n.id for n in nodes], "op": [n.op if not n.is_source else "source" for n in nodes],
-        "source": [n.name for n in nodes], "shape": [list(n.shape) for n in nodes],
-        "parents": [[p.id for p in n.parents] for n in nodes], "control": [sorted(n.control) for n in nodes],
-        "map": [type(n.map).__name__ if n.map is not None else None for n in nodes],
-        "completeness": ["FULL" if not n.partial else "PARTIAL" for n in nodes],
-        "reason": [n.partial for n in nodes],
-        "chunks": [[list(map(int, c)) for c in chunks_of[n.id]] for n in nodes]}), f)
-    files = [f]
+    files = [_write_ops_table(path, nodes, chunks_of)]
     tasks = []
     index_cells = 0
-    delayed = dask.delayed
     for n in nodes:
         if n.map is None or not n.parents:
             continue
-        pids = [p.id for p in n.parents]
-        chunks = chunks_of[n.id]
-        rect_rows = []
-        for m, ix in _parts(n.map):
-            rows = getattr(m, "rectangles", lambda: None)()
-            if rows is not None:
-                rect_rows.extend((ix[r[0]],) + tuple(r[1:]) for r in rows)
-                continue
-            if isinstance(m, GatherMap):
-                s = m.lazy_src() if isinstance(m, DaskGatherMap) else m.src()
-                if not is_lazy(s):
-                    s = dask_array().from_array(np.asarray(s), chunks=chunks if not has_unknown_size(n.shape) else -1)
-                d = os.path.join(path, "index_arrays", f"op_id={n.id}")
-                os.makedirs(d, exist_ok=True)
-                sub_pids = [pids[i] for i in ix]
-                blocks = s.to_delayed().ravel()
-                index_cells += math.prod(s.shape) if not has_unknown_size(s.shape) else 0
-                for b, (bi, lo, hi) in zip(blocks, _chunk_boxes(s.chunks)):
-                    fn = os.path.join(d, f"block-{bi}.parquet")
-                    files.append(fn)
-                    tasks.append(delayed(_write_index_block)(fn, b, lo, tuple(s.shape), sub_pids, m.offsets))
-                continue
-            raise LineageQueryError(f"the relation of {n.op!r} ({type(m).__name__}) cannot be written chunk by "
-                                    f"chunk")
-        if rect_rows:
-            d = os.path.join(path, "rectangles", f"op_id={n.id}")
-            os.makedirs(d, exist_ok=True)
-            boxes = list(_chunk_boxes(chunks))
-            per = max(1, math.ceil(len(boxes) / 64))
-            for j in range(0, len(boxes), per):
-                fn = os.path.join(d, f"part-{j // per}.parquet")
-                files.append(fn)
-                tasks.append(delayed(_write_rects)(fn, pids, rect_rows, boxes[j:j + per]))
+        index_cells += _operation_tasks(n, path, chunks_of[n.id], files, tasks)
     est = export_estimate(index_cells, len(tasks))
     if est["bytes"] >= ESTIMATE_ABOVE_BYTES and _progress_enabled():
         print(f"whence: writing the lineage relation to {path}: about {_human(est['bytes'])} "
