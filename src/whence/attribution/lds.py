@@ -176,6 +176,30 @@ def _noise_ceiling(outs, n_subsets, runs_per_subset, extra):
     return ceiling
 
 
+def _retrain_jobs(attr, todo, masks, X_test, y_test, seed_of, outs, n_jobs, bar, save_cache):
+    """Retrain a model for every ``(subset, run)`` of ``todo`` (in parallel processes when there are several
+    cores and jobs), putting its test outputs in ``outs`` and saving the cache as it goes."""
+    workers = (os.cpu_count() or 1) if n_jobs is None else int(n_jobs)
+    if workers > 1 and len(todo) > 4:
+        from joblib import Parallel, delayed
+        batch = max(workers * 4, 8)
+        for s in range(0, len(todo), batch):
+            chunk = todo[s:s + batch]
+            vals = Parallel(n_jobs=workers)(delayed(_retrain_job)(
+                attr, np.flatnonzero(masks[j]), X_test, y_test, seed_of(j, r)) for j, r in chunk)
+            for jr, v in zip(chunk, vals):
+                outs[jr] = v
+            bar.update(len(chunk))
+            save_cache()
+    else:
+        for k, (j, r) in enumerate(todo):
+            outs[(j, r)] = _retrain_job(attr, np.flatnonzero(masks[j]), X_test, y_test, seed_of(j, r))
+            bar.update()
+            if k % 10 == 9:
+                save_cache()
+        save_cache()
+
+
 def lds(attr, X_train, y_train, X_test, y_test, n_subsets=100, alpha=0.5, runs_per_subset=1, seed=0, *,
         protocol="fixed", scores=None, noise_subsets=None, n_jobs=None, progress=True, cache=None,
         n_boot=2000):
@@ -243,26 +267,8 @@ def lds(attr, X_train, y_train, X_test, y_test, n_subsets=100, alpha=0.5, runs_p
     def seed_of(j, r):
         return int(seed) * 1_000_003 + j * 101 + r
 
-    workers = (os.cpu_count() or 1) if n_jobs is None else int(n_jobs)
     try:
-        if workers > 1 and len(todo) > 4:
-            from joblib import Parallel, delayed
-            batch = max(workers * 4, 8)
-            for s in range(0, len(todo), batch):
-                chunk = todo[s:s + batch]
-                vals = Parallel(n_jobs=workers)(delayed(_retrain_job)(
-                    attr, np.flatnonzero(masks[j]), X_test, y_test, seed_of(j, r)) for j, r in chunk)
-                for jr, v in zip(chunk, vals):
-                    outs[jr] = v
-                bar.update(len(chunk))
-                save_cache()
-        else:
-            for k, (j, r) in enumerate(todo):
-                outs[(j, r)] = _retrain_job(attr, np.flatnonzero(masks[j]), X_test, y_test, seed_of(j, r))
-                bar.update()
-                if k % 10 == 9:
-                    save_cache()
-            save_cache()
+        _retrain_jobs(attr, todo, masks, X_test, y_test, seed_of, outs, n_jobs, bar, save_cache)
     finally:
         bar.close()
     t_retrain = time.perf_counter() - t1
