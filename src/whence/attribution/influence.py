@@ -27,9 +27,9 @@ import scipy.linalg  # noqa: E402
 
 from ..errors import UnsupportedModelError
 from .explain import Explanation
-from .model_math import (as_rows, correct_class_margin, count_rows, describe_model, float64_values, has_lineage,
-                         model_input, model_name, multinomial_hessian, set_random_state, sigmoid, softmax,
-                         symmetric_solver, weighted_gram)
+from .model_math import (CLASSIFIER_KINDS, as_rows, correct_class_margin, count_rows, describe_model, float64_values,
+                         has_lineage, model_input, model_name, multinomial_hessian, set_random_state, sigmoid,
+                         softmax, symmetric_solver, weighted_gram)
 
 __all__ = ["Attributor", "UnsupportedModelError"]
 
@@ -80,7 +80,7 @@ class Attributor:
             raise UnsupportedModelError(f"{type(model).__name__} is not a scikit-learn estimator: {e}") from None
         self.estimator = est
         self.kind, self.settings = describe_model(est)
-        self.classifier = self.kind in ("logistic", "sgd_log")
+        self.classifier = self.kind in CLASSIFIER_KINDS
         self.train = X_train if has_lineage(X_train) else None
         self.X_train_raw = X_train
         self.y_train = np.asarray(y_train).reshape(-1)
@@ -158,7 +158,7 @@ class Attributor:
         kind, s = self.kind, self.settings
         reg = np.zeros(p)
         Z = X1 @ self.W.T  # (n, K)
-        if kind in ("logistic", "sgd_log") and K == 1:
+        if kind in CLASSIFIER_KINDS and K == 1:
             pr = sigmoid(Z[:, 0])
             yb = (y == 1).astype(np.float64)
             self.R = (w * (pr - yb))[:, None]  # dl/dz, (n, 1)

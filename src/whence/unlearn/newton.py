@@ -26,8 +26,9 @@ from .._extras import require
 require("whence.unlearn", "sklearn")
 
 
-from ..attribution.model_math import (UnsupportedModelError, describe_model, float64_values, model_input,
-                                      multinomial_hessian, sigmoid, softmax, symmetric_solver, weighted_gram)
+from ..attribution.model_math import (CLASSIFIER_KINDS, UnsupportedModelError, describe_model, float64_values,
+                                      model_input, multinomial_hessian, sigmoid, softmax, symmetric_solver,
+                                      weighted_gram)
 
 __all__ = ["Objective", "Certificate", "newton_fit"]
 
@@ -104,7 +105,7 @@ class Objective:
     def __init__(self, est, X, y, sample_weight=None):
         self.est = est
         self.kind, self.settings = describe_model(est)
-        self.classifier = self.kind in ("logistic", "sgd_log")
+        self.classifier = self.kind in CLASSIFIER_KINDS
         self.fit_intercept = bool(getattr(est, "fit_intercept", True))
         coef = np.atleast_2d(np.asarray(est.coef_, np.float64))
         self.d = coef.shape[1]
@@ -177,7 +178,7 @@ class Objective:
         n = self.X1.shape[0]
         X1 = self.X1 if rows.shape[0] == n and n and rows[0] == 0 and rows[-1] == n - 1 else self.X1[rows]
         Z = X1 @ W.T
-        if self.kind in ("logistic", "sgd_log") and self.K == 1:
+        if self.kind in CLASSIFIER_KINDS and self.K == 1:
             pr = sigmoid(Z[:, 0])
             return X1, (pr - (self.y[rows] == 1))[:, None], (pr * (1 - pr))[:, None]
         if self.kind == "logistic":
