@@ -452,3 +452,21 @@ def test_sort_permutation_is_stable_with_ties_nans_and_signed_zeros(data):
         want = [tuple(int(s[o]) for s in src)]
         got = [tuple(c) for c in wh.backward(y, o)["x"].tolist()]
         assert got == want, (v, axis, o)
+
+
+@pytest.mark.skipif(sys.implementation.name != "cpython", reason="folding at death reads CPython's reference counts")
+def test_a_loop_of_operator_chains_folds_each_result_as_it_dies():
+    # each iteration's chain is folded as it is computed (elision: the temporary becomes the result) and the
+    # previous iteration's result is folded into it when the name is rebound: one hop to the source
+    wh.reset()
+    n = 1 << 17
+    x = wh.track(np.random.default_rng(2).random(n), name="x")
+    for step in (lambda y: (y * 1.0001 + 0.0) * 1.0, lambda y: (y * 1.0001 + y) * 1.0,
+                 lambda y: 2.0 * (y * 1.0001) - 1.0, lambda y: np.tanh(y * 0.5) + 0.5):
+        y = x
+        for _ in range(4):
+            y = step(y)
+        assert y._node.lineage[1] == (x._node,)
+        for c in (0, 5, n - 1):
+            assert wh.backward(y, (c,))["x"].tolist() == [[c]]
+        assert len(wh.ops(y)) >= 4 * 3

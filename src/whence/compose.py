@@ -531,7 +531,8 @@ def fold_into_new_reader(p, k):
     if len(kps) == 1:  # p alone (an operator with a scalar, a unary function): p's relation, to k's shape
         if kps[0] is not p or km.parent_shapes[0] != pm.out_shape:
             return False
-        k.link = (ElementwiseMap(k.shape, pm.parent_shapes), pps, _NO_CONTROL)
+        # (a tuple of its own: folding at death counts the references to a node from each reader's tuple)
+        k.link = (ElementwiseMap(k.shape, pm.parent_shapes), (*pps,), _NO_CONTROL)
     elif len(kps) == 2 and (kps[0] is p) is not (kps[1] is p):  # p and one other operand (a x b)
         first = kps[0] is p
         q = kps[1] if first else kps[0]
