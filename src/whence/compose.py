@@ -530,6 +530,8 @@ def _new_reader_link(p, kshape, kshapes, kps):
             return None
         qs = kshapes[1] if first else kshapes[0]
         if q in pps:  # (nodes compare by identity) already a parent of p: one channel
+            if len(pps) == 1 and pm.parent_shapes[0] == qs:  # (p read q alone, broadcast as k reads it)
+                return ElementwiseMap(kshape, pm.parent_shapes), (q,), _NO_CONTROL
             return _compose_elementwise(p, pm, pps, kshape, kshapes, kps)
         if first:
             return ElementwiseMap(kshape, tuple(pm.parent_shapes) + (qs,)), tuple(pps) + (q,), _NO_CONTROL
@@ -601,7 +603,12 @@ def new_folded_reader(op, shape, pshapes, parents, p):
     k.kids = None
     if KEEP and _kept(k):
         return None
-    _linked(p, k, link)
+    k.link = link
+    for q in link[1]:
+        if q.name is None:
+            _add_kid(q, k)
+    p.link = FOLDED
+    _STATE["folded"] += 1
     return k
 
 

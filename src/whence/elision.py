@@ -347,7 +347,7 @@ def operator_call(ufunc, inputs, raws, pnodes, pshapes):
                 continue
             if n == 2 and (inputs[1 - j] is x or raws[1 - j] is d):  # the operand and its buffer appear once
                 continue
-            if not _fits(ufunc, raws, d) or not d.flags.writeable:
+            if not _fits_operator(ufunc, raws, d) or not d.flags.writeable:
                 continue
             if not (_ext[1] if _EXTOBJ is not None and _EXTOBJ.get() is _ext[0] else _errstate_quiet()):
                 break  # (an error raised after the loop would leave a half-written operand in the traceback)
@@ -356,6 +356,16 @@ def operator_call(ufunc, inputs, raws, pnodes, pshapes):
             else:
                 ufunc(raws[0], d)
             _counts["elided"] += 1
+            # the temporary becomes the result (see _became; written out here): references to its node: the
+            # wrapper's slot, ``pnodes`` (once per occurrence: one or two operands), ``p`` and the argument
+            p = x._node_
+            if _refcount(p) == 3 + (pnodes[0] is p) + (len(pnodes) == 2 and pnodes[1] is p):
+                k = _new_folded(ufunc.__name__, d.shape, pshapes, pnodes, p)
+                if k is not None:
+                    x._node_ = k
+                    x._birth = (fid, off)
+                    return x
+            del p
             return _became(x, ufunc, d, pnodes, pshapes, fid, off)
         return _fresh(ufunc, raws, pnodes, pshapes, (fid, off))
     return _fresh(ufunc, raws, pnodes, pshapes, None)
@@ -527,6 +537,40 @@ def _fits(ufunc, raws, d):
 
 
 _broadcast_cache: dict = {}
+
+
+def _fits_operator(ufunc, raws, d):
+    """:func:`_fits` for one or two operands, written out (an operator on a temporary asks on every call)."""
+    dt = d.dtype
+    if len(raws) == 1:
+        key = (ufunc, dt)
+    else:
+        a = raws[0]
+        b = raws[1]
+        if a is d:
+            ka = dt
+            other = b
+        else:
+            kb = dt
+            other = a
+        t = type(other)
+        if t is _ndarray:
+            k = other.dtype
+            if other.ndim and other.shape != d.shape:  # broadcasting: the general test
+                return _fits(ufunc, raws, d)
+        elif t is float or t is int or t is complex:
+            k = t
+        elif t is bool:
+            k = _BOOL
+        elif isinstance(other, np.generic):
+            k = other.dtype
+        else:
+            return False
+        key = (ufunc, ka, k) if a is d else (ufunc, k, kb)
+    r = _dtype_cache.get(key, False)
+    if r is False:
+        r = _resolve(key)
+    return r is not None and (r is dt or r == dt)
 
 
 def _resolve(key):
