@@ -4,8 +4,9 @@ numpy reuses the buffer of a temporary operand (an array that nothing but the ex
 result of a binary operator, so that ``a * 2 + 1`` allocates one buffer instead of two; fresh memory costs
 page faults, and on large arrays that is most of the time of a cheap operation.  Behind a
 :class:`~whence.TrackedArray` numpy cannot see that the operand is a temporary, so whence does the same
-itself, in the ufunc dispatch (:func:`elementwise_call`), for operators (``-x``, ``x * y``, ``x & y``, ...)
-and for direct ufunc calls (``np.tanh(x)``, ``np.add(np.multiply(a, 2), 1)``).
+itself: for the operators TrackedArray computes itself (``-x``, ``x * y``, ``x & y``, ...:
+:func:`operator_call`) and in the ufunc dispatch (:func:`elementwise_call`) for the others and for direct
+ufunc calls (``np.tanh(x)``, ``np.add(np.multiply(a, 2), 1)``).
 
 Lineage is unchanged: an elementwise map never reads values.  The values are exactly those numpy computes
 without elision (the same loop runs, writing into another buffer).  The temporary's wrapper becomes the
@@ -30,6 +31,12 @@ When is an operand a temporary?  All of the following hold, else the result gets
   result's shape and dtype;
 - numpy's floating-point error mode raises or calls for nothing (an error raised after the loop would
   leave a half-written operand visible in the traceback).
+
+The checks run cheapest first and stop at the first refusal: an operand with no birth (a source, a named
+intermediate read before) costs one slot read.  What depends on the instruction only (is it an operator or
+the call, which instruction pushed each operand) is looked up once per call site (:data:`_SITES`, keyed by
+the code object and the offset), and the temporary's node becomes the new operation's, folded, in one step
+(:func:`whence.compose.new_folded_reader`).
 
 Why both the instruction and the reference count: the count alone cannot tell the interpreter's stack
 from C code that holds the only reference and passes it on without one of its own (an element of an
@@ -75,7 +82,6 @@ from .graph import Node
 from .maps import ElementwiseMap
 
 _TA = _tracked.TrackedArray
-_fold_new = _compose.fold_into_new_reader
 _new_folded = _compose.new_folded_reader
 _wrap_array = _tracked._wrap_array
 _getframe = sys._getframe
@@ -401,9 +407,11 @@ def _became(x, ufunc, r, pnodes, pshapes, fid, off):
 def _fresh(ufunc, raws, pnodes, pshapes, birth):
     """The result in a buffer of its own, wrapped; born at ``birth`` (``(frame id, offset)``) when large."""
     r = ufunc(*raws)
+    _counts["fresh"] += 1
     if type(r) is not _ndarray:
         r = _tracked.as_values(r)
-    _counts["fresh"] += 1
+        if type(r) is not _ndarray:  # a lazy (dask) result: _wrap registers it
+            return _tracked._wrap(r, Node(ufunc.__name__, r.shape, ElementwiseMap(r.shape, pshapes), pnodes))
     shape = r.shape
     t = _wrap_array(r, Node(ufunc.__name__, shape, ElementwiseMap(shape, pshapes), pnodes))
     if birth is not None and r.nbytes >= _tracked._ELIDE_BYTES:
