@@ -325,9 +325,15 @@ class Lineage:
 
     ``nidx`` rows of every ``cmat`` describe the index levels (they become cells again after
     ``reset_index``); the rest describe the columns.
+
+    The graph node (:attr:`node`) is built when first asked for (a query, a store, a plot): most frames of a
+    pipeline are intermediates that nothing ever asks about, and building a node and its map per pandas call
+    was a large share of whence's cost per call.  ``history`` may hold the :class:`Lineage` objects of the
+    frames the table was computed from (their nodes are built first, so that a parent's id stays smaller than
+    its child's) or graph nodes.
     """
 
-    __slots__ = ("parts", "n", "nidx", "ncols", "reasons", "node", "series")
+    __slots__ = ("parts", "n", "nidx", "ncols", "reasons", "_node", "series", "_spec")
 
     def __init__(self, parts, n, nidx, ncols, reasons=(), op="frame", history=(), series=False, detail=""):
         self.parts = [p for p in parts if p.cmat.any()]
@@ -336,7 +342,45 @@ class Lineage:
         self.ncols = int(ncols)
         self.reasons = tuple(dict.fromkeys(reasons))
         self.series = series
-        self.node = self._make_node(op, history, detail)
+        self._node = None
+        self._spec = (op, history, detail)
+
+    @property
+    def op(self):
+        """The name of the operation that made the table."""
+        return self._node.op if self._spec is None else self._spec[0]
+
+    @property
+    def node(self):
+        """The table's graph node (built at the first call, with the nodes of its history)."""
+        nd = self._node
+        if nd is None:
+            nd = self._build_nodes()
+        return nd
+
+    @node.setter
+    def node(self, value):
+        self._node = value
+        self._spec = None
+
+    def _build_nodes(self):
+        # the unbuilt history first (oldest first), without recursion: a long chain of in-place writes
+        # that nothing asked about is a long chain of unbuilt lineages
+        todo = [(self, False)]
+        while todo:
+            lin, ready = todo.pop()
+            if lin._node is not None:
+                continue
+            if ready:
+                op, history, detail = lin._spec
+                lin._node = lin._make_node(op, history, detail)
+                lin._spec = None
+                continue
+            todo.append((lin, True))
+            for h in lin._spec[1]:
+                if type(h) is Lineage and h._node is None:
+                    todo.append((h, False))
+        return self._node
 
     def _make_node(self, op, history, detail):
         shape = (self.n,) if self.series else (self.n, self.ncols)
@@ -355,7 +399,7 @@ class Lineage:
         n_inputs = len(parents)
         for h in history:
             if h is not None:
-                parents.append(h)
+                parents.append(h._node if type(h) is Lineage else h)
         partial = "; ".join(self.reasons) if self.reasons else None
         m = TableMap(shape, self.nidx, entries, [pn.shape for pn in parents], n_inputs)
         return Node(op, shape, m, tuple(parents), frozenset(control), partial, detail=detail)

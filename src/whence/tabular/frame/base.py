@@ -210,7 +210,7 @@ def _attach(res, parts, op, inputs, reasons=(), detail=""):
     lins = [lineage_of(o) for o in inputs]
     allr = _reasons(*lins) + list(reasons)
     lin = Lineage(_merge_parts(parts), n, nidx, ncols, allr, op=op,
-                  history=tuple(x.node for x in lins if x is not None), series=series, detail=detail)
+                  history=tuple(x for x in lins if x is not None), series=series, detail=detail)
     object.__setattr__(res, "_wh", lin)
     return res
 
@@ -385,7 +385,7 @@ def _attach_inplace(obj, parts, op, lins, reasons=()):
     allr = _reasons(*lins) + list(reasons)
     n, nidx, ncols, series = _dims(obj)
     lin = Lineage(_merge_parts(parts), n, nidx, ncols, allr, op=op,
-                  history=tuple(x.node for x in lins if x is not None), series=series)
+                  history=tuple(x for x in lins if x is not None), series=series)
     object.__setattr__(obj, "_wh", lin)
 
 
@@ -453,7 +453,7 @@ def _is_label_list(key):
 def _fallback_reason(res, reason):
     lin = lineage_of(res)
     _warn("whence: " + reason)
-    return _attach(res, list(lin.parts), lin.node.op, [res], [reason])
+    return _attach(res, list(lin.parts), lin.op, [res], [reason])
 
 
 class _TrackedMixin:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..relations import Lineage, Part
 from .base import _attach, _attach_inplace, _depth, _guard, _remap, _stacklevel, lineage_of
-from .values import _register_plain, plain_lineage, warn_constant
+from .values import _plain, _register_plain, plain_lineage, warn_constant
 
 __all__ = ["INDEX_CELLWISE", "INDEX_UNTRACKED", "INDEX_META", "install"]
 
@@ -72,7 +72,11 @@ def _register_index(idx, obj):
     lin = obj.__dict__.get("_wh")
     if lin is None or len(idx) != lin.n or idx.nlevels != lin.nidx:
         return
-    _register_plain(idx, None, functools.partial(index_lineage, lin))
+    _register_plain(idx, None, functools.partial(index_lineage, lin), owner=lin)
+
+
+_FRAME_INDEX = pd.DataFrame.__dict__["index"]
+_SERIES_INDEX = pd.Series.__dict__["index"]
 
 
 class _Indexes:
@@ -80,10 +84,14 @@ class _Indexes:
 
     @property
     def index(self):
-        base = pd.DataFrame.__dict__["index"] if isinstance(self, pd.DataFrame) else pd.Series.__dict__["index"]
-        idx = base.__get__(self, type(self))
-        if not _depth() and self.__dict__.get("_wh") is not None:
-            _register_index(idx, self)
+        idx = (_FRAME_INDEX if isinstance(self, pd.DataFrame) else _SERIES_INDEX).__get__(self, None)
+        lin = self.__dict__.get("_wh")
+        if lin is not None and not _depth():
+            # pandas reads ``self.index`` many times per call: registered again only when the registry does
+            # not hold this frame's lineage for this index already
+            e = _plain.get(id(idx))
+            if e is None or e[3] is not lin or e[0]() is not idx:
+                _register_index(idx, self)
         return idx
 
     @index.setter
@@ -168,7 +176,10 @@ def _wrap_attr(cls, name):
         getter = attr
 
         def get(self):
-            res = _as_user(getter.__get__, self, type(self))
+            if _internal_caller():
+                res = getter.__get__(self, type(self))
+            else:
+                res = _as_user(getter.__get__, self, type(self))
             if _plain_empty():
                 return res
             return _result(self, res, name)
@@ -179,13 +190,23 @@ def _wrap_attr(cls, name):
 
         @functools.wraps(fn)
         def method(self, *args, **kwargs):
-            res = _as_user(fn, self, *args, **kwargs)
+            if _internal_caller():
+                res = fn(self, *args, **kwargs)
+            else:
+                res = _as_user(fn, self, *args, **kwargs)
             if _plain_empty():
                 return res
             return _result(self, res, name)
 
         return method
     return None
+
+
+def _internal_caller():
+    """True when the wrapped Index attribute was called by pandas' or whence's own code (the frame two up):
+    their warnings need no moving to the user's line, and catching them was most of the wrapper's cost."""
+    mod = sys._getframe(2).f_globals.get("__name__", "")
+    return mod.startswith("pandas") or mod.startswith("whence")
 
 
 def _as_user(f, *args, **kwargs):
@@ -203,7 +224,6 @@ def _as_user(f, *args, **kwargs):
 
 
 def _plain_empty():
-    from .values import _plain
     return not _plain
 
 
