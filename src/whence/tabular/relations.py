@@ -333,7 +333,7 @@ class Lineage:
     its child's) or graph nodes.
     """
 
-    __slots__ = ("parts", "n", "nidx", "ncols", "reasons", "_node", "series", "_spec")
+    __slots__ = ("parts", "n", "nidx", "ncols", "reasons", "_node", "series", "_spec", "memo")
 
     def __init__(self, parts, n, nidx, ncols, reasons=(), op="frame", history=(), series=False, detail=""):
         self.parts = [p for p in parts if p.cmat.any()]
@@ -344,6 +344,9 @@ class Lineage:
         self.series = series
         self._node = None
         self._spec = (op, history, detail)
+        # derived lineages that depend on nothing but this one (a column taken by label), built once: a
+        # Lineage never changes once made, so objects with the same derivation may share one
+        self.memo = None
 
     @property
     def op(self):

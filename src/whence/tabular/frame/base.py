@@ -15,11 +15,15 @@ from ...errors import PartialLineageWarning
 from ..relations import Lineage, Part, RowRel
 
 
-_local = threading.local()
+class _Local(threading.local):
+    depth = 0  # (a class default: every thread starts outside any covered operation)
+
+
+_local = _Local()
 
 
 def _depth():
-    return getattr(_local, "depth", 0)
+    return _local.depth
 
 
 class _Guard:
@@ -28,7 +32,7 @@ class _Guard:
     __slots__ = ()
 
     def __enter__(self):
-        _local.depth = getattr(_local, "depth", 0) + 1
+        _local.depth += 1
 
     def __exit__(self, *exc):
         _local.depth -= 1

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pandas as pd
 
+from ...tracked import TrackedArray
 from ..relations import Part, RowRel
 from .values import is_scalar_like, scalar_parts
 from .base import (_as_tracked, _attach, _attach_inplace, _depth, _dims, _elementwise, _fallback, _fallback_reason,
@@ -193,7 +194,6 @@ def _binary(res, op, *operands, columns=False):
     extra, reasons = [], []
     for o in on_cols:
         extra += _series_on_columns(out, o)
-    from ...tracked import TrackedArray
     for a in others:
         if is_scalar_like(a):
             extra += scalar_parts(a, len(out), 0)  # a reduction's scalar: every cell it reduced

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..relations import Lineage, Part
-from .base import _attach, _attach_inplace, _depth, _guard, _remap, _stacklevel, lineage_of
+from .base import _attach, _attach_inplace, _depth, _guard, _local, _remap, _stacklevel, lineage_of
 from .values import _plain, _register_plain, plain_lineage, warn_constant
 
 __all__ = ["INDEX_CELLWISE", "INDEX_UNTRACKED", "INDEX_META", "install"]
@@ -79,20 +79,35 @@ _FRAME_INDEX = pd.DataFrame.__dict__["index"]
 _SERIES_INDEX = pd.Series.__dict__["index"]
 
 
-class _Indexes:
-    """The ``index`` property of the tracked classes: reading registers its lineage, writing sets it."""
+def _index_getter(axis):
+    """The getter of ``index`` for a class whose pandas ``index`` descriptor is ``axis``: pandas reads
+    ``self.index`` many times per call, so inside a covered operation it is pandas' own read and nothing more;
+    outside, the index's lineage is registered again only when the registry does not hold this frame's lineage
+    for this index already."""
+    get_axis = axis.__get__
+    local = _local
 
-    @property
     def index(self):
-        idx = (_FRAME_INDEX if isinstance(self, pd.DataFrame) else _SERIES_INDEX).__get__(self, None)
+        idx = get_axis(self, None)
+        if local.depth:
+            return idx
         lin = self.__dict__.get("_wh")
-        if lin is not None and not _depth():
-            # pandas reads ``self.index`` many times per call: registered again only when the registry does
-            # not hold this frame's lineage for this index already
+        if lin is not None:
             e = _plain.get(id(idx))
             if e is None or e[3] is not lin or e[0]() is not idx:
                 _register_index(idx, self)
         return idx
+
+    return index
+
+
+class _Indexes:
+    """The ``index`` property of the tracked classes: reading registers its lineage, writing sets it
+    (:data:`FRAME_INDEX` and :data:`SERIES_INDEX` are the property of each class)."""
+
+    @property
+    def index(self):
+        return (_frame_get if isinstance(self, pd.DataFrame) else _series_get)(self)
 
     @index.setter
     def index(self, value):
@@ -109,6 +124,13 @@ class _Indexes:
         base.__set__(self, value)
         with _guard:
             _after_index_set(self, lin, value, vlin)
+
+
+_frame_get = _index_getter(_FRAME_INDEX)
+_series_get = _index_getter(_SERIES_INDEX)
+#: the ``index`` property of :class:`TrackedFrame` and of :class:`TrackedSeries` (no type test per read)
+FRAME_INDEX = property(_frame_get, _Indexes.index.fset, doc=_FRAME_INDEX.__doc__)
+SERIES_INDEX = property(_series_get, _Indexes.index.fset, doc=_SERIES_INDEX.__doc__)
 
 
 def _from_pandas():

@@ -13,8 +13,8 @@ import tokenize
 import numpy as np
 import pandas as pd
 
-from .base import (_align_rows, _attach, _attach_inplace, _col_control, _col_rows, _cols_result, _control_parts, _depth,
-                   _dims, _fallback, _guard, _hashable, _is_bool_mask, _is_label_list, _label_positions, _remap,
+from .base import (_align_rows, _as_tracked, _attach, _attach_inplace, _col_control, _col_rows, _cols_result,
+                   _control_parts, _depth, _dims, _fallback, _guard, _hashable, _is_bool_mask, _is_label_list, _label_positions, _remap,
                    _row_positions, is_tracked_frame, lineage_of)
 from .writes import _after_cell_write
 
@@ -195,6 +195,24 @@ class _TrackedIndexer:
             _after_cell_write(obj, lin, key, value, self.kind, old_cols)
 
 
+def _column(src, lin, res, loc, detail):
+    """``res`` is column ``loc`` of ``src`` (same rows): its lineage is built once per lineage of ``src`` and
+    shared by every Series taken from that column (a column is read again and again in most pipelines)."""
+    memo = lin.memo
+    if memo is None:
+        memo = lin.memo = {}
+    key = ("column", loc, detail)
+    clin = memo.get(key)
+    if clin is None or clin.n != len(res) or clin.nidx != res.index.nlevels:
+        crow = list(range(lin.nidx)) + [lin.nidx + loc]
+        res = _attach(res, _remap(lin, crow), "column", [src], detail=detail)
+        memo[key] = lineage_of(res)
+        return res
+    res = _as_tracked(res)
+    object.__setattr__(res, "_wh", clin)
+    return res
+
+
 def _subset_rows(src, res, op, mask=None):
     """``res`` holds rows of ``src`` (all its columns): positions recovered from the index or the mask."""
     lin = lineage_of(src)
@@ -335,8 +353,7 @@ class _FrameSelection:
             if isinstance(res, pd.Series) and len(res) == len(self) and _hashable(key) and key in cols:
                 loc = cols.get_loc(key)
                 if isinstance(loc, (int, np.integer)):
-                    crow = list(range(lin.nidx)) + [lin.nidx + int(loc)]
-                    return _attach(res, _remap(lin, crow), "column", [self], detail=str(key))
+                    return _column(self, lin, res, int(loc), str(key))
             if isinstance(res, pd.DataFrame) and len(res) == len(self) and _is_label_list(key):
                 if cols.is_unique:
                     pos = cols.get_indexer(res.columns)
