@@ -173,13 +173,16 @@ def _union_rel(a, b):
 def _remap(lin, crow=None, sel=None, rel_cache=None):
     """Parts of ``lin`` with columns remapped by ``crow`` (old cmat row per new row, -1 none) and rows by
     ``sel`` (old row per new row, -1 none)."""
+    if crow is not None:
+        crow = np.asarray(crow, np.int64)
+        if crow.shape[0] == lin.nidx + lin.ncols and (crow == np.arange(crow.shape[0])).all():
+            crow = None  # every cmat row stays where it is: the parts' column matrices are kept as they are
     if crow is None and sel is None:
         return list(lin.parts)
     parts = []
     cache = {} if rel_cache is None else rel_cache
     neg = None
     if crow is not None:
-        crow = np.asarray(crow, np.int64)
         neg = crow < 0
         if neg.any():
             crow = np.where(neg, 0, crow)

@@ -61,16 +61,22 @@ def _after_cell_write(obj, lin, key, value, kind, old_cols):
     keep_sel = np.arange(len(obj), dtype=np.int64)
     keep_sel[rpos] = -1
     parts = []
+    kept = {}
     for p in _remap(lin, crow):
         if p.wide:
             parts.append(p)
             continue
         cm_w = p.cmat & written[:, None]
+        if not cm_w.any():
+            parts.append(p)  # no written column reads this part
+            continue
         cm_k = p.cmat & ~written[:, None]
         if cm_k.any():
             parts.append(p.with_(cmat=cm_k))
-        if cm_w.any():
-            parts.append(p.with_(rel=p.rel.take(keep_sel), cmat=cm_w))
+        rel = kept.get(id(p.rel))
+        if rel is None:
+            rel = kept[id(p.rel)] = p.rel.take(keep_sel)
+        parts.append(p.with_(rel=rel, cmat=cm_w))
     vlin = lineage_of(value)
     reasons = []
     if vlin is not None:
@@ -131,7 +137,7 @@ def _mask_control(rk, obj, written):
         what = "a row mask whose index cannot be aligned" if is_mask else "row labels from a tracked Series"
         _warn(f"whence: a write through {what}; all its cells are taken as control (PARTIAL)")
         return parts, mlin, f"a write through {what} (all its cells are control)"
-    sel = np.arange(n, dtype=np.int64) if al is None else np.asarray(al, np.int64)
+    sel = None if al is None else np.asarray(al, np.int64)  # None: the mask's rows are the frame's
     parts = []
     for p in mlin.parts:
         row = p.data_row(mlin.nidx)
@@ -139,7 +145,7 @@ def _mask_control(rk, obj, written):
             continue
         cm = np.zeros((written.shape[0], row.shape[0]), bool)
         cm[written] = row
-        parts.append(Part(p.node, p.rel.take(sel), cm, True))
+        parts.append(Part(p.node, p.rel if sel is None else p.rel.take(sel), cm, True))
     return parts, mlin, None
 
 
