@@ -333,7 +333,7 @@ class Lineage:
     its child's) or graph nodes.
     """
 
-    __slots__ = ("parts", "n", "nidx", "ncols", "reasons", "_node", "series", "_spec", "memo")
+    __slots__ = ("parts", "n", "nidx", "ncols", "reasons", "_node", "series", "_spec", "memo", "_aggregate")
 
     def __init__(self, parts, n, nidx, ncols, reasons=(), op="frame", history=(), series=False, detail=""):
         self.parts = [p for p in parts if p.cmat.any()]
@@ -347,6 +347,19 @@ class Lineage:
         # derived lineages that depend on nothing but this one (a column taken by label), built once: a
         # Lineage never changes once made, so objects with the same derivation may share one
         self.memo = None
+        self._aggregate = None
+
+    @property
+    def aggregate(self):
+        """What a group-by aggregation computed (:class:`~whence.tabular.aggregates.AggregateRecord`), or None;
+        it goes on the node's map (``node.map.aggregate``), now or when the node is built."""
+        return self._aggregate
+
+    @aggregate.setter
+    def aggregate(self, record):
+        self._aggregate = record
+        if self._node is not None:
+            self._node.map.aggregate = record
 
     @property
     def op(self):
@@ -405,6 +418,8 @@ class Lineage:
                 parents.append(h._node if type(h) is Lineage else h)
         partial = "; ".join(self.reasons) if self.reasons else None
         m = TableMap(shape, self.nidx, entries, [pn.shape for pn in parents], n_inputs)
+        if self._aggregate is not None:
+            m.aggregate = self._aggregate
         return Node(op, shape, m, tuple(parents), frozenset(control), partial, detail=detail)
 
     @property

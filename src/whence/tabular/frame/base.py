@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 import threading
 import warnings
+import weakref
 
 import numpy as np
 import pandas as pd
@@ -260,7 +261,7 @@ def _elementwise(res, op, operands):
             if o.shape[1] == ncols and (o.columns.equals(res.columns)):
                 crow = list(range(lin.nidx)) + [lin.nidx + j for j in range(ncols)]
             elif o.columns.is_unique:
-                pos = o.columns.get_indexer(res.columns)
+                pos = column_positions(o.columns, res.columns)
                 crow = [-1] * nidx + [lin.nidx + p if p >= 0 else -1 for p in pos]
             else:
                 return _fallback(res, op, operands)
@@ -286,6 +287,52 @@ def _align_rows(o, res):
     if o.index.is_unique:
         return o.index.get_indexer(res.index)
     return False
+
+
+# id of a column Index -> (weak reference to it, {label: position}) for small Indexes of text labels
+_LABEL_MAPS: dict = {}
+_SMALL = 256
+
+
+def _label_map(cols):
+    """``{label: position}`` of a unique Index of at most :data:`_SMALL` ``str`` labels (built once per Index
+    object: Indexes never change), or None."""
+    e = _LABEL_MAPS.get(id(cols))
+    if e is not None and e[0]() is cols:
+        return e[1]
+    if len(cols) > _SMALL or isinstance(cols, pd.MultiIndex) or cols.dtype.kind not in "OU" and \
+            not isinstance(cols.dtype, pd.StringDtype):
+        return None
+    labels = cols.tolist()
+    m = {}
+    for j, lab in enumerate(labels):
+        if type(lab) is not str or lab in m:
+            m = None  # another kind of label (whose equality a dict may not share), or a duplicate
+            break
+        m[lab] = j
+    try:
+        key = id(cols)
+        ref = weakref.ref(cols, lambda _r, k=key: _LABEL_MAPS.pop(k, None))
+    except TypeError:
+        return m
+    _LABEL_MAPS[key] = (ref, m)
+    return m
+
+
+def column_positions(cols, labels):
+    """``cols.get_indexer(labels)`` (int64, -1 for a missing label) for a unique ``cols``; small Indexes of text
+    labels answer from a dict kept per Index object, with no hash table built by pandas per call (most of
+    the cost of writing or dropping a column of a narrow frame)."""
+    m = _label_map(cols)
+    if m is not None and len(labels) <= _SMALL:
+        out = []
+        for lab in (labels.tolist() if isinstance(labels, pd.Index) else labels):
+            if type(lab) is not str:
+                break
+            out.append(m.get(lab, -1))
+        else:
+            return np.asarray(out, np.int64) if out else np.zeros(0, np.int64)
+    return np.asarray(cols.get_indexer(labels), np.int64)
 
 
 def _row_positions(src, res):
@@ -404,7 +451,7 @@ def _cols_result(src, res, op):
     sel = _align_rows(src, res)
     if sel is False:
         return _fallback(res, op, [src])
-    pos = src.columns.get_indexer(res.columns)
+    pos = column_positions(src.columns, res.columns)
     crow = list(range(lin.nidx)) if res.index.nlevels == lin.nidx else [-1] * res.index.nlevels
     crow += [lin.nidx + int(p) if p >= 0 else -1 for p in pos]
     return _attach(res, _remap(lin, crow, sel), op, [src])

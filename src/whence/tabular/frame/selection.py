@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from .base import (_align_rows, _as_tracked, _attach, _attach_inplace, _col_control, _col_rows, _cols_result,
-                   _control_parts, _depth, _dims, _fallback, _guard, _hashable, _is_bool_mask, _is_label_list, _label_positions, _remap,
-                   _row_positions, is_tracked_frame, lineage_of)
+                   _control_parts, _depth, _dims, _fallback, _guard, _hashable, _is_bool_mask, _is_label_list,
+                   _label_positions, _remap, _row_positions, column_positions, is_tracked_frame, lineage_of)
 from .writes import _after_cell_write
 
 
@@ -356,7 +356,7 @@ class _FrameSelection:
                     return _column(self, lin, res, int(loc), str(key))
             if isinstance(res, pd.DataFrame) and len(res) == len(self) and _is_label_list(key):
                 if cols.is_unique:
-                    pos = cols.get_indexer(res.columns)
+                    pos = column_positions(cols, res.columns)
                     if (pos >= 0).all():
                         crow = list(range(lin.nidx)) + [lin.nidx + int(p) for p in pos]
                         return _attach(res, _remap(lin, crow), "columns", [self])
@@ -416,7 +416,7 @@ class _FrameSelection:
             res = super().drop(labels, **kwargs)
             if not self.columns.is_unique:
                 return _fallback(res, "drop", [self])
-            cpos = self.columns.get_indexer(res.columns)
+            cpos = column_positions(self.columns, res.columns)
             if len(res) == len(self) and res.index.equals(self.index):
                 sel = None
             else:

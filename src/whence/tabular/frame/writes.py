@@ -10,7 +10,7 @@ import pandas as pd
 from ..relations import Part, RowRel, node_cols
 from .values import plain_lineage, plain_node, scalar_lineage, scalar_parts, warn_constant
 from .base import (_align_rows, _attach_inplace, _depth, _guard, _hashable, _label_positions, _remap, _warn,
-                   lineage_of)
+                   column_positions, lineage_of)
 
 
 def _after_cell_write(obj, lin, key, value, kind, old_cols):
@@ -239,7 +239,7 @@ def _after_setitem(obj, lin, key, value, old_cols, insert_at=None):
     keys = list(key) if isinstance(key, list) else [key]
     # old columns keep their positions (by label); new ones are empty before the value is added
     if old_cols.is_unique and cols.is_unique:
-        pos = old_cols.get_indexer(cols)
+        pos = column_positions(old_cols, cols)
     else:
         pos = np.arange(len(cols))
         pos[len(old_cols):] = -1
@@ -302,7 +302,7 @@ class _FrameWrites:
             lin = lineage_of(self)
             old = self.columns
             super().__delitem__(key)
-            pos = old.get_indexer(self.columns) if old.is_unique else None
+            pos = column_positions(old, self.columns) if old.is_unique else None
             if pos is None:
                 _attach_inplace(self, lin.parts, "delitem", [lin], ["deleting a duplicated column label"])
                 return
