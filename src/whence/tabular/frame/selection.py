@@ -222,7 +222,8 @@ def _subset_rows(src, res, op, mask=None):
         if isinstance(mask, pd.Series):
             al = _align_rows(mask, src)
             if al is None:
-                mvals = mask.to_numpy(dtype=bool, na_value=False) if hasattr(mask, "to_numpy") else np.asarray(mask)
+                mvals = pd.Series.to_numpy(mask) if mask.dtype == np.bool_ else \
+                    mask.to_numpy(dtype=bool, na_value=False)  # (a nullable boolean mask: NA selects nothing)
         else:
             mvals = np.asarray(mask, dtype=bool)
         if mvals is not None:
