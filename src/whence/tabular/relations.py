@@ -335,8 +335,10 @@ class Lineage:
 
     __slots__ = ("parts", "n", "nidx", "ncols", "reasons", "_node", "series", "_spec", "memo", "_aggregate")
 
-    def __init__(self, parts, n, nidx, ncols, reasons=(), op="frame", history=(), series=False, detail=""):
-        self.parts = [p for p in parts if p.cmat.any()]
+    def __init__(self, parts, n, nidx, ncols, reasons=(), op="frame", history=(), series=False, detail="",
+                 checked=False):
+        # (``checked``: no part is empty, as when the parts are another Lineage's)
+        self.parts = list(parts) if checked else [p for p in parts if p.cmat.any()]
         self.n = int(n)
         self.nidx = int(nidx)
         self.ncols = int(ncols)

@@ -211,14 +211,15 @@ def _reasons(*lins):
     return out
 
 
-def _attach(res, parts, op, inputs, reasons=(), detail=""):
-    """Make ``res`` a tracked object carrying a new lineage built from ``parts``."""
+def _attach(res, parts, op, inputs, reasons=(), detail="", merged=False):
+    """Make ``res`` a tracked object carrying a new lineage built from ``parts`` (``merged``: the parts of one
+    lineage as they are, already merged and none empty)."""
     res = _as_tracked(res)
     n, nidx, ncols, series = _dims(res)
     lins = [lineage_of(o) for o in inputs]
     allr = _reasons(*lins) + list(reasons)
-    lin = Lineage(_merge_parts(parts), n, nidx, ncols, allr, op=op,
-                  history=tuple(x for x in lins if x is not None), series=series, detail=detail)
+    lin = Lineage(parts if merged else _merge_parts(parts), n, nidx, ncols, allr, op=op,
+                  history=tuple(x for x in lins if x is not None), series=series, detail=detail, checked=merged)
     object.__setattr__(res, "_wh", lin)
     return res
 
@@ -507,7 +508,7 @@ def _is_label_list(key):
 def _fallback_reason(res, reason):
     lin = lineage_of(res)
     _warn("whence: " + reason)
-    return _attach(res, list(lin.parts), lin.op, [res], [reason])
+    return _attach(res, lin.parts, lin.op, [res], [reason], merged=True)
 
 
 class _TrackedMixin:

@@ -80,7 +80,7 @@ def _same(op):
                                                  f"elementwise (a superset)")
                 lin = lineage_of(self)
                 if res.index.nlevels == lin.nidx:
-                    return _attach(res, list(lin.parts), op, [self])
+                    return _attach(res, lin.parts, op, [self], merged=True)
                 crow = [-1] * res.index.nlevels + [lin.nidx + j for j in range(lin.ncols)]
                 return _attach(res, _remap(lin, crow), op, [self])
 

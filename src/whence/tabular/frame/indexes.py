@@ -101,36 +101,39 @@ def _index_getter(axis):
     return index
 
 
+def _set_index(self, value):
+    """``obj.index = value``: the index levels take the lineage of ``value`` (pandas' own steps: unchanged)."""
+    base = pd.DataFrame.__dict__["index"] if isinstance(self, pd.DataFrame) else pd.Series.__dict__["index"]
+    lin = self.__dict__.get("_wh")
+    if _depth() or lin is None or _from_pandas():
+        base.__set__(self, value)
+        if lin is not None and not _depth() and (lin.nidx != self.index.nlevels or lin.n != len(self)):
+            object.__setattr__(self, "_wh", None)  # pandas' own step: the operation's lineage is set after
+        return
+    vlin = lineage_of(value)
+    if vlin is None and isinstance(value, (pd.Index, np.ndarray)):
+        vlin = plain_lineage(value)
+    base.__set__(self, value)
+    with _guard:
+        _after_index_set(self, lin, value, vlin)
+
+
+def _get_index(self):
+    return (_frame_get if isinstance(self, pd.DataFrame) else _series_get)(self)
+
+
 class _Indexes:
     """The ``index`` property of the tracked classes: reading registers its lineage, writing sets it
     (:data:`FRAME_INDEX` and :data:`SERIES_INDEX` are the property of each class)."""
 
-    @property
-    def index(self):
-        return (_frame_get if isinstance(self, pd.DataFrame) else _series_get)(self)
-
-    @index.setter
-    def index(self, value):
-        base = pd.DataFrame.__dict__["index"] if isinstance(self, pd.DataFrame) else pd.Series.__dict__["index"]
-        lin = self.__dict__.get("_wh")
-        if _depth() or lin is None or _from_pandas():
-            base.__set__(self, value)
-            if lin is not None and not _depth() and (lin.nidx != self.index.nlevels or lin.n != len(self)):
-                object.__setattr__(self, "_wh", None)  # pandas' own step: the operation's lineage is set after
-            return
-        vlin = lineage_of(value)
-        if vlin is None and isinstance(value, (pd.Index, np.ndarray)):
-            vlin = plain_lineage(value)
-        base.__set__(self, value)
-        with _guard:
-            _after_index_set(self, lin, value, vlin)
+    index = property(_get_index, _set_index)
 
 
 _frame_get = _index_getter(_FRAME_INDEX)
 _series_get = _index_getter(_SERIES_INDEX)
 #: the ``index`` property of :class:`TrackedFrame` and of :class:`TrackedSeries` (no type test per read)
-FRAME_INDEX = property(_frame_get, _Indexes.index.fset, doc=_FRAME_INDEX.__doc__)
-SERIES_INDEX = property(_series_get, _Indexes.index.fset, doc=_SERIES_INDEX.__doc__)
+FRAME_INDEX = property(_frame_get, _set_index, doc=_FRAME_INDEX.__doc__)
+SERIES_INDEX = property(_series_get, _set_index, doc=_SERIES_INDEX.__doc__)
 
 
 def _from_pandas():

@@ -33,6 +33,15 @@ def _rows_op(op, ignore_arg="ignore_index"):
                 if kwargs.get("axis", 0) not in (0, "index", "rows"):
                     res = base(self, *args, **kwargs)
                     return _cols_result(self, res, op)
+                if op == "dropna" and isinstance(self, pd.Series) and not (args or kwargs or inplace or ignore):
+                    # a Series keeps its non-missing cells: the positions are read off notna, and pandas' own
+                    # result is kept (no second run on positional labels)
+                    res = base(self)
+                    sel = np.flatnonzero(pd.Series.to_numpy(pd.Series.notna(self))).astype(np.int64)
+                    if len(sel) == len(res):
+                        lin = lineage_of(self)
+                        parts = _remap(lin, None, sel) + _col_control(lin, sel, [lin.nidx], lin.nidx + lin.ncols)
+                        return _attach(res, parts, op, [self])
                 shadow = self.set_axis(pd.RangeIndex(len(self)), axis=0)
                 object.__setattr__(shadow, "_wh", None)
                 res = base(shadow, *args, **kwargs)
