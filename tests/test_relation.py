@@ -36,12 +36,28 @@ def test_rectangles_equal_the_per_cell_relation(name):
     b = wh.track(rng.random(4), name="b")
     c = wh.track(rng.random((3, 1)), name="c")
     y = OPS[name](a, b, c)
-    node = y._node
-    rows = node.map.rectangles()
+    node = y.node
+    # the relation queries follow: the operation's own map, or (where an intermediate such as ``b[:3]`` died
+    # and its map was folded into this one, always under WHENCE_COMPOSE=force) the composed map over the
+    # intermediate's parents; either way its rows must be exactly its per-cell relation
+    rel, parents, _ = node.lineage
+    assert rel is not None and parents, f"{name}: no relation kept"
+    rows = rel.rectangles()
     assert rows is not None, f"{name}: a shape-determined map must describe itself as rectangles"
-    pairs = rectangles_to_pairs(rows, node.shape, [p.shape for p in node.parents])
-    for k in range(len(node.parents)):
-        np.testing.assert_array_equal(pairs[k], per_cell_pairs(node, k), err_msg=name)
+    pairs = rectangles_to_pairs(rows, node.shape, [p.shape for p in parents])
+    for k in range(len(parents)):
+        np.testing.assert_array_equal(pairs[k], per_cell_pairs(node, k, rel), err_msg=name)
+    # and, where the relation reaches the sources in one hop, the per-cell relation is the lineage: every
+    # output cell's backward answer, by source
+    for o in np.ndindex(*node.shape) if all(p.is_source for p in parents) else ():
+        got = wh.backward(y, o)
+        of = np.ravel_multi_index(o, node.shape) if node.shape else 0
+        want = {}
+        for k, p in enumerate(parents):  # (a source read twice, as in ``a @ a.T``, answers the union)
+            want.setdefault(p.name, set()).update(
+                tuple(int(v) for v in np.unravel_index(int(i), p.shape)) for o_, i in pairs[k] if o_ == of)
+        for src, cells in want.items():
+            assert {tuple(c) for c in got.get(src, np.zeros((0, 0), np.int64)).tolist()} == cells, (name, o, src)
 
 
 def test_relation_is_small_and_writes_parquet(tmp_path):
