@@ -1102,7 +1102,7 @@ def relation_to_parquet(rel, path, pairs=False):
         chunks = chunks_of[n.id]
         rect_rows = []
         for m, ix in _parts(n.map):
-            rows = getattr(m, "rectangles", lambda: None)()
+            rows = m.rectangles()
             if rows is not None:
                 rect_rows.extend((ix[r[0]],) + tuple(r[1:]) for r in rows)
                 continue

@@ -16,8 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..maps import (BandMap, ChainMap, ElementwiseMap, EinsumMap, GatherMap, LaneMap, OpaqueMap, PairsMap,
-                    ReduceMap,
-                    UnionMap, ViewMap)
+                    ReduceMap, UnionMap, ViewMap, gather_from_rows, rows_to_src)
 
 __all__ = ["ArrayWriter", "encode_map", "decode_map", "Unstorable"]
 
@@ -145,7 +144,7 @@ def encode_map(m, w):
     Raises :class:`Unstorable` for a map of a kind the store does not cover.
     """
     t = type(m)
-    if getattr(m, "lazy", False) and isinstance(m, GatherMap):
+    if isinstance(m, GatherMap) and m.lazy:
         # a gather whose index array is lazy (Dask): computed here, stored as an ordinary gather (for arrays too
         # large for that, reference the relation written on the workers: save(..., datasets=...))
         src = np.asarray(m.src())
@@ -167,7 +166,11 @@ def encode_map(m, w):
         out.update(kind="einsum", op_labels=[[_enc_label(v) for v in labs] for labs in m._op_labels],
                    out_labels=[_enc_label(v) for v in m.out_labels])
     elif t is GatherMap:
-        out.update(kind="gather", src=w.put(np.asarray(m._src())))
+        rows = _exact_rows(m)
+        if rows is not None:  # a few runs of the index array describe it exactly: the rows, no array
+            out.update(kind="gather", rows=rows)
+        else:
+            out.update(kind="gather", src=w.put(np.asarray(m._src())))
     elif t is PairsMap:
         pairs = []
         for k in range(len(m.parent_shapes)):
@@ -201,6 +204,18 @@ def encode_map(m, w):
     return out
 
 
+def _exact_rows(m):
+    """The rectangle rows of gather ``m`` as JSON lists, when they give back its index array exactly (checked
+    here, once, at the save); None otherwise (the index array is then the compressed form)."""
+    rows = m.rectangles()
+    if rows is None:
+        return None
+    src = rows_to_src(rows, m.out_shape, m.parent_shapes)
+    if src is None or not np.array_equal(src, np.asarray(m.src(), np.int64)):
+        return None
+    return [[int(r[0])] + [list(map(int, v)) for v in r[1:]] for r in rows]
+
+
 def _enc_rel(rel, w):
     d = {"n_out": rel.n_out, "n_src": rel.n_src, "all_rows": bool(rel.all_rows), "codes": w.put(rel.codes)}
     if rel.csr is not None:
@@ -232,6 +247,8 @@ def decode_map(d, load, parents=None):
         return EinsumMap([tuple(_dec_label(v) for v in labs) for labs in d["op_labels"]],
                          tuple(_dec_label(v) for v in d["out_labels"]), out_shape, pshapes)
     if kind == "gather":
+        if "rows" in d:
+            return gather_from_rows(out_shape, pshapes, [(r[0],) + tuple(tuple(v) for v in r[1:]) for r in d["rows"]])
         return GatherMap(out_shape, pshapes, _lazy(d["src"], load))
     if kind == "pairs":
         getters = [(_lazy(o, load), _lazy(i, load)) for o, i in d["pairs"]]

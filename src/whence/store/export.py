@@ -337,10 +337,9 @@ def _op_pairs_table(pa, graph, rel):
     rows = {k: [] for k in ("op_id", "op", "map", "parent_id", "parent_pos", "control", "out_flat", "in_flat")}
     for n in graph.all:
         m, lparents, lcontrol = n.lineage  # composed where dead intermediates were folded into it
-        if m is None or not lparents or getattr(m, "kind", None) == "table" or n.id in indexed:
+        if m is None or not lparents or m.kind == "table" or n.id in indexed:
             continue
-        f = getattr(m, "rectangles", None)
-        if f is not None and f() is not None:
+        if m.rectangles() is not None:
             continue
         for k, (o, i) in sorted(_one_hop(m).items()):
             rows["op_id"].append(n.id)
