@@ -264,7 +264,7 @@ def _backward_sets(node, cs, control=False):
             continue
         if n.partial:
             reasons.append(f"{n.op}: {n.partial}")
-        if n.is_source:
+        if n.name is not None:  # a source
             if n in found:
                 cs = found[n].union(cs)
             found[n] = cs
@@ -277,16 +277,27 @@ def _backward_sets(node, cs, control=False):
             continue
         # a table's control inputs (fitted statistics, keys) are not computed for a data query
         skip = ncontrol if ncontrol and not control and nmap.kind == "table" else None
-        pms = None
         kind = cs.kind
+        if kind == "sparse" and n.shape:
+            r = nmap.backward_sparse(cs.value) if skip is None else nmap.backward_sparse(cs.value, skip=skip)
+            if r is not None:
+                # (the hot path of point queries: each parent's flat indices become its cell set here)
+                for k, p in enumerate(nparents):
+                    pm = r[k]
+                    if pm is None or (k in ncontrol and not control) or not pm.size:
+                        continue
+                    if not p.shape or _too_dense(pm.size, p.size):
+                        pcs = CellSet("sparse", pm, p.shape)
+                        pcs = CellSet.dense(pcs.to_mask())
+                    else:
+                        pcs = CellSet("sparse", pm, p.shape)
+                    _merge(pending, p, pcs, heap)
+                continue
+        pms = None
         if kind == "everything":
             r = nmap.backward_all()
             if r is not None:
                 pms = [CellSet.everything(p.shape) if v else None for p, v in zip(nparents, r)]
-        elif kind == "sparse" and n.shape:
-            r = nmap.backward_sparse(cs.value) if skip is None else nmap.backward_sparse(cs.value, skip=skip)
-            if r is not None:
-                pms = [CellSet("sparse", pm, p.shape) if pm is not None else None for p, pm in zip(nparents, r)]
         if pms is None:
             dense = cs.to_mask()
             r = nmap.backward(dense) if skip is None else nmap.backward(dense, skip=skip)
