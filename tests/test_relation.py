@@ -163,3 +163,35 @@ def test_store_writes_the_composed_rectangles(names, tmp_path):
             want = [list(np.unravel_index(int(np.ravel(idx)[f]), shape))]
             assert wh.store.backward_sql(h, cell)["a"].tolist() == want
             assert wh.backward(h, cell)["a"].tolist() == want
+
+
+@cfg(40)
+@given(st.lists(st.sampled_from(sorted(set(MOVES) - {"scale", "sin"})), min_size=1, max_size=4),
+       st.sampled_from([(6, 5), (4, 3, 2), (12,)]), st.sampled_from(["none", "pad", "concatenate"]))
+def test_rows_of_a_gather_give_back_its_index_array(names, shape, extra):
+    """The store writes a gather as its rectangle rows where they describe it: the index array rebuilt from the
+    rows (rows_to_src) is the gather's own, constants (padding) and several parents (concatenate) included."""
+    from whence.maps import gather_from_rows, replay_gather, rows_to_src
+
+    def move(x):
+        for n in names:
+            x = MOVES[n](x)
+        if extra == "pad":
+            x = np.pad(x, [(1, 0)] + [(0, 0)] * (x.ndim - 1))
+        return x
+
+    if extra == "concatenate":
+        shapes = [shape, shape]
+        replay = (lambda xs: np.concatenate([move(xs[0]), move(xs[1])]))
+    else:
+        shapes = [shape]
+        replay = (lambda xs: move(xs[0]))
+    out = replay([np.zeros(s) for s in shapes]).shape
+    m = replay_gather(out, shapes, [True] * len(shapes), replay)
+    rows = m.rectangles()
+    if rows is None:
+        return  # more than _MAX_ROWS runs: the index array is the compressed form
+    want = np.asarray(m.src(), np.int64)
+    assert np.array_equal(rows_to_src(rows, out, shapes), want), (names, extra)
+    g = gather_from_rows(out, shapes, rows)
+    assert np.array_equal(np.asarray(g.src(), np.int64), want) and g.rectangles() == rows
