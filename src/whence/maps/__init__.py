@@ -55,7 +55,6 @@ The package holds one module per family, and this module re-exports every name, 
     :class:`UnionMap`, :class:`ChainMap` and :func:`compose_pair`.
 """
 
-
 from __future__ import annotations
 
 from .base import Map, normalize_axes, ravel1, unbroadcast_any, unravel1

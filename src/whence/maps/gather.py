@@ -57,11 +57,11 @@ class GatherMap(Map):
     kind = "gather"
     copies = True
     composable = True
-    index = None
-    bits = None
-    whole = None
-    part = None
-    lazy = False
+    index: np.ndarray | None = None
+    bits: np.ndarray | None = None
+    whole: GatherMap | None = None
+    part: int | None = None
+    lazy: bool = False
 
     def __init__(self, out_shape, parent_shapes, src, stored=()):
         self.out_shape = tuple(out_shape)
