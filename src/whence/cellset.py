@@ -66,9 +66,10 @@ class CellSet:
         return cls("sparse", flat, shape)
 
     @classmethod
-    def dense(cls, mask: np.ndarray) -> CellSet:
-        """The cells where ``mask`` (boolean, of the array's shape) is True."""
-        return cls("dense", mask, mask.shape)
+    def dense(cls, mask: np.ndarray, shape: tuple[int, ...] | None = None) -> CellSet:
+        """The cells where ``mask`` (boolean, of the array's shape) is True; ``shape`` is the array's (default:
+        the mask's)."""
+        return cls("dense", mask, mask.shape if shape is None else shape)
 
     @classmethod
     def everything(cls, shape: tuple[int, ...]) -> CellSet:

@@ -220,7 +220,7 @@ def _settle(cs, node):
         if not v.size:
             return None
         if not node.shape or _too_dense(v.size, node.size):
-            return CellSet.dense(cs.to_mask())
+            return CellSet.dense(cs.to_mask(), node.shape)
         return cs
     return None if cs.is_empty() else cs
 
@@ -235,7 +235,7 @@ def _merge(pending, p, cs, heap):
     if merged.kind == "sparse" and _too_dense(merged.value.size, p.size):
         merged = merged.unique()
         if _too_dense(merged.value.size, p.size):
-            merged = CellSet.dense(merged.to_mask())
+            merged = CellSet.dense(merged.to_mask(), p.shape)
     pending[p.id] = (p, merged)
 
 
@@ -287,8 +287,7 @@ def _backward_sets(node, cs, control=False):
                     if pm is None or (k in ncontrol and not control) or not pm.size:
                         continue
                     if not p.shape or _too_dense(pm.size, p.size):
-                        pcs = CellSet("sparse", pm, p.shape)
-                        pcs = CellSet.dense(pcs.to_mask())
+                        pcs = CellSet.dense(CellSet("sparse", pm, p.shape).to_mask(), p.shape)
                     else:
                         pcs = CellSet("sparse", pm, p.shape)
                     _merge(pending, p, pcs, heap)
@@ -301,7 +300,7 @@ def _backward_sets(node, cs, control=False):
         if pms is None:
             dense = cs.to_mask()
             r = nmap.backward(dense) if skip is None else nmap.backward(dense, skip=skip)
-            pms = [CellSet.dense(pm) if pm is not None else None for pm in r]
+            pms = [CellSet.dense(pm, p.shape) if pm is not None else None for p, pm in zip(nparents, r)]
         for k, (p, pm) in enumerate(zip(nparents, pms)):
             if pm is None or (k in ncontrol and not control):
                 continue
@@ -323,14 +322,15 @@ def _start_set(shape, index):
                         if shape else [0], np.int64)
         return CellSet("sparse", flat, tuple(shape))
     if index is None:
-        return CellSet.everything(tuple(shape)) if int(np.prod(shape)) else CellSet.dense(np.zeros(shape, bool))
+        shape = tuple(shape)
+        return CellSet.everything(shape) if int(np.prod(shape)) else CellSet.dense(np.zeros(shape, bool), shape)
     mask = region_mask(shape, index)
     size = mask.size
     if size >= 4096:
         flat = np.flatnonzero(mask)
         if flat.size * _SPARSE_FRACTION <= size:
             return CellSet("sparse", flat, tuple(shape))
-    return CellSet.dense(mask)
+    return CellSet.dense(mask, tuple(shape))
 
 
 def _cells(cs, shape=None):
@@ -458,7 +458,7 @@ def forward(x, index=None, y=None, control=False, *, rows=None, columns=None):
         acc = None
         for src, scs in found.items():
             r = _forward_sets(src, scs, target, control)
-            acc = r if acc is None else CellSet.dense(acc.to_mask() | r.to_mask())
+            acc = r if acc is None else CellSet.dense(acc.to_mask() | r.to_mask(), target.shape)
         return (acc if acc is not None else CellSet.empty(target.shape)).coordinates()
     return _forward_sets(start, cs, target, control).coordinates()
 
@@ -490,7 +490,7 @@ def _forward_table(start, cs, target, control):
         if pcs.kind == "sparse":  # a few cells: pushed as a sparse set (one-cell queries cost their answer)
             r = CellSet("sparse", np.asarray(m.forward_sparse(k, pcs.value), np.int64), target.shape)
         else:
-            r = CellSet.dense(np.asarray(m.forward(k, pcs.to_mask())))
+            r = CellSet.dense(np.asarray(m.forward(k, pcs.to_mask())), target.shape)
         acc = r if acc is None else acc.union(r)
     if acc is None:
         return CellSet.empty(target.shape)
@@ -528,7 +528,7 @@ def _forward_walk(start, cs, target, control=False):
                 v = nmap.forward_sparse(k, pcs.value)
                 r = CellSet("sparse", v, n.shape) if v is not None else None
             if r is None:
-                r = CellSet.dense(np.asarray(nmap.forward(k, pcs.to_mask())))
+                r = CellSet.dense(np.asarray(nmap.forward(k, pcs.to_mask())), n.shape)
             acc = r if acc is None else acc.union(r)
         acc = _settle(acc, n) if acc is not None else None
         if acc is not None:
