@@ -3,6 +3,8 @@ and :func:`compose_pair`, which folds two one-parent maps into one (see :mod:`wh
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .base import Map, _size
@@ -94,7 +96,7 @@ class UnionMap(Map):
         return None if unknown else False
 
     def rectangles(self):
-        rows = []
+        rows: list[Any] = []
         for m, ix in self.parts:
             r = m.rectangles()
             if r is None:
@@ -129,10 +131,10 @@ class ChainMap(Map):
     composable = True
 
     def __init__(self, maps):
-        flat = []
+        flat: list[Map] = []
         for m in maps:
             flat.extend(m.maps if type(m) is ChainMap else [m])
-        self.maps = tuple(flat)
+        self.maps: tuple[Map, ...] = tuple(flat)
         self.out_shape = tuple(flat[0].out_shape)
         self.parent_shapes = (tuple(flat[-1].parent_shapes[0]),)
         #: every step copies cells (each output cell from at most one parent cell): see Map.copies

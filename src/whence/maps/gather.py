@@ -4,6 +4,8 @@ relations given as pairs."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import math
 
 import numpy as np
@@ -201,7 +203,7 @@ class GatherMap(Map):
 def _gather_rows(m, out):
     """The rows of gather ``m`` (output shape ``out``), parent by parent; None past ``_MAX_ROWS``."""
     src = np.ravel(np.asarray(m.src(), dtype=np.int64))
-    rows = []
+    rows: list[Any] = []
     for k, pshape in enumerate(m.parent_shapes):
         lo, hi = m.offsets[k], m.offsets[k + 1]
         local = src - 1 - lo
@@ -258,7 +260,7 @@ def _gather_axis_rows(k, out, pshape, local, valid, cap):
             return None
     flat = np.where(valid, local, 0)
     strides = [_size(pshape[j + 1:]) for j in range(len(pshape))]
-    dep = {}  # parent axis -> (output axis, line along it) or None for a constant
+    dep: dict[int, Any] = {}  # parent axis -> (output axis, line along it) or None for a constant
     first = int(np.flatnonzero(valid)[0])
     const = {}
     for j in range(len(pshape)):
@@ -349,7 +351,7 @@ def gather_from_rows(out_shape, parent_shapes, rows):
     """The :class:`GatherMap` that the rectangle rows ``rows`` describe (:func:`rows_to_src`): it keeps the rows
     (its :meth:`~GatherMap.rectangles`) and computes its index array from them on first use."""
     rows = [tuple(r) for r in rows]
-    cell = []
+    cell: list[Any] = []
 
     def src(rows=rows, out_shape=tuple(out_shape), parent_shapes=tuple(map(tuple, parent_shapes))):
         if not cell:

@@ -3,6 +3,8 @@ transposes, reshapes), answered by index arithmetic (class A of the design)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .base import Map, _size, ravel1, unbroadcast_any, unravel1
@@ -248,7 +250,7 @@ class ViewMap(Map):
         if self.how == "transpose":
             inv = np.argsort(self.arg)
             return [_rows_from_axes(0, out, [_same(int(inv[j])) for j in range(len(ps))])]
-        axes = []
+        axes: list[Any] = []
         j = 0
         for key in self.arg:
             if key is None:
@@ -330,9 +332,9 @@ def compose_keys(k1, k2, shape):
     """
     shape = tuple(shape)
     # the axes k1 makes: ("s", q axis, start, step, length) for a slice, ("n",) for a new axis
-    made = []
-    lead = []  # for each made axis: the ints of k1 on q axes that come before it
-    ints = []
+    made: list[tuple[Any, ...]] = []
+    lead: list[list[int]] = []  # for each made axis: the ints of k1 on q axes that come before it
+    ints: list[int] = []
     q = 0
     for e in k1:
         if e is None:
@@ -355,7 +357,7 @@ def compose_keys(k1, k2, shape):
         q += 1
     tail = ints
     k2 = list(k2) + [slice(None)] * (len(made) - sum(1 for e in k2 if e is not None))
-    out = []
+    out: list[Any] = []
     j = 0
     for e in k2:
         if e is None:
@@ -395,7 +397,7 @@ def compose_keys(k1, k2, shape):
 def _slice_parent_coords(key, pshape, coords, const):
     """Parent coordinates of output coordinates ``coords`` (ints or arrays) of ``parent[key]``, for a basic
     key expanded by :func:`expand_basic_key`; ``const`` makes a coordinate fixed by an integer index."""
-    pc = []
+    pc: list[Any] = []
     j = 0
     for k in key:
         if k is None:
@@ -420,7 +422,7 @@ def expand_basic_key(key, ndim):
     if n_ell > 1:
         return None
     consumed = sum(1 for k in key if k is not None and k is not Ellipsis)
-    out = []
+    out: list[Any] = []
     for k in key:
         if k is Ellipsis:
             out.extend([slice(None)] * (ndim - consumed))

@@ -17,6 +17,8 @@ random values, a repeat) returns None: its index array is its compressed form.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .base import _size
@@ -46,7 +48,7 @@ def _rows_from_axes(parent, out_shape, axes):
 def rectangles_to_pairs(rows, out_shape, parent_shapes):
     """Expand rectangle rows into explicit (out flat, parent flat) pairs per parent (for tests and size
     comparisons; this is the per-cell pass that the rectangles avoid)."""
-    res = {k: [] for k in range(len(parent_shapes))}
+    res: dict[int, list[Any]] = {k: [] for k in range(len(parent_shapes))}
     for parent, olo, ohi, lax, lmul, loff, hax, hmul, hoff in rows:
         pshape = parent_shapes[parent]
         if lax == (-2,):
@@ -80,7 +82,7 @@ def _affine_runs(fs, valid, cap=_MAX_ROWS):
     if not L:
         return []
     cuts = [np.flatnonzero(valid[1:] != valid[:-1]) + 1] if L > 1 else []
-    segs_lo = np.concatenate([[0]] + cuts) if cuts else np.array([0])
+    segs_lo = np.concatenate([np.zeros(1, np.int64)] + cuts) if cuts else np.array([0])
     segs_hi = np.concatenate([segs_lo[1:] - 1, [L - 1]])
     if len(segs_lo) > 2 * cap + 1:
         return None
@@ -94,7 +96,7 @@ def _affine_runs(fs, valid, cap=_MAX_ROWS):
         if len(starts) > 2 * cap + 2:
             return None
         ends = np.concatenate([starts[1:] - 1, [max(L - 2, 0)]])
-    runs = []
+    runs: list[Any] = []
     for a, b in zip(segs_lo.tolist(), segs_hi.tolist()):
         if not valid[a]:
             continue
@@ -207,8 +209,9 @@ def _compose_axes(outer_rows, inner_rows, mid_shape):
                     return None  # a range of mid cells across a piece of the inner relation
             if empty:
                 continue
-            used = {}
-            nl, nh = [], []
+            used: dict[int, int] = {}
+            nl: list[Any] = []
+            nh: list[Any] = []
             for j in range(len(ilax)):
                 for side, (ax, mul, off), dst in ((0, (ilax[j], ilmul[j], iloff[j]), nl),
                                                   (1, (ihax[j], ihmul[j], ihoff[j]), nh)):

@@ -3,6 +3,8 @@ contractions -- and the all-to-all relation of opaque operations (classes B and 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .base import Map, _size, unbroadcast_any
@@ -125,8 +127,7 @@ class ReduceMap(Map):
             return None
         kept = self.kept
         if tuple(self.out_shape) == kept:
-            base = np.unravel_index(flat, kept) if kept else ()
-            base = list(base)
+            base: list[Any] = list(np.unravel_index(flat, kept)) if kept else []
         else:
             oc = np.unravel_index(flat, self.out_shape) if self.out_shape else ()
             base, j = [], 0
@@ -139,7 +140,7 @@ class ReduceMap(Map):
         if not in_shape:
             return [flat]
         bflat = np.ravel_multi_index(base, in_shape) if base else np.zeros_like(flat)
-        strides = np.cumprod((in_shape + (1,))[::-1])[::-1][1:]
+        strides: Any = np.cumprod((in_shape + (1,))[::-1])[::-1][1:]
         offs = np.zeros(1, np.int64)
         for ax in self.axes:
             offs = (offs[:, None] + np.arange(in_shape[ax], dtype=np.int64)[None, :] * strides[ax]).ravel()
@@ -446,7 +447,7 @@ class EinsumMap(Map):
                     sizes.setdefault(lab, d)
         plans = []
         for labels, shape in zip(op_labels, self.parent_shapes):
-            first = {}
+            first: dict[Any, int] = {}
             diag = []
             for ax, lab in enumerate(labels):
                 if lab in first:
