@@ -523,8 +523,7 @@ def _collect(run, objs):
                     rec["before"] = {"map": brec, "parents": [num[p.id] for p in bparents],
                                      "control": sorted(int(c) for c in bcontrol)}
             map_json = json.dumps(rec, separators=(",", ":"))
-            f = getattr(m, "rectangles", None)
-            for row in (f() if f is not None and lparents else None) or ():
+            for row in (m.rectangles() if lparents else None) or ():
                 pos = int(row[0])
                 rects.append((run, i, pos, num[lparents[pos].id], *[list(map(int, v)) for v in row[1:]]))
         nodes.append((run, i, n.op, list(n.shape), n.name, "FULL" if partial is None else "PARTIAL", partial,

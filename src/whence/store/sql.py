@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import LineageQueryError
+from ..maps import GatherMap, PairsMap
 
 __all__ = ["backward_sql", "sql_plan"]
 
@@ -49,11 +50,10 @@ def _unravel(expr, shape):
 
 
 def _map_kind(m):
-    kind = getattr(m, "kind", None)
-    if kind in ("gather", "pairs") and type(m).__name__ in ("GatherMap", "PairsMap"):
+    kind = m.kind
+    if type(m) in (GatherMap, PairsMap):  # (not a subclass: a lazy or lifted gather has no plain index array)
         return kind
-    f = getattr(m, "rectangles", None)
-    if f is not None and f() is not None:
+    if m.rectangles() is not None:
         return "rect"
     if kind == "union" and all(_map_kind(sub) is not None for sub, _ in m.parts):
         return "union"
