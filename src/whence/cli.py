@@ -40,7 +40,7 @@ def cmd_show(args):
                              "ops": len(h.ops()), "sources": h.sources()})
             src = store.sql("SELECT name, kind, path, n_rows, sha256 FROM sources WHERE run = ? ORDER BY name",
                             [name])
-            n_src = sum(1 for n in run._nodes() if n.is_source)
+            n_src = sum(1 for n in run.nodes() if n.is_source)
             # operations are the graph's nodes less its sources (as the report and the explorer count them)
             out["runs"].append({"run": name, "operations": run.n_nodes - n_src, "nodes": run.n_nodes, "objects": objs,
                                 "sources": json.loads(src.to_json(orient="records"))})

@@ -434,9 +434,9 @@ def write_report(store_path, out_path, row=0, bench=None):
                              f"<td><code>{_esc(r['path'] or '(memory)')}</code></td><td>{_esc(r['n_rows'] or '')}</td>"
                              f"<td>{_digest_cell(r['sha256'], r['line_note'])}</td></tr>")
             parts.append("</table>")
-            nodes = sorted({n.id: n for h in handles for n in _upstream(h._whence_node)}.values(),
+            nodes = sorted({n.id: n for h in handles for n in _upstream(h.node)}.values(),
                            key=lambda n: n.id)
-            stored = run._nodes()  # the store's node numbers -> the nodes loaded in this process
+            stored = run.nodes()  # the store's node numbers -> the nodes loaded in this process
             composed = {stored[int(k)].id: int(v) for k, v in store.sql(
                 "SELECT node, CAST(json_extract(map, '$.n_inputs') AS BIGINT) AS n FROM nodes WHERE run = ? AND "
                 "map_kind = 'table' AND json_extract(map, '$.n_inputs') IS NOT NULL", [run_name]).values.tolist()}
