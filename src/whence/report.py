@@ -104,8 +104,8 @@ def graph_layout(nodes, width=150, height=34, composed=None):
     >>> wh.reset()
     >>> a = wh.track(np.ones((2, 3)), name="a")
     >>> y = (a * 2).sum(axis=0)
-    >>> from whence.query import _upstream
-    >>> nodes = sorted(_upstream(y._node), key=lambda n: n.id)
+    >>> from whence.query import upstream_nodes
+    >>> nodes = sorted(upstream_nodes(y.node), key=lambda n: n.id)
     >>> pos, routes = graph_layout(nodes)
     >>> [pos[n.id][1] for n in nodes]   # one layer per step, top to bottom
     [0.0, 74.0, 148.0]
@@ -405,13 +405,15 @@ def write_report(store_path, out_path, row=0, bench=None):
     bench : str or path-like, optional
         A benchmark summary (``benchmarks/results/summary.md`` of ``make bench``) to include.
     """
-    import whence as wh
+    from . import __version__
     from .query import upstream_nodes as _upstream
+    from .store import open as open_store
+    from .tabular.trace import trace_to_file
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>whence report</title>"
              f"<style>{_CSS}</style></head><body>",
              f"<h1>Lineage report</h1><p>Store <code>{_esc(Path(store_path).resolve())}</code>, written by "
-             f"whence {_esc(wh.__version__)}.</p>"]
-    with wh.open(store_path) as store:
+             f"whence {_esc(__version__)}.</p>"]
+    with open_store(store_path) as store:
         for run_name in store.runs():
             run = store[run_name]
             parts.append(f"<h2>Run <code>{_esc(run_name)}</code></h2>")
@@ -450,7 +452,7 @@ def write_report(store_path, out_path, row=0, bench=None):
                     continue
                 r = row if -h.shape[0] <= row < h.shape[0] else 0
                 try:
-                    t = wh.trace_to_file(h, row=r)
+                    t = trace_to_file(h, row=r)
                 except Exception as e:  # noqa: BLE001  (a report shows what it can)
                     parts.append(f"<p>trace of {_esc(h.name)} row {r}: {_esc(e)}</p>")
                     continue

@@ -501,13 +501,13 @@ def _add_lineage_routes(app, access):
                  limit: int = Query(5000, ge=0, le=_MAX_LIMIT, description="most cells listed per source"),
                  source: str | None = Query(None, description="the source `window` applies to"),
                  window: str | None = Query(None, description=_WINDOW_HELP)):
-        import whence as wh
+        from ..query import backward
         win = _parse_window(window)
         store = await access.get()
         r = _run(store, run)
         h = _handle(r, name)
         c = _parse_cell(cell, h.shape)
-        res = wh.backward(h, c, control=control)
+        res = backward(h, c, control=control)
         out = []
         for s in h.sources():
             sh = r.source(s)
@@ -528,8 +528,7 @@ def _add_lineage_routes(app, access):
                 limit: int = Query(5000, ge=0, le=_MAX_LIMIT, description="most cells listed per object"),
                 target: str | None = Query(None, description="the object `window` applies to"),
                 window: str | None = Query(None, description=_WINDOW_HELP)):
-        import whence as wh
-        from ..query import upstream_nodes as _upstream
+        from ..query import forward, upstream_nodes as _upstream
         win = _parse_window(window)
         store = await access.get()
         r = _run(store, run)
@@ -543,7 +542,7 @@ def _add_lineage_routes(app, access):
                 continue
             if start.id not in {n.id for n in _upstream(t.node)}:
                 continue
-            cells = wh.forward(h, c, t, control=control)
+            cells = forward(h, c, t, control=control)
             cols = None if t.columns is None else [str(x) for x in t.columns]
             out.append(_cell_set(o, t.kind, t.shape, cols, cells, limit, win if o == target else None))
         return ForwardAnswer(run=run, start=name, cell=list(c), control=control, targets=out)
@@ -555,14 +554,14 @@ def _add_lineage_routes(app, access):
               row: int = Query(description="row position (0-based)"),
               control: bool = Query(False, description="also the rows whose cells chose this row"),
               limit: int = Query(2000, ge=0, le=_MAX_LIMIT, description="most source rows listed")):
-        import whence as wh
+        from ..tabular.trace import trace_to_file
         store = await access.get()
         h = _handle(_run(store, run), name)
         if not h.shape:
             raise _bad(f"{name!r} is 0-d: it has no rows to trace")
         if not 0 <= row < h.shape[0]:
             raise _bad(f"row {row} is out of range for {h.shape[0]} rows of {name!r}")
-        t = wh.trace_to_file(h, row=row, control=control)
+        t = trace_to_file(h, row=row, control=control)
         rows = [TraceRow(table=s.table, row=int(s.row), path=s.path,
                          line=None if s.line is None else int(s.line), columns=[str(c) for c in s.columns])
                 for s in t[:limit]]
