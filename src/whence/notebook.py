@@ -108,13 +108,13 @@ def frame_html(f, table_html):
 
 def explanation_html(ex, k=5):
     """The HTML of an :class:`~whence.attribution.Explanation`."""
-    from .report import attribution_html
+    from .results_html import attribution_html
     from .store.results import to_result
     return f"{_STYLE}<div class='whence-box'>{attribution_html(to_result(ex, k=k)[1])}</div>"
 
 
 def unlearning_html(obj):
     """The HTML of an unlearning result (``forget_sources``'s result, a ComparisonReport or a Certificate)."""
-    from .report import unlearning_html as figures
+    from .results_html import unlearning_html as figures
     from .store.results import to_result
     return f"{_STYLE}<div class='whence-box'>{figures(to_result(obj)[1])}</div>"
