@@ -70,7 +70,8 @@ def _summary_html(node, files=None):
 
 def array_html(t):
     """The HTML of a :class:`~whence.TrackedArray`: its values (lazy ones described) and lineage summary."""
-    data = t._data
+    from .tracked import plain
+    data = plain(t)  # the values as they are held: a lazy array is described, not computed
     if isinstance(data, np.ndarray):
         with np.printoptions(threshold=200, edgeitems=3, linewidth=100):
             body = f"<pre>{_esc(np.array2string(data))}</pre>"
