@@ -551,7 +551,7 @@ def _source_row(run, i, n, w):
     t = None
     try:
         import sys
-        mod = sys.modules.get("whence.tabular.sources")
+        mod = sys.modules.get("whence.tabular.source_tables")
         if mod is not None:
             t = mod.table_source(n)
     except Exception:  # pragma: no cover

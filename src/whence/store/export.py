@@ -3,7 +3,7 @@
 Every export starts from the graph node of the object asked about (a tracked array, a tracked frame or
 series, a plain array handed out by ``np.asarray(frame)``, or a handle of a saved store) and walks the
 operations upstream of it.  Nothing but that graph (:class:`whence.graph.Node`: op, shape, map, parents,
-control inputs, completeness; and the :class:`~whence.tabular.sources.TableSource` of source tables) is read,
+control inputs, completeness; and the :class:`~whence.tabular.source_tables.TableSource` of source tables) is read,
 so a store handle, which rebuilds the same graph from its file, exports exactly what the live object did.
 
 - :func:`parquet`: the relation kept compressed (ProvRC rectangles, the index arrays of data-dependent
@@ -59,7 +59,7 @@ _RUN_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$")
 # ------------------------------------------------------------------------------------------ the graph
 def _table_source(node):
     """The TableSource of a source node, or None (array sources; pandas never imported)."""
-    mod = sys.modules.get("whence.tabular.sources")
+    mod = sys.modules.get("whence.tabular.source_tables")
     return None if mod is None else mod.table_source(node)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import LineageQueryError, NotTrackedError
 from .relations import TableMap
-from .sources import table_source
+from .source_tables import table_source
 
 __all__ = ["trace_to_file", "Trace", "SourceRow"]
 
