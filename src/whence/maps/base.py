@@ -10,7 +10,8 @@ import numpy as np
 __all__ = ["Map", "unbroadcast_any", "normalize_axes", "unravel1", "ravel1"]
 
 
-def _size(shape: tuple[int, ...]) -> int:
+def shape_size(shape: tuple[int, ...]) -> int:
+    """The number of cells of an array of ``shape`` (1 for a 0-d array)."""
     return math.prod(shape)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Map, _size
+from .base import Map, shape_size
 from .index import is_identity_map
 from .rectangles import DEFERRED, compose_rects
 
@@ -166,7 +166,7 @@ class ChainMap(Map):
                         return [None]
                     cur = r[0]
                     continue
-                dense = np.zeros(_size(sub.out_shape), bool)
+                dense = np.zeros(shape_size(sub.out_shape), bool)
                 dense[cur] = True
                 dense = dense.reshape(sub.out_shape)
             dense = sub.backward(dense)[0]
@@ -179,7 +179,7 @@ class ChainMap(Map):
         for sub in reversed(self.maps):
             r = sub.forward_sparse(0, cur) if sub.out_shape and sub.parent_shapes[0] else None
             if r is None:
-                m = np.zeros(_size(sub.parent_shapes[0]), bool)
+                m = np.zeros(shape_size(sub.parent_shapes[0]), bool)
                 m[cur] = True
                 r = np.flatnonzero(sub.forward(0, m.reshape(sub.parent_shapes[0])))
             cur = r

@@ -10,9 +10,9 @@ import math
 
 import numpy as np
 
-from .base import Map, _size
+from .base import Map, shape_size
 from .index import ElementwiseMap
-from .rectangles import _MAX_ROWS, DEFERRED, _affine_runs
+from .rectangles import MAX_ROWS, DEFERRED, affine_runs
 
 __all__ = ["GatherMap", "PairsMap", "LazyIndex", "stored_gather", "mask_gather", "replay_gather",
            "split_by_parent", "rows_to_src", "gather_from_rows"]
@@ -72,7 +72,7 @@ class GatherMap(Map):
         self.stored = tuple(stored)
         offs = [0]
         for s in self.parent_shapes:
-            offs.append(offs[-1] + _size(s))
+            offs.append(offs[-1] + shape_size(s))
         self.offsets = offs
 
     def src(self):
@@ -89,7 +89,7 @@ class GatherMap(Map):
         for k, shape in enumerate(self.parent_shapes):
             lo, hi = self.offsets[k], self.offsets[k + 1]
             part = sel[(sel >= lo) & (sel < hi)] - lo if len(self.parent_shapes) > 1 else sel
-            m = np.zeros(_size(shape), bool)
+            m = np.zeros(shape_size(shape), bool)
             m[part] = True
             res.append(m.reshape(shape))
         return res
@@ -114,7 +114,7 @@ class GatherMap(Map):
     def channel(self, k):
         if type(self) is not GatherMap:
             return None
-        lo, n = self.offsets[k], _size(self.parent_shapes[k])
+        lo, n = self.offsets[k], shape_size(self.parent_shapes[k])
         src = self.src
 
         def local(src=src, lo=lo, n=n):
@@ -165,8 +165,8 @@ class GatherMap(Map):
         if type(inner) is GatherMap and self.bits is not None and inner.bits is not None:
             # a mask of a mask: one mask over the inner parent, by boolean passes (no index arrays)
             pshape = inner.parent_shapes[0]
-            mid = np.unpackbits(self.bits, count=_size(self.parent_shapes[0])).view(bool)
-            sel = np.unpackbits(inner.bits, count=_size(pshape)).view(bool)
+            mid = np.unpackbits(self.bits, count=shape_size(self.parent_shapes[0])).view(bool)
+            sel = np.unpackbits(inner.bits, count=shape_size(pshape)).view(bool)
             sel[sel] = mid
             if len(pshape) == 1 and tuple(self.out_shape) == tuple(pshape):
                 return ElementwiseMap(tuple(pshape), (tuple(pshape),))  # every cell, in order
@@ -190,7 +190,7 @@ class GatherMap(Map):
             return None
         rows = None
         out = tuple(self.out_shape)
-        if type(self) is GatherMap and _size(out) and all(_size(p) for p in self.parent_shapes) and \
+        if type(self) is GatherMap and shape_size(out) and all(shape_size(p) for p in self.parent_shapes) and \
                 not self.lazy:  # (a lazy index array is written chunk by chunk, not read here)
             try:
                 rows = _gather_rows(self, out)
@@ -201,7 +201,7 @@ class GatherMap(Map):
 
 
 def _gather_rows(m, out):
-    """The rows of gather ``m`` (output shape ``out``), parent by parent; None past ``_MAX_ROWS``."""
+    """The rows of gather ``m`` (output shape ``out``), parent by parent; None past ``MAX_ROWS``."""
     src = np.ravel(np.asarray(m.src(), dtype=np.int64))
     rows: list[Any] = []
     for k, pshape in enumerate(m.parent_shapes):
@@ -210,7 +210,7 @@ def _gather_rows(m, out):
         valid = (local >= 0) & (local < hi - lo)
         if not valid.any():
             continue
-        cap = _MAX_ROWS - len(rows)
+        cap = MAX_ROWS - len(rows)
         if len(out) <= 1:  # rows over flat indices first (one pass), rows over axes only where they are fewer
             f = _gather_flat_rows(k, local, valid, cap)
             a = None
@@ -225,13 +225,13 @@ def _gather_rows(m, out):
         if best is None:
             return None
         rows.extend(best)
-        if len(rows) > _MAX_ROWS:
+        if len(rows) > MAX_ROWS:
             return None
     return rows
 
 
 def _gather_flat_rows(k, local, valid, cap):
-    runs = _affine_runs([local], valid, cap)
+    runs = affine_runs([local], valid, cap)
     if runs is None:
         return None
     return [(k, (s,), (e,), (-2,), (m,), (o,), (-2,), (m,), (o,)) for s, e, ((m, o),) in runs]
@@ -259,7 +259,7 @@ def _gather_axis_rows(k, out, pshape, local, valid, cap):
         if not np.array_equal(sep, V):
             return None
     flat = np.where(valid, local, 0)
-    strides = [_size(pshape[j + 1:]) for j in range(len(pshape))]
+    strides = [shape_size(pshape[j + 1:]) for j in range(len(pshape))]
     dep: dict[int, Any] = {}  # parent axis -> (output axis, line along it) or None for a constant
     first = int(np.flatnonzero(valid)[0])
     const = {}
@@ -281,7 +281,7 @@ def _gather_axis_rows(k, out, pshape, local, valid, cap):
     per_axis = []
     for a in range(d):
         js = [j for j, t in dep.items() if t is not None and t[0] == a]
-        runs = _affine_runs([dep[j][1] for j in js], va[a], cap)
+        runs = affine_runs([dep[j][1] for j in js], va[a], cap)
         if runs is None:
             return None
         per_axis.append((js, runs))
@@ -321,10 +321,10 @@ def rows_to_src(rows, out_shape, parent_shapes):
     out_shape = tuple(out_shape)
     offsets = [0]
     for s in parent_shapes:
-        offsets.append(offsets[-1] + _size(tuple(s)))
-    src = np.zeros(_size(out_shape), np.int64)
+        offsets.append(offsets[-1] + shape_size(tuple(s)))
+    src = np.zeros(shape_size(out_shape), np.int64)
     d = len(out_shape)
-    ostrides = [_size(out_shape[a + 1:]) for a in range(d)]
+    ostrides = [shape_size(out_shape[a + 1:]) for a in range(d)]
     for k, olo, ohi, lax, lmul, loff, hax, hmul, hoff in rows:
         if (lax, lmul, loff) != (hax, hmul, hoff):
             return None
@@ -342,7 +342,7 @@ def rows_to_src(rows, out_shape, parent_shapes):
         pf = np.zeros((1,) * d, np.int64)
         for j in range(len(pshape)):
             c = loff[j] + (lmul[j] * axes[lax[j]] if lax[j] >= 0 else 0)
-            pf = pf + np.asarray(c, np.int64) * _size(pshape[j + 1:])
+            pf = pf + np.asarray(c, np.int64) * shape_size(pshape[j + 1:])
         src[np.broadcast_to(of, box).ravel()] = offsets[k] + np.broadcast_to(pf, box).ravel() + 1
     return src.reshape(out_shape)
 
@@ -368,14 +368,14 @@ def stored_gather(out_shape, parent_shape, src):
     identity :class:`ElementwiseMap` when ``src`` copies every cell in place."""
     out_shape, parent_shape = tuple(out_shape), tuple(parent_shape)
     src = np.asarray(src)
-    n = _size(out_shape)
+    n = shape_size(out_shape)
     if out_shape == parent_shape and src.shape == out_shape and n:
         flat = np.ravel(src)
         if int(flat[0]) == 1 and int(flat[-1]) == n and _increasing(flat) and int(flat[-1] - flat[0]) == n - 1:
             return ElementwiseMap(out_shape, (parent_shape,))  # increasing from 1 to n: every cell in place
     if src.shape != out_shape:
         src = np.broadcast_to(src, out_shape)
-    npar = _size(parent_shape)
+    npar = shape_size(parent_shape)
     if len(out_shape) == 1 and n and npar // 8 + 1 < 4 * n:
         flat = np.ravel(src)
         if flat[0] > 0 and _increasing(flat):
@@ -413,7 +413,7 @@ def mask_gather(out_shape, parent_shape, mask):
     >>> m.src().tolist(), m.nbytes
     ([1, 4], 1)
     """
-    n = _size(parent_shape)
+    n = shape_size(parent_shape)
     bits = np.packbits(np.ravel(mask))
 
     def src(bits=bits, n=n):
@@ -481,7 +481,7 @@ def replay_gather(out_shape, operand_shapes, tracked, replay, output=None, store
         xs = []
         off = 0
         for shape, t in zip(operand_shapes, tracked):
-            n = _size(shape)
+            n = shape_size(shape)
             if t:
                 xs.append(np.arange(off + 1, off + n + 1, dtype=np.int64).reshape(shape))
                 off += n
@@ -512,14 +512,14 @@ class PairsMap(Map):
         res = []
         for k, shape in enumerate(self.parent_shapes):
             o, i = self._pairs(k)
-            m = np.zeros(_size(shape), bool)
+            m = np.zeros(shape_size(shape), bool)
             m[i[flat[o]]] = True
             res.append(m.reshape(shape))
         return res
 
     def forward(self, k, in_mask):
         o, i = self._pairs(k)
-        out = np.zeros(_size(self.out_shape), bool)
+        out = np.zeros(shape_size(self.out_shape), bool)
         out[o[np.ravel(in_mask)[i]]] = True
         return out.reshape(self.out_shape)
 

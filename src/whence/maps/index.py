@@ -7,13 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from .base import Map, _size, ravel1, unbroadcast_any, unravel1
-from .rectangles import _absolute, _rows_from_axes, _same
+from .base import Map, shape_size, ravel1, unbroadcast_any, unravel1
+from .rectangles import absolute_bound, rows_from_axes, relative_bound
 
 __all__ = ["ElementwiseMap", "ViewMap", "is_identity_map", "compose_keys", "expand_basic_key"]
 
 
-def _clamp_to(flat, out_shape, shape):
+def clamp_to_parent(flat, out_shape, shape):
     """Flat indices of ``out_shape`` cells -> flat indices of the broadcast cells of ``shape``."""
     if shape == out_shape or tuple(shape) == tuple(out_shape):
         return flat
@@ -70,7 +70,7 @@ class ElementwiseMap(Map):
         if self.valid is not None:
             vb = np.broadcast_to(self.valid, self.out_shape)
             flat = flat[vb[np.unravel_index(flat, self.out_shape)]] if flat.size else flat
-        return [_clamp_to(flat, self.out_shape, s) for s in self.parent_shapes]
+        return [clamp_to_parent(flat, self.out_shape, s) for s in self.parent_shapes]
 
     def forward_sparse(self, k, flat):
         if tuple(self.parent_shapes[k]) != tuple(self.out_shape):
@@ -93,8 +93,8 @@ class ElementwiseMap(Map):
         out = tuple(self.out_shape)
         for k, s in enumerate(self.parent_shapes):
             off = len(out) - len(s)
-            axes = [_absolute(0, 0) if (d == 1 and out[off + j] != 1) else _same(off + j) for j, d in enumerate(s)]
-            rows.append(_rows_from_axes(k, out, axes))
+            axes = [absolute_bound(0, 0) if (d == 1 and out[off + j] != 1) else relative_bound(off + j) for j, d in enumerate(s)]
+            rows.append(rows_from_axes(k, out, axes))
         return rows
 
     @property
@@ -127,7 +127,7 @@ class ElementwiseMap(Map):
     def copy_index(self):
         """1-based source index of every output cell (0: none), as :meth:`GatherMap.src` gives it."""
         pshape = tuple(self.parent_shapes[0])
-        s = np.broadcast_to(np.arange(1, _size(pshape) + 1, dtype=np.int64).reshape(pshape), self.out_shape)
+        s = np.broadcast_to(np.arange(1, shape_size(pshape) + 1, dtype=np.int64).reshape(pshape), self.out_shape)
         if self.valid is not None:
             s = np.where(np.broadcast_to(self.valid, self.out_shape), s, 0)
         return s
@@ -245,11 +245,11 @@ class ViewMap(Map):
     def rectangles(self):
         out, ps = tuple(self.out_shape), tuple(self.parent_shapes[0])
         if self.how == "reshape":
-            n = _size(out)
+            n = shape_size(out)
             return [(0, (0,), (n - 1,), (-2,), (1,), (0,), (-2,), (1,), (0,))]
         if self.how == "transpose":
             inv = np.argsort(self.arg)
-            return [_rows_from_axes(0, out, [_same(int(inv[j])) for j in range(len(ps))])]
+            return [rows_from_axes(0, out, [relative_bound(int(inv[j])) for j in range(len(ps))])]
         axes: list[Any] = []
         j = 0
         for key in self.arg:
@@ -257,19 +257,19 @@ class ViewMap(Map):
                 j += 1
             elif isinstance(key, slice):
                 start, _, step = key.indices(ps[len(axes)])
-                axes.append(_same(j, step, start))
+                axes.append(relative_bound(j, step, start))
                 j += 1
             else:
                 v = int(key) % ps[len(axes)]
-                axes.append(_absolute(v, v))
+                axes.append(absolute_bound(v, v))
         while len(axes) < len(ps):
-            axes.append(_same(j))
+            axes.append(relative_bound(j))
             j += 1
-        return [_rows_from_axes(0, out, axes)]
+        return [rows_from_axes(0, out, axes)]
 
     def copy_index(self):
         pshape = tuple(self.parent_shapes[0])
-        idx = np.arange(1, _size(pshape) + 1, dtype=np.int64).reshape(pshape)
+        idx = np.arange(1, shape_size(pshape) + 1, dtype=np.int64).reshape(pshape)
         if self.how == "reshape":
             return idx.reshape(self.out_shape)
         if self.how == "transpose":

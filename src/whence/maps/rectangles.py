@@ -11,7 +11,7 @@ marked by ``lo_ax == hi_ax == (-2,)``: the output cells with flat index ``f`` in
 copy the parent cell with flat index ``lo_off[0] + lo_mul[0] * f`` (a reshape is one such row, with
 multiplier 1 and offset 0).  A gather (a copy of one parent cell per output cell) describes itself by the
 runs of its index array where the source moves by a constant step per output cell, when there are at most
-``_MAX_ROWS`` of them (a roll, a flip, a delete, a transpose: a few rows); a gather with more (a sort of
+``MAX_ROWS`` of them (a roll, a flip, a delete, a transpose: a few rows); a gather with more (a sort of
 random values, a repeat) returns None: its index array is its compressed form.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import _size
+from .base import shape_size
 
 __all__ = ["compose_rects", "rectangles_to_pairs", "DEFERRED"]
 
@@ -33,15 +33,19 @@ def _row(parent, out_shape, lo, hi):
             tuple(t[0] for t in hi), tuple(t[1] for t in hi), tuple(t[2] for t in hi))
 
 
-def _same(ax, mul=1, off=0):
+def relative_bound(ax, mul=1, off=0):
+    """The (lower, upper) bounds of a parent axis at ``off + mul * o[ax]`` for output cell ``o`` (one cell)."""
     return (ax, mul, off), (ax, mul, off)
 
 
-def _absolute(lo, hi):
+def absolute_bound(lo, hi):
+    """The (lower, upper) bounds of a parent axis fixed at ``lo .. hi`` whatever the output cell."""
     return (-1, 0, lo), (-1, 0, hi)
 
 
-def _rows_from_axes(parent, out_shape, axes):
+def rows_from_axes(parent, out_shape, axes):
+    """One row over the whole output of ``out_shape`` to ``parent``, with ``axes`` the (lower, upper) bounds of
+    each parent axis (:func:`relative_bound`, :func:`absolute_bound`)."""
     return _row(parent, out_shape, [a[0] for a in axes], [a[1] for a in axes])
 
 
@@ -68,13 +72,13 @@ def rectangles_to_pairs(rows, out_shape, parent_shapes):
                 res[parent].append(np.array([[of, np.ravel_multi_index(cell, pshape) if pshape else 0]]))
     return {k: (np.unique(np.vstack(v), axis=0) if v else np.zeros((0, 2), np.int64)) for k, v in res.items()}
 
-_MAX_ROWS = 64  # rows of one relation at most: a map with more keeps its own form (an index array, a chain)
+MAX_ROWS = 64  # rows of one relation at most: a map with more keeps its own form (an index array, a chain)
 #: ``[True]`` while maps are folded as arrays die (see :mod:`whence.compose`): a gather whose rows are not
 #: known yet answers None instead of reading its index array (that pass belongs to a query, not to capture)
 DEFERRED = [False]
 
 
-def _affine_runs(fs, valid, cap=_MAX_ROWS):
+def affine_runs(fs, valid, cap=MAX_ROWS):
     """Split ``0 .. L-1`` into maximal runs where ``valid`` holds and every integer function in ``fs`` (1-D
     arrays of length ``L``) is affine: a list of ``(start, end, [(mul, off), ...])`` with
     ``f[i] == mul * i + off`` on ``start .. end``; None when there are more than ``cap`` runs."""
@@ -128,7 +132,7 @@ def _to_flat(row, out_shape, in_shape):
         return None
     if out_shape == in_shape and olo == tuple(0 for _ in out_shape) and ohi == tuple(d - 1 for d in out_shape) \
             and lax == tuple(range(len(out_shape))) and set(lmul) <= {1} and set(loff) <= {0}:
-        return (p, (0,), (_size(out_shape) - 1,), (-2,), (1,), (0,), (-2,), (1,), (0,))  # an identity
+        return (p, (0,), (shape_size(out_shape) - 1,), (-2,), (1,), (0,), (-2,), (1,), (0,))  # an identity
     if len(out_shape) != 1 or len(in_shape) != 1:
         return None
     m = lmul[0] if lax[0] >= 0 else 0
@@ -257,7 +261,7 @@ def _merge_rows(rows):
 
 def compose_rects(outer_rows, inner_rows, mid_shape, out_shape=None, parent_shape=None):
     """Rectangle rows of the composition (output -> mid -> parent) of two one-parent relations given as
-    rows (see the module docstring), or None when it is not one set of at most ``_MAX_ROWS`` rows of the same
+    rows (see the module docstring), or None when it is not one set of at most ``MAX_ROWS`` rows of the same
     form.
 
     A row of ``outer`` bounds each mid axis by an affine function of one output axis; a row of ``inner``
@@ -297,4 +301,4 @@ def compose_rects(outer_rows, inner_rows, mid_shape, out_shape=None, parent_shap
     if rows is None:
         return None
     rows = _merge_rows(rows)
-    return rows if len(rows) <= _MAX_ROWS else None
+    return rows if len(rows) <= MAX_ROWS else None

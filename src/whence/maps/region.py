@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from .base import Map, _size, unbroadcast_any
-from .index import ElementwiseMap, _clamp_to
-from .rectangles import _absolute, _rows_from_axes, _same
+from .base import Map, shape_size, unbroadcast_any
+from .index import ElementwiseMap, clamp_to_parent
+from .rectangles import absolute_bound, rows_from_axes, relative_bound
 
 __all__ = ["ReduceMap", "LaneMap", "BandMap", "EinsumMap", "OpaqueMap"]
 
@@ -118,7 +118,7 @@ class ReduceMap(Map):
         if self.where is not None or any(a is not None for a in self.aligns) or self.lead:
             return None
         in_shape = tuple(self.in_shape)
-        if not _size(in_shape):
+        if not shape_size(in_shape):
             return [np.zeros(0, np.int64) for _ in self.parent_shapes]
         lane = 1
         for ax in self.axes:
@@ -145,7 +145,7 @@ class ReduceMap(Map):
         for ax in self.axes:
             offs = (offs[:, None] + np.arange(in_shape[ax], dtype=np.int64)[None, :] * strides[ax]).ravel()
         full = (bflat[:, None] + offs[None, :]).ravel()
-        return [_clamp_to(full, in_shape, s) for s in self.parent_shapes]
+        return [clamp_to_parent(full, in_shape, s) for s in self.parent_shapes]
 
     def forward_sparse(self, k, flat):
         if self.where is not None or any(a is not None for a in self.aligns) or self.lead:
@@ -186,10 +186,10 @@ class ReduceMap(Map):
             for jj, d in enumerate(s):
                 i = off + jj
                 if i in self.axes or (d == 1 and self.in_shape[i] != 1):
-                    axes.append(_absolute(0, d - 1))
+                    axes.append(absolute_bound(0, d - 1))
                 else:
-                    axes.append(_same(oj[i]))
-            rows.append(_rows_from_axes(k, out, axes))
+                    axes.append(relative_bound(oj[i]))
+            rows.append(rows_from_axes(k, out, axes))
         return rows
 
 
@@ -234,7 +234,7 @@ class LaneMap(Map):
         out = tuple(self.out_shape)
         if tuple(self.parent_shapes[0]) != out:
             return None
-        return [_rows_from_axes(0, out, [_absolute(0, d - 1) if j in self.axes else _same(j)
+        return [rows_from_axes(0, out, [absolute_bound(0, d - 1) if j in self.axes else relative_bound(j)
                                          for j, d in enumerate(out)])]
 
 
@@ -343,7 +343,7 @@ class BandMap(Map):
         mH = np.maximum.reduceat(H, starts)
         lens = mH - mL + 1
         total = int(lens.sum())
-        if total > min(limit, max(_size(pshape) // 8, 4096)):
+        if total > min(limit, max(shape_size(pshape) // 8, 4096)):
             return None  # a bitmap is cheaper
         vals = np.repeat(mL - np.cumsum(lens) + lens, lens) + np.arange(total, dtype=np.int64)
         lane_of, pos = np.divmod(vals, stride)
@@ -520,9 +520,9 @@ class EinsumMap(Map):
         for k, (s, (labels, first, diag, shared)) in enumerate(zip(self.parent_shapes, self.plans)):
             if diag:
                 return None
-            axes = [_same(self.out_labels.index(lab)) if lab in shared else _absolute(0, s[j] - 1)
+            axes = [relative_bound(self.out_labels.index(lab)) if lab in shared else absolute_bound(0, s[j] - 1)
                     for j, lab in enumerate(labels)]
-            rows.append(_rows_from_axes(k, out, axes))
+            rows.append(rows_from_axes(k, out, axes))
         return rows
 
 
@@ -550,4 +550,4 @@ class OpaqueMap(Map):
 
     def rectangles(self):
         out = tuple(self.out_shape)
-        return [_rows_from_axes(k, out, [_absolute(0, d - 1) for d in s]) for k, s in enumerate(self.parent_shapes)]
+        return [rows_from_axes(k, out, [absolute_bound(0, d - 1) for d in s]) for k, s in enumerate(self.parent_shapes)]
