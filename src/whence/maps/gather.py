@@ -52,6 +52,9 @@ class GatherMap(Map):
         The selection mask, one bit per parent cell (:func:`mask_gather`), None otherwise.
     whole, part : GatherMap or None, int or None
         For the channel of one parent of a multi-parent gather (:meth:`channel`): the gather and the parent.
+    aligned : bool
+        Every output cell copies the same cell of one of the parents, which all have the output's shape
+        (``where``, ``select``): composition merges the channels without computing the index array.
     lazy : bool
         True for a subclass whose index array is a lazy (out-of-core) array, written chunk by chunk.
     """
@@ -63,6 +66,7 @@ class GatherMap(Map):
     bits: np.ndarray | None = None
     whole: GatherMap | None = None
     part: int | None = None
+    aligned: bool = False
     lazy: bool = False
 
     def __init__(self, out_shape, parent_shapes, src, stored=()):
