@@ -1375,7 +1375,8 @@ class _LiftMap(GatherMap):
         self.pos_fn = pos_fn
         self.stored = ()
 
-    backward_sparse = None  # queries densify before lifting a control map
+    def backward_sparse(self, flat):
+        return None  # not available: queries densify before lifting a control map
 
     def _winners(self):
         pos = np.asarray(self.pos_fn()).ravel()
