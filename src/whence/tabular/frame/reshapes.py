@@ -223,7 +223,46 @@ def _pivot_lineage(src, res, args, kwargs, op="pivot_table"):
     return _attach(res, parts, op, [src])
 
 
+def _reset_index_columns(index, level, drop, lin):
+    """Input cmat row (index levels first, -1 none) per result column of ``reset_index(level, drop)``, index
+    levels first: the kept levels stay in the index (a new ``RangeIndex`` when none is kept: no cells), the
+    removed ones become the first columns in level order unless ``drop``, then the data columns.  None when
+    ``level`` names no level whence can place."""
+    nl = index.nlevels
+    if level is None:
+        removed = list(range(nl))
+    else:
+        levels = level if isinstance(level, (list, tuple)) else [level]
+        try:
+            removed = sorted({index._get_level_number(lv) for lv in levels})
+        except (KeyError, IndexError, ValueError, TypeError):
+            return None
+    kept = [i for i in range(nl) if i not in removed]
+    crow = kept if kept else [-1]
+    if not drop:
+        crow = crow + removed
+    return crow + [lin.nidx + j for j in range(lin.ncols)]
+
+
 class _SeriesReshapes:
+
+    def reset_index(self, level=None, *, drop=False, **kw):
+        if _depth() or not drop:
+            # without ``drop`` pandas composes tracked methods: ``to_frame``, then the frame's ``reset_index``
+            return super().reset_index(level, drop=drop, **kw)
+        with _guard:
+            inplace = kw.get("inplace", False)
+            lin = lineage_of(self)
+            res = super().reset_index(level, drop=drop, **kw)
+            target = self if inplace else res
+            crow = _reset_index_columns(self.index, level, True, lin)
+            if crow is None or len(crow) != target.index.nlevels + 1:
+                return _fallback(res, "reset_index", [self])
+            parts = _remap(lin, crow)
+            if inplace:
+                _attach_inplace(self, parts, "reset_index", [lin])
+                return None
+            return _attach(res, parts, "reset_index", [self])
 
     def to_frame(self, name=pd.api.extensions.no_default):
         if _depth():
@@ -296,13 +335,8 @@ class _FrameReshapes:
             drop = kw.get("drop", False)
             lin = lineage_of(self)
             res = super().reset_index(level, **kw)
-            if level is not None:
-                return _fallback(res, "reset_index(level=...)", [self])
-            if drop:
-                crow = [-1] + [lin.nidx + j for j in range(lin.ncols)]
-            else:
-                crow = [-1] + list(range(lin.nidx)) + [lin.nidx + j for j in range(lin.ncols)]
-            if len(crow) != 1 + res.shape[1]:
+            crow = _reset_index_columns(self.index, level, drop, lin)
+            if crow is None or len(crow) != res.index.nlevels + res.shape[1]:
                 return _fallback(res, "reset_index", [self])
             parts = _remap(lin, crow)
             if inplace:
