@@ -249,6 +249,53 @@ def test_mode_corr_cov_by_definition(P, how):
 
 
 # ---------------------------------------------------------------------------------------------------------
+# 3. fills with a statistic of tracked data (control of the cells that took it)
+# ---------------------------------------------------------------------------------------------------------
+
+@cfg(30)
+@given(frames(), st.sampled_from(["mean", "median", "max"]),
+       st.sampled_from(["series", "frame_scalar", "frame_dict", "frame_stats", "clip", "replace"]))
+def test_fill_with_a_statistic_carries_its_cells(P, stat, how):
+    df = track(P)
+    n = len(P)
+    both = ["t", "u"]
+    whole = {c: {(r, col(c)) for r in range(n)} for c in both}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        m = getattr(df["u"], stat)()
+        if how == "series":
+            out = df["t"].fillna(m)
+        elif how == "frame_scalar":
+            out = df[both].fillna(m)
+        elif how == "frame_dict":
+            out = df[both].fillna({"t": m})
+        elif how == "frame_stats":
+            out = df[both].fillna(getattr(df[both], stat)())
+        elif how == "clip":
+            out = df["t"].clip(upper=m)
+        else:
+            out = df["t"].replace(-2.0, m)
+    X = P[both] if how.startswith("frame") else P[["t"]]
+    for i in range(n):
+        for j, c in enumerate(X.columns):
+            own = {(i, col(c))}
+            na = X[c].iloc[i] != X[c].iloc[i]
+            if how in ("series", "frame_scalar"):
+                truth = own | (whole["u"] if na and m == m else set())
+            elif how == "frame_dict":
+                truth = own | (whole["u"] if c == "t" and na and m == m else set())
+            elif how == "frame_stats":
+                filled = na and getattr(P[c], stat)() == getattr(P[c], stat)()
+                truth = own | (whole[c] if filled else set())
+            elif how == "clip":
+                truth = own | whole["u"]
+            else:
+                truth = own | (whole["u"] if X[c].iloc[i] == -2.0 else set())
+            check(out, i, j, own)  # the statistic is fitted: control, never data
+            check(out, i, j, truth, control=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # 4. DataFrame.eval on pandas 2 (its column resolvers are built as new plain Series there)
 # ---------------------------------------------------------------------------------------------------------
 
@@ -302,3 +349,29 @@ def test_value_keys_of_group_windows_are_control(P, how):
         row = by_value.index[i][-1] if isinstance(by_value.index, pd.MultiIndex) else by_value.index[i]
         group = {(int(r), col("k")) for r in np.flatnonzero(k == k[row])}
         assert group <= cells(wh.backward(by_value, rows=[i], control=True))
+
+
+def test_deletion_reads_a_statistic_control_part_once_not_per_row(monkeypatch):
+    """Deletion propagation reads the source rows of a fitted statistic's control part (every filled row
+    shares it) as one set: each distinct code of the relation is expanded once, never once per row."""
+    from whence.attribution import deletion
+    from whence.tabular.relations import RowRel
+    n = 400
+    P = pd.DataFrame({"t": np.where(np.arange(n) % 2 == 0, np.nan, np.arange(n, dtype=float)),
+                      "u": np.arange(n, dtype=float)})
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        out = df["t"].fillna(df["u"].mean())
+    node = out._whence_node
+    calls = []
+    orig = RowRel.rows_per
+
+    def counting(self, rows):
+        calls.append(len(rows))
+        return orig(self, rows)
+
+    monkeypatch.setattr(RowRel, "rows_per", counting)
+    ctl = deletion._control_rows(node)
+    assert sorted(ctl) == ["x"] and ctl["x"].tolist() == list(range(n))  # the mean read every row of u
+    assert sum(calls) < n  # no expansion of the n/2 filled rows x n source rows

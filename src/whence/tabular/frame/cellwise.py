@@ -91,7 +91,7 @@ def _same(op):
 # the fills whose value may be a statistic of tracked data (a scalar a reduction returned, or, for a frame's
 # ``fillna``, a tracked Series of one value per column such as ``df.mean()``); ``where``/``mask`` are operators
 # (:func:`_binary`): a statistic as ``other`` gives its cells to every cell, like any operand
-_STAT_FILLS: tuple = ()  # off for now: these control parts made source-row deletion (whence demo) run out of time
+_STAT_FILLS: tuple = ("fillna", "clip", "replace")
 
 
 def _arg(args, kwargs, i, name, default=None):
