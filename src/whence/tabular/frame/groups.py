@@ -11,8 +11,11 @@ import pandas as pd
 
 from ..aggregates import record_aggregate
 from ..relations import Part
-from .base import _attach, _col_rows, _depth, _dims, _fallback, _guard, _hashable, lineage_of
+from .base import _attach, _col_rows, _depth, _dims, _fallback, _guard, _hashable, _remap, lineage_of
 
+
+# groups up to which ``transform(func)`` runs ``func`` again on each group's tracked rows (beyond: whole groups)
+_UDF_GROUPS = 256
 
 _REDUCERS = frozenset(["sum", "mean", "median", "min", "max", "std", "var", "sem", "prod", "count", "nunique",
                        "first", "last", "any", "all", "size", "idxmin", "idxmax", "skew", "quantile", "kurt"])
@@ -30,6 +33,7 @@ class _TrackedWindow:
 
     def __init__(self, obj, inner, name, group=None, kw=None):
         self._obj, self._inner, self._name = obj, inner, name
+        self._args = ()  # the call's positional arguments (a group-wise resample runs them again per group)
         self._group, self._kw = group, kw or {}  # the group-by it came from; the call's keyword arguments
 
     def __repr__(self):
@@ -40,7 +44,9 @@ class _TrackedWindow:
 
     def __getitem__(self, key):
         with _guard:
-            return _TrackedWindow(self._obj, self._inner[key], self._name, self._group, self._kw)
+            win = _TrackedWindow(self._obj, self._inner[key], self._name, self._group, self._kw)
+        win._args = self._args
+        return win
 
     def __getattr__(self, name):
         attr = getattr(self._inner, name)
@@ -98,11 +104,13 @@ class TrackedGroupBy:
     def __getattr__(self, name):
         if name in _windows().GROUP_METHODS:  # the time-series family: whence.tabular.windows
             return lambda *a, **k: _windows().group_method(self, name, a, k)
-        if name in ("rolling", "expanding", "ewm"):  # group-wise windows: whence.tabular.windows
+        if name in ("rolling", "expanding", "ewm", "resample"):  # group-wise windows: whence.tabular.windows
             def window(*a, **k):
                 with _guard:
                     inner = getattr(self._gb, name)(*a, **k)
-                return _TrackedWindow(self._obj, inner, name, group=self, kw=k)
+                win = _TrackedWindow(self._obj, inner, name, group=self, kw=k)
+                win._args = a
+                return win
             return window
         if not name.startswith("_") and isinstance(self._obj, pd.DataFrame) and name in self._obj.columns \
                 and not hasattr(type(self._gb), name):
@@ -255,11 +263,86 @@ class TrackedGroupBy:
             return _fallback(res, "groupby().transform", [obj])
         codes = self._group_codes()
         ng = int(codes.max()) + 1 if codes.size and codes.max() >= 0 else 0
+        if callable(func) and not isinstance(func, str):
+            out = self._transform_per_group(res, func, args, kwargs, codes, ng)
+            if out is not None:
+                return out
         reason = None
         if not (isinstance(func, str) and func in _REDUCERS):
             reason = (f"groupby().transform({getattr(func, '__name__', func)!r}): each cell is taken to derive "
                       f"from its whole group")
         return self._build(res, codes, ng, per_row=True, reason=reason)
+
+    def _transform_per_group(self, res, func, args, kwargs, codes, ng):
+        """``transform(func)`` of one column, run again group by group on the tracked rows of each group: each
+        cell carries the lineage ``func`` gives it there (its own operations are tracked), and the key cells
+        of its group as control.  None (the whole-group rule applies) for a frame's transform, more than
+        ``_UDF_GROUPS`` groups, a result that is not one tracked Series per group on the group's rows, or
+        values that differ from pandas' own transform."""
+        obj, sel = self._obj, self._selection
+        if isinstance(obj, pd.DataFrame):
+            if sel is None or isinstance(sel, list) or not _hashable(sel) or sel not in obj.columns or \
+                    not obj.columns.is_unique:
+                return None
+            col = obj[sel]
+        else:
+            col = obj
+        n = len(col)
+        if not isinstance(res, pd.Series) or len(res) != n or ng > _UDF_GROUPS:
+            return None
+        try:
+            indices = self._gb.indices
+        except Exception:  # noqa: BLE001  (pandas could not list the groups: the whole-group rule)
+            return None
+        lin = lineage_of(col)
+        nidx = res.index.nlevels
+        if nidx != lin.nidx:
+            return None
+        parts = _remap(lin, list(range(nidx)) + [-1])  # the index: each row's own
+        values = np.empty(n, object)
+        values[:] = np.nan
+        reasons: list = []
+        for key, idx in indices.items():
+            idx = np.asarray(idx, np.int64)
+            sub = col.iloc[idx]
+            object.__setattr__(sub, "name", key)  # as pandas hands each group to func
+            r = func(sub, *args, **kwargs)
+            rl = lineage_of(r)
+            if rl is None or not isinstance(r, pd.Series) or len(r) != idx.shape[0] or \
+                    not r.index.equals(sub.index) or rl.nidx != nidx:
+                return None
+            where = np.full(n, -1, np.int64)
+            where[idx] = np.arange(idx.shape[0], dtype=np.int64)
+            parts += _remap(rl, [-1] * nidx + [nidx], where)
+            reasons += [x for x in rl.reasons if x not in reasons]
+            values[idx] = pd.Series.to_numpy(r, dtype=object)
+        mine = pd.Series(values)
+        theirs = pd.Series(pd.Series.to_numpy(res, dtype=object))
+        if not (mine.isna().equals(theirs.isna()) and (mine[~mine.isna()] == theirs[~theirs.isna()]).all()):
+            return None
+        parts += self._key_parts(lineage_of(obj), codes, ng)
+        return _attach(res, parts, "groupby.transform", [obj], reasons)
+
+    def _key_parts(self, lin, codes, ng):
+        """Control parts of a per-row result: the key cells of every row of each row's group."""
+        parts = []
+        key_rows = self._key_rows()
+        g = None
+        for p in lin.parts:
+            if not key_rows or p.wide:
+                continue
+            krow = np.zeros(p.cmat.shape[1], bool)
+            for r in key_rows:
+                krow |= p.cmat[r]
+            if krow.any():
+                parts.append(Part(p.node, p.rel.group(codes, ng).take(codes), krow[None, :].copy(), True,
+                                  wide=True))
+        vkeys, _ = self._value_keys()
+        for ent in vkeys:
+            for node, rel, row, _ctl in ent or ():
+                g = rel.group(codes, ng).take(codes)
+                parts.append(Part(node, g, row[None, :].copy(), True, wide=True))
+        return parts
 
     def _lineage(self, res, op, named=None, reason=None):
         if not isinstance(res, (pd.DataFrame, pd.Series)):

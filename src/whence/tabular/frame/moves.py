@@ -1,7 +1,7 @@
 """Whole-frame moves and statistics whose lineage is computed exactly: ``transpose`` / ``T``, ``unstack``,
-``reindex``, ``reindex_like``, ``align``, ``duplicated``, ``mode``, ``corr`` and ``cov``.
+``reindex``, ``reindex_like``, ``asfreq``, ``align``, ``duplicated``, ``mode``, ``corr`` and ``cov``.
 
-Cell moves (``transpose``, ``unstack``, ``reindex``, ``reindex_like``, ``align``) run the very same pandas method,
+Cell moves (``transpose``, ``unstack``, ``reindex``, ``reindex_like``, ``asfreq``, ``align``) run the very same pandas method,
 with the same arguments, on a frame of *cell positions* (``row * ncols + column``, as floats; a fill value
 becomes NaN): each cell of that result names the input cell that pandas copied there, NaN a constant.  So
 ``reindex(method="ffill")``, ``unstack(fill_value=0)`` and ``align(join="outer")`` follow pandas' own rules,
@@ -35,7 +35,8 @@ __all__ = ["install_moves", "MOVES"]
 
 #: the method names whose lineage this module gives (registry buckets: reshapes, selection, windows,
 #: reductions)
-MOVES = ("transpose", "T", "unstack", "reindex", "reindex_like", "align", "duplicated", "mode", "corr", "cov")
+MOVES = ("transpose", "T", "unstack", "reindex", "reindex_like", "asfreq", "align", "duplicated", "mode", "corr",
+         "cov")
 
 #: more (input column, output column) pairs than this in a cell move: PARTIAL (one part per pair)
 MAX_PAIRS = 20_000
@@ -239,6 +240,15 @@ def _reindex_like(src, res, args, kwargs):
     return _reindex(src, res, args, kwargs, "reindex_like")
 
 
+def _asfreq(src, res, args, kwargs):
+    # a reindex on a regular time grid: a slot at an input timestamp reads that row, a new slot reads nothing
+    # unless ``method=`` fills it (then the row it was filled from); ``fill_value`` is a constant
+    normalize = kwargs.get("normalize", args[3] if len(args) > 3 else False)
+    if normalize:  # the labels are moved to midnight: a label no longer names its input row
+        return _fallback(res, "asfreq(normalize=True)", [src])
+    return _moved(src, res, _run_positions(src, "asfreq", args, kwargs, fill_pos=4), "asfreq", "label")
+
+
 def _align(src, res, args, kwargs):
     other = kwargs.get("other", args[0] if args else None)
     if not isinstance(res, tuple) or len(res) != 2:
@@ -385,6 +395,7 @@ def _pairwise(op):
 
 
 _LINEAGE = {"transpose": _transpose, "unstack": _unstack, "reindex": _reindex, "reindex_like": _reindex_like,
+            "asfreq": _asfreq,
             "align": _align, "duplicated": _duplicated, "mode": _mode, "corr": _pairwise("corr"),
             "cov": _pairwise("cov")}
 
@@ -409,5 +420,5 @@ def install_moves(frame_cls, series_cls):
 
 #: the registry bucket of each method
 BUCKET = {"transpose": "reshapes", "T": "reshapes", "unstack": "reshapes", "reindex": "selection",
-          "reindex_like": "selection", "align": "selection", "duplicated": "windows", "mode": "reductions",
-          "corr": "reductions", "cov": "reductions"}
+          "reindex_like": "selection", "asfreq": "windows", "align": "selection", "duplicated": "windows",
+          "mode": "reductions", "corr": "reductions", "cov": "reductions"}
