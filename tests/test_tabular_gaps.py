@@ -375,3 +375,123 @@ def test_deletion_reads_a_statistic_control_part_once_not_per_row(monkeypatch):
     ctl = deletion._control_rows(node)
     assert sorted(ctl) == ["x"] and ctl["x"].tolist() == list(range(n))  # the mean read every row of u
     assert sum(calls) < n  # no expansion of the n/2 filled rows x n source rows
+
+
+# ---------------------------------------------------------------------------------------------------------
+# time-series gaps: reset_index(level=...), groupby().transform(func), asfreq, groupby().resample()
+# ---------------------------------------------------------------------------------------------------------
+
+def _with_rids(P):
+    """P with its numeric columns replaced by row positions (the keys, texts and times kept)."""
+    R = P.copy()
+    R["t"] = np.arange(len(P), dtype=np.float64)
+    R["u"] = np.arange(len(P), dtype=np.float64)
+    return R
+
+
+def _timed(P):
+    return P[P["d"].notna()].drop_duplicates("d")
+
+
+@cfg(20)
+@given(frames(), st.sampled_from([0, 1, "k", ["k", "s"], [0, 2]]), st.booleans(), st.booleans())
+def test_reset_index_of_some_levels_against_row_ids(P, level, drop, series):
+    def run(X):
+        Y = X.set_index(["k", "s", "d"])
+        Y = Y["t"] if series else Y[["t", "u"]]
+        return Y.reset_index(level=level, drop=drop)
+
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        out = run(df)
+    ref = run(_with_rids(P))
+    plain = run(P)
+    if isinstance(plain, pd.Series):
+        pd.testing.assert_series_equal(untracked(out), plain)
+        ref = ref.to_frame()
+        out_cols = [ref.columns[0]]
+    else:
+        pd.testing.assert_frame_equal(untracked(out), plain)
+        out_cols = list(ref.columns)
+    name_of = {"t": "t", "u": "u", "k": "k", "s": "s", "d": "d"}
+    for i in range(len(ref)):
+        for j, c in enumerate(out_cols):
+            src = name_of.get(c, "t")  # a Series' values are column t's
+            truth = {(int(ref["t"].iloc[i]) if "t" in ref else i, col(src))} if src in ("t", "u") else \
+                {(i, col(src))}
+            check(out, i, j, truth)
+
+
+@cfg(20)
+@given(frames(), st.sampled_from(["fill_mean", "shift", "centre", "cumsum"]))
+def test_groupby_transform_of_a_function_against_row_ids(P, how):
+    funcs = {"fill_mean": lambda x: x.fillna(x.mean()), "shift": lambda x: x.shift(1),
+             "centre": lambda x: x - x.mean(), "cumsum": lambda x: x.cumsum()}
+    f = funcs[how]
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        out = df.groupby("k")["t"].transform(f)
+    pd.testing.assert_series_equal(untracked(out), P.groupby("k")["t"].transform(f))
+    members = P.groupby("k").indices
+    pos = pd.Series(np.arange(len(P), dtype=float)).groupby(P["k"].to_numpy())
+    shifted = pos.shift(1)
+    for i in range(len(P)):
+        grp = members[P["k"].iloc[i]]
+        whole = {(int(r), col("t")) for r in grp}
+        keys = {(int(r), col("k")) for r in grp}
+        own = {(i, col("t"))}
+        na = P["t"].iloc[i] != P["t"].iloc[i]
+        if how == "fill_mean":
+            data, ctl = own, own | keys | (whole if na and P["t"].iloc[grp].notna().any() else set())
+        elif how == "shift":
+            data = set() if shifted.iloc[i] != shifted.iloc[i] else {(int(shifted.iloc[i]), col("t"))}
+            ctl = data | keys
+        elif how == "centre":
+            data = own | whole
+            ctl = data | keys
+        else:
+            data = {(int(r), col("t")) for r in grp if r <= i}
+            ctl = data | keys
+        check(out, i, 0, data)
+        check(out, i, 0, ctl, control=True)
+
+
+@cfg(20)
+@given(frames(min_rows=1), st.sampled_from(["2D", "3D", "W"]), st.sampled_from([None, "ffill", "bfill"]),
+       st.booleans())
+def test_asfreq_against_row_ids(P, freq, method, fill):
+    def run(X):
+        Y = _timed(X).sort_values("d").set_index("d")[["t", "u"]]
+        return Y.asfreq(freq, method=method, fill_value=-1.0 if fill else None)
+
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        out = run(df)
+    pd.testing.assert_frame_equal(untracked(out), run(P))
+    ref = run(_with_rids(P))
+    for i in range(len(ref)):
+        for j, c in enumerate(["t", "u"]):
+            check(out, i, j, _truth_cells(ref[c].iloc[i], c))
+
+
+@cfg(20)
+@given(frames(min_rows=1), st.sampled_from(["3D", "W", "MS"]), st.sampled_from(["sum", "mean", "max", "count"]))
+def test_groupby_resample_against_row_ids(P, freq, agg):
+    def run(X):
+        return getattr(_timed(X).set_index("d").groupby("k")["t"].resample(freq), agg)()
+
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        out = run(df)
+    pd.testing.assert_series_equal(untracked(out), run(P))
+    R = _with_rids(P)
+    ref = _timed(R).set_index("d").groupby("k")["t"].resample(freq).agg(lambda x: list(x))
+    for i in range(len(ref)):
+        rows = [int(r) for r in ref.iloc[i]]
+        data = {(r, col("t")) for r in rows}
+        check(out, i, 0, data)
+        check(out, i, 0, data | {(r, col("k")) for r in rows} | {(r, col("d")) for r in rows}, control=True)

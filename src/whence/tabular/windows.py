@@ -860,9 +860,9 @@ def _resample(win, method, res):
     key_rows = list(key)
     if group is not None:  # the group keys' levels first, then the bins; the keys' cells are control too
         gk = group._key_rows()
-        if len(gk) != nidx - 1:
+        if len(gk) != nidx - 1 and len(res):
             return _partial(res, obj, op, "group keys whence cannot place")
-        idx_map = [[r] for r in gk] + [list(key)]
+        idx_map = [[r] for r in gk] + [list(key)] if len(gk) == nidx - 1 else [[] for _ in range(nidx)]
         key_rows += gk
 
     # the index (bin labels) and control: the time cells of the bin's rows, through the same relation
@@ -878,7 +878,7 @@ def _group_bin_codes(win, res):
     same resample is run again on each group's time values; None when the labels so found are not those of
     ``res`` (or a key is given as values)."""
     obj, group = win._obj, win._group
-    if any(group._value_keys()[0]) or not isinstance(res.index, pd.MultiIndex):
+    if any(group._value_keys()[0]) or not (isinstance(res.index, pd.MultiIndex) or len(res) == 0):
         return None
     kw = {k: v for k, v in win._kw.items() if k not in ("on", "level")}
     ax = _time_axis(obj, win._kw.get("on"), win._kw.get("level"))
@@ -895,7 +895,7 @@ def _group_bin_codes(win, res):
         kt = key if isinstance(key, tuple) else (key,)
         labels += [kt + (b,) for b in lab]
         off += len(lab)
-    if off != len(res) or list(res.index) != labels:
+    if off != len(res) or (off and list(res.index) != labels):
         return None
     return out
 
