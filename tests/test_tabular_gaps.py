@@ -495,3 +495,22 @@ def test_groupby_resample_against_row_ids(P, freq, agg):
         data = {(r, col("t")) for r in rows}
         check(out, i, 0, data)
         check(out, i, 0, data | {(r, col("k")) for r in rows} | {(r, col("d")) for r in rows}, control=True)
+
+
+@cfg(20)
+@given(frames(), st.sampled_from(["corr", "cov"]), st.sampled_from(["same", "subset", "shuffled"]))
+def test_series_corr_cov_read_the_pairs_used(P, how, other):
+    df = track(P)
+    n = len(P)
+    rng = np.random.default_rng(n)
+    keep = {"same": np.arange(n), "subset": np.arange(0, n, 2), "shuffled": rng.permutation(n)[: max(n - 1, 0)]}
+    rows = np.sort(keep[other])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        o = df["u"].iloc[keep[other]]
+        stat = getattr(df["t"], how)(o)
+        out = df["t"] + stat
+    assert stat == getattr(P["t"], how)(P["u"].iloc[keep[other]]) or (stat != stat)
+    pairs = {(int(r), col("t")) for r in rows} | {(int(r), col("u")) for r in rows}
+    for i in range(n):
+        check(out, i, 0, {(i, col("t"))} | pairs)

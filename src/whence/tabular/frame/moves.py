@@ -28,8 +28,9 @@ import functools
 import numpy as np
 import pandas as pd
 
-from ..relations import Part, RangeRel
-from .base import _attach, _depth, _fallback, _guard, _remap, _row_preserving, lineage_of
+from ..relations import Lineage, Part, RangeRel, RowRel
+from .base import _attach, _depth, _fallback, _guard, _remap, _row_preserving, _warn, lineage_of
+from .values import register_scalar
 
 __all__ = ["install_moves", "MOVES"]
 
@@ -394,6 +395,57 @@ def _pairwise(op):
     return lineage
 
 
+def _pairs_used(a, b):
+    """Positions in ``a`` and in ``b`` of the pairs pandas correlates (labels in both), or None when labels
+    repeat (pandas' alignment then pairs rows whence does not follow)."""
+    if a.index.equals(b.index):
+        same = np.arange(len(a), dtype=np.int64)
+        return same, same
+    if not (a.index.is_unique and b.index.is_unique):
+        return None
+    common = a.index.intersection(b.index)
+    return a.index.get_indexer(common).astype(np.int64), b.index.get_indexer(common).astype(np.int64)
+
+
+def _series_pairwise(name, base):
+    """``Series.corr(other)`` / ``Series.cov(other)``: pandas' scalar, remembered (see
+    :func:`~whence.tabular.frame.values.register_scalar`) as computed from the cells of both Series on the
+    rows pandas pairs (labels in both; a missing value leaves its pair out by its own cell, so it is read)."""
+
+    @functools.wraps(base)
+    def method(self, other, *args, **kwargs):
+        if _depth():
+            return base(self, other, *args, **kwargs)
+        with _guard:
+            res = base(self, other, *args, **kwargs)
+            if np.ndim(res) != 0 or not isinstance(other, pd.Series):
+                return res
+            pairs = _pairs_used(self, other)
+            n = len(self) if pairs is None else pairs[0].shape[0]
+            parts, lins = [], []
+            for k, obj in enumerate((self, other)):
+                sel = None if pairs is None else pairs[k]
+                lin = lineage_of(obj)
+                if lin is None:
+                    continue
+                lins.append(lin)
+                if sel is None:  # every cell of both
+                    parts += [Part(p.node, RowRel.everything(n, p.rel.n_src), p.data_row(lin.nidx)[None, :].copy(),
+                                   p.control, wide=True) for p in lin.parts if p.data_row(lin.nidx).any()]
+                else:
+                    parts += _remap(lin, [-1, lin.nidx], sel)
+            if not lins:
+                return res
+            reasons = ()
+            if pairs is None:
+                reasons = (f"Series.{name} of Series whose labels repeat: every cell of both is taken",)
+                _warn("whence: " + reasons[0] + " (PARTIAL)")
+            lin = Lineage(parts, n, 1, 1, reasons, op=name, history=tuple(x.node for x in lins), series=True)
+            return register_scalar(res, lin)
+
+    return method
+
+
 _LINEAGE = {"transpose": _transpose, "unstack": _unstack, "reindex": _reindex, "reindex_like": _reindex_like,
             "asfreq": _asfreq,
             "align": _align, "duplicated": _duplicated, "mode": _mode, "corr": _pairwise("corr"),
@@ -404,8 +456,11 @@ def install_moves(frame_cls, series_cls):
     """Put the methods of this module on the tracked classes (pandas' own signatures and docstrings)."""
     for cls, pbase in ((frame_cls, pd.DataFrame), (series_cls, pd.Series)):
         for name in _LINEAGE:
-            if name in ("corr", "cov") and pbase is pd.Series:
-                continue  # Series.corr(other) / cov(other): a scalar (see register_scalar)
+            if name in ("corr", "cov") and pbase is pd.Series:  # a scalar (see register_scalar)
+                m = _series_pairwise(name, getattr(pbase, name))
+                m.__whence_bucket__ = BUCKET[name]
+                setattr(cls, name, m)
+                continue
             if hasattr(pbase, name):
                 m = _wrap(name, getattr(pbase, name))
                 m.__whence_bucket__ = BUCKET[name]

@@ -126,7 +126,8 @@ _SERIES_ONLY = dict(
     meta="""dtype name nbytes hasnans is_monotonic_decreasing is_monotonic_increasing is_unique array list
         struct searchsorted dtypes""",
     untracked="argmax argmin argsort item items to_list tolist unique repeat autocorr view ravel factorize",
-    opaque="divmod rdivmod case_when pop corr cov",
+    opaque="divmod rdivmod case_when pop",
+    reductions="corr cov",
 )
 
 
