@@ -514,3 +514,23 @@ def test_series_corr_cov_read_the_pairs_used(P, how, other):
     pairs = {(int(r), col("t")) for r in rows} | {(int(r), col("u")) for r in rows}
     for i in range(n):
         check(out, i, 0, {(i, col("t"))} | pairs)
+
+
+@cfg(20)
+@given(frames(), st.sampled_from(["upper", "len", "first", "contains", "cat"]))
+def test_index_str_is_cellwise(P, how):
+    ops = {"upper": lambda s: s.upper(), "len": lambda s: s.len(), "first": lambda s: s[0],
+           "contains": lambda s: s.contains("b"), "cat": lambda s: s.cat(sep="-")}
+    df = track(P).set_index("s")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        warnings.simplefilter("error", wh.ConstantValueWarning)
+        res = ops[how](df.index.str)
+        if how == "cat":  # one string from every cell: not a result of the index's length
+            assert res == ops[how](P.set_index("s").index.str)
+            return
+        df["r"] = res
+    pd.testing.assert_index_equal(pd.Index(res), pd.Index(ops[how](P.set_index("s").index.str)))
+    j = list(df.columns).index("r")
+    for i in range(len(P)):
+        check(df, i, j, {(i, col("s"))})
