@@ -534,3 +534,25 @@ def test_index_str_is_cellwise(P, how):
     j = list(df.columns).index("r")
     for i in range(len(P)):
         check(df, i, j, {(i, col("s"))})
+
+
+@cfg(25)
+@given(frames(), st.sampled_from(["sum", "mean", "count", "size", "max"]), st.booleans(), st.booleans())
+def test_observed_false_empty_groups_read_no_cell(P, agg, two_keys, sort):
+    P = P.assign(s=pd.Categorical(P["s"], categories=["zz", "ab", "cd", "Ef", "unused"]))
+    by = ["s", "k"] if two_keys else "s"
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        g = df.groupby(by, observed=False, sort=sort)
+        out = g.size() if agg == "size" else getattr(g["t"], agg)()
+    pg = P.groupby(by, observed=False, sort=sort)
+    pd.testing.assert_series_equal(untracked(out), pg.size() if agg == "size" else getattr(pg["t"], agg)())
+    keys = [by] if isinstance(by, str) else by
+    for i, label in enumerate(out.index):
+        lab = label if isinstance(label, tuple) else (label,)
+        rows = [r for r in range(len(P)) if all(P[k].iloc[r] == v for k, v in zip(keys, lab))]
+        key_cells = {(r, col(k)) for r in rows for k in keys}
+        data = key_cells if agg == "size" else {(r, col("t")) for r in rows}
+        check(out, i, 0, data)
+        check(out, i, 0, data | key_cells, control=True)

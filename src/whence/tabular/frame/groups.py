@@ -350,8 +350,46 @@ class TrackedGroupBy:
         codes = self._group_codes()
         ng = int(codes.max()) + 1 if codes.size and codes.max() >= 0 else 0
         if len(res) != ng:
-            return _fallback(res, f"groupby().{op}", [self._obj])
+            out = self._output_codes(res, codes, ng)
+            if out is None:
+                return _fallback(res, f"groupby().{op}", [self._obj])
+            codes, ng = out, len(res)
         return self._build(res, codes, ng, per_row=False, named=named or {}, reason=reason, op=op)
+
+    def _output_codes(self, res, codes, ng):
+        """The result row of every input row when the result has rows of no observed group (``observed=False``
+        with categorical keys: one row per combination of categories), found by looking each row's keys up in
+        the result's index; None when the keys cannot be read or the rows so found do not follow the groups.
+        A row of an empty group receives no input row: it reads no cell (its label is a category of the
+        key's dtype, not a cell)."""
+        obj, by = self._obj, self._by
+        if by is None or not self._kwargs.get("as_index", True) or not res.index.is_unique:
+            return None
+        vals = []
+        with _guard:
+            for b in (by if isinstance(by, list) else [by]):
+                if _hashable(b) and isinstance(obj, pd.DataFrame) and b in obj.columns:
+                    vals.append(pd.Index(obj[b]))
+                elif _hashable(b) and b in obj.index.names:
+                    vals.append(obj.index.get_level_values(b))
+                elif isinstance(b, pd.Series) and len(b) == len(obj) and b.index.equals(obj.index) or \
+                        isinstance(b, (np.ndarray, pd.Index)) and len(b) == len(obj):
+                    vals.append(pd.Index(b))
+                else:
+                    return None
+            if len(vals) != res.index.nlevels:
+                return None
+            target = pd.MultiIndex.from_arrays(vals) if len(vals) > 1 else vals[0]
+            pos = np.asarray(res.index.get_indexer(target), np.int64)
+        valid = codes >= 0
+        if pos.shape[0] != codes.shape[0] or (pos[valid] < 0).any():
+            return None
+        first = np.full(ng, -1, np.int64)
+        first[codes[valid]] = pos[valid]
+        if (first[codes[valid]] != pos[valid]).any() or np.unique(first[first >= 0]).shape[0] != \
+                np.unique(codes[valid]).shape[0]:
+            return None  # one group, two result rows (or the reverse): not the groups
+        return np.where(valid, pos, -1)
 
     def _build(self, res, codes, ng, per_row, named=None, reason=None, op="agg"):
         obj = self._obj
