@@ -556,3 +556,79 @@ def test_observed_false_empty_groups_read_no_cell(P, agg, two_keys, sort):
         data = key_cells if agg == "size" else {(r, col("t")) for r in rows}
         check(out, i, 0, data)
         check(out, i, 0, data | key_cells, control=True)
+
+
+@cfg(25)
+@given(frames(min_rows=1), st.sampled_from(["__iadd__", "__isub__", "__imul__", "__itruediv__"]),
+       st.sampled_from(["series", "shuffled", "stat", "frame_stat", "column"]))
+def test_inplace_operators_carry_the_operand(P, op, other):
+    df = track(P)
+    n = len(P)
+    perm = np.random.default_rng(n).permutation(n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        if other == "frame_stat":
+            x = df[["t", "u"]].copy()
+            x = getattr(x, op)(df["u"].max())
+        elif other == "column":
+            x = df[["t", "u"]].copy()
+            x["t"] = getattr(x["t"], op)(x["u"].sum())
+        else:
+            x = df["t"].copy()
+            o = {"series": df["u"], "shuffled": df["u"].iloc[perm], "stat": df["u"].sum()}[other]
+            x = getattr(x, op)(o)
+    whole_u = {(r, col("u")) for r in range(n)}
+    stat_cells = whole_u  # a statistic of u (a max, a sum) reads every cell of u, missing ones included
+    if isinstance(x, pd.Series):
+        for i in range(n):
+            truth = {(i, col("t"))} | ({(i, col("u"))} if other in ("series", "shuffled") else whole_u)
+            check(x, i, 0, truth)
+    else:
+        for i in range(n):
+            for j, c in enumerate(["t", "u"]):
+                if other == "column" and c == "u":
+                    truth = {(i, col("u"))}
+                else:
+                    truth = {(i, col(c))} | stat_cells
+                check(x, i, j, truth)
+
+
+@cfg(20)
+@given(frames(min_rows=1), st.sampled_from(["filter", "apply", "transform"]))
+def test_groupby_filter_apply_transform_of_frames(P, how):
+    def norm(x):
+        x = x.copy()
+        x["t"] /= x["t"].sum()
+        return x
+
+    def run(X):
+        if how == "filter":
+            return X.groupby("k").filter(lambda g: g["t"].sum() > 0)
+        if how == "apply":
+            return X.groupby("k", group_keys=False)[["t", "u"]].apply(norm)
+        return X.groupby("k")[["t", "u"]].transform(lambda x: x - x.mean())
+
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        out = run(df)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pd.testing.assert_frame_equal(untracked(out), run(P))
+    members = P.groupby("k").indices
+    for i, label in enumerate(out.index):
+        r = int(label)  # the default index: the input row
+        grp = members[P["k"].iloc[r]]
+        keys = {(int(q), col("k")) for q in grp}
+        for j, c in enumerate(out.columns):
+            own = {(r, col(c))}
+            if how == "filter":
+                data, ctl = own, own | {(int(q), col(cc)) for q in grp for cc in P.columns}
+            elif how == "apply" and c == "u":
+                data, ctl = own, own | keys
+            else:
+                data = own | {(int(q), col(c)) for q in grp}
+                ctl = data | keys
+            check(out, i, j, data)
+            check(out, i, j, ctl, control=True)

@@ -337,6 +337,13 @@ def _accessor_property(name):
     return property(get)
 
 
+def _fallback_inplace(obj, op):
+    """An in-place operator whose result whence could not follow: every cell of ``obj`` from every cell it had."""
+    res = _fallback(obj.copy(deep=False), getattr(op, "__name__", "inplace"), [obj])
+    object.__setattr__(obj, "_wh", lineage_of(res))
+    return obj
+
+
 class _Cellwise:
 
     def __array_function__(self, func, types, args, kwargs):
@@ -367,6 +374,32 @@ class _Cellwise:
         with _guard:
             return _binary(super()._arith_method(other, op), op, self, other,
                            columns=isinstance(self, pd.DataFrame))
+
+    def _inplace_method(self, other, op):
+        """``s += x``, ``df /= s.sum()``: pandas computes ``op(self, other)`` (tracked: the operands' cells) and
+        writes it into ``self`` (its own way, views included); the written cells take that result's lineage
+        (an in-place write replaces it), as ``s = s + x`` would give."""
+        if _depth() or self.__dict__.get("_wh") is None:
+            return super()._inplace_method(other, op)
+        results = []
+
+        def computed(a, b):
+            r = op(a, b)
+            results.append(r)
+            return r
+
+        out = super()._inplace_method(other, computed)
+        result = results[0] if results else None
+        if isinstance(result, (pd.Series, pd.DataFrame)) and not (
+                result.index.equals(self.index) and (isinstance(self, pd.Series) or
+                                                     result.columns.equals(self.columns))):
+            result = result.reindex_like(self)  # aligned as pandas aligned it (tracked: a cell move)
+        lin = lineage_of(result) if is_tracked_frame(result) else None
+        if lin is None:
+            _fallback_inplace(self, op)
+        else:
+            _attach_inplace(self, list(lin.parts), getattr(op, "__name__", "inplace").strip("_"), [lin])
+        return out
 
     def _cmp_method(self, other, op):
         if _depth():

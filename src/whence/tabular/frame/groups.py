@@ -253,6 +253,44 @@ class TrackedGroupBy:
         record_aggregate(self, out, "count", {})  # for deletion propagation
         return out
 
+    def apply(self, func, *args, **kwargs):
+        with _guard:
+            res = self._gb.apply(func, *args, **kwargs)
+        if callable(func) and not self._kwargs.get("group_keys", True):
+            # a result on the input's own rows (pandas puts them back in their order): a transform
+            codes = self._group_codes()
+            ng = int(codes.max()) + 1 if codes.size and codes.max() >= 0 else 0
+            out = self._transform_per_group(res, func, args, kwargs, codes, ng)
+            if out is not None:
+                return out
+        return _fallback(res, "groupby().apply", [self._obj])
+
+    def filter(self, func, dropna=True, *args, **kwargs):
+        """The rows of the groups ``func`` keeps: each cell is the cell copied; ``func`` saw every cell of its
+        group, so all of them are control of the kept rows (and the key cells of the group's rows)."""
+        with _guard:
+            res = self._gb.filter(func, dropna, *args, **kwargs)
+        obj = self._obj
+        pos = None
+        if dropna and type(res) is type(obj) and obj.index.is_unique and \
+                (isinstance(obj, pd.Series) or res.columns.equals(obj.columns)):
+            pos = obj.index.get_indexer(res.index)
+        if pos is None or (pos < 0).any():
+            return _fallback(res, "groupby().filter", [obj])
+        pos = pos.astype(np.int64)
+        codes = self._group_codes()
+        ng = int(codes.max()) + 1 if codes.size and codes.max() >= 0 else 0
+        lin = lineage_of(obj)
+        parts = _remap(lin, None, pos)
+        for p in lin.parts:
+            row = p.cmat.any(0) if not p.wide else p.cmat[0]
+            if row.any():
+                parts.append(Part(p.node, p.rel.group(codes, ng).take(codes[pos]), row[None, :].copy(), True,
+                                  wide=True))
+        for q in self._key_parts(lin, codes, ng):
+            parts.append(q.with_(rel=q.rel.take(pos)))
+        return _attach(res, parts, "groupby.filter", [obj])
+
     def transform(self, func, *args, **kwargs):
         if isinstance(func, str) and func in _windows().GROUP_METHODS:
             return _windows().group_method(self, func, args, kwargs, via="transform")
@@ -274,21 +312,27 @@ class TrackedGroupBy:
         return self._build(res, codes, ng, per_row=True, reason=reason)
 
     def _transform_per_group(self, res, func, args, kwargs, codes, ng):
-        """``transform(func)`` of one column, run again group by group on the tracked rows of each group: each
-        cell carries the lineage ``func`` gives it there (its own operations are tracked), and the key cells
-        of its group as control.  None (the whole-group rule applies) for a frame's transform, more than
-        ``_UDF_GROUPS`` groups, a result that is not one tracked Series per group on the group's rows, or
-        values that differ from pandas' own transform."""
+        """``transform(func)`` (or ``apply(func)`` with ``group_keys=False`` returning each group's own rows) of
+        the selected columns, run again group by group on the tracked rows of each group: each cell carries the
+        lineage ``func`` gives it there (its own operations are tracked), and the key cells of its group as
+        control.  None (the whole-group rule applies) without a selection of columns, over ``_UDF_GROUPS``
+        groups, for a result that is not a tracked object on the group's rows with the result's columns, or
+        values that differ from pandas' own."""
         obj, sel = self._obj, self._selection
         if isinstance(obj, pd.DataFrame):
-            if sel is None or isinstance(sel, list) or not _hashable(sel) or sel not in obj.columns or \
-                    not obj.columns.is_unique:
+            if sel is None or not obj.columns.is_unique:
+                return None
+            labels = sel if isinstance(sel, list) else [sel]
+            if not all(_hashable(c) and c in obj.columns for c in labels):
                 return None
             col = obj[sel]
         else:
             col = obj
         n = len(col)
-        if not isinstance(res, pd.Series) or len(res) != n or ng > _UDF_GROUPS:
+        if not isinstance(res, (pd.Series, pd.DataFrame)) or type(res) is not type(col) or len(res) != n or \
+                ng > _UDF_GROUPS or not res.index.equals(col.index):
+            return None
+        if isinstance(res, pd.DataFrame) and not res.columns.is_unique:
             return None
         try:
             indices = self._gb.indices
@@ -296,10 +340,12 @@ class TrackedGroupBy:
             return None
         lin = lineage_of(col)
         nidx = res.index.nlevels
+        ncols = 1 if isinstance(res, pd.Series) else res.shape[1]
         if nidx != lin.nidx:
             return None
-        parts = _remap(lin, list(range(nidx)) + [-1])  # the index: each row's own
-        values = np.empty(n, object)
+        parts = _remap(lin, list(range(nidx)) + [-1] * ncols)  # the index: each row's own
+        plain = pd.Series if isinstance(res, pd.Series) else pd.DataFrame  # pandas' own to_numpy
+        values = np.empty((n, ncols), object)
         values[:] = np.nan
         reasons: list = []
         for key, idx in indices.items():
@@ -308,17 +354,27 @@ class TrackedGroupBy:
             object.__setattr__(sub, "name", key)  # as pandas hands each group to func
             r = func(sub, *args, **kwargs)
             rl = lineage_of(r)
-            if rl is None or not isinstance(r, pd.Series) or len(r) != idx.shape[0] or \
+            if rl is None or type(r) is not type(res) or len(r) != idx.shape[0] or \
                     not r.index.equals(sub.index) or rl.nidx != nidx:
+                return None
+            if isinstance(r, pd.Series):
+                pos = np.zeros(1, np.int64)
+            elif r.columns.is_unique:
+                pos = r.columns.get_indexer(res.columns)
+            else:
+                return None
+            if (pos < 0).any():
                 return None
             where = np.full(n, -1, np.int64)
             where[idx] = np.arange(idx.shape[0], dtype=np.int64)
-            parts += _remap(rl, [-1] * nidx + [nidx], where)
+            parts += _remap(rl, [-1] * nidx + [rl.nidx + int(q) for q in pos], where)
             reasons += [x for x in rl.reasons if x not in reasons]
-            values[idx] = pd.Series.to_numpy(r, dtype=object)
-        mine = pd.Series(values)
-        theirs = pd.Series(pd.Series.to_numpy(res, dtype=object))
-        if not (mine.isna().equals(theirs.isna()) and (mine[~mine.isna()] == theirs[~theirs.isna()]).all()):
+            got = plain.to_numpy(r, dtype=object)
+            values[idx] = (got[:, None] if got.ndim == 1 else got)[:, pos]
+        theirs = plain.to_numpy(res, dtype=object)
+        theirs = theirs[:, None] if theirs.ndim == 1 else theirs
+        mine, ref = pd.DataFrame(values), pd.DataFrame(theirs)
+        if not (mine.isna().equals(ref.isna()) and (mine.fillna(0) == ref.fillna(0)).all().all()):
             return None
         parts += self._key_parts(lineage_of(obj), codes, ng)
         return _attach(res, parts, "groupby.transform", [obj], reasons)
