@@ -632,3 +632,31 @@ def test_groupby_filter_apply_transform_of_frames(P, how):
                 ctl = data | keys
             check(out, i, j, data)
             check(out, i, j, ctl, control=True)
+
+
+@cfg(20)
+@given(frames(), st.sampled_from(["getitem", "where", "mask", "where_other", "swapped", "sort_columns"]))
+def test_frame_where_with_an_aligned_condition_and_sorted_columns(P, how):
+    def run(X):
+        Y = X[["t", "u"]]
+        if how == "getitem":
+            return Y[Y > 0]
+        if how == "where":
+            return Y.where(Y > 0)
+        if how == "mask":
+            return Y.mask(Y < 0)
+        if how == "where_other":
+            return Y.where(Y > 1, -5.0)
+        if how == "swapped":  # the condition on the other column: its cell is an operand too
+            return Y.where(Y[["u", "t"]].rename(columns={"u": "t", "t": "u"}) > 0)
+        return X.sort_index(axis=1, ascending=False)
+
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        out = run(df)
+    pd.testing.assert_frame_equal(untracked(out), run(P))
+    for i in range(len(P)):
+        for j, c in enumerate(out.columns):
+            other = {(i, col({"t": "u", "u": "t"}[c]))} if how == "swapped" else set()
+            check(out, i, j, {(i, col(c))} | other)  # the cell and the condition's cell (the same one here)

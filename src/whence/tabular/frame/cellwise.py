@@ -465,7 +465,26 @@ class _SeriesCellwise:
             return _binary(super().mask(cond, other, **kwargs), "mask", self, cond, other)
 
 
+def _aligned_cond(obj, cond):
+    """True when ``cond`` is a tracked frame on ``obj``'s very labels (rows and columns): ``where``/``mask``
+    then pair cells as operators do."""
+    return isinstance(cond, pd.DataFrame) and is_tracked_frame(cond) and cond.index.equals(obj.index) and \
+        cond.columns.equals(obj.columns) and obj.columns.is_unique
+
+
 class _FrameCellwise:
+
+    def where(self, cond, other=np.nan, **kwargs):
+        if _depth() or kwargs.get("inplace") or not _aligned_cond(self, cond) or is_tracked_frame(other):
+            return _same("where")(pd.DataFrame.where)(self, cond, other, **kwargs)
+        with _guard:  # as Series.where: the same cell of each operand, the condition's included
+            return _binary(pd.DataFrame.where(self, cond, other, **kwargs), "where", self, cond, other)
+
+    def mask(self, cond, other=np.nan, **kwargs):
+        if _depth() or kwargs.get("inplace") or not _aligned_cond(self, cond) or is_tracked_frame(other):
+            return _same("mask")(pd.DataFrame.mask)(self, cond, other, **kwargs)
+        with _guard:
+            return _binary(pd.DataFrame.mask(self, cond, other, **kwargs), "mask", self, cond, other)
 
     def copy(self, deep=True):
         if _depth():
