@@ -660,3 +660,41 @@ def test_frame_where_with_an_aligned_condition_and_sorted_columns(P, how):
         for j, c in enumerate(out.columns):
             other = {(i, col({"t": "u", "u": "t"}[c]))} if how == "swapped" else set()
             check(out, i, j, {(i, col(c))} | other)  # the cell and the condition's cell (the same one here)
+
+
+@cfg(20)
+@given(frames(min_rows=1), st.sampled_from(["sum", "mean", "max", "count"]), st.booleans(), st.booleans())
+def test_pivot_table_with_keys_given_as_values(P, agg, with_columns, fill):
+    def run(X):
+        month = X["d"].dt.month
+        kw = dict(columns="k") if with_columns else {}
+        return X.pivot_table("t", index=[month], aggfunc=agg, fill_value=-1.0 if fill else None, **kw)
+
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        out = run(df)
+    pd.testing.assert_frame_equal(untracked(out), run(P))
+    month = P["d"].dt.month
+    for i, m in enumerate(out.index):
+        for j, c in enumerate(out.columns):
+            rows = [r for r in range(len(P)) if month.iloc[r] == m and (not with_columns or P["k"].iloc[r] == c)]
+            data = {(r, col("t")) for r in rows}
+            check(out, i, j, data)
+            keys = {(r, col("d")) for r in rows} | ({(r, col("k")) for r in rows} if with_columns else set())
+            check(out, i, j, data | keys, control=True)
+
+
+@cfg(20)
+@given(frames(min_rows=1), st.sampled_from(["sum", "max", "count"]))
+def test_unstack_of_a_groupby_keeps_each_cells_own_control(P, agg):
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        out = getattr(df.groupby(["s", "k"])["t"], agg)().unstack()
+    for i, s_ in enumerate(out.index):
+        for j, k in enumerate(out.columns):
+            rows = [r for r in range(len(P)) if P["s"].iloc[r] == s_ and P["k"].iloc[r] == k]
+            data = {(r, col("t")) for r in rows}
+            check(out, i, j, data)
+            check(out, i, j, data | {(r, col(c)) for r in rows for c in ("s", "k")}, control=True)

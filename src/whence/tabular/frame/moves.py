@@ -85,12 +85,25 @@ def _cell_parts(lin, codes, k_in, nidx):
             if npairs > MAX_PAIRS:
                 return None
     parts = []
+    if len(groups) > 1 and any(p.wide for p in lin.parts):
+        # a part on every cell of an input row holds only for the cells moved from that row: spelled out per
+        # input cell, the columns of each row selection take it alone (not the output row's other cells)
+        ncell = lin.nidx + k_in
+        lin = _Parts([Part(p.node, p.rel, np.repeat(p.cmat, ncell, 0), p.control) if p.wide else p
+                      for p in lin.parts], lin.nidx)
     for sel, m in groups.values():
         crow = [-1] * (nidx + k_out)
         for c, j in m.items():
             crow[nidx + c] = lin.nidx + j
         parts += _remap(lin, crow, sel)
     return parts
+
+
+class _Parts:
+    """The parts of a lineage, for :func:`~whence.tabular.frame.base._remap` (which reads only these)."""
+
+    def __init__(self, parts, nidx):
+        self.parts, self.nidx = parts, nidx
 
 
 def _placement_parts(lin, codes, k_in, nidx, levels):

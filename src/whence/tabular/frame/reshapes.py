@@ -143,6 +143,64 @@ def crosstab_lineage(res, index, columns):
     return parts
 
 
+_PIVOT_ARGS = ("values", "index", "columns", "aggfunc", "fill_value", "margins", "dropna", "margins_name",
+               "observed", "sort")
+
+
+def _as_list(v):
+    return [] if v is None else (list(v) if isinstance(v, (list, tuple)) else [v])
+
+
+def _pivot_via_groupby(src, res, kw):
+    """``pivot_table`` with keys given as values (arrays, Series, ``df.index.month``): the same table built by
+    the tracked ``groupby(index + columns)[values].<aggfunc>()`` and ``unstack`` of the column keys (the rules
+    of those, keys given as values included), each cell of ``res`` read from the cell with its labels.  None
+    (the label rule or PARTIAL) for margins, an aggfunc that is not a name, or a table whose labels or values
+    differ from pandas' own."""
+    import warnings
+    aggfunc = kw.get("aggfunc", "mean")
+    if kw.get("margins") or not isinstance(res, pd.DataFrame) or not isinstance(aggfunc, str) or \
+            not res.index.is_unique or not res.columns.is_unique:
+        return None
+    idx, cls_ = _as_list(kw.get("index")), _as_list(kw.get("columns"))
+    values = kw.get("values")
+    keys = idx + cls_
+    labels = [k for k in keys if _hashable(k)]
+    sel = values if values is not None else [c for c in src.columns if c not in labels]
+    gkw = {k: kw[k] for k in ("observed", "sort") if k in kw}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # pandas' default of observed, as pivot_table's
+            t = getattr(src.groupby(keys, dropna=kw.get("dropna", True), **gkw)[sel], aggfunc)()
+            if cls_:
+                t = t.unstack(list(range(len(idx), len(keys))))
+            if isinstance(t, pd.Series):
+                t = t.to_frame()
+    except Exception:  # noqa: BLE001  (pandas built the table its own way: the label rule decides)
+        return None
+    if not isinstance(t, pd.DataFrame) or t.index.nlevels != res.index.nlevels or not t.index.is_unique or \
+            not t.columns.is_unique:
+        return None
+    rpos = np.asarray(t.index.get_indexer(res.index), np.int64)
+    cpos = np.asarray(t.columns.get_indexer(res.columns), np.int64)
+    if (rpos < 0).any() or (cpos < 0).any():
+        return None
+    with _guard:
+        mine = pd.DataFrame.to_numpy(t, dtype=object)[np.ix_(rpos, cpos)] if len(rpos) and len(cpos) else None
+        theirs = pd.DataFrame.to_numpy(res, dtype=object)
+    if mine is not None:
+        a, b = pd.DataFrame(mine), pd.DataFrame(theirs)
+        fill = kw.get("fill_value")
+        na = a.isna() & ~b.isna() if fill is not None else None
+        if na is not None:  # a fill value: pandas' constant where the table has no value
+            a = a.mask(na, fill)
+        if not (a.isna().equals(b.isna()) and (a.fillna(0) == b.fillna(0)).all().all()):
+            return None
+    tl = lineage_of(t)
+    crow = list(range(tl.nidx)) + [tl.nidx + int(c) for c in cpos]
+    return _attach(res, _remap(tl, crow, rpos), "pivot_table", [src, t])
+
+
 def _pivot_lineage(src, res, args, kwargs, op="pivot_table"):
     names = ["values", "index", "columns", "aggfunc", "fill_value", "margins", "dropna", "margins_name",
              "observed", "sort"]
@@ -371,4 +429,11 @@ class _FrameReshapes:
             return super().pivot_table(*args, **kwargs)
         with _guard:
             res = super().pivot_table(*args, **kwargs)
+        kw = dict(zip(_PIVOT_ARGS, args))
+        kw.update(kwargs)
+        if any(not _hashable(k) for k in _as_list(kw.get("index")) + _as_list(kw.get("columns"))):
+            out = _pivot_via_groupby(self, res, kw)  # keys given as values: the tracked group-by and unstack
+            if out is not None:
+                return out
+        with _guard:
             return _pivot_lineage(self, res, args, kwargs)
