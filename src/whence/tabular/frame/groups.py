@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..aggregates import record_aggregate
-from ..relations import Part
+from ..relations import _CSR, Part, RowRel
 from .base import _attach, _col_rows, _depth, _dims, _fallback, _guard, _hashable, _remap, lineage_of
 
 
@@ -74,6 +74,57 @@ def _window_method(name):
         return _TrackedWindow(self, inner, name, kw=kwargs)
 
     return method
+
+
+def _merge_disjoint(parts):
+    """Parts of the groups of a per-group result merged into one part per (input, role, columns) where their
+    output rows do not overlap: the relations' codes are put side by side (through one CSR relation, the
+    codes of each shifted past the previous ones', when they do not share one).  Every cell keeps its
+    lineage; the number of parts no longer grows with the number of groups."""
+    out, acc = [], {}
+    for p in parts:
+        rel = p.rel
+        if type(rel) is not RowRel or rel.all_rows or rel.codes is None:
+            out.append(p)
+            continue
+        ok = rel.codes >= 0
+        key = (id(p.node), p.control, p.wide, p.cmat.shape, p.cmat.tobytes(), rel.n_out, rel.n_src,
+               rel.csr is None)
+        for e in acc.setdefault(key, []):
+            if not (e[0] & ok).any():
+                e[0] |= ok
+                e[1].append(rel)
+                break
+        else:
+            acc[key].append([ok.copy(), [rel], p])
+    for entries in acc.values():
+        for _, rels, p in entries:
+            out.append(p if len(rels) == 1 else p.with_(rel=_side_by_side(rels)))
+    return out
+
+
+def _side_by_side(rels):
+    """One relation for relations of the same output rows whose rows (codes >= 0) do not overlap."""
+    n, n_src = rels[0].n_out, rels[0].n_src
+    codes = np.full(n, -1, np.int64)
+    if rels[0].csr is None:
+        for r in rels:
+            m = r.codes >= 0
+            codes[m] = r.codes[m]
+        return RowRel(n, n_src, codes)
+    csrs, ptrs, idxs, off = {}, [np.zeros(1, np.int64)], [], 0
+    for r in rels:
+        base = csrs.get(id(r.csr))
+        if base is None:
+            ip, ix = r.csr.get()
+            base = csrs[id(r.csr)] = off
+            ptrs.append(ip[1:] + (ptrs[-1][-1] if ptrs else 0))
+            idxs.append(ix)
+            off += ip.shape[0] - 1
+        m = r.codes >= 0
+        codes[m] = r.codes[m] + base
+    return RowRel(n, n_src, codes, _CSR(np.concatenate(ptrs), np.concatenate(idxs) if idxs else
+                                        np.zeros(0, np.int64)))
 
 
 class TrackedGroupBy:
@@ -376,6 +427,7 @@ class TrackedGroupBy:
         mine, ref = pd.DataFrame(values), pd.DataFrame(theirs)
         if not (mine.isna().equals(ref.isna()) and (mine.fillna(0) == ref.fillna(0)).all().all()):
             return None
+        parts = _merge_disjoint(parts)
         parts += self._key_parts(lineage_of(obj), codes, ng)
         return _attach(res, parts, "groupby.transform", [obj], reasons)
 
