@@ -70,7 +70,7 @@ def run(quick=False, log=print, n_applicants=None, rows_per_table=None):
 
     import whence as wh
     from whence.attribution import Attributor
-    from whence.attribution.sources import row_relation
+    from whence.attribution.source_scores import row_relation
     from whence.datasets import credit_risk, credit_risk_etl
     n_app = n_applicants or (4000 if quick else 20_000)
     n_rows = rows_per_table or (25 if quick else 100)

@@ -292,3 +292,20 @@ def test_power_operator_computes_what_numpy_computes(dtype, shape):
             continue
         t **= e
         np.testing.assert_array_equal(np.asarray(t), y, err_msg=repr(e))
+
+
+def test_former_module_paths_keep_importing():
+    """Modules renamed or split keep their former import paths (re-exports of the same objects)."""
+    pytest.importorskip("sklearn")
+    from whence.attribution import deletion, etl_rerun, leave_one_out, model_math, source_scores, training_matrix
+    from whence.attribution import influence, sources as attribution_sources
+    assert attribution_sources.row_relation is source_scores.row_relation
+    assert influence.describe_model is model_math.describe_model and influence.sigmoid is model_math.sigmoid
+    assert influence.plain_values is model_math.float64_values and influence.plain_input is model_math.model_input
+    assert deletion.loo_values is leave_one_out.loo_values and deletion.rerun_without is etl_rerun.rerun_without
+    assert deletion.CounterfactualError is etl_rerun.CounterfactualError
+    assert deletion.anchor_of is training_matrix.anchor_of and deletion._Context is deletion.DeletionContext
+    from whence.unlearn import source_removal, sources as unlearn_sources
+    assert unlearn_sources.forget_sources is source_removal.forget_sources
+    from whence.tabular import source_tables, sources as tabular_sources
+    assert source_tables.rows_of_lines is tabular_sources.rows_of_lines

@@ -213,7 +213,7 @@ def test_by_source_through_joins_and_aggregates(credit):
     bs = ex.by_source()
     assert set(bs["tables"]) == {"application", "bureau", "previous_application"}
     # every table's rows share exactly the summed score of the training rows it fed
-    from whence.attribution.sources import row_relation
+    from whence.attribution.source_scores import row_relation
     rel = row_relation(X)
     for name, total in bs["tables"].items():
         fed = np.unique(rel[name][0])

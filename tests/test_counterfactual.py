@@ -110,7 +110,7 @@ def test_propagation_equals_rerunning_the_etl(data):
         max_size=4, unique_by=lambda t: t[1]))
     wh.reset()
     X, _ = _etl(wh.track_frame(people, name="people"), wh.track_frame(loans, name="loans"), funcs, "c")
-    from whence.attribution.deletion import _Context, propagate
+    from whence.attribution.deletion import DeletionContext as _Context, propagate
     ctx = _Context(X)
     try:
         p = propagate(ctx, "loans")
@@ -476,7 +476,7 @@ def test_multinomial_effects_are_newton_steps_and_match_retraining():
     import scipy.linalg
 
     from whence.attribution.deletion import propagate
-    from whence.attribution.influence import _softmax, multinomial_hessian
+    from whence.attribution.model_math import multinomial_hessian, softmax as _softmax
     etl, people, loans, X, y, model, fit = _three_class_case()
     Xp = np.asarray(X)
     tests = np.array([0, 5, 9])
@@ -536,7 +536,7 @@ def test_two_aggregates_of_one_table_over_disjoint_rows():
                           "kind": rng.choice(["a", "b"], 30)})
     wh.reset()
     X = etl(wh.track_frame(people, name="people"), wh.track_frame(loans, name="loans"))
-    from whence.attribution.deletion import _Context, propagate
+    from whence.attribution.deletion import DeletionContext as _Context, propagate
     p = propagate(_Context(X), "loans")
     assert p.exact and not p.fallback.size
     X0 = np.asarray(X)

@@ -501,13 +501,13 @@ def test_maps_after_an_unknown_size_complete_whatever_the_query_order(client):
 def test_relation_export_estimates_size_and_time_first(client, tmp_path, monkeypatch, capfd):
     """Before a large export: its estimated size and time on stderr, then a progress bar; the estimate counts the
     index-array cells that are written."""
-    import whence.dask.array as wda
+    import whence.dask.parquet_export as wdp
     wh.reset()
     rng = np.random.default_rng(3)
     v = rng.random((60, 50))
     x = wh.track(da.from_array(v, chunks=(20, 25)), name="x")
     y = np.where(x > 0.5, x * 2, 0.0)
-    monkeypatch.setattr(wda, "ESTIMATE_ABOVE_BYTES", 0)
+    monkeypatch.setattr(wdp, "ESTIMATE_ABOVE_BYTES", 0)
     monkeypatch.setenv("WHENCE_PROGRESS", "1")
     out = wh.lineage(y).to_parquet(str(tmp_path / "rel"))
     err = capfd.readouterr().err
@@ -518,3 +518,24 @@ def test_relation_export_estimates_size_and_time_first(client, tmp_path, monkeyp
     monkeypatch.setenv("WHENCE_PROGRESS", "0")
     wh.lineage(y).to_parquet(str(tmp_path / "rel2"))
     assert "about" not in capfd.readouterr().err  # WHENCE_PROGRESS=0: silent
+
+
+def test_dask_contributes_only_what_differs_to_the_one_function_table():
+    """The dask backend's lazy rules sit in the numpy function table (registry.implements_for): each is a function
+    with a bucket there, a function without a lazy rule runs numpy's handler, and a backend handler for a function
+    in no bucket is refused."""
+    from whence.buckets import registry
+    lazy = registry.backend_handlers("dask")
+    assert {np.where, np.compress, np.extract, np.take, np.unique, np.nonzero} <= set(lazy)
+    assert all(registry.bucket_of(f) is not None for f in lazy)
+    assert np.cumsum not in lazy and registry.bucket_of(np.cumsum) == "B"
+
+    def not_in_the_table():
+        pass
+
+    with pytest.raises(RuntimeError, match="sits in no bucket"):
+        registry.implements_for("dask", not_in_the_table)(lambda func, *a, **k: None)
+    assert not_in_the_table not in lazy
+    with pytest.raises(RuntimeError, match="registered twice"):
+        registry.implements_for("dask", np.where)(lambda func, *a, **k: None)
+    assert lazy[np.where].__module__ == "whence.dask.array"

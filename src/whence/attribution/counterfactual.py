@@ -69,7 +69,7 @@ class GroupEffect(NamedTuple):
 
 
 def _lines(node):
-    from ..tabular.sources import table_source
+    from ..tabular.source_tables import table_source
     t = table_source(node)
     if t is None:
         return None, None
@@ -324,15 +324,15 @@ class Counterfactual:
         if rows is not None:
             return {table: _rows_of(rows, n, table)}
         if lines is not None:
-            from ..tabular.sources import rows_of_lines
+            from ..tabular.source_tables import rows_of_lines
             return {table: rows_of_lines(ctx.sources[table], table, lines, "line")}
         if where is not None:
-            from ..tabular.sources import table_source
+            from ..tabular.source_tables import table_source
             t = table_source(ctx.sources[table])
             if t is None or t.path is None:
                 raise CounterfactualError(f"table {table!r} was not read from a file: give rows= instead of where=")
-            from .deletion import _read_plain
-            mask = np.asarray(where(_read_plain(t.path)), bool)
+            from .etl_rerun import read_table
+            mask = np.asarray(where(read_table(t.path)), bool)
             if mask.shape != (n,):
                 raise ValueError(f"where= returned {mask.shape} values for {n} rows of {table!r}")
             return {table: np.flatnonzero(mask)}

@@ -32,245 +32,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import WhenceError
+from .etl_rerun import CounterfactualError, read_table, rerun_without, run_etl
+from .leave_one_out import float64_or_none, group_values, loo_values
+from .training_matrix import (FillStatistic, anchor_of, column_names, fill_statistics, numeric_values, raw_rows,
+                              set_column, training_node, walk_nodes)
 
 __all__ = ["CounterfactualError", "Propagation", "propagate", "rerun_without", "anchor_of", "loo_values",
-           "group_values"]
-
-
-class CounterfactualError(WhenceError, ValueError):
-    """A deletion that whence cannot propagate as asked (the reason names the table, operation or input)."""
-
-
-# ----------------------------------------------------------------------------------------------- aggregates
-def _float(a):
-    try:
-        return np.asarray(a, np.float64)
-    except (TypeError, ValueError):
-        return None
-
-
-def _first_two(codes, order_key, valid, ng):
-    """Per group: the input row ranked first and the value rank second by ``order_key`` among valid rows
-    (-1 when missing)."""
-    pos = np.flatnonzero(valid & (codes >= 0))
-    o = pos[np.lexsort((order_key[pos], codes[pos]))]
-    g = codes[o]
-    start = np.ones(o.size, bool)
-    start[1:] = g[1:] != g[:-1]
-    first = np.full(ng, -1, np.int64)
-    first[g[start]] = o[start]
-    sec = np.full(ng, -1, np.int64)
-    nxt = np.flatnonzero(start)[:] + 1
-    ok = (nxt < o.size)
-    ok[ok] = g[nxt[ok]] == g[start][ok]
-    sec[g[start][ok]] = o[nxt[ok]]
-    return first, sec
-
-
-def loo_values(func, values, codes, ng, *, max_expanded=50_000_000):
-    """The value of an aggregate of every group without each input row, for every input row at once.
-
-    Parameters
-    ----------
-    func : str or callable
-        The aggregation (``"sum"``, ``"mean"``, ``"count"``, ``"size"``, ``"min"``, ``"max"``, ``"var"``,
-        ``"std"``, ``"first"``, ``"last"``, ``"nunique"`` in closed form; anything else pandas applies).
-    values : ndarray (n,) or None
-        The input column (None for ``size``).
-    codes : ndarray of int (n,)
-        Group of every input row (-1: in no group).
-    ng : int
-        Number of groups.
-
-    Returns
-    -------
-    (new, vanish, rule)
-        ``new`` (n,) float64: the group's value without the row (NaN for rows in no group); ``vanish`` (n,)
-        bool: the row was its group's only row (the group disappears); ``rule``: the rule's name, or None when
-        there is none (the caller falls back).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> v = np.array([1.0, 5.0, 3.0, 7.0]); g = np.array([0, 0, 0, 1])
-    >>> new, vanish, rule = loo_values("max", v, g, 2)
-    >>> new.tolist()[:3], vanish.tolist(), rule
-    ([5.0, 3.0, 5.0], [False, False, False, True], 'second-best value (max)')
-    >>> loo_values("median", v, g, 2)[0].tolist()[:3]
-    [4.0, 2.0, 3.0]
-    """
-    codes = np.asarray(codes, np.int64)
-    n = codes.size
-    ing = codes >= 0
-    cc = np.where(ing, codes, 0)
-    size = np.bincount(codes[ing], minlength=ng)
-    vanish = ing & (size[cc] == 1)
-    new = np.full(n, np.nan)
-    if func == "size":
-        new[ing] = size[cc][ing] - 1
-        return new, vanish, "size - 1"
-    if func == "count" and _float(values) is None:
-        import pandas as pd
-        values = np.where(np.asarray(pd.isna(values)), np.nan, 0.0)
-    if isinstance(func, str) and func in ("count", "sum", "mean", "var", "std", "min", "max"):
-        v = _float(values)
-        if v is None:
-            return _expanded(func, values, codes, ng, vanish, max_expanded)
-        ok = ing & ~np.isnan(v)
-        v0 = np.where(ok, v, 0.0)
-        cnt = np.bincount(cc, weights=ok.astype(float), minlength=ng)
-        s = np.bincount(cc, weights=v0, minlength=ng)
-        c_new = cnt[cc] - ok
-        if func == "count":
-            new[ing] = c_new[ing]
-            return new, vanish, "count - 1 (non-missing)"
-        if func == "sum":
-            new[ing] = (s[cc] - v0)[ing]
-            return new, vanish, "sum - value"
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = s / cnt
-            if func == "mean":
-                out = np.where(ok, (s[cc] - v0) / c_new, mean[cc])
-                out = np.where(c_new > 0, out, np.nan)
-                new[ing] = out[ing]
-                return new, vanish, "(sum - value) / (count - 1)"
-            if func in ("var", "std"):
-                dev = np.where(ok, v0 - mean[cc], 0.0)
-                m2 = np.bincount(cc, weights=dev * dev, minlength=ng)
-                m_new = np.where(c_new > 0, (s[cc] - v0) / c_new, np.nan)
-                m2_new = np.where(ok, m2[cc] - (v0 - mean[cc]) * (v0 - m_new), m2[cc])
-                # rounding: what is left of the sum of squares after cancellation is noise below this
-                m2_new = np.where(np.abs(m2_new) <= 1e-12 * (m2[cc] + (v0 - mean[cc]) ** 2), 0.0, m2_new)
-                var = np.where(c_new > 1, np.maximum(m2_new, 0.0) / (c_new - 1), np.nan)
-                var_keep = np.where(cnt[cc] > 1, m2[cc] / (cnt[cc] - 1), np.nan)
-                out = np.where(ok, var, var_keep)
-                new[ing] = (np.sqrt(out) if func == "std" else out)[ing]
-                return new, vanish, "Welford removal (sample, ddof=1)"
-        # min / max: the second-best value of each group
-        key = v if func == "min" else -v
-        first, sec = _first_two(codes, np.where(ok, key, 0.0), ok, ng)
-        best = np.where(first >= 0, v[np.maximum(first, 0)], np.nan)
-        second = np.where(sec >= 0, v[np.maximum(sec, 0)], np.nan)
-        out = np.where(np.arange(n) == first[cc], second[cc], best[cc])
-        new[ing] = out[ing]
-        return new, vanish, f"second-best value ({func})"
-    if isinstance(func, str) and func in ("first", "last"):
-        import pandas as pd
-        ok = ing & ~np.asarray(pd.isna(values))
-        order = np.arange(n, dtype=np.float64) * (1 if func == "first" else -1)
-        first, sec = _first_two(codes, order, ok, ng)
-        fv = _float(values)
-        if fv is None:
-            return _expanded(func, values, codes, ng, vanish, max_expanded)
-        best = np.where(first >= 0, fv[np.maximum(first, 0)], np.nan)
-        second = np.where(sec >= 0, fv[np.maximum(sec, 0)], np.nan)
-        out = np.where(np.arange(n) == first[cc], second[cc], best[cc])
-        new[ing] = out[ing]
-        return new, vanish, f"second non-missing value ({func})"
-    if func == "nunique":
-        import pandas as pd
-        fcodes, _ = pd.factorize(np.asarray(values), use_na_sentinel=True)
-        ok = ing & (fcodes >= 0)
-        key = cc.astype(np.int64) * (int(fcodes.max()) + 2 if fcodes.size else 1) + fcodes
-        _, inv, mult = np.unique(np.where(ok, key, -1), return_inverse=True, return_counts=True)
-        distinct = np.zeros(ng)
-        first_of = np.zeros(inv.size, bool)
-        _, idx = np.unique(np.where(ok, key, -1), return_index=True)
-        first_of[idx] = True
-        np.add.at(distinct, cc[ok & first_of], 1.0)
-        out = distinct[cc] - (ok & (mult[inv] == 1))
-        new[ing] = out[ing]
-        return new, vanish, "nunique - (value unique in its group)"
-    return _expanded(func, values, codes, ng, vanish, max_expanded)
-
-
-def _expanded(func, values, codes, ng, vanish, max_expanded):
-    """Leave-one-out by one pandas group-by over every leave-one-out subset (sum of squared group sizes)."""
-    import pandas as pd
-    n = codes.size
-    ing = codes >= 0
-    size = np.bincount(codes[ing], minlength=ng)
-    if int((size.astype(np.int64) ** 2).sum()) > max_expanded:
-        return np.full(n, np.nan), vanish, None
-    from ..tabular.relations import group_members
-    members = group_members(codes, ing, ng)  # input rows sorted by group
-    starts = np.zeros(ng + 1, np.int64)
-    np.cumsum(size, out=starts[1:])
-    # for the member at sorted position q (group g, start st, size k): rows st..st+k-1 except q
-    g_of = codes[members]
-    k = size[g_of]
-    st = starts[g_of]
-    rep = np.repeat(np.arange(members.size), k)
-    off = np.arange(rep.size) - np.repeat(np.cumsum(k) - k, k)
-    pos = np.repeat(st, k) + off
-    keep = pos != rep
-    rows = members[pos[keep]]
-    owner = members[rep[keep]]
-    s = pd.Series(np.asarray(values)[rows]).groupby(owner)
-    try:
-        agg = s.agg(func)
-    except Exception:  # noqa: BLE001 - a function pandas cannot apply on the subsets: no rule
-        return np.full(n, np.nan), vanish, None
-    new = np.full(n, np.nan)
-    a = _float(agg.to_numpy())
-    if a is None:
-        return new, vanish, None
-    new[agg.index.to_numpy()] = a
-    return new, vanish, f"leave-one-out subsets through pandas ({getattr(func, '__name__', func)})"
-
-
-def group_values(func, values, codes, ng, drop_mask):
-    """The aggregate of every group over its rows not in ``drop_mask``: ``(new (ng,), alive (ng,) bool)``.
-
-    Used for deleting several source rows at once (all functions pandas applies, exact).
-    """
-    import pandas as pd
-    codes = np.asarray(codes, np.int64)
-    keep = (codes >= 0) & ~drop_mask
-    alive = np.bincount(codes[keep], minlength=ng) > 0
-    new = np.full(ng, np.nan)
-    if func == "size":
-        new[:] = np.bincount(codes[keep], minlength=ng)
-        return new, alive
-    s = pd.Series(np.asarray(values)[keep]).groupby(codes[keep])
-    agg = s.agg(func)
-    new[agg.index.to_numpy()] = np.asarray(agg.to_numpy(), np.float64)
-    return new, alive
+           "group_values", "DeletionContext", "run_etl", "FillStatistic"]
 
 
 # ----------------------------------------------------------------------------------------------- the graph
-def _walk(node):
-    """Every node upstream of ``node`` (itself included), each once."""
-    seen, out, stack = set(), [], [node]
-    while stack:
-        x = stack.pop()
-        if x is None or x.id in seen:
-            continue
-        seen.add(x.id)
-        out.append(x)
-        stack.extend(x.parents)
-    return out
-
-
-def _train_node(X):
-    from ..query import node_of
-    return node_of(X, "training matrix")
-
-
-def anchor_of(relation, n_train):
-    """``(name, source row of every training row)`` of the table whose rows map one to one onto the training
-    rows (the first by name when several do), or None."""
-    best = None
-    for name, (tr, src) in sorted(relation.items()):
-        if tr.size != n_train or np.unique(tr).size != n_train or np.unique(src).size != n_train:
-            continue
-        order = np.argsort(tr)
-        if best is None:
-            best = (name, src[order])
-    return best
-
-
 class Propagation:
     """The changes of the training matrix when each source row of one table is deleted on its own.
 
@@ -340,7 +111,7 @@ class _Patched:
         return int(self.t.size)
 
     def rows(self, sel):
-        r = _raw_rows(self.X, self.t[sel])
+        r = raw_rows(self.X, self.t[sel])
         if self.cols.size:
             r[:, self.cols] = self.vals[sel]
         return r
@@ -366,23 +137,23 @@ class _Patched:
         return _Patched(ctx.X, ctx.values, t, cols, vals)
 
 
-class _Context:
+class DeletionContext:
     """What the lineage says about a training matrix, computed once: relations, sources, aggregates."""
 
     def __init__(self, X):
         from ..tabular.aggregates import aggregate_record
-        from .sources import row_relation
+        from .source_scores import row_relation
         self.X = X
-        self.node = _train_node(X)
+        self.node = training_node(X)
         self.n = self.node.shape[0] if self.node.shape else 1
         self.rel = row_relation(X)
-        nodes = _walk(self.node)
+        nodes = walk_nodes(self.node)
         self.sources = {x.name: x for x in nodes if x.is_source}
         self.aggs = [(x, aggregate_record(x)) for x in nodes if aggregate_record(x) is not None]
         self.anchor = anchor_of(self.rel, self.n)
-        self.values = _numeric(X)
+        self.values = numeric_values(X)
         self.col_dep = _column_dependence(self.node)
-        self.stats = _column_statistics(self.values)
+        self.stats = fill_statistics(self.values)
         self.control = _control_rows(self.node)
         self._paths = {}
         if self.stats:
@@ -405,82 +176,6 @@ class _Context:
                 f"{sorted(self.sources)})")
 
 
-class _Stat:
-    """A fill value that is a statistic of its column: ``fill == median`` (or mean) of the column's other
-    values over the training rows (a gap filled with ``df[col].median()``)."""
-
-    def __init__(self, j, kind, genuine, fill):
-        self.j, self.kind, self.genuine, self.fill = j, kind, genuine, fill
-        self.vals = np.zeros(0)
-        self.sorted = self.vals
-
-    def after(self, v_old, go, v_new, gn):
-        """The statistic after each entry removes ``v_old`` (where ``go``) and adds ``v_new`` (where ``gn``)."""
-        a = self.vals
-        n = a.size
-        if self.kind == "mean":
-            tot = a.sum()
-            cnt = n - go.astype(np.int64) + gn
-            with np.errstate(invalid="ignore", divide="ignore"):
-                return (tot - np.where(go, v_old, 0.0) + np.where(gn, v_new, 0.0)) / cnt
-        srt = self.sorted
-        k = np.where(go, np.searchsorted(srt, np.where(go, v_old, 0.0)), n)
-        m = n - go.astype(np.int64)
-        qa = np.searchsorted(srt, np.where(gn, v_new, 0.0))
-        q = qa - (go & (k < qa))
-        size = m + gn
-
-        def b(t):
-            idx = np.where(t < k, t, t + 1)
-            return srt[np.clip(idx, 0, n - 1)]
-
-        def el(t):
-            base = np.where(gn & (t > q), b(t - 1), b(t))
-            return np.where(gn & (t == q), v_new, base)
-        half = size // 2
-        odd = size % 2 == 1
-        return np.where(odd, el(half), (el(np.maximum(half - 1, 0)) + el(half)) / 2)
-
-
-def _column_statistics(values):
-    """The columns whose most frequent value is the median or mean of the column's other values."""
-    out = []
-    for j in range(values.shape[1]):
-        col = values[:, j]
-        ok = ~np.isnan(col)
-        u, cnt = np.unique(col[ok], return_counts=True)
-        if u.size < 3 or cnt.max() < 2:
-            continue
-        kind = None
-        for c in u[np.argsort(-cnt, kind="stable")[:3]]:  # the fill is among the most frequent values
-            if cnt[np.searchsorted(u, c)] < 2:
-                break
-            gen = ok & (col != c)
-            vals = col[gen]
-            if not vals.size:
-                continue
-            tol = 1e-12 * max(1.0, abs(c))
-            if abs(np.median(vals) - c) <= tol:
-                kind = "median"
-            elif abs(np.median(np.append(vals, c)) - c) <= tol:
-                # one genuine cell holds the median itself; which one cannot be told by value (any is taken)
-                gen = gen.copy()
-                gen[np.flatnonzero(ok & (col == c))[0]] = True
-                vals = col[gen]
-                kind = "median"
-            elif abs(vals.mean() - c) <= tol:
-                kind = "mean"
-            if kind is not None:
-                break
-        if kind is None:
-            continue
-        st = _Stat(j, kind, gen, float(c))
-        st.vals = vals
-        st.sorted = np.sort(vals)
-        out.append(st)
-    return out
-
-
 def _stat_shifts(ctx, s, t, removed, new):
     """``(src, column, delta)``: how each deletion moves the column statistics used as fill values."""
     import pandas as pd
@@ -489,7 +184,7 @@ def _stat_shifts(ctx, s, t, removed, new):
     if isinstance(new, _Patched):
         col = new.column
     else:
-        nv = _numeric(new) if isinstance(new, pd.DataFrame) else np.asarray(new, np.float64)
+        nv = numeric_values(new) if isinstance(new, pd.DataFrame) else np.asarray(new, np.float64)
 
         def col(j):
             return nv[:, j]
@@ -514,22 +209,6 @@ def _stat_shifts(ctx, s, t, removed, new):
     if not S:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
     return np.concatenate(S), np.concatenate(J), np.concatenate(D)
-
-
-def _numeric(X):
-    try:
-        return np.asarray(np.asarray(X), np.float64)
-    except (TypeError, ValueError):
-        import pandas as pd
-        if isinstance(X, pd.DataFrame):
-            out = np.full(X.shape, np.nan)
-            for j in range(X.shape[1]):
-                try:
-                    out[:, j] = np.asarray(X.iloc[:, j], np.float64)
-                except (TypeError, ValueError):
-                    pass
-            return out
-        raise
 
 
 def _control_rows(node):
@@ -664,7 +343,7 @@ def _paths(ctx, table):
             rest0 = ctx.values[~has, j]
             cands = []
             for ci, col in enumerate(rec.columns):
-                out = _float(col.output)
+                out = float64_or_none(col.output)
                 if out is None or out.shape[0] != rec.ngroups:
                     continue
                 av = out[g_of_train[has]]
@@ -692,7 +371,7 @@ def _paths(ctx, table):
             covered[j] = True
             fills[int(j)] = cands[0][1]
             # a fill that is a column statistic: the genuine cells are those with a group and a value
-            out = _float(rec.columns[cands[0][0]].output)
+            out = float64_or_none(rec.columns[cands[0][0]].output)
             for st in ctx.stats:
                 if st.j == j:
                     gen = np.zeros(ctx.n, bool)
@@ -709,37 +388,13 @@ def _paths(ctx, table):
     return paths, uncovered
 
 
-def _raw_rows(X, rows):
-    import pandas as pd
-    if isinstance(X, pd.DataFrame):
-        from ..tabular.frame import untracked
-        return untracked(pd.DataFrame(X) if type(X) is pd.DataFrame else X).iloc[rows].copy()
-    return np.asarray(X)[rows].astype(np.float64, copy=False)
-
-
-def _set(new, j, vals):
-    import pandas as pd
-    if isinstance(new, pd.DataFrame):
-        new.iloc[:, j] = vals
-    else:
-        new[:, j] = vals
-
-
 def propagate(ctx, table, rows=None, *, etl=None, sources=None, target=None, progress=False):
     """The :class:`Propagation` of deleting each source row of ``table`` (all rows, or ``rows``) on its own."""
     import pandas as pd
     ctx.check_table(table)
     src_node = ctx.sources[table]
     n_src = src_node.shape[0]
-    if rows is None:
-        want = np.ones(n_src, bool)
-    else:
-        r = np.asarray(rows, np.int64).reshape(-1)
-        bad = r[(r < 0) | (r >= n_src)]
-        if bad.size:
-            raise IndexError(f"rows {bad[:5].tolist()} of {table!r} are out of range ({n_src} rows)")
-        want = np.zeros(n_src, bool)
-        want[r] = True
+    want = _wanted_rows(table, n_src, rows)
     tr, srows = ctx.rel.get(table, (np.zeros(0, np.int64), np.zeros(0, np.int64)))
     feeds = np.zeros(n_src, bool)
     feeds[srows] = True
@@ -753,7 +408,7 @@ def propagate(ctx, table, rows=None, *, etl=None, sources=None, target=None, pro
         s, t = srows[sel], tr[sel]
         rules.append({"op": f"{table} rows -> training rows (one to one)", "rule": "removes the training row",
                       "exact": True})
-        new = _raw_rows(ctx.X, t) if isinstance(ctx.X, pd.DataFrame) else \
+        new = raw_rows(ctx.X, t) if isinstance(ctx.X, pd.DataFrame) else \
             _Patched(ctx.X, ctx.values, t, [], np.zeros((t.size, 0)))
         rem = np.ones(s.size, bool)
         shifts = _stat_shifts(ctx, s, t, rem, new)
@@ -764,71 +419,18 @@ def propagate(ctx, table, rows=None, *, etl=None, sources=None, target=None, pro
     fallback = np.zeros(n_src, bool)
     if uncovered.size and (feeds & want).any():
         fallback |= feeds
-        names = _column_names(ctx.X, uncovered)
+        names = column_names(ctx.X, uncovered)
         rules.append({"op": f"{table} -> columns {names}", "rule": "ETL re-run (no deletion rule: a feature "
                       "computed from an aggregate, a lookup joined to several rows, or an unrecorded operation)",
                       "exact": False})
     covered_src = np.zeros(n_src, bool)
+    frame = isinstance(ctx.X, pd.DataFrame)
     for path in paths:
-        rec = path.rec
-        in2src = path.in2src
-        sel_in = np.flatnonzero(want[in2src] & (rec.codes >= 0) & ~fallback[in2src])
-        covered_src[in2src[rec.codes >= 0]] = True
-        # training rows of each group (CSR)
-        gt = path.g_of_train
-        order = np.argsort(gt, kind="stable")
-        order = order[gt[order] >= 0]
-        gptr = np.zeros(rec.ngroups + 1, np.int64)
-        np.cumsum(np.bincount(gt[order], minlength=rec.ngroups), out=gptr[1:])
-        g_in = rec.codes[sel_in]
-        k = gptr[g_in + 1] - gptr[g_in]
-        from ..tabular.relations import expand_ranges
-        t_rows = order[expand_ranges(gptr[g_in], k)]
-        in_rep = np.repeat(sel_in, k)
-        frame = isinstance(ctx.X, pd.DataFrame)
-        jj = sorted({j for _, j in path.matches})
-        if frame:
-            new = _raw_rows(ctx.X, t_rows)
-        else:  # only the columns of the path's aggregates change: keep those
-            new = ctx.values[:, jj][t_rows]
-        unknown = np.zeros(in_rep.size, bool)
-        for ci, j in path.matches:
-            col = rec.columns[ci]
-            vals, vanish, rule = loo_values(col.func, col.values, rec.codes, rec.ngroups)
-            rules.append({"op": f"groupby.agg {col.label!r} = {getattr(col.func, '__name__', col.func)}"
-                          f"({col.source if col.source is not None else ''})",
-                          "rule": rule or "ETL re-run (no leave-one-out rule)", "exact": rule is not None})
-            if rule is None:
-                unknown |= True
-                continue
-            v = vals[in_rep]
-            # a value equal to the old one up to rounding (a missing value deleted from a mean) is the old one
-            old = ctx.values[t_rows, j]
-            v = np.where(np.isclose(v, old, rtol=1e-12, atol=0.0), old, v)
-            van = vanish[in_rep] | np.isnan(v)
-            fill = path.fills.get(j)
-            if fill is None:
-                unknown |= van
-                fill = np.nan
-            if frame:
-                _set(new, j, np.where(van, fill, v))
-            else:
-                new[:, jj.index(j)] = np.where(van, fill, v)
-            if van.any():
-                rules.append({"op": f"{col.label!r} becomes missing (a group's only value deleted)",
-                              "rule": "the fill value of training rows fed by no group" if path.fills.get(j)
-                              is not None else "ETL re-run (no training row shows the fill value)",
-                              "exact": path.fills.get(j) is not None})
-        ok = ~unknown
-        # entries whose row did not change (a missing value deleted from a sum, a tie of a max) drop out; only
-        # the columns of the path's aggregates were set, the others are copies of the old row
-        nv = _numeric(new.iloc[:, jj]) if frame else new
-        ov = ctx.values[:, jj][t_rows]
-        ok &= ~np.all((nv == ov) | (np.isnan(nv) & np.isnan(ov)), axis=1)
-        fallback[in2src[in_rep[unknown]]] = True
-        srcs.append(in2src[in_rep[ok]])
-        trains.append(t_rows[ok])
-        news.append(new.iloc[ok] if frame else _Patched(ctx.X, ctx.values, t_rows[ok], jj, new[ok]))
+        covered_src[path.in2src[path.rec.codes >= 0]] = True
+        s_p, t_p, new_p = _path_changes(ctx, path, want, fallback, rules, frame)
+        srcs.append(s_p)
+        trains.append(t_p)
+        news.append(new_p)
     # rows that feed the training matrix but no aggregate rule covers, and rows that only chose training rows
     fallback |= feeds & ~covered_src
     if ctrl.any():
@@ -862,7 +464,7 @@ def propagate(ctx, table, rows=None, *, etl=None, sources=None, target=None, pro
             new = _Patched.join(ctx, news)
     else:
         s = t = np.zeros(0, np.int64)
-        new = _raw_rows(ctx.X, t)
+        new = raw_rows(ctx.X, t)
     removed = np.concatenate([np.zeros(s.size - rem_extra.size, bool), rem_extra])
     # merge entries of the same (source row, training row) from several aggregates: the later ones carry the
     # earlier changes too
@@ -878,11 +480,87 @@ def propagate(ctx, table, rows=None, *, etl=None, sources=None, target=None, pro
     return Propagation(table, n_src, s, t, removed, new, fed_nothing, rules, fb, shifts)
 
 
+def _wanted_rows(table, n_src, rows):
+    """The mask of the source rows of ``table`` asked about (all when ``rows`` is None); an IndexError for a row
+    out of range."""
+    if rows is None:
+        return np.ones(n_src, bool)
+    r = np.asarray(rows, np.int64).reshape(-1)
+    bad = r[(r < 0) | (r >= n_src)]
+    if bad.size:
+        raise IndexError(f"rows {bad[:5].tolist()} of {table!r} are out of range ({n_src} rows)")
+    want = np.zeros(n_src, bool)
+    want[r] = True
+    return want
+
+
+def _path_changes(ctx, path, want, fallback, rules, frame):
+    """The changes through one aggregate path of :func:`propagate`: ``(source rows, training rows, new rows)``
+    of the wanted input rows whose deletion has a leave-one-out rule.  Appends the rules used to ``rules`` and
+    marks in ``fallback`` the source rows that need an ETL re-run."""
+    rec = path.rec
+    in2src = path.in2src
+    sel_in = np.flatnonzero(want[in2src] & (rec.codes >= 0) & ~fallback[in2src])
+    # training rows of each group (CSR)
+    gt = path.g_of_train
+    order = np.argsort(gt, kind="stable")
+    order = order[gt[order] >= 0]
+    gptr = np.zeros(rec.ngroups + 1, np.int64)
+    np.cumsum(np.bincount(gt[order], minlength=rec.ngroups), out=gptr[1:])
+    g_in = rec.codes[sel_in]
+    k = gptr[g_in + 1] - gptr[g_in]
+    from ..tabular.relations import expand_ranges
+    t_rows = order[expand_ranges(gptr[g_in], k)]
+    in_rep = np.repeat(sel_in, k)
+    jj = sorted({j for _, j in path.matches})
+    if frame:
+        new = raw_rows(ctx.X, t_rows)
+    else:  # only the columns of the path's aggregates change: keep those
+        new = ctx.values[:, jj][t_rows]
+    unknown = np.zeros(in_rep.size, bool)
+    for ci, j in path.matches:
+        col = rec.columns[ci]
+        vals, vanish, rule = loo_values(col.func, col.values, rec.codes, rec.ngroups)
+        rules.append({"op": f"groupby.agg {col.label!r} = {getattr(col.func, '__name__', col.func)}"
+                      f"({col.source if col.source is not None else ''})",
+                      "rule": rule or "ETL re-run (no leave-one-out rule)", "exact": rule is not None})
+        if rule is None:
+            unknown |= True
+            continue
+        v = vals[in_rep]
+        # a value equal to the old one up to rounding (a missing value deleted from a mean) is the old one
+        old = ctx.values[t_rows, j]
+        v = np.where(np.isclose(v, old, rtol=1e-12, atol=0.0), old, v)
+        van = vanish[in_rep] | np.isnan(v)
+        fill = path.fills.get(j)
+        if fill is None:
+            unknown |= van
+            fill = np.nan
+        if frame:
+            set_column(new, j, np.where(van, fill, v))
+        else:
+            new[:, jj.index(j)] = np.where(van, fill, v)
+        if van.any():
+            rules.append({"op": f"{col.label!r} becomes missing (a group's only value deleted)",
+                          "rule": "the fill value of training rows fed by no group" if path.fills.get(j)
+                          is not None else "ETL re-run (no training row shows the fill value)",
+                          "exact": path.fills.get(j) is not None})
+    ok = ~unknown
+    # entries whose row did not change (a missing value deleted from a sum, a tie of a max) drop out; only
+    # the columns of the path's aggregates were set, the others are copies of the old row
+    nv = numeric_values(new.iloc[:, jj]) if frame else new
+    ov = ctx.values[:, jj][t_rows]
+    ok &= ~np.all((nv == ov) | (np.isnan(nv) & np.isnan(ov)), axis=1)
+    fallback[in2src[in_rep[unknown]]] = True
+    return (in2src[in_rep[ok]], t_rows[ok],
+            new.iloc[ok] if frame else _Patched(ctx.X, ctx.values, t_rows[ok], jj, new[ok]))
+
+
 def _stat_rules(ctx, shifts):
     cols = np.unique(shifts[1])
     if not cols.size:
         return []
-    names = _column_names(ctx.X, cols)
+    names = column_names(ctx.X, cols)
     kinds = sorted({st.kind for st in ctx.stats if st.j in set(cols.tolist())})
     return [{"op": f"fill values of columns {names} ({'/'.join(kinds)} of the column)",
              "rule": "the statistic without the row, moving every filled cell (the fill value was recognised "
@@ -895,7 +573,7 @@ def _merge_dups(ctx, key, s, t, new, removed):
     import pandas as pd
     u, inv = np.unique(key, return_inverse=True)
     frame = isinstance(new, pd.DataFrame)
-    vals = _numeric(new) if frame else new
+    vals = numeric_values(new) if frame else new
     old = ctx.values[t]
     changed = ~((vals == old) | (np.isnan(vals) & np.isnan(old)))
     out = ctx.values[t[np.unique(inv, return_index=True)[1]]].copy()
@@ -906,96 +584,12 @@ def _merge_dups(ctx, key, s, t, new, removed):
     rem = np.zeros(u.size, bool)
     np.logical_or.at(rem, inv, removed)
     if frame:
-        nf = _raw_rows(ctx.X, t2)
+        nf = raw_rows(ctx.X, t2)
         for j in range(out.shape[1]):
             if changed[:, j].any():
                 nf.iloc[:, j] = out[:, j]
         return s2, t2, nf, rem
     return s2, t2, out, rem
-
-
-def _column_names(X, cols):
-    import pandas as pd
-    if isinstance(X, pd.DataFrame):
-        return [str(X.columns[j]) for j in cols][:8]
-    return [int(j) for j in cols][:8]
-
-
-# ----------------------------------------------------------------------------------------------- re-running
-def _read_plain(path):
-    import pandas as pd
-    p = str(path)
-    return pd.read_parquet(p) if p.endswith(".parquet") else pd.read_csv(p)
-
-
-def run_etl(etl, frames, target=None):
-    """Call the user's ETL on ``{name: frame}`` (keywords, or positional in that order) and return ``(X, y)``."""
-    import inspect
-    try:
-        sig = inspect.signature(etl)
-    except (TypeError, ValueError):
-        raise CounterfactualError(f"the ETL {etl!r} is not a function whence can call") from None
-    params = list(sig.parameters)
-    if all(k in params for k in frames) or any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
-        out = etl(**frames)
-    else:
-        out = etl(*[frames[k] for k in frames])
-    if isinstance(out, tuple):
-        return out[0], out[1]
-    if target is None:
-        raise ValueError("the ETL returned one table: name its label column with target=...")
-    if target not in out.columns:
-        raise ValueError(f"target {target!r} is not a column of the ETL's output ({list(out.columns)[:8]}...)")
-    return out.drop(columns=[target]), out[target]
-
-
-def rerun_without(etl, sources, dropped, target=None, *, a_name, a_rows0, frames=None):
-    """Run the ETL again on the sources without the ``dropped`` rows and match its training rows to the first
-    run's through the anchor table.
-
-    Parameters
-    ----------
-    etl, sources, target : as for :func:`whence.unlearn.forget_sources`
-    dropped : dict
-        ``{table: source rows}`` to leave out.
-    a_name, a_rows0 : the anchor table and the anchor row of every training row of the first run
-    frames : dict, optional
-        The plain source frames, read once by the caller.
-
-    Returns
-    -------
-    (X1, y1, match)
-        The new training set and, for every new training row, the first run's training row (``match``).
-    """
-    from .. import graph, tabular
-    from .sources import row_relation
-    keep_maps, frames1 = {}, {}
-    for name, path in sources.items():
-        df = frames[name] if frames is not None else _read_plain(path)
-        rows = np.asarray(dropped.get(name, np.zeros(0, np.int64)), np.int64)
-        keep = np.setdiff1d(np.arange(len(df)), rows)
-        keep_maps[name] = keep
-        graph.release(name)
-        frames1[name] = tabular.track_frame(df.iloc[keep].reset_index(drop=True), name=name)
-    try:
-        X1, y1 = run_etl(etl, frames1, target)
-    except CounterfactualError:
-        raise
-    except Exception as e:  # noqa: BLE001 - the user's ETL failed on the reduced sources
-        raise CounterfactualError(f"the ETL cannot be re-run without the rows {dict((k, list(v)[:5]) for k, v in dropped.items())}: "
-                                  f"{type(e).__name__}: {e}") from e
-    n1 = len(y1)
-    anchor1 = anchor_of(row_relation(X1), n1)
-    if anchor1 is None or anchor1[0] != a_name:
-        raise CounterfactualError(f"after dropping the rows, {a_name!r} no longer maps one to one onto the "
-                                  f"training rows, so the two runs cannot be matched")
-    a_rows1 = keep_maps[a_name][anchor1[1]]
-    pos0 = np.full(int(max(a_rows0.max(initial=-1), a_rows1.max(initial=-1))) + 1, -1, np.int64)
-    pos0[a_rows0] = np.arange(a_rows0.size)
-    match = pos0[a_rows1]
-    if (match < 0).any():
-        raise CounterfactualError("the second ETL run produced training rows the first did not have")
-    return X1, y1, match
 
 
 def _fallback_changes(ctx, table, rows, etl, sources, target, progress):
@@ -1011,7 +605,7 @@ def _fallback_changes(ctx, table, rows, etl, sources, target, progress):
     if missing:
         raise CounterfactualError(f"sources= lacks the file(s) of {missing}: the ETL cannot be re-run")
     a_name, a_rows0 = ctx.anchor
-    frames = {name: _read_plain(p) for name, p in sources.items()}
+    frames = {name: read_table(p) for name, p in sources.items()}
     keep_live = dict(live)
     srcs, trains, rems, news = [], [], [], []
     bar = progress_bar(len(rows), f"counterfactual: ETL re-runs for {table}", enabled=progress, unit="runs")
@@ -1019,7 +613,7 @@ def _fallback_changes(ctx, table, rows, etl, sources, target, progress):
         for r in rows.tolist():
             X1, _, match = rerun_without(etl, sources, {table: [r]}, target, a_name=a_name, a_rows0=a_rows0,
                                          frames=frames)
-            v1 = _numeric(X1)
+            v1 = numeric_values(X1)
             survived = np.zeros(ctx.n, bool)
             survived[match] = True
             gone = np.flatnonzero(~survived)
@@ -1030,9 +624,9 @@ def _fallback_changes(ctx, table, rows, etl, sources, target, progress):
             trains.append(np.concatenate([gone, match[ch]]))
             rems.append(np.concatenate([np.ones(gone.size, bool), np.zeros(ch.size, bool)]))
             if isinstance(ctx.X, pd.DataFrame):
-                news.append(pd.concat([_raw_rows(ctx.X, gone), pd.DataFrame(X1).iloc[ch]]))
+                news.append(pd.concat([raw_rows(ctx.X, gone), pd.DataFrame(X1).iloc[ch]]))
             else:
-                news.append(np.concatenate([_raw_rows(ctx.X, gone), v1[ch]]))
+                news.append(np.concatenate([raw_rows(ctx.X, gone), v1[ch]]))
             bar.update()
     finally:
         bar.close()
@@ -1045,9 +639,9 @@ def _fallback_changes(ctx, table, rows, etl, sources, target, progress):
     t = np.concatenate(trains) if trains else np.zeros(0, np.int64)
     rem = np.concatenate(rems) if rems else np.zeros(0, bool)
     if isinstance(ctx.X, pd.DataFrame):
-        new = pd.concat(news) if news else _raw_rows(ctx.X, t)
+        new = pd.concat(news) if news else raw_rows(ctx.X, t)
     else:
-        new = np.concatenate(news) if news else _raw_rows(ctx.X, t)
+        new = np.concatenate(news) if news else raw_rows(ctx.X, t)
     return s, t, rem, new
 
 
@@ -1062,7 +656,6 @@ def propagate_group(ctx, drop, *, etl=None, sources=None, target=None):
         rows (exact for every function pandas applies); anything without a rule re-runs the ETL once for the
         whole group.
     """
-    import pandas as pd
     removed = np.zeros(ctx.n, bool)
     newvals = ctx.values.copy()
     touched = np.zeros(ctx.n, bool)
@@ -1126,33 +719,54 @@ def propagate_group(ctx, drop, *, etl=None, sources=None, target=None):
                               f"({col.source if col.source is not None else ''})",
                               "rule": "recomputed over the remaining rows of each affected group", "exact": True})
     if rerun:
-        if etl is None or sources is None:
-            raise CounterfactualError(
-                "deleting these rows goes through operation(s) with no deletion rule; pass etl= (the ETL "
-                "function) and sources= ({table: file}) so that whence can re-run the ETL without them")
-        if ctx.anchor is None:
-            raise CounterfactualError("no source table maps one to one onto the training rows, so a re-run "
-                                      "cannot be matched to the training rows")
-        from ..graph import sources_by_name as live
-        keep_live = dict(live)
-        try:
-            X1, _, match = rerun_without(etl, sources, drop, target, a_name=ctx.anchor[0],
-                                         a_rows0=ctx.anchor[1])
-        finally:
-            from .. import graph
-            for name in sources:
-                graph.release(name)
-            live.update(keep_live)
-        v1 = _numeric(X1)
-        survived = np.zeros(ctx.n, bool)
-        survived[match] = True
-        old = ctx.values[match]
-        diff = ~np.all((old == v1) | (np.isnan(old) & np.isnan(v1)), axis=1)
-        ch = match[diff]
-        new = pd.DataFrame(X1).iloc[np.flatnonzero(diff)] if isinstance(ctx.X, pd.DataFrame) else v1[diff]
-        rules.append({"op": "ETL", "rule": "re-run without the rows (plain pandas)", "exact": True})
-        return np.flatnonzero(~survived), ch, new, rules
-    # fill values that are statistics of their column move with the deletion
+        return _group_rerun(ctx, drop, etl, sources, target, rules)
+    _refill_statistics(ctx, newvals, touched, removed, rules)
+    changed = np.flatnonzero(touched & ~removed)
+    changed = changed[~np.all((newvals[changed] == ctx.values[changed])
+                              | (np.isnan(newvals[changed]) & np.isnan(ctx.values[changed])), axis=1)]
+    new = raw_rows(ctx.X, changed)
+    nv = newvals[changed]
+    for j in range(ctx.values.shape[1]):
+        if not np.array_equal(nv[:, j], ctx.values[changed, j], equal_nan=True):
+            set_column(new, j, nv[:, j])
+    return np.flatnonzero(removed), changed, new, rules
+
+
+def _group_rerun(ctx, drop, etl, sources, target, rules):
+    """:func:`propagate_group` by one re-run of the ETL without all of ``drop``: ``(removed, changed, new,
+    rules)``."""
+    import pandas as pd
+    if etl is None or sources is None:
+        raise CounterfactualError(
+            "deleting these rows goes through operation(s) with no deletion rule; pass etl= (the ETL "
+            "function) and sources= ({table: file}) so that whence can re-run the ETL without them")
+    if ctx.anchor is None:
+        raise CounterfactualError("no source table maps one to one onto the training rows, so a re-run "
+                                  "cannot be matched to the training rows")
+    from ..graph import sources_by_name as live
+    keep_live = dict(live)
+    try:
+        X1, _, match = rerun_without(etl, sources, drop, target, a_name=ctx.anchor[0],
+                                     a_rows0=ctx.anchor[1])
+    finally:
+        from .. import graph
+        for name in sources:
+            graph.release(name)
+        live.update(keep_live)
+    v1 = numeric_values(X1)
+    survived = np.zeros(ctx.n, bool)
+    survived[match] = True
+    old = ctx.values[match]
+    diff = ~np.all((old == v1) | (np.isnan(old) & np.isnan(v1)), axis=1)
+    ch = match[diff]
+    new = pd.DataFrame(X1).iloc[np.flatnonzero(diff)] if isinstance(ctx.X, pd.DataFrame) else v1[diff]
+    rules.append({"op": "ETL", "rule": "re-run without the rows (plain pandas)", "exact": True})
+    return np.flatnonzero(~survived), ch, new, rules
+
+
+def _refill_statistics(ctx, newvals, touched, removed, rules):
+    """Fill values that are statistics of their column (a median, a mean) move with the deletion: recompute them
+    over the remaining training rows, in ``newvals`` and ``touched`` (in place)."""
     for st in ctx.stats:
         j = st.j
         moved = touched & ~((newvals[:, j] == ctx.values[:, j])
@@ -1164,7 +778,7 @@ def propagate_group(ctx, drop, *, etl=None, sources=None, target=None):
         vals = newvals[gen, j]
         if not vals.size:
             raise CounterfactualError(
-                f"deleting these rows leaves column {_column_names(ctx.X, [j])[0]} without a value, and its gaps "
+                f"deleting these rows leaves column {column_names(ctx.X, [j])[0]} without a value, and its gaps "
                 f"are filled with the column's {st.kind}: the ETL would leave missing features, so there is no "
                 f"model to move to")
         c = float(np.median(vals) if st.kind == "median" else vals.mean())
@@ -1172,14 +786,14 @@ def propagate_group(ctx, drop, *, etl=None, sources=None, target=None):
         if c != st.fill and filled.any():
             newvals[filled, j] = c
             touched |= filled
-            rules.append({"op": f"fill value of column {_column_names(ctx.X, [j])[0]} ({st.kind} of the column)",
+            rules.append({"op": f"fill value of column {column_names(ctx.X, [j])[0]} ({st.kind} of the column)",
                           "rule": "recomputed over the remaining training rows", "exact": True})
-    changed = np.flatnonzero(touched & ~removed)
-    changed = changed[~np.all((newvals[changed] == ctx.values[changed])
-                              | (np.isnan(newvals[changed]) & np.isnan(ctx.values[changed])), axis=1)]
-    new = _raw_rows(ctx.X, changed)
-    nv = newvals[changed]
-    for j in range(ctx.values.shape[1]):
-        if not np.array_equal(nv[:, j], ctx.values[changed, j], equal_nan=True):
-            _set(new, j, nv[:, j])
-    return np.flatnonzero(removed), changed, new, rules
+
+
+#: former private spellings, kept as aliases (the helpers now live in :mod:`whence.attribution.training_matrix`,
+#: :mod:`whence.attribution.leave_one_out` and :mod:`whence.attribution.etl_rerun`)
+_Context = DeletionContext
+_raw_rows = raw_rows
+_set = set_column
+_read_plain = read_table
+_numeric = numeric_values

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import math
+from dataclasses import asdict, is_dataclass
+
 import numpy as np
 
-from .sources import SourceScore, scores_by_source
+from .source_scores import SourceScore, scores_by_source
 
-__all__ = ["Explanation", "RankedRow", "SourceScore"]
+__all__ = ["Explanation", "RankedRow", "SourceScore", "attribution_document", "json_ready"]
 
 
 class RankedRow(NamedTuple):
@@ -147,3 +150,85 @@ class Explanation:
         for r in self.bottom(3):
             lines.append(f"  -{r.rank}: row {r.row:<8} {r.score:+.4g}")
         return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------ stored documents
+def json_ready(x):
+    """JSON-ready values: numpy scalars and arrays to Python, NaN and infinities to None."""
+    if isinstance(x, dict):
+        return {str(k): json_ready(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_ready(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return json_ready(x.tolist())
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating, float)):
+        f = float(x)
+        return f if math.isfinite(f) else None
+    if isinstance(x, (np.bool_,)):
+        return bool(x)
+    if is_dataclass(x) and not isinstance(x, type):
+        return json_ready(asdict(x))
+    if x is None or isinstance(x, (str, int, bool)):
+        return x
+    return str(x)
+
+
+def _source_rows(ex, row):
+    """The source rows (table, row, path, line) of training row ``row`` of an explanation, or []."""
+    if ex.train is None:
+        return []
+    try:
+        from ..tabular.trace import trace_to_file
+        tr = trace_to_file(ex.train, row=int(row))
+    except Exception:  # noqa: BLE001 - a training matrix whose rows do not come from tables: no file lines
+        return []
+    return [{"table": s.table, "row": int(s.row), "path": s.path, "line": None if s.line is None else int(s.line)}
+            for s in tr]
+
+
+def attribution_document(explanations, k, model, train_object):
+    """The stored document of an attribution result (kind ``"attribution"``, see :mod:`whence.store.results`):
+    the top and bottom ``k`` training rows of each explanation with their source rows, the scores by source
+    table, and the counterfactual effects when they were asked.
+
+    Raises
+    ------
+    ValueError
+        For no explanation.
+    """
+    if not explanations:
+        raise ValueError("an attribution result needs at least one Explanation")
+    test_rows = []
+    relations = {}
+    for pos, ex in enumerate(explanations):
+        by_source = []
+        if ex.train is not None:
+            try:
+                from .source_scores import row_relation
+                rel = relations.get(id(ex.train))
+                if rel is None:
+                    rel = relations[id(ex.train)] = row_relation(ex.train)
+                tables = scores_by_source(ex.train, ex.scores, rows=False, relation=rel)["tables"]
+                by_source = [{"table": t, "score": float(v)} for t, v in tables.items()]
+            except Exception:  # noqa: BLE001 - no table lineage: the bar chart is left out
+                by_source = []
+        entry = {
+            "test_row": int(getattr(ex, "test_row", None) if getattr(ex, "test_row", None) is not None else pos),
+            "label": json_ready(getattr(ex, "target", None)),
+            "output": ex.label,
+            "prediction": json_ready(ex.output),
+            "top": [{"rank": r.rank, "train_row": r.row, "score": r.score, "sources": _source_rows(ex, r.row)}
+                    for r in ex.top(k)],
+            "bottom": [{"rank": r.rank, "train_row": r.row, "score": r.score, "sources": _source_rows(ex, r.row)}
+                       for r in ex.bottom(k)],
+            "by_source": by_source,
+        }
+        cf = getattr(ex, "_counterfactual", None)
+        if cf is not None:  # Explanation.counterfactual() was asked: the effects of deleting source rows
+            entry["counterfactual"] = cf.to_dict(k=k)
+        test_rows.append(entry)
+    first = explanations[0]
+    return {"model": model or getattr(first, "model", None) or "", "n_train": int(first.scores.size),
+            "train_object": train_object or "", "k": int(k), "test_rows": json_ready(test_rows)}

@@ -27,97 +27,11 @@ import scipy.linalg  # noqa: E402
 
 from ..errors import UnsupportedModelError
 from .explain import Explanation
+from .model_math import (CLASSIFIER_KINDS, as_rows, correct_class_margin, count_rows, describe_model, float64_values,
+                         has_lineage, model_input, model_name, multinomial_hessian, set_random_state, sigmoid,
+                         softmax, symmetric_solver, weighted_gram)
 
 __all__ = ["Attributor", "UnsupportedModelError"]
-
-
-def _plain(X):
-    """Plain float64 values of an array, tracked array, frame or store-free object."""
-    try:
-        import scipy.sparse as sp
-        if sp.issparse(X):
-            return X.toarray().astype(np.float64)
-    except ImportError:  # pragma: no cover
-        pass
-    return np.array(np.asarray(X), dtype=np.float64)
-
-
-def _has_lineage(X):
-    from ..query import resolve_node as _other_node
-    from ..tracked import TrackedArray
-    return isinstance(X, TrackedArray) or _other_node(X) is not None
-
-
-def _sigmoid(z):
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
-
-
-def _softmax(Z):
-    Z = Z - Z.max(axis=1, keepdims=True)
-    E = np.exp(Z)
-    return E / E.sum(axis=1, keepdims=True)
-
-
-def _describe(est):
-    """(kind, settings) of a fitted final estimator, or raise UnsupportedModelError."""
-    from sklearn.linear_model import (LinearRegression, LogisticRegression, Ridge, SGDClassifier,
-                                      SGDRegressor)
-    cls = type(est).__name__
-    if isinstance(est, LogisticRegression):
-        p = est.get_params()
-        pen = p.get("penalty", "l2")
-        l1 = p.get("l1_ratio")
-        C = float(p.get("C", 1.0))
-        if pen in ("deprecated", None, "none") or pen is None:
-            if pen in (None, "none"):
-                C = np.inf
-            elif l1 not in (None, 0, 0.0):
-                raise UnsupportedModelError(
-                    f"LogisticRegression with l1_ratio={l1} has an L1 part: its objective has no Hessian; refit "
-                    f"with l1_ratio=0 (L2) or C=np.inf (no penalty) to attribute it")
-        elif pen != "l2":
-            raise UnsupportedModelError(f"LogisticRegression with penalty={pen!r} has no Hessian; use 'l2'")
-        mc = p.get("multi_class", "auto")
-        if len(est.classes_) > 2 and mc == "ovr":
-            raise UnsupportedModelError("LogisticRegression(multi_class='ovr') is not supported; use the default "
-                                        "(multinomial)")
-        reg = 0.0 if not np.isfinite(C) else 1.0 / C
-        liblinear = p.get("solver") == "liblinear"
-        return "logistic", {"reg": reg, "reg_b": (reg / float(p.get("intercept_scaling", 1.0)) ** 2
-                                                 if liblinear and est.fit_intercept else 0.0),
-                            "class_weight": p.get("class_weight")}
-    if isinstance(est, SGDClassifier):
-        p = est.get_params()
-        if p["loss"] not in ("log_loss", "log"):
-            raise UnsupportedModelError(f"SGDClassifier(loss={p['loss']!r}) has no smooth loss; use loss='log_loss'")
-        if p["penalty"] not in ("l2", None):
-            raise UnsupportedModelError(f"SGDClassifier(penalty={p['penalty']!r}) has no Hessian; use 'l2'")
-        if len(est.classes_) > 2:
-            raise UnsupportedModelError("a multiclass SGDClassifier (one-vs-rest) is not supported; use "
-                                        "LogisticRegression for several classes")
-        return "sgd_log", {"alpha": float(p["alpha"]) if p["penalty"] == "l2" else 0.0,
-                           "class_weight": p.get("class_weight")}
-    if isinstance(est, SGDRegressor):
-        p = est.get_params()
-        if p["loss"] != "squared_error":
-            raise UnsupportedModelError(f"SGDRegressor(loss={p['loss']!r}) is not supported; use 'squared_error'")
-        if p["penalty"] not in ("l2", None):
-            raise UnsupportedModelError(f"SGDRegressor(penalty={p['penalty']!r}) has no Hessian; use 'l2'")
-        return "sgd_sq", {"alpha": float(p["alpha"]) if p["penalty"] == "l2" else 0.0}
-    if isinstance(est, Ridge):
-        if np.ndim(est.alpha) > 0:
-            raise UnsupportedModelError("Ridge with one alpha per target is not supported")
-        if np.ndim(est.coef_) > 1 and est.coef_.shape[0] > 1:
-            raise UnsupportedModelError("Ridge with several targets is not supported")
-        return "ridge", {"alpha": float(est.alpha)}
-    if isinstance(est, LinearRegression):
-        if np.ndim(est.coef_) > 1 and est.coef_.shape[0] > 1:
-            raise UnsupportedModelError("LinearRegression with several targets is not supported")
-        return "linear", {}
-    raise UnsupportedModelError(
-        f"{cls} is not supported for exact attribution: whence covers LogisticRegression, LinearRegression, Ridge, "
-        f"SGDClassifier(loss='log_loss'), SGDRegressor(loss='squared_error') and Pipelines ending in them; for "
-        f"torch models use Attributor.torch(...)")
 
 
 class Attributor:
@@ -165,9 +79,9 @@ class Attributor:
         except TypeError as e:
             raise UnsupportedModelError(f"{type(model).__name__} is not a scikit-learn estimator: {e}") from None
         self.estimator = est
-        self.kind, self.settings = _describe(est)
-        self.classifier = self.kind in ("logistic", "sgd_log")
-        self.train = X_train if _has_lineage(X_train) else None
+        self.kind, self.settings = describe_model(est)
+        self.classifier = self.kind in CLASSIFIER_KINDS
+        self.train = X_train if has_lineage(X_train) else None
         self.X_train_raw = X_train
         self.y_train = np.asarray(y_train).reshape(-1)
         X = self._features(X_train, "X_train")
@@ -188,8 +102,8 @@ class Attributor:
 
     # ------------------------------------------------------------------ features and parameters
     def _features(self, X, what):
-        X = _as_rows(X)
-        Xp = _plain(X) if self.pre is None else _plain(self.pre.transform(_plain_input(X)))
+        X = as_rows(X)
+        Xp = float64_values(X) if self.pre is None else float64_values(self.pre.transform(model_input(X)))
         if Xp.ndim == 1:
             Xp = Xp.reshape(1, -1)
         if Xp.ndim != 2:
@@ -244,12 +158,12 @@ class Attributor:
         kind, s = self.kind, self.settings
         reg = np.zeros(p)
         Z = X1 @ self.W.T  # (n, K)
-        if kind in ("logistic", "sgd_log") and K == 1:
-            pr = _sigmoid(Z[:, 0])
+        if kind in CLASSIFIER_KINDS and K == 1:
+            pr = sigmoid(Z[:, 0])
             yb = (y == 1).astype(np.float64)
             self.R = (w * (pr - yb))[:, None]  # dl/dz, (n, 1)
             curv = w * pr * (1 - pr)
-            H = (X1 * curv[:, None]).T @ X1
+            H = weighted_gram(X1, curv)
             if kind == "logistic":
                 reg[: coef.shape[1]] = s["reg"]
                 if self.fit_intercept:
@@ -257,7 +171,7 @@ class Attributor:
             else:
                 reg[: coef.shape[1]] = s["alpha"] * n
         elif kind == "logistic":
-            P = _softmax(Z)
+            P = softmax(Z)
             Y = np.zeros_like(P)
             Y[np.arange(n), y] = 1
             self.R = w[:, None] * (P - Y)  # (n, K)
@@ -272,21 +186,21 @@ class Attributor:
             if kind == "ridge":
                 # ||y - Xw||^2 + alpha ||w||^2: gradient and Hessian carry a factor 2 on both terms; drop it
                 self.R = (w * resid)[:, None]
-                H = (X1 * w[:, None]).T @ X1
+                H = weighted_gram(X1, w)
                 reg[: coef.shape[1]] = s["alpha"]
             elif kind == "sgd_sq":
                 self.R = (w * resid)[:, None]
-                H = (X1 * w[:, None]).T @ X1
+                H = weighted_gram(X1, w)
                 reg[: coef.shape[1]] = s["alpha"] * n
             else:
                 self.R = (w * resid)[:, None]
-                H = (X1 * w[:, None]).T @ X1
+                H = weighted_gram(X1, w)
         H = H + np.diag(reg)
         self._reg = reg
         if damping:
             H = H + np.eye(H.shape[0]) * damping * float(np.mean(np.diag(H)))
         self.H = H
-        self._solve = _symmetric_solver(H)
+        self._solve = symmetric_solver(H)
         self._XT32 = self._nR32 = None
         self._cf_ctx = None
         self._cf_cache = {}
@@ -297,7 +211,7 @@ class Attributor:
         X1 = self._design(self._features(X, "X"))
         y = self._labels(y, "y")
         Z = X1 @ self.W.T
-        return _margin(Z, y) if self.classifier else Z[:, 0]
+        return correct_class_margin(Z, y) if self.classifier else Z[:, 0]
 
     def _output_grads(self, X1, y):
         """d f / d theta for each row: (m, K * p)."""
@@ -311,7 +225,7 @@ class Attributor:
         # margin f = z_y - logsumexp_{c != y} z_c
         Zo = Z.copy()
         Zo[np.arange(m), y] = -np.inf
-        Q = _softmax(Zo)  # weights of the other classes
+        Q = softmax(Zo)  # weights of the other classes
         D = -Q
         D[np.arange(m), y] = 1.0
         return (D[:, :, None] * X1[:, None, :]).reshape(m, -1)
@@ -346,13 +260,13 @@ class Attributor:
         ``x`` is what the model accepts: an array row, a one-row DataFrame or a Series (a row of a frame) for
         a pipeline that selects columns by name; column names are kept.
         """
-        X = _as_rows(x)
+        X = as_rows(x)
         yy = np.asarray(y).reshape(-1)
         s = self.scores(X, yy)[0]
         out = float(self.outputs(X, yy)[0])
         label = self._label_of(self._labels(yy, "y")[0]) if self.classifier else "prediction"
         ex = Explanation(s, train=self.train, output=out, label=label, test_row=test_row,
-                         target=yy[0].item() if yy.size else None, model=_model_name(self.model))
+                         target=yy[0].item() if yy.size else None, model=model_name(self.model))
         ex._source = (self, X, yy)
         return ex
 
@@ -393,15 +307,15 @@ class Attributor:
         """What one prediction would be without each source row: the
         :class:`~whence.attribution.counterfactual.Counterfactual` of one test point (see
         :meth:`source_effects` for the arguments)."""
-        X = _as_rows(x)
-        if _n_rows(X) != 1:
-            raise ValueError(f"counterfactual explains one test point; got {_n_rows(X)} rows (use source_effects)")
+        X = as_rows(x)
+        if count_rows(X) != 1:
+            raise ValueError(f"counterfactual explains one test point; got {count_rows(X)} rows (use source_effects)")
         return self.source_effects(X, np.asarray(y).reshape(-1), tables, **kw)[0]
 
     def _cf_context(self):
         if self._cf_ctx is None:
-            from .deletion import _Context
-            self._cf_ctx = _Context(self.X_train_raw)
+            from .deletion import DeletionContext
+            self._cf_ctx = DeletionContext(self.X_train_raw)
         return self._cf_ctx
 
     def _label_of(self, yi):
@@ -420,7 +334,7 @@ class Attributor:
 
     def _outputs_of(self, X1, y, W):
         Z = X1 @ W.T
-        return _margin(Z, y) if self.classifier else Z[:, 0]
+        return correct_class_margin(Z, y) if self.classifier else Z[:, 0]
 
     def _row_grads(self, X1, y, w, W=None):
         """Gradient of each row's weighted loss: (m, K p)."""
@@ -428,10 +342,10 @@ class Attributor:
         Z = X1 @ W.T
         m = X1.shape[0]
         if self.classifier and self.K == 1:
-            r = w * (_sigmoid(Z[:, 0]) - (y == 1))
+            r = w * (sigmoid(Z[:, 0]) - (y == 1))
             return r[:, None] * X1
         if self.classifier:
-            P = _softmax(Z)
+            P = softmax(Z)
             P[np.arange(m), y] -= 1.0
             return ((w[:, None] * P)[:, :, None] * X1[:, None, :]).reshape(m, -1)
         return (w * (Z[:, 0] - y))[:, None] * X1
@@ -441,11 +355,11 @@ class Attributor:
         W = self.W if W is None else W
         Z = X1 @ W.T
         if self.classifier and self.K == 1:
-            pr = _sigmoid(Z[:, 0])
-            return (X1 * (w * pr * (1 - pr))[:, None]).T @ X1
+            pr = sigmoid(Z[:, 0])
+            return weighted_gram(X1, w * pr * (1 - pr))
         if self.classifier:
-            return multinomial_hessian(X1, w, _softmax(Z))
-        return (X1 * w[:, None]).T @ X1
+            return multinomial_hessian(X1, w, softmax(Z))
+        return weighted_gram(X1, w)
 
     def _delta_grads(self, prop):
         """``dG`` of every source row of a :class:`~whence.attribution.deletion.Propagation`: the change of the
@@ -513,7 +427,7 @@ class Attributor:
         eye = np.eye(K)
 
         def A_of(X):
-            P = _softmax(X @ self.W.T)
+            P = softmax(X @ self.W.T)
             return P[:, :, None] * eye[None] - P[:, :, None] * P[:, None, :]
 
         for lo in range(0, idx.size, chunk):
@@ -603,7 +517,7 @@ class Attributor:
                     xn[:, -1] = 1.0
                 z = xn @ theta
                 if self.classifier:
-                    pr = _sigmoid(z)
+                    pr = sigmoid(z)
                     r_n[sl] = w[sl] * (pr - (y[sl] == 1))
                     c_n[sl] = w[sl] * pr * (1 - pr)
                 else:
@@ -648,7 +562,7 @@ class Attributor:
         statistics: every filled cell moves with the statistic (central differences through the pipeline)."""
         if getattr(self, "_fill_D", None) is not None:
             return self._fill_D
-        from .deletion import _raw_rows, _set
+        from .training_matrix import raw_rows, set_column
         ctx = self._cf_context()
         out = {}
         for st in ctx.stats:
@@ -658,8 +572,8 @@ class Attributor:
             eps = 1e-4 * max(1.0, abs(st.fill), float(np.std(st.vals)))
             g = []
             for sgn in (1.0, -1.0):
-                raw = _raw_rows(ctx.X, rows)
-                _set(raw, st.j, ctx.values[rows, st.j] + sgn * eps)
+                raw = raw_rows(ctx.X, rows)
+                set_column(raw, st.j, ctx.values[rows, st.j] + sgn * eps)
                 X1 = self._design(self._features(raw, "the filled rows"))
                 g.append(self._row_grads(X1, self.y_idx[rows], self.sample_weight[rows]).sum(0))
             out[st.j] = (g[0] - g[1]) / (2 * eps)
@@ -668,7 +582,7 @@ class Attributor:
 
     def _curvature(self, X1, y, w):
         if self.classifier:
-            pr = _sigmoid(X1 @ self.W[0])
+            pr = sigmoid(X1 @ self.W[0])
             return w * pr * (1 - pr)
         return np.asarray(w, np.float64)
 
@@ -712,8 +626,8 @@ class Attributor:
         """Outputs on the test points of the same model fitted from scratch on the rows ``train_idx``."""
         from sklearn.base import clone
         m = clone(self.model)
-        _set_seed(m, seed)
-        Xtr = _plain_input(self.X_train_raw)
+        set_random_state(m, seed)
+        Xtr = model_input(self.X_train_raw)
         idx = np.asarray(train_idx)
         Xs = Xtr.iloc[idx] if hasattr(Xtr, "iloc") else np.asarray(Xtr)[idx]
         ys = self.y_train[idx]
@@ -788,53 +702,6 @@ class _GradChange:
         return self._dense
 
 
-def multinomial_hessian(X1, w, P):
-    """The softmax loss Hessian ``sum_i w_i (diag(p_i) - p_i p_i^T) kron x_i x_i^T``, parameters ordered class by
-    class (``(K p, K p)`` for ``X1`` (n, p) and probabilities ``P`` (n, K))."""
-    K, p = P.shape[1], X1.shape[1]
-    H = np.zeros((K * p, K * p))
-    for a in range(K):
-        for c in range(a, K):
-            cw = w * P[:, a] * ((a == c) - P[:, c])
-            blk = (X1 * cw[:, None]).T @ X1
-            H[a * p:(a + 1) * p, c * p:(c + 1) * p] = blk
-            if c != a:
-                H[c * p:(c + 1) * p, a * p:(a + 1) * p] = blk.T
-    return H
-
-
-def _margin(Z, y):
-    n, K = Z.shape
-    if K == 1:
-        return np.where(y == 1, Z[:, 0], -Z[:, 0])
-    zy = Z[np.arange(n), y]
-    Zo = Z.copy()
-    Zo[np.arange(n), y] = -np.inf
-    mx = Zo.max(axis=1)
-    return zy - (mx + np.log(np.exp(Zo - mx[:, None]).sum(axis=1)))
-
-
-def _as_rows(x):
-    """Test input as rows the model accepts: a Series (one row of a frame) becomes a one-row DataFrame with
-    its column names, a 1-D array one row; DataFrames and 2-D arrays stay as they are."""
-    try:
-        import pandas as pd
-        if isinstance(x, pd.Series):
-            return pd.DataFrame([pd.Series(x).to_numpy()], columns=x.index).infer_objects()
-        if isinstance(x, pd.DataFrame):
-            return x
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        import scipy.sparse as sp
-        if sp.issparse(x):
-            return x
-    except ImportError:  # pragma: no cover
-        pass
-    a = np.asarray(x)
-    return a.reshape(1, -1) if a.ndim == 1 else a
-
-
 def _sum_by(idx, rows, n):
     """``out[i] = sum of rows[idx == i]`` for ``i < n`` (one sparse product, not a Python loop)."""
     import scipy.sparse as sp
@@ -844,58 +711,9 @@ def _sum_by(idx, rows, n):
     return np.asarray(M @ rows)
 
 
-def _n_rows(X):
-    return X.shape[0] if hasattr(X, "shape") else len(X)
-
-
-def _plain_input(X):
-    """What the model's own ``transform``/``fit`` should see: a DataFrame stays a DataFrame (plain pandas),
-    arrays become plain ndarrays."""
-    try:
-        import pandas as pd
-        if isinstance(X, (pd.DataFrame, pd.Series)):
-            from ..tabular.frame import untracked
-            return untracked(X) if type(X) not in (pd.DataFrame, pd.Series) else type(X)(X)
-    except ImportError:  # pragma: no cover
-        pass
-    return np.asarray(X)
-
-
-def _set_seed(model, seed):
-    params = model.get_params()
-    upd = {k: int(seed) for k in params if k == "random_state" or k.endswith("__random_state")}
-    if upd:
-        model.set_params(**upd)
-
-
-def _symmetric_solver(H):
-    """A solver for H x = b: Cholesky when H is positive definite, else the pseudo-inverse (singular
-    directions, such as adding one constant to every class's intercept, carry no influence)."""
-    try:
-        c = scipy.linalg.cho_factor(H, lower=True, check_finite=False)
-        # a near-singular factor would amplify noise: check the conditioning through the diagonal
-        dg = np.abs(np.diag(c[0]))
-        if dg.min() > 1e-7 * dg.max():
-            return lambda B: scipy.linalg.cho_solve(c, B, check_finite=False)
-    except np.linalg.LinAlgError:
-        pass
-    Hp = scipy.linalg.pinvh(H)
-    return lambda B: Hp @ B
-
-
-def _model_name(model):
-    """``"StandardScaler -> LogisticRegression"`` for a pipeline, the class name otherwise."""
-    steps = getattr(model, "steps", None)
-    if steps:
-        return " -> ".join(type(est).__name__ for _, est in steps)
-    return type(model).__name__
-
-
-#: public names of the model math the unlearning package shares (the private spellings stay as aliases):
-#: ``describe_model(est)`` -> (kind, settings) or UnsupportedModelError, ``plain_values(X)`` (float64),
-#: ``plain_input(X)`` (what the model's own transform sees), ``sigmoid``, ``softmax``
-describe_model = _describe
-plain_values = _plain
-plain_input = _plain_input
-sigmoid = _sigmoid
-softmax = _softmax
+#: the former names of the shared model math, now in :mod:`whence.attribution.model_math` (kept as aliases)
+plain_values = _plain = float64_values
+plain_input = _plain_input = model_input
+_describe = describe_model
+_sigmoid = sigmoid
+_softmax = softmax

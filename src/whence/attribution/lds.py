@@ -146,6 +146,60 @@ def _retrain_job(attr, idx, X_test, y_test, seed):
     return np.asarray(attr.retrain_outputs(idx, X_test, y_test, seed=seed), np.float64)
 
 
+def _load_cache(cache, key):
+    """``{(subset, run): outputs}`` kept in the ``.npz`` file ``cache`` by an earlier run of the same protocol
+    (``key``), or {}."""
+    outs = {}
+    if cache is not None and os.path.exists(cache):
+        with np.load(cache) as z:
+            if str(z["key"]) == key:
+                for (j, r), v in zip(z["jobs"], z["values"]):
+                    outs[(int(j), int(r))] = v
+    return outs
+
+
+def _noise_ceiling(outs, n_subsets, runs_per_subset, extra):
+    """The noise ceiling: split-half agreement of the runs on the same subsets (None without two runs)."""
+    ceiling = None
+    if runs_per_subset >= 2:
+        h = runs_per_subset // 2
+        A = np.stack([np.mean([outs[(j, r)] for r in range(h)], axis=0) for j in range(n_subsets)])
+        B = np.stack([np.mean([outs[(j, r)] for r in range(h, 2 * h)], axis=0) for j in range(n_subsets)])
+        ceiling = float(np.nanmean(spearman_rows(A, B)))
+    elif extra >= 3:
+        A = np.stack([outs[(j, 0)] for j in range(extra)])
+        B = np.stack([outs[(j, 1)] for j in range(extra)])
+        if np.allclose(A, B, rtol=1e-9, atol=1e-12):
+            ceiling = 1.0  # training is deterministic: the two runs agree exactly
+        else:
+            ceiling = float(np.nanmean(spearman_rows(A, B)))
+    return ceiling
+
+
+def _retrain_jobs(attr, todo, masks, X_test, y_test, seed_of, outs, n_jobs, bar, save_cache):
+    """Retrain a model for every ``(subset, run)`` of ``todo`` (in parallel processes when there are several
+    cores and jobs), putting its test outputs in ``outs`` and saving the cache as it goes."""
+    workers = (os.cpu_count() or 1) if n_jobs is None else int(n_jobs)
+    if workers > 1 and len(todo) > 4:
+        from joblib import Parallel, delayed
+        batch = max(workers * 4, 8)
+        for s in range(0, len(todo), batch):
+            chunk = todo[s:s + batch]
+            vals = Parallel(n_jobs=workers)(delayed(_retrain_job)(
+                attr, np.flatnonzero(masks[j]), X_test, y_test, seed_of(j, r)) for j, r in chunk)
+            for jr, v in zip(chunk, vals):
+                outs[jr] = v
+            bar.update(len(chunk))
+            save_cache()
+    else:
+        for k, (j, r) in enumerate(todo):
+            outs[(j, r)] = _retrain_job(attr, np.flatnonzero(masks[j]), X_test, y_test, seed_of(j, r))
+            bar.update()
+            if k % 10 == 9:
+                save_cache()
+        save_cache()
+
+
 def lds(attr, X_train, y_train, X_test, y_test, n_subsets=100, alpha=0.5, runs_per_subset=1, seed=0, *,
         protocol="fixed", scores=None, noise_subsets=None, n_jobs=None, progress=True, cache=None,
         n_boot=2000):
@@ -196,12 +250,7 @@ def lds(attr, X_train, y_train, X_test, y_test, n_subsets=100, alpha=0.5, runs_p
     jobs += [(j, 1) for j in range(extra)]
     key = hashlib.sha256(f"{protocol}|{alpha}|{n_subsets}|{runs_per_subset}|{extra}|{seed}|{n}|{m}".encode()
                          + masks.tobytes()[:1 << 16]).hexdigest()[:16]
-    outs = {}
-    if cache is not None and os.path.exists(cache):
-        with np.load(cache) as z:
-            if str(z["key"]) == key:
-                for (j, r), v in zip(z["jobs"], z["values"]):
-                    outs[(int(j), int(r))] = v
+    outs = _load_cache(cache, key)
     todo = [jr for jr in jobs if jr not in outs]
     t1 = time.perf_counter()
     bar = progress_bar(len(todo), "LDS retraining", progress, unit="models")
@@ -218,26 +267,8 @@ def lds(attr, X_train, y_train, X_test, y_test, n_subsets=100, alpha=0.5, runs_p
     def seed_of(j, r):
         return int(seed) * 1_000_003 + j * 101 + r
 
-    workers = (os.cpu_count() or 1) if n_jobs is None else int(n_jobs)
     try:
-        if workers > 1 and len(todo) > 4:
-            from joblib import Parallel, delayed
-            batch = max(workers * 4, 8)
-            for s in range(0, len(todo), batch):
-                chunk = todo[s:s + batch]
-                vals = Parallel(n_jobs=workers)(delayed(_retrain_job)(
-                    attr, np.flatnonzero(masks[j]), X_test, y_test, seed_of(j, r)) for j, r in chunk)
-                for jr, v in zip(chunk, vals):
-                    outs[jr] = v
-                bar.update(len(chunk))
-                save_cache()
-        else:
-            for k, (j, r) in enumerate(todo):
-                outs[(j, r)] = _retrain_job(attr, np.flatnonzero(masks[j]), X_test, y_test, seed_of(j, r))
-                bar.update()
-                if k % 10 == 9:
-                    save_cache()
-            save_cache()
+        _retrain_jobs(attr, todo, masks, X_test, y_test, seed_of, outs, n_jobs, bar, save_cache)
     finally:
         bar.close()
     t_retrain = time.perf_counter() - t1
@@ -247,20 +278,7 @@ def lds(attr, X_train, y_train, X_test, y_test, n_subsets=100, alpha=0.5, runs_p
     rng = np.random.default_rng(seed + 7)
     R = rng.standard_normal((n, m))
     rnd = spearman_rows(masks.astype(np.float64) @ R, O)
-    # noise ceiling: split-half agreement of the runs on the same subsets
-    ceiling = None
-    if runs_per_subset >= 2:
-        h = runs_per_subset // 2
-        A = np.stack([np.mean([outs[(j, r)] for r in range(h)], axis=0) for j in range(n_subsets)])
-        B = np.stack([np.mean([outs[(j, r)] for r in range(h, 2 * h)], axis=0) for j in range(n_subsets)])
-        ceiling = float(np.nanmean(spearman_rows(A, B)))
-    elif extra >= 3:
-        A = np.stack([outs[(j, 0)] for j in range(extra)])
-        B = np.stack([outs[(j, 1)] for j in range(extra)])
-        if np.allclose(A, B, rtol=1e-9, atol=1e-12):
-            ceiling = 1.0  # training is deterministic: the two runs agree exactly
-        else:
-            ceiling = float(np.nanmean(spearman_rows(A, B)))
+    ceiling = _noise_ceiling(outs, n_subsets, runs_per_subset, extra)
     return LDSResult(mean=float(np.nanmean(per)), ci95=_bootstrap_ci(per, n_boot, seed), per_target=per,
                      random_baseline=float(np.nanmean(rnd)), random_ci95=_bootstrap_ci(rnd, n_boot, seed + 1),
                      noise_ceiling=ceiling, protocol=protocol, alpha=float(alpha), n_subsets=int(n_subsets),

@@ -69,6 +69,7 @@ import torch  # noqa: E402
 
 from ..errors import UnsupportedModelError
 from .explain import Explanation
+from .model_math import has_lineage
 
 __all__ = ["TorchAttributor", "UnsupportedModelError"]
 
@@ -81,8 +82,8 @@ LAM_REL = {"full": 10.0, "last_layer": 1.0}   # see the module's description
 
 # --------------------------------------------------------------------------------------------- helpers
 
-def _plain(X):
-    """Plain values of a tracked array (or the object itself)."""
+def _untracked_values(X):
+    """The values of a tracked array without its lineage (any other object as it is)."""
     try:
         from ..tracked import plain
         return plain(X)
@@ -91,10 +92,9 @@ def _plain(X):
 
 
 def _has_lineage(X):
+    """:func:`~whence.attribution.model_math.has_lineage`, False when the look-up fails."""
     try:
-        from ..query import resolve_node as _other_node
-        from ..tracked import TrackedArray
-        return isinstance(X, TrackedArray) or _other_node(X) is not None
+        return has_lineage(X)
     except Exception:  # noqa: BLE001
         return False
 
@@ -103,7 +103,7 @@ def _as_tensor(X, name, dtype=None):
     if isinstance(X, torch.Tensor):
         T = X.detach()
     else:
-        A = np.asarray(_plain(X))
+        A = np.asarray(_untracked_values(X))
         if A.dtype == object:
             raise TypeError(f"{name}: expected a numeric array, got dtype object")
         A = np.ascontiguousarray(A)
@@ -335,7 +335,7 @@ class TorchAttributor:
         for s in range(0, self.n_train, bs):
             items = [self.dataset[i] for i in range(s, min(self.n_train, s + bs))]
             xb = torch.stack([_as_tensor(a, "x", self._dtype) for a, _ in items])
-            yb = _labels(torch.stack([torch.as_tensor(_plain(b)) for _, b in items]), self.task, "y")
+            yb = _labels(torch.stack([torch.as_tensor(_untracked_values(b)) for _, b in items]), self.task, "y")
             _check_finite(xb, f"train_data rows {s}:{s + len(items)}")
             yield s, xb, yb
 
@@ -574,7 +574,7 @@ class TorchAttributor:
         X = _as_tensor(x, "x", self._dtype)
         if tuple(X.shape) == self.x_shape:
             X = X[None]
-        yy = torch.as_tensor(_plain(y)).reshape(-1)
+        yy = torch.as_tensor(_untracked_values(y)).reshape(-1)
         if len(X) != 1 or len(yy) != 1:
             raise ValueError(f"explain takes one sample of shape {self.x_shape} and one label")
         s = self.scores(X, yy)[0]

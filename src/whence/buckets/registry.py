@@ -27,7 +27,8 @@ import numpy as np
 
 from ..tracked import TrackedArray
 
-__all__ = ["implements", "dispatch", "HANDLERS", "BUCKETS", "REGISTRATIONS", "BUCKET_NAMES", "bucket_of"]
+__all__ = ["implements", "dispatch", "HANDLERS", "BUCKETS", "REGISTRATIONS", "BUCKET_NAMES", "bucket_of",
+           "implements_for", "backend_handlers", "BACKEND_HANDLERS"]
 
 HANDLERS: dict = {}
 BUCKETS: dict = {}
@@ -60,6 +61,42 @@ def implements(bucket, *funcs):
         return handler
 
     return deco
+
+
+#: what an array backend does differently: backend name -> {numpy function: handler} for its own arrays (the
+#: dask backend registers its lazy class C rules here); every function in it sits in a bucket of the table above
+BACKEND_HANDLERS: dict = {}
+
+
+def implements_for(backend, *funcs):
+    """Register ``handler(func, *args, **kwargs)`` as how the array ``backend`` runs the numpy functions ``funcs``.
+
+    A backend contributes only what differs from numpy's handlers: each function must already sit in a bucket of
+    the table (its bucket, and the handler for numpy arrays, stay the table's), and a backend registers a
+    function once.  The backend looks its handlers up with :func:`backend_handlers` and falls back to
+    :data:`HANDLERS` for the others.
+    """
+    table = BACKEND_HANDLERS.setdefault(backend, {})
+
+    def deco(handler):
+        for f in funcs:
+            if f is None:
+                continue
+            name = getattr(f, "__name__", f)
+            if f not in HANDLERS:
+                raise RuntimeError(f"{name} sits in no bucket: register it with implements() before the {backend} "
+                                   f"backend changes how it runs")
+            if f in table and table[f] is not handler:
+                raise RuntimeError(f"{name} is registered twice for the {backend} backend")
+            table[f] = handler
+        return handler
+
+    return deco
+
+
+def backend_handlers(backend):
+    """``{numpy function: handler}`` that ``backend`` registered with :func:`implements_for` (the live table)."""
+    return BACKEND_HANDLERS.setdefault(backend, {})
 
 
 def bucket_of(func):

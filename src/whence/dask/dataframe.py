@@ -39,198 +39,26 @@ the result PARTIAL: each of its cells derives from every cell of its input (a su
 
 from __future__ import annotations
 
-import glob as _glob
-import itertools
 import os
-import warnings
 
 import numpy as np
 import pandas as pd
 
-from ..errors import LineageQueryError, PartialLineageWarning, SourceNameError
+from ..errors import LineageQueryError, SourceNameError
+from .frame_lineage import (HIDDEN_PREFIX, ROW_SHIFT, DaskSource, FrameLineage, all_sources, cell_hits, cells_out,
+                            default_source_name, expand_paths, fresh_column, read_partition, resolve_cells,
+                            union_deps)
+from .frame_lineage import wants_dask  # noqa: F401  (re-exported: the rule of whence.read_csv)
+from .frame_map import FrameRowsMap, graph_source_node
+from .frame_ops import DaskTrackedGroupBy, register_classes
+from .frame_ops import fallback as _fallback, merge as _merge
 
 __all__ = ["read_csv", "from_pandas", "DaskTrackedFrame", "DaskTrackedSeries", "DaskTrackedGroupBy",
            "DaskSource", "is_dask_tracked"]
 
-_HID = "__wh_"
-_ids = itertools.count(1)
-_SHIFT = 32
-_LOW = (1 << _SHIFT) - 1
-
-
-def _fresh(kind):
-    return f"{_HID}{kind}{next(_ids)}"
-
-
-def _warn(msg):
-    warnings.warn(msg, PartialLineageWarning, stacklevel=3)
-
-
 def is_dask_tracked(x):
     """True for a :class:`DaskTrackedFrame` or :class:`DaskTrackedSeries`."""
     return isinstance(x, (DaskTrackedFrame, DaskTrackedSeries))
-
-
-# --- sources --------------------------------------------------------------------------------------------------
-
-class DaskSource:
-    """A source table read from several files, one dask partition per file.
-
-    Attributes
-    ----------
-    name : str
-        The source name in query answers.
-    paths : list of str
-        The files, in partition order (``None`` entries for frames from memory).
-    columns : list
-        Column labels of the source, in file order.
-    """
-
-    def __init__(self, name, paths, columns, line_opts=None, counts=None):
-        self.name = name
-        self.paths = list(paths)
-        self.columns = list(columns)
-        self._line_opts = line_opts
-        self._stat = [_stat(p) if p is not None else None for p in self.paths]
-        self._lines = [None] * len(self.paths)
-        self._counts = None if counts is None else np.asarray(counts, np.int64)
-        self._count_fn = None
-        self.line_note = None if line_opts is not None else "read_csv options that move rows off their lines"
-
-    def __repr__(self):
-        return f"<DaskSource {self.name!r}: {len(self.paths)} files x {len(self.columns)} columns>"
-
-    def col_index(self, names):
-        return [self.columns.index(n) for n in names]
-
-    def lines(self, f):
-        """1-based line of every row of file ``f`` (int64), or None when it cannot be known."""
-        if self._lines[f] is None and self._line_opts is not None and self.paths[f] is not None:
-            from ..tabular.sources import csv_record_lines
-            p = self.paths[f]
-            if _stat(p) != self._stat[f]:
-                self.line_note = f"{p} changed after it was read"
-                return None
-            self._lines[f] = csv_record_lines(p, self._line_opts)
-        return self._lines[f]
-
-    def counts(self):
-        """Rows of every file (computed on first use: from the line scan, else by reading the files)."""
-        if self._counts is None:
-            lines = [self.lines(f) for f in range(len(self.paths))] if self._line_opts is not None else None
-            if lines is not None and all(x is not None for x in lines):
-                self._counts = np.array([x.size for x in lines], np.int64)
-            else:
-                self._counts = np.asarray(self._count_fn(), np.int64)
-        return self._counts
-
-    def offsets(self):
-        c = self.counts()
-        out = np.zeros(c.size + 1, np.int64)
-        np.cumsum(c, out=out[1:])
-        return out
-
-    def to_global(self, rid):
-        rid = np.asarray(rid, np.int64)
-        return self.offsets()[rid >> _SHIFT] + (rid & _LOW)
-
-    def to_rid(self, rows):
-        rows = np.asarray(rows, np.int64)
-        off = self.offsets()
-        n = int(off[-1])
-        if rows.size and (rows.min() < 0 or rows.max() >= n):
-            raise LineageQueryError(f"source rows out of range for {n} rows of {self.name!r}")
-        f = np.searchsorted(off, rows, side="right") - 1
-        return (f << _SHIFT) | (rows - off[f])
-
-
-def _stat(path):
-    st = os.stat(path)
-    return st.st_size, st.st_mtime_ns
-
-
-class _Group:
-    """The rows of a group-by output (or of an operation taken as all-to-all): rows of ``parent`` whose
-    ``keys`` equal the output row's hidden key values (every row of ``parent`` when there are no keys)."""
-
-    __slots__ = ("parent", "keys", "dropna")
-
-    def __init__(self, parent, keys, dropna=True):
-        self.parent, self.keys, self.dropna = parent, tuple(keys), dropna
-
-
-class _Lin:
-    """Lineage of a dask frame: origins (hidden columns), column lineage, control lineage, PARTIAL reasons.
-
-    ``origins``: oid -> (DaskSource or _Group, hidden column names).  ``cols``: visible column ->
-    {oid: frozenset of origin columns}.  ``ctrl``: {oid: frozenset}, control cells of every cell of the row.
-    """
-
-    __slots__ = ("origins", "cols", "ctrl", "reasons", "token", "index")
-
-    def __init__(self, origins, cols, ctrl, reasons=(), token=None, index=None):
-        self.origins = dict(origins)
-        self.cols = {c: dict(v) for c, v in cols.items()}
-        self.ctrl = dict(ctrl)
-        self.reasons = tuple(dict.fromkeys(reasons))
-        self.token = token if token is not None else next(_ids)
-        self.index = index  # lineage of the index levels ({name: dep}) where they are cells (group keys)
-
-    def hidden(self):
-        return [h for _, hs in self.origins.values() for h in hs]
-
-    def copy(self, **kw):
-        new = _Lin(self.origins, self.cols, self.ctrl, self.reasons, self.token, self.index)
-        for k, v in kw.items():
-            setattr(new, k, v)
-        return new
-
-
-def _union(*deps):
-    out = {}
-    for d in deps:
-        for k, v in d.items():
-            out[k] = out.get(k, frozenset()) | v
-    return out
-
-
-def _expand_paths(paths):
-    if isinstance(paths, (str, os.PathLike)):
-        p = os.fspath(paths)
-        if os.path.isfile(p):
-            return [p]
-        found = sorted(_glob.glob(p))
-        if not found:
-            raise FileNotFoundError(f"no file matches {p!r}")
-        return found
-    out = [os.fspath(p) for p in paths]
-    if not out:
-        raise ValueError("read_csv needs at least one file")
-    return out
-
-
-def wants_dask(path):
-    """The rule of ``whence.read_csv``: a list or tuple of paths, or a glob pattern that names no file,
-    reads with dask; anything else (one file, a buffer, a URL) with pandas."""
-    if isinstance(path, (list, tuple)):
-        return True
-    if isinstance(path, (str, os.PathLike)):
-        p = os.fspath(path)
-        return any(ch in p for ch in "*?[") and not os.path.exists(p)
-    return False
-
-
-def _default_name(paths):
-    base = os.path.basename(paths[0])
-    stem = base.split(".")[0].rstrip("-_0123456789")
-    return stem or "csv"
-
-
-def _read_part(arg, kwargs, hid):
-    f, path = arg
-    pdf = pd.read_csv(path, **kwargs)
-    pdf[hid] = (np.int64(f) << _SHIFT) + np.arange(len(pdf), dtype=np.int64)
-    return pdf
 
 
 def read_csv(paths, *, name=None, **kwargs):
@@ -265,20 +93,20 @@ def read_csv(paths, *, name=None, **kwargs):
     [[3, 0]]
     """
     import dask.dataframe as dd
-    from ..tabular.sources import csv_line_options
+    from ..tabular.source_tables import csv_line_options
     for bad in ("blocksize", "chunksize", "iterator", "index_col"):
         if kwargs.get(bad) not in (None, False):
             raise ValueError(f"whence.dask.read_csv reads one partition per file; {bad}= is not supported")
         kwargs.pop(bad, None)
-    files = [os.path.abspath(p) for p in _expand_paths(paths)]
+    files = [os.path.abspath(p) for p in expand_paths(paths)]
     if name is None:
-        name = _default_name(files)
+        name = default_source_name(files)
     if not isinstance(name, str) or not name:
         raise SourceNameError(f"a source name must be a non-empty string, got {name!r}")
     meta = pd.read_csv(files[0], nrows=100, **{k: v for k, v in kwargs.items() if k != "nrows"}).iloc[:0]
-    hid = _fresh("s")
+    hid = fresh_column("s")
     meta[hid] = np.zeros(0, np.int64)
-    ddf = dd.from_map(_read_part, list(enumerate(files)), args=(kwargs, hid), meta=meta,
+    ddf = dd.from_map(read_partition, list(enumerate(files)), args=(kwargs, hid), meta=meta,
                       label="whence-read-csv", enforce_metadata=False)
     src = DaskSource(name, files, [c for c in meta.columns if c != hid], csv_line_options(kwargs))
     src._count_fn = lambda: ddf[[hid]].map_partitions(len).compute().tolist()
@@ -300,11 +128,11 @@ def from_pandas(df, npartitions, *, name):
     df = pd.DataFrame(df).reset_index(drop=True)
     n = len(df)
     bounds = np.linspace(0, n, max(1, int(npartitions)) + 1).astype(int)
-    hid = _fresh("s")
+    hid = fresh_column("s")
     parts = []
     for f, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
         p = df.iloc[a:b].reset_index(drop=True)
-        p[hid] = (np.int64(f) << _SHIFT) + np.arange(b - a, dtype=np.int64)
+        p[hid] = (np.int64(f) << ROW_SHIFT) + np.arange(b - a, dtype=np.int64)
         parts.append(p)
     ddf = dd.from_map(lambda p: p, parts, meta=parts[0].iloc[:0], label="whence-from-pandas")
     src = DaskSource(name, [None] * len(parts), list(df.columns), None, counts=np.diff(bounds))
@@ -314,7 +142,7 @@ def from_pandas(df, npartitions, *, name):
 
 def _source_frame(ddf, src, hid):
     cols = {c: {hid: frozenset([c])} for c in src.columns}
-    return DaskTrackedFrame(ddf, _Lin({hid: (src, (hid,))}, cols, {}))
+    return DaskTrackedFrame(ddf, FrameLineage({hid: (src, (hid,))}, cols, {}))
 
 
 # --- frames ---------------------------------------------------------------------------------------------------
@@ -446,7 +274,7 @@ class DaskTrackedFrame(_Base):
     def _filter(self, mask):
         if not self._check_aligned(mask, "filter"):
             return _fallback(self, "a boolean filter with a mask of other rows", self._visible()[mask._s])
-        ctrl = _union(self._lin.ctrl, mask._dep, mask._ctrl)
+        ctrl = union_deps(self._lin.ctrl, mask._dep, mask._ctrl)
         lin = self._lin.copy(ctrl=ctrl, token=None, reasons=self._lin.reasons + mask._reasons)
         return DaskTrackedFrame(self._d[mask._s], lin)
 
@@ -495,7 +323,7 @@ class DaskTrackedFrame(_Base):
         """Rows without missing values; control: the checked cells of the row."""
         subset = list(self._lin.cols) if subset is None else ([subset] if isinstance(subset, str) else list(subset))
         d = self._d.dropna(how=how, subset=subset)
-        ctrl = _union(self._lin.ctrl, *[self._lin.cols[c] for c in subset])
+        ctrl = union_deps(self._lin.ctrl, *[self._lin.cols[c] for c in subset])
         return DaskTrackedFrame(d, self._lin.copy(ctrl=ctrl, token=None))
 
     def sort_values(self, by, ascending=True, **kwargs):
@@ -504,7 +332,7 @@ class DaskTrackedFrame(_Base):
         if kwargs or any(k not in self._lin.cols for k in keys):
             return _fallback(self, "sort_values", self._visible().sort_values(by, ascending=ascending, **kwargs))
         d = self._d.sort_values(by, ascending=ascending)
-        ctrl = _union(self._lin.ctrl, *[self._lin.cols[c] for c in keys])
+        ctrl = union_deps(self._lin.ctrl, *[self._lin.cols[c] for c in keys])
         return DaskTrackedFrame(d, self._lin.copy(ctrl=ctrl, token=None, index=None))
 
     def reset_index(self, drop=False):
@@ -518,7 +346,7 @@ class DaskTrackedFrame(_Base):
         # per partition (as dask's own reset_index), opaque to dask's filter pushdown, which mis-aligns two
         # chained filters after a reset_index of a group-by result
         d = self._d.map_partitions(pd.DataFrame.reset_index, meta=self._d._meta.reset_index())
-        vis = [c for c in d.columns if not str(c).startswith(_HID)]
+        vis = [c for c in d.columns if not str(c).startswith(HIDDEN_PREFIX)]
         cols = dict(idx)
         cols.update(self._lin.cols)
         if sorted(map(str, vis)) != sorted(map(str, cols)):
@@ -579,9 +407,9 @@ class DaskTrackedFrame(_Base):
         # after the whole graph (dask may order rows otherwise in a graph of the visible columns only)
         arr = self._d.map_partitions(lambda p: p[vis], meta=self._d._meta[vis]).to_dask_array(lengths=True)
         snap = self._snapshot()
-        srcs = _all_sources(self)
-        nodes = [_graph_node(s) for s in srcs]
-        m = _FrameRowsMap(snap, srcs, tuple(int(x) for x in arr.shape))
+        srcs = all_sources(self)
+        nodes = [graph_source_node(s) for s in srcs]
+        m = FrameRowsMap(snap, srcs, tuple(int(x) for x in arr.shape))
         partial = "; ".join(self._lin.reasons) or None
         return derive("to_dask_array", arr, m, nodes + nodes, control=range(len(nodes), 2 * len(nodes)),
                       partial=partial, detail="dask frame rows")
@@ -611,22 +439,22 @@ class DaskTrackedFrame(_Base):
             concatenated files), sorted; ``.complete`` is not carried: see :attr:`lineage_complete`.
         """
         H = self._hidden_rows([row])
-        need = _union(*[self._lin.cols[c] for c in (self._lin.cols if columns is None else columns)])
+        need = union_deps(*[self._lin.cols[c] for c in (self._lin.cols if columns is None else columns)])
         acc = {}
-        _resolve(self, H, need, control, acc)
-        return {s.name: v for s, v in _cells_out(acc).items()}
+        resolve_cells(self, H, need, control, acc)
+        return {s.name: v for s, v in cells_out(acc).items()}
 
     def _whence_trace(self, row, control=False):
         from ..tabular.trace import SourceRow, Trace
         if isinstance(row, (bool, np.bool_)) or not isinstance(row, (int, np.integer)):
             raise LineageQueryError(f"row must be an integer position, got {row!r}")
         H = self._hidden_rows([row])
-        need = _union(*self._lin.cols.values())
+        need = union_deps(*self._lin.cols.values())
         acc = {}
-        _resolve(self, H, need, control, acc)
+        resolve_cells(self, H, need, control, acc)
         out = []
         for src in sorted(acc, key=lambda s: s.name):
-            cells = _cells_out({src: acc[src]})[src]
+            cells = cells_out({src: acc[src]})[src]
             off = src.offsets()
             for r in np.unique(cells[:, 0]).tolist():
                 cs = tuple(src.columns[c] for c in sorted(set(cells[cells[:, 0] == r, 1].tolist())))
@@ -660,7 +488,7 @@ class DaskTrackedFrame(_Base):
             rows = np.arange(int(src.offsets()[-1]))
         cidx = range(len(src.columns)) if columns is None else src.col_index(columns)
         target = (src, np.unique(np.asarray(rows, np.int64)), frozenset(src.columns[c] for c in cidx))
-        hit = _cell_hits(self, target, control, {})
+        hit = cell_hits(self, target, control, {})
         return np.argwhere(hit).astype(np.int64)
 
     # row access ------------------------------------------------------------------------------------------
@@ -709,161 +537,14 @@ def _find_source(frame, source, seen=None):
         if len(srcs) != 1:
             raise LineageQueryError("pass a source frame (as read_csv returned it) or a source name")
         return srcs[0]
-    found = _all_sources(frame)
+    found = all_sources(frame)
     for s in found:
         if s.name == source:
             return s
     raise LineageQueryError(f"no source named {source!r} is upstream of this frame")
 
 
-def _all_sources(frame, acc=None):
-    acc = [] if acc is None else acc
-    for o, _ in frame._lin.origins.values():
-        if isinstance(o, DaskSource):
-            if o not in acc:
-                acc.append(o)
-        else:
-            _all_sources(o.parent, acc)
-    return acc
-
-
-def _cells_out(acc):
-    out = {}
-    for src, pairs in acc.items():
-        arr = np.unique(np.concatenate(pairs, axis=0), axis=0) if pairs else np.zeros((0, 2), np.int64)
-        out[src] = arr.astype(np.int64).reshape(-1, 2)
-    return out
-
-
-def _key_frame(H, hcols, keys):
-    K = H[list(hcols)].dropna().drop_duplicates()
-    K.columns = list(keys)
-    return K
-
-
-def _members(group, H, hcols):
-    """Hidden columns (and keys) of the rows of ``group.parent`` in the groups of the rows ``H``."""
-    P = group.parent
-    if not group.keys:
-        return P._hidden_all() if len(H) else P._hidden_all().iloc[:0]
-    K = _key_frame(H, hcols, group.keys)
-    allrows = _keyed_rows(P, group.keys)
-    for k in group.keys:
-        try:
-            K[k] = K[k].astype(allrows[k].dtype)
-        except (TypeError, ValueError):
-            pass
-    m = allrows.merge(K, on=list(group.keys), how="inner")
-    return m[P._lin.hidden()]
-
-
-def _keyed_rows(P, keys):
-    """Key and hidden columns of every row of ``P``, in the order of ``P.compute()`` (the whole graph is
-    computed: a projection may order rows otherwise)."""
-    ck = ("keys", tuple(keys))
-    if ck not in P._cache:
-        full = P._d.compute().reset_index(drop=True)
-        P._cache["all"] = full[P._lin.hidden()]
-        P._cache[ck] = full[list(keys) + P._lin.hidden()]
-    return P._cache[ck]
-
-
-def _resolve(F, H, need, control, acc):
-    """Add to ``acc`` ({DaskSource: [cells]}) the source cells of the origin columns ``need`` of rows ``H``."""
-    if control:
-        need = _union(need, F._lin.ctrl)
-    for oid, names in need.items():
-        origin, hcols = F._lin.origins[oid]
-        if not names or not len(H):
-            continue
-        if isinstance(origin, DaskSource):
-            rid = H[hcols[0]].dropna().to_numpy()
-            if not rid.size:
-                continue
-            rows = np.unique(origin.to_global(rid.astype(np.int64)))
-            cols = np.array(sorted(origin.col_index(names)), np.int64)
-            cells = np.stack([np.repeat(rows, cols.size), np.tile(cols, rows.size)], axis=1)
-            acc.setdefault(origin, []).append(cells)
-        else:
-            P = origin.parent
-            M = _members(origin, H, hcols)
-            sub = _union(*[P._lin.cols[c] for c in names if c in P._lin.cols])
-            _resolve(P, M, sub, control, acc)
-
-
-def _cell_hits(F, target, control, memo):
-    """Boolean (rows of F, visible columns of F): the cells deriving from the target source cells."""
-    key = (id(F), control)
-    if key in memo:
-        return memo[key]
-    H = F._hidden_all()
-    n = len(H)
-    cache = {}
-
-    def origin_hit(oid, names):
-        k = (oid, names)
-        if k in cache:
-            return cache[k]
-        origin, hcols = F._lin.origins[oid]
-        src, rows, scols = target
-        if isinstance(origin, DaskSource):
-            if origin is not src or not (names & scols):
-                res = np.zeros(n, bool)
-            else:
-                rid = H[hcols[0]].to_numpy(dtype=np.float64)
-                ok = ~np.isnan(rid)
-                res = np.zeros(n, bool)
-                res[ok] = np.isin(origin.to_global(rid[ok].astype(np.int64)), rows)
-        else:
-            P = origin.parent
-            PK = _keyed_rows(P, origin.keys) if origin.keys else None  # before P's hits: the same rows
-            ph = _cell_hits(P, target, control, memo)
-            pcols = list(P._lin.cols)
-            sel = [pcols.index(c) for c in names if c in P._lin.cols]
-            prow = ph[:, sel].any(1) if sel else np.zeros(ph.shape[0], bool)
-            if not origin.keys:
-                res = np.full(n, bool(prow.any()))
-            else:
-                hitkeys = PK.loc[prow, list(origin.keys)].dropna().drop_duplicates()
-                mine = H[list(hcols)].copy()
-                mine.columns = list(origin.keys)
-                mine["__pos"] = np.arange(n)
-                for kk in origin.keys:
-                    try:
-                        hitkeys[kk] = hitkeys[kk].astype(mine[kk].dtype)
-                    except (TypeError, ValueError):
-                        pass
-                m = mine.dropna(subset=list(origin.keys)).merge(hitkeys, on=list(origin.keys), how="inner")
-                res = np.zeros(n, bool)
-                res[m["__pos"].to_numpy()] = True
-        cache[k] = res
-        return res
-
-    cols = list(F._lin.cols)
-    out = np.zeros((n, len(cols)), bool)
-    ctrl_hit = np.zeros(n, bool)
-    if control:
-        for oid, names in F._lin.ctrl.items():
-            ctrl_hit |= origin_hit(oid, names)
-    for j, c in enumerate(cols):
-        h = ctrl_hit.copy()
-        for oid, names in F._lin.cols[c].items():
-            h |= origin_hit(oid, names)
-        out[:, j] = h
-    memo[key] = out
-    return out
-
-
 # --- arrays ---------------------------------------------------------------------------------------------------
-
-def _graph_node(src):
-    """The whence graph source node of a dask source (made once, on the first ``to_dask_array``)."""
-    node = getattr(src, "_node", None)
-    if node is None:
-        from ..graph import new_source
-        node = src._node = new_source((int(src.offsets()[-1]), len(src.columns)), src.name)
-    return node
-
 
 def _frame_node(owner, frame):
     node = owner._cache.get("node")
@@ -871,85 +552,16 @@ def _frame_node(owner, frame):
         from ..tracked import make_node
         n = len(frame._hidden_all())
         shape = (n,) if isinstance(owner, DaskTrackedSeries) else (n, len(frame._lin.cols))
-        srcs = _all_sources(frame)
-        nodes = [_graph_node(s) for s in srcs]
+        srcs = all_sources(frame)
+        nodes = [graph_source_node(s) for s in srcs]
         snap = DaskTrackedFrame(frame._d, frame._lin.copy())
         object.__setattr__(snap, "_cache", frame._cache)  # rows computed so far (df[c] = ... starts a new cache)
-        m = _FrameRowsMap(snap, srcs, shape)
+        m = FrameRowsMap(snap, srcs, shape)
         node = owner._cache["node"] = make_node("dask_frame", shape, m, nodes + nodes,
                                                 control=range(len(nodes), 2 * len(nodes)),
                                                 partial="; ".join(frame._lin.reasons) or None,
                                                 detail="dask frame rows")
     return node
-
-
-def _map_base():
-    from ..maps import Map
-    return Map
-
-
-class _FrameRowsMap(_map_base()):
-    """Cells of a dask frame (or of the array from ``to_dask_array``) to the source cells, one hop,
-    evaluated by the frame's lazy lineage (the hidden row ids and group keys) when a query asks.
-
-    Parents: the source nodes twice, data edges first, then control edges (the cells with control, for
-    ``control=True`` queries).
-    """
-
-    kind = "dask_frame_rows"
-
-    def __init__(self, frame, srcs, out_shape):
-        self.frame = frame
-        self.srcs = srcs
-        self.out_shape = tuple(out_shape)
-        shapes = tuple((int(s.offsets()[-1]), len(s.columns)) for s in srcs)
-        self.parent_shapes = shapes + shapes
-
-    def _rows(self, rows):
-        f = self.frame
-        if len(rows) > 64 or "all" in f._cache:
-            return f._hidden_all().iloc[rows]
-        return f._hidden_rows([int(r) for r in rows])
-
-    def backward_sparse(self, flat):
-        flat = np.asarray(flat, np.int64)
-        ncols = self.out_shape[1] if len(self.out_shape) > 1 else 1
-        rows, cols = np.divmod(flat, ncols)
-        names = list(self.frame._lin.cols)
-        out = []
-        for control in (False, True):
-            acc = {}
-            for j in np.unique(cols).tolist():
-                R = np.unique(rows[cols == j])
-                _resolve(self.frame, self._rows(R), self.frame._lin.cols[names[j]], control, acc)
-            cells = _cells_out(acc)
-            for s in self.srcs:
-                c = cells.get(s)
-                out.append(None if c is None or not len(c) else c[:, 0] * len(s.columns) + c[:, 1])
-        return out
-
-    def backward(self, out_mask):
-        res = self.backward_sparse(np.flatnonzero(np.asarray(out_mask).reshape(-1)))
-        out = []
-        for shape, fl in zip(self.parent_shapes, res):
-            m = np.zeros(shape, bool)
-            if fl is not None:
-                m.reshape(-1)[fl] = True
-            out.append(m)
-        return out
-
-    def forward(self, k, in_mask):
-        ns = len(self.srcs)
-        src, control = self.srcs[k % ns], k >= ns
-        im = np.asarray(in_mask).reshape(self.parent_shapes[k])
-        out = np.zeros(self.out_shape, bool).reshape(self.out_shape[0], -1)
-        for c in np.flatnonzero(im.any(0)).tolist():
-            target = (src, np.flatnonzero(im[:, c]), frozenset([src.columns[c]]))
-            out |= _cell_hits(self.frame, target, control, {})
-        return out.reshape(self.out_shape)
-
-    def forward_sparse(self, k, flat):
-        return None
 
 
 # --- series ---------------------------------------------------------------------------------------------------
@@ -1011,7 +623,7 @@ class DaskTrackedSeries(_Base):
         if isinstance(other, DaskTrackedSeries):
             if other._lin_token != self._lin_token:
                 return _fallback(self._frame, f"{opname} of series of other rows", fn(self._s, other._s))
-            return DaskTrackedSeries(fn(self._s, other._s), self._frame, _union(self._dep, other._dep),
+            return DaskTrackedSeries(fn(self._s, other._s), self._frame, union_deps(self._dep, other._dep),
                                      self._reasons + other._reasons)
         if hasattr(other, "dask") or isinstance(other, (pd.Series, pd.DataFrame, np.ndarray)):
             return _fallback(self._frame, f"{opname} with an untracked collection", fn(self._s, other))
@@ -1083,211 +695,4 @@ for _op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "and", "or
         setattr(DaskTrackedSeries, f"__r{_op}__", _r)
 
 
-# --- operations whence does not cover ----------------------------------------------------------------------------
-
-def _fallback(frame, op, res):
-    """``res`` computed by an operation whence does not cover: every cell derives from every cell of
-    ``frame`` (data and control as they were), PARTIAL, with a warning."""
-    reason = f"{op} is not covered on dask frames: every cell is taken to derive from every cell of its input"
-    _warn(f"whence: {op} is not covered on dask frames; its result derives from all cells of its input (PARTIAL)")
-    import dask.dataframe as dd
-    oid = _fresh("a")
-    parent = frame._snapshot()
-    allcols = frozenset(frame._lin.cols)
-    origins = {oid: (_Group(parent, ()), ())}
-    reasons = frame._lin.reasons + (reason,)
-    if isinstance(res, dd.DataFrame):
-        lin = _Lin(origins, {c: {oid: allcols} for c in res.columns}, {}, reasons)
-        return DaskTrackedFrame(res, lin)
-    if isinstance(res, dd.Series):
-        fr = DaskTrackedFrame(res.to_frame(), _Lin(origins, {res.name: {oid: allcols}}, {}, reasons))
-        return DaskTrackedSeries(res, fr, {oid: allcols})
-    return res
-
-
-# --- merge ----------------------------------------------------------------------------------------------------
-
-def _rehide(frame, taken):
-    """``frame`` with its hidden columns renamed where they clash with ``taken`` (a self-merge)."""
-    lin = frame._lin
-    ren = {}
-    origins, cols, ctrl = {}, {}, {}
-    oid_map = {}
-    for oid, (o, hs) in lin.origins.items():
-        if oid in taken or any(h in taken for h in hs):
-            new_oid = _fresh("m")
-            new_hs = tuple(f"{new_oid}_{j}" for j in range(len(hs)))
-            ren.update(dict(zip(hs, new_hs)))
-            oid_map[oid] = new_oid
-            origins[new_oid] = (o, new_hs)
-        else:
-            oid_map[oid] = oid
-            origins[oid] = (o, hs)
-    if not ren and all(k == v for k, v in oid_map.items()):
-        return frame
-    cols = {c: {oid_map[k]: v for k, v in d.items()} for c, d in lin.cols.items()}
-    ctrl = {oid_map[k]: v for k, v in lin.ctrl.items()}
-    return DaskTrackedFrame(frame._d.rename(columns=ren), _Lin(origins, cols, ctrl, lin.reasons, lin.token))
-
-
-def _as_list(x):
-    return None if x is None else ([x] if not isinstance(x, (list, tuple)) else list(x))
-
-
-def _merge(left, right, how, on, left_on, right_on, suffixes, kwargs):
-    if not isinstance(right, DaskTrackedFrame):
-        return _fallback(left, "merge with an untracked frame", left._visible().merge(
-            right, how=how, on=on, left_on=left_on, right_on=right_on, suffixes=suffixes, **kwargs))
-    if kwargs.get("left_index") or kwargs.get("right_index") or kwargs.get("indicator") or how == "cross":
-        return _fallback(left, f"merge({how}, index or indicator)", left._visible().merge(
-            right._visible(), how=how, on=on, left_on=left_on, right_on=right_on, suffixes=suffixes, **kwargs))
-    on, left_on, right_on = _as_list(on), _as_list(left_on), _as_list(right_on)
-    lcols, rcols = list(left._lin.cols), list(right._lin.cols)
-    if on is None and left_on is None:
-        on = [c for c in lcols if c in rcols]
-    if on is not None:
-        left_on = right_on = on
-    shared = [a for a, b in zip(left_on, right_on) if a == b]
-    taken = set(left._lin.origins) | set(left._lin.hidden())
-    right = _rehide(right, taken)
-    kwargs.setdefault("shuffle_method", "tasks")
-    d = left._d.merge(right._d, how=how, left_on=left_on, right_on=right_on, suffixes=suffixes, **kwargs)
-    overlap = (set(lcols) & set(rcols)) - set(shared)
-    cols = {}
-    for c in lcols:
-        out = c + suffixes[0] if c in overlap else c
-        cols[out] = dict(left._lin.cols[c])
-        if c in shared:
-            cols[out] = _union(cols[out], right._lin.cols[c])
-    for c in rcols:
-        if c in shared:
-            continue
-        out = c + suffixes[1] if c in overlap else c
-        if out in cols:
-            return _fallback(left, "merge with clashing column labels", d[list(d.columns)[:0]])
-        cols[out] = dict(right._lin.cols[c])
-    vis = [c for c in d.columns if not str(c).startswith(_HID)]
-    if sorted(map(str, vis)) != sorted(map(str, cols)):
-        return _fallback(left, "merge (column labels whence cannot follow)", d[vis])
-    cols = {c: cols[c] for c in vis}
-    keyl = _union(*[left._lin.cols[c] for c in left_on])
-    keyr = _union(*[right._lin.cols[c] for c in right_on])
-    ctrl = _union(left._lin.ctrl, right._lin.ctrl, keyl, keyr)
-    origins = dict(left._lin.origins)
-    origins.update(right._lin.origins)
-    return DaskTrackedFrame(d, _Lin(origins, cols, ctrl, left._lin.reasons + right._lin.reasons))
-
-
-# --- group-by -------------------------------------------------------------------------------------------------
-
-_AGGS = {"sum", "mean", "count", "min", "max", "size", "std", "var", "first", "last", "nunique", "median",
-         "prod"}
-
-
-class DaskTrackedGroupBy:
-    """``frame.groupby(keys)``: aggregations whose cells derive from the column's cells in every row of the
-    group (control: the key cells of the group's rows)."""
-
-    def __init__(self, frame, by, kwargs, selection=None):
-        self._frame, self._kwargs, self._sel = frame, dict(kwargs), selection
-        self._as_index = self._kwargs.pop("as_index", True)
-        self._by = [by] if isinstance(by, str) else (list(by) if isinstance(by, (list, tuple)) else by)
-
-    def __getitem__(self, key):
-        return DaskTrackedGroupBy(self._frame, self._by, dict(self._kwargs, as_index=self._as_index), key)
-
-    def _plain(self):
-        gb = self._gb()
-        return gb if self._sel is None else gb[self._sel]
-
-    def _gb(self):
-        kw = dict(self._kwargs)
-        kw.setdefault("sort", True)  # pandas' order of groups, and the same order in every computation
-        return self._frame._visible().groupby(self._by, **kw)
-
-    def _supported(self):
-        f = self._frame
-        kw = {k: v for k, v in self._kwargs.items() if k not in ("sort", "observed")}
-        return (isinstance(self._by, list) and all(isinstance(b, str) and b in f._lin.cols for b in self._by)
-                and kw.get("dropna", True) is not False and set(kw) <= {"dropna"})
-
-    def agg(self, func=None, **named):
-        """Aggregate: named (``total=("v", "sum")``), a dict ``{column: function}`` or one function."""
-        if not self._supported():
-            return _fallback(self._frame, "groupby with these keys or options", self._plain().agg(func, **named))
-        f = self._frame
-        if named:
-            spec = {out: (col, fn) for out, (col, fn) in named.items()}
-            res = self._gb().agg(**named)
-        else:
-            res = self._plain().agg(func)
-            if isinstance(func, dict):
-                if any(not isinstance(v, str) for v in func.values()):
-                    return _fallback(f, "groupby.agg with lists of functions", res)
-                spec = {c: (c, fn) for c, fn in func.items()}
-            elif isinstance(func, str):
-                sel = self._sel if self._sel is not None else [c for c in f._lin.cols if c not in self._by]
-                if isinstance(sel, str):
-                    spec = {sel: (sel, func)}
-                else:
-                    spec = {c: (c, func) for c in sel}
-            else:
-                return _fallback(f, "groupby.agg with this function", res)
-        if any(fn not in _AGGS and not callable(fn) for _, fn in spec.values()):
-            return _fallback(f, "groupby.agg with this function", res)
-        return self._lineage(res, spec)
-
-    aggregate = agg
-
-    def size(self):
-        if not self._supported():
-            return _fallback(self._frame, "groupby.size with these keys or options", self._plain().size())
-        res = self._gb().size()
-        return self._lineage(res, {None: (None, "size")})
-
-    def _lineage(self, res, spec):
-        import dask.dataframe as dd
-        f = self._frame
-        parent = f._snapshot()
-        oid = _fresh("g")
-        hs = tuple(f"{oid}_{j}" for j in range(len(self._by)))
-        keys = self._by
-        series = isinstance(res, dd.Series)
-        frame = res.to_frame() if series else res
-        outcols = list(frame.columns)
-
-        def add_keys(pdf):
-            pdf = pdf.copy()
-            for j, h in enumerate(hs):
-                pdf[h] = pdf.index.get_level_values(j)
-            return pdf
-
-        meta = add_keys(frame._meta)
-        d = frame.map_partitions(add_keys, meta=meta)
-        keyset = frozenset(keys)
-        cols = {}
-        for c in outcols:
-            col, fn = spec.get(c, spec.get(None)) if (c in spec or None in spec) else (c, None)
-            cols[c] = {oid: keyset if fn == "size" else frozenset([col])}
-        lin = _Lin({oid: (_Group(parent, keys), hs)}, cols, {oid: keyset}, f._lin.reasons,
-                   index={k: {oid: frozenset([k])} for k in keys})
-        out = DaskTrackedFrame(d, lin)
-        if not self._as_index:
-            return out.reset_index()
-        if series:
-            s = out[outcols[0]]
-            return DaskTrackedSeries(s._s.rename(res.name), s._frame, s._dep, s._reasons)
-        return out
-
-    def __getattr__(self, name):
-        if name.startswith("_"):
-            raise AttributeError(name)
-        if name in _AGGS - {"size"}:
-            return lambda *a, **k: self.agg(name) if not a and not k else _fallback(
-                self._frame, f"groupby.{name} with arguments", getattr(self._plain(), name)(*a, **k))
-        attr = getattr(self._plain(), name)
-
-        def call(*args, **kwargs):
-            return _fallback(self._frame, f"groupby.{name}", attr(*args, **kwargs))
-
-        return call
+register_classes(DaskTrackedFrame, DaskTrackedSeries)

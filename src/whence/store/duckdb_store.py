@@ -204,24 +204,7 @@ def save(path, run, objects=None, *, results=None, datasets=None, overwrite=Fals
     True
     """
     t0 = time.perf_counter()
-    if not isinstance(run, str) or not run:
-        raise ValueError(f"a run name must be a non-empty string, got {run!r}")
-    objs = dict(objects or {})
-    for k, v in named.items():
-        if k in objs:
-            raise ValueError(f"object {k!r} is given twice")
-        objs[k] = v
-    if not objs:
-        raise ValueError("nothing to save: name at least one tracked object, e.g. save(path, 'etl', X=X)")
-    for k in objs:
-        if not isinstance(k, str) or not k:
-            raise ValueError(f"an object name must be a non-empty string, got {k!r}")
-    if results is not None and not isinstance(results, dict):
-        raise TypeError(f"results must be a dict {{name: result}}, got {type(results).__name__}")
-    if lock_timeout is not None and (isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float))
-                                     or not lock_timeout >= 0):
-        raise ValueError(f"lock_timeout must be a number of seconds >= 0, or None to wait as long as it takes; "
-                         f"got {lock_timeout!r}")
+    objs = _checked_save_arguments(run, objects, named, results, lock_timeout)
     path = Path(path)
     if path.is_dir():
         raise StoreError(f"{str(path)!r} is a directory, not a store file")
@@ -243,6 +226,30 @@ def save(path, run, objects=None, *, results=None, datasets=None, overwrite=Fals
         return _save_payload(path, run, payload, overwrite, inline_limit, t0, lock_timeout)
     finally:
         bar.close()
+
+
+def _checked_save_arguments(run, objects, named, results, lock_timeout):
+    """The objects of :func:`save` as one ``{name: object}``, after checking the arguments (a clear error, before
+    anything is written)."""
+    if not isinstance(run, str) or not run:
+        raise ValueError(f"a run name must be a non-empty string, got {run!r}")
+    objs = dict(objects or {})
+    for k, v in named.items():
+        if k in objs:
+            raise ValueError(f"object {k!r} is given twice")
+        objs[k] = v
+    if not objs:
+        raise ValueError("nothing to save: name at least one tracked object, e.g. save(path, 'etl', X=X)")
+    for k in objs:
+        if not isinstance(k, str) or not k:
+            raise ValueError(f"an object name must be a non-empty string, got {k!r}")
+    if results is not None and not isinstance(results, dict):
+        raise TypeError(f"results must be a dict {{name: result}}, got {type(results).__name__}")
+    if lock_timeout is not None and (isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float))
+                                     or not lock_timeout >= 0):
+        raise ValueError(f"lock_timeout must be a number of seconds >= 0, or None to wait as long as it takes; "
+                         f"got {lock_timeout!r}")
+    return objs
 
 
 _DATASET_TABLES = ("ops", "rectangles", "index_arrays", "pairs")
@@ -1302,7 +1309,7 @@ def _register_sources(run, nodes, con):
         "WHERE run = ? AND kind = 'table'", [run.name]).fetchall()
     if not rows:
         return
-    from ..tabular.sources import TableSource, register
+    from ..tabular.source_tables import TableSource, register
 
     class StoredTableSource(TableSource):
         """A source table described by the store: the file is not read again (lines come from the store)."""

@@ -437,6 +437,88 @@ def _qn(value):
     return {"$": value, "type": "prov:QUALIFIED_NAME"}
 
 
+class _ProvIds:
+    """The identifiers of one PROV document (``pre``: the run's prefix, or empty)."""
+
+    def __init__(self, pre):
+        self.pre = pre
+
+    def ent(self, n):
+        return f"whence:{self.pre}node-{n.id}"
+
+    def act(self, n):
+        return f"whence:{self.pre}op-{n.id}"
+
+
+def _prov_entity(x, n, node, g, ts, out_name):
+    """The attributes of the PROV entity of node ``n`` (``node``: the exported object's, ``ts``: the table
+    source of a source node)."""
+    kind = "table" if _is_table_node(n) else "array"
+    role = "source" if n.is_source else ("output" if n is node else "intermediate")
+    attrs = {"prov:type": _qn("whence:Table" if kind == "table" else "whence:Array"),
+             "prov:label": n.name if n.is_source else (out_name if n is node else n.op),
+             "whence:node": n.id, "whence:kind": kind, "whence:shape": json.dumps([int(d) for d in n.shape]),
+             "whence:ndim": len(n.shape), "whence:completeness": "PARTIAL" if g.partial[n.id] else "FULL",
+             "whence:role": role}
+    if n.is_source:
+        attrs["whence:source"] = n.name
+    else:
+        attrs["whence:op"] = n.op
+    cols = None
+    if ts is not None:
+        cols = [_label(c) for c in ts.columns]
+        attrs["whence:n_rows"] = int(ts.n_rows)
+        attrs["whence:format"] = ts.format
+    elif n is node and len(n.shape) >= 2 and getattr(x, "columns", None) is not None:
+        cols = _output_columns(x, n)
+    if cols:
+        attrs["whence:columns"] = cols
+    return attrs
+
+
+def _prov_file(doc, ids, files, n, ts):
+    """The entity of the file of source table ``n`` (one per path, ``files``: path -> id) and its derivation."""
+    pre = ids.pre
+    fid = files.get(ts.path)
+    if fid is None:
+        fid = files[ts.path] = f"whence:{pre}file-{len(files)}"
+        fattrs = {"prov:type": _qn("whence:File"), "prov:label": os.path.basename(ts.path),
+                  "whence:path": ts.path, "whence:format": ts.format}
+        for key in ("size", "mtime_ns", "sha256"):
+            v = getattr(ts, key, None)
+            if v is not None:
+                fattrs[f"whence:{key}"] = v
+        doc["entity"][fid] = fattrs
+    doc["wasDerivedFrom"][f"whence:{pre}der-{n.id}-file"] = {"prov:generatedEntity": ids.ent(n),
+                                                              "prov:usedEntity": fid}
+
+
+def _prov_activity(doc, ids, n, g, run):
+    """The activity of operation ``n``, its generation, its uses of the parents and the derivations."""
+    pre, ent, act = ids.pre, ids.ent, ids.act
+    a = {"prov:label": n.op, "whence:node": n.id,
+         "whence:completeness": "FULL" if n.partial is None else "PARTIAL"}
+    if n.partial is not None:
+        a["whence:reason"] = n.partial
+    if n.detail:
+        a["whence:detail"] = n.detail
+    if n.lineage[0] is not None:
+        a["whence:map"] = type(n.lineage[0]).__name__
+    if run is not None:
+        a["whence:run"] = run
+    doc["activity"][act(n)] = a
+    doc["wasGeneratedBy"][f"whence:{pre}gen-{n.id}"] = {"prov:entity": ent(n), "prov:activity": act(n)}
+    derived = {}
+    for i, (p, r) in enumerate(g.edges.get(n.id, ())):
+        doc["used"][f"whence:{pre}use-{n.id}-{i}"] = {"prov:activity": act(n), "prov:entity": ent(p),
+                                                      "prov:role": r}
+        derived.setdefault(p.id, (p, []))[1].append(r)
+    for i, (p, roles) in enumerate(derived.values()):
+        doc["wasDerivedFrom"][f"whence:{pre}der-{n.id}-{i}"] = {
+            "prov:generatedEntity": ent(n), "prov:usedEntity": ent(p), "prov:activity": act(n),
+            "whence:roles": sorted(set(roles), key=_RANK.__getitem__)}
+
+
 def prov_json(x, *, namespace="urn:whence:", run=None, as_string=False):
     """The lineage of ``x`` as a W3C PROV-JSON document.
 
@@ -498,77 +580,18 @@ def prov_json(x, *, namespace="urn:whence:", run=None, as_string=False):
     if run is not None and (not isinstance(run, str) or not _RUN_RE.match(run)):
         raise ValueError(f"run must be a label of letters, digits, '_' and '-', got {run!r}")
     g = _Graph(node)
-    pre = f"{run}." if run is not None else ""
-
-    def ent(n):
-        return f"whence:{pre}node-{n.id}"
-
-    def act(n):
-        return f"whence:{pre}op-{n.id}"
-
+    ids = _ProvIds(f"{run}." if run is not None else "")
     doc = {"prefix": {"whence": namespace, "prov": PROV_NAMESPACE}, "entity": {}, "activity": {},
            "wasGeneratedBy": {}, "used": {}, "wasDerivedFrom": {}}
     files = {}
     out_name = _object_name(x, "output")
     for n in g.visible:
         ts = _table_source(n) if n.is_source else None
-        kind = "table" if _is_table_node(n) else "array"
-        role = "source" if n.is_source else ("output" if n is node else "intermediate")
-        attrs = {"prov:type": _qn("whence:Table" if kind == "table" else "whence:Array"),
-                 "prov:label": n.name if n.is_source else (out_name if n is node else n.op),
-                 "whence:node": n.id, "whence:kind": kind, "whence:shape": json.dumps([int(d) for d in n.shape]),
-                 "whence:ndim": len(n.shape), "whence:completeness": "PARTIAL" if g.partial[n.id] else "FULL",
-                 "whence:role": role}
-        if n.is_source:
-            attrs["whence:source"] = n.name
-        else:
-            attrs["whence:op"] = n.op
-        cols = None
-        if ts is not None:
-            cols = [_label(c) for c in ts.columns]
-            attrs["whence:n_rows"] = int(ts.n_rows)
-            attrs["whence:format"] = ts.format
-        elif n is node and len(n.shape) >= 2 and getattr(x, "columns", None) is not None:
-            cols = _output_columns(x, n)
-        if cols:
-            attrs["whence:columns"] = cols
-        doc["entity"][ent(n)] = attrs
+        doc["entity"][ids.ent(n)] = _prov_entity(x, n, node, g, ts, out_name)
         if ts is not None and ts.path:
-            fid = files.get(ts.path)
-            if fid is None:
-                fid = files[ts.path] = f"whence:{pre}file-{len(files)}"
-                fattrs = {"prov:type": _qn("whence:File"), "prov:label": os.path.basename(ts.path),
-                          "whence:path": ts.path, "whence:format": ts.format}
-                for key in ("size", "mtime_ns", "sha256"):
-                    v = getattr(ts, key, None)
-                    if v is not None:
-                        fattrs[f"whence:{key}"] = v
-                doc["entity"][fid] = fattrs
-            doc["wasDerivedFrom"][f"whence:{pre}der-{n.id}-file"] = {"prov:generatedEntity": ent(n),
-                                                                      "prov:usedEntity": fid}
-        if n.is_source:
-            continue
-        a = {"prov:label": n.op, "whence:node": n.id,
-             "whence:completeness": "FULL" if n.partial is None else "PARTIAL"}
-        if n.partial is not None:
-            a["whence:reason"] = n.partial
-        if n.detail:
-            a["whence:detail"] = n.detail
-        if n.lineage[0] is not None:
-            a["whence:map"] = type(n.lineage[0]).__name__
-        if run is not None:
-            a["whence:run"] = run
-        doc["activity"][act(n)] = a
-        doc["wasGeneratedBy"][f"whence:{pre}gen-{n.id}"] = {"prov:entity": ent(n), "prov:activity": act(n)}
-        derived = {}
-        for i, (p, r) in enumerate(g.edges.get(n.id, ())):
-            doc["used"][f"whence:{pre}use-{n.id}-{i}"] = {"prov:activity": act(n), "prov:entity": ent(p),
-                                                          "prov:role": r}
-            derived.setdefault(p.id, (p, []))[1].append(r)
-        for i, (p, roles) in enumerate(derived.values()):
-            doc["wasDerivedFrom"][f"whence:{pre}der-{n.id}-{i}"] = {
-                "prov:generatedEntity": ent(n), "prov:usedEntity": ent(p), "prov:activity": act(n),
-                "whence:roles": sorted(set(roles), key=_RANK.__getitem__)}
+            _prov_file(doc, ids, files, n, ts)
+        if not n.is_source:
+            _prov_activity(doc, ids, n, g, run)
     doc = {k: v for k, v in doc.items() if v or k in ("prefix", "entity")}
     return json.dumps(doc, indent=2) if as_string else doc
 
@@ -608,6 +631,68 @@ def _flat(cells, shape):
     if not len(shape):
         return np.zeros(len(cells), np.int64)
     return np.ravel_multi_index(tuple(cells.T), shape).astype(np.int64)
+
+
+def _ol_inputs(g, namespace, producer):
+    """The input datasets of the sources of graph ``g``: ``(source name -> (namespace, name), {(namespace,
+    name): dataset})``, a file's dataset shared by its tables, each with the ``schema`` facet."""
+    ident = {}  # source name -> (namespace, name)
+    inputs = {}
+    for n in g.sources:
+        ts = _table_source(n)
+        key = ("file", ts.path) if ts is not None and ts.path else (namespace, n.name)
+        ident[n.name] = key
+        ds = inputs.get(key)
+        if ds is None:
+            ds = inputs[key] = {"namespace": key[0], "name": key[1],
+                                "facets": {"schema": _facet(producer, SCHEMA_FACET_SCHEMA_URL, fields=[])}}
+        fields = ds["facets"]["schema"]["fields"]
+        have = {f["name"] for f in fields}
+        for f in _source_fields(n, ts):
+            if f not in have:
+                have.add(f)
+                fields.append({"name": f})
+    return ident, inputs
+
+
+def _ol_column_lineage(node, out_cols, srcs, ident):
+    """The ``columnLineage`` fields: for each output column, its input fields with ``DIRECT`` and ``INDIRECT``
+    transformations (from backward queries without and with control on the column)."""
+    lineage = {}
+    for j, col in enumerate(out_cols):
+        kw = {"columns": [j]} if len(node.shape) >= 2 else {}
+        direct = backward(node, **kw)
+        both = backward(node, control=True, **kw)
+        entries = {}  # (dataset key, field) -> set of transformation types
+        for sname, cells in both.items():
+            src = srcs[sname]
+            ts = _table_source(src)
+            d = direct.get(sname)
+            dcols = np.unique(_cols_of(d, src.shape)) if d is not None else np.zeros(0, np.int64)
+            extra = cells
+            if d is not None and len(d):
+                keep = ~np.isin(_flat(cells, src.shape), _flat(d, src.shape))
+                extra = cells[keep]
+            icols = np.unique(_cols_of(extra, src.shape))
+            for c in np.union1d(dcols, icols):
+                types = entries.setdefault((ident[sname], _source_field(src, ts, int(c))), set())
+                if c in dcols:
+                    types.add("DIRECT")
+                if c in icols:
+                    types.add("INDIRECT")
+        inputs_of = []
+        for (key, field), types in entries.items():
+            tr = []
+            for t in ("DIRECT", "INDIRECT"):
+                if t in types:
+                    rec = {"type": t}
+                    res = direct if t == "DIRECT" else both
+                    if not res.complete:
+                        rec["description"] = "PARTIAL lineage, a superset: " + "; ".join(res.reasons)
+                    tr.append(rec)
+            inputs_of.append({"namespace": key[0], "name": key[1], "field": field, "transformations": tr})
+        lineage[col] = {"inputFields": inputs_of}
+    return lineage
 
 
 def openlineage(x, *, job, namespace, run_id=None, producer=DEFAULT_PRODUCER, name=None):
@@ -676,59 +761,9 @@ def openlineage(x, *, job, namespace, run_id=None, producer=DEFAULT_PRODUCER, na
     if name is not None and (not isinstance(name, str) or not name):
         raise ValueError(f"name must be a non-empty string naming the output dataset, got {name!r}")
     g = _Graph(node)
-    srcs = {n.name: n for n in g.sources}
-    ident = {}  # source name -> (namespace, name)
-    inputs = {}
-    for n in g.sources:
-        ts = _table_source(n)
-        key = ("file", ts.path) if ts is not None and ts.path else (namespace, n.name)
-        ident[n.name] = key
-        ds = inputs.get(key)
-        if ds is None:
-            ds = inputs[key] = {"namespace": key[0], "name": key[1],
-                                "facets": {"schema": _facet(producer, SCHEMA_FACET_SCHEMA_URL, fields=[])}}
-        fields = ds["facets"]["schema"]["fields"]
-        have = {f["name"] for f in fields}
-        for f in _source_fields(n, ts):
-            if f not in have:
-                have.add(f)
-                fields.append({"name": f})
-
+    ident, inputs = _ol_inputs(g, namespace, producer)
     out_cols = _output_columns(x, node)
-    lineage = {}
-    for j, col in enumerate(out_cols):
-        kw = {"columns": [j]} if len(node.shape) >= 2 else {}
-        direct = backward(node, **kw)
-        both = backward(node, control=True, **kw)
-        entries = {}  # (dataset key, field) -> set of transformation types
-        for sname, cells in both.items():
-            src = srcs[sname]
-            ts = _table_source(src)
-            d = direct.get(sname)
-            dcols = np.unique(_cols_of(d, src.shape)) if d is not None else np.zeros(0, np.int64)
-            extra = cells
-            if d is not None and len(d):
-                keep = ~np.isin(_flat(cells, src.shape), _flat(d, src.shape))
-                extra = cells[keep]
-            icols = np.unique(_cols_of(extra, src.shape))
-            for c in np.union1d(dcols, icols):
-                types = entries.setdefault((ident[sname], _source_field(src, ts, int(c))), set())
-                if c in dcols:
-                    types.add("DIRECT")
-                if c in icols:
-                    types.add("INDIRECT")
-        inputs_of = []
-        for (key, field), types in entries.items():
-            tr = []
-            for t in ("DIRECT", "INDIRECT"):
-                if t in types:
-                    rec = {"type": t}
-                    res = direct if t == "DIRECT" else both
-                    if not res.complete:
-                        rec["description"] = "PARTIAL lineage, a superset: " + "; ".join(res.reasons)
-                    tr.append(rec)
-            inputs_of.append({"namespace": key[0], "name": key[1], "field": field, "transformations": tr})
-        lineage[col] = {"inputFields": inputs_of}
+    lineage = _ol_column_lineage(node, out_cols, {n.name: n for n in g.sources}, ident)
 
     out_name = name if name is not None else _object_name(x, f"{job}.output")
     output = {"namespace": namespace, "name": out_name, "facets": {

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from ..attribution.model_math import describe_model, float64_values, model_input
 from .newton import Certificate, Objective, UnsupportedModelError, clone_fitted, newton_fit, now
 
 __all__ = ["forget", "forget_sources", "compare", "Certificate", "UnsupportedModelError"]
@@ -86,15 +87,7 @@ def forget(model, X_train, y_train, rows, method="newton", *, sample_weight=None
     t0 = now()
     if method not in ("newton", "certified"):
         raise ValueError(f"method must be 'newton' or 'certified', got {method!r}")
-    from sklearn.exceptions import NotFittedError
-    from sklearn.utils.validation import check_is_fitted
-    try:
-        check_is_fitted(model)
-    except NotFittedError:
-        raise UnsupportedModelError(f"the model {type(model).__name__} is not fitted") from None
-    pre, est = _split(model)
-    from ..attribution.influence import describe_model
-    describe_model(est)  # an unsupported model is named before anything else is done
+    pre, est = _fitted_parts(model)
     y = np.asarray(y_train).reshape(-1)
     n = y.shape[0]
     Xraw = X_train if hasattr(X_train, "iloc") else np.asarray(X_train)
@@ -106,21 +99,16 @@ def forget(model, X_train, y_train, rows, method="newton", *, sample_weight=None
         new.certificate = Certificate(method=method, removed=0, residual=0.0, residual_relative=0.0, steps=0,
                                       seconds=now() - t0, note="no rows to remove")
         return new
-    keep = np.setdiff1d(np.arange(n), rows)
-    if keep.size == 0:
-        raise ValueError("removing every training row leaves nothing to fit: nothing was unlearned")
-    if hasattr(est, "classes_") and len(np.unique(y[keep])) < len(est.classes_):
-        gone = sorted(set(est.classes_.tolist()) - set(np.unique(y[keep]).tolist()))
-        raise ValueError(f"after removing these rows no training row of class {gone} remains: the model cannot be "
-                         f"fitted again with the same classes; retrain it on the remaining rows")
+    keep = _remaining_rows(est, y, rows)
     sw = None if sample_weight is None else np.asarray(sample_weight, np.float64).reshape(-1)
     new = clone_fitted(model)
     new_pre, new_est = _split(new)
     if pre is not None:
+        # the steps before the estimator are fitted again on the remaining rows
         from sklearn.base import clone
-        fitted = clone(pre).fit(_plain_fit(_take(Xraw, keep)), y[keep])
+        fitted = clone(pre).fit(model_input(_take(Xraw, keep)), y[keep])
         new.steps[:-1] = fitted.steps
-        F = np.asarray(fitted.transform(_plain_fit(_take(Xraw, keep))), np.float64)
+        F = np.asarray(fitted.transform(model_input(_take(Xraw, keep))), np.float64)
         obj = Objective(est, F, y[keep], None if sw is None else sw[keep])
         rows_obj = np.arange(keep.size)
     else:
@@ -128,44 +116,15 @@ def forget(model, X_train, y_train, rows, method="newton", *, sample_weight=None
         obj = Objective(est, F, y, sw)
         rows_obj = keep
     theta0 = obj.theta()
-    prev = getattr(model, "certificate", None)
     cert_kw = {}
     if method == "certified":
-        c = math.sqrt(2 * math.log(1.5 / delta))
-        if prev is not None and prev.method == "certified" and getattr(prev, "_b", None) is not None:
-            b, sig, spent = prev._b, prev.sigma, prev.spent
-        else:
-            sig = 1.0 if sigma is None else float(sigma)
-            b = np.random.default_rng(seed).normal(0.0, sig, size=theta0.size)
-            spent = 0.0
-            # the model as if trained with the perturbation: its perturbed optimum over all rows
-            obj.b = b
-            if pre is None:
-                theta0, _, _ = newton_fit(obj, theta0, np.arange(n), tol=tol, max_steps=max_steps)
-        obj.b = b
-        g_nothing = float(np.linalg.norm(obj.grad(theta0, rows_obj)))
-        theta, hist, steps = newton_fit(obj, theta0, rows_obj, tol=0.0, max_steps=1)
-        resid = hist[-1]
-        budget = sig * epsilon / c
-        spent = spent + resid
-        cert_kw = dict(sigma=sig, epsilon=epsilon, delta=delta, budget=budget, spent=spent, bound=resid,
-                       exceeded=spent > budget)
+        theta, hist, steps, g_nothing, cert_kw = _certified_removal(
+            obj, theta0, rows_obj, getattr(model, "certificate", None), refit_all=np.arange(n) if pre is None
+            else None, epsilon=epsilon, delta=delta, sigma=sigma, seed=seed, tol=tol, max_steps=max_steps)
     else:
-        H = g = None
-        if pre is None and obj.settings.get("class_weight") != "balanced":
-            # down-date the full data's loss Hessian and gradient (kept per model) by the removed rows: the
-            # first step costs O(removed rows), not a pass over every row
-            gl, Hl = _full_loss_parts(model, obj, F, y, theta0)
-            gF, HF = obj.loss_parts(theta0, rows)
-            lam = obj.reg(keep.size)
-            H = Hl - HF + np.diag(lam)
-            g = gl - gF + lam * theta0
-        g_nothing = float(np.linalg.norm(obj.grad(theta0, rows_obj))) if g is None else float(np.linalg.norm(g))
-        try:
-            theta, hist, steps = newton_fit(obj, theta0, rows_obj, tol=tol, max_steps=max_steps, H=H, g=g)
-        except FloatingPointError as e:
-            raise ValueError(f"{e}: retrain the model on the remaining rows") from None
-        resid = hist[-1]
+        theta, hist, steps, g_nothing = _newton_removal(
+            model, obj, F, y, theta0, rows, rows_obj, keep.size, downdate=pre is None, tol=tol, max_steps=max_steps)
+    resid = hist[-1]
     obj.set_theta(new_est, theta)
     cert = Certificate(method=method, removed=int(rows.size), residual=float(resid),
                        residual_relative=float(resid / g_nothing) if g_nothing > 0 else 0.0, steps=int(steps),
@@ -179,6 +138,83 @@ def forget(model, X_train, y_train, rows, method="newton", *, sample_weight=None
                           RuntimeWarning, stacklevel=2)
     new.certificate = cert
     return new
+
+
+def _fitted_parts(model):
+    """``(preprocessing or None, final estimator)`` of a fitted model whose estimator whence can update, or raise
+    :class:`UnsupportedModelError` (before anything else is done)."""
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+    try:
+        check_is_fitted(model)
+    except NotFittedError:
+        raise UnsupportedModelError(f"the model {type(model).__name__} is not fitted") from None
+    pre, est = _split(model)
+    describe_model(est)  # an unsupported model is named before anything else is done
+    return pre, est
+
+
+def _remaining_rows(est, y, rows):
+    """The training rows left after removing ``rows``; a ValueError when none is left, or a class is gone."""
+    keep = np.setdiff1d(np.arange(y.shape[0]), rows)
+    if keep.size == 0:
+        raise ValueError("removing every training row leaves nothing to fit: nothing was unlearned")
+    if hasattr(est, "classes_") and len(np.unique(y[keep])) < len(est.classes_):
+        gone = sorted(set(est.classes_.tolist()) - set(np.unique(y[keep]).tolist()))
+        raise ValueError(f"after removing these rows no training row of class {gone} remains: the model cannot be "
+                         f"fitted again with the same classes; retrain it on the remaining rows")
+    return keep
+
+
+def _certified_removal(obj, theta0, rows_obj, prev, *, refit_all, epsilon, delta, sigma, seed, tol, max_steps):
+    """Guo et al.'s certified removal: one Newton step on the perturbed objective over ``rows_obj``.
+
+    The perturbation ``b`` is the previous certified update's (``prev``) or a new one; with a new one the model
+    first moves to the perturbed optimum over the rows ``refit_all`` (None: it is already there, as for a
+    pipeline whose features were fitted again).  Returns ``(theta, history, steps, residual of doing nothing,
+    the certificate's budget fields)``.
+    """
+    c = math.sqrt(2 * math.log(1.5 / delta))
+    if prev is not None and prev.method == "certified" and getattr(prev, "_b", None) is not None:
+        b, sig, spent = prev._b, prev.sigma, prev.spent
+    else:
+        sig = 1.0 if sigma is None else float(sigma)
+        b = np.random.default_rng(seed).normal(0.0, sig, size=theta0.size)
+        spent = 0.0
+        # the model as if trained with the perturbation: its perturbed optimum over all rows
+        obj.b = b
+        if refit_all is not None:
+            theta0, _, _ = newton_fit(obj, theta0, refit_all, tol=tol, max_steps=max_steps)
+    obj.b = b
+    g_nothing = float(np.linalg.norm(obj.grad(theta0, rows_obj)))
+    theta, hist, steps = newton_fit(obj, theta0, rows_obj, tol=0.0, max_steps=1)
+    resid = hist[-1]
+    budget = sig * epsilon / c
+    spent = spent + resid
+    cert_kw = dict(sigma=sig, epsilon=epsilon, delta=delta, budget=budget, spent=spent, bound=resid,
+                   exceeded=spent > budget)
+    return theta, hist, steps, g_nothing, cert_kw
+
+
+def _newton_removal(model, obj, F, y, theta0, rows, rows_obj, n_keep, *, downdate, tol, max_steps):
+    """Newton steps to the optimum of the objective over ``rows_obj``; with ``downdate`` the first step's
+    Hessian and gradient are the full data's (kept per model) less the removed ``rows``' ones.  Returns
+    ``(theta, history, steps, residual of doing nothing)``."""
+    H = g = None
+    if downdate and obj.settings.get("class_weight") != "balanced":
+        # down-date the full data's loss Hessian and gradient (kept per model) by the removed rows: the
+        # first step costs O(removed rows), not a pass over every row
+        gl, Hl = _full_loss_parts(model, obj, F, y, theta0)
+        gF, HF = obj.loss_parts(theta0, rows)
+        lam = obj.reg(n_keep)
+        H = Hl - HF + np.diag(lam)
+        g = gl - gF + lam * theta0
+    g_nothing = float(np.linalg.norm(obj.grad(theta0, rows_obj))) if g is None else float(np.linalg.norm(g))
+    try:
+        theta, hist, steps = newton_fit(obj, theta0, rows_obj, tol=tol, max_steps=max_steps, H=H, g=g)
+    except FloatingPointError as e:
+        raise ValueError(f"{e}: retrain the model on the remaining rows") from None
+    return theta, hist, steps, g_nothing
 
 
 _FULL = None
@@ -209,14 +245,8 @@ def _full_loss_parts(model, obj, F, y, theta):
     return g, H
 
 
-def _plain_fit(X):
-    from ..attribution.influence import plain_input
-    return plain_input(X)
-
-
 def _features(X, est):
-    from ..attribution.influence import plain_values
-    F = plain_values(X)
+    F = float64_values(X)
     if F.ndim != 2 or F.shape[1] != np.atleast_2d(est.coef_).shape[1]:
         raise ValueError(f"X_train has shape {F.shape}; the model has {np.atleast_2d(est.coef_).shape[1]} features")
     if not np.isfinite(F).all():
@@ -226,8 +256,8 @@ def _features(X, est):
 
 
 def forget_sources(*args, **kwargs):
-    """Forget source rows through the lineage; see :func:`whence.unlearn.sources.forget_sources`."""
-    from .sources import forget_sources as f
+    """Forget source rows through the lineage; see :func:`whence.unlearn.source_removal.forget_sources`."""
+    from .source_removal import forget_sources as f
     return f(*args, **kwargs)
 
 

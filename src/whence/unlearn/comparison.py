@@ -41,6 +41,22 @@ class ComparisonReport:
     def as_dict(self):
         return asdict(self)
 
+    def result_document(self):
+        """``("unlearning", document)``: what :func:`whence.save` stores for this report (see
+        :mod:`whence.store.results`)."""
+        from ..attribution.explain import json_ready
+        figures = {"param_distance_to_retrained": self.param_distance, "kl_retrained_vs_unlearned": self.test_kl}
+        for part in ("test", "forget"):
+            for metric, by_model in getattr(self, part).items():
+                for m, v in by_model.items():
+                    figures[f"{part}_{metric}_{m}"] = v
+        for kk, v in (self.seconds or {}).items():
+            figures[f"{kk}_seconds"] = v
+        if self.forget_gap_closed is not None:
+            figures["forget_gap_closed"] = self.forget_gap_closed
+        return "unlearning", json_ready({"method": "comparison with retraining", "n_forgotten": None,
+                                         "figures": figures, "detail": asdict(self)})
+
     def _repr_html_(self):
         from ..notebook import unlearning_html
         return unlearning_html(self)

@@ -25,11 +25,10 @@ from .._extras import require
 
 require("whence.unlearn", "sklearn")
 
-import scipy.linalg  # noqa: E402
 
-from ..attribution.influence import (describe_model as _describe, multinomial_hessian, plain_input as _plain_input,
-                                     plain_values as _plain, sigmoid as _sigmoid, softmax as _softmax)
-from ..errors import UnsupportedModelError
+from ..attribution.model_math import (CLASSIFIER_KINDS, UnsupportedModelError, describe_model, float64_values,
+                                      model_input, multinomial_hessian, sigmoid, softmax, symmetric_solver,
+                                      weighted_gram)
 
 __all__ = ["Objective", "Certificate", "newton_fit"]
 
@@ -77,6 +76,16 @@ class Certificate:
     history: list = field(default_factory=list)
     note: str = ""
 
+    def result_document(self):
+        """``("unlearning", document)``: what :func:`whence.save` stores for this certificate (see
+        :mod:`whence.store.results`)."""
+        from dataclasses import asdict
+        from ..attribution.explain import json_ready
+        d = asdict(self)
+        return "unlearning", json_ready({"method": self.method, "n_forgotten": self.removed,
+                                         "figures": {k2: v for k2, v in d.items() if isinstance(v, (int, float))},
+                                         "detail": d})
+
     def _repr_html_(self):
         from ..notebook import unlearning_html
         return unlearning_html(self)
@@ -95,8 +104,8 @@ class Objective:
 
     def __init__(self, est, X, y, sample_weight=None):
         self.est = est
-        self.kind, self.settings = _describe(est)
-        self.classifier = self.kind in ("logistic", "sgd_log")
+        self.kind, self.settings = describe_model(est)
+        self.classifier = self.kind in CLASSIFIER_KINDS
         self.fit_intercept = bool(getattr(est, "fit_intercept", True))
         coef = np.atleast_2d(np.asarray(est.coef_, np.float64))
         self.d = coef.shape[1]
@@ -169,11 +178,11 @@ class Objective:
         n = self.X1.shape[0]
         X1 = self.X1 if rows.shape[0] == n and n and rows[0] == 0 and rows[-1] == n - 1 else self.X1[rows]
         Z = X1 @ W.T
-        if self.kind in ("logistic", "sgd_log") and self.K == 1:
-            pr = _sigmoid(Z[:, 0])
+        if self.kind in CLASSIFIER_KINDS and self.K == 1:
+            pr = sigmoid(Z[:, 0])
             return X1, (pr - (self.y[rows] == 1))[:, None], (pr * (1 - pr))[:, None]
         if self.kind == "logistic":
-            P = _softmax(Z)
+            P = softmax(Z)
             Y = np.zeros_like(P)
             Y[np.arange(len(rows)), self.y[rows]] = 1
             return X1, P - Y, P
@@ -193,7 +202,7 @@ class Objective:
         w = self.weights(rows)
         K = self.K
         if K == 1:
-            H = (X1 * (w * C[:, 0])[:, None]).T @ X1
+            H = weighted_gram(X1, w * C[:, 0])
         else:
             H = multinomial_hessian(X1, w, C)
         return H + np.diag(self.reg(len(rows))) if with_reg else H
@@ -230,15 +239,8 @@ class Objective:
 
 
 def _solver(H):
-    try:
-        c = scipy.linalg.cho_factor(H, lower=True, check_finite=False)
-        dg = np.abs(np.diag(c[0]))
-        if dg.min() > 1e-6 * dg.max():  # pivots (dg squared) within 1e-12 of each other
-            return lambda g: scipy.linalg.cho_solve(c, g, check_finite=False)
-    except np.linalg.LinAlgError:
-        pass
-    Hp = scipy.linalg.pinvh(H)
-    return lambda g: Hp @ g
+    """The Newton steps' solver: Cholesky while its pivots (squared) stay within 1e-12 of each other."""
+    return symmetric_solver(H, min_pivot_ratio=1e-6)
 
 
 def newton_fit(obj, theta, rows, tol=None, max_steps=30, H=None, g=None):
@@ -318,4 +320,8 @@ def now():
     return time.perf_counter()
 
 
-__all__ += ["clone_fitted", "UnsupportedModelError", "_plain", "_plain_input"]
+__all__ += ["clone_fitted", "UnsupportedModelError"]
+
+#: former spellings of the shared input helpers (see :mod:`whence.attribution.model_math`)
+_plain = float64_values
+_plain_input = model_input

@@ -354,6 +354,18 @@ def create_app(store_path, *, allowed_hosts=None):
     app.state.store_path = str(access.path.resolve())
     app.state.timings = timings
 
+    _add_error_handlers(app)
+    _add_store_routes(app, access, timings)
+    _add_graph_routes(app, access)
+    _add_lineage_routes(app, access)
+    _add_result_routes(app, access)
+    _add_page(app)
+    return app
+
+
+def _add_error_handlers(app):
+    """The JSON answers of the store's and the queries' errors (404 for an unknown name, 422 for a bad query,
+    the status of ``STORE_ERROR_STATUS`` for the store's own errors, 409 when the file is gone)."""
     @app.exception_handler(StoreKeyError)
     async def _not_found(request: Request, exc: StoreKeyError):
         return JSONResponse(status_code=404, content={"detail": str(exc), "error": type(exc).__name__})
@@ -379,7 +391,17 @@ def create_app(store_path, *, allowed_hosts=None):
         return JSONResponse(status_code=409, content={"detail": f"the store file is gone: {exc}",
                                                       "error": "FileNotFoundError"})
 
-    # ----------------------------------------------------------------------------------------- store, runs
+
+def _object_info(r, name):
+    """The :class:`ObjectInfo` of the object or source ``name`` of run ``r``."""
+    h = _handle(r, name)
+    cols = None if h.columns is None else [str(c) for c in h.columns]
+    return ObjectInfo(name=name, node=h._index, kind=h.kind, shape=list(h.shape), columns=cols,
+                      completeness=h.completeness, sources=h.sources(), n_ops=len(h.ops()))
+
+
+def _add_store_routes(app, access, timings):
+    """The routes of the store, its runs and their objects (and the server's own timings)."""
     @app.get("/api/server/timings", summary="Server-side timings: time in the app per request, event-loop lag, "
                                             "store opens",
              description="Quantiles (ms) of the last values of each series (see `whence.web.timing`); "
@@ -421,19 +443,15 @@ def create_app(store_path, *, allowed_hosts=None):
         return RunDetail(run=run, store=app.state.store_path, objects=objects, sources=sources,
                          results=_results_of(r))
 
-    def _object_info(r, name):
-        h = _handle(r, name)
-        cols = None if h.columns is None else [str(c) for c in h.columns]
-        return ObjectInfo(name=name, node=h._index, kind=h.kind, shape=list(h.shape), columns=cols,
-                          completeness=h.completeness, sources=h.sources(), n_ops=len(h.ops()))
-
     @app.get("/api/runs/{run}/objects/{name}", response_model=ObjectInfo,
              summary="One saved object (or source) of a run: kind, shape, columns, completeness, sources")
     async def object_info(run: str, name: str):
         store = await access.get()
         return _object_info(_run(store, run), name)
 
-    # ----------------------------------------------------------------------------------------- graph
+
+def _add_graph_routes(app, access):
+    """The routes of the operation graph and of one operation."""
     @app.get("/api/runs/{run}/graph", response_model=Graph,
              summary="The operation graph of a run: nodes (sources and operations) and edges")
     async def graph(run: str):
@@ -471,7 +489,9 @@ def create_app(store_path, *, allowed_hosts=None):
                         map=_map_summary(row[0]), upstream_completeness="PARTIAL" if reasons else "FULL",
                         upstream_reasons=reasons)
 
-    # ----------------------------------------------------------------------------------------- lineage
+
+def _add_lineage_routes(app, access):
+    """The routes of the lineage queries: backward, forward and trace to the source file."""
     @app.get("/api/runs/{run}/objects/{name}/backward", response_model=BackwardAnswer,
              summary="Backward lineage of one cell: the source cells it was computed or copied from",
              description="Answers `whence.backward(run[name], cell, control)`.  Each source of the object is "
@@ -552,7 +572,9 @@ def create_app(store_path, *, allowed_hosts=None):
         return TraceAnswer(run=run, object=name, row=row, complete=t.complete, reasons=list(t.reasons),
                            count=len(t), truncated=len(t) > limit, sources=rows)
 
-    # ----------------------------------------------------------------------------------------- results
+
+def _add_result_routes(app, access):
+    """The routes of the results stored with a run (attribution, unlearning)."""
     @app.get("/api/runs/{run}/results", response_model=list[ResultInfo],
              summary="Results stored with a run (attribution, unlearning): names and kinds")
     async def results(run: str):
@@ -574,13 +596,14 @@ def create_app(store_path, *, allowed_hosts=None):
         payload = r.result(name)
         return {"name": name, "kind": known[name], "payload": payload}
 
-    # ----------------------------------------------------------------------------------------- the page
+
+def _add_page(app):
+    """The explorer's page and its static files."""
     @app.get("/", include_in_schema=False)
     def index():
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    return app
 
 
 def _version():
