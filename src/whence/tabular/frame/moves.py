@@ -258,8 +258,9 @@ def _asfreq(src, res, args, kwargs):
     # a reindex on a regular time grid: a slot at an input timestamp reads that row, a new slot reads nothing
     # unless ``method=`` fills it (then the row it was filled from); ``fill_value`` is a constant
     normalize = kwargs.get("normalize", args[3] if len(args) > 3 else False)
-    if normalize:  # the labels are moved to midnight: a label no longer names its input row
-        return _fallback(res, "asfreq(normalize=True)", [src])
+    if normalize or isinstance(src.index, pd.PeriodIndex):
+        # the labels are moved (to midnight, to another period frequency): a label no longer names its row
+        return _fallback(res, "asfreq(normalize=True)" if normalize else "asfreq of periods", [src])
     return _moved(src, res, _run_positions(src, "asfreq", args, kwargs, fill_pos=4), "asfreq", "label")
 
 
