@@ -698,3 +698,31 @@ def test_unstack_of_a_groupby_keeps_each_cells_own_control(P, agg):
             data = {(r, col("t")) for r in rows}
             check(out, i, j, data)
             check(out, i, j, data | {(r, col(c)) for r in rows for c in ("s", "k")}, control=True)
+
+
+@cfg(20)
+@given(frames(min_rows=1), st.sampled_from(["sum", "mean", "max", "count"]))
+def test_pivot_table_margins_against_definition(P, agg):
+    def run(X):
+        return X.pivot_table("t", index="s", columns="k", aggfunc=agg, margins=True)
+
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        try:
+            plain = run(P)
+        except (ValueError, KeyError, TypeError):
+            return  # pandas refuses (nothing to aggregate): nothing to compare
+        out = run(df)
+    pd.testing.assert_frame_equal(untracked(out), plain)
+    ok = P[["s", "k", "t"]].notna().all(axis=1)  # margins: dropna leaves out rows with a missing cell
+    for i, s_ in enumerate(out.index):
+        for j, k in enumerate(out.columns):
+            if s_ != "All" and k != "All":
+                rows = [r for r in range(len(P)) if P["s"].iloc[r] == s_ and P["k"].iloc[r] == k]
+            else:
+                rows = [r for r in range(len(P)) if ok.iloc[r] and (s_ == "All" or P["s"].iloc[r] == s_)
+                        and (k == "All" or P["k"].iloc[r] == k)]
+            data = {(r, col("t")) for r in rows}
+            check(out, i, j, data)
+            check(out, i, j, data | {(r, col(c)) for r in rows for c in ("s", "k")}, control=True)

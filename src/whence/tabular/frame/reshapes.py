@@ -4,10 +4,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
-from ..relations import Part, RowRel
+from ..relations import _CSR, Part, RowRel
 from .base import (_attach, _attach_inplace, _col_rows, _depth, _fallback, _guard, _hashable, _remap, _rows_union,
                    is_tracked_frame, lineage_of)
 
@@ -157,7 +159,6 @@ def _pivot_via_groupby(src, res, kw):
     of those, keys given as values included), each cell of ``res`` read from the cell with its labels.  None
     (the label rule or PARTIAL) for margins, an aggfunc that is not a name, or a table whose labels or values
     differ from pandas' own."""
-    import warnings
     aggfunc = kw.get("aggfunc", "mean")
     if kw.get("margins") or not isinstance(res, pd.DataFrame) or not isinstance(aggfunc, str) or \
             not res.index.is_unique or not res.columns.is_unique:
@@ -201,12 +202,105 @@ def _pivot_via_groupby(src, res, kw):
     return _attach(res, _remap(tl, crow, rpos), "pivot_table", [src, t])
 
 
+def _with_margins(src, res, kw, op):
+    """``pivot_table(..., margins=True)`` with keys named by label: the cells of the table proper by the label
+    rule (the same call without margins), each margin cell (the ``margins_name`` row and column) from the rows
+    pandas aggregates into it, found by running the same call on a frame whose value columns hold row positions
+    (missing where the value is missing, so that ``dropna`` leaves out the same rows).  A margin cell reads the
+    value cells of those rows; their key cells, which placed them, and the cells ``dropna`` checked are
+    control.  None when a label is not found or the run on positions does not give one set per margin cell."""
+    idx, cls_ = _as_list(kw.get("index")), _as_list(kw.get("columns"))
+    vals = _as_list(kw.get("values")) or [c for c in src.columns if c not in idx + cls_]
+    name = kw.get("margins_name", "All")
+    if not src.columns.is_unique or not all(_hashable(c) and c in src.columns for c in idx + cls_ + vals):
+        return None
+    if res.size == 0:  # no cell at all (every value missing)
+        return _attach(res, [], op, [src])
+    lin = lineage_of(src)
+    base_kw = {k: v for k, v in kw.items() if k != "margins"}
+    with _guard:
+        base = pd.DataFrame.pivot_table(src, **base_kw)
+        # plain columns (pandas' own arrays, categoricals kept): the keys, and the values as positions,
+        # missing where the value is (dropna leaves such rows out of the margins)
+        pos = pd.DataFrame({c: pd.Series(pd.Series.array.fget(src[c])) for c in idx + cls_})
+        for v in vals:
+            keep = ~pd.isna(pd.Series.to_numpy(src[v])) if kw.get("dropna", True) else True
+            pos[v] = np.where(keep, np.arange(len(src), dtype=float), np.nan)
+        pkw = dict(kw, aggfunc=lambda x: " ".join(str(int(r)) for r in x if r == r) or np.nan, fill_value=None)
+        try:
+            with warnings.catch_warnings():  # pandas' warnings about this run are not the user's
+                warnings.simplefilter("ignore")
+                sets = pd.DataFrame.pivot_table(pos, **pkw)
+        except Exception:  # noqa: BLE001  (pandas took the real call, not this one: PARTIAL)
+            return None
+    base_lin = _pivot_lineage(src, base, (), base_kw, op)
+    blin = lineage_of(base_lin)
+    if blin.reasons or not res.index.is_unique or not res.columns.is_unique or not sets.index.is_unique or \
+            not sets.columns.is_unique:
+        return None
+    # a margin cell missing from the run on positions aggregated no value (only missing ones): no row
+    srow = np.asarray(sets.index.get_indexer(res.index), np.int64)
+    scol = np.asarray(sets.columns.get_indexer(res.columns), np.int64)
+    rsel = np.asarray(base.index.get_indexer(res.index), np.int64)
+    ccol = np.asarray(base.columns.get_indexer(res.columns), np.int64)
+    nidx, ncols = res.index.nlevels, res.shape[1]
+    if base.index.nlevels != nidx:
+        return None
+    crow = list(range(blin.nidx)) + [blin.nidx + int(c) if c >= 0 else -1 for c in ccol]
+    parts = _remap(blin, crow, rsel)
+    vrows = {v: _col_rows(src, [v])[0] for v in vals}
+    krows = _col_rows(src, idx + cls_)
+    multi = isinstance(res.columns, pd.MultiIndex) and len(vals) > 1
+    cells = pd.DataFrame.to_numpy(sets, dtype=object)
+    for j in range(ncols):
+        lab = res.columns[j]
+        v = lab[0] if multi else (vals[0] if len(vals) == 1 else lab)
+        if v not in vrows:
+            return None
+        margin_rows = np.flatnonzero(rsel < 0) if ccol[j] >= 0 else np.arange(len(res))
+        if not margin_rows.size:
+            continue
+        members = []
+        for i in margin_rows:
+            cell = cells[srow[i], scol[j]] if srow[i] >= 0 and scol[j] >= 0 else None
+            members.append(np.array([int(t) for t in cell.split()], np.int64) if isinstance(cell, str) else
+                           np.zeros(0, np.int64))
+        codes = np.full(len(res), -1, np.int64)
+        codes[margin_rows] = np.arange(margin_rows.size)
+        indptr = np.concatenate([[0], np.cumsum([m.size for m in members])]).astype(np.int64)
+        indices = np.concatenate(members) if members else np.zeros(0, np.int64)
+        for p in lin.parts:
+            rel = RowRel(len(res), p.rel.n_src, codes, _CSR(indptr, indices))
+            rel = _compose_rows(p.rel, rel)
+            drow = p.cmat[0] if p.wide else p.cmat[vrows[v]]
+            crow_ = p.cmat[0] if p.wide else _rows_union(p, krows + [vrows[v]])
+            for row, ctl in ((drow, p.control), (crow_, True)):
+                if row.any():
+                    cm = np.zeros((nidx + ncols, row.shape[0]), bool)
+                    cm[nidx + j] = row
+                    parts.append(Part(p.node, rel, cm, ctl))
+    return _attach(res, parts, op, [src])
+
+
+def _compose_rows(inner, outer):
+    """``outer`` (result rows to rows of the frame) followed by ``inner`` (rows of the frame to its input)."""
+    if inner.is_identity:
+        return outer
+    ptr, src = outer.rows_per(np.arange(outer.n_out, dtype=np.int64))
+    ptr2, src2 = inner.rows_per(src)
+    return RowRel(outer.n_out, inner.n_src, None, _CSR(ptr2[ptr], src2))
+
+
 def _pivot_lineage(src, res, args, kwargs, op="pivot_table"):
     names = ["values", "index", "columns", "aggfunc", "fill_value", "margins", "dropna", "margins_name",
              "observed", "sort"]
     kw = dict(zip(names, args))
     kw.update(kwargs)
     values, index, columns = kw.get("values"), kw.get("index"), kw.get("columns")
+    if kw.get("margins") and index is not None and isinstance(res, pd.DataFrame):
+        out = _with_margins(src, res, kw, op)
+        if out is not None:
+            return out
     if kw.get("margins") or index is None or not isinstance(res, pd.DataFrame):
         return _fallback(res, op, [src])
     lin = lineage_of(src)
