@@ -76,6 +76,20 @@ def _window_method(name):
     return method
 
 
+def same_cells(a, b):
+    """True when the object arrays ``a`` and ``b`` hold equal values cell by cell (missing equal to missing)."""
+    a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
+    if a.shape != b.shape:
+        return False
+    na, nb = pd.isna(a), pd.isna(b)
+    if not (na == nb).all():
+        return False
+    try:
+        return bool(np.all(a[~na] == b[~nb]))
+    except (TypeError, ValueError):  # values that do not compare: not shown equal
+        return False
+
+
 def _merge_disjoint(parts):
     """Parts of the groups of a per-group result merged into one part per (input, role, columns) where their
     output rows do not overlap: the relations' codes are put side by side (through one CSR relation, the
@@ -424,8 +438,7 @@ class TrackedGroupBy:
             values[idx] = (got[:, None] if got.ndim == 1 else got)[:, pos]
         theirs = plain.to_numpy(res, dtype=object)
         theirs = theirs[:, None] if theirs.ndim == 1 else theirs
-        mine, ref = pd.DataFrame(values), pd.DataFrame(theirs)
-        if not (mine.isna().equals(ref.isna()) and (mine.fillna(0) == ref.fillna(0)).all().all()):
+        if not same_cells(values, theirs):
             return None
         parts = _merge_disjoint(parts)
         parts += self._key_parts(lineage_of(obj), codes, ng)

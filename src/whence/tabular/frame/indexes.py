@@ -234,8 +234,11 @@ class _StrProperty(property):
 def _wrap_str(cls):
     acc = inspect.getattr_static(cls, "str")
 
+    make = getattr(acc, "_accessor", None)
+
     def get(self):
-        inner = acc.__get__(self, type(self))
+        # the accessor made afresh (pandas 2 caches it on the instance, which this property forbids)
+        inner = make(self) if make is not None else acc.__get__(self, type(self))
         if _plain_empty() or plain_lineage(self) is None:
             return inner
         return _IndexStr(self, inner)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..relations import _CSR, Part, RowRel
+from .groups import same_cells
 from .base import (_attach, _attach_inplace, _col_rows, _depth, _fallback, _guard, _hashable, _remap, _rows_union,
                    is_tracked_frame, lineage_of)
 
@@ -190,12 +191,11 @@ def _pivot_via_groupby(src, res, kw):
         mine = pd.DataFrame.to_numpy(t, dtype=object)[np.ix_(rpos, cpos)] if len(rpos) and len(cpos) else None
         theirs = pd.DataFrame.to_numpy(res, dtype=object)
     if mine is not None:
-        a, b = pd.DataFrame(mine), pd.DataFrame(theirs)
         fill = kw.get("fill_value")
-        na = a.isna() & ~b.isna() if fill is not None else None
-        if na is not None:  # a fill value: pandas' constant where the table has no value
-            a = a.mask(na, fill)
-        if not (a.isna().equals(b.isna()) and (a.fillna(0) == b.fillna(0)).all().all()):
+        if fill is not None:  # a fill value: pandas' constant where the table has no value
+            mine = mine.copy()
+            mine[pd.isna(mine) & ~pd.isna(theirs)] = fill
+        if not same_cells(mine, theirs):
             return None
     tl = lineage_of(t)
     crow = list(range(tl.nidx)) + [tl.nidx + int(c) for c in cpos]
