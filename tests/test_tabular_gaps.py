@@ -727,3 +727,13 @@ def test_pivot_table_margins_against_definition(P, agg):
             data = {(r, col("t")) for r in rows}
             check(out, i, j, data)
             check(out, i, j, data | {(r, col(c)) for r in rows for c in ("s", "k")}, control=True)
+
+
+def test_fills_of_an_empty_frame():
+    """ffill/bfill of a frame with no rows (its missing-value mask has no rows to reshape by)."""
+    df = track(pd.DataFrame({"t": pd.Series([], dtype=float), "u": pd.Series([], dtype=float)}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        out = df[["t", "u"]].ffill(limit=None)
+        back = df["t"].bfill()
+    assert out.shape == (0, 2) and out.lineage_complete and back.lineage_complete

@@ -504,8 +504,9 @@ def _frame_rule(name, src, res, kw, isna, inplace):
         if copy is None:
             return _partial(out, src, op, "a filled cell whence cannot place")
 
-        had_na = isna.reshape(isna.shape[0], -1).any(0)
-        gone = ~isna.reshape(isna.shape[0], -1) & out_na.reshape(isna.shape[0], -1)
+        na2 = isna if isna.ndim == 2 else isna[:, None]  # (rows, columns), an empty frame included
+        had_na = na2.any(0)
+        gone = ~na2 & (out_na if out_na.ndim == 2 else out_na[:, None])
         same = ~had_na & ~gone.any(0)  # nothing filled or emptied: the column keeps its own rows
 
         def data_rel(rel, j):  # type: ignore[misc]  # one helper per branch
