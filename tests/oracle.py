@@ -1734,13 +1734,17 @@ def sample_cells(shape, k=12):
     return [tuple(int(c) for c in np.unravel_index(f, shape)) for f in flat]
 
 
-def per_cell_pairs(node, k):
-    """Explicit (output flat, parent-``k`` flat) pairs of one map, by one dense backward per output cell."""
+def per_cell_pairs(node, k, relation=None):
+    """Explicit (output flat, parent-``k`` flat) pairs of one map, by one dense backward per output cell.
+
+    ``relation`` is the map to expand (default: the node's own ``node.map``; pass ``node.lineage[0]`` for
+    the relation queries follow, which is a composed map where dead intermediates were folded)."""
     ref = []
+    rel = node.map if relation is None else relation
     for o in np.ndindex(*node.shape):
         m = np.zeros(node.shape, bool)
         m[o] = True
-        pm = node.map.backward(m)[k]
+        pm = rel.backward(m)[k]
         if pm is None:
             continue
         of = np.ravel_multi_index(o, node.shape) if node.shape else 0

@@ -34,7 +34,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import whence as wh
-from whence import elision
+from whence import compose, elision
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import oracle as O  # noqa: E402
@@ -476,3 +476,64 @@ def test_random_pipelines_with_elision(p):
     with elision.min_bytes(0):
         pool = _pipes.run(p)
     _pipes.check_cells(p, pool, everything=True)
+
+
+# --------------------------------------------------------------- the temporary's wrapper takes the result
+
+def test_an_elided_chain_is_one_hop_and_keeps_every_operation():
+    # each elided temporary's node is folded into the next operation's as the operation runs (the wrapper
+    # of the temporary becomes the result: nothing dies in between)
+    rng = np.random.default_rng(4)
+    av, bv = rng.uniform(0.1, 2, (3, 4)), rng.uniform(0.1, 2, (1, 4))
+    a, b = wh.track(av, name="a"), wh.track(bv, name="b")
+    before = compose.stats()["folded"]
+    y = np.tanh(((a * 2 + 1) * b - 3) / 2)
+    assert elision.stats()["elided"] == 5
+    assert compose.stats()["folded"] - before == 5
+    m, parents, control = y._node.lineage
+    assert parents == (a._node, b._node) and not control
+    assert m.parent_shapes == ((3, 4), (1, 4))
+    assert wh.ops(y) == ["multiply", "add", "multiply", "subtract", "divide", "tanh"]
+    np.testing.assert_array_equal(np.asarray(y), np.tanh(((av * 2 + 1) * bv - 3) / 2))
+    for o in np.ndindex(3, 4):
+        r = wh.backward(y, o)
+        assert r["a"].tolist() == [list(o)] and r["b"].tolist() == [[0, o[1]]]
+
+
+def test_an_elided_chain_keeps_every_map_when_composition_is_off():
+    a = wh.track(np.arange(12.0).reshape(3, 4), name="a")
+    old = compose.set_mode("off")
+    try:
+        y = (a * 2 + 1) * 3
+    finally:
+        compose.set_mode(old)
+    assert elision.stats()["elided"] == 2
+    assert y._node.link is None and y._node.parents[0].op == "add"
+    assert wh.backward(y, (2, 1))["a"].tolist() == [[2, 1]]
+
+
+def test_a_temporary_whose_node_is_held_gets_a_new_wrapper(monkeypatch):
+    # a node referred to by something besides its array is never folded: the result gets a wrapper of its
+    # own (the temporary's buffer still takes the values), and every map stays as recorded
+    from whence import graph
+    held = []
+
+    class Holding(graph.Node):
+        __slots__ = ()
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            held.append(self)
+
+    monkeypatch.setattr(elision, "Node", Holding)
+    av = np.arange(12.0).reshape(3, 4)
+    a = wh.track(av, name="a")
+    before = compose.stats()["folded"]
+    y = ((a * 2 + 1) * 3) - 1
+    assert elision.stats()["elided"] == 3
+    assert compose.stats()["folded"] == before
+    assert all(n.link is None and n.map is not None for n in held)
+    np.testing.assert_array_equal(np.asarray(y), (av * 2 + 1) * 3 - 1)
+    for o in [(0, 0), (2, 3)]:
+        assert wh.backward(y, o)["a"].tolist() == [list(o)]
+    assert wh.ops(y) == ["multiply", "add", "multiply", "subtract"]

@@ -36,12 +36,28 @@ def test_rectangles_equal_the_per_cell_relation(name):
     b = wh.track(rng.random(4), name="b")
     c = wh.track(rng.random((3, 1)), name="c")
     y = OPS[name](a, b, c)
-    node = y._node
-    rows = node.map.rectangles()
+    node = y.node
+    # the relation queries follow: the operation's own map, or (where an intermediate such as ``b[:3]`` died
+    # and its map was folded into this one, always under WHENCE_COMPOSE=force) the composed map over the
+    # intermediate's parents; either way its rows must be exactly its per-cell relation
+    rel, parents, _ = node.lineage
+    assert rel is not None and parents, f"{name}: no relation kept"
+    rows = rel.rectangles()
     assert rows is not None, f"{name}: a shape-determined map must describe itself as rectangles"
-    pairs = rectangles_to_pairs(rows, node.shape, [p.shape for p in node.parents])
-    for k in range(len(node.parents)):
-        np.testing.assert_array_equal(pairs[k], per_cell_pairs(node, k), err_msg=name)
+    pairs = rectangles_to_pairs(rows, node.shape, [p.shape for p in parents])
+    for k in range(len(parents)):
+        np.testing.assert_array_equal(pairs[k], per_cell_pairs(node, k, rel), err_msg=name)
+    # and, where the relation reaches the sources in one hop, the per-cell relation is the lineage: every
+    # output cell's backward answer, by source
+    for o in np.ndindex(*node.shape) if all(p.is_source for p in parents) else ():
+        got = wh.backward(y, o)
+        of = np.ravel_multi_index(o, node.shape) if node.shape else 0
+        want = {}
+        for k, p in enumerate(parents):  # (a source read twice, as in ``a @ a.T``, answers the union)
+            want.setdefault(p.name, set()).update(
+                tuple(int(v) for v in np.unravel_index(int(i), p.shape)) for o_, i in pairs[k] if o_ == of)
+        for src, cells in want.items():
+            assert {tuple(c) for c in got.get(src, np.zeros((0, 0), np.int64)).tolist()} == cells, (name, o, src)
 
 
 def test_relation_is_small_and_writes_parquet(tmp_path):
@@ -147,3 +163,35 @@ def test_store_writes_the_composed_rectangles(names, tmp_path):
             want = [list(np.unravel_index(int(np.ravel(idx)[f]), shape))]
             assert wh.store.backward_sql(h, cell)["a"].tolist() == want
             assert wh.backward(h, cell)["a"].tolist() == want
+
+
+@cfg(40)
+@given(st.lists(st.sampled_from(sorted(set(MOVES) - {"scale", "sin"})), min_size=1, max_size=4),
+       st.sampled_from([(6, 5), (4, 3, 2), (12,)]), st.sampled_from(["none", "pad", "concatenate"]))
+def test_rows_of_a_gather_give_back_its_index_array(names, shape, extra):
+    """The store writes a gather as its rectangle rows where they describe it: the index array rebuilt from the
+    rows (rows_to_src) is the gather's own, constants (padding) and several parents (concatenate) included."""
+    from whence.maps import gather_from_rows, replay_gather, rows_to_src
+
+    def move(x):
+        for n in names:
+            x = MOVES[n](x)
+        if extra == "pad":
+            x = np.pad(x, [(1, 0)] + [(0, 0)] * (x.ndim - 1))
+        return x
+
+    if extra == "concatenate":
+        shapes = [shape, shape]
+        replay = (lambda xs: np.concatenate([move(xs[0]), move(xs[1])]))
+    else:
+        shapes = [shape]
+        replay = (lambda xs: move(xs[0]))
+    out = replay([np.zeros(s) for s in shapes]).shape
+    m = replay_gather(out, shapes, [True] * len(shapes), replay)
+    rows = m.rectangles()
+    if rows is None:
+        return  # more than _MAX_ROWS runs: the index array is the compressed form
+    want = np.asarray(m.src(), np.int64)
+    assert np.array_equal(rows_to_src(rows, out, shapes), want), (names, extra)
+    g = gather_from_rows(out, shapes, rows)
+    assert np.array_equal(np.asarray(g.src(), np.int64), want) and g.rectangles() == rows

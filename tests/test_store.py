@@ -394,7 +394,9 @@ def test_not_a_store(tmp_path):
 
 def test_truncated_and_corrupted(small, tmp_path):
     path = small["path"]
-    wh.save(path, "r", z=small["z"])
+    # a sort of random values: its index array is stored (z's gathers are a few runs, written as rows)
+    w = np.sort(wh.track(np.random.default_rng(0).random((40, 30)), name="c"), axis=1)
+    wh.save(path, "r", z=small["z"], w=w)
     data = path.read_bytes()
     cut = tmp_path / "cut.duckdb"
     cut.write_bytes(data[: len(data) // 3])
@@ -419,7 +421,7 @@ def test_truncated_and_corrupted(small, tmp_path):
     con.close()
     with wh.open(bad) as s:
         with pytest.raises(StoreError, match="checksum"):
-            wh.backward(s["r"]["z"], (0, 0))
+            wh.backward(s["r"]["w"], (0, 0))
 
 
 def test_missing_run_and_object(small):
@@ -639,3 +641,58 @@ def test_forward_from_a_saved_intermediate_matches_the_live_answer(tmp_path, que
                 gb = wh.backward(run[name], want[0])
                 assert {k: sorted(map(tuple, np.asarray(v).tolist())) for k, v in gb.items()} == \
                     {k: sorted(map(tuple, np.asarray(v).tolist())) for k, v in wb.items()}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# gathers written as their rectangle rows
+# ----------------------------------------------------------------------------------------------------------
+
+_MOVES = {
+    "roll_delete": lambda a: np.roll(np.delete(a, [5, 7001], axis=0), 1000, axis=0),
+    "transpose_roll": lambda a: np.roll(a.T, 5, axis=1),
+    "rot_tile": lambda a: np.tile(np.rot90(a), (1, 2)),
+    "pad": lambda a: np.pad(a, ((2, 0), (0, 3))),
+    "concatenate": lambda a: np.concatenate([a[::-1], a], axis=1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_MOVES))
+def test_a_gather_its_rows_describe_is_stored_as_rows(tmp_path, name):
+    """A gather whose index array is a few affine runs (a roll, a delete, a flip, a pad, a concatenate) is
+    written as its rectangle rows, without its index array: the store holds no array of the gather's size,
+    and every answer (cells, masks, everything, forward, SQL) is the live one."""
+    from whence import compose
+    from whence.maps import GatherMap
+
+    old = compose.set_mode("off")  # the gather itself (composition would fold the moves into other forms)
+    try:
+        wh.reset()
+        a = wh.track(np.random.default_rng(0).random((8000, 3)), name="a")
+        y = _MOVES[name](a)
+        m = y.node.map
+        assert type(m) is GatherMap and m.rectangles() is not None, name
+        path = tmp_path / "rows.duckdb"
+        wh.save(path, "r", y=y)
+        with wh.open(path) as store:
+            arrays = store.sql("SELECT nbytes FROM arrays")["nbytes"]
+            assert sum(int(v) for v in arrays) < 1000, (name, list(arrays))  # not 8 bytes per output cell
+            h = store["r"]["y"]
+            check_same(y, h, np.random.default_rng(1), name, [("a", a.shape)])
+            for cell in [(0, 0), tuple(d - 1 for d in y.shape), tuple(d // 3 for d in y.shape)]:
+                got, want = wh.store.backward_sql(h, cell), wh.backward(y, cell)
+                assert sorted(got) == sorted(want) and all(
+                    np.array_equal(np.asarray(got[k]), want[k]) for k in want), (name, cell)
+    finally:
+        compose.set_mode(old)
+
+
+def test_a_gather_its_rows_do_not_describe_keeps_its_index_array(tmp_path):
+    """A sort of random values has no few runs: its index array is written, and answers the same."""
+    wh.reset()
+    a = wh.track(np.random.default_rng(0).random(5000), name="a")
+    y = np.sort(a)
+    path = tmp_path / "sort.duckdb"
+    wh.save(path, "r", y=y)
+    with wh.open(path) as store:
+        assert sum(int(v) for v in store.sql("SELECT nbytes FROM arrays")["nbytes"]) >= 4 * 5000
+        check_same(y, store["r"]["y"], np.random.default_rng(1), "sort", [("a", a.shape)])

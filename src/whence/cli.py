@@ -24,8 +24,8 @@ __all__ = ["main"]
 
 
 def _store(path):
-    import whence as wh
-    return wh.open(path)
+    from .store import open as open_store
+    return open_store(path)
 
 
 def cmd_show(args):
@@ -40,7 +40,7 @@ def cmd_show(args):
                              "ops": len(h.ops()), "sources": h.sources()})
             src = store.sql("SELECT name, kind, path, n_rows, sha256 FROM sources WHERE run = ? ORDER BY name",
                             [name])
-            n_src = sum(1 for n in run._nodes() if n.is_source)
+            n_src = sum(1 for n in run.nodes() if n.is_source)
             # operations are the graph's nodes less its sources (as the report and the explorer count them)
             out["runs"].append({"run": name, "operations": run.n_nodes - n_src, "nodes": run.n_nodes, "objects": objs,
                                 "sources": json.loads(src.to_json(orient="records"))})
@@ -62,10 +62,10 @@ def cmd_show(args):
 
 
 def cmd_trace(args):
-    import whence as wh
+    from .tabular.trace import trace_to_file
     with _store(args.store) as store:
         h = store[args.run][args.object]
-        t = wh.trace_to_file(h, row=args.row, control=args.control)
+        t = trace_to_file(h, row=args.row, control=args.control)
         rows = [{"table": r.table, "row": r.row, "line": r.line, "path": r.path, "columns": list(r.columns)}
                 for r in t]
     if args.json:

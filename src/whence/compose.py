@@ -29,8 +29,12 @@ was freed.
 composed through every composable step, live intermediates included (their own maps are kept, for their
 own queries).
 
-The maps of large arrays (``_BIG`` cells or more) are folded as soon as the array dies; those of small ones
-only when they hold arrays (index arrays, masks: memory), in batches; a query first composes the relation of
+An elementwise step whose elementwise operand was a temporary computed into (:mod:`whence.elision`) is
+folded as it is made (:func:`fold_into_new_reader`: the temporary's array does not die, it becomes the result);
+an elementwise map folded into an elementwise reader is one broadcast, built in O(parents) with no array work,
+at death too.  The maps of large arrays (``_BIG`` cells or more) are folded as soon as the array dies; those of
+small ones only when they hold arrays (index arrays, masks: memory), in batches (a small array whose map holds
+none never calls :func:`array_died`: see :data:`SMALL_DEATH`); a query first composes the relation of
 the array it asks about (:func:`compact`, once per array), which saves the hops in every case.
 
 The environment variable ``WHENCE_COMPOSE`` switches this: ``on`` (the default), ``off`` (no folding: every
@@ -53,7 +57,7 @@ from .graph import Node
 from .maps import (BandMap, ChainMap, EinsumMap, ElementwiseMap, GatherMap, LaneMap, Map, ReduceMap, UnionMap,
                    ViewMap, compose_pair, stored_gather)
 
-__all__ = ["compact", "flush", "fold", "mode", "set_mode", "stats"]
+__all__ = ["compact", "flush", "fold", "fold_into_new_reader", "mode", "set_mode", "stats"]
 
 _MODES = ("on", "off", "force")
 _DEBUG = bool(os.environ.get("WHENCE_COMPOSE_DEBUG"))
@@ -67,6 +71,11 @@ _RETRY_MAX = 256
 _RETRY_TRIES = 8
 if _STATE["mode"] not in _MODES:
     raise ValueError(f"WHENCE_COMPOSE must be one of {', '.join(_MODES)}, got {_STATE['mode']!r}")
+
+#: ``[cells]``: a dying array of fewer cells whose map holds no array needs nothing from :func:`array_died`
+#: (its map waits for a query's :func:`compact`), so the array's ``__del__`` does not call it; 0 in
+#: ``force`` mode (every death is handed over), kept in step with the mode by :func:`set_mode`
+SMALL_DEATH = [0 if _STATE["mode"] == "force" else _BIG]
 
 #: placeholder lineage of a node whose map was folded into its readers (queries never reach it)
 FOLDED: tuple = (None, (), frozenset())
@@ -117,6 +126,7 @@ def set_mode(value):
         raise ValueError(f"the composition mode must be one of {', '.join(_MODES)}, got {value!r}")
     old = _STATE["mode"]
     _STATE["mode"] = value
+    SMALL_DEATH[0] = 0 if value == "force" else _BIG
     return old
 
 
@@ -386,6 +396,10 @@ def _fold(p, held, probe=False):
         if consumers:
             _queue_retry(p)
         return False
+    if len(consumers) == 1:
+        done = _fold_elementwise(p, consumers[0])
+        if done is not None:
+            return done
     pm, pps, pctl = p.lineage
     if len(consumers) > 1 and _nbytes([pm]):
         # its index arrays would be composed into several readers: left for them to read, and tried again
@@ -428,6 +442,127 @@ def _fold(p, held, probe=False):
     return True
 
 
+def _fold_elementwise(p, k):
+    """Fold ``p`` into its one reader ``k`` when both relations are plain elementwise broadcasts (no
+    ``where=`` mask, no control operand): the composition is the broadcast of ``p``'s parents to ``k``'s
+    shape, built in O(parents) with no array work.  Returns True when folded, None when this is not that
+    case (the general path then decides).
+
+    The maps of ``p`` and ``k`` are kept as they are (they hold no array): the operation history
+    (:meth:`whence.graph.Node.record`) reads them when asked, and ``k`` answers queries through its link.
+    """
+    pm, pps, pctl = p.lineage
+    if type(pm) is not ElementwiseMap or pm.valid is not None or pctl or not pps:
+        return None
+    km, kps, kctl = k.lineage
+    if (type(km) is not ElementwiseMap or km.valid is not None or kctl or k.partial is not None
+            or (KEEP and _kept(k))):
+        return None
+    link = _compose_elementwise(p, pm, pps, k.shape, km, kps)
+    if link is None:
+        return None
+    k.link = link
+    for q in pps:
+        if q.name is None:
+            _add_kid(q, k)
+    p.link = FOLDED
+    _STATE["folded"] += 1
+    return True
+
+
+def _compose_elementwise(p, pm, pps, kshape, km, kps):
+    """The relation ``(map, parents, control)`` of a reader (relation ``km`` over ``kps``, shape ``kshape``)
+    with its channels to ``p`` (relation ``pm`` over ``pps``) replaced by ``p``'s: one broadcast per distinct
+    parent (a broadcast of a broadcast is the broadcast from the first shape to the last).  None when a
+    shape does not line up."""
+    kshapes = km.parent_shapes
+    pshape = pm.out_shape
+    parents = []
+    shapes = []
+    for i in range(len(kps)):
+        q = kps[i]
+        if q is p:
+            if kshapes[i] != pshape and tuple(kshapes[i]) != tuple(pshape):
+                return None
+            srcs = pps
+            their = pm.parent_shapes
+        else:
+            srcs = (q,)
+            their = (kshapes[i],)
+        for r in range(len(srcs)):
+            n = srcs[r]
+            sh = their[r]
+            if n in parents:  # (nodes compare by identity)
+                if tuple(shapes[parents.index(n)]) != tuple(sh):
+                    return None
+                continue
+            parents.append(n)
+            shapes.append(sh)
+    return ElementwiseMap(kshape, tuple(shapes)), tuple(parents), _NO_CONTROL
+
+
+def fold_into_new_reader(p, k):
+    """Fold ``p`` into ``k``, a node just created whose operation read ``p``, when nothing else reads or holds
+    ``p`` any more (the caller checks that: an elided temporary, whose buffer and wrapper now carry ``k``'s
+    values and node).  Only plain elementwise relations are folded here (O(1), no array work); returns True
+    when folded, False when ``p`` keeps its map (its relation stays as recorded: one more hop, never a wrong
+    answer).
+
+    The same composition as :func:`_fold_elementwise`, written for the one case an operator meets on every
+    call: ``k`` is new (its own map, no link yet), ``p`` has no other reader."""
+    if _STATE["mode"] == "off" or _STATE["busy"] or p.name is not None or p.partial is not None:
+        return False
+    lk = p.link
+    if lk is None:
+        pm = p.map
+        pps = p.parents
+        pctl = p.control
+    elif lk is FOLDED:
+        return False
+    else:
+        pm, pps, pctl = lk
+    km = k.map
+    if (type(pm) is not ElementwiseMap or pm.valid is not None or pctl or type(km) is not ElementwiseMap
+            or km.valid is not None or k.control or k.link is not None or not pps):
+        return False
+    if KEEP and (_kept(p) or _kept(k)):
+        return False
+    kps = k.parents
+    if len(kps) == 1:  # p alone (an operator with a scalar, a unary function): p's relation, to k's shape
+        if kps[0] is not p or km.parent_shapes[0] != pm.out_shape:
+            return False
+        # (a tuple of its own: folding at death counts the references to a node from each reader's tuple)
+        k.link = (ElementwiseMap(k.shape, pm.parent_shapes), (*pps,), _NO_CONTROL)
+    elif len(kps) == 2 and (kps[0] is p) is not (kps[1] is p):  # p and one other operand (a x b)
+        first = kps[0] is p
+        q = kps[1] if first else kps[0]
+        ks = km.parent_shapes
+        if (ks[0] if first else ks[1]) != pm.out_shape:
+            return False
+        qs = ks[1] if first else ks[0]
+        if q in pps:  # (nodes compare by identity) already a parent of p: one channel
+            link = _compose_elementwise(p, pm, pps, k.shape, km, kps)
+            if link is None:
+                return False
+            k.link = link
+        elif first:
+            k.link = (ElementwiseMap(k.shape, tuple(pm.parent_shapes) + (qs,)), tuple(pps) + (q,), _NO_CONTROL)
+        else:
+            k.link = (ElementwiseMap(k.shape, (qs,) + tuple(pm.parent_shapes)), (q,) + tuple(pps), _NO_CONTROL)
+    else:
+        link = _compose_elementwise(p, pm, pps, k.shape, km, kps)
+        if link is None:
+            return False
+        k.link = link
+    for q in pps:
+        if q.name is None:
+            _add_kid(q, k)
+    p.link = FOLDED
+    _STATE["folded"] += 1
+    return True
+
+
+_NO_CONTROL: frozenset = frozenset()
 _BASE = _calibrate()
 
 
@@ -443,10 +578,13 @@ def calibrate_death(drop, levels):
     """
     out = []
     _STATE["probe"] = out
+    small = SMALL_DEATH[0]
+    SMALL_DEATH[0] = 0  # the probe's array is small: its death must come here all the same
     try:
         drop()
     finally:
         _STATE["probe"] = None
+        SMALL_DEATH[0] = small
     if len(out) != 1:
         return None
     held = out[0] - _BASE

@@ -8,7 +8,11 @@ itself, in the ufunc dispatch (:func:`elementwise_call`), for operators (``-x``,
 and for direct ufunc calls (``np.tanh(x)``, ``np.add(np.multiply(a, 2), 1)``).
 
 Lineage is unchanged: an elementwise map never reads values.  The values are exactly those numpy computes
-without elision (the same loop runs, writing into another buffer).
+without elision (the same loop runs, writing into another buffer).  The temporary's wrapper becomes the
+result: it takes the new operation's node, and the temporary's node, which nothing else reads or holds, is
+folded into the new one at once (:func:`whence.compose.fold_into_new_reader`: an elementwise map after an
+elementwise map is one broadcast, built with no array work), so that ``a * 2 + 1`` answers queries in one hop
+and no array dies between the two operators.
 
 When is an operand a temporary?  All of the following hold, else the result gets a fresh buffer:
 
@@ -65,11 +69,13 @@ import weakref
 
 import numpy as np
 
+from . import compose as _compose
 from . import tracked as _tracked
 from .graph import Node
 from .maps import ElementwiseMap
 
 _TA = _tracked.TrackedArray
+_fold_new = _compose.fold_into_new_reader
 
 __all__ = ["ACTIVE", "MIN_BYTES", "elementwise_call", "min_bytes", "stats"]
 
@@ -277,8 +283,23 @@ def elementwise_call(ufunc, inputs, raws, pnodes, pshapes, direct=False):
     if site is not None:
         j = _temporary(ufunc, inputs, raws, site)
         if j >= 0:
-            r = ufunc(*raws, out=raws[j])
+            r = raws[j]
+            ufunc(*raws, out=r)
             _counts["elided"] += 1
+            # the temporary becomes the result: its wrapper takes the new node, and its old node (read by
+            # nothing else) is folded into the new one (whence.compose.fold_into_new_reader), so that nothing
+            # dies between the two operations.  References to the old node: the wrapper's slot, the caller's
+            # list of parent nodes (once per occurrence), ``p`` here and getrefcount's argument; any other
+            # holder: the result gets a wrapper of its own, and the temporary dies as before
+            x = inputs[j]
+            p = x._node_
+            if sys.getrefcount(p) == 3 + _occurrences(pnodes, p):
+                shape = r.shape
+                k = x._node_ = Node(ufunc.__name__, shape, ElementwiseMap(shape, pshapes), pnodes)
+                _fold_new(p, k)
+                x._birth = (id(site[0]), site[1])
+                return x
+            del p
     else:
         _consumed(inputs)
     if r is None:
@@ -373,41 +394,58 @@ _dtype_cache: dict = {}
 def _fits(ufunc, raws, d):
     """True when the result of ``ufunc(*raws)`` has the dtype and shape of ``d`` (numpy's own type
     resolution, NEP 50: Python scalars are weak, numpy scalars and arrays are not)."""
-    key = [ufunc]
     shape = d.shape
     same = True
+    key = [ufunc]
     for v in raws:
         t = type(v)
         if t is np.ndarray:
-            dt = v.dtype
-            if v.shape != shape:
+            key.append(v.dtype)
+            if v.shape != shape and v.ndim:  # (a 0-d operand broadcasts to any shape, changing none)
                 same = False
-        elif t is int or t is float or t is complex:
+        elif t is float or t is int or t is complex:
             key.append(t)
-            continue
-        elif isinstance(v, np.generic):
-            dt = v.dtype
         elif t is bool:
-            dt = _BOOL
+            key.append(_BOOL)
+        elif isinstance(v, np.generic):
+            key.append(v.dtype)
         else:
             return False
-        if not dt.isbuiltin:  # (the type character names builtin native dtypes only)
-            return False
-        key.append(dt.char)
-    key = tuple(key)
+    key = tuple(key)  # (dtypes compare by value: datetime units, byte order and all)
     r = _dtype_cache.get(key, False)
     if r is False:
-        if len(_dtype_cache) > 1024:
-            _dtype_cache.clear()
+        r = _resolve(key)
+    if r is None or r != d.dtype:
+        return False
+    if same:
+        return True
+    shapes = tuple([v.shape for v in raws if type(v) is np.ndarray])
+    b = _broadcast_cache.get(shapes)
+    if b is None:
+        if len(_broadcast_cache) > 1024:
+            _broadcast_cache.clear()
+        b = _broadcast_cache[shapes] = np.broadcast_shapes(*shapes)  # (numpy's own error where none exists)
+    return b == shape
+
+
+_broadcast_cache: dict = {}
+
+
+def _resolve(key):
+    """The result dtype of ``key[0]`` (a ufunc) on operands of the dtypes or Python types ``key[1:]``, None
+    when numpy has no loop or a dtype is not a builtin one; memoised."""
+    if len(_dtype_cache) > 1024:
+        _dtype_cache.clear()
+    r = None
+    if all(k in (int, float, complex) or k.isbuiltin for k in key[1:]):
         try:
-            r = ufunc.resolve_dtypes(tuple(k if k in (int, float, complex) else np.dtype(k) for k in key[1:])
-                                     + (None,))[-1].char
+            r = key[0].resolve_dtypes(key[1:] + (None,))[-1]
         except Exception:  # noqa: BLE001 - numpy raises several types for loops it does not have
             r = None
-        _dtype_cache[key] = r
-    if r is None or r != d.dtype.char or not d.dtype.isbuiltin:
-        return False
-    return same or np.broadcast_shapes(*[v.shape for v in raws if type(v) is np.ndarray]) == shape
+        if r is not None and not r.isbuiltin:
+            r = None
+    _dtype_cache[key] = r
+    return r
 
 
 _BOOL = np.dtype(bool)

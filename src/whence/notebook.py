@@ -70,7 +70,8 @@ def _summary_html(node, files=None):
 
 def array_html(t):
     """The HTML of a :class:`~whence.TrackedArray`: its values (lazy ones described) and lineage summary."""
-    data = t._data
+    from .tracked import plain
+    data = plain(t)  # the values as they are held: a lazy array is described, not computed
     if isinstance(data, np.ndarray):
         with np.printoptions(threshold=200, edgeitems=3, linewidth=100):
             body = f"<pre>{_esc(np.array2string(data))}</pre>"
@@ -108,13 +109,13 @@ def frame_html(f, table_html):
 
 def explanation_html(ex, k=5):
     """The HTML of an :class:`~whence.attribution.Explanation`."""
-    from .report import attribution_html
+    from .results_html import attribution_html
     from .store.results import to_result
     return f"{_STYLE}<div class='whence-box'>{attribution_html(to_result(ex, k=k)[1])}</div>"
 
 
 def unlearning_html(obj):
     """The HTML of an unlearning result (``forget_sources``'s result, a ComparisonReport or a Certificate)."""
-    from .report import unlearning_html as figures
+    from .results_html import unlearning_html as figures
     from .store.results import to_result
     return f"{_STYLE}<div class='whence-box'>{figures(to_result(obj)[1])}</div>"

@@ -57,10 +57,11 @@ def _window(lo, hi, n, limit):
 def _source_values(node):
     """The values of a live, unchanged tracked source array (else None)."""
     from .graph import source_arrays
+    from .tracked import plain
     arr = source_arrays.get(node.id)
     if arr is None or getattr(arr, "_origin", None) is not node or arr.node is not node:
         return None
-    data = arr._data
+    data = plain(arr)
     if not isinstance(data, np.ndarray) or data.dtype.kind not in "biuf":
         return None
     return data

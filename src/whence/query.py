@@ -15,8 +15,9 @@ import numpy as np
 
 from . import hooks as _hooks
 from .errors import LineageQueryError, NotTrackedError
+from .cellset import CellSet
 from .graph import Node
-from .maps import ElementwiseMap
+from .maps import ElementwiseMap, GatherMap
 from .tracked import TrackedArray
 from . import compose as _compose
 
@@ -204,18 +205,6 @@ def _too_dense(k, size):
     return k > _SPARSE_MIN and k * _SPARSE_FRACTION > size
 
 
-def _dense(cs, shape):
-    """A cell set as a boolean mask of ``shape`` (cell sets are masks or flat index arrays)."""
-    kind, v = cs
-    if kind == "d":
-        return v
-    if kind == "a":
-        return np.ones(shape, bool)
-    m = np.zeros(int(np.prod(shape)), bool)
-    m[v] = True
-    return m.reshape(shape)
-
-
 def _is_identity(n):
     lk = n.link
     m, ps = (n.map, n.parents) if lk is None else (lk[0], lk[1])
@@ -225,16 +214,15 @@ def _is_identity(n):
 
 def _settle(cs, node):
     """A cell set reaching ``node``: None when it is empty, a bitmap once a sparse set has grown dense."""
-    kind, v = cs
-    if kind == "a":
-        return cs if node.size else None
-    if kind == "s":
+    kind = cs.kind
+    if kind == "sparse":
+        v = cs.value
         if not v.size:
             return None
         if not node.shape or _too_dense(v.size, node.size):
-            return ("d", _dense(cs, node.shape))
+            return CellSet.dense(cs.to_mask(), node.shape)
         return cs
-    return cs if v.any() else None
+    return None if cs.is_empty() else cs
 
 
 def _merge(pending, p, cs, heap):
@@ -243,25 +231,20 @@ def _merge(pending, p, cs, heap):
         pending[p.id] = (p, cs)
         heapq.heappush(heap, -p.id)
         return
-    ocs = old[1]
-    if ocs[0] == "a" or cs[0] == "a":
-        merged = ("a", None)
-    elif ocs[0] == "s" and cs[0] == "s":
-        merged = ("s", np.concatenate([ocs[1], cs[1]]))
-        if _too_dense(merged[1].size, p.size):
-            merged = ("s", np.unique(merged[1]))
-            if _too_dense(merged[1].size, p.size):
-                merged = ("d", _dense(merged, p.shape))
-    else:
-        merged = ("d", _dense(ocs, p.shape) | _dense(cs, p.shape))
+    merged = old[1].union(cs)
+    if merged.kind == "sparse" and _too_dense(merged.value.size, p.size):
+        merged = merged.unique()
+        if _too_dense(merged.value.size, p.size):
+            merged = CellSet.dense(merged.to_mask(), p.shape)
     pending[p.id] = (p, merged)
 
 
 def _backward_sets(node, cs, control=False):
     """Push a cell set of ``node`` back to the sources; returns ({source node: cell set}, reasons).
 
-    Cell sets are ``("s", flat indices)`` while they are small (point and small-region queries, answered by
-    index arithmetic) and ``("d", boolean mask)`` once they are dense.
+    Cell sets (:class:`~whence.cellset.CellSet`) are sparse flat indices while they are small (point and
+    small-region queries, answered by index arithmetic), a boolean mask once they are dense, and "everything"
+    for whole-array queries through maps that answer them without cells.
     """
     pending = {node.id: (node, cs)}
     heap = [-node.id]
@@ -281,10 +264,9 @@ def _backward_sets(node, cs, control=False):
             continue
         if n.partial:
             reasons.append(f"{n.op}: {n.partial}")
-        if n.is_source:
+        if n.name is not None:  # a source
             if n in found:
-                prev = found[n]
-                cs = ("a", None) if "a" in (prev[0], cs[0]) else ("d", _dense(prev, n.shape) | _dense(cs, n.shape))
+                cs = found[n].union(cs)
             found[n] = cs
             continue
         lk = n.link
@@ -293,26 +275,32 @@ def _backward_sets(node, cs, control=False):
             if lk is _compose.FOLDED:  # never reached: a folded node has no reader left
                 raise LineageQueryError(f"internal error: the map of operation {n.op!r} was folded")
             continue
-        pms = None
-        if cs[0] == "a":
-            f = getattr(nmap, "backward_all", None)
-            r = f() if f is not None else None
+        # a table's control inputs (fitted statistics, keys) are not computed for a data query
+        skip = ncontrol if ncontrol and not control and nmap.kind == "table" else None
+        kind = cs.kind
+        if kind == "sparse" and n.shape:
+            r = nmap.backward_sparse(cs.value) if skip is None else nmap.backward_sparse(cs.value, skip=skip)
             if r is not None:
-                pms = [("a", None) if v else None for v in r]
-        elif cs[0] == "s" and n.shape:
-            f = getattr(nmap, "backward_sparse", None)
-            if f is not None:
-                # a table's control inputs (fitted statistics, keys) are not computed for a data query
-                pms = f(cs[1], skip=ncontrol) if (ncontrol and not control and
-                                                  getattr(nmap, "kind", None) == "table") else f(cs[1])
-            if pms is not None:
-                pms = [("s", pm) if pm is not None else None for pm in pms]
+                # (the hot path of point queries: each parent's flat indices become its cell set here)
+                for k, p in enumerate(nparents):
+                    pm = r[k]
+                    if pm is None or (k in ncontrol and not control) or not pm.size:
+                        continue
+                    if not p.shape or _too_dense(pm.size, p.size):
+                        pcs = CellSet.dense(CellSet("sparse", pm, p.shape).to_mask(), p.shape)
+                    else:
+                        pcs = CellSet("sparse", pm, p.shape)
+                    _merge(pending, p, pcs, heap)
+                continue
+        pms = None
+        if kind == "everything":
+            r = nmap.backward_all()
+            if r is not None:
+                pms = [CellSet.everything(p.shape) if v else None for p, v in zip(nparents, r)]
         if pms is None:
-            dense = _dense(cs, n.shape)
-            if ncontrol and not control and getattr(nmap, "kind", None) == "table":
-                pms = [("d", pm) if pm is not None else None for pm in nmap.backward(dense, skip=ncontrol)]
-            else:
-                pms = [("d", pm) if pm is not None else None for pm in nmap.backward(dense)]
+            dense = cs.to_mask()
+            r = nmap.backward(dense) if skip is None else nmap.backward(dense, skip=skip)
+            pms = [CellSet.dense(pm, p.shape) if pm is not None else None for p, pm in zip(nparents, r)]
         for k, (p, pm) in enumerate(zip(nparents, pms)):
             if pm is None or (k in ncontrol and not control):
                 continue
@@ -332,32 +320,22 @@ def _start_set(shape, index):
                                         f"(array shape {tuple(shape)})")
         flat = np.array([np.ravel_multi_index(tuple(int(k) % d for k, d in zip(index, shape)), shape)]
                         if shape else [0], np.int64)
-        return ("s", flat)
+        return CellSet("sparse", flat, tuple(shape))
     if index is None:
-        return ("a", None) if int(np.prod(shape)) else ("d", np.zeros(shape, bool))
+        shape = tuple(shape)
+        return CellSet.everything(shape) if int(np.prod(shape)) else CellSet.dense(np.zeros(shape, bool), shape)
     mask = region_mask(shape, index)
     size = mask.size
     if size >= 4096:
         flat = np.flatnonzero(mask)
         if flat.size * _SPARSE_FRACTION <= size:
-            return ("s", flat)
-    return ("d", mask)
+            return CellSet("sparse", flat, tuple(shape))
+    return CellSet.dense(mask, tuple(shape))
 
 
-def _cells(cs, shape):
-    if not shape:  # a 0-d array has one cell, with no coordinates
-        hit = cs[0] == "a" or (cs[1].size > 0 if cs[0] == "s" else bool(np.any(cs[1])))
-        return np.zeros((1 if hit else 0, 0), np.int64)
-    if cs[0] == "a":
-        if not shape:
-            return np.zeros((1, 0), np.int64)
-        return np.indices(shape, dtype=np.int64).reshape(len(shape), -1).T
-    if cs[0] == "d":
-        return np.argwhere(cs[1]).astype(np.int64)
-    flat = np.unique(cs[1])
-    if not shape:
-        return np.zeros((min(flat.size, 1), 0), np.int64)
-    return np.stack(np.unravel_index(flat, shape), axis=1).astype(np.int64)
+def _cells(cs, shape=None):
+    """The coordinates of the cells of the cell set ``cs`` (``shape``, where given, is the set's own)."""
+    return cs.coordinates()
 
 
 def backward(y, index=None, control=False, *, rows=None, columns=None):
@@ -472,21 +450,22 @@ def forward(x, index=None, y=None, control=False, *, rows=None, columns=None):
         _prepare(start)
     index = _rows_cols_index(start.shape, index, rows, columns)
     cs = _start_set(start.shape, index)
-    if not start.is_source and (getattr(start.map, "kind", None) == "table" or not _is_upstream(start, target)):
+    if not start.is_source and ((start.map is not None and start.map.kind == "table")
+                                or not _is_upstream(start, target)):
         # a derived table (or a tracked frame, whose relation to its sources is composed, and which later
         # tables name only as history): push its source cells forward
         found, _ = _backward_sets(start, cs, control)
         acc = None
         for src, scs in found.items():
             r = _forward_sets(src, scs, target, control)
-            acc = r if acc is None else ("d", _dense(acc, target.shape) | _dense(r, target.shape))
-        return _cells(acc if acc is not None else ("s", np.zeros(0, np.int64)), target.shape)
-    return _cells(_forward_sets(start, cs, target, control), target.shape)
+            acc = r if acc is None else CellSet.dense(acc.to_mask() | r.to_mask(), target.shape)
+        return (acc if acc is not None else CellSet.empty(target.shape)).coordinates()
+    return _forward_sets(start, cs, target, control).coordinates()
 
 
 def _forward_sets(start, cs, target, control=False):
     """Push a cell set of ``start`` forward to ``target`` through the operations between them."""
-    if getattr(target.map, "kind", None) == "table" and start.id != target.id:
+    if target.map is not None and target.map.kind == "table" and start.id != target.id:
         return _forward_table(start, cs, target, control)
     return _forward_walk(start, cs, target, control)
 
@@ -508,18 +487,13 @@ def _forward_table(start, cs, target, control):
             pcs = _settle(pcs, p) if pcs is not None else None
             if pcs is None:
                 continue
-        if pcs[0] == "s":  # a few cells: pushed as a sparse set (one-cell queries cost their answer)
-            r = ("s", np.asarray(m.forward_sparse(k, pcs[1]), np.int64))
+        if pcs.kind == "sparse":  # a few cells: pushed as a sparse set (one-cell queries cost their answer)
+            r = CellSet("sparse", np.asarray(m.forward_sparse(k, pcs.value), np.int64), target.shape)
         else:
-            r = ("d", np.asarray(m.forward(k, _dense(pcs, p.shape))))
-        if acc is None:
-            acc = r
-        elif acc[0] == "s" and r[0] == "s":
-            acc = ("s", np.concatenate([acc[1], r[1]]))
-        else:
-            acc = ("d", _dense(acc, target.shape) | _dense(r, target.shape))
+            r = CellSet.dense(np.asarray(m.forward(k, pcs.to_mask())), target.shape)
+        acc = r if acc is None else acc.union(r)
     if acc is None:
-        return ("s", np.zeros(0, np.int64))
+        return CellSet.empty(target.shape)
     return acc
 
 
@@ -527,7 +501,7 @@ def _forward_walk(start, cs, target, control=False):
     # from a source, the composed relations; from an intermediate, those that do not pass over it
     rel = (lambda n: n.lineage) if start.is_source else _compose.forward_lineage
     up = _lineage_upstream(target, rel)
-    empty = ("s", np.zeros(0, np.int64))
+    empty = CellSet.empty(target.shape)
     if start.id not in {n.id for n in up}:
         return empty
     sets = {start.id: cs}
@@ -543,28 +517,19 @@ def _forward_walk(start, cs, target, control=False):
             if pcs is None or (k in ncontrol and not control):
                 continue
             r = None
-            if pcs[0] == "a":
-                f = getattr(nmap, "forward_all", None)
-                v = f(k) if f is not None else None
+            kind = pcs.kind
+            if kind == "everything":
+                v = nmap.forward_all(k)
                 if v:
-                    r = ("a", None)
+                    r = CellSet.everything(n.shape)
                 elif v is False:
                     continue
-            elif pcs[0] == "s" and n.shape and p.shape:
-                f = getattr(nmap, "forward_sparse", None)
-                if f is not None:
-                    v = f(k, pcs[1])
-                    r = ("s", v) if v is not None else None
+            elif kind == "sparse" and n.shape and p.shape:
+                v = nmap.forward_sparse(k, pcs.value)
+                r = CellSet("sparse", v, n.shape) if v is not None else None
             if r is None:
-                r = ("d", np.asarray(nmap.forward(k, _dense(pcs, p.shape))))
-            if acc is None:
-                acc = r
-            elif acc[0] == "a" or r[0] == "a":
-                acc = ("a", None)
-            elif acc[0] == "s" and r[0] == "s":
-                acc = ("s", np.concatenate([acc[1], r[1]]))
-            else:
-                acc = ("d", _dense(acc, n.shape) | _dense(r, n.shape))
+                r = CellSet.dense(np.asarray(nmap.forward(k, pcs.to_mask())), n.shape)
+            acc = r if acc is None else acc.union(r)
         acc = _settle(acc, n) if acc is not None else None
         if acc is not None:
             sets[n.id] = acc
@@ -693,8 +658,7 @@ class Relation:
             for n in self.nodes:
                 m, ps, _ = n.lineage
                 if m is not None and ps:
-                    f = getattr(m, "rectangles", None)
-                    out[n.id] = f() if f is not None else None
+                    out[n.id] = m.rectangles()
             self._rects = out
         return self._rects
 
@@ -728,12 +692,10 @@ class Relation:
                         seen.add(id(a))
                         total += a.nbytes
             elif rows is None:
-                for a in m.held_arrays() if hasattr(m, "held_arrays") else ():
+                for a in m.held_arrays():
                     if id(a) not in seen:
                         seen.add(id(a))
                         total += a.nbytes
-                if not hasattr(m, "held_arrays"):
-                    total += m.nbytes
             else:
                 total += sum(w * (1 + sum(len(f) for f in row[1:])) for row in rows)
         return total
@@ -767,10 +729,8 @@ class Relation:
             m, ps, _ = n.lineage
             if m is None or not ps or self._op_rects().get(n.id) is not None:
                 continue
-            src = getattr(m, "src", None)
-            if callable(src) and getattr(m, "parent_shapes", None) is not None and \
-                    type(m).__name__ == "GatherMap":
-                out[n.id] = np.ravel(src())
+            if type(m) is GatherMap:  # (a subclass, such as a lifted or a lazy gather, has no plain index array)
+                out[n.id] = np.ravel(m.src())
         return out
 
     def to_parquet(self, path, pairs=False):
@@ -846,7 +806,7 @@ class Relation:
             cs = found.get(src)
             if cs is None:
                 continue
-            ins = _cells(cs, src.shape)
+            ins = cs.coordinates()
             if len(ins):
                 rows.append(np.hstack([np.broadcast_to(np.array(cell, np.int64), (len(ins), len(cell))), ins]))
         if not rows:

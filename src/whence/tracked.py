@@ -22,6 +22,7 @@ import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from . import hooks as _hooks
+from .compose import SMALL_DEATH as _SMALL_DEATH
 from .errors import PartialLineageWarning, WhenceError
 from .graph import Node, new_source, source_arrays
 from .maps import (ViewMap, expand_basic_key, ElementwiseMap, EinsumMap, GatherMap, OpaqueMap, ReduceMap,
@@ -173,12 +174,18 @@ def _reduce_method(a, how, axis, dtype, keepdims):
     else:
         return None
     name, method, has_dtype = how
-    r = method(d, axis=axis, dtype=dtype, keepdims=keepdims) if has_dtype else method(d, axis=axis,
-                                                                                      keepdims=keepdims)
+    if axis is None and dtype is None and not keepdims:
+        r = method(d)  # (keywords cost numpy's argument parsing)
+    elif has_dtype:
+        r = method(d, axis=axis, dtype=dtype, keepdims=keepdims)
+    else:
+        r = method(d, axis=axis, keepdims=keepdims)
     if type(r) is not np.ndarray:
         r = np.asarray(r)
     shape = d.shape
-    return _wrap(r, Node(name, r.shape, ReduceMap(shape, axes, r.shape, (shape,)), (a._node,)))
+    rs = r.shape
+    return _wrap_array(r, Node(name, rs, ReduceMap(shape, axes, rs, (shape,)),
+                               (a._node_ if a._root is None else a._node,)))
 
 
 def _reduce_function(how):
@@ -292,8 +299,11 @@ def _matmul_fast(inputs):
     return _wrap(r, Node("matmul", r.shape, m, parents))
 
 
+_NEW = object.__new__
+
+
 def _wrap(data, node, view_of=None, view_fn=None):
-    t = TrackedArray.__new__(TrackedArray)
+    t = _NEW(TrackedArray)
     if not isinstance(data, np.ndarray):
         if is_lazy(data):
             _lazy_module().wrapped(data, node)
@@ -313,6 +323,21 @@ def _wrap(data, node, view_of=None, view_fn=None):
         t._root = root
         t._chain = view_of._chain + (view_fn,)
         t._seen = root._version
+    return t
+
+
+def _wrap_array(data, node):
+    """:func:`_wrap` for a plain ndarray that is not a view of a tracked array (the operators' path)."""
+    t = _NEW(TrackedArray)
+    t._data = data
+    t._node_ = node
+    t._root = None
+    t._chain = ()
+    t._seen = 0
+    t._version = 0
+    t._origin = None
+    t._lazy = None
+    t._birth = None
     return t
 
 
@@ -543,7 +568,12 @@ class TrackedArray(NDArrayOperatorsMixin):
             self._before_write()
         d = self._data
         if n.kids is not None and n.name is None and type(d) is np.ndarray:
-            _array_died(n, d.size)
+            size = d.size
+            if size < _SMALL_DEATH[0]:  # a small array: only a map that holds arrays is queued for folding
+                m = n.map if n.link is None else n.link[0]
+                if m is None or (m.valid is None if type(m) is ElementwiseMap else not m.nbytes):
+                    return
+            _array_died(n, size)
 
     # -- lineage plumbing ---------------------------------------------------------------------------
     @property
@@ -912,10 +942,15 @@ class TrackedArray(NDArrayOperatorsMixin):
             result = d[key]  # the original key: x[0, ...] is a 0-d view where x[0] is a scalar
             if type(result) is not np.ndarray and not is_lazy(result):
                 result = np.asarray(result)
-            out = _wrap(result, Node("getitem", result.shape, ViewMap(result.shape, d.shape, "slice", ekey),
-                                     (self._node,)))
-            if type(d) is np.ndarray and result.base is not None and result.size and _base(result) is _base(d) \
-                    or type(d) is not np.ndarray and shares_buffer(result, d):
+            rshape = result.shape
+            out = _wrap(result, Node("getitem", rshape, ViewMap(rshape, d.shape, "slice", ekey),
+                                     (self._node_ if self._root is None else self._node,)))
+            if type(d) is np.ndarray:
+                rb = result.base  # (numpy gives a view of a view the first one's base)
+                view = rb is not None and result.size and (rb is d or rb is d.base or _base(result) is _base(d))
+            else:
+                view = shares_buffer(result, d)
+            if view:
                 root = self._root if self._root is not None else self
                 out._root = root
                 out._chain = self._chain + ((lambda x, key=key: x[key]),)
@@ -1205,16 +1240,21 @@ def _binary_operator(ufunc, name, reflected):
         d = self._data
         if type(d) is not np.ndarray:
             return _generic_binary(ufunc, self, other, reflected)
+        # (the nodes read without the property's call where the array is not a view)
+        pself = self._node_ if self._root is None else self._node
         if t is TrackedArray:
+            pother = other._node_ if other._root is None else other._node
             if reflected:
-                pnodes = [other._node, self._node]
-                pshapes = [o.shape, d.shape]
+                pnodes = (pother, pself)
+                pshapes = (o.shape, d.shape)
             else:
-                pnodes = [self._node, other._node]
-                pshapes = [d.shape, o.shape]
+                pnodes = (pself, pother)
+                pshapes = (d.shape, o.shape)
+            del pother
         else:
-            pnodes = [self._node]
-            pshapes = [d.shape]
+            pnodes = (pself,)
+            pshapes = (d.shape,)
+        del pself
         if d.nbytes >= _ELIDE_BYTES or ((t is TrackedArray or t is np.ndarray) and o.nbytes >= _ELIDE_BYTES):
             # large operands: whence.elision reuses the buffer of a temporary operand (numpy's elision); the
             # references it counts: this frame holds each operand once (self, other) and each tracked
@@ -1226,7 +1266,7 @@ def _binary_operator(ufunc, name, reflected):
         if type(r) is not np.ndarray:
             r = np.asarray(r)
         shape = r.shape
-        return _wrap(r, Node(uname, shape, ElementwiseMap(shape, pshapes), pnodes))
+        return _wrap_array(r, Node(uname, shape, ElementwiseMap(shape, pshapes), pnodes))
 
     op.__name__ = op.__qualname__ = name
     op.__doc__ = f"``{'other ' if reflected else ''}{name}``: :func:`numpy.{uname}` with lineage."
@@ -1241,12 +1281,13 @@ def _unary_operator(ufunc, name):
         if type(d) is not np.ndarray:
             return ufunc(self)
         if d.nbytes >= _ELIDE_BYTES:
-            return _LATE["elide"](ufunc, (self,), (d,), [self._node], [d.shape], True)
+            return _LATE["elide"](ufunc, (self,), (d,), (self._node,), (d.shape,), True)
         r = ufunc(d)
         if type(r) is not np.ndarray:
             r = np.asarray(r)
         shape = r.shape
-        return _wrap(r, Node(uname, shape, ElementwiseMap(shape, [d.shape]), [self._node]))
+        return _wrap_array(r, Node(uname, shape, ElementwiseMap(shape, (d.shape,)),
+                                   (self._node_ if self._root is None else self._node,)))
 
     op.__name__ = op.__qualname__ = name
     op.__doc__ = f"``{name}``: :func:`numpy.{uname}` with lineage."
@@ -1334,7 +1375,8 @@ class _LiftMap(GatherMap):
         self.pos_fn = pos_fn
         self.stored = ()
 
-    backward_sparse = None  # queries densify before lifting a control map
+    def backward_sparse(self, flat):
+        return None  # not available: queries densify before lifting a control map
 
     def _winners(self):
         pos = np.asarray(self.pos_fn()).ravel()

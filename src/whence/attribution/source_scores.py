@@ -41,14 +41,15 @@ def row_relation(train):
     fast = _table_pairs(node)
     if fast is not None:
         return fast
-    from ..query import backward_sets as _backward_sets, cell_coordinates as _cells, region_mask
+    from ..cellset import CellSet
+    from ..query import backward_sets as _backward_sets, region_mask
     n = node.shape[0] if node.shape else 1
     acc = {}
     for i in range(n):
         idx = (i,) + (slice(None),) * (len(node.shape) - 1)
-        found, _ = _backward_sets(node, ("d", region_mask(node.shape, idx)))
+        found, _ = _backward_sets(node, CellSet.dense(region_mask(node.shape, idx)))
         for src, cs in found.items():
-            cells = _cells(cs, src.shape)
+            cells = cs.coordinates()
             rows = np.unique(cells[:, 0]) if cells.shape[1] else np.zeros(min(len(cells), 1), np.int64)
             lst = acc.setdefault(src.name, ([], []))
             lst[0].append(np.full(rows.size, i, np.int64))

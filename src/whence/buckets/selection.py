@@ -117,7 +117,11 @@ def _sort(func, a, *args, **kwargs):
         if func is np.partition:
             lazy = LazyIndex(lambda v=v, values=values, ax=ax: _match_permutation(v, values, ax))
         else:  # sorted values: the stable order is the permutation (values equal as numbers keep their order)
-            lazy = LazyIndex(lambda v=v, ax=ax: stable_argsort(v, ax))
+            # whether two cells of a lane are equal is read now from the sorted values (one pass, before
+            # anything can write them): without ties any argsort is the stable order, and the later pass
+            # is one argsort, with no gather of the values to look for ties
+            ties = has_ties(values, ax)
+            lazy = LazyIndex(lambda v=v, ax=ax, ties=ties: sort_permutation(v, ax, ties))
         orig._defer(lazy)
         if v.ndim == 1:  # the replayed operand is arange(1, n + 1): its gather through the permutation
             m = replay_gather(values.shape, [v.shape], [True], lambda xs: lazy.get() + 1, stored=[lazy])
@@ -131,6 +135,30 @@ def _sort(func, a, *args, **kwargs):
     m = replay_gather(values.shape, [v.shape], [True], lambda xs, perm=perm: np.take_along_axis(xs[0], perm, ax),
                       stored=[perm])
     return _wrap(values, make_node(func.__name__, values.shape, m, [a.node], detail=f"axis={ax}"))
+
+
+def has_ties(values, axis):
+    """True when a lane of ``values`` (sorted along ``axis``) holds two values equal as numbers (NaNs
+    count as equal to each other; sorting puts them together at the end of the lane)."""
+    if values.ndim == 0 or values.shape[axis] < 2 or values.size == 0:
+        return False
+    sv = np.moveaxis(values, axis, -1)
+    if bool((sv[..., 1:] == sv[..., :-1]).any()):
+        return True
+    if values.dtype.kind in "fc":
+        nan = np.isnan(sv[..., -2:])
+        return bool((nan[..., 0] & nan[..., 1]).any())
+    return False
+
+
+def sort_permutation(v, axis, ties):
+    """The stable sorting permutation of ``v`` along ``axis`` (:func:`stable_argsort`), int32 where it fits;
+    ``ties`` False says that no lane holds two equal values, so that numpy's default argsort is that
+    permutation already."""
+    perm = stable_argsort(v, axis) if ties else np.argsort(v, axis=axis)
+    if v.ndim and v.shape[axis] < 2**31 - 1 and perm.dtype.itemsize > 4:
+        perm = perm.astype(np.int32)
+    return perm
 
 
 def stable_argsort(v, axis):

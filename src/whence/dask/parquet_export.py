@@ -117,7 +117,7 @@ def _operation_tasks(n, path, chunks, files, tasks):
     pids = [p.id for p in n.parents]
     rect_rows = []
     for m, ix in _parts(n.map):
-        rows = getattr(m, "rectangles", lambda: None)()
+        rows = m.rectangles()
         if rows is not None:
             rect_rows.extend((ix[r[0]],) + tuple(r[1:]) for r in rows)
             continue

@@ -13,11 +13,13 @@ array ``start + step * arange(n)`` (identities, constant codes, window bounds: n
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from ..maps import (BandMap, ChainMap, ElementwiseMap, EinsumMap, GatherMap, LaneMap, OpaqueMap, PairsMap,
-                    ReduceMap,
-                    UnionMap, ViewMap)
+                    ReduceMap, UnionMap, ViewMap, gather_from_rows, rows_to_src)
+from ..tracked import LiftMap
 
 __all__ = ["ArrayWriter", "encode_map", "decode_map", "Unstorable"]
 
@@ -145,7 +147,7 @@ def encode_map(m, w):
     Raises :class:`Unstorable` for a map of a kind the store does not cover.
     """
     t = type(m)
-    if getattr(m, "lazy", False) and isinstance(m, GatherMap):
+    if isinstance(m, GatherMap) and m.lazy:
         # a gather whose index array is lazy (Dask): computed here, stored as an ordinary gather (for arrays too
         # large for that, reference the relation written on the workers: save(..., datasets=...))
         src = np.asarray(m.src())
@@ -167,7 +169,12 @@ def encode_map(m, w):
         out.update(kind="einsum", op_labels=[[_enc_label(v) for v in labs] for labs in m._op_labels],
                    out_labels=[_enc_label(v) for v in m.out_labels])
     elif t is GatherMap:
-        out.update(kind="gather", src=w.put(np.asarray(m._src())))
+        src = np.asarray(m._src())
+        rows = _exact_rows(m, src)
+        if rows is not None:  # a few runs of the index array describe it exactly: the rows, no array
+            out.update(kind="gather", rows=rows)
+        else:
+            out.update(kind="gather", src=w.put(src))
     elif t is PairsMap:
         pairs = []
         for k in range(len(m.parent_shapes)):
@@ -190,15 +197,31 @@ def encode_map(m, w):
         else:
             arg = None
         out.update(kind="view", how=m.how, arg=arg)
-    elif t.__name__ == "_LiftMap":
+    elif t is LiftMap:
         out.update(kind="lift", inner=encode_map(m.inner, w), pos=w.put(np.asarray(m.pos_fn())))
-    elif getattr(m, "kind", None) == "table":
+    elif m.kind == "table":
         out.update(kind="table", nidx=int(m.nidx), n_inputs=int(m.n_inputs), entries=[
             {"k": int(k), "control": bool(p.control), "wide": bool(p.wide), "cmat": w.put(p.cmat),
              "rel": _enc_rel(p.rel, w)} for k, p in m.entries])
     else:
         raise Unstorable(f"a lineage map of type {t.__name__}")
     return out
+
+
+def _exact_rows(m, stored):
+    """The rectangle rows of gather ``m`` as JSON lists, when they give back its index array exactly (checked
+    here, once, at the save) and take fewer bytes than the index array ``stored`` would; None otherwise (the
+    index array is then the compressed form)."""
+    rows = m.rectangles()
+    if rows is None:
+        return None
+    enc = [[int(r[0])] + [list(map(int, v)) for v in r[1:]] for r in rows]
+    if _inline(stored) is not None or len(json.dumps(enc, separators=(",", ":"))) >= stored.nbytes:
+        return None  # (an arithmetic progression is written with no bytes at all)
+    src = rows_to_src(rows, m.out_shape, m.parent_shapes)
+    if src is None or not np.array_equal(src, np.asarray(m.src(), np.int64)):
+        return None
+    return enc
 
 
 def _enc_rel(rel, w):
@@ -232,6 +255,8 @@ def decode_map(d, load, parents=None):
         return EinsumMap([tuple(_dec_label(v) for v in labs) for labs in d["op_labels"]],
                          tuple(_dec_label(v) for v in d["out_labels"]), out_shape, pshapes)
     if kind == "gather":
+        if "rows" in d:
+            return gather_from_rows(out_shape, pshapes, [(r[0],) + tuple(tuple(v) for v in r[1:]) for r in d["rows"]])
         return GatherMap(out_shape, pshapes, _lazy(d["src"], load))
     if kind == "pairs":
         getters = [(_lazy(o, load), _lazy(i, load)) for o, i in d["pairs"]]
@@ -250,8 +275,7 @@ def decode_map(d, load, parents=None):
             arg = tuple(arg)
         return ViewMap(out_shape, pshapes[0], how, arg)
     if kind == "lift":
-        from ..tracked import LiftMap as _LiftMap
-        return _LiftMap(decode_map(d["inner"], load), out_shape, _lazy(d["pos"], load))
+        return LiftMap(decode_map(d["inner"], load), out_shape, _lazy(d["pos"], load))
     if kind == "table":
         return _stored_table_map(d, out_shape, pshapes, load, parents)
     raise ValueError(f"unknown map kind {kind!r} in the store")

@@ -3,7 +3,7 @@
 Every export starts from the graph node of the object asked about (a tracked array, a tracked frame or
 series, a plain array handed out by ``np.asarray(frame)``, or a handle of a saved store) and walks the
 operations upstream of it.  Nothing but that graph (:class:`whence.graph.Node`: op, shape, map, parents,
-control inputs, completeness; and the :class:`~whence.tabular.sources.TableSource` of source tables) is read,
+control inputs, completeness; and the :class:`~whence.tabular.source_tables.TableSource` of source tables) is read,
 so a store handle, which rebuilds the same graph from its file, exports exactly what the live object did.
 
 - :func:`parquet`: the relation kept compressed (ProvRC rectangles, the index arrays of data-dependent
@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from ..maps import ElementwiseMap, GatherMap, PairsMap, UnionMap
 from ..query import Relation, node_of as _node_of, upstream_nodes as _upstream, backward
 
 __all__ = ["COLUMN_LINEAGE_SCHEMA_URL", "DEFAULT_PRODUCER", "OPENLINEAGE_SCHEMA_URL", "SCHEMA_FACET_SCHEMA_URL",
@@ -58,7 +59,7 @@ _RUN_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$")
 # ------------------------------------------------------------------------------------------ the graph
 def _table_source(node):
     """The TableSource of a source node, or None (array sources; pandas never imported)."""
-    mod = sys.modules.get("whence.tabular.sources")
+    mod = sys.modules.get("whence.tabular.source_tables")
     return None if mod is None else mod.table_source(node)
 
 
@@ -337,10 +338,9 @@ def _op_pairs_table(pa, graph, rel):
     rows = {k: [] for k in ("op_id", "op", "map", "parent_id", "parent_pos", "control", "out_flat", "in_flat")}
     for n in graph.all:
         m, lparents, lcontrol = n.lineage  # composed where dead intermediates were folded into it
-        if m is None or not lparents or getattr(m, "kind", None) == "table" or n.id in indexed:
+        if m is None or not lparents or m.kind == "table" or n.id in indexed:
             continue
-        f = getattr(m, "rectangles", None)
-        if f is not None and f() is not None:
+        if m.rectangles() is not None:
             continue
         for k, (o, i) in sorted(_one_hop(m).items()):
             rows["op_id"].append(n.id)
@@ -374,15 +374,15 @@ def _one_hop(m):
 
 
 def _one_hop_raw(m):
-    kind = type(m).__name__
+    kind = type(m)  # (the exact class: a subclass computes its relation its own way, and takes the general path)
     nparents = len(m.parent_shapes)
     out_shape = tuple(m.out_shape)
-    if kind == "UnionMap":
+    if kind is UnionMap:
         for sub, ix in m.parts:
             for k, o, i in _one_hop_raw(sub):
                 yield ix[k], o, i
         return
-    if kind == "GatherMap":
+    if kind is GatherMap:
         src = np.ravel(m.src()).astype(np.int64, copy=False)
         o = np.flatnonzero(src > 0)
         s = src[o] - 1
@@ -391,12 +391,12 @@ def _one_hop_raw(m):
             sel = (s >= lo) & (s < hi)
             yield k, o[sel], s[sel] - lo
         return
-    if kind == "PairsMap":
+    if kind is PairsMap:
         for k in range(nparents):
             o, i = m._pairs(k)
             yield k, o, i
         return
-    if kind == "ElementwiseMap":
+    if kind is ElementwiseMap:
         valid = np.ones(out_shape, bool) if m.valid is None else np.broadcast_to(m.valid, out_shape)
         o = np.flatnonzero(valid)
         for k, s in enumerate(m.parent_shapes):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import LineageQueryError
+from ..maps import GatherMap, PairsMap
 
 __all__ = ["backward_sql", "sql_plan"]
 
@@ -49,11 +50,10 @@ def _unravel(expr, shape):
 
 
 def _map_kind(m):
-    kind = getattr(m, "kind", None)
-    if kind in ("gather", "pairs") and type(m).__name__ in ("GatherMap", "PairsMap"):
+    kind = m.kind
+    if type(m) in (GatherMap, PairsMap):  # (not a subclass: a lazy or lifted gather has no plain index array)
         return kind
-    f = getattr(m, "rectangles", None)
-    if f is not None and f() is not None:
+    if m.rectangles() is not None:
         return "rect"
     if kind == "union" and all(_map_kind(sub) is not None for sub, _ in m.parts):
         return "union"
@@ -68,7 +68,7 @@ def sql_plan(handle):
     """The operations a backward query from ``handle`` would run through, with how each is answered in SQL
     (``rect``, ``gather``, ``pairs``) or None where it has no SQL form."""
     from ..query import lineage_upstream as _lineage_upstream
-    return [(n.op, None if n.lineage[0] is None else _sqlable(n)) for n in _lineage_upstream(handle._whence_node)
+    return [(n.op, None if n.lineage[0] is None else _sqlable(n)) for n in _lineage_upstream(handle.node)
             if not n.is_source]
 
 
@@ -103,7 +103,7 @@ def backward_sql(handle, index, *, return_sql=False):
     True
     """
     from ..query import lineage_upstream as _lineage_upstream
-    node = handle._whence_node
+    node = handle.node
     run = handle.run
     cells = np.asarray(index, np.int64)
     if cells.ndim == 1:
@@ -114,13 +114,13 @@ def backward_sql(handle, index, *, return_sql=False):
         if cells.size and (cells[:, j].min() < 0 or cells[:, j].max() >= d):
             raise LineageQueryError(f"cells out of range for shape {node.shape}")
     up = _lineage_upstream(node)  # the relations queries follow (composed where intermediates were folded)
-    nodes = run._nodes()
+    nodes = run.nodes()
     num = {n.id: i for i, n in enumerate(nodes)}
     for n in up:
         if not n.is_source and n.lineage[0] is not None and _sqlable(n) is None:
             raise LineageQueryError(f"operation {n.op!r} ({type(n.lineage[0]).__name__}) has no SQL form; use "
                                     f"whence.backward, which answers every map")
-    con = run.store._con
+    con = run.store.connection
     registered = []
     ctes = []
     # the start cells

@@ -28,7 +28,7 @@ from .frame import TrackedFrame, TrackedGroupBy, TrackedSeries, is_tracked_frame
 from .frame.values import constant
 from .relations import Lineage, Part, RowRel
 from .reshape import install as _install
-from .sources import SkipRecorder, TableSource, csv_line_options, csv_line_reason, register, table_source
+from .source_tables import SkipRecorder, TableSource, csv_line_options, csv_line_reason, register, table_source
 from .trace import SourceRow, Trace, trace_to_file
 
 __all__ = ["read_csv", "read_parquet", "track_frame", "trace_to_file", "TrackedFrame", "TrackedSeries",

@@ -103,7 +103,7 @@ def record_aggregate(gb, res, func, named):
     ng = int(codes.max()) + 1 if codes.size and codes.max() >= 0 else 0
     if ng != len(res):  # rows of empty groups (observed=False): not recorded (deletion re-runs the ETL)
         return
-    res._whence_node.map.aggregate = AggregateRecord(lineage_of(obj), codes, ng, tuple(cols))
+    lin.aggregate = AggregateRecord(lineage_of(obj), codes, ng, tuple(cols))  # on the node's map, once built
 
 
 def _values(res, lab, series):

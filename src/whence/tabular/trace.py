@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import LineageQueryError, NotTrackedError
 from .relations import TableMap
-from .sources import table_source
+from .source_tables import table_source
 
 __all__ = ["trace_to_file", "Trace", "SourceRow"]
 
@@ -109,13 +109,14 @@ def trace_to_file(x, row, control=False):
         for src in sorted(fast, key=lambda s: s.name):
             out.extend(_rows_from_dict(src, fast[src]))
         return Trace(out, reasons=_line_reasons(fast))
-    from ..query import backward_sets as _backward_sets, cell_coordinates as _cells, region_mask
+    from ..cellset import CellSet
+    from ..query import backward_sets as _backward_sets, region_mask
     idx = (r,) + (slice(None),) * (len(node.shape) - 1)
-    sets, reasons = _backward_sets(node, ("d", region_mask(node.shape, idx)), control)
+    sets, reasons = _backward_sets(node, CellSet.dense(region_mask(node.shape, idx)), control)
     out = []
     used = []
     for src in sorted(sets, key=lambda s: s.name):
-        cells = _cells(sets[src], src.shape)
+        cells = sets[src].coordinates()
         if len(cells):
             out.extend(_rows_of(src, cells))
             used.append(src)

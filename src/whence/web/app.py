@@ -87,7 +87,7 @@ class _StoreAccess:
         t0 = time.perf_counter()
         new = self._Store(self.path, follow=False)
         try:
-            uids = {name: row[0] for name, row in new._all_runs().items()}
+            uids = {name: row[0] for name, row in new.all_runs().items()}
         except StoreError:  # the request that waits reads the file again, and reports
             uids = {}
         if self.timings is not None:
@@ -99,11 +99,8 @@ class _StoreAccess:
             threading.Thread(target=new.close, name="whence-store-close", daemon=True).start()
             return
         old = self.store
-        if old is not None and old._runs:
-            for name, r in old._runs.items():  # the graphs of runs the save left alone are still right
-                if uids.get(name) == r.run_uid:
-                    r.store = new
-                    new._runs[name] = r
+        if old is not None:
+            new.carry_runs_from(old, uids)  # the graphs of runs the save left alone are still right
             # closing detaches the file (a few ms): not on the request's path
             threading.Thread(target=old.close, name="whence-store-close", daemon=True).start()
         self.store, self.ident, self._installed = new, ident, number
@@ -248,7 +245,7 @@ def _results_of(run):
 
 def _frame(store, query, params=None):
     """A query over the store's own tables as a DataFrame; a failure is the StoreError of a damaged file."""
-    return store._con.execute(query, params).df()
+    return store.connection.execute(query, params).df()
 
 
 def _node_rows(store, run_name):
@@ -260,9 +257,9 @@ def _node_rows(store, run_name):
 
 def _graph(store, run_name):
     nodes = _node_rows(store, run_name)
-    edges = store._con.execute("SELECT child, parent, position, control FROM edges WHERE run = ? "
+    edges = store.connection.execute("SELECT child, parent, position, control FROM edges WHERE run = ? "
                                "ORDER BY child, position", [run_name]).fetchall()
-    objs = store._con.execute("SELECT name, node FROM objects WHERE run = ? ORDER BY name", [run_name]).fetchall()
+    objs = store.connection.execute("SELECT name, node FROM objects WHERE run = ? ORDER BY name", [run_name]).fetchall()
     parents = {n["node"]: [] for n in nodes}
     control = {n["node"]: [] for n in nodes}
     for child, parent, pos, ctl in edges:
@@ -396,7 +393,7 @@ def _object_info(r, name):
     """The :class:`ObjectInfo` of the object or source ``name`` of run ``r``."""
     h = _handle(r, name)
     cols = None if h.columns is None else [str(c) for c in h.columns]
-    return ObjectInfo(name=name, node=h._index, kind=h.kind, shape=list(h.shape), columns=cols,
+    return ObjectInfo(name=name, node=h.node_number, kind=h.kind, shape=list(h.shape), columns=cols,
                       completeness=h.completeness, sources=h.sources(), n_ops=len(h.ops()))
 
 
@@ -481,9 +478,9 @@ def _add_graph_routes(app, access):
         outputs = [OpLink(node=e.child, label=nodes[e.child].label, op=nodes[e.child].op,
                           shape=nodes[e.child].shape, position=e.position, control=e.control,
                           composed=e.composed) for e in edges if e.parent == node]
-        row = store._con.execute("SELECT map, lineage_nbytes FROM nodes WHERE run = ? AND node = ?",
+        row = store.connection.execute("SELECT map, lineage_nbytes FROM nodes WHERE run = ? AND node = ?",
                                  [run, node]).fetchone()
-        live = r._nodes()[node]
+        live = r.nodes()[node]
         reasons = [f"{n.op}: {n.partial}" for n in _upstream(live) if n.partial]
         return OpDetail(run=run, node=me, inputs=inputs, outputs=outputs, lineage_nbytes=int(row[1] or 0),
                         map=_map_summary(row[0]), upstream_completeness="PARTIAL" if reasons else "FULL",
@@ -504,13 +501,13 @@ def _add_lineage_routes(app, access):
                  limit: int = Query(5000, ge=0, le=_MAX_LIMIT, description="most cells listed per source"),
                  source: str | None = Query(None, description="the source `window` applies to"),
                  window: str | None = Query(None, description=_WINDOW_HELP)):
-        import whence as wh
+        from ..query import backward
         win = _parse_window(window)
         store = await access.get()
         r = _run(store, run)
         h = _handle(r, name)
         c = _parse_cell(cell, h.shape)
-        res = wh.backward(h, c, control=control)
+        res = backward(h, c, control=control)
         out = []
         for s in h.sources():
             sh = r.source(s)
@@ -531,22 +528,21 @@ def _add_lineage_routes(app, access):
                 limit: int = Query(5000, ge=0, le=_MAX_LIMIT, description="most cells listed per object"),
                 target: str | None = Query(None, description="the object `window` applies to"),
                 window: str | None = Query(None, description=_WINDOW_HELP)):
-        import whence as wh
-        from ..query import upstream_nodes as _upstream
+        from ..query import forward, upstream_nodes as _upstream
         win = _parse_window(window)
         store = await access.get()
         r = _run(store, run)
         h = _handle(r, name)
         c = _parse_cell(cell, h.shape)
-        start = h._whence_node
+        start = h.node
         out = []
         for o in r.objects():
             t = r[o]
-            if o == name or t._whence_node is start:
+            if o == name or t.node is start:
                 continue
-            if start.id not in {n.id for n in _upstream(t._whence_node)}:
+            if start.id not in {n.id for n in _upstream(t.node)}:
                 continue
-            cells = wh.forward(h, c, t, control=control)
+            cells = forward(h, c, t, control=control)
             cols = None if t.columns is None else [str(x) for x in t.columns]
             out.append(_cell_set(o, t.kind, t.shape, cols, cells, limit, win if o == target else None))
         return ForwardAnswer(run=run, start=name, cell=list(c), control=control, targets=out)
@@ -558,14 +554,14 @@ def _add_lineage_routes(app, access):
               row: int = Query(description="row position (0-based)"),
               control: bool = Query(False, description="also the rows whose cells chose this row"),
               limit: int = Query(2000, ge=0, le=_MAX_LIMIT, description="most source rows listed")):
-        import whence as wh
+        from ..tabular.trace import trace_to_file
         store = await access.get()
         h = _handle(_run(store, run), name)
         if not h.shape:
             raise _bad(f"{name!r} is 0-d: it has no rows to trace")
         if not 0 <= row < h.shape[0]:
             raise _bad(f"row {row} is out of range for {h.shape[0]} rows of {name!r}")
-        t = wh.trace_to_file(h, row=row, control=control)
+        t = trace_to_file(h, row=row, control=control)
         rows = [TraceRow(table=s.table, row=int(s.row), path=s.path,
                          line=None if s.line is None else int(s.line), columns=[str(c) for c in s.columns])
                 for s in t[:limit]]
