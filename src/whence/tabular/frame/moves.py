@@ -90,7 +90,7 @@ def _cell_parts(lin, codes, k_in, nidx):
         # input cell, the columns of each row selection take it alone (not the output row's other cells)
         ncell = lin.nidx + k_in
         lin = _Parts([Part(p.node, p.rel, np.repeat(p.cmat, ncell, 0), p.control) if p.wide else p
-                      for p in lin.parts], lin.nidx)
+                      for p in lin.parts], lin.nidx, lin.ncols)
     for sel, m in groups.values():
         crow = [-1] * (nidx + k_out)
         for c, j in m.items():
@@ -100,10 +100,11 @@ def _cell_parts(lin, codes, k_in, nidx):
 
 
 class _Parts:
-    """The parts of a lineage, for :func:`~whence.tabular.frame.base._remap` (which reads only these)."""
+    """The parts of a lineage and its shape, for :func:`~whence.tabular.frame.base._remap` (which reads only
+    these)."""
 
-    def __init__(self, parts, nidx):
-        self.parts, self.nidx = parts, nidx
+    def __init__(self, parts, nidx, ncols):
+        self.parts, self.nidx, self.ncols = parts, nidx, ncols
 
 
 def _placement_parts(lin, codes, k_in, nidx, levels):
