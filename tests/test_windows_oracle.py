@@ -348,7 +348,8 @@ def cell_key(y, i, j):
 
 
 def src_off(df):
-    return 0 if isinstance(df.index, pd.RangeIndex) else 1
+    # the default 0..n-1 range is no source column; any other index (a reversed RangeIndex too) is the first
+    return 0 if isinstance(df.index, pd.RangeIndex) and df.index.equals(pd.RangeIndex(len(df))) else 1
 
 
 def check_example(df, pre, op, prm, code):

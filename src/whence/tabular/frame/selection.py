@@ -43,9 +43,17 @@ def _rows_op(op, ignore_arg="ignore_index"):
                         lin = lineage_of(self)
                         parts = _remap(lin, None, sel) + _col_control(lin, sel, [lin.nidx], lin.nidx + lin.ncols)
                         return _attach(res, parts, op, [self])
-                shadow = self.set_axis(pd.RangeIndex(len(self)), axis=0)
+                keyed = _level_keys(self, op, args, kwargs)
+                if keyed:  # keys name index levels: the shadow keeps them, positions ride in a last level
+                    shadow = self.set_axis(_positions_appended(self.index, self.columns), axis=0)
+                else:
+                    shadow = self.set_axis(pd.RangeIndex(len(self)), axis=0)
                 object.__setattr__(shadow, "_wh", None)
                 res = base(shadow, *args, **kwargs)
+                if keyed and isinstance(res, pd.DataFrame) and isinstance(res.index, pd.MultiIndex):
+                    res.index = pd.Index(res.index.get_level_values(-1))
+                    if np.array_equal(res.index, np.arange(len(self))):  # pandas returns a copy when unmoved
+                        res.index = pd.RangeIndex(len(self))
                 if not isinstance(res, pd.DataFrame if isinstance(self, pd.DataFrame) else pd.Series) or (
                         isinstance(res, pd.DataFrame) and not res.columns.equals(self.columns)):
                     return _fallback(base(self, *args, **kwargs), op, [self])
@@ -76,6 +84,30 @@ def _rows_op(op, ignore_arg="ignore_index"):
         return method
 
     return make
+
+
+def _level_keys(obj, op, args, kwargs):
+    """Whether ``op`` on the frame ``obj`` sorts by an index level name (``sort_values(by=...)`` accepts
+    both column labels and index level names)."""
+    if op != "sort_values" or not isinstance(obj, pd.DataFrame) or kwargs.get("axis", 0) not in (0, "index"):
+        return False
+    by = kwargs.get("by", args[0] if args else None)
+    if by is None:
+        return False
+    if not isinstance(by, (list, tuple, pd.Index, np.ndarray)):
+        by = [by]
+    names = {n for n in obj.index.names if n is not None}
+    return any(_hashable(b) and b in names and b not in obj.columns for b in by)
+
+
+def _positions_appended(index, columns):
+    """``index`` with a last level holding the row positions (named apart from every level and column)."""
+    taken = set(index.names) | set(columns)
+    name = "__position"
+    while name in taken:
+        name += "_"
+    levels = [index.get_level_values(i) for i in range(index.nlevels)]
+    return pd.MultiIndex.from_arrays(levels + [np.arange(len(index))], names=list(index.names) + [name])
 
 
 def _op_control(obj, op, args, kwargs):
