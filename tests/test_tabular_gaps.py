@@ -737,3 +737,38 @@ def test_fills_of_an_empty_frame():
         out = df[["t", "u"]].ffill(limit=None)
         back = df["t"].bfill()
     assert out.shape == (0, 2) and out.lineage_complete and back.lineage_complete
+
+
+# ---------------------------------------------------------------------------------------------------------
+# found by the random tabular oracle (explicit examples)
+# ---------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("form", ["pd.cut(x['t'], 3)", "pd.qcut(x['t'], 2, duplicates='drop')"])
+@pytest.mark.parametrize("pick", ["iloc0", "iloc_last", "loc"])
+def test_fitted_bins_then_one_row(form, pick):
+    """A column of fitted bins (every cell of the binned column is control of each bin) then one row as a
+    Series: only the bin's own element carries that control; the other elements keep their own cell."""
+    P = pd.DataFrame({"t": [1.0, 0.0, 3.0], "u": [1.0, 2.0, 5.0]}, index=pd.Index(["p", "q", "r"], name="id"))
+    wh.reset()
+    x = wh.track_frame(P.copy(), name="x")
+    y = x.assign(n=eval(form))
+    r = {"iloc0": 0, "iloc_last": 2, "loc": 1}[pick]
+    row = y.iloc[0] if pick == "iloc0" else y.iloc[-1] if pick == "iloc_last" else y.loc["q"]
+    whole_t = {(q, 1) for q in range(3)}
+    truth = {0: ({(r, 1)}, {(r, 1)}), 1: ({(r, 2)}, {(r, 2)}), 2: ({(r, 1)}, whole_t)}
+    for j, (data, ctl) in truth.items():
+        for control, want in ((False, data), (True, ctl)):
+            res = wh.backward(row, rows=[j], control=control)
+            assert res.complete and cells(res) == want, (j, control, cells(res), want)
+
+
+def test_fitted_bins_then_empty_category_group():
+    """The fitted bins' control (every row of the binned column) reaches no empty group of a categorical
+    group-by with ``observed=False``: an unused category reads no cell."""
+    P = pd.DataFrame({"t": [1.0, 0.0, 3.0], "u": [1.0, 2.0, 5.0],
+                      "c": pd.Categorical(["a", "a", "b"], categories=["a", "b", "z"])})
+    df = track(P)
+    g = df.assign(n=pd.cut(df["t"], 3).cat.codes).groupby("c", observed=False)["n"].sum()
+    res = wh.backward(g, rows=[2], control=True)
+    assert res.complete and cells(res) == set()
+    assert cells(wh.backward(g, rows=[1], control=True)) == {(0, 0), (1, 0), (2, 0), (2, 2)}

@@ -111,7 +111,9 @@ class RowRel:
         sel = np.asarray(sel, np.int64)
         n = sel.shape[0]
         if self.all_rows:
-            return RowRel(n, self.n_src, all_rows=True)
+            if n == 0 or sel.min() >= 0:
+                return RowRel(n, self.n_src, all_rows=True)
+            return self._some_rows_all(sel >= 0)  # a row with no input row reads nothing
         if self.codes is None:
             return RowRel(n, self.n_src, sel, self.csr)
         if n == 0 or sel.min() >= 0:
@@ -128,8 +130,18 @@ class RowRel:
         """
         gcodes = np.asarray(gcodes, np.int64)
         if self.all_rows:
-            return RowRel(ngroups, self.n_src, all_rows=True)
+            full = np.zeros(ngroups, bool)
+            full[gcodes[gcodes >= 0]] = True
+            if full.all():
+                return RowRel(ngroups, self.n_src, all_rows=True)
+            return self._some_rows_all(full)  # an empty group (an unused category) reads nothing
         return RowRel(ngroups, self.n_src, None, _CSR(fn=lambda: self._group_csr(gcodes, ngroups)))
+
+    def _some_rows_all(self, full):
+        """The relation whose output row ``i`` derives from every input row where ``full[i]``, from none
+        elsewhere (one code shared by the full rows, -1 for the others)."""
+        csr = _CSR(np.array([0, self.n_src], np.int64), np.arange(self.n_src, dtype=np.int64))
+        return RowRel(full.shape[0], self.n_src, np.where(full, 0, -1).astype(np.int64), csr)
 
     def _group_csr(self, gcodes, ngroups):
         valid = gcodes >= 0
