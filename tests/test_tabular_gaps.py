@@ -772,3 +772,26 @@ def test_fitted_bins_then_empty_category_group():
     res = wh.backward(g, rows=[2], control=True)
     assert res.complete and cells(res) == set()
     assert cells(wh.backward(g, rows=[1], control=True)) == {(0, 0), (1, 0), (2, 0), (2, 2)}
+
+
+def test_fitted_bins_then_concat_then_stack():
+    """The fitted bins' control stays on the bins' own cells through a concat (rows of the other frame read
+    none of it) and a stack (each stacked cell keeps only its own column's control)."""
+    P = pd.DataFrame({"t": [1.0, 0.0, 3.0], "u": [1.0, 2.0, 5.0]})
+    wh.reset()
+    x = wh.track_frame(P.copy(), name="x")
+    b = wh.track_frame(P.copy(), name="b")
+    c = pd.concat([x.assign(n=pd.cut(x["t"], 3)), b])
+    whole_t = {(q, 0) for q in range(3)}
+    for i in range(6):
+        res = wh.backward(c, rows=[i], columns=[2], control=True)
+        assert res.complete and cells(res, "x") == (whole_t if i < 3 else set()), (i, cells(res, "x"))
+    s = c[["n", "u"]].stack()  # n, u of row 0, n, u of row 1, ... (the NaN bins of b's rows kept)
+    for o in range(len(s)):
+        i, is_n = o // 2, o % 2 == 0
+        src = "x" if i < 3 else "b"
+        want = ({(i % 3, 0)} | whole_t if is_n else {(i % 3, 1)}) if src == "x" else \
+            (set() if is_n else {(i % 3, 1)})
+        res = wh.backward(s, rows=[o], control=True)
+        got = cells(res, "x") | cells(res, "b")
+        assert res.complete and got == want, (o, got, want)
