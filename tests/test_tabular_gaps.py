@@ -795,3 +795,18 @@ def test_fitted_bins_then_concat_then_stack():
         res = wh.backward(s, rows=[o], control=True)
         got = cells(res, "x") | cells(res, "b")
         assert res.complete and got == want, (o, got, want)
+
+
+def test_value_counts_normalize_then_melt_variable_is_a_constant():
+    """The total of ``value_counts(normalize=True)`` is control of each label and proportion cell, not of the
+    row: after ``melt`` the variable-name column is a constant and reads none of it."""
+    wh.reset()
+    a = wh.track_frame(pd.DataFrame({"k": [0, 1, 0], "x": [-2.0, 1.0, 2.0]}), name="a")
+    g = a["k"].value_counts(normalize=True, sort=False).reset_index()
+    m = g.melt(id_vars=[])
+    every_k = {(r, 0) for r in range(3)}
+    for i in range(len(m)):
+        res = wh.backward(m, rows=[i], columns=[0], control=True)
+        assert res.complete and cells(res, "a") == set(), (i, cells(res, "a"))
+        res = wh.backward(m, rows=[i], columns=[1], control=True)
+        assert res.complete and cells(res, "a") == every_k

@@ -674,8 +674,7 @@ def _value_counts_lineage(src, res, args, kwargs):
         if p.wide:
             parts.append(Part(p.node, g, p.cmat, p.control, True))
             if total and p.cmat.any():  # (the total reads the counted rows' wide cells too)
-                parts.append(Part(p.node, p.rel.group(np.where(codes >= 0, 0, -1), 1).take(np.zeros(n, np.int64)),
-                                  p.cmat.copy(), True, wide=True))
+                parts.append(_total_part(p, codes, n, nidx, p.cmat[0]))
             continue
         cm = np.zeros((nidx + 1, p.cmat.shape[1]), bool)
         for i, r in enumerate(krows[:nidx] if len(krows) >= nidx else []):
@@ -686,6 +685,13 @@ def _value_counts_lineage(src, res, args, kwargs):
         if cm.any():
             parts.append(Part(p.node, g, cm, p.control))
         if total and cm[nidx].any():
-            parts.append(Part(p.node, p.rel.group(np.where(codes >= 0, 0, -1), 1).take(np.zeros(n, np.int64)),
-                              cm[nidx][None, :].copy(), True, wide=True))
+            parts.append(_total_part(p, codes, n, nidx, cm[nidx]))
     return _attach(res, parts, op, [src])
+
+
+def _total_part(p, codes, n, nidx, row):
+    """The control part of a ``normalize=True`` total: every counted row's cells (input columns ``row``) are
+    control of each label and each proportion, cell by cell: not row control, so a constant cell that later
+    joins the row (a ``melt`` variable name) reads none of it."""
+    rel = p.rel.group(np.where(codes >= 0, 0, -1), 1).take(np.zeros(n, np.int64))
+    return Part(p.node, rel, np.broadcast_to(row, (nidx + 1, row.shape[0])).copy(), True)
