@@ -338,7 +338,7 @@ class Lineage:
     def __init__(self, parts, n, nidx, ncols, reasons=(), op="frame", history=(), series=False, detail="",
                  checked=False):
         # (``checked``: no part is empty, as when the parts are another Lineage's)
-        self.parts = list(parts) if checked else [p for p in parts if p.cmat.any()]
+        self.parts = list(parts) if checked else [p for p in parts if np.count_nonzero(p.cmat)]
         self.n = int(n)
         self.nidx = int(nidx)
         self.ncols = int(ncols)

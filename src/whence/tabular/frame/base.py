@@ -175,9 +175,12 @@ def _remap(lin, crow=None, sel=None, rel_cache=None):
     """Parts of ``lin`` with columns remapped by ``crow`` (old cmat row per new row, -1 none) and rows by
     ``sel`` (old row per new row, -1 none)."""
     if crow is not None:
-        crow = np.asarray(crow, np.int64)
-        if crow.shape[0] == lin.nidx + lin.ncols and (crow == np.arange(crow.shape[0])).all():
+        m = lin.nidx + lin.ncols
+        if len(crow) == m and (crow == list(range(m)) if type(crow) is list else
+                               np.array_equal(crow, np.arange(m))):
             crow = None  # every cmat row stays where it is: the parts' column matrices are kept as they are
+        else:
+            crow = np.asarray(crow, np.int64)
     if crow is None and sel is None:
         return list(lin.parts)
     parts = []
@@ -185,7 +188,7 @@ def _remap(lin, crow=None, sel=None, rel_cache=None):
     neg = None
     if crow is not None:
         neg = crow < 0
-        if neg.any():
+        if _count(neg):
             crow = np.where(neg, 0, crow)
         else:
             neg = None
@@ -196,11 +199,16 @@ def _remap(lin, crow=None, sel=None, rel_cache=None):
             cm = p.cmat[crow]
             if neg is not None:
                 cm[neg] = False
-        if not p.wide and not cm.any():
+        if not p.wide and not _count(cm):
             continue
         rel = _taken(p.rel, sel, cache)
         parts.append(Part(p.node, rel, cm, p.control, p.wide))
     return parts
+
+
+# the number of True cells of a small boolean array (``a.any()`` costs several times more on the small
+# column matrices of parts, and it runs for every part of every result)
+_count = np.count_nonzero
 
 
 def _reasons(*lins):
