@@ -345,7 +345,7 @@ class Lineage:
         self.n = int(n)
         self.nidx = int(nidx)
         self.ncols = int(ncols)
-        self.reasons = tuple(dict.fromkeys(reasons))
+        self.reasons = tuple(dict.fromkeys(reasons)) if reasons else ()
         self.series = series
         self._node = None
         self._spec = (op, history, detail)

@@ -117,17 +117,21 @@ def _merge_parts(parts):
     """
     if len(parts) < 2:
         return parts
-    out, seen = [], {}
+    out, seen, inputs, shared = [], {}, set(), False
     for p in parts:
         key = (id(p.node), id(p.rel), p.control, p.wide)
         k = seen.get(key)
         if k is None:
             seen[key] = len(out)
             out.append(p)
+            if not shared:
+                ikey = key[0], key[2], key[3]
+                shared = ikey in inputs
+                inputs.add(ikey)
         else:
             q = out[k]
             out[k] = q.with_(cmat=q.cmat | p.cmat)
-    if len(out) < 2 or len({(id(p.node), p.control, p.wide) for p in out}) == len(out):
+    if not shared:  # no two parts left with the same input and role: nothing more to merge
         return out
     res, groups = [], {}
     for p in out:
@@ -224,10 +228,17 @@ def _attach(res, parts, op, inputs, reasons=(), detail="", merged=False):
     lineage as they are, already merged and none empty)."""
     res = _as_tracked(res)
     n, nidx, ncols, series = _dims(res)
-    lins = [lineage_of(o) for o in inputs]
-    allr = _reasons(*lins) + list(reasons)
+    history, allr = [], []
+    for o in inputs:
+        x = lineage_of(o)
+        if x is not None:
+            history.append(x)
+            if x.reasons:
+                allr.extend(x.reasons)
+    if reasons:
+        allr.extend(reasons)
     lin = Lineage(parts if merged else _merge_parts(parts), n, nidx, ncols, allr, op=op,
-                  history=tuple(x for x in lins if x is not None), series=series, detail=detail, checked=merged)
+                  history=tuple(history), series=series, detail=detail, checked=merged)
     object.__setattr__(res, "_wh", lin)
     return res
 
