@@ -6,8 +6,6 @@ the region asked about into a cell set (:mod:`.regions`) and walks the graph wit
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..cellset import CellSet
 from ..errors import LineageQueryError, NotTrackedError
 from ..graph import Node, sources_by_name

@@ -24,6 +24,9 @@ TRACKED_TYPES = (TrackedArray, TrackedFrame, TrackedSeries)
 FRAME_TYPES = (TrackedFrame, TrackedSeries)
 WRAPPED_MARK = "__whence_sklearn__"
 
+#: the pandas layer's switch: inside ``with pandas_untracked:``, pandas runs on tracked frames without recording
+pandas_untracked = _guard
+
 #: per-thread nesting counters: ``depth`` (inside a call whence already covers, on untracked data), ``flow``
 #: (inside a pipeline whose steps see the tracked data), ``hook`` (inside ``__init_subclass__``)
 calls = threading.local()
@@ -90,10 +93,10 @@ def untracked_value(v):
     if isinstance(v, TrackedArray):
         return v._data
     if isinstance(v, TrackedFrame):
-        with _guard:
+        with pandas_untracked:
             return pd.DataFrame(v)
     if isinstance(v, TrackedSeries):
-        with _guard:
+        with pandas_untracked:
             return pd.Series(v)
     return v
 

@@ -16,10 +16,9 @@ import numpy as np
 import pandas as pd
 
 from ...tracked import TrackedArray
-from ..frame import _guard
 from .base import (
     FRAME_TYPES, METHODS, TRACKED_TYPES, WRAPPED_MARK, call_on_untracked, calls, defining_class, is_sklearn,
-    nesting, warn_partial,
+    nesting, pandas_untracked, warn_partial,
 )
 from .columns import ColumnMaps, all_columns, maps_for, pipeline_maps, predictor_maps
 from .fits import control_parts, fit_entry, fitted_inputs, forget_fit, record_fit
@@ -153,7 +152,7 @@ def _add_control(est, res, inp, control_maps, op):
     parts = data_parts(own, np.eye(k, dtype=bool), n_out, nidx, True) + cparts
     data = res._data if isinstance(res, TrackedArray) else res
     if isinstance(data, (pd.DataFrame, pd.Series)):
-        with _guard:
+        with pandas_untracked:
             data = pd.DataFrame(data) if isinstance(data, pd.DataFrame) else pd.Series(data)
     return emit_tracked(data, own, parts, list(own.reasons), op, info)
 

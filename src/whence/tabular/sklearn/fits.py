@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from ...tracked import TrackedArray
-from ..frame import TrackedFrame, _guard
+from ..frame import TrackedFrame
 from ..relations import Part, RowRel
-from .base import TRACKED_TYPES, nesting, weak_key_entry
+from .base import TRACKED_TYPES, nesting, pandas_untracked, weak_key_entry
 from .inputs import TrackedInput, with_index_rows
 
 
@@ -63,7 +63,7 @@ def record_fit(est, args, kwargs, X, y):
         return
     names = None
     if isinstance(X, TrackedFrame):
-        with _guard:
+        with pandas_untracked:
             names = list(X.columns)
     weak_key_entry(fitted_inputs, est, (xp, yp, tuple(others), names))
 

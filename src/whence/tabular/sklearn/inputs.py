@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 from ...graph import Node
-from ..frame import _guard, lineage_of
+from ..frame import lineage_of
 from ..relations import TableMap
-from .base import FRAME_TYPES
+from .base import FRAME_TYPES, pandas_untracked
 
 
 def _ncols(node):
@@ -54,7 +54,7 @@ class TrackedInput:
             self.reasons = tuple(lin.reasons)
             self.history = (lin.node,)
             self.frame = X
-            with _guard:
+            with pandas_untracked:
                 self.index = X.index
                 if isinstance(X, pd.DataFrame):
                     self.names = list(X.columns)

@@ -12,9 +12,9 @@ import pandas as pd
 
 from ...graph import Node
 from ...tracked import TrackedArray, wrap as _wrap
-from ..frame import _guard, lineage_of
+from ..frame import lineage_of
 from ..relations import Lineage, Part, RowRel
-from .base import FRAME_TYPES, TRACKED_TYPES, weak_key_entry
+from .base import FRAME_TYPES, TRACKED_TYPES, pandas_untracked, weak_key_entry
 from .fits import control_parts
 from .inputs import with_index_rows
 
@@ -74,7 +74,7 @@ def emit_tracked(out, inp, parts, reasons, op, info):
     reasons = [r for r in reasons if r]
     if isinstance(out, (pd.DataFrame, pd.Series)):
         from ..frame import _attach
-        with _guard:
+        with pandas_untracked:
             return _attach(out, parts, op, [inp.frame] if inp.frame is not None else [], reasons)
     lin = Lineage(parts, n_out, 0, k, reasons, op=op, history=inp.history, series=one_d)
     node = lin.node
