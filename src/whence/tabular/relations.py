@@ -325,18 +325,80 @@ class Lineage:
 
     ``nidx`` rows of every ``cmat`` describe the index levels (they become cells again after
     ``reset_index``); the rest describe the columns.
+
+    The graph node (:attr:`node`) is built when first asked for (a query, a store, a plot): most frames of a
+    pipeline are intermediates that nothing ever asks about, and building a node and its map per pandas call
+    was a large share of whence's cost per call.  ``history`` may hold the :class:`Lineage` objects of the
+    frames the table was computed from (their nodes are built first, so that a parent's id stays smaller than
+    its child's) or graph nodes.
     """
 
-    __slots__ = ("parts", "n", "nidx", "ncols", "reasons", "node", "series")
+    __slots__ = ("parts", "n", "nidx", "ncols", "reasons", "_node", "series", "_spec", "memo", "_aggregate")
 
-    def __init__(self, parts, n, nidx, ncols, reasons=(), op="frame", history=(), series=False, detail=""):
-        self.parts = [p for p in parts if p.cmat.any()]
+    def __init__(self, parts, n, nidx, ncols, reasons=(), op="frame", history=(), series=False, detail="",
+                 checked=False):
+        # (``checked``: no part is empty, as when the parts are another Lineage's)
+        self.parts = list(parts) if checked else [p for p in parts if p.cmat.any()]
         self.n = int(n)
         self.nidx = int(nidx)
         self.ncols = int(ncols)
         self.reasons = tuple(dict.fromkeys(reasons))
         self.series = series
-        self.node = self._make_node(op, history, detail)
+        self._node = None
+        self._spec = (op, history, detail)
+        # derived lineages that depend on nothing but this one (a column taken by label), built once: a
+        # Lineage never changes once made, so objects with the same derivation may share one
+        self.memo = None
+        self._aggregate = None
+
+    @property
+    def aggregate(self):
+        """What a group-by aggregation computed (:class:`~whence.tabular.aggregates.AggregateRecord`), or None;
+        it goes on the node's map (``node.map.aggregate``), now or when the node is built."""
+        return self._aggregate
+
+    @aggregate.setter
+    def aggregate(self, record):
+        self._aggregate = record
+        if self._node is not None:
+            self._node.map.aggregate = record
+
+    @property
+    def op(self):
+        """The name of the operation that made the table."""
+        return self._node.op if self._spec is None else self._spec[0]
+
+    @property
+    def node(self):
+        """The table's graph node (built at the first call, with the nodes of its history)."""
+        nd = self._node
+        if nd is None:
+            nd = self._build_nodes()
+        return nd
+
+    @node.setter
+    def node(self, value):
+        self._node = value
+        self._spec = None
+
+    def _build_nodes(self):
+        # the unbuilt history first (oldest first), without recursion: a long chain of in-place writes
+        # that nothing asked about is a long chain of unbuilt lineages
+        todo = [(self, False)]
+        while todo:
+            lin, ready = todo.pop()
+            if lin._node is not None:
+                continue
+            if ready:
+                op, history, detail = lin._spec
+                lin._node = lin._make_node(op, history, detail)
+                lin._spec = None
+                continue
+            todo.append((lin, True))
+            for h in lin._spec[1]:
+                if type(h) is Lineage and h._node is None:
+                    todo.append((h, False))
+        return self._node
 
     def _make_node(self, op, history, detail):
         shape = (self.n,) if self.series else (self.n, self.ncols)
@@ -355,9 +417,11 @@ class Lineage:
         n_inputs = len(parents)
         for h in history:
             if h is not None:
-                parents.append(h)
+                parents.append(h._node if type(h) is Lineage else h)
         partial = "; ".join(self.reasons) if self.reasons else None
         m = TableMap(shape, self.nidx, entries, [pn.shape for pn in parents], n_inputs)
+        if self._aggregate is not None:
+            m.aggregate = self._aggregate
         return Node(op, shape, m, tuple(parents), frozenset(control), partial, detail=detail)
 
     @property

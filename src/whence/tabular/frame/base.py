@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 import threading
 import warnings
+import weakref
 
 import numpy as np
 import pandas as pd
@@ -15,11 +16,15 @@ from ...errors import PartialLineageWarning
 from ..relations import Lineage, Part, RowRel
 
 
-_local = threading.local()
+class _Local(threading.local):
+    depth = 0  # (a class default: every thread starts outside any covered operation)
+
+
+_local = _Local()
 
 
 def _depth():
-    return getattr(_local, "depth", 0)
+    return _local.depth
 
 
 class _Guard:
@@ -28,7 +33,7 @@ class _Guard:
     __slots__ = ()
 
     def __enter__(self):
-        _local.depth = getattr(_local, "depth", 0) + 1
+        _local.depth += 1
 
     def __exit__(self, *exc):
         _local.depth -= 1
@@ -169,13 +174,16 @@ def _union_rel(a, b):
 def _remap(lin, crow=None, sel=None, rel_cache=None):
     """Parts of ``lin`` with columns remapped by ``crow`` (old cmat row per new row, -1 none) and rows by
     ``sel`` (old row per new row, -1 none)."""
+    if crow is not None:
+        crow = np.asarray(crow, np.int64)
+        if crow.shape[0] == lin.nidx + lin.ncols and (crow == np.arange(crow.shape[0])).all():
+            crow = None  # every cmat row stays where it is: the parts' column matrices are kept as they are
     if crow is None and sel is None:
         return list(lin.parts)
     parts = []
     cache = {} if rel_cache is None else rel_cache
     neg = None
     if crow is not None:
-        crow = np.asarray(crow, np.int64)
         neg = crow < 0
         if neg.any():
             crow = np.where(neg, 0, crow)
@@ -203,14 +211,15 @@ def _reasons(*lins):
     return out
 
 
-def _attach(res, parts, op, inputs, reasons=(), detail=""):
-    """Make ``res`` a tracked object carrying a new lineage built from ``parts``."""
+def _attach(res, parts, op, inputs, reasons=(), detail="", merged=False):
+    """Make ``res`` a tracked object carrying a new lineage built from ``parts`` (``merged``: the parts of one
+    lineage as they are, already merged and none empty)."""
     res = _as_tracked(res)
     n, nidx, ncols, series = _dims(res)
     lins = [lineage_of(o) for o in inputs]
     allr = _reasons(*lins) + list(reasons)
-    lin = Lineage(_merge_parts(parts), n, nidx, ncols, allr, op=op,
-                  history=tuple(x.node for x in lins if x is not None), series=series, detail=detail)
+    lin = Lineage(parts if merged else _merge_parts(parts), n, nidx, ncols, allr, op=op,
+                  history=tuple(x for x in lins if x is not None), series=series, detail=detail, checked=merged)
     object.__setattr__(res, "_wh", lin)
     return res
 
@@ -253,7 +262,7 @@ def _elementwise(res, op, operands):
             if o.shape[1] == ncols and (o.columns.equals(res.columns)):
                 crow = list(range(lin.nidx)) + [lin.nidx + j for j in range(ncols)]
             elif o.columns.is_unique:
-                pos = o.columns.get_indexer(res.columns)
+                pos = column_positions(o.columns, res.columns)
                 crow = [-1] * nidx + [lin.nidx + p if p >= 0 else -1 for p in pos]
             else:
                 return _fallback(res, op, operands)
@@ -279,6 +288,52 @@ def _align_rows(o, res):
     if o.index.is_unique:
         return o.index.get_indexer(res.index)
     return False
+
+
+# id of a column Index -> (weak reference to it, {label: position}) for small Indexes of text labels
+_LABEL_MAPS: dict = {}
+_SMALL = 256
+
+
+def _label_map(cols):
+    """``{label: position}`` of a unique Index of at most :data:`_SMALL` ``str`` labels (built once per Index
+    object: Indexes never change), or None."""
+    e = _LABEL_MAPS.get(id(cols))
+    if e is not None and e[0]() is cols:
+        return e[1]
+    if len(cols) > _SMALL or isinstance(cols, pd.MultiIndex) or cols.dtype.kind not in "OU" and \
+            not isinstance(cols.dtype, pd.StringDtype):
+        return None
+    labels = cols.tolist()
+    m = {}
+    for j, lab in enumerate(labels):
+        if type(lab) is not str or lab in m:
+            m = None  # another kind of label (whose equality a dict may not share), or a duplicate
+            break
+        m[lab] = j
+    try:
+        key = id(cols)
+        ref = weakref.ref(cols, lambda _r, k=key: _LABEL_MAPS.pop(k, None))
+    except TypeError:
+        return m
+    _LABEL_MAPS[key] = (ref, m)
+    return m
+
+
+def column_positions(cols, labels):
+    """``cols.get_indexer(labels)`` (int64, -1 for a missing label) for a unique ``cols``; small Indexes of text
+    labels answer from a dict kept per Index object, with no hash table built by pandas per call (most of
+    the cost of writing or dropping a column of a narrow frame)."""
+    m = _label_map(cols)
+    if m is not None and len(labels) <= _SMALL:
+        out = []
+        for lab in (labels.tolist() if isinstance(labels, pd.Index) else labels):
+            if type(lab) is not str:
+                break
+            out.append(m.get(lab, -1))
+        else:
+            return np.asarray(out, np.int64) if out else np.zeros(0, np.int64)
+    return np.asarray(cols.get_indexer(labels), np.int64)
 
 
 def _row_positions(src, res):
@@ -385,7 +440,7 @@ def _attach_inplace(obj, parts, op, lins, reasons=()):
     allr = _reasons(*lins) + list(reasons)
     n, nidx, ncols, series = _dims(obj)
     lin = Lineage(_merge_parts(parts), n, nidx, ncols, allr, op=op,
-                  history=tuple(x.node for x in lins if x is not None), series=series)
+                  history=tuple(x for x in lins if x is not None), series=series)
     object.__setattr__(obj, "_wh", lin)
 
 
@@ -397,7 +452,7 @@ def _cols_result(src, res, op):
     sel = _align_rows(src, res)
     if sel is False:
         return _fallback(res, op, [src])
-    pos = src.columns.get_indexer(res.columns)
+    pos = column_positions(src.columns, res.columns)
     crow = list(range(lin.nidx)) if res.index.nlevels == lin.nidx else [-1] * res.index.nlevels
     crow += [lin.nidx + int(p) if p >= 0 else -1 for p in pos]
     return _attach(res, _remap(lin, crow, sel), op, [src])
@@ -453,7 +508,7 @@ def _is_label_list(key):
 def _fallback_reason(res, reason):
     lin = lineage_of(res)
     _warn("whence: " + reason)
-    return _attach(res, list(lin.parts), lin.node.op, [res], [reason])
+    return _attach(res, lin.parts, lin.op, [res], [reason], merged=True)
 
 
 class _TrackedMixin:

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pandas as pd
 
+from ...tracked import TrackedArray
 from ..relations import Part, RowRel
 from .values import is_scalar_like, scalar_parts
 from .base import (_as_tracked, _attach, _attach_inplace, _depth, _dims, _elementwise, _fallback, _fallback_reason,
@@ -79,7 +80,7 @@ def _same(op):
                                                  f"elementwise (a superset)")
                 lin = lineage_of(self)
                 if res.index.nlevels == lin.nidx:
-                    return _attach(res, list(lin.parts), op, [self])
+                    return _attach(res, lin.parts, op, [self], merged=True)
                 crow = [-1] * res.index.nlevels + [lin.nidx + j for j in range(lin.ncols)]
                 return _attach(res, _remap(lin, crow), op, [self])
 
@@ -193,7 +194,6 @@ def _binary(res, op, *operands, columns=False):
     extra, reasons = [], []
     for o in on_cols:
         extra += _series_on_columns(out, o)
-    from ...tracked import TrackedArray
     for a in others:
         if is_scalar_like(a):
             extra += scalar_parts(a, len(out), 0)  # a reduction's scalar: every cell it reduced

@@ -12,7 +12,7 @@ import pandas as pd
 from .base import TYPES, _TrackedMixin
 from .cellwise import _Cellwise, _FrameCellwise, _SeriesCellwise
 from .groups import _Groups
-from .indexes import _Indexes
+from .indexes import FRAME_INDEX, SERIES_INDEX, _Indexes
 from .joins import _FrameJoins, _SeriesLookups
 from .meta import _Meta
 from .reshapes import _FrameReshapes, _SeriesReshapes
@@ -26,6 +26,8 @@ __all__ = ["TrackedFrame", "TrackedSeries"]
 class TrackedSeries(_SeriesSelection, _SeriesWrites, _SeriesCellwise, _SeriesLookups, _SeriesReshapes, _SeriesApply,
                     _Selection, _Cellwise, _Groups, _Meta, _Indexes, _TrackedMixin, pd.Series):
     """A :class:`pandas.Series` with lineage (see :mod:`whence.tabular.frame`)."""
+
+    index = SERIES_INDEX
 
     @property
     def _constructor(self):
@@ -53,6 +55,8 @@ class TrackedFrame(_FrameSelection, _FrameWrites, _FrameCellwise, _FrameJoins, _
     Made by :func:`whence.read_csv`, :func:`whence.read_parquet` or :func:`whence.track_frame`; every pandas
     operation on it returns tracked objects.  ``isinstance(df, pandas.DataFrame)`` holds.
     """
+
+    index = FRAME_INDEX
 
     @property
     def _constructor(self):

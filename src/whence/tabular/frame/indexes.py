@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from ..relations import Lineage, Part
-from .base import _attach, _attach_inplace, _depth, _guard, _remap, _stacklevel, lineage_of
-from .values import _register_plain, plain_lineage, warn_constant
+from .base import _attach, _attach_inplace, _depth, _guard, _local, _remap, _stacklevel, lineage_of
+from .values import _plain, _register_plain, plain_lineage, warn_constant
 
 __all__ = ["INDEX_CELLWISE", "INDEX_UNTRACKED", "INDEX_META", "install"]
 
@@ -72,35 +72,68 @@ def _register_index(idx, obj):
     lin = obj.__dict__.get("_wh")
     if lin is None or len(idx) != lin.n or idx.nlevels != lin.nidx:
         return
-    _register_plain(idx, None, functools.partial(index_lineage, lin))
+    _register_plain(idx, None, functools.partial(index_lineage, lin), owner=lin)
+
+
+_FRAME_INDEX = pd.DataFrame.__dict__["index"]
+_SERIES_INDEX = pd.Series.__dict__["index"]
+
+
+def _index_getter(axis):
+    """The getter of ``index`` for a class whose pandas ``index`` descriptor is ``axis``: pandas reads
+    ``self.index`` many times per call, so inside a covered operation it is pandas' own read and nothing more;
+    outside, the index's lineage is registered again only when the registry does not hold this frame's lineage
+    for this index already."""
+    get_axis = axis.__get__
+    local = _local
+
+    def index(self):
+        idx = get_axis(self, None)
+        if local.depth:
+            return idx
+        lin = self.__dict__.get("_wh")
+        if lin is not None:
+            e = _plain.get(id(idx))
+            if e is None or e[3] is not lin or e[0]() is not idx:
+                _register_index(idx, self)
+        return idx
+
+    return index
+
+
+def _set_index(self, value):
+    """``obj.index = value``: the index levels take the lineage of ``value`` (pandas' own steps: unchanged)."""
+    base = pd.DataFrame.__dict__["index"] if isinstance(self, pd.DataFrame) else pd.Series.__dict__["index"]
+    lin = self.__dict__.get("_wh")
+    if _depth() or lin is None or _from_pandas():
+        base.__set__(self, value)
+        if lin is not None and not _depth() and (lin.nidx != self.index.nlevels or lin.n != len(self)):
+            object.__setattr__(self, "_wh", None)  # pandas' own step: the operation's lineage is set after
+        return
+    vlin = lineage_of(value)
+    if vlin is None and isinstance(value, (pd.Index, np.ndarray)):
+        vlin = plain_lineage(value)
+    base.__set__(self, value)
+    with _guard:
+        _after_index_set(self, lin, value, vlin)
+
+
+def _get_index(self):
+    return (_frame_get if isinstance(self, pd.DataFrame) else _series_get)(self)
 
 
 class _Indexes:
-    """The ``index`` property of the tracked classes: reading registers its lineage, writing sets it."""
+    """The ``index`` property of the tracked classes: reading registers its lineage, writing sets it
+    (:data:`FRAME_INDEX` and :data:`SERIES_INDEX` are the property of each class)."""
 
-    @property
-    def index(self):
-        base = pd.DataFrame.__dict__["index"] if isinstance(self, pd.DataFrame) else pd.Series.__dict__["index"]
-        idx = base.__get__(self, type(self))
-        if not _depth() and self.__dict__.get("_wh") is not None:
-            _register_index(idx, self)
-        return idx
+    index = property(_get_index, _set_index)
 
-    @index.setter
-    def index(self, value):
-        base = pd.DataFrame.__dict__["index"] if isinstance(self, pd.DataFrame) else pd.Series.__dict__["index"]
-        lin = self.__dict__.get("_wh")
-        if _depth() or lin is None or _from_pandas():
-            base.__set__(self, value)
-            if lin is not None and not _depth() and (lin.nidx != self.index.nlevels or lin.n != len(self)):
-                object.__setattr__(self, "_wh", None)  # pandas' own step: the operation's lineage is set after
-            return
-        vlin = lineage_of(value)
-        if vlin is None and isinstance(value, (pd.Index, np.ndarray)):
-            vlin = plain_lineage(value)
-        base.__set__(self, value)
-        with _guard:
-            _after_index_set(self, lin, value, vlin)
+
+_frame_get = _index_getter(_FRAME_INDEX)
+_series_get = _index_getter(_SERIES_INDEX)
+#: the ``index`` property of :class:`TrackedFrame` and of :class:`TrackedSeries` (no type test per read)
+FRAME_INDEX = property(_frame_get, _set_index, doc=_FRAME_INDEX.__doc__)
+SERIES_INDEX = property(_series_get, _set_index, doc=_SERIES_INDEX.__doc__)
 
 
 def _from_pandas():
@@ -168,7 +201,10 @@ def _wrap_attr(cls, name):
         getter = attr
 
         def get(self):
-            res = _as_user(getter.__get__, self, type(self))
+            if _internal_caller():
+                res = getter.__get__(self, type(self))
+            else:
+                res = _as_user(getter.__get__, self, type(self))
             if _plain_empty():
                 return res
             return _result(self, res, name)
@@ -179,13 +215,23 @@ def _wrap_attr(cls, name):
 
         @functools.wraps(fn)
         def method(self, *args, **kwargs):
-            res = _as_user(fn, self, *args, **kwargs)
+            if _internal_caller():
+                res = fn(self, *args, **kwargs)
+            else:
+                res = _as_user(fn, self, *args, **kwargs)
             if _plain_empty():
                 return res
             return _result(self, res, name)
 
         return method
     return None
+
+
+def _internal_caller():
+    """True when the wrapped Index attribute was called by pandas' or whence's own code (the frame two up):
+    their warnings need no moving to the user's line, and catching them was most of the wrapper's cost."""
+    mod = sys._getframe(2).f_globals.get("__name__", "")
+    return mod.startswith("pandas") or mod.startswith("whence")
 
 
 def _as_user(f, *args, **kwargs):
@@ -203,7 +249,6 @@ def _as_user(f, *args, **kwargs):
 
 
 def _plain_empty():
-    from .values import _plain
     return not _plain
 
 

@@ -230,7 +230,7 @@ class _SeriesReshapes:
             return super().to_frame(name)
         with _guard:
             res = super().to_frame(name)
-            return _attach(res, list(lineage_of(self).parts), "to_frame", [self])
+            return _attach(res, lineage_of(self).parts, "to_frame", [self], merged=True)
 
 
 class _FrameReshapes:
@@ -322,7 +322,7 @@ class _FrameReshapes:
                 self._update_inplace(res)
                 _attach_inplace(self, lin.parts, "rename", [lin])
                 return None
-            return _attach(res, list(lin.parts), "rename", [self])
+            return _attach(res, lin.parts, "rename", [self], merged=True)
 
     def melt(self, id_vars=None, value_vars=None, var_name=None, value_name="value", col_level=None,
              ignore_index=True):

@@ -13,9 +13,9 @@ import tokenize
 import numpy as np
 import pandas as pd
 
-from .base import (_align_rows, _attach, _attach_inplace, _col_control, _col_rows, _cols_result, _control_parts, _depth,
-                   _dims, _fallback, _guard, _hashable, _is_bool_mask, _is_label_list, _label_positions, _remap,
-                   _row_positions, is_tracked_frame, lineage_of)
+from .base import (_align_rows, _as_tracked, _attach, _attach_inplace, _col_control, _col_rows, _cols_result,
+                   _control_parts, _depth, _dims, _fallback, _guard, _hashable, _is_bool_mask, _is_label_list,
+                   _label_positions, _remap, _row_positions, column_positions, is_tracked_frame, lineage_of)
 from .writes import _after_cell_write
 
 
@@ -33,6 +33,15 @@ def _rows_op(op, ignore_arg="ignore_index"):
                 if kwargs.get("axis", 0) not in (0, "index", "rows"):
                     res = base(self, *args, **kwargs)
                     return _cols_result(self, res, op)
+                if op == "dropna" and isinstance(self, pd.Series) and not (args or kwargs or inplace or ignore):
+                    # a Series keeps its non-missing cells: the positions are read off notna, and pandas' own
+                    # result is kept (no second run on positional labels)
+                    res = base(self)
+                    sel = np.flatnonzero(pd.Series.to_numpy(pd.Series.notna(self))).astype(np.int64)
+                    if len(sel) == len(res):
+                        lin = lineage_of(self)
+                        parts = _remap(lin, None, sel) + _col_control(lin, sel, [lin.nidx], lin.nidx + lin.ncols)
+                        return _attach(res, parts, op, [self])
                 shadow = self.set_axis(pd.RangeIndex(len(self)), axis=0)
                 object.__setattr__(shadow, "_wh", None)
                 res = base(shadow, *args, **kwargs)
@@ -195,6 +204,24 @@ class _TrackedIndexer:
             _after_cell_write(obj, lin, key, value, self.kind, old_cols)
 
 
+def _column(src, lin, res, loc, detail):
+    """``res`` is column ``loc`` of ``src`` (same rows): its lineage is built once per lineage of ``src`` and
+    shared by every Series taken from that column (a column is read again and again in most pipelines)."""
+    memo = lin.memo
+    if memo is None:
+        memo = lin.memo = {}
+    key = ("column", loc, detail)
+    clin = memo.get(key)
+    if clin is None or clin.n != len(res) or clin.nidx != res.index.nlevels:
+        crow = list(range(lin.nidx)) + [lin.nidx + loc]
+        res = _attach(res, _remap(lin, crow), "column", [src], detail=detail)
+        memo[key] = lineage_of(res)
+        return res
+    res = _as_tracked(res)
+    object.__setattr__(res, "_wh", clin)
+    return res
+
+
 def _subset_rows(src, res, op, mask=None):
     """``res`` holds rows of ``src`` (all its columns): positions recovered from the index or the mask."""
     lin = lineage_of(src)
@@ -204,7 +231,8 @@ def _subset_rows(src, res, op, mask=None):
         if isinstance(mask, pd.Series):
             al = _align_rows(mask, src)
             if al is None:
-                mvals = mask.to_numpy(dtype=bool, na_value=False) if hasattr(mask, "to_numpy") else np.asarray(mask)
+                mvals = pd.Series.to_numpy(mask) if mask.dtype == np.bool_ else \
+                    mask.to_numpy(dtype=bool, na_value=False)  # (a nullable boolean mask: NA selects nothing)
         else:
             mvals = np.asarray(mask, dtype=bool)
         if mvals is not None:
@@ -335,11 +363,10 @@ class _FrameSelection:
             if isinstance(res, pd.Series) and len(res) == len(self) and _hashable(key) and key in cols:
                 loc = cols.get_loc(key)
                 if isinstance(loc, (int, np.integer)):
-                    crow = list(range(lin.nidx)) + [lin.nidx + int(loc)]
-                    return _attach(res, _remap(lin, crow), "column", [self], detail=str(key))
+                    return _column(self, lin, res, int(loc), str(key))
             if isinstance(res, pd.DataFrame) and len(res) == len(self) and _is_label_list(key):
                 if cols.is_unique:
-                    pos = cols.get_indexer(res.columns)
+                    pos = column_positions(cols, res.columns)
                     if (pos >= 0).all():
                         crow = list(range(lin.nidx)) + [lin.nidx + int(p) for p in pos]
                         return _attach(res, _remap(lin, crow), "columns", [self])
@@ -399,7 +426,7 @@ class _FrameSelection:
             res = super().drop(labels, **kwargs)
             if not self.columns.is_unique:
                 return _fallback(res, "drop", [self])
-            cpos = self.columns.get_indexer(res.columns)
+            cpos = column_positions(self.columns, res.columns)
             if len(res) == len(self) and res.index.equals(self.index):
                 sel = None
             else:

@@ -23,7 +23,7 @@ from .base import _stacklevel, lineage_of
 
 __all__ = ["constant", "plain_node", "plain_lineage"]
 
-# id -> (weak reference, node or None, series-like Lineage or None)
+# id -> (weak reference, node or None, series-like Lineage or None, the owner's Lineage or None)
 _plain: dict = {}
 # ids of arrays declared constant by wh.constant
 _const: dict = {}
@@ -103,10 +103,11 @@ def _remember(table, obj, value):
     return True
 
 
-def _register_plain(arr, node, lin=None):
+def _register_plain(arr, node, lin=None, owner=None):
     """Remember that the plain array (or Index) ``arr`` holds cells of ``node`` (or of the Lineage ``lin``, or
-    of what the callable ``lin`` returns when first asked)."""
-    _remember(_plain, arr, (node, lin))
+    of what the callable ``lin`` returns when first asked); ``owner`` is the Lineage of the frame that handed
+    it out, if any (an index registered again for the same owner needs no new entry)."""
+    _remember(_plain, arr, (node, lin, owner))
 
 
 def plain_node(arr):
@@ -124,7 +125,7 @@ def plain_lineage(arr):
         lin = e[2]
         if callable(lin):  # built on first use
             lin = lin()
-            _plain[id(arr)] = (e[0], e[1], lin)
+            _plain[id(arr)] = (e[0], e[1], lin, e[3])
         return lin
     return None
 

@@ -10,7 +10,7 @@ import pandas as pd
 from ..relations import Part, RowRel, node_cols
 from .values import plain_lineage, plain_node, scalar_lineage, scalar_parts, warn_constant
 from .base import (_align_rows, _attach_inplace, _depth, _guard, _hashable, _label_positions, _remap, _warn,
-                   lineage_of)
+                   column_positions, lineage_of)
 
 
 def _after_cell_write(obj, lin, key, value, kind, old_cols):
@@ -61,16 +61,22 @@ def _after_cell_write(obj, lin, key, value, kind, old_cols):
     keep_sel = np.arange(len(obj), dtype=np.int64)
     keep_sel[rpos] = -1
     parts = []
+    kept = {}
     for p in _remap(lin, crow):
         if p.wide:
             parts.append(p)
             continue
         cm_w = p.cmat & written[:, None]
+        if not cm_w.any():
+            parts.append(p)  # no written column reads this part
+            continue
         cm_k = p.cmat & ~written[:, None]
         if cm_k.any():
             parts.append(p.with_(cmat=cm_k))
-        if cm_w.any():
-            parts.append(p.with_(rel=p.rel.take(keep_sel), cmat=cm_w))
+        rel = kept.get(id(p.rel))
+        if rel is None:
+            rel = kept[id(p.rel)] = p.rel.take(keep_sel)
+        parts.append(p.with_(rel=rel, cmat=cm_w))
     vlin = lineage_of(value)
     reasons = []
     if vlin is not None:
@@ -131,7 +137,7 @@ def _mask_control(rk, obj, written):
         what = "a row mask whose index cannot be aligned" if is_mask else "row labels from a tracked Series"
         _warn(f"whence: a write through {what}; all its cells are taken as control (PARTIAL)")
         return parts, mlin, f"a write through {what} (all its cells are control)"
-    sel = np.arange(n, dtype=np.int64) if al is None else np.asarray(al, np.int64)
+    sel = None if al is None else np.asarray(al, np.int64)  # None: the mask's rows are the frame's
     parts = []
     for p in mlin.parts:
         row = p.data_row(mlin.nidx)
@@ -139,7 +145,7 @@ def _mask_control(rk, obj, written):
             continue
         cm = np.zeros((written.shape[0], row.shape[0]), bool)
         cm[written] = row
-        parts.append(Part(p.node, p.rel.take(sel), cm, True))
+        parts.append(Part(p.node, p.rel if sel is None else p.rel.take(sel), cm, True))
     return parts, mlin, None
 
 
@@ -233,7 +239,7 @@ def _after_setitem(obj, lin, key, value, old_cols, insert_at=None):
     keys = list(key) if isinstance(key, list) else [key]
     # old columns keep their positions (by label); new ones are empty before the value is added
     if old_cols.is_unique and cols.is_unique:
-        pos = old_cols.get_indexer(cols)
+        pos = column_positions(old_cols, cols)
     else:
         pos = np.arange(len(cols))
         pos[len(old_cols):] = -1
@@ -296,7 +302,7 @@ class _FrameWrites:
             lin = lineage_of(self)
             old = self.columns
             super().__delitem__(key)
-            pos = old.get_indexer(self.columns) if old.is_unique else None
+            pos = column_positions(old, self.columns) if old.is_unique else None
             if pos is None:
                 _attach_inplace(self, lin.parts, "delitem", [lin], ["deleting a duplicated column label"])
                 return
