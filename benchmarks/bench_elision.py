@@ -85,6 +85,44 @@ def run(quick=False, log=print):
             "elision_active": elision.ACTIVE, "rows": rows, "problems": problems}
 
 
+def cpu_rounds(cells=1e5, rounds=15, log=print):
+    """The target rows at one size, in CPU time (``time.process_time``, steadier than wall time on a shared
+    machine): ``rounds`` rounds of a plain batch then a whence batch, each batch about 20 million cells of
+    work; returns ``{expression: (median plain seconds, median whence seconds, ratio of the medians)}``."""
+    import gc
+    import statistics
+    import time
+
+    n = int(cells)
+    ap = rng(21).random(n) + 0.5
+    wh.reset()
+    at = wh.track(ap, name="a", copy=False)
+    calls = max(5, int(2e7 // n))
+
+    def batch(fn, x):
+        gc.collect()
+        t = time.process_time()
+        for _ in range(calls):
+            fn(x)
+        return (time.process_time() - t) / calls
+
+    out = {}
+    for label in TARGETS:
+        fn = EXPRESSIONS[label]
+        fn(ap), fn(at)
+        plain, tracked = [], []
+        for _ in range(rounds):
+            plain.append(batch(fn, ap))
+            tracked.append(batch(fn, at))
+        p, w = statistics.median(plain), statistics.median(tracked)
+        out[label] = (p, w, w / p)
+        log(f"  cpu {size_label(cells):>4} {label:30s} plain {p * 1e6:9.1f} us  whence {w * 1e6:9.1f} us  "
+            f"x{w / p:.3f}")
+    del at
+    wh.reset()
+    return out
+
+
 def markdown(res):
     """The table: one row per expression and size, medians of plain and ratios of whence and traceprop."""
     rows = res.get("rows") or []
@@ -110,7 +148,12 @@ if __name__ == "__main__":
     ap_ = argparse.ArgumentParser(description=__doc__)
     ap_.add_argument("--quick", action="store_true")
     ap_.add_argument("--out")
+    ap_.add_argument("--cpu", type=float, metavar="CELLS",
+                     help="only the target rows at this size, in CPU time (15 alternating rounds)")
     args = ap_.parse_args()
+    if args.cpu:
+        cpu_rounds(args.cpu)
+        sys.exit(0)
     res = run(quick=args.quick)
     print()
     print(markdown(res))

@@ -2085,7 +2085,7 @@ def gen_stack(draw, p, x, terminal=False):
 
 def gen_catgroup(draw, p, x, terminal=False):
     """A group-by on a categorical key with ``observed`` given: ``observed=False`` adds the unused categories
-    as empty groups (no cells; pandas' constant 0 or NaN); whence answers that form PARTIAL (a superset)."""
+    as empty groups (no cells; pandas' constant 0 or NaN): their rows read no cell, FULL."""
     P = p.plain(x)
     X = p.oracle[x]
     gc = [c for c in P.columns if _is_cat(P[c])]
@@ -2120,11 +2120,10 @@ def gen_catgroup(draw, p, x, terminal=False):
             d[o, vj], cc[o, vj] = vd, vc | vd | ctl
         return OF(R, d, cc, rc)
 
-    # observed=False with an unused category (an empty group) is PARTIAL; with every category used it is the
-    # same group-by as observed=True
-    used = set(v for v in vals if not pd.isna(v))
-    covered = obs or used >= set(P[g].cat.categories)
-    return Step("g", code, oracle, what="groupby(categorical)", covered=covered, terminal=terminal)
+    # observed=False with an unused category (an empty group) is exact: the empty group's row reads no cell
+    # (its label is a category of the key's dtype); with every category used it is the same group-by as
+    # observed=True
+    return Step("g", code, oracle, what="groupby(categorical)", covered=True, terminal=terminal)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -98,9 +98,9 @@ def test_hook_tables_are_filled():
 
     import whence as wh
     from whence import buckets, query, tracked
-    assert {"reduce", "ufunc", "gufunc_labels", "dispatch", "elide", "upstream", "cell", "node_of"} <= set(
-        tracked._hooks.ARRAY) <= {"reduce", "ufunc", "gufunc_labels", "dispatch", "elide", "upstream", "cell",
-                                  "node_of", "died"}
+    assert {"reduce", "ufunc", "gufunc_labels", "dispatch", "elide", "elide_operator", "upstream", "cell",
+            "node_of"} <= set(tracked._hooks.ARRAY) <= {"reduce", "ufunc", "gufunc_labels", "dispatch", "elide",
+                                                        "elide_operator", "upstream", "cell", "node_of", "died"}
     assert tracked._hooks.ARRAY["cell"] is query.Cell
     assert tracked._hooks.ARRAY["dispatch"] is buckets.registry.dispatch
     assert set(tracked._hooks.LAZY) == {"array", "dataframe"}

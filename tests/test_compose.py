@@ -470,3 +470,46 @@ def test_a_loop_of_operator_chains_folds_each_result_as_it_dies():
         for c in (0, 5, n - 1):
             assert wh.backward(y, (c,))["x"].tolist() == [[c]]
         assert len(wh.ops(y)) >= 4 * 3
+
+
+def test_a_folded_new_reader_is_the_node_that_folding_makes():
+    # compose.new_folded_reader builds its node slot by slot: every slot of Node is set, and the node equals
+    # Node(...) followed by fold_into_new_reader in every field but its id (one operand and two, a parent
+    # already read, a source and an intermediate)
+    from whence.graph import Node
+    src = Node("source", (3, 4), name="a")
+    mid = Node("exp", (3, 4), ElementwiseMap((3, 4), ((3, 4),)), (src,))
+    row = Node("source", (1, 4), name="r")
+    fields = [s for s in Node.__slots__ if s not in ("id", "kids", "link", "__weakref__")]
+    for parents_of_p, other in [((src,), None), ((src,), src), ((src,), row), ((src, row), mid), ((mid,), None)]:
+        made = []
+        for how in ("slots", "fold"):
+            p = Node("multiply", (3, 4), ElementwiseMap((3, 4), tuple(q.shape for q in parents_of_p)),
+                     parents_of_p)
+            ops = (p,) if other is None else (p, other)
+            shapes = tuple(q.shape for q in ops)
+            if how == "slots":
+                k = compose.new_folded_reader("add", (3, 4), shapes, ops, p)
+            else:
+                k = Node("add", (3, 4), ElementwiseMap((3, 4), shapes), ops)
+                assert compose.fold_into_new_reader(p, k)
+            assert k is not None and p.link is compose.FOLDED
+            for s in Node.__slots__:
+                if s != "__weakref__":
+                    getattr(k, s)  # set (an unset slot raises AttributeError)
+            made.append(k)
+        a, b = made
+        for s in fields:
+            va, vb = getattr(a, s), getattr(b, s)
+            if s == "parents":
+                assert [q.op for q in va] == [q.op for q in vb] and va[1:] == vb[1:]
+            elif s == "map":
+                assert (va.out_shape, va.parent_shapes, va.valid) == (vb.out_shape, vb.parent_shapes, vb.valid)
+            else:
+                assert va == vb, s
+        (ma, pa, ca), (mb, pb, cb) = a.link, b.link
+        assert (ma.out_shape, tuple(ma.parent_shapes), pa, ca) == (mb.out_shape, tuple(mb.parent_shapes), pb, cb)
+        # an intermediate parent of the folded node now knows its new reader (it is folded into it when it dies)
+        for q in pa:
+            if q.name is None:
+                assert any(w() is a for w in (q.kids if type(q.kids) is list else [q.kids]))

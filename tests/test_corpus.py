@@ -70,6 +70,21 @@ def test_corpus_pipeline(name, check):
     assert not res.failures[check], res.summary(check)
 
 
+#: pipelines whose every checked answer is FULL (the rest are PARTIAL on some rows, each with a reason in
+#: docs/corpus.md)
+ALL_FULL = ("store_sales_windows", "births", "planets", "ten_minutes", "bicycles", "us_states", "healthcare",
+            "bike_lagged_features", "bike_sharing_kaggle", "titanic_kaggle", "sql_comparison")
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("name", ALL_FULL)
+def test_corpus_pipeline_answers_full_on_every_checked_row(name):
+    """No checked answer of these pipelines is PARTIAL (asfreq, concat, group-wise resample and transform,
+    pivot_table keyed by values, groupby filter/apply, df[df > 0] and the others are exact)."""
+    res = outcome(name)
+    assert res.rows_checked and res.rows_partial == 0, (res.rows_partial, res.rows_checked)
+
+
 def test_known_defects_name_real_checks():
     assert {k for k in KNOWN} <= {(n, c) for n in PIPELINES for c in harness.CHECKS}
 

@@ -10,7 +10,7 @@ Elision runs here on small arrays (``elision.min_bytes(0)``).  Checked:
   chain ran; and the chain did elide (the count is compared with the number of operators that had a
   temporary operand of the result's dtype);
 - a chain whose every intermediate is held in a list: nothing elided, values and lineage untouched;
-- each other way an operand can be seen (a variable, a list, a weak reference, a view of it, a pending
+- each other way an operand can be seen (a variable, a list, a weak reference, a view of it, its buffer, a pending
   sort permutation, a source, ``functools.partial``, ``itertools.starmap``, an object array, a debugger's
   tracing, a walrus): no elision, values untouched, also when the instruction-level check is bypassed
   (the reference count alone refuses);
@@ -312,6 +312,15 @@ def _seen_cases(a):
         (o.reshape(-1) + 1)
         return o[0] * 1, o[0], A * 2
 
+    def buffer_kept():
+        kept = []
+
+        def keep_buffer(x):  # holds the operand's buffer, not the operand
+            kept.append(np.asarray(x))
+            return x
+
+        return keep_buffer(a * 2) + 1, kept[0], A * 2
+
     def dunder():
         t = a * 2
         return t.__add__(1), t, A * 2
@@ -338,30 +347,16 @@ def _seen_cases(a):
 
     return [("variable", variable), ("list", in_list), ("weakref", weak), ("view base", view_base),
             ("numpy view", numpy_view), ("pending sort", pending_sort), ("source", source), ("partial", partial),
-            ("starmap", starmap), ("object array", object_array), ("dunder call", dunder), ("walrus", walrus),
+            ("starmap", starmap), ("object array", object_array), ("buffer kept", buffer_kept), ("dunder call", dunder),
+            ("walrus", walrus),
             ("traced", traced)]
 
 
 def _bypass_instruction_checks(monkeypatch):
     """Make every birth and producer check pass: what remains are the counts of references."""
-    monkeypatch.setattr(elision, "_producer", lambda code, off, depth: _BIRTH[0])
-    real = elision._temporary
-
-    def rebirth(inputs, frame):
-        for x in inputs:
-            b = getattr(x, "_birth", None)
-            if b is not None:
-                _BIRTH[0] = b[1]
-                x._birth = (id(frame), b[1])
-
-    def spy(ufunc, inputs, raws, site):
-        rebirth(inputs, site[0])  # (no local of this frame refers to an operand)
-        return real(ufunc, inputs, raws, site)
-
-    monkeypatch.setattr(elision, "_temporary", spy)
+    monkeypatch.setattr(elision, "_CHECK_INSTRUCTIONS", False)
 
 
-_BIRTH = [-1]
 # held by C code with exactly the one reference the interpreter's stack would hold: only the birth and
 # producer checks refuse these (the operand is not the value the user's instruction reads)
 _C_HELD = {"object array", "partial", "starmap"}

@@ -249,6 +249,53 @@ def test_mode_corr_cov_by_definition(P, how):
 
 
 # ---------------------------------------------------------------------------------------------------------
+# 3. fills with a statistic of tracked data (control of the cells that took it)
+# ---------------------------------------------------------------------------------------------------------
+
+@cfg(30)
+@given(frames(), st.sampled_from(["mean", "median", "max"]),
+       st.sampled_from(["series", "frame_scalar", "frame_dict", "frame_stats", "clip", "replace"]))
+def test_fill_with_a_statistic_carries_its_cells(P, stat, how):
+    df = track(P)
+    n = len(P)
+    both = ["t", "u"]
+    whole = {c: {(r, col(c)) for r in range(n)} for c in both}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        m = getattr(df["u"], stat)()
+        if how == "series":
+            out = df["t"].fillna(m)
+        elif how == "frame_scalar":
+            out = df[both].fillna(m)
+        elif how == "frame_dict":
+            out = df[both].fillna({"t": m})
+        elif how == "frame_stats":
+            out = df[both].fillna(getattr(df[both], stat)())
+        elif how == "clip":
+            out = df["t"].clip(upper=m)
+        else:
+            out = df["t"].replace(-2.0, m)
+    X = P[both] if how.startswith("frame") else P[["t"]]
+    for i in range(n):
+        for j, c in enumerate(X.columns):
+            own = {(i, col(c))}
+            na = X[c].iloc[i] != X[c].iloc[i]
+            if how in ("series", "frame_scalar"):
+                truth = own | (whole["u"] if na and m == m else set())
+            elif how == "frame_dict":
+                truth = own | (whole["u"] if c == "t" and na and m == m else set())
+            elif how == "frame_stats":
+                filled = na and getattr(P[c], stat)() == getattr(P[c], stat)()
+                truth = own | (whole[c] if filled else set())
+            elif how == "clip":
+                truth = own | whole["u"]
+            else:
+                truth = own | (whole["u"] if X[c].iloc[i] == -2.0 else set())
+            check(out, i, j, own)  # the statistic is fitted: control, never data
+            check(out, i, j, truth, control=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # 4. DataFrame.eval on pandas 2 (its column resolvers are built as new plain Series there)
 # ---------------------------------------------------------------------------------------------------------
 
@@ -302,3 +349,391 @@ def test_value_keys_of_group_windows_are_control(P, how):
         row = by_value.index[i][-1] if isinstance(by_value.index, pd.MultiIndex) else by_value.index[i]
         group = {(int(r), col("k")) for r in np.flatnonzero(k == k[row])}
         assert group <= cells(wh.backward(by_value, rows=[i], control=True))
+
+
+def test_deletion_reads_a_statistic_control_part_once_not_per_row(monkeypatch):
+    """Deletion propagation reads the source rows of a fitted statistic's control part (every filled row
+    shares it) as one set: each distinct code of the relation is expanded once, never once per row."""
+    from whence.attribution import deletion
+    from whence.tabular.relations import RowRel
+    n = 400
+    P = pd.DataFrame({"t": np.where(np.arange(n) % 2 == 0, np.nan, np.arange(n, dtype=float)),
+                      "u": np.arange(n, dtype=float)})
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        out = df["t"].fillna(df["u"].mean())
+    node = out._whence_node
+    calls = []
+    orig = RowRel.rows_per
+
+    def counting(self, rows):
+        calls.append(len(rows))
+        return orig(self, rows)
+
+    monkeypatch.setattr(RowRel, "rows_per", counting)
+    ctl = deletion._control_rows(node)
+    assert sorted(ctl) == ["x"] and ctl["x"].tolist() == list(range(n))  # the mean read every row of u
+    assert sum(calls) < n  # no expansion of the n/2 filled rows x n source rows
+
+
+# ---------------------------------------------------------------------------------------------------------
+# time-series gaps: reset_index(level=...), groupby().transform(func), asfreq, groupby().resample()
+# ---------------------------------------------------------------------------------------------------------
+
+def _with_rids(P):
+    """P with its numeric columns replaced by row positions (the keys, texts and times kept)."""
+    R = P.copy()
+    R["t"] = np.arange(len(P), dtype=np.float64)
+    R["u"] = np.arange(len(P), dtype=np.float64)
+    return R
+
+
+def _timed(P):
+    return P[P["d"].notna()].drop_duplicates("d")
+
+
+@cfg(20)
+@given(frames(), st.sampled_from([0, 1, "k", ["k", "s"], [0, 2]]), st.booleans(), st.booleans())
+def test_reset_index_of_some_levels_against_row_ids(P, level, drop, series):
+    def run(X):
+        Y = X.set_index(["k", "s", "d"])
+        Y = Y["t"] if series else Y[["t", "u"]]
+        return Y.reset_index(level=level, drop=drop)
+
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        out = run(df)
+    ref = run(_with_rids(P))
+    plain = run(P)
+    if isinstance(plain, pd.Series):
+        pd.testing.assert_series_equal(untracked(out), plain)
+        ref = ref.to_frame()
+        out_cols = [ref.columns[0]]
+    else:
+        pd.testing.assert_frame_equal(untracked(out), plain)
+        out_cols = list(ref.columns)
+    name_of = {"t": "t", "u": "u", "k": "k", "s": "s", "d": "d"}
+    for i in range(len(ref)):
+        for j, c in enumerate(out_cols):
+            src = name_of.get(c, "t")  # a Series' values are column t's
+            truth = {(int(ref["t"].iloc[i]) if "t" in ref else i, col(src))} if src in ("t", "u") else \
+                {(i, col(src))}
+            check(out, i, j, truth)
+
+
+@cfg(20)
+@given(frames(), st.sampled_from(["fill_mean", "shift", "centre", "cumsum"]))
+def test_groupby_transform_of_a_function_against_row_ids(P, how):
+    funcs = {"fill_mean": lambda x: x.fillna(x.mean()), "shift": lambda x: x.shift(1),
+             "centre": lambda x: x - x.mean(), "cumsum": lambda x: x.cumsum()}
+    f = funcs[how]
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        out = df.groupby("k")["t"].transform(f)
+    pd.testing.assert_series_equal(untracked(out), P.groupby("k")["t"].transform(f))
+    members = P.groupby("k").indices
+    pos = pd.Series(np.arange(len(P), dtype=float)).groupby(P["k"].to_numpy())
+    shifted = pos.shift(1)
+    for i in range(len(P)):
+        grp = members[P["k"].iloc[i]]
+        whole = {(int(r), col("t")) for r in grp}
+        keys = {(int(r), col("k")) for r in grp}
+        own = {(i, col("t"))}
+        na = P["t"].iloc[i] != P["t"].iloc[i]
+        if how == "fill_mean":
+            data, ctl = own, own | keys | (whole if na and P["t"].iloc[grp].notna().any() else set())
+        elif how == "shift":
+            data = set() if shifted.iloc[i] != shifted.iloc[i] else {(int(shifted.iloc[i]), col("t"))}
+            ctl = data | keys
+        elif how == "centre":
+            data = own | whole
+            ctl = data | keys
+        else:
+            data = {(int(r), col("t")) for r in grp if r <= i}
+            ctl = data | keys
+        check(out, i, 0, data)
+        check(out, i, 0, ctl, control=True)
+
+
+@cfg(20)
+@given(frames(min_rows=1), st.sampled_from(["2D", "3D", "W"]), st.sampled_from([None, "ffill", "bfill"]),
+       st.booleans())
+def test_asfreq_against_row_ids(P, freq, method, fill):
+    def run(X):
+        Y = _timed(X).sort_values("d").set_index("d")[["t", "u"]]
+        return Y.asfreq(freq, method=method, fill_value=-1.0 if fill else None)
+
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        out = run(df)
+    pd.testing.assert_frame_equal(untracked(out), run(P))
+    ref = run(_with_rids(P))
+    for i in range(len(ref)):
+        for j, c in enumerate(["t", "u"]):
+            check(out, i, j, _truth_cells(ref[c].iloc[i], c))
+
+
+@cfg(20)
+@given(frames(min_rows=1), st.sampled_from(["3D", "W", "MS"]), st.sampled_from(["sum", "mean", "max", "count"]))
+def test_groupby_resample_against_row_ids(P, freq, agg):
+    def run(X):
+        return getattr(_timed(X).set_index("d").groupby("k")["t"].resample(freq), agg)()
+
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        out = run(df)
+    pd.testing.assert_series_equal(untracked(out), run(P))
+    R = _with_rids(P)
+    ref = _timed(R).set_index("d").groupby("k")["t"].resample(freq).agg(lambda x: list(x))
+    for i in range(len(ref)):
+        rows = [int(r) for r in ref.iloc[i]]
+        data = {(r, col("t")) for r in rows}
+        check(out, i, 0, data)
+        check(out, i, 0, data | {(r, col("k")) for r in rows} | {(r, col("d")) for r in rows}, control=True)
+
+
+@cfg(20)
+@given(frames(), st.sampled_from(["corr", "cov"]), st.sampled_from(["same", "subset", "shuffled"]))
+def test_series_corr_cov_read_the_pairs_used(P, how, other):
+    df = track(P)
+    n = len(P)
+    rng = np.random.default_rng(n)
+    keep = {"same": np.arange(n), "subset": np.arange(0, n, 2), "shuffled": rng.permutation(n)[: max(n - 1, 0)]}
+    rows = np.sort(keep[other])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        o = df["u"].iloc[keep[other]]
+        stat = getattr(df["t"], how)(o)
+        out = df["t"] + stat
+    assert stat == getattr(P["t"], how)(P["u"].iloc[keep[other]]) or (stat != stat)
+    pairs = {(int(r), col("t")) for r in rows} | {(int(r), col("u")) for r in rows}
+    for i in range(n):
+        check(out, i, 0, {(i, col("t"))} | pairs)
+
+
+@cfg(20)
+@given(frames(), st.sampled_from(["upper", "len", "first", "contains", "cat"]))
+def test_index_str_is_cellwise(P, how):
+    ops = {"upper": lambda s: s.upper(), "len": lambda s: s.len(), "first": lambda s: s[0],
+           "contains": lambda s: s.contains("b"), "cat": lambda s: s.cat(sep="-")}
+    df = track(P).set_index("s")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        warnings.simplefilter("error", wh.ConstantValueWarning)
+        res = ops[how](df.index.str)
+        if how == "cat":  # one string from every cell: not a result of the index's length
+            assert res == ops[how](P.set_index("s").index.str)
+            return
+        df["r"] = res
+    pd.testing.assert_index_equal(pd.Index(res), pd.Index(ops[how](P.set_index("s").index.str)))
+    j = list(df.columns).index("r")
+    for i in range(len(P)):
+        check(df, i, j, {(i, col("s"))})
+
+
+@cfg(25)
+@given(frames(), st.sampled_from(["sum", "mean", "count", "size", "max"]), st.booleans(), st.booleans())
+def test_observed_false_empty_groups_read_no_cell(P, agg, two_keys, sort):
+    P = P.assign(s=pd.Categorical(P["s"], categories=["zz", "ab", "cd", "Ef", "unused"]))
+    by = ["s", "k"] if two_keys else "s"
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        g = df.groupby(by, observed=False, sort=sort)
+        out = g.size() if agg == "size" else getattr(g["t"], agg)()
+    pg = P.groupby(by, observed=False, sort=sort)
+    pd.testing.assert_series_equal(untracked(out), pg.size() if agg == "size" else getattr(pg["t"], agg)())
+    keys = [by] if isinstance(by, str) else by
+    for i, label in enumerate(out.index):
+        lab = label if isinstance(label, tuple) else (label,)
+        rows = [r for r in range(len(P)) if all(P[k].iloc[r] == v for k, v in zip(keys, lab))]
+        key_cells = {(r, col(k)) for r in rows for k in keys}
+        data = key_cells if agg == "size" else {(r, col("t")) for r in rows}
+        check(out, i, 0, data)
+        check(out, i, 0, data | key_cells, control=True)
+
+
+@cfg(25)
+@given(frames(min_rows=1), st.sampled_from(["__iadd__", "__isub__", "__imul__", "__itruediv__"]),
+       st.sampled_from(["series", "shuffled", "stat", "frame_stat", "column"]))
+def test_inplace_operators_carry_the_operand(P, op, other):
+    df = track(P)
+    n = len(P)
+    perm = np.random.default_rng(n).permutation(n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        if other == "frame_stat":
+            x = df[["t", "u"]].copy()
+            x = getattr(x, op)(df["u"].max())
+        elif other == "column":
+            x = df[["t", "u"]].copy()
+            x["t"] = getattr(x["t"], op)(x["u"].sum())
+        else:
+            x = df["t"].copy()
+            o = {"series": df["u"], "shuffled": df["u"].iloc[perm], "stat": df["u"].sum()}[other]
+            x = getattr(x, op)(o)
+    whole_u = {(r, col("u")) for r in range(n)}
+    stat_cells = whole_u  # a statistic of u (a max, a sum) reads every cell of u, missing ones included
+    if isinstance(x, pd.Series):
+        for i in range(n):
+            truth = {(i, col("t"))} | ({(i, col("u"))} if other in ("series", "shuffled") else whole_u)
+            check(x, i, 0, truth)
+    else:
+        for i in range(n):
+            for j, c in enumerate(["t", "u"]):
+                if other == "column" and c == "u":
+                    truth = {(i, col("u"))}
+                else:
+                    truth = {(i, col(c))} | stat_cells
+                check(x, i, j, truth)
+
+
+@cfg(20)
+@given(frames(min_rows=1), st.sampled_from(["filter", "apply", "transform"]))
+def test_groupby_filter_apply_transform_of_frames(P, how):
+    def norm(x):
+        x = x.copy()
+        x["t"] /= x["t"].sum()
+        return x
+
+    def run(X):
+        if how == "filter":
+            return X.groupby("k").filter(lambda g: g["t"].sum() > 0)
+        if how == "apply":
+            return X.groupby("k", group_keys=False)[["t", "u"]].apply(norm)
+        return X.groupby("k")[["t", "u"]].transform(lambda x: x - x.mean())
+
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        out = run(df)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pd.testing.assert_frame_equal(untracked(out), run(P))
+    members = P.groupby("k").indices
+    for i, label in enumerate(out.index):
+        r = int(label)  # the default index: the input row
+        grp = members[P["k"].iloc[r]]
+        keys = {(int(q), col("k")) for q in grp}
+        for j, c in enumerate(out.columns):
+            own = {(r, col(c))}
+            if how == "filter":
+                data, ctl = own, own | {(int(q), col(cc)) for q in grp for cc in P.columns}
+            elif how == "apply" and c == "u":
+                data, ctl = own, own | keys
+            else:
+                data = own | {(int(q), col(c)) for q in grp}
+                ctl = data | keys
+            check(out, i, j, data)
+            check(out, i, j, ctl, control=True)
+
+
+@cfg(20)
+@given(frames(), st.sampled_from(["getitem", "where", "mask", "where_other", "swapped", "sort_columns"]))
+def test_frame_where_with_an_aligned_condition_and_sorted_columns(P, how):
+    def run(X):
+        Y = X[["t", "u"]]
+        if how == "getitem":
+            return Y[Y > 0]
+        if how == "where":
+            return Y.where(Y > 0)
+        if how == "mask":
+            return Y.mask(Y < 0)
+        if how == "where_other":
+            return Y.where(Y > 1, -5.0)
+        if how == "swapped":  # the condition on the other column: its cell is an operand too
+            return Y.where(Y[["u", "t"]].rename(columns={"u": "t", "t": "u"}) > 0)
+        return X.sort_index(axis=1, ascending=False)
+
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        out = run(df)
+    pd.testing.assert_frame_equal(untracked(out), run(P))
+    for i in range(len(P)):
+        for j, c in enumerate(out.columns):
+            other = {(i, col({"t": "u", "u": "t"}[c]))} if how == "swapped" else set()
+            check(out, i, j, {(i, col(c))} | other)  # the cell and the condition's cell (the same one here)
+
+
+@cfg(20)
+@given(frames(min_rows=1), st.sampled_from(["sum", "mean", "max", "count"]), st.booleans(), st.booleans())
+def test_pivot_table_with_keys_given_as_values(P, agg, with_columns, fill):
+    def run(X):
+        month = X["d"].dt.month
+        kw = dict(columns="k") if with_columns else {}
+        fv = (-1 if agg == "count" else -1.0) if fill else None  # a fill the result's dtype holds
+        return X.pivot_table("t", index=[month], aggfunc=agg, fill_value=fv, **kw)
+
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        out = run(df)
+    pd.testing.assert_frame_equal(untracked(out), run(P))
+    month = P["d"].dt.month
+    for i, m in enumerate(out.index):
+        for j, c in enumerate(out.columns):
+            rows = [r for r in range(len(P)) if month.iloc[r] == m and (not with_columns or P["k"].iloc[r] == c)]
+            data = {(r, col("t")) for r in rows}
+            check(out, i, j, data)
+            keys = {(r, col("d")) for r in rows} | ({(r, col("k")) for r in rows} if with_columns else set())
+            check(out, i, j, data | keys, control=True)
+
+
+@cfg(20)
+@given(frames(min_rows=1), st.sampled_from(["sum", "max", "count"]))
+def test_unstack_of_a_groupby_keeps_each_cells_own_control(P, agg):
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        out = getattr(df.groupby(["s", "k"])["t"], agg)().unstack()
+    for i, s_ in enumerate(out.index):
+        for j, k in enumerate(out.columns):
+            rows = [r for r in range(len(P)) if P["s"].iloc[r] == s_ and P["k"].iloc[r] == k]
+            data = {(r, col("t")) for r in rows}
+            check(out, i, j, data)
+            check(out, i, j, data | {(r, col(c)) for r in rows for c in ("s", "k")}, control=True)
+
+
+@cfg(20)
+@given(frames(min_rows=1), st.sampled_from(["sum", "mean", "max", "count"]))
+def test_pivot_table_margins_against_definition(P, agg):
+    def run(X):
+        return X.pivot_table("t", index="s", columns="k", aggfunc=agg, margins=True)
+
+    df = track(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        try:
+            plain = run(P)
+        except (ValueError, KeyError, TypeError):
+            return  # pandas refuses (nothing to aggregate): nothing to compare
+        out = run(df)
+    pd.testing.assert_frame_equal(untracked(out), plain)
+    ok = P[["s", "k", "t"]].notna().all(axis=1)  # margins: dropna leaves out rows with a missing cell
+    for i, s_ in enumerate(out.index):
+        for j, k in enumerate(out.columns):
+            if s_ != "All" and k != "All":
+                rows = [r for r in range(len(P)) if P["s"].iloc[r] == s_ and P["k"].iloc[r] == k]
+            else:
+                rows = [r for r in range(len(P)) if ok.iloc[r] and (s_ == "All" or P["s"].iloc[r] == s_)
+                        and (k == "All" or P["k"].iloc[r] == k)]
+            data = {(r, col("t")) for r in rows}
+            check(out, i, j, data)
+            check(out, i, j, data | {(r, col(c)) for r in rows for c in ("s", "k")}, control=True)
+
+
+def test_fills_of_an_empty_frame():
+    """ffill/bfill of a frame with no rows (its missing-value mask has no rows to reshape by)."""
+    df = track(pd.DataFrame({"t": pd.Series([], dtype=float), "u": pd.Series([], dtype=float)}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wh.PartialLineageWarning)
+        out = df[["t", "u"]].ffill(limit=None)
+        back = df["t"].bfill()
+    assert out.shape == (0, 2) and out.lineage_complete and back.lineage_complete

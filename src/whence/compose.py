@@ -52,12 +52,13 @@ import weakref
 
 import numpy as np
 
+from . import graph as _graph
 from . import maps as _maps
 from .graph import Node
 from .maps import (BandMap, ChainMap, EinsumMap, ElementwiseMap, GatherMap, LaneMap, Map, ReduceMap, UnionMap,
                    ViewMap, compose_pair, stored_gather)
 
-__all__ = ["compact", "flush", "fold", "fold_into_new_reader", "mode", "set_mode", "stats"]
+__all__ = ["compact", "flush", "fold", "fold_into_new_reader", "mode", "new_folded_reader", "set_mode", "stats"]
 
 _MODES = ("on", "off", "force")
 _DEBUG = bool(os.environ.get("WHENCE_COMPOSE_DEBUG"))
@@ -458,7 +459,7 @@ def _fold_elementwise(p, k):
     if (type(km) is not ElementwiseMap or km.valid is not None or kctl or k.partial is not None
             or (KEEP and _kept(k))):
         return None
-    link = _compose_elementwise(p, pm, pps, k.shape, km, kps)
+    link = _compose_elementwise(p, pm, pps, k.shape, km.parent_shapes, kps)
     if link is None:
         return None
     k.link = link
@@ -470,12 +471,11 @@ def _fold_elementwise(p, k):
     return True
 
 
-def _compose_elementwise(p, pm, pps, kshape, km, kps):
-    """The relation ``(map, parents, control)`` of a reader (relation ``km`` over ``kps``, shape ``kshape``)
-    with its channels to ``p`` (relation ``pm`` over ``pps``) replaced by ``p``'s: one broadcast per distinct
-    parent (a broadcast of a broadcast is the broadcast from the first shape to the last).  None when a
-    shape does not line up."""
-    kshapes = km.parent_shapes
+def _compose_elementwise(p, pm, pps, kshape, kshapes, kps):
+    """The relation ``(map, parents, control)`` of a reader (operand shapes ``kshapes`` of ``kps``, shape
+    ``kshape``) with its channels to ``p`` (relation ``pm`` over ``pps``) replaced by ``p``'s: one broadcast per
+    distinct parent (a broadcast of a broadcast is the broadcast from the first shape to the last).  None when
+    a shape does not line up."""
     pshape = pm.out_shape
     parents = []
     shapes = []
@@ -501,6 +501,54 @@ def _compose_elementwise(p, pm, pps, kshape, km, kps):
     return ElementwiseMap(kshape, tuple(shapes)), tuple(parents), _NO_CONTROL
 
 
+def _new_reader_link(p, kshape, kshapes, kps):
+    """The folded relation of a new plain elementwise reader of ``p`` (shape ``kshape``, operands ``kps`` of
+    shapes ``kshapes``): ``p``'s channels composed into it; None when ``p`` cannot be folded here (see
+    :func:`fold_into_new_reader`)."""
+    if _STATE["mode"] == "off" or _STATE["busy"] or p.name is not None or p.partial is not None:
+        return None
+    lk = p.link
+    if lk is None:
+        pm = p.map
+        pps = p.parents
+        pctl = p.control
+    elif lk is FOLDED:
+        return None
+    else:
+        pm, pps, pctl = lk
+    if type(pm) is not ElementwiseMap or pm.valid is not None or pctl or not pps or (KEEP and _kept(p)):
+        return None
+    if len(kps) == 1:  # p alone (an operator with a scalar, a unary function): p's relation, to k's shape
+        if kps[0] is not p or kshapes[0] != pm.out_shape:
+            return None
+        # (a tuple of its own: folding at death counts the references to a node from each reader's tuple)
+        return ElementwiseMap(kshape, pm.parent_shapes), (*pps,), _NO_CONTROL
+    if len(kps) == 2 and (kps[0] is p) is not (kps[1] is p):  # p and one other operand (a x b)
+        first = kps[0] is p
+        q = kps[1] if first else kps[0]
+        if (kshapes[0] if first else kshapes[1]) != pm.out_shape:
+            return None
+        qs = kshapes[1] if first else kshapes[0]
+        if q in pps:  # (nodes compare by identity) already a parent of p: one channel
+            if len(pps) == 1 and pm.parent_shapes[0] == qs:  # (p read q alone, broadcast as k reads it)
+                return ElementwiseMap(kshape, pm.parent_shapes), (q,), _NO_CONTROL
+            return _compose_elementwise(p, pm, pps, kshape, kshapes, kps)
+        if first:
+            return ElementwiseMap(kshape, tuple(pm.parent_shapes) + (qs,)), tuple(pps) + (q,), _NO_CONTROL
+        return ElementwiseMap(kshape, (qs,) + tuple(pm.parent_shapes)), (q,) + tuple(pps), _NO_CONTROL
+    return _compose_elementwise(p, pm, pps, kshape, kshapes, kps)
+
+
+def _linked(p, k, link):
+    """Record that ``k`` answers through ``link`` (``p`` folded into it)."""
+    k.link = link
+    for q in link[1]:
+        if q.name is None:
+            _add_kid(q, k)
+    p.link = FOLDED
+    _STATE["folded"] += 1
+
+
 def fold_into_new_reader(p, k):
     """Fold ``p`` into ``k``, a node just created whose operation read ``p``, when nothing else reads or holds
     ``p`` any more (the caller checks that: an elided temporary, whose buffer and wrapper now carry ``k``'s
@@ -510,56 +558,58 @@ def fold_into_new_reader(p, k):
 
     The same composition as :func:`_fold_elementwise`, written for the one case an operator meets on every
     call: ``k`` is new (its own map, no link yet), ``p`` has no other reader."""
-    if _STATE["mode"] == "off" or _STATE["busy"] or p.name is not None or p.partial is not None:
-        return False
-    lk = p.link
-    if lk is None:
-        pm = p.map
-        pps = p.parents
-        pctl = p.control
-    elif lk is FOLDED:
-        return False
-    else:
-        pm, pps, pctl = lk
     km = k.map
-    if (type(pm) is not ElementwiseMap or pm.valid is not None or pctl or type(km) is not ElementwiseMap
-            or km.valid is not None or k.control or k.link is not None or not pps):
+    if type(km) is not ElementwiseMap or km.valid is not None or k.control or k.link is not None:
         return False
-    if KEEP and (_kept(p) or _kept(k)):
+    if KEEP and _kept(k):
         return False
-    kps = k.parents
-    if len(kps) == 1:  # p alone (an operator with a scalar, a unary function): p's relation, to k's shape
-        if kps[0] is not p or km.parent_shapes[0] != pm.out_shape:
-            return False
-        # (a tuple of its own: folding at death counts the references to a node from each reader's tuple)
-        k.link = (ElementwiseMap(k.shape, pm.parent_shapes), (*pps,), _NO_CONTROL)
-    elif len(kps) == 2 and (kps[0] is p) is not (kps[1] is p):  # p and one other operand (a x b)
-        first = kps[0] is p
-        q = kps[1] if first else kps[0]
-        ks = km.parent_shapes
-        if (ks[0] if first else ks[1]) != pm.out_shape:
-            return False
-        qs = ks[1] if first else ks[0]
-        if q in pps:  # (nodes compare by identity) already a parent of p: one channel
-            link = _compose_elementwise(p, pm, pps, k.shape, km, kps)
-            if link is None:
-                return False
-            k.link = link
-        elif first:
-            k.link = (ElementwiseMap(k.shape, tuple(pm.parent_shapes) + (qs,)), tuple(pps) + (q,), _NO_CONTROL)
-        else:
-            k.link = (ElementwiseMap(k.shape, (qs,) + tuple(pm.parent_shapes)), (q,) + tuple(pps), _NO_CONTROL)
-    else:
-        link = _compose_elementwise(p, pm, pps, k.shape, km, kps)
-        if link is None:
-            return False
-        k.link = link
-    for q in pps:
+    link = _new_reader_link(p, k.shape, km.parent_shapes, k.parents)
+    if link is None:
+        return False
+    _linked(p, k, link)
+    return True
+
+
+_new_node = Node.__new__
+_next_id = _graph._next_id
+
+
+def new_folded_reader(op, shape, pshapes, parents, p):
+    """A new node for the plain elementwise operation ``op`` (result shape ``shape``; operand nodes
+    ``parents``, a tuple, of shapes ``pshapes``) that read ``p``, with ``p`` folded into it at once; None where
+    :func:`fold_into_new_reader` would not fold (the caller then creates the node as usual).  The caller
+    checks that nothing else reads or holds ``p`` (an elided temporary).
+
+    The node is what ``Node(op, shape, ElementwiseMap(shape, pshapes), parents)`` followed by
+    :func:`fold_into_new_reader` makes, less ``p``'s weak reference to its new reader: a folded node is never
+    folded again, so its list of readers is never read.  Built slot by slot (an operator on a temporary
+    makes one on every call); ``tests/test_compose.py`` checks that every slot of :class:`~whence.graph.Node`
+    is set."""
+    link = _new_reader_link(p, shape, pshapes, parents)
+    if link is None:
+        return None
+    k = _new_node(Node)
+    k.id = _next_id()
+    k.op = op
+    k.shape = shape
+    k.map = ElementwiseMap(shape, pshapes)
+    k.parents = parents
+    k.control = _NO_CONTROL
+    k.partial = None
+    k.name = None
+    k.internal = False
+    k.detail = ""
+    k.cache = None
+    k.kids = None
+    if KEEP and _kept(k):
+        return None
+    k.link = link
+    for q in link[1]:
         if q.name is None:
             _add_kid(q, k)
     p.link = FOLDED
     _STATE["folded"] += 1
-    return True
+    return k
 
 
 _NO_CONTROL: frozenset = frozenset()

@@ -4,8 +4,9 @@ numpy reuses the buffer of a temporary operand (an array that nothing but the ex
 result of a binary operator, so that ``a * 2 + 1`` allocates one buffer instead of two; fresh memory costs
 page faults, and on large arrays that is most of the time of a cheap operation.  Behind a
 :class:`~whence.TrackedArray` numpy cannot see that the operand is a temporary, so whence does the same
-itself, in the ufunc dispatch (:func:`elementwise_call`), for operators (``-x``, ``x * y``, ``x & y``, ...)
-and for direct ufunc calls (``np.tanh(x)``, ``np.add(np.multiply(a, 2), 1)``).
+itself: for the operators TrackedArray computes itself (``-x``, ``x * y``, ``x & y``, ...:
+:func:`operator_call`) and in the ufunc dispatch (:func:`elementwise_call`) for the others and for direct
+ufunc calls (``np.tanh(x)``, ``np.add(np.multiply(a, 2), 1)``).
 
 Lineage is unchanged: an elementwise map never reads values.  The values are exactly those numpy computes
 without elision (the same loop runs, writing into another buffer).  The temporary's wrapper becomes the
@@ -30,6 +31,12 @@ When is an operand a temporary?  All of the following hold, else the result gets
   result's shape and dtype;
 - numpy's floating-point error mode raises or calls for nothing (an error raised after the loop would
   leave a half-written operand visible in the traceback).
+
+The checks run cheapest first and stop at the first refusal: an operand with no birth (a source, a named
+intermediate read before) costs one slot read.  What depends on the instruction only (is it an operator or
+the call, which instruction pushed each operand) is looked up once per call site (:data:`_SITES`, keyed by
+the code object and the offset), and the temporary's node becomes the new operation's, folded, in one step
+(:func:`whence.compose.new_folded_reader`).
 
 Why both the instruction and the reference count: the count alone cannot tell the interpreter's stack
 from C code that holds the only reference and passes it on without one of its own (an element of an
@@ -75,18 +82,23 @@ from .graph import Node
 from .maps import ElementwiseMap
 
 _TA = _tracked.TrackedArray
-_fold_new = _compose.fold_into_new_reader
+_new_folded = _compose.new_folded_reader
+_wrap_array = _tracked._wrap_array
+_getframe = sys._getframe
+_refcount = sys.getrefcount
+_weakcount = weakref.getweakrefcount
+_ndarray = np.ndarray
 
-__all__ = ["ACTIVE", "MIN_BYTES", "elementwise_call", "min_bytes", "stats"]
+__all__ = ["ACTIVE", "MIN_BYTES", "elementwise_call", "min_bytes", "operator_call", "stats"]
 
 #: numpy's own threshold: below 256 KiB a fresh buffer is cheaper than the checks
 MIN_BYTES = 256 * 1024
 
 #: reference counts of a temporary operand, seen from :func:`_temporary`, per CPython version and path
-#: ("op": an operator reached through ``NDArrayOperatorsMixin``; "call": the ufunc called directly; "direct":
-#: an operator computed by TrackedArray's own method), not counting the references of the dispatch that
-#: depend on the operand's position (added in ``_temporary``; none on the "direct" path)
-_COUNTS = {(3, 11): {"op": 8, "call": 6, "direct": 5}}
+#: ("op": an operator reached through ``NDArrayOperatorsMixin``; "call": the ufunc called directly), not
+#: counting the references of the dispatch that depend on the operand's position (added in ``_temporary``);
+#: an operator computed by TrackedArray's own method (:func:`operator_call`) sees 5, whatever the position
+_COUNTS = {(3, 11): {"op": 8, "call": 6}}
 
 _VERSION = sys.version_info[:2]
 #: True where elision runs (CPython versions whose reference counts are pinned by the tests)
@@ -213,6 +225,34 @@ def _producer(code, offset, depth):
     return r
 
 
+#: the user's instructions met so far: ``(offset << 48) + id(code)`` -> ``(code, offset, operands, call
+#: arguments, producer of stack entry 0, 1, 2)``: ``operands`` is 2 for a binary operator or comparison, 1 for a
+#: unary operator, else 0; ``call arguments`` is the positional argument count of a ``CALL``, else -1; the
+#: producers are :func:`_producer`'s answers.  An instruction's bytes never change, so one look per call site
+#: (the entry holds its code object, so that the id cannot come back as another's)
+_SITES: dict = {}
+
+#: False only in tests: the birth checks (frame and producing instruction) pass, so that what the reference
+#: counts alone refuse can be checked
+_CHECK_INSTRUCTIONS = True
+
+
+def _site_entry(code, off):
+    if len(_SITES) > 4096:
+        _SITES.clear()
+    b = code.co_code
+    op = b[off]
+    e = (code, off, 2 if op in _BINARY else 1 if op in _UNARY else 0, b[off + 1] if op == _CALL else -1,
+         _producer(code, off, 0), _producer(code, off, 1), _producer(code, off, 2))
+    _SITES[(off << 48) + id(code)] = e
+    return e
+
+
+def _produced(e, depth):
+    """Offset of the instruction that pushed stack entry ``depth`` read at site ``e`` (see :func:`_producer`)."""
+    return e[4 + depth] if depth < 3 else _producer(e[0], e[1], depth)
+
+
 def _mixin_kinds():
     from numpy.lib.mixins import NDArrayOperatorsMixin as M
     # the mixin makes every forward operator (comparisons included) from one function, every reflected one
@@ -229,89 +269,174 @@ _OPERATOR_CODES = frozenset([f.__code__ for f in _tracked.DIRECT_OPERATORS.value
                             + [_tracked._generic_binary.__code__])
 
 
-def _site(nin, direct=False):
-    """``(frame, offset, kind, below)`` of the user's instruction that is running this elementwise ufunc
-    call: an operator (kind ``"direct"``, computed by the TrackedArray's operator method itself; kind
-    ``"op"``, through the ``NDArrayOperatorsMixin`` method, or ``**``, and ``__array_ufunc__``) or a call of
-    the ufunc with its ``nin`` operands as positional arguments (kind ``"call"``); None for any other way in
-    (a ufunc called from C code, ``x.__add__(y)``, ``operator.add``, ``map``, ``functools.partial``, ...)."""
+def _site(nin):
+    """``(frame, entry, kind, below)`` of the user's instruction that is running this elementwise ufunc call
+    (``entry``: its :data:`_SITES` entry): an operator (kind ``"op"``: through the ``NDArrayOperatorsMixin``
+    method, or ``**``, and ``__array_ufunc__``) or a call of the ufunc with its ``nin`` operands as positional
+    arguments (kind ``"call"``); None for any other way in (a ufunc called from C code, ``x.__add__(y)``,
+    ``operator.add``, ``map``, ``functools.partial``, ...).  (The operators TrackedArray computes itself come
+    through :func:`operator_call`.)"""
     if not _MIXIN:
         _MIXIN.update(_mixin_kinds())
     try:
-        # 0: _site, 1: elementwise_call, 2: __array_ufunc__ or the operator method, 3: its caller
-        f = sys._getframe(3)
+        # 0: _site, 1: elementwise_call, 2: __array_ufunc__, 3: its caller
+        f = _getframe(3)
     except ValueError:  # called from C with no Python frame above
         return None
-    if direct:
-        code = f.f_code
-        off = f.f_lasti
-        op = code.co_code[off]
-        if op in _BINARY if nin == 2 else op in _UNARY:
-            return f, off, "direct", 0
-        return None
-    kind = _MIXIN.get(f.f_code)
-    if kind is None and f.f_code in _OPERATOR_CODES:
+    code = f.f_code
+    kind = _MIXIN.get(code)
+    if kind is None and code in _OPERATOR_CODES:
         return None  # an operator method's own fallback (other operand types): numpy's dispatch in between
     if kind is not None:
         f = f.f_back
         if f is None:
             return None
         code = f.f_code
-        off = f.f_lasti
-        op = code.co_code[off]
-        if kind == "pow":  # ``x ** e`` runs power, or a unary shortcut such as square on ``x`` alone
-            if op in _BINARY:
-                return f, off, "op", 2 - nin  # (the base of a shortcut sits below the exponent)
-        elif op in _BINARY if nin == 2 else op in _UNARY:
-            return f, off, kind, 0
-        return None
-    code = f.f_code
     off = f.f_lasti
-    if code.co_code[off] == _CALL and code.co_code[off + 1] == nin:
-        return f, off, "call", 0
+    e = _SITES.get((off << 48) + id(code))
+    if e is None or e[0] is not code:
+        e = _site_entry(code, off)
+    if kind is None:
+        if e[3] == nin:
+            return f, e, "call", 0
+        return None
+    if kind == "pow":  # ``x ** e`` runs power, or a unary shortcut such as square on ``x`` alone
+        if e[2] == 2:
+            return f, e, "op", 2 - nin  # (the base of a shortcut sits below the exponent)
+    elif e[2] == nin:
+        return f, e, kind, 0
     return None
 
 
 # ---------------------------------------------------------------------------------------- the dispatch
 
-def elementwise_call(ufunc, inputs, raws, pnodes, pshapes, direct=False):
-    """Compute a plain elementwise ufunc call on large operands (the fast path of
-    ``TrackedArray.__array_ufunc__``, or of an operator method when ``direct``) and wrap the result; the
-    result reuses the buffer of a temporary operand where one qualifies (see the module docstring)."""
-    r = None
-    site = _site(len(inputs), direct) if ACTIVE else None
-    if site is not None:
-        j = _temporary(ufunc, inputs, raws, site)
-        if j >= 0:
-            r = raws[j]
-            ufunc(*raws, out=r)
-            _counts["elided"] += 1
-            # the temporary becomes the result: its wrapper takes the new node, and its old node (read by
-            # nothing else) is folded into the new one (whence.compose.fold_into_new_reader), so that nothing
-            # dies between the two operations.  References to the old node: the wrapper's slot, the caller's
-            # list of parent nodes (once per occurrence), ``p`` here and getrefcount's argument; any other
-            # holder: the result gets a wrapper of its own, and the temporary dies as before
+def operator_call(ufunc, inputs, raws, pnodes, pshapes):
+    """Compute an operator that a TrackedArray's own method computes (``x * 2``, ``2 - x``, ``-x``) on large
+    operands, all plain ndarrays, and wrap the result; the result reuses the buffer of a temporary operand
+    where one qualifies (see the module docstring).  ``inputs``: the operands, in the ufunc's order;
+    ``raws``: their values; ``pnodes``, ``pshapes``: the nodes and shapes of the tracked ones.
+
+    The checks run cheapest first, and each refusal stops at once: the operand's birth (one slot), the
+    instruction (one look per call site, :data:`_SITES`), then the counts of references, the buffer, and
+    last the result's dtype and shape and the error state."""
+    n = len(inputs)
+    if ACTIVE:
+        f = _getframe(2)  # 0: here, 1: the operator method, 2: the user's frame
+        code = f.f_code
+        off = f.f_lasti
+        e = _SITES.get((off << 48) + id(code))
+        if e is None or e[0] is not code:
+            e = _site_entry(code, off)
+        if e[2] != n:  # not an operator instruction (``x.__add__(y)``, ``operator.add``): never a temporary
+            _consumed(inputs)
+            return _fresh(ufunc, raws, pnodes, pshapes, None)
+        fid = id(f)
+        del f, code
+        lim = _tracked._ELIDE_BYTES
+        for j in range(n):
             x = inputs[j]
+            if type(x) is not _TA:
+                continue
+            birth = x._birth
+            if birth is None:
+                continue
+            x._birth = None  # consumed now: whatever happens, never again a temporary
+            # born in this frame at the instruction that pushed the stack entry read here (depth n - 1 - j)
+            if (birth[0] != fid or birth[1] != e[3 + n - j]) and _CHECK_INSTRUCTIONS:
+                continue
+            d = raws[j]
+            # references to the operand: the user's stack, the operator method's argument, ``inputs``, ``x``
+            # here and getrefcount's argument; to its buffer: the operand's ``_data``, ``raws``, the method's
+            # local, ``d`` here and getrefcount's argument (the method checked that it is a plain ndarray)
+            if (d.base is not None or _refcount(x) != 5 or _refcount(d) != 5 or d.nbytes < lim
+                    or x._root is not None or x._origin is not None or x._lazy or _weakcount(x) or _weakcount(d)):
+                continue
+            if n == 2 and (inputs[1 - j] is x or raws[1 - j] is d):  # the operand and its buffer appear once
+                continue
+            if not _fits_operator(ufunc, raws, d) or not d.flags.writeable:
+                continue
+            if not (_ext[1] if _EXTOBJ is not None and _EXTOBJ.get() is _ext[0] else _errstate_quiet()):
+                break  # (an error raised after the loop would leave a half-written operand in the traceback)
+            if n == 2:
+                ufunc(raws[0], raws[1], d)
+            else:
+                ufunc(raws[0], d)
+            _counts["elided"] += 1
+            # the temporary becomes the result (see _became; written out here): references to its node: the
+            # wrapper's slot, ``pnodes`` (once per occurrence: one or two operands), ``p`` and the argument
             p = x._node_
-            if sys.getrefcount(p) == 3 + _occurrences(pnodes, p):
-                shape = r.shape
-                k = x._node_ = Node(ufunc.__name__, shape, ElementwiseMap(shape, pshapes), pnodes)
-                _fold_new(p, k)
-                x._birth = (id(site[0]), site[1])
-                return x
+            if _refcount(p) == 3 + (pnodes[0] is p) + (len(pnodes) == 2 and pnodes[1] is p):
+                k = _new_folded(ufunc.__name__, d.shape, pshapes, pnodes, p)
+                if k is not None:
+                    x._node_ = k
+                    x._birth = (fid, off)
+                    return x
             del p
-    else:
-        _consumed(inputs)
-    if r is None:
-        r = ufunc(*raws)
-        if type(r) is not np.ndarray:
-            r = _tracked.as_values(r)
-        _counts["fresh"] += 1
+            return _became(x, ufunc, d, pnodes, pshapes, fid, off)
+        return _fresh(ufunc, raws, pnodes, pshapes, (fid, off))
+    return _fresh(ufunc, raws, pnodes, pshapes, None)
+
+
+def _became(x, ufunc, r, pnodes, pshapes, fid, off):
+    """The temporary ``x`` whose buffer ``r`` took the result becomes the result: its wrapper takes the new
+    node, and its old node (read by nothing else) is folded into the new one
+    (:func:`whence.compose.new_folded_reader`), so that nothing dies between the two operations.  References
+    to the old node: the wrapper's slot, the caller's tuple of parent nodes (once per occurrence), ``p`` here
+    and getrefcount's argument; any other holder: the result gets a wrapper of its own, and the temporary
+    dies as before."""
+    p = x._node_
+    occ = 3
+    for v in pnodes:
+        if v is p:
+            occ += 1
+    v = None  # (the loop variable would hold p)
     shape = r.shape
-    t = _tracked._wrap(r, Node(ufunc.__name__, shape, ElementwiseMap(shape, pshapes), pnodes))
-    if site is not None and r.nbytes >= _tracked._ELIDE_BYTES:
-        t._birth = (id(site[0]), site[1])
+    if _refcount(p) == occ:
+        if type(pnodes) is not tuple:
+            pnodes = tuple(pnodes)
+        k = _new_folded(ufunc.__name__, shape, pshapes, pnodes, p)
+        x._node_ = Node(ufunc.__name__, shape, ElementwiseMap(shape, pshapes), pnodes) if k is None else k
+        x._birth = (fid, off)
+        return x
+    del p
+    t = _wrap_array(r, Node(ufunc.__name__, shape, ElementwiseMap(shape, pshapes), pnodes))
+    t._birth = (fid, off)
     return t
+
+
+def _fresh(ufunc, raws, pnodes, pshapes, birth):
+    """The result in a buffer of its own, wrapped; born at ``birth`` (``(frame id, offset)``) when large."""
+    r = ufunc(*raws)
+    _counts["fresh"] += 1
+    if type(r) is not _ndarray:
+        r = _tracked.as_values(r)
+        if type(r) is not _ndarray:  # a lazy (dask) result: _wrap registers it
+            return _tracked._wrap(r, Node(ufunc.__name__, r.shape, ElementwiseMap(r.shape, pshapes), pnodes))
+    shape = r.shape
+    t = _wrap_array(r, Node(ufunc.__name__, shape, ElementwiseMap(shape, pshapes), pnodes))
+    if birth is not None and r.nbytes >= _tracked._ELIDE_BYTES:
+        t._birth = birth
+    return t
+
+
+def elementwise_call(ufunc, inputs, raws, pnodes, pshapes):
+    """Compute a plain elementwise ufunc call on large operands (the fast path of
+    ``TrackedArray.__array_ufunc__``: an operator through the ``NDArrayOperatorsMixin``, or the ufunc called
+    directly) and wrap the result; the result reuses the buffer of a temporary operand where one qualifies
+    (see the module docstring)."""
+    site = _site(len(inputs)) if ACTIVE else None
+    if site is None:
+        _consumed(inputs)
+        return _fresh(ufunc, raws, pnodes, pshapes, None)
+    fid = id(site[0])
+    off = site[1][1]
+    j = _temporary(ufunc, inputs, raws, site)
+    if j >= 0:
+        r = raws[j]
+        ufunc(*raws, out=r)
+        _counts["elided"] += 1
+        return _became(inputs[j], ufunc, r, pnodes, pshapes, fid, off)
+    return _fresh(ufunc, raws, pnodes, pshapes, (fid, off))
 
 
 def _consumed(inputs):
@@ -324,8 +449,7 @@ def _consumed(inputs):
 
 def _temporary(ufunc, inputs, raws, site):
     """Position of an operand whose buffer may take the result, or -1."""
-    frame, off, kind, below = site
-    direct = kind == "direct"
+    frame, e, kind, below = site
     fid = id(frame)
     n = len(inputs)
     jf = jl = -1  # positions of the first and the last tracked operand
@@ -343,7 +467,7 @@ def _temporary(ufunc, inputs, raws, site):
         if birth is None:
             continue
         x._birth = None  # consumed now: whatever happens, never again a temporary
-        if birth[0] != fid:
+        if (birth[0] != fid or birth[1] != _produced(e, n - 1 - j + below)) and _CHECK_INSTRUCTIONS:
             continue
         d = raws[j]
         if (type(d) is not np.ndarray or d.nbytes < lim or d.base is not None or x._root is not None
@@ -353,24 +477,16 @@ def _temporary(ufunc, inputs, raws, site):
         # (_TEMP_REFS: the mixin method's, numpy's, the ``inputs`` tuple, ``x`` here and getrefcount's
         # argument) and those that depend on its position: numpy's override dispatch and ``self`` of
         # ``__array_ufunc__`` (two, for the first tracked operand) and its loop variable (the last operand)
-        # (through an operator method, "direct": its own argument, whatever the position)
-        if direct:
-            if sys.getrefcount(x) != _TEMP_REFS[kind]:
-                continue
-        elif sys.getrefcount(x) != _TEMP_REFS[kind] + 2 * (j == jf) + (j == n - 1):
+        if _refcount(x) != _TEMP_REFS[kind] + 2 * (j == jf) + (j == n - 1):
             continue
         # references to its buffer: the operand's ``_data``, ``raws``, ``d`` of ``__array_ufunc__`` (the
-        # last tracked operand's buffer; through an operator method, its local of every tracked operand's
-        # buffer), ``d`` here and getrefcount's argument
-        if sys.getrefcount(d) != 4 + (direct or j == jl) or weakref.getweakrefcount(x) \
-                or weakref.getweakrefcount(d):
+        # last tracked operand's buffer), ``d`` here and getrefcount's argument
+        if _refcount(d) != 4 + (j == jl) or _weakcount(x) or _weakcount(d):
             continue
         if n == 2:  # (the common case, inline) the operand and its buffer appear once
             if inputs[1 - j] is x or raws[1 - j] is d:
                 continue
         elif n > 2 and (_occurrences(inputs, x) != 1 or _occurrences(raws, d) != 1):
-            continue
-        if _producer(frame.f_code, off, n - 1 - j + below) != birth[1]:
             continue
         if not _fits(ufunc, raws, d):
             continue
@@ -431,6 +547,40 @@ def _fits(ufunc, raws, d):
 _broadcast_cache: dict = {}
 
 
+def _fits_operator(ufunc, raws, d):
+    """:func:`_fits` for one or two operands, written out (an operator on a temporary asks on every call)."""
+    dt = d.dtype
+    if len(raws) == 1:
+        key = (ufunc, dt)
+    else:
+        a = raws[0]
+        b = raws[1]
+        if a is d:
+            ka = dt
+            other = b
+        else:
+            kb = dt
+            other = a
+        t = type(other)
+        if t is _ndarray:
+            k = other.dtype
+            if other.ndim and other.shape != d.shape:  # broadcasting: the general test
+                return _fits(ufunc, raws, d)
+        elif t is float or t is int or t is complex:
+            k = t
+        elif t is bool:
+            k = _BOOL
+        elif isinstance(other, np.generic):
+            k = other.dtype
+        else:
+            return False
+        key = (ufunc, ka, k) if a is d else (ufunc, k, kb)
+    r = _dtype_cache.get(key, False)
+    if r is False:
+        r = _resolve(key)
+    return r is not None and (r is dt or r == dt)
+
+
 def _resolve(key):
     """The result dtype of ``key[0]`` (a ufunc) on operands of the dtypes or Python types ``key[1:]``, None
     when numpy has no loop or a dtype is not a builtin one; memoised."""
@@ -475,3 +625,4 @@ except ImportError:  # pragma: no cover - other numpy versions: ask every time
 from . import hooks as _hooks  # noqa: E402
 
 _hooks.ARRAY["elide"] = elementwise_call
+_hooks.ARRAY["elide_operator"] = operator_call

@@ -7,9 +7,9 @@ reader sees in one place what the low layers may reach above them:
 ``ARRAY``
     Functions the arrays layer (:class:`whence.tracked.TrackedArray`, :mod:`whence.compose`) calls, filled by
     the layers that own them: ``"reduce"``, ``"ufunc"``, ``"gufunc_labels"`` and ``"dispatch"`` by
-    :mod:`whence.buckets` (the numpy function table); ``"elide"`` by :mod:`whence.elision`; ``"upstream"``,
-    ``"cell"`` and ``"node_of"`` by :mod:`whence.query`. (``"died"`` caches :func:`whence.compose.array_died`,
-    a layer below.)
+    :mod:`whence.buckets` (the numpy function table); ``"elide"`` and ``"elide_operator"`` by
+    :mod:`whence.elision`; ``"upstream"``, ``"cell"`` and ``"node_of"`` by :mod:`whence.query`. (``"died"``
+    caches :func:`whence.compose.array_died`, a layer below.)
 ``NODE_RESOLVERS``
     Functions ``object -> Node or None`` that :mod:`whence.query` asks, in order, for the node of an object that
     is not a tracked array; filled by :mod:`whence.tabular.frame.values` (arrays handed out by a tracked frame) and

@@ -1260,8 +1260,8 @@ def _binary_operator(ufunc, name, reflected):
             # references it counts: this frame holds each operand once (self, other) and each tracked
             # operand's buffer once (d, o)
             if reflected:
-                return _LATE["elide"](ufunc, (other, self), (o, d), pnodes, pshapes, True)
-            return _LATE["elide"](ufunc, (self, other), (d, o), pnodes, pshapes, True)
+                return _LATE["elide_operator"](ufunc, (other, self), (o, d), pnodes, pshapes)
+            return _LATE["elide_operator"](ufunc, (self, other), (d, o), pnodes, pshapes)
         r = ufunc(o, d) if reflected else ufunc(d, o)
         if type(r) is not np.ndarray:
             r = np.asarray(r)
@@ -1281,7 +1281,7 @@ def _unary_operator(ufunc, name):
         if type(d) is not np.ndarray:
             return ufunc(self)
         if d.nbytes >= _ELIDE_BYTES:
-            return _LATE["elide"](ufunc, (self,), (d,), (self._node,), (d.shape,), True)
+            return _LATE["elide_operator"](ufunc, (self,), (d,), (self._node,), (d.shape,))
         r = ufunc(d)
         if type(r) is not np.ndarray:
             r = np.asarray(r)

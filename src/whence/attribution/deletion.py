@@ -223,7 +223,7 @@ def _control_rows(node):
     for k, p in m.entries:
         if not p.control:
             continue
-        _, src = p.rel.rows_per(np.arange(n, dtype=np.int64))
+        src = np.flatnonzero(p.rel.back_mask(np.ones(p.rel.n_out, bool)))  # the union, each shared code expanded once
         name = node.parents[k].name
         size = int(src.max()) + 1 if src.size else 0
         mark = marks.get(name, np.zeros(0, bool))

@@ -279,7 +279,7 @@ def _make_cumulative_fast(func):
         shape = d.shape
         n = shape[axis]
         m = BandMap(result.shape, shape, lambda: [(axis, *_prefix(n))])
-        return _wrap(result, Node(name, result.shape, m, (a._node,), _NO_CONTROL, None, detail=f"axis={axis}"))
+        return _wrap(result, Node(name, result.shape, m, (a.node,), _NO_CONTROL, None, detail=f"axis={axis}"))
 
     return fast
 

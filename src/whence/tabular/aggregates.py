@@ -101,6 +101,8 @@ def record_aggregate(gb, res, func, named):
         cols.append(AggColumn(lab, f, src, np.asarray(vals), _values(res, lab, series)))
     codes = gb._group_codes()
     ng = int(codes.max()) + 1 if codes.size and codes.max() >= 0 else 0
+    if ng != len(res):  # rows of empty groups (observed=False): not recorded (deletion re-runs the ETL)
+        return
     lin.aggregate = AggregateRecord(lineage_of(obj), codes, ng, tuple(cols))  # on the node's map, once built
 
 

@@ -203,8 +203,20 @@ class RowRel:
             m[:] = True
             return m
         rows = np.flatnonzero(out_rows_mask)
-        ptr, src = self.rows_per(rows)
-        m[src] = True
+        c = self._codes_of(rows)
+        c = c[c >= 0]
+        if self.csr is None:
+            m[c] = True
+            return m
+        # each distinct code once: rows that share a code (every row filled with one fitted statistic) expand
+        # its input rows once, not once per row
+        sp, si = self.csr.get()
+        last = sp.shape[0] - 1
+        seen = np.zeros(last, bool)
+        seen[c[c < last]] = True
+        uc = np.flatnonzero(seen)
+        starts = sp[uc]
+        m[si[_expand(starts, sp[uc + 1] - starts)]] = True
         return m
 
     def forward_mask(self, src_rows_mask):

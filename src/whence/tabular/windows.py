@@ -504,8 +504,9 @@ def _frame_rule(name, src, res, kw, isna, inplace):
         if copy is None:
             return _partial(out, src, op, "a filled cell whence cannot place")
 
-        had_na = isna.reshape(isna.shape[0], -1).any(0)
-        gone = ~isna.reshape(isna.shape[0], -1) & out_na.reshape(isna.shape[0], -1)
+        na2 = isna if isna.ndim == 2 else isna[:, None]  # (rows, columns), an empty frame included
+        had_na = na2.any(0)
+        gone = ~na2 & (out_na if out_na.ndim == 2 else out_na[:, None])
         same = ~had_na & ~gone.any(0)  # nothing filled or emptied: the column keeps its own rows
 
         def data_rel(rel, j):  # type: ignore[misc]  # one helper per branch
@@ -812,15 +813,26 @@ def _resample(win, method, res):
     if method not in _BIN_REDUCERS:
         return _partial(res, obj, op, f"{method}() (upsampling or a method whence does not cover)")
     on, level = win._kw.get("on"), win._kw.get("level")
-    try:
-        ax = _time_axis(obj, on, level)
-        raw = _bin_codes(inner)
-    except Exception as e:  # pragma: no cover - pandas internals moved
-        return _partial(res, obj, op, f"its time bins could not be read ({type(e).__name__})")
+    group = win._group
     ng = len(res)
-    if raw.shape[0] != len(obj) or (raw.size and raw.max() >= ng):
-        return _partial(res, obj, op, "a result whose rows are not the time bins")
-    codes = _once(lambda: _unsort(raw, ax))  # (a sort of the time axis: left to the first query)
+    if group is not None:
+        op = "groupby()." + op
+        try:
+            grouped = _group_bin_codes(win, res)
+        except Exception as e:  # noqa: BLE001  (pandas took it; the bins run again per group did not)
+            return _partial(res, obj, op, f"its time bins could not be read ({type(e).__name__})")
+        if grouped is None:
+            return _partial(res, obj, op, "a result whose rows are not the groups' time bins")
+        codes = _once(lambda: grouped)
+    else:
+        try:
+            ax = _time_axis(obj, on, level)
+            raw = _bin_codes(inner)
+        except Exception as e:  # pragma: no cover - pandas internals moved
+            return _partial(res, obj, op, f"its time bins could not be read ({type(e).__name__})")
+        if raw.shape[0] != len(obj) or (raw.size and raw.max() >= ng):
+            return _partial(res, obj, op, "a result whose rows are not the time bins")
+        codes = _once(lambda: _unsort(raw, ax))  # (a sort of the time axis: left to the first query)
     lin = F.lineage_of(obj)
     if on is not None:
         key = F._col_rows(obj, [on])
@@ -846,12 +858,47 @@ def _resample(win, method, res):
             return _partial(res, obj, op, "output columns not matched to input columns")
     _, nidx, _, _ = F._dims(res)
     idx_map = [list(key)] + [[] for _ in range(nidx - 1)]
+    key_rows = list(key)
+    if group is not None:  # the group keys' levels first, then the bins; the keys' cells are control too
+        gk = group._key_rows()
+        if len(gk) != nidx - 1 and len(res):
+            return _partial(res, obj, op, "group keys whence cannot place")
+        idx_map = [[r] for r in gk] + [list(key)] if len(gk) == nidx - 1 else [[] for _ in range(nidx)]
+        key_rows += gk
 
     # the index (bin labels) and control: the time cells of the bin's rows, through the same relation
     parts = _parts(obj, res, data_rel, crow=crow, idx_map=[[] for _ in range(nidx)], extra=extra,
-                   key_rows=key, key_rel=data_rel, same_rows=False)
+                   key_rows=key_rows, key_rel=data_rel, same_rows=False)
     parts += _index_parts(obj, res, idx_map, data_rel)
     return F._attach(res, parts, op, [obj])
+
+
+def _group_bin_codes(win, res):
+    """Output row of every input row of ``groupby(keys).resample(...)``: pandas resamples each group on its
+    own (its bins start at the group's first time), and the results follow one another in group order.  The
+    same resample is run again on each group's time values; None when the labels so found are not those of
+    ``res`` (or a key is given as values)."""
+    obj, group = win._obj, win._group
+    if any(group._value_keys()[0]) or not (isinstance(res.index, pd.MultiIndex) or len(res) == 0):
+        return None
+    kw = {k: v for k, v in win._kw.items() if k not in ("on", "level")}
+    ax = _time_axis(obj, win._kw.get("on"), win._kw.get("level"))
+    out = np.full(len(obj), -1, np.int64)
+    labels = []
+    off = 0
+    for key, idx in group._gb.indices.items():
+        idx = np.asarray(idx, np.int64)
+        sub_ax = ax[idx]
+        bins = pd.Series(np.zeros(idx.shape[0]), index=sub_ax).resample(*win._args, **kw)
+        lab = bins.size().index
+        c = _unsort(_bin_codes(bins), sub_ax)
+        out[idx] = np.where(c >= 0, c + off, -1)
+        kt = key if isinstance(key, tuple) else (key,)
+        labels += [kt + (b,) for b in lab]
+        off += len(lab)
+    if off != len(res) or (off and list(res.index) != labels):
+        return None
+    return out
 
 
 def _index_parts(obj, res, idx_map, rel_fn):

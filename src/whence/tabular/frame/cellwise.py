@@ -92,7 +92,7 @@ def _same(op):
 # the fills whose value may be a statistic of tracked data (a scalar a reduction returned, or, for a frame's
 # ``fillna``, a tracked Series of one value per column such as ``df.mean()``); ``where``/``mask`` are operators
 # (:func:`_binary`): a statistic as ``other`` gives its cells to every cell, like any operand
-_STAT_FILLS: tuple = ()  # off for now: these control parts made source-row deletion (whence demo) run out of time
+_STAT_FILLS: tuple = ("fillna", "clip", "replace")
 
 
 def _arg(args, kwargs, i, name, default=None):
@@ -337,6 +337,13 @@ def _accessor_property(name):
     return property(get)
 
 
+def _fallback_inplace(obj, op):
+    """An in-place operator whose result whence could not follow: every cell of ``obj`` from every cell it had."""
+    res = _fallback(obj.copy(deep=False), getattr(op, "__name__", "inplace"), [obj])
+    object.__setattr__(obj, "_wh", lineage_of(res))
+    return obj
+
+
 class _Cellwise:
 
     def __array_function__(self, func, types, args, kwargs):
@@ -367,6 +374,32 @@ class _Cellwise:
         with _guard:
             return _binary(super()._arith_method(other, op), op, self, other,
                            columns=isinstance(self, pd.DataFrame))
+
+    def _inplace_method(self, other, op):
+        """``s += x``, ``df /= s.sum()``: pandas computes ``op(self, other)`` (tracked: the operands' cells) and
+        writes it into ``self`` (its own way, views included); the written cells take that result's lineage
+        (an in-place write replaces it), as ``s = s + x`` would give."""
+        if _depth() or self.__dict__.get("_wh") is None:
+            return super()._inplace_method(other, op)
+        results = []
+
+        def computed(a, b):
+            r = op(a, b)
+            results.append(r)
+            return r
+
+        out = super()._inplace_method(other, computed)
+        result = results[0] if results else None
+        if isinstance(result, (pd.Series, pd.DataFrame)) and not (
+                result.index.equals(self.index) and (isinstance(self, pd.Series) or
+                                                     result.columns.equals(self.columns))):
+            result = result.reindex_like(self)  # aligned as pandas aligned it (tracked: a cell move)
+        lin = lineage_of(result) if is_tracked_frame(result) else None
+        if lin is None:
+            _fallback_inplace(self, op)
+        else:
+            _attach_inplace(self, list(lin.parts), getattr(op, "__name__", "inplace").strip("_"), [lin])
+        return out
 
     def _cmp_method(self, other, op):
         if _depth():
@@ -432,7 +465,26 @@ class _SeriesCellwise:
             return _binary(super().mask(cond, other, **kwargs), "mask", self, cond, other)
 
 
+def _aligned_cond(obj, cond):
+    """True when ``cond`` is a tracked frame on ``obj``'s very labels (rows and columns): ``where``/``mask``
+    then pair cells as operators do."""
+    return isinstance(cond, pd.DataFrame) and is_tracked_frame(cond) and cond.index.equals(obj.index) and \
+        cond.columns.equals(obj.columns) and obj.columns.is_unique
+
+
 class _FrameCellwise:
+
+    def where(self, cond, other=np.nan, **kwargs):
+        if _depth() or kwargs.get("inplace") or not _aligned_cond(self, cond) or is_tracked_frame(other):
+            return _same("where")(pd.DataFrame.where)(self, cond, other, **kwargs)
+        with _guard:  # as Series.where: the same cell of each operand, the condition's included
+            return _binary(pd.DataFrame.where(self, cond, other, **kwargs), "where", self, cond, other)
+
+    def mask(self, cond, other=np.nan, **kwargs):
+        if _depth() or kwargs.get("inplace") or not _aligned_cond(self, cond) or is_tracked_frame(other):
+            return _same("mask")(pd.DataFrame.mask)(self, cond, other, **kwargs)
+        with _guard:
+            return _binary(pd.DataFrame.mask(self, cond, other, **kwargs), "mask", self, cond, other)
 
     def copy(self, deep=True):
         if _depth():

@@ -10,9 +10,12 @@ import numpy as np
 import pandas as pd
 
 from ..aggregates import record_aggregate
-from ..relations import Part
-from .base import _attach, _col_rows, _depth, _dims, _fallback, _guard, _hashable, lineage_of
+from ..relations import _CSR, Part, RowRel
+from .base import _attach, _col_rows, _depth, _dims, _fallback, _guard, _hashable, _remap, lineage_of
 
+
+# groups up to which ``transform(func)`` runs ``func`` again on each group's tracked rows (beyond: whole groups)
+_UDF_GROUPS = 256
 
 _REDUCERS = frozenset(["sum", "mean", "median", "min", "max", "std", "var", "sem", "prod", "count", "nunique",
                        "first", "last", "any", "all", "size", "idxmin", "idxmax", "skew", "quantile", "kurt"])
@@ -30,6 +33,7 @@ class _TrackedWindow:
 
     def __init__(self, obj, inner, name, group=None, kw=None):
         self._obj, self._inner, self._name = obj, inner, name
+        self._args = ()  # the call's positional arguments (a group-wise resample runs them again per group)
         self._group, self._kw = group, kw or {}  # the group-by it came from; the call's keyword arguments
 
     def __repr__(self):
@@ -40,7 +44,9 @@ class _TrackedWindow:
 
     def __getitem__(self, key):
         with _guard:
-            return _TrackedWindow(self._obj, self._inner[key], self._name, self._group, self._kw)
+            win = _TrackedWindow(self._obj, self._inner[key], self._name, self._group, self._kw)
+        win._args = self._args
+        return win
 
     def __getattr__(self, name):
         attr = getattr(self._inner, name)
@@ -68,6 +74,71 @@ def _window_method(name):
         return _TrackedWindow(self, inner, name, kw=kwargs)
 
     return method
+
+
+def same_cells(a, b):
+    """True when the object arrays ``a`` and ``b`` hold equal values cell by cell (missing equal to missing)."""
+    a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
+    if a.shape != b.shape:
+        return False
+    na, nb = pd.isna(a), pd.isna(b)
+    if not (na == nb).all():
+        return False
+    try:
+        return bool(np.all(a[~na] == b[~nb]))
+    except (TypeError, ValueError):  # values that do not compare: not shown equal
+        return False
+
+
+def _merge_disjoint(parts):
+    """Parts of the groups of a per-group result merged into one part per (input, role, columns) where their
+    output rows do not overlap: the relations' codes are put side by side (through one CSR relation, the
+    codes of each shifted past the previous ones', when they do not share one).  Every cell keeps its
+    lineage; the number of parts no longer grows with the number of groups."""
+    out, acc = [], {}
+    for p in parts:
+        rel = p.rel
+        if type(rel) is not RowRel or rel.all_rows or rel.codes is None:
+            out.append(p)
+            continue
+        ok = rel.codes >= 0
+        key = (id(p.node), p.control, p.wide, p.cmat.shape, p.cmat.tobytes(), rel.n_out, rel.n_src,
+               rel.csr is None)
+        for e in acc.setdefault(key, []):
+            if not (e[0] & ok).any():
+                e[0] |= ok
+                e[1].append(rel)
+                break
+        else:
+            acc[key].append([ok.copy(), [rel], p])
+    for entries in acc.values():
+        for _, rels, p in entries:
+            out.append(p if len(rels) == 1 else p.with_(rel=_side_by_side(rels)))
+    return out
+
+
+def _side_by_side(rels):
+    """One relation for relations of the same output rows whose rows (codes >= 0) do not overlap."""
+    n, n_src = rels[0].n_out, rels[0].n_src
+    codes = np.full(n, -1, np.int64)
+    if rels[0].csr is None:
+        for r in rels:
+            m = r.codes >= 0
+            codes[m] = r.codes[m]
+        return RowRel(n, n_src, codes)
+    csrs, ptrs, idxs, off = {}, [np.zeros(1, np.int64)], [], 0
+    for r in rels:
+        base = csrs.get(id(r.csr))
+        if base is None:
+            ip, ix = r.csr.get()
+            base = csrs[id(r.csr)] = off
+            ptrs.append(ip[1:] + (ptrs[-1][-1] if ptrs else 0))
+            idxs.append(ix)
+            off += ip.shape[0] - 1
+        m = r.codes >= 0
+        codes[m] = r.codes[m] + base
+    return RowRel(n, n_src, codes, _CSR(np.concatenate(ptrs), np.concatenate(idxs) if idxs else
+                                        np.zeros(0, np.int64)))
 
 
 class TrackedGroupBy:
@@ -98,11 +169,13 @@ class TrackedGroupBy:
     def __getattr__(self, name):
         if name in _windows().GROUP_METHODS:  # the time-series family: whence.tabular.windows
             return lambda *a, **k: _windows().group_method(self, name, a, k)
-        if name in ("rolling", "expanding", "ewm"):  # group-wise windows: whence.tabular.windows
+        if name in ("rolling", "expanding", "ewm", "resample"):  # group-wise windows: whence.tabular.windows
             def window(*a, **k):
                 with _guard:
                     inner = getattr(self._gb, name)(*a, **k)
-                return _TrackedWindow(self._obj, inner, name, group=self, kw=k)
+                win = _TrackedWindow(self._obj, inner, name, group=self, kw=k)
+                win._args = a
+                return win
             return window
         if not name.startswith("_") and isinstance(self._obj, pd.DataFrame) and name in self._obj.columns \
                 and not hasattr(type(self._gb), name):
@@ -245,6 +318,44 @@ class TrackedGroupBy:
         record_aggregate(self, out, "count", {})  # for deletion propagation
         return out
 
+    def apply(self, func, *args, **kwargs):
+        with _guard:
+            res = self._gb.apply(func, *args, **kwargs)
+        if callable(func) and not self._kwargs.get("group_keys", True):
+            # a result on the input's own rows (pandas puts them back in their order): a transform
+            codes = self._group_codes()
+            ng = int(codes.max()) + 1 if codes.size and codes.max() >= 0 else 0
+            out = self._transform_per_group(res, func, args, kwargs, codes, ng)
+            if out is not None:
+                return out
+        return _fallback(res, "groupby().apply", [self._obj])
+
+    def filter(self, func, dropna=True, *args, **kwargs):
+        """The rows of the groups ``func`` keeps: each cell is the cell copied; ``func`` saw every cell of its
+        group, so all of them are control of the kept rows (and the key cells of the group's rows)."""
+        with _guard:
+            res = self._gb.filter(func, dropna, *args, **kwargs)
+        obj = self._obj
+        pos = None
+        if dropna and type(res) is type(obj) and obj.index.is_unique and \
+                (isinstance(obj, pd.Series) or res.columns.equals(obj.columns)):
+            pos = obj.index.get_indexer(res.index)
+        if pos is None or (pos < 0).any():
+            return _fallback(res, "groupby().filter", [obj])
+        pos = pos.astype(np.int64)
+        codes = self._group_codes()
+        ng = int(codes.max()) + 1 if codes.size and codes.max() >= 0 else 0
+        lin = lineage_of(obj)
+        parts = _remap(lin, None, pos)
+        for p in lin.parts:
+            row = p.cmat.any(0) if not p.wide else p.cmat[0]
+            if row.any():
+                parts.append(Part(p.node, p.rel.group(codes, ng).take(codes[pos]), row[None, :].copy(), True,
+                                  wide=True))
+        for q in self._key_parts(lin, codes, ng):
+            parts.append(q.with_(rel=q.rel.take(pos)))
+        return _attach(res, parts, "groupby.filter", [obj])
+
     def transform(self, func, *args, **kwargs):
         if isinstance(func, str) and func in _windows().GROUP_METHODS:
             return _windows().group_method(self, func, args, kwargs, via="transform")
@@ -255,11 +366,104 @@ class TrackedGroupBy:
             return _fallback(res, "groupby().transform", [obj])
         codes = self._group_codes()
         ng = int(codes.max()) + 1 if codes.size and codes.max() >= 0 else 0
+        if callable(func) and not isinstance(func, str):
+            out = self._transform_per_group(res, func, args, kwargs, codes, ng)
+            if out is not None:
+                return out
         reason = None
         if not (isinstance(func, str) and func in _REDUCERS):
             reason = (f"groupby().transform({getattr(func, '__name__', func)!r}): each cell is taken to derive "
                       f"from its whole group")
         return self._build(res, codes, ng, per_row=True, reason=reason)
+
+    def _transform_per_group(self, res, func, args, kwargs, codes, ng):
+        """``transform(func)`` (or ``apply(func)`` with ``group_keys=False`` returning each group's own rows) of
+        the selected columns, run again group by group on the tracked rows of each group: each cell carries the
+        lineage ``func`` gives it there (its own operations are tracked), and the key cells of its group as
+        control.  None (the whole-group rule applies) without a selection of columns, over ``_UDF_GROUPS``
+        groups, for a result that is not a tracked object on the group's rows with the result's columns, or
+        values that differ from pandas' own."""
+        obj, sel = self._obj, self._selection
+        if isinstance(obj, pd.DataFrame):
+            if sel is None or not obj.columns.is_unique:
+                return None
+            labels = sel if isinstance(sel, list) else [sel]
+            if not all(_hashable(c) and c in obj.columns for c in labels):
+                return None
+            col = obj[sel]
+        else:
+            col = obj
+        n = len(col)
+        if not isinstance(res, (pd.Series, pd.DataFrame)) or type(res) is not type(col) or len(res) != n or \
+                ng > _UDF_GROUPS or not res.index.equals(col.index):
+            return None
+        if isinstance(res, pd.DataFrame) and not res.columns.is_unique:
+            return None
+        try:
+            indices = self._gb.indices
+        except Exception:  # noqa: BLE001  (pandas could not list the groups: the whole-group rule)
+            return None
+        lin = lineage_of(col)
+        nidx = res.index.nlevels
+        ncols = 1 if isinstance(res, pd.Series) else res.shape[1]
+        if nidx != lin.nidx:
+            return None
+        parts = _remap(lin, list(range(nidx)) + [-1] * ncols)  # the index: each row's own
+        plain = pd.Series if isinstance(res, pd.Series) else pd.DataFrame  # pandas' own to_numpy
+        values = np.empty((n, ncols), object)
+        values[:] = np.nan
+        reasons: list = []
+        for key, idx in indices.items():
+            idx = np.asarray(idx, np.int64)
+            sub = col.iloc[idx]
+            object.__setattr__(sub, "name", key)  # as pandas hands each group to func
+            r = func(sub, *args, **kwargs)
+            rl = lineage_of(r)
+            if rl is None or type(r) is not type(res) or len(r) != idx.shape[0] or \
+                    not r.index.equals(sub.index) or rl.nidx != nidx:
+                return None
+            if isinstance(r, pd.Series):
+                pos = np.zeros(1, np.int64)
+            elif r.columns.is_unique:
+                pos = r.columns.get_indexer(res.columns)
+            else:
+                return None
+            if (pos < 0).any():
+                return None
+            where = np.full(n, -1, np.int64)
+            where[idx] = np.arange(idx.shape[0], dtype=np.int64)
+            parts += _remap(rl, [-1] * nidx + [rl.nidx + int(q) for q in pos], where)
+            reasons += [x for x in rl.reasons if x not in reasons]
+            got = plain.to_numpy(r, dtype=object)
+            values[idx] = (got[:, None] if got.ndim == 1 else got)[:, pos]
+        theirs = plain.to_numpy(res, dtype=object)
+        theirs = theirs[:, None] if theirs.ndim == 1 else theirs
+        if not same_cells(values, theirs):
+            return None
+        parts = _merge_disjoint(parts)
+        parts += self._key_parts(lineage_of(obj), codes, ng)
+        return _attach(res, parts, "groupby.transform", [obj], reasons)
+
+    def _key_parts(self, lin, codes, ng):
+        """Control parts of a per-row result: the key cells of every row of each row's group."""
+        parts = []
+        key_rows = self._key_rows()
+        g = None
+        for p in lin.parts:
+            if not key_rows or p.wide:
+                continue
+            krow = np.zeros(p.cmat.shape[1], bool)
+            for r in key_rows:
+                krow |= p.cmat[r]
+            if krow.any():
+                parts.append(Part(p.node, p.rel.group(codes, ng).take(codes), krow[None, :].copy(), True,
+                                  wide=True))
+        vkeys, _ = self._value_keys()
+        for ent in vkeys:
+            for node, rel, row, _ctl in ent or ():
+                g = rel.group(codes, ng).take(codes)
+                parts.append(Part(node, g, row[None, :].copy(), True, wide=True))
+        return parts
 
     def _lineage(self, res, op, named=None, reason=None):
         if not isinstance(res, (pd.DataFrame, pd.Series)):
@@ -267,8 +471,46 @@ class TrackedGroupBy:
         codes = self._group_codes()
         ng = int(codes.max()) + 1 if codes.size and codes.max() >= 0 else 0
         if len(res) != ng:
-            return _fallback(res, f"groupby().{op}", [self._obj])
+            out = self._output_codes(res, codes, ng)
+            if out is None:
+                return _fallback(res, f"groupby().{op}", [self._obj])
+            codes, ng = out, len(res)
         return self._build(res, codes, ng, per_row=False, named=named or {}, reason=reason, op=op)
+
+    def _output_codes(self, res, codes, ng):
+        """The result row of every input row when the result has rows of no observed group (``observed=False``
+        with categorical keys: one row per combination of categories), found by looking each row's keys up in
+        the result's index; None when the keys cannot be read or the rows so found do not follow the groups.
+        A row of an empty group receives no input row: it reads no cell (its label is a category of the
+        key's dtype, not a cell)."""
+        obj, by = self._obj, self._by
+        if by is None or not self._kwargs.get("as_index", True) or not res.index.is_unique:
+            return None
+        vals = []
+        with _guard:
+            for b in (by if isinstance(by, list) else [by]):
+                if _hashable(b) and isinstance(obj, pd.DataFrame) and b in obj.columns:
+                    vals.append(pd.Index(obj[b]))
+                elif _hashable(b) and b in obj.index.names:
+                    vals.append(obj.index.get_level_values(b))
+                elif isinstance(b, pd.Series) and len(b) == len(obj) and b.index.equals(obj.index) or \
+                        isinstance(b, (np.ndarray, pd.Index)) and len(b) == len(obj):
+                    vals.append(pd.Index(b))
+                else:
+                    return None
+            if len(vals) != res.index.nlevels:
+                return None
+            target = pd.MultiIndex.from_arrays(vals) if len(vals) > 1 else vals[0]
+            pos = np.asarray(res.index.get_indexer(target), np.int64)
+        valid = codes >= 0
+        if pos.shape[0] != codes.shape[0] or (pos[valid] < 0).any():
+            return None
+        first = np.full(ng, -1, np.int64)
+        first[codes[valid]] = pos[valid]
+        if (first[codes[valid]] != pos[valid]).any() or np.unique(first[first >= 0]).shape[0] != \
+                np.unique(codes[valid]).shape[0]:
+            return None  # one group, two result rows (or the reverse): not the groups
+        return np.where(valid, pos, -1)
 
     def _build(self, res, codes, ng, per_row, named=None, reason=None, op="agg"):
         obj = self._obj

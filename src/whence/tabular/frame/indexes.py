@@ -3,7 +3,8 @@
 ``df.index`` is registered (by identity, see :mod:`whence.tabular.frame.values`) with the lineage of the
 frame's index levels; the cellwise methods and properties of ``Index`` and ``DatetimeIndex``
 (:data:`INDEX_CELLWISE`: ``dayofweek``, ``month``, ``strftime``, ``to_series``, ``astype``, ...) give their
-result the same lineage, row by row.  Setting ``df.index = value`` gives the index levels the lineage of
+result the same lineage, row by row; so do the methods of the ``.str`` accessor of an Index (``idx.str.upper()``,
+``idx.str[0]``, ``idx.str.split(expand=True)``), as for a Series' ``.str``.  Setting ``df.index = value`` gives the index levels the lineage of
 ``value`` (a tracked Series, or a registered Index or array); a value whence cannot see is a constant and
 raises a :class:`~whence.errors.ConstantValueWarning`.  The other Index methods return objects with no
 lineage (:data:`INDEX_UNTRACKED`); written into a tracked frame, they raise the same warning.
@@ -32,13 +33,13 @@ values array ravel transpose T view where putmask replace to_series to_frame whe
 year month day hour minute second microsecond nanosecond dayofweek day_of_week weekday dayofyear day_of_year
 quarter days_in_month daysinmonth is_month_start is_month_end is_quarter_start is_quarter_end is_year_start
 is_year_end is_leap_year date time timetz normalize strftime floor ceil to_period tz_localize tz_convert
-month_name day_name to_pydatetime isocalendar as_unit snap to_julian_date asi8
+month_name day_name to_pydatetime isocalendar as_unit snap to_julian_date asi8 str
 """.split())
 #: results holding some of the index's values, reductions, set operations: no lineage is carried
 INDEX_UNTRACKED = frozenset("""
 take delete drop drop_duplicates dropna unique sort_values repeat insert append difference intersection union
 symmetric_difference reindex droplevel get_level_values shift diff argsort sortlevel all any argmax argmin max min
-mean std nunique value_counts factorize groupby duplicated asof join to_list tolist item str
+mean std nunique value_counts factorize groupby duplicated asof join to_list tolist item
 """.split())
 #: metadata: no cells (names, dtypes, positions and lookups)
 INDEX_META = frozenset("""
@@ -227,6 +228,65 @@ def _wrap_attr(cls, name):
     return None
 
 
+class _IndexStr:
+    """The ``.str`` accessor of a registered Index: each result of the index's length gets the index's
+    lineage, row by row (:func:`_result`); anything else is pandas' own."""
+
+    __slots__ = ("_idx", "_acc")
+
+    def __init__(self, idx, acc):
+        self._idx, self._acc = idx, acc
+
+    def __repr__(self):
+        return repr(self._acc)
+
+    def __dir__(self):
+        return dir(self._acc)
+
+    def __iter__(self):
+        return iter(self._acc)
+
+    def __getitem__(self, key):
+        return _result(self._idx, _as_user(self._acc.__getitem__, key), "str.__getitem__")
+
+    def __getattr__(self, name):
+        attr = getattr(self._acc, name)
+        if not callable(attr):
+            return _result(self._idx, attr, f"str.{name}")
+
+        @functools.wraps(attr)
+        def call(*args, **kwargs):
+            return _result(self._idx, _as_user(attr, *args, **kwargs), f"str.{name}")
+        return call
+
+
+class _StrProperty(property):
+    """``Index.str``: pandas' accessor, behind :class:`_IndexStr` for a registered index; on the class, pandas'
+    accessor class (as ``pd.Index.str`` always was)."""
+
+    def __get__(self, obj, cls=None):
+        if obj is None:
+            return self._acc.__get__(None, cls)
+        return super().__get__(obj, cls)
+
+
+def _wrap_str(cls):
+    acc = inspect.getattr_static(cls, "str")
+
+    make = getattr(acc, "_accessor", None)
+
+    def get(self):
+        # the accessor made afresh (pandas 2 caches it on the instance, which this property forbids)
+        inner = make(self) if make is not None else acc.__get__(self, type(self))
+        if _plain_empty() or plain_lineage(self) is None:
+            return inner
+        return _IndexStr(self, inner)
+
+    prop = _StrProperty(get, doc=getattr(acc, "__doc__", None))
+    prop._acc = acc
+    return prop
+
+
 def _internal_caller():
     """True when the wrapped Index attribute was called by pandas' or whence's own code (the frame two up):
     their warnings need no moving to the user's line, and catching them was most of the wrapper's cost."""
@@ -275,7 +335,7 @@ def install():
                 continue
             if getattr(cls.__dict__[name], "__whence_wrapped__", False):
                 continue
-            w = _wrap_attr(cls, name)
+            w = _wrap_str(cls) if name == "str" else _wrap_attr(cls, name)
             if w is not None:
                 try:
                     w.__whence_wrapped__ = True

@@ -1,7 +1,7 @@
 """Whole-frame moves and statistics whose lineage is computed exactly: ``transpose`` / ``T``, ``unstack``,
-``reindex``, ``reindex_like``, ``align``, ``duplicated``, ``mode``, ``corr`` and ``cov``.
+``reindex``, ``reindex_like``, ``asfreq``, ``align``, ``duplicated``, ``mode``, ``corr`` and ``cov``.
 
-Cell moves (``transpose``, ``unstack``, ``reindex``, ``reindex_like``, ``align``) run the very same pandas method,
+Cell moves (``transpose``, ``unstack``, ``reindex``, ``reindex_like``, ``asfreq``, ``align``) run the very same pandas method,
 with the same arguments, on a frame of *cell positions* (``row * ncols + column``, as floats; a fill value
 becomes NaN): each cell of that result names the input cell that pandas copied there, NaN a constant.  So
 ``reindex(method="ffill")``, ``unstack(fill_value=0)`` and ``align(join="outer")`` follow pandas' own rules,
@@ -28,14 +28,16 @@ import functools
 import numpy as np
 import pandas as pd
 
-from ..relations import Part, RangeRel
-from .base import _attach, _depth, _fallback, _guard, _remap, _row_preserving, lineage_of
+from ..relations import Lineage, Part, RangeRel, RowRel
+from .base import _attach, _depth, _fallback, _guard, _remap, _row_preserving, _warn, lineage_of
+from .values import register_scalar
 
 __all__ = ["install_moves", "MOVES"]
 
 #: the method names whose lineage this module gives (registry buckets: reshapes, selection, windows,
 #: reductions)
-MOVES = ("transpose", "T", "unstack", "reindex", "reindex_like", "align", "duplicated", "mode", "corr", "cov")
+MOVES = ("transpose", "T", "unstack", "reindex", "reindex_like", "asfreq", "align", "duplicated", "mode", "corr",
+         "cov")
 
 #: more (input column, output column) pairs than this in a cell move: PARTIAL (one part per pair)
 MAX_PAIRS = 20_000
@@ -83,12 +85,26 @@ def _cell_parts(lin, codes, k_in, nidx):
             if npairs > MAX_PAIRS:
                 return None
     parts = []
+    if len(groups) > 1 and any(p.wide for p in lin.parts):
+        # a part on every cell of an input row holds only for the cells moved from that row: spelled out per
+        # input cell, the columns of each row selection take it alone (not the output row's other cells)
+        ncell = lin.nidx + k_in
+        lin = _Parts([Part(p.node, p.rel, np.repeat(p.cmat, ncell, 0), p.control) if p.wide else p
+                      for p in lin.parts], lin.nidx, lin.ncols)
     for sel, m in groups.values():
         crow = [-1] * (nidx + k_out)
         for c, j in m.items():
             crow[nidx + c] = lin.nidx + j
         parts += _remap(lin, crow, sel)
     return parts
+
+
+class _Parts:
+    """The parts of a lineage and its shape, for :func:`~whence.tabular.frame.base._remap` (which reads only
+    these)."""
+
+    def __init__(self, parts, nidx, ncols):
+        self.parts, self.nidx, self.ncols = parts, nidx, ncols
 
 
 def _placement_parts(lin, codes, k_in, nidx, levels):
@@ -239,6 +255,16 @@ def _reindex_like(src, res, args, kwargs):
     return _reindex(src, res, args, kwargs, "reindex_like")
 
 
+def _asfreq(src, res, args, kwargs):
+    # a reindex on a regular time grid: a slot at an input timestamp reads that row, a new slot reads nothing
+    # unless ``method=`` fills it (then the row it was filled from); ``fill_value`` is a constant
+    normalize = kwargs.get("normalize", args[3] if len(args) > 3 else False)
+    if normalize or isinstance(src.index, pd.PeriodIndex):
+        # the labels are moved (to midnight, to another period frequency): a label no longer names its row
+        return _fallback(res, "asfreq(normalize=True)" if normalize else "asfreq of periods", [src])
+    return _moved(src, res, _run_positions(src, "asfreq", args, kwargs, fill_pos=4), "asfreq", "label")
+
+
 def _align(src, res, args, kwargs):
     other = kwargs.get("other", args[0] if args else None)
     if not isinstance(res, tuple) or len(res) != 2:
@@ -384,7 +410,59 @@ def _pairwise(op):
     return lineage
 
 
+def _pairs_used(a, b):
+    """Positions in ``a`` and in ``b`` of the pairs pandas correlates (labels in both), or None when labels
+    repeat (pandas' alignment then pairs rows whence does not follow)."""
+    if a.index.equals(b.index):
+        same = np.arange(len(a), dtype=np.int64)
+        return same, same
+    if not (a.index.is_unique and b.index.is_unique):
+        return None
+    common = a.index.intersection(b.index)
+    return a.index.get_indexer(common).astype(np.int64), b.index.get_indexer(common).astype(np.int64)
+
+
+def _series_pairwise(name, base):
+    """``Series.corr(other)`` / ``Series.cov(other)``: pandas' scalar, remembered (see
+    :func:`~whence.tabular.frame.values.register_scalar`) as computed from the cells of both Series on the
+    rows pandas pairs (labels in both; a missing value leaves its pair out by its own cell, so it is read)."""
+
+    @functools.wraps(base)
+    def method(self, other, *args, **kwargs):
+        if _depth():
+            return base(self, other, *args, **kwargs)
+        with _guard:
+            res = base(self, other, *args, **kwargs)
+            if np.ndim(res) != 0 or not isinstance(other, pd.Series):
+                return res
+            pairs = _pairs_used(self, other)
+            n = len(self) if pairs is None else pairs[0].shape[0]
+            parts, lins = [], []
+            for k, obj in enumerate((self, other)):
+                sel = None if pairs is None else pairs[k]
+                lin = lineage_of(obj)
+                if lin is None:
+                    continue
+                lins.append(lin)
+                if sel is None:  # every cell of both
+                    parts += [Part(p.node, RowRel.everything(n, p.rel.n_src), p.data_row(lin.nidx)[None, :].copy(),
+                                   p.control, wide=True) for p in lin.parts if p.data_row(lin.nidx).any()]
+                else:
+                    parts += _remap(lin, [-1, lin.nidx], sel)
+            if not lins:
+                return res
+            reasons = ()
+            if pairs is None:
+                reasons = (f"Series.{name} of Series whose labels repeat: every cell of both is taken",)
+                _warn("whence: " + reasons[0] + " (PARTIAL)")
+            lin = Lineage(parts, n, 1, 1, reasons, op=name, history=tuple(x.node for x in lins), series=True)
+            return register_scalar(res, lin)
+
+    return method
+
+
 _LINEAGE = {"transpose": _transpose, "unstack": _unstack, "reindex": _reindex, "reindex_like": _reindex_like,
+            "asfreq": _asfreq,
             "align": _align, "duplicated": _duplicated, "mode": _mode, "corr": _pairwise("corr"),
             "cov": _pairwise("cov")}
 
@@ -393,8 +471,11 @@ def install_moves(frame_cls, series_cls):
     """Put the methods of this module on the tracked classes (pandas' own signatures and docstrings)."""
     for cls, pbase in ((frame_cls, pd.DataFrame), (series_cls, pd.Series)):
         for name in _LINEAGE:
-            if name in ("corr", "cov") and pbase is pd.Series:
-                continue  # Series.corr(other) / cov(other): a scalar (see register_scalar)
+            if name in ("corr", "cov") and pbase is pd.Series:  # a scalar (see register_scalar)
+                m = _series_pairwise(name, getattr(pbase, name))
+                m.__whence_bucket__ = BUCKET[name]
+                setattr(cls, name, m)
+                continue
             if hasattr(pbase, name):
                 m = _wrap(name, getattr(pbase, name))
                 m.__whence_bucket__ = BUCKET[name]
@@ -409,5 +490,5 @@ def install_moves(frame_cls, series_cls):
 
 #: the registry bucket of each method
 BUCKET = {"transpose": "reshapes", "T": "reshapes", "unstack": "reshapes", "reindex": "selection",
-          "reindex_like": "selection", "align": "selection", "duplicated": "windows", "mode": "reductions",
-          "corr": "reductions", "cov": "reductions"}
+          "reindex_like": "selection", "asfreq": "windows", "align": "selection", "duplicated": "windows",
+          "mode": "reductions", "corr": "reductions", "cov": "reductions"}

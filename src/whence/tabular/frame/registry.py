@@ -126,7 +126,8 @@ _SERIES_ONLY = dict(
     meta="""dtype name nbytes hasnans is_monotonic_decreasing is_monotonic_increasing is_unique array list
         struct searchsorted dtypes""",
     untracked="argmax argmin argsort item items to_list tolist unique repeat autocorr view ravel factorize",
-    opaque="divmod rdivmod case_when pop corr cov",
+    opaque="divmod rdivmod case_when pop",
+    reductions="corr cov",
 )
 
 
@@ -148,12 +149,12 @@ REGISTRATIONS[:] = [(ns, n, "reshapes" if (ns, n) == ("Series", "to_frame") else
 GROUPBY = _table(
     "GroupBy",
     groups="""agg aggregate all any count first idxmax idxmin last max mean median min nunique prod quantile sem
-        size skew std sum var transform kurt""",
+        size skew std sum var transform kurt apply filter""",
     windows="""bfill ffill cumcount cummax cummin cumprod cumsum diff pct_change rank shift rolling expanding ewm
         resample""",
     meta="dtypes grouper dtype groups indices keys level ndim ngroups plot hist boxplot is_monotonic_decreasing "
          "is_monotonic_increasing",
-    opaque="""fillna apply corr corrwith cov describe filter get_group head tail nth nlargest nsmallest ngroup ohlc pipe
+    opaque="""fillna corr corrwith cov describe get_group head tail nth nlargest nsmallest ngroup ohlc pipe
         sample take unique value_counts""",
 )
 #: Rolling, Expanding, ExponentialMovingWindow and Resampler (the row-order window family)

@@ -4,10 +4,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
-from ..relations import Part, RowRel
+from ..relations import _CSR, Part, RowRel
+from .groups import same_cells
 from .base import (_attach, _attach_inplace, _col_rows, _depth, _fallback, _guard, _hashable, _remap, _rows_union,
                    is_tracked_frame, lineage_of)
 
@@ -143,12 +146,161 @@ def crosstab_lineage(res, index, columns):
     return parts
 
 
+_PIVOT_ARGS = ("values", "index", "columns", "aggfunc", "fill_value", "margins", "dropna", "margins_name",
+               "observed", "sort")
+
+
+def _as_list(v):
+    return [] if v is None else (list(v) if isinstance(v, (list, tuple)) else [v])
+
+
+def _pivot_via_groupby(src, res, kw):
+    """``pivot_table`` with keys given as values (arrays, Series, ``df.index.month``): the same table built by
+    the tracked ``groupby(index + columns)[values].<aggfunc>()`` and ``unstack`` of the column keys (the rules
+    of those, keys given as values included), each cell of ``res`` read from the cell with its labels.  None
+    (the label rule or PARTIAL) for margins, an aggfunc that is not a name, or a table whose labels or values
+    differ from pandas' own."""
+    aggfunc = kw.get("aggfunc", "mean")
+    if kw.get("margins") or not isinstance(res, pd.DataFrame) or not isinstance(aggfunc, str) or \
+            not res.index.is_unique or not res.columns.is_unique:
+        return None
+    idx, cls_ = _as_list(kw.get("index")), _as_list(kw.get("columns"))
+    values = kw.get("values")
+    keys = idx + cls_
+    labels = [k for k in keys if _hashable(k)]
+    sel = values if values is not None else [c for c in src.columns if c not in labels]
+    gkw = {k: kw[k] for k in ("observed", "sort") if k in kw}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # pandas' default of observed, as pivot_table's
+            t = getattr(src.groupby(keys, dropna=kw.get("dropna", True), **gkw)[sel], aggfunc)()
+            if cls_:
+                t = t.unstack(list(range(len(idx), len(keys))))
+            if isinstance(t, pd.Series):
+                t = t.to_frame()
+    except Exception:  # noqa: BLE001  (pandas built the table its own way: the label rule decides)
+        return None
+    if not isinstance(t, pd.DataFrame) or t.index.nlevels != res.index.nlevels or not t.index.is_unique or \
+            not t.columns.is_unique:
+        return None
+    rpos = np.asarray(t.index.get_indexer(res.index), np.int64)
+    cpos = np.asarray(t.columns.get_indexer(res.columns), np.int64)
+    if (rpos < 0).any() or (cpos < 0).any():
+        return None
+    with _guard:
+        mine = pd.DataFrame.to_numpy(t, dtype=object)[np.ix_(rpos, cpos)] if len(rpos) and len(cpos) else None
+        theirs = pd.DataFrame.to_numpy(res, dtype=object)
+    if mine is not None:
+        fill = kw.get("fill_value")
+        if fill is not None:  # a fill value: pandas' constant where the table has no value
+            mine = mine.copy()
+            mine[pd.isna(mine) & ~pd.isna(theirs)] = fill
+        if not same_cells(mine, theirs):
+            return None
+    tl = lineage_of(t)
+    crow = list(range(tl.nidx)) + [tl.nidx + int(c) for c in cpos]
+    return _attach(res, _remap(tl, crow, rpos), "pivot_table", [src, t])
+
+
+def _with_margins(src, res, kw, op):
+    """``pivot_table(..., margins=True)`` with keys named by label: the cells of the table proper by the label
+    rule (the same call without margins), each margin cell (the ``margins_name`` row and column) from the rows
+    pandas aggregates into it, found by running the same call on a frame whose value columns hold row positions
+    (missing where the value is missing, so that ``dropna`` leaves out the same rows).  A margin cell reads the
+    value cells of those rows; their key cells, which placed them, and the cells ``dropna`` checked are
+    control.  None when a label is not found or the run on positions does not give one set per margin cell."""
+    idx, cls_ = _as_list(kw.get("index")), _as_list(kw.get("columns"))
+    vals = _as_list(kw.get("values")) or [c for c in src.columns if c not in idx + cls_]
+    name = kw.get("margins_name", "All")
+    if not src.columns.is_unique or not all(_hashable(c) and c in src.columns for c in idx + cls_ + vals):
+        return None
+    if res.size == 0:  # no cell at all (every value missing)
+        return _attach(res, [], op, [src])
+    lin = lineage_of(src)
+    base_kw = {k: v for k, v in kw.items() if k != "margins"}
+    with _guard:
+        base = pd.DataFrame.pivot_table(src, **base_kw)
+        # plain columns (pandas' own arrays, categoricals kept): the keys, and the values as positions,
+        # missing where the value is (dropna leaves such rows out of the margins)
+        pos = pd.DataFrame({c: pd.Series(pd.Series.array.fget(src[c])) for c in idx + cls_})
+        for v in vals:
+            keep = ~pd.isna(pd.Series.to_numpy(src[v])) if kw.get("dropna", True) else True
+            pos[v] = np.where(keep, np.arange(len(src), dtype=float), np.nan)
+        pkw = dict(kw, aggfunc=lambda x: " ".join(str(int(r)) for r in x if r == r) or np.nan, fill_value=None)
+        try:
+            with warnings.catch_warnings():  # pandas' warnings about this run are not the user's
+                warnings.simplefilter("ignore")
+                sets = pd.DataFrame.pivot_table(pos, **pkw)
+        except Exception:  # noqa: BLE001  (pandas took the real call, not this one: PARTIAL)
+            return None
+    base_lin = _pivot_lineage(src, base, (), base_kw, op)
+    blin = lineage_of(base_lin)
+    if blin.reasons or not res.index.is_unique or not res.columns.is_unique or not sets.index.is_unique or \
+            not sets.columns.is_unique:
+        return None
+    # a margin cell missing from the run on positions aggregated no value (only missing ones): no row
+    srow = np.asarray(sets.index.get_indexer(res.index), np.int64)
+    scol = np.asarray(sets.columns.get_indexer(res.columns), np.int64)
+    rsel = np.asarray(base.index.get_indexer(res.index), np.int64)
+    ccol = np.asarray(base.columns.get_indexer(res.columns), np.int64)
+    nidx, ncols = res.index.nlevels, res.shape[1]
+    if base.index.nlevels != nidx:
+        return None
+    crow = list(range(blin.nidx)) + [blin.nidx + int(c) if c >= 0 else -1 for c in ccol]
+    parts = _remap(blin, crow, rsel)
+    vrows = {v: _col_rows(src, [v])[0] for v in vals}
+    krows = _col_rows(src, idx + cls_)
+    multi = isinstance(res.columns, pd.MultiIndex) and len(vals) > 1
+    cells = pd.DataFrame.to_numpy(sets, dtype=object)
+    for j in range(ncols):
+        lab = res.columns[j]
+        v = lab[0] if multi else (vals[0] if len(vals) == 1 else lab)
+        if v not in vrows:
+            return None
+        margin_rows = np.flatnonzero(rsel < 0) if ccol[j] >= 0 else np.arange(len(res))
+        if not margin_rows.size:
+            continue
+        members = []
+        for i in margin_rows:
+            cell = cells[srow[i], scol[j]] if srow[i] >= 0 and scol[j] >= 0 else None
+            members.append(np.array([int(t) for t in cell.split()], np.int64) if isinstance(cell, str) else
+                           np.zeros(0, np.int64))
+        codes = np.full(len(res), -1, np.int64)
+        codes[margin_rows] = np.arange(margin_rows.size)
+        indptr = np.concatenate([[0], np.cumsum([m.size for m in members])]).astype(np.int64)
+        indices = np.concatenate(members) if members else np.zeros(0, np.int64)
+        for p in lin.parts:
+            rel = RowRel(len(res), p.rel.n_src, codes, _CSR(indptr, indices))
+            rel = _compose_rows(p.rel, rel)
+            drow = p.cmat[0] if p.wide else p.cmat[vrows[v]]
+            crow_ = p.cmat[0] if p.wide else _rows_union(p, krows + [vrows[v]])
+            for row, ctl in ((drow, p.control), (crow_, True)):
+                if row.any():
+                    cm = np.zeros((nidx + ncols, row.shape[0]), bool)
+                    cm[nidx + j] = row
+                    parts.append(Part(p.node, rel, cm, ctl))
+    return _attach(res, parts, op, [src])
+
+
+def _compose_rows(inner, outer):
+    """``outer`` (result rows to rows of the frame) followed by ``inner`` (rows of the frame to its input)."""
+    if inner.is_identity:
+        return outer
+    ptr, src = outer.rows_per(np.arange(outer.n_out, dtype=np.int64))
+    ptr2, src2 = inner.rows_per(src)
+    return RowRel(outer.n_out, inner.n_src, None, _CSR(ptr2[ptr], src2))
+
+
 def _pivot_lineage(src, res, args, kwargs, op="pivot_table"):
     names = ["values", "index", "columns", "aggfunc", "fill_value", "margins", "dropna", "margins_name",
              "observed", "sort"]
     kw = dict(zip(names, args))
     kw.update(kwargs)
     values, index, columns = kw.get("values"), kw.get("index"), kw.get("columns")
+    if kw.get("margins") and index is not None and isinstance(res, pd.DataFrame):
+        out = _with_margins(src, res, kw, op)
+        if out is not None:
+            return out
     if kw.get("margins") or index is None or not isinstance(res, pd.DataFrame):
         return _fallback(res, op, [src])
     lin = lineage_of(src)
@@ -223,7 +375,46 @@ def _pivot_lineage(src, res, args, kwargs, op="pivot_table"):
     return _attach(res, parts, op, [src])
 
 
+def _reset_index_columns(index, level, drop, lin):
+    """Input cmat row (index levels first, -1 none) per result column of ``reset_index(level, drop)``, index
+    levels first: the kept levels stay in the index (a new ``RangeIndex`` when none is kept: no cells), the
+    removed ones become the first columns in level order unless ``drop``, then the data columns.  None when
+    ``level`` names no level whence can place."""
+    nl = index.nlevels
+    if level is None:
+        removed = list(range(nl))
+    else:
+        levels = level if isinstance(level, (list, tuple)) else [level]
+        try:
+            removed = sorted({index._get_level_number(lv) for lv in levels})
+        except (KeyError, IndexError, ValueError, TypeError):
+            return None
+    kept = [i for i in range(nl) if i not in removed]
+    crow = kept if kept else [-1]
+    if not drop:
+        crow = crow + removed
+    return crow + [lin.nidx + j for j in range(lin.ncols)]
+
+
 class _SeriesReshapes:
+
+    def reset_index(self, level=None, *, drop=False, **kw):
+        if _depth() or not drop:
+            # without ``drop`` pandas composes tracked methods: ``to_frame``, then the frame's ``reset_index``
+            return super().reset_index(level, drop=drop, **kw)
+        with _guard:
+            inplace = kw.get("inplace", False)
+            lin = lineage_of(self)
+            res = super().reset_index(level, drop=drop, **kw)
+            target = self if inplace else res
+            crow = _reset_index_columns(self.index, level, True, lin)
+            if crow is None or len(crow) != target.index.nlevels + 1:
+                return _fallback(res, "reset_index", [self])
+            parts = _remap(lin, crow)
+            if inplace:
+                _attach_inplace(self, parts, "reset_index", [lin])
+                return None
+            return _attach(res, parts, "reset_index", [self])
 
     def to_frame(self, name=pd.api.extensions.no_default):
         if _depth():
@@ -296,13 +487,8 @@ class _FrameReshapes:
             drop = kw.get("drop", False)
             lin = lineage_of(self)
             res = super().reset_index(level, **kw)
-            if level is not None:
-                return _fallback(res, "reset_index(level=...)", [self])
-            if drop:
-                crow = [-1] + [lin.nidx + j for j in range(lin.ncols)]
-            else:
-                crow = [-1] + list(range(lin.nidx)) + [lin.nidx + j for j in range(lin.ncols)]
-            if len(crow) != 1 + res.shape[1]:
+            crow = _reset_index_columns(self.index, level, drop, lin)
+            if crow is None or len(crow) != res.index.nlevels + res.shape[1]:
                 return _fallback(res, "reset_index", [self])
             parts = _remap(lin, crow)
             if inplace:
@@ -337,4 +523,11 @@ class _FrameReshapes:
             return super().pivot_table(*args, **kwargs)
         with _guard:
             res = super().pivot_table(*args, **kwargs)
+        kw = dict(zip(_PIVOT_ARGS, args))
+        kw.update(kwargs)
+        if any(not _hashable(k) for k in _as_list(kw.get("index")) + _as_list(kw.get("columns"))):
+            out = _pivot_via_groupby(self, res, kw)  # keys given as values: the tracked group-by and unstack
+            if out is not None:
+                return out
+        with _guard:
             return _pivot_lineage(self, res, args, kwargs)

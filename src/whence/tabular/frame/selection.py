@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from .base import (_align_rows, _as_tracked, _attach, _attach_inplace, _col_control, _col_rows, _cols_result,
-                   _control_parts, _depth, _dims, _fallback, _guard, _hashable, _is_bool_mask, _is_label_list,
-                   _label_positions, _remap, _row_positions, column_positions, is_tracked_frame, lineage_of)
+                   _control_parts, _depth, _dims, _elementwise, _fallback, _guard, _hashable, _is_bool_mask,
+                   _is_label_list, _label_positions, _remap, _row_positions, column_positions, is_tracked_frame,
+                   lineage_of)
 from .writes import _after_cell_write
 
 
@@ -288,6 +289,8 @@ def _sort_index(self, *args, **kwargs):
     with _guard:
         if kwargs.get("inplace") or kwargs.get("axis", 0) not in (0, "index"):
             res = base(self, *args, **kwargs)
+            if res is not None and isinstance(self, pd.DataFrame) and kwargs.get("axis") in (1, "columns"):
+                return _cols_result(self, res, "sort_index")  # the columns reordered: matched by label
             return res if res is None else _fallback(res, "sort_index", [self])
         ignore = kwargs.pop("ignore_index", False)
         res = _subset_rows(self, base(self, *args, **kwargs), "sort_index")
@@ -377,6 +380,9 @@ class _FrameSelection:
                     mask = np.asarray(key, bool)
                 if isinstance(key, slice) or mask is not None:
                     return _subset_rows(self, res, "filter" if mask is not None else "slice", mask)
+            if isinstance(key, pd.DataFrame) and is_tracked_frame(key) and res.shape == self.shape and \
+                    key.index.equals(self.index) and key.columns.equals(cols) and cols.is_unique:
+                return _elementwise(res, "where", [self, key])  # df[cond] is df.where(cond)
             return _fallback(res, "DataFrame[...]", [self])
 
     def head(self, n=5):
