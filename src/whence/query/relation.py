@@ -80,13 +80,7 @@ class Relation:
             if m is None or not ps:
                 continue
             rows = self._op_rects().get(n.id)
-            arrays = getattr(m, "arrays", None)
-            if arrays is not None:
-                for a in arrays():
-                    if id(a) not in seen:
-                        seen.add(id(a))
-                        total += a.nbytes
-            elif rows is None:
+            if rows is None:  # a map with no rectangles counts the arrays it holds (table maps: row relations)
                 for a in m.held_arrays():
                     if id(a) not in seen:
                         seen.add(id(a))

@@ -480,6 +480,10 @@ class TableMap(Map):
                 out.extend([rel.csr.indptr, rel.csr.indices])
         return out
 
+    def held_arrays(self):
+        """The index arrays this map holds (the :class:`~whence.maps.Map` protocol's name for :meth:`arrays`)."""
+        return tuple(self.arrays())
+
     def _data_cm(self, p):
         return p.data_cm(self.nidx, self.ncols)
 
