@@ -36,7 +36,8 @@ def test_layers_contract_is_kept(capsys):
     kept = lint_imports(config_filename=str(PYPROJECT), cache_dir=None, no_logo=True)
     out = capsys.readouterr().out
     assert kept is True, out
-    assert "3 kept, 0 broken" in out, out  # the layers, the families of whence.maps, the store's modules
+    # the layers, the families of whence.maps, the store's modules, the query package's, the scikit-learn hooks'
+    assert "5 kept, 0 broken" in out, out
 
 
 def test_contract_names_every_module():
@@ -46,6 +47,35 @@ def test_contract_names_every_module():
     mods = tool.module_files(_src())
     loose = sorted(m for m in mods if m != "whence" and tool.layer_of(m, layers) is None)
     assert not loose, f"modules in no layer of pyproject.toml's contract: {loose}"
+
+
+def test_package_contracts_name_every_module():
+    """Every module of a package with a contract of its own (its ``containers``) sits in one of its layers."""
+    import tomllib
+    tool = _tool()
+    mods = tool.module_files(_src())
+    with open(PYPROJECT, "rb") as f:
+        contracts = tomllib.load(f)["tool"]["importlinter"]["contracts"]
+    containers = {c["containers"][0]: c for c in contracts if c.get("containers")}
+    assert {"whence.maps", "whence.store", "whence.query", "whence.tabular.sklearn"} <= set(containers)
+    for pkg, c in containers.items():
+        named = {f"{pkg}.{p.strip()}" for layer in c["layers"] for p in layer.replace(":", "|").split("|")}
+        inside = {m for m in mods if m.startswith(pkg + ".") and m.count(".") == pkg.count(".") + 1}
+        assert inside and inside <= named, (pkg, sorted(inside - named))
+
+
+def test_split_packages_re_export_their_names():
+    """whence.query and whence.tabular.sklearn re-export the names of their modules: the same objects (the query
+    layer's hook table, the fit registry), the former private spellings kept as aliases."""
+    from whence import hooks, query
+    from whence.query import nodes, prepare, walk
+    from whence.tabular import sklearn as sk
+    from whence.tabular.sklearn import fits, outputs
+    assert query.HOOKS is prepare.HOOKS
+    assert query._upstream is nodes.upstream_nodes and query._node_of is nodes.node_of
+    assert query._forced is prepare.compose_before_query and query._backward_sets is walk.backward_sets
+    assert sk._fits is fits.fitted_inputs and sk._fit_entry is fits.fit_entry
+    assert sk.output_node is outputs.output_node and sk.output_node in hooks.NODE_RESOLVERS
 
 
 def _imports_in(fn):

@@ -32,11 +32,11 @@ def collect_rows(run, objs):
         ``run``, the rows of the tables (``nodes``, ``edges``, ``rects``, ``sources``, ``objects``), the index
         arrays (``arrays``: ``[(id, ndarray)]``) and their number (``n_arrays``).
     """
-    from ..query import _forced, prepare_node, upstream_nodes
+    from ..query import compose_before_query, prepare_node, upstream_nodes
     # lazy (Dask) objects: shapes unknown at capture are resolved first, as before any query
     roots = {name: prepare_node(_object_node(x)) for name, x in objs.items()}
     for node in roots.values():  # the relation of each object composed as a query composes it (its rectangles)
-        _forced(node)
+        compose_before_query(node)
     seen = {}
     for node in roots.values():
         for n in upstream_nodes(node):

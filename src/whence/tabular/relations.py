@@ -15,6 +15,8 @@ the pandas pipeline.  No per-row Python object is ever made.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..graph import Node
@@ -357,16 +359,17 @@ class Lineage:
     its child's) or graph nodes.
     """
 
-    __slots__ = ("parts", "n", "nidx", "ncols", "reasons", "_node", "series", "_spec", "memo", "_aggregate")
+    __slots__ = ("parts", "n", "nidx", "ncols", "reasons", "_node", "series", "_spec", "memo", "_aggregate",
+                 "__weakref__")
 
     def __init__(self, parts, n, nidx, ncols, reasons=(), op="frame", history=(), series=False, detail="",
                  checked=False):
         # (``checked``: no part is empty, as when the parts are another Lineage's)
-        self.parts = list(parts) if checked else [p for p in parts if p.cmat.any()]
+        self.parts = list(parts) if checked else [p for p in parts if np.count_nonzero(p.cmat)]
         self.n = int(n)
         self.nidx = int(nidx)
         self.ncols = int(ncols)
-        self.reasons = tuple(dict.fromkeys(reasons))
+        self.reasons = tuple(dict.fromkeys(reasons)) if reasons else ()
         self.series = series
         self._node = None
         self._spec = (op, history, detail)
@@ -489,6 +492,10 @@ class TableMap(Map):
                 out.extend([rel.csr.indptr, rel.csr.indices])
         return out
 
+    def held_arrays(self):
+        """The index arrays this map holds (the :class:`~whence.maps.Map` protocol's name for :meth:`arrays`)."""
+        return tuple(self.arrays())
+
     def _data_cm(self, p):
         return p.data_cm(self.nidx, self.ncols)
 
@@ -580,6 +587,52 @@ class TableMap(Map):
         return np.unique(np.concatenate(acc)) if acc else np.zeros(0, np.int64)
 
 
+class _Bounds:
+    """The bounds of a :class:`RangeRel` (``lo``, ``hi``, ``order``), or the function that computes them on first
+    use (``make``)."""
+
+    __slots__ = ("lo", "hi", "order", "make")
+
+    def __init__(self, make=None):
+        self.lo = self.hi = self.order = None
+        self.make = make
+
+    def set(self, lo, hi, order):
+        self.lo = np.asarray(lo, np.int64)
+        self.hi = np.asarray(hi, np.int64)
+        self.order = None if order is None else np.asarray(order, np.int64)
+
+    def resolved(self):
+        if self.make is not None:
+            self.set(*self.make())
+            self.make = None
+        return self
+
+
+def _range_positions(b, rows):
+    """(pointers, positions in the base's output rows) of the windows of ``rows``, bounds ``b`` resolved."""
+    lo, hi = b.lo[rows], b.hi[rows]
+    lens = hi - lo
+    ptr = np.zeros(rows.shape[0] + 1, np.int64)
+    np.cumsum(lens, out=ptr[1:])
+    pos = _expand(lo, lens)
+    return ptr, (pos if b.order is None else b.order[pos])
+
+
+def _range_rows_per(b, base, rows):
+    """The CSR (pointers, input rows) of a :class:`RangeRel`'s ``rows``, from its bounds and base."""
+    rows = np.asarray(rows, np.int64)
+    ptr1, pos = _range_positions(b.resolved(), rows)
+    if base.is_identity:
+        return ptr1, pos
+    ptr2, src = base.rows_per(pos)
+    return ptr2[ptr1], src
+
+
+def _range_csr(b, base, n_out):
+    return _range_rows_per(b, base, np.arange(n_out, dtype=np.int64))
+
+
 class RangeRel(RowRel):
     """Output row ``i`` derives from the rows ``order[lo[i]:hi[i]]`` of a base relation's output.
 
@@ -600,42 +653,29 @@ class RangeRel(RowRel):
         Base output rows in window order.
     """
 
-    __slots__ = ("_lo", "_hi", "_order", "base", "_make")
+    __slots__ = ("_b", "base")
 
     def __init__(self, lo, hi, base, order=None, n_out=None, make=None):
         self.base = base
-        self._make = make  # bounds computed on first use: make() -> (lo, hi, order)
+        # the bounds live in an object of their own, which the lazy CSR form refers to (a CSR referring back
+        # to the relation would make every window relation a reference cycle)
+        self._b = b = _Bounds(make)  # make: bounds computed on first use, make() -> (lo, hi, order)
         if make is None:
-            self._set(lo, hi, order)
-            n_out = self._lo.shape[0]
-        else:
-            self._lo = self._hi = self._order = None
-        super().__init__(n_out, base.n_src, None, _CSR(fn=self._materialise))
-
-    def _set(self, lo, hi, order):
-        self._lo = np.asarray(lo, np.int64)
-        self._hi = np.asarray(hi, np.int64)
-        self._order = None if order is None else np.asarray(order, np.int64)
-
-    def _resolve(self):
-        if self._make is not None:
-            self._set(*self._make())
-            self._make = None
+            b.set(lo, hi, order)
+            n_out = b.lo.shape[0]
+        super().__init__(n_out, base.n_src, None, _CSR(fn=functools.partial(_range_csr, b, base, int(n_out))))
 
     @property
     def lo(self):
-        self._resolve()
-        return self._lo
+        return self._b.resolved().lo
 
     @property
     def hi(self):
-        self._resolve()
-        return self._hi
+        return self._b.resolved().hi
 
     @property
     def order(self):
-        self._resolve()
-        return self._order
+        return self._b.resolved().order
 
     @property
     def ranged(self):
@@ -647,21 +687,14 @@ class RangeRel(RowRel):
 
     @property
     def nbytes(self):
-        if self._make is not None:
+        b = self._b
+        if b.make is not None:
             return self.base.nbytes
-        n = self._lo.nbytes + self._hi.nbytes + (0 if self._order is None else self._order.nbytes)
+        n = b.lo.nbytes + b.hi.nbytes + (0 if b.order is None else b.order.nbytes)
         return n + self.base.nbytes
 
-    def _materialise(self):
-        return self.rows_per(np.arange(self.n_out, dtype=np.int64))
-
     def _positions(self, rows):
-        lo, hi = self.lo[rows], self.hi[rows]
-        lens = hi - lo
-        ptr = np.zeros(rows.shape[0] + 1, np.int64)
-        np.cumsum(lens, out=ptr[1:])
-        pos = _expand(lo, lens)
-        return ptr, (pos if self.order is None else self.order[pos])
+        return _range_positions(self._b.resolved(), rows)
 
     def take(self, sel):
         sel = np.asarray(sel, np.int64)
@@ -690,13 +723,7 @@ class RangeRel(RowRel):
         return indptr, ss
 
     def rows_per(self, rows):
-        rows = np.asarray(rows, np.int64)
-        ptr1, pos = self._positions(rows)
-        b = self.base
-        if b.is_identity:
-            return ptr1, pos
-        ptr2, src = b.rows_per(pos)
-        return ptr2[ptr1], src
+        return _range_rows_per(self._b, self.base, rows)
 
     def back_mask(self, out_rows_mask):
         m = np.zeros(self.n_src, bool)

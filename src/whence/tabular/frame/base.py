@@ -117,17 +117,21 @@ def _merge_parts(parts):
     """
     if len(parts) < 2:
         return parts
-    out, seen = [], {}
+    out, seen, inputs, shared = [], {}, set(), False
     for p in parts:
         key = (id(p.node), id(p.rel), p.control, p.wide)
         k = seen.get(key)
         if k is None:
             seen[key] = len(out)
             out.append(p)
+            if not shared:
+                ikey = key[0], key[2], key[3]
+                shared = ikey in inputs
+                inputs.add(ikey)
         else:
             q = out[k]
             out[k] = q.with_(cmat=q.cmat | p.cmat)
-    if len(out) < 2 or len({(id(p.node), p.control, p.wide) for p in out}) == len(out):
+    if not shared:  # no two parts left with the same input and role: nothing more to merge
         return out
     res, groups = [], {}
     for p in out:
@@ -175,9 +179,12 @@ def _remap(lin, crow=None, sel=None, rel_cache=None):
     """Parts of ``lin`` with columns remapped by ``crow`` (old cmat row per new row, -1 none) and rows by
     ``sel`` (old row per new row, -1 none)."""
     if crow is not None:
-        crow = np.asarray(crow, np.int64)
-        if crow.shape[0] == lin.nidx + lin.ncols and (crow == np.arange(crow.shape[0])).all():
+        m = lin.nidx + lin.ncols
+        if len(crow) == m and (crow == list(range(m)) if type(crow) is list else
+                               np.array_equal(crow, np.arange(m))):
             crow = None  # every cmat row stays where it is: the parts' column matrices are kept as they are
+        else:
+            crow = np.asarray(crow, np.int64)
     if crow is None and sel is None:
         return list(lin.parts)
     parts = []
@@ -185,7 +192,7 @@ def _remap(lin, crow=None, sel=None, rel_cache=None):
     neg = None
     if crow is not None:
         neg = crow < 0
-        if neg.any():
+        if _count(neg):
             crow = np.where(neg, 0, crow)
         else:
             neg = None
@@ -196,11 +203,16 @@ def _remap(lin, crow=None, sel=None, rel_cache=None):
             cm = p.cmat[crow]
             if neg is not None:
                 cm[neg] = False
-        if not p.wide and not cm.any():
+        if not p.wide and not _count(cm):
             continue
         rel = _taken(p.rel, sel, cache)
         parts.append(Part(p.node, rel, cm, p.control, p.wide))
     return parts
+
+
+# the number of True cells of a small boolean array (``a.any()`` costs several times more on the small
+# column matrices of parts, and it runs for every part of every result)
+_count = np.count_nonzero
 
 
 def _reasons(*lins):
@@ -216,10 +228,17 @@ def _attach(res, parts, op, inputs, reasons=(), detail="", merged=False):
     lineage as they are, already merged and none empty)."""
     res = _as_tracked(res)
     n, nidx, ncols, series = _dims(res)
-    lins = [lineage_of(o) for o in inputs]
-    allr = _reasons(*lins) + list(reasons)
+    history, allr = [], []
+    for o in inputs:
+        x = lineage_of(o)
+        if x is not None:
+            history.append(x)
+            if x.reasons:
+                allr.extend(x.reasons)
+    if reasons:
+        allr.extend(reasons)
     lin = Lineage(parts if merged else _merge_parts(parts), n, nidx, ncols, allr, op=op,
-                  history=tuple(x for x in lins if x is not None), series=series, detail=detail, checked=merged)
+                  history=tuple(history), series=series, detail=detail, checked=merged)
     object.__setattr__(res, "_wh", lin)
     return res
 

@@ -9,14 +9,15 @@ import functools
 import io
 import keyword
 import tokenize
+import weakref
 
 import numpy as np
 import pandas as pd
 
 from .base import (_align_rows, _as_tracked, _attach, _attach_inplace, _col_control, _col_rows, _cols_result,
                    _control_parts, _depth, _dims, _elementwise, _fallback, _guard, _hashable, _is_bool_mask,
-                   _is_label_list, _label_positions, _remap, _row_positions, column_positions, is_tracked_frame,
-                   lineage_of)
+                   _is_label_list, _label_positions, _merge_parts, _remap, _row_positions, column_positions,
+                   is_tracked_frame, lineage_of)
 from .writes import _after_cell_write
 
 
@@ -239,19 +240,29 @@ class _TrackedIndexer:
 
 def _column(src, lin, res, loc, detail):
     """``res`` is column ``loc`` of ``src`` (same rows): its lineage is built once per lineage of ``src`` and
-    shared by every Series taken from that column (a column is read again and again in most pipelines)."""
+    shared by every Series taken from that column while one of them lives (a column is read again and again in
+    most pipelines); its parts are kept for the next read after that.
+
+    The memo refers to the column's :class:`Lineage` weakly: that one refers back to ``lin`` (its history), and
+    two lineages holding each other would be a reference cycle, freed only by the garbage collector (whose
+    passes then grow with every frame of a pipeline)."""
     memo = lin.memo
     if memo is None:
         memo = lin.memo = {}
     key = ("column", loc, detail)
-    clin = memo.get(key)
-    if clin is None or clin.n != len(res) or clin.nidx != res.index.nlevels:
+    n, nidx = len(res), res.index.nlevels
+    hit = memo.get(key)
+    if hit is None or hit[0] != n or hit[1] != nidx:
         crow = list(range(lin.nidx)) + [lin.nidx + loc]
-        res = _attach(res, _remap(lin, crow), "column", [src], detail=detail)
-        memo[key] = lineage_of(res)
-        return res
-    res = _as_tracked(res)
-    object.__setattr__(res, "_wh", clin)
+        hit = (n, nidx, _merge_parts(_remap(lin, crow)), None)
+    else:
+        clin = hit[3]()
+        if clin is not None:
+            res = _as_tracked(res)
+            object.__setattr__(res, "_wh", clin)
+            return res
+    res = _attach(res, hit[2], "column", [src], detail=detail, merged=True)
+    memo[key] = (n, nidx, hit[2], weakref.ref(lineage_of(res)))
     return res
 
 

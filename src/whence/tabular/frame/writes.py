@@ -67,11 +67,11 @@ def _after_cell_write(obj, lin, key, value, kind, old_cols):
             parts.append(p)
             continue
         cm_w = p.cmat & written[:, None]
-        if not cm_w.any():
+        if not np.count_nonzero(cm_w):
             parts.append(p)  # no written column reads this part
             continue
         cm_k = p.cmat & ~written[:, None]
-        if cm_k.any():
+        if np.count_nonzero(cm_k):
             parts.append(p.with_(cmat=cm_k))
         rel = kept.get(id(p.rel))
         if rel is None:
