@@ -810,3 +810,15 @@ def test_value_counts_normalize_then_melt_variable_is_a_constant():
         assert res.complete and cells(res, "a") == set(), (i, cells(res, "a"))
         res = wh.backward(m, rows=[i], columns=[1], control=True)
         assert res.complete and cells(res, "a") == every_k
+
+
+def test_window_of_no_rows_then_right_merge():
+    """A rolling window cut to no rows, then a right merge (every output row has no left row): the window's
+    relation is taken through positions that are all -1; it raised IndexError."""
+    wh.reset()
+    a = wh.track_frame(pd.DataFrame({"k": [0, 0], "x": [-2.0, -2.0]}), name="a")
+    w = a[["k", "x"]].rolling(2).sum().head(0)
+    m = w.merge(a, on="k", how="right", sort=True, suffixes=("_l", "_r"))
+    for i in range(len(m)):
+        assert cells(wh.backward(m, rows=[i], columns=[1]), "a") == set()
+        assert cells(wh.backward(m, rows=[i], columns=[2]), "a") == {(i, 1)}

@@ -703,6 +703,9 @@ class RangeRel(RowRel):
             if sel.shape[0] == 0 or sel.min() >= 0:
                 return self.lo[sel], self.hi[sel], self.order
             ok = sel >= 0
+            if self.lo.shape[0] == 0:  # no rows to take from (every sel is -1): empty ranges
+                zero = np.zeros(sel.shape[0], np.int64)
+                return zero, zero.copy(), self.order
             s = np.where(ok, sel, 0)
             return np.where(ok, self.lo[s], 0), np.where(ok, self.hi[s], 0), self.order
         return RangeRel(None, None, self.base, n_out=sel.shape[0], make=make)
