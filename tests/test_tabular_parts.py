@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import whence as wh
-from whence.tabular.frame.base import _merge_parts, lineage_of
+from whence.tabular.frame.base import merge_parts, lineage_of
 from whence.tabular.frame import untracked
 from whence.tabular.relations import Part, RowRel
 
@@ -60,12 +60,12 @@ def test_parts_merge_only_where_rows_agree():
     node = lineage_of(df).parts[0].node
     cm = [[False, False], [True, False], [False, False]]
     # the same columns, rows that agree where both have one: one part, the union of the rows
-    merged = _merge_parts([_part(node, [0, -1, 2], cm), _part(node, [-1, 1, 2], cm)])
+    merged = merge_parts([_part(node, [0, -1, 2], cm), _part(node, [-1, 1, 2], cm)])
     assert len(merged) == 1 and merged[0].rel.codes.tolist() == [0, 1, 2]
     # rows that disagree (row 1 from input row 1 or 2): kept apart
-    kept = _merge_parts([_part(node, [0, 1, -1], cm), _part(node, [0, 2, -1], cm)])
+    kept = merge_parts([_part(node, [0, 1, -1], cm), _part(node, [0, 2, -1], cm)])
     assert len(kept) == 2
     # other columns, or another role: kept apart
     other = [[False, False], [False, False], [False, True]]
-    assert len(_merge_parts([_part(node, [0, 1, 2], cm), _part(node, [0, 1, 2], other)])) == 2
-    assert len(_merge_parts([_part(node, [0, 1, 2], cm), _part(node, [0, 1, 2], cm, control=True)])) == 2
+    assert len(merge_parts([_part(node, [0, 1, 2], cm), _part(node, [0, 1, 2], other)])) == 2
+    assert len(merge_parts([_part(node, [0, 1, 2], cm), _part(node, [0, 1, 2], cm, control=True)])) == 2

@@ -167,10 +167,10 @@ def _concat(func, arrays, axis=0, out=None, **kwargs):
     kw = {k: v for k, v in kwargs.items() if k in ("dtype", "casting")}
     values = [raw(a) for a in arrays]
     result = func(values, axis=axis, **kw)
-    return _finish_replay(func.__name__, arrays, values, result, lambda xs: func(xs, axis=axis))
+    return finish_replay(func.__name__, arrays, values, result, lambda xs: func(xs, axis=axis))
 
 
-def _finish_replay(name, operands, values, result, replay, detail=""):
+def finish_replay(name, operands, values, result, replay, detail=""):
     from ..maps import replay_gather
     tracked = [is_t(o) for o in operands]
     parents = [o.node for o in operands if is_t(o)]
@@ -192,7 +192,7 @@ def _stacks(func, tup, *args, **kwargs):
     arrays = list(tup)
     values = [raw(a) for a in arrays]
     result = func(values, *args, **kwargs)
-    return _finish_replay(func.__name__, arrays, values, result, lambda xs: func(xs))
+    return finish_replay(func.__name__, arrays, values, result, lambda xs: func(xs))
 
 
 @implements("A", np.block)
@@ -200,14 +200,14 @@ def _block(func, arrays):
     leaves, rebuild = flatten_nested(arrays)
     values = [raw(v) for v in leaves]
     result = np.block(rebuild(values))
-    return _finish_replay("block", leaves, values, result, lambda xs: np.block(rebuild(xs)))
+    return finish_replay("block", leaves, values, result, lambda xs: np.block(rebuild(xs)))
 
 
 @implements("A", np.append)
 def _append(func, arr, values, axis=None):
     ops = [arr, values]
     vals = [raw(arr), raw(values)]
-    return _finish_replay("append", ops, vals, np.append(*vals, axis=axis),
+    return finish_replay("append", ops, vals, np.append(*vals, axis=axis),
                           lambda xs: np.append(xs[0], xs[1], axis=axis))
 
 
@@ -215,7 +215,7 @@ def _append(func, arr, values, axis=None):
 def _insert(func, arr, obj, values, axis=None):
     obj = freeze(obj)
     vals = [raw(arr), raw(values)]
-    return _finish_replay("insert", [arr, values], vals, np.insert(vals[0], obj, vals[1], axis=axis),
+    return finish_replay("insert", [arr, values], vals, np.insert(vals[0], obj, vals[1], axis=axis),
                           lambda xs: np.insert(xs[0], obj, xs[1], axis=axis))
 
 
@@ -228,7 +228,7 @@ def _variadic(func, *arrays, **kwargs):
         kw = dict(kw, copy=True)
     if isinstance(result, (list, tuple)) and not isinstance(result, np.ndarray):
         result = list(result) if isinstance(result, list) else tuple(result)
-    out = _finish_replay(func.__name__, list(arrays), vals, result, lambda xs: func(*xs, **kw))
+    out = finish_replay(func.__name__, list(arrays), vals, result, lambda xs: func(*xs, **kw))
     if len(arrays) == 1 and is_t(arrays[0]) and isinstance(out, TrackedArray):
         _maybe_view(out, arrays[0], lambda x: func(x, **kw))
     return out
@@ -240,7 +240,7 @@ def _ix(func, *args):
         from .opaque import opaque_call
         return opaque_call(func, args, {}, reason="ix_ of a boolean array turns values into positions")
     vals = [raw(a) for a in args]
-    return _finish_replay("ix_", list(args), vals, np.ix_(*vals), lambda xs: np.ix_(*xs))
+    return finish_replay("ix_", list(args), vals, np.ix_(*vals), lambda xs: np.ix_(*xs))
 
 
 def _maybe_view(out, src, step):

@@ -366,8 +366,8 @@ def _ediff1d(func, ary, to_end=None, to_begin=None):
         dn = np.diff(np.ravel(raw(ary)))
     ops = ([to_begin] if to_begin is not None else []) + [dn] + ([to_end] if to_end is not None else [])
     vals = [np.ravel(raw(x)) for x in ops]
-    from .index_maps import _finish_replay
-    out = _finish_replay("ediff1d", ops, vals, result, lambda xs: np.concatenate([np.ravel(x) for x in xs]))
+    from .index_maps import finish_replay
+    out = finish_replay("ediff1d", ops, vals, result, lambda xs: np.concatenate([np.ravel(x) for x in xs]))
     return out
 
 

@@ -69,7 +69,7 @@ def record_aggregate(gb, res, func, named):
     """
     import pandas as pd
 
-    from .frame.base import _guard, lineage_of
+    from .frame.base import guard, lineage_of
     lin = lineage_of(res) if isinstance(res, (pd.DataFrame, pd.Series)) else None
     if lin is None or lin.reasons:
         return
@@ -94,7 +94,7 @@ def record_aggregate(gb, res, func, named):
         if src is None:
             return
         try:
-            with _guard:
+            with guard:
                 vals = obj[src].to_numpy() if isinstance(obj, pd.DataFrame) else obj.to_numpy()
         except Exception:  # noqa: BLE001 - a column pandas cannot hand back: leave this aggregation unrecorded
             return
@@ -107,7 +107,7 @@ def record_aggregate(gb, res, func, named):
 
 
 def _values(res, lab, series):
-    from .frame.base import _guard
-    with _guard:
+    from .frame.base import guard
+    with guard:
         s = res if series else res[lab]
         return np.asarray(s.to_numpy())

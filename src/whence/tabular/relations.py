@@ -36,7 +36,7 @@ def _expand(starts, lens):
     return np.repeat(starts - (ends - lens), lens) + np.arange(total, dtype=np.int64)
 
 
-class _CSR:
+class LazyCSR:
     """A CSR relation from codes to input rows, built on first use (group-bys record only their codes)."""
 
     __slots__ = ("fn", "indptr", "indices")
@@ -137,12 +137,12 @@ class RowRel:
             if full.all():
                 return RowRel(ngroups, self.n_src, all_rows=True)
             return self._some_rows_all(full)  # an empty group (an unused category) reads nothing
-        return RowRel(ngroups, self.n_src, None, _CSR(fn=lambda: self._group_csr(gcodes, ngroups)))
+        return RowRel(ngroups, self.n_src, None, LazyCSR(fn=lambda: self._group_csr(gcodes, ngroups)))
 
     def _some_rows_all(self, full):
         """The relation whose output row ``i`` derives from every input row where ``full[i]``, from none
         elsewhere (one code shared by the full rows, -1 for the others)."""
-        csr = _CSR(np.array([0, self.n_src], np.int64), np.arange(self.n_src, dtype=np.int64))
+        csr = LazyCSR(np.array([0, self.n_src], np.int64), np.arange(self.n_src, dtype=np.int64))
         return RowRel(full.shape[0], self.n_src, np.where(full, 0, -1).astype(np.int64), csr)
 
     def _group_csr(self, gcodes, ngroups):
@@ -150,7 +150,7 @@ class RowRel:
         counts = np.bincount(gcodes[valid], minlength=ngroups) if ngroups else np.zeros(0, np.int64)
         indptr = np.zeros(ngroups + 1, np.int64)
         np.cumsum(counts, out=indptr[1:])
-        members = _group_members(gcodes, valid, ngroups)
+        members = group_member_rows(gcodes, valid, ngroups)
         if self.codes is None and self.csr is None:
             return indptr, members
         c = members if self.codes is None else self.codes[members]
@@ -292,7 +292,7 @@ class RowRel:
         return np.sort(pos[_expand(lo, np.searchsorted(keys, hit, "right") - lo)])
 
 
-def _group_members(gcodes, valid, ngroups):
+def group_member_rows(gcodes, valid, ngroups):
     """Row positions sorted by group (stable), rows with a negative code left out."""
     try:
         from pandas.core.sorting import get_group_index_sorter
@@ -663,7 +663,7 @@ class RangeRel(RowRel):
         if make is None:
             b.set(lo, hi, order)
             n_out = b.lo.shape[0]
-        super().__init__(n_out, base.n_src, None, _CSR(fn=functools.partial(_range_csr, b, base, int(n_out))))
+        super().__init__(n_out, base.n_src, None, LazyCSR(fn=functools.partial(_range_csr, b, base, int(n_out))))
 
     @property
     def lo(self):
@@ -712,11 +712,11 @@ class RangeRel(RowRel):
 
     def group(self, gcodes, ngroups):
         gcodes = np.asarray(gcodes, np.int64)
-        return RowRel(ngroups, self.n_src, None, _CSR(fn=lambda: self._group_csr(gcodes, ngroups)))
+        return RowRel(ngroups, self.n_src, None, LazyCSR(fn=lambda: self._group_csr(gcodes, ngroups)))
 
     def _group_csr(self, gcodes, ngroups):
         valid = gcodes >= 0
-        members = _group_members(gcodes, valid, ngroups)
+        members = group_member_rows(gcodes, valid, ngroups)
         ptr, src = self.rows_per(members)
         g = np.repeat(gcodes[members], ptr[1:] - ptr[:-1])
         key = np.unique(g * max(self.n_src, 1) + src)
@@ -757,8 +757,8 @@ class RangeRel(RowRel):
 
 
 #: the public name the store uses for the compressed-rows relation class
-CSR = _CSR
+CSR = LazyCSR
 #: public names of the row helpers other packages use: ``expand_ranges(starts, lens)`` concatenates ranges,
 #: ``group_members(codes, valid, ngroups)`` lists row positions sorted by group
 expand_ranges = _expand
-group_members = _group_members
+group_members = group_member_rows

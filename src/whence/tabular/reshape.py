@@ -14,7 +14,7 @@ import functools
 import numpy as np
 import pandas as pd
 
-from .frame import (TrackedFrame, _attach, _dims, _fallback, _guard, _remap, _depth, is_tracked_frame,
+from .frame import (TrackedFrame, attach, dims, fallback, guard, remap, guard_depth, is_tracked_frame,
                     lineage_of)
 
 __all__ = ["install"]
@@ -28,12 +28,12 @@ def _any_tracked(objs):
 
 def concat(objs, *args, **kwargs):
     orig = _ORIG["concat"]
-    if _depth():
+    if guard_depth():
         return orig(objs, *args, **kwargs)
     items = list(objs.values()) if isinstance(objs, dict) else list(objs)
     if not _any_tracked(items):
         return orig(items if not isinstance(objs, dict) else objs, *args, **kwargs)
-    with _guard:
+    with guard:
         res = orig(objs if isinstance(objs, dict) else items, *args, **kwargs)
         return _concat_lineage(res, [o for o in items if o is not None], kwargs)
 
@@ -43,7 +43,7 @@ def _concat_lineage(res, items, kw):
     axis = 1 if axis in (1, "columns") else 0
     if not isinstance(res, (pd.DataFrame, pd.Series)):
         return res
-    n, nidx, ncols, series = _dims(res)
+    n, nidx, ncols, series = dims(res)
     parts = []
     reasons = []
     ncells = nidx + ncols
@@ -66,7 +66,7 @@ def _concat_lineage(res, items, kw):
                             crow[nidx + j] = lin.nidx
                 else:
                     if not o.columns.is_unique or not res.columns.is_unique:
-                        return _fallback(res, "concat", items)
+                        return fallback(res, "concat", items)
                     pos = res.columns.get_indexer(o.columns)
                     crow = [-1] * ncells
                     for jj, p in enumerate(pos):
@@ -75,10 +75,10 @@ def _concat_lineage(res, items, kw):
                 if lin.nidx == nidx and not kw.get("ignore_index") and kw.get("keys") is None:
                     for i in range(nidx):
                         crow[i] = i
-                parts += _remap(lin, crow, sel)
+                parts += remap(lin, crow, sel)
             off += k
         if off != n:
-            return _fallback(res, "concat", items)
+            return fallback(res, "concat", items)
     else:
         off = 0
         for o in items:
@@ -90,24 +90,24 @@ def _concat_lineage(res, items, kw):
                 elif o.index.is_unique:
                     sel = o.index.get_indexer(res.index).astype(np.int64)
                 else:
-                    return _fallback(res, "concat(axis=1)", items)
+                    return fallback(res, "concat(axis=1)", items)
                 crow = [-1] * ncells
                 for jj in range(w):
                     crow[nidx + off + jj] = lin.nidx + jj
                 if lin.nidx == nidx:
                     for i in range(nidx):
                         crow[i] = i
-                parts += _remap(lin, crow, sel)
+                parts += remap(lin, crow, sel)
             off += w
         if off != ncols:
-            return _fallback(res, "concat(axis=1)", items)
-    return _attach(res, parts, "concat", [o for o in items if is_tracked_frame(o)], reasons,
+            return fallback(res, "concat(axis=1)", items)
+    return attach(res, parts, "concat", [o for o in items if is_tracked_frame(o)], reasons,
                    detail=f"axis={axis}")
 
 
 def merge(left, right, *args, **kwargs):
     orig = _ORIG["merge"]
-    if _depth() or not (is_tracked_frame(left) or is_tracked_frame(right)):
+    if guard_depth() or not (is_tracked_frame(left) or is_tracked_frame(right)):
         return orig(left, right, *args, **kwargs)
     if not is_tracked_frame(left):
         left = _untracked(left)
@@ -125,7 +125,7 @@ def _untracked(obj):
     """A plain frame taking part in a tracked operation: tracked, with no lineage (constants)."""
     from .relations import Lineage
     t = TrackedFrame(obj) if isinstance(obj, pd.DataFrame) else obj
-    n, nidx, ncols, series = _dims(t)
+    n, nidx, ncols, series = dims(t)
     object.__setattr__(t, "_wh", Lineage([], n, nidx, ncols, op="constant"))
     return t
 
@@ -135,23 +135,23 @@ def get_dummies(data, prefix=None, prefix_sep="_", dummy_na=False, columns=None,
     orig = _ORIG["get_dummies"]
     kw = dict(prefix=prefix, prefix_sep=prefix_sep, dummy_na=dummy_na, columns=columns, sparse=sparse,
               drop_first=drop_first, dtype=dtype)
-    if _depth() or not is_tracked_frame(data):
+    if guard_depth() or not is_tracked_frame(data):
         return orig(data, **kw)
-    with _guard:
+    with guard:
         res = orig(data, **kw)
         return _dummies_lineage(data, res, kw)
 
 
 def _dummies_lineage(data, res, kw):
     lin = lineage_of(data)
-    n, nidx, ncols, _ = _dims(res)
+    n, nidx, ncols, _ = dims(res)
     if isinstance(data, pd.Series):
         enc = [None]
         keep = []
     else:
         cols = data.columns
         if not cols.is_unique:
-            return _fallback(res, "get_dummies", [data])
+            return fallback(res, "get_dummies", [data])
         if kw["columns"] is None:
             enc = [c for c, dt in data.dtypes.items()
                    if dt == object or isinstance(dt, (pd.CategoricalDtype, pd.StringDtype)) or
@@ -171,24 +171,24 @@ def _dummies_lineage(data, res, kw):
             k = max(k - 1, 0)
         sizes.append(k)
     if len(keep) + sum(sizes) != ncols:
-        return _fallback(res, "get_dummies", [data])
+        return fallback(res, "get_dummies", [data])
     crow = [i if i < lin.nidx and nidx == lin.nidx else -1 for i in range(nidx)]
     for c in keep:
         crow.append(lin.nidx + int(data.columns.get_loc(c)))
     for c, k in zip(enc, sizes):
         src = lin.nidx if c is None else lin.nidx + int(data.columns.get_loc(c))
         crow.extend([src] * k)
-    return _attach(res, _remap(lin, crow), "get_dummies", [data])
+    return attach(res, remap(lin, crow), "get_dummies", [data])
 
 
 def melt(frame, *args, **kwargs):
-    if _depth() or not is_tracked_frame(frame):
+    if guard_depth() or not is_tracked_frame(frame):
         return _ORIG["melt"](frame, *args, **kwargs)
     return TrackedFrame.melt(frame, *args, **kwargs)
 
 
 def pivot_table(data, *args, **kwargs):
-    if _depth() or not is_tracked_frame(data):
+    if guard_depth() or not is_tracked_frame(data):
         return _ORIG["pivot_table"](data, *args, **kwargs)
     return TrackedFrame.pivot_table(data, *args, **kwargs)
 

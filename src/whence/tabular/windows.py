@@ -40,8 +40,8 @@ import numpy as np
 import pandas as pd
 
 from .frame import base as F
-from .frame.joins import _suffixed
-from .relations import _CSR, Part, RangeRel, RowRel, _group_members
+from .frame.joins import suffixed
+from .relations import LazyCSR, Part, RangeRel, RowRel, group_member_rows
 
 __all__ = ["window_result", "group_method", "frame_method", "time_group_codes", "merge_asof", "install"]
 
@@ -118,7 +118,7 @@ class _Layout:
         n = codes.shape[0]
         valid = codes >= 0
         self.ng = int(codes.max()) + 1 if n and valid.any() else 0
-        self.order = _group_members(codes, valid, self.ng)
+        self.order = group_member_rows(codes, valid, self.ng)
         self.counts = np.bincount(codes[valid], minlength=self.ng).astype(np.int64)
         gstart = np.zeros(self.ng, np.int64)
         if self.ng:
@@ -268,7 +268,7 @@ def _parts(src, res, data_rel, *, crow, per_col=False, sel=None, ident=(), idx_m
     (the cells that chose it) stays control of every cell of the row, besides the control of the rows its
     values came from."""
     lin = F.lineage_of(src)
-    _, nidx, ncols, _ = F._dims(res)
+    _, nidx, ncols, _ = F.dims(res)
     if idx_map is None:
         idx_map = [[i] for i in range(nidx)] if nidx == lin.nidx else [[] for _ in range(nidx)]
     ident = set(ident)
@@ -358,9 +358,9 @@ def _parts(src, res, data_rel, *, crow, per_col=False, sel=None, ident=(), idx_m
 def _finish(src, res, parts, op, reasons=(), inplace=False):
     if inplace:
         lin = F.lineage_of(src)
-        F._attach_inplace(src, parts, op, [lin], reasons)
+        F.attach_inplace(src, parts, op, [lin], reasons)
         return None
-    return F._attach(res, parts, op, [src], reasons)
+    return F.attach(res, parts, op, [src], reasons)
 
 
 def _partial(res, src, op, why):
@@ -370,15 +370,15 @@ def _partial(res, src, op, why):
         n = len(src)
         parts = [Part(p.node, RowRel.everything(n, p.rel.n_src), p.cmat.any(0)[None, :].copy(), p.control,
                       wide=True) for p in lin.parts]
-        F._warn(f"whence: {op} is not covered ({why}); its result derives from all cells of its input (PARTIAL)")
-        F._attach_inplace(src, parts, op, [lin], [f"{op}: {why}"])
+        F.warn_partial(f"whence: {op} is not covered ({why}); its result derives from all cells of its input (PARTIAL)")
+        F.attach_inplace(src, parts, op, [lin], [f"{op}: {why}"])
         return None
-    return F._fallback(res, f"{op} ({why})", [src])
+    return F.fallback(res, f"{op} ({why})", [src])
 
 
 def _isna(x):
     """NA mask of a frame or series as a plain bool array."""
-    with F._guard:
+    with F.guard:
         return np.asarray(pd.isna(x).to_numpy(), bool)
 
 
@@ -422,9 +422,9 @@ def frame_method(name, base):
     """The tracked form of ``Series.<name>`` / ``DataFrame.<name>`` for the time-series family."""
 
     def method(self, *args, **kwargs):
-        if F._depth():
+        if F.guard_depth():
             return base(self, *args, **kwargs)
-        with F._guard:
+        with F.guard:
             inplace = bool(kwargs.get("inplace", False))
             isna = _isna(self) if name in _FILL + ("interpolate",) else None
             res = base(self, *args, **kwargs)
@@ -522,7 +522,7 @@ def _frame_rule(name, src, res, kw, isna, inplace):
             return _partial(out, src, op, f"method={meth!r}")
         if meth not in _INTERP_LOCAL:
             reasons.append(f"{op}(method={meth!r}): each filled cell is taken to derive from its whole column")
-            F._warn(f"whence: {op}(method={meth!r}) is not covered exactly; a filled cell derives from its whole "
+            F.warn_partial(f"whence: {op}(method={meth!r}) is not covered exactly; a filled cell derives from its whole "
                     f"column (PARTIAL)")
 
         def data_rel(rel, j):  # type: ignore[misc]  # one helper per branch
@@ -713,7 +713,7 @@ def window_result(win, method, res):
         key_labels = group._key_labels()
         ident += [j for j, lab in enumerate(labels) if any(_same_label(lab, k) for k in key_labels)]
         krows = group._key_rows()
-        _, nidx, _, _ = F._dims(res)
+        _, nidx, _, _ = F.dims(res)
         nk = nidx - lin.nidx
         if nk >= 0 and group._kwargs.get("as_index", True):
             kr = [[r] for r in krows] if len(krows) == nk else [[] for _ in range(nk)]
@@ -740,10 +740,10 @@ def window_result(win, method, res):
                    key_rel=key_rel)
     reasons = []
     if group is not None:
-        nk = F._dims(res)[1] - lin.nidx if group._kwargs.get("as_index", True) else 0
+        nk = F.dims(res)[1] - lin.nidx if group._kwargs.get("as_index", True) else 0
         vparts, reasons = _value_key_parts(group, res, order, nk)
         parts += vparts
-    return F._attach(res, parts, op, [obj], reasons)
+    return F.attach(res, parts, op, [obj], reasons)
 
 
 def _value_key_parts(group, res, order, nk):
@@ -757,7 +757,7 @@ def _value_key_parts(group, res, order, nk):
     codes = np.asarray(group._group_codes(), np.int64)
     ng = int(codes.max()) + 1 if codes.size else 0
     out_codes = codes if order is None else codes[order]
-    _, nidx, ncols, _ = F._dims(res)
+    _, nidx, ncols, _ = F.dims(res)
     parts = []
     for lev, ent in enumerate(vkeys):
         for node, rel, row, ctl in ent or ():
@@ -767,7 +767,7 @@ def _value_key_parts(group, res, order, nk):
                 cm[lev] = row
                 parts.append(Part(node, rel.take(order), cm, ctl))
     if reasons:
-        F._warn("whence: " + reasons[0] + " (PARTIAL)")
+        F.warn_partial("whence: " + reasons[0] + " (PARTIAL)")
     return parts, reasons
 
 
@@ -835,7 +835,7 @@ def _resample(win, method, res):
         codes = _once(lambda: _unsort(raw, ax))  # (a sort of the time axis: left to the first query)
     lin = F.lineage_of(obj)
     if on is not None:
-        key = F._col_rows(obj, [on])
+        key = F.column_rows(obj, [on])
     elif level is not None:
         names = list(obj.index.names)
         key = [names.index(level) if level in names else int(level)]
@@ -846,7 +846,7 @@ def _resample(win, method, res):
     def data_rel(rel):
         if rel.all_rows:
             return RowRel.everything(ng, rel.n_src)
-        return RowRel(ng, rel.n_src, None, _CSR(fn=lambda: rel._group_csr(codes(), ng)))
+        return RowRel(ng, rel.n_src, None, LazyCSR(fn=lambda: rel._group_csr(codes(), ng)))
 
     if method == "size":
         crow = [-1]
@@ -856,7 +856,7 @@ def _resample(win, method, res):
         extra = ()
         if crow is None:
             return _partial(res, obj, op, "output columns not matched to input columns")
-    _, nidx, _, _ = F._dims(res)
+    _, nidx, _, _ = F.dims(res)
     idx_map = [list(key)] + [[] for _ in range(nidx - 1)]
     key_rows = list(key)
     if group is not None:  # the group keys' levels first, then the bins; the keys' cells are control too
@@ -870,7 +870,7 @@ def _resample(win, method, res):
     parts = _parts(obj, res, data_rel, crow=crow, idx_map=[[] for _ in range(nidx)], extra=extra,
                    key_rows=key_rows, key_rel=data_rel, same_rows=False)
     parts += _index_parts(obj, res, idx_map, data_rel)
-    return F._attach(res, parts, op, [obj])
+    return F.attach(res, parts, op, [obj])
 
 
 def _group_bin_codes(win, res):
@@ -903,7 +903,7 @@ def _group_bin_codes(win, res):
 
 def _index_parts(obj, res, idx_map, rel_fn):
     lin = F.lineage_of(obj)
-    _, nidx, ncols, _ = F._dims(res)
+    _, nidx, ncols, _ = F.dims(res)
     out = []
     for p in lin.parts:
         if p.wide:
@@ -941,7 +941,7 @@ GROUP_METHODS = ("shift", "diff", "pct_change", "cumsum", "cumprod", "cummax", "
 def group_method(tgb, name, args, kwargs, via=None):
     """``groupby(...).<name>(...)`` (or ``transform(name)``) of a tracked object."""
     obj = tgb._obj
-    with F._guard:
+    with F.guard:
         if via is None:
             res = getattr(tgb._gb, name)(*args, **kwargs)
         else:
@@ -951,7 +951,7 @@ def group_method(tgb, name, args, kwargs, via=None):
         return res
     base = getattr(type(tgb._gb), name, None)
     kw = (_bind(base, tgb._gb, args, kwargs) if base is not None else None) or {}
-    if len(res) != len(obj) or F._align_rows(obj, res) is not None:
+    if len(res) != len(obj) or F.align_rows(obj, res) is not None:
         return _partial(res, obj, op, "a result whose rows are not the input's")
     lin = F.lineage_of(obj)
     lay = _once(lambda: _Layout(tgb._group_codes()))
@@ -1046,13 +1046,13 @@ def group_method(tgb, name, args, kwargs, via=None):
                    key_rel=key_rel)
     vparts, reasons = _value_key_parts(tgb, res, None, 0)
     if name == "cumcount":  # the count is of the key cells: value keys' cells of the prefix are its data
-        nidx_res = F._dims(res)[1]
+        nidx_res = F.dims(res)[1]
         for ent in tgb._value_keys()[0]:
             for node, rel, row, ctl in ent or ():
                 cm = np.zeros((nidx_res + 1, row.shape[0]), bool)
                 cm[nidx_res] = row
                 vparts.append(Part(node, extra[0][1](rel), cm, ctl))
-    return F._attach(res, parts + vparts, op, [obj], reasons)
+    return F.attach(res, parts + vparts, op, [obj], reasons)
 
 
 # --- merge_asof -----------------------------------------------------------------------------------------------
@@ -1066,14 +1066,14 @@ def merge_asof(left, right, *args, **kwargs):
     right row (nothing where none matched); control: the ``on``/``by`` cells of both rows."""
     orig = _ORIG["merge_asof"]
     lt, rt = F.is_tracked_frame(left), F.is_tracked_frame(right)
-    if F._depth() or not (lt or rt):
+    if F.guard_depth() or not (lt or rt):
         return orig(left, right, *args, **kwargs)
-    with F._guard:
+    with F.guard:
         pl = pd.DataFrame(left) if isinstance(left, pd.DataFrame) else left
         pr = pd.DataFrame(right) if isinstance(right, pd.DataFrame) else right
         res = orig(pl, pr, *args, **kwargs)  # pandas' own errors, unchanged, before anything is recorded
         if not isinstance(pr, pd.DataFrame) or not isinstance(pl, pd.DataFrame) or _RID in pr.columns:
-            return F._fallback(F.TYPES["frame"](res), "merge_asof", [x for x in (left, right) if F.is_tracked_frame(x)])
+            return F.fallback(F.TYPES["frame"](res), "merge_asof", [x for x in (left, right) if F.is_tracked_frame(x)])
         rid = pr.assign(**{_RID: np.arange(len(pr), dtype=np.int64)})
         probe = orig(pl, rid, *args, **kwargs)
         sel_r = np.asarray(probe[_RID].fillna(-1).to_numpy(), np.int64)
@@ -1088,8 +1088,8 @@ def merge_asof(left, right, *args, **kwargs):
     keys_r = [k for k in _aslist(ron) + _aslist(rby) if k is not None]
     shared = {a for a, b in zip(_aslist(lon) + _aslist(lby), _aslist(ron) + _aslist(rby)) if a == b}
     overlap = (set(lcols) & set(rcols)) - shared
-    lmap = {_suffixed(c, sfx[0], overlap): j for j, c in enumerate(lcols)}
-    rmap = {_suffixed(c, sfx[1], overlap): j for j, c in enumerate(rcols) if c not in shared}
+    lmap = {suffixed(c, sfx[0], overlap): j for j, c in enumerate(lcols)}
+    rmap = {suffixed(c, sfx[1], overlap): j for j, c in enumerate(rcols) if c not in shared}
     nidx, ncols = res.index.nlevels, res.shape[1]
     lin_l = F.lineage_of(left) if lt else None
     lin_r = F.lineage_of(right) if rt else None
@@ -1107,24 +1107,24 @@ def merge_asof(left, right, *args, **kwargs):
     parts = []
     ncells = nidx + ncols
     if lin_l is not None:
-        parts += F._remap(lin_l, crow_l, None if len(res) == len(left) else None)
-        lr = F._col_rows(left, keys_l) if keys_l else []
+        parts += F.remap(lin_l, crow_l, None if len(res) == len(left) else None)
+        lr = F.column_rows(left, keys_l) if keys_l else []
         if lr:
-            parts += F._col_control(lin_l, None, lr, ncells)
+            parts += F.col_control(lin_l, None, lr, ncells)
     if lin_r is not None:
-        parts += F._remap(lin_r, crow_r, sel_r)
-        rr = F._col_rows(right, keys_r) if keys_r else []
+        parts += F.remap(lin_r, crow_r, sel_r)
+        rr = F.column_rows(right, keys_r) if keys_r else []
         if rr:
-            parts += F._col_control(lin_r, sel_r, rr, ncells)
+            parts += F.col_control(lin_r, sel_r, rr, ncells)
     if reasons:
-        F._warn("whence: " + "; ".join(reasons) + " (PARTIAL)")
+        F.warn_partial("whence: " + "; ".join(reasons) + " (PARTIAL)")
         for lin in (lin_l, lin_r):
             if lin is None:
                 continue
             parts += [Part(p.node, RowRel.everything(len(res), p.rel.n_src), p.cmat.any(0)[None, :].copy(),
                            p.control, wide=True) for p in lin.parts]
     inputs = [x for x in (left, right) if F.is_tracked_frame(x)]
-    return F._attach(res, parts, "merge_asof", inputs, reasons)
+    return F.attach(res, parts, "merge_asof", inputs, reasons)
 
 
 def _aslist(x):

@@ -25,12 +25,12 @@ The package is laid out by bucket (see :mod:`whence.tabular.frame.registry` for 
 
 from __future__ import annotations
 
-from .base import (_align_rows, _as_tracked, _attach, _attach_inplace, _col_control, _col_rows,  # noqa: F401
-                   _depth, _dims, _elementwise, _fallback, _guard, _remap, _row_positions, _warn, is_tracked_frame,
+from .base import (align_rows, as_tracked, attach, attach_inplace, col_control, column_rows,  # noqa: F401
+                   guard_depth, dims, elementwise, fallback, guard, remap, row_positions, warn_partial, is_tracked_frame,
                    lineage_of)
 from .classes import TrackedFrame, TrackedSeries
-from .groups import TrackedGroupBy, _TrackedWindow, _window_method  # noqa: F401
-from .joins import _suffixed  # noqa: F401
+from .groups import TrackedGroupBy, TrackedWindow, window_method  # noqa: F401
+from .joins import suffixed  # noqa: F401
 from .meta import plain_node  # noqa: F401
 from .construct import install as _install_constructors, untracked
 from .functions import install as _install_functions

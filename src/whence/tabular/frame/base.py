@@ -20,11 +20,11 @@ class _Local(threading.local):
     depth = 0  # (a class default: every thread starts outside any covered operation)
 
 
-_local = _Local()
+guard_state = _Local()
 
 
-def _depth():
-    return _local.depth
+def guard_depth():
+    return guard_state.depth
 
 
 class _Guard:
@@ -33,16 +33,16 @@ class _Guard:
     __slots__ = ()
 
     def __enter__(self):
-        _local.depth += 1
+        guard_state.depth += 1
 
     def __exit__(self, *exc):
-        _local.depth -= 1
+        guard_state.depth -= 1
 
 
-_guard = _Guard()
+guard = _Guard()
 
 
-def _stacklevel():
+def user_stacklevel():
     """Stack level of the first frame outside pandas and whence (for warnings)."""
     f = sys._getframe(1)
     level = 1
@@ -56,30 +56,30 @@ def _stacklevel():
     return 2
 
 
-def _warn(msg):
-    warnings.warn(msg, PartialLineageWarning, stacklevel=_stacklevel())
+def warn_partial(msg):
+    warnings.warn(msg, PartialLineageWarning, stacklevel=user_stacklevel())
 
 
 # the concrete classes (:mod:`whence.tabular.frame.classes`) register themselves here: "frame", "series"
 TYPES: dict = {}
 
 
-def _as_tracked(res):
+def as_tracked(res):
     """``res`` as a tracked object (a plain DataFrame or Series is wrapped; anything else is returned)."""
-    if isinstance(res, pd.DataFrame) and not isinstance(res, _TrackedMixin):
+    if isinstance(res, pd.DataFrame) and not isinstance(res, TrackedMixin):
         return TYPES["frame"](res)
-    if isinstance(res, pd.Series) and not isinstance(res, _TrackedMixin):
+    if isinstance(res, pd.Series) and not isinstance(res, TrackedMixin):
         return TYPES["series"](res)
     return res
 
 
 def is_tracked_frame(x):
-    return isinstance(x, _TrackedMixin)
+    return isinstance(x, TrackedMixin)
 
 
 def lineage_of(x):
     """The :class:`Lineage` of a tracked frame or series (None for plain pandas objects and scalars)."""
-    if not isinstance(x, _TrackedMixin):
+    if not isinstance(x, TrackedMixin):
         return None
     lin = x.__dict__.get("_wh")
     if lin is None:
@@ -96,17 +96,17 @@ def lineage_of(x):
                                               "(taken as every cell of every live source)",),
                       op="unknown", series=series)
         object.__setattr__(x, "_wh", lin)
-        _warn("whence: a tracked frame lost its lineage in a pandas operation whence does not cover; "
+        warn_partial("whence: a tracked frame lost its lineage in a pandas operation whence does not cover; "
               "its cells are marked PARTIAL")
     return lin
 
 
-def _dims(obj):
+def dims(obj):
     series = isinstance(obj, pd.Series)
     return len(obj), obj.index.nlevels, (1 if series else obj.shape[1]), series
 
 
-def _merge_parts(parts):
+def merge_parts(parts):
     """Parts with the same input, the same row relation object and the same role share one column matrix;
     then parts with the same input, role and column matrix whose row relations agree wherever both have a row
     share one relation (their union, see :func:`_union_rel`).
@@ -175,7 +175,7 @@ def _union_rel(a, b):
     return RowRel(n, a.n_src, np.where(ca >= 0, ca, cb), a.csr)
 
 
-def _remap(lin, crow=None, sel=None, rel_cache=None):
+def remap(lin, crow=None, sel=None, rel_cache=None):
     """Parts of ``lin`` with columns remapped by ``crow`` (old cmat row per new row, -1 none) and rows by
     ``sel`` (old row per new row, -1 none)."""
     if crow is not None:
@@ -223,11 +223,11 @@ def _reasons(*lins):
     return out
 
 
-def _attach(res, parts, op, inputs, reasons=(), detail="", merged=False):
+def attach(res, parts, op, inputs, reasons=(), detail="", merged=False):
     """Make ``res`` a tracked object carrying a new lineage built from ``parts`` (``merged``: the parts of one
     lineage as they are, already merged and none empty)."""
-    res = _as_tracked(res)
-    n, nidx, ncols, series = _dims(res)
+    res = as_tracked(res)
+    n, nidx, ncols, series = dims(res)
     history, allr = [], []
     for o in inputs:
         x = lineage_of(o)
@@ -237,18 +237,18 @@ def _attach(res, parts, op, inputs, reasons=(), detail="", merged=False):
                 allr.extend(x.reasons)
     if reasons:
         allr.extend(reasons)
-    lin = Lineage(parts if merged else _merge_parts(parts), n, nidx, ncols, allr, op=op,
+    lin = Lineage(parts if merged else merge_parts(parts), n, nidx, ncols, allr, op=op,
                   history=tuple(history), series=series, detail=detail, checked=merged)
     object.__setattr__(res, "_wh", lin)
     return res
 
 
-def _fallback(res, op, inputs):
+def fallback(res, op, inputs):
     """An operation whence does not cover: every cell of the result derives from every cell of the inputs."""
     if not isinstance(res, (pd.DataFrame, pd.Series)):
         return res
     parts = []
-    n, nidx, ncols, _ = _dims(res)
+    n, nidx, ncols, _ = dims(res)
     for o in inputs:
         lin = lineage_of(o)
         if lin is None:
@@ -258,22 +258,22 @@ def _fallback(res, op, inputs):
                               p.control, wide=True))
     reason = f"{op} is not covered: every cell is taken to derive from every cell of its input"
     if inputs and any(lineage_of(o) is not None for o in inputs):
-        _warn(f"whence: {op} is not covered; its result derives from all cells of its input (PARTIAL)")
-    return _attach(res, parts, op, inputs, [reason])
+        warn_partial(f"whence: {op} is not covered; its result derives from all cells of its input (PARTIAL)")
+    return attach(res, parts, op, inputs, [reason])
 
 
-def _elementwise(res, op, operands):
+def elementwise(res, op, operands):
     """Same-shape elementwise result: cell (i, j) derives from cell (i, j) of every aligned operand."""
-    n, nidx, ncols, series = _dims(res)
+    n, nidx, ncols, series = dims(res)
     parts = []
     reasons = []
     for o in operands:
         lin = lineage_of(o)
         if lin is None:
             continue
-        sel = _align_rows(o, res)
+        sel = align_rows(o, res)
         if sel is False:
-            return _fallback(res, op, operands)
+            return fallback(res, op, operands)
         if isinstance(o, pd.Series) and not series:
             # a Series broadcast against a frame's rows (axis=0 alignment is the only row-wise case)
             crow = [-1] * nidx + [lin.nidx] * ncols
@@ -284,17 +284,17 @@ def _elementwise(res, op, operands):
                 pos = column_positions(o.columns, res.columns)
                 crow = [-1] * nidx + [lin.nidx + p if p >= 0 else -1 for p in pos]
             else:
-                return _fallback(res, op, operands)
+                return fallback(res, op, operands)
             if lin.nidx != nidx:
                 crow = [-1] * nidx + crow[lin.nidx:]
         else:
             crow = ([j if j < lin.nidx else -1 for j in range(nidx)] if lin.nidx == nidx else [-1] * nidx) + \
                    [lin.nidx + (j if lin.ncols == ncols else 0) for j in range(ncols)]
-        parts.extend(_remap(lin, crow, sel))
-    return _attach(res, parts, op, operands, reasons)
+        parts.extend(remap(lin, crow, sel))
+    return attach(res, parts, op, operands, reasons)
 
 
-def _align_rows(o, res):
+def align_rows(o, res):
     """Row positions of ``o`` for each row of ``res`` (None: identity; False: cannot tell)."""
     a, b = o.index, res.index
     if a is b:
@@ -355,7 +355,7 @@ def column_positions(cols, labels):
     return np.asarray(cols.get_indexer(labels), np.int64)
 
 
-def _row_positions(src, res):
+def row_positions(src, res):
     """Positions in ``src`` of the rows of ``res`` (a subset or reordering), or None when unknowable."""
     idx = src.index
     if isinstance(idx, pd.RangeIndex) or idx.is_unique:
@@ -366,7 +366,7 @@ def _row_positions(src, res):
     return None
 
 
-def _label_positions(key, labels):
+def label_positions(key, labels):
     """Positions that ``.loc[key]`` selects along ``labels``, for the keys that need no lookup table: a boolean
     mask aligned with ``labels`` (array, or Series with the same index), the full slice, and one label of a
     unique index (a scalar position).  None for any other key (the caller asks pandas)."""
@@ -380,7 +380,7 @@ def _label_positions(key, labels):
         return None
     if isinstance(key, slice):
         return np.arange(len(labels), dtype=np.int64) if key == slice(None) else None
-    if isinstance(key, (tuple, list, pd.Index, pd.DataFrame)) or not _hashable(key) or \
+    if isinstance(key, (tuple, list, pd.Index, pd.DataFrame)) or not hashable(key) or \
             isinstance(labels, pd.MultiIndex) or not labels.is_unique:
         return None
     try:
@@ -390,7 +390,7 @@ def _label_positions(key, labels):
     return np.int64(loc) if isinstance(loc, (int, np.integer)) else None
 
 
-def _rows_union(p, rows):
+def rows_union(p, rows):
     """Input columns used by the cmat rows ``rows`` of part ``p`` (a wide part uses its one row)."""
     if p.wide:
         return p.cmat[0]
@@ -399,12 +399,12 @@ def _rows_union(p, rows):
     return p.cmat[list(rows)].any(0)
 
 
-def _is_bool_mask(key):
+def is_bool_mask(key):
     dt = getattr(key, "dtype", None)
     return dt is not None and pd.api.types.is_bool_dtype(dt)
 
 
-def _control_parts(mask, sel, nrows_out, ncells, cache=None):
+def control_parts(mask, sel, nrows_out, ncells, cache=None):
     """Control parts from a tracked boolean mask aligned with the input rows, taken through ``sel``."""
     lin = lineage_of(mask)
     if lin is None:
@@ -420,14 +420,14 @@ def _control_parts(mask, sel, nrows_out, ncells, cache=None):
     return parts, lin
 
 
-def _col_control(lin, sel, col_rows, ncells, cache=None):
+def col_control(lin, sel, col_rows, ncells, cache=None):
     """Control parts: the cells of columns ``col_rows`` (cmat rows of ``lin``) of each row, for every cell."""
     parts = []
     cache = {} if cache is None else cache
     for p in lin.parts:
         if p.wide and p.control:
             continue  # already on every cell of the result
-        row = _rows_union(p, col_rows)
+        row = rows_union(p, col_rows)
         if not row.any():
             continue
         rel = _taken(p.rel, sel, cache)
@@ -435,7 +435,7 @@ def _col_control(lin, sel, col_rows, ncells, cache=None):
     return parts
 
 
-def _col_rows(obj, labels):
+def column_rows(obj, labels):
     """cmat rows (index levels first) of column labels of ``obj`` (None when a label is missing or ambiguous)."""
     lin = lineage_of(obj)
     cols = obj.columns if isinstance(obj, pd.DataFrame) else pd.Index([obj.name])
@@ -455,26 +455,26 @@ def _col_rows(obj, labels):
     return out
 
 
-def _attach_inplace(obj, parts, op, lins, reasons=()):
+def attach_inplace(obj, parts, op, lins, reasons=()):
     allr = _reasons(*lins) + list(reasons)
-    n, nidx, ncols, series = _dims(obj)
-    lin = Lineage(_merge_parts(parts), n, nidx, ncols, allr, op=op,
+    n, nidx, ncols, series = dims(obj)
+    lin = Lineage(merge_parts(parts), n, nidx, ncols, allr, op=op,
                   history=tuple(x for x in lins if x is not None), series=series)
     object.__setattr__(obj, "_wh", lin)
 
 
-def _cols_result(src, res, op):
+def cols_result(src, res, op):
     """A result holding some of ``src``'s columns (same rows): columns matched by label."""
     if not isinstance(res, pd.DataFrame) or len(res) != len(src) or not src.columns.is_unique:
-        return _fallback(res, op, [src])
+        return fallback(res, op, [src])
     lin = lineage_of(src)
-    sel = _align_rows(src, res)
+    sel = align_rows(src, res)
     if sel is False:
-        return _fallback(res, op, [src])
+        return fallback(res, op, [src])
     pos = column_positions(src.columns, res.columns)
     crow = list(range(lin.nidx)) if res.index.nlevels == lin.nidx else [-1] * res.index.nlevels
     crow += [lin.nidx + int(p) if p >= 0 else -1 for p in pos]
-    return _attach(res, _remap(lin, crow, sel), op, [src])
+    return attach(res, remap(lin, crow, sel), op, [src])
 
 
 def _inputs_of(other):
@@ -491,13 +491,13 @@ def _inputs_of(other):
     return out
 
 
-def _row_preserving(res, op, src):
+def row_preserving(res, op, src):
     """Each output cell of row i derives from every cell of row i of ``src``."""
     lin = lineage_of(src)
-    n, nidx, ncols, _ = _dims(res)
-    sel = _align_rows(src, res)
+    n, nidx, ncols, _ = dims(res)
+    sel = align_rows(src, res)
     if sel is False:
-        return _fallback(res, op, [src])
+        return fallback(res, op, [src])
     parts = []
     same_index = nidx == lin.nidx
     for p in lin.parts:
@@ -508,10 +508,10 @@ def _row_preserving(res, op, src):
             if same_index and not p.wide:  # the index cells are the input's own
                 cm[:nidx] = p.cmat[:nidx]
             parts.append(Part(p.node, p.rel if sel is None else p.rel.take(sel), cm, p.control))
-    return _attach(res, parts, op, [src])
+    return attach(res, parts, op, [src])
 
 
-def _hashable(k):
+def hashable(k):
     try:
         hash(k)
         return True
@@ -519,18 +519,18 @@ def _hashable(k):
         return False
 
 
-def _is_label_list(key):
+def is_label_list(key):
     return isinstance(key, (list, pd.Index, np.ndarray, tuple)) and getattr(key, "dtype", None) != bool and not (
         isinstance(key, list) and key and all(isinstance(k, (bool, np.bool_)) for k in key))
 
 
-def _fallback_reason(res, reason):
+def fallback_reason(res, reason):
     lin = lineage_of(res)
-    _warn("whence: " + reason)
-    return _attach(res, lin.parts, lin.op, [res], [reason], merged=True)
+    warn_partial("whence: " + reason)
+    return attach(res, lin.parts, lin.op, [res], [reason], merged=True)
 
 
-class _TrackedMixin:
+class TrackedMixin:
     _wh = None
 
     @property
@@ -544,13 +544,13 @@ class _TrackedMixin:
 
     def __finalize__(self, other, method=None, **kwargs):
         res = super().__finalize__(other, method=method, **kwargs)
-        if _depth() or res.__dict__.get("_wh") is not None:
+        if guard_depth() or res.__dict__.get("_wh") is not None:
             return res
-        with _guard:
+        with guard:
             inputs = _inputs_of(other)
             if method in ("str", "dt", "cat") and isinstance(other, pd.Series) and len(res) == len(other):
-                return _row_preserving(res, f"Series.{method}", other)
-            _fallback(res, method or f"a {type(self).__bases__[-1].__name__} operation", inputs)
+                return row_preserving(res, f"Series.{method}", other)
+            fallback(res, method or f"a {type(self).__bases__[-1].__name__} operation", inputs)
         return res
 
 

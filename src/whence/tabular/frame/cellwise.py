@@ -13,23 +13,23 @@ import pandas as pd
 from ...tracked import TrackedArray
 from ..relations import Part, RowRel
 from .values import is_scalar_like, scalar_parts
-from .base import (_as_tracked, _attach, _attach_inplace, _depth, _dims, _elementwise, _fallback, _fallback_reason,
-                   _guard, is_tracked_frame, lineage_of, _remap, _row_preserving, _warn)
+from .base import (as_tracked, attach, attach_inplace, guard_depth, dims, elementwise, fallback, fallback_reason,
+                   guard, is_tracked_frame, lineage_of, remap, row_preserving, warn_partial)
 
 
-def _as_arrays(x):
+def as_arrays(x):
     """``x`` with tracked Series and frames replaced by TrackedArrays (plain pandas objects by numpy arrays),
     lists and tuples walked; None when a tracked object holds values numpy lineage cannot carry."""
-    from .meta import _to_tracked_array
+    from .meta import to_tracked_array
     if is_tracked_frame(x):
         arr = np.asarray(pd.Series.to_numpy(x) if isinstance(x, pd.Series) else pd.DataFrame.to_numpy(x))
         if arr.dtype.kind not in "biufc":
             return None
-        return _to_tracked_array(x, arr)
+        return to_tracked_array(x, arr)
     if isinstance(x, (pd.Series, pd.DataFrame, pd.Index)):
         return np.asarray(x)
     if isinstance(x, (list, tuple)):
-        out = [_as_arrays(v) for v in x]
+        out = [as_arrays(v) for v in x]
         if any(v is None and w is not None for v, w in zip(out, x)):
             return None
         return type(x)(out) if isinstance(x, list) else tuple(out)
@@ -47,25 +47,25 @@ def _scan(x, flag):
             _scan(v, flag)
 
 
-def _same(op):
+def same_shape_method(op):
     """A covered same-shape method: cells keep their lineage (elementwise, relabelling, casting)."""
 
     def make(base):
         @functools.wraps(base)
         def method(self, *args, **kwargs):
-            if _depth():
+            if guard_depth():
                 return base(self, *args, **kwargs)
-            with _guard:
+            with guard:
                 if kwargs.get("inplace"):
                     lin = lineage_of(self)
                     base(self, *args, **kwargs)
-                    _attach_inplace(self, lin.parts, op, [lin])
+                    attach_inplace(self, lin.parts, op, [lin])
                     return None
                 res = base(self, *args, **kwargs)
                 if not isinstance(res, (pd.DataFrame, pd.Series)):
                     return res
                 if res.shape != self.shape:
-                    return _fallback(res, op, [self])
+                    return fallback(res, op, [self])
                 if op in _STAT_FILLS:
                     try:
                         out = _stat_fill(self, res, op, args, kwargs)
@@ -75,14 +75,14 @@ def _same(op):
                         return out
                 extra = [a for a in list(args) + list(kwargs.values()) if is_tracked_frame(a)]
                 if extra:
-                    res = _elementwise(res, op, [self] + extra)
-                    return _fallback_reason(res, f"{op} with a tracked argument: its cells are taken "
+                    res = elementwise(res, op, [self] + extra)
+                    return fallback_reason(res, f"{op} with a tracked argument: its cells are taken "
                                                  f"elementwise (a superset)")
                 lin = lineage_of(self)
                 if res.index.nlevels == lin.nidx:
-                    return _attach(res, lin.parts, op, [self], merged=True)
+                    return attach(res, lin.parts, op, [self], merged=True)
                 crow = [-1] * res.index.nlevels + [lin.nidx + j for j in range(lin.ncols)]
-                return _attach(res, _remap(lin, crow), op, [self])
+                return attach(res, remap(lin, crow), op, [self])
 
         return method
 
@@ -111,7 +111,7 @@ def _stat_fill(src, res, op, args, kwargs):
     statistic: a data query never expands it), and keep their own.  Returns None when no argument is such a
     statistic (the generic rule applies)."""
     from .values import scalar_lineage
-    n, nidx, ncols, _ = _dims(res)
+    n, nidx, ncols, _ = dims(res)
     series = isinstance(src, pd.Series)
     labels = [src.name] if series else list(src.columns)
     # (value, cells that took it: bool (n, ncols) or None for every cell, columns it applies to or None)
@@ -150,7 +150,7 @@ def _stat_fill(src, res, op, args, kwargs):
         return None
     lin = lineage_of(src)
     crow = None if res.index.nlevels == lin.nidx else [-1] * nidx + [lin.nidx + j for j in range(lin.ncols)]
-    parts = _remap(lin, crow)
+    parts = remap(lin, crow)
     inputs = [src]
     for value, mask, cols in uses:
         js = range(ncols) if cols is None else [labels.index(c) for c in cols if c in labels]
@@ -166,7 +166,7 @@ def _stat_fill(src, res, op, args, kwargs):
                 sel = np.where(mask[:, j], int(pos[j]), -1)
                 crow_v = [-1] * (nidx + ncols)
                 crow_v[nidx + j] = vl.nidx
-                parts += [q.with_(control=True) for q in _remap(vl, crow_v, sel)]
+                parts += [q.with_(control=True) for q in remap(vl, crow_v, sel)]
             continue
         for p in scalar_parts(value, n, nidx + ncols, rows=[nidx + j for j in js]):
             if mask is None:
@@ -179,7 +179,7 @@ def _stat_fill(src, res, op, args, kwargs):
                 cm = np.zeros_like(p.cmat)
                 cm[nidx + j] = p.cmat[nidx + j]
                 parts.append(Part(p.node, p.rel.take(sel), cm, True))
-    return _attach(res, parts, op, inputs)
+    return attach(res, parts, op, inputs)
 
 
 def _binary(res, op, *operands, columns=False):
@@ -190,7 +190,7 @@ def _binary(res, op, *operands, columns=False):
     ops = [o for o in operands if is_tracked_frame(o)]
     others = [o for o in operands if not is_tracked_frame(o)]
     on_cols = [o for o in ops if columns and isinstance(o, pd.Series) and isinstance(res, pd.DataFrame)]
-    out = _elementwise(res, name, [o for o in ops if not any(o is c for c in on_cols)])
+    out = elementwise(res, name, [o for o in ops if not any(o is c for c in on_cols)])
     extra, reasons = [], []
     for o in on_cols:
         extra += _series_on_columns(out, o)
@@ -205,9 +205,9 @@ def _binary(res, op, *operands, columns=False):
     if not extra and not reasons:
         return out
     lin = lineage_of(out)
-    out = _attach(out, list(lin.parts) + extra, name, [out, *on_cols], reasons)
+    out = attach(out, list(lin.parts) + extra, name, [out, *on_cols], reasons)
     if reasons:
-        _warn("whence: " + reasons[0] + " (PARTIAL)")
+        warn_partial("whence: " + reasons[0] + " (PARTIAL)")
     return out
 
 
@@ -215,7 +215,7 @@ def _series_on_columns(res, o):
     """Parts of a Series operand broadcast along the rows of a frame (aligned on the column labels): every
     cell of column j derives from the Series cell labelled like column j."""
     lin = lineage_of(o)
-    n, nidx, ncols, _ = _dims(res)
+    n, nidx, ncols, _ = dims(res)
     if not o.index.is_unique:
         return [Part(p.node, RowRel.everything(n, p.rel.n_src), p.cmat.any(0)[None, :].copy(), p.control, True)
                 for p in lin.parts]
@@ -226,14 +226,14 @@ def _series_on_columns(res, o):
             continue
         crow = [-1] * (nidx + ncols)
         crow[nidx + j] = lin.nidx
-        parts += _remap(lin, crow, np.full(n, q, np.int64))
+        parts += remap(lin, crow, np.full(n, q, np.int64))
     return parts
 
 
 def _array_operand(res, a):
     """Parts of a TrackedArray operand of the same rows (1-D: every column; 2-D: column by column), or all its
     cells (PARTIAL) for any other shape.  Returns (parts, reason or None)."""
-    n, nidx, ncols, _ = _dims(res)
+    n, nidx, ncols, _ = dims(res)
     node = a.node
     if a.ndim == 1 and a.shape[0] == n:
         cm = np.zeros((nidx + ncols, 1), bool)
@@ -268,51 +268,51 @@ class _TrackedAccessor:
         return iter(self._inner)
 
     def __getitem__(self, key):
-        with _guard:
+        with guard:
             res = self._inner[key]
-        return _accessor_result(self._obj, res, f"{self._name}[]")
+        return accessor_result(self._obj, res, f"{self._name}[]")
 
     def __getattr__(self, name):
-        with _guard:
+        with guard:
             attr = getattr(self._inner, name)
         if not callable(attr):
-            return _accessor_result(self._obj, attr, f"{self._name}.{name}")
+            return accessor_result(self._obj, attr, f"{self._name}.{name}")
 
         @functools.wraps(attr)
         def call(*args, **kwargs):
-            with _guard:
+            with guard:
                 res = attr(*args, **kwargs)
             extra = [a for a in list(args) + list(kwargs.values()) if is_tracked_frame(a)]
-            return _accessor_result(self._obj, res, f"{self._name}.{name}", extra)
+            return accessor_result(self._obj, res, f"{self._name}.{name}", extra)
 
         return call
 
 
-def _accessor_result(src, res, op, extra=()):
+def accessor_result(src, res, op, extra=()):
     """Lineage of a result computed from ``src`` row by row (accessors, conversions)."""
-    from .meta import _to_tracked_array
-    from .values import _register_plain
+    from .meta import to_tracked_array
+    from .values import register_plain
     n = len(src)
     if isinstance(res, (pd.Series, pd.DataFrame)):
         if len(res) != n:
-            return _fallback(res, op, [src, *extra])
+            return fallback(res, op, [src, *extra])
         if isinstance(res, pd.Series) and isinstance(src, pd.Series):
-            out = _elementwise(_as_tracked(res), op, [src, *extra])
+            out = elementwise(as_tracked(res), op, [src, *extra])
         else:
-            out = _row_preserving(_as_tracked(res), op, src)
+            out = row_preserving(as_tracked(res), op, src)
             if extra:
-                out = _fallback(out, op, [src, *extra])
+                out = fallback(out, op, [src, *extra])
         return out
     if isinstance(res, pd.Index) and len(res) == n and not extra:
-        _register_plain(res, None, _series_lineage(src))
+        register_plain(res, None, _series_lineage(src))
         return res
     if isinstance(res, np.ndarray) and res.ndim >= 1 and len(res) == n and not extra:
         if res.dtype.kind in "biufc" and res.ndim == 1:
-            return _to_tracked_array(src, res)
-        _register_plain(res, lineage_of(src).node if res.ndim == 1 else None, _series_lineage(src))
+            return to_tracked_array(src, res)
+        register_plain(res, lineage_of(src).node if res.ndim == 1 else None, _series_lineage(src))
         return res
     if isinstance(res, (pd.Series, pd.DataFrame, pd.Index, np.ndarray)) and np.ndim(res) and len(res):
-        _warn(f"whence: {op} returned a {type(res).__name__} of another length; it carries no lineage")
+        warn_partial(f"whence: {op} returned a {type(res).__name__} of another length; it carries no lineage")
     return res
 
 
@@ -326,9 +326,9 @@ def _accessor_property(name):
     make = getattr(desc, "_accessor", None)
 
     def get(self):
-        with _guard:
+        with guard:
             inner = make(self) if make is not None else desc.__get__(self, type(self))
-        if _depth():
+        if guard_depth():
             return inner
         return _TrackedAccessor(self, inner, name)
 
@@ -339,12 +339,12 @@ def _accessor_property(name):
 
 def _fallback_inplace(obj, op):
     """An in-place operator whose result whence could not follow: every cell of ``obj`` from every cell it had."""
-    res = _fallback(obj.copy(deep=False), getattr(op, "__name__", "inplace"), [obj])
+    res = fallback(obj.copy(deep=False), getattr(op, "__name__", "inplace"), [obj])
     object.__setattr__(obj, "_wh", lineage_of(res))
     return obj
 
 
-class _Cellwise:
+class Cellwise:
 
     def __array_function__(self, func, types, args, kwargs):
         """numpy functions on tracked Series and frames: numpy's own result, with the numpy buckets' lineage.
@@ -355,12 +355,12 @@ class _Cellwise:
         :class:`whence.TrackedArray` objects, so the numpy function table records its lineage.
         """
         res = func._implementation(*args, **kwargs)
-        if _depth() or isinstance(res, (pd.Series, pd.DataFrame)) or not isinstance(res, (np.ndarray, tuple)):
+        if guard_depth() or isinstance(res, (pd.Series, pd.DataFrame)) or not isinstance(res, (np.ndarray, tuple)):
             return res
         caller = sys._getframe(1).f_globals.get("__name__", "")
         if caller.split(".")[0] in ("pandas", "numpy", "sklearn", "scipy", "whence"):
             return res  # libraries' own internal calls get numpy's plain result, as without whence
-        targs, tkw, any_tracked = _as_arrays(args), {k: _as_arrays(v) for k, v in kwargs.items()}, [False]
+        targs, tkw, any_tracked = as_arrays(args), {k: as_arrays(v) for k, v in kwargs.items()}, [False]
         _scan(args, any_tracked)
         _scan(kwargs, any_tracked)
         if not any_tracked[0] or targs is None or any(v is None for v in tkw.values()):
@@ -369,9 +369,9 @@ class _Cellwise:
 
 
     def _arith_method(self, other, op):
-        if _depth():
+        if guard_depth():
             return super()._arith_method(other, op)
-        with _guard:
+        with guard:
             return _binary(super()._arith_method(other, op), op, self, other,
                            columns=isinstance(self, pd.DataFrame))
 
@@ -379,7 +379,7 @@ class _Cellwise:
         """``s += x``, ``df /= s.sum()``: pandas computes ``op(self, other)`` (tracked: the operands' cells) and
         writes it into ``self`` (its own way, views included); the written cells take that result's lineage
         (an in-place write replaces it), as ``s = s + x`` would give."""
-        if _depth() or self.__dict__.get("_wh") is None:
+        if guard_depth() or self.__dict__.get("_wh") is None:
             return super()._inplace_method(other, op)
         results = []
 
@@ -398,70 +398,70 @@ class _Cellwise:
         if lin is None:
             _fallback_inplace(self, op)
         else:
-            _attach_inplace(self, list(lin.parts), getattr(op, "__name__", "inplace").strip("_"), [lin])
+            attach_inplace(self, list(lin.parts), getattr(op, "__name__", "inplace").strip("_"), [lin])
         return out
 
     def _cmp_method(self, other, op):
-        if _depth():
+        if guard_depth():
             return super()._cmp_method(other, op)
-        with _guard:
+        with guard:
             return _binary(super()._cmp_method(other, op), op, self, other,
                            columns=isinstance(self, pd.DataFrame))
 
     def _logical_method(self, other, op):
-        if _depth():
+        if guard_depth():
             return super()._logical_method(other, op)
-        with _guard:
+        with guard:
             return _binary(super()._logical_method(other, op), op, self, other,
                            columns=isinstance(self, pd.DataFrame))
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        if _depth():
+        if guard_depth():
             return super().__array_ufunc__(ufunc, method, *inputs, **kwargs)
-        with _guard:
+        with guard:
             res = super().__array_ufunc__(ufunc, method, *inputs, **kwargs)
             same = pd.Series if isinstance(self, pd.Series) else pd.DataFrame
             if method == "__call__" and isinstance(res, same) and "out" not in kwargs:
                 return _binary(res, ufunc, *inputs)
             if isinstance(res, (pd.Series, pd.DataFrame)):
-                return _fallback(res, f"{ufunc.__name__}.{method}", [i for i in inputs if is_tracked_frame(i)])
+                return fallback(res, f"{ufunc.__name__}.{method}", [i for i in inputs if is_tracked_frame(i)])
             return res
 
 
-class _SeriesCellwise:
+class SeriesCellwise:
     str = _accessor_property("str")
     dt = _accessor_property("dt")
     cat = _accessor_property("cat")
 
     def _flex_method(self, other, op, *, level=None, fill_value=None, axis=0):
-        if _depth():
+        if guard_depth():
             return super()._flex_method(other, op, level=level, fill_value=fill_value, axis=axis)
-        with _guard:
+        with guard:
             res = super()._flex_method(other, op, level=level, fill_value=fill_value, axis=axis)
             return _binary(res, op, self, other)
 
     def isin(self, values):
-        if _depth():
+        if guard_depth():
             return super().isin(values)
-        with _guard:
+        with guard:
             return _binary(super().isin(values), "isin", self, values)
 
     def between(self, left, right, inclusive="both"):
-        if _depth():
+        if guard_depth():
             return super().between(left, right, inclusive)
-        with _guard:
+        with guard:
             return _binary(super().between(left, right, inclusive), "between", self, left, right)
 
     def where(self, cond, other=np.nan, **kwargs):
-        if _depth():
+        if guard_depth():
             return super().where(cond, other, **kwargs)
-        with _guard:
+        with guard:
             return _binary(super().where(cond, other, **kwargs), "where", self, cond, other)
 
     def mask(self, cond, other=np.nan, **kwargs):
-        if _depth():
+        if guard_depth():
             return super().mask(cond, other, **kwargs)
-        with _guard:
+        with guard:
             return _binary(super().mask(cond, other, **kwargs), "mask", self, cond, other)
 
 
@@ -472,24 +472,24 @@ def _aligned_cond(obj, cond):
         cond.columns.equals(obj.columns) and obj.columns.is_unique
 
 
-class _FrameCellwise:
+class FrameCellwise:
 
     def where(self, cond, other=np.nan, **kwargs):
-        if _depth() or kwargs.get("inplace") or not _aligned_cond(self, cond) or is_tracked_frame(other):
-            return _same("where")(pd.DataFrame.where)(self, cond, other, **kwargs)
-        with _guard:  # as Series.where: the same cell of each operand, the condition's included
+        if guard_depth() or kwargs.get("inplace") or not _aligned_cond(self, cond) or is_tracked_frame(other):
+            return same_shape_method("where")(pd.DataFrame.where)(self, cond, other, **kwargs)
+        with guard:  # as Series.where: the same cell of each operand, the condition's included
             return _binary(pd.DataFrame.where(self, cond, other, **kwargs), "where", self, cond, other)
 
     def mask(self, cond, other=np.nan, **kwargs):
-        if _depth() or kwargs.get("inplace") or not _aligned_cond(self, cond) or is_tracked_frame(other):
-            return _same("mask")(pd.DataFrame.mask)(self, cond, other, **kwargs)
-        with _guard:
+        if guard_depth() or kwargs.get("inplace") or not _aligned_cond(self, cond) or is_tracked_frame(other):
+            return same_shape_method("mask")(pd.DataFrame.mask)(self, cond, other, **kwargs)
+        with guard:
             return _binary(pd.DataFrame.mask(self, cond, other, **kwargs), "mask", self, cond, other)
 
     def copy(self, deep=True):
-        if _depth():
+        if guard_depth():
             return super().copy(deep=deep)
-        with _guard:
+        with guard:
             res = super().copy(deep=deep)
             object.__setattr__(res, "_wh", lineage_of(self))
             return res

@@ -9,22 +9,22 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .base import TYPES, _TrackedMixin
-from .cellwise import _Cellwise, _FrameCellwise, _SeriesCellwise
-from .groups import _Groups
-from .indexes import FRAME_INDEX, SERIES_INDEX, _Indexes
-from .joins import _FrameJoins, _SeriesLookups
-from .meta import _Meta
-from .reshapes import _FrameReshapes, _SeriesReshapes
-from .selection import _FrameSelection, _Selection, _SeriesSelection
-from .udf import _FrameApply, _SeriesApply
-from .writes import _FrameWrites, _SeriesWrites
+from .base import TYPES, TrackedMixin
+from .cellwise import Cellwise, FrameCellwise, SeriesCellwise
+from .groups import Groups
+from .indexes import FRAME_INDEX, SERIES_INDEX, Indexes
+from .joins import FrameJoins, SeriesLookups
+from .meta import Meta
+from .reshapes import FrameReshapes, SeriesReshapes
+from .selection import FrameSelection, Selection, SeriesSelection
+from .udf import FrameApply, SeriesApply
+from .writes import FrameWrites, SeriesWrites
 
 __all__ = ["TrackedFrame", "TrackedSeries"]
 
 
-class TrackedSeries(_SeriesSelection, _SeriesWrites, _SeriesCellwise, _SeriesLookups, _SeriesReshapes, _SeriesApply,
-                    _Selection, _Cellwise, _Groups, _Meta, _Indexes, _TrackedMixin, pd.Series):
+class TrackedSeries(SeriesSelection, SeriesWrites, SeriesCellwise, SeriesLookups, SeriesReshapes, SeriesApply,
+                    Selection, Cellwise, Groups, Meta, Indexes, TrackedMixin, pd.Series):
     """A :class:`pandas.Series` with lineage (see :mod:`whence.tabular.frame`)."""
 
     index = SERIES_INDEX
@@ -47,8 +47,8 @@ class TrackedSeries(_SeriesSelection, _SeriesWrites, _SeriesCellwise, _SeriesLoo
         return TrackedFrame._from_mgr(mgr, axes=mgr.axes)
 
 
-class TrackedFrame(_FrameSelection, _FrameWrites, _FrameCellwise, _FrameJoins, _FrameReshapes, _FrameApply,
-                   _Selection, _Cellwise, _Groups, _Meta, _Indexes, _TrackedMixin,
+class TrackedFrame(FrameSelection, FrameWrites, FrameCellwise, FrameJoins, FrameReshapes, FrameApply,
+                   Selection, Cellwise, Groups, Meta, Indexes, TrackedMixin,
                    pd.DataFrame):
     """A :class:`pandas.DataFrame` with row and column lineage.
 

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..relations import Part
-from .base import (TYPES, _TrackedMixin, _align_rows, _attach, _depth, _fallback, _guard, _remap, _warn,
+from .base import (TYPES, TrackedMixin, align_rows, attach, guard_depth, fallback, guard, remap, warn_partial,
                    is_tracked_frame, lineage_of)
 from .values import plain_lineage, scalar_lineage
 
@@ -41,7 +41,7 @@ _ORIG: dict = {}
 def _seen(v):
     """True when ``v`` carries lineage whence knows (a tracked object, a tracked array, a registered Index,
     array or scalar)."""
-    if isinstance(v, _TrackedMixin):
+    if isinstance(v, TrackedMixin):
         return True
     if isinstance(v, (pd.Index, np.ndarray)):
         return plain_lineage(v) is not None
@@ -81,7 +81,7 @@ def _index_parts(res, index, nidx, ncells):
     if ilin is None or len(index) != len(res):
         return [], ilin
     parts = []
-    al = _align_rows(index, res) if isinstance(index, pd.Series) else None
+    al = align_rows(index, res) if isinstance(index, pd.Series) else None
     if al is False:
         al = None  # an index argument is taken by position
     for p in ilin.parts:
@@ -100,37 +100,37 @@ def _own_index_parts(obj, res, sel, nidx, ncells):
     if lin is None or lin.nidx != nidx:
         return []
     crow = list(range(nidx)) + [-1] * (ncells - nidx)
-    return _remap(lin, crow, sel)
+    return remap(lin, crow, sel)
 
 
 def frame_lineage(res, data, index, columns):
     """Attach to the new frame ``res`` (built by ``pd.DataFrame(data, index, columns)``) its lineage."""
-    from .writes import _value_parts
+    from .writes import value_parts
     n, nidx, ncols, _ = _dims_of(res)
     ncells = nidx + ncols
     if not res.columns.is_unique:
-        return _fallback(res, "DataFrame", _inputs(data, index))
+        return fallback(res, "DataFrame", _inputs(data, index))
     parts, reasons, inputs = [], [], []
     if isinstance(data, dict):
         for j, label in enumerate(res.columns):
             if label not in data:
                 continue
             v = data[label]
-            vparts, vreasons, _ = _value_parts(v, res, nidx + j, ncells, f"column {label!r}")
+            vparts, vreasons, _ = value_parts(v, res, nidx + j, ncells, f"column {label!r}")
             parts += vparts
             reasons += vreasons
             if is_tracked_frame(v):
                 inputs.append(v)
                 if index is None and isinstance(v, pd.Series):
-                    sel = _align_rows(v, res)
+                    sel = align_rows(v, res)
                     if sel is not False:
                         parts += _own_index_parts(v, res, sel, nidx, ncells)
     elif isinstance(data, (pd.Series, pd.DataFrame)):
         lin = lineage_of(data)
         inputs.append(data)
-        sel = _align_rows(data, res)
+        sel = align_rows(data, res)
         if sel is False:
-            return _fallback(res, "DataFrame", _inputs(data, index))
+            return fallback(res, "DataFrame", _inputs(data, index))
         if isinstance(data, pd.Series):
             name = data.name if data.name is not None else 0
             crow = [-1] * ncells
@@ -139,22 +139,22 @@ def frame_lineage(res, data, index, columns):
                     crow[nidx + j] = lin.nidx
         else:
             if not data.columns.is_unique:
-                return _fallback(res, "DataFrame", _inputs(data, index))
+                return fallback(res, "DataFrame", _inputs(data, index))
             pos = data.columns.get_indexer(res.columns)
             crow = [-1] * nidx + [lin.nidx + int(p) if p >= 0 else -1 for p in pos]
-        parts += _remap(lin, crow, sel)
+        parts += remap(lin, crow, sel)
         if index is None:
             parts += _own_index_parts(data, res, sel, nidx, ncells)
     else:
-        return _fallback(res, "DataFrame", _inputs(data, index))
+        return fallback(res, "DataFrame", _inputs(data, index))
     if index is not None:
         iparts, ilin = _index_parts(res, index, nidx, ncells)
         parts += iparts
         if ilin is not None and is_tracked_frame(index):
             inputs.append(index)
     if reasons:
-        _warn("whence: DataFrame: " + "; ".join(reasons) + " (PARTIAL)")
-    return _attach(res, parts, "DataFrame", inputs, reasons)
+        warn_partial("whence: DataFrame: " + "; ".join(reasons) + " (PARTIAL)")
+    return attach(res, parts, "DataFrame", inputs, reasons)
 
 
 def series_lineage(res, data, index):
@@ -162,12 +162,12 @@ def series_lineage(res, data, index):
     n, nidx, ncols, _ = _dims_of(res)
     ncells = nidx + 1
     if not isinstance(data, pd.Series):
-        return _fallback(res, "Series", _inputs(data, index))
+        return fallback(res, "Series", _inputs(data, index))
     lin = lineage_of(data)
-    sel = _align_rows(data, res)
+    sel = align_rows(data, res)
     if sel is False:
-        return _fallback(res, "Series", _inputs(data, index))
-    parts = _remap(lin, [-1] * nidx + [lin.nidx], sel)
+        return fallback(res, "Series", _inputs(data, index))
+    parts = remap(lin, [-1] * nidx + [lin.nidx], sel)
     inputs = [data]
     if index is None:
         parts += _own_index_parts(data, res, sel, nidx, ncells)
@@ -176,7 +176,7 @@ def series_lineage(res, data, index):
         parts += iparts
         if ilin is not None and is_tracked_frame(index):
             inputs.append(index)
-    return _attach(res, parts, "Series", inputs)
+    return attach(res, parts, "Series", inputs)
 
 
 def _dims_of(res):
@@ -196,13 +196,13 @@ def _wrap(cls, kind, names):
 
     @functools.wraps(orig)
     def __init__(self, *args, **kwargs):
-        if _depth() or type(self) is not cls:
+        if guard_depth() or type(self) is not cls:
             return orig(self, *args, **kwargs)
         data = args[0] if args else kwargs.get("data")
         if not _holds_tracked(data):
             return orig(self, *args, **kwargs)
         a = _args(args, kwargs, names)
-        with _guard:
+        with guard:
             orig(self, *args, **kwargs)
             object.__setattr__(self, "__class__", TYPES[kind])
             if kind == "frame":
@@ -240,5 +240,5 @@ def untracked(x):
     """
     if not is_tracked_frame(x):
         return x
-    with _guard:
+    with guard:
         return pd.DataFrame(x) if isinstance(x, pd.DataFrame) else pd.Series(x)

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from ..relations import Part, RowRel
-from .base import _attach, _depth, _guard, is_tracked_frame, lineage_of
-from .cellwise import _accessor_result
-from .values import _register_plain, plain_lineage
+from .base import attach, guard_depth, guard, is_tracked_frame, lineage_of
+from .cellwise import accessor_result
+from .values import register_plain, plain_lineage
 
 __all__ = ["install", "CELLWISE_FUNCTIONS"]
 
@@ -47,7 +47,7 @@ def _with_fitted_control(res, src, op):
     n = len(res)
     ctl = [Part(p.node, RowRel.everything(n, p.rel.n_src), p.data_row(lin.nidx)[None, :].copy(), True, wide=True)
            for p in lin.parts if p.data_row(lin.nidx).any()]
-    return _attach(res, list(rlin.parts) + ctl, op, [res])
+    return attach(res, list(rlin.parts) + ctl, op, [res])
 
 
 def _wrap(name):
@@ -56,7 +56,7 @@ def _wrap(name):
 
     @functools.wraps(orig)
     def fn(arg, *args, **kwargs):
-        if _depth():
+        if guard_depth():
             return orig(arg, *args, **kwargs)
         if not is_tracked_frame(arg):
             plin = plain_lineage(arg) if isinstance(arg, (pd.Index, np.ndarray)) else None
@@ -64,12 +64,12 @@ def _wrap(name):
             if plin is not None:
                 first = res[0] if isinstance(res, tuple) else res
                 if isinstance(first, (pd.Index, np.ndarray)) and len(first) == len(arg):
-                    _register_plain(first, None, plin)
+                    register_plain(first, None, plin)
             return res
-        with _guard:
+        with guard:
             res = orig(arg, *args, **kwargs)
         first, rest = (res[0], res[1:]) if isinstance(res, tuple) else (res, None)
-        out = _accessor_result(arg, first, name)
+        out = accessor_result(arg, first, name)
         if _fits(name, args, kwargs) and is_tracked_frame(out):
             out = _with_fitted_control(out, arg, name)
         return out if rest is None else (out,) + tuple(rest)
@@ -85,7 +85,7 @@ def _crosstab():
     @functools.wraps(orig)
     def crosstab(index, columns, values=None, *args, **kwargs):
         from .opaque import opaque_function
-        if _depth() or not (is_tracked_frame(index) or is_tracked_frame(columns)):
+        if guard_depth() or not (is_tracked_frame(index) or is_tracked_frame(columns)):
             return orig(index, columns, values, *args, **kwargs)
         simple = (values is None and not args and not kwargs.get("margins") and not kwargs.get("normalize")
                   and kwargs.get("aggfunc") is None and isinstance(index, pd.Series)
@@ -93,12 +93,12 @@ def _crosstab():
         if not simple:
             return opaque_function("crosstab", orig)(index, columns, values, *args, **kwargs)
         from .reshapes import crosstab_lineage
-        with _guard:
+        with guard:
             res = orig(index, columns, values, *args, **kwargs)
             parts = crosstab_lineage(res, index, columns)
         if parts is None:
             return opaque_function("crosstab", orig)(index, columns, values, *args, **kwargs)
-        return _attach(res, parts, "crosstab", [index, columns])
+        return attach(res, parts, "crosstab", [index, columns])
 
     crosstab.__whence_wrapped__ = True
     return crosstab

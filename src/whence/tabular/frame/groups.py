@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from ..aggregates import record_aggregate
-from ..relations import _CSR, Part, RowRel
-from .base import _attach, _col_rows, _depth, _dims, _fallback, _guard, _hashable, _remap, lineage_of
+from ..relations import LazyCSR, Part, RowRel
+from .base import attach, column_rows, guard_depth, dims, fallback, guard, hashable, remap, lineage_of
 
 
 # groups up to which ``transform(func)`` runs ``func`` again on each group's tracked rows (beyond: whole groups)
@@ -27,7 +27,7 @@ def _windows():
     return windows
 
 
-class _TrackedWindow:
+class TrackedWindow:
     """``rolling`` / ``expanding`` / ``ewm`` / ``resample`` of a tracked object: results are marked PARTIAL
     (every cell derives from every cell of the input), never left without lineage."""
 
@@ -43,8 +43,8 @@ class _TrackedWindow:
         return iter(self._inner)
 
     def __getitem__(self, key):
-        with _guard:
-            win = _TrackedWindow(self._obj, self._inner[key], self._name, self._group, self._kw)
+        with guard:
+            win = TrackedWindow(self._obj, self._inner[key], self._name, self._group, self._kw)
         win._args = self._args
         return win
 
@@ -54,24 +54,24 @@ class _TrackedWindow:
             return attr
 
         def call(*args, **kwargs):
-            with _guard:
+            with guard:
                 res = attr(*args, **kwargs)
                 return _windows().window_result(self, name, res)  # the rules: whence.tabular.windows
         return call
 
 
-def _window_method(name):
+def window_method(name):
     base_f = getattr(pd.DataFrame, name)
     base_s = getattr(pd.Series, name)
 
     @functools.wraps(base_f)
     def method(self, *args, **kwargs):
         base = base_f if isinstance(self, pd.DataFrame) else base_s
-        if _depth():
+        if guard_depth():
             return base(self, *args, **kwargs)
-        with _guard:
+        with guard:
             inner = base(self, *args, **kwargs)
-        return _TrackedWindow(self, inner, name, kw=kwargs)
+        return TrackedWindow(self, inner, name, kw=kwargs)
 
     return method
 
@@ -137,7 +137,7 @@ def _side_by_side(rels):
             off += ip.shape[0] - 1
         m = r.codes >= 0
         codes[m] = r.codes[m] + base
-    return RowRel(n, n_src, codes, _CSR(np.concatenate(ptrs), np.concatenate(idxs) if idxs else
+    return RowRel(n, n_src, codes, LazyCSR(np.concatenate(ptrs), np.concatenate(idxs) if idxs else
                                         np.zeros(0, np.int64)))
 
 
@@ -171,9 +171,9 @@ class TrackedGroupBy:
             return lambda *a, **k: _windows().group_method(self, name, a, k)
         if name in ("rolling", "expanding", "ewm", "resample"):  # group-wise windows: whence.tabular.windows
             def window(*a, **k):
-                with _guard:
+                with guard:
                     inner = getattr(self._gb, name)(*a, **k)
-                win = _TrackedWindow(self._obj, inner, name, group=self, kw=k)
+                win = TrackedWindow(self._obj, inner, name, group=self, kw=k)
                 win._args = a
                 return win
             return window
@@ -183,7 +183,7 @@ class TrackedGroupBy:
         attr = getattr(self._gb, name)
         if name in _REDUCERS:
             def red(*args, **kwargs):
-                with _guard:
+                with guard:
                     res = attr(*args, **kwargs)
                 out = self._lineage(res, name)
                 if not args and not kwargs:
@@ -192,20 +192,20 @@ class TrackedGroupBy:
             return red
         if callable(attr):
             def other(*args, **kwargs):
-                with _guard:
+                with guard:
                     res = attr(*args, **kwargs)
-                return _fallback(res, f"groupby().{name}", [self._obj])
+                return fallback(res, f"groupby().{name}", [self._obj])
             return other
         return attr
 
     def __getitem__(self, key):
-        with _guard:
+        with guard:
             gb = self._gb[key]
         return TrackedGroupBy(self._obj, gb, self._by, self._kwargs, selection=key)
 
     def _group_codes(self):
         if self._codes is None:
-            with _guard:
+            with guard:
                 g = self._gb.ngroup()
                 codes = g.to_numpy(dtype=np.float64, na_value=-1) if g.dtype.kind == "f" else g.to_numpy()
             self._codes = _windows().time_group_codes(self._obj, self._by, np.asarray(codes, np.int64))
@@ -224,8 +224,8 @@ class TrackedGroupBy:
         blist = by if isinstance(by, list) else [by]
         rows = []
         for b in blist:
-            if _hashable(b) and ((isinstance(obj, pd.DataFrame) and b in obj.columns) or b in obj.index.names):
-                r = _col_rows(obj, [b])
+            if hashable(b) and ((isinstance(obj, pd.DataFrame) and b in obj.columns) or b in obj.index.names):
+                r = column_rows(obj, [b])
                 if r:
                     rows.extend(r)
         return rows
@@ -239,7 +239,7 @@ class TrackedGroupBy:
         The second value is a reason when a key's rows could not be aligned (its every cell is then taken).
         """
         from ..relations import RowRel, node_cols
-        from .base import _align_rows
+        from .base import align_rows
         from .values import plain_lineage, plain_node
         by = self._by
         obj = self._obj
@@ -247,13 +247,13 @@ class TrackedGroupBy:
         blist = [] if by is None else (by if isinstance(by, list) else [by])
         out, reasons = [], []
         for b in blist:
-            if _hashable(b) and ((isinstance(obj, pd.DataFrame) and b in obj.columns) or b in obj.index.names):
+            if hashable(b) and ((isinstance(obj, pd.DataFrame) and b in obj.columns) or b in obj.index.names):
                 out.append(None)
                 continue
             klin = lineage_of(b)
             sel = None
             if klin is not None:
-                al = _align_rows(b, obj)
+                al = align_rows(b, obj)
                 if al is False:
                     reasons.append("a group key whose index cannot be aligned with the frame's rows (taken as "
                                    "all its cells)")
@@ -285,10 +285,10 @@ class TrackedGroupBy:
     def _key_labels(self):
         by = self._by
         blist = [] if by is None else (by if isinstance(by, list) else [by])
-        return [b for b in blist if _hashable(b)]
+        return [b for b in blist if hashable(b)]
 
     def agg(self, func=None, *args, **kwargs):
-        with _guard:
+        with guard:
             res = self._gb.agg(func, *args, **kwargs)
         named = {k: v for k, v in kwargs.items() if isinstance(v, tuple) and len(v) == 2}
         fname = func if isinstance(func, str) else None
@@ -305,21 +305,21 @@ class TrackedGroupBy:
     aggregate = agg
 
     def size(self):
-        with _guard:
+        with guard:
             res = self._gb.size()
         out = self._lineage(res, "size")
         record_aggregate(self, out, "size", {})  # for deletion propagation
         return out
 
     def count(self):
-        with _guard:
+        with guard:
             res = self._gb.count()
         out = self._lineage(res, "count")
         record_aggregate(self, out, "count", {})  # for deletion propagation
         return out
 
     def apply(self, func, *args, **kwargs):
-        with _guard:
+        with guard:
             res = self._gb.apply(func, *args, **kwargs)
         if callable(func) and not self._kwargs.get("group_keys", True):
             # a result on the input's own rows (pandas puts them back in their order): a transform
@@ -328,12 +328,12 @@ class TrackedGroupBy:
             out = self._transform_per_group(res, func, args, kwargs, codes, ng)
             if out is not None:
                 return out
-        return _fallback(res, "groupby().apply", [self._obj])
+        return fallback(res, "groupby().apply", [self._obj])
 
     def filter(self, func, dropna=True, *args, **kwargs):
         """The rows of the groups ``func`` keeps: each cell is the cell copied; ``func`` saw every cell of its
         group, so all of them are control of the kept rows (and the key cells of the group's rows)."""
-        with _guard:
+        with guard:
             res = self._gb.filter(func, dropna, *args, **kwargs)
         obj = self._obj
         pos = None
@@ -341,12 +341,12 @@ class TrackedGroupBy:
                 (isinstance(obj, pd.Series) or res.columns.equals(obj.columns)):
             pos = obj.index.get_indexer(res.index)
         if pos is None or (pos < 0).any():
-            return _fallback(res, "groupby().filter", [obj])
+            return fallback(res, "groupby().filter", [obj])
         pos = pos.astype(np.int64)
         codes = self._group_codes()
         ng = int(codes.max()) + 1 if codes.size and codes.max() >= 0 else 0
         lin = lineage_of(obj)
-        parts = _remap(lin, None, pos)
+        parts = remap(lin, None, pos)
         for p in lin.parts:
             row = p.cmat.any(0) if not p.wide else p.cmat[0]
             if row.any():
@@ -354,16 +354,16 @@ class TrackedGroupBy:
                                   wide=True))
         for q in self._key_parts(lin, codes, ng):
             parts.append(q.with_(rel=q.rel.take(pos)))
-        return _attach(res, parts, "groupby.filter", [obj])
+        return attach(res, parts, "groupby.filter", [obj])
 
     def transform(self, func, *args, **kwargs):
         if isinstance(func, str) and func in _windows().GROUP_METHODS:
             return _windows().group_method(self, func, args, kwargs, via="transform")
-        with _guard:
+        with guard:
             res = self._gb.transform(func, *args, **kwargs)
         obj = self._obj
         if len(res) != len(obj):
-            return _fallback(res, "groupby().transform", [obj])
+            return fallback(res, "groupby().transform", [obj])
         codes = self._group_codes()
         ng = int(codes.max()) + 1 if codes.size and codes.max() >= 0 else 0
         if callable(func) and not isinstance(func, str):
@@ -388,7 +388,7 @@ class TrackedGroupBy:
             if sel is None or not obj.columns.is_unique:
                 return None
             labels = sel if isinstance(sel, list) else [sel]
-            if not all(_hashable(c) and c in obj.columns for c in labels):
+            if not all(hashable(c) and c in obj.columns for c in labels):
                 return None
             col = obj[sel]
         else:
@@ -408,7 +408,7 @@ class TrackedGroupBy:
         ncols = 1 if isinstance(res, pd.Series) else res.shape[1]
         if nidx != lin.nidx:
             return None
-        parts = _remap(lin, list(range(nidx)) + [-1] * ncols)  # the index: each row's own
+        parts = remap(lin, list(range(nidx)) + [-1] * ncols)  # the index: each row's own
         plain = pd.Series if isinstance(res, pd.Series) else pd.DataFrame  # pandas' own to_numpy
         values = np.empty((n, ncols), object)
         values[:] = np.nan
@@ -432,7 +432,7 @@ class TrackedGroupBy:
                 return None
             where = np.full(n, -1, np.int64)
             where[idx] = np.arange(idx.shape[0], dtype=np.int64)
-            parts += _remap(rl, [-1] * nidx + [rl.nidx + int(q) for q in pos], where)
+            parts += remap(rl, [-1] * nidx + [rl.nidx + int(q) for q in pos], where)
             reasons += [x for x in rl.reasons if x not in reasons]
             got = plain.to_numpy(r, dtype=object)
             values[idx] = (got[:, None] if got.ndim == 1 else got)[:, pos]
@@ -442,7 +442,7 @@ class TrackedGroupBy:
             return None
         parts = _merge_disjoint(parts)
         parts += self._key_parts(lineage_of(obj), codes, ng)
-        return _attach(res, parts, "groupby.transform", [obj], reasons)
+        return attach(res, parts, "groupby.transform", [obj], reasons)
 
     def _key_parts(self, lin, codes, ng):
         """Control parts of a per-row result: the key cells of every row of each row's group."""
@@ -473,7 +473,7 @@ class TrackedGroupBy:
         if len(res) != ng:
             out = self._output_codes(res, codes, ng)
             if out is None:
-                return _fallback(res, f"groupby().{op}", [self._obj])
+                return fallback(res, f"groupby().{op}", [self._obj])
             codes, ng = out, len(res)
         return self._build(res, codes, ng, per_row=False, named=named or {}, reason=reason, op=op)
 
@@ -487,11 +487,11 @@ class TrackedGroupBy:
         if by is None or not self._kwargs.get("as_index", True) or not res.index.is_unique:
             return None
         vals = []
-        with _guard:
+        with guard:
             for b in (by if isinstance(by, list) else [by]):
-                if _hashable(b) and isinstance(obj, pd.DataFrame) and b in obj.columns:
+                if hashable(b) and isinstance(obj, pd.DataFrame) and b in obj.columns:
                     vals.append(pd.Index(obj[b]))
-                elif _hashable(b) and b in obj.index.names:
+                elif hashable(b) and b in obj.index.names:
                     vals.append(obj.index.get_level_values(b))
                 elif isinstance(b, pd.Series) and len(b) == len(obj) and b.index.equals(obj.index) or \
                         isinstance(b, (np.ndarray, pd.Index)) and len(b) == len(obj):
@@ -517,7 +517,7 @@ class TrackedGroupBy:
         lin = lineage_of(obj)
         if not isinstance(res, (pd.DataFrame, pd.Series)):
             return res
-        n_res, nidx, ncols, series = _dims(res)
+        n_res, nidx, ncols, series = dims(res)
         key_rows = self._key_rows()
         labels = [res.name] if series else list(res.columns)
         crow_sets = []
@@ -528,7 +528,7 @@ class TrackedGroupBy:
             elif src is None:
                 crow_sets.append(None)
             else:
-                r = _col_rows(obj, [src])
+                r = column_rows(obj, [src])
                 crow_sets.append(r)
         reasons = [reason] if reason else []
         if any(c is None for c in crow_sets):
@@ -589,7 +589,7 @@ class TrackedGroupBy:
                     cm = np.zeros((nidx + ncols, row.shape[0]), bool)
                     cm[lev] = row
                     parts.append(Part(node, g, cm, _ctl))
-        return _attach(res, parts, f"groupby.{op}", inputs, reasons)
+        return attach(res, parts, f"groupby.{op}", inputs, reasons)
 
     def _source_column(self, lab, named, series, op):
         obj = self._obj
@@ -604,23 +604,23 @@ class TrackedGroupBy:
             return sel
         if isinstance(lab, tuple) and len(lab) >= 1 and isinstance(obj, pd.DataFrame) and lab[0] in obj.columns:
             return lab[0]
-        if isinstance(obj, pd.DataFrame) and _hashable(lab) and lab in obj.columns:
+        if isinstance(obj, pd.DataFrame) and hashable(lab) and lab in obj.columns:
             return lab
         if not isinstance(obj, pd.DataFrame):
             return obj.name if obj.name is not None else "__series__"
-        if sel is not None and not isinstance(sel, list) and _hashable(sel):
+        if sel is not None and not isinstance(sel, list) and hashable(sel):
             return sel
         if lab in ("size", 0):
             return "keys"
         return None
 
 
-class _Groups:
+class Groups:
 
     def groupby(self, by=None, *args, **kwargs):
-        if _depth():
+        if guard_depth():
             return super().groupby(by, *args, **kwargs)
-        with _guard:
+        with guard:
             gb = super().groupby(by, *args, **kwargs)
         return TrackedGroupBy(self, gb, by, kwargs)
 
@@ -628,9 +628,9 @@ class _Groups:
         """Counts per distinct value (a group map): each count and each index label derive from the key cells
         of the rows counted (an unused category: none, its 0 is a constant); with ``normalize=True`` every
         counted row is a control cell (the total)."""
-        if _depth():
+        if guard_depth():
             return super().value_counts(*args, **kwargs)
-        with _guard:
+        with guard:
             res = super().value_counts(*args, **kwargs)
             return _value_counts_lineage(self, res, args, kwargs)
 
@@ -639,14 +639,14 @@ def _value_counts_lineage(src, res, args, kwargs):
     lin = lineage_of(src)
     op = "value_counts"
     if not isinstance(res, pd.Series):
-        return _fallback(res, op, [src])
+        return fallback(res, op, [src])
     try:
         if isinstance(src, pd.Series):
             keys, krows = pd.Index(pd.Series.array.fget(src)), [lin.nidx]
         else:
             subset = kwargs.get("subset", args[0] if args else None)
             cols = list(src.columns) if subset is None else list(subset)
-            krows = _col_rows(src, cols)
+            krows = column_rows(src, cols)
             kf = pd.DataFrame({i: pd.DataFrame.__getitem__(src, c).array for i, c in enumerate(cols)})
             keys = pd.MultiIndex.from_frame(kf) if isinstance(res.index, pd.MultiIndex) else pd.Index(kf[0])
         codes = np.asarray(res.index.get_indexer(keys), np.int64)
@@ -656,17 +656,17 @@ def _value_counts_lineage(src, res, args, kwargs):
             if na_rows.size == 1:
                 codes[(codes < 0) & np.asarray(keys.isna())] = na_rows[0]
     except Exception:
-        return _fallback(res, op, [src])
+        return fallback(res, op, [src])
     if krows is None:
-        return _fallback(res, op, [src])
+        return fallback(res, op, [src])
     if len(res):
         # a value no row has: an unused category (pandas counts it 0, a constant with no cells); any other
         # row without rows means the keys were not matched
         empty = np.bincount(codes[codes >= 0], minlength=len(res)) == 0
         counts = np.asarray(pd.Series.to_numpy(res), np.float64)[empty]
         if empty.any() and np.any((counts != 0) & ~np.isnan(counts)):  # (NaN: normalized by a total of 0)
-            return _fallback(res, op, [src])
-    n, nidx, ncols, _ = _dims(res)
+            return fallback(res, op, [src])
+    n, nidx, ncols, _ = dims(res)
     parts = []
     total = kwargs.get("normalize", False)
     for p in lin.parts:
@@ -686,7 +686,7 @@ def _value_counts_lineage(src, res, args, kwargs):
             parts.append(Part(p.node, g, cm, p.control))
         if total and cm[nidx].any():
             parts.append(_total_part(p, codes, n, nidx, cm[nidx]))
-    return _attach(res, parts, op, [src])
+    return attach(res, parts, op, [src])
 
 
 def _total_part(p, codes, n, nidx, row):

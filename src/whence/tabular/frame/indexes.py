@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from ..relations import Lineage, Part
-from .base import _attach, _attach_inplace, _depth, _guard, _local, _remap, _stacklevel, lineage_of
-from .values import _plain, _register_plain, plain_lineage, warn_constant
+from .base import attach, attach_inplace, guard_depth, guard, guard_state, remap, user_stacklevel, lineage_of
+from .values import plain_arrays, register_plain, plain_lineage, warn_constant
 
 __all__ = ["INDEX_CELLWISE", "INDEX_UNTRACKED", "INDEX_META", "install"]
 
@@ -73,7 +73,7 @@ def _register_index(idx, obj):
     lin = obj.__dict__.get("_wh")
     if lin is None or len(idx) != lin.n or idx.nlevels != lin.nidx:
         return
-    _register_plain(idx, None, functools.partial(index_lineage, lin), owner=lin)
+    register_plain(idx, None, functools.partial(index_lineage, lin), owner=lin)
 
 
 _FRAME_INDEX = pd.DataFrame.__dict__["index"]
@@ -86,7 +86,7 @@ def _index_getter(axis):
     outside, the index's lineage is registered again only when the registry does not hold this frame's lineage
     for this index already."""
     get_axis = axis.__get__
-    local = _local
+    local = guard_state
 
     def index(self):
         idx = get_axis(self, None)
@@ -94,7 +94,7 @@ def _index_getter(axis):
             return idx
         lin = self.__dict__.get("_wh")
         if lin is not None:
-            e = _plain.get(id(idx))
+            e = plain_arrays.get(id(idx))
             if e is None or e[3] is not lin or e[0]() is not idx:
                 _register_index(idx, self)
         return idx
@@ -106,16 +106,16 @@ def _set_index(self, value):
     """``obj.index = value``: the index levels take the lineage of ``value`` (pandas' own steps: unchanged)."""
     base = pd.DataFrame.__dict__["index"] if isinstance(self, pd.DataFrame) else pd.Series.__dict__["index"]
     lin = self.__dict__.get("_wh")
-    if _depth() or lin is None or _from_pandas():
+    if guard_depth() or lin is None or _from_pandas():
         base.__set__(self, value)
-        if lin is not None and not _depth() and (lin.nidx != self.index.nlevels or lin.n != len(self)):
+        if lin is not None and not guard_depth() and (lin.nidx != self.index.nlevels or lin.n != len(self)):
             object.__setattr__(self, "_wh", None)  # pandas' own step: the operation's lineage is set after
         return
     vlin = lineage_of(value)
     if vlin is None and isinstance(value, (pd.Index, np.ndarray)):
         vlin = plain_lineage(value)
     base.__set__(self, value)
-    with _guard:
+    with guard:
         _after_index_set(self, lin, value, vlin)
 
 
@@ -123,7 +123,7 @@ def _get_index(self):
     return (_frame_get if isinstance(self, pd.DataFrame) else _series_get)(self)
 
 
-class _Indexes:
+class Indexes:
     """The ``index`` property of the tracked classes: reading registers its lineage, writing sets it
     (:data:`FRAME_INDEX` and :data:`SERIES_INDEX` are the property of each class)."""
 
@@ -148,7 +148,7 @@ def _from_pandas():
 def _after_index_set(obj, lin, value, vlin):
     nidx = obj.index.nlevels
     ncols = lin.ncols
-    parts = _remap(lin, [-1] * nidx + [lin.nidx + j for j in range(ncols)])
+    parts = remap(lin, [-1] * nidx + [lin.nidx + j for j in range(ncols)])
     reasons = []
     if vlin is not None:
         if vlin.n != len(obj):
@@ -167,7 +167,7 @@ def _after_index_set(obj, lin, value, vlin):
                     parts.append(Part(p.node, p.rel, cm, p.control))
     elif not isinstance(value, (range, pd.RangeIndex)):
         warn_constant("the index", value)
-    _attach_inplace(obj, parts, "set index", [lin, vlin], reasons)
+    attach_inplace(obj, parts, "set index", [lin, vlin], reasons)
 
 
 def _result(idx, res, name):
@@ -177,13 +177,13 @@ def _result(idx, res, name):
         return res
     n = len(idx)
     if isinstance(res, (pd.Index, np.ndarray)) and np.ndim(res) >= 1 and len(res) == n:
-        _register_plain(res, None, plin)
+        register_plain(res, None, plin)
         return res
     if isinstance(res, pd.Series) and len(res) == n:
         if res.index is idx or res.index.equals(idx):
-            return _attach(res, list(plin.parts), f"Index.{name}", [])
+            return attach(res, list(plin.parts), f"Index.{name}", [])
         crow = [-1] * res.index.nlevels + [plin.nidx]
-        return _attach(res, _remap(plin, crow), f"Index.{name}", [])
+        return attach(res, remap(plin, crow), f"Index.{name}", [])
     if isinstance(res, pd.DataFrame) and len(res) == n:
         same = res.index is idx or res.index.equals(idx)
         nidx = res.index.nlevels
@@ -191,7 +191,7 @@ def _result(idx, res, name):
             crow = (list(range(nidx)) if same else [-1] * nidx) + list(range(plin.nidx))
         else:
             crow = (list(range(nidx)) if same else [-1] * nidx) + [plin.nidx] * res.shape[1]
-        return _attach(res, _remap(plin, crow), f"Index.{name}", [])
+        return attach(res, remap(plin, crow), f"Index.{name}", [])
     return res
 
 
@@ -302,14 +302,14 @@ def _as_user(f, *args, **kwargs):
         warnings.simplefilter("always")
         res = f(*args, **kwargs)
     if caught:
-        level = _stacklevel()
+        level = user_stacklevel()
         for w in caught:
             warnings.warn(w.message, w.category, stacklevel=level)
     return res
 
 
 def _plain_empty():
-    return not _plain
+    return not plain_arrays
 
 
 _INSTALLED: list = []

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from ..relations import Part
-from .base import (_as_tracked, _attach, _col_control, _col_rows, _depth, _elementwise, _fallback, _guard, _hashable,
-                   is_tracked_frame, lineage_of, _remap)
+from .base import (as_tracked, attach, col_control, column_rows, guard_depth, elementwise, fallback, guard, hashable,
+                   is_tracked_frame, lineage_of, remap)
 
 
 def _merge(left, right, kw, join=None):
@@ -19,7 +19,7 @@ def _merge(left, right, kw, join=None):
         right = right.to_frame() if isinstance(right, pd.Series) else right
     lin_r = lineage_of(right)
     res, sel_l, sel_r = _join_rows(left, right, kw, join)
-    res = _as_tracked(res)
+    res = as_tracked(res)
     nidx = res.index.nlevels
     ncols = res.shape[1]
     # which output column comes from which input column
@@ -35,16 +35,16 @@ def _merge(left, right, kw, join=None):
     if kw.get("left_on") is not None and kw.get("right_on") is not None:
         lo = kw["left_on"] if isinstance(kw["left_on"], list) else [kw["left_on"]]
         ro = kw["right_on"] if isinstance(kw["right_on"], list) else [kw["right_on"]]
-        shared_keys += [a for a, b in zip(lo, ro) if _hashable(a) and a == b and a in lcols and b in rcols]
+        shared_keys += [a for a, b in zip(lo, ro) if hashable(a) and a == b and a in lcols and b in rcols]
     overlap = (set(lcols) & set(rcols)) - set(shared_keys)
     lmap, rmap = {}, {}
     for j, c in enumerate(lcols):
-        lmap.setdefault(_suffixed(c, sfx[0], overlap), []).append(j)
+        lmap.setdefault(suffixed(c, sfx[0], overlap), []).append(j)
     for j, c in enumerate(rcols):
         if c in shared_keys:
             lab = c
         else:
-            lab = _suffixed(c, sfx[1], overlap)
+            lab = suffixed(c, sfx[1], overlap)
         rmap.setdefault(lab, []).append(j)
     crow_l = [-1] * (nidx + ncols)
     crow_r = [-1] * (nidx + ncols)
@@ -82,7 +82,7 @@ def _merge(left, right, kw, join=None):
     cols_u = res.columns.is_unique
     if kw.get("right_index") and not kw.get("left_index") and lin_r is not None and cols_u:
         for i, lab in enumerate(lkeys):
-            if i < lin_r.nidx and _hashable(lab) and lab in res.columns:
+            if i < lin_r.nidx and hashable(lab) and lab in res.columns:
                 crow_r[nidx + int(res.columns.get_loc(lab))] = i
         rkeys_rows = list(range(lin_r.nidx))
     else:
@@ -90,25 +90,25 @@ def _merge(left, right, kw, join=None):
     lkeys_rows = None
     if kw.get("left_index") and not kw.get("right_index") and cols_u:
         for i, lab in enumerate(rkeys):
-            if i < lin_l.nidx and _hashable(lab) and lab in res.columns:
+            if i < lin_l.nidx and hashable(lab) and lab in res.columns:
                 crow_l[nidx + int(res.columns.get_loc(lab))] = i
         lkeys_rows = list(range(lin_l.nidx))
     if kw.get("left_index") and kw.get("right_index"):
         lkeys_rows = list(range(lin_l.nidx))
         rkeys_rows = list(range(lin_r.nidx)) if lin_r is not None else None
-    parts = _remap(lin_l, crow_l, sel_l)
+    parts = remap(lin_l, crow_l, sel_l)
     if lin_r is not None:
-        parts += _remap(lin_r, crow_r, sel_r)
+        parts += remap(lin_r, crow_r, sel_r)
     # control: the join keys of both rows chose the pairing
     ncells = nidx + ncols
-    lrows = lkeys_rows if lkeys_rows is not None else (_col_rows(left, lkeys) if lkeys else [])
+    lrows = lkeys_rows if lkeys_rows is not None else (column_rows(left, lkeys) if lkeys else [])
     if lrows:
-        parts += _col_control(lin_l, sel_l, lrows, ncells)
+        parts += col_control(lin_l, sel_l, lrows, ncells)
     if lin_r is not None:
-        rrows = rkeys_rows if rkeys_rows is not None else (_col_rows(right, rkeys) if rkeys else [])
+        rrows = rkeys_rows if rkeys_rows is not None else (column_rows(right, rkeys) if rkeys else [])
         if rrows:
-            parts += _col_control(lin_r, sel_r, rrows, ncells)
-    return _attach(res, parts, "merge" if join is None else "join", [left, right] if lin_r else [left], reasons,
+            parts += col_control(lin_r, sel_r, rrows, ncells)
+    return attach(res, parts, "merge" if join is None else "join", [left, right] if lin_r else [left], reasons,
                    detail=f"how={how}")
 
 
@@ -141,7 +141,7 @@ def _join_rows(left, right, kw, join):
             sel_l = np.arange(n, dtype=np.int64) if li is None else np.asarray(li, np.int64)
             sel_r = np.arange(n, dtype=np.int64) if ri is None else np.asarray(ri, np.int64)
             if len(sel_l) == n and len(sel_r) == n:
-                return _as_tracked(res), sel_l, sel_r
+                return as_tracked(res), sel_l, sel_r
         except (ImportError, AttributeError, TypeError, ValueError):
             pass
     tag = f"__whence_row_{id(kw)}"
@@ -157,10 +157,10 @@ def _join_rows(left, right, kw, join):
         res = pd.DataFrame.join(l2, r2, on=on, how=kw["how"], **jkw)
     sel_l = res.pop(lt).to_numpy(dtype=np.float64, na_value=-1).astype(np.int64)
     sel_r = res.pop(rt).to_numpy(dtype=np.float64, na_value=-1).astype(np.int64)
-    return _as_tracked(res), sel_l, sel_r
+    return as_tracked(res), sel_l, sel_r
 
 
-def _suffixed(c, s, overlap):
+def suffixed(c, s, overlap):
     if c in overlap and s:
         return f"{c}{s}"
     return c
@@ -177,42 +177,42 @@ def _join_keys(kw, on_list, join):
     ro = kw.get("right_on")
     lk = [] if lo is None else (list(lo) if isinstance(lo, list) else [lo])
     rk = [] if ro is None else (list(ro) if isinstance(ro, list) else [ro])
-    return [k for k in lk if _hashable(k)], [k for k in rk if _hashable(k)]
+    return [k for k in lk if hashable(k)], [k for k in rk if hashable(k)]
 
 
-class _SeriesLookups:
+class SeriesLookups:
 
     def map(self, arg, na_action=None):
         """``Series.map``: row i derives from the key cell i; through a tracked Series, also from the cell
         looked up (data) and the index cell that matched (control)."""
-        if _depth():
+        if guard_depth():
             return super().map(arg, na_action)
-        with _guard:
-            res = _elementwise(super().map(arg, na_action), "map", [self])
+        with guard:
+            res = elementwise(super().map(arg, na_action), "map", [self])
             if is_tracked_frame(arg) and isinstance(arg, pd.Series):
                 return _lookup(self, arg, res, na_action)
             return res
 
 
-class _FrameJoins:
+class FrameJoins:
 
     def merge(self, right, how="inner", on=None, left_on=None, right_on=None, left_index=False,
               right_index=False, sort=False, suffixes=("_x", "_y"), copy=pd.api.extensions.no_default,
               indicator=False, validate=None):
         kw = dict(how=how, on=on, left_on=left_on, right_on=right_on, left_index=left_index,
                   right_index=right_index, sort=sort, suffixes=suffixes, indicator=indicator, validate=validate)
-        if _depth():
+        if guard_depth():
             return super().merge(right, **kw)
-        with _guard:
+        with guard:
             return _merge(self, right, kw)
 
     def join(self, other, on=None, how="left", **kwargs):
-        if _depth():
+        if guard_depth():
             return super().join(other, on=on, how=how, **kwargs)
-        with _guard:
+        with guard:
             if isinstance(other, (list, tuple)):
                 res = super().join(other, on=on, how=how, **kwargs)
-                return _fallback(res, "join with a list", [self, *other])
+                return fallback(res, "join with a list", [self, *other])
             if isinstance(other, pd.Series):
                 other = other.to_frame()
             sfx = kwargs.get("suffixes") or (kwargs.get("lsuffix", ""), kwargs.get("rsuffix", ""))
@@ -226,10 +226,10 @@ def _lookup(key, table, res, na_action):
     cell that matched (control)."""
     tlin = lineage_of(table)
     try:
-        with _guard:
+        with guard:
             pos = np.asarray(table.index.get_indexer(pd.Index(pd.Series.array.fget(key))), np.int64)
     except Exception:  # a non-unique lookup index (pandas raises on it), or keys it cannot match
-        return _fallback(res, "map", [key, table])
+        return fallback(res, "map", [key, table])
     if na_action == "ignore":
         pos[np.asarray(pd.isna(pd.Series.array.fget(key)), bool)] = -1
     rlin = lineage_of(res)
@@ -248,4 +248,4 @@ def _lookup(key, table, res, na_action):
         idx = p.cmat[:tlin.nidx].any(0)
         if idx.any():
             parts.append(Part(p.node, rel, idx[None, :].copy(), True, wide=True))
-    return _attach(res, parts, "map", [key, table])
+    return attach(res, parts, "map", [key, table])

@@ -10,31 +10,31 @@ import numpy as np
 import pandas as pd
 
 from ...graph import Node
-from .base import _depth, _guard, lineage_of
-from .values import _register_plain, plain_node  # noqa: F401
+from .base import guard_depth, guard, lineage_of
+from .values import register_plain, plain_node  # noqa: F401
 
 # pandas < 2.2.2: DataFrame.__array__ has no copy parameter
 _ARRAY_COPY = "copy" in __import__("inspect").signature(pd.DataFrame.__array__).parameters
 
 
-def _quiet(base):
+def quiet_method(base):
     """A method that must record nothing and warn about nothing (formatting, writing)."""
 
     @functools.wraps(base)
     def method(self, *args, **kwargs):
-        with _guard:
+        with guard:
             return base(self, *args, **kwargs)
 
     return method
 
 
-def _to_tracked_array(obj, arr):
+def to_tracked_array(obj, arr):
     """``arr`` (the values of ``obj``) with the lineage of ``obj``: a :class:`whence.TrackedArray` for numeric
     and bool values; pandas' own array otherwise (object, datetime), registered so that queries on it and
     writes of it into a tracked frame find its lineage."""
     from ...tracked import wrap as _wrap
     if arr.dtype.kind not in "biufc":
-        _register_plain(arr, lineage_of(obj).node)
+        register_plain(arr, lineage_of(obj).node)
         return arr
     lin = lineage_of(obj)
     node = lin.node
@@ -45,8 +45,8 @@ def _to_tracked_array(obj, arr):
     return t
 
 
-def _html_with_lineage(base):
-    quiet = _quiet(base)
+def html_with_lineage(base):
+    quiet = quiet_method(base)
 
     @functools.wraps(base)
     def _repr_html_(self):
@@ -59,38 +59,38 @@ def _html_with_lineage(base):
     return _repr_html_
 
 
-def _series_html(self):
+def series_html(self):
     from ...notebook import frame_html
-    return frame_html(self, _quiet(pd.DataFrame.to_html)(self.to_frame()))
+    return frame_html(self, quiet_method(pd.DataFrame.to_html)(self.to_frame()))
 
 
-class _Meta:
+class Meta:
 
     def to_numpy(self, dtype=None, copy=False, na_value=pd.api.extensions.no_default):
         """The values as a :class:`whence.TrackedArray` whose lineage continues from this frame's (text,
         datetime and categorical values: pandas' own object or datetime array, its lineage queryable)."""
-        with _guard:
+        with guard:
             base = pd.DataFrame.to_numpy if isinstance(self, pd.DataFrame) else pd.Series.to_numpy
             arr = base(self, dtype=dtype, copy=copy, na_value=na_value)
-        if _depth():
+        if guard_depth():
             return arr
-        return _to_tracked_array(self, arr)
+        return to_tracked_array(self, arr)
 
     @property
     def values(self):
-        if _depth():
+        if guard_depth():
             return super().values
-        with _guard:
+        with guard:
             arr = super().values
         if not isinstance(arr, np.ndarray):
             return arr
-        return _to_tracked_array(self, arr)
+        return to_tracked_array(self, arr)
 
     def __array__(self, dtype=None, copy=None):
-        with _guard:
+        with guard:
             # pandas < 2.2.2 has no copy parameter (and numpy 1.x never passes one)
             arr = super().__array__(dtype=dtype) if copy is None or not _ARRAY_COPY else \
                 super().__array__(dtype=dtype, copy=copy)
-        if not _depth():
-            _register_plain(arr, lineage_of(self).node)
+        if not guard_depth():
+            register_plain(arr, lineage_of(self).node)
         return arr

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..relations import Lineage, Part, RangeRel, RowRel
-from .base import _attach, _depth, _fallback, _guard, _remap, _row_preserving, _warn, lineage_of
+from .base import attach, guard_depth, fallback, guard, remap, row_preserving, warn_partial, lineage_of
 from .values import register_scalar
 
 __all__ = ["install_moves", "MOVES"]
@@ -95,12 +95,12 @@ def _cell_parts(lin, codes, k_in, nidx):
         crow = [-1] * (nidx + k_out)
         for c, j in m.items():
             crow[nidx + c] = lin.nidx + j
-        parts += _remap(lin, crow, sel)
+        parts += remap(lin, crow, sel)
     return parts
 
 
 class _Parts:
-    """The parts of a lineage and its shape, for :func:`~whence.tabular.frame.base._remap` (which reads only
+    """The parts of a lineage and its shape, for :func:`~whence.tabular.frame.base.remap` (which reads only
     these)."""
 
     def __init__(self, parts, nidx, ncols):
@@ -142,7 +142,7 @@ def _label_index_parts(src, res, lin, nidx):
     if not (sel >= 0).any():
         return []
     ncells = nidx + (1 if isinstance(res, pd.Series) else res.shape[1])
-    return _remap(lin, list(range(nidx)) + [-1] * (ncells - nidx), sel)
+    return remap(lin, list(range(nidx)) + [-1] * (ncells - nidx), sel)
 
 
 def _moved(src, res, pos_res, op, index_rule, placement=()):
@@ -150,21 +150,21 @@ def _moved(src, res, pos_res, op, index_rule, placement=()):
     if not isinstance(res, (pd.DataFrame, pd.Series)):
         return res
     if pos_res.shape != res.shape:
-        return _fallback(res, op, [src])
+        return fallback(res, op, [src])
     lin = lineage_of(src)
     k_in = 1 if isinstance(src, pd.Series) else src.shape[1]
     nidx = res.index.nlevels
     codes = _codes(pos_res)
     parts = _cell_parts(lin, codes, k_in, nidx)
     if parts is None:
-        return _fallback(res, f"{op} (more than {MAX_PAIRS} cell blocks)", [src])
+        return fallback(res, f"{op} (more than {MAX_PAIRS} cell blocks)", [src])
     if index_rule == "label":
         parts += _label_index_parts(src, res, lin, nidx)
     elif index_rule == "rows":
         parts += _group_index_parts(lin, codes, k_in, nidx, placement[1] if placement else ())
     if placement:
         parts += _placement_parts(lin, codes, k_in, nidx, placement[0])
-    return _attach(res, parts, op, [src])
+    return attach(res, parts, op, [src])
 
 
 def _group_index_parts(lin, codes, k_in, nidx, remaining):
@@ -211,9 +211,9 @@ def _levels_of(index, level):
 def _wrap(name, base):
     @functools.wraps(base)
     def method(self, *args, **kwargs):
-        if _depth():
+        if guard_depth():
             return base(self, *args, **kwargs)
-        with _guard:
+        with guard:
             res = base(self, *args, **kwargs)
             if res is None or not isinstance(res, (pd.DataFrame, pd.Series, tuple)):
                 return res
@@ -221,15 +221,15 @@ def _wrap(name, base):
                 return _LINEAGE[name](self, res, args, kwargs)
             except Exception:  # noqa: BLE001  (pandas accepted it; the positions run did not: superset)
                 if isinstance(res, tuple):
-                    return tuple(_fallback(r, name, [self]) for r in res)
-                return _fallback(res, name, [self])
+                    return tuple(fallback(r, name, [self]) for r in res)
+                return fallback(res, name, [self])
 
     return method
 
 
 def _transpose(src, res, args, kwargs):
     if isinstance(src, pd.Series):
-        return _attach(res, _remap(lineage_of(src), None), "transpose", [src])
+        return attach(res, remap(lineage_of(src), None), "transpose", [src])
     return _moved(src, res, pd.DataFrame.transpose(_positions(src)), "transpose", None)
 
 
@@ -239,7 +239,7 @@ def _unstack(src, res, args, kwargs):
     remaining = [i for i in range(src.index.nlevels) if i not in unstacked]
     pos = _run_positions(src, "unstack", args, kwargs, fill_pos=1)
     if list(pos.index.names) != list(res.index.names):
-        return _fallback(res, "unstack", [src])
+        return fallback(res, "unstack", [src])
     if isinstance(res, pd.Series):  # every level unstacked: the column labels, then the levels in that order
         lv = level if isinstance(level, (list, tuple)) else [level]
         ncl = 1 if isinstance(src, pd.Series) else src.columns.nlevels
@@ -261,7 +261,7 @@ def _asfreq(src, res, args, kwargs):
     normalize = kwargs.get("normalize", args[3] if len(args) > 3 else False)
     if normalize or isinstance(src.index, pd.PeriodIndex):
         # the labels are moved (to midnight, to another period frequency): a label no longer names its row
-        return _fallback(res, "asfreq(normalize=True)" if normalize else "asfreq of periods", [src])
+        return fallback(res, "asfreq(normalize=True)" if normalize else "asfreq of periods", [src])
     return _moved(src, res, _run_positions(src, "asfreq", args, kwargs, fill_pos=4), "asfreq", "label")
 
 
@@ -303,10 +303,10 @@ def _duplicated(src, res, args, kwargs):
             labels = [subset] if not isinstance(subset, (list, tuple, pd.Index, np.ndarray)) or \
                 isinstance(subset, tuple) and subset in src.columns else list(subset)
             if not src.columns.is_unique:
-                return _fallback(res, "duplicated", [src])
+                return fallback(res, "duplicated", [src])
             used = [lin.nidx + int(p) for p in src.columns.get_indexer(labels)]
     if len(res) != n:
-        return _fallback(res, "duplicated", [src])
+        return fallback(res, "duplicated", [src])
     i = np.arange(n, dtype=np.int64)
     if keep == "first":
         lo, hi = np.zeros(n, np.int64), i + 1
@@ -327,8 +327,8 @@ def _duplicated(src, res, args, kwargs):
         cm[nidx] = row
         parts.append(Part(p.node, RangeRel(lo, hi, p.rel), cm, p.control))
     if nidx == lin.nidx:
-        parts += _remap(lin, list(range(nidx)) + [-1])
-    return _attach(res, parts, "duplicated", [src])
+        parts += remap(lin, list(range(nidx)) + [-1])
+    return attach(res, parts, "duplicated", [src])
 
 
 def _whole(lin, n_out):
@@ -346,17 +346,17 @@ def _mode(src, res, args, kwargs):
     lin = lineage_of(src)
     axis = kwargs.get("axis", args[0] if args and isinstance(src, pd.DataFrame) else 0)
     if isinstance(src, pd.DataFrame) and axis in (1, "columns"):
-        return _row_preserving(res, "mode", src)
+        return row_preserving(res, "mode", src)
     n_out = len(res)
     nidx = res.index.nlevels
     if isinstance(src, pd.Series):
         crow = {0: lin.nidx}
     else:
         if not (src.columns.is_unique and res.columns.is_unique):
-            return _fallback(res, "mode", [src])
+            return fallback(res, "mode", [src])
         pos = src.columns.get_indexer(res.columns)
         if (pos < 0).any():
-            return _fallback(res, "mode", [src])
+            return fallback(res, "mode", [src])
         crow = {c: lin.nidx + int(p) for c, p in enumerate(pos)}
     parts = []
     k_out = 1 if isinstance(res, pd.Series) else res.shape[1]
@@ -369,7 +369,7 @@ def _mode(src, res, args, kwargs):
             cm[nidx + c] = p.cmat[r]
         if cm.any():
             parts.append(Part(p.node, rel, cm, p.control))
-    return _attach(res, parts, "mode", [src])
+    return attach(res, parts, "mode", [src])
 
 
 def _pairwise(op):
@@ -377,11 +377,11 @@ def _pairwise(op):
         lin = lineage_of(src)
         if isinstance(src, pd.Series) or not isinstance(res, pd.DataFrame) or not src.columns.is_unique or \
                 not res.columns.is_unique or not res.index.is_unique:
-            return _fallback(res, op, [src])
+            return fallback(res, op, [src])
         pc = src.columns.get_indexer(res.columns)
         pr = src.columns.get_indexer(res.index)
         if (pc < 0).any() or (pr < 0).any():
-            return _fallback(res, op, [src])
+            return fallback(res, op, [src])
         n_out, k_out = res.shape
         nidx = res.index.nlevels
         parts = []
@@ -405,7 +405,7 @@ def _pairwise(op):
                 cm = np.zeros((nidx + k_out, row.shape[0]), bool)
                 cm[nidx:] = row
                 parts.append(Part(p.node, rel.take(sel), cm, p.control))
-        return _attach(res, parts, op, [src])
+        return attach(res, parts, op, [src])
 
     return lineage
 
@@ -429,9 +429,9 @@ def _series_pairwise(name, base):
 
     @functools.wraps(base)
     def method(self, other, *args, **kwargs):
-        if _depth():
+        if guard_depth():
             return base(self, other, *args, **kwargs)
-        with _guard:
+        with guard:
             res = base(self, other, *args, **kwargs)
             if np.ndim(res) != 0 or not isinstance(other, pd.Series):
                 return res
@@ -448,13 +448,13 @@ def _series_pairwise(name, base):
                     parts += [Part(p.node, RowRel.everything(n, p.rel.n_src), p.data_row(lin.nidx)[None, :].copy(),
                                    p.control, wide=True) for p in lin.parts if p.data_row(lin.nidx).any()]
                 else:
-                    parts += _remap(lin, [-1, lin.nidx], sel)
+                    parts += remap(lin, [-1, lin.nidx], sel)
             if not lins:
                 return res
             reasons = ()
             if pairs is None:
                 reasons = (f"Series.{name} of Series whose labels repeat: every cell of both is taken",)
-                _warn("whence: " + reasons[0] + " (PARTIAL)")
+                warn_partial("whence: " + reasons[0] + " (PARTIAL)")
             lin = Lineage(parts, n, 1, 1, reasons, op=name, history=tuple(x.node for x in lins), series=True)
             return register_scalar(res, lin)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..relations import Part, RowRel
-from .base import _attach_inplace, _depth, _fallback, _guard, _warn, is_tracked_frame, lineage_of
+from .base import attach_inplace, guard_depth, fallback, guard, warn_partial, is_tracked_frame, lineage_of
 
 __all__ = ["opaque_method", "opaque_function"]
 
@@ -34,7 +34,7 @@ def _tracked_args(args, kwargs):
 
 def _mark(res, op, inputs):
     if isinstance(res, (pd.DataFrame, pd.Series)):
-        return _fallback(res, op, inputs)
+        return fallback(res, op, inputs)
     if isinstance(res, tuple):
         return tuple(_mark(r, op, inputs) for r in res)
     return res
@@ -53,8 +53,8 @@ def _everything_inplace(obj, op, inputs):
             parts.append(Part(p.node, RowRel.everything(n, p.rel.n_src),
                               np.broadcast_to(p.cmat.any(0), (ncells, p.cmat.shape[1])).copy(), p.control))
     reason = f"{op} is not covered: every cell is taken to derive from every cell of its input"
-    _attach_inplace(obj, parts, op, lins, [reason])
-    _warn(f"whence: {op} is not covered; the frame derives from all cells of its inputs (PARTIAL)")
+    attach_inplace(obj, parts, op, lins, [reason])
+    warn_partial(f"whence: {op} is not covered; the frame derives from all cells of its inputs (PARTIAL)")
 
 
 def opaque_method(name, base):
@@ -62,10 +62,10 @@ def opaque_method(name, base):
 
     @functools.wraps(base)
     def method(self, *args, **kwargs):
-        if _depth():
+        if guard_depth():
             return base(self, *args, **kwargs)
         inputs = [self] + _tracked_args(args, kwargs)
-        with _guard:
+        with guard:
             res = base(self, *args, **kwargs)
             if res is None:  # an in-place call
                 _everything_inplace(self, name, inputs)
@@ -80,12 +80,12 @@ def opaque_function(name, orig):
 
     @functools.wraps(orig)
     def fn(*args, **kwargs):
-        if _depth():
+        if guard_depth():
             return orig(*args, **kwargs)
         inputs = _tracked_args(args, kwargs)
         if not inputs:
             return orig(*args, **kwargs)
-        with _guard:
+        with guard:
             return _mark(orig(*args, **kwargs), name, inputs)
 
     fn.__whence_wrapped__ = True

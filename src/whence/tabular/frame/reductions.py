@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..relations import Part
-from .base import _attach, _depth, _fallback, _fallback_reason, _guard, _row_preserving, lineage_of
+from .base import attach, guard_depth, fallback, fallback_reason, guard, row_preserving, lineage_of
 from .values import register_scalar
 
 __all__ = ["reduction"]
@@ -30,9 +30,9 @@ def reduction(name, base):
 
     @functools.wraps(base)
     def method(self, *args, **kwargs):
-        if _depth():
+        if guard_depth():
             return base(self, *args, **kwargs)
-        with _guard:
+        with guard:
             res = base(self, *args, **kwargs)
             if not isinstance(res, (pd.Series, pd.DataFrame)):
                 # a scalar: pandas' own, remembered as reduced from every cell read (see register_scalar)
@@ -53,35 +53,35 @@ def reduce_lineage(src, res, op, axis, numeric_only=False):
     lin = lineage_of(src)
     if axis in (1, "columns"):
         if isinstance(src, pd.DataFrame) and isinstance(res, pd.Series) and len(res) == len(src):
-            out = _row_preserving(res, op, src)
+            out = row_preserving(res, op, src)
             if numeric_only and len(src.select_dtypes(include=["number", "bool"]).columns) != src.shape[1]:
-                return _fallback_reason(out, f"{op}(axis=1, numeric_only=True): each cell is taken to derive "
+                return fallback_reason(out, f"{op}(axis=1, numeric_only=True): each cell is taken to derive "
                                              f"from every cell of its row")
             return out
-        return _fallback(res, op, [src])
+        return fallback(res, op, [src])
     n_res = len(res)
     same_rows = len(res) == len(src) and res.index.equals(src.index)
     if isinstance(src, pd.Series):
         whole = [Part(p.node, p.rel.group(np.zeros(lin.n, np.int64), 1).take(np.zeros(n_res, np.int64)),
                       _cm_all(p, res, lin.nidx), p.control) for p in lin.parts if p.data_row(lin.nidx).any()]
-        out = _attach(res, whole, op, [src])
+        out = attach(res, whole, op, [src])
     elif same_rows and isinstance(res, pd.DataFrame):
         out = _by_column(src, res, op, lin)
     else:
         out = None
     if same_rows:
         # a result of the input's rows (a transform through agg): each cell within its whole column
-        return _fallback_reason(out if out is not None else _fallback(res, op, [src]),
+        return fallback_reason(out if out is not None else fallback(res, op, [src]),
                                 f"{op} returned a result of the input's rows: each cell is taken to derive "
                                 f"from its whole column")
     if out is not None:
         return out
     if not src.columns.is_unique:
-        return _fallback(res, op, [src])
+        return fallback(res, op, [src])
     if isinstance(res, pd.Series):
         pos = src.columns.get_indexer(res.index)
         if (pos < 0).any():
-            return _fallback(res, op, [src])
+            return fallback(res, op, [src])
         parts = []
         nidx = res.index.nlevels
         for p in lin.parts:
@@ -95,7 +95,7 @@ def reduce_lineage(src, res, op, axis, numeric_only=False):
                 cm = np.zeros((nidx + 1, row.shape[0]), bool)
                 cm[-1] = row
                 parts.append(Part(p.node, whole.take(sel), cm, p.control))
-        return _attach(res, parts, op, [src])
+        return attach(res, parts, op, [src])
     return _by_column(src, res, op, lin)
 
 
@@ -111,7 +111,7 @@ def _by_column(src, res, op, lin):
     """Cell (i, j) of a frame result derives from every cell of the input column labelled like column j."""
     pos = src.columns.get_indexer(res.columns) if src.columns.is_unique else None
     if pos is None or (pos < 0).any():
-        return _fallback(res, op, [src])
+        return fallback(res, op, [src])
     nidx = res.index.nlevels
     parts = []
     for p in lin.parts:
@@ -123,4 +123,4 @@ def _by_column(src, res, op, lin):
         cm[nidx:] = p.cmat[lin.nidx + pos]
         if cm.any():
             parts.append(Part(p.node, whole, cm, p.control))
-    return _attach(res, parts, op, [src])
+    return attach(res, parts, op, [src])

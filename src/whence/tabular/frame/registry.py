@@ -46,13 +46,13 @@ import inspect
 
 import pandas as pd
 
-from .cellwise import _same
+from .cellwise import same_shape_method
 from .classes import TrackedFrame, TrackedSeries
-from .groups import _window_method
-from .meta import _html_with_lineage, _quiet, _series_html
+from .groups import window_method
+from .meta import html_with_lineage, quiet_method, series_html
 from .opaque import opaque_function, opaque_method
 from .reductions import reduction
-from .selection import _rows_op, _sort_index
+from .selection import rows_op, tracked_sort_index
 
 __all__ = ["BUCKETS", "FRAME", "SERIES", "GROUPBY", "WINDOW", "STR", "DT", "CAT", "INDEX", "PANDAS",
            "REGISTRATIONS", "bucket_of", "install"]
@@ -287,17 +287,17 @@ def _generic(name, bucket, base, pbase):
     if bucket == "cellwise":
         if name == "fillna":
             return _fillna(base)
-        return _same(name)(base)
+        return same_shape_method(name)(base)
     if bucket == "selection":
-        return _rows_op(name, _ignore_arg(base))(base)
+        return rows_op(name, _ignore_arg(base))(base)
     if bucket == "windows":
         return _window_handler(name, base)
     if bucket == "reductions":
         return reduction(name, base)
     if bucket == "untracked":
-        return _quiet(base)
+        return quiet_method(base)
     if bucket == "meta":
-        return _quiet(base) if not name.startswith("to_numpy") else None
+        return quiet_method(base) if not name.startswith("to_numpy") else None
     if bucket == "udf" or (pbase, name) in _COMPOSED:
         return None
     return opaque_method(name, base)  # opaque, and any bucket whose specific handler is missing
@@ -308,14 +308,14 @@ def _window_handler(name, base):
     (:mod:`whence.tabular.windows`), or opaque for the rest of the bucket (``asof``)."""
     from .. import windows
     if name in _WINDOW_OBJECTS:
-        return _window_method(name)
+        return window_method(name)
     if name in windows.FRAME_METHODS:
         return windows.frame_method(name, base)
     return opaque_method(name, base)
 
 
 def _fillna(base):
-    same, opaque = _same("fillna")(base), opaque_method("fillna", base)
+    same, opaque = same_shape_method("fillna")(base), opaque_method("fillna", base)
 
     @functools.wraps(base)
     def fillna(self, *args, **kwargs):
@@ -345,10 +345,10 @@ def install():
                 setattr(cls, name, h)
         for name in ("__repr__", "_repr_latex_"):
             if hasattr(pbase, name):
-                setattr(cls, name, _quiet(getattr(pbase, name)))
+                setattr(cls, name, quiet_method(getattr(pbase, name)))
         for name in ("__neg__", "__pos__", "__invert__", "__abs__"):
             if hasattr(pbase, name):
-                setattr(cls, name, _same(name)(getattr(pbase, name)))
+                setattr(cls, name, same_shape_method(name)(getattr(pbase, name)))
     from .. import windows
     windows.install()  # pd.merge_asof with the matched row's lineage
     for name, bucket in PANDAS.items():
@@ -357,9 +357,9 @@ def install():
             setattr(pd, name, opaque_function(name, getattr(pd, name)))
     from .moves import install_moves
     install_moves(TrackedFrame, TrackedSeries)
-    TrackedFrame.sort_index = _sort_index
-    TrackedSeries.sort_index = _sort_index
+    TrackedFrame.sort_index = tracked_sort_index
+    TrackedSeries.sort_index = tracked_sort_index
     # notebooks: pandas' table with a lineage summary under it (a Series has no HTML of its own in pandas)
-    TrackedFrame._repr_html_ = _html_with_lineage(pd.DataFrame._repr_html_)
-    TrackedSeries._repr_html_ = _series_html
+    TrackedFrame._repr_html_ = html_with_lineage(pd.DataFrame._repr_html_)
+    TrackedSeries._repr_html_ = series_html
 

@@ -9,9 +9,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ..relations import _CSR, Part, RowRel
+from ..relations import LazyCSR, Part, RowRel
 from .groups import same_cells
-from .base import (_attach, _attach_inplace, _col_rows, _depth, _fallback, _guard, _hashable, _remap, _rows_union,
+from .base import (attach, attach_inplace, column_rows, guard_depth, fallback, guard, hashable, remap, rows_union,
                    is_tracked_frame, lineage_of)
 
 
@@ -19,7 +19,7 @@ def _melt_lineage(src, res, id_vars, value_vars, ignore_index):
     lin = lineage_of(src)
     cols = src.columns
     if not cols.is_unique or not ignore_index:
-        return _fallback(res, "melt", [src])
+        return fallback(res, "melt", [src])
     ids = [] if id_vars is None else (list(id_vars) if isinstance(id_vars, (list, tuple)) else [id_vars])
     if value_vars is None:
         vals = [c for c in cols if c not in ids]
@@ -27,19 +27,19 @@ def _melt_lineage(src, res, id_vars, value_vars, ignore_index):
         vals = list(value_vars) if isinstance(value_vars, (list, tuple)) else [value_vars]
     n = len(src)
     if len(res) != n * len(vals) or res.shape[1] != len(ids) + 2:
-        return _fallback(res, "melt", [src])
+        return fallback(res, "melt", [src])
     nidx = res.index.nlevels
     ncells = nidx + res.shape[1]
     base = np.tile(np.arange(n, dtype=np.int64), len(vals))
     parts = []
     crow = [-1] * nidx + [lin.nidx + int(cols.get_loc(c)) for c in ids] + [-1, -1]
-    parts += _remap(lin, crow, base)
+    parts += remap(lin, crow, base)
     for k, v in enumerate(vals):
         sel = np.full(n * len(vals), -1, np.int64)
         sel[k * n:(k + 1) * n] = np.arange(n)
         crow = [-1] * (ncells - 1) + [lin.nidx + int(cols.get_loc(v))]
-        parts += _remap(lin, crow, sel)
-    return _attach(res, parts, "melt", [src])
+        parts += remap(lin, crow, sel)
+    return attach(res, parts, "melt", [src])
 
 
 def _key_parts(k, n, level, ncells):
@@ -85,7 +85,7 @@ def _stack_lineage(src, res, args, kwargs):
     level = kwargs.get("level", args[0] if args else -1)
     if not isinstance(res, pd.Series) or isinstance(src.columns, pd.MultiIndex) or level not in (-1, 0) or \
             not src.columns.is_unique:
-        return _fallback(res, "stack", [src])
+        return fallback(res, "stack", [src])
     n, k = src.shape
     # positions carried through the same stack, with the frame's missing cells (pandas 2.x drops them)
     pos = pd.DataFrame(np.arange(n * k, dtype=np.float64).reshape(n, k), index=pd.RangeIndex(n),
@@ -94,9 +94,9 @@ def _stack_lineage(src, res, args, kwargs):
     try:
         flat = pd.DataFrame.stack(pos, *args, **kwargs)
     except Exception:
-        return _fallback(res, "stack", [src])
+        return fallback(res, "stack", [src])
     if len(flat) != len(res):
-        return _fallback(res, "stack", [src])
+        return fallback(res, "stack", [src])
     f = flat.to_numpy(dtype=np.float64)
     if np.isnan(f).any():  # a missing cell kept by the stack: its position from the index instead
         f = np.asarray(flat.index.get_level_values(0), np.float64) * k + \
@@ -107,12 +107,12 @@ def _stack_lineage(src, res, args, kwargs):
     parts = []
     crow = list(range(lin.nidx)) + [-1] * (nidx - lin.nidx) + [-1]
     if len(crow) == nidx + 1:
-        parts += _remap(lin, crow, rows)
+        parts += remap(lin, crow, rows)
     for j in range(k):
         sel = np.where(cols == j, rows, -1)
         if (sel >= 0).any():
-            parts += _remap(lin, [-1] * nidx + [lin.nidx + j], sel)
-    return _attach(res, parts, "stack", [src])
+            parts += remap(lin, [-1] * nidx + [lin.nidx + j], sel)
+    return attach(res, parts, "stack", [src])
 
 
 def crosstab_lineage(res, index, columns):
@@ -167,7 +167,7 @@ def _pivot_via_groupby(src, res, kw):
     idx, cls_ = _as_list(kw.get("index")), _as_list(kw.get("columns"))
     values = kw.get("values")
     keys = idx + cls_
-    labels = [k for k in keys if _hashable(k)]
+    labels = [k for k in keys if hashable(k)]
     sel = values if values is not None else [c for c in src.columns if c not in labels]
     gkw = {k: kw[k] for k in ("observed", "sort") if k in kw}
     try:
@@ -187,7 +187,7 @@ def _pivot_via_groupby(src, res, kw):
     cpos = np.asarray(t.columns.get_indexer(res.columns), np.int64)
     if (rpos < 0).any() or (cpos < 0).any():
         return None
-    with _guard:
+    with guard:
         mine = pd.DataFrame.to_numpy(t, dtype=object)[np.ix_(rpos, cpos)] if len(rpos) and len(cpos) else None
         theirs = pd.DataFrame.to_numpy(res, dtype=object)
     if mine is not None:
@@ -199,7 +199,7 @@ def _pivot_via_groupby(src, res, kw):
             return None
     tl = lineage_of(t)
     crow = list(range(tl.nidx)) + [tl.nidx + int(c) for c in cpos]
-    return _attach(res, _remap(tl, crow, rpos), "pivot_table", [src, t])
+    return attach(res, remap(tl, crow, rpos), "pivot_table", [src, t])
 
 
 def _with_margins(src, res, kw, op):
@@ -212,13 +212,13 @@ def _with_margins(src, res, kw, op):
     idx, cls_ = _as_list(kw.get("index")), _as_list(kw.get("columns"))
     vals = _as_list(kw.get("values")) or [c for c in src.columns if c not in idx + cls_]
     name = kw.get("margins_name", "All")
-    if not src.columns.is_unique or not all(_hashable(c) and c in src.columns for c in idx + cls_ + vals):
+    if not src.columns.is_unique or not all(hashable(c) and c in src.columns for c in idx + cls_ + vals):
         return None
     if res.size == 0:  # no cell at all (every value missing)
-        return _attach(res, [], op, [src])
+        return attach(res, [], op, [src])
     lin = lineage_of(src)
     base_kw = {k: v for k, v in kw.items() if k != "margins"}
-    with _guard:
+    with guard:
         base = pd.DataFrame.pivot_table(src, **base_kw)
         # plain columns (pandas' own arrays, categoricals kept): the keys, and the values as positions,
         # missing where the value is (dropna leaves such rows out of the margins)
@@ -247,9 +247,9 @@ def _with_margins(src, res, kw, op):
     if base.index.nlevels != nidx:
         return None
     crow = list(range(blin.nidx)) + [blin.nidx + int(c) if c >= 0 else -1 for c in ccol]
-    parts = _remap(blin, crow, rsel)
-    vrows = {v: _col_rows(src, [v])[0] for v in vals}
-    krows = _col_rows(src, idx + cls_)
+    parts = remap(blin, crow, rsel)
+    vrows = {v: column_rows(src, [v])[0] for v in vals}
+    krows = column_rows(src, idx + cls_)
     multi = isinstance(res.columns, pd.MultiIndex) and len(vals) > 1
     cells = pd.DataFrame.to_numpy(sets, dtype=object)
     for j in range(ncols):
@@ -270,16 +270,16 @@ def _with_margins(src, res, kw, op):
         indptr = np.concatenate([[0], np.cumsum([m.size for m in members])]).astype(np.int64)
         indices = np.concatenate(members) if members else np.zeros(0, np.int64)
         for p in lin.parts:
-            rel = RowRel(len(res), p.rel.n_src, codes, _CSR(indptr, indices))
+            rel = RowRel(len(res), p.rel.n_src, codes, LazyCSR(indptr, indices))
             rel = _compose_rows(p.rel, rel)
             drow = p.cmat[0] if p.wide else p.cmat[vrows[v]]
-            crow_ = p.cmat[0] if p.wide else _rows_union(p, krows + [vrows[v]])
+            crow_ = p.cmat[0] if p.wide else rows_union(p, krows + [vrows[v]])
             for row, ctl in ((drow, p.control), (crow_, True)):
                 if row.any():
                     cm = np.zeros((nidx + ncols, row.shape[0]), bool)
                     cm[nidx + j] = row
                     parts.append(Part(p.node, rel, cm, ctl))
-    return _attach(res, parts, op, [src])
+    return attach(res, parts, op, [src])
 
 
 def _compose_rows(inner, outer):
@@ -288,7 +288,7 @@ def _compose_rows(inner, outer):
         return outer
     ptr, src = outer.rows_per(np.arange(outer.n_out, dtype=np.int64))
     ptr2, src2 = inner.rows_per(src)
-    return RowRel(outer.n_out, inner.n_src, None, _CSR(ptr2[ptr], src2))
+    return RowRel(outer.n_out, inner.n_src, None, LazyCSR(ptr2[ptr], src2))
 
 
 def _pivot_lineage(src, res, args, kwargs, op="pivot_table"):
@@ -302,7 +302,7 @@ def _pivot_lineage(src, res, args, kwargs, op="pivot_table"):
         if out is not None:
             return out
     if kw.get("margins") or index is None or not isinstance(res, pd.DataFrame):
-        return _fallback(res, op, [src])
+        return fallback(res, op, [src])
     lin = lineage_of(src)
     lst = lambda v: [] if v is None else (list(v) if isinstance(v, (list, tuple)) else [v])  # noqa: E731
     idx, cls_, vals = lst(index), lst(columns), lst(values)
@@ -312,17 +312,17 @@ def _pivot_lineage(src, res, args, kwargs, op="pivot_table"):
         keys_i = pd.MultiIndex.from_frame(pd.DataFrame(src[idx])) if len(idx) > 1 else pd.Index(src[idx[0]])
         out_row = res.index.get_indexer(keys_i)
     except Exception:
-        return _fallback(res, op, [src])
+        return fallback(res, op, [src])
     nidx = res.index.nlevels
     parts = []
     rcols = res.columns
-    keyrows = _col_rows(src, idx + cls_)
+    keyrows = column_rows(src, idx + cls_)
     if keyrows is None:
-        return _fallback(res, op, [src])
+        return fallback(res, op, [src])
     for v in vals:
-        vrow = _col_rows(src, [v])
+        vrow = column_rows(src, [v])
         if vrow is None:
-            return _fallback(res, op, [src])
+            return fallback(res, op, [src])
         inv = None
         if cls_:
             ck = src[cls_].itertuples(index=False, name=None) if len(cls_) > 1 else src[cls_[0]]
@@ -346,8 +346,8 @@ def _pivot_lineage(src, res, args, kwargs, op="pivot_table"):
         for j in np.unique(out_col[out_col >= 0]):
             g = np.where((out_col == j) & (out_row >= 0), out_row, -1)
             for p in lin.parts:
-                row = _rows_union(p, vrow)
-                krow = _rows_union(p, keyrows)  # the keys that put each row in the cell: control
+                row = rows_union(p, vrow)
+                krow = rows_union(p, keyrows)  # the keys that put each row in the cell: control
                 if not row.any() and not krow.any():
                     continue
                 rel = p.rel.group(g, len(res))
@@ -364,15 +364,15 @@ def _pivot_lineage(src, res, args, kwargs, op="pivot_table"):
     contrib = out_row >= 0
     if cls_:
         contrib &= pd.DataFrame(src[cls_]).notna().all(axis=1).to_numpy()
-    krows = _col_rows(src, idx)
+    krows = column_rows(src, idx)
     if krows:
         for p in lin.parts:
             cm = np.zeros((nidx + res.shape[1], p.cmat.shape[1]), bool)
             for i, kr in enumerate(krows[:nidx]):
-                cm[i] = _rows_union(p, [kr])
+                cm[i] = rows_union(p, [kr])
             if cm.any():
                 parts.append(Part(p.node, p.rel.group(np.where(contrib, out_row, -1), len(res)), cm, p.control))
-    return _attach(res, parts, op, [src])
+    return attach(res, parts, op, [src])
 
 
 def _reset_index_columns(index, level, drop, lin):
@@ -396,62 +396,62 @@ def _reset_index_columns(index, level, drop, lin):
     return crow + [lin.nidx + j for j in range(lin.ncols)]
 
 
-class _SeriesReshapes:
+class SeriesReshapes:
 
     def reset_index(self, level=None, *, drop=False, **kw):
-        if _depth() or not drop:
+        if guard_depth() or not drop:
             # without ``drop`` pandas composes tracked methods: ``to_frame``, then the frame's ``reset_index``
             return super().reset_index(level, drop=drop, **kw)
-        with _guard:
+        with guard:
             inplace = kw.get("inplace", False)
             lin = lineage_of(self)
             res = super().reset_index(level, drop=drop, **kw)
             target = self if inplace else res
             crow = _reset_index_columns(self.index, level, True, lin)
             if crow is None or len(crow) != target.index.nlevels + 1:
-                return _fallback(res, "reset_index", [self])
-            parts = _remap(lin, crow)
+                return fallback(res, "reset_index", [self])
+            parts = remap(lin, crow)
             if inplace:
-                _attach_inplace(self, parts, "reset_index", [lin])
+                attach_inplace(self, parts, "reset_index", [lin])
                 return None
-            return _attach(res, parts, "reset_index", [self])
+            return attach(res, parts, "reset_index", [self])
 
     def to_frame(self, name=pd.api.extensions.no_default):
-        if _depth():
+        if guard_depth():
             return super().to_frame(name)
-        with _guard:
+        with guard:
             res = super().to_frame(name)
-            return _attach(res, lineage_of(self).parts, "to_frame", [self], merged=True)
+            return attach(res, lineage_of(self).parts, "to_frame", [self], merged=True)
 
 
-class _FrameReshapes:
+class FrameReshapes:
 
     def pivot(self, *args, **kwargs):
         """``pivot``: each cell is copied from the one row with its (index, columns) pair (a pivot_table whose
         groups have one row each); without ``index`` (the frame's own index) it is opaque."""
-        if _depth():
+        if guard_depth():
             return super().pivot(*args, **kwargs)
-        with _guard:
+        with guard:
             res = super().pivot(*args, **kwargs)
             kw = dict(zip(["columns", "index", "values"], args))
             kw.update(kwargs)
             if kw.get("index") is None:
-                return _fallback(res, "pivot(index=None)", [self])
+                return fallback(res, "pivot(index=None)", [self])
             return _pivot_lineage(self, res, (), {"index": kw["index"], "columns": kw.get("columns"),
                                                   "values": kw.get("values")}, op="pivot")
 
     def stack(self, *args, **kwargs):
         """``stack`` of single-level columns: value (row, column label) is the cell (row, column)."""
-        if _depth():
+        if guard_depth():
             return super().stack(*args, **kwargs)
-        with _guard:
+        with guard:
             res = super().stack(*args, **kwargs)
             return _stack_lineage(self, res, args, kwargs)
 
     def set_index(self, keys, **kwargs):
-        if _depth():
+        if guard_depth():
             return super().set_index(keys, **kwargs)
-        with _guard:
+        with guard:
             inplace = kwargs.pop("inplace", False)
             append = kwargs.get("append", False)
             lin = lineage_of(self)
@@ -461,73 +461,73 @@ class _FrameReshapes:
             reasons = []
             keyed = []  # (index level, a key given as values: Series, array, Index)
             for k in klist:
-                if _hashable(k) and k in self.columns:
+                if hashable(k) and k in self.columns:
                     crow.append(lin.nidx + int(self.columns.get_loc(k)))
                 else:
                     keyed.append((len(crow), k))
                     crow.append(-1)
             pos = self.columns.get_indexer(res.columns) if self.columns.is_unique else None
             if pos is None or (pos < 0).any():
-                return _fallback(res, "set_index", [self])
+                return fallback(res, "set_index", [self])
             crow += [lin.nidx + int(p) for p in pos]
-            parts = _remap(lin, crow)
+            parts = remap(lin, crow)
             for level, k in keyed:  # a key given as values: its lineage, by position
                 parts += _key_parts(k, len(res), level, len(crow))
             if inplace:
                 self._update_inplace(res)
-                _attach_inplace(self, parts, "set_index", [lin], reasons)
+                attach_inplace(self, parts, "set_index", [lin], reasons)
                 return None
-            return _attach(res, parts, "set_index", [self], reasons)
+            return attach(res, parts, "set_index", [self], reasons)
 
     def reset_index(self, level=None, **kw):
-        if _depth():
+        if guard_depth():
             return super().reset_index(level, **kw)
-        with _guard:
+        with guard:
             inplace = kw.pop("inplace", False)
             drop = kw.get("drop", False)
             lin = lineage_of(self)
             res = super().reset_index(level, **kw)
             crow = _reset_index_columns(self.index, level, drop, lin)
             if crow is None or len(crow) != res.index.nlevels + res.shape[1]:
-                return _fallback(res, "reset_index", [self])
-            parts = _remap(lin, crow)
+                return fallback(res, "reset_index", [self])
+            parts = remap(lin, crow)
             if inplace:
                 self._update_inplace(res)
-                _attach_inplace(self, parts, "reset_index", [lin])
+                attach_inplace(self, parts, "reset_index", [lin])
                 return None
-            return _attach(res, parts, "reset_index", [self])
+            return attach(res, parts, "reset_index", [self])
 
     def rename(self, *args, **kwargs):
-        if _depth():
+        if guard_depth():
             return super().rename(*args, **kwargs)
-        with _guard:
+        with guard:
             lin = lineage_of(self)
             inplace = kwargs.pop("inplace", False)
             res = super().rename(*args, **kwargs)
             if inplace:
                 self._update_inplace(res)
-                _attach_inplace(self, lin.parts, "rename", [lin])
+                attach_inplace(self, lin.parts, "rename", [lin])
                 return None
-            return _attach(res, lin.parts, "rename", [self], merged=True)
+            return attach(res, lin.parts, "rename", [self], merged=True)
 
     def melt(self, id_vars=None, value_vars=None, var_name=None, value_name="value", col_level=None,
              ignore_index=True):
-        if _depth():
+        if guard_depth():
             return super().melt(id_vars, value_vars, var_name, value_name, col_level, ignore_index)
-        with _guard:
+        with guard:
             res = super().melt(id_vars, value_vars, var_name, value_name, col_level, ignore_index)
             return _melt_lineage(self, res, id_vars, value_vars, ignore_index)
 
     def pivot_table(self, *args, **kwargs):
-        if _depth():
+        if guard_depth():
             return super().pivot_table(*args, **kwargs)
-        with _guard:
+        with guard:
             res = super().pivot_table(*args, **kwargs)
         kw = dict(zip(_PIVOT_ARGS, args))
         kw.update(kwargs)
-        if any(not _hashable(k) for k in _as_list(kw.get("index")) + _as_list(kw.get("columns"))):
+        if any(not hashable(k) for k in _as_list(kw.get("index")) + _as_list(kw.get("columns"))):
             out = _pivot_via_groupby(self, res, kw)  # keys given as values: the tracked group-by and unstack
             if out is not None:
                 return out
-        with _guard:
+        with guard:
             return _pivot_lineage(self, res, args, kwargs)

@@ -14,27 +14,27 @@ import weakref
 import numpy as np
 import pandas as pd
 
-from .base import (_align_rows, _as_tracked, _attach, _attach_inplace, _col_control, _col_rows, _cols_result,
-                   _control_parts, _depth, _dims, _elementwise, _fallback, _guard, _hashable, _is_bool_mask,
-                   _is_label_list, _label_positions, _merge_parts, _remap, _row_positions, column_positions,
+from .base import (align_rows, as_tracked, attach, attach_inplace, col_control, column_rows, cols_result,
+                   control_parts, guard_depth, dims, elementwise, fallback, guard, hashable, is_bool_mask,
+                   is_label_list, label_positions, merge_parts, remap, row_positions, column_positions,
                    is_tracked_frame, lineage_of)
-from .writes import _after_cell_write
+from .writes import after_cell_write
 
 
-def _rows_op(op, ignore_arg="ignore_index"):
+def rows_op(op, ignore_arg="ignore_index"):
     """A covered row-subset/reorder method (positions recovered by running it on positional row labels)."""
 
     def make(base):
         @functools.wraps(base)
         def method(self, *args, **kwargs):
-            if _depth():
+            if guard_depth():
                 return base(self, *args, **kwargs)
-            with _guard:
+            with guard:
                 inplace = kwargs.pop("inplace", False)
                 ignore = kwargs.pop(ignore_arg, False) if ignore_arg else False
                 if kwargs.get("axis", 0) not in (0, "index", "rows"):
                     res = base(self, *args, **kwargs)
-                    return _cols_result(self, res, op)
+                    return cols_result(self, res, op)
                 if op == "dropna" and isinstance(self, pd.Series) and not (args or kwargs or inplace or ignore):
                     # a Series keeps its non-missing cells: the positions are read off notna, and pandas' own
                     # result is kept (no second run on positional labels)
@@ -42,8 +42,8 @@ def _rows_op(op, ignore_arg="ignore_index"):
                     sel = np.flatnonzero(pd.Series.to_numpy(pd.Series.notna(self))).astype(np.int64)
                     if len(sel) == len(res):
                         lin = lineage_of(self)
-                        parts = _remap(lin, None, sel) + _col_control(lin, sel, [lin.nidx], lin.nidx + lin.ncols)
-                        return _attach(res, parts, op, [self])
+                        parts = remap(lin, None, sel) + col_control(lin, sel, [lin.nidx], lin.nidx + lin.ncols)
+                        return attach(res, parts, op, [self])
                 keyed = _level_keys(self, op, args, kwargs)
                 if keyed:  # keys name index levels: the shadow keeps them, positions ride in a last level
                     shadow = self.set_axis(_positions_appended(self.index, self.columns), axis=0)
@@ -57,7 +57,7 @@ def _rows_op(op, ignore_arg="ignore_index"):
                         res.index = pd.RangeIndex(len(self))
                 if not isinstance(res, pd.DataFrame if isinstance(self, pd.DataFrame) else pd.Series) or (
                         isinstance(res, pd.DataFrame) and not res.columns.equals(self.columns)):
-                    return _fallback(base(self, *args, **kwargs), op, [self])
+                    return fallback(base(self, *args, **kwargs), op, [self])
                 sel = np.asarray(res.index, dtype=np.int64)
                 if ignore:
                     # pandas' own empty result keeps its own kind of index (and, from an empty input, its
@@ -72,15 +72,15 @@ def _rows_op(op, ignore_arg="ignore_index"):
                 lin = lineage_of(self)
                 # a fresh RangeIndex (ignore_index) has no lineage: one empty index row
                 crow = [-1] + [lin.nidx + j for j in range(lin.ncols)] if ignore else None
-                parts = _remap(lin, crow, sel)
+                parts = remap(lin, crow, sel)
                 ctl = _op_control(self, op, args, kwargs)
                 if ctl:
-                    parts += _col_control(lin, sel, ctl, lin.nidx + lin.ncols)
+                    parts += col_control(lin, sel, ctl, lin.nidx + lin.ncols)
                 if inplace:
                     self._update_inplace(res)
-                    _attach_inplace(self, parts, op, [lin])
+                    attach_inplace(self, parts, op, [lin])
                     return None
-                return _attach(res, parts, op, [self])
+                return attach(res, parts, op, [self])
 
         return method
 
@@ -98,7 +98,7 @@ def _level_keys(obj, op, args, kwargs):
     if not isinstance(by, (list, tuple, pd.Index, np.ndarray)):
         by = [by]
     names = {n for n in obj.index.names if n is not None}
-    return any(_hashable(b) and b in names and b not in obj.columns for b in by)
+    return any(hashable(b) and b in names and b not in obj.columns for b in by)
 
 
 def _positions_appended(index, columns):
@@ -131,7 +131,7 @@ def _op_control(obj, op, args, kwargs):
         return []
     if not isinstance(by, (list, tuple, pd.Index, np.ndarray)):
         by = [by]
-    rows = _col_rows(obj, list(by))
+    rows = column_rows(obj, list(by))
     return rows or []
 
 
@@ -159,7 +159,7 @@ class _TrackedIndexer:
         if self.kind in ("iloc", "iat"):
             return np.arange(n, dtype=np.int64)[key] if not isinstance(key, (pd.Series,)) else \
                 np.arange(n, dtype=np.int64)[np.asarray(key)]
-        pos = _label_positions(key, labels)
+        pos = label_positions(key, labels)
         if pos is not None:
             return pos
         s = pd.Series(np.arange(n, dtype=np.int64), index=labels)
@@ -168,10 +168,10 @@ class _TrackedIndexer:
 
     def __getitem__(self, key):
         base = self._base()
-        if _depth():
+        if guard_depth():
             return base[key]
         obj = self.obj
-        with _guard:
+        with guard:
             res = base[key]
             if not isinstance(res, (pd.DataFrame, pd.Series)):
                 return res
@@ -192,7 +192,7 @@ class _TrackedIndexer:
                 rpos = self._positions(rk, obj.index)
                 cpos = self._positions(ck, obj.columns) if is_frame else 0
             except Exception:
-                return _fallback(res, f"{self.kind}[...]", [obj])
+                return fallback(res, f"{self.kind}[...]", [obj])
             lin = lineage_of(obj)
             row_scalar = np.ndim(rpos) == 0
             col_scalar = np.ndim(cpos) == 0
@@ -207,35 +207,35 @@ class _TrackedIndexer:
                     sel = np.full(k, -1, np.int64)
                     sel[j] = rpos
                     crow = [-1] * nidx + [lin.nidx + int(c)]
-                    parts.extend(_remap(lin, crow, sel))
-                return _attach(res, parts, f"{self.kind}[row]", [obj])
+                    parts.extend(remap(lin, crow, sel))
+                return attach(res, parts, f"{self.kind}[row]", [obj])
             rpos = np.asarray(rpos, np.int64)
             cols = [int(cpos)] if col_scalar else list(np.asarray(cpos, np.int64))
             crow = list(range(lin.nidx)) + [lin.nidx + c for c in cols]
             if res.index.nlevels != lin.nidx:
                 crow = [-1] * res.index.nlevels + crow[lin.nidx:]
             if len(rpos) != len(res):
-                return _fallback(res, f"{self.kind}[...]", [obj])
-            parts = _remap(lin, crow, rpos)
-            if is_tracked_frame(rk) and _is_bool_mask(rk):
-                sel_mask = _align_rows(rk, obj)
+                return fallback(res, f"{self.kind}[...]", [obj])
+            parts = remap(lin, crow, rpos)
+            if is_tracked_frame(rk) and is_bool_mask(rk):
+                sel_mask = align_rows(rk, obj)
                 if sel_mask is not False:
                     msel = rpos if sel_mask is None else sel_mask[rpos]
-                    cparts, _ = _control_parts(rk, msel, len(res), len(crow))
+                    cparts, _ = control_parts(rk, msel, len(res), len(crow))
                     parts += cparts
-            return _attach(res, parts, self.kind, [obj, rk] if is_tracked_frame(rk) else [obj])
+            return attach(res, parts, self.kind, [obj, rk] if is_tracked_frame(rk) else [obj])
 
     def __setitem__(self, key, value):
         base = self._base()
-        if _depth():
+        if guard_depth():
             base[key] = value
             return
         obj = self.obj
-        with _guard:
+        with guard:
             lin = lineage_of(obj)
             old_cols = obj.columns if isinstance(obj, pd.DataFrame) else None
             base[key] = value
-            _after_cell_write(obj, lin, key, value, self.kind, old_cols)
+            after_cell_write(obj, lin, key, value, self.kind, old_cols)
 
 
 def _column(src, lin, res, loc, detail):
@@ -254,14 +254,14 @@ def _column(src, lin, res, loc, detail):
     hit = memo.get(key)
     if hit is None or hit[0] != n or hit[1] != nidx:
         crow = list(range(lin.nidx)) + [lin.nidx + loc]
-        hit = (n, nidx, _merge_parts(_remap(lin, crow)), None)
+        hit = (n, nidx, merge_parts(remap(lin, crow)), None)
     else:
         clin = hit[3]()
         if clin is not None:
-            res = _as_tracked(res)
+            res = as_tracked(res)
             object.__setattr__(res, "_wh", clin)
             return res
-    res = _attach(res, hit[2], "column", [src], detail=detail, merged=True)
+    res = attach(res, hit[2], "column", [src], detail=detail, merged=True)
     memo[key] = (n, nidx, hit[2], weakref.ref(lineage_of(res)))
     return res
 
@@ -271,9 +271,9 @@ def _subset_rows(src, res, op, mask=None):
     lin = lineage_of(src)
     sel = None
     mvals = None
-    if mask is not None and _is_bool_mask(mask) and len(mask) == len(src):
+    if mask is not None and is_bool_mask(mask) and len(mask) == len(src):
         if isinstance(mask, pd.Series):
-            al = _align_rows(mask, src)
+            al = align_rows(mask, src)
             if al is None:
                 mvals = pd.Series.to_numpy(mask) if mask.dtype == np.bool_ else \
                     mask.to_numpy(dtype=bool, na_value=False)  # (a nullable boolean mask: NA selects nothing)
@@ -284,24 +284,24 @@ def _subset_rows(src, res, op, mask=None):
             if len(sel) != len(res):
                 sel = None
     if sel is None:
-        sel = _row_positions(src, res)
+        sel = row_positions(src, res)
     if sel is None:
-        return _fallback(res, op, [src])
+        return fallback(res, op, [src])
     crow = None
     if isinstance(res, pd.DataFrame) and not res.columns.equals(src.columns):
-        return _fallback(res, op, [src])
+        return fallback(res, op, [src])
     cache = {}
-    parts = _remap(lin, crow, sel, cache)
+    parts = remap(lin, crow, sel, cache)
     inputs = [src]
     if mask is not None and is_tracked_frame(mask):
-        al = _align_rows(mask, src)
+        al = align_rows(mask, src)
         if al is not False:
             msel = sel if al is None else al[sel]
-            n, nidx, ncols, _ = _dims(res)
-            cparts, _ = _control_parts(mask, msel, len(res), nidx + ncols, cache if al is None else None)
+            n, nidx, ncols, _ = dims(res)
+            cparts, _ = control_parts(mask, msel, len(res), nidx + ncols, cache if al is None else None)
             parts += cparts
             inputs.append(mask)
-    return _attach(res, parts, op, inputs)
+    return attach(res, parts, op, inputs)
 
 
 def _names_in(expr):
@@ -321,50 +321,50 @@ def _names_in(expr):
 def _positional(src, res, sel, op):
     lin = lineage_of(src)
     if len(sel) != len(res):
-        return _fallback(res, op, [src])
-    return _attach(res, _remap(lin, sel=sel), op, [src])
+        return fallback(res, op, [src])
+    return attach(res, remap(lin, sel=sel), op, [src])
 
 
-def _sort_index(self, *args, **kwargs):
+def tracked_sort_index(self, *args, **kwargs):
     base = pd.DataFrame.sort_index if isinstance(self, pd.DataFrame) else pd.Series.sort_index
-    if _depth():
+    if guard_depth():
         return base(self, *args, **kwargs)
-    with _guard:
+    with guard:
         if kwargs.get("inplace") or kwargs.get("axis", 0) not in (0, "index"):
             res = base(self, *args, **kwargs)
             if res is not None and isinstance(self, pd.DataFrame) and kwargs.get("axis") in (1, "columns"):
-                return _cols_result(self, res, "sort_index")  # the columns reordered: matched by label
-            return res if res is None else _fallback(res, "sort_index", [self])
+                return cols_result(self, res, "sort_index")  # the columns reordered: matched by label
+            return res if res is None else fallback(res, "sort_index", [self])
         ignore = kwargs.pop("ignore_index", False)
         res = _subset_rows(self, base(self, *args, **kwargs), "sort_index")
         if ignore:
             res.index = pd.RangeIndex(len(res))
             lin = lineage_of(res)
-            res = _attach(res, _remap(lin, [-1] + [lin.nidx + j for j in range(lin.ncols)]), "sort_index", [res])
+            res = attach(res, remap(lin, [-1] + [lin.nidx + j for j in range(lin.ncols)]), "sort_index", [res])
         return res
 
 
-class _Selection:
+class Selection:
 
     @property
     def loc(self):
-        return super().loc if _depth() else _TrackedIndexer(self, "loc")
+        return super().loc if guard_depth() else _TrackedIndexer(self, "loc")
 
     @property
     def iloc(self):
-        return super().iloc if _depth() else _TrackedIndexer(self, "iloc")
+        return super().iloc if guard_depth() else _TrackedIndexer(self, "iloc")
 
     @property
     def at(self):
-        return super().at if _depth() else _TrackedIndexer(self, "at")
+        return super().at if guard_depth() else _TrackedIndexer(self, "at")
 
     @property
     def iat(self):
-        return super().iat if _depth() else _TrackedIndexer(self, "iat")
+        return super().iat if guard_depth() else _TrackedIndexer(self, "iat")
 
     def get(self, key, default=None):
         """``obj.get(key, default)``: ``obj[key]`` (tracked) when the key is there, else ``default``."""
-        if _depth():
+        if guard_depth():
             return super().get(key, default)
         try:
             return self[key]
@@ -372,23 +372,23 @@ class _Selection:
             return default
 
 
-class _SeriesSelection:
+class SeriesSelection:
 
     def __getitem__(self, key):
-        if _depth():
+        if guard_depth():
             return super().__getitem__(key)
-        with _guard:
+        with guard:
             res = super().__getitem__(key)
             if not isinstance(res, pd.Series):
                 return res
             return _subset_rows(self, res, "getitem", key)
 
 
-class _FrameSelection:
+class FrameSelection:
 
     def items(self):
         """``(label, column)`` pairs; each column is ``self[label]`` (tracked) when the labels are unique."""
-        if _depth() or not self.columns.is_unique:
+        if guard_depth() or not self.columns.is_unique:
             yield from super().items()
             return
         for c in self.columns:
@@ -396,9 +396,9 @@ class _FrameSelection:
 
     # -- selection -------------------------------------------------------------------------------------------
     def __getitem__(self, key):
-        if _depth():
+        if guard_depth():
             return super().__getitem__(key)
-        with _guard:
+        with guard:
             if callable(key):
                 key = key(self)
             res = super().__getitem__(key)
@@ -406,18 +406,18 @@ class _FrameSelection:
                 return res
             lin = lineage_of(self)
             cols = self.columns
-            if isinstance(res, pd.Series) and len(res) == len(self) and _hashable(key) and key in cols:
+            if isinstance(res, pd.Series) and len(res) == len(self) and hashable(key) and key in cols:
                 loc = cols.get_loc(key)
                 if isinstance(loc, (int, np.integer)):
                     return _column(self, lin, res, int(loc), str(key))
-            if isinstance(res, pd.DataFrame) and len(res) == len(self) and _is_label_list(key):
+            if isinstance(res, pd.DataFrame) and len(res) == len(self) and is_label_list(key):
                 if cols.is_unique:
                     pos = column_positions(cols, res.columns)
                     if (pos >= 0).all():
                         crow = list(range(lin.nidx)) + [lin.nidx + int(p) for p in pos]
-                        return _attach(res, _remap(lin, crow), "columns", [self])
+                        return attach(res, remap(lin, crow), "columns", [self])
             if isinstance(res, pd.DataFrame) and res.columns.equals(cols):
-                mask = key if (_is_bool_mask(key) or
+                mask = key if (is_bool_mask(key) or
                                (isinstance(key, list) and key and all(isinstance(k, (bool, np.bool_)) for k in key))) else None
                 if isinstance(key, list) and mask is not None:
                     mask = np.asarray(key, bool)
@@ -425,67 +425,67 @@ class _FrameSelection:
                     return _subset_rows(self, res, "filter" if mask is not None else "slice", mask)
             if isinstance(key, pd.DataFrame) and is_tracked_frame(key) and res.shape == self.shape and \
                     key.index.equals(self.index) and key.columns.equals(cols) and cols.is_unique:
-                return _elementwise(res, "where", [self, key])  # df[cond] is df.where(cond)
-            return _fallback(res, "DataFrame[...]", [self])
+                return elementwise(res, "where", [self, key])  # df[cond] is df.where(cond)
+            return fallback(res, "DataFrame[...]", [self])
 
     def head(self, n=5):
-        if _depth():
+        if guard_depth():
             return super().head(n)
-        with _guard:
+        with guard:
             return _positional(self, super().head(n), np.arange(len(self), dtype=np.int64)[:n], "head")
 
     def tail(self, n=5):
-        if _depth():
+        if guard_depth():
             return super().tail(n)
-        with _guard:
+        with guard:
             idx = np.arange(len(self), dtype=np.int64)
             return _positional(self, super().tail(n), idx[-n:] if n else idx[:0], "tail")
 
     def query(self, expr, **kwargs):
         # one more frame between the caller and pandas' eval than in pandas: @locals are looked up one up
         kwargs["level"] = kwargs.pop("level", 0) + 1
-        if _depth():
+        if guard_depth():
             return super().query(expr, **kwargs)
-        with _guard:
+        with guard:
             inplace = kwargs.pop("inplace", False)
             mask = pd.DataFrame.eval(self, expr, **kwargs)
             if not isinstance(mask, pd.Series) or mask.dtype != bool:
                 res = super().query(expr, **kwargs)
-                return _fallback(res, "query", [self])
+                return fallback(res, "query", [self])
             mvals = mask.to_numpy(dtype=bool)
             sel = np.flatnonzero(mvals).astype(np.int64)
             res = pd.DataFrame.take(self, sel)
             lin = lineage_of(self)
-            parts = _remap(lin, sel=sel)
+            parts = remap(lin, sel=sel)
             used = [c for c in _names_in(expr) if c in self.columns or c in self.index.names]
-            rows = _col_rows(self, used) or []
-            parts += _col_control(lin, sel, rows, lin.nidx + lin.ncols)
+            rows = column_rows(self, used) or []
+            parts += col_control(lin, sel, rows, lin.nidx + lin.ncols)
             if inplace:
                 self._update_inplace(res)
-                _attach_inplace(self, parts, "query", [lin])
+                attach_inplace(self, parts, "query", [lin])
                 return None
-            return _attach(res, parts, "query", [self], detail=expr)
+            return attach(res, parts, "query", [self], detail=expr)
 
     def drop(self, labels=None, **kwargs):
-        if _depth():
+        if guard_depth():
             return super().drop(labels, **kwargs)
-        with _guard:
+        with guard:
             lin = lineage_of(self)
             inplace = kwargs.pop("inplace", False)
             res = super().drop(labels, **kwargs)
             if not self.columns.is_unique:
-                return _fallback(res, "drop", [self])
+                return fallback(res, "drop", [self])
             cpos = column_positions(self.columns, res.columns)
             if len(res) == len(self) and res.index.equals(self.index):
                 sel = None
             else:
-                sel = _row_positions(self, res)
+                sel = row_positions(self, res)
                 if sel is None:
-                    return _fallback(res, "drop", [self])
+                    return fallback(res, "drop", [self])
             crow = list(range(lin.nidx)) + [lin.nidx + int(p) for p in cpos]
-            parts = _remap(lin, crow, sel)
+            parts = remap(lin, crow, sel)
             if inplace:
                 self._update_inplace(res)
-                _attach_inplace(self, parts, "drop", [lin])
+                attach_inplace(self, parts, "drop", [lin])
                 return None
-            return _attach(res, parts, "drop", [self])
+            return attach(res, parts, "drop", [self])

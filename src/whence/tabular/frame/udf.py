@@ -8,14 +8,14 @@ import numpy as np
 import pandas as pd
 
 from ..relations import Part
-from .base import _attach, _depth, _elementwise, _fallback, _guard, _row_preserving, lineage_of
+from .base import attach, guard_depth, elementwise, fallback, guard, row_preserving, lineage_of
 
 
 def _apply_lineage(src, res, axis):
     if axis in (1, "columns"):
         if isinstance(res, (pd.Series, pd.DataFrame)) and len(res) == len(src):
-            return _row_preserving(res, "apply(axis=1)", src)
-        return _fallback(res, "apply(axis=1)", [src])
+            return row_preserving(res, "apply(axis=1)", src)
+        return fallback(res, "apply(axis=1)", [src])
     lin = lineage_of(src)
     if isinstance(res, pd.DataFrame) and res.shape == src.shape and res.columns.equals(src.columns):
         # column-wise: each cell derives from the whole column it was computed from
@@ -23,7 +23,7 @@ def _apply_lineage(src, res, axis):
         for p in lin.parts:
             grp = p.rel.group(np.zeros(lin.n, np.int64), 1).take(np.zeros(len(res), np.int64))
             parts.append(Part(p.node, grp, p.cmat, p.control, p.wide))
-        return _attach(res, parts, "apply", [src])
+        return attach(res, parts, "apply", [src])
     if isinstance(res, pd.Series) and len(res) == src.shape[1] and res.index.equals(src.columns):
         parts = []
         k = len(res)
@@ -38,31 +38,31 @@ def _apply_lineage(src, res, axis):
                 cm = np.zeros((res.index.nlevels + 1, row.shape[0]), bool)
                 cm[-1] = row
                 parts.append(Part(p.node, whole.take(sel), cm, p.control))
-        return _attach(res, parts, "apply", [src])
-    return _fallback(res, "apply", [src])
+        return attach(res, parts, "apply", [src])
+    return fallback(res, "apply", [src])
 
 
-class _SeriesApply:
+class SeriesApply:
 
     def apply(self, func, *args, **kwargs):
-        if _depth():
+        if guard_depth():
             return super().apply(func, *args, **kwargs)
-        with _guard:
+        with guard:
             res = super().apply(func, *args, **kwargs)
             if isinstance(res, pd.Series) and len(res) == len(self):
-                return _elementwise(res, "apply", [self])
+                return elementwise(res, "apply", [self])
             if isinstance(res, pd.DataFrame) and len(res) == len(self):
-                return _row_preserving(res, "apply", self)
-            return _fallback(res, "Series.apply", [self])
+                return row_preserving(res, "apply", self)
+            return fallback(res, "Series.apply", [self])
 
 
-class _FrameApply:
+class FrameApply:
 
     def _get_cleaned_column_resolvers(self):
         """The columns ``DataFrame.eval`` / ``query`` resolve names to: pandas 2 builds them as new plain Series
         from the column arrays (no lineage); here they are the frame's own tracked columns."""
         out = super()._get_cleaned_column_resolvers()
-        if _depth() or not self.columns.is_unique:
+        if guard_depth() or not self.columns.is_unique:
             return out
         from pandas.core.computation.parsing import clean_column_name
         from .base import is_tracked_frame
@@ -77,10 +77,10 @@ class _FrameApply:
               engine_kwargs=None, **kwargs):
         # engine / engine_kwargs only when given: pandas 2.x takes engine=None as its numba path
         kwargs.update({k: v for k, v in (("engine", engine), ("engine_kwargs", engine_kwargs)) if v is not None})
-        if _depth():
+        if guard_depth():
             return super().apply(func, axis=axis, raw=raw, result_type=result_type, args=args, by_row=by_row,
                                  **kwargs)
-        with _guard:
+        with guard:
             res = super().apply(func, axis=axis, raw=raw, result_type=result_type, args=args, by_row=by_row,
                                 **kwargs)
             return _apply_lineage(self, res, axis)

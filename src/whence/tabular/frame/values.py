@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 
 from ...errors import ConstantValueWarning
-from .base import _stacklevel, lineage_of
+from .base import user_stacklevel, lineage_of
 
 __all__ = ["constant", "plain_node", "plain_lineage"]
 
 # id -> (weak reference, node or None, series-like Lineage or None, the owner's Lineage or None)
-_plain: dict = {}
+plain_arrays: dict = {}
 # ids of arrays declared constant by wh.constant
 _const: dict = {}
 
@@ -103,16 +103,16 @@ def _remember(table, obj, value):
     return True
 
 
-def _register_plain(arr, node, lin=None, owner=None):
+def register_plain(arr, node, lin=None, owner=None):
     """Remember that the plain array (or Index) ``arr`` holds cells of ``node`` (or of the Lineage ``lin``, or
     of what the callable ``lin`` returns when first asked); ``owner`` is the Lineage of the frame that handed
     it out, if any (an index registered again for the same owner needs no new entry)."""
-    _remember(_plain, arr, (node, lin, owner))
+    _remember(plain_arrays, arr, (node, lin, owner))
 
 
 def plain_node(arr):
     """The graph node of a plain array or Index whose lineage whence knows (None otherwise)."""
-    e = _plain.get(id(arr))
+    e = plain_arrays.get(id(arr))
     if e is not None and e[0]() is arr:
         return e[1] if e[1] is not None else plain_lineage(arr).node
     return None
@@ -120,12 +120,12 @@ def plain_node(arr):
 
 def plain_lineage(arr):
     """The series-like :class:`~whence.tabular.relations.Lineage` of a registered Index (None otherwise)."""
-    e = _plain.get(id(arr))
+    e = plain_arrays.get(id(arr))
     if e is not None and e[0]() is arr:
         lin = e[2]
         if callable(lin):  # built on first use
             lin = lin()
-            _plain[id(arr)] = (e[0], e[1], lin, e[3])
+            plain_arrays[id(arr)] = (e[0], e[1], lin, e[3])
         return lin
     return None
 
@@ -185,7 +185,7 @@ def warn_constant(where, v):
     warnings.warn(f"whence: {where} was assigned from a {what} whence cannot see into (computed outside "
                   f"tracked objects): its cells are constants with no lineage. Keep the computation on the tracked "
                   f"frame, or mark a deliberate constant with whence.constant(values)", ConstantValueWarning,
-                  stacklevel=_stacklevel())
+                  stacklevel=user_stacklevel())
 
 
 from ... import hooks as _hooks  # noqa: E402

@@ -9,11 +9,11 @@ import pandas as pd
 
 from ..relations import Part, RowRel, node_cols
 from .values import plain_lineage, plain_node, scalar_lineage, scalar_parts, warn_constant
-from .base import (_align_rows, _attach_inplace, _depth, _guard, _hashable, _label_positions, _remap, _warn,
+from .base import (align_rows, attach_inplace, guard_depth, guard, hashable, label_positions, remap, warn_partial,
                    column_positions, lineage_of)
 
 
-def _after_cell_write(obj, lin, key, value, kind, old_cols):
+def after_cell_write(obj, lin, key, value, kind, old_cols):
     """Lineage after ``obj.loc/iloc[key] = value``: the written cells take the value's lineage."""
     is_frame = isinstance(obj, pd.DataFrame)
     try:
@@ -27,7 +27,7 @@ def _after_cell_write(obj, lin, key, value, kind, old_cols):
         if kind in ("iloc", "iat"):
             rpos = np.atleast_1d(np.arange(n, dtype=np.int64)[rk if not isinstance(rk, pd.Series) else np.asarray(rk)])
         else:
-            rpos = _label_positions(rk, obj.index)
+            rpos = label_positions(rk, obj.index)
             if rpos is None:
                 rpos = pd.Series(np.arange(n, dtype=np.int64), index=obj.index).loc[rk]
             rpos = np.asarray(np.atleast_1d(rpos), np.int64)
@@ -36,7 +36,7 @@ def _after_cell_write(obj, lin, key, value, kind, old_cols):
             if kind in ("iloc", "iat"):
                 cpos = np.atleast_1d(np.arange(len(cols))[ck])
             else:
-                cpos = _label_positions(ck, cols)
+                cpos = label_positions(ck, cols)
                 if cpos is None:
                     cpos = pd.Series(np.arange(len(cols)), index=cols).loc[ck]
                 cpos = np.atleast_1d(cpos)
@@ -51,8 +51,8 @@ def _after_cell_write(obj, lin, key, value, kind, old_cols):
                          cmat=np.broadcast_to(p.cmat.any(0), (nidx + ncols, p.cmat.shape[1])).copy())
                  for p in lin.parts] + _everything_of(value, len(obj))
         parts += [p.with_(control=True) for p in _everything_of(rk, len(obj))]
-        _attach_inplace(obj, parts, f"{kind} write", [lin], [f"a {kind} write whence could not follow"])
-        _warn(f"whence: a {kind} write whence could not follow; the frame is marked PARTIAL")
+        attach_inplace(obj, parts, f"{kind} write", [lin], [f"a {kind} write whence could not follow"])
+        warn_partial(f"whence: a {kind} write whence could not follow; the frame is marked PARTIAL")
         return
     # columns added by the write are new, empty
     crow = list(range(lin.nidx)) + [lin.nidx + j for j in range(lin.ncols)] + [-1] * (ncols - lin.ncols)
@@ -62,7 +62,7 @@ def _after_cell_write(obj, lin, key, value, kind, old_cols):
     keep_sel[rpos] = -1
     parts = []
     kept = {}
-    for p in _remap(lin, crow):
+    for p in remap(lin, crow):
         if p.wide:
             parts.append(p)
             continue
@@ -84,7 +84,7 @@ def _after_cell_write(obj, lin, key, value, kind, old_cols):
         if len(value) == len(rpos) and not isinstance(value, pd.Series):
             vsel[rpos] = np.arange(len(rpos))
         else:
-            al = _align_rows(value, obj)
+            al = align_rows(value, obj)
             if al is False:
                 reasons.append("a write from a Series whose index cannot be aligned (taken as all its cells)")
                 al = np.full(len(obj), -1, np.int64)
@@ -102,7 +102,7 @@ def _after_cell_write(obj, lin, key, value, kind, old_cols):
             parts.append(Part(node, RowRel.everything(len(obj), node.shape[0] if node.shape else 1),
                               np.ones((1, node_cols(node)), bool), wide=True))
             reasons.append(f"a {kind} write of a TrackedArray (taken as all its cells)")
-            _warn(f"whence: a {kind} write of a TrackedArray is taken as all its cells (PARTIAL)")
+            warn_partial(f"whence: a {kind} write of a TrackedArray is taken as all its cells (PARTIAL)")
         elif scalar_lineage(value) is not None:  # a reduction's scalar: the written cells, every cell it read
             vsel = np.full(len(obj), -1, np.int64)
             vsel[rpos] = 0
@@ -114,7 +114,7 @@ def _after_cell_write(obj, lin, key, value, kind, old_cols):
     parts += mparts
     if mreason:
         reasons.append(mreason)
-    _attach_inplace(obj, parts, f"{kind} write", [lin, vlin, mlin], reasons)
+    attach_inplace(obj, parts, f"{kind} write", [lin, vlin, mlin], reasons)
 
 
 def _mask_control(rk, obj, written):
@@ -130,12 +130,12 @@ def _mask_control(rk, obj, written):
         return [], None, None
     n = len(obj)
     is_mask = rk.dtype == bool or str(rk.dtype) == "boolean"
-    al = _align_rows(rk, obj) if is_mask and (len(rk) == n or rk.index.is_unique) else False
+    al = align_rows(rk, obj) if is_mask and (len(rk) == n or rk.index.is_unique) else False
     if al is False:
         parts = [Part(p.node, RowRel.everything(n, p.rel.n_src), p.data_row(mlin.nidx)[None, :].copy(), True,
                       wide=True) for p in mlin.parts if p.data_row(mlin.nidx).any()]
         what = "a row mask whose index cannot be aligned" if is_mask else "row labels from a tracked Series"
-        _warn(f"whence: a write through {what}; all its cells are taken as control (PARTIAL)")
+        warn_partial(f"whence: a write through {what}; all its cells are taken as control (PARTIAL)")
         return parts, mlin, f"a write through {what} (all its cells are control)"
     sel = None if al is None else np.asarray(al, np.int64)  # None: the mask's rows are the frame's
     parts = []
@@ -159,7 +159,7 @@ def _everything_of(value, n):
             for p in vlin.parts]
 
 
-def _value_parts(v, obj, j, ncells, where):
+def value_parts(v, obj, j, ncells, where):
     """Parts giving cmat row ``j`` of ``obj`` the lineage of the value ``v`` written there (a whole column).
 
     Returns (parts, reasons, the value's Lineage or None).  A value whence cannot see into is a constant: it
@@ -179,7 +179,7 @@ def _value_parts(v, obj, j, ncells, where):
                 return [Part(node, RowRel.identity(n), cm)], [], None
     if vlin is not None:
         if isinstance(v, (pd.Series, pd.DataFrame)):
-            al = _align_rows(v, obj)
+            al = align_rows(v, obj)
         else:  # an Index or a registered array is written by position
             al = None if len(v) == n else False
         if al is False:
@@ -225,16 +225,16 @@ def _after_setitem(obj, lin, key, value, old_cols, insert_at=None):
     """Lineage after ``obj[key] = value`` (column assignment; a new column is added at the end)."""
     cols = obj.columns
     nidx = obj.index.nlevels
-    if not _hashable(key) or isinstance(key, tuple) and key not in cols:
+    if not hashable(key) or isinstance(key, tuple) and key not in cols:
         if isinstance(key, list) and isinstance(value, pd.DataFrame):
             pass
         else:
-            _attach_inplace(obj, [p.with_(rel=RowRel.everything(len(obj), p.rel.n_src),
+            attach_inplace(obj, [p.with_(rel=RowRel.everything(len(obj), p.rel.n_src),
                                           cmat=np.broadcast_to(p.cmat.any(0),
                                                                (nidx + obj.shape[1], p.cmat.shape[1])).copy())
                                   for p in lin.parts] + _everything_of(value, len(obj)), "setitem", [lin],
                             ["a setitem with a key whence does not cover"])
-            _warn("whence: this setitem is not covered; the frame is marked PARTIAL")
+            warn_partial("whence: this setitem is not covered; the frame is marked PARTIAL")
             return
     keys = list(key) if isinstance(key, list) else [key]
     # old columns keep their positions (by label); new ones are empty before the value is added
@@ -252,7 +252,7 @@ def _after_setitem(obj, lin, key, value, old_cols, insert_at=None):
         else:
             written[nidx:][np.asarray(loc) if not isinstance(loc, slice) else np.arange(len(cols))[loc]] = True
     crow = [(-1 if written[i] else c) for i, c in enumerate(crow)]
-    parts = _remap(lin, crow)
+    parts = remap(lin, crow)
     reasons = []
     inputs = [lin]
     if isinstance(value, pd.DataFrame) and len(keys) == value.shape[1]:
@@ -261,33 +261,33 @@ def _after_setitem(obj, lin, key, value, old_cols, insert_at=None):
         vals = [value] * len(keys)
     for k, v in zip(keys, vals):
         j = nidx + int(cols.get_loc(k))
-        vparts, vreasons, vlin = _value_parts(v, obj, j, nidx + len(cols), f"column {k!r}")
+        vparts, vreasons, vlin = value_parts(v, obj, j, nidx + len(cols), f"column {k!r}")
         parts += vparts
         reasons += vreasons
         if vlin is not None:
             inputs.append(vlin)
-    _attach_inplace(obj, parts, "setitem", inputs, reasons)
+    attach_inplace(obj, parts, "setitem", inputs, reasons)
 
 
-class _SeriesWrites:
+class SeriesWrites:
 
     def __setitem__(self, key, value):
-        if _depth():
+        if guard_depth():
             return super().__setitem__(key, value)
-        with _guard:
+        with guard:
             lin = lineage_of(self)
             super().__setitem__(key, value)
-            _attach_inplace(self, [p.with_(rel=RowRel.everything(len(self), p.rel.n_src)) for p in lin.parts],
+            attach_inplace(self, [p.with_(rel=RowRel.everything(len(self), p.rel.n_src)) for p in lin.parts],
                             "setitem", [lin], ["writing into a Series by key is not covered"])
-            _warn("whence: writing into a Series by key is not covered; its cells are marked PARTIAL")
+            warn_partial("whence: writing into a Series by key is not covered; its cells are marked PARTIAL")
 
 
-class _FrameWrites:
+class FrameWrites:
 
     def __setitem__(self, key, value):
-        if _depth():
+        if guard_depth():
             return super().__setitem__(key, value)
-        with _guard:
+        with guard:
             lin = lineage_of(self)
             old_cols = self.columns
             if callable(value):
@@ -296,37 +296,37 @@ class _FrameWrites:
             _after_setitem(self, lin, key, value, old_cols)
 
     def __delitem__(self, key):
-        if _depth():
+        if guard_depth():
             return super().__delitem__(key)
-        with _guard:
+        with guard:
             lin = lineage_of(self)
             old = self.columns
             super().__delitem__(key)
             pos = column_positions(old, self.columns) if old.is_unique else None
             if pos is None:
-                _attach_inplace(self, lin.parts, "delitem", [lin], ["deleting a duplicated column label"])
+                attach_inplace(self, lin.parts, "delitem", [lin], ["deleting a duplicated column label"])
                 return
             crow = list(range(lin.nidx)) + [lin.nidx + int(p) for p in pos]
-            _attach_inplace(self, _remap(lin, crow), "delitem", [lin])
+            attach_inplace(self, remap(lin, crow), "delitem", [lin])
 
     def pop(self, item):
-        if _depth():
+        if guard_depth():
             return super().pop(item)
         col = self[item]
         del self[item]
         return col
 
     def insert(self, loc, column, value, allow_duplicates=pd.api.extensions.no_default):
-        if _depth():
+        if guard_depth():
             return super().insert(loc, column, value, allow_duplicates=allow_duplicates)
-        with _guard:
+        with guard:
             lin = lineage_of(self)
             old = self.columns
             super().insert(loc, column, value, allow_duplicates=allow_duplicates)
             _after_setitem(self, lin, column, value, old, insert_at=loc)
 
     def assign(self, **kwargs):
-        if _depth():
+        if guard_depth():
             return super().assign(**kwargs)
         # a new frame, as pandas' own assign: shallow only where copy-on-write keeps it from sharing writes
         # (pandas 3, or the option set on pandas 2), else a later in-place write to self would show in it

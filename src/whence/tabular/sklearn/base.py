@@ -14,7 +14,7 @@ import pandas as pd
 
 from ...errors import PartialLineageWarning
 from ...tracked import TrackedArray
-from ..frame import TrackedFrame, TrackedSeries, _guard
+from ..frame import TrackedFrame, TrackedSeries, guard
 
 
 METHODS = ("fit", "transform", "fit_transform", "predict", "predict_proba", "predict_log_proba",
@@ -25,7 +25,7 @@ FRAME_TYPES = (TrackedFrame, TrackedSeries)
 WRAPPED_MARK = "__whence_sklearn__"
 
 #: the pandas layer's switch: inside ``with pandas_untracked:``, pandas runs on tracked frames without recording
-pandas_untracked = _guard
+pandas_untracked = guard
 
 #: per-thread nesting counters: ``depth`` (inside a call whence already covers, on untracked data), ``flow``
 #: (inside a pipeline whose steps see the tracked data), ``hook`` (inside ``__init_subclass__``)

@@ -88,8 +88,8 @@ def _preprocessing_function(name, orig, mod):
 
 def _opaque_preprocessing(name, orig, X, args, kwargs):
     from ...buckets.opaque import opaque_call
-    from ..frame.cellwise import _as_arrays
-    Xt = _as_arrays(X)
+    from ..frame.cellwise import as_arrays
+    Xt = as_arrays(X)
     if Xt is None:
         return orig(X, *args, **kwargs)
     return opaque_call(orig, (Xt,) + tuple(args), kwargs,

@@ -73,9 +73,9 @@ def emit_tracked(out, inp, parts, reasons, op, info):
     n_out, k, nidx, one_d = info
     reasons = [r for r in reasons if r]
     if isinstance(out, (pd.DataFrame, pd.Series)):
-        from ..frame import _attach
+        from ..frame import attach
         with pandas_untracked:
-            return _attach(out, parts, op, [inp.frame] if inp.frame is not None else [], reasons)
+            return attach(out, parts, op, [inp.frame] if inp.frame is not None else [], reasons)
     lin = Lineage(parts, n_out, 0, k, reasons, op=op, history=inp.history, series=one_d)
     node = lin.node
     if isinstance(out, np.ndarray):
