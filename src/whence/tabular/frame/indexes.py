@@ -133,8 +133,11 @@ class Indexes:
 _frame_get = _index_getter(_FRAME_INDEX)
 _series_get = _index_getter(_SERIES_INDEX)
 #: the ``index`` property of :class:`TrackedFrame` and of :class:`TrackedSeries` (no type test per read)
-FRAME_INDEX = property(_frame_get, _set_index, doc=_FRAME_INDEX.__doc__)
-SERIES_INDEX = property(_series_get, _set_index, doc=_SERIES_INDEX.__doc__)
+_INDEX_DOC = ("The row labels (pandas' own ``index``). Read outside a covered operation, the index of a tracked "
+              "object carries the lineage of its labels, so ``df.index.dayofweek`` and ``df.index.to_series()`` "
+              "stay tracked; setting it gives the index levels the lineage of the new labels.")
+FRAME_INDEX = property(_frame_get, _set_index, doc=_INDEX_DOC)
+SERIES_INDEX = property(_series_get, _set_index, doc=_INDEX_DOC)
 
 
 def _from_pandas():
