@@ -254,7 +254,7 @@ def test_mode_corr_cov_by_definition(P, how):
 
 @cfg(30)
 @given(frames(), st.sampled_from(["mean", "median", "max"]),
-       st.sampled_from(["series", "frame_scalar", "frame_dict", "frame_stats", "clip", "replace"]))
+       st.sampled_from(["series", "frame_scalar", "frame_dict", "frame_dict_each", "frame_stats", "clip", "replace"]))
 def test_fill_with_a_statistic_carries_its_cells(P, stat, how):
     df = track(P)
     n = len(P)
@@ -269,6 +269,8 @@ def test_fill_with_a_statistic_carries_its_cells(P, stat, how):
             out = df[both].fillna(m)
         elif how == "frame_dict":
             out = df[both].fillna({"t": m})
+        elif how == "frame_dict_each":  # one statistic per column, over the same rows (their parts may merge)
+            out = df[both].fillna({c: getattr(df[c], stat)() for c in both})
         elif how == "frame_stats":
             out = df[both].fillna(getattr(df[both], stat)())
         elif how == "clip":
@@ -284,7 +286,7 @@ def test_fill_with_a_statistic_carries_its_cells(P, stat, how):
                 truth = own | (whole["u"] if na and m == m else set())
             elif how == "frame_dict":
                 truth = own | (whole["u"] if c == "t" and na and m == m else set())
-            elif how == "frame_stats":
+            elif how in ("frame_stats", "frame_dict_each"):
                 filled = na and getattr(P[c], stat)() == getattr(P[c], stat)()
                 truth = own | (whole[c] if filled else set())
             elif how == "clip":
@@ -822,3 +824,22 @@ def test_window_of_no_rows_then_right_merge():
     for i in range(len(m)):
         assert cells(wh.backward(m, rows=[i], columns=[1]), "a") == set()
         assert cells(wh.backward(m, rows=[i], columns=[2]), "a") == {(i, 1)}
+
+
+def test_fills_by_statistics_of_the_same_rows_share_one_row_relation():
+    """Columns filled by statistics reduced over the same rows, with the same rows missing, carry one control
+    part between them (not one per column), and each filled cell still reads its own column's statistic."""
+    P = pd.DataFrame({"t": [1.0, np.nan, 3.0, np.nan, 5.0], "u": [2.0, np.nan, 6.0, np.nan, 10.0],
+                      "k": [np.nan, 1.0, 2.0, 3.0, 4.0]})
+    df = track(P)
+    out = df.fillna({c: df[c].median() for c in P.columns})
+    from whence.tabular.frame.base import lineage_of
+    control = [p for p in lineage_of(out).parts if p.control]
+    assert len({id(p.rel) for p in control}) == 2  # t and u share their missing rows; k has its own
+    for c in P.columns:
+        j = list(P.columns).index(c)
+        for i in range(len(P)):
+            own = {(i, j)}  # (this frame's columns are its source columns, in order)
+            truth = own | ({(r, j) for r in range(len(P))} if P[c].isna().iloc[i] else set())
+            check(out, i, j, own)
+            check(out, i, j, truth, control=True)

@@ -152,6 +152,7 @@ def _stat_fill(src, res, op, args, kwargs):
     crow = None if res.index.nlevels == lin.nidx else [-1] * nidx + [lin.nidx + j for j in range(lin.ncols)]
     parts = remap(lin, crow)
     inputs = [src]
+    shared, wholes = {}, {}  # one row relation per (statistic's rows, filled rows): parts that share it merge
     for value, mask, cols in uses:
         js = range(ncols) if cols is None else [labels.index(c) for c in cols if c in labels]
         if is_tracked_frame(value):  # a Series of one value per column of the frame
@@ -168,18 +169,30 @@ def _stat_fill(src, res, op, args, kwargs):
                 crow_v[nidx + j] = vl.nidx
                 parts += [q.with_(control=True) for q in remap(vl, crow_v, sel)]
             continue
-        for p in scalar_parts(value, n, nidx + ncols, rows=[nidx + j for j in js]):
+        for p in scalar_parts(value, n, nidx + ncols, rows=[nidx + j for j in js], wholes=wholes):
             if mask is None:
                 parts.append(p.with_(control=True))
                 continue
             for j in js:
-                sel = np.where(mask[:, j], np.arange(n), -1)
-                if not (sel >= 0).any():
+                if not mask[:, j].any():
                     continue
                 cm = np.zeros_like(p.cmat)
                 cm[nidx + j] = p.cmat[nidx + j]
-                parts.append(Part(p.node, p.rel.take(sel), cm, True))
+                parts.append(Part(p.node, _filled_rows(shared, p, mask[:, j]), cm, True))
     return attach(res, parts, op, inputs)
+
+
+def _filled_rows(shared, part, filled):
+    """The row relation of the cells a statistic filled: rows ``filled`` read every source row ``part`` (the
+    statistic's "every row" relation, lent by :func:`scalar_parts` to every statistic reduced over the same
+    rows) reads, the others none.  The same relation and the same filled rows give the very same relation
+    object, so that their parts merge into one: a frame filled column by column with medians carries one part
+    per pattern of missing rows and source relation, not one per column."""
+    key = (id(part.rel), hash(filled.tobytes()))
+    out = shared.get(key)
+    if out is None or out[0].shape != filled.shape or not np.array_equal(out[0], filled):
+        out = shared[key] = (filled, part.rel.take(np.where(filled, np.arange(filled.shape[0]), -1)))
+    return out[1]
 
 
 def _binary(res, op, *operands, columns=False):

@@ -71,9 +71,11 @@ def scalar_lineage(value):
     return None
 
 
-def scalar_parts(value, n, ncells, rows=None):
+def scalar_parts(value, n, ncells, rows=None, wholes=None):
     """Parts giving every cell of ``n`` rows (cmat rows ``rows``, every row when None, of ``ncells``) every
-    data cell the registered scalar ``value`` was reduced from (none for other values)."""
+    data cell the registered scalar ``value`` was reduced from (none for other values).  ``wholes``: a dict
+    that lends one "every row" relation to the statistics reduced over the same row relation (their parts can
+    then share row relations and merge)."""
     from ..relations import Part
     lin = scalar_lineage(value)
     if lin is None:
@@ -83,7 +85,12 @@ def scalar_parts(value, n, ncells, rows=None):
         row = p.data_row(lin.nidx)
         if not row.any():
             continue
-        whole = p.rel.group(np.zeros(lin.n, np.int64), 1).take(np.zeros(n, np.int64))
+        key = (id(p.rel), lin.n, n)
+        whole = None if wholes is None else wholes.get(key)
+        if whole is None:
+            whole = p.rel.group(np.zeros(lin.n, np.int64), 1).take(np.zeros(n, np.int64))
+            if wholes is not None:
+                wholes[key] = whole
         if rows is None:
             parts.append(Part(p.node, whole, row[None, :].copy(), p.control, wide=True))
         else:
