@@ -788,9 +788,12 @@ def test_fitted_bins_then_concat_then_stack():
     for i in range(6):
         res = wh.backward(c, rows=[i], columns=[2], control=True)
         assert res.complete and cells(res, "x") == (whole_t if i < 3 else set()), (i, cells(res, "x"))
-    s = c[["n", "u"]].stack()  # n, u of row 0, n, u of row 1, ... (the NaN bins of b's rows kept)
+    s = c[["n", "u"]].stack()  # n, u of row 0, n, u of row 1, ... (pandas 3 keeps the NaN bins of b's rows,
+    # pandas 2's default stack drops them): the (row, column) of each stacked cell, from the same plain call
+    where = untracked(c[["n", "u"]]).reset_index(drop=True).stack().index
+    assert len(where) == len(s)
     for o in range(len(s)):
-        i, is_n = o // 2, o % 2 == 0
+        i, is_n = int(where[o][0]), where[o][1] == "n"
         src = "x" if i < 3 else "b"
         want = ({(i % 3, 0)} | whole_t if is_n else {(i % 3, 1)}) if src == "x" else \
             (set() if is_n else {(i % 3, 1)})
