@@ -846,3 +846,40 @@ def test_fills_by_statistics_of_the_same_rows_share_one_row_relation():
             truth = own | ({(r, j) for r in range(len(P))} if P[c].isna().iloc[i] else set())
             check(out, i, j, own)
             check(out, i, j, truth, control=True)
+
+
+# (whole-column / prefix value step, row reorder in between, a step that may read no row of its own)
+_VALUE_STEPS = {"rank": lambda i, n: range(n), "cumsum": lambda i, n: range(i + 1),
+                "expanding().sum": lambda i, n: range(i + 1)}
+_LATER_STEPS = {"rolling(2).sum": lambda i: [i - 1, i] if i else [], "shift": lambda i: [i - 1] if i else [],
+                "diff": lambda i: [i - 1, i] if i else []}
+
+
+@pytest.mark.parametrize("first", sorted(_VALUE_STEPS))
+@pytest.mark.parametrize("reorder", ["", ".iloc[::-1]"])
+@pytest.mark.parametrize("later", sorted(_LATER_STEPS))
+def test_control_of_the_rows_a_value_came_from_is_not_row_control(first, reorder, later):
+    """Found by the random oracle (``groupby().sum()[cols].rank().rolling(2).sum()``, control=True): the
+    control of the rows a rank or a prefix read (their filter masks) was passed on as the control of the row
+    itself, so a later window that reads no value of that row (``rolling(2)``'s first row, ``shift``'s) still
+    answered with every row's mask cell, marked FULL.  Truth by definition: a cell's control is its row's own
+    mask cell and the data and control of the values it reads."""
+    P = pd.DataFrame({"k": [0, 1, 0, 1, 1], "x": [1.0, 2.0, 3.0, 4.0, 0.5], "y": [5, 6, 7, 8, 9]})
+    wh.reset()
+    a = wh.track_frame(P.copy(), name="a")
+    f = a[a["y"] > 5]  # rows 1..4 of a; the mask cell y of each row chose it
+    src = [1, 2, 3, 4]
+    y = eval(f"f[['x']].{first}(){reorder}.{later}()")
+    n = len(src)
+    # the value step: data and control of each of its rows (in f's order), then the reorder
+    d1 = [{(src[r], 1) for r in _VALUE_STEPS[first](i, n)} for i in range(n)]
+    c1 = [d1[i] | {(src[r], 2) for r in _VALUE_STEPS[first](i, n)} | {(src[i], 2)} for i in range(n)]
+    order = list(range(n))[::-1] if reorder else list(range(n))
+    d1, c1, own = [d1[o] for o in order], [c1[o] for o in order], [{(src[o], 2)} for o in order]
+    for i in range(n):
+        reads = _LATER_STEPS[later](i)
+        data = set().union(*(d1[r] for r in reads))
+        ctl = set().union(*(c1[r] for r in reads)) | own[i]
+        for control, truth in ((False, data), (True, ctl)):
+            res = wh.backward(y, (i, 0), control=control)
+            assert res.complete and cells(res, "a") == truth, (i, control, sorted(cells(res, "a")), sorted(truth))

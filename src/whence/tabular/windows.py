@@ -293,14 +293,20 @@ def _parts(src, res, data_rel, *, crow, per_col=False, sel=None, ident=(), idx_m
     for p in lin.parts:
         k = p.cmat.shape[1]
         if p.wide:
-            if p.control and same_rows:
+            row_ctl = p.control and same_rows
+            if row_ctl:
                 parts.append(Part(p.node, own(p.rel), p.cmat, True, True))
-            if not per_col and not ident:
+            if not per_col and not ident and not row_ctl:
                 parts.append(Part(p.node, drel(p.rel), p.cmat, p.control, True))
                 continue
+            # the control of the rows a value came from is control of that value's cell only, not of the row
+            # (a wide part would pass it on as the cells that chose the row: a later window that reads no
+            # value of this row, such as rolling(2)'s first row, would still answer with it)
             acc = {}  # one part per distinct relation (columns sharing one are one part)
             for j in range(ncols):
                 r = crow[j]
+                if row_ctl and (j in ident or r < 0):
+                    continue  # the row's own control, in the wide part above
                 rel = own(p.rel) if (j in ident or r < 0) else drel(p.rel, r - lin.nidx if per_col else None)
                 e = acc.get(id(rel))
                 if e is None:
