@@ -253,8 +253,25 @@ def map_pairs(m, k, limit=MAX_PAIRS):
     return _expand_rect_rows(rows, tuple(m.out_shape), tuple(m.parent_shapes[k]), k, limit)
 
 
+def uncomposed_run(steps, x0, run_pipeline):
+    """``run_pipeline(steps, x)`` on a fresh tracked copy of ``x0`` with composition off, so that every
+    operation keeps the map it recorded (the maps of dead intermediates are otherwise folded into their
+    readers', and a node's map then no longer relates it to the parents its history lists).  Returns
+    (y, source node)."""
+    old = wh.compose.set_mode("off")
+    try:
+        x = wh.track(x0.copy(), name="x")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            y = run_pipeline(steps, x)
+    finally:
+        wh.compose.set_mode(old)
+    return y, x._node
+
+
 def explicit_hops(y):
-    """Per operation on the way from the source to ``y``: (node, parent position, out flat, in flat)."""
+    """Per operation on the way from the source to ``y``: (node, parent position, out flat, in flat).  Every
+    node on the way must still hold its own map (see :func:`uncomposed_run`)."""
     from whence.query import _upstream
     hops = []
     for n in _upstream(y._node):
@@ -308,6 +325,15 @@ def dslog(tmp, n_pipes, log, queries=5):
     shared = os.path.join(tmp, "dslog_all.duckdb")
     out = []
     for pi, steps in enumerate(pipes):
+        # the explicit baseline: one pairs table per operation, from a run that keeps every operation's map
+        wh.reset()
+        y_ex, src_node = uncomposed_run(steps, x0, run_pipeline)
+        try:
+            hops = explicit_hops(y_ex) if wh.is_tracked(y_ex) else None
+        except (OverflowError, NotImplementedError) as ex:
+            hops = ex
+        y_node = getattr(y_ex, "_node", None)
+        del y_ex
         wh.reset()
         x = wh.track(x0.copy(), name="x")
         with warnings.catch_warnings():
@@ -331,9 +357,8 @@ def dslog(tmp, n_pipes, log, queries=5):
                 "SELECT count(*) * 24 AS b FROM edges")))
             e["store_file_bytes"] = os.path.getsize(path)
         # explicit pairs, per operation
-        try:
-            hops = explicit_hops(y)
-        except (OverflowError, NotImplementedError) as ex:
+        if hops is None or isinstance(hops, Exception):
+            ex = hops if hops is not None else ValueError("the uncomposed run's result is not tracked")
             e["pairs"] = f"not computed: {type(ex).__name__} {ex}"
             out.append(e)
             log(f"  pipeline {pi}: explicit pairs not computed ({type(ex).__name__})")
@@ -355,8 +380,6 @@ def dslog(tmp, n_pipes, log, queries=5):
             con.register(f"h{t}_src", pa.table({"o": o, "i": i}))
             con.execute(f"CREATE TABLE h{t} AS SELECT * FROM h{t}_src")
             con.unregister(f"h{t}_src")
-        src_node = next(nd for nd in __import__("whence.query", fromlist=["_upstream"])._upstream(y._node)
-                        if nd.is_source and nd.name == "x")
         cells_out = [tuple(int(g.integers(d)) for d in y.shape) for _ in range(queries)]
         cells_in = [tuple(int(g.integers(d)) for d in x0.shape) for _ in range(queries)]
         store = wh.open(path)
@@ -369,7 +392,7 @@ def dslog(tmp, n_pipes, log, queries=5):
             rb = wh.backward(h, co)
             t_store_b.append(time.perf_counter() - t0)
             fo = int(np.ravel_multi_index(co, y.shape))
-            q = _pairs_sql(con, hops, src_node, y._node, fo, "backward")
+            q = _pairs_sql(con, hops, src_node, y_node, fo, "backward")
             t0 = time.perf_counter()
             pb = con.execute(q).fetchall()
             t_pairs_b.append(time.perf_counter() - t0)
@@ -383,7 +406,7 @@ def dslog(tmp, n_pipes, log, queries=5):
             rf = wh.forward("x", ci, h)
             t_store_f.append(time.perf_counter() - t0)
             fi = int(np.ravel_multi_index(ci, x0.shape))
-            q = _pairs_sql(con, hops, src_node, y._node, fi, "forward")
+            q = _pairs_sql(con, hops, src_node, y_node, fi, "forward")
             t0 = time.perf_counter()
             pf = con.execute(q).fetchall()
             t_pairs_f.append(time.perf_counter() - t0)
