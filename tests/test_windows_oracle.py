@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -247,6 +247,8 @@ def operations(draw, P):
                                "gcumsum", "gcumcount", "grank", "gffill", "grolling", "gexpanding"]))
     col = draw(st.sampled_from(["x", "y"]))
     prm = {"col": col}
+    # pandas' own RollingGroupBy raises (np.concatenate of no group) on rows that are all in no group
+    assume(not (op in ("grolling", "gexpanding") and n and P["k"].isna().all()))
     if op == "rolling":
         w = draw(st.integers(1, 5))
         mp = draw(st.one_of(st.none(), st.integers(0, w)))
