@@ -883,3 +883,60 @@ def test_control_of_the_rows_a_value_came_from_is_not_row_control(first, reorder
         for control, truth in ((False, data), (True, ctl)):
             res = wh.backward(y, (i, 0), control=control)
             assert res.complete and cells(res, "a") == truth, (i, control, sorted(cells(res, "a")), sorted(truth))
+
+
+def test_groupby_sum_then_rank_then_rolling_control():
+    """The random oracle's chain ``groupby().sum()[cols].rank().rolling(2).sum()`` with control=True: the first
+    row of the window is a constant NaN, so its control is only what chose its row, the key cells of its own
+    group; every group's key cells were answered, marked FULL."""
+    wh.reset()
+    a = wh.track_frame(pd.DataFrame({"k": [0, 1, 0, 2], "x": [1.0, 2.0, 3.0, 4.0], "y": [5, 6, 7, 8]}), name="a")
+    w = a.groupby("k").sum()[["x", "y"]].rank().rolling(2).sum()
+    every = {(r, c) for r in range(4) for c in (0, 1)}
+    assert cells(wh.backward(w, (0, 0), control=True), "a") == {(0, 0), (2, 0)}
+    assert cells(wh.backward(w, (0, 0)), "a") == set()
+    for i in (1, 2):
+        assert cells(wh.backward(w, (i, 0), control=True), "a") == every
+        assert cells(wh.backward(w, (i, 0)), "a") == {(r, 1) for r in range(4)}
+
+
+# group-wise step on f (its key cells, its rows read per row) -> rows of f each value reads
+_GROUP_STEPS = {
+    "groupby('k')[['x']].transform('sum')": "group", "groupby('k')[['x']].cumsum()": "prefix",
+    "groupby('k')[['x']].rank()": "group", "groupby(f['k'])[['x']].cumsum()": "prefix",
+    "groupby('k')[['x']].shift(1)": "lag",
+}
+
+
+@pytest.mark.parametrize("step", sorted(_GROUP_STEPS))
+@pytest.mark.parametrize("later", ["shift(1)", "rolling(2).sum()"])
+def test_group_key_control_is_control_of_the_values(step, later):
+    """A group-wise result on the input's rows (transform, cumsum, rank, shift per group): the key cells of the
+    group and the filter masks of the rows read are control of the values, not of the row.  A later shift or
+    window that reads no value of a row answered them for it (FULL).  Truth by definition, per row: its own
+    mask cell, and the data, key cells of the group and mask cells of the rows of each value it reads."""
+    P = pd.DataFrame({"k": [0, 1, 0, 1, 1, 0], "x": [1.0, 2.0, 3.0, 4.0, 0.5, 6.0], "y": [5, 6, 7, 8, 9, 10]})
+    wh.reset()
+    a = wh.track_frame(P.copy(), name="a")
+    f = a[a["y"] > 5]  # noqa: F841 (used by eval)
+    src = [1, 2, 3, 4, 5]
+    y = eval(f"f.{step}.{later}")
+    keys = P["k"].to_numpy()[src]
+    n = len(src)
+    kind = _GROUP_STEPS[step]
+    data, ctl = [], []
+    for i in range(n):
+        grp = [r for r in range(n) if keys[r] == keys[i]]
+        pos = grp.index(i)
+        read = {"group": grp, "prefix": grp[:pos + 1], "lag": grp[pos - 1:pos] if pos else []}[kind]
+        data.append({(src[r], 1) for r in read})
+        # the key cells of the group, with what chose their rows (key control is transitive)
+        ctl.append(data[-1] | {(src[r], 2) for r in read} | {(src[r], c) for r in grp for c in (0, 2)} |
+                   {(src[i], 2)})
+    reads = (lambda i: [i - 1] if i else []) if later.startswith("shift") else (lambda i: [i - 1, i] if i else [])
+    for i in range(n):
+        d = set().union(*(data[r] for r in reads(i)))
+        c = set().union(*(ctl[r] for r in reads(i))) | {(src[i], 2)}
+        for control, truth in ((False, d), (True, c)):
+            res = wh.backward(y, (i, 0), control=control)
+            assert res.complete and cells(res, "a") == truth, (i, control, sorted(cells(res, "a")), sorted(truth))

@@ -293,6 +293,9 @@ def _parts(src, res, data_rel, *, crow, per_col=False, sel=None, ident=(), idx_m
     for p in lin.parts:
         k = p.cmat.shape[1]
         if p.wide:
+            if p.control and key_rows and key_rel is not None:
+                # what chose the key cells' rows is control of those key cells, hence of the values too
+                parts.append(_key_part(p.node, key_c, key_rel, p.rel, p.cmat[0], nidx, ncols, same_rows))
             row_ctl = p.control and same_rows
             if row_ctl:
                 parts.append(Part(p.node, own(p.rel), p.cmat, True, True))
@@ -354,11 +357,27 @@ def _parts(src, res, data_rel, *, crow, per_col=False, sel=None, ident=(), idx_m
             for r in key_rows:
                 krow |= p.cmat[r]
             if krow.any():
-                rel = key_c.get(id(p.rel))
-                if rel is None:
-                    rel = key_c[id(p.rel)] = key_rel(p.rel)
-                parts.append(Part(p.node, rel, krow[None, :].copy(), True, wide=True))
+                parts.append(_key_part(p.node, key_c, key_rel, p.rel, krow, nidx, ncols, same_rows))
     return parts
+
+
+def _key_part(node, cache, key_rel, rel, krow, nidx, ncols, same_rows):
+    """The control part of the key cells ``krow`` of the rows of each output row's group.  Key cells chose
+    the rows a value was computed from: control of the values (the data columns), not of the row itself,
+    where the row sits on its input row."""
+    kr = cache.get(id(rel))
+    if kr is None:
+        kr = cache[id(rel)] = key_rel(rel)
+    if same_rows:
+        return Part(node, kr, _data_rows(krow, nidx, ncols), True)
+    return Part(node, kr, krow[None, :].copy(), True, wide=True)
+
+
+def _data_rows(row, nidx, ncols):
+    """A cmat giving every data column (not the index levels) the input columns ``row``."""
+    cm = np.zeros((nidx + ncols, row.shape[0]), bool)
+    cm[nidx:] = row
+    return cm
 
 
 def _finish(src, res, parts, op, reasons=(), inplace=False):
@@ -767,7 +786,7 @@ def _value_key_parts(group, res, order, nk):
     parts = []
     for lev, ent in enumerate(vkeys):
         for node, rel, row, ctl in ent or ():
-            parts.append(Part(node, rel.group(codes, ng).take(out_codes), row[None, :].copy(), True, wide=True))
+            parts.append(Part(node, rel.group(codes, ng).take(out_codes), _data_rows(row, nidx, ncols), True))
             if order is not None and nk == len(vkeys) and lev < nidx:
                 cm = np.zeros((nidx + ncols, row.shape[0]), bool)
                 cm[lev] = row

@@ -553,7 +553,14 @@ class TrackedGroupBy:
                     g = g.take(codes)
                 cache[id(p.rel)] = g
             if p.wide:
-                parts.append(Part(p.node, g, p.cmat, p.control, True))
+                if per_row and p.control:
+                    # a transform's row sits on its input row: that row's control stays the row's; the control
+                    # of the group's rows is control of the values read from them (the data cells), which a
+                    # later step that reads no value of this row (shift, rolling) does not see
+                    parts.append(Part(p.node, p.rel, p.cmat, True, True))
+                    parts.append(Part(p.node, g, _data_rows(p.cmat[0], nidx, ncols), True))
+                else:
+                    parts.append(Part(p.node, g, p.cmat, p.control, True))
                 continue
             cm = np.zeros((nidx + ncols, p.cmat.shape[1]), bool)
             for i, rs in enumerate(idx_sets + crow_sets):
@@ -572,7 +579,8 @@ class TrackedGroupBy:
                 for r in key_rows:
                     krow |= p.cmat[r]
                 if krow.any():
-                    parts.append(Part(p.node, g, krow[None, :].copy(), True, wide=True))
+                    parts.append(Part(p.node, g, _data_rows(krow, nidx, ncols), True) if per_row else
+                                 Part(p.node, g, krow[None, :].copy(), True, wide=True))
         # keys given as values: their cells chose each row's group (control of every cell of the group's
         # result); as the result's index levels, they are its labels' data
         vkeys, vreasons = self._value_keys()
@@ -584,7 +592,8 @@ class TrackedGroupBy:
                 g = rel.group(codes, ng)
                 if per_row:
                     g = g.take(codes)
-                parts.append(Part(node, g, row[None, :].copy(), True, wide=True))
+                parts.append(Part(node, g, _data_rows(row, nidx, ncols), True) if per_row else
+                             Part(node, g, row[None, :].copy(), True, wide=True))
                 if label_index:
                     cm = np.zeros((nidx + ncols, row.shape[0]), bool)
                     cm[lev] = row
@@ -613,6 +622,14 @@ class TrackedGroupBy:
         if lab in ("size", 0):
             return "keys"
         return None
+
+
+def _data_rows(row, nidx, ncols):
+    """A cmat giving every data column (not the index levels) the input columns ``row``: control of a row's
+    values, not of the row itself."""
+    cm = np.zeros((nidx + ncols, row.shape[0]), bool)
+    cm[nidx:] = row
+    return cm
 
 
 class Groups:
