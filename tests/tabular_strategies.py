@@ -1623,7 +1623,9 @@ def gen_terminal(draw, p, x):
                     for j, k in enumerate(ks):
                         d[i, X.nidx + j] = union(X.d[r, k] for r in range(n))
                         c[i, X.nidx + j] = union(X.c[r, k] for r in range(n))
-                return OF(R, d, c, [union(X.rc)] * n)
+                # each row sits on its input row: what chose it is its own control; the other rows' is control
+                # of the values read from them (the whole column, above)
+                return OF(R, d, c, X.rc)
         return Step("t", code, oracle, what=kind, terminal=True)
     if kind == "iloc_row" and n and P.shape[1]:
         i = draw(st.integers(-n, n - 1))

@@ -940,3 +940,20 @@ def test_group_key_control_is_control_of_the_values(step, later):
         for control, truth in ((False, d), (True, c)):
             res = wh.backward(y, (i, 0), control=control)
             assert res.complete and cells(res, "a") == truth, (i, control, sorted(cells(res, "a")), sorted(truth))
+
+
+@pytest.mark.parametrize("later", ["shift(1)", "rolling(2).sum()"])
+def test_columnwise_apply_keeps_row_control_its_own(later):
+    """``apply(func)`` column-wise on the input's rows: each cell reads its whole column (its rows' filter
+    masks are control of the value), but only its own mask chose its row; a later shift or window that reads
+    no value of the row answered every row's mask (FULL)."""
+    P = pd.DataFrame({"k": [0, 1, 0, 1], "x": [1.0, 2.0, 3.0, 4.0], "y": [5, 6, 7, 8]})
+    wh.reset()
+    a = wh.track_frame(P.copy(), name="a")
+    f = a[a["y"] > 5]  # noqa: F841 (used by eval)
+    y = eval(f"f[['x']].apply(lambda s: s - s.mean()).{later}")
+    whole = {(r, c) for r in (1, 2, 3) for c in (1, 2)}
+    assert cells(wh.backward(y, (0, 0), control=True), "a") == {(1, 2)}
+    assert cells(wh.backward(y, (0, 0)), "a") == set()
+    for i in (1, 2):
+        assert cells(wh.backward(y, (i, 0), control=True), "a") == whole

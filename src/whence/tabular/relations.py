@@ -346,6 +346,15 @@ def node_cols(node):
     return 1 if len(node.shape) < 2 else int(node.shape[1])
 
 
+def data_cmat(row, nidx, ncols):
+    """A cmat that gives every data column (not the index levels) the input columns ``row``: the control of
+    a row's values (the rows they were read from, the key cells of their group), as opposed to a wide part's
+    control of the row itself (the cells that chose it)."""
+    cm = np.zeros((nidx + ncols, row.shape[0]), bool)
+    cm[nidx:] = row
+    return cm
+
+
 class Lineage:
     """The lineage of one DataFrame or Series: its parts, its shape, why it is PARTIAL, and its graph node.
 

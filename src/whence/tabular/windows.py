@@ -41,7 +41,7 @@ import pandas as pd
 
 from .frame import base as F
 from .frame.joins import suffixed
-from .relations import LazyCSR, Part, RangeRel, RowRel, group_member_rows
+from .relations import LazyCSR, Part, RangeRel, RowRel, data_cmat, group_member_rows
 
 __all__ = ["window_result", "group_method", "frame_method", "time_group_codes", "merge_asof", "install"]
 
@@ -369,15 +369,9 @@ def _key_part(node, cache, key_rel, rel, krow, nidx, ncols, same_rows):
     if kr is None:
         kr = cache[id(rel)] = key_rel(rel)
     if same_rows:
-        return Part(node, kr, _data_rows(krow, nidx, ncols), True)
+        return Part(node, kr, data_cmat(krow, nidx, ncols), True)
     return Part(node, kr, krow[None, :].copy(), True, wide=True)
 
-
-def _data_rows(row, nidx, ncols):
-    """A cmat giving every data column (not the index levels) the input columns ``row``."""
-    cm = np.zeros((nidx + ncols, row.shape[0]), bool)
-    cm[nidx:] = row
-    return cm
 
 
 def _finish(src, res, parts, op, reasons=(), inplace=False):
@@ -786,7 +780,7 @@ def _value_key_parts(group, res, order, nk):
     parts = []
     for lev, ent in enumerate(vkeys):
         for node, rel, row, ctl in ent or ():
-            parts.append(Part(node, rel.group(codes, ng).take(out_codes), _data_rows(row, nidx, ncols), True))
+            parts.append(Part(node, rel.group(codes, ng).take(out_codes), data_cmat(row, nidx, ncols), True))
             if order is not None and nk == len(vkeys) and lev < nidx:
                 cm = np.zeros((nidx + ncols, row.shape[0]), bool)
                 cm[lev] = row

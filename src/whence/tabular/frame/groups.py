@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..aggregates import record_aggregate
-from ..relations import LazyCSR, Part, RowRel
+from ..relations import LazyCSR, Part, RowRel, data_cmat
 from .base import attach, column_rows, guard_depth, dims, fallback, guard, hashable, remap, lineage_of
 
 
@@ -558,7 +558,7 @@ class TrackedGroupBy:
                     # of the group's rows is control of the values read from them (the data cells), which a
                     # later step that reads no value of this row (shift, rolling) does not see
                     parts.append(Part(p.node, p.rel, p.cmat, True, True))
-                    parts.append(Part(p.node, g, _data_rows(p.cmat[0], nidx, ncols), True))
+                    parts.append(Part(p.node, g, data_cmat(p.cmat[0], nidx, ncols), True))
                 else:
                     parts.append(Part(p.node, g, p.cmat, p.control, True))
                 continue
@@ -579,7 +579,7 @@ class TrackedGroupBy:
                 for r in key_rows:
                     krow |= p.cmat[r]
                 if krow.any():
-                    parts.append(Part(p.node, g, _data_rows(krow, nidx, ncols), True) if per_row else
+                    parts.append(Part(p.node, g, data_cmat(krow, nidx, ncols), True) if per_row else
                                  Part(p.node, g, krow[None, :].copy(), True, wide=True))
         # keys given as values: their cells chose each row's group (control of every cell of the group's
         # result); as the result's index levels, they are its labels' data
@@ -592,7 +592,7 @@ class TrackedGroupBy:
                 g = rel.group(codes, ng)
                 if per_row:
                     g = g.take(codes)
-                parts.append(Part(node, g, _data_rows(row, nidx, ncols), True) if per_row else
+                parts.append(Part(node, g, data_cmat(row, nidx, ncols), True) if per_row else
                              Part(node, g, row[None, :].copy(), True, wide=True))
                 if label_index:
                     cm = np.zeros((nidx + ncols, row.shape[0]), bool)
@@ -623,13 +623,6 @@ class TrackedGroupBy:
             return "keys"
         return None
 
-
-def _data_rows(row, nidx, ncols):
-    """A cmat giving every data column (not the index levels) the input columns ``row``: control of a row's
-    values, not of the row itself."""
-    cm = np.zeros((nidx + ncols, row.shape[0]), bool)
-    cm[nidx:] = row
-    return cm
 
 
 class Groups:

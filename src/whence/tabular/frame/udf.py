@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..relations import Part
+from ..relations import Part, data_cmat
 from .base import attach, guard_depth, elementwise, fallback, guard, row_preserving, lineage_of
 
 
@@ -18,11 +18,27 @@ def _apply_lineage(src, res, axis):
         return fallback(res, "apply(axis=1)", [src])
     lin = lineage_of(src)
     if isinstance(res, pd.DataFrame) and res.shape == src.shape and res.columns.equals(src.columns):
-        # column-wise: each cell derives from the whole column it was computed from
+        # column-wise: each cell derives from the whole column it was computed from; on the input's own rows,
+        # the index cells and what chose a row stay the row's (the rows' control is control of the values)
+        same = res.index.equals(src.index)
+        nidx, ncols = lin.nidx, res.shape[1]
         parts = []
         for p in lin.parts:
             grp = p.rel.group(np.zeros(lin.n, np.int64), 1).take(np.zeros(len(res), np.int64))
-            parts.append(Part(p.node, grp, p.cmat, p.control, p.wide))
+            if not same or (p.wide and not p.control):
+                parts.append(Part(p.node, grp, p.cmat, p.control, p.wide))
+            elif p.wide:
+                parts.append(Part(p.node, p.rel, p.cmat, True, True))
+                parts.append(Part(p.node, grp, data_cmat(p.cmat[0], nidx, ncols), True))
+            else:
+                own = p.cmat.copy()
+                own[nidx:] = False
+                if own.any():
+                    parts.append(Part(p.node, p.rel, own, p.control))
+                vals = p.cmat.copy()
+                vals[:nidx] = False
+                if vals.any():
+                    parts.append(Part(p.node, grp, vals, p.control))
         return attach(res, parts, "apply", [src])
     if isinstance(res, pd.Series) and len(res) == src.shape[1] and res.index.equals(src.columns):
         parts = []
