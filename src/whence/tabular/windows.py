@@ -293,8 +293,8 @@ def _parts(src, res, data_rel, *, crow, per_col=False, sel=None, ident=(), idx_m
     for p in lin.parts:
         k = p.cmat.shape[1]
         if p.wide:
-            if p.control and key_rows and key_rel is not None:
-                # what chose the key cells' rows is control of those key cells, hence of the values too
+            if key_rows and key_rel is not None:
+                # a wide part holds for the key cells too: what chose their rows is control of the values
                 parts.append(_key_part(p.node, key_c, key_rel, p.rel, p.cmat[0], nidx, ncols, same_rows))
             row_ctl = p.control and same_rows
             if row_ctl:
@@ -371,7 +371,6 @@ def _key_part(node, cache, key_rel, rel, krow, nidx, ncols, same_rows):
     if same_rows:
         return Part(node, kr, data_cmat(krow, nidx, ncols), True)
     return Part(node, kr, krow[None, :].copy(), True, wide=True)
-
 
 
 def _finish(src, res, parts, op, reasons=(), inplace=False):

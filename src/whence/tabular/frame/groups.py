@@ -624,7 +624,6 @@ class TrackedGroupBy:
         return None
 
 
-
 class Groups:
 
     def groupby(self, by=None, *args, **kwargs):
