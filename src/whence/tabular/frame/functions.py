@@ -45,9 +45,18 @@ def _with_fitted_control(res, src, op):
     if lin is None or rlin is None:
         return res
     n = len(res)
-    ctl = [Part(p.node, RowRel.everything(n, p.rel.n_src), p.data_row(lin.nidx)[None, :].copy(), True, wide=True)
+    ctl = [Part(p.node, _every_input_row(p.rel, n), p.data_row(lin.nidx)[None, :].copy(), True, wide=True)
            for p in lin.parts if p.data_row(lin.nidx).any()]
     return attach(res, list(rlin.parts) + ctl, op, [res])
+
+
+def _every_input_row(rel, n):
+    """Every one of ``n`` output rows derives from the source rows that ``rel``'s rows (the input's) derive
+    from: all of them only where the input holds every source row (not after a filter, not where a cell has
+    no source row)."""
+    if rel.all_rows or rel.is_identity:
+        return RowRel.everything(n, rel.n_src)
+    return rel.group(np.zeros(rel.n_out, np.int64), 1).take(np.zeros(n, np.int64))
 
 
 def _wrap(name):
