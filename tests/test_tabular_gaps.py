@@ -987,3 +987,20 @@ def test_fitted_bins_of_a_column_with_cells_of_no_row():
     assert cells(wh.backward(x2, (3, 0), control=True), "a") == group
     for i in range(len(g1)):
         assert cells(wh.backward(g1, (i,), control=True), "a") == group
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_value_counts_after_a_filter_then_melt_variable_is_a_constant(normalize):
+    """Found by the random oracle: the filter masks of the counted rows are control of each label and count
+    (cell by cell), not of the row; melt's variable column (a column name, a constant) answered them."""
+    wh.reset()
+    a = wh.track_frame(pd.DataFrame({"k": [0, 0, 1], "x": [-2.0, -2.0, 1.0]}), name="a")
+    f = a[a["x"] < 0]
+    v = f["k"].value_counts(normalize=normalize, sort=False)
+    m = v.reset_index().melt(id_vars=[])
+    assert m["variable"].tolist() == ["k", "proportion" if normalize else "count"]
+    for i in range(2):
+        assert cells(wh.backward(m["variable"], (i,), control=True), "a") == set()
+    counted = {(0, 0), (1, 0), (0, 1), (1, 1)}  # the key cells counted and the masks that chose their rows
+    assert cells(wh.backward(v, (0,), control=True), "a") == counted
+    assert cells(wh.backward(m["value"], (1,), control=True), "a") == counted

@@ -681,7 +681,12 @@ def _value_counts_lineage(src, res, args, kwargs):
     for p in lin.parts:
         g = p.rel.group(codes, n)
         if p.wide:
-            parts.append(Part(p.node, g, p.cmat, p.control, True))
+            if p.control:
+                # what chose the counted rows is control of each label and count, cell by cell (as the total
+                # below), not of the row: a constant that later joins the row (a melt variable) reads none
+                parts.append(Part(p.node, g, np.broadcast_to(p.cmat[0], (nidx + 1, p.cmat.shape[1])).copy(), True))
+            else:
+                parts.append(Part(p.node, g, p.cmat, p.control, True))
             if total and p.cmat.any():  # (the total reads the counted rows' wide cells too)
                 parts.append(_total_part(p, codes, n, nidx, p.cmat[0]))
             continue
