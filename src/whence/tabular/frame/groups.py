@@ -5,13 +5,15 @@
 from __future__ import annotations
 
 import functools
+import types
 
 import numpy as np
 import pandas as pd
 
 from ..aggregates import record_aggregate
 from ..relations import LazyCSR, Part, RowRel
-from .base import attach, column_rows, guard_depth, dims, fallback, guard, hashable, remap, lineage_of
+from .base import (attach, column_rows, guard_depth, dims, fallback, guard, guard_state, hashable, remap,
+                   lineage_of)
 
 
 # groups up to which ``transform(func)`` runs ``func`` again on each group's tracked rows (beyond: whole groups)
@@ -126,19 +128,96 @@ def _side_by_side(rels):
             m = r.codes >= 0
             codes[m] = r.codes[m]
         return RowRel(n, n_src, codes)
-    csrs, ptrs, idxs, off = {}, [np.zeros(1, np.int64)], [], 0
+    # the codes each CSR relation is read at (its first ``span`` codes): their CSRs go one after the other,
+    # built when a query first needs them (a group-by's are lazy; building them all now would cost more than
+    # the whole operation)
+    spans, masks = {}, []
     for r in rels:
-        base = csrs.get(id(r.csr))
-        if base is None:
-            ip, ix = r.csr.get()
-            base = csrs[id(r.csr)] = off
-            ptrs.append(ip[1:] + (ptrs[-1][-1] if ptrs else 0))
-            idxs.append(ix)
-            off += ip.shape[0] - 1
         m = r.codes >= 0
-        codes[m] = r.codes[m] + base
-    return RowRel(n, n_src, codes, LazyCSR(np.concatenate(ptrs), np.concatenate(idxs) if idxs else
-                                        np.zeros(0, np.int64)))
+        masks.append(m)
+        top = int(r.codes[m].max()) + 1 if m.any() else 0
+        spans[id(r.csr)] = max(spans.get(id(r.csr), 0), top)
+    bases, csrs, off = {}, [], 0
+    for r in rels:
+        if id(r.csr) not in bases:
+            bases[id(r.csr)] = off
+            span = spans[id(r.csr)]
+            csrs.append((r.csr, span))
+            off += span
+    for r, m in zip(rels, masks):
+        codes[m] = r.codes[m] + bases[id(r.csr)]
+    return RowRel(n, n_src, codes, LazyCSR(fn=functools.partial(_csr_one_after_another, tuple(csrs))))
+
+
+def _csr_one_after_another(csrs):
+    """The CSR relation of the first ``span`` codes of each ``(csr, span)`` one after the other."""
+    ptrs, idxs, top = [np.zeros(1, np.int64)], [], 0
+    for csr, span in csrs:
+        ip, ix = csr.get()
+        ip = np.asarray(ip[:span + 1], np.int64)
+        idxs.append(ix[ip[0]:ip[-1]])
+        ptrs.append(ip[1:] - ip[0] + top)
+        top += int(ip[-1] - ip[0])
+    return np.concatenate(ptrs), (np.concatenate(idxs) if idxs else np.zeros(0, np.int64))
+
+
+_NO_NAME = object()
+
+
+class _GroupRuns:
+    """``func`` as pandas itself calls it on each group in ``transform(func)`` / ``apply(func)``: a call on the
+    rows of one group of the selected columns runs with tracking on (the group's rows carry their lineage, as
+    ``col.iloc[rows]`` would give them), and its tracked result is kept for that group.  The per-group rule
+    then reads these results instead of running ``func`` a second time on every group.
+
+    A call that cannot be matched to a group's rows (pandas' column-by-column probe in a frame's
+    ``transform``, a group whose key is not found, a group whose rows differ) runs untracked, as pandas'
+    own; the per-group rule runs ``func`` again on such groups.  The last call on a group wins (the one
+    whose result pandas kept)."""
+
+    def __init__(self, col, indices, func):
+        self.col, self.indices, self.func = col, indices, func
+        self.lin = lineage_of(col)
+        self.runs = {}
+        self.frame = isinstance(col, pd.DataFrame)
+
+    def _rows(self, piece):
+        col = self.col
+        if self.frame:
+            if not isinstance(piece, pd.DataFrame) or not piece.columns.equals(col.columns):
+                return None
+            key = piece.__dict__.get("name", _NO_NAME)
+        else:
+            if not isinstance(piece, pd.Series):
+                return None
+            key = piece.name
+        try:
+            idx = self.indices.get(key)
+        except TypeError:  # an unhashable name: not a group key
+            return None
+        if idx is None or len(idx) != len(piece):
+            return None
+        idx = np.asarray(idx, np.int64)
+        if not piece.index.equals(col.index[idx]):
+            return None
+        return key, idx
+
+    def __call__(self, piece, *args, **kwargs):
+        hit = self._rows(piece) if guard_depth() else None
+        if hit is None:
+            return self.func(piece, *args, **kwargs)
+        key, idx = hit
+        sub = attach(piece, remap(self.lin, None, idx), "iloc", [self.col])
+        if sub is not piece:
+            object.__setattr__(sub, "name", key)
+        depth = guard_state.depth
+        guard_state.depth = 0  # the user's code on the group's tracked rows: its operations are recorded
+        try:
+            r = self.func(sub, *args, **kwargs)
+        finally:
+            guard_state.depth = depth
+        self.runs[key] = (idx, r)
+        return r
 
 
 class TrackedGroupBy:
@@ -319,13 +398,15 @@ class TrackedGroupBy:
         return out
 
     def apply(self, func, *args, **kwargs):
+        per_group = callable(func) and not self._kwargs.get("group_keys", True)
+        runs = self._group_runs(func) if per_group else None
         with guard:
-            res = self._gb.apply(func, *args, **kwargs)
-        if callable(func) and not self._kwargs.get("group_keys", True):
+            res = self._gb.apply(func if runs is None else runs, *args, **kwargs)
+        if per_group:
             # a result on the input's own rows (pandas puts them back in their order): a transform
             codes = self._group_codes()
             ng = int(codes.max()) + 1 if codes.size and codes.max() >= 0 else 0
-            out = self._transform_per_group(res, func, args, kwargs, codes, ng)
+            out = self._transform_per_group(res, func, args, kwargs, codes, ng, runs)
             if out is not None:
                 return out
         return fallback(res, "groupby().apply", [self._obj])
@@ -359,15 +440,17 @@ class TrackedGroupBy:
     def transform(self, func, *args, **kwargs):
         if isinstance(func, str) and func in _windows().GROUP_METHODS:
             return _windows().group_method(self, func, args, kwargs, via="transform")
+        udf = callable(func) and not isinstance(func, str)
+        runs = self._group_runs(func) if udf else None
         with guard:
-            res = self._gb.transform(func, *args, **kwargs)
+            res = self._gb.transform(func if runs is None else runs, *args, **kwargs)
         obj = self._obj
         if len(res) != len(obj):
             return fallback(res, "groupby().transform", [obj])
         codes = self._group_codes()
         ng = int(codes.max()) + 1 if codes.size and codes.max() >= 0 else 0
-        if callable(func) and not isinstance(func, str):
-            out = self._transform_per_group(res, func, args, kwargs, codes, ng)
+        if udf:
+            out = self._transform_per_group(res, func, args, kwargs, codes, ng, runs)
             if out is not None:
                 return out
         reason = None
@@ -376,13 +459,8 @@ class TrackedGroupBy:
                       f"from its whole group")
         return self._build(res, codes, ng, per_row=True, reason=reason)
 
-    def _transform_per_group(self, res, func, args, kwargs, codes, ng):
-        """``transform(func)`` (or ``apply(func)`` with ``group_keys=False`` returning each group's own rows) of
-        the selected columns, run again group by group on the tracked rows of each group: each cell carries the
-        lineage ``func`` gives it there (its own operations are tracked), and the key cells of its group as
-        control.  None (the whole-group rule applies) without a selection of columns, over ``_UDF_GROUPS``
-        groups, for a result that is not a tracked object on the group's rows with the result's columns, or
-        values that differ from pandas' own."""
+    def _udf_column(self):
+        """The selected columns that the per-group rule runs ``func`` on (None: the whole-group rule)."""
         obj, sel = self._obj, self._selection
         if isinstance(obj, pd.DataFrame):
             if sel is None or not obj.columns.is_unique:
@@ -390,9 +468,41 @@ class TrackedGroupBy:
             labels = sel if isinstance(sel, list) else [sel]
             if not all(hashable(c) and c in obj.columns for c in labels):
                 return None
-            col = obj[sel]
-        else:
-            col = obj
+            return obj[sel]
+        return obj
+
+    def _group_runs(self, func):
+        """``func`` wrapped to keep its tracked result on each group as pandas calls it (see
+        :class:`_GroupRuns`), or None where the per-group rule would not apply: a function pandas may replace
+        by its own kernel (numpy's, pandas', builtins), another engine, over ``_UDF_GROUPS`` groups, or rows
+        whose labels do not name them one to one."""
+        if not isinstance(func, types.FunctionType) or \
+                (getattr(func, "__module__", None) or "").split(".")[0] in ("numpy", "pandas", "builtins"):
+            return None
+        try:
+            col = self._udf_column()
+            if col is None or not col.index.is_unique:
+                return None
+            codes = self._group_codes()
+            if codes.size and codes.max() + 1 > _UDF_GROUPS:
+                return None
+            with guard:
+                indices = self._gb.indices
+        except Exception:  # noqa: BLE001  (pandas will say what is wrong, if anything, in its own call)
+            return None
+        return _GroupRuns(col, indices, func)
+
+    def _transform_per_group(self, res, func, args, kwargs, codes, ng, runs=None):
+        """``transform(func)`` (or ``apply(func)`` with ``group_keys=False`` returning each group's own rows) of
+        the selected columns, run again group by group on the tracked rows of each group: each cell carries the
+        lineage ``func`` gives it there (its own operations are tracked), and the key cells of its group as
+        control.  None (the whole-group rule applies) without a selection of columns, over ``_UDF_GROUPS``
+        groups, for a result that is not a tracked object on the group's rows with the result's columns, or
+        values that differ from pandas' own."""
+        obj = self._obj
+        col = self._udf_column() if runs is None else runs.col
+        if col is None:
+            return None
         n = len(col)
         if not isinstance(res, (pd.Series, pd.DataFrame)) or type(res) is not type(col) or len(res) != n or \
                 ng > _UDF_GROUPS or not res.index.equals(col.index):
@@ -413,14 +523,21 @@ class TrackedGroupBy:
         values = np.empty((n, ncols), object)
         values[:] = np.nan
         reasons: list = []
+        done = {} if runs is None else runs.runs
         for key, idx in indices.items():
-            idx = np.asarray(idx, np.int64)
-            sub = col.iloc[idx]
-            object.__setattr__(sub, "name", key)  # as pandas hands each group to func
-            r = func(sub, *args, **kwargs)
+            hit = done.get(key)
+            if hit is not None and hit[0].shape[0] == len(idx):
+                idx, r = hit  # func's tracked result on this group, from pandas' own call
+                sub_index = col.index[idx]
+            else:
+                idx = np.asarray(idx, np.int64)
+                sub = col.iloc[idx]
+                object.__setattr__(sub, "name", key)  # as pandas hands each group to func
+                r = func(sub, *args, **kwargs)
+                sub_index = sub.index
             rl = lineage_of(r)
             if rl is None or type(r) is not type(res) or len(r) != idx.shape[0] or \
-                    not r.index.equals(sub.index) or rl.nidx != nidx:
+                    not r.index.equals(sub_index) or rl.nidx != nidx:
                 return None
             if isinstance(r, pd.Series):
                 pos = np.zeros(1, np.int64)

@@ -319,43 +319,63 @@ def _pivot_lineage(src, res, args, kwargs, op="pivot_table"):
     keyrows = column_rows(src, idx + cls_)
     if keyrows is None:
         return fallback(res, op, [src])
+    vrows = {}
     for v in vals:
         vrow = column_rows(src, [v])
         if vrow is None:
             return fallback(res, op, [src])
-        inv = None
+        vrows[v] = vrow
+    inv, ck, shared, level0 = None, None, None, None
+    multi_values = isinstance(rcols, pd.MultiIndex) and rcols.nlevels == len(cls_) + 1
+    if cls_:
+        # the column keys of the rows, factorized once for every value column
+        ck = src[cls_].itertuples(index=False, name=None) if len(cls_) > 1 else src[cls_[0]]
+        if isinstance(ck, pd.Series):  # each distinct key once, not once per row: then back to the rows
+            inv, ck = pd.factorize(ck, use_na_sentinel=False)
+        ck = list(ck)
+        if multi_values:
+            level0 = rcols.get_level_values(0)
+    out_row_ok = out_row >= 0
+    for v in vals:
+        vrow = vrows[v]
         if cls_:
-            ck = src[cls_].itertuples(index=False, name=None) if len(cls_) > 1 else src[cls_[0]]
-            if isinstance(ck, pd.Series):  # each distinct key once, not once per row: then back to the rows
-                inv, ck = pd.factorize(ck, use_na_sentinel=False)
-            ck = list(ck)
-            if isinstance(rcols, pd.MultiIndex):
-                multi_values = rcols.nlevels == len(cls_) + 1
-                targets = [((v,) + (k if isinstance(k, tuple) else (k,))) if multi_values else
-                           (k if isinstance(k, tuple) else (k,)) for k in ck]
-                out_col = rcols.get_indexer(pd.MultiIndex.from_tuples(targets, names=rcols.names)
-                                            if targets else rcols[:0])
+            if multi_values and v not in level0:
+                continue  # a value column with no column in the table (all its cells missing): no cell
+            if shared is not None:
+                out_col = shared  # the same column keys for every value column
             else:
-                out_col = rcols.get_indexer(pd.Index(ck))
+                if isinstance(rcols, pd.MultiIndex):
+                    targets = [((v,) + (k if isinstance(k, tuple) else (k,))) if multi_values else
+                               (k if isinstance(k, tuple) else (k,)) for k in ck]
+                    out_col = rcols.get_indexer(pd.MultiIndex.from_tuples(targets, names=rcols.names)
+                                                if targets else rcols[:0])
+                else:
+                    out_col = rcols.get_indexer(pd.Index(ck))
+                out_col = np.asarray(out_col, np.int64)
+                if inv is not None:
+                    out_col = out_col[inv]
+                if not multi_values:
+                    shared = out_col
         else:
             j = rcols.get_indexer([v])[0] if v in rcols else -1
-            out_col = np.full(len(src), j)
-        out_col = np.asarray(out_col, np.int64)
-        if inv is not None:
-            out_col = out_col[inv]
-        for j in np.unique(out_col[out_col >= 0]):
-            g = np.where((out_col == j) & (out_row >= 0), out_row, -1)
-            for p in lin.parts:
-                row = rows_union(p, vrow)
-                krow = rows_union(p, keyrows)  # the keys that put each row in the cell: control
-                if not row.any() and not krow.any():
+            out_col = np.full(len(src), j, np.int64)
+        cols_j = np.unique(out_col[out_col >= 0])
+        if not cols_j.size:
+            continue
+        rows = [(p, rows_union(p, vrow), rows_union(p, keyrows)) for p in lin.parts]
+        rows = [(p, row, krow, row.any(), krow.any()) for p, row, krow in rows]
+        for j in cols_j:
+            g = np.where((out_col == j) & out_row_ok, out_row, -1)
+            for p, row, krow, has_row, has_krow in rows:
+                # the keys that put each row in the cell: control
+                if not has_row and not has_krow:
                     continue
                 rel = p.rel.group(g, len(res))
-                if row.any():
+                if has_row:
                     cm = np.zeros((nidx + res.shape[1], row.shape[0]), bool)
                     cm[nidx + j] = row
                     parts.append(Part(p.node, rel, cm, p.control))
-                if krow.any():
+                if has_krow:
                     cm = np.zeros((nidx + res.shape[1], krow.shape[0]), bool)
                     cm[nidx + j] = krow
                     parts.append(Part(p.node, rel, cm, True))
@@ -363,7 +383,11 @@ def _pivot_lineage(src, res, args, kwargs, op="pivot_table"):
     # column key are left out by the group-by; rows whose values are all missing still formed the row)
     contrib = out_row >= 0
     if cls_:
-        contrib &= pd.DataFrame(src[cls_]).notna().all(axis=1).to_numpy()
+        if src.columns.is_unique and all(hashable(c) and c in src.columns for c in cls_):
+            for c in cls_:  # (column by column: no frame of the key columns built)
+                contrib &= ~np.asarray(pd.isna(pd.DataFrame.__getitem__(src, c).array), bool)
+        else:
+            contrib &= pd.DataFrame(src[cls_]).notna().all(axis=1).to_numpy()
     krows = column_rows(src, idx)
     if krows:
         for p in lin.parts:
