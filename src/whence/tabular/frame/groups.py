@@ -200,13 +200,13 @@ class _GroupRuns:
         idx = np.asarray(idx, np.int64)
         if not piece.index.equals(col.index[idx]):
             return None
-        return key, idx
+        return key, idx, piece.index
 
     def __call__(self, piece, *args, **kwargs):
         hit = self._rows(piece) if guard_depth() else None
         if hit is None:
             return self.func(piece, *args, **kwargs)
-        key, idx = hit
+        key, idx, labels = hit
         sub = attach(piece, remap(self.lin, None, idx), "iloc", [self.col])
         if sub is not piece:
             object.__setattr__(sub, "name", key)
@@ -216,7 +216,7 @@ class _GroupRuns:
             r = self.func(sub, *args, **kwargs)
         finally:
             guard_state.depth = depth
-        self.runs[key] = (idx, r)
+        self.runs[key] = (idx, r, labels)
         return r
 
 
@@ -527,8 +527,7 @@ class TrackedGroupBy:
         for key, idx in indices.items():
             hit = done.get(key)
             if hit is not None and hit[0].shape[0] == len(idx):
-                idx, r = hit  # func's tracked result on this group, from pandas' own call
-                sub_index = col.index[idx]
+                idx, r, sub_index = hit  # func's tracked result on this group, from pandas' own call
             else:
                 idx = np.asarray(idx, np.int64)
                 sub = col.iloc[idx]
