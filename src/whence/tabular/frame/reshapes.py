@@ -393,40 +393,13 @@ def _compose_rows(inner, outer):
     return RowRel(outer.n_out, inner.n_src, None, LazyCSR(ptr2[ptr], src2))
 
 
-def _pivot_lineage(src, res, args, kwargs, op="pivot_table"):
-    names = ["values", "index", "columns", "aggfunc", "fill_value", "margins", "dropna", "margins_name",
-             "observed", "sort"]
-    kw = dict(zip(names, args))
-    kw.update(kwargs)
-    values, index, columns = kw.get("values"), kw.get("index"), kw.get("columns")
-    if kw.get("margins") and index is not None and isinstance(res, pd.DataFrame):
-        out = _with_margins(src, res, kw, op)
-        if out is not None:
-            return out
-    if kw.get("margins") or index is None or not isinstance(res, pd.DataFrame):
-        return fallback(res, op, [src])
-    lin = lineage_of(src)
-    lst = lambda v: [] if v is None else (list(v) if isinstance(v, (list, tuple)) else [v])  # noqa: E731
-    idx, cls_, vals = lst(index), lst(columns), lst(values)
-    if not vals:
-        vals = [c for c in src.columns if c not in idx + cls_]
-    try:
-        keys_i = pd.MultiIndex.from_frame(pd.DataFrame(src[idx])) if len(idx) > 1 else pd.Index(src[idx[0]])
-        out_row = res.index.get_indexer(keys_i)
-    except Exception:
-        return fallback(res, op, [src])
+def _value_cell_parts(src, res, lin, vals, vrows, cls_, keyrows, out_row):
+    """Parts of the value cells of a pivot table by the label rule: cell ``(i, j)`` reads value column ``v``'s
+    cells of the rows whose index keys are row ``i``'s and whose column keys are column ``j``'s (their key
+    cells, which placed them, are control).  ``vrows``: the cmat rows of each value column."""
     nidx = res.index.nlevels
-    parts = []
     rcols = res.columns
-    keyrows = column_rows(src, idx + cls_)
-    if keyrows is None:
-        return fallback(res, op, [src])
-    vrows = {}
-    for v in vals:
-        vrow = column_rows(src, [v])
-        if vrow is None:
-            return fallback(res, op, [src])
-        vrows[v] = vrow
+    parts = []
     inv, ck, shared, level0 = None, None, None, None
     multi_values = isinstance(rcols, pd.MultiIndex) and rcols.nlevels == len(cls_) + 1
     if cls_:
@@ -481,6 +454,42 @@ def _pivot_lineage(src, res, args, kwargs, op="pivot_table"):
                     cm = np.zeros((nidx + res.shape[1], krow.shape[0]), bool)
                     cm[nidx + j] = krow
                     parts.append(Part(p.node, rel, cm, True))
+    return parts
+
+
+def _pivot_lineage(src, res, args, kwargs, op="pivot_table"):
+    names = ["values", "index", "columns", "aggfunc", "fill_value", "margins", "dropna", "margins_name",
+             "observed", "sort"]
+    kw = dict(zip(names, args))
+    kw.update(kwargs)
+    values, index, columns = kw.get("values"), kw.get("index"), kw.get("columns")
+    if kw.get("margins") and index is not None and isinstance(res, pd.DataFrame):
+        out = _with_margins(src, res, kw, op)
+        if out is not None:
+            return out
+    if kw.get("margins") or index is None or not isinstance(res, pd.DataFrame):
+        return fallback(res, op, [src])
+    lin = lineage_of(src)
+    lst = lambda v: [] if v is None else (list(v) if isinstance(v, (list, tuple)) else [v])  # noqa: E731
+    idx, cls_, vals = lst(index), lst(columns), lst(values)
+    if not vals:
+        vals = [c for c in src.columns if c not in idx + cls_]
+    try:
+        keys_i = pd.MultiIndex.from_frame(pd.DataFrame(src[idx])) if len(idx) > 1 else pd.Index(src[idx[0]])
+        out_row = res.index.get_indexer(keys_i)
+    except Exception:
+        return fallback(res, op, [src])
+    nidx = res.index.nlevels
+    keyrows = column_rows(src, idx + cls_)
+    if keyrows is None:
+        return fallback(res, op, [src])
+    vrows = {}
+    for v in vals:
+        vrow = column_rows(src, [v])
+        if vrow is None:
+            return fallback(res, op, [src])
+        vrows[v] = vrow
+    parts = _value_cell_parts(src, res, lin, vals, vrows, cls_, keyrows, out_row)
     # the index cells: the key cells of the rows grouped into each output row (rows with a missing
     # column key are left out by the group-by; rows whose values are all missing still formed the row)
     contrib = out_row >= 0
