@@ -271,7 +271,7 @@ class TrackedGroupBy:
 
     def apply(self, func, *args, **kwargs):
         per_group = callable(func) and not self._kwargs.get("group_keys", True)
-        runs = self._group_runs(func) if per_group else None
+        runs = self._group_runs(func, kwargs) if per_group else None
         with guard:
             res = self._gb.apply(func if runs is None else runs, *args, **kwargs)
         if per_group:
@@ -313,7 +313,7 @@ class TrackedGroupBy:
         if isinstance(func, str) and func in _windows().GROUP_METHODS:
             return _windows().group_method(self, func, args, kwargs, via="transform")
         udf = callable(func) and not isinstance(func, str)
-        runs = self._group_runs(func) if udf else None
+        runs = self._group_runs(func, kwargs) if udf else None
         with guard:
             res = self._gb.transform(func if runs is None else runs, *args, **kwargs)
         obj = self._obj
@@ -343,13 +343,16 @@ class TrackedGroupBy:
             return obj[sel]
         return obj
 
-    def _group_runs(self, func):
+    def _group_runs(self, func, kwargs):
         """``func`` wrapped to keep its tracked result on each group as pandas calls it (see
-        :class:`~whence.tabular.frame.pergroup.GroupRuns`), or None where the per-group rule would not apply: a function pandas may replace
-        by its own kernel (numpy's, pandas', builtins), another engine, over ``_UDF_GROUPS`` groups, or rows
-        whose labels do not name them one to one."""
+        :class:`~whence.tabular.frame.pergroup.GroupRuns`), or None where the per-group rule would not
+        apply: a function pandas may replace by its own kernel (numpy's, pandas', builtins), another engine
+        (numba compiles ``func`` itself), over ``_UDF_GROUPS`` groups, or rows whose labels do not name them
+        one to one."""
         if not isinstance(func, types.FunctionType) or \
                 (getattr(func, "__module__", None) or "").split(".")[0] in ("numpy", "pandas", "builtins"):
+            return None
+        if kwargs.get("engine") is not None or pd.get_option("compute.use_numba"):
             return None
         try:
             col = self._udf_column()
