@@ -841,11 +841,13 @@ def test_pivot_table_margin_column_under_a_datetime_key_level():
     def run(X):
         return X.pivot_table("t", index="s", columns=["k", "d"], aggfunc="sum", margins=True)
 
-    df = track(P)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = run(df)
-        plain = run(P)
+        try:
+            plain = run(P)
+        except KeyError:  # pandas 2.2 cannot place its own margin label ("All", NaT) and raises
+            pytest.skip("this pandas raises on a margin column under a datetime key level")
+        out = run(track(P))
     pd.testing.assert_frame_equal(untracked(out), plain)
     j = len(out.columns) - 1
     assert out.columns[j][0] == "All" and pd.isna(out.columns[j][1])
