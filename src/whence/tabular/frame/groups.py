@@ -536,7 +536,12 @@ class TrackedGroupBy:
             idx_sets = [[] for _ in range(nidx)]
         cache = {}
         parts = []
+        # the cmat rows read below (a part with none of them set contributes nothing)
+        used = np.asarray(sorted({int(r) for rs in idx_sets + crow_sets for r in rs} |
+                                 {int(r) for r in key_rows}), np.int64)
         for p in lin.parts:
+            if not p.wide and not np.count_nonzero(p.cmat[used]):
+                continue
             g = cache.get(id(p.rel))
             if g is None:
                 g = p.rel.group(codes, ng)
