@@ -187,12 +187,25 @@ def _filled_rows(shared, part, filled):
     statistic's "every row" relation, lent by :func:`scalar_parts` to every statistic reduced over the same
     rows) reads, the others none.  The same relation and the same filled rows give the very same relation
     object, so that their parts merge into one: a frame filled column by column with medians carries one part
-    per pattern of missing rows and source relation, not one per column."""
-    key = (id(part.rel), hash(filled.tobytes()))
+    per pattern of missing rows and source relation, not one per column.  Relations whose codes are one array
+    (:func:`scalar_parts` lends one array of zeros to all its "every row" relations) share one code array per
+    pattern of filled rows: a fill costs one array per pattern, not one per statistic's source relation."""
+    rel = part.rel
+    fkey = hash(filled.tobytes())
+    key = (id(rel), fkey)
     out = shared.get(key)
-    if out is None or out[0].shape != filled.shape or not np.array_equal(out[0], filled):
-        out = shared[key] = (filled, part.rel.take(np.where(filled, np.arange(filled.shape[0]), -1)))
-    return out[1]
+    if out is not None and out[0].shape == filled.shape and np.array_equal(out[0], filled):
+        return out[1]
+    if rel.codes is None or rel.all_rows or rel.codes.shape[0] != filled.shape[0]:
+        res = rel.take(np.where(filled, np.arange(filled.shape[0]), -1))
+    else:  # ``rel.take`` of the filled rows: the same codes there, -1 elsewhere
+        ckey = ("codes", id(rel.codes), fkey)
+        c = shared.get(ckey)
+        if c is None or c[0] is not rel.codes or not np.array_equal(c[1], filled):
+            c = shared[ckey] = (rel.codes, filled, np.where(filled, rel.codes, -1))
+        res = RowRel(rel.n_out, rel.n_src, c[2], rel.csr)
+    shared[key] = (filled, res)
+    return res
 
 
 def _binary(res, op, *operands, columns=False):

@@ -76,7 +76,7 @@ def scalar_parts(value, n, ncells, rows=None, wholes=None):
     data cell the registered scalar ``value`` was reduced from (none for other values).  ``wholes``: a dict
     that lends one "every row" relation to the statistics reduced over the same row relation (their parts can
     then share row relations and merge)."""
-    from ..relations import Part
+    from ..relations import Part, RowRel
     lin = scalar_lineage(value)
     if lin is None:
         return []
@@ -88,7 +88,14 @@ def scalar_parts(value, n, ncells, rows=None, wholes=None):
         key = (id(p.rel), lin.n, n)
         whole = None if wholes is None else wholes.get(key)
         if whole is None:
-            whole = p.rel.group(np.zeros(lin.n, np.int64), 1).take(np.zeros(n, np.int64))
+            one = p.rel.group(np.zeros(lin.n, np.int64), 1)
+            if one.codes is None and not one.all_rows and wholes is not None:
+                zeros = wholes.get(("zeros", n))  # one array of zeros for all (``one.take``'s codes)
+                if zeros is None:
+                    zeros = wholes[("zeros", n)] = np.zeros(n, np.int64)
+                whole = RowRel(n, one.n_src, zeros, one.csr)
+            else:
+                whole = one.take(np.zeros(n, np.int64))
             if wholes is not None:
                 wholes[key] = whole
         if rows is None:
