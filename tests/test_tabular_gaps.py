@@ -872,3 +872,33 @@ def test_fills_by_statistics_of_other_rows_share_one_code_array_per_pattern():
             truth = own | (reads[c] if P[c].isna().iloc[i] else set())
             check(out, i, j, own)
             check(out, i, j, truth, control=True)
+
+
+@cfg(30)
+@given(frames(min_rows=1), st.sampled_from(["new", "existing", "new_on_duplicates", "existing_on_duplicates",
+                                            "insert"]))
+def test_column_writes_by_definition(P, how):
+    """``df[c] = v`` for a new label, an existing one, on a frame with duplicated labels, and ``insert``: every
+    column keeps its own source column, the written one takes the value's cells (by definition)."""
+    df = track(P)
+    X = df[["t", "u", "k"]]
+    if how.endswith("duplicates"):
+        X = pd.concat([X, df[["t"]]], axis=1)  # a second "t"
+    names = list(X.columns)
+    src = {j: c for j, c in enumerate(names)}
+    if how.startswith("new"):
+        X["w"] = X["u"] * 2
+        src[len(names)] = "u"
+    elif how == "existing":
+        X["u"] = X["k"] + 1
+        src[1] = "k"
+    elif how == "existing_on_duplicates":
+        X["k"] = X["u"] - 1
+        src[2] = "u"
+    elif how == "insert":
+        X.insert(1, "w", X["k"].abs())
+        src = {0: "t", 1: "k", 2: "u", 3: "k"}
+    assert len(src) == X.shape[1]
+    for i in range(len(P)):
+        for j, c in src.items():
+            check(X, i, j, {(i, col(c))})
