@@ -214,14 +214,14 @@ def _filled_rows(shared, rel, filled, fkey):
     ``fkey``: a hash of ``filled``."""
     key = (id(rel), fkey)
     out = shared.get(key)
-    if out is not None and out[0].shape == filled.shape and np.array_equal(out[0], filled):
+    if out is not None and (out[0] is filled or out[0].shape == filled.shape and np.array_equal(out[0], filled)):
         return out[1]
     if rel.codes is None or rel.all_rows or rel.codes.shape[0] != filled.shape[0]:
         res = rel.take(np.where(filled, np.arange(filled.shape[0]), -1))
     else:  # ``rel.take`` of the filled rows: the same codes there, -1 elsewhere
         ckey = ("codes", id(rel.codes), fkey)
         c = shared.get(ckey)
-        if c is None or c[0] is not rel.codes or not np.array_equal(c[1], filled):
+        if c is None or c[0] is not rel.codes or not (c[1] is filled or np.array_equal(c[1], filled)):
             c = shared[ckey] = (rel.codes, filled, np.where(filled, rel.codes, -1))
         res = RowRel(rel.n_out, rel.n_src, c[2], rel.csr)
     shared[key] = (filled, res)
