@@ -126,8 +126,12 @@ def test_propagation_equals_rerunning_the_etl(data):
     for r in range(n_l):
         X1, _ = _etl(people, loans.drop(index=r).reset_index(drop=True), funcs, "c")
         changed = np.flatnonzero(~np.all((X0 == X1) | (np.isnan(X0) & np.isnan(X1)), axis=1))
+        # a statistic recomputed over the same values in another order (a std without a NaN row) may differ in
+        # its last bit: such a row may be reported or not, any other change must be
+        moved = np.flatnonzero(~np.all(np.isclose(X0, X1, rtol=1e-12, atol=1e-12, equal_nan=True), axis=1))
         sel = p.src == r
-        assert sorted(p.train[sel].tolist()) == changed.tolist()
+        reported = set(p.train[sel].tolist())
+        assert set(moved.tolist()) <= reported <= set(changed.tolist())
         assert not p.removed[sel].any()
         if sel.any():
             np.testing.assert_allclose(p.new[sel], X1[p.train[sel]], rtol=1e-9, atol=1e-9)
@@ -161,8 +165,12 @@ def test_count_of_a_text_column_propagates_as_rerunning_the_etl():
     for r in range(n_l):
         X1, _ = _etl(people, loans.drop(index=r).reset_index(drop=True), funcs, "c")
         changed = np.flatnonzero(~np.all((X0 == X1) | (np.isnan(X0) & np.isnan(X1)), axis=1))
+        # a statistic recomputed over the same values in another order (a std without a NaN row) may differ in
+        # its last bit: such a row may be reported or not, any other change must be
+        moved = np.flatnonzero(~np.all(np.isclose(X0, X1, rtol=1e-12, atol=1e-12, equal_nan=True), axis=1))
         sel = p.src == r
-        assert sorted(p.train[sel].tolist()) == changed.tolist()
+        reported = set(p.train[sel].tolist())
+        assert set(moved.tolist()) <= reported <= set(changed.tolist())
         if sel.any():
             np.testing.assert_allclose(p.new[sel], X1[p.train[sel]], rtol=1e-9, atol=1e-9)
     assert p.exact
