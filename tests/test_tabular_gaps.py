@@ -977,3 +977,59 @@ def test_fills_by_statistics_of_the_same_rows_share_one_row_relation():
             truth = own | ({(r, j) for r in range(len(P))} if P[c].isna().iloc[i] else set())
             check(out, i, j, own)
             check(out, i, j, truth, control=True)
+
+
+def test_fills_by_statistics_of_other_rows_share_one_code_array_per_pattern():
+    """Statistics reduced over different rows (a filtered frame, another column's rows) filling the same missing
+    rows: each keeps its own source rows, and their filled-row relations share one code array (one per pattern
+    of filled rows, not one per statistic's relation)."""
+    P = pd.DataFrame({"t": [1.0, np.nan, 3.0, np.nan, 5.0, 8.0], "u": [2.0, np.nan, 6.0, np.nan, 10.0, 1.0],
+                      "k": [np.nan, 1.0, -2.0, 3.0, 4.0, -1.0]})
+    df = track(P)
+    pos = df[df["k"] > 0]
+    stats = {"t": df["t"].median(), "u": pos["u"].mean(), "k": pos["t"].max()}
+    out = df.fillna(stats)
+    from whence.tabular.frame.base import lineage_of
+    control = [p for p in lineage_of(out).parts if p.control and p.rel.codes is not None]
+    assert len({id(p.rel.codes) for p in control}) == 2  # t and u share their missing rows; k has its own
+    kpos = [r for r in range(len(P)) if P["k"].iloc[r] > 0]
+    # (a statistic of the filtered rows also reads their mask cells, as control of every kept row)
+    reads = {"t": {(r, 0) for r in range(len(P))},
+             "u": {(r, c) for r in kpos for c in (1, 2)},
+             "k": {(r, c) for r in kpos for c in (0, 2)}}
+    for j, c in enumerate(P.columns):
+        for i in range(len(P)):
+            own = {(i, j)}
+            truth = own | (reads[c] if P[c].isna().iloc[i] else set())
+            check(out, i, j, own)
+            check(out, i, j, truth, control=True)
+
+
+@cfg(30)
+@given(frames(min_rows=1), st.sampled_from(["new", "existing", "new_on_duplicates", "existing_on_duplicates",
+                                            "insert"]))
+def test_column_writes_by_definition(P, how):
+    """``df[c] = v`` for a new label, an existing one, on a frame with duplicated labels, and ``insert``: every
+    column keeps its own source column, the written one takes the value's cells (by definition)."""
+    df = track(P)
+    X = df[["t", "u", "k"]]
+    if how.endswith("duplicates"):
+        X = pd.concat([X, df[["t"]]], axis=1)  # a second "t"
+    names = list(X.columns)
+    src = {j: c for j, c in enumerate(names)}
+    if how.startswith("new"):
+        X["w"] = X["u"] * 2
+        src[len(names)] = "u"
+    elif how == "existing":
+        X["u"] = X["k"] + 1
+        src[1] = "k"
+    elif how == "existing_on_duplicates":
+        X["k"] = X["u"] - 1
+        src[2] = "u"
+    elif how == "insert":
+        X.insert(1, "w", X["k"].abs())
+        src = {0: "t", 1: "k", 2: "u", 3: "k"}
+    assert len(src) == X.shape[1]
+    for i in range(len(P)):
+        for j, c in src.items():
+            check(X, i, j, {(i, col(c))})
