@@ -126,14 +126,53 @@ def test_propagation_equals_rerunning_the_etl(data):
     for r in range(n_l):
         X1, _ = _etl(people, loans.drop(index=r).reset_index(drop=True), funcs, "c")
         changed = np.flatnonzero(~np.all((X0 == X1) | (np.isnan(X0) & np.isnan(X1)), axis=1))
+        # a statistic recomputed over the same values in another order (a std without a NaN row) may differ in
+        # its last bit: such a row may be reported or not, any other change must be
+        moved = np.flatnonzero(~np.all(np.isclose(X0, X1, rtol=1e-12, atol=1e-12, equal_nan=True), axis=1))
         sel = p.src == r
-        assert sorted(p.train[sel].tolist()) == changed.tolist()
+        reported = set(p.train[sel].tolist())
+        assert set(moved.tolist()) <= reported <= set(changed.tolist())
         assert not p.removed[sel].any()
         if sel.any():
             np.testing.assert_allclose(p.new[sel], X1[p.train[sel]], rtol=1e-9, atol=1e-9)
         assert p.fed_nothing[r] == (loans["kind"].iloc[r] == "c" or loans["pid"].iloc[r] >= n_p)
         if p.fed_nothing[r]:
             assert not changed.size
+    assert p.exact
+
+
+def test_count_of_a_text_column_propagates_as_rerunning_the_etl():
+    """A ``count`` of a text column records only which values are missing (no Python object per text value):
+    deleting each source row on its own still gives the training rows of re-running the ETL."""
+    from whence.attribution.deletion import DeletionContext as _Context, propagate
+    from whence.tabular.aggregates import aggregate_record
+    rng = np.random.default_rng(5)
+    n_l = 24
+    people = pd.DataFrame({"pid": np.arange(-1, 6), "x": rng.normal(size=7).round(2), "y": rng.integers(0, 2, 7)})
+    note = rng.choice(["a", "bb", "c"], n_l).astype(object)
+    note[rng.random(n_l) < 0.3] = None
+    loans = pd.DataFrame({"pid": rng.integers(0, 7, n_l), "amt": rng.integers(0, 5, n_l).astype(float),
+                          "note": pd.array(note, dtype="string"), "kind": rng.choice(["a", "b", "c"], n_l)})
+    funcs = [("note", "count"), ("amt", "sum")]
+    wh.reset()
+    X, _ = _etl(wh.track_frame(people, name="people"), wh.track_frame(loans, name="loans"), funcs, "c")
+    ln = wh.track_frame(loans, name="l2")
+    rec = aggregate_record(ln.groupby("pid").agg(n=("note", "count"))._whence_node)
+    assert rec.columns[0].values.dtype == np.float64
+    assert np.array_equal(np.isnan(rec.columns[0].values), loans["note"].isna().to_numpy())
+    p = propagate(_Context(X), "loans")
+    X0 = np.asarray(X)
+    for r in range(n_l):
+        X1, _ = _etl(people, loans.drop(index=r).reset_index(drop=True), funcs, "c")
+        changed = np.flatnonzero(~np.all((X0 == X1) | (np.isnan(X0) & np.isnan(X1)), axis=1))
+        # a statistic recomputed over the same values in another order (a std without a NaN row) may differ in
+        # its last bit: such a row may be reported or not, any other change must be
+        moved = np.flatnonzero(~np.all(np.isclose(X0, X1, rtol=1e-12, atol=1e-12, equal_nan=True), axis=1))
+        sel = p.src == r
+        reported = set(p.train[sel].tolist())
+        assert set(moved.tolist()) <= reported <= set(changed.tolist())
+        if sel.any():
+            np.testing.assert_allclose(p.new[sel], X1[p.train[sel]], rtol=1e-9, atol=1e-9)
     assert p.exact
 
 

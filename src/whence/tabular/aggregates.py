@@ -4,7 +4,8 @@ The lineage of an aggregate says which rows fed each group; it does not say *how
 answer "what would this aggregate be without that row?" (:mod:`whence.attribution.deletion`), every covered
 group-by aggregation also records, beside its graph node, an :class:`AggregateRecord`: the group code of every
 input row, and for every output column the aggregation function, the input column's values and the output
-values.  The record holds references to arrays pandas computed anyway (the input column, the result); nothing
+values (for a ``count`` of a column that is not numeric, only which values are missing: NaN there, 0.0
+elsewhere).  The record holds references to arrays pandas computed anyway (the input column, the result); nothing
 is copied per row.  It sits on the node's map (``node.map.aggregate``) and goes with it.
 
 >>> import io, whence as wh
@@ -27,7 +28,8 @@ __all__ = ["AggregateRecord", "AggColumn", "aggregate_record", "record_aggregate
 
 class AggColumn(NamedTuple):
     """One output column of an aggregation: its label, function name (or callable), input column label (None
-    for ``size``), the input values (one per input row, None for ``size``) and the output values (one per
+    for ``size``), the input values (one per input row, None for ``size``; for a ``count`` of a column that is
+    not numeric, NaN where the value is missing and 0.0 elsewhere) and the output values (one per
     group)."""
 
     label: object
@@ -95,15 +97,24 @@ def record_aggregate(gb, res, func, named):
             return
         try:
             with guard:
-                vals = obj[src].to_numpy() if isinstance(obj, pd.DataFrame) else obj.to_numpy()
+                vals = _input_values(obj[src] if isinstance(obj, pd.DataFrame) else obj, f)
         except Exception:  # noqa: BLE001 - a column pandas cannot hand back: leave this aggregation unrecorded
             return
-        cols.append(AggColumn(lab, f, src, np.asarray(vals), _values(res, lab, series)))
+        cols.append(AggColumn(lab, f, src, vals, _values(res, lab, series)))
     codes = gb._group_codes()
     ng = int(codes.max()) + 1 if codes.size and codes.max() >= 0 else 0
     if ng != len(res):  # rows of empty groups (observed=False): not recorded (deletion re-runs the ETL)
         return
     lin.aggregate = AggregateRecord(lineage_of(obj), codes, ng, tuple(cols))  # on the node's map, once built
+
+
+def _input_values(col, f):
+    """The input column's values as an aggregation of ``f`` needs them: a ``count`` of a column that is not
+    numeric reads only which values are missing, so it keeps NaN for those and 0.0 elsewhere (the same count,
+    without turning every text value into a Python object)."""
+    if f == "count" and col.dtype.kind not in "biufc":
+        return np.where(np.asarray(col.isna().to_numpy(), bool), np.nan, 0.0)
+    return np.asarray(col.to_numpy())
 
 
 def _values(res, lab, series):

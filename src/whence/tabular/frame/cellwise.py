@@ -12,7 +12,7 @@ import pandas as pd
 
 from ...tracked import TrackedArray
 from ..relations import Part, RowRel
-from .values import is_scalar_like, scalar_parts
+from .values import is_scalar_like, scalar_parts, scalar_sources
 from .base import (as_tracked, attach, attach_inplace, guard_depth, dims, elementwise, fallback, fallback_reason,
                    guard, is_tracked_frame, lineage_of, remap, row_preserving, warn_partial)
 
@@ -101,7 +101,7 @@ def _arg(args, kwargs, i, name, default=None):
 
 def _cells_mask(obj):
     a = np.asarray(obj.to_numpy() if isinstance(obj, (pd.Series, pd.DataFrame)) else obj)
-    return (a[:, None] if a.ndim == 1 else a).astype(bool)
+    return (a[:, None] if a.ndim == 1 else a).astype(bool, copy=False)
 
 
 def _stat_fill(src, res, op, args, kwargs):
@@ -153,6 +153,8 @@ def _stat_fill(src, res, op, args, kwargs):
     parts = remap(lin, crow)
     inputs = [src]
     shared, wholes = {}, {}  # one row relation per (statistic's rows, filled rows): parts that share it merge
+    filled_parts = {}  # (input, relation) -> the control Part of the cells filled through that relation
+    rels = {}  # (statistic's relation, column's filled rows) -> the relation of those filled rows
     for value, mask, cols in uses:
         js = range(ncols) if cols is None else [labels.index(c) for c in cols if c in labels]
         if is_tracked_frame(value):  # a Series of one value per column of the frame
@@ -169,30 +171,61 @@ def _stat_fill(src, res, op, args, kwargs):
                 crow_v[nidx + j] = vl.nidx
                 parts += [q.with_(control=True) for q in remap(vl, crow_v, sel)]
             continue
-        for p in scalar_parts(value, n, nidx + ncols, rows=[nidx + j for j in js], wholes=wholes):
-            if mask is None:
-                parts.append(p.with_(control=True))
+        if mask is None:
+            parts += [p.with_(control=True) for p in scalar_parts(value, n, nidx + ncols,
+                                                                  rows=[nidx + j for j in js], wholes=wholes)]
+            continue
+        sources = scalar_sources(value, n, wholes)
+        for j in js:
+            m, key = _column_cells(shared, mask, j)
+            if m is None:
                 continue
-            for j in js:
-                if not mask[:, j].any():
-                    continue
-                cm = np.zeros_like(p.cmat)
-                cm[nidx + j] = p.cmat[nidx + j]
-                parts.append(Part(p.node, _filled_rows(shared, p, mask[:, j]), cm, True))
+            for p, row, whole in sources:
+                rel = rels.get((id(whole), key))
+                if rel is None:
+                    rel = rels[(id(whole), key)] = _filled_rows(shared, whole, m, key)
+                k = (id(p.node), id(rel))
+                q = filled_parts.get(k)
+                if q is None:
+                    q = filled_parts[k] = Part(p.node, rel, np.zeros((nidx + ncols, row.shape[0]), bool), True)
+                    parts.append(q)
+                q.cmat[nidx + j] |= row
     return attach(res, parts, op, inputs)
 
 
-def _filled_rows(shared, part, filled):
-    """The row relation of the cells a statistic filled: rows ``filled`` read every source row ``part`` (the
-    statistic's "every row" relation, lent by :func:`scalar_parts` to every statistic reduced over the same
+def _column_cells(shared, mask, j):
+    """Column ``j`` of the cells that took a statistic, contiguous, with a hash of it (the key of
+    :func:`_filled_rows`), made once per column; ``(None, None)`` when no cell of the column took it."""
+    e = shared.get(("column", id(mask), j))
+    if e is None:
+        m = np.ascontiguousarray(mask[:, j])
+        e = shared[("column", id(mask), j)] = (m, hash(m.tobytes())) if m.any() else (None, None)
+    return e
+
+
+def _filled_rows(shared, rel, filled, fkey):
+    """The row relation of the cells a statistic filled: rows ``filled`` read every source row ``rel`` (the
+    statistic's "every row" relation, lent by :func:`scalar_sources` to every statistic reduced over the same
     rows) reads, the others none.  The same relation and the same filled rows give the very same relation
     object, so that their parts merge into one: a frame filled column by column with medians carries one part
-    per pattern of missing rows and source relation, not one per column."""
-    key = (id(part.rel), hash(filled.tobytes()))
+    per pattern of missing rows and source relation, not one per column.  Relations whose codes are one array
+    (:func:`scalar_sources` lends one array of zeros to all its "every row" relations) share one code array per
+    pattern of filled rows: a fill costs one array per pattern, not one per statistic's source relation.
+    ``fkey``: a hash of ``filled``."""
+    key = (id(rel), fkey)
     out = shared.get(key)
-    if out is None or out[0].shape != filled.shape or not np.array_equal(out[0], filled):
-        out = shared[key] = (filled, part.rel.take(np.where(filled, np.arange(filled.shape[0]), -1)))
-    return out[1]
+    if out is not None and (out[0] is filled or out[0].shape == filled.shape and np.array_equal(out[0], filled)):
+        return out[1]
+    if rel.codes is None or rel.all_rows or rel.codes.shape[0] != filled.shape[0]:
+        res = rel.take(np.where(filled, np.arange(filled.shape[0]), -1))
+    else:  # ``rel.take`` of the filled rows: the same codes there, -1 elsewhere
+        ckey = ("codes", id(rel.codes), fkey)
+        c = shared.get(ckey)
+        if c is None or c[0] is not rel.codes or not (c[1] is filled or np.array_equal(c[1], filled)):
+            c = shared[ckey] = (rel.codes, filled, np.where(filled, rel.codes, -1))
+        res = RowRel(rel.n_out, rel.n_src, c[2], rel.csr)
+    shared[key] = (filled, res)
+    return res
 
 
 def _binary(res, op, *operands, columns=False):

@@ -77,20 +77,8 @@ def scalar_parts(value, n, ncells, rows=None, wholes=None):
     that lends one "every row" relation to the statistics reduced over the same row relation (their parts can
     then share row relations and merge)."""
     from ..relations import Part
-    lin = scalar_lineage(value)
-    if lin is None:
-        return []
     parts = []
-    for p in lin.parts:
-        row = p.data_row(lin.nidx)
-        if not row.any():
-            continue
-        key = (id(p.rel), lin.n, n)
-        whole = None if wholes is None else wholes.get(key)
-        if whole is None:
-            whole = p.rel.group(np.zeros(lin.n, np.int64), 1).take(np.zeros(n, np.int64))
-            if wholes is not None:
-                wholes[key] = whole
+    for p, row, whole in scalar_sources(value, n, wholes):
         if rows is None:
             parts.append(Part(p.node, whole, row[None, :].copy(), p.control, wide=True))
         else:
@@ -98,6 +86,45 @@ def scalar_parts(value, n, ncells, rows=None, wholes=None):
             cm[rows] = row
             parts.append(Part(p.node, whole, cm, p.control))
     return parts
+
+
+def scalar_sources(value, n, wholes=None):
+    """What the registered scalar ``value`` was reduced from, for ``n`` rows that each read all of it: one
+    ``(part, row, whole)`` per part of its lineage that reads data cells, ``row`` the input columns it read
+    (bool), ``whole`` the relation from each of the ``n`` rows to every input row the part reads (empty for
+    other values).  ``wholes``: see :func:`scalar_parts`."""
+    from ..relations import RowRel
+    lin = scalar_lineage(value)
+    if lin is None:
+        return []
+    out = []
+    for p in lin.parts:
+        row = p.data_row(lin.nidx)
+        if not row.any():
+            continue
+        key = (id(p.rel), lin.n, n)
+        whole = None if wholes is None else wholes.get(key)
+        if whole is None:
+            zeros = _zeros(wholes, lin.n)
+            one = p.rel.group(zeros, 1)
+            if one.codes is None and not one.all_rows:
+                whole = RowRel(n, one.n_src, _zeros(wholes, n), one.csr)  # ``one.take(zeros)``, its codes shared
+            else:
+                whole = one.take(np.zeros(n, np.int64))
+            if wholes is not None:
+                wholes[key] = whole
+        out.append((p, row, whole))
+    return out
+
+
+def _zeros(wholes, n):
+    """``n`` int64 zeros, one array per length in ``wholes`` (never written: relations' codes are read-only)."""
+    z = None if wholes is None else wholes.get(("zeros", n))
+    if z is None:
+        z = np.zeros(n, np.int64)
+        if wholes is not None:
+            wholes[("zeros", n)] = z
+    return z
 
 
 def _remember(table, obj, value):

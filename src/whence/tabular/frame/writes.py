@@ -237,6 +237,54 @@ def _after_setitem(obj, lin, key, value, old_cols, insert_at=None):
             warn_partial("whence: this setitem is not covered; the frame is marked PARTIAL")
             return
     keys = list(key) if isinstance(key, list) else [key]
+    fast = _one_column_write(key, cols, old_cols, insert_at)
+    if fast is not None:
+        pos, loc = fast
+        crow = list(range(lin.nidx)) + [lin.nidx + int(p) if p >= 0 else -1 for p in pos]
+        crow[nidx + loc] = -1
+        locs = {0: loc}
+    else:
+        crow, locs = _written_columns(keys, cols, old_cols, lin, nidx), {}
+    parts = remap(lin, crow)
+    reasons = []
+    inputs = [lin]
+    if isinstance(value, pd.DataFrame) and len(keys) == value.shape[1]:
+        vals = [value.iloc[:, j] for j in range(value.shape[1])]
+    else:
+        vals = [value] * len(keys)
+    for i, (k, v) in enumerate(zip(keys, vals)):
+        j = nidx + (locs[i] if i in locs else int(cols.get_loc(k)))
+        vparts, vreasons, vlin = value_parts(v, obj, j, nidx + len(cols), f"column {k!r}")
+        parts += vparts
+        reasons += vreasons
+        if vlin is not None:
+            inputs.append(vlin)
+    attach_inplace(obj, parts, "setitem", inputs, reasons)
+
+
+def _one_column_write(key, cols, old_cols, insert_at):
+    """``(old column per column, position of the written column)`` of ``df[key] = v`` in its two common cases,
+    read without hashing the new column labels: a new label (pandas appends it) or an existing unique one
+    (the columns are the same object); None otherwise."""
+    if insert_at is not None or isinstance(key, (list, tuple)) or old_cols.nlevels != 1:
+        return None
+    if cols is old_cols:
+        if not old_cols.is_unique:
+            return None
+        try:
+            loc = old_cols.get_loc(key)
+        except (KeyError, TypeError):
+            return None
+        return (np.arange(len(cols)), int(loc)) if isinstance(loc, (int, np.integer)) else None
+    if len(cols) == len(old_cols) + 1 and key not in old_cols:
+        pos = np.arange(len(cols))
+        pos[-1] = -1
+        return pos, len(cols) - 1
+    return None
+
+
+def _written_columns(keys, cols, old_cols, lin, nidx):
+    """The cmat row map of a write of ``keys`` (old row per row; the written columns' rows emptied)."""
     # old columns keep their positions (by label); new ones are empty before the value is added
     if old_cols.is_unique and cols.is_unique:
         pos = column_positions(old_cols, cols)
@@ -251,22 +299,7 @@ def _after_setitem(obj, lin, key, value, old_cols, insert_at=None):
             written[nidx + int(loc)] = True
         else:
             written[nidx:][np.asarray(loc) if not isinstance(loc, slice) else np.arange(len(cols))[loc]] = True
-    crow = [(-1 if written[i] else c) for i, c in enumerate(crow)]
-    parts = remap(lin, crow)
-    reasons = []
-    inputs = [lin]
-    if isinstance(value, pd.DataFrame) and len(keys) == value.shape[1]:
-        vals = [value.iloc[:, j] for j in range(value.shape[1])]
-    else:
-        vals = [value] * len(keys)
-    for k, v in zip(keys, vals):
-        j = nidx + int(cols.get_loc(k))
-        vparts, vreasons, vlin = value_parts(v, obj, j, nidx + len(cols), f"column {k!r}")
-        parts += vparts
-        reasons += vreasons
-        if vlin is not None:
-            inputs.append(vlin)
-    attach_inplace(obj, parts, "setitem", inputs, reasons)
+    return [(-1 if written[i] else c) for i, c in enumerate(crow)]
 
 
 class SeriesWrites:
