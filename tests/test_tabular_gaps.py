@@ -1032,3 +1032,17 @@ def test_update_of_several_columns_is_exact_or_partial_with_a_warning():
     for i in range(3):  # a written cell reads the same row of the other frame (aligned by index), or itself
         check(X, i, 0, {(i, 0)}, partial_ok=True)
         check(X, i, 1, {(i, 2)}, partial_ok=True)
+
+
+def test_multi_column_write_on_duplicated_labels_is_partial_with_a_warning():
+    """A list of labels written into a frame with duplicated column labels (pandas writes by position in turn):
+    PARTIAL with a warning, a superset of the cells copied."""
+    P = pd.DataFrame({"t": [1.0, 2.0, 3.0], "u": [4.0, 5.0, 6.0], "k": [7.0, 8.0, 9.0]})
+    df = track(P)
+    D = pd.concat([df[["t", "u"]], df[["k"]].rename(columns={"k": "t"})], axis=1)
+    with pytest.warns(wh.PartialLineageWarning, match="columns"):
+        D[["t", "u"]] = D.to_numpy()  # t(0) <- t, t(2) <- u, u <- k
+    assert untracked(D).to_numpy().tolist() == P[["t", "k", "u"]].to_numpy().tolist()
+    for i in range(3):
+        for j, src in enumerate([0, 2, 1]):
+            check(D, i, j, {(i, src)}, partial_ok=True)

@@ -294,7 +294,8 @@ def _after_setitem(obj, lin, key, value, old_cols, insert_at=None):
     reasons = []
     inputs = [lin]
     ncells = nidx + len(cols)
-    writes = _column_values(keys, value) if len(keys) < 2 or cols.is_unique else None
+    # a list of labels on duplicated column labels: pandas writes by position in ways not followed here
+    writes = _column_values(keys, value) if cols.is_unique or _label_list(key) is None else None
     if writes is None:
         _setitem_not_followed(obj, lin, value, f"a write of a {type(value).__name__} into columns {keys!r}")
         return
