@@ -1046,3 +1046,19 @@ def test_multi_column_write_on_duplicated_labels_is_partial_with_a_warning():
     for i in range(3):
         for j, src in enumerate([0, 2, 1]):
             check(D, i, j, {(i, src)}, partial_ok=True)
+
+
+def test_frame_written_under_a_top_level_label_is_matched_or_partial():
+    """``df["b"] = frame`` on MultiIndex columns: pandas matches the value's columns by sub-label (a label it
+    lacks: NaN), which is not followed: PARTIAL with a warning, never the value's cells as FULL."""
+    P = pd.DataFrame({"t": [1.0, 2.0], "u": [3.0, 4.0], "k": [5.0, 6.0]})
+    df = track(P)
+    M = df.copy()
+    M.columns = pd.MultiIndex.from_tuples([("a", "t"), ("a", "u"), ("b", "k")])
+    value = df[["t"]].rename(columns={"t": "zz"})
+    with pytest.warns(wh.PartialLineageWarning):
+        M["b"] = value
+    assert untracked(M)[("b", "k")].isna().all()
+    for i in range(2):
+        check(M, i, 2, set(), partial_ok=True)
+        check(M, i, 0, {(i, 0)}, partial_ok=True)

@@ -295,12 +295,12 @@ def _after_setitem(obj, lin, key, value, old_cols, insert_at=None):
     inputs = [lin]
     ncells = nidx + len(cols)
     # a list of labels on duplicated column labels: pandas writes by position in ways not followed here
-    writes = _column_values(keys, value) if cols.is_unique or _label_list(key) is None else None
+    writes = _column_values(keys, value, cols) if cols.is_unique or _label_list(key) is None else None
     if writes is None:
         _setitem_not_followed(obj, lin, value, f"a write of a {type(value).__name__} into columns {keys!r}")
         return
-    if len(keys) > 1 and not _shares_lineage(value):
-        warn_constant(f"columns {keys!r}", value)
+    if any(src is not None for _, _, src in writes) and not _shares_lineage(value):
+        warn_constant(f"column {keys[0]!r}" if len(keys) == 1 else f"columns {keys!r}", value)
     last = {k: (v, src) for k, v, src in writes}  # pandas writes the columns in turn: the last write of a label wins
     for k, (v, src) in last.items():
         loc = locs[0] if locs else cols.get_loc(k)
@@ -345,7 +345,7 @@ def _shares_lineage(value):
     return np.ndim(value) == 1  # one scalar per column, as ``df[c] = 3``
 
 
-def _column_values(keys, value):
+def _column_values(keys, value, cols):
     """What ``df[keys] = value`` writes, as pandas does it: one ``(label, value, source)`` per write, in order.
 
     ``source`` is the position of the value's column (a DataFrame, a 2-D array) written there, else None and
@@ -357,6 +357,9 @@ def _column_values(keys, value):
     if isinstance(value, pd.DataFrame):
         if not value.columns.is_unique or value.shape[1] != len(keys):
             return None
+        if isinstance(cols, pd.MultiIndex) and not all(isinstance(k, tuple) and len(k) == cols.nlevels
+                                                       for k in keys):
+            return None  # a key naming several columns: pandas matches the value's columns by sub-label
         return [(k, None, int(value.columns.get_loc(c))) for k, c in zip(keys, value.columns)]
     if isinstance(value, (pd.Series, pd.Index)):
         return None
