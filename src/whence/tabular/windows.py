@@ -289,9 +289,16 @@ def _parts(src, res, data_rel, *, crow, per_col=False, sel=None, ident=(), idx_m
             r = data_c[key] = data_rel(rel, j) if per_col else data_rel(rel)
         return r
 
+    # the cmat rows anything below reads (a part with none of them set contributes nothing: a frame of many
+    # parts, most of them other columns', is windowed on one column)
+    used = sorted({r for rs in idx_map for r in rs} | {int(r) for r in crow if r >= 0} |
+                  {int(r) for rows, _, _ in extra for r in rows} | {int(r) for r in key_rows})
+    used = np.asarray(used, np.int64)
     parts = []
     for p in lin.parts:
         k = p.cmat.shape[1]
+        if not p.wide and not np.count_nonzero(p.cmat[used]):
+            continue
         if p.wide:
             if p.control and same_rows:
                 parts.append(Part(p.node, own(p.rel), p.cmat, True, True))

@@ -396,6 +396,8 @@ def rows_union(p, rows):
         return p.cmat[0]
     if not len(rows):
         return np.zeros(p.cmat.shape[1], bool)
+    if len(rows) == 1:  # (a view, as for a wide part: callers copy before they write)
+        return p.cmat[rows[0]]
     return p.cmat[list(rows)].any(0)
 
 

@@ -5,13 +5,15 @@
 from __future__ import annotations
 
 import functools
+import types
 
 import numpy as np
 import pandas as pd
 
 from ..aggregates import record_aggregate
-from ..relations import LazyCSR, Part, RowRel
+from ..relations import Part, RowRel
 from .base import attach, column_rows, guard_depth, dims, fallback, guard, hashable, remap, lineage_of
+from .pergroup import GroupRuns, merge_disjoint
 
 
 # groups up to which ``transform(func)`` runs ``func`` again on each group's tracked rows (beyond: whole groups)
@@ -88,57 +90,6 @@ def same_cells(a, b):
         return bool(np.all(a[~na] == b[~nb]))
     except (TypeError, ValueError):  # values that do not compare: not shown equal
         return False
-
-
-def _merge_disjoint(parts):
-    """Parts of the groups of a per-group result merged into one part per (input, role, columns) where their
-    output rows do not overlap: the relations' codes are put side by side (through one CSR relation, the
-    codes of each shifted past the previous ones', when they do not share one).  Every cell keeps its
-    lineage; the number of parts no longer grows with the number of groups."""
-    out, acc = [], {}
-    for p in parts:
-        rel = p.rel
-        if type(rel) is not RowRel or rel.all_rows or rel.codes is None:
-            out.append(p)
-            continue
-        ok = rel.codes >= 0
-        key = (id(p.node), p.control, p.wide, p.cmat.shape, p.cmat.tobytes(), rel.n_out, rel.n_src,
-               rel.csr is None)
-        for e in acc.setdefault(key, []):
-            if not (e[0] & ok).any():
-                e[0] |= ok
-                e[1].append(rel)
-                break
-        else:
-            acc[key].append([ok.copy(), [rel], p])
-    for entries in acc.values():
-        for _, rels, p in entries:
-            out.append(p if len(rels) == 1 else p.with_(rel=_side_by_side(rels)))
-    return out
-
-
-def _side_by_side(rels):
-    """One relation for relations of the same output rows whose rows (codes >= 0) do not overlap."""
-    n, n_src = rels[0].n_out, rels[0].n_src
-    codes = np.full(n, -1, np.int64)
-    if rels[0].csr is None:
-        for r in rels:
-            m = r.codes >= 0
-            codes[m] = r.codes[m]
-        return RowRel(n, n_src, codes)
-    csrs, ptrs, idxs, off = {}, [np.zeros(1, np.int64)], [], 0
-    for r in rels:
-        base = csrs.get(id(r.csr))
-        if base is None:
-            ip, ix = r.csr.get()
-            base = csrs[id(r.csr)] = off
-            ptrs.append(ip[1:] + (ptrs[-1][-1] if ptrs else 0))
-            idxs.append(ix)
-            off += ip.shape[0] - 1
-        m = r.codes >= 0
-        codes[m] = r.codes[m] + base
-    return RowRel(n, n_src, codes, LazyCSR(np.concatenate(ptrs), np.concatenate(idxs) if idxs else
-                                        np.zeros(0, np.int64)))
 
 
 class TrackedGroupBy:
@@ -319,13 +270,15 @@ class TrackedGroupBy:
         return out
 
     def apply(self, func, *args, **kwargs):
+        per_group = callable(func) and not self._kwargs.get("group_keys", True)
+        runs = self._group_runs(func, kwargs) if per_group else None
         with guard:
-            res = self._gb.apply(func, *args, **kwargs)
-        if callable(func) and not self._kwargs.get("group_keys", True):
+            res = self._gb.apply(func if runs is None else runs, *args, **kwargs)
+        if per_group:
             # a result on the input's own rows (pandas puts them back in their order): a transform
             codes = self._group_codes()
             ng = int(codes.max()) + 1 if codes.size and codes.max() >= 0 else 0
-            out = self._transform_per_group(res, func, args, kwargs, codes, ng)
+            out = self._transform_per_group(res, func, args, kwargs, codes, ng, runs)
             if out is not None:
                 return out
         return fallback(res, "groupby().apply", [self._obj])
@@ -359,15 +312,17 @@ class TrackedGroupBy:
     def transform(self, func, *args, **kwargs):
         if isinstance(func, str) and func in _windows().GROUP_METHODS:
             return _windows().group_method(self, func, args, kwargs, via="transform")
+        udf = callable(func) and not isinstance(func, str)
+        runs = self._group_runs(func, kwargs) if udf else None
         with guard:
-            res = self._gb.transform(func, *args, **kwargs)
+            res = self._gb.transform(func if runs is None else runs, *args, **kwargs)
         obj = self._obj
         if len(res) != len(obj):
             return fallback(res, "groupby().transform", [obj])
         codes = self._group_codes()
         ng = int(codes.max()) + 1 if codes.size and codes.max() >= 0 else 0
-        if callable(func) and not isinstance(func, str):
-            out = self._transform_per_group(res, func, args, kwargs, codes, ng)
+        if udf:
+            out = self._transform_per_group(res, func, args, kwargs, codes, ng, runs)
             if out is not None:
                 return out
         reason = None
@@ -376,13 +331,8 @@ class TrackedGroupBy:
                       f"from its whole group")
         return self._build(res, codes, ng, per_row=True, reason=reason)
 
-    def _transform_per_group(self, res, func, args, kwargs, codes, ng):
-        """``transform(func)`` (or ``apply(func)`` with ``group_keys=False`` returning each group's own rows) of
-        the selected columns, run again group by group on the tracked rows of each group: each cell carries the
-        lineage ``func`` gives it there (its own operations are tracked), and the key cells of its group as
-        control.  None (the whole-group rule applies) without a selection of columns, over ``_UDF_GROUPS``
-        groups, for a result that is not a tracked object on the group's rows with the result's columns, or
-        values that differ from pandas' own."""
+    def _udf_column(self):
+        """The selected columns that the per-group rule runs ``func`` on (None: the whole-group rule)."""
         obj, sel = self._obj, self._selection
         if isinstance(obj, pd.DataFrame):
             if sel is None or not obj.columns.is_unique:
@@ -390,9 +340,44 @@ class TrackedGroupBy:
             labels = sel if isinstance(sel, list) else [sel]
             if not all(hashable(c) and c in obj.columns for c in labels):
                 return None
-            col = obj[sel]
-        else:
-            col = obj
+            return obj[sel]
+        return obj
+
+    def _group_runs(self, func, kwargs):
+        """``func`` wrapped to keep its tracked result on each group as pandas calls it (see
+        :class:`~whence.tabular.frame.pergroup.GroupRuns`), or None where the per-group rule would not
+        apply: a function pandas may replace by its own kernel (numpy's, pandas', builtins), another engine
+        (numba compiles ``func`` itself), over ``_UDF_GROUPS`` groups, or rows whose labels do not name them
+        one to one."""
+        if not isinstance(func, types.FunctionType) or \
+                (getattr(func, "__module__", None) or "").split(".")[0] in ("numpy", "pandas", "builtins"):
+            return None
+        if kwargs.get("engine") is not None or pd.get_option("compute.use_numba"):
+            return None
+        try:
+            col = self._udf_column()
+            if col is None or not col.index.is_unique:
+                return None
+            codes = self._group_codes()
+            if codes.size and codes.max() + 1 > _UDF_GROUPS:
+                return None
+            with guard:
+                indices = self._gb.indices
+        except Exception:  # noqa: BLE001  (pandas will say what is wrong, if anything, in its own call)
+            return None
+        return GroupRuns(col, indices, func)
+
+    def _transform_per_group(self, res, func, args, kwargs, codes, ng, runs=None):
+        """``transform(func)`` (or ``apply(func)`` with ``group_keys=False`` returning each group's own rows) of
+        the selected columns, run again group by group on the tracked rows of each group: each cell carries the
+        lineage ``func`` gives it there (its own operations are tracked), and the key cells of its group as
+        control.  None (the whole-group rule applies) without a selection of columns, over ``_UDF_GROUPS``
+        groups, for a result that is not a tracked object on the group's rows with the result's columns, or
+        values that differ from pandas' own."""
+        obj = self._obj
+        col = self._udf_column() if runs is None else runs.col
+        if col is None:
+            return None
         n = len(col)
         if not isinstance(res, (pd.Series, pd.DataFrame)) or type(res) is not type(col) or len(res) != n or \
                 ng > _UDF_GROUPS or not res.index.equals(col.index):
@@ -413,14 +398,20 @@ class TrackedGroupBy:
         values = np.empty((n, ncols), object)
         values[:] = np.nan
         reasons: list = []
+        done = {} if runs is None else runs.runs
         for key, idx in indices.items():
-            idx = np.asarray(idx, np.int64)
-            sub = col.iloc[idx]
-            object.__setattr__(sub, "name", key)  # as pandas hands each group to func
-            r = func(sub, *args, **kwargs)
+            hit = done.get(key)
+            if hit is not None and hit[0].shape[0] == len(idx):
+                idx, r, sub_index = hit  # func's tracked result on this group, from pandas' own call
+            else:
+                idx = np.asarray(idx, np.int64)
+                sub = col.iloc[idx]
+                object.__setattr__(sub, "name", key)  # as pandas hands each group to func
+                r = func(sub, *args, **kwargs)
+                sub_index = sub.index
             rl = lineage_of(r)
             if rl is None or type(r) is not type(res) or len(r) != idx.shape[0] or \
-                    not r.index.equals(sub.index) or rl.nidx != nidx:
+                    not r.index.equals(sub_index) or rl.nidx != nidx:
                 return None
             if isinstance(r, pd.Series):
                 pos = np.zeros(1, np.int64)
@@ -440,7 +431,7 @@ class TrackedGroupBy:
         theirs = theirs[:, None] if theirs.ndim == 1 else theirs
         if not same_cells(values, theirs):
             return None
-        parts = _merge_disjoint(parts)
+        parts = merge_disjoint(parts)
         parts += self._key_parts(lineage_of(obj), codes, ng)
         return attach(res, parts, "groupby.transform", [obj], reasons)
 
@@ -545,7 +536,12 @@ class TrackedGroupBy:
             idx_sets = [[] for _ in range(nidx)]
         cache = {}
         parts = []
+        # the cmat rows read below (a part with none of them set contributes nothing)
+        used = np.asarray(sorted({int(r) for rs in idx_sets + crow_sets for r in rs} |
+                                 {int(r) for r in key_rows}), np.int64)
         for p in lin.parts:
+            if not p.wide and not np.count_nonzero(p.cmat[used]):
+                continue
             g = cache.get(id(p.rel))
             if g is None:
                 g = p.rel.group(codes, ng)

@@ -218,40 +218,23 @@ def _with_margins(src, res, kw, op):
         return attach(res, [], op, [src])
     lin = lineage_of(src)
     base_kw = {k: v for k, v in kw.items() if k != "margins"}
-    with guard:
-        base = pd.DataFrame.pivot_table(src, **base_kw)
-        # plain columns (pandas' own arrays, categoricals kept): the keys, and the values as positions,
-        # missing where the value is (dropna leaves such rows out of the margins)
-        pos = pd.DataFrame({c: pd.Series(pd.Series.array.fget(src[c])) for c in idx + cls_})
-        for v in vals:
-            keep = ~pd.isna(pd.Series.to_numpy(src[v])) if kw.get("dropna", True) else True
-            pos[v] = np.where(keep, np.arange(len(src), dtype=float), np.nan)
-        pkw = dict(kw, aggfunc=lambda x: " ".join(str(int(r)) for r in x if r == r) or np.nan, fill_value=None)
-        try:
-            with warnings.catch_warnings():  # pandas' warnings about this run are not the user's
-                warnings.simplefilter("ignore")
-                sets = pd.DataFrame.pivot_table(pos, **pkw)
-        except Exception:  # noqa: BLE001  (pandas took the real call, not this one: PARTIAL)
-            return None
-    base_lin = _pivot_lineage(src, base, (), base_kw, op)
-    blin = lineage_of(base_lin)
-    if blin.reasons or not res.index.is_unique or not res.columns.is_unique or not sets.index.is_unique or \
-            not sets.columns.is_unique:
-        return None
-    # a margin cell missing from the run on positions aggregated no value (only missing ones): no row
-    srow = np.asarray(sets.index.get_indexer(res.index), np.int64)
-    scol = np.asarray(sets.columns.get_indexer(res.columns), np.int64)
-    rsel = np.asarray(base.index.get_indexer(res.index), np.int64)
-    ccol = np.asarray(base.columns.get_indexer(res.columns), np.int64)
     nidx, ncols = res.index.nlevels, res.shape[1]
-    if base.index.nlevels != nidx:
-        return None
-    crow = list(range(blin.nidx)) + [blin.nidx + int(c) if c >= 0 else -1 for c in ccol]
-    parts = remap(blin, crow, rsel)
+    direct = _margin_members(src, res, kw, idx, cls_, vals, name)
+    if direct is not None:
+        # the table proper is ``res`` less its margins: the label rule names no margin cell
+        rsel, ccol, members_of = direct
+        blin = lineage_of(_pivot_lineage(src, res, (), base_kw, op))
+        if blin.reasons:
+            return None
+        parts = remap(blin, list(range(blin.nidx)) + [blin.nidx + int(c) if c >= 0 else -1 for c in ccol],
+                      rsel)
+    else:
+        parts, rsel, ccol, members_of = _margins_by_positions(src, res, kw, idx, cls_, vals, base_kw, op)
+        if parts is None:
+            return None
     vrows = {v: column_rows(src, [v])[0] for v in vals}
     krows = column_rows(src, idx + cls_)
     multi = isinstance(res.columns, pd.MultiIndex) and len(vals) > 1
-    cells = pd.DataFrame.to_numpy(sets, dtype=object)
     for j in range(ncols):
         lab = res.columns[j]
         v = lab[0] if multi else (vals[0] if len(vals) == 1 else lab)
@@ -260,11 +243,9 @@ def _with_margins(src, res, kw, op):
         margin_rows = np.flatnonzero(rsel < 0) if ccol[j] >= 0 else np.arange(len(res))
         if not margin_rows.size:
             continue
-        members = []
-        for i in margin_rows:
-            cell = cells[srow[i], scol[j]] if srow[i] >= 0 and scol[j] >= 0 else None
-            members.append(np.array([int(t) for t in cell.split()], np.int64) if isinstance(cell, str) else
-                           np.zeros(0, np.int64))
+        members = members_of(margin_rows, j, v)
+        if members is None:
+            return None
         codes = np.full(len(res), -1, np.int64)
         codes[margin_rows] = np.arange(margin_rows.size)
         indptr = np.concatenate([[0], np.cumsum([m.size for m in members])]).astype(np.int64)
@@ -282,6 +263,127 @@ def _with_margins(src, res, kw, op):
     return attach(res, parts, op, [src])
 
 
+def _margins_by_positions(src, res, kw, idx, cls_, vals, base_kw, op):
+    """The table proper by the label rule on the same call without margins, and the rows of each margin cell
+    read off the same call run on a frame whose value columns hold row positions: ``(parts, rsel, ccol,
+    members_of)``, or ``(None, ...)`` where that does not give one set per margin cell."""
+    none = (None, None, None, None)
+    with guard:
+        base = pd.DataFrame.pivot_table(src, **base_kw)
+        # plain columns (pandas' own arrays, categoricals kept): the keys, and the values as positions,
+        # missing where the value is (dropna leaves such rows out of the margins)
+        pos = pd.DataFrame({c: pd.Series(pd.Series.array.fget(src[c])) for c in idx + cls_})
+        for v in vals:
+            keep = ~pd.isna(pd.Series.to_numpy(src[v])) if kw.get("dropna", True) else True
+            pos[v] = np.where(keep, np.arange(len(src), dtype=float), np.nan)
+        pkw = dict(kw, aggfunc=lambda x: " ".join(str(int(r)) for r in x if r == r) or np.nan, fill_value=None)
+        try:
+            with warnings.catch_warnings():  # pandas' warnings about this run are not the user's
+                warnings.simplefilter("ignore")
+                sets = pd.DataFrame.pivot_table(pos, **pkw)
+        except Exception:  # noqa: BLE001  (pandas took the real call, not this one: PARTIAL)
+            return none
+    base_lin = _pivot_lineage(src, base, (), base_kw, op)
+    blin = lineage_of(base_lin)
+    if blin.reasons or not res.index.is_unique or not res.columns.is_unique or not sets.index.is_unique or \
+            not sets.columns.is_unique:
+        return none
+    # a margin cell missing from the run on positions aggregated no value (only missing ones): no row
+    srow = np.asarray(sets.index.get_indexer(res.index), np.int64)
+    scol = np.asarray(sets.columns.get_indexer(res.columns), np.int64)
+    rsel = np.asarray(base.index.get_indexer(res.index), np.int64)
+    ccol = np.asarray(base.columns.get_indexer(res.columns), np.int64)
+    if base.index.nlevels != res.index.nlevels:
+        return none
+    crow = list(range(blin.nidx)) + [blin.nidx + int(c) if c >= 0 else -1 for c in ccol]
+    parts = remap(blin, crow, rsel)
+    cells = pd.DataFrame.to_numpy(sets, dtype=object)
+
+    def members_of(margin_rows, j, v):
+        out = []
+        for i in margin_rows:
+            cell = cells[srow[i], scol[j]] if srow[i] >= 0 and scol[j] >= 0 else None
+            out.append(np.array([int(t) for t in cell.split()], np.int64) if isinstance(cell, str) else
+                       np.zeros(0, np.int64))
+        return out
+    return parts, rsel, ccol, members_of
+
+
+def _margin_members(src, res, kw, idx, cls_, vals, name):
+    """The rows of each margin cell of ``pivot_table(..., margins=True)`` read off the keys, as pandas builds
+    the margins with ``dropna``: the rows whose keys and values are all present, those with the row's index
+    keys for the margin column, those with the column's keys for the margin row, all of them for the corner.
+    ``(rsel, ccol, members_of)``: -1 at the margin row and columns, the position elsewhere, and the rows of
+    a value column's margin cells; None (the rows are found by running pandas on positions) for other
+    cases: ``dropna=False``, an ``aggfunc`` that is not a name, no index or no column keys, or margins not
+    found where pandas puts them."""
+    if not kw.get("dropna", True) or not isinstance(kw.get("aggfunc", "mean"), str) or not idx or not cls_ or \
+            not res.index.is_unique or not res.columns.is_unique:
+        return None
+    rkey = name if len(idx) == 1 else (name,) + ("",) * (len(idx) - 1)
+    rows = np.asarray([lab == rkey for lab in res.index], bool)
+    if rows.sum() != 1:
+        return None
+    cols, nk = res.columns, len(cls_)
+    multi_values = isinstance(cols, pd.MultiIndex) and cols.nlevels == nk + 1
+    if isinstance(cols, pd.MultiIndex) and cols.nlevels != nk + (1 if multi_values else 0):
+        return None
+    if not isinstance(cols, pd.MultiIndex) and nk != 1:
+        return None
+    first = [lab[1 if multi_values else 0] if isinstance(cols, pd.MultiIndex) else lab for lab in cols]
+    mcols = np.asarray([f == name for f in first], bool)
+    if not mcols.any():
+        return None
+    try:
+        with guard:
+            keys_i = pd.MultiIndex.from_frame(pd.DataFrame(src[idx])) if len(idx) > 1 else pd.Index(src[idx[0]])
+            out_row = np.asarray(res.index.get_indexer(keys_i), np.int64)
+            # each row's column keys, as codes of their distinct values (a tuple each)
+            if nk > 1:
+                kcodes, kvals = pd.factorize(pd.Series(list(src[cls_].itertuples(index=False, name=None)),
+                                                       dtype=object))
+                kvals = list(kvals)
+            else:
+                kcodes, kvals = pd.factorize(pd.DataFrame.__getitem__(src, cls_[0]).array)
+                kvals = [(k,) for k in kvals]
+            kcodes = np.asarray(kcodes, np.int64)
+            keep = np.ones(len(src), bool)
+            for c in idx + cls_ + list(vals):
+                keep &= ~np.asarray(pd.isna(pd.DataFrame.__getitem__(src, c).array), bool)
+    except Exception:  # noqa: BLE001  (keys whence cannot read: pandas is run on positions)
+        return None
+    where = {lab: j for j, lab in enumerate(cols) if not mcols[j]}  # a table column by its label
+    rsel = np.where(rows, -1, np.arange(len(res))).astype(np.int64)
+    ccol = np.where(mcols, -1, np.arange(len(cols))).astype(np.int64)
+    kept = np.flatnonzero(keep)
+    by_row, by_col = {}, {}
+
+    def column_of_rows(v):
+        """The table column of every kept row's keys for value column ``v`` (-1: none)."""
+        got = by_col.get(v)
+        if got is None:
+            pre = (v,) if multi_values else ()
+            lab = [pre + k if isinstance(cols, pd.MultiIndex) else k[0] for k in kvals]
+            of_code = np.asarray([where.get(x, -1) for x in lab] + [-1], np.int64)
+            got = by_col[v] = of_code[kcodes[kept]]  # (code -1, a missing key, reads the last: -1)
+        return got
+
+    def members_of(margin_rows, j, v):
+        out = []
+        for i in margin_rows:
+            if rows[i] and mcols[j]:  # the corner: every row kept
+                out.append(kept)
+            elif mcols[j]:  # the margin column: the rows with the row's index keys
+                m = by_row.get(i)
+                if m is None:
+                    m = by_row[i] = kept[out_row[kept] == i]
+                out.append(m)
+            else:  # the margin row: the rows with the column's keys
+                out.append(kept[column_of_rows(v) == j])
+        return out
+    return rsel, ccol, members_of
+
+
 def _compose_rows(inner, outer):
     """``outer`` (result rows to rows of the frame) followed by ``inner`` (rows of the frame to its input)."""
     if inner.is_identity:
@@ -289,6 +391,70 @@ def _compose_rows(inner, outer):
     ptr, src = outer.rows_per(np.arange(outer.n_out, dtype=np.int64))
     ptr2, src2 = inner.rows_per(src)
     return RowRel(outer.n_out, inner.n_src, None, LazyCSR(ptr2[ptr], src2))
+
+
+def _value_cell_parts(src, res, lin, vals, vrows, cls_, keyrows, out_row):
+    """Parts of the value cells of a pivot table by the label rule: cell ``(i, j)`` reads value column ``v``'s
+    cells of the rows whose index keys are row ``i``'s and whose column keys are column ``j``'s (their key
+    cells, which placed them, are control).  ``vrows``: the cmat rows of each value column."""
+    nidx = res.index.nlevels
+    rcols = res.columns
+    parts = []
+    inv, ck, shared, level0 = None, None, None, None
+    multi_values = isinstance(rcols, pd.MultiIndex) and rcols.nlevels == len(cls_) + 1
+    if cls_:
+        # the column keys of the rows, factorized once for every value column
+        ck = src[cls_].itertuples(index=False, name=None) if len(cls_) > 1 else src[cls_[0]]
+        if isinstance(ck, pd.Series):  # each distinct key once, not once per row: then back to the rows
+            inv, ck = pd.factorize(ck, use_na_sentinel=False)
+        ck = list(ck)
+        if multi_values:
+            level0 = rcols.get_level_values(0)
+    out_row_ok = out_row >= 0
+    for v in vals:
+        vrow = vrows[v]
+        if cls_:
+            if multi_values and v not in level0:
+                continue  # a value column with no column in the table (all its cells missing): no cell
+            if shared is not None:
+                out_col = shared  # the same column keys for every value column
+            else:
+                if isinstance(rcols, pd.MultiIndex):
+                    targets = [((v,) + (k if isinstance(k, tuple) else (k,))) if multi_values else
+                               (k if isinstance(k, tuple) else (k,)) for k in ck]
+                    out_col = rcols.get_indexer(pd.MultiIndex.from_tuples(targets, names=rcols.names)
+                                                if targets else rcols[:0])
+                else:
+                    out_col = rcols.get_indexer(pd.Index(ck))
+                out_col = np.asarray(out_col, np.int64)
+                if inv is not None:
+                    out_col = out_col[inv]
+                if not multi_values:
+                    shared = out_col
+        else:
+            j = rcols.get_indexer([v])[0] if v in rcols else -1
+            out_col = np.full(len(src), j, np.int64)
+        cols_j = np.unique(out_col[out_col >= 0])
+        if not cols_j.size:
+            continue
+        rows = [(p, rows_union(p, vrow), rows_union(p, keyrows)) for p in lin.parts]
+        rows = [(p, row, krow, row.any(), krow.any()) for p, row, krow in rows]
+        for j in cols_j:
+            g = np.where((out_col == j) & out_row_ok, out_row, -1)
+            for p, row, krow, has_row, has_krow in rows:
+                # the keys that put each row in the cell: control
+                if not has_row and not has_krow:
+                    continue
+                rel = p.rel.group(g, len(res))
+                if has_row:
+                    cm = np.zeros((nidx + res.shape[1], row.shape[0]), bool)
+                    cm[nidx + j] = row
+                    parts.append(Part(p.node, rel, cm, p.control))
+                if has_krow:
+                    cm = np.zeros((nidx + res.shape[1], krow.shape[0]), bool)
+                    cm[nidx + j] = krow
+                    parts.append(Part(p.node, rel, cm, True))
+    return parts
 
 
 def _pivot_lineage(src, res, args, kwargs, op="pivot_table"):
@@ -314,56 +480,25 @@ def _pivot_lineage(src, res, args, kwargs, op="pivot_table"):
     except Exception:
         return fallback(res, op, [src])
     nidx = res.index.nlevels
-    parts = []
-    rcols = res.columns
     keyrows = column_rows(src, idx + cls_)
     if keyrows is None:
         return fallback(res, op, [src])
+    vrows = {}
     for v in vals:
         vrow = column_rows(src, [v])
         if vrow is None:
             return fallback(res, op, [src])
-        inv = None
-        if cls_:
-            ck = src[cls_].itertuples(index=False, name=None) if len(cls_) > 1 else src[cls_[0]]
-            if isinstance(ck, pd.Series):  # each distinct key once, not once per row: then back to the rows
-                inv, ck = pd.factorize(ck, use_na_sentinel=False)
-            ck = list(ck)
-            if isinstance(rcols, pd.MultiIndex):
-                multi_values = rcols.nlevels == len(cls_) + 1
-                targets = [((v,) + (k if isinstance(k, tuple) else (k,))) if multi_values else
-                           (k if isinstance(k, tuple) else (k,)) for k in ck]
-                out_col = rcols.get_indexer(pd.MultiIndex.from_tuples(targets, names=rcols.names)
-                                            if targets else rcols[:0])
-            else:
-                out_col = rcols.get_indexer(pd.Index(ck))
-        else:
-            j = rcols.get_indexer([v])[0] if v in rcols else -1
-            out_col = np.full(len(src), j)
-        out_col = np.asarray(out_col, np.int64)
-        if inv is not None:
-            out_col = out_col[inv]
-        for j in np.unique(out_col[out_col >= 0]):
-            g = np.where((out_col == j) & (out_row >= 0), out_row, -1)
-            for p in lin.parts:
-                row = rows_union(p, vrow)
-                krow = rows_union(p, keyrows)  # the keys that put each row in the cell: control
-                if not row.any() and not krow.any():
-                    continue
-                rel = p.rel.group(g, len(res))
-                if row.any():
-                    cm = np.zeros((nidx + res.shape[1], row.shape[0]), bool)
-                    cm[nidx + j] = row
-                    parts.append(Part(p.node, rel, cm, p.control))
-                if krow.any():
-                    cm = np.zeros((nidx + res.shape[1], krow.shape[0]), bool)
-                    cm[nidx + j] = krow
-                    parts.append(Part(p.node, rel, cm, True))
+        vrows[v] = vrow
+    parts = _value_cell_parts(src, res, lin, vals, vrows, cls_, keyrows, out_row)
     # the index cells: the key cells of the rows grouped into each output row (rows with a missing
     # column key are left out by the group-by; rows whose values are all missing still formed the row)
     contrib = out_row >= 0
     if cls_:
-        contrib &= pd.DataFrame(src[cls_]).notna().all(axis=1).to_numpy()
+        if src.columns.is_unique and all(hashable(c) and c in src.columns for c in cls_):
+            for c in cls_:  # (column by column: no frame of the key columns built)
+                contrib &= ~np.asarray(pd.isna(pd.DataFrame.__getitem__(src, c).array), bool)
+        else:
+            contrib &= pd.DataFrame(src[cls_]).notna().all(axis=1).to_numpy()
     krows = column_rows(src, idx)
     if krows:
         for p in lin.parts:
