@@ -236,3 +236,152 @@ def test_matmul_operator(sa, sb, which):
     _cells_equal_oracle(got, O.matmul(oa, ob), ndims, which)
     general = np.matmul(a, b, out=None) if which != "right" else np.matmul(av, b, casting="same_kind")
     assert wh.ops(got) == wh.ops(general)
+
+
+def _slots_of(obj, cls):
+    return {s: getattr(obj, s) for s in cls.__slots__ if s != "__weakref__"}
+
+
+@pytest.mark.parametrize("parents", ["source", "intermediate", "both", "same twice"])
+@pytest.mark.parametrize("mode", ["on", "force"])
+def test_a_wrapped_operation_is_what_the_constructors_make(parents, mode):
+    # tracked._wrap_op builds the wrapper, its node and its map slot by slot: every slot of TrackedArray and
+    # Node is set, equal to what _wrap_array(r, Node(op, shape, ElementwiseMap(shape, pshapes), parents))
+    # sets (the node's id aside, and its list of readers: not kept for a small result, whose array's death
+    # hands nothing to composition, unless every death does), and each intermediate parent lists the new
+    # node among its readers
+    from whence import compose
+    from whence.graph import READERS_NOT_KEPT, Node
+    from whence.maps import ElementwiseMap, ReduceMap
+    old = compose.set_mode(mode)
+    try:
+        _check_wrapped_operation(parents, Node, ElementwiseMap, ReduceMap)
+        s = Node("source", (3,), name="s")
+        assert T._wrap_op(np.zeros(3), "negative", (s,), ((3,),))._node_.kids is (
+            READERS_NOT_KEPT if mode == "on" else None)
+        # a large result keeps its readers (its death folds its map into theirs), and so does a full reduction
+        # where every death is handed to composition
+        n = max(T._SMALL_DEATH[0], 1)
+        big = Node("source", (n,), name="big")
+        assert T._wrap_op(np.zeros(n), "negative", (big,), ((n,),))._node_.kids is None
+        m = ReduceMap((3,), (0,), (), ((3,),))
+        assert T._wrap_op(np.zeros(()), "sum", (s,), None, m)._node_.kids is (
+            READERS_NOT_KEPT if mode == "on" else None)
+    finally:
+        compose.set_mode(old)
+
+
+def _check_wrapped_operation(parents, Node, ElementwiseMap, ReduceMap):
+    src = Node("source", (3, 4), name="a")
+    row = Node("source", (1, 4), name="r")
+    made = []
+    for how in ("slots", "constructors"):
+        mid = Node("exp", (3, 4), ElementwiseMap((3, 4), ((3, 4),)), (src,))
+        other = Node("tanh", (1, 4), ElementwiseMap((1, 4), ((1, 4),)), (row,))
+        ps = {"source": (src,), "intermediate": (mid,), "both": (mid, other), "same twice": (mid, mid)}[parents]
+        shapes = tuple(p.shape for p in ps)
+        r = np.zeros((3, 4))
+        if how == "slots":
+            t = T._wrap_op(r, "add", ps, shapes)
+        else:
+            t = T._wrap_array(r, Node("add", (3, 4), ElementwiseMap((3, 4), shapes), ps))
+        made.append((t, mid, other))
+    (a, mid_a, other_a), (b, mid_b, other_b) = made
+    sa, sb = _slots_of(a, T.TrackedArray), _slots_of(b, T.TrackedArray)
+    assert sa.keys() == sb.keys() and sa.pop("_node_") is a._node_ and sb.pop("_node_") is b._node_
+    assert sa.pop("_data") is not sb.pop("_data") and sa == sb
+    na, nb = _slots_of(a._node_, Node), _slots_of(b._node_, Node)
+    assert na.pop("id") < nb.pop("id")
+    ma, mb = na.pop("map"), nb.pop("map")
+    assert type(ma) is type(mb) is ElementwiseMap
+    assert (ma.out_shape, ma.parent_shapes, ma.valid) == (mb.out_shape, mb.parent_shapes, mb.valid)
+    pa, pb = na.pop("parents"), nb.pop("parents")
+    ka, kb = na.pop("kids"), nb.pop("kids")
+    assert kb is None and ka is (T.READERS_NOT_KEPT if T._SMALL_DEATH[0] > 12 else None)
+    assert [p.op for p in pa] == [p.op for p in pb] and na == nb
+    def readers(p):
+        k = p.kids
+        return [] if k is None else [w() for w in (k if type(k) is list else [k])]
+
+    for pa_, pb_ in ((mid_a, mid_b), (other_a, other_b)):
+        ra, rb = readers(pa_), readers(pb_)
+        assert len(ra) == len(rb) == {"source": 0, "intermediate": pa_ is mid_a, "both": 1,
+                                      "same twice": 2 * (pa_ is mid_a)}[parents]
+        assert all(x is a._node_ for x in ra) and all(x is b._node_ for x in rb)
+    # a full reduction: the same, with the map given (one per input shape, shared)
+    t = T._wrap_op(np.zeros(()), "sum", (mid_a,), None, ReduceMap((3, 4), (0, 1), (), ((3, 4),)))
+    assert _slots_of(t._node_, Node).keys() == _slots_of(b._node_, Node).keys()
+    assert t._node_.map.kind == "reduce" and t._node_.parents == (mid_a,)
+
+
+@pytest.mark.parametrize("shape", [(5,), (3, 4), ()])
+def test_full_reductions_of_one_shape_share_their_map_and_answer_alike(shape):
+    # the map of a reduction of every cell depends on the input's shape alone: arrays of one shape share
+    # it, and every reduction answers with every cell of its own input (by definition)
+    wh.reset()
+    g = np.random.default_rng(2)
+    a = wh.track(g.random(shape), name="a")
+    b = wh.track(g.random(shape), name="b")
+    ys = [a.sum(), b.mean(), (a * 2).max(), b.min(), np.sum(a), np.mean(b)]
+    # (the maximum's node answers through a folded relation where the dead product was folded into it)
+    assert len({id(y._node.map) for y in ys if y._node.link is None}) == 1
+    n = int(np.prod(shape))
+    for y, name in zip(ys, "ababab"):
+        assert y.shape == ()
+        res = wh.backward(y, ())
+        assert res.complete and sorted(map(tuple, res[name].tolist())) == sorted(np.ndindex(*shape))[:n]
+
+
+def test_small_results_keep_no_readers_and_answers_stay_exact():
+    # a small elementwise result does not record its readers (its death hands nothing to composition); read
+    # by an operator, a gather (whose node records its readers) and a view, then dropped, every answer is
+    # still each cell's own source cell, by definition (composition forced or not)
+    from whence import compose
+    from whence.graph import READERS_NOT_KEPT
+    for mode in ("on", "force"):
+        old = compose.set_mode(mode)
+        try:
+            wh.reset()
+            a = wh.track(np.arange(10.0), name="a")
+            t = a * 2
+            assert (t._node.kids is READERS_NOT_KEPT) == (mode == "on")
+            idx = np.array([3, 1, 3, 9])
+            u = t[idx] + 1
+            v = (t + 1)[::-1]
+            w = np.sqrt(t)[idx]
+            del t
+            compose.flush()
+            tp = np.arange(10.0) * 2
+            for y, want, rows in ((u, tp[idx] + 1, idx), (v, (tp + 1)[::-1], np.arange(10)[::-1]),
+                                  (w, np.sqrt(tp)[idx], idx)):
+                np.testing.assert_array_equal(np.asarray(y), want)
+                for c in range(len(rows)):
+                    res = wh.backward(y, (c,))
+                    assert res.complete and res["a"].tolist() == [[int(rows[c])]], (mode, c)
+        finally:
+            compose.set_mode(old)
+
+
+@pytest.mark.parametrize("n", [5, 70_000])
+def test_an_operator_on_small_operands_wraps_as_wrap_op_does(n):
+    # the binary operators write tracked._wrap_op out for small operands (large ones go through whence.elision,
+    # which calls it): the result's wrapper, node and map are what _wrap_op makes of the same values (the
+    # node's id and a large result's birth aside), for a scalar, a plain and a tracked operand, both orders
+    from whence.graph import Node
+    wh.reset()
+    g = np.random.default_rng(3)
+    a = wh.track(g.random(n), name="a")
+    t = a * 1.0  # an intermediate parent, keeping or not keeping its readers as its size says
+    for other in (2.0, g.random(n), a):
+        extra = (other._node_,) if other is a else ()
+        for y, pn in ((t + other, (t._node_,) + extra), (other - t, extra + (t._node_,))):
+            ref = T._wrap_op(np.asarray(y).copy(), y._node_.op, pn, tuple(p.shape for p in pn))
+            sy, sr = _slots_of(y, T.TrackedArray), _slots_of(ref, T.TrackedArray)
+            ny, nr = _slots_of(sy.pop("_node_"), Node), _slots_of(sr.pop("_node_"), Node)
+            for k in ("_data", "_birth"):
+                sy.pop(k), sr.pop(k)
+            assert sy == sr and ny.pop("id") < nr.pop("id")
+            my, mr = ny.pop("map"), nr.pop("map")
+            assert (type(my), my.out_shape, my.parent_shapes, my.valid) == (
+                type(mr), mr.out_shape, mr.parent_shapes, mr.valid)
+            assert ny == nr

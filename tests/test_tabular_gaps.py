@@ -1035,6 +1035,166 @@ def test_column_writes_by_definition(P, how):
             check(X, i, j, {(i, col(c))})
 
 
+# ---------------------------------------------------------------------------------------------------------
+# writes of several columns at once
+# ---------------------------------------------------------------------------------------------------------
+
+def _mw_frame(X, m):
+    X[["u", "w"]] = X[["k", "t"]]  # an existing and a new label
+
+
+def _mw_reordered(X, m):
+    X[["w", "u"]] = X[["k", "t"]].iloc[::-1]  # aligned by index, not by position
+
+
+def _mw_subset(X, m):
+    X[["u", "w"]] = X.loc[m, ["k", "t"]]  # rows the value lacks become NaN (constants)
+
+
+def _mw_repeated_label(X, m):
+    X[["u", "u", "w"]] = X[["k", "t", "u"]]  # pandas writes in turn: "u" takes "t", "w" the old "u"
+
+
+def _mw_array(X, m):
+    X[["u", "w"]] = np.zeros((len(X), 2))
+
+
+def _mw_lists(X, m):
+    X[["u", "w"]] = [[1.0, 2.0]] * len(X)
+
+
+def _mw_tracked_array(X, m):
+    X[["u", "w"]] = X[["k", "t"]].to_numpy()
+
+
+def _mw_scalar(X, m):
+    X[["u", "w"]] = 3.0
+
+
+def _mw_loc(X, m):
+    X.loc[:, ["u", "t"]] = X[["t", "u"]].rename(columns={"t": "u", "u": "t"}).iloc[::-1]  # matched by label
+
+
+def _mw_loc_missing_label(X, m):
+    X.loc[m, ["u", "t"]] = X[["t", "k"]].rename(columns={"t": "u"}).astype(float)  # no "t" in it: NaN
+
+
+def _mw_iloc(X, m):
+    X.iloc[:, [0, 1]] = X[["u", "t"]].iloc[::-1]  # by position
+
+
+def _mw_assign(X, m):
+    return X.assign(u=X["k"], w=lambda d: d["u"].abs())  # the second sees the first
+
+
+MULTI_WRITES = {"frame": _mw_frame, "reordered": _mw_reordered, "subset": _mw_subset,
+                "repeated_label": _mw_repeated_label, "array": _mw_array, "lists": _mw_lists,
+                "tracked_array": _mw_tracked_array, "scalar": _mw_scalar, "loc": _mw_loc,
+                "loc_missing_label": _mw_loc_missing_label, "iloc": _mw_iloc, "assign": _mw_assign}
+CONSTANT_WRITES = {"array", "lists"}
+
+
+@pytest.mark.parametrize("how", sorted(MULTI_WRITES))
+@cfg(12)
+@given(frames(min_rows=1), st.booleans())
+def test_multi_column_writes_against_row_ids(how, P, shuffled):
+    """``df[[a, b]] = v`` (a frame aligned by index, a 2-D array, a list of lists, a scalar), ``loc``/``iloc``
+    writes of a frame and ``assign`` of several columns: each written cell takes the cell pandas copied there,
+    found by running the same code on a frame of cell ids (constants: nothing), every answer FULL."""
+    if shuffled:
+        P = P.set_axis(np.random.default_rng(len(P)).permutation(len(P)) * 3 + 1)
+    P = P[["t", "u", "k"]].astype({"k": np.float64})
+    df = track(P)
+    # the cell id of (row, source column); a non-default index is the source's first column
+    R = pd.DataFrame({c: 1000.0 + 10 * np.arange(len(P)) + j + int(shuffled) for j, c in enumerate(P.columns)},
+                     index=P.index)
+    m = np.asarray(P["k"] > 0)
+    write = MULTI_WRITES[how]
+    X = df[["t", "u", "k"]]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        out = write(X, m)
+    out = X if out is None else out
+    kinds = {w.category for w in seen}
+    assert not any(issubclass(k, wh.PartialLineageWarning) for k in kinds), seen
+    assert (wh.ConstantValueWarning in kinds) == (how in CONSTANT_WRITES), seen
+    plain, ref = P.copy(), R.copy()
+    plain = write(plain, m) if how == "assign" else (write(plain, m), plain)[1]
+    ref = write(ref, m) if how == "assign" else (write(ref, m), ref)[1]
+    pd.testing.assert_frame_equal(untracked(out), plain)
+    assert list(ref.columns) == list(out.columns)
+    for i in range(len(out)):
+        for j in range(out.shape[1]):
+            v = ref.iloc[i, j]
+            truth = {(int(v - 1000) // 10, int(v - 1000) % 10)} if v >= 1000 else set()
+            check(out, i, j, truth)
+
+
+def test_multi_column_write_pandas_rejects_changes_nothing():
+    """A multi-column write pandas rejects (a value of three columns for two labels) raises pandas' own error,
+    and the frame and its lineage are as before."""
+    P = pd.DataFrame({"t": [1.0, 2.0], "u": [3.0, 4.0], "k": [0, 1]})
+    df = track(P)
+    X = df[["t", "u", "k"]]
+    from whence.tabular.frame.base import lineage_of
+    before = lineage_of(X)
+    Q = P.copy()
+    with pytest.raises(ValueError) as plain_err:
+        Q[["u", "w"]] = P[["k", "t", "u"]]
+    with pytest.raises(ValueError) as err:
+        X[["u", "w"]] = X[["k", "t", "u"]]
+    assert str(err.value) == str(plain_err.value)
+    assert lineage_of(X) is before
+    pd.testing.assert_frame_equal(untracked(X), P)
+    check(X, 1, 1, {(1, 1)})
+
+
+def test_update_of_several_columns_is_exact_or_partial_with_a_warning():
+    """``update`` is not followed cell by cell: PARTIAL with a warning, a superset of the cells copied."""
+    P = pd.DataFrame({"t": [1.0, np.nan, 3.0], "u": [4.0, 5.0, np.nan], "k": [0, 1, 2]})
+    df = track(P)
+    X = df[["t", "u", "k"]]
+    other = X[["k", "t"]].rename(columns={"k": "u", "t": "t"}).iloc[::-1]
+    with pytest.warns(wh.PartialLineageWarning):
+        X.update(other)
+    plain = P.copy()
+    plain.update(P[["k", "t"]].rename(columns={"k": "u"}).iloc[::-1])
+    pd.testing.assert_frame_equal(untracked(X), plain)
+    for i in range(3):  # a written cell reads the same row of the other frame (aligned by index), or itself
+        check(X, i, 0, {(i, 0)}, partial_ok=True)
+        check(X, i, 1, {(i, 2)}, partial_ok=True)
+
+
+def test_multi_column_write_on_duplicated_labels_is_partial_with_a_warning():
+    """A list of labels written into a frame with duplicated column labels (pandas writes by position in turn):
+    PARTIAL with a warning, a superset of the cells copied."""
+    P = pd.DataFrame({"t": [1.0, 2.0, 3.0], "u": [4.0, 5.0, 6.0], "k": [7.0, 8.0, 9.0]})
+    df = track(P)
+    D = pd.concat([df[["t", "u"]], df[["k"]].rename(columns={"k": "t"})], axis=1)
+    with pytest.warns(wh.PartialLineageWarning, match="columns"):
+        D[["t", "u"]] = D.to_numpy()  # t(0) <- t, t(2) <- u, u <- k
+    assert untracked(D).to_numpy().tolist() == P[["t", "k", "u"]].to_numpy().tolist()
+    for i in range(3):
+        for j, src in enumerate([0, 2, 1]):
+            check(D, i, j, {(i, src)}, partial_ok=True)
+
+
+def test_frame_written_under_a_top_level_label_is_matched_or_partial():
+    """``df["b"] = frame`` on MultiIndex columns: pandas matches the value's columns by sub-label (a label it
+    lacks: NaN), which is not followed: PARTIAL with a warning, never the value's cells as FULL."""
+    P = pd.DataFrame({"t": [1.0, 2.0], "u": [3.0, 4.0], "k": [5.0, 6.0]})
+    df = track(P)
+    M = df.copy()
+    M.columns = pd.MultiIndex.from_tuples([("a", "t"), ("a", "u"), ("b", "k")])
+    value = df[["t"]].rename(columns={"t": "zz"})
+    with pytest.warns(wh.PartialLineageWarning):
+        M["b"] = value
+    assert untracked(M)[("b", "k")].isna().all()
+    for i in range(2):
+        check(M, i, 2, set(), partial_ok=True)
+        check(M, i, 0, {(i, 0)}, partial_ok=True)
+
+
 # (whole-column / prefix value step, row reorder in between, a step that may read no row of its own)
 _VALUE_STEPS = {"rank": lambda i, n: range(n), "cumsum": lambda i, n: range(i + 1),
                 "expanding().sum": lambda i, n: range(i + 1)}

@@ -34,7 +34,9 @@ folded as it is made (:func:`fold_into_new_reader`: the temporary's array does n
 an elementwise map folded into an elementwise reader is one broadcast, built in O(parents) with no array work,
 at death too.  The maps of large arrays (``_BIG`` cells or more) are folded as soon as the array dies; those of
 small ones only when they hold arrays (index arrays, masks: memory), in batches (a small array whose map holds
-none never calls :func:`array_died`: see :data:`SMALL_DEATH`); a query first composes the relation of
+none never calls :func:`array_died`: see :data:`SMALL_DEATH`; the node of a small result of an operator or a
+full reduction, whose map holds none, does not even record its readers,
+:data:`whence.graph.READERS_NOT_KEPT`, and is never folded); a query first composes the relation of
 the array it asks about (:func:`compact`, once per array), which saves the hops in every case.
 
 The environment variable ``WHENCE_COMPOSE`` switches this: ``on`` (the default), ``off`` (no folding: every

@@ -83,7 +83,7 @@ from .maps import ElementwiseMap
 
 _TA = _tracked.TrackedArray
 _new_folded = _compose.new_folded_reader
-_wrap_array = _tracked._wrap_array
+_wrap_op = _tracked._wrap_op
 _getframe = sys._getframe
 _refcount = sys.getrefcount
 _weakcount = weakref.getweakrefcount
@@ -399,7 +399,8 @@ def _became(x, ufunc, r, pnodes, pshapes, fid, off):
         x._birth = (fid, off)
         return x
     del p
-    t = _wrap_array(r, Node(ufunc.__name__, shape, ElementwiseMap(shape, pshapes), pnodes))
+    t = _wrap_op(r, ufunc.__name__, pnodes if type(pnodes) is tuple else tuple(pnodes),
+                 pshapes if type(pshapes) is tuple else tuple(pshapes))
     t._birth = (fid, off)
     return t
 
@@ -412,8 +413,8 @@ def _fresh(ufunc, raws, pnodes, pshapes, birth):
         r = _tracked.as_values(r)
         if type(r) is not _ndarray:  # a lazy (dask) result: _wrap registers it
             return _tracked._wrap(r, Node(ufunc.__name__, r.shape, ElementwiseMap(r.shape, pshapes), pnodes))
-    shape = r.shape
-    t = _wrap_array(r, Node(ufunc.__name__, shape, ElementwiseMap(shape, pshapes), pnodes))
+    t = _wrap_op(r, ufunc.__name__, pnodes if type(pnodes) is tuple else tuple(pnodes),
+                 pshapes if type(pshapes) is tuple else tuple(pshapes))
     if birth is not None and r.nbytes >= _tracked._ELIDE_BYTES:
         t._birth = birth
     return t

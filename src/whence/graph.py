@@ -14,10 +14,12 @@ from typing import Any, NamedTuple
 
 from .errors import SourceNameError
 
-__all__ = ["Node", "OpRecord", "new_source", "reset", "release", "source_names"]
+__all__ = ["Node", "OpRecord", "READERS_NOT_KEPT", "new_source", "next_node_id", "reset", "release", "source_names"]
 
 _ids = itertools.count()
 _next_id = _ids.__next__
+#: the id of the next node (ids number nodes in creation order; every node takes its id from here)
+next_node_id = _next_id
 _NO_CONTROL: frozenset[int] = frozenset()
 _ref = weakref.ref
 _sources: "weakref.WeakValueDictionary[str, Node]" = weakref.WeakValueDictionary()
@@ -25,6 +27,16 @@ _sources: "weakref.WeakValueDictionary[str, Node]" = weakref.WeakValueDictionary
 # (keyed by node id, values held weakly: the registry keeps neither the array nor its lineage alive)
 source_arrays: "weakref.WeakValueDictionary[int, object]" = weakref.WeakValueDictionary()
 _auto_names = itertools.count()
+
+
+class _Gone:
+    pass
+
+
+#: ``Node.kids`` of a node whose readers are not recorded (see :mod:`whence.compose`: a node whose array never
+#: hands it over when it dies, a small array whose map holds no array): a dead weak reference, so that whatever
+#: reads the list of readers sees none alive, and such a node is never folded
+READERS_NOT_KEPT = weakref.ref(_Gone())
 
 
 class Node:

@@ -24,7 +24,7 @@ from numpy.lib.mixins import NDArrayOperatorsMixin
 from . import hooks as _hooks
 from .compose import SMALL_DEATH as _SMALL_DEATH
 from .errors import PartialLineageWarning, WhenceError
-from .graph import Node, new_source, source_arrays
+from .graph import READERS_NOT_KEPT, Node, new_source, next_node_id, source_arrays
 from .maps import (ViewMap, expand_basic_key, ElementwiseMap, EinsumMap, GatherMap, OpaqueMap, ReduceMap,
                    UnionMap, replay_gather, mask_gather)
 
@@ -166,26 +166,42 @@ def _reduce_method(a, how, axis, dtype, keepdims):
     d = a._data
     if type(d) is not np.ndarray:
         return None
-    nd = d.ndim
-    if axis is None:
-        axes = _ALL_AXES[nd]
-    elif type(axis) is int and -nd <= axis < nd:
-        axes = (axis % nd,)
+    if axis is None and dtype is None and not keepdims:  # (the common call first: keywords cost numpy's parsing)
+        r = how[1](d)
+        if type(r) is not np.ndarray:
+            r = np.asarray(r)
+        shape = d.shape
+        if r.shape == ():  # every cell into one: the map depends on the shape alone, one per shape
+            m = _FULL_REDUCTIONS.get(shape)
+            if m is None:
+                if len(_FULL_REDUCTIONS) > 256:
+                    _FULL_REDUCTIONS.clear()
+                m = _FULL_REDUCTIONS[shape] = ReduceMap(shape, _ALL_AXES[d.ndim], (), (shape,))
+            return _wrap_op(r, how[0], (a._node_ if a._root is None else a._node,), None, m)
+        axes = _ALL_AXES[d.ndim]
     else:
-        return None
-    name, method, has_dtype = how
-    if axis is None and dtype is None and not keepdims:
-        r = method(d)  # (keywords cost numpy's argument parsing)
-    elif has_dtype:
-        r = method(d, axis=axis, dtype=dtype, keepdims=keepdims)
-    else:
-        r = method(d, axis=axis, keepdims=keepdims)
-    if type(r) is not np.ndarray:
-        r = np.asarray(r)
-    shape = d.shape
+        nd = d.ndim
+        if axis is None:
+            axes = _ALL_AXES[nd]
+        elif type(axis) is int and -nd <= axis < nd:
+            axes = (axis % nd,)
+        else:
+            return None
+        if how[2]:
+            r = how[1](d, axis=axis, dtype=dtype, keepdims=keepdims)
+        else:
+            r = how[1](d, axis=axis, keepdims=keepdims)
+        if type(r) is not np.ndarray:
+            r = np.asarray(r)
+        shape = d.shape
     rs = r.shape
-    return _wrap_array(r, Node(name, rs, ReduceMap(shape, axes, rs, (shape,)),
+    return _wrap_array(r, Node(how[0], rs, ReduceMap(shape, axes, rs, (shape,)),
                                (a._node_ if a._root is None else a._node,)))
+
+
+#: ``{shape: ReduceMap}``: the map of a reduction of every cell of an array of that shape into a 0-d result
+#: (maps are never changed once made, so reductions of arrays of one shape share one)
+_FULL_REDUCTIONS: dict = {}
 
 
 def _reduce_function(how):
@@ -331,6 +347,72 @@ def _wrap_array(data, node):
     t = _NEW(TrackedArray)
     t._data = data
     t._node_ = node
+    t._root = None
+    t._chain = ()
+    t._seen = 0
+    t._version = 0
+    t._origin = None
+    t._lazy = None
+    t._birth = None
+    return t
+
+
+_weakref = weakref.ref
+_NO_CONTROL: frozenset = frozenset()
+
+
+def _wrap_op(r, op, pnodes, pshapes, m=None):
+    """``_wrap_array(r, Node(op, r.shape, m, pnodes))`` for a plain ndarray ``r``, a tuple ``pnodes`` and a map
+    ``m`` that holds no array (an ``ElementwiseMap(r.shape, pshapes)`` when None, else the map of a full
+    reduction, ``r`` 0-d): the same wrapper, node and map, built slot by slot without the constructors'
+    calls (every operator and full reduction on small arrays makes one; ``tests/test_dispatch_fast.py``
+    checks every slot against the constructors'), except that a small result's node does not record its
+    readers (:data:`whence.graph.READERS_NOT_KEPT`)."""
+    shape = r.shape
+    if m is None:
+        m = _NEW(ElementwiseMap)
+        m.out_shape = shape
+        m.parent_shapes = pshapes
+        m.valid = None
+        size = r.size
+    else:  # the map of a full reduction: one cell
+        size = 1
+    k = _NEW(Node)
+    k.id = next_node_id()
+    k.op = op
+    k.shape = shape
+    k.map = m
+    k.parents = pnodes
+    k.control = _NO_CONTROL
+    k.partial = None
+    k.name = None
+    k.internal = False
+    k.detail = ""
+    k.cache = None
+    k.link = None
+    # the readers of a small result, whose map holds no array, are not recorded: its array's death hands
+    # nothing to whence.compose (see TrackedArray.__del__), so nothing would read the list
+    k.kids = READERS_NOT_KEPT if size < _SMALL_DEATH[0] else None
+    w = None
+    for p in pnodes:  # (as in Node.__init__: each non-source parent refers to its new reader weakly)
+        if p.name is not None:
+            continue
+        q = p.kids
+        if q is READERS_NOT_KEPT:
+            continue
+        if w is None:
+            w = _weakref(k)
+        if q is None:
+            p.kids = w
+        elif type(q) is list:
+            q.append(w)
+            if len(q) >= 16 and not len(q) & (len(q) - 1):
+                q[:] = [v for v in q if v() is not None]
+        else:
+            p.kids = [q, w]
+    t = _NEW(TrackedArray)
+    t._data = r
+    t._node_ = k
     t._root = None
     t._chain = ()
     t._seen = 0
@@ -566,12 +648,16 @@ class TrackedArray(NDArrayOperatorsMixin):
             return
         if self._lazy:  # index arrays still to compute from this buffer (sort): computed now, the values go
             self._before_write()
+        k = n.kids
+        if k is None or k is READERS_NOT_KEPT:  # nothing reads the node, or its readers are not recorded
+            return
         d = self._data
-        if n.kids is not None and n.name is None and type(d) is np.ndarray:
+        if n.name is None and type(d) is np.ndarray:
             size = d.size
             if size < _SMALL_DEATH[0]:  # a small array: only a map that holds arrays is queued for folding
                 m = n.map if n.link is None else n.link[0]
-                if m is None or (m.valid is None if type(m) is ElementwiseMap else not m.nbytes):
+                if m is None or (m.valid is None if type(m) is ElementwiseMap
+                                 else m.where is None if type(m) is ReduceMap else not m.nbytes):
                     return
             _array_died(n, size)
 
@@ -717,10 +803,11 @@ class TrackedArray(NDArrayOperatorsMixin):
                                                 and raws[0].nbytes >= _ELIDE_BYTES):
                     return _LATE["elide"](ufunc, inputs, raws, pnodes, pshapes)
                 r = ufunc(*raws)
-                if type(r) is not np.ndarray and not is_lazy(r):
+                if type(r) is not np.ndarray:
+                    if is_lazy(r):
+                        return _wrap(r, Node(ufunc.__name__, r.shape, ElementwiseMap(r.shape, pshapes), pnodes))
                     r = np.asarray(r)
-                shape = r.shape
-                return _wrap(r, Node(ufunc.__name__, shape, ElementwiseMap(shape, pshapes), pnodes))
+                return _wrap_op(r, ufunc.__name__, tuple(pnodes), tuple(pshapes))
         elif ufunc is np.matmul and method == "__call__" and not kwargs:
             r = _matmul_fast(inputs)
             if r is not None:
@@ -1265,8 +1352,54 @@ def _binary_operator(ufunc, name, reflected):
         r = ufunc(o, d) if reflected else ufunc(d, o)
         if type(r) is not np.ndarray:
             r = np.asarray(r)
+        # _wrap_op(r, uname, pnodes, pshapes) written out (the most frequent call; the tests compare the two)
         shape = r.shape
-        return _wrap_array(r, Node(uname, shape, ElementwiseMap(shape, pshapes), pnodes))
+        m = _NEW(ElementwiseMap)
+        m.out_shape = shape
+        m.parent_shapes = pshapes
+        m.valid = None
+        k = _NEW(Node)
+        k.id = next_node_id()
+        k.op = uname
+        k.shape = shape
+        k.map = m
+        k.parents = pnodes
+        k.control = _NO_CONTROL
+        k.partial = None
+        k.name = None
+        k.internal = False
+        k.detail = ""
+        k.cache = None
+        k.link = None
+        k.kids = READERS_NOT_KEPT if r.size < _SMALL_DEATH[0] else None
+        w = None
+        for p in pnodes:
+            if p.name is not None:
+                continue
+            q = p.kids
+            if q is READERS_NOT_KEPT:
+                continue
+            if w is None:
+                w = _weakref(k)
+            if q is None:
+                p.kids = w
+            elif type(q) is list:
+                q.append(w)
+                if len(q) >= 16 and not len(q) & (len(q) - 1):
+                    q[:] = [v for v in q if v() is not None]
+            else:
+                p.kids = [q, w]
+        t = _NEW(TrackedArray)
+        t._data = r
+        t._node_ = k
+        t._root = None
+        t._chain = ()
+        t._seen = 0
+        t._version = 0
+        t._origin = None
+        t._lazy = None
+        t._birth = None
+        return t
 
     op.__name__ = op.__qualname__ = name
     op.__doc__ = f"``{'other ' if reflected else ''}{name}``: :func:`numpy.{uname}` with lineage."
@@ -1285,9 +1418,7 @@ def _unary_operator(ufunc, name):
         r = ufunc(d)
         if type(r) is not np.ndarray:
             r = np.asarray(r)
-        shape = r.shape
-        return _wrap_array(r, Node(uname, shape, ElementwiseMap(shape, (d.shape,)),
-                                   (self._node_ if self._root is None else self._node,)))
+        return _wrap_op(r, uname, (self._node_ if self._root is None else self._node,), (d.shape,))
 
     op.__name__ = op.__qualname__ = name
     op.__doc__ = f"``{name}``: :func:`numpy.{uname}` with lineage."

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from ..relations import Part, RowRel, node_cols
-from .values import plain_lineage, plain_node, scalar_lineage, scalar_parts, warn_constant
+from .values import (is_scalar_like, plain_lineage, plain_node, scalar_lineage, scalar_parts,
+                     warn_constant)
 from .base import (align_rows, attach_inplace, guard_depth, guard, hashable, label_positions, remap, warn_partial,
                    column_positions, lineage_of)
 
@@ -79,7 +80,17 @@ def after_cell_write(obj, lin, key, value, kind, old_cols):
         parts.append(p.with_(rel=rel, cmat=cm_w))
     vlin = lineage_of(value)
     reasons = []
-    if vlin is not None:
+    if vlin is not None and is_frame and isinstance(value, pd.DataFrame):
+        fparts = _frame_value_parts(obj, value, vlin, kind, rpos, cpos, nidx + ncols)
+        if fparts is None:
+            reasons.append(f"a {kind} write of a DataFrame whose rows or columns cannot be matched (taken as "
+                           f"all its cells)")
+            warn_partial(f"whence: a {kind} write of a DataFrame whose rows or columns cannot be matched is "
+                         f"taken as all its cells (PARTIAL)")
+            parts += _everything_of(value, len(obj))
+        else:
+            parts += fparts
+    elif vlin is not None:
         vsel = np.full(len(obj), -1, np.int64)
         if len(value) == len(rpos) and not isinstance(value, pd.Series):
             vsel[rpos] = np.arange(len(rpos))
@@ -115,6 +126,45 @@ def after_cell_write(obj, lin, key, value, kind, old_cols):
     if mreason:
         reasons.append(mreason)
     attach_inplace(obj, parts, f"{kind} write", [lin, vlin, mlin], reasons)
+
+
+def _frame_value_parts(obj, value, vlin, kind, rpos, cpos, ncells):
+    """Parts of ``obj.loc/iloc[rows, cols] = frame`` for the written cells, or None when whence cannot match them.
+
+    ``iloc`` writes the value by position (its ``i``-th column into the ``i``-th written column, its rows in
+    order); ``loc`` matches it by label, as pandas does: rows by index, columns by label (a written column the
+    value lacks becomes a constant NaN).
+    """
+    n, nidx = len(obj), obj.index.nlevels
+    cpos = np.asarray(cpos, np.int64)
+    if kind in ("iloc", "iat"):
+        if value.shape != (len(rpos), len(cpos)):
+            return None
+        src = np.arange(len(cpos))
+        rows = np.arange(len(rpos), dtype=np.int64)
+    else:
+        vcols = value.columns
+        if vcols.is_unique:
+            src = column_positions(vcols, obj.columns[cpos])
+        elif vcols.equals(obj.columns):
+            src = cpos
+        else:
+            return None
+        al = align_rows(value, obj)
+        if al is False:
+            return None
+        rows = (np.arange(n, dtype=np.int64) if al is None else np.asarray(al, np.int64))[rpos]
+    vsel = np.full(n, -1, np.int64)
+    vsel[rpos] = rows
+    parts = []
+    for p in vlin.parts:
+        cm = np.zeros((ncells, p.cmat.shape[1]), bool)
+        for c, s in zip(cpos, src):
+            if s >= 0:
+                cm[nidx + c] |= p.cmat[0] if p.wide else p.cmat[vlin.nidx + s]
+        if cm.any():
+            parts.append(Part(p.node, p.rel.take(vsel), cm, p.control))
+    return parts
 
 
 def _mask_control(rk, obj, written):
@@ -225,18 +275,13 @@ def _after_setitem(obj, lin, key, value, old_cols, insert_at=None):
     """Lineage after ``obj[key] = value`` (column assignment; a new column is added at the end)."""
     cols = obj.columns
     nidx = obj.index.nlevels
-    if not hashable(key) or isinstance(key, tuple) and key not in cols:
-        if isinstance(key, list) and isinstance(value, pd.DataFrame):
-            pass
-        else:
-            attach_inplace(obj, [p.with_(rel=RowRel.everything(len(obj), p.rel.n_src),
-                                          cmat=np.broadcast_to(p.cmat.any(0),
-                                                               (nidx + obj.shape[1], p.cmat.shape[1])).copy())
-                                  for p in lin.parts] + _everything_of(value, len(obj)), "setitem", [lin],
-                            ["a setitem with a key whence does not cover"])
-            warn_partial("whence: this setitem is not covered; the frame is marked PARTIAL")
-            return
-    keys = list(key) if isinstance(key, list) else [key]
+    keys = _label_list(key)
+    if keys is None and (not hashable(key) or isinstance(key, tuple) and key not in cols) or \
+            keys is not None and value is obj:
+        _setitem_not_followed(obj, lin, value, "a setitem with a key whence does not cover")
+        return
+    if keys is None:
+        keys = [key]
     fast = _one_column_write(key, cols, old_cols, insert_at)
     if fast is not None:
         pos, loc = fast
@@ -248,18 +293,131 @@ def _after_setitem(obj, lin, key, value, old_cols, insert_at=None):
     parts = remap(lin, crow)
     reasons = []
     inputs = [lin]
-    if isinstance(value, pd.DataFrame) and len(keys) == value.shape[1]:
-        vals = [value.iloc[:, j] for j in range(value.shape[1])]
-    else:
-        vals = [value] * len(keys)
-    for i, (k, v) in enumerate(zip(keys, vals)):
-        j = nidx + (locs[i] if i in locs else int(cols.get_loc(k)))
-        vparts, vreasons, vlin = value_parts(v, obj, j, nidx + len(cols), f"column {k!r}")
-        parts += vparts
-        reasons += vreasons
-        if vlin is not None:
-            inputs.append(vlin)
+    ncells = nidx + len(cols)
+    # a list of labels on duplicated column labels: pandas writes by position in ways not followed here
+    writes = _column_values(keys, value, cols) if cols.is_unique or _label_list(key) is None else None
+    if writes is None:
+        _setitem_not_followed(obj, lin, value, f"a write of a {type(value).__name__} into columns {keys!r}")
+        return
+    if any(src is not None for _, _, src in writes) and not _shares_lineage(value):
+        warn_constant(f"column {keys[0]!r}" if len(keys) == 1 else f"columns {keys!r}", value)
+    last = {k: (v, src) for k, v, src in writes}  # pandas writes the columns in turn: the last write of a label wins
+    for k, (v, src) in last.items():
+        loc = locs[0] if locs else cols.get_loc(k)
+        rows = [nidx + int(loc)] if isinstance(loc, (int, np.integer)) else \
+            list(nidx + np.arange(len(cols))[loc])
+        for j in rows:
+            if src is None:
+                vparts, vreasons, vlin = value_parts(v, obj, j, ncells, f"column {k!r}")
+            else:
+                vparts, vreasons, vlin = _column_of(value, src, obj, j, ncells, f"column {k!r}")
+            parts += vparts
+            reasons += vreasons
+            if vlin is not None:
+                inputs.append(vlin)
     attach_inplace(obj, parts, "setitem", inputs, reasons)
+
+
+def _setitem_not_followed(obj, lin, value, why):
+    """``obj[key] = value`` that whence cannot follow: every cell of the frame and the value for every cell."""
+    nidx = obj.index.nlevels
+    attach_inplace(obj, [p.with_(rel=RowRel.everything(len(obj), p.rel.n_src),
+                                  cmat=np.broadcast_to(p.cmat.any(0), (nidx + obj.shape[1], p.cmat.shape[1])).copy())
+                         for p in lin.parts] + _everything_of(value, len(obj)), "setitem", [lin], [why])
+    warn_partial(f"whence: {why} is not covered; the frame is marked PARTIAL")
+
+
+def _label_list(key):
+    """The labels of a list-like column key (``df[["a", "b"]] = v``), or None (one label, or a boolean mask)."""
+    if isinstance(key, (list, np.ndarray, pd.Index)) and not isinstance(key, pd.MultiIndex):
+        labels = list(key)
+        if all(isinstance(x, (bool, np.bool_)) for x in labels) and labels:
+            return None
+        return labels
+    return None
+
+
+def _shares_lineage(value):
+    """True when a multi-column value carries lineage of its own (no constant to warn about)."""
+    from ...tracked import TrackedArray
+    if lineage_of(value) is not None or isinstance(value, TrackedArray) or is_scalar_like(value):
+        return True
+    return np.ndim(value) == 1  # one scalar per column, as ``df[c] = 3``
+
+
+def _column_values(keys, value, cols):
+    """What ``df[keys] = value`` writes, as pandas does it: one ``(label, value, source)`` per write, in order.
+
+    ``source`` is the position of the value's column (a DataFrame, a 2-D array) written there, else None and
+    ``value`` the single-column value (a scalar, an element of a flat list).  None when whence cannot follow.
+    """
+    from ...tracked import TrackedArray
+    if len(keys) == 1 and not isinstance(value, pd.DataFrame) and np.ndim(value) < 2:
+        return [(keys[0], value, None)]
+    if isinstance(value, pd.DataFrame):
+        if not value.columns.is_unique or value.shape[1] != len(keys):
+            return None
+        if isinstance(cols, pd.MultiIndex) and not all(isinstance(k, tuple) and len(k) == cols.nlevels
+                                                       for k in keys):
+            return None  # a key naming several columns: pandas matches the value's columns by sub-label
+        return [(k, None, int(value.columns.get_loc(c))) for k, c in zip(keys, value.columns)]
+    if isinstance(value, (pd.Series, pd.Index)):
+        return None
+    if isinstance(value, (list, tuple)) and any(_carries_lineage(x) for x in _flat(value)):
+        return None  # tracked objects inside a list: not followed
+    if is_scalar_like(value):
+        return [(k, value, None) for k in keys]
+    if isinstance(value, TrackedArray) or np.ndim(value) == 2:
+        if np.shape(value)[-1] != len(keys):
+            return None
+        return [(k, None, i) for i, k in enumerate(keys)]
+    if np.ndim(value) == 1 and len(value) == len(keys):
+        return [(k, value[i], None) for i, k in enumerate(keys)]
+    return None
+
+
+def _flat(value):
+    for x in value:
+        if isinstance(x, (list, tuple)):
+            yield from x
+        else:
+            yield x
+
+
+def _carries_lineage(x):
+    from ...tracked import TrackedArray
+    return isinstance(x, (TrackedArray, pd.Series, pd.DataFrame, pd.Index, np.ndarray)) or \
+        lineage_of(x) is not None
+
+
+def _column_of(value, src, obj, j, ncells, where):
+    """``value_parts`` of column ``src`` of a DataFrame or 2-D array ``value`` written into cmat row ``j``."""
+    from ...tracked import TrackedArray
+    n = len(obj)
+    vlin = lineage_of(value)
+    if vlin is not None:
+        al = align_rows(value, obj)
+        if al is False:
+            parts = [Part(p.node, RowRel.everything(n, p.rel.n_src), p.cmat.any(0)[None, :].copy(), p.control,
+                          wide=True) for p in vlin.parts]
+            return parts, [f"{where} was assigned from a value whose rows cannot be aligned (taken as all its "
+                           f"cells)"], vlin
+        parts = []
+        for p in vlin.parts:
+            row = p.cmat[0] if p.wide else p.cmat[vlin.nidx + src]
+            if not row.any():
+                continue
+            cm = np.zeros((ncells, row.shape[0]), bool)
+            cm[j] = row
+            parts.append(Part(p.node, p.rel if al is None else p.rel.take(al), cm, p.control))
+        return parts, list(vlin.reasons), vlin
+    if isinstance(value, TrackedArray) and value.ndim == 2 and value.shape[0] == n:
+        cm = np.zeros((ncells, node_cols(value.node)), bool)
+        cm[j, src] = True
+        return [Part(value.node, RowRel.identity(n), cm)], [], None
+    if isinstance(value, TrackedArray):
+        return value_parts(value, obj, j, ncells, where)  # taken as all its cells, with its reason
+    return [], [], None  # a plain 2-D array or list of lists: constants (warned once for the write)
 
 
 def _one_column_write(key, cols, old_cols, insert_at):
