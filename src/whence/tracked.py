@@ -821,12 +821,11 @@ class TrackedArray(NDArrayOperatorsMixin):
             r = _DASK[0].dispatch_function(func, types, args, kwargs)
             if r is not _DASK[0].NOT_LAZY:
                 return r
-        else:
-            f = FAST_FUNCTIONS.get(func)
-            if f is not None:  # the common call of a common function, without binding its arguments
-                r = f(args, kwargs)
-                if r is not None:
-                    return r
+        f = FAST_FUNCTIONS.get(func)
+        if f is not None:  # the common call of a common function, without binding its arguments
+            r = f(args, kwargs)
+            if r is not None:
+                return r
         return _LATE["dispatch"](func, types, args, kwargs)
 
     # -- attributes ----------------------------------------------------------------------------------
