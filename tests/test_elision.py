@@ -539,3 +539,32 @@ def test_a_temporary_whose_node_is_held_gets_a_new_wrapper(monkeypatch):
     for o in [(0, 0), (2, 3)]:
         assert wh.backward(y, o)["a"].tolist() == [list(o)]
     assert wh.ops(y) == ["multiply", "add", "multiply", "subtract"]
+
+
+def test_a_held_operand_read_by_many_elided_operations_keeps_few_readers():
+    # ``(a * 2 + 1) - m`` with ``m`` held: each call folds the elided temporary into a new reader of ``m``;
+    # m's list of readers must not keep the dead ones (it grew by one per call, and each call scanned it all)
+    wh.reset()
+    g = np.random.default_rng(5)
+    n = 40_000  # large enough to elide
+    a = wh.track(g.random(n), name="a")
+    big = wh.track(g.random(n), name="big")
+    for m in (a.mean(), big * 3):  # a small result (records no readers) and a large one (records them)
+        ys = []
+        for i in range(300):
+            y = (a * 2 + 1) - m
+            if i % 100 == 0:
+                ys.append(y)
+            del y
+        k = m._node.kids
+        kept = [] if k is None else [k] if type(k) is not list else k
+        assert len(kept) < 32, len(kept)
+        truth = (np.asarray(a) * 2 + 1) - np.asarray(m)
+        for y in ys:
+            np.testing.assert_array_equal(np.asarray(y), truth)
+            r = wh.backward(y, (7,))
+            # by definition: cell 7 of a, and what m's cell reads (every cell of a; cell 7 of big)
+            assert r.complete and set(r) == ({"a", "big"} if m.shape else {"a"})
+            assert r["a"].tolist() == ([[7]] if m.shape else [[i] for i in range(n)])
+            if m.shape:
+                assert r["big"].tolist() == [[7]]

@@ -56,7 +56,7 @@ import numpy as np
 
 from . import graph as _graph
 from . import maps as _maps
-from .graph import Node
+from .graph import READERS_NOT_KEPT, Node
 from .maps import (BandMap, ChainMap, EinsumMap, ElementwiseMap, GatherMap, LaneMap, Map, ReduceMap, UnionMap,
                    ViewMap, compose_pair, stored_gather)
 
@@ -327,12 +327,18 @@ def _add_kid(q, node):
     if k is None:
         q.kids = weakref.ref(node)
         return
+    if k is READERS_NOT_KEPT:  # a node whose death folds nothing records no readers
+        return
     if type(k) is not list:
         if k() is node:
             return
         q.kids = k = [k]
-    if not any(w() is node for w in k):
-        k.append(weakref.ref(node))
+    for w in k:
+        if w() is node:
+            return
+    k.append(weakref.ref(node))
+    if len(k) >= 16 and not len(k) & (len(k) - 1):  # (as Node.__init__: the dead readers go now and then)
+        k[:] = [w for w in k if w() is not None]
 
 
 def _count(seq, p):

@@ -100,7 +100,7 @@ class Node:
                 k.append(r)
                 if len(k) >= 16 and not len(k) & (len(k) - 1):
                     k[:] = [w for w in k if w() is not None]
-            else:
+            elif k is not READERS_NOT_KEPT:  # (a node that records no readers stays so)
                 p.kids = [k, r]
 
     def __getstate__(self) -> dict[str, Any]:
