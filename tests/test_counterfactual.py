@@ -92,6 +92,27 @@ def _etl(people, loans, funcs, how_filter):
     return df[cols].to_numpy(dtype="float64"), df["y"].to_numpy()
 
 
+def _assert_deletions_rerun(p, X, people, loans, funcs):
+    """Check the propagation ``p`` of every single-row deletion of ``loans`` against re-running the ETL without
+    that row; returns, per row, the training rows whose values changed."""
+    X0 = np.asarray(X)
+    out = []
+    for r in range(len(loans)):
+        X1, _ = _etl(people, loans.drop(index=r).reset_index(drop=True), funcs, "c")
+        changed = np.flatnonzero(~np.all((X0 == X1) | (np.isnan(X0) & np.isnan(X1)), axis=1))
+        # a statistic recomputed over the same values in another order (a std without a NaN row) may differ in
+        # its last bit: such a row may be reported or not, any other change must be
+        moved = np.flatnonzero(~np.all(np.isclose(X0, X1, rtol=1e-12, atol=1e-12, equal_nan=True), axis=1))
+        sel = p.src == r
+        reported = set(p.train[sel].tolist())
+        assert set(moved.tolist()) <= reported <= set(changed.tolist())
+        if sel.any():
+            np.testing.assert_allclose(p.new[sel], X1[p.train[sel]], rtol=1e-9, atol=1e-9)
+        out.append(changed)
+    assert p.exact
+    return out
+
+
 @settings(max_examples=15, deadline=None)
 @given(st.data())
 def test_propagation_equals_rerunning_the_etl(data):
@@ -122,23 +143,11 @@ def test_propagation_equals_rerunning_the_etl(data):
         cols = [X0[:, j] for j in range(1, X0.shape[1])]
         assert any(np.array_equal(a, b, equal_nan=True) for i, a in enumerate(cols) for b in cols[i + 1:])
         return
-    X0 = np.asarray(X)
-    for r in range(n_l):
-        X1, _ = _etl(people, loans.drop(index=r).reset_index(drop=True), funcs, "c")
-        changed = np.flatnonzero(~np.all((X0 == X1) | (np.isnan(X0) & np.isnan(X1)), axis=1))
-        # a statistic recomputed over the same values in another order (a std without a NaN row) may differ in
-        # its last bit: such a row may be reported or not, any other change must be
-        moved = np.flatnonzero(~np.all(np.isclose(X0, X1, rtol=1e-12, atol=1e-12, equal_nan=True), axis=1))
-        sel = p.src == r
-        reported = set(p.train[sel].tolist())
-        assert set(moved.tolist()) <= reported <= set(changed.tolist())
-        assert not p.removed[sel].any()
-        if sel.any():
-            np.testing.assert_allclose(p.new[sel], X1[p.train[sel]], rtol=1e-9, atol=1e-9)
+    for r, changed in enumerate(_assert_deletions_rerun(p, X, people, loans, funcs)):
+        assert not p.removed[p.src == r].any()
         assert p.fed_nothing[r] == (loans["kind"].iloc[r] == "c" or loans["pid"].iloc[r] >= n_p)
         if p.fed_nothing[r]:
             assert not changed.size
-    assert p.exact
 
 
 def test_count_of_a_text_column_propagates_as_rerunning_the_etl():
@@ -161,19 +170,7 @@ def test_count_of_a_text_column_propagates_as_rerunning_the_etl():
     assert rec.columns[0].values.dtype == np.float64
     assert np.array_equal(np.isnan(rec.columns[0].values), loans["note"].isna().to_numpy())
     p = propagate(_Context(X), "loans")
-    X0 = np.asarray(X)
-    for r in range(n_l):
-        X1, _ = _etl(people, loans.drop(index=r).reset_index(drop=True), funcs, "c")
-        changed = np.flatnonzero(~np.all((X0 == X1) | (np.isnan(X0) & np.isnan(X1)), axis=1))
-        # a statistic recomputed over the same values in another order (a std without a NaN row) may differ in
-        # its last bit: such a row may be reported or not, any other change must be
-        moved = np.flatnonzero(~np.all(np.isclose(X0, X1, rtol=1e-12, atol=1e-12, equal_nan=True), axis=1))
-        sel = p.src == r
-        reported = set(p.train[sel].tolist())
-        assert set(moved.tolist()) <= reported <= set(changed.tolist())
-        if sel.any():
-            np.testing.assert_allclose(p.new[sel], X1[p.train[sel]], rtol=1e-9, atol=1e-9)
-    assert p.exact
+    _assert_deletions_rerun(p, X, people, loans, funcs)
 
 
 # ------------------------------------------------------------------------------- effects vs the truth

@@ -233,10 +233,7 @@ def value_parts(v, obj, j, ncells, where):
         else:  # an Index or a registered array is written by position
             al = None if len(v) == n else False
         if al is False:
-            parts = [Part(p.node, RowRel.everything(n, p.rel.n_src), p.cmat.any(0)[None, :].copy(), p.control,
-                          wide=True) for p in vlin.parts]
-            return parts, [f"{where} was assigned from a value whose rows cannot be aligned (taken as all its "
-                           f"cells)"], vlin
+            return _unaligned_parts(vlin, n, where)
         parts = []
         for p in vlin.parts:
             row = p.data_row(vlin.nidx)
@@ -390,6 +387,14 @@ def _carries_lineage(x):
         lineage_of(x) is not None
 
 
+def _unaligned_parts(vlin, n, where):
+    """``value_parts`` of a value whose rows cannot be aligned with the frame's ``n`` rows: every cell of the
+    value for every written cell, PARTIAL."""
+    parts = [Part(p.node, RowRel.everything(n, p.rel.n_src), p.cmat.any(0)[None, :].copy(), p.control, wide=True)
+             for p in vlin.parts]
+    return parts, [f"{where} was assigned from a value whose rows cannot be aligned (taken as all its cells)"], vlin
+
+
 def _column_of(value, src, obj, j, ncells, where):
     """``value_parts`` of column ``src`` of a DataFrame or 2-D array ``value`` written into cmat row ``j``."""
     from ...tracked import TrackedArray
@@ -398,10 +403,7 @@ def _column_of(value, src, obj, j, ncells, where):
     if vlin is not None:
         al = align_rows(value, obj)
         if al is False:
-            parts = [Part(p.node, RowRel.everything(n, p.rel.n_src), p.cmat.any(0)[None, :].copy(), p.control,
-                          wide=True) for p in vlin.parts]
-            return parts, [f"{where} was assigned from a value whose rows cannot be aligned (taken as all its "
-                           f"cells)"], vlin
+            return _unaligned_parts(vlin, n, where)
         parts = []
         for p in vlin.parts:
             row = p.cmat[0] if p.wide else p.cmat[vlin.nidx + src]
